@@ -1,0 +1,23 @@
+// eob: one binary, one subcommand per job. Each subcommand lives in src/commands/<name>.ts.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import type { CommandModule } from 'yargs';
+
+const commands: CommandModule[] = [];
+
+await yargs(hideBin(process.argv))
+  .scriptName('eob')
+  .command(commands)
+  .demandCommand(1, 'Name a command: eob --help lists them.')
+  .strict()
+  .help()
+  .alias('h', 'help')
+  .fail((message, error, y) => {
+    if (error !== undefined && error !== null) {
+      process.stderr.write(`eob: ${error.message}\n`);
+    } else {
+      process.stderr.write(`${y.help()}\n\neob: ${message}\n`);
+    }
+    process.exit(2);
+  })
+  .parseAsync();

@@ -1,0 +1,37 @@
+// The only module that reads process.env. Precedence everywhere: defaults < environment < command-line flags.
+// Components receive typed options objects built here or by the CLI; they never look at the environment.
+
+export interface Environment {
+  /** MYSQL_URL: use this server instead of starting a private one. */
+  mysqlUrl: string | undefined;
+  /** EOB_FAILPOINTS: `name=N,...`, armed in server and worker processes (see src/system/failpoints.ts). */
+  failpoints: string | undefined;
+  /** CI or a non-terminal stdout: progress bars stay quiet. */
+  ci: boolean;
+  /** EOB_LOG=quiet silences the one-line logs of server and worker (the harness sets it for children). */
+  quiet: boolean;
+  /** EOB_MARIADB_BIN_DIR: where to look for mariadbd / mariadb-install-db first. */
+  mariadbBinDir: string | undefined;
+}
+
+export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
+  const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v.trim() === '' ? undefined : v.trim());
+  return {
+    mysqlUrl: nonEmpty(env.MYSQL_URL),
+    failpoints: nonEmpty(env.EOB_FAILPOINTS),
+    ci: nonEmpty(env.CI) !== undefined && env.CI !== 'false' && env.CI !== '0',
+    quiet: env.EOB_LOG === 'quiet',
+    mariadbBinDir: nonEmpty(env.EOB_MARIADB_BIN_DIR),
+  };
+}
+
+/** Resolves defaults < environment < flags for one options object; undefined means "not given". */
+export function resolve<T extends object>(defaults: T, ...layers: Partial<T>[]): T {
+  const result = { ...defaults };
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer) as [keyof T, T[keyof T] | undefined][]) {
+      if (value !== undefined) result[key] = value;
+    }
+  }
+  return result;
+}

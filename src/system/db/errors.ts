@@ -1,0 +1,59 @@
+// Which database errors a consume or publish loop may retry, and which it must raise.
+
+export type ErrorClass = 'deadlock' | 'lock-wait-timeout' | 'connection' | 'server-restarting' | 'fatal';
+
+interface DriverError {
+  code?: string;
+  errno?: number;
+  fatal?: boolean;
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOENT', // socket file gone while the server restarts
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+  'POOL_CLOSED',
+  'ER_CONNECTION_KILLED',
+  'ER_QUERY_INTERRUPTED',
+  'ER_SERVER_SHUTDOWN',
+  'ER_NET_READ_ERROR',
+  'ER_NET_ERROR_ON_WRITE',
+]);
+
+/**
+ * 1213 deadlock and 1205 lock wait timeout roll the transaction back (1205 only the statement, which is why
+ * callers roll back explicitly); 2006/2013 and the socket errors mean the session is gone; 1053 and 1927
+ * (connection killed) come from a server shutting down or `KILL CONNECTION`.
+ */
+export function classifyError(error: unknown): ErrorClass {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
+  if (e.errno === 1213 || e.code === 'ER_LOCK_DEADLOCK') return 'deadlock';
+  if (e.errno === 1205 || e.code === 'ER_LOCK_WAIT_TIMEOUT') return 'lock-wait-timeout';
+  if (e.errno === 1053 || e.errno === 1927 || e.errno === 1077 || e.code === 'ER_SERVER_SHUTDOWN') {
+    return 'server-restarting';
+  }
+  if (e.code !== undefined && CONNECTION_CODES.has(e.code)) return 'connection';
+  if (e.errno === 2006 || e.errno === 2013 || e.errno === 1152 || e.errno === 1158 || e.errno === 1159) {
+    return 'connection';
+  }
+  if (e.fatal === true) return 'connection';
+  return 'fatal';
+}
+
+export function isRetryable(error: unknown): boolean {
+  return classifyError(error) !== 'fatal';
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const e = error as Error & DriverError;
+    return e.code === undefined ? e.message : `${e.code}${e.errno === undefined ? '' : ` (${e.errno})`}: ${e.message}`;
+  }
+  return String(error);
+}

@@ -1,0 +1,108 @@
+// mysql2 pools and the one way this project sends SQL: `SqlExecutor.query` returns the rows (or the result
+// header for writes), never the [rows, fields] pair, so SQL modules do not depend on the driver's shape.
+import mysql from 'mysql2/promise';
+import type { Pool, PoolConnection } from 'mysql2/promise';
+import type { IsolationLevel, SqlExecutor } from '../pubsub/types.ts';
+
+export type { Pool, PoolConnection };
+
+export interface PoolOptions {
+  url: string;
+  /** Connections kept open; the server's coalescer and each consumer hold one each while they work. */
+  connectionLimit: number;
+  /** How long a connect may take before the caller sees an error (ms). */
+  connectTimeoutMs: number;
+}
+
+export const DEFAULT_POOL_OPTIONS: Omit<PoolOptions, 'url'> = { connectionLimit: 16, connectTimeoutMs: 5_000 };
+
+export interface MysqlUrl {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  socketPath?: string;
+}
+
+/** Parses `mysql://user:pass@host:port/db[?socket=/path]`; throws an error that says what is wrong. */
+export function parseMysqlUrl(url: string): MysqlUrl {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`MYSQL_URL is not a URL: "${url}" (expected mysql://user:password@host:port/database)`);
+  }
+  if (parsed.protocol !== 'mysql:' && parsed.protocol !== 'mariadb:') {
+    throw new Error(`MYSQL_URL must start with mysql:// (got "${parsed.protocol}//")`);
+  }
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  if (database === '' || !/^[A-Za-z0-9_$]+$/.test(database)) {
+    throw new Error(`MYSQL_URL must name a database made of letters, digits and _ (got "${database}" in ${url})`);
+  }
+  const port = parsed.port === '' ? 3306 : Number(parsed.port);
+  const socketPath = parsed.searchParams.get('socket') ?? undefined;
+  return {
+    host: parsed.hostname === '' ? '127.0.0.1' : parsed.hostname.replace(/^\[|\]$/g, ''),
+    port,
+    user: decodeURIComponent(parsed.username || 'root'),
+    password: decodeURIComponent(parsed.password),
+    database,
+    ...(socketPath === undefined ? {} : { socketPath }),
+  };
+}
+
+function connectionConfig(url: MysqlUrl, connectTimeoutMs: number) {
+  return {
+    host: url.host,
+    port: url.port,
+    user: url.user,
+    password: url.password,
+    ...(url.socketPath === undefined ? {} : { socketPath: url.socketPath }),
+    connectTimeout: connectTimeoutMs,
+    // Offsets are BIGINT: numbers are exact up to 2^53, far beyond any run of this tool.
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    // created_at is TIMESTAMP; read as UTC so lag is computed the same way whatever the machine's zone.
+    timezone: 'Z',
+  };
+}
+
+/** Creates the database named in the URL if it does not exist (a fresh private server has only `test`). */
+export async function ensureDatabase(url: string, connectTimeoutMs = DEFAULT_POOL_OPTIONS.connectTimeoutMs): Promise<void> {
+  const parsed = parseMysqlUrl(url);
+  const conn = await mysql.createConnection(connectionConfig(parsed, connectTimeoutMs));
+  try {
+    await conn.query(`CREATE DATABASE IF NOT EXISTS \`${parsed.database}\``);
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}
+
+export function createPool(options: PoolOptions): Pool {
+  const parsed = parseMysqlUrl(options.url);
+  return mysql.createPool({
+    ...connectionConfig(parsed, options.connectTimeoutMs),
+    database: parsed.database,
+    connectionLimit: options.connectionLimit,
+    waitForConnections: true,
+    queueLimit: 0,
+    enableKeepAlive: true,
+  });
+}
+
+/** Wraps a pool or connection so that `query` returns rows (or the write result header) only. */
+export function executorOf(target: Pool | PoolConnection): SqlExecutor {
+  return {
+    async query<T>(sql: string, values?: unknown[]): Promise<T> {
+      const [rows] = await target.query(sql, values);
+      return rows as T;
+    },
+  };
+}
+
+/** `SET TRANSACTION ISOLATION LEVEL` applies to the next transaction on this session only. */
+export async function beginTransaction(conn: PoolConnection, isolation: IsolationLevel): Promise<void> {
+  await conn.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
+  await conn.query('START TRANSACTION');
+}

@@ -1,0 +1,87 @@
+// The pub/sub vocabulary of DESIGN.md section 2, shared by every implementation (MySQL offset, MySQL queue,
+// in-memory). Nothing here touches a database.
+
+/** Something SQL can be sent to: a pool or one connection that holds a transaction. */
+export interface SqlExecutor {
+  query<T = unknown>(sql: string, values?: unknown[]): Promise<T>;
+}
+
+/** A message as it is published: the offset is assigned by the topic. */
+export interface OutgoingMessage {
+  uuid: string;
+  payload: unknown;
+  metadata: Record<string, string>;
+}
+
+/** A message as it is delivered, with its position in the topic. */
+export interface Message extends OutgoingMessage {
+  offset: number;
+  createdAt: Date;
+}
+
+/**
+ * The transaction a batch is consumed in. Handlers write their effects through it, so the effects commit or
+ * roll back together with the ack; an implementation with no database hands a stand-in that records writes.
+ */
+export interface ConsumeTx extends SqlExecutor {
+  readonly kind: 'mysql' | 'memory';
+}
+
+/** `(messages, tx) => Promise<void>`: throwing rolls the whole batch back (a nack). */
+export type BatchHandler = (messages: readonly Message[], tx: ConsumeTx) => Promise<void>;
+
+/**
+ * - transactional: effects and ack commit together (exactly-once).
+ * - after-commit: effects commit, then the ack in a second transaction (at-least-once; the duplicate control).
+ * - before-commit: the ack commits first, then the effects (at-most-once; the loss control).
+ */
+export type AckMode = 'transactional' | 'after-commit' | 'before-commit';
+export const ACK_MODES: readonly AckMode[] = ['transactional', 'after-commit', 'before-commit'];
+
+export type IsolationLevel = 'READ UNCOMMITTED' | 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
+export const ISOLATION_LEVELS: readonly IsolationLevel[] = [
+  'READ UNCOMMITTED',
+  'READ COMMITTED',
+  'REPEATABLE READ',
+  'SERIALIZABLE',
+];
+
+/** Accepts `REPEATABLE-READ`, `repeatable_read` and `REPEATABLE READ` alike; returns undefined if none fits. */
+export function parseIsolationLevel(text: string): IsolationLevel | undefined {
+  const normalized = text.trim().toUpperCase().replace(/[-_\s]+/g, ' ');
+  return ISOLATION_LEVELS.find((level) => level === normalized);
+}
+
+/** Counts a subscriber keeps, for logs and for the bench. */
+export interface SubscriberStats {
+  batches: number;
+  messages: number;
+  rollbacks: number;
+  retries: number;
+  /** Offsets passed over as permanent gaps (rolled-back or abandoned allocations), offset mode only. */
+  gapsSkipped: number;
+}
+
+/** A running consumer; `close()` finishes or rolls back the batch in hand, then resolves. */
+export interface Subscription {
+  readonly stats: SubscriberStats;
+  close(): Promise<void>;
+  /** Resolves when the consume loop has ended (after close, or on a fatal error, which it rejects with). */
+  readonly done: Promise<void>;
+}
+
+export interface Publisher {
+  /** Publishes all messages in one statement (one INSERT for MySQL); resolves after they are durable. */
+  publish(topic: string, messages: readonly OutgoingMessage[], executor?: SqlExecutor): Promise<void>;
+}
+
+export interface SubscribeOptions {
+  topic: string;
+  consumerGroup: string;
+  batchSize: number;
+  handler: BatchHandler;
+}
+
+export interface PubSub extends Publisher {
+  subscribe(options: SubscribeOptions): Promise<Subscription>;
+}

@@ -1,0 +1,98 @@
+// All SQL on `watermill_<topic>`, the topic log of offset mode. The DDL is watermill-sql's default MySQL
+// schema, so a real Watermill deployment's tables can be read and written by this tool and vice versa.
+import type { Message, OutgoingMessage, SqlExecutor } from '../pubsub/types.ts';
+import { messagesTable } from './identifiers.ts';
+
+export interface MessageRow {
+  offset: number;
+  uuid: string;
+  created_at: Date;
+  payload: unknown;
+  metadata: unknown;
+}
+
+export async function createMessagesTable(db: SqlExecutor, topic: string): Promise<void> {
+  await db.query(`CREATE TABLE IF NOT EXISTS ${messagesTable(topic)} (
+    \`offset\` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    \`uuid\` VARCHAR(36) NOT NULL,
+    \`created_at\` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    \`payload\` JSON DEFAULT NULL,
+    \`metadata\` JSON DEFAULT NULL
+  ) ENGINE=InnoDB`);
+}
+
+/** Builds one multi-row INSERT: one statement, one commit, offsets allocated consecutively for the rows. */
+export function insertMessagesSql(table: string, messages: readonly OutgoingMessage[]): { sql: string; values: unknown[] } {
+  if (messages.length === 0) throw new Error('insertMessagesSql: no messages');
+  const values: unknown[] = [];
+  for (const m of messages) values.push(m.uuid, JSON.stringify(m.payload), JSON.stringify(m.metadata));
+  const rows = messages.map(() => '(?, ?, ?)').join(', ');
+  // Column names are listed so that extra columns of a variant table (queue mode's `acked`) take defaults.
+  return { sql: `INSERT INTO ${table} (\`uuid\`, \`payload\`, \`metadata\`) VALUES ${rows}`, values };
+}
+
+export async function insertMessages(db: SqlExecutor, topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+  const { sql, values } = insertMessagesSql(messagesTable(topic), messages);
+  await db.query(sql, values);
+}
+
+/**
+ * Reads up to `limit` messages after `afterOffset`, in offset order. Under SERIALIZABLE InnoDB turns this into
+ * a shared locking read, so rows already in the index but not yet committed make it wait for their commit;
+ * rows whose offset is allocated but not yet in the index are not seen at all, which is why the subscriber
+ * never acks past a gap it cannot prove permanent (DESIGN 4.1).
+ */
+export async function selectMessagesAfter(
+  db: SqlExecutor,
+  topic: string,
+  afterOffset: number,
+  limit: number,
+): Promise<Message[]> {
+  const rows = await db.query<MessageRow[]>(
+    `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${messagesTable(topic)}
+     WHERE \`offset\` > ? ORDER BY \`offset\` ASC LIMIT ?`,
+    [afterOffset, limit],
+  );
+  return rows.map(toMessage);
+}
+
+/** The highest offset in the topic, visible to this session (0 for an empty topic). */
+export async function selectMaxOffset(db: SqlExecutor, topic: string): Promise<number> {
+  const rows = await db.query<{ max_offset: number | null }[]>(
+    `SELECT MAX(\`offset\`) AS max_offset FROM ${messagesTable(topic)}`,
+  );
+  return Number(rows[0]?.max_offset ?? 0);
+}
+
+export async function countMessages(db: SqlExecutor, topic: string): Promise<number> {
+  const rows = await db.query<{ n: number }[]>(`SELECT COUNT(*) AS n FROM ${messagesTable(topic)}`);
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Every message's offset, uuid and metadata, for the checker (a full scan: only after a run). */
+export async function selectAllMessages(db: SqlExecutor, topic: string): Promise<Message[]> {
+  const rows = await db.query<MessageRow[]>(
+    `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${messagesTable(topic)} ORDER BY \`offset\``,
+  );
+  return rows.map(toMessage);
+}
+
+export function toMessage(row: MessageRow): Message {
+  return {
+    offset: Number(row.offset),
+    uuid: row.uuid,
+    createdAt: row.created_at,
+    payload: parseJson(row.payload),
+    metadata: (parseJson(row.metadata) ?? {}) as Record<string, string>,
+  };
+}
+
+// MariaDB's JSON is LONGTEXT, so the driver hands back a string; MySQL's JSON type arrives already parsed.
+function parseJson(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
