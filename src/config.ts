@@ -12,6 +12,8 @@ export interface Environment {
   quiet: boolean;
   /** EOB_MARIADB_BIN_DIR: where to look for mariadbd / mariadb-install-db first. */
   mariadbBinDir: string | undefined;
+  /** PATH, split: where else the managed database looks for mariadbd / mysqld. */
+  searchPath: string[];
 }
 
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
@@ -22,6 +24,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
     ci: nonEmpty(env.CI) !== undefined && env.CI !== 'false' && env.CI !== '0',
     quiet: env.EOB_LOG === 'quiet',
     mariadbBinDir: nonEmpty(env.EOB_MARIADB_BIN_DIR),
+    searchPath: (env.PATH ?? '').split(':').filter((dir) => dir !== ''),
   };
 }
 
