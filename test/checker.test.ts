@@ -1,0 +1,140 @@
+// The checker on literal fixtures: each case is small enough to verify by hand.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { check } from '../src/scenarios/checker.ts';
+import type { DbSnapshot, SnapshotMessage } from '../src/scenarios/checker.ts';
+import type { RequestAttempt, RequestOutcome } from '../src/scenarios/history.ts';
+
+const A = 'aaaaaaaa-0000-4000-8000-000000000001';
+const B = 'bbbbbbbb-0000-4000-8000-000000000002';
+
+function attempt(requestId: string, counterUuid: string, outcome: RequestOutcome, n = 1): RequestAttempt {
+  return { requestId, counterUuid, attempt: n, outcome, phase: 'load', startMs: n, endMs: n + 1 };
+}
+function msg(offset: number, requestId: string, counterUuid: string, acked = true): SnapshotMessage {
+  return { offset, requestId, counterUuid, acked };
+}
+function snapshot(messages: SnapshotMessage[], counters: Record<string, number>): DbSnapshot {
+  return { messages, counters: new Map(Object.entries(counters)) };
+}
+
+test('valid: every ok request published once and counted once', () => {
+  const history = [attempt('c-1', A, 'ok'), attempt('c-2', A, 'ok'), attempt('c-3', B, 'ok')];
+  const v = check(history, snapshot([msg(1, 'c-1', A), msg(2, 'c-2', A), msg(3, 'c-3', B)], { [A]: 2, [B]: 1 }));
+  assert.equal(v.verdict, 'valid', v.reasons.join('; '));
+  assert.deepEqual([v.lost, v.duplicated, v.publishDuplicated, v.total], [0, 0, 0, 3]);
+  assert.equal(v.bound.holds, true);
+  assert.deepEqual(v.reasons, []);
+});
+
+test('lost at publish: an ok request missing from the topic is named', () => {
+  const history = [attempt('c-1', A, 'ok'), attempt('c-2', A, 'ok')];
+  const v = check(history, snapshot([msg(1, 'c-1', A)], { [A]: 1 }));
+  assert.equal(v.verdict, 'invalid');
+  assert.equal(v.lost, 1);
+  assert.deepEqual(v.lostRequests, [{ requestId: 'c-2', counterUuid: A }]);
+  assert.equal(v.bound.holds, false);
+  assert.match(v.reasons.join('\n'), /c-2/);
+});
+
+test('lost by the consumer: an acked message whose effect is missing names the counter and offset', () => {
+  // The watermill skip: offset 2 sits below the acked offset but was never applied.
+  const history = [attempt('c-1', A, 'ok'), attempt('c-2', B, 'ok'), attempt('c-3', A, 'ok')];
+  const v = check(history, { ...snapshot([msg(1, 'c-1', A), msg(2, 'c-2', B), msg(3, 'c-3', A)], { [A]: 2 }), ackedOffset: 3 });
+  assert.equal(v.verdict, 'invalid');
+  assert.equal(v.lost, 1);
+  assert.equal(v.duplicated, 0);
+  assert.equal(v.counterViolations.length, 1);
+  const [violation] = v.counterViolations;
+  assert.equal(violation?.counterUuid, B);
+  assert.equal(violation?.kind, 'lost');
+  assert.deepEqual(violation?.offsets, [2]);
+  assert.deepEqual(violation?.requestIds, ['c-2']);
+  assert.equal(v.messages.ackedOffset, 3);
+  assert.match(v.reasons.join('\n'), new RegExp(`${B}.*offsets 2`));
+});
+
+test('duplicated: an effect applied twice is blamed on the worker, with the counter named', () => {
+  const history = [attempt('c-1', A, 'ok'), attempt('c-2', B, 'ok')];
+  const v = check(history, snapshot([msg(1, 'c-1', A), msg(2, 'c-2', B)], { [A]: 2, [B]: 1 }));
+  assert.equal(v.verdict, 'invalid');
+  assert.equal(v.duplicated, 1);
+  assert.equal(v.publishDuplicated, 0);
+  assert.equal(v.counterViolations[0]?.counterUuid, A);
+  assert.equal(v.counterViolations[0]?.kind, 'duplicated');
+  assert.equal(v.bound.holds, false);
+});
+
+test('publish-duplicated: one request id twice in the topic is a publish fault, not a worker duplicate', () => {
+  // A retrying client without de-duplication: the first attempt's answer was lost, the resend published again.
+  const history = [attempt('c-1', A, 'unknown', 1), attempt('c-1', A, 'ok', 2), attempt('c-2', B, 'ok')];
+  const v = check(history, snapshot([msg(1, 'c-1', A), msg(2, 'c-1', A), msg(3, 'c-2', B)], { [A]: 2, [B]: 1 }));
+  assert.equal(v.verdict, 'invalid');
+  assert.equal(v.publishDuplicated, 1);
+  assert.equal(v.duplicated, 0, 'the worker applied each message once');
+  assert.deepEqual(v.publishDuplicates, [{ requestId: 'c-1', outcome: 'ok', offsets: [1, 2] }]);
+  assert.match(v.reasons.join('\n'), /publish side, not the worker/);
+});
+
+test('unknown outcomes widen the bound: published or not, both are valid', () => {
+  const history = [attempt('c-1', A, 'ok'), attempt('c-2', A, 'unknown'), attempt('c-3', B, 'unknown'), attempt('c-4', B, 'fail')];
+  // c-2 made it, c-3 did not, c-4 definitely did not.
+  const v = check(history, snapshot([msg(1, 'c-1', A), msg(2, 'c-2', A)], { [A]: 2 }));
+  assert.equal(v.verdict, 'valid', v.reasons.join('; '));
+  assert.deepEqual([v.requests.ok, v.requests.unknown, v.requests.fail], [1, 2, 1]);
+  assert.deepEqual(v.bound, { ok: 1, total: 2, okPlusUnknown: 3, holds: true });
+});
+
+test('ok <= total <= ok + unknown: a total above the bound without another finding is invalid', () => {
+  // A counter row nobody published for (e.g. written by hand): no message explains it.
+  const history = [attempt('c-1', A, 'ok')];
+  const v = check(history, snapshot([msg(1, 'c-1', A)], { [A]: 1, [B]: 1 }));
+  assert.equal(v.verdict, 'invalid');
+  assert.equal(v.bound.holds, false);
+  assert.equal(v.duplicated, 1, 'a counter above its message count is a duplicate effect');
+});
+
+test('a fail outcome found in the topic is reported', () => {
+  const history = [attempt('c-1', A, 'fail')];
+  const v = check(history, snapshot([msg(1, 'c-1', A)], { [A]: 1 }));
+  assert.equal(v.verdict, 'invalid');
+  assert.deepEqual(v.failedButPublished, [{ requestId: 'c-1', offsets: [1] }]);
+});
+
+test('pending messages make the verdict unknown, not valid', () => {
+  const history = [attempt('c-1', A, 'ok'), attempt('c-2', A, 'ok')];
+  const v = check(history, snapshot([msg(1, 'c-1', A), msg(2, 'c-2', A, false)], { [A]: 1 }));
+  assert.equal(v.verdict, 'unknown');
+  assert.equal(v.messages.pending, 1);
+  assert.equal(v.lost, 0);
+});
+
+test('with de-duplication and retries the total equals the distinct request ids', () => {
+  const history = [
+    attempt('c-1', A, 'unknown', 1),
+    attempt('c-1', A, 'fail', 2),
+    attempt('c-1', A, 'ok', 3),
+    attempt('c-2', B, 'ok', 1),
+  ];
+  const good = check(history, snapshot([msg(1, 'c-1', A), msg(2, 'c-2', B)], { [A]: 1, [B]: 1 }), { endToEnd: true });
+  assert.equal(good.verdict, 'valid', good.reasons.join('; '));
+  assert.deepEqual(good.endToEnd, { checked: true, distinctRequestIds: 2, total: 2, holds: true });
+  assert.equal(good.requests.attempts, 4);
+  assert.equal(good.requests.distinct, 2);
+
+  // Retries gave up on c-2 with its outcome unknown and it was not published: end to end is not proven.
+  const gaveUp = [attempt('c-1', A, 'ok'), attempt('c-2', B, 'unknown', 1), attempt('c-2', B, 'unknown', 2)];
+  const v = check(gaveUp, snapshot([msg(1, 'c-1', A)], { [A]: 1 }), { endToEnd: true });
+  assert.equal(v.verdict, 'unknown');
+  assert.equal(v.endToEnd.holds, false);
+});
+
+test('messages that belong to no request are foreign', () => {
+  const v = check([attempt('c-1', A, 'ok')], snapshot([msg(1, 'c-1', A), msg(2, 'stranger', A)], { [A]: 2 }));
+  assert.equal(v.verdict, 'invalid');
+  assert.equal(v.foreignMessages[0]?.offset, 2);
+});
+
+test('a history that sends one request id for two counters is rejected', () => {
+  assert.throws(() => check([attempt('c-1', A, 'unknown'), attempt('c-1', B, 'ok', 2)], snapshot([], {})), /two counters/);
+});
