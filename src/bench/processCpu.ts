@@ -1,0 +1,54 @@
+// CPU seconds (user + system) used by a process, from /proc/<pid>/stat, so the bench can say which process
+// the cores went to: load generator, server, worker, database.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+let ticksPerSecond: number | undefined;
+
+/** The kernel's USER_HZ (`getconf CLK_TCK`), 100 on every Linux this runs on; read once. */
+export function clockTicksPerSecond(): number {
+  if (ticksPerSecond === undefined) {
+    try {
+      const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+      ticksPerSecond = Number.isInteger(n) && n > 0 ? n : 100;
+    } catch {
+      ticksPerSecond = 100;
+    }
+  }
+  return ticksPerSecond;
+}
+
+/**
+ * Parses the text of /proc/<pid>/stat: utime and stime are fields 14 and 15. The command name (field 2) may
+ * hold spaces and parentheses, so fields are counted from the last ')'.
+ */
+export function parseProcStat(text: string, ticks = clockTicksPerSecond()): number {
+  const close = text.lastIndexOf(')');
+  if (close < 0) throw new Error(`not a /proc/<pid>/stat line: ${text.slice(0, 80)}`);
+  // After ')' come fields 3.. ; utime is field 14, i.e. index 11 of the rest.
+  const rest = text.slice(close + 2).trim().split(/\s+/);
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`cannot read utime/stime from: ${text.slice(0, 80)}`);
+  return (utime + stime) / ticks;
+}
+
+/** CPU seconds of `pid` so far; undefined if the process is gone (or /proc is not there). */
+export function processCpuSeconds(pid: number): number | undefined {
+  try {
+    return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds of this process so far (it runs the load generator and the sampler). */
+export function selfCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/** Difference of two readings, undefined if either is missing (a process that died in between). */
+export function cpuDelta(before: number | undefined, after: number | undefined): number | undefined {
+  return before === undefined || after === undefined ? undefined : Math.max(0, after - before);
+}
