@@ -38,3 +38,21 @@ export function resolve<T extends object>(defaults: T, ...layers: Partial<T>[]):
   }
   return result;
 }
+
+/**
+ * The environment for a child process the harness starts (server, worker): this process's environment with
+ * `overrides` applied; an override of `undefined` removes the variable (e.g. EOB_FAILPOINTS, so a failpoint
+ * armed for the harness never fires in a child by accident).
+ */
+export function childEnvironment(
+  overrides: Readonly<Record<string, string | undefined>>,
+  env: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined) result[key] = value;
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) delete result[key];
+    else result[key] = value;
+  }
+  return result;
+}
