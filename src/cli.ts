@@ -2,8 +2,10 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { CommandModule } from 'yargs';
+import { command as worker } from './commands/worker.ts';
+import { command as server } from './commands/server.ts';
 
-const commands: CommandModule[] = [];
+const commands: CommandModule[] = [worker as unknown as CommandModule, server as unknown as CommandModule];
 
 await yargs(hideBin(process.argv))
   .scriptName('eob')

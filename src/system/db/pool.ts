@@ -12,6 +12,11 @@ export interface PoolOptions {
   connectionLimit: number;
   /** How long a connect may take before the caller sees an error (ms). */
   connectTimeoutMs: number;
+  /**
+   * Sent as the connection attribute program_name `eob-<role>` with the pid, so a fault injector can find a
+   * process's sessions in performance_schema.session_connect_attrs.
+   */
+  role?: string;
 }
 
 export const DEFAULT_POOL_OPTIONS: Omit<PoolOptions, 'url'> = { connectionLimit: 16, connectTimeoutMs: 5_000 };
@@ -85,6 +90,7 @@ export function createPool(options: PoolOptions): Pool {
     ...connectionConfig(parsed, options.connectTimeoutMs),
     database: parsed.database,
     connectionLimit: options.connectionLimit,
+    connectAttributes: { program_name: `eob-${options.role ?? 'client'}`, eob_pid: String(process.pid) },
     waitForConnections: true,
     queueLimit: 0,
     enableKeepAlive: true,

@@ -1,0 +1,103 @@
+// eob worker: consumes the counter topic and increments counters exactly once.
+import type { CommandModule } from 'yargs';
+import { readEnvironment } from '../config.ts';
+import { DEFAULT_WORKER_OPTIONS, startWorker, WORKER_MODES, type WorkerMode } from '../system/worker.ts';
+import { HANDLER_PROFILES, type HandlerProfile } from '../system/counterHandler.ts';
+import { GAP_HANDLINGS, type GapHandling } from '../system/pubsub/offsetSubscriber.ts';
+import { ACK_MODES, parseIsolationLevel, type AckMode } from '../system/pubsub/types.ts';
+import { armFailpointsFrom, failpointOption, mysqlUrlOption, redactUrl, resolveMysqlUrl } from './sharedOptions.ts';
+import { describeError } from '../system/db/errors.ts';
+
+interface WorkerArgs {
+  'mysql-url'?: string;
+  mode: string;
+  topic: string;
+  'consumer-group': string;
+  'batch-size': number;
+  'poll-interval-ms': number;
+  isolation?: string;
+  'ack-mode': string;
+  concurrency: number;
+  profile: string;
+  'gap-handling'?: string;
+  graceful: boolean;
+  failpoint?: string;
+}
+
+const d = DEFAULT_WORKER_OPTIONS;
+
+export const command: CommandModule<object, WorkerArgs> = {
+  command: 'worker',
+  describe: 'consume the counter topic and increment counters in the transaction that acks the messages',
+  builder: (y) =>
+    y
+      .option('mysql-url', mysqlUrlOption)
+      .option('mode', { choices: WORKER_MODES, default: d.mode, describe: 'offset: one group, in order; queue: row acks, parallel consumers' })
+      .option('topic', { type: 'string', default: d.topic })
+      .option('consumer-group', { type: 'string', default: d.consumerGroup, describe: 'offset mode: the group whose acked offset moves' })
+      .option('batch-size', { type: 'number', default: d.batchSize, describe: 'messages per consume transaction' })
+      .option('poll-interval-ms', { type: 'number', default: d.pollIntervalMs, describe: 'sleep after an empty poll' })
+      .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: SERIALIZABLE for offset, READ-COMMITTED for queue)' })
+      .option('ack-mode', { choices: ACK_MODES, default: d.ackMode, describe: 'transactional (exactly-once); after-commit / before-commit are the controls' })
+      .option('concurrency', { type: 'number', default: d.concurrency, describe: 'queue mode: consumers in this process' })
+      .option('profile', { choices: HANDLER_PROFILES, default: d.profile, describe: 'batched: one aggregated upsert per batch; watermill: the reference consumer' })
+      .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default) or none (watermill-sql; loses messages)' })
+      .option('graceful', { type: 'boolean', default: d.graceful, describe: 'on SIGTERM finish the batch in hand; --no-graceful exits at once' })
+      .option('failpoint', failpointOption),
+  handler: async (args) => {
+    const env = readEnvironment();
+    const failpoints = armFailpointsFrom(args.failpoint);
+    let isolation;
+    if (args.isolation !== undefined) {
+      isolation = parseIsolationLevel(args.isolation);
+      if (isolation === undefined) throw new Error(`--isolation: unknown level "${args.isolation}"; use READ-UNCOMMITTED, READ-COMMITTED, REPEATABLE-READ or SERIALIZABLE`);
+    }
+    const log = env.quiet ? () => undefined : d.log;
+    const options = {
+      mysqlUrl: resolveMysqlUrl(args['mysql-url']),
+      mode: args.mode as WorkerMode,
+      topic: args.topic,
+      consumerGroup: args['consumer-group'],
+      batchSize: args['batch-size'],
+      pollIntervalMs: args['poll-interval-ms'],
+      isolation,
+      ackMode: args['ack-mode'] as AckMode,
+      concurrency: args.concurrency,
+      profile: args.profile as HandlerProfile,
+      gapHandling: args['gap-handling'] as GapHandling | undefined,
+      graceful: args.graceful,
+      log,
+    };
+    const worker = await startWorker(options);
+    const { log: _log, ...shown } = options;
+    // The harness waits for this line: it is printed even when quiet.
+    process.stdout.write(
+      `worker started ${JSON.stringify({ ...shown, mysqlUrl: redactUrl(options.mysqlUrl), ...worker.settings, failpoints: failpoints ?? null, pid: process.pid })}\n`,
+    );
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      if (!options.graceful) process.exit(0);
+      log(`worker: ${signal}, finishing the batch in hand`);
+      worker
+        .close()
+        .then(() => {
+          log(`worker stopped ${JSON.stringify(worker.subscription.stats)}`);
+          process.exit(0);
+        })
+        .catch((error: unknown) => {
+          process.stderr.write(`worker: stopping failed: ${describeError(error)}\n`);
+          process.exit(1);
+        });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    try {
+      await worker.subscription.done;
+    } catch (error) {
+      process.stderr.write(`worker: ${describeError(error)}\n`);
+      process.exit(1);
+    }
+  },
+};

@@ -1,0 +1,159 @@
+// Offset mode (DESIGN 4.1): a consumer group reads the topic log after its acked offset and moves that offset
+// in the same transaction as the handler's effects.
+import type { Pool } from '../db/pool.ts';
+import { executorOf } from '../db/pool.ts';
+import { selectMessagesAfter, createMessagesTable } from '../sql/messagesTable.ts';
+import { createOffsetsTable, ensureGroupRow, lockAckedOffset, writeAckedOffset } from '../sql/offsetsTable.ts';
+import { selectOpenTransactionIds } from '../sql/innodbTrx.ts';
+import { assertTopicName } from '../sql/identifiers.ts';
+import { intInRange, matches, oneOf } from '../../validate.ts';
+import { GapTracker } from './gapTracker.ts';
+import { emptyStats, startConsumeLoop, type BatchSource, type ReadResult } from './consumeLoop.ts';
+import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
+import type { AckMode, BatchHandler, IsolationLevel, Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
+
+/**
+ * - contiguous: ack only through offsets seen without holes; pass a hole only once it is proven permanent
+ *   (GapTracker). Safe whoever publishes.
+ * - none: ack through the last message read, as watermill-sql does. Loses messages whose offset commits after
+ *   a higher one was read (measured: 4 of 4,000 with 16 concurrent publishers). Kept as the control.
+ */
+export type GapHandling = 'contiguous' | 'none';
+export const GAP_HANDLINGS: readonly GapHandling[] = ['contiguous', 'none'];
+
+export interface OffsetSubscriberOptions {
+  topic: string;
+  consumerGroup: string;
+  batchSize: number;
+  pollIntervalMs: number;
+  isolation: IsolationLevel;
+  ackMode: AckMode;
+  gapHandling: GapHandling;
+  resendIntervalMs: number;
+  /** How long a hole may stay before it is passed when INNODB_TRX cannot be read (no PROCESS privilege). */
+  gapFallbackTimeoutMs: number;
+  /** How soon a blocked read (a hole at the head) is tried again (ms). */
+  gapRecheckMs: number;
+  handler: BatchHandler;
+  log: (line: string) => void;
+}
+
+export const DEFAULT_OFFSET_SUBSCRIBER_OPTIONS: Omit<OffsetSubscriberOptions, 'handler' | 'topic'> = {
+  consumerGroup: 'counter',
+  batchSize: 100,
+  pollIntervalMs: 10,
+  isolation: 'SERIALIZABLE',
+  ackMode: 'transactional',
+  gapHandling: 'contiguous',
+  resendIntervalMs: 100,
+  gapFallbackTimeoutMs: 10_000,
+  // A hole at the head is almost always a publish in flight that commits within a millisecond or two; 2 ms
+  // re-reads it soon without spinning.
+  gapRecheckMs: 2,
+  log: () => undefined,
+};
+
+export function validateOffsetSubscriberOptions(o: OffsetSubscriberOptions): OffsetSubscriberOptions {
+  const c = 'offset subscriber';
+  assertTopicName(o.topic);
+  matches(c, 'consumerGroup', o.consumerGroup, /^.{1,255}$/, 'a name of 1-255 characters');
+  intInRange(c, 'batchSize', o.batchSize, 1, 100_000);
+  intInRange(c, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);
+  oneOf(c, 'isolation', o.isolation, ISOLATION_LEVELS);
+  oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
+  oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
+  intInRange(c, 'resendIntervalMs', o.resendIntervalMs, 0, 600_000);
+  intInRange(c, 'gapFallbackTimeoutMs', o.gapFallbackTimeoutMs, 0, 3_600_000);
+  intInRange(c, 'gapRecheckMs', o.gapRecheckMs, 0, 60_000);
+  if (typeof o.handler !== 'function') throw new Error(`${c}: handler must be a function`);
+  return o;
+}
+
+/** Creates the topic's tables and the group's offsets row if missing. */
+export async function prepareOffsetTopic(db: SqlExecutor, topic: string, group: string): Promise<void> {
+  await createMessagesTable(db, topic);
+  await createOffsetsTable(db, topic);
+  await ensureGroupRow(db, topic, group);
+}
+
+/**
+ * Keeps the longest run of `rows` that continues `acked` without a hole, except holes that end at or below
+ * `passableThrough` (proven permanent). Pure, so the rule is tested on its own.
+ */
+export function contiguousPrefix(rows: readonly Message[], acked: number, passableThrough: number): Message[] {
+  const taken: Message[] = [];
+  let expected = acked + 1;
+  for (const row of rows) {
+    if (row.offset !== expected && row.offset - 1 > passableThrough) break;
+    taken.push(row);
+    expected = row.offset + 1;
+  }
+  return taken;
+}
+
+class OffsetSource implements BatchSource {
+  private passableThrough = 0;
+  private headGap: { expected: number; lowestVisible: number } | undefined;
+  private readonly gaps: GapTracker;
+
+  constructor(
+    private readonly o: OffsetSubscriberOptions,
+    private readonly stats: SubscriberStats,
+  ) {
+    this.gaps = new GapTracker({ fallbackTimeoutMs: o.gapFallbackTimeoutMs });
+  }
+
+  async read(tx: SqlExecutor, batchSize: number): Promise<ReadResult> {
+    const acked = await lockAckedOffset(tx, this.o.topic, this.o.consumerGroup);
+    const rows = await selectMessagesAfter(tx, this.o.topic, acked, batchSize);
+    if (rows.length === 0) return { kind: 'empty' };
+    if (this.o.gapHandling === 'none') return { kind: 'messages', messages: rows };
+    const taken = contiguousPrefix(rows, acked, this.passableThrough);
+    if (taken.length > 0) {
+      this.gaps.filled(acked + 1);
+      return { kind: 'messages', messages: taken };
+    }
+    this.headGap = { expected: acked + 1, lowestVisible: rows[0]!.offset };
+    return { kind: 'blocked', retryInMs: this.o.gapRecheckMs };
+  }
+
+  async ack(tx: SqlExecutor, messages: readonly Message[]): Promise<void> {
+    const last = messages[messages.length - 1];
+    if (last !== undefined) await writeAckedOffset(tx, this.o.topic, this.o.consumerGroup, last.offset);
+  }
+
+  async unblock(session: SqlExecutor): Promise<void> {
+    const gap = this.headGap;
+    if (gap === undefined) return;
+    this.headGap = undefined;
+    const decision = await this.gaps.decide(gap.expected, gap.lowestVisible, () => selectOpenTransactionIds(session));
+    if (decision.kind === 'skip') {
+      this.passableThrough = Math.max(this.passableThrough, decision.to);
+      this.stats.gapsSkipped += decision.to - decision.from + 1;
+      this.o.log(
+        `${this.o.topic}/${this.o.consumerGroup}: offsets ${decision.from}-${decision.to} never committed; passed after ${decision.waitedMs} ms (${decision.proof})`,
+      );
+    }
+  }
+}
+
+export async function subscribeOffset(pool: Pool, options: OffsetSubscriberOptions): Promise<Subscription> {
+  const o = validateOffsetSubscriberOptions(options);
+  await prepareOffsetTopic(executorOf(pool), o.topic, o.consumerGroup);
+  const stats = emptyStats();
+  return startConsumeLoop(
+    {
+      name: `offset subscriber ${o.topic}/${o.consumerGroup}`,
+      pool,
+      isolation: o.isolation,
+      ackMode: o.ackMode,
+      batchSize: o.batchSize,
+      pollIntervalMs: o.pollIntervalMs,
+      resendIntervalMs: o.resendIntervalMs,
+      handler: o.handler,
+      log: o.log,
+    },
+    new OffsetSource(o, stats),
+    stats,
+  );
+}

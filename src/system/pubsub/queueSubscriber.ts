@@ -1,0 +1,104 @@
+// Queue mode (DESIGN 4.2): N consumers share one topic; each claims unacked rows with FOR UPDATE SKIP LOCKED
+// and acks exactly the rows it handled, in the transaction of its effects. There is no high-water mark, so a
+// row that commits late is simply claimed later: the offset-mode gap hazard does not exist here.
+import type { Pool } from '../db/pool.ts';
+import { executorOf } from '../db/pool.ts';
+import { claimUnacked, createQueueTable, markAcked } from '../sql/queueTable.ts';
+import { assertTopicName } from '../sql/identifiers.ts';
+import { intInRange, oneOf } from '../../validate.ts';
+import { emptyStats, startConsumeLoop, type BatchSource, type ReadResult } from './consumeLoop.ts';
+import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
+import type { AckMode, BatchHandler, IsolationLevel, Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
+
+export interface QueueSubscriberOptions {
+  topic: string;
+  batchSize: number;
+  pollIntervalMs: number;
+  /** READ COMMITTED by default: the claiming read then takes record locks only, no gap locks on publishers. */
+  isolation: IsolationLevel;
+  ackMode: AckMode;
+  /** Consumers running in this process, each with its own connection and transaction. */
+  concurrency: number;
+  resendIntervalMs: number;
+  handler: BatchHandler;
+  log: (line: string) => void;
+}
+
+export const DEFAULT_QUEUE_SUBSCRIBER_OPTIONS: Omit<QueueSubscriberOptions, 'handler' | 'topic'> = {
+  batchSize: 100,
+  pollIntervalMs: 10,
+  isolation: 'READ COMMITTED',
+  ackMode: 'transactional',
+  concurrency: 1,
+  resendIntervalMs: 100,
+  log: () => undefined,
+};
+
+export function validateQueueSubscriberOptions(o: QueueSubscriberOptions): QueueSubscriberOptions {
+  const c = 'queue subscriber';
+  assertTopicName(o.topic);
+  intInRange(c, 'batchSize', o.batchSize, 1, 100_000);
+  intInRange(c, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);
+  oneOf(c, 'isolation', o.isolation, ISOLATION_LEVELS);
+  oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
+  intInRange(c, 'concurrency', o.concurrency, 1, 256);
+  intInRange(c, 'resendIntervalMs', o.resendIntervalMs, 0, 600_000);
+  if (typeof o.handler !== 'function') throw new Error(`${c}: handler must be a function`);
+  return o;
+}
+
+class QueueSource implements BatchSource {
+  constructor(private readonly topic: string) {}
+
+  async read(tx: SqlExecutor, batchSize: number): Promise<ReadResult> {
+    const messages = await claimUnacked(tx, this.topic, batchSize);
+    return messages.length === 0 ? { kind: 'empty' } : { kind: 'messages', messages };
+  }
+
+  async ack(tx: SqlExecutor, messages: readonly Message[]): Promise<void> {
+    await markAcked(
+      tx,
+      this.topic,
+      messages.map((m) => m.offset),
+    );
+  }
+}
+
+/** Starts `concurrency` consumers; the returned subscription closes them all and sums their stats. */
+export async function subscribeQueue(pool: Pool, options: QueueSubscriberOptions): Promise<Subscription> {
+  const o = validateQueueSubscriberOptions(options);
+  await createQueueTable(executorOf(pool), o.topic);
+  const consumers = Array.from({ length: o.concurrency }, (_, i) => {
+    const stats = emptyStats();
+    return startConsumeLoop(
+      {
+        name: `queue consumer ${o.topic}#${i + 1}`,
+        pool,
+        isolation: o.isolation,
+        ackMode: o.ackMode,
+        batchSize: o.batchSize,
+        pollIntervalMs: o.pollIntervalMs,
+        resendIntervalMs: o.resendIntervalMs,
+        handler: o.handler,
+        log: o.log,
+      },
+      new QueueSource(o.topic),
+      stats,
+    );
+  });
+  const done = Promise.all(consumers.map((c) => c.done)).then(() => undefined);
+  done.catch(() => undefined); // observed by whoever awaits `done`; never an unhandled rejection
+  return {
+    get stats(): SubscriberStats {
+      const total = emptyStats();
+      for (const c of consumers) {
+        for (const key of Object.keys(total) as (keyof SubscriberStats)[]) total[key] += c.stats[key];
+      }
+      return total;
+    },
+    done,
+    async close() {
+      await Promise.all(consumers.map((c) => c.close()));
+    },
+  };
+}
