@@ -108,6 +108,17 @@ export class TcpProxy {
     return this.live.size;
   }
 
+  /**
+   * The local ports of the proxy's live connections to the database. The database sees each proxied session
+   * as coming from 127.0.0.1:<one of these>, which is how conn-kill finds exactly the worker's sessions in
+   * information_schema.PROCESSLIST.
+   */
+  upstreamLocalPorts(): number[] {
+    const ports: number[] = [];
+    for (const conn of this.live) if (conn.upstream.localPort !== undefined) ports.push(conn.upstream.localPort);
+    return ports;
+  }
+
   get currentDelayMs(): number {
     return this.delayMs;
   }

@@ -1,0 +1,119 @@
+// The fault registry and the nemesis loop, with a recording stand-in backend (no processes, no database).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis } from '../src/scenarios/nemesis.ts';
+import type { FaultContext } from '../src/scenarios/nemesis.ts';
+import type { FaultBackend, ServiceRole } from '../src/scenarios/faults/backend.ts';
+
+function recordingBackend(calls: string[]): FaultBackend {
+  const rec = (what: string) => async (role: ServiceRole, arg?: unknown) => {
+    calls.push(`${what} ${role}${typeof arg === 'string' ? ` ${arg}` : ''}`);
+  };
+  return {
+    kind: 'local',
+    kill: rec('kill'),
+    stop: rec('stop'),
+    start: rec('start'),
+    restart: rec('restart'),
+    pause: rec('pause'),
+    resume: rec('resume'),
+    close: async () => undefined,
+  };
+}
+
+function context(calls: string[], over: Partial<FaultContext> = {}): FaultContext {
+  return {
+    backend: recordingBackend(calls),
+    proxy: undefined,
+    admin: undefined,
+    databaseProcess: true,
+    crashWorkerAt: undefined,
+    ackMode: 'transactional',
+    holdMs: 10,
+    ...over,
+  };
+}
+
+test('an unknown fault name is an error that lists the valid ones', () => {
+  assert.throws(() => resolveFaults('worker-kill,db-explode'), (e: Error) => {
+    assert.match(e.message, /unknown fault "db-explode"/);
+    for (const name of FAULT_NAMES) assert.ok(e.message.includes(name), `lists ${name}`);
+    return true;
+  });
+  assert.deepEqual(
+    resolveFaults(' worker-kill, db-kill ,worker-kill').map((f) => f.name),
+    ['worker-kill', 'db-kill'],
+  );
+  assert.deepEqual(resolveFaults([]), []);
+});
+
+test('every registered fault has a description and the registry covers the issue list', () => {
+  const all = resolveFaults([...FAULT_NAMES]);
+  assert.equal(all.length, 10);
+  for (const f of all) assert.ok(f.description.length > 10);
+});
+
+test('requirements: network faults need the proxy, db faults a database process', () => {
+  const calls: string[] = [];
+  const ctx = context(calls, { databaseProcess: false });
+  const [netReset, dbKill, workerKill, failpoint] = resolveFaults('net-reset,db-kill,worker-kill,failpoint');
+  assert.deepEqual(missingRequirements(netReset!, ctx), ['proxy']);
+  assert.deepEqual(missingRequirements(dbKill!, ctx), ['database-process']);
+  assert.deepEqual(missingRequirements(workerKill!, ctx), []);
+  assert.deepEqual(missingRequirements(failpoint!, ctx), ['failpoints']);
+});
+
+test('the nemesis interleaves faults, heals each one and records recovery', async () => {
+  const calls: string[] = [];
+  const ctx = context(calls);
+  const t0 = performance.now();
+  const events = await runNemesis(
+    ctx,
+    {
+      faults: resolveFaults('worker-kill,db-kill,worker-pause'),
+      perFault: 2,
+      intervalMs: 1,
+      initialDelayMs: 1,
+      recoveryTimeoutMs: 1_000,
+      recovered: async () => new Promise((r) => setTimeout(r, 5)),
+      t0,
+      log: () => undefined,
+    },
+    new AbortController().signal,
+  );
+  assert.deepEqual(
+    events.map((e) => `${e.fault}#${e.round}`),
+    ['worker-kill#0', 'db-kill#0', 'worker-pause#0', 'worker-kill#1', 'db-kill#1', 'worker-pause#1'],
+  );
+  assert.deepEqual(calls.slice(0, 6), ['kill worker SIGKILL', 'start worker', 'kill db SIGKILL', 'start db', 'pause worker', 'resume worker']);
+  for (const e of events) {
+    assert.ok(e.recoveryMs !== undefined && e.recoveryMs >= 4, `${e.fault} recovery ${e.recoveryMs}`);
+    assert.ok(e.healStartMs >= e.startMs);
+  }
+});
+
+test('a fault that does not recover in time is recorded as such, and the schedule goes on', async () => {
+  const calls: string[] = [];
+  const events = await runNemesis(
+    context(calls),
+    {
+      faults: resolveFaults('server-kill'),
+      perFault: 2,
+      intervalMs: 0,
+      initialDelayMs: 0,
+      recoveryTimeoutMs: 30,
+      recovered: (_since, signal) =>
+        new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('timeout')), { once: true })),
+      t0: performance.now(),
+      log: () => undefined,
+    },
+    new AbortController().signal,
+  );
+  assert.equal(events.length, 2);
+  assert.deepEqual(events.map((e) => e.recoveryMs), [undefined, undefined]);
+});
+
+test('the failpoint fault cycles through the points the ack mode reaches, the hazard first for the controls', () => {
+  assert.equal(failpointsFor('after-commit')[0], 'consume-between-commits');
+  assert.ok(!failpointsFor('transactional').includes('consume-between-commits'));
+});
