@@ -249,13 +249,13 @@ export class ManagedDatabase {
   async start(): Promise<number> {
     if (this.child !== undefined) throw new DatabaseStartError(`the server on port ${this.options.port} is already running (pid ${this.child.pid})`);
     const binaries = await this.findBinaries();
-    if (!this.startedOnce) await this.prepareDataDirectory(binaries);
-    await this.refuseDataDirectoryInUse();
     if (!(await isPortFree(this.options.port))) {
       throw new PortInUseError(
         `port ${this.options.port} on 127.0.0.1 is already in use; pick another with --port (or stop whatever listens there)`,
       );
     }
+    if (!this.startedOnce) await this.prepareDataDirectory(binaries);
+    await this.refuseDataDirectoryInUse();
     const restarting = this.startedOnce;
     this.startedOnce = true;
     return this.spawnAndWait(binaries, restarting);

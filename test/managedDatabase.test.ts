@@ -1,0 +1,240 @@
+// The private database: start, durability, SIGKILL and restart losing no acknowledged row, clean restart,
+// pause, and the clear errors (port in use, no binary, unwritable or foreign data directory, death on start).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import mysql from 'mysql2/promise';
+import {
+  DatabaseStartError,
+  DataDirectoryError,
+  ManagedDatabase,
+  PortInUseError,
+  resolveManagedDatabaseOptions,
+} from '../src/system/db/managedDatabase.ts';
+import { ServerBinaryNotFoundError } from '../src/system/db/serverBinaries.ts';
+import { findFreePort } from '../src/system/db/ports.ts';
+import { OptionsError } from '../src/validate.ts';
+import { startPrivateDatabase } from './support/privateDatabase.ts';
+
+function connect(db: ManagedDatabase): Promise<mysql.Connection> {
+  return mysql.createConnection({ host: '127.0.0.1', port: db.port, user: 'root', database: 'eob', connectTimeout: 2_000 });
+}
+
+async function scratchDir(): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), 'eob-test-scratch-'));
+}
+
+describe('managed database: a running server', () => {
+  let db: ManagedDatabase;
+  before(async () => {
+    const started = performance.now();
+    db = await startPrivateDatabase();
+    process.stdout.write(`# fresh private database ready in ${Math.round(performance.now() - started)} ms (port ${db.port})\n`);
+  });
+  after(() => db.remove());
+
+  test('answers queries in its own database, on 127.0.0.1 only', async () => {
+    assert.match(db.url, /^mysql:\/\/root@127\.0\.0\.1:\d+\/eob$/);
+    assert.ok(db.pid !== undefined && db.pid > 0);
+    const conn = await connect(db);
+    try {
+      const [rows] = await conn.query('SELECT DATABASE() AS db, @@bind_address AS bind, @@port AS port');
+      assert.deepEqual(rows, [{ db: 'eob', bind: '127.0.0.1', port: db.port }]);
+    } finally {
+      await conn.end();
+    }
+  });
+
+  test('info() reports version and durable settings', async () => {
+    const info = await db.info();
+    assert.equal(info.innodbFlushLogAtTrxCommit, 1);
+    assert.equal(info.logBin, false);
+    assert.equal(info.syncBinlog, 1);
+    assert.equal(info.doublewrite, true);
+    assert.equal(info.bufferPoolBytes, 256 * 1024 * 1024);
+    assert.match(info.version, /^\d+\.\d+\.\d+/);
+  });
+
+  test('SIGKILL under a stream of committed inserts, restart: every acknowledged row is there', async () => {
+    const setup = await connect(db);
+    await setup.query('CREATE TABLE acked (writer INT NOT NULL, seq INT NOT NULL, PRIMARY KEY (writer, seq)) ENGINE=InnoDB');
+    await setup.end();
+
+    const writers = 8;
+    const acknowledged: string[] = [];
+    const errors: string[] = [];
+    let reachedTarget: () => void = () => undefined;
+    const enough = new Promise<void>((resolve) => (reachedTarget = resolve));
+    const writer = async (id: number): Promise<void> => {
+      const conn = await connect(db);
+      conn.on('error', () => undefined); // the kill closes the socket; the failed query below reports it
+      try {
+        for (let seq = 0; seq < 1_000_000; seq += 1) {
+          await conn.query('INSERT INTO acked (writer, seq) VALUES (?, ?)', [id, seq]);
+          acknowledged.push(`${id}:${seq}`);
+          if (acknowledged.length >= 2_000) reachedTarget();
+        }
+      } catch (error) {
+        errors.push((error as Error).message);
+      } finally {
+        conn.destroy();
+      }
+    };
+    const running = Array.from({ length: writers }, (_, i) => writer(i));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([enough, new Promise((resolve) => (timer = setTimeout(resolve, 10_000)))]);
+    clearTimeout(timer);
+    const killedAt = acknowledged.length;
+    await db.kill('SIGKILL');
+    assert.equal(db.running, false);
+    await Promise.all(running);
+    assert.equal(errors.length, writers, 'every writer saw the server die');
+
+    const readyMs = await db.start();
+    process.stdout.write(`# SIGKILL with ${killedAt} rows acknowledged, restart until ready: ${readyMs} ms\n`);
+    const conn = await connect(db);
+    try {
+      const [rows] = await conn.query('SELECT writer, seq FROM acked');
+      const present = new Set((rows as { writer: number; seq: number }[]).map((r) => `${r.writer}:${r.seq}`));
+      const lost = acknowledged.filter((key) => !present.has(key));
+      assert.deepEqual(lost, [], `acknowledged rows lost by the crash: ${lost.length}`);
+      assert.ok(acknowledged.length >= 100, `too few inserts before the kill to mean anything (${acknowledged.length})`);
+      // A commit can land while its acknowledgement is lost with the connection: at most one per writer.
+      assert.ok(present.size <= acknowledged.length + writers, `${present.size} rows for ${acknowledged.length} acknowledged`);
+    } finally {
+      await conn.end();
+    }
+  });
+
+  test('clean restart keeps the data and the same port', async () => {
+    const before = await connect(db);
+    await before.query('CREATE TABLE kept (id INT PRIMARY KEY)');
+    await before.query('INSERT INTO kept VALUES (1), (2), (3)');
+    await before.end();
+    const oldPid = db.pid;
+    const readyMs = await db.restart({ clean: true });
+    assert.notEqual(db.pid, oldPid);
+    assert.ok(readyMs > 0);
+    const conn = await connect(db);
+    try {
+      const [rows] = await conn.query('SELECT COUNT(*) AS n FROM kept');
+      assert.deepEqual(rows, [{ n: 3 }]);
+    } finally {
+      await conn.end();
+    }
+  });
+
+  test('pause() makes the server hang, resume() brings it back', async () => {
+    const conn = await connect(db);
+    conn.on('error', () => undefined);
+    try {
+      db.pause();
+      const hung = await Promise.race([
+        conn.query('SELECT 1').then(() => 'answered'),
+        new Promise<string>((resolve) => setTimeout(() => resolve('hung'), 500)),
+      ]);
+      assert.equal(hung, 'hung');
+      db.resume();
+      const [rows] = await conn.query('SELECT 1 AS one');
+      assert.deepEqual(rows, [{ one: 1 }]);
+    } finally {
+      db.resume();
+      await conn.end().catch(() => undefined);
+    }
+  });
+
+  test('a second server on the same port is refused with the port named', async () => {
+    const other = new ManagedDatabase({ port: db.port, datadir: path.join(await scratchDir(), 'db') });
+    await assert.rejects(other.start(), (error: Error) => {
+      assert.ok(error instanceof PortInUseError, error.message);
+      assert.match(error.message, new RegExp(`port ${db.port} .*in use.*--port`));
+      return true;
+    });
+  });
+
+  test('a second server on the same data directory is refused', async () => {
+    const other = new ManagedDatabase({ port: await findFreePort(), datadir: db.datadir });
+    await assert.rejects(other.start(), /in use by a running server \(pid \d+\).*eob db stop --datadir/);
+  });
+});
+
+describe('managed database: errors', () => {
+  const scratch: string[] = [];
+  after(async () => {
+    for (const dir of scratch) await rm(dir, { recursive: true, force: true });
+  });
+  async function dir(): Promise<string> {
+    const d = await scratchDir();
+    scratch.push(d);
+    return d;
+  }
+
+  test('port in use by something else', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const db = new ManagedDatabase({ port, datadir: path.join(await dir(), 'db') });
+      await assert.rejects(db.start(), (error: Error) => error instanceof PortInUseError && error.message.includes(`port ${port}`));
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('no server binary: says how to install one or to set MYSQL_URL', async () => {
+    const empty = await dir();
+    const db = new ManagedDatabase({ port: await findFreePort(), datadir: path.join(empty, 'db'), binDir: empty, searchSystemPaths: false });
+    await assert.rejects(db.start(), (error: Error) => {
+      assert.ok(error instanceof ServerBinaryNotFoundError, error.message);
+      assert.match(error.message, /apt-get install mariadb-server/);
+      assert.match(error.message, /MYSQL_URL/);
+      assert.match(error.message, new RegExp(empty));
+      return true;
+    });
+  });
+
+  test('data directory under a regular file is not writable (even for root)', async () => {
+    const file = path.join(await dir(), 'somefile');
+    await writeFile(file, 'not a directory');
+    const db = new ManagedDatabase({ port: await findFreePort(), datadir: path.join(file, 'db') });
+    await assert.rejects(db.start(), (error: Error) => {
+      assert.ok(error instanceof DataDirectoryError, error.message);
+      assert.match(error.message, /not writable.*--datadir/);
+      return true;
+    });
+  });
+
+  test('a non-empty directory not made by eob is neither used nor deleted', async () => {
+    const foreign = await dir();
+    await mkdir(path.join(foreign, 'mysql'));
+    await writeFile(path.join(foreign, 'ibdata1'), 'precious');
+    const db = new ManagedDatabase({ port: await findFreePort(), datadir: foreign, fresh: true });
+    await assert.rejects(db.start(), /not created by eob; pick another one with --datadir/);
+    await assert.rejects(db.remove(), /refusing to delete/);
+  });
+
+  test('a server that dies on start: the error shows the tail of its error log', async () => {
+    const db = new ManagedDatabase({ port: await findFreePort(), datadir: path.join(await dir(), 'db'), serverArgs: ['--no-such-option-for-eob=1'] });
+    try {
+      await assert.rejects(db.start(), (error: Error) => {
+        assert.ok(error instanceof DatabaseStartError, error.message);
+        assert.match(error.message, /exited during start/);
+        assert.match(error.message, /no-such-option-for-eob/);
+        return true;
+      });
+      assert.equal(db.running, false);
+    } finally {
+      await db.remove();
+    }
+  });
+
+  test('options are validated and the error names the field', () => {
+    assert.throws(() => resolveManagedDatabaseOptions({ port: 0 }), (e: Error) => e instanceof OptionsError && /port/.test(e.message));
+    assert.throws(() => resolveManagedDatabaseOptions({ database: 'no-dashes' }), /database/);
+    assert.throws(() => resolveManagedDatabaseOptions({ serverArgs: ['innodb'] }), /serverArgs/);
+    assert.equal(resolveManagedDatabaseOptions({ port: 4000 }, '/x').datadir, '/x/.eob/db-4000');
+  });
+});
