@@ -57,3 +57,9 @@ export async function selectAllQueueMessages(db: SqlExecutor, topic: string): Pr
   );
   return rows.map(toMessage);
 }
+
+/** Offsets of the acked rows, for the chaos checker's snapshot (a full scan of the index: only after a run). */
+export async function selectAckedQueueOffsets(db: SqlExecutor, topic: string): Promise<Set<number>> {
+  const rows = await db.query<{ offset: number }[]>(`SELECT \`offset\` FROM ${queueTable(topic)} WHERE \`acked\` = 1`);
+  return new Set(rows.map((r) => Number(r.offset)));
+}
