@@ -18,7 +18,7 @@ export class MysqlPubSub implements PubSub {
     private readonly pool: Pool,
     private readonly config: MysqlPubSubConfig,
   ) {
-    this.publisher = new MysqlPublisher(executorOf(pool), config.mode);
+    this.publisher = new MysqlPublisher(executorOf(pool), config.mode, true);
   }
 
   publish(topic: string, messages: readonly OutgoingMessage[], executor?: SqlExecutor): Promise<void> {

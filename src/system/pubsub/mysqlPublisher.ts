@@ -2,20 +2,33 @@
 // INSERT per call. Passing a transaction's executor makes the publish part of the caller's transaction (an
 // outbox): the messages commit or roll back with the caller's own writes.
 import type { OutgoingMessage, Publisher, SqlExecutor } from './types.ts';
-import { insertMessagesSql } from '../sql/messagesTable.ts';
+import { createMessagesTable, insertMessagesSql } from '../sql/messagesTable.ts';
+import { createQueueTable } from '../sql/queueTable.ts';
 import { messagesTable, queueTable } from '../sql/identifiers.ts';
 import { failpoint } from '../failpoints.ts';
 
 export type TopicSchema = 'offset' | 'queue';
 
 export class MysqlPublisher implements Publisher {
+  private readonly initialized = new Set<string>();
+
+  /**
+   * With `autoInitializeSchema` (as Watermill's publisher option) the topic's table is created before its
+   * first publish, always through `db`, never through a caller's transaction: DDL commits implicitly, and
+   * would commit the caller's transaction half-way.
+   */
   constructor(
     private readonly db: SqlExecutor,
     private readonly schema: TopicSchema = 'offset',
+    private readonly autoInitializeSchema = false,
   ) {}
 
   async publish(topic: string, messages: readonly OutgoingMessage[], executor?: SqlExecutor): Promise<void> {
     if (messages.length === 0) return;
+    if (this.autoInitializeSchema && !this.initialized.has(topic)) {
+      await (this.schema === 'offset' ? createMessagesTable(this.db, topic) : createQueueTable(this.db, topic));
+      this.initialized.add(topic);
+    }
     const table = this.schema === 'offset' ? messagesTable(topic) : queueTable(topic);
     const { sql, values } = insertMessagesSql(table, messages);
     failpoint('publish-before-insert');

@@ -4,7 +4,7 @@ import type { Pool } from '../db/pool.ts';
 import { executorOf } from '../db/pool.ts';
 import { selectMessagesAfter, createMessagesTable } from '../sql/messagesTable.ts';
 import { createOffsetsTable, ensureGroupRow, lockAckedOffset, writeAckedOffset } from '../sql/offsetsTable.ts';
-import { selectOpenTransactionIds } from '../sql/innodbTrx.ts';
+import { probeOpenWriters } from '../sql/innodbTrx.ts';
 import { assertTopicName } from '../sql/identifiers.ts';
 import { intInRange, matches, oneOf } from '../../validate.ts';
 import { GapTracker } from './gapTracker.ts';
@@ -34,6 +34,8 @@ export interface OffsetSubscriberOptions {
   gapFallbackTimeoutMs: number;
   /** How soon a blocked read (a hole at the head) is tried again (ms). */
   gapRecheckMs: number;
+  /** How long a hole at the head may last before the open transactions are read to judge it (ms). */
+  gapProbeDelayMs: number;
   handler: BatchHandler;
   log: (line: string) => void;
 }
@@ -50,6 +52,7 @@ export const DEFAULT_OFFSET_SUBSCRIBER_OPTIONS: Omit<OffsetSubscriberOptions, 'h
   // A hole at the head is almost always a publish in flight that commits within a millisecond or two; 2 ms
   // re-reads it soon without spinning.
   gapRecheckMs: 2,
+  gapProbeDelayMs: 20,
   log: () => undefined,
 };
 
@@ -65,6 +68,7 @@ export function validateOffsetSubscriberOptions(o: OffsetSubscriberOptions): Off
   intInRange(c, 'resendIntervalMs', o.resendIntervalMs, 0, 600_000);
   intInRange(c, 'gapFallbackTimeoutMs', o.gapFallbackTimeoutMs, 0, 3_600_000);
   intInRange(c, 'gapRecheckMs', o.gapRecheckMs, 0, 60_000);
+  intInRange(c, 'gapProbeDelayMs', o.gapProbeDelayMs, 0, 60_000);
   if (typeof o.handler !== 'function') throw new Error(`${c}: handler must be a function`);
   return o;
 }
@@ -100,7 +104,7 @@ class OffsetSource implements BatchSource {
     private readonly o: OffsetSubscriberOptions,
     private readonly stats: SubscriberStats,
   ) {
-    this.gaps = new GapTracker({ fallbackTimeoutMs: o.gapFallbackTimeoutMs });
+    this.gaps = new GapTracker({ probeDelayMs: o.gapProbeDelayMs, fallbackTimeoutMs: o.gapFallbackTimeoutMs });
   }
 
   async read(tx: SqlExecutor, batchSize: number): Promise<ReadResult> {
@@ -126,7 +130,7 @@ class OffsetSource implements BatchSource {
     const gap = this.headGap;
     if (gap === undefined) return;
     this.headGap = undefined;
-    const decision = await this.gaps.decide(gap.expected, gap.lowestVisible, () => selectOpenTransactionIds(session));
+    const decision = await this.gaps.decide(gap.expected, gap.lowestVisible, () => probeOpenWriters(session));
     if (decision.kind === 'skip') {
       this.passableThrough = Math.max(this.passableThrough, decision.to);
       this.stats.gapsSkipped += decision.to - decision.from + 1;

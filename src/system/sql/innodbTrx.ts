@@ -1,18 +1,53 @@
-// The one query on information_schema.INNODB_TRX: which InnoDB transactions are open right now. The offset
-// subscriber uses it to prove that a gap in the offsets is permanent (DESIGN 4.1, contiguity).
+// The one query on information_schema.INNODB_TRX: which InnoDB transactions that write are open right now.
+// The offset subscriber uses it to prove that a gap in the offsets is permanent (DESIGN 4.1, contiguity).
 import type { SqlExecutor } from '../pubsub/types.ts';
 
 /**
- * InnoDB serves INNODB_TRX from a cache that is refreshed when read and older than 100 ms
- * (TRX_I_S_CACHE_MIN_TIME), so a read may show the state of up to 100 ms ago. Callers that need a snapshot
- * taken after time T read at T + INNODB_TRX_CACHE_MS or later.
+ * InnoDB serves INNODB_TRX from a cache that is refreshed only when nobody has read it for 100 ms
+ * (CACHE_MIN_IDLE_TIME_US in trx0i_s.cc): a reader that polls faster than that, or two readers taking turns,
+ * keep getting the same old snapshot, which can predate a transaction that is open now. Measured here: a
+ * read 0-99 ms after another returns the old snapshot, one 150 ms after a fresh one. Readers must leave at
+ * least this long between reads, and must check that what they got is fresh (see probeOpenWriters).
  */
-export const INNODB_TRX_CACHE_MS = 100;
+export const INNODB_TRX_CACHE_IDLE_MS = 100;
 
-/** Ids of open transactions other than this session's own. Needs the PROCESS privilege. */
-export async function selectOpenTransactionIds(db: SqlExecutor): Promise<Set<string>> {
-  const rows = await db.query<{ trx_id: string | number }[]>(
-    'SELECT `trx_id` FROM information_schema.INNODB_TRX WHERE `trx_mysql_thread_id` <> CONNECTION_ID()',
-  );
-  return new Set(rows.map((r) => String(r.trx_id)));
+/**
+ * Ids of read-only transactions are not real ids: InnoDB prints 0 or a pseudo id at or above 2^48 (the
+ * trx_t address | max_trx_id + 1). A transaction that allocated an offset has inserted, so it has a real id.
+ */
+const FIRST_PSEUDO_TRX_ID = 2n ** 48n;
+
+export interface OpenWriters {
+  /** True when the snapshot was taken after this call began (it shows the probe's own transaction). */
+  fresh: boolean;
+  /** Real ids of open transactions, the probe's own excluded. */
+  writers: Set<string>;
+}
+
+/**
+ * Opens a transaction of its own, then reads INNODB_TRX. If the snapshot shows that transaction, it was taken
+ * after the probe began, so it includes every transaction open at that moment: that is the proof of freshness
+ * the cache otherwise does not give. Needs the PROCESS privilege. Must run outside any other transaction.
+ */
+export async function probeOpenWriters(db: SqlExecutor): Promise<OpenWriters> {
+  // WITH CONSISTENT SNAPSHOT starts the InnoDB transaction now, not at its first read.
+  await db.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
+  try {
+    const rows = await db.query<{ trx_id: string | number; own: number }[]>(
+      'SELECT `trx_id`, `trx_mysql_thread_id` = CONNECTION_ID() AS own FROM information_schema.INNODB_TRX',
+    );
+    const writers = new Set<string>();
+    let fresh = false;
+    for (const row of rows) {
+      if (Number(row.own) === 1) {
+        fresh = true;
+        continue;
+      }
+      const id = BigInt(row.trx_id);
+      if (id > 0n && id < FIRST_PSEUDO_TRX_ID) writers.add(id.toString());
+    }
+    return { fresh, writers };
+  } finally {
+    await db.query('COMMIT');
+  }
 }

@@ -1,0 +1,35 @@
+// The pub/sub contract against all three implementations: memory, MySQL offset mode, MySQL queue mode.
+import { after, before, describe } from 'node:test';
+import { runPubSubContract } from './contract/pubsubContract.ts';
+import { createEffectsTable, memoryTarget, mysqlTarget, testPool } from './support/contractTargets.ts';
+import { usePrivateDatabase } from './support/privateDatabase.ts';
+import type { Pool } from '../src/system/db/pool.ts';
+
+describe('memory pub/sub', () => {
+  runPubSubContract(async () => memoryTarget());
+});
+
+describe('MySQL pub/sub', () => {
+  const db = usePrivateDatabase();
+  let pool: Pool;
+  before(async () => {
+    pool = testPool(db().url);
+    await createEffectsTable(pool);
+  });
+  after(async () => {
+    await pool.end();
+  });
+
+  describe('offset mode, defaults (SERIALIZABLE, contiguous)', () => {
+    // Short poll and resend intervals keep the suite fast; the rules tested do not depend on them.
+    runPubSubContract(async () => mysqlTarget(pool, { mode: 'offset', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20 } }));
+  });
+  describe('offset mode, REPEATABLE READ', () => {
+    runPubSubContract(async () =>
+      mysqlTarget(pool, { mode: 'offset', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20, isolation: 'REPEATABLE READ' } }),
+    );
+  });
+  describe('queue mode, 3 consumers', () => {
+    runPubSubContract(async () => mysqlTarget(pool, { mode: 'queue', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20, concurrency: 3 } }));
+  });
+});
