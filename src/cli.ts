@@ -4,8 +4,9 @@ import { hideBin } from 'yargs/helpers';
 import type { CommandModule } from 'yargs';
 import { command as worker } from './commands/worker.ts';
 import { command as server } from './commands/server.ts';
+import { command as db } from './commands/db.ts';
 
-const commands: CommandModule[] = [worker as unknown as CommandModule, server as unknown as CommandModule];
+const commands: CommandModule[] = [worker as unknown as CommandModule, server as unknown as CommandModule, db as unknown as CommandModule];
 
 await yargs(hideBin(process.argv))
   .scriptName('eob')

@@ -294,6 +294,11 @@ export class ManagedDatabase {
     return this.start();
   }
 
+  /** Resolves when the running server exits, however that happens (at once if none runs). */
+  whenExited(): Promise<void> {
+    return this.child === undefined || this.exited === undefined ? Promise.resolve() : this.exited;
+  }
+
   /** SIGSTOP: the server stops answering but keeps its connections open (a hung database). */
   pause(): void {
     if (this.child === undefined) throw new Error(`${COMPONENT}: pause() while the server is not running`);
@@ -524,4 +529,26 @@ export class ManagedDatabase {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * Stops the server whose pid file is in `datadir` (one started by another process, e.g. `eob db start`):
+ * SIGTERM, then waits until the process is gone. Resolves false when no server was running there.
+ */
+export async function stopServerInDataDirectory(datadir: string, timeoutMs = 60_000): Promise<boolean> {
+  const pidFile = path.join(path.resolve(datadir), 'mysqld.pid');
+  const pid = await readPidFile(pidFile);
+  if (pid === undefined) return false;
+  const name = await processName(pid);
+  if (name !== 'mariadbd' && name !== 'mysqld') return false;
+  process.kill(pid, 'SIGCONT'); // a paused server would keep SIGTERM pending forever
+  process.kill(pid, 'SIGTERM');
+  const deadline = performance.now() + timeoutMs;
+  while ((await processName(pid)) !== undefined) {
+    if (performance.now() > deadline) {
+      throw new Error(`${COMPONENT}: server pid ${pid} in ${datadir} still running ${timeoutMs} ms after SIGTERM; kill -9 ${pid} if it must go`);
+    }
+    await delay(50);
+  }
+  return true;
 }

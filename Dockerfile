@@ -1,0 +1,19 @@
+# The eob CLI (server, worker, bench, chaos) for docker-compose.yml. TypeScript runs through tsx, which is a
+# runtime dependency, so there is no build step. Not built in CI here (no Docker engine on the CI machine).
+FROM node:20-slim
+
+WORKDIR /app
+ENV NODE_ENV=production
+
+# Dependencies first, so source edits do not reinstall them. Optional native builds (cpu-features, under
+# dockerode's ssh2) may fail without a compiler; npm skips them and nothing here needs them.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+
+USER node
+ENTRYPOINT ["node", "bin/eob.js"]
+CMD ["--help"]
