@@ -26,9 +26,10 @@ export function resolveMysqlUrl(flag: string | undefined): string {
   return url;
 }
 
-/** Flag > EOB_FAILPOINTS. Returns the spec that was armed, for the start-up log line. */
-export function armFailpointsFrom(flag: string | undefined): string | undefined {
-  const spec = flag ?? readEnvironment().failpoints;
+/** Flag (repeatable) > EOB_FAILPOINTS. Returns the spec that was armed, for the start-up log line. */
+export function armFailpointsFrom(flag: string | readonly string[] | undefined): string | undefined {
+  const given = typeof flag === 'string' ? flag : flag?.join(',');
+  const spec = given ?? readEnvironment().failpoints;
   if (spec !== undefined) armFailpoints(parseFailpointSpec(spec));
   return spec;
 }

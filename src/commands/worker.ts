@@ -21,7 +21,7 @@ interface WorkerArgs {
   profile: string;
   'gap-handling'?: string;
   graceful: boolean;
-  failpoint?: string;
+  failpoint?: string | string[];
 }
 
 const d = DEFAULT_WORKER_OPTIONS;
