@@ -1,0 +1,48 @@
+# exactly-once-bench. `make` alone lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+EOB := node bin/eob.js
+STAMP := node_modules/.install-stamp
+
+# Optional overrides, passed on only when given: make bench PROFILE=quick BATCH_SIZES=1,100,1000
+opt = $(if $($(1)),--$(2) '$($(1))')
+BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(call opt,ISOLATION,isolation) \
+  $(call opt,MODES,modes) $(call opt,HANDLERS,handlers) $(call opt,POLL_INTERVALS,poll-intervals) \
+  $(call opt,COALESCE,coalesce) $(call opt,REPETITIONS,repetitions) $(call opt,DURATION,duration)
+CHAOS_FLAGS = $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
+  $(call opt,CASES,cases) $(call opt,REQUESTS,requests)
+
+.PHONY: help install test bench chaos micro db typecheck clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: PROFILE, BATCH_SIZES, ISOLATION, MODES, HANDLERS, POLL_INTERVALS, COALESCE, REPETITIONS (bench);"
+	@echo "             PROFILE, FAULTS, BACKEND, CASES, REQUESTS (chaos); MYSQL_URL to use your own server"
+
+$(STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(STAMP) ## install the npm dependencies (the other targets do it when needed)
+
+test: $(STAMP) ## run the test suite (unit + integration against a private MariaDB it starts itself)
+	npm test
+
+bench: $(STAMP) ## throughput sweep: drain and end-to-end msgs/s vs the 154 msg/s baseline -> results/bench/latest
+	$(EOB) bench $(BENCH_FLAGS)
+
+chaos: $(STAMP) ## fault injection + checker: proves exactly-once, catches the controls -> results/chaos/latest
+	$(EOB) chaos $(CHAOS_FLAGS)
+
+micro: $(STAMP) ## tinybench per-operation costs (publish, consume at batch 1/100/1000, HTTP round trip) -> results/micro
+	$(EOB) micro
+
+db: $(STAMP) ## start a private MariaDB in the foreground and print its MYSQL_URL (Ctrl-C stops it)
+	$(EOB) db start $(if $(PORT),--port $(PORT))
+
+typecheck: $(STAMP) ## strict TypeScript check of src/ and test/
+	npx tsc --noEmit -p .
+
+clean: ## remove results/ and the private databases' data under .eob/
+	rm -rf results .eob
