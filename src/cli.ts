@@ -5,8 +5,9 @@ import type { CommandModule } from 'yargs';
 import { command as worker } from './commands/worker.ts';
 import { command as server } from './commands/server.ts';
 import { command as db } from './commands/db.ts';
+import { command as chaos } from './commands/chaos.ts';
 
-const commands: CommandModule[] = [worker as unknown as CommandModule, server as unknown as CommandModule, db as unknown as CommandModule];
+const commands: CommandModule[] = [worker as unknown as CommandModule, server as unknown as CommandModule, db as unknown as CommandModule, chaos as unknown as CommandModule];
 
 await yargs(hideBin(process.argv))
   .scriptName('eob')

@@ -1,0 +1,189 @@
+// The cases `make chaos` runs, per profile: the exactly-once configurations under every fault kind, and the
+// controls, each with the violation it must be caught with (issue 4).
+import type { ServerFlags, WorkerFlags } from './systemUnderTest.ts';
+import { FAULT_NAMES, type FaultName } from './nemesis.ts';
+
+export const CHAOS_PROFILES = ['quick', 'standard', 'soak'] as const;
+export type ChaosProfile = (typeof CHAOS_PROFILES)[number];
+
+/**
+ * What a case must show. `valid`: the checker's verdict is valid. The others are controls: `duplicated` /
+ * `lost` must be detected; `unknown-outcomes`: the client saw unknown outcomes, nothing was lost or applied
+ * twice by the worker, and any publish duplicates are attributed to publishing.
+ */
+export type Expectation = 'valid' | 'duplicated' | 'lost' | 'unknown-outcomes';
+
+export interface ChaosCase {
+  name: string;
+  description: string;
+  mode: 'offset' | 'queue';
+  worker: WorkerFlags;
+  /** Worker processes. */
+  workers: number;
+  server: ServerFlags;
+  /** The retrying client resends until a definite answer. */
+  retry: boolean;
+  faults: readonly FaultName[];
+  /** Injections of each fault kind. */
+  perFault: number;
+  requests: number;
+  /** HTTP requests in flight at once. */
+  concurrency: number;
+  /** 0: spread the requests over the fault schedule; > 0: this offered rate. */
+  ratePerSecond: number;
+  /** 0: one counter per request (exact attribution). */
+  counters: number;
+  expected: Expectation;
+}
+
+/** Every fault kind except those a case opts out of. */
+const ALL_FAULTS: readonly FaultName[] = FAULT_NAMES;
+
+interface Sizes {
+  requests: number;
+  perFault: number;
+  controlRequests: number;
+  controlFaults: number;
+}
+
+const SIZES: Record<ChaosProfile, Sizes> = {
+  // quick: <= 3 minutes on this machine, the CI-sized check and the one the test suite runs.
+  quick: { requests: 1_500, perFault: 1, controlRequests: 1_500, controlFaults: 2 },
+  // standard: the issue's `make chaos`: 10,000 requests per case, >= 5 injections of each kind.
+  standard: { requests: 10_000, perFault: 5, controlRequests: 6_000, controlFaults: 5 },
+  soak: { requests: 60_000, perFault: 25, controlRequests: 20_000, controlFaults: 10 },
+};
+
+export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[]): ChaosCase[] {
+  const s = SIZES[profile];
+  const faults = (list: readonly FaultName[]) => (only === undefined ? list : list.filter((f) => only.includes(f)));
+  const exactlyOnce = (mode: 'offset' | 'queue', batchSize: number, kinds: readonly FaultName[]): ChaosCase => ({
+    name: `eo-${mode}-b${batchSize}`,
+    description: `${mode} mode, batch ${batchSize}, transactional acks: must stay valid under every fault`,
+    mode,
+    worker: mode === 'queue' ? { mode, batchSize, concurrency: 2 } : { mode, batchSize },
+    workers: mode === 'queue' ? 2 : 1,
+    server: { topicSchema: mode },
+    retry: false,
+    faults: faults(kinds),
+    perFault: s.perFault,
+    requests: s.requests,
+    concurrency: 16,
+    ratePerSecond: 0,
+    counters: 0,
+    expected: 'valid',
+  });
+  const ackControl = (ackMode: 'after-commit' | 'before-commit'): ChaosCase => ({
+    name: `ctl-${ackMode}`,
+    description: `${ackMode} acks under worker kills (a failpoint lands one between the two commits): must show ${ackMode === 'after-commit' ? 'duplicates' : 'losses'}`,
+    mode: 'offset',
+    worker: { mode: 'offset', batchSize: 100, ackMode },
+    workers: 1,
+    server: {},
+    retry: false,
+    faults: ['failpoint', 'worker-kill'],
+    perFault: s.controlFaults,
+    requests: s.controlRequests,
+    concurrency: 16,
+    ratePerSecond: 0,
+    counters: 0,
+    expected: ackMode === 'after-commit' ? 'duplicated' : 'lost',
+  });
+
+  if (profile === 'quick') {
+    return [
+      exactlyOnce('offset', 1000, ['worker-kill', 'db-kill']),
+      { ...exactlyOnce('queue', 100, ['worker-kill', 'conn-kill', 'net-reset']), requests: 1_000 },
+      ackControl('after-commit'),
+      ackControl('before-commit'),
+    ];
+  }
+
+  return [
+    exactlyOnce('offset', 1000, ALL_FAULTS),
+    exactlyOnce('offset', 100, ALL_FAULTS),
+    exactlyOnce('queue', 1000, ALL_FAULTS),
+    exactlyOnce('queue', 100, ALL_FAULTS),
+    {
+      name: 'e2e-dedup-retry',
+      description: 'publish de-duplication and a retrying client under server, database and worker kills: total == distinct request ids',
+      mode: 'offset',
+      worker: { mode: 'offset', batchSize: 1000 },
+      workers: 1,
+      server: { dedup: true },
+      retry: true,
+      faults: faults(['server-kill', 'db-kill', 'worker-kill', 'net-reset']),
+      perFault: s.perFault,
+      requests: s.requests,
+      concurrency: 16,
+      ratePerSecond: 0,
+      counters: 0,
+      expected: 'valid',
+    },
+    ackControl('after-commit'),
+    ackControl('before-commit'),
+    {
+      name: 'ctl-nonlocking-read',
+      description: 'offset mode, REPEATABLE READ plain read, no gap handling, 32 concurrent one-row publishers: must show skipped messages',
+      mode: 'offset',
+      worker: { mode: 'offset', batchSize: 100, isolation: 'REPEATABLE READ', gapHandling: 'none' },
+      workers: 1,
+      // One INSERT per request: concurrent single-row transactions are what commits out of offset order.
+      server: { coalesce: false, poolSize: 32 },
+      retry: false,
+      faults: [],
+      perFault: 0,
+      requests: s.requests,
+      concurrency: 32,
+      ratePerSecond: 0,
+      counters: 0,
+      expected: 'lost',
+    },
+    {
+      name: 'ctl-watermill',
+      description: 'the watermill profile (SERIALIZABLE, FOR UPDATE offsets, plain read), 32 concurrent publishers, no faults: must show skipped offsets',
+      mode: 'offset',
+      worker: { mode: 'offset', batchSize: 100, profile: 'watermill' },
+      workers: 1,
+      server: { coalesce: false, poolSize: 32 },
+      retry: false,
+      faults: [],
+      perFault: 0,
+      requests: s.requests,
+      concurrency: 32,
+      ratePerSecond: 0,
+      counters: 0,
+      expected: 'lost',
+    },
+    {
+      name: 'ctl-no-retry-no-dedup',
+      description: 'non-retrying client, no publish de-duplication, server kills: unknown outcomes reported, publish duplicates (if any) attributed to publishing',
+      mode: 'offset',
+      worker: { mode: 'offset', batchSize: 1000 },
+      workers: 1,
+      server: {},
+      retry: false,
+      faults: ['server-kill'],
+      perFault: s.controlFaults,
+      requests: s.controlRequests,
+      concurrency: 16,
+      ratePerSecond: 0,
+      counters: 0,
+      expected: 'unknown-outcomes',
+    },
+  ];
+}
+
+/** Rough seconds one injection takes here (inject + heal + recovery), to spread the load over the schedule. */
+export const FAULT_SECONDS: Record<FaultName, number> = {
+  'worker-kill': 1.5,
+  'worker-stop': 2,
+  'worker-pause': 1.5,
+  'db-kill': 1,
+  'db-restart': 2,
+  'server-kill': 1.5,
+  'conn-kill': 0.5,
+  'net-delay': 1.5,
+  'net-reset': 0.8,
+  failpoint: 4,
+};
