@@ -1,0 +1,140 @@
+// `eob server`: the HTTP counter service (src/system/server.ts) as a process. Creates the database and the
+// schema if missing, logs one line with its resolved options, and closes gracefully on SIGTERM/SIGINT.
+import type { CommandModule } from 'yargs';
+import { readEnvironment, resolve } from '../config.ts';
+import { ensureDatabase, createPool, executorOf, parseMysqlUrl } from '../system/db/pool.ts';
+import { describeError, classifyError } from '../system/db/errors.ts';
+import { ensureSchema } from '../system/schema.ts';
+import { DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../system/server.ts';
+import type { ServerOptions } from '../system/server.ts';
+import { armFailpoints, parseFailpointSpec } from '../system/failpoints.ts';
+import type { TopicSchema } from '../system/pubsub/mysqlPublisher.ts';
+
+interface ServerArgs {
+  'mysql-url'?: string;
+  host?: string;
+  port?: number;
+  topic?: string;
+  'topic-schema'?: string;
+  coalesce?: boolean;
+  'coalesce-max-batch'?: number;
+  'coalesce-linger-ms'?: number;
+  dedup?: boolean;
+  'pool-size'?: number;
+  failpoint?: string[];
+}
+
+/** Says which URL could not be reached and what to do, instead of a bare ECONNREFUSED. */
+function unreachableMessage(url: string, error: unknown): string {
+  const kind = classifyError(error);
+  const hint =
+    kind === 'connection' || kind === 'server-restarting'
+      ? 'start one with `eob db start` (it prints MYSQL_URL=...) or pass --mysql-url / MYSQL_URL of a running server'
+      : 'check the user, password and privileges in the URL';
+  return `cannot reach the database at ${url}: ${describeError(error)}; ${hint}`;
+}
+
+export const command: CommandModule<object, ServerArgs> = {
+  command: 'server',
+  describe: 'Run the HTTP counter service: POST /count/{uuid} publishes one message, GET /count/{uuid} reads the counter',
+  builder: (y) =>
+    y
+      .option('mysql-url', { type: 'string', describe: 'mysql://user:pass@host:port/db (env MYSQL_URL)' })
+      .option('host', { type: 'string', describe: `address to listen on [default: ${DEFAULT_SERVER_OPTIONS.host}]` })
+      .option('port', { type: 'number', describe: `port to listen on, 0 = any free one [default: ${DEFAULT_SERVER_OPTIONS.port}]` })
+      .option('topic', { type: 'string', describe: `topic to publish to [default: ${DEFAULT_SERVER_OPTIONS.topic}]` })
+      .option('topic-schema', {
+        type: 'string',
+        choices: ['offset', 'queue'],
+        describe: `offset: watermill_<topic>; queue: eob_queue_<topic> [default: ${DEFAULT_SERVER_OPTIONS.topicSchema}]`,
+      })
+      .option('coalesce', {
+        type: 'boolean',
+        describe: `gather concurrent publishes into one multi-row INSERT (--no-coalesce: one INSERT per request) [default: ${DEFAULT_SERVER_OPTIONS.coalesce}]`,
+      })
+      .option('coalesce-max-batch', { type: 'number', describe: `rows per coalesced INSERT at most [default: ${DEFAULT_SERVER_OPTIONS.coalesceMaxBatch}]` })
+      .option('coalesce-linger-ms', {
+        type: 'number',
+        describe: `how long a partial batch waits for more requests, 0 = end of the event-loop turn [default: ${DEFAULT_SERVER_OPTIONS.coalesceLingerMs}]`,
+      })
+      .option('dedup', {
+        type: 'boolean',
+        describe: 'publish de-duplication on X-Request-Id: a retry of a committed request id is answered 204 without a new message',
+      })
+      .option('pool-size', { type: 'number', describe: `database connections [default: ${DEFAULT_SERVER_OPTIONS.poolSize}]` })
+      .option('failpoint', {
+        type: 'string',
+        array: true,
+        describe: 'name=N: die (SIGKILL) the Nth time the point is reached, e.g. publish-after-insert=100 (env EOB_FAILPOINTS)',
+      }),
+  handler: async (args) => {
+    const env = readEnvironment();
+    const mysqlUrl = args['mysql-url'] ?? env.mysqlUrl;
+    if (mysqlUrl === undefined) {
+      throw new Error('no database given: pass --mysql-url mysql://root@127.0.0.1:3306/eob or set MYSQL_URL (`eob db start` prints one)');
+    }
+    parseMysqlUrl(mysqlUrl);
+    const failpointSpec = args.failpoint !== undefined && args.failpoint.length > 0 ? args.failpoint.join(',') : env.failpoints;
+    if (failpointSpec !== undefined) armFailpoints(parseFailpointSpec(failpointSpec));
+
+    const options: ServerOptions = validateServerOptions(
+      resolve<ServerOptions>({ ...DEFAULT_SERVER_OPTIONS, mysqlUrl }, {
+        host: args.host,
+        port: args.port,
+        topic: args.topic,
+        topicSchema: args['topic-schema'] as TopicSchema | undefined,
+        coalesce: args.coalesce,
+        coalesceMaxBatch: args['coalesce-max-batch'],
+        coalesceLingerMs: args['coalesce-linger-ms'],
+        dedup: args.dedup,
+        poolSize: args['pool-size'],
+      }),
+    );
+
+    try {
+      await ensureDatabase(mysqlUrl, options.connectTimeoutMs);
+      const setupPool = createPool({ url: mysqlUrl, connectionLimit: 1, connectTimeoutMs: options.connectTimeoutMs });
+      try {
+        await ensureSchema(executorOf(setupPool), { topic: options.topic, topicSchema: options.topicSchema, dedup: options.dedup });
+      } finally {
+        await setupPool.end().catch(() => undefined);
+      }
+    } catch (error) {
+      throw new Error(unreachableMessage(mysqlUrl, error));
+    }
+
+    const server = await startCounterServer(options, env.quiet ? { log: () => undefined } : {});
+    const shown = { ...options, mysqlUrl: redactPassword(mysqlUrl), failpoints: failpointSpec ?? 'none' };
+    // One line, always printed (even with EOB_LOG=quiet): harnesses wait for it and read the URL from it.
+    process.stdout.write(`server listening on ${server.url} ${JSON.stringify(shown)}\n`);
+
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      if (!env.quiet) process.stderr.write(`server: ${signal}, closing (answering requests in hand)\n`);
+      server.close().then(
+        () => {
+          if (!env.quiet) process.stderr.write(`server closed: ${JSON.stringify(server.stats)}\n`);
+          process.exit(0);
+        },
+        (error: unknown) => {
+          process.stderr.write(`server: close failed: ${describeError(error)}\n`);
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  },
+};
+
+function redactPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,26 @@
+// The database objects the server and the worker both need, created idempotently (`CREATE TABLE IF NOT
+// EXISTS`), so either process may start first, or both at once, on an empty database. The offsets table of
+// offset mode belongs to the offset subscriber, which creates it itself.
+import type { SqlExecutor } from './pubsub/types.ts';
+import type { TopicSchema } from './pubsub/mysqlPublisher.ts';
+import { createMessagesTable } from './sql/messagesTable.ts';
+import { createQueueTable } from './sql/queueTable.ts';
+import { createCounterTable } from './sql/counterTable.ts';
+import { createPublishDedupTable } from './sql/publishDedupTable.ts';
+import { assertTopicName } from './sql/identifiers.ts';
+
+export interface SchemaOptions {
+  topic: string;
+  /** offset: watermill_<topic>; queue: eob_queue_<topic>. */
+  topicSchema: TopicSchema;
+  /** Also create eob_publish_dedup_<topic> (the server's --dedup). */
+  dedup: boolean;
+}
+
+export async function ensureSchema(db: SqlExecutor, options: SchemaOptions): Promise<void> {
+  assertTopicName(options.topic);
+  if (options.topicSchema === 'offset') await createMessagesTable(db, options.topic);
+  else await createQueueTable(db, options.topic);
+  await createCounterTable(db);
+  if (options.dedup) await createPublishDedupTable(db, options.topic);
+}
