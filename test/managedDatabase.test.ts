@@ -2,7 +2,9 @@
 // pause, and the clear errors (port in use, no binary, unwritable or foreign data directory, death on start).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -236,5 +238,78 @@ describe('managed database: errors', () => {
     assert.throws(() => resolveManagedDatabaseOptions({ database: 'no-dashes' }), /database/);
     assert.throws(() => resolveManagedDatabaseOptions({ serverArgs: ['innodb'] }), /serverArgs/);
     assert.equal(resolveManagedDatabaseOptions({ port: 4000 }, '/x').datadir, '/x/.eob/db-4000');
+  });
+});
+
+/** `eob db start` as a user runs it; resolves with the process and what it printed once MYSQL_URL is out. */
+async function eobDbStart(args: string[]): Promise<{ child: ChildProcess; stdout: () => string; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [path.join(import.meta.dirname, '..', 'bin', 'eob.js'), 'db', 'start', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 30_000;
+  while (!/^pid=\d+$/m.test(stdout)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`eob db start did not come up (exit ${child.exitCode}):\n${stdout}\n${stderr}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { child, stdout: () => stdout, exited };
+}
+
+async function serverState(pid: number): Promise<string> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return 'gone';
+  }
+}
+
+describe('eob db start', () => {
+  const scratch: string[] = [];
+  after(async () => {
+    for (const dir of scratch) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('prints MYSQL_URL and the durability, and shuts the server down cleanly on SIGTERM', async () => {
+    const dir = await scratchDir();
+    scratch.push(dir);
+    const port = await findFreePort();
+    const { child, stdout, exited } = await eobDbStart(['--port', String(port), '--datadir', path.join(dir, 'db')]);
+    const out = stdout();
+    assert.match(out, new RegExp(`^MYSQL_URL=mysql://root@127\\.0\\.0\\.1:${port}/eob$`, 'm'));
+    assert.match(out, /innodb_flush_log_at_trx_commit=1/);
+    const serverPid = Number(/^pid=(\d+)$/m.exec(out)?.[1]);
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', database: 'eob' });
+    await conn.end();
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.equal(await serverState(serverPid), 'gone');
+    assert.match(await readFile(path.join(dir, 'db', 'error.log'), 'utf8'), /Shutdown complete/);
+  });
+
+  test('the server does not outlive eob when eob is SIGKILLed', async () => {
+    const dir = await scratchDir();
+    scratch.push(dir);
+    const { child, stdout, exited } = await eobDbStart(['--port', String(await findFreePort()), '--datadir', path.join(dir, 'db')]);
+    const serverPid = Number(/^pid=(\d+)$/m.exec(stdout())?.[1]);
+    assert.ok(serverPid > 0);
+    assert.equal(await serverState(serverPid), 'S');
+    child.kill('SIGKILL');
+    await exited;
+    // Killed at once by the parent-death signal; it may linger as a zombie until PID 1 reaps it.
+    const deadline = Date.now() + 5_000;
+    let state = await serverState(serverPid);
+    while (state !== 'gone' && state !== 'Z' && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      state = await serverState(serverPid);
+    }
+    assert.ok(state === 'gone' || state === 'Z', `server pid ${serverPid} still running (state ${state})`);
   });
 });

@@ -180,12 +180,24 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function processName(pid: number): Promise<string | undefined> {
+/**
+ * True when `pid` is a live mariadbd/mysqld. A zombie does not count: a server killed together with the
+ * process that started it stays a zombie until PID 1 reaps it (about a second in a container), and holds no
+ * files or ports any more.
+ */
+async function isLiveServer(pid: number): Promise<boolean> {
+  let stat: string;
   try {
-    return (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   } catch {
-    return undefined;
+    return false;
   }
+  // `pid (comm) state ...`; comm may itself hold spaces or parentheses, so split at the last ')'.
+  const open = stat.indexOf('(');
+  const close = stat.lastIndexOf(')');
+  const comm = stat.slice(open + 1, close);
+  const state = stat.slice(close + 2, close + 3);
+  return (comm === 'mariadbd' || comm === 'mysqld') && state !== 'Z' && state !== 'X';
 }
 
 export class ManagedDatabase {
@@ -389,8 +401,7 @@ export class ManagedDatabase {
   private async refuseDataDirectoryInUse(): Promise<void> {
     const pid = await readPidFile(this.pidFilePath);
     if (pid === undefined || pid === this.child?.pid) return;
-    const name = await processName(pid);
-    if (name === 'mariadbd' || name === 'mysqld') {
+    if (await isLiveServer(pid)) {
       throw new DatabaseStartError(
         `data directory ${this.options.datadir} is in use by a running server (pid ${pid}); ` +
           `stop it with \`eob db stop --datadir ${this.options.datadir}\` or pick another --datadir`,
@@ -539,12 +550,11 @@ export async function stopServerInDataDirectory(datadir: string, timeoutMs = 60_
   const pidFile = path.join(path.resolve(datadir), 'mysqld.pid');
   const pid = await readPidFile(pidFile);
   if (pid === undefined) return false;
-  const name = await processName(pid);
-  if (name !== 'mariadbd' && name !== 'mysqld') return false;
+  if (!(await isLiveServer(pid))) return false;
   process.kill(pid, 'SIGCONT'); // a paused server would keep SIGTERM pending forever
   process.kill(pid, 'SIGTERM');
   const deadline = performance.now() + timeoutMs;
-  while ((await processName(pid)) !== undefined) {
+  while (await isLiveServer(pid)) {
     if (performance.now() > deadline) {
       throw new Error(`${COMPONENT}: server pid ${pid} in ${datadir} still running ${timeoutMs} ms after SIGTERM; kill -9 ${pid} if it must go`);
     }
