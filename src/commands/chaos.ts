@@ -10,6 +10,7 @@ import { resolveFaults, FAULT_NAMES } from '../scenarios/nemesis.ts';
 import { createResultsDir, collectVersions, projectRoot } from '../bench/resultsDir.ts';
 import { createProgress } from '../bench/progress.ts';
 import { mysqlUrlOption } from './sharedOptions.ts';
+import { intInRange } from '../validate.ts';
 
 interface ChaosArgs {
   profile: string;
@@ -19,6 +20,7 @@ interface ChaosArgs {
   'results-dir': string;
   'mysql-url'?: string;
   list: boolean;
+  requests?: number;
 }
 
 export const command: CommandModule<object, ChaosArgs> = {
@@ -32,6 +34,7 @@ export const command: CommandModule<object, ChaosArgs> = {
       .option('backend', { choices: ['local', 'docker'], default: 'local', describe: 'local child processes, or Docker Compose services (dockerode)' })
       .option('results-dir', { type: 'string', default: 'results', describe: 'results go to <dir>/chaos/<timestamp>/' })
       .option('mysql-url', { ...mysqlUrlOption, describe: 'use this server instead of a private one per case (database faults are then skipped)' })
+      .option('requests', { type: 'number', describe: "requests per case (overrides the profile's)" })
       .option('list', { type: 'boolean', default: false, describe: 'print the cases of the profile and exit' }),
   handler: async (args) => {
     const env = readEnvironment();
@@ -45,6 +48,10 @@ export const command: CommandModule<object, ChaosArgs> = {
         throw new Error(`unknown case(s) ${unknown.join(', ')} in profile ${profile}; cases: ${cases.map((c) => c.name).join(', ')}`);
       }
       cases = cases.filter((c) => wanted.includes(c.name));
+    }
+    if (args.requests !== undefined) {
+      const requests = intInRange('chaos', 'requests', args.requests, 1, 10_000_000);
+      cases = cases.map((c) => ({ ...c, requests }));
     }
     if (args.list) {
       for (const c of cases) {

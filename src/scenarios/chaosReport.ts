@@ -120,7 +120,7 @@ export function timelineChartSpec(r: CaseResult): TopLevelSpec {
         encoding: {
           x: { field: 't_s', type: 'quantitative', title: 'time since case start (s)' },
           y: { field: 'count', type: 'quantitative', title: 'requests / messages' },
-          color: { field: 'series', type: 'nominal', title: null },
+          color: { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 400 } },
         },
       },
       {

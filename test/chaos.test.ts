@@ -1,0 +1,49 @@
+// One quick chaos case end to end on a private database: worker SIGKILL and database SIGKILL under load must
+// come out valid; and one control (after-commit acks with a crash between the two commits) must be caught.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runCase } from '../src/scenarios/chaos.ts';
+import { chaosMatrix } from '../src/scenarios/chaosMatrix.ts';
+import { readEnvironment } from '../src/config.ts';
+
+const env = readEnvironment();
+// Always the project's own private database, never MYSQL_URL: the case kills the database.
+const run = { mysqlUrl: undefined, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath };
+
+function quickCase(name: string) {
+  const c = chaosMatrix('quick').find((x) => x.name === name);
+  assert.ok(c !== undefined, `quick profile has ${name}`);
+  return c;
+}
+
+test('chaos: offset mode under a worker kill and a database kill is valid', { timeout: 180_000 }, async () => {
+  const c = { ...quickCase('eo-offset-b1000'), faults: ['worker-kill', 'db-kill'] as const, perFault: 1, requests: 800 };
+  const r = await runCase(c, run);
+  assert.equal(r.error, undefined);
+  assert.deepEqual(
+    r.faults.map((f) => f.fault),
+    ['worker-kill', 'db-kill'],
+  );
+  for (const f of r.faults) assert.ok(f.recoveryMs !== undefined, `${f.fault} recovered (${f.detail})`);
+  assert.ok(r.verdict !== undefined);
+  assert.equal(r.verdict.verdict, 'valid', r.verdict.reasons.join('; '));
+  assert.equal(r.passed, true);
+  // Every request of the case and its warm-up is in the history, and the checker saw all of them.
+  assert.equal(r.verdict.requests.distinct, 800 + 50);
+  assert.ok(r.verdict.requests.ok >= 1, 'some requests succeeded');
+  assert.equal(r.verdict.messages.pending, 0);
+  assert.ok(r.verdict.total >= r.verdict.requests.ok);
+});
+
+test('chaos control: after-commit acks with a crash between the commits are caught as duplicates', { timeout: 180_000 }, async () => {
+  const c = { ...quickCase('ctl-after-commit'), faults: ['failpoint'] as const, perFault: 1, requests: 600 };
+  const r = await runCase(c, run);
+  assert.equal(r.error, undefined);
+  assert.match(r.faults[0]?.detail ?? '', /died at consume-between-commits/);
+  assert.ok(r.verdict !== undefined);
+  assert.equal(r.verdict.verdict, 'invalid');
+  assert.ok(r.verdict.duplicated > 0, `duplicates detected (${r.verdict.duplicated})`);
+  assert.equal(r.verdict.publishDuplicated, 0, 'the worker, not the publisher, is blamed');
+  assert.ok(r.verdict.counterViolations.every((v) => v.kind === 'duplicated' && v.offsets.length > 0));
+  assert.equal(r.passed, true);
+});
