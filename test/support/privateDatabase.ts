@@ -1,5 +1,5 @@
 // A private MariaDB for integration tests: a fresh data directory in the temp dir, a free port, durable
-// settings, ready in ~0.3 s (the data directory is copied from a cached template).
+// settings, ready in ~0.3-0.5 s (the data directory is copied from a cached template).
 //
 //   import { after, before } from 'node:test';
 //   let db: ManagedDatabase;

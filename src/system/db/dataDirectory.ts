@@ -1,9 +1,12 @@
 // Creates, recognises and deletes the data directories of managed database servers.
 //
 // A fresh data directory is a copy of a template that is initialised once per server binary and version and
-// kept in a cache directory. Measured on this machine (2 cores, ext4, MariaDB 10.11, 114 MB directory of which
-// 96 MB is ib_logfile0): `mariadb-install-db` takes 0.45 s, copying the template 0.06 s (files in the page
-// cache), so the cache saves about 0.4 s on each of the many private servers the tests start.
+// kept in a cache directory. Measured on this machine (2 cores, ext4, MariaDB 10.11, a 114 MB directory of
+// which 96 MB is ib_logfile0): `mariadb-install-db` takes 0.45 s on an idle machine and 0.6-2.1 s while other
+// test runs load it; copying the template takes 0.06 s (`cp -a`) / 0.13 s (fs.cp) idle and 0.2-0.3 s loaded.
+// An A/B of 5 whole starts each under moderate load came out even (0.27-0.43 s template, 0.29-0.41 s
+// install), so the cache mostly removes the slow tail of install-db under load. A sparse copy would write only
+// 6.5 MB, but a sparse redo log pays block allocation on its first pass, which a bench would measure.
 //
 // Every directory made here carries a marker file; `remove` and `--fresh` refuse to delete a directory
 // without it, so a mistyped --datadir can never wipe someone's real database.
