@@ -33,8 +33,3 @@ export function armFailpointsFrom(flag: string | readonly string[] | undefined):
   if (spec !== undefined) armFailpoints(parseFailpointSpec(spec));
   return spec;
 }
-
-/** Hides the password when a URL is logged. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
-}

@@ -5,8 +5,9 @@ import { DEFAULT_WORKER_OPTIONS, startWorker, WORKER_MODES, type WorkerMode } fr
 import { HANDLER_PROFILES, type HandlerProfile } from '../system/counterHandler.ts';
 import { GAP_HANDLINGS, type GapHandling } from '../system/pubsub/offsetSubscriber.ts';
 import { ACK_MODES, parseIsolationLevel, type AckMode } from '../system/pubsub/types.ts';
-import { armFailpointsFrom, failpointOption, mysqlUrlOption, redactUrl, resolveMysqlUrl } from './sharedOptions.ts';
+import { armFailpointsFrom, failpointOption, mysqlUrlOption, resolveMysqlUrl } from './sharedOptions.ts';
 import { describeError } from '../system/db/errors.ts';
+import { redactMysqlUrl } from '../system/db/pool.ts';
 
 interface WorkerArgs {
   'mysql-url'?: string;
@@ -21,6 +22,7 @@ interface WorkerArgs {
   profile: string;
   'gap-handling'?: string;
   graceful: boolean;
+  'start-timeout-ms': number;
   failpoint?: string | string[];
 }
 
@@ -43,6 +45,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('profile', { choices: HANDLER_PROFILES, default: d.profile, describe: 'batched: one aggregated upsert per batch; watermill: the reference consumer' })
       .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default) or none (watermill-sql; loses messages)' })
       .option('graceful', { type: 'boolean', default: d.graceful, describe: 'on SIGTERM finish the batch in hand; --no-graceful exits at once' })
+      .option('start-timeout-ms', { type: 'number', default: d.startTimeoutMs, describe: 'how long to wait for an unreachable database at start' })
       .option('failpoint', failpointOption),
   handler: async (args) => {
     const env = readEnvironment();
@@ -66,13 +69,14 @@ export const command: CommandModule<object, WorkerArgs> = {
       profile: args.profile as HandlerProfile,
       gapHandling: args['gap-handling'] as GapHandling | undefined,
       graceful: args.graceful,
+      startTimeoutMs: args['start-timeout-ms'],
       log,
     };
     const worker = await startWorker(options);
     const { log: _log, ...shown } = options;
     // The harness waits for this line: it is printed even when quiet.
     process.stdout.write(
-      `worker started ${JSON.stringify({ ...shown, mysqlUrl: redactUrl(options.mysqlUrl), ...worker.settings, failpoints: failpoints ?? null, pid: process.pid })}\n`,
+      `worker started ${JSON.stringify({ ...shown, mysqlUrl: redactMysqlUrl(options.mysqlUrl), ...worker.settings, failpoints: failpoints ?? null, pid: process.pid })}\n`,
     );
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

@@ -1,6 +1,7 @@
 // The counter worker: one subscription (offset or queue mode) whose handler increments counters in the
 // transaction that acks the messages.
-import { createPool, ensureDatabase, executorOf, parseMysqlUrl, type Pool } from './db/pool.ts';
+import { createPool, executorOf, parseMysqlUrl, type Pool } from './db/pool.ts';
+import { waitForDatabase } from './db/waitForDatabase.ts';
 import { ensureSchema } from './schema.ts';
 import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counterHandler.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type GapHandling } from './pubsub/offsetSubscriber.ts';
@@ -28,6 +29,8 @@ export interface WorkerOptions {
   gapHandling: GapHandling | undefined;
   /** SIGTERM finishes or rolls back the batch in hand; false exits at once. */
   graceful: boolean;
+  /** How long start-up waits for an unreachable database (it may be restarting) before it fails (ms). */
+  startTimeoutMs: number;
   log: (line: string) => void;
 }
 
@@ -44,6 +47,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   profile: 'batched',
   gapHandling: undefined,
   graceful: true,
+  startTimeoutMs: 30_000,
   log: (line) => process.stdout.write(`${line}\n`),
 };
 
@@ -63,6 +67,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   if (o.isolation !== undefined) oneOf(c, 'isolation', o.isolation, ISOLATION_LEVELS);
   oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
   intInRange(c, 'concurrency', o.concurrency, 1, 256);
+  intInRange(c, 'startTimeoutMs', o.startTimeoutMs, 0, 3_600_000);
   oneOf(c, 'profile', o.profile, HANDLER_PROFILES);
   if (o.gapHandling !== undefined) oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
   if (o.mode === 'offset' && o.concurrency !== 1) {
@@ -85,7 +90,7 @@ export interface RunningWorker {
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const o = validateWorkerOptions(options);
-  await ensureDatabase(o.mysqlUrl);
+  await waitForDatabase(o.mysqlUrl, o.startTimeoutMs, o.log);
   // One connection per consumer, one for the gap checks' neighbours and schema, and a spare.
   const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.concurrency + 2, connectTimeoutMs: 5_000, role: 'worker' });
   try {

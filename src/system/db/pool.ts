@@ -57,6 +57,11 @@ export function parseMysqlUrl(url: string): MysqlUrl {
   };
 }
 
+/** The URL with its password replaced by ***, for logs and error messages. */
+export function redactMysqlUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}
+
 function connectionConfig(url: MysqlUrl, connectTimeoutMs: number) {
   return {
     host: url.host,
