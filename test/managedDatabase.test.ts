@@ -25,9 +25,15 @@ function connect(db: ManagedDatabase): Promise<mysql.Connection> {
   return mysql.createConnection({ host: '127.0.0.1', port: db.port, user: 'root', database: 'eob', connectTimeout: 2_000 });
 }
 
+const scratchDirs: string[] = [];
 async function scratchDir(): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), 'eob-test-scratch-'));
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'eob-test-scratch-'));
+  scratchDirs.push(dir);
+  return dir;
 }
+after(async () => {
+  for (const dir of scratchDirs) await rm(dir, { recursive: true, force: true });
+});
 
 describe('managed database: a running server', () => {
   let db: ManagedDatabase;
@@ -164,15 +170,7 @@ describe('managed database: a running server', () => {
 });
 
 describe('managed database: errors', () => {
-  const scratch: string[] = [];
-  after(async () => {
-    for (const dir of scratch) await rm(dir, { recursive: true, force: true });
-  });
-  async function dir(): Promise<string> {
-    const d = await scratchDir();
-    scratch.push(d);
-    return d;
-  }
+  const dir = scratchDir;
 
   test('port in use by something else', async () => {
     const blocker = net.createServer();
@@ -272,14 +270,9 @@ async function serverState(pid: number): Promise<string> {
 }
 
 describe('eob db start', () => {
-  const scratch: string[] = [];
-  after(async () => {
-    for (const dir of scratch) await rm(dir, { recursive: true, force: true });
-  });
 
   test('prints MYSQL_URL and the durability, and shuts the server down cleanly on SIGTERM', async () => {
     const dir = await scratchDir();
-    scratch.push(dir);
     const port = await findFreePort();
     const { child, stdout, exited } = await eobDbStart(['--port', String(port), '--datadir', path.join(dir, 'db')]);
     const out = stdout();
@@ -296,7 +289,6 @@ describe('eob db start', () => {
 
   test('the server does not outlive eob when eob is SIGKILLed', async () => {
     const dir = await scratchDir();
-    scratch.push(dir);
     const { child, stdout, exited } = await eobDbStart(['--port', String(await findFreePort()), '--datadir', path.join(dir, 'db')]);
     const serverPid = Number(/^pid=(\d+)$/m.exec(stdout())?.[1]);
     assert.ok(serverPid > 0);
