@@ -46,11 +46,17 @@ export function emptyStats(): SubscriberStats {
   return { batches: 0, messages: 0, rollbacks: 0, retries: 0, gapsSkipped: 0 };
 }
 
-/** Starts the loop; returns at once. The loop ends on close() or on an error that is not expected. */
-export function startConsumeLoop(options: ConsumeLoopOptions, source: BatchSource, stats: SubscriberStats): Subscription {
-  const sleeper = new Sleeper();
-  const backoff = new Backoff(RETRY_BACKOFF);
-  let closing = false;
+/** One consumer's connection and its batch transaction; the loop below and the micro-benchmarks drive it. */
+export interface BatchConsumer {
+  /** Consumes at most one batch; returns how long to sleep before the next (0 after a handled batch). */
+  consumeOnce(): Promise<number>;
+  /** Forgets a connection that failed, so the next batch opens a new one. */
+  dropConnection(): void;
+  /** Returns the connection to the pool. */
+  release(): void;
+}
+
+export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSource, stats: SubscriberStats): BatchConsumer {
   let conn: PoolConnection | undefined;
 
   async function connection(): Promise<PoolConnection> {
@@ -65,11 +71,6 @@ export function startConsumeLoop(options: ConsumeLoopOptions, source: BatchSourc
     }
     conn = fresh;
     return fresh;
-  }
-
-  function dropConnection(): void {
-    conn?.destroy();
-    conn = undefined;
   }
 
   async function inTransaction<T>(c: PoolConnection, work: (tx: ConsumeTx) => Promise<T>): Promise<T> {
@@ -95,7 +96,6 @@ export function startConsumeLoop(options: ConsumeLoopOptions, source: BatchSourc
     }
   }
 
-  /** One batch: returns how long to sleep before the next one. */
   async function consumeOnce(): Promise<number> {
     const c = await connection();
     let handled: readonly Message[] = [];
@@ -146,11 +146,31 @@ export function startConsumeLoop(options: ConsumeLoopOptions, source: BatchSourc
     return 0;
   }
 
+  return {
+    consumeOnce,
+    dropConnection() {
+      conn?.destroy();
+      conn = undefined;
+    },
+    release() {
+      conn?.release();
+      conn = undefined;
+    },
+  };
+}
+
+/** Starts the loop; returns at once. The loop ends on close() or on an error that is not expected. */
+export function startConsumeLoop(options: ConsumeLoopOptions, source: BatchSource, stats: SubscriberStats): Subscription {
+  const sleeper = new Sleeper();
+  const backoff = new Backoff(RETRY_BACKOFF);
+  const consumer = createBatchConsumer(options, source, stats);
+  let closing = false;
+
   const done = (async () => {
     while (!closing) {
       let pause: number;
       try {
-        pause = await consumeOnce();
+        pause = await consumer.consumeOnce();
         backoff.reset();
       } catch (error) {
         if (error instanceof HandlerError) {
@@ -159,19 +179,18 @@ export function startConsumeLoop(options: ConsumeLoopOptions, source: BatchSourc
         } else {
           const kind = classifyError(error);
           if (kind === 'fatal') {
-            dropConnection();
+            consumer.dropConnection();
             throw new Error(`${options.name}: consuming a batch failed: ${describeError(error)}`, { cause: error });
           }
           stats.retries += 1;
-          if (kind === 'connection' || kind === 'server-restarting') dropConnection();
+          if (kind === 'connection' || kind === 'server-restarting') consumer.dropConnection();
           pause = backoff.next();
           options.log(`${options.name}: ${kind} (${describeError(error)}); rolled back, retry ${backoff.attempts} in ${pause} ms`);
         }
       }
       if (pause > 0 && !closing) await sleeper.sleep(pause);
     }
-    conn?.release();
-    conn = undefined;
+    consumer.release();
   })();
   // close() awaits `done`; a loop that died on its own must not become an unhandled rejection meanwhile.
   done.catch(() => undefined);

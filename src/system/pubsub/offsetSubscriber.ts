@@ -8,7 +8,15 @@ import { probeOpenWriters } from '../sql/innodbTrx.ts';
 import { assertTopicName } from '../sql/identifiers.ts';
 import { intInRange, matches, oneOf } from '../../validate.ts';
 import { GapTracker } from './gapTracker.ts';
-import { emptyStats, startConsumeLoop, type BatchSource, type ReadResult } from './consumeLoop.ts';
+import {
+  createBatchConsumer,
+  emptyStats,
+  startConsumeLoop,
+  type BatchConsumer,
+  type BatchSource,
+  type ConsumeLoopOptions,
+  type ReadResult,
+} from './consumeLoop.ts';
 import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
 import type { AckMode, BatchHandler, IsolationLevel, Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
 
@@ -141,23 +149,31 @@ class OffsetSource implements BatchSource {
   }
 }
 
+function loopOptions(pool: Pool, o: OffsetSubscriberOptions): ConsumeLoopOptions {
+  return {
+    name: `offset subscriber ${o.topic}/${o.consumerGroup}`,
+    pool,
+    isolation: o.isolation,
+    ackMode: o.ackMode,
+    batchSize: o.batchSize,
+    pollIntervalMs: o.pollIntervalMs,
+    resendIntervalMs: o.resendIntervalMs,
+    handler: o.handler,
+    log: o.log,
+  };
+}
+
+/** One batch at a time, with no loop around it: for the micro-benchmarks of one consume transaction. */
+export async function createOffsetBatchConsumer(pool: Pool, options: OffsetSubscriberOptions): Promise<BatchConsumer> {
+  const o = validateOffsetSubscriberOptions(options);
+  await prepareOffsetTopic(executorOf(pool), o.topic, o.consumerGroup);
+  const stats = emptyStats();
+  return createBatchConsumer(loopOptions(pool, o), new OffsetSource(o, stats), stats);
+}
+
 export async function subscribeOffset(pool: Pool, options: OffsetSubscriberOptions): Promise<Subscription> {
   const o = validateOffsetSubscriberOptions(options);
   await prepareOffsetTopic(executorOf(pool), o.topic, o.consumerGroup);
   const stats = emptyStats();
-  return startConsumeLoop(
-    {
-      name: `offset subscriber ${o.topic}/${o.consumerGroup}`,
-      pool,
-      isolation: o.isolation,
-      ackMode: o.ackMode,
-      batchSize: o.batchSize,
-      pollIntervalMs: o.pollIntervalMs,
-      resendIntervalMs: o.resendIntervalMs,
-      handler: o.handler,
-      log: o.log,
-    },
-    new OffsetSource(o, stats),
-    stats,
-  );
+  return startConsumeLoop(loopOptions(pool, o), new OffsetSource(o, stats), stats);
 }
