@@ -3,7 +3,8 @@
 SHELL := /bin/bash
 
 EOB := node bin/eob.js
-STAMP := node_modules/.install-stamp
+# npm writes node_modules/.package-lock.json on every install: newer than the lock file means up to date.
+STAMP := node_modules/.package-lock.json
 
 # Optional overrides, passed on only when given: make bench PROFILE=quick BATCH_SIZES=1,100,1000
 opt = $(if $($(1)),--$(2) '$($(1))')
@@ -20,7 +21,7 @@ help: ## list the targets
 	@echo "  variables: PROFILE, BATCH_SIZES, ISOLATION, MODES, HANDLERS, POLL_INTERVALS, COALESCE, REPETITIONS (bench);"
 	@echo "             PROFILE, FAULTS, BACKEND, CASES, REQUESTS (chaos); MYSQL_URL to use your own server"
 
-$(STAMP): package.json package-lock.json
+$(STAMP): package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
