@@ -80,9 +80,9 @@ test('flag builders follow the CLI contract', () => {
     '--no-coalesce', '--coalesce-max-batch', '500', '--dedup',
   ]);
   assert.deepEqual(
-    workerArgs('mysql://u@h:1/eob', { mode: 'queue', batchSize: 100, isolation: 'READ COMMITTED', graceful: false, failpoints: ['consume-after-ack=2'] }),
+    workerArgs('mysql://u@h:1/eob', { mode: 'queue', batchSize: 100, isolation: 'READ COMMITTED', graceful: false, failpoints: ['consume-after-ack=2', 'consume-after-read=5'] }),
     ['worker', '--mysql-url', 'mysql://u@h:1/eob', '--mode', 'queue', '--batch-size', '100', '--isolation', 'READ-COMMITTED',
-      '--no-graceful', '--failpoint', 'consume-after-ack=2'],
+      '--no-graceful', '--failpoint', 'consume-after-ack=2,consume-after-read=5'],
   );
 });
 

@@ -112,7 +112,8 @@ export function workerArgs(mysqlUrl: string, f: WorkerFlags): string[] {
   if (f.profile !== undefined) args.push('--profile', f.profile);
   if (f.gapHandling !== undefined) args.push('--gap-handling', f.gapHandling);
   if (f.graceful === false) args.push('--no-graceful');
-  for (const fp of f.failpoints ?? []) args.push('--failpoint', fp);
+  // The worker takes one `name=N[,name=N]` value (the server takes the flag repeated).
+  if (f.failpoints !== undefined && f.failpoints.length > 0) args.push('--failpoint', f.failpoints.join(','));
   return args;
 }
 

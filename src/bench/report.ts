@@ -1,0 +1,99 @@
+// What a bench run shows its reader: the summary table on the terminal (best point, baseline, ceilings,
+// ratios) and the two charts, built from the CSV rows.
+import type { CsvRow } from './csv.ts';
+import { formatCell } from './csv.ts';
+import type { DrainPoint, EndToEndBar, Reference } from './chart.ts';
+
+const num = (v: CsvRow[string]): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** The drain series of the chart: one line per mode / isolation / handler profile / ack mode. */
+export function drainChartData(rows: readonly CsvRow[]): { points: DrainPoint[]; ceiling: DrainPoint[] } {
+  const points: DrainPoint[] = [];
+  const ceiling: DrainPoint[] = [];
+  for (const r of rows) {
+    const rate = num(r.drain_msgs_per_s);
+    const batch = num(r.batch_size);
+    if (rate === undefined || batch === undefined || rate <= 0) continue;
+    if (r.kind === 'sql-ceiling') ceiling.push({ series: 'sql ceiling', batch_size: batch, drain_msgs_per_s: rate });
+    if (r.kind !== 'drain') continue;
+    const parts = [r.mode === 'queue' ? `queue x${r.workers}` : 'offset', String(r.isolation ?? ''), String(r.handler_profile)];
+    if (r.ack_mode !== 'transactional') parts.push(String(r.ack_mode));
+    if (r.verdict !== 'valid') parts.push('(NOT valid)');
+    points.push({ series: parts.join(' '), batch_size: batch, drain_msgs_per_s: rate });
+  }
+  return { points, ceiling };
+}
+
+export function endToEndChartData(rows: readonly CsvRow[]): EndToEndBar[] {
+  const bars: EndToEndBar[] = [];
+  for (const r of rows) {
+    if (r.kind !== 'end-to-end') continue;
+    const label = `${r.point}${r.repetition !== 1 ? ` #${r.repetition}` : ''}`;
+    const publish = num(r.publish_req_per_s);
+    const drain = num(r.drain_msgs_per_s);
+    if (publish !== undefined) bars.push({ point: label, metric: 'publish_req_per_s', value: publish });
+    if (drain !== undefined) bars.push({ point: label, metric: 'drain_msgs_per_s', value: drain });
+  }
+  return bars;
+}
+
+export function chartRules(rows: readonly CsvRow[], baseline: number): Reference[] {
+  const rules: Reference[] = [{ label: `published baseline ${baseline} msg/s`, value: baseline }];
+  const http = Math.max(0, ...rows.filter((r) => r.kind === 'http-ceiling').map((r) => num(r.publish_req_per_s) ?? 0));
+  if (http > 0) rules.push({ label: `HTTP ceiling ${Math.round(http)} req/s`, value: http });
+  return rules;
+}
+
+/** The valid, exactly-once (transactional) row with the highest value of `column` among rows of `kind`. */
+export function bestRow(rows: readonly CsvRow[], kind: string, column: string): CsvRow | undefined {
+  return rows
+    .filter((r) => r.kind === kind && r.verdict === 'valid' && r.ack_mode === 'transactional' && num(r[column]) !== undefined)
+    .sort((a, b) => (num(b[column]) ?? 0) - (num(a[column]) ?? 0))[0];
+}
+
+const SUMMARY_COLUMNS: [string, string][] = [
+  ['point', 'point'],
+  ['drain_msgs_per_s', 'drain/s'],
+  ['publish_req_per_s', 'publish/s'],
+  ['lag_p99_ms', 'lag p99 ms'],
+  ['latency_p99_ms', 'lat p99 ms'],
+  ['verdict', 'verdict'],
+  ['lost', 'lost'],
+  ['duplicated', 'dup'],
+  ['ratio_vs_baseline', 'x154'],
+  ['ratio_vs_watermill_profile', 'x wm'],
+  ['ratio_vs_sql_ceiling', '/sql'],
+  ['ratio_vs_http_ceiling', '/http'],
+];
+
+/** A plain-text table of every row, then the headline lines: best drain, best end to end, references. */
+export function summaryTable(rows: readonly CsvRow[]): string {
+  const cell = (r: CsvRow, c: string) => {
+    const v = r[c];
+    if (typeof v === 'number') return c.startsWith('ratio') ? v.toFixed(2) : String(Math.round(v));
+    return formatCell(v);
+  };
+  const table = [SUMMARY_COLUMNS.map(([, h]) => h), ...rows.map((r) => SUMMARY_COLUMNS.map(([c]) => cell(r, c)))];
+  const widths = SUMMARY_COLUMNS.map((_, i) => Math.max(...table.map((line) => (line[i] ?? '').length)));
+  const lines = table.map((line) => line.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  '));
+  lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
+  const out = [lines.join('\n'), ''];
+  const bestDrain = bestRow(rows, 'drain', 'drain_msgs_per_s');
+  if (bestDrain !== undefined) {
+    out.push(
+      `best drain:       ${bestDrain.point}: ${cell(bestDrain, 'drain_msgs_per_s')} msgs/s, ` +
+        `${cell(bestDrain, 'ratio_vs_baseline')}x the published 154 msg/s, ${cell(bestDrain, 'ratio_vs_watermill_profile')}x the watermill profile, ` +
+        `${cell(bestDrain, 'ratio_vs_sql_ceiling')} of the SQL ceiling`,
+    );
+  }
+  const bestE2e = bestRow(rows, 'end-to-end', 'publish_req_per_s');
+  if (bestE2e !== undefined) {
+    out.push(
+      `best end to end:  ${bestE2e.point}: ${cell(bestE2e, 'publish_req_per_s')} req/s published, ${cell(bestE2e, 'drain_msgs_per_s')} msgs/s drained, ` +
+        `lag p99 ${cell(bestE2e, 'lag_p99_ms')} ms, ${cell(bestE2e, 'ratio_vs_http_ceiling')} of the HTTP ceiling`,
+    );
+  }
+  const invalid = rows.filter((r) => r.verdict === 'invalid');
+  if (invalid.length > 0) out.push(`NOT VALID: ${invalid.map((r) => `${r.point} (lost ${r.lost}, duplicated ${r.duplicated})`).join('; ')}`);
+  return out.join('\n');
+}

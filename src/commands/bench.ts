@@ -1,0 +1,143 @@
+// `eob bench`: the throughput sweep (issue 3). Profiles quick / standard / full; every grid field can be
+// overridden with a comma-separated list.
+import type { CommandModule } from 'yargs';
+import { readEnvironment } from '../config.ts';
+import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
+import { OptionsError } from '../validate.ts';
+import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions, type Mode, type HandlerProfile } from '../scenarios/sweep.ts';
+import { runBench } from '../bench/runBench.ts';
+import { projectRoot } from '../bench/resultsDir.ts';
+import path from 'node:path';
+
+interface BenchArgs {
+  profile: string;
+  'mysql-url'?: string;
+  'batch-sizes'?: string;
+  isolation?: string;
+  modes?: string;
+  'queue-workers'?: string;
+  profiles?: string;
+  'poll-intervals'?: string;
+  coalesce?: string;
+  'ack-modes'?: string;
+  repetitions?: number;
+  backlog?: number;
+  counters?: number;
+  'drain-timeout-s'?: number;
+  'duration-s'?: number;
+  connections?: number;
+  rate?: number;
+  only?: string;
+  'worker-failpoint'?: string;
+  'results-dir'?: string;
+}
+
+const list = (text: string | undefined): string[] | undefined =>
+  text === undefined ? undefined : text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+
+function numbers(field: string, text: string | undefined): number[] | undefined {
+  return list(text)?.map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n)) throw new OptionsError(`bench: --${field} must be whole numbers separated by commas (got "${s}" in "${text}")`);
+    return n;
+  });
+}
+
+const POINT_KINDS = ['http-ceiling', 'sql-ceiling', 'baseline', 'drain', 'end-to-end'] as const;
+
+/** Profile defaults < flags. Exported for tests. */
+export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
+  if (!(BENCH_PROFILES as readonly string[]).includes(args.profile)) {
+    throw new OptionsError(`bench: --profile must be one of ${BENCH_PROFILES.join(', ')} (got "${args.profile}")`);
+  }
+  const o = profileOptions(args.profile as BenchProfile);
+  const g = o.grid;
+  g.batchSizes = numbers('batch-sizes', args['batch-sizes']) ?? g.batchSizes;
+  const isolations = list(args.isolation)?.map((s) => {
+    const level = parseIsolationLevel(s);
+    if (level === undefined) throw new OptionsError(`bench: --isolation "${s}" is not one of READ-UNCOMMITTED, READ-COMMITTED, REPEATABLE-READ, SERIALIZABLE`);
+    return level;
+  });
+  if (isolations !== undefined) {
+    g.isolations = isolations;
+    g.queueIsolations = isolations as (IsolationLevel | undefined)[];
+  }
+  g.modes = (list(args.modes) as Mode[] | undefined) ?? g.modes;
+  g.queueWorkers = numbers('queue-workers', args['queue-workers']) ?? g.queueWorkers;
+  g.handlerProfiles = (list(args.profiles) as HandlerProfile[] | undefined) ?? g.handlerProfiles;
+  g.pollIntervals = numbers('poll-intervals', args['poll-intervals']) ?? g.pollIntervals;
+  g.coalesce =
+    list(args.coalesce)?.map((s) => {
+      if (s === 'on' || s === 'true') return true;
+      if (s === 'off' || s === 'false') return false;
+      throw new OptionsError(`bench: --coalesce takes on,off (got "${s}")`);
+    }) ?? g.coalesce;
+  g.ackModes = (list(args['ack-modes']) as AckMode[] | undefined) ?? g.ackModes;
+  g.repetitions = args.repetitions ?? g.repetitions;
+  if (args.backlog !== undefined) o.backlogMessages = args.backlog;
+  if (args.counters !== undefined) o.counters = args.counters;
+  if (args['drain-timeout-s'] !== undefined) o.drainTimeoutS = args['drain-timeout-s'];
+  if (args['duration-s'] !== undefined) o.endToEndDurationS = args['duration-s'];
+  if (args.connections !== undefined) o.endToEndConnections = args.connections;
+  if (args.rate !== undefined) o.endToEndRate = args.rate;
+  if (args['worker-failpoint'] !== undefined) o.workerFailpoints = list(args['worker-failpoint']) ?? [];
+  const only = list(args.only);
+  if (only !== undefined) {
+    for (const k of only) {
+      if (!(POINT_KINDS as readonly string[]).includes(k)) throw new OptionsError(`bench: --only takes ${POINT_KINDS.join(', ')} (got "${k}")`);
+    }
+    o.include = {
+      httpCeiling: only.includes('http-ceiling'),
+      sqlCeiling: only.includes('sql-ceiling'),
+      baseline: only.includes('baseline'),
+      drain: only.includes('drain'),
+      endToEnd: only.includes('end-to-end'),
+    };
+  }
+  return validateSweepOptions(o);
+}
+
+export const command: CommandModule<object, BenchArgs> = {
+  command: 'bench',
+  describe: 'throughput sweep: drain and end-to-end rates against 154 msg/s, the watermill profile and this machine\'s ceilings',
+  builder: (y) =>
+    y
+      .option('profile', { type: 'string', default: 'standard', describe: 'quick (<= 2 min), standard (<= 10 min), full (up to an hour)' })
+      .option('mysql-url', { type: 'string', describe: 'use this server instead of a private one (default: $MYSQL_URL; database faults are then unavailable)' })
+      .option('batch-sizes', { type: 'string', describe: 'e.g. 1,100,1000' })
+      .option('isolation', { type: 'string', describe: 'e.g. SERIALIZABLE,READ-COMMITTED (offset mode; also queue mode when given)' })
+      .option('modes', { type: 'string', describe: 'offset,queue' })
+      .option('queue-workers', { type: 'string', describe: 'queue mode worker processes, e.g. 1,2,4' })
+      .option('profiles', { type: 'string', describe: 'handler profiles: batched,watermill' })
+      .option('poll-intervals', { type: 'string', describe: 'worker poll intervals in ms, e.g. 1,10,100' })
+      .option('coalesce', { type: 'string', describe: 'server publish coalescing for end-to-end points: on,off' })
+      .option('ack-modes', { type: 'string', describe: 'transactional,after-commit,before-commit (the last two are the controls)' })
+      .option('repetitions', { type: 'number', describe: 'runs of every point' })
+      .option('backlog', { type: 'number', describe: 'messages published before each drain point' })
+      .option('counters', { type: 'number', describe: 'distinct counters the messages go to' })
+      .option('drain-timeout-s', { type: 'number', describe: 'a drain point ends after this long even if the backlog is not consumed' })
+      .option('duration-s', { type: 'number', describe: 'load duration of end-to-end points' })
+      .option('connections', { type: 'number', describe: 'autocannon connections' })
+      .option('rate', { type: 'number', describe: 'fixed offered rate (req/s) for end-to-end points; default: as fast as answered' })
+      .option('only', { type: 'string', describe: `run only these kinds: ${POINT_KINDS.join(',')}` })
+      .option('worker-failpoint', { type: 'string', describe: 'failpoints armed in every drain worker (name=N,...): the lossy control' })
+      .option('results-dir', { type: 'string', describe: 'root of the results tree (default: results/ of the project)' }),
+  handler: async (args) => {
+    const env = readEnvironment();
+    const sweep = sweepOptionsFromArgs(args);
+    const result = await runBench({
+      sweep,
+      system: {
+        mysqlUrl: args['mysql-url'] ?? env.mysqlUrl,
+        mariadbBinDir: env.mariadbBinDir,
+        searchPath: env.searchPath,
+        quietChildren: true,
+      },
+      resultsRoot: args['results-dir'] ?? path.join(projectRoot(), 'results'),
+      ci: env.ci,
+      out: (line) => process.stdout.write(`${line}\n`),
+    });
+    const invalidExactlyOnce = result.rows.filter((r) => r.verdict === 'invalid' && r.ack_mode === 'transactional' && args['worker-failpoint'] === undefined);
+    process.exitCode = result.interrupted ? 130 : invalidExactlyOnce.length > 0 ? 1 : 0;
+  },
+};
