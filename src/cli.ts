@@ -6,8 +6,9 @@ import { command as worker } from './commands/worker.ts';
 import { command as server } from './commands/server.ts';
 import { command as db } from './commands/db.ts';
 import { command as chaos } from './commands/chaos.ts';
+import { command as bench } from './commands/bench.ts';
 
-const commands: CommandModule[] = [worker as unknown as CommandModule, server as unknown as CommandModule, db as unknown as CommandModule, chaos as unknown as CommandModule];
+const commands: CommandModule[] = [worker as unknown as CommandModule, server as unknown as CommandModule, db as unknown as CommandModule, chaos as unknown as CommandModule, bench as unknown as CommandModule];
 
 await yargs(hideBin(process.argv))
   .scriptName('eob')
