@@ -4,7 +4,7 @@ import type { CommandModule } from 'yargs';
 import path from 'node:path';
 import { readEnvironment } from '../config.ts';
 import { CHAOS_PROFILES, chaosMatrix, type ChaosProfile } from '../scenarios/chaosMatrix.ts';
-import { DEFAULT_CHAOS_RUN_OPTIONS, runChaosCases } from '../scenarios/chaos.ts';
+import { DEFAULT_CHAOS_RUN_OPTIONS, runChaosCases, type DockerTarget } from '../scenarios/chaos.ts';
 import { summaryTable, writeChaosResults } from '../scenarios/chaosReport.ts';
 import { resolveFaults, FAULT_NAMES } from '../scenarios/nemesis.ts';
 import { createResultsDir, collectVersions, projectRoot } from '../bench/resultsDir.ts';
@@ -21,6 +21,9 @@ interface ChaosArgs {
   'mysql-url'?: string;
   list: boolean;
   requests?: number;
+  'compose-project': string;
+  'docker-socket': string;
+  'server-url': string;
 }
 
 export const command: CommandModule<object, ChaosArgs> = {
@@ -35,6 +38,9 @@ export const command: CommandModule<object, ChaosArgs> = {
       .option('results-dir', { type: 'string', default: 'results', describe: 'results go to <dir>/chaos/<timestamp>/' })
       .option('mysql-url', { ...mysqlUrlOption, describe: 'use this server instead of a private one per case (database faults are then skipped)' })
       .option('requests', { type: 'number', describe: "requests per case (overrides the profile's)" })
+      .option('compose-project', { type: 'string', default: 'exactly-once-bench', describe: 'docker backend: the Compose project name' })
+      .option('docker-socket', { type: 'string', default: '/var/run/docker.sock', describe: 'docker backend: the Engine API socket' })
+      .option('server-url', { type: 'string', default: 'http://127.0.0.1:8080', describe: 'docker backend: where the Compose server is published' })
       .option('list', { type: 'boolean', default: false, describe: 'print the cases of the profile and exit' }),
   handler: async (args) => {
     const env = readEnvironment();
@@ -53,19 +59,33 @@ export const command: CommandModule<object, ChaosArgs> = {
       const requests = intInRange('chaos', 'requests', args.requests, 1, 10_000_000);
       cases = cases.map((c) => ({ ...c, requests }));
     }
+    let docker: DockerTarget | undefined;
+    if (args.backend === 'docker') {
+      // The Compose services run with their own configuration: one case, exactly-once expected, with the faults
+      // a container backend can inject (conn-kill, network faults and failpoints need the local backend).
+      docker = { project: args['compose-project'], socketPath: args['docker-socket'], serverUrl: args['server-url'] };
+      const dockerFaults = only ?? (['worker-kill', 'worker-stop', 'worker-pause', 'db-kill', 'db-restart', 'server-kill'] as const);
+      const base = chaosMatrix(profile)[0]!;
+      cases = [
+        {
+          ...base,
+          name: 'docker-compose',
+          description: `the Compose deployment (project ${docker.project}) under container faults: must stay valid`,
+          faults: [...dockerFaults],
+          ...(args.requests === undefined ? {} : { requests: args.requests }),
+        },
+      ];
+    }
     if (args.list) {
       for (const c of cases) {
         process.stdout.write(`${c.name.padEnd(24)} expect ${c.expected.padEnd(16)} faults ${c.faults.join(',') || '-'} x${c.perFault}  ${c.description}\n`);
       }
       return;
     }
-    if (args.backend === 'docker') {
-      throw new Error(
-        'chaos --backend docker: the dockerode fault backend exists (src/scenarios/faults/dockerBackend.ts) but the runner ' +
-          'does not drive a Compose deployment yet; run with --backend local (the default)',
-      );
-    }
     const mysqlUrl = args['mysql-url'] ?? env.mysqlUrl;
+    if (docker !== undefined && mysqlUrl === undefined) {
+      throw new Error('chaos --backend docker reads the Compose database directly: publish the mysql port and set MYSQL_URL or --mysql-url (e.g. mysql://root:eob@127.0.0.1:3306/eob)');
+    }
     const root = projectRoot();
     const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos');
     const progress = createProgress(cases.length, { ci: env.ci });
@@ -77,7 +97,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath };
+    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, docker };
     progress.log(`chaos: profile ${profile}, ${cases.length} case(s), results in ${dir.path}`);
     const started = Date.now();
     const results = await runChaosCases({

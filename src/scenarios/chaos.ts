@@ -1,17 +1,18 @@
 // The chaos scenario (DESIGN 5, issue 4): for each case of the matrix, a fresh system (private database,
 // server, workers behind a TCP proxy), a load that records every request's outcome, faults on their own timer,
 // then heal, wait until ready, quiesce, snapshot, check. The verdicts decide the exit code.
-import { parseMysqlUrl } from '../system/db/pool.ts';
+import { createPool, executorOf, parseMysqlUrl } from '../system/db/pool.ts';
 import { selectAllMessages, selectMaxOffset } from '../system/sql/messagesTable.ts';
 import { selectAckedOffset } from '../system/sql/offsetsTable.ts';
 import { countQueue, selectAckedQueueOffsets, selectAllQueueMessages } from '../system/sql/queueTable.ts';
 import { selectAllCounters, sumCounters } from '../system/sql/counterTable.ts';
 import type { Message, SqlExecutor } from '../system/pubsub/types.ts';
-import { SystemUnderTest, type ServerService } from './systemUnderTest.ts';
+import { SystemUnderTest } from './systemUnderTest.ts';
 import { httpStatus } from './childService.ts';
 import type { ChildService } from './childService.ts';
 import { TcpProxy } from './faults/tcpProxy.ts';
 import { LocalBackend } from './faults/localBackend.ts';
+import { DockerBackend } from './faults/dockerBackend.ts';
 import { missingRequirements, resolveFaults, runNemesis, type FaultContext, type FaultEvent } from './nemesis.ts';
 import { runHistoryLoad } from './historyLoad.ts';
 import type { RequestAttempt } from './history.ts';
@@ -38,6 +39,17 @@ export interface ChaosRunOptions {
   sampleMs: number;
   log: (line: string) => void;
   signal: AbortSignal | undefined;
+  /** Run against a Docker Compose deployment instead of local children (BACKEND=docker). */
+  docker: DockerTarget | undefined;
+}
+
+export interface DockerTarget {
+  /** The Compose project (docker-compose.yml's `name:`). */
+  project: string;
+  /** Engine API socket. */
+  socketPath: string;
+  /** Where the Compose server is published on this machine. */
+  serverUrl: string;
 }
 
 export const DEFAULT_CHAOS_RUN_OPTIONS: ChaosRunOptions = {
@@ -55,6 +67,7 @@ export const DEFAULT_CHAOS_RUN_OPTIONS: ChaosRunOptions = {
   sampleMs: 250,
   log: () => undefined,
   signal: undefined,
+  docker: undefined,
 };
 
 export interface TimelineSample {
@@ -120,33 +133,16 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   let quiesced = false;
   let error: string | undefined;
   let databaseVersion: string | undefined;
-  let sut: SystemUnderTest | undefined;
-  let proxy: TcpProxy | undefined;
+  let system: CaseSystem | undefined;
   let sampling = true;
   let sampler: Promise<void> = Promise.resolve();
   try {
     const setup = await clock.run('setup', async () => {
-      const system = await SystemUnderTest.start({
-        mysqlUrl: o.mysqlUrl,
-        mariadbBinDir: o.mariadbBinDir,
-        searchPath: o.searchPath,
-        handleSignals: false,
-        log: o.log,
-      });
-      sut = system;
-      const dbUrl = parseMysqlUrl(system.mysqlUrl);
-      const tcp = await TcpProxy.start({ targetHost: dbUrl.host, targetPort: dbUrl.port });
-      proxy = tcp;
-      // The worker reaches the database only through the proxy: network faults and conn-kill act on it alone.
-      const workerUrl = `mysql://${encodeURIComponent(dbUrl.user)}${dbUrl.password === '' ? '' : `:${encodeURIComponent(dbUrl.password)}`}@127.0.0.1:${tcp.port}/${dbUrl.database}`;
-      const server = await system.startServer(c.server);
-      const workers: ChildService[] = [];
-      for (let i = 0; i < c.workers; i++) workers.push(await system.startWorker(c.worker, `worker ${i + 1}`, workerUrl));
-      const rows = await system.db.query<{ v: string }[]>('SELECT VERSION() AS v');
-      databaseVersion = rows[0]?.v;
-      return { system, server, workers, tcp, workerUrl, backend: new LocalBackend(system, server, workers, { workerFlags: c.worker, workerMysqlUrl: workerUrl }) };
+      system = o.docker === undefined ? await startLocalSystem(c, o) : await startDockerSystem(c, o, o.docker);
+      return system;
     });
-    const db = setup.system.db;
+    databaseVersion = setup.databaseVersion;
+    const db = setup.db;
     const progress = () => readProgress(db, c.mode);
     let requestsOk = 0;
 
@@ -164,7 +160,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
 
     await clock.run('warmup', async () => {
       const warm = await runHistoryLoad({
-        baseUrl: setup.server.baseUrl,
+        baseUrl: setup.serverBaseUrl,
         caseName: `${c.name}-warmup`,
         requests: o.warmupRequests,
         concurrency: Math.min(4, c.concurrency),
@@ -180,15 +176,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       history.push(...warm.attempts);
     });
 
-    const ctx: FaultContext = {
-      backend: setup.backend,
-      proxy: setup.tcp,
-      admin: db,
-      databaseProcess: setup.system.managedDatabase !== undefined,
-      crashWorkerAt: (spec, timeoutMs) => setup.backend.crashWorkerAt(spec, timeoutMs),
-      ackMode: c.worker.ackMode ?? 'transactional',
-      holdMs: o.holdMs,
-    };
+    const ctx: FaultContext = { ...setup.faults, ackMode: c.worker.ackMode ?? 'transactional', holdMs: o.holdMs };
     const definitions = resolveFaults(c.faults).filter((f) => {
       const missing = missingRequirements(f, ctx);
       if (missing.length > 0) skippedFaults.push(`${f.name} (needs ${missing.join(', ')})`);
@@ -212,14 +200,14 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
           intervalMs: o.intervalMs,
           initialDelayMs,
           recoveryTimeoutMs: o.recoveryTimeoutMs,
-          recovered: (since, signal) => waitRecovered(setup.server, progress, signal),
+          recovered: (_since, signal) => waitRecovered(setup.serverBaseUrl, progress, signal),
           t0: clock.t0,
           log: (line) => o.log(`${c.name}: ${line}`),
         },
         stopOn,
       );
       const load = await runHistoryLoad({
-        baseUrl: setup.server.baseUrl,
+        baseUrl: setup.serverBaseUrl,
         caseName: c.name,
         requests: c.requests,
         concurrency: c.concurrency,
@@ -241,22 +229,11 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       faults = await nemesis;
     });
 
-    await clock.run('heal', async () => {
-      setup.tcp.setDelay(0);
-      const managed = setup.system.managedDatabase;
-      if (managed !== undefined) {
-        if (managed.isPaused) managed.resume();
-        if (!managed.running) await managed.start();
-      }
-      for (const child of [setup.server.service, ...setup.backend.workers]) {
-        child.resume();
-        if (!child.running) await child.start();
-      }
-    });
+    await clock.run('heal', () => setup.heal());
 
     await clock.run('ready', async () => {
       const deadline = Date.now() + 60_000;
-      while ((await httpStatus(`${setup.server.baseUrl}/healthz`, 1_000)) !== 200) {
+      while ((await httpStatus(`${setup.serverBaseUrl}/healthz`, 1_000)) !== 200) {
         if (Date.now() > deadline) throw new Error('server /healthz did not answer 200 within 60 s after healing');
         await sleep(100);
       }
@@ -267,7 +244,10 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     sampling = false;
     await sampler;
 
-    const snapshot = await clock.run('snapshot', () => takeSnapshot(db, c.mode));
+    const snapshot = await clock.run('snapshot', async () => {
+      const full = await takeSnapshot(db, c.mode);
+      return setup.scopeToHistory ? scopeSnapshot(full, history) : full;
+    });
     verdict = await clock.run('check', async () => check(history, snapshot, { endToEnd: c.retry && c.server.dedup === true }));
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
@@ -275,8 +255,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   } finally {
     sampling = false;
     await sampler.catch(() => undefined);
-    await proxy?.close().catch(() => undefined);
-    await (sut as SystemUnderTest | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
+    await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
   }
 
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
@@ -320,10 +299,10 @@ async function readProgress(db: SqlExecutor, mode: 'offset' | 'queue'): Promise<
  * Recovered = the server answers /healthz and the drain moves again: the acked position passes where it was
  * when the first reading after healing succeeded, or nothing is left to drain.
  */
-async function waitRecovered(server: ServerService, progress: () => Promise<Progress>, signal: AbortSignal): Promise<void> {
+async function waitRecovered(serverBaseUrl: string, progress: () => Promise<Progress>, signal: AbortSignal): Promise<void> {
   let baseline: number | undefined;
   while (!signal.aborted) {
-    const healthy = (await httpStatus(`${server.baseUrl}/healthz`, 1_000)) === 200;
+    const healthy = (await httpStatus(`${serverBaseUrl}/healthz`, 1_000)) === 200;
     let p: Progress | undefined;
     try {
       p = await progress();
@@ -427,4 +406,123 @@ export async function runChaosCases(o: ChaosSuiteOptions): Promise<CaseResult[]>
     results.push(r);
   }
   return results;
+}
+
+/** What a case runs against: local children (the default) or a Docker Compose deployment. */
+interface CaseSystem {
+  /** The harness's own session: sampler, recovery probe, conn-kill, snapshot. */
+  db: SqlExecutor;
+  serverBaseUrl: string;
+  faults: Omit<FaultContext, 'ackMode' | 'holdMs'>;
+  databaseVersion: string | undefined;
+  /** Everything running again, network faults removed. */
+  heal(): Promise<void>;
+  close(): Promise<void>;
+  /** The database may hold earlier runs' rows (docker): check only this run's requests and counters. */
+  scopeToHistory: boolean;
+}
+
+async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseSystem> {
+  const sut = await SystemUnderTest.start({
+    mysqlUrl: o.mysqlUrl,
+    mariadbBinDir: o.mariadbBinDir,
+    searchPath: o.searchPath,
+    handleSignals: false,
+    log: o.log,
+  });
+  let proxy: TcpProxy | undefined;
+  try {
+    const dbUrl = parseMysqlUrl(sut.mysqlUrl);
+    const tcp = await TcpProxy.start({ targetHost: dbUrl.host, targetPort: dbUrl.port });
+    proxy = tcp;
+    // The workers reach the database only through the proxy: network faults and conn-kill act on them alone.
+    const credentials = `${encodeURIComponent(dbUrl.user)}${dbUrl.password === '' ? '' : `:${encodeURIComponent(dbUrl.password)}`}`;
+    const workerUrl = `mysql://${credentials}@127.0.0.1:${tcp.port}/${dbUrl.database}`;
+    const server = await sut.startServer(c.server);
+    const workers: ChildService[] = [];
+    for (let i = 0; i < c.workers; i++) workers.push(await sut.startWorker(c.worker, `worker ${i + 1}`, workerUrl));
+    const backend = new LocalBackend(sut, server, workers, { workerFlags: c.worker, workerMysqlUrl: workerUrl });
+    const rows = await sut.db.query<{ v: string }[]>('SELECT VERSION() AS v');
+    return {
+      db: sut.db,
+      serverBaseUrl: server.baseUrl,
+      faults: {
+        backend,
+        proxy: tcp,
+        admin: sut.db,
+        databaseProcess: sut.managedDatabase !== undefined,
+        crashWorkerAt: (spec, timeoutMs) => backend.crashWorkerAt(spec, timeoutMs),
+      },
+      databaseVersion: rows[0]?.v,
+      scopeToHistory: false,
+      async heal() {
+        tcp.setDelay(0);
+        const managed = sut.managedDatabase;
+        if (managed !== undefined) {
+          if (managed.isPaused) managed.resume();
+          if (!managed.running) await managed.start();
+        }
+        for (const child of [server.service, ...backend.workers]) {
+          child.resume();
+          if (!child.running) await child.start();
+        }
+      },
+      async close() {
+        await tcp.close();
+        await sut.close();
+      },
+    };
+  } catch (error) {
+    await proxy?.close().catch(() => undefined);
+    await sut.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Docker Compose: faults act on the containers through dockerode; the harness reads the database at
+ * MYSQL_URL (the mysql service must be published to this machine). No proxy and no failpoint restarts: those
+ * faults are skipped and listed as such. The case's configuration is the Compose file's, not the matrix's.
+ */
+async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: DockerTarget): Promise<CaseSystem> {
+  if (o.mysqlUrl === undefined) {
+    throw new Error(
+      'chaos with the docker backend reads the Compose database directly: publish the mysql service port and set ' +
+        'MYSQL_URL (e.g. mysql://root:eob@127.0.0.1:3306/eob)',
+    );
+  }
+  const pool = createPool({ url: o.mysqlUrl, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'chaos' });
+  const db = executorOf(pool);
+  const backend = new DockerBackend({ project: target.project, socketPath: target.socketPath });
+  await backend.containers('worker');
+  const rows = await db.query<{ v: string }[]>('SELECT VERSION() AS v');
+  o.log(`${c.name}: docker backend, project ${target.project}; the Compose services' own configuration is what is tested`);
+  return {
+    db,
+    serverBaseUrl: target.serverUrl.replace(/\/$/, ''),
+    faults: { backend, proxy: undefined, admin: db, databaseProcess: true, crashWorkerAt: undefined },
+    databaseVersion: rows[0]?.v,
+    scopeToHistory: true,
+    async heal() {
+      for (const role of ['db', 'server', 'worker'] as const) {
+        const containers = await backend.containers(role);
+        if (containers.some((x) => x.State === 'paused')) await backend.resume(role);
+        if (containers.some((x) => x.State !== 'running' && x.State !== 'paused')) await backend.start(role);
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+/** Keeps the messages and counters of this run's requests only (a shared database holds earlier runs). */
+export function scopeSnapshot(snapshot: DbSnapshot, history: readonly RequestAttempt[]): DbSnapshot {
+  const ids = new Set(history.map((a) => a.requestId));
+  const counters = new Set(history.map((a) => a.counterUuid));
+  return {
+    ...snapshot,
+    messages: snapshot.messages.filter((m) => (m.requestId !== undefined && ids.has(m.requestId)) || (m.counterUuid !== undefined && counters.has(m.counterUuid))),
+    counters: new Map([...snapshot.counters].filter(([id]) => counters.has(id))),
+  };
 }
