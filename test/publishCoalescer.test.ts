@@ -1,0 +1,223 @@
+// Unit tests of the publish coalescer, with no database: the flush is a fake that records what it was given,
+// and, for the last tests, the real MysqlPublisher over a fake executor that records the SQL it is sent.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoalescerClosedError, PublishCoalescer } from '../src/system/publishCoalescer.ts';
+import type { CoalescerOptions } from '../src/system/publishCoalescer.ts';
+import { MysqlPublisher } from '../src/system/pubsub/mysqlPublisher.ts';
+import type { SqlExecutor } from '../src/system/pubsub/types.ts';
+import { publishIncrements } from '../src/system/counterPublish.ts';
+import type { IncrementRequest, PublishOutcome } from '../src/system/counterPublish.ts';
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** A flush that records its batches, answers `item * 10`, and waits for `gate` when one is given. */
+function recordingFlush(gate?: () => Promise<void>) {
+  const batches: number[][] = [];
+  let running = 0;
+  let maxRunning = 0;
+  const flush = async (items: readonly number[]): Promise<number[]> => {
+    batches.push([...items]);
+    running += 1;
+    maxRunning = Math.max(maxRunning, running);
+    try {
+      if (gate !== undefined) await gate();
+      return items.map((i) => i * 10);
+    } finally {
+      running -= 1;
+    }
+  };
+  return { batches, flush, maxRunning: () => maxRunning };
+}
+
+const options = (o: Partial<CoalescerOptions> = {}): CoalescerOptions => ({ maxBatch: 100, lingerMs: 0, maxInFlight: 4, ...o });
+
+/** Settled state of a promise without waiting for it. */
+async function isSettled(p: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  p.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await sleep(0);
+  return settled;
+}
+
+describe('PublishCoalescer', () => {
+  test('submits made in one event-loop turn leave as one batch, each caller gets its own result', async () => {
+    const f = recordingFlush();
+    const c = new PublishCoalescer<number, number>(options(), f.flush);
+    const results = await Promise.all([1, 2, 3, 4, 5].map((i) => c.submit(i)));
+    assert.deepEqual(results, [10, 20, 30, 40, 50]);
+    assert.deepEqual(f.batches, [[1, 2, 3, 4, 5]]);
+  });
+
+  test('a full batch leaves at once; batches never exceed maxBatch', async () => {
+    const f = recordingFlush();
+    const c = new PublishCoalescer<number, number>(options({ maxBatch: 10, lingerMs: 10_000, maxInFlight: 10 }), f.flush);
+    const all = Array.from({ length: 20 }, (_, i) => c.submit(i));
+    // Two full batches go without waiting for the (very long) linger.
+    assert.deepEqual(await Promise.all(all), Array.from({ length: 20 }, (_, i) => i * 10));
+    assert.deepEqual(f.batches.map((b) => b.length), [10, 10]);
+    await c.close();
+  });
+
+  test('a caller is answered only after its batch has finished', async () => {
+    const gate = deferred();
+    const f = recordingFlush(() => gate.promise);
+    const c = new PublishCoalescer<number, number>(options(), f.flush);
+    const p = c.submit(7);
+    await sleep(5);
+    assert.equal(f.batches.length, 1, 'the batch was flushed');
+    assert.equal(await isSettled(p), false, 'but the caller must wait until the flush returns');
+    gate.resolve();
+    assert.equal(await p, 70);
+  });
+
+  test('a failed batch rejects exactly its own callers; other batches succeed', async () => {
+    const flush = async (items: readonly number[]): Promise<number[]> => {
+      if (items.includes(13)) throw new Error('deadlock');
+      return items.map((i) => i);
+    };
+    const c = new PublishCoalescer<number, number>(options({ maxBatch: 5, maxInFlight: 10 }), flush);
+    const settled = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => c.submit(i)));
+    const rejected = settled.flatMap((s, i) => (s.status === 'rejected' ? [i] : []));
+    assert.deepEqual(rejected, [10, 11, 12, 13, 14], 'the batch holding 13 is 10..14');
+    for (const i of rejected) assert.match(String((settled[i] as PromiseRejectedResult).reason), /deadlock/);
+    assert.equal(c.stats.failedBatches, 1);
+  });
+
+  test('a flush that throws synchronously or returns the wrong number of results fails its batch', async () => {
+    const sync = new PublishCoalescer<number, number>(options(), () => {
+      throw new Error('boom');
+    });
+    await assert.rejects(sync.submit(1), /boom/);
+    const short = new PublishCoalescer<number, number>(options(), async (items) => items.slice(1));
+    const r = await Promise.allSettled([short.submit(1), short.submit(2)]);
+    assert.deepEqual(r.map((s) => s.status), ['rejected', 'rejected']);
+    assert.match(String((r[0] as PromiseRejectedResult).reason), /2 items/);
+  });
+
+  test('linger: a partial batch waits lingerMs for company, then leaves', async () => {
+    const f = recordingFlush();
+    const c = new PublishCoalescer<number, number>(options({ lingerMs: 60 }), f.flush);
+    const started = Date.now();
+    const a = c.submit(1);
+    await sleep(20);
+    const b = c.submit(2);
+    assert.equal(f.batches.length, 0, 'nothing flushed before the linger ends');
+    await Promise.all([a, b]);
+    const waited = Date.now() - started;
+    assert.deepEqual(f.batches, [[1, 2]]);
+    assert.ok(waited >= 55, `the first item waited its linger (${waited} ms)`);
+  });
+
+  test('flushes in flight never exceed maxInFlight; items queued meanwhile leave together', async () => {
+    const gates: Deferred[] = [];
+    const f = recordingFlush(() => {
+      const g = deferred();
+      gates.push(g);
+      return g.promise;
+    });
+    const c = new PublishCoalescer<number, number>(options({ maxInFlight: 2 }), f.flush);
+    const first = [c.submit(1)];
+    await sleep(1);
+    first.push(c.submit(2));
+    await sleep(1);
+    const queued = [3, 4, 5, 6].map((i) => c.submit(i));
+    await sleep(5);
+    assert.deepEqual(f.batches, [[1], [2]], 'two flushes busy, the rest waits');
+    assert.equal(c.queued, 4);
+    gates[0]?.resolve();
+    await first[0];
+    await sleep(1);
+    assert.deepEqual(f.batches[2], [3, 4, 5, 6], 'the queue left as one batch when a slot freed');
+    for (const g of gates) g.resolve();
+    assert.deepEqual(await Promise.all([...first, ...queued]), [10, 20, 30, 40, 50, 60]);
+    assert.equal(f.maxRunning(), 2);
+  });
+
+  test('close() flushes what is queued, waits for flushes in flight, then refuses new items', async () => {
+    const gate = deferred();
+    const f = recordingFlush(() => gate.promise);
+    const c = new PublishCoalescer<number, number>(options({ lingerMs: 10_000 }), f.flush);
+    const p = [c.submit(1), c.submit(2)];
+    const closed = c.close();
+    assert.equal(await isSettled(closed), false, 'close waits for the flush in flight');
+    await assert.rejects(c.submit(3), CoalescerClosedError);
+    gate.resolve();
+    await closed;
+    assert.deepEqual(await Promise.all(p), [10, 20]);
+    assert.deepEqual(f.batches, [[1, 2]], 'the lingering batch was sent at close, not dropped');
+  });
+});
+
+/** Records every statement; fails the ones whose SQL contains `failOn`'s marker value. */
+class FakeExecutor implements SqlExecutor {
+  readonly statements: { sql: string; values: unknown[] }[] = [];
+  failOn: string | undefined;
+  async query<T>(sql: string, values: unknown[] = []): Promise<T> {
+    await sleep(2); // a commit takes time, so later requests pile up behind the busy flushes
+    this.statements.push({ sql, values });
+    if (this.failOn !== undefined && values.some((v) => typeof v === 'string' && v.includes(this.failOn as string))) {
+      throw Object.assign(new Error('Lost connection to server'), { code: 'PROTOCOL_CONNECTION_LOST' });
+    }
+    return { affectedRows: values.length / 3 } as T;
+  }
+}
+
+describe('PublishCoalescer with the MySQL publisher (fake executor)', () => {
+  const counter = '123e4567-e89b-42d3-a456-426614174000';
+
+  test('200 concurrent requests become a few multi-row INSERTs, one row per request', async () => {
+    const db = new FakeExecutor();
+    const publisher = new MysqlPublisher(db);
+    const c = new PublishCoalescer<IncrementRequest, PublishOutcome>({ maxBatch: 50, lingerMs: 0, maxInFlight: 2 }, (items) =>
+      publishIncrements(publisher, 'counter', items),
+    );
+    const requests = Array.from({ length: 200 }, (_, i) => ({ counterUuid: counter, requestId: `req-${i}` }));
+    const outcomes = await Promise.all(requests.map((r) => c.submit(r)));
+    assert.ok(outcomes.every((o) => !o.duplicate));
+    assert.ok(db.statements.length <= 8, `${db.statements.length} INSERTs for 200 requests`);
+    const rows = db.statements.reduce((n, s) => n + s.values.length / 3, 0);
+    assert.equal(rows, 200);
+    for (const s of db.statements) assert.match(s.sql, /^INSERT INTO `watermill_counter` \(`uuid`, `payload`, `metadata`\) VALUES \(\?, \?, \?\)/);
+    const ids = db.statements.flatMap((s) => s.values.filter((_, i) => i % 3 === 2).map((m) => (JSON.parse(m as string) as { request_id: string }).request_id));
+    assert.deepEqual(new Set(ids), new Set(requests.map((r) => r.requestId)), 'every request id published once');
+    const payload = JSON.parse(db.statements[0]?.values[1] as string) as unknown;
+    assert.deepEqual(payload, { counter_uuid: counter });
+  });
+
+  test('an INSERT that fails rejects the requests it carried and no others', async () => {
+    const db = new FakeExecutor();
+    db.failOn = 'req-poison';
+    const publisher = new MysqlPublisher(db);
+    const c = new PublishCoalescer<IncrementRequest, PublishOutcome>({ maxBatch: 10, lingerMs: 0, maxInFlight: 1 }, (items) =>
+      publishIncrements(publisher, 'counter', items),
+    );
+    const ids = Array.from({ length: 30 }, (_, i) => (i === 15 ? 'req-poison' : `req-${i}`));
+    const settled = await Promise.allSettled(ids.map((requestId) => c.submit({ counterUuid: counter, requestId })));
+    const failedIds = ids.filter((_, i) => settled[i]?.status === 'rejected');
+    const poisoned = db.statements.find((s) => s.values.some((v) => String(v).includes('req-poison')));
+    assert.ok(poisoned !== undefined);
+    const inPoisoned = poisoned.values
+      .filter((_, i) => i % 3 === 2)
+      .map((m) => (JSON.parse(m as string) as { request_id: string }).request_id);
+    assert.deepEqual(failedIds.sort(), inPoisoned.sort());
+    assert.ok(failedIds.length < ids.length);
+  });
+});

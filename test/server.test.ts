@@ -1,0 +1,351 @@
+// The HTTP counter server against a private MariaDB (test/support/privateDatabase.ts): every status, 204 only
+// after the commit, publish de-duplication under concurrent duplicates, failpoints, 503 while the database is
+// down, graceful close, and the CLI's start-up errors.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startPrivateDatabase } from './support/privateDatabase.ts';
+import type { ManagedDatabase } from './support/privateDatabase.ts';
+import { createPool, ensureDatabase, executorOf } from '../src/system/db/pool.ts';
+import type { Pool } from '../src/system/db/pool.ts';
+import type { SqlExecutor } from '../src/system/pubsub/types.ts';
+import { ensureSchema } from '../src/system/schema.ts';
+import { DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../src/system/server.ts';
+import type { CounterServer, ServerOptions } from '../src/system/server.ts';
+import { countDedupRows } from '../src/system/sql/publishDedupTable.ts';
+import { findFreePort } from '../src/system/db/ports.ts';
+
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request on its own connection; rejects on a socket error (no answer at all). */
+function request(url: string, method: string, headers: http.OutgoingHttpHeaders = {}, body?: string | Buffer, chunked = false): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${url} within 20 s`)));
+    if (body !== undefined && chunked) {
+      // No Content-Length: the server has to count the bytes itself.
+      req.write(body.slice(0, Math.floor(body.length / 2)));
+      req.end(body.slice(Math.floor(body.length / 2)));
+    } else req.end(body);
+  });
+}
+
+/** MariaDB's JSON is LONGTEXT, MySQL's arrives parsed: accept both. */
+const jsonValue = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
+
+const json = (r: Reply): Record<string, unknown> => JSON.parse(r.body) as Record<string, unknown>;
+
+async function messagesWithRequestId(db: SqlExecutor, topic: string, requestId: string): Promise<number> {
+  const rows = await db.query<{ n: number }[]>(
+    `SELECT COUNT(*) AS n FROM \`watermill_${topic}\` WHERE JSON_UNQUOTE(JSON_EXTRACT(\`metadata\`, '$.request_id')) = ?`,
+    [requestId],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+async function countRows(db: SqlExecutor, table: string): Promise<number> {
+  const rows = await db.query<{ n: number }[]>(`SELECT COUNT(*) AS n FROM \`${table}\``);
+  return Number(rows[0]?.n ?? 0);
+}
+
+describe('counter server (private MariaDB)', () => {
+  let database: ManagedDatabase;
+  let pool: Pool;
+  let db: SqlExecutor;
+  const servers: CounterServer[] = [];
+
+  async function serve(overrides: Partial<ServerOptions>): Promise<CounterServer> {
+    const options: ServerOptions = { ...DEFAULT_SERVER_OPTIONS, mysqlUrl: database.url, port: 0, ...overrides };
+    await ensureSchema(db, { topic: options.topic, topicSchema: options.topicSchema, dedup: options.dedup });
+    const server = await startCounterServer(options, { log: () => undefined });
+    servers.push(server);
+    return server;
+  }
+
+  before(async () => {
+    database = await startPrivateDatabase();
+    await ensureDatabase(database.url);
+    pool = createPool({ url: database.url, connectionLimit: 4, connectTimeoutMs: 5_000 });
+    db = executorOf(pool);
+  });
+  after(async () => {
+    for (const s of servers) await s.close();
+    await pool?.end();
+    await database?.remove();
+  });
+
+  test('POST /count answers 204 with X-Request-Id, and the row is already committed when the 204 arrives', async () => {
+    // Pool 2: at most two flushes in flight, so the concurrent requests queue up and leave in batches.
+    const server = await serve({ topic: 'commit', poolSize: 2 });
+    const counter = randomUUID();
+    // 300 concurrent requests go through coalesced batches; each is checked the moment it is answered, from
+    // another connection.
+    const checks = Array.from({ length: 300 }, async (_, i) => {
+      const requestId = `commit-${i}`;
+      const reply = await request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': requestId });
+      assert.equal(reply.status, 204);
+      assert.equal(reply.headers['x-request-id'], requestId);
+      assert.equal(await messagesWithRequestId(db, 'commit', requestId), 1, `row of ${requestId} visible after its 204`);
+    });
+    await Promise.all(checks);
+    assert.equal(await countRows(db, 'watermill_commit'), 300);
+    assert.ok((server.stats.coalescer?.batches ?? 0) < 300, 'requests were coalesced');
+    const rows = await db.query<{ uuid: string; payload: unknown; metadata: unknown }[]>('SELECT `uuid`, `payload`, `metadata` FROM `watermill_commit` LIMIT 1');
+    const row = rows[0];
+    assert.ok(row !== undefined);
+    assert.match(row.uuid, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(jsonValue(row.payload), { counter_uuid: counter });
+    assert.match((jsonValue(row.metadata) as { request_id: string }).request_id, /^commit-\d+$/);
+  });
+
+  test('a request without X-Request-Id gets a generated one, and an upper-case uuid counts as lower-case', async () => {
+    const server = await serve({ topic: 'genid', coalesce: false });
+    const counter = randomUUID();
+    const reply = await request(`${server.url}/count/${counter.toUpperCase()}`, 'POST');
+    assert.equal(reply.status, 204);
+    const id = reply.headers['x-request-id'];
+    assert.equal(typeof id, 'string');
+    assert.equal(await messagesWithRequestId(db, 'genid', id as string), 1);
+    const rows = await db.query<{ payload: unknown }[]>('SELECT `payload` FROM `watermill_genid`');
+    assert.deepEqual(jsonValue(rows[0]?.payload), { counter_uuid: counter });
+  });
+
+  test('queue schema: publishes into eob_queue_<topic>', async () => {
+    const server = await serve({ topic: 'q', topicSchema: 'queue' });
+    assert.equal((await request(`${server.url}/count/${randomUUID()}`, 'POST')).status, 204);
+    const rows = await db.query<{ acked: number }[]>('SELECT `acked` FROM `eob_queue_q`');
+    assert.deepEqual(rows.map((r) => Number(r.acked)), [0]);
+  });
+
+  test('GET /count/{uuid}: 0 when absent, the value when present; 400 for a bad uuid', async () => {
+    const server = await serve({ topic: 'reads' });
+    const counter = randomUUID();
+    const absent = await request(`${server.url}/count/${counter}`, 'GET');
+    assert.equal(absent.status, 200);
+    assert.match(String(absent.headers['content-type']), /application\/json/);
+    assert.deepEqual(json(absent), { counter_uuid: counter, value: 0 });
+    await db.query('INSERT INTO `counter` (`id`, `value`) VALUES (?, 42)', [counter]);
+    assert.deepEqual(json(await request(`${server.url}/count/${counter}`, 'GET')), { counter_uuid: counter, value: 42 });
+    const bad = await request(`${server.url}/count/not-a-uuid`, 'GET');
+    assert.equal(bad.status, 400);
+    assert.match(String(json(bad).error), /counter uuid/);
+  });
+
+  test('400, 404, 405, 413 and the /noop route; none of them writes a message', async () => {
+    const server = await serve({ topic: 'statuses' });
+    const u = randomUUID();
+    const cases: [string, string, http.OutgoingHttpHeaders, number, RegExp][] = [
+      ['POST', '/count/not-a-uuid', {}, 400, /counter uuid/],
+      ['POST', `/count/${u}x`, {}, 400, /counter uuid/],
+      ['POST', `/count/${u}`, { 'X-Request-Id': 'has space' }, 400, /X-Request-Id/],
+      ['POST', `/count/${u}`, { 'X-Request-Id': 'x'.repeat(129) }, 400, /X-Request-Id/],
+      ['GET', '/', {}, 404, /no such path/],
+      ['POST', '/count', {}, 404, /no such path/],
+      ['POST', '/count/', {}, 404, /no such path/],
+      ['POST', `/count/${u}/extra`, {}, 404, /no such path/],
+      ['DELETE', `/count/${u}`, {}, 405, /DELETE is not allowed/],
+      ['PUT', `/count/${u}`, {}, 405, /not allowed/],
+      ['POST', '/healthz', {}, 405, /not allowed/],
+      ['GET', `/noop/${u}`, {}, 405, /not allowed/],
+      ['POST', '/noop/not-a-uuid', {}, 400, /counter uuid/],
+    ];
+    for (const [method, path, headers, status, error] of cases) {
+      const reply = await request(`${server.url}${path}`, method, headers);
+      assert.equal(reply.status, status, `${method} ${path}`);
+      assert.match(String(json(reply).error), error, `${method} ${path}`);
+    }
+    assert.equal((await request(`${server.url}/count/${u}`, 'DELETE')).headers.allow, 'GET, POST');
+    assert.equal((await request(`${server.url}/healthz`, 'POST')).headers.allow, 'GET');
+    assert.equal((await request(`${server.url}/noop/${u}`, 'GET')).headers.allow, 'POST');
+
+    const big = 'x'.repeat(DEFAULT_SERVER_OPTIONS.maxBodyBytes + 1);
+    const declared = await request(`${server.url}/count/${u}`, 'POST', {}, big);
+    assert.equal(declared.status, 413);
+    assert.match(String(json(declared).error), /body over/);
+    const chunked = await request(`${server.url}/count/${u}`, 'POST', {}, big, true);
+    assert.equal(chunked.status, 413, 'a chunked body is counted too');
+    const small = await request(`${server.url}/count/${u}`, 'POST', { 'X-Request-Id': 'small-body' }, 'ok');
+    assert.equal(small.status, 204, 'a small body is tolerated');
+
+    const noop = await request(`${server.url}/noop/${u}`, 'POST', { 'X-Request-Id': 'noop-1' });
+    assert.equal(noop.status, 204);
+    assert.equal(noop.headers['x-request-id'], 'noop-1');
+    assert.equal(await countRows(db, 'watermill_statuses'), 1, 'only the small-body request published');
+  });
+
+  test('GET /healthz answers 200 while the database answers', async () => {
+    const server = await serve({ topic: 'health' });
+    const reply = await request(`${server.url}/healthz`, 'GET');
+    assert.equal(reply.status, 200);
+    assert.deepEqual(json(reply), { status: 'ok' });
+  });
+
+  for (const coalesce of [true, false]) {
+    test(`dedup (${coalesce ? 'coalesced' : 'one transaction per request'}): concurrent duplicates publish exactly one message per request id`, async () => {
+      const topic = coalesce ? 'dedup_c' : 'dedup_nc';
+      const server = await serve({ topic, dedup: true, coalesce });
+      const counter = randomUUID();
+      const ids = Array.from({ length: 20 }, () => randomUUID());
+      // Every id sent 5 times at once: copies land in the same batch and in concurrent transactions.
+      const replies = await Promise.all(
+        ids.flatMap((id) => Array.from({ length: 5 }, () => request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': id }))),
+      );
+      assert.deepEqual([...new Set(replies.map((r) => r.status))], [204]);
+      assert.equal(replies.filter((r) => r.headers['x-publish-duplicate'] === '1').length, 80, '4 of 5 copies are duplicates');
+      // A retry long after the first commit.
+      const retry = await request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': ids[0] });
+      assert.equal(retry.status, 204);
+      assert.equal(retry.headers['x-publish-duplicate'], '1');
+      for (const id of ids) assert.equal(await messagesWithRequestId(db, topic, id), 1, `one message for ${id}`);
+      assert.equal(await countRows(db, `watermill_${topic}`), 20);
+      assert.equal(await countDedupRows(db, topic), 20);
+      const uuids = await db.query<{ uuid: string }[]>(`SELECT \`uuid\` FROM \`watermill_${topic}\``);
+      assert.deepEqual(new Set(uuids.map((r) => r.uuid)), new Set(ids), 'the message uuid is the request id');
+      const tooLong = await request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': 'y'.repeat(37) });
+      assert.equal(tooLong.status, 400);
+    });
+  }
+
+  test('graceful close answers the requests in hand (each 204 committed) and then stops listening', async () => {
+    const server = await serve({ topic: 'closing', coalesceLingerMs: 50 });
+    const counter = randomUUID();
+    const sent = Array.from({ length: 50 }, (_, i) =>
+      request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': `close-${i}` }).then(
+        (r) => ({ id: `close-${i}`, status: r.status }),
+        () => ({ id: `close-${i}`, status: 0 }),
+      ),
+    );
+    // Close while requests wait in the 50 ms linger.
+    await sleep(20);
+    await server.close();
+    const outcomes = await Promise.all(sent);
+    const ok = outcomes.filter((o) => o.status === 204);
+    assert.ok(ok.length > 0, 'requests in hand were answered');
+    for (const o of ok) assert.equal(await messagesWithRequestId(db, 'closing', o.id), 1, `${o.id} answered 204 must be committed`);
+    await assert.rejects(request(`${server.url}/healthz`, 'GET'), /ECONNREFUSED/);
+  });
+
+  test('failpoint publish-after-insert: the client gets no 2xx (process killed before it answers)', async () => {
+    for (const dedup of [false, true]) {
+      const topic = dedup ? 'fp_dedup' : 'fp';
+      await ensureSchema(db, { topic, topicSchema: 'offset', dedup });
+      const port = await findFreePort();
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', CLI, 'server', '--mysql-url', database.url, '--port', String(port), '--topic', topic, '--failpoint', 'publish-after-insert=2', ...(dedup ? ['--dedup'] : [])],
+        { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EOB_LOG: 'quiet' } },
+      );
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          child.stdout.on('data', (d: Buffer) => {
+            if (String(d).includes('server listening')) resolve();
+          });
+          child.on('exit', () => reject(new Error('server exited before listening')));
+        });
+        const url = `http://127.0.0.1:${port}/count/${randomUUID()}`;
+        assert.equal((await request(url, 'POST', { 'X-Request-Id': `${topic}-first` })).status, 204, 'first publish passes the failpoint');
+        await assert.rejects(request(url, 'POST', { 'X-Request-Id': `${topic}-second` }), /socket hang up|ECONNRESET/);
+        assert.equal(await exited, 'SIGKILL');
+        // Without dedup the INSERT autocommitted before the crash (outcome unknown to the client); with dedup
+        // the crash came before COMMIT, so the transaction rolled back.
+        assert.equal(await messagesWithRequestId(db, topic, `${topic}-second`), dedup ? 0 : 1);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    }
+  });
+
+  test('database killed: POST, GET and /healthz answer 503 with a JSON error, never 2xx; back to 204 after restart', async () => {
+    const server = await serve({ topic: 'outage', publishTimeoutMs: 3_000, connectTimeoutMs: 1_000 });
+    const counter = randomUUID();
+    assert.equal((await request(`${server.url}/count/${counter}`, 'POST')).status, 204);
+    await database.kill('SIGKILL');
+    try {
+      const during = await Promise.all(Array.from({ length: 20 }, () => request(`${server.url}/count/${counter}`, 'POST')));
+      for (const r of during) {
+        assert.equal(r.status, 503);
+        assert.equal(json(r).outcome, 'unknown');
+        assert.equal(typeof json(r).error, 'string');
+      }
+      const read = await request(`${server.url}/count/${counter}`, 'GET');
+      assert.equal(read.status, 503);
+      const health = await request(`${server.url}/healthz`, 'GET');
+      assert.equal(health.status, 503);
+      assert.equal(json(health).status, 'unavailable');
+    } finally {
+      await database.start();
+    }
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 204; i += 1) {
+      status = (await request(`${server.url}/count/${counter}`, 'POST')).status;
+      if (status !== 204) await sleep(200);
+    }
+    assert.equal(status, 204, 'publishing works again after the database restarted');
+    assert.equal((await request(`${server.url}/healthz`, 'GET')).status, 200);
+  });
+});
+
+describe('eob server start-up errors', () => {
+  function runCli(args: string[]): Promise<{ code: number | null; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'server', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stderr });
+      });
+    });
+  }
+
+  test('an unreachable database names the URL and what to do', async () => {
+    const port = await findFreePort();
+    const url = `mysql://root@127.0.0.1:${port}/eob`;
+    const { code, stderr } = await runCli(['--mysql-url', url, '--port', '0']);
+    assert.notEqual(code, 0);
+    assert.match(stderr, new RegExp(`cannot reach the database at ${url.replace(/[.]/g, '\\.')}`));
+    assert.match(stderr, /eob db start/);
+  });
+
+  test('a port in use says so and how to pick another', async () => {
+    const database = await startPrivateDatabase();
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (blocker.address() as net.AddressInfo).port;
+      const { code, stderr } = await runCli(['--mysql-url', database.url, '--port', String(port)]);
+      assert.notEqual(code, 0);
+      assert.match(stderr, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use.*--port`));
+    } finally {
+      blocker.close();
+      await database.remove();
+    }
+  });
+
+  test('bad options name the field', () => {
+    const base: ServerOptions = { ...DEFAULT_SERVER_OPTIONS, mysqlUrl: 'mysql://root@127.0.0.1/eob' };
+    assert.throws(() => validateServerOptions({ ...base, coalesceMaxBatch: 0 }), /server: coalesceMaxBatch must be a whole number from 1/);
+    assert.throws(() => validateServerOptions({ ...base, topic: 'a-b' }), /server: topic must be/);
+    assert.throws(() => validateServerOptions({ ...base, port: 70_000 }), /server: port/);
+  });
+});
