@@ -2,13 +2,16 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { CommandModule } from 'yargs';
-import { command as worker } from './commands/worker.ts';
-import { command as server } from './commands/server.ts';
 import { command as db } from './commands/db.ts';
-import { command as chaos } from './commands/chaos.ts';
+import { command as server } from './commands/server.ts';
+import { command as worker } from './commands/worker.ts';
 import { command as bench } from './commands/bench.ts';
+import { command as chaos } from './commands/chaos.ts';
+import { command as micro } from './commands/micro.ts';
+import { OptionsError } from './validate.ts';
 
-const commands: CommandModule[] = [worker as unknown as CommandModule, server as unknown as CommandModule, db as unknown as CommandModule, chaos as unknown as CommandModule, bench as unknown as CommandModule];
+// Each module types its own arguments; yargs' list wants the erased form.
+const commands = [db, server, worker, bench, chaos, micro] as unknown as CommandModule[];
 
 await yargs(hideBin(process.argv))
   .scriptName('eob')
@@ -17,12 +20,16 @@ await yargs(hideBin(process.argv))
   .strict()
   .help()
   .alias('h', 'help')
+  .wrap(Math.min(120, process.stdout.columns ?? 100))
   .fail((message, error, y) => {
-    if (error !== undefined && error !== null) {
-      process.stderr.write(`eob: ${error.message}\n`);
-    } else {
-      process.stderr.write(`${y.help()}\n\neob: ${message}\n`);
+    // A usage mistake (unknown flag, bad choice, bad option value) exits 2 with the help; a failure while
+    // running exits 1 with what went wrong.
+    if (error === undefined || error === null || error instanceof OptionsError) {
+      if (error === undefined || error === null) y.showHelp('error');
+      process.stderr.write(`\neob: ${error?.message ?? message}\n`);
+      process.exit(2);
     }
-    process.exit(2);
+    process.stderr.write(`eob: ${error.message}\n`);
+    process.exit(1);
   })
   .parseAsync();
