@@ -1,0 +1,173 @@
+// Pure parts of the bench with literal fixtures: rates, percentiles, ratios, the counter check, CSV rows,
+// chart specs, /proc parsing, the plan of points and the command's option parsing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { drainRate, lagPercentiles, percentile, ratio, rateBetween, type ProgressSample } from '../src/bench/metrics.ts';
+import { checkCounters } from '../src/bench/counterCheck.ts';
+import { toCsv } from '../src/bench/csv.ts';
+import { drainChartSpec, endToEndChartSpec } from '../src/bench/chart.ts';
+import { parseProcStat } from '../src/bench/processCpu.ts';
+import { bestRow, drainChartData, summaryTable } from '../src/bench/report.ts';
+import { timestampDirName } from '../src/bench/resultsDir.ts';
+import { planPoints, profileOptions, references, toRow, CSV_COLUMNS, type PointResult, type Point } from '../src/scenarios/sweep.ts';
+import { sweepOptionsFromArgs } from '../src/commands/bench.ts';
+
+const s = (atMs: number, progress: number, published = 1000, lagMs?: number): ProgressSample => ({ atMs, progress, published, ...(lagMs === undefined ? {} : { lagMs }) });
+
+test('drainRate excludes start-up and ends where the backlog was done', () => {
+  // Idle for 2 s (worker starting), then 1000 messages per second, done at 1000 by t=3.5 s, then idle.
+  const samples = [s(0, 0), s(1000, 0), s(2000, 0), s(2500, 500), s(3000, 800), s(3500, 1000), s(4000, 1000), s(9000, 1000)];
+  const r = drainRate(samples, 1000);
+  assert.equal(r.startMs, 2500);
+  assert.equal(r.endMs, 3500);
+  assert.equal(r.messages, 500);
+  assert.equal(r.perSecond, 500);
+  // Without a target the window runs to the last sample.
+  assert.equal(drainRate(samples).perSecond, 500 / 6.5);
+  assert.equal(drainRate([s(0, 0), s(100, 0)]).perSecond, undefined, 'no progress: no rate');
+  assert.equal(drainRate([]).perSecond, undefined);
+});
+
+test('rateBetween', () => {
+  assert.equal(rateBetween(s(0, 10, 100), s(2000, 30, 500), 'published'), 200);
+  assert.equal(rateBetween(s(0, 10), s(0, 30), 'progress'), undefined);
+});
+
+test('percentile interpolates between closest ranks', () => {
+  assert.equal(percentile([1, 2], 50), 1.5);
+  assert.equal(percentile([5, 1, 3, 2, 4], 50), 3);
+  assert.equal(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 99), 9.91);
+  assert.equal(percentile([7], 99), 7);
+  assert.equal(percentile([3, 9], 100), 9);
+  assert.equal(percentile([], 50), undefined);
+  assert.throws(() => percentile([1], 101), /p must be from 0 to 100/);
+});
+
+test('lag percentiles only over the window', () => {
+  const samples = [s(0, 0, 0, 1000), s(100, 0, 0, 10), s(200, 0, 0, 20), s(300, 0, 0, 30), s(400, 0, 0, 5000)];
+  assert.deepEqual(lagPercentiles(samples, 100, 300), { p50: 20, p99: 29.8 });
+});
+
+test('ratio', () => {
+  assert.equal(ratio(308, 154), 2);
+  assert.equal(ratio(1, 0), undefined);
+  assert.equal(ratio(undefined, 154), undefined);
+  assert.equal(ratio(5, undefined), undefined);
+});
+
+test('checkCounters: valid, lost, duplicated, missing rows', () => {
+  const expected = new Map([['a', 3], ['b', 2], ['c', 1]]);
+  assert.deepEqual(checkCounters(expected, new Map([['a', 3], ['b', 2], ['c', 1]])), {
+    verdict: 'valid', lost: 0, duplicated: 0, wrongCounters: [], expectedTotal: 6, countedTotal: 6,
+  });
+  const bad = checkCounters(expected, new Map([['a', 4], ['b', 0], ['x', 1]]));
+  assert.equal(bad.verdict, 'invalid');
+  assert.equal(bad.lost, 3, 'b lost 2, c (no row) lost 1');
+  assert.equal(bad.duplicated, 2, 'a one too many, x has no messages');
+  assert.deepEqual(bad.wrongCounters, ['a', 'b', 'c', 'x']);
+});
+
+test('CSV: fixed columns, empty cells, quoting, unknown column refused', () => {
+  const csv = toCsv(['point', 'drain_msgs_per_s', 'drained', 'note'], [
+    { point: 'drain offset batch 100', drain_msgs_per_s: 1234.56789, drained: true, note: 'a, "b"' },
+    { point: 'http', drain_msgs_per_s: undefined },
+  ]);
+  assert.equal(csv, 'point,drain_msgs_per_s,drained,note\ndrain offset batch 100,1234.568,true,"a, ""b"""\nhttp,,,\n');
+  assert.throws(() => toCsv(['a'], [{ b: 1 }]), /column "b" which is not in the column list/);
+});
+
+test('chart specs carry the data, the 154 rule and the ceiling line', () => {
+  const spec = drainChartSpec(
+    [{ series: 'offset SERIALIZABLE batched', batch_size: 100, drain_msgs_per_s: 40_000 }],
+    [{ series: 'sql ceiling', batch_size: 100, drain_msgs_per_s: 44_000 }],
+    [{ label: 'published baseline 154 msg/s', value: 154 }],
+  ) as unknown as { layer: { data: { values: unknown[] }; mark: unknown }[] };
+  assert.equal(spec.layer.length, 4);
+  assert.deepEqual(spec.layer[0]!.data.values, [{ series: 'offset SERIALIZABLE batched', batch_size: 100, drain_msgs_per_s: 40_000 }]);
+  assert.deepEqual(spec.layer[2]!.data.values, [{ label: 'published baseline 154 msg/s', value: 154 }]);
+  assert.equal((spec.layer[1]!.mark as { strokeDash: number[] }).strokeDash.length, 2);
+  const e2e = endToEndChartSpec([{ point: 'p', metric: 'publish_req_per_s', value: 5 }], []) as unknown as { layer: { data: { values: unknown[] } }[] };
+  assert.deepEqual(e2e.layer[0]!.data.values, [{ point: 'p', metric: 'publish_req_per_s', value: 5 }]);
+});
+
+test('parseProcStat reads utime + stime after the command name, even with spaces and parentheses in it', () => {
+  const line = '1234 (node (eob) x) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 11 0 100 0 0';
+  assert.equal(parseProcStat(line, 100), 3);
+  assert.throws(() => parseProcStat('garbage', 100), /not a \/proc/);
+});
+
+test('results folder names are ISO timestamps without colons', () => {
+  assert.equal(timestampDirName(new Date('2024-05-01T10:20:30.123Z')), '2024-05-01T10-20-30.123Z');
+});
+
+test('the plan: quick covers the ceilings, the baseline and the best configuration; standard the grid', () => {
+  const quick = planPoints(profileOptions('quick'));
+  assert.deepEqual(quick.map((p) => `${p.kind}/${p.handlerProfile}/${p.batchSize ?? ''}`), [
+    'http-ceiling/none/', 'sql-ceiling/raw-sql/1000', 'drain/watermill/1', 'drain/watermill/100', 'drain/batched/1000', 'end-to-end/batched/1000',
+  ]);
+  const standard = planPoints(profileOptions('standard'));
+  const drains = standard.filter((p) => p.kind === 'drain' && p.handlerProfile === 'batched');
+  assert.equal(drains.filter((p) => p.mode === 'offset').length, 5 * 3);
+  assert.equal(drains.filter((p) => p.mode === 'queue').length, 5 * 3);
+  assert.equal(standard.filter((p) => p.kind === 'end-to-end').length, 4);
+  const full = profileOptions('full');
+  assert.equal(planPoints(full).filter((p) => p.kind === 'http-ceiling').length, 3, 'one per repetition');
+});
+
+function result(point: Point, over: Partial<PointResult>): PointResult {
+  return {
+    point, resolvedIsolation: point.isolation, gapHandling: undefined, drainMsgsPerS: undefined, publishReqPerS: undefined, load: undefined,
+    lagP50Ms: undefined, lagP99Ms: undefined, cpuLoadgenS: undefined, cpuServerS: undefined, cpuWorkerS: undefined, cpuDbS: undefined,
+    messagesPublished: undefined, messagesConsumed: undefined, ackedOffset: undefined, maxOffset: undefined, drained: undefined,
+    check: undefined, durationS: 1, note: '', ...over,
+  };
+}
+
+test('rows carry ratios against the run references and every column', () => {
+  const o = profileOptions('quick');
+  const [http, sql, wm1, wm100, drain] = planPoints(o) as [Point, Point, Point, Point, Point];
+  const valid = { verdict: 'valid' as const, lost: 0, duplicated: 0, wrongCounters: [], expectedTotal: 10, countedTotal: 10 };
+  const results = [
+    result(http, { publishReqPerS: 20_000 }),
+    result(sql, { drainMsgsPerS: 100_000, check: valid }),
+    result(wm1, { drainMsgsPerS: 300, check: valid }),
+    result(wm100, { drainMsgsPerS: 2_000, check: valid }),
+    result(drain, { drainMsgsPerS: 50_000, check: valid }),
+  ];
+  const refs = references(results);
+  assert.equal(refs.watermillProfileMsgsPerS, 2_000);
+  const row = toRow(results[4]!, refs, o, { db_version: '10.11', db_flush_log_at_trx_commit: 1 });
+  assert.deepEqual(Object.keys(row).sort(), [...CSV_COLUMNS].sort());
+  assert.equal(row.ratio_vs_baseline, 50_000 / 154);
+  assert.equal(row.ratio_vs_watermill_profile, 25);
+  assert.equal(row.ratio_vs_sql_ceiling, 0.5);
+  assert.equal(row.ratio_vs_http_ceiling, undefined, 'a drain point is not an HTTP figure');
+  assert.equal(row.verdict, 'valid');
+  assert.equal(row.db_flush_log_at_trx_commit, 1);
+  const unchecked = toRow(result(drain, {}), refs, o, { db_version: 'x', db_flush_log_at_trx_commit: undefined });
+  assert.equal(unchecked.verdict, 'unknown');
+});
+
+test('report: best row is the fastest valid exactly-once drain; invalid rows are called out', () => {
+  const rows = [
+    { kind: 'drain', point: 'fast but lossy', drain_msgs_per_s: 90_000, verdict: 'invalid', ack_mode: 'before-commit', lost: 100, duplicated: 0 },
+    { kind: 'drain', point: 'good', drain_msgs_per_s: 50_000, verdict: 'valid', ack_mode: 'transactional', batch_size: 1000, mode: 'offset', isolation: 'SERIALIZABLE', handler_profile: 'batched' },
+  ];
+  assert.equal(bestRow(rows, 'drain', 'drain_msgs_per_s')?.point, 'good');
+  assert.match(summaryTable(rows), /NOT VALID: fast but lossy \(lost 100, duplicated 0\)/);
+  assert.deepEqual(drainChartData(rows).points.map((p) => p.series), ['offset SERIALIZABLE batched']);
+});
+
+test('bench flags override the profile and bad values are refused with the field named', () => {
+  const o = sweepOptionsFromArgs({ profile: 'quick', 'batch-sizes': '1,100,1000', isolation: 'READ-COMMITTED,serializable', coalesce: 'on,off', repetitions: 2 });
+  assert.deepEqual(o.grid.batchSizes, [1, 100, 1000]);
+  assert.deepEqual(o.grid.isolations, ['READ COMMITTED', 'SERIALIZABLE']);
+  assert.deepEqual(o.grid.coalesce, [true, false]);
+  assert.equal(o.grid.repetitions, 2);
+  assert.throws(() => sweepOptionsFromArgs({ profile: 'fast' }), /--profile must be one of quick, standard, full/);
+  assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', 'batch-sizes': '1,x' }), /--batch-sizes must be whole numbers/);
+  assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', isolation: 'SNAPSHOT' }), /--isolation "SNAPSHOT"/);
+  assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', modes: 'offset,log' }), /modes must be one of offset, queue/);
+  assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', 'batch-sizes': '0' }), /batch-sizes must be a whole number from 1/);
+  assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', coalesce: 'maybe' }), /--coalesce takes on,off/);
+});

@@ -1,0 +1,73 @@
+// One tiny end-to-end bench run (seconds) on a private database with the real server and worker: the CSV has
+// every column, every row's verdict is computed, and a deliberately lossy configuration (ack before commit,
+// worker crashed between the two commits by a failpoint) is reported as not valid.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { readEnvironment } from '../src/config.ts';
+import { runBench } from '../src/bench/runBench.ts';
+import { profileOptions, CSV_COLUMNS, type SweepOptions } from '../src/scenarios/sweep.ts';
+
+test('tiny bench run: columns, verdicts, and the lossy control reported as not valid', { timeout: 240_000 }, async () => {
+  const env = readEnvironment();
+  const root = await mkdtemp(path.join(os.tmpdir(), 'eob-bench-test-'));
+  const base = profileOptions('quick');
+  const sweep: SweepOptions = {
+    ...base,
+    grid: { ...base.grid, batchSizes: [100], ackModes: ['transactional', 'before-commit'] },
+    include: { httpCeiling: true, sqlCeiling: true, baseline: false, drain: true, endToEnd: true },
+    backlogMessages: 3_000,
+    counters: 50,
+    drainTimeoutS: 10,
+    endToEndDurationS: 2,
+    endToEndConnections: 10,
+    httpCeilingDurationS: 1,
+    // Fires only in the before-commit point: its 2nd batch is acked, then the worker dies before the effects.
+    workerFailpoints: ['consume-between-commits=2'],
+  };
+  try {
+    const lines: string[] = [];
+    const run = await runBench({
+      sweep,
+      system: { mysqlUrl: undefined, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, handleSignals: false },
+      resultsRoot: root,
+      ci: true,
+      out: (line) => lines.push(line),
+    });
+    assert.equal(run.interrupted, false);
+    const csv = await readFile(path.join(run.dir, 'results.csv'), 'utf8');
+    const [header, ...body] = csv.trim().split('\n');
+    assert.equal(header, CSV_COLUMNS.join(','));
+    assert.equal(body.length, 5, csv);
+    const byKind = (kind: string, ack?: string) => run.rows.find((r) => r.kind === kind && (ack === undefined || r.ack_mode === ack));
+    for (const row of run.rows) {
+      assert.ok(['valid', 'invalid', 'n/a'].includes(String(row.verdict)), `verdict computed for ${row.point}: ${row.verdict} (${row.note})`);
+    }
+    const good = byKind('drain', 'transactional')!;
+    assert.equal(good.verdict, 'valid', String(good.note));
+    assert.equal(good.drained, true);
+    assert.equal(good.acked_offset, good.max_offset);
+    assert.ok(Number(good.drain_msgs_per_s) > 0);
+    const lossy = byKind('drain', 'before-commit')!;
+    assert.equal(lossy.verdict, 'invalid', `lossy control came out ${lossy.verdict}: ${lossy.note}`);
+    assert.equal(lossy.lost, 100, 'exactly the crashed batch is lost');
+    assert.match(String(lossy.note), /exited/);
+    const e2e = byKind('end-to-end')!;
+    assert.equal(e2e.verdict, 'valid', String(e2e.note));
+    assert.ok(Number(e2e.publish_req_per_s) > 0 && Number(e2e.requests_2xx) > 0);
+    assert.ok(Number(byKind('http-ceiling')!.publish_req_per_s) > 0);
+    assert.ok(Number(byKind('sql-ceiling')!.drain_msgs_per_s) > 0);
+    assert.match(run.summary, /NOT VALID: drain offset batch 100 SERIALIZABLE before-commit/);
+    for (const f of ['options.json', 'drain.svg', 'drain.png', 'end-to-end.svg', 'end-to-end.png']) {
+      assert.ok((await stat(path.join(run.dir, f))).size > 0, `${f} written`);
+    }
+    assert.equal(await readlink(path.join(root, 'bench', 'latest')), path.basename(run.dir));
+    const options = JSON.parse(await readFile(path.join(run.dir, 'options.json'), 'utf8')) as { database: { db_flush_log_at_trx_commit: number }; versions: { node: string } };
+    assert.equal(options.database.db_flush_log_at_trx_commit, 1);
+    assert.equal(options.versions.node, process.version);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
