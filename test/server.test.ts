@@ -274,6 +274,56 @@ describe('counter server (private MariaDB)', () => {
     }
   });
 
+  test('database hung (SIGSTOP): a publish not committed in publishTimeoutMs answers 503, /healthz 503', async () => {
+    const server = await serve({ topic: 'hang', publishTimeoutMs: 1_000, healthTimeoutMs: 500 });
+    const counter = randomUUID();
+    assert.equal((await request(`${server.url}/count/${counter}`, 'POST')).status, 204);
+    database.pause();
+    try {
+      const started = Date.now();
+      const reply = await request(`${server.url}/count/${counter}`, 'POST');
+      assert.equal(reply.status, 503);
+      assert.match(String(json(reply).error), /did not finish within 1000 ms/);
+      assert.ok(Date.now() - started < 5_000);
+      assert.equal((await request(`${server.url}/healthz`, 'GET')).status, 503);
+    } finally {
+      database.resume();
+    }
+    assert.equal((await request(`${server.url}/count/${counter}`, 'POST')).status, 204);
+  });
+
+  test('eob server exits 0 on SIGTERM after answering the requests in hand', async () => {
+    await ensureSchema(db, { topic: 'sigterm', topicSchema: 'offset', dedup: false });
+    const port = await findFreePort();
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', CLI, 'server', '--mysql-url', database.url, '--port', String(port), '--topic', 'sigterm', '--coalesce-linger-ms', '200'],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let stdout = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += String(d);
+          if (stdout.includes('server listening')) resolve();
+        });
+        child.on('exit', () => reject(new Error('server exited before listening')));
+      });
+      assert.match(stdout, /^server listening on http:\/\/127\.0\.0\.1:\d+ \{.*"coalesceLingerMs":200.*\}$/m, 'one start line with the resolved options');
+      // Both wait in the 200 ms linger when SIGTERM arrives; both must still be answered after their commit.
+      const pending = [0, 1].map((i) => request(`http://127.0.0.1:${port}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `sigterm-${i}` }));
+      await sleep(50);
+      child.kill('SIGTERM');
+      const replies = await Promise.all(pending);
+      assert.deepEqual(replies.map((r) => r.status), [204, 204]);
+      assert.equal(await exited, 0);
+      assert.equal(await messagesWithRequestId(db, 'sigterm', 'sigterm-0'), 1);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   test('database killed: POST, GET and /healthz answer 503 with a JSON error, never 2xx; back to 204 after restart', async () => {
     const server = await serve({ topic: 'outage', publishTimeoutMs: 3_000, connectTimeoutMs: 1_000 });
     const counter = randomUUID();

@@ -398,15 +398,24 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
       const serverClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
       httpServer.closeIdleConnections();
       // Requests already queued in the coalescer are flushed and answered; new ones on kept-alive
-      // connections are refused by the closed coalescer (503) and their connections closed.
-      await coalescer?.close();
+      // connections are refused by the closed coalescer (503) and their connections closed. Every wait is
+      // bounded: a hung database must not make SIGTERM hang (its requests then end without an answer, an
+      // outcome the client already treats as unknown).
       const deadline = Date.now() + CLOSE_GRACE_MS;
+      const untilDeadline = <T>(p: Promise<T>): Promise<T | undefined> =>
+        Promise.race([
+          p,
+          new Promise<undefined>((r) => {
+            setTimeout(() => r(undefined), Math.max(0, deadline - Date.now())).unref();
+          }),
+        ]);
+      await untilDeadline(coalescer?.close() ?? Promise.resolve());
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       httpServer.closeIdleConnections();
       const force = setTimeout(() => httpServer.closeAllConnections(), Math.max(0, deadline - Date.now()));
       await serverClosed;
       clearTimeout(force);
-      await pool.end().catch(() => undefined);
+      await untilDeadline(pool.end().catch(() => undefined));
     })();
     return closed;
   };
