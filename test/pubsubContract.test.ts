@@ -29,6 +29,16 @@ describe('MySQL pub/sub', () => {
       mysqlTarget(pool, { mode: 'offset', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20, isolation: 'REPEATABLE READ' } }),
     );
   });
+  describe('offset mode, one statement per round trip (a pool without multipleStatements)', () => {
+    let single: Pool;
+    before(() => {
+      single = testPool(db().url, 8, false);
+    });
+    after(async () => {
+      await single.end();
+    });
+    runPubSubContract(async () => mysqlTarget(single, { mode: 'offset', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20 } }));
+  });
   describe('queue mode, 3 consumers', () => {
     runPubSubContract(async () => mysqlTarget(pool, { mode: 'queue', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20, concurrency: 3 } }));
   });

@@ -49,6 +49,11 @@ export function setFailpointAction(action: (name: FailpointName) => never): void
   onTrigger = action;
 }
 
+/** True when any failpoint is armed: callers then keep apart steps they would otherwise send together. */
+export function failpointsArmed(): boolean {
+  return armed.size > 0;
+}
+
 export function failpoint(name: FailpointName): void {
   if (armed.size === 0) return;
   const state = armed.get(name);

@@ -92,7 +92,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const o = validateWorkerOptions(options);
   await waitForDatabase(o.mysqlUrl, o.startTimeoutMs, o.log);
   // One connection per consumer, one for the gap checks' neighbours and schema, and a spare.
-  const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.concurrency + 2, connectTimeoutMs: 5_000, role: 'worker' });
+  const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.concurrency + 2, connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
   try {
     await ensureSchema(executorOf(pool), { topic: o.topic, topicSchema: o.mode, dedup: false });
     const handler = counterHandler(o.profile);

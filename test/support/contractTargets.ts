@@ -62,6 +62,7 @@ export function mysqlTarget(pool: Pool, config: MysqlPubSubConfig): ContractTarg
   };
 }
 
-export function testPool(url: string, connectionLimit = 24): Pool {
-  return createPool({ url, connectionLimit, connectTimeoutMs: 5_000, role: 'test' });
+/** multipleStatements as the worker's pool has it (consume transactions in 3 round trips), unless told not to. */
+export function testPool(url: string, connectionLimit = 24, multipleStatements = true): Pool {
+  return createPool({ url, connectionLimit, connectTimeoutMs: 5_000, role: 'test', multipleStatements });
 }

@@ -17,6 +17,11 @@ export interface PoolOptions {
    * process's sessions in performance_schema.session_connect_attrs.
    */
   role?: string;
+  /**
+   * Lets one query carry several statements separated by `;`, so a consume transaction takes 3 round trips
+   * instead of 6 (see runStatements). Every value still goes through placeholders.
+   */
+  multipleStatements?: boolean;
 }
 
 export const DEFAULT_POOL_OPTIONS: Omit<PoolOptions, 'url'> = { connectionLimit: 16, connectTimeoutMs: 5_000 };
@@ -89,9 +94,11 @@ export async function ensureDatabase(url: string, connectTimeoutMs = DEFAULT_POO
   }
 }
 
+const multiStatementPools = new WeakSet<Pool>();
+
 export function createPool(options: PoolOptions): Pool {
   const parsed = parseMysqlUrl(options.url);
-  return mysql.createPool({
+  const pool = mysql.createPool({
     ...connectionConfig(parsed, options.connectTimeoutMs),
     database: parsed.database,
     connectionLimit: options.connectionLimit,
@@ -99,7 +106,33 @@ export function createPool(options: PoolOptions): Pool {
     waitForConnections: true,
     queueLimit: 0,
     enableKeepAlive: true,
+    multipleStatements: options.multipleStatements === true,
   });
+  if (options.multipleStatements === true) multiStatementPools.add(pool);
+  return pool;
+}
+
+export interface Statement {
+  sql: string;
+  values: unknown[];
+}
+
+/**
+ * Runs statements in order and returns each one's result. On a pool made with multipleStatements they travel
+ * in one round trip; elsewhere one after another. Either way the first failing statement raises, and the ones
+ * after it do not run.
+ */
+export async function runStatements(pool: Pool, conn: PoolConnection, statements: readonly Statement[]): Promise<unknown[]> {
+  if (statements.length === 1 || !multiStatementPools.has(pool)) {
+    const results: unknown[] = [];
+    for (const s of statements) results.push((await conn.query(s.sql, s.values))[0]);
+    return results;
+  }
+  const [results] = await conn.query(
+    statements.map((s) => s.sql).join(';\n'),
+    statements.flatMap((s) => s.values),
+  );
+  return results as unknown[];
 }
 
 /** Wraps a pool or connection so that `query` returns rows (or the write result header) only. */

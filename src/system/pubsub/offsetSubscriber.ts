@@ -1,9 +1,15 @@
 // Offset mode (DESIGN 4.1): a consumer group reads the topic log after its acked offset and moves that offset
 // in the same transaction as the handler's effects.
-import type { Pool } from '../db/pool.ts';
+import type { Pool, Statement } from '../db/pool.ts';
 import { executorOf } from '../db/pool.ts';
-import { selectMessagesAfter, createMessagesTable } from '../sql/messagesTable.ts';
-import { createOffsetsTable, ensureGroupRow, lockAckedOffset, writeAckedOffset } from '../sql/offsetsTable.ts';
+import { createMessagesTable, selectMessagesAfterAckedStatement, toMessage, type MessageRow } from '../sql/messagesTable.ts';
+import {
+  ackedOffsetOf,
+  createOffsetsTable,
+  ensureGroupRow,
+  lockAckedOffsetStatement,
+  writeAckedOffsetStatement,
+} from '../sql/offsetsTable.ts';
 import { probeOpenWriters } from '../sql/innodbTrx.ts';
 import { assertTopicName } from '../sql/identifiers.ts';
 import { intInRange, matches, oneOf } from '../../validate.ts';
@@ -115,9 +121,16 @@ class OffsetSource implements BatchSource {
     this.gaps = new GapTracker({ probeDelayMs: o.gapProbeDelayMs, fallbackTimeoutMs: o.gapFallbackTimeoutMs });
   }
 
-  async read(tx: SqlExecutor, batchSize: number): Promise<ReadResult> {
-    const acked = await lockAckedOffset(tx, this.o.topic, this.o.consumerGroup);
-    const rows = await selectMessagesAfter(tx, this.o.topic, acked, batchSize);
+  readStatements(batchSize: number): Statement[] {
+    return [
+      lockAckedOffsetStatement(this.o.topic, this.o.consumerGroup),
+      selectMessagesAfterAckedStatement(this.o.topic, this.o.consumerGroup, batchSize),
+    ];
+  }
+
+  readResult([lockRows, messageRows]: unknown[]): ReadResult {
+    const acked = ackedOffsetOf(lockRows, this.o.topic, this.o.consumerGroup);
+    const rows = (messageRows as MessageRow[]).map(toMessage);
     if (rows.length === 0) return { kind: 'empty' };
     if (this.o.gapHandling === 'none') return { kind: 'messages', messages: rows };
     const taken = contiguousPrefix(rows, acked, this.passableThrough);
@@ -129,9 +142,9 @@ class OffsetSource implements BatchSource {
     return { kind: 'blocked', retryInMs: this.o.gapRecheckMs };
   }
 
-  async ack(tx: SqlExecutor, messages: readonly Message[]): Promise<void> {
+  ackStatements(messages: readonly Message[]): Statement[] {
     const last = messages[messages.length - 1];
-    if (last !== undefined) await writeAckedOffset(tx, this.o.topic, this.o.consumerGroup, last.offset);
+    return last === undefined ? [] : [writeAckedOffsetStatement(this.o.topic, this.o.consumerGroup, last.offset)];
   }
 
   async unblock(session: SqlExecutor): Promise<void> {

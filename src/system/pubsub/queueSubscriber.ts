@@ -1,14 +1,15 @@
 // Queue mode (DESIGN 4.2): N consumers share one topic; each claims unacked rows with FOR UPDATE SKIP LOCKED
 // and acks exactly the rows it handled, in the transaction of its effects. There is no high-water mark, so a
 // row that commits late is simply claimed later: the offset-mode gap hazard does not exist here.
-import type { Pool } from '../db/pool.ts';
+import type { Pool, Statement } from '../db/pool.ts';
 import { executorOf } from '../db/pool.ts';
-import { claimUnacked, createQueueTable, markAcked } from '../sql/queueTable.ts';
+import { claimUnackedStatement, createQueueTable, markAckedStatement } from '../sql/queueTable.ts';
+import { toMessage, type MessageRow } from '../sql/messagesTable.ts';
 import { assertTopicName } from '../sql/identifiers.ts';
 import { intInRange, oneOf } from '../../validate.ts';
 import { emptyStats, startConsumeLoop, type BatchSource, type ReadResult } from './consumeLoop.ts';
 import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
-import type { AckMode, BatchHandler, IsolationLevel, Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
+import type { AckMode, BatchHandler, IsolationLevel, Message, SubscriberStats, Subscription } from './types.ts';
 
 export interface QueueSubscriberOptions {
   topic: string;
@@ -50,17 +51,17 @@ export function validateQueueSubscriberOptions(o: QueueSubscriberOptions): Queue
 class QueueSource implements BatchSource {
   constructor(private readonly topic: string) {}
 
-  async read(tx: SqlExecutor, batchSize: number): Promise<ReadResult> {
-    const messages = await claimUnacked(tx, this.topic, batchSize);
+  readStatements(batchSize: number): Statement[] {
+    return [claimUnackedStatement(this.topic, batchSize)];
+  }
+
+  readResult([rows]: unknown[]): ReadResult {
+    const messages = (rows as MessageRow[]).map(toMessage);
     return messages.length === 0 ? { kind: 'empty' } : { kind: 'messages', messages };
   }
 
-  async ack(tx: SqlExecutor, messages: readonly Message[]): Promise<void> {
-    await markAcked(
-      tx,
-      this.topic,
-      messages.map((m) => m.offset),
-    );
+  ackStatements(messages: readonly Message[]): Statement[] {
+    return messages.length === 0 ? [] : [markAckedStatement(this.topic, messages.map((m) => m.offset))];
   }
 }
 

@@ -1,7 +1,8 @@
 // All SQL on `watermill_<topic>`, the topic log of offset mode. The DDL is watermill-sql's default MySQL
 // schema, so a real Watermill deployment's tables can be read and written by this tool and vice versa.
 import type { Message, OutgoingMessage, SqlExecutor } from '../pubsub/types.ts';
-import { messagesTable } from './identifiers.ts';
+import { messagesTable, offsetsTable } from './identifiers.ts';
+import type { Statement } from '../db/pool.ts';
 
 export interface MessageRow {
   offset: number;
@@ -54,6 +55,20 @@ export async function selectMessagesAfter(
     [afterOffset, limit],
   );
   return rows.map(toMessage);
+}
+
+/**
+ * The same read with the group's acked offset taken from the offsets table in a subquery, so it can travel in
+ * one round trip with the `FOR UPDATE` that locks that row: the subquery then reads the value this transaction
+ * has just locked (no one else can change it until we commit). Same locking as selectMessagesAfter.
+ */
+export function selectMessagesAfterAckedStatement(topic: string, group: string, limit: number): Statement {
+  return {
+    sql: `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${messagesTable(topic)}
+     WHERE \`offset\` > (SELECT \`offset_acked\` FROM ${offsetsTable(topic)} WHERE \`consumer_group\` = ?)
+     ORDER BY \`offset\` ASC LIMIT ?`,
+    values: [group, limit],
+  };
 }
 
 /** The highest offset in the topic, visible to this session (0 for an empty topic). */

@@ -1,5 +1,6 @@
 // All SQL on `watermill_offsets_<topic>`: one row per consumer group, watermill-sql's default MySQL schema.
 import type { SqlExecutor } from '../pubsub/types.ts';
+import type { Statement } from '../db/pool.ts';
 import { offsetsTable } from './identifiers.ts';
 
 export async function createOffsetsTable(db: SqlExecutor, topic: string): Promise<void> {
@@ -27,21 +28,33 @@ export async function ensureGroupRow(db: SqlExecutor, topic: string, group: stri
  * same group can never read the same messages. The locking read also sees the latest committed ack, whatever
  * the isolation level's snapshot says.
  */
+export function lockAckedOffsetStatement(topic: string, group: string): Statement {
+  return { sql: `SELECT \`offset_acked\` FROM ${offsetsTable(topic)} WHERE \`consumer_group\` = ? FOR UPDATE`, values: [group] };
+}
+
+/** Reads the result of lockAckedOffsetStatement. */
+export function ackedOffsetOf(rows: unknown, topic: string, group: string): number {
+  const row = (rows as { offset_acked: number | null }[])[0];
+  if (row === undefined) throw new Error(`consumer group "${group}" has no row in ${offsetsTable(topic)}`);
+  return Number(row.offset_acked ?? 0);
+}
+
 export async function lockAckedOffset(db: SqlExecutor, topic: string, group: string): Promise<number> {
-  const rows = await db.query<{ offset_acked: number | null }[]>(
-    `SELECT \`offset_acked\` FROM ${offsetsTable(topic)} WHERE \`consumer_group\` = ? FOR UPDATE`,
-    [group],
-  );
-  if (rows[0] === undefined) throw new Error(`consumer group "${group}" has no row in ${offsetsTable(topic)}`);
-  return Number(rows[0].offset_acked ?? 0);
+  const { sql, values } = lockAckedOffsetStatement(topic, group);
+  return ackedOffsetOf(await db.query(sql, values), topic, group);
 }
 
 /** Watermill writes both columns with the same value for the SQL subscriber; so do we, for compatibility. */
+export function writeAckedOffsetStatement(topic: string, group: string, offset: number): Statement {
+  return {
+    sql: `UPDATE ${offsetsTable(topic)} SET \`offset_acked\` = ?, \`offset_consumed\` = ? WHERE \`consumer_group\` = ?`,
+    values: [offset, offset, group],
+  };
+}
+
 export async function writeAckedOffset(db: SqlExecutor, topic: string, group: string, offset: number): Promise<void> {
-  await db.query(
-    `UPDATE ${offsetsTable(topic)} SET \`offset_acked\` = ?, \`offset_consumed\` = ? WHERE \`consumer_group\` = ?`,
-    [offset, offset, group],
-  );
+  const { sql, values } = writeAckedOffsetStatement(topic, group, offset);
+  await db.query(sql, values);
 }
 
 export async function selectAckedOffset(db: SqlExecutor, topic: string, group: string): Promise<number> {

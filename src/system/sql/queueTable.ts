@@ -3,6 +3,7 @@
 // publisher names its columns, so it can publish into this table too (`acked` takes its default).
 import type { Message, SqlExecutor } from '../pubsub/types.ts';
 import { queueTable } from './identifiers.ts';
+import type { Statement } from '../db/pool.ts';
 import { toMessage, type MessageRow } from './messagesTable.ts';
 
 export async function createQueueTable(db: SqlExecutor, topic: string): Promise<void> {
@@ -25,23 +26,32 @@ export async function createQueueTable(db: SqlExecutor, topic: string): Promise<
  * poll: with no high-water mark, nothing can be stepped over for good. Run at READ COMMITTED so the locking read
  * takes no gap locks that would stall publishers.
  */
-export async function claimUnacked(db: SqlExecutor, topic: string, limit: number): Promise<Message[]> {
-  const rows = await db.query<MessageRow[]>(
-    `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${queueTable(topic)}
+export function claimUnackedStatement(topic: string, limit: number): Statement {
+  return {
+    sql: `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${queueTable(topic)}
      WHERE \`acked\` = 0 ORDER BY \`offset\` ASC LIMIT ? FOR UPDATE SKIP LOCKED`,
-    [limit],
-  );
-  return rows.map(toMessage);
+    values: [limit],
+  };
+}
+
+export async function claimUnacked(db: SqlExecutor, topic: string, limit: number): Promise<Message[]> {
+  const { sql, values } = claimUnackedStatement(topic, limit);
+  return (await db.query<MessageRow[]>(sql, values)).map(toMessage);
 }
 
 /** Acks exactly the rows handled, by offset; the row stays in the log so a checker can still read it. */
+export function markAckedStatement(topic: string, offsets: readonly number[]): Statement {
+  if (offsets.length === 0) throw new Error('markAckedStatement: no offsets');
+  return {
+    sql: `UPDATE ${queueTable(topic)} SET \`acked\` = 1 WHERE \`offset\` IN (${offsets.map(() => '?').join(', ')})`,
+    values: [...offsets],
+  };
+}
+
 export async function markAcked(db: SqlExecutor, topic: string, offsets: readonly number[]): Promise<number> {
   if (offsets.length === 0) return 0;
-  const result = await db.query<{ affectedRows: number }>(
-    `UPDATE ${queueTable(topic)} SET \`acked\` = 1 WHERE \`offset\` IN (${offsets.map(() => '?').join(', ')})`,
-    [...offsets],
-  );
-  return result.affectedRows;
+  const { sql, values } = markAckedStatement(topic, offsets);
+  return (await db.query<{ affectedRows: number }>(sql, values)).affectedRows;
 }
 
 export async function countQueue(db: SqlExecutor, topic: string): Promise<{ total: number; acked: number }> {
