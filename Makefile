@@ -9,8 +9,10 @@ STAMP := node_modules/.package-lock.json
 # Optional overrides, passed on only when given: make bench PROFILE=quick BATCH_SIZES=1,100,1000
 opt = $(if $($(1)),--$(2) '$($(1))')
 BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(call opt,ISOLATION,isolation) \
-  $(call opt,MODES,modes) $(call opt,HANDLERS,handlers) $(call opt,POLL_INTERVALS,poll-intervals) \
-  $(call opt,COALESCE,coalesce) $(call opt,REPETITIONS,repetitions) $(call opt,DURATION,duration)
+  $(call opt,MODES,modes) $(call opt,QUEUE_WORKERS,queue-workers) $(call opt,HANDLERS,profiles) \
+  $(call opt,POLL_INTERVALS,poll-intervals) $(call opt,COALESCE,coalesce) $(call opt,ACK_MODES,ack-modes) \
+  $(call opt,REPETITIONS,repetitions) $(call opt,DURATION,duration-s) $(call opt,BACKLOG,backlog) \
+  $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only)
 CHAOS_FLAGS = $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests)
 
@@ -18,8 +20,10 @@ CHAOS_FLAGS = $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,B
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE, BATCH_SIZES, ISOLATION, MODES, HANDLERS, POLL_INTERVALS, COALESCE, REPETITIONS (bench);"
-	@echo "             PROFILE, FAULTS, BACKEND, CASES, REQUESTS (chaos); MYSQL_URL to use your own server"
+	@echo "  bench variables: PROFILE (quick|standard|full), BATCH_SIZES, ISOLATION, MODES, QUEUE_WORKERS, HANDLERS,"
+	@echo "                   POLL_INTERVALS, COALESCE, ACK_MODES, REPETITIONS, DURATION, BACKLOG, CONNECTIONS, RATE, ONLY"
+	@echo "  chaos variables: PROFILE (quick|standard|soak), FAULTS, BACKEND (local|docker), CASES, REQUESTS"
+	@echo "  MYSQL_URL=mysql://user@host:port/db uses your server instead of a private one"
 
 $(STAMP): package-lock.json
 	npm ci --no-audit --no-fund

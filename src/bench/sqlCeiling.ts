@@ -1,12 +1,13 @@
 // The SQL ceiling of the sweep: a raw-SQL consume loop in this process, no pub/sub layer, no child process:
 // the offset mode's transaction (lock the group's row, read a batch after it, one aggregated upsert, write the
-// ack, commit) run back to back on one connection. What the database allows at a batch size.
-import type { Pool } from '../system/db/pool.ts';
-import { beginTransaction, executorOf } from '../system/db/pool.ts';
+// ack, commit) back to back on one connection, in the fewest round trips the statements allow (two: the read
+// with START TRANSACTION, then upsert + ack + COMMIT). What the database allows at a batch size.
+import { createPool, runStatements } from '../system/db/pool.ts';
 import type { IsolationLevel } from '../system/pubsub/types.ts';
-import { selectMessagesAfter } from '../system/sql/messagesTable.ts';
-import { ensureGroupRow, lockAckedOffset, writeAckedOffset } from '../system/sql/offsetsTable.ts';
-import { addToCounters } from '../system/sql/counterTable.ts';
+import { selectMessagesAfterAckedStatement, type MessageRow } from '../system/sql/messagesTable.ts';
+import { ackedOffsetOf, ensureGroupRow, lockAckedOffsetStatement, writeAckedOffsetStatement } from '../system/sql/offsetsTable.ts';
+import { addToCountersStatement } from '../system/sql/counterTable.ts';
+import { executorOf } from '../system/db/pool.ts';
 
 export interface SqlCeilingOptions {
   topic: string;
@@ -20,19 +21,24 @@ export interface SqlCeilingOptions {
 }
 
 /** Runs the loop until the backlog is consumed, the deadline passes or the signal aborts; returns messages consumed. */
-export async function runSqlConsumeLoop(pool: Pool, o: SqlCeilingOptions): Promise<number> {
+export async function runSqlConsumeLoop(mysqlUrl: string, o: SqlCeilingOptions): Promise<number> {
+  const pool = createPool({ url: mysqlUrl, connectionLimit: 1, connectTimeoutMs: 5_000, role: 'sql-ceiling', multipleStatements: true });
   const conn = await pool.getConnection();
-  const db = executorOf(conn);
   const deadline = performance.now() + o.deadlineMs;
   let consumed = 0;
   try {
-    await ensureGroupRow(db, o.topic, o.consumerGroup);
+    await ensureGroupRow(executorOf(conn), o.topic, o.consumerGroup);
+    await conn.query(`SET SESSION TRANSACTION ISOLATION LEVEL ${o.isolation}`);
     for (;;) {
       if (performance.now() > deadline || o.signal?.aborted === true) break;
-      await beginTransaction(conn, o.isolation);
       try {
-        const acked = await lockAckedOffset(db, o.topic, o.consumerGroup);
-        const batch = await selectMessagesAfter(db, o.topic, acked, o.batchSize);
+        const [, lockRows, messageRows] = await runStatements(pool, conn, [
+          { sql: 'START TRANSACTION', values: [] },
+          lockAckedOffsetStatement(o.topic, o.consumerGroup),
+          selectMessagesAfterAckedStatement(o.topic, o.consumerGroup, o.batchSize),
+        ]);
+        const acked = ackedOffsetOf(lockRows, o.topic, o.consumerGroup);
+        const batch = messageRows as MessageRow[];
         const last = batch[batch.length - 1];
         if (last === undefined) {
           await conn.query('ROLLBACK');
@@ -40,15 +46,18 @@ export async function runSqlConsumeLoop(pool: Pool, o: SqlCeilingOptions): Promi
           continue;
         }
         const increments = new Map<string, number>();
-        for (const m of batch) {
-          const id = (m.payload as { counter_uuid: string }).counter_uuid;
-          increments.set(id, (increments.get(id) ?? 0) + 1);
+        for (const row of batch) {
+          // MariaDB hands JSON back as text; the SQL ceiling parses it as the worker does.
+          const payload = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as { counter_uuid: string };
+          increments.set(payload.counter_uuid, (increments.get(payload.counter_uuid) ?? 0) + 1);
         }
-        await addToCounters(db, increments);
-        await writeAckedOffset(db, o.topic, o.consumerGroup, last.offset);
-        await conn.query('COMMIT');
+        await runStatements(pool, conn, [
+          addToCountersStatement(increments),
+          writeAckedOffsetStatement(o.topic, o.consumerGroup, Number(last.offset)),
+          { sql: 'COMMIT', values: [] },
+        ]);
         consumed += batch.length;
-        if (last.offset >= o.untilOffset) break;
+        if (Number(last.offset) >= o.untilOffset) break;
       } catch (error) {
         await conn.query('ROLLBACK').catch(() => undefined);
         throw error;
@@ -56,6 +65,7 @@ export async function runSqlConsumeLoop(pool: Pool, o: SqlCeilingOptions): Promi
     }
   } finally {
     conn.release();
+    await pool.end();
   }
   return consumed;
 }

@@ -454,7 +454,7 @@ async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<vo
   const cpuSelf = selfCpuSeconds();
   const cpuDb = ctx.sut.dbCpuSeconds();
   try {
-    await runSqlConsumeLoop(ctx.sut.pool, {
+    await runSqlConsumeLoop(ctx.sut.mysqlUrl, {
       topic: ctx.options.topic,
       consumerGroup: ctx.options.consumerGroup,
       batchSize: p.batchSize ?? 1000,

@@ -1,5 +1,6 @@
 // All SQL on `counter`, the effect table of the counter service.
 import type { SqlExecutor } from '../pubsub/types.ts';
+import type { Statement } from '../db/pool.ts';
 
 export async function createCounterTable(db: SqlExecutor): Promise<void> {
   await db.query(`CREATE TABLE IF NOT EXISTS \`counter\` (
@@ -14,16 +15,22 @@ export async function createCounterTable(db: SqlExecutor): Promise<void> {
  * updates under REPEATABLE READ on MySQL and MariaDB, because the SELECT reads the transaction's snapshot.
  * Ids are sorted so that concurrent batches lock rows in the same order and do not deadlock on each other.
  */
-export async function addToCounters(db: SqlExecutor, increments: ReadonlyMap<string, number>): Promise<void> {
-  if (increments.size === 0) return;
+export function addToCountersStatement(increments: ReadonlyMap<string, number>): Statement {
+  if (increments.size === 0) throw new Error('addToCountersStatement: no increments');
   const ids = [...increments.keys()].sort();
   const values: unknown[] = [];
   for (const id of ids) values.push(id, increments.get(id));
-  await db.query(
-    `INSERT INTO \`counter\` (\`id\`, \`value\`) VALUES ${ids.map(() => '(?, ?)').join(', ')}
+  return {
+    sql: `INSERT INTO \`counter\` (\`id\`, \`value\`) VALUES ${ids.map(() => '(?, ?)').join(', ')}
      ON DUPLICATE KEY UPDATE \`value\` = \`value\` + VALUES(\`value\`)`,
     values,
-  );
+  };
+}
+
+export async function addToCounters(db: SqlExecutor, increments: ReadonlyMap<string, number>): Promise<void> {
+  if (increments.size === 0) return;
+  const { sql, values } = addToCountersStatement(increments);
+  await db.query(sql, values);
 }
 
 /** The watermill profile's shape (DESIGN 4.3): read the value, then write value + 1, one message at a time. */
