@@ -17,7 +17,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { access, constants, readFile, rm } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
@@ -247,6 +247,16 @@ export class ManagedDatabase {
   get pidFilePath(): string {
     return path.join(this.options.datadir, 'mysqld.pid');
   }
+  /**
+   * The server's own temp dir. With the default (/tmp) several servers share one directory, and a run of this
+   * tool saw a private server's on-disk temp table vanish mid-query ("Error on delete of
+   * '/tmp/#sql-temptable-...' (Errcode: 2)"), failing the bench's final check. Not inside the data directory,
+   * where it would show up as a database.
+   */
+  get tmpDir(): string {
+    const hash = createHash('sha256').update(this.options.datadir).digest('hex').slice(0, 16);
+    return path.join(os.tmpdir(), `eob-db-${hash}.tmp`);
+  }
   /** In the data directory unless that path is too long for a unix socket (108 bytes); then in the temp dir. */
   get socketPath(): string {
     const inDatadir = path.join(this.options.datadir, 'mysqld.sock');
@@ -330,6 +340,7 @@ export class ManagedDatabase {
     await this.stop();
     await removeDataDirectory(this.options.datadir);
     if (!this.socketPath.startsWith(this.options.datadir)) await rm(this.socketPath, { force: true });
+    await rm(this.tmpDir, { recursive: true, force: true });
   }
 
   /** Version and the durability settings the server actually runs with, for results and logs. */
@@ -421,6 +432,7 @@ export class ManagedDatabase {
       `--socket=${this.socketPath}`,
       `--pid-file=${this.pidFilePath}`,
       `--log-error=${this.errorLogPath}`,
+      `--tmpdir=${this.tmpDir}`,
       // After a SIGKILL the port can linger for a moment; wait for it instead of failing the restart.
       ...(restarting ? ['--port-open-timeout=10'] : []),
       // MariaDB: the install made root@127.0.0.1, so no reverse lookups. MySQL only has root@localhost, which
@@ -434,6 +446,7 @@ export class ManagedDatabase {
 
   private async spawnAndWait(binaries: ServerBinaries, restarting: boolean): Promise<number> {
     const args = this.serverArgs(binaries, restarting);
+    await mkdir(this.tmpDir, { recursive: true });
     const setpriv = await findSetpriv();
     const [command, commandArgs] =
       setpriv === undefined ? [binaries.server, args] : [setpriv, ['--pdeathsig', 'KILL', '--', binaries.server, ...args]];
