@@ -51,6 +51,8 @@ test('lost by the consumer: an acked message whose effect is missing names the c
   assert.deepEqual(violation?.offsets, [2]);
   assert.deepEqual(violation?.requestIds, ['c-2']);
   assert.equal(v.messages.ackedOffset, 3);
+  assert.deepEqual(v.lostOffsets, [2]);
+  assert.match(v.reasons.join('\n'), /skipped\): 2/);
   assert.match(v.reasons.join('\n'), new RegExp(`${B}.*offsets 2`));
 });
 

@@ -63,7 +63,8 @@ export const DEFAULT_CHAOS_RUN_OPTIONS: ChaosRunOptions = {
   // 2 s: ten times the worker's slowest idle poll plus a batch; a moving drain changes the sum well within it.
   quiesceStableMs: 2_000,
   quiesceTimeoutMs: 120_000,
-  recoveryTimeoutMs: 30_000,
+  // 20 s: the slowest recovery seen in the standard run was ~3 s (worker restart under load).
+  recoveryTimeoutMs: 20_000,
   sampleMs: 250,
   log: () => undefined,
   signal: undefined,
@@ -259,6 +260,9 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   }
 
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
+  const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
+  if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${o.recoveryTimeoutMs} ms`;
+  if (!quiesced && verdict !== undefined) met.why += `; not quiesced within ${o.quiesceTimeoutMs} ms`;
   const loadPhase = clock.timings.find((t) => t.phase === 'load');
   return {
     case: c,

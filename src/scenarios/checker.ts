@@ -78,6 +78,11 @@ export interface Verdict {
   lostRequests: { requestId: string; counterUuid: string }[];
   publishDuplicates: PublishDuplicate[];
   counterViolations: CounterViolation[];
+  /**
+   * Offsets proven lost by the consumer: the acked messages of counters whose value is 0 (with a counter per
+   * request, exactly the skipped offsets). Sorted; capped like the other lists.
+   */
+  lostOffsets: number[];
   /** `fail` request ids found in the topic: the client was told "not published" and it was. */
   failedButPublished: { requestId: string; offsets: number[] }[];
   /** Messages with no request id of the history, or a counter other than the one the request named. */
@@ -195,7 +200,17 @@ export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, 
     }
   }
   const lostCounters = counterViolations.filter((v) => v.kind === 'lost');
+  const lostOffsets: number[] = [];
+  for (const id of counterIds) {
+    if ((snapshot.counters.get(id) ?? 0) !== 0) continue;
+    for (const m of byCounter.get(id) ?? []) if (m.acked) lostOffsets.push(m.offset);
+  }
+  lostOffsets.sort((a, b) => a - b);
+  lostOffsets.splice(opts.maxListed);
   const dupCounters = counterViolations.filter((v) => v.kind === 'duplicated');
+  if (lostEffects > 0 && lostOffsets.length > 0) {
+    reasons.push(`acked offsets with no effect at all (skipped): ${list(lostOffsets.map(String), 20)}`);
+  }
   if (lostEffects > 0) {
     reasons.push(
       `lost: ${lostEffects} acked message(s) never applied, in counter(s) ${list(lostCounters.map((v) => `${v.counterUuid} (value ${v.value}, ${v.ackedMessages} acked; offsets ${list(v.offsets.map(String), 10)})`))}`,
@@ -257,6 +272,7 @@ export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, 
     lostRequests,
     publishDuplicates,
     counterViolations,
+    lostOffsets,
     failedButPublished,
     foreignMessages,
   };

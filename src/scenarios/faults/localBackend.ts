@@ -37,7 +37,7 @@ export class LocalBackend implements FaultBackend {
       await this.sut.requireManagedDatabase().start();
       return;
     }
-    await Promise.all(this.children(role).filter((c) => !c.running).map((c) => c.start()));
+    await Promise.all(this.children(role).filter((c) => !c.running).map((c) => withRetries(c.name, () => c.start())));
   }
 
   async restart(role: ServiceRole, options: { clean: boolean }): Promise<void> {
@@ -69,23 +69,28 @@ export class LocalBackend implements FaultBackend {
     if (old === undefined) throw new Error('local backend: no worker to arm a failpoint in');
     await this.sut.stopService(old);
     this.generation += 1;
-    const armed = await this.sut.startWorker(
-      { ...this.options.workerFlags, failpoints: [spec] },
-      `worker 1 (failpoint ${spec})`,
-      this.options.workerMysqlUrl,
-    );
-    this.workers[0] = armed;
-    let timer: NodeJS.Timeout | undefined;
-    const outcome = await Promise.race([
-      armed.exited().then((s) => s.signal === 'SIGKILL'),
-      new Promise<false>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    await this.sut.stopService(armed);
-    this.workers[0] = await this.sut.startWorker(this.options.workerFlags, `worker 1 (gen ${this.generation})`, this.options.workerMysqlUrl);
-    return { fired: outcome };
+    try {
+      const armed = await this.sut.startWorker(
+        { ...this.options.workerFlags, failpoints: [spec] },
+        `worker 1 (failpoint ${spec})`,
+        this.options.workerMysqlUrl,
+      );
+      let timer: NodeJS.Timeout | undefined;
+      const fired = await Promise.race([
+        armed.exited().then((s) => s.signal === 'SIGKILL'),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      await this.sut.stopService(armed);
+      return { fired };
+    } finally {
+      // Whatever happened to the armed worker (even a failed start), an unarmed one takes its place.
+      this.workers[0] = await withRetries(`worker 1 (gen ${this.generation})`, () =>
+        this.sut.startWorker(this.options.workerFlags, `worker 1 (gen ${this.generation})`, this.options.workerMysqlUrl),
+      );
+    }
   }
 
   async close(): Promise<void> {
@@ -95,4 +100,21 @@ export class LocalBackend implements FaultBackend {
   private children(role: 'server' | 'worker'): ChildService[] {
     return role === 'server' ? [this.server.service] : this.workers;
   }
+}
+
+/**
+ * A restart that fails (the child exits during start-up, e.g. while the database is itself restarting) is
+ * tried again, as a supervisor with `restart: unless-stopped` would; 3 attempts 500 ms apart.
+ */
+async function withRetries<T>(what: string, start: () => Promise<T>): Promise<T> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      return await start();
+    } catch (error) {
+      lastError = error;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  throw new Error(`${what}: did not start in 3 attempts: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
 }
