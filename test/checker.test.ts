@@ -140,3 +140,30 @@ test('messages that belong to no request are foreign', () => {
 test('a history that sends one request id for two counters is rejected', () => {
   assert.throws(() => check([attempt('c-1', A, 'unknown'), attempt('c-1', B, 'ok', 2)], snapshot([], {})), /two counters/);
 });
+
+test('history: JSONL round trip, and a bad line is named by file and line', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { writeHistoryJsonl, readHistoryJsonl } = await import('../src/scenarios/history.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'eob-history-'));
+  try {
+    const history = [attempt('c-1', A, 'ok'), { ...attempt('c-2', B, 'unknown'), error: 'ECONNRESET' }];
+    await writeHistoryJsonl(join(dir, 'h.jsonl'), history);
+    assert.deepEqual(await readHistoryJsonl(join(dir, 'h.jsonl')), history);
+    writeFileSync(join(dir, 'bad.jsonl'), `${JSON.stringify(history[0])}\n{"requestId": 3}\n`);
+    await assert.rejects(readHistoryJsonl(join(dir, 'bad.jsonl')), /bad\.jsonl:2: not a request attempt/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('outcome classification: only a refused connection proves nothing was sent', async () => {
+  const { classifyAttempt } = await import('../src/scenarios/historyLoad.ts');
+  assert.equal(classifyAttempt(204, undefined).outcome, 'ok');
+  assert.equal(classifyAttempt(400, undefined).outcome, 'fail');
+  assert.equal(classifyAttempt(503, undefined).outcome, 'unknown');
+  assert.equal(classifyAttempt(undefined, 'ECONNREFUSED').outcome, 'fail');
+  assert.equal(classifyAttempt(undefined, 'ECONNRESET').outcome, 'unknown');
+  assert.equal(classifyAttempt(undefined, 'ETIMEDOUT').outcome, 'unknown');
+});
