@@ -191,8 +191,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       // Spread the requests over the fault schedule (plus a second on either side), so faults hit a system
       // under load; with no faults the load goes as fast as it can.
       const rate = c.ratePerSecond > 0 ? c.ratePerSecond : definitions.length === 0 ? 0 : c.requests / (scheduleS + 2 + initialDelayMs / 1000);
-      const nemesisStop = new AbortController();
-      const stopOn = o.signal === undefined ? nemesisStop.signal : AbortSignal.any([nemesisStop.signal, o.signal]);
+      const stopOn = o.signal ?? new AbortController().signal;
       const nemesis = runNemesis(
         ctx,
         {
