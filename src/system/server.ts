@@ -52,21 +52,25 @@ export interface ServerOptions {
 
 /**
  * Coalescing defaults, measured on this 2-core machine (MariaDB 10.11 at 127.0.0.1:3306, durable settings;
- * autocannon 100 connections in the same machine, POST /count over 1,000 counters, 8-10 s per point, points
- * interleaved, 3 repetitions; other test runs shared the cores, load average 6-10, so single points scatter
- * by 2x). Median req/s, [min-max], mean rows per INSERT:
- *   no coalescing (one INSERT per request), pool 16      8,700  [5,200-11,100]      1
- *   maxBatch 100, linger 0 ms, pool 16                  18,500  [15,900-23,400]    ~15-25
- *   maxBatch 100, linger 0 ms, pool 8                   29,000  [10,600-30,800]    ~10-20
- *   maxBatch 100, linger 0 ms, pool 4                   15,100  [11,500-27,500]    ~20-30
- *   maxBatch 100, linger 1 ms, pool 16                  20,800  [17,400-22,500]    ~35
- *   maxBatch 20 / 250 / 1000, linger 0, pool 16         15,700-17,400 / 14,200-19,900 / 13,300-18,000
- *   maxBatch 100, linger 2 ms, pool 16                   7,600-13,700 (the wait costs more than it saves)
- *   POST /noop (no database: the HTTP + load-generator ceiling)  40,000-48,000
- * Linger 0 is kept: it is as fast as 1 ms within the noise, adds no latency when idle, and batches still grow
- * under load because requests queue while all flushes are busy. maxBatch 100: larger batches never formed
- * with 100 client connections and did not help. Pool 16 stays the default (8 looked better but scattered
- * most); with --dedup (one transaction per batch) the same load gave 5,900-9,200 req/s.
+ * autocannon 100 connections on the same machine, POST /count over 1,000 counters, 8-10 s per point, points
+ * interleaved, 2-3 repetitions; req/s, rows per INSERT):
+ *
+ * End to end, `eob worker --batch-size 1000` consuming at the same time (load average 3-6; the worker kept
+ * up: every row was counted when the load stopped):
+ *   no coalescing (one INSERT per request), pool 16      5,500-5,600   1 row    p99 46-56 ms
+ *   maxBatch 100, linger 0 ms, pool 16                  17,800-18,100  ~27      p99 15 ms
+ *   maxBatch 100, linger 1 ms, pool 16                  18,800-19,000  ~68      p99 13-14 ms
+ *   maxBatch 100, linger 1 ms, pool 8                   18,500-19,100  ~67      p99 13 ms
+ * Publish only (no worker, load average 2-4): every coalescing setting 22,600-24,700 req/s (pool 4/8/16,
+ * linger 0/1 alike: the cores, shared with autocannon and the database, are the limit; the server process
+ * was ~50% idle in a --cpu-prof); POST /noop (no database, the HTTP + load-generator ceiling) 40,000-48,000.
+ * Earlier, noisier runs (load 6-10): maxBatch 20 and 250/1000 no better than 100 (batches never exceed the
+ * 100 client connections anyway), linger 2 ms clearly worse (7,600-13,700).
+ *
+ * So: linger 1 ms, which halves the INSERTs (commits) for the same throughput and leaves the database more
+ * room for the worker, at the price of at most 1 ms added latency when the server is idle; maxBatch 100;
+ * pool 16. With --dedup (one transaction per batch: claim ids, INSERT, COMMIT), same defaults: 17,300 req/s
+ * publish only, 13,800 end to end (one run each, load ~5).
  */
 export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'mysqlUrl'> = {
   host: '127.0.0.1',
@@ -75,7 +79,7 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'mysqlUrl'> = {
   topicSchema: 'offset',
   coalesce: true,
   coalesceMaxBatch: 100,
-  coalesceLingerMs: 0,
+  coalesceLingerMs: 1,
   dedup: false,
   poolSize: 16,
   maxBodyBytes: 1024,
