@@ -2,7 +2,7 @@
 // schema if missing, logs one line with its resolved options, and closes gracefully on SIGTERM/SIGINT.
 import type { CommandModule } from 'yargs';
 import { readEnvironment, resolve } from '../config.ts';
-import { ensureDatabase, createPool, executorOf, parseMysqlUrl } from '../system/db/pool.ts';
+import { ensureDatabase, createPool, executorOf, parseMysqlUrl, redactMysqlUrl } from '../system/db/pool.ts';
 import { describeError, classifyError } from '../system/db/errors.ts';
 import { ensureSchema } from '../system/schema.ts';
 import { DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../system/server.ts';
@@ -31,7 +31,7 @@ function unreachableMessage(url: string, error: unknown): string {
     kind === 'connection' || kind === 'server-restarting'
       ? 'start one with `eob db start` (it prints MYSQL_URL=...) or pass --mysql-url / MYSQL_URL of a running server'
       : 'check the user, password and privileges in the URL';
-  return `cannot reach the database at ${url}: ${describeError(error)}; ${hint}`;
+  return `cannot reach the database at ${redactMysqlUrl(url)}: ${describeError(error)}; ${hint}`;
 }
 
 export const command: CommandModule<object, ServerArgs> = {
@@ -93,7 +93,7 @@ export const command: CommandModule<object, ServerArgs> = {
 
     try {
       await ensureDatabase(mysqlUrl, options.connectTimeoutMs);
-      const setupPool = createPool({ url: mysqlUrl, connectionLimit: 1, connectTimeoutMs: options.connectTimeoutMs });
+      const setupPool = createPool({ url: mysqlUrl, connectionLimit: 1, connectTimeoutMs: options.connectTimeoutMs, role: 'server' });
       try {
         await ensureSchema(executorOf(setupPool), { topic: options.topic, topicSchema: options.topicSchema, dedup: options.dedup });
       } finally {
@@ -104,7 +104,7 @@ export const command: CommandModule<object, ServerArgs> = {
     }
 
     const server = await startCounterServer(options, env.quiet ? { log: () => undefined } : {});
-    const shown = { ...options, mysqlUrl: redactPassword(mysqlUrl), failpoints: failpointSpec ?? 'none' };
+    const shown = { ...options, mysqlUrl: redactMysqlUrl(mysqlUrl), failpoints: failpointSpec ?? 'none' };
     // One line, always printed (even with EOB_LOG=quiet): harnesses wait for it and read the URL from it.
     process.stdout.write(`server listening on ${server.url} ${JSON.stringify(shown)}\n`);
 
@@ -128,13 +128,3 @@ export const command: CommandModule<object, ServerArgs> = {
     process.on('SIGINT', stop);
   },
 };
-
-function redactPassword(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}

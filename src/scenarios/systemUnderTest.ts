@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { childEnvironment } from '../config.ts';
-import { createPool, ensureDatabase, executorOf, parseMysqlUrl, type Pool } from '../system/db/pool.ts';
+import { createPool, ensureDatabase, executorOf, parseMysqlUrl, redactMysqlUrl, type Pool } from '../system/db/pool.ts';
 import { ManagedDatabase } from '../system/db/managedDatabase.ts';
 import { findFreePort } from '../system/db/ports.ts';
 import type { IsolationLevel, AckMode, SqlExecutor } from '../system/pubsub/types.ts';
@@ -157,9 +157,9 @@ export class SystemUnderTest {
       parseMysqlUrl(options.mysqlUrl);
       url = options.mysqlUrl;
       await ensureDatabase(url).catch((error: Error) => {
-        throw new Error(`cannot reach the database at MYSQL_URL=${url}: ${error.message} (is the server running? unset MYSQL_URL to use a private one)`);
+        throw new Error(`cannot reach the database at MYSQL_URL=${redactMysqlUrl(url)}: ${error.message} (is the server running? unset MYSQL_URL to use a private one)`);
       });
-      options.log(`database: using MYSQL_URL ${url} (faults on the database are unavailable)`);
+      options.log(`database: using MYSQL_URL ${redactMysqlUrl(url)} (faults on the database are unavailable)`);
     } else {
       tempDir = await mkdtemp(path.join(os.tmpdir(), 'eob-sut-'));
       const port = await findFreePort();

@@ -225,6 +225,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
     url: options.mysqlUrl,
     connectionLimit: options.poolSize,
     connectTimeoutMs: options.connectTimeoutMs,
+    role: 'server',
   });
   // mysql2 pools emit 'error' for connections that die while idle; without a listener that would crash.
   (pool as unknown as NodeJS.EventEmitter).on?.('error', (error: unknown) => logError(`server: pool: ${describeError(error)}`));
