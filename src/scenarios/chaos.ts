@@ -144,7 +144,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     });
     databaseVersion = setup.databaseVersion;
     const db = setup.db;
-    const progress = () => readProgress(db, c.mode);
+    const progress = () => withTimeout(readProgress(db, c.mode), PROBE_TIMEOUT_MS, 'progress read');
     let requestsOk = 0;
 
     sampler = (async () => {
@@ -327,8 +327,8 @@ async function quiesce(db: SqlExecutor, mode: 'offset' | 'queue', o: ChaosRunOpt
   let lastTotal: number | undefined;
   while (Date.now() < deadline) {
     try {
-      const p = await readProgress(db, mode);
-      const total = await sumCounters(db);
+      const p = await withTimeout(readProgress(db, mode), PROBE_TIMEOUT_MS, 'progress read');
+      const total = await withTimeout(sumCounters(db), PROBE_TIMEOUT_MS, 'counter sum');
       if (p.acked >= p.published && total === lastTotal) {
         stableSince ??= Date.now();
         if (Date.now() - stableSince >= o.quiesceStableMs) return true;
@@ -386,6 +386,20 @@ export function drainDuringFaults(samples: readonly TimelineSample[], faults: re
     ms += after.tMs - before.tMs;
   }
   return ms > 0 ? (messages * 1000) / ms : undefined;
+}
+
+/**
+ * A read of the harness's own that hangs (a connection to a server that died mid-query without a reset) must
+ * not hang the case: 5 s is ~100 times a progress read here, and the loops that use it simply try again.
+ */
+const PROBE_TIMEOUT_MS = 5_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function sleep(ms: number): Promise<void> {
