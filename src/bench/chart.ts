@@ -32,7 +32,7 @@ export function drainChartSpec(points: readonly DrainPoint[], ceilingLine: reado
       {
         data: { values: points.map((p) => ({ ...p })) },
         mark: { type: 'line', point: true },
-        encoding: { x, y, color: { field: 'series', type: 'nominal', title: 'configuration' } },
+        encoding: { x, y, color: { field: 'series', type: 'nominal', title: 'configuration', legend: { labelLimit: 400 } } },
       },
       {
         data: { values: ceilingLine.map((p) => ({ ...p })) },
