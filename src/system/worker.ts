@@ -53,7 +53,8 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
 
 export interface ResolvedWorkerSettings {
   isolation: IsolationLevel;
-  gapHandling: GapHandling;
+  /** Offset mode only; queue mode has no high-water mark and so no gaps to handle. */
+  gapHandling: GapHandling | undefined;
 }
 
 export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & ResolvedWorkerSettings {
@@ -77,7 +78,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
     throw new Error('worker: gapHandling applies to offset mode only; queue mode has no high-water mark');
   }
   const isolation = o.isolation ?? (o.mode === 'offset' ? 'SERIALIZABLE' : 'READ COMMITTED');
-  const gapHandling = o.gapHandling ?? (o.profile === 'watermill' ? 'none' : 'contiguous');
+  const gapHandling = o.mode === 'queue' ? undefined : (o.gapHandling ?? (o.profile === 'watermill' ? 'none' : 'contiguous'));
   return { ...o, isolation, gapHandling };
 }
 
@@ -106,7 +107,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             pollIntervalMs: o.pollIntervalMs,
             isolation: o.isolation,
             ackMode: o.ackMode,
-            gapHandling: o.gapHandling,
+            gapHandling: o.gapHandling ?? 'contiguous',
             handler,
             log: o.log,
           })
