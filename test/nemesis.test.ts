@@ -117,3 +117,30 @@ test('the failpoint fault cycles through the points the ack mode reaches, the ha
   assert.equal(failpointsFor('after-commit')[0], 'consume-between-commits');
   assert.ok(!failpointsFor('transactional').includes('consume-between-commits'));
 });
+
+test('faults go on past the planned rounds while the load still runs, then stop', async () => {
+  const calls: string[] = [];
+  let injected = 0;
+  const events = await runNemesis(
+    context(calls),
+    {
+      faults: resolveFaults('worker-kill,db-kill'),
+      perFault: 1,
+      intervalMs: 0,
+      initialDelayMs: 0,
+      recoveryTimeoutMs: 1_000,
+      recovered: async () => {
+        injected += 1;
+      },
+      t0: performance.now(),
+      log: () => undefined,
+      // The "load" lasts for five faults: two planned, three more while it runs.
+      continueWhile: () => injected < 5,
+    },
+    new AbortController().signal,
+  );
+  assert.deepEqual(
+    events.map((e) => `${e.fault}#${e.round}`),
+    ['worker-kill#0', 'db-kill#0', 'worker-kill#1', 'db-kill#1', 'worker-kill#2'],
+  );
+});

@@ -192,6 +192,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       // under load; with no faults the load goes as fast as it can.
       const rate = c.ratePerSecond > 0 ? c.ratePerSecond : definitions.length === 0 ? 0 : c.requests / (scheduleS + 2 + initialDelayMs / 1000);
       const stopOn = o.signal ?? new AbortController().signal;
+      let loading = true;
       const nemesis = runNemesis(
         ctx,
         {
@@ -203,6 +204,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
           recovered: (_since, signal) => waitRecovered(setup.serverBaseUrl, progress, signal),
           t0: clock.t0,
           log: (line) => o.log(`${c.name}: ${line}`),
+          continueWhile: () => loading,
         },
         stopOn,
       );
@@ -223,9 +225,12 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
           if (a.outcome === 'ok') requestsOk += 1;
         },
         ...(o.signal === undefined ? {} : { signal: o.signal }),
+      }).finally(() => {
+        loading = false; // also when the load fails: the nemesis must not outlive it
       });
       history.push(...load.attempts);
-      // The schedule runs to its end even if the load finished first: every planned fault is injected.
+      // The schedule runs to its end even if the load finished first: every planned fault is injected. If the
+      // load lasts longer, faults go on until it ends.
       faults = await nemesis;
     });
 

@@ -274,6 +274,11 @@ export interface NemesisOptions {
   /** Case clock: performance.now() of the case start. */
   t0: number;
   log: (line: string) => void;
+  /**
+   * After the planned `perFault` rounds, keep injecting (same round-robin) while this returns true: the load
+   * outlasted the planned schedule, and a load with no faults in its second half proves less.
+   */
+  continueWhile?: () => boolean;
 }
 
 /**
@@ -283,12 +288,14 @@ export interface NemesisOptions {
  */
 export async function runNemesis(ctx: FaultContext, o: NemesisOptions, signal: AbortSignal): Promise<FaultEvent[]> {
   const events: FaultEvent[] = [];
-  const schedule: { fault: FaultDefinition; round: number }[] = [];
-  for (let round = 0; round < o.perFault; round++) for (const fault of o.faults) schedule.push({ fault, round });
+  const planned = o.perFault * o.faults.length;
   const at = (t: number) => Math.round(t - o.t0);
   await abortableSleep(o.initialDelayMs, signal);
-  for (const { fault, round } of schedule) {
+  for (let i = 0; o.faults.length > 0; i++) {
     if (signal.aborted) break;
+    if (i >= planned && o.continueWhile?.() !== true) break;
+    const fault = o.faults[i % o.faults.length]!;
+    const round = Math.floor(i / o.faults.length);
     const start = now();
     let run: FaultRun | undefined;
     let error: string | undefined;
