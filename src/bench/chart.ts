@@ -80,7 +80,7 @@ export function endToEndChartSpec(bars: readonly EndToEndBar[], rules: readonly 
         data: { values: bars.map((b) => ({ ...b })) },
         mark: 'bar',
         encoding: {
-          y: { field: 'point', type: 'nominal', title: null },
+          y: { field: 'point', type: 'nominal', title: null, axis: { labelLimit: 400 } },
           x: { field: 'value', type: 'quantitative', title: 'per second' },
           yOffset: { field: 'metric' },
           color: { field: 'metric', type: 'nominal', title: 'rate' },
