@@ -156,6 +156,8 @@ test('report: best row is the fastest valid exactly-once drain; invalid rows are
   assert.equal(bestRow(rows, 'drain', 'drain_msgs_per_s')?.point, 'good');
   assert.match(summaryTable(rows), /NOT VALID: fast but lossy \(lost 100, duplicated 0\)/);
   assert.deepEqual(drainChartData(rows).points.map((p) => p.series), ['offset SERIALIZABLE batched']);
+  const baseline = { kind: 'drain', point: 'watermill', drain_msgs_per_s: 60_000, verdict: 'valid', ack_mode: 'transactional', handler_profile: 'watermill' };
+  assert.equal(bestRow([...rows, baseline], 'drain', 'drain_msgs_per_s')?.point, 'good', 'the baseline profile is never the best configuration');
 });
 
 test('bench flags override the profile and bad values are refused with the field named', () => {

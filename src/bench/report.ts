@@ -44,10 +44,16 @@ export function chartRules(rows: readonly CsvRow[], baseline: number): Reference
   return rules;
 }
 
-/** The valid, exactly-once (transactional) row with the highest value of `column` among rows of `kind`. */
+/**
+ * The valid, exactly-once (transactional) row with the highest value of `column` among rows of `kind`, leaving
+ * out the watermill profile: it is the baseline the best configuration is compared with, not a candidate.
+ */
 export function bestRow(rows: readonly CsvRow[], kind: string, column: string): CsvRow | undefined {
   return rows
-    .filter((r) => r.kind === kind && r.verdict === 'valid' && r.ack_mode === 'transactional' && num(r[column]) !== undefined)
+    .filter(
+      (r) =>
+        r.kind === kind && r.verdict === 'valid' && r.ack_mode === 'transactional' && r.handler_profile !== 'watermill' && num(r[column]) !== undefined,
+    )
     .sort((a, b) => (num(b[column]) ?? 0) - (num(a[column]) ?? 0))[0];
 }
 
