@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { processCpuSeconds } from '../bench/processCpu.ts';
+import { killOnExit } from '../system/killOnExit.ts';
 
 /** How a service says it is ready: an HTTP GET answering 200, or a line of output matching a pattern. */
 export type Readiness = { kind: 'http'; url: string } | { kind: 'line'; pattern: RegExp };
@@ -31,28 +32,6 @@ const TAIL_LINES = 60;
 /** Readiness poll interval: a node child starts in ~0.5-1 s here, so 100 ms adds little to start-up. */
 const READY_POLL_MS = 100;
 
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-/**
- * Children run in their own process group (so a Ctrl-C on the terminal reaches only the harness, which then
- * stops them in order and still writes its results). If the harness dies without stopping them, this hook
- * kills them as it exits, so no server or worker outlives it.
- */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of liveChildren) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
-
 export class ChildServiceError extends Error {
   override readonly name = 'ChildServiceError';
 }
@@ -68,7 +47,6 @@ export class ChildService {
   private stopping = false;
 
   constructor(readonly spec: ChildServiceSpec) {
-    installExitHook();
   }
 
   get name(): string {
@@ -122,7 +100,7 @@ export class ChildService {
       detached: true,
     });
     this.child = child;
-    liveChildren.add(child);
+    killOnExit(child);
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.record(chunk));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.record(chunk));
     this.exitPromise = new Promise<ExitStatus>((resolve) => {
@@ -130,7 +108,6 @@ export class ChildService {
         this.record(`spawn error: ${error.message}\n`);
       });
       child.once('close', (code, signal) => {
-        liveChildren.delete(child);
         if (this.partial !== '') this.pushLine(this.partial);
         this.partial = '';
         const status = { code, signal };

@@ -34,6 +34,7 @@ import {
   removeDataDirectory,
 } from './dataDirectory.ts';
 import { isPortFree } from './ports.ts';
+import { killOnExit } from '../killOnExit.ts';
 import { intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
 
 const COMPONENT = 'managed database';
@@ -144,22 +145,6 @@ const DURABLE_SETTINGS = [
 // Stderr lines kept for the error message of a server that dies on start.
 const TAIL_LINES = 20;
 const PING_INTERVAL_MS = 25;
-
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of liveChildren) {
-      try {
-        if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-  });
-}
 
 let setprivPath: Promise<string | undefined> | undefined;
 function findSetpriv(): Promise<string | undefined> {
@@ -454,14 +439,12 @@ export class ManagedDatabase {
     this.options.log(`database: starting ${binaries.flavor} ${binaries.version} on 127.0.0.1:${this.options.port}, data directory ${this.options.datadir}`);
     const started = performance.now();
     const child = spawn(command, commandArgs, { cwd: this.options.datadir, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-    installExitHook();
-    liveChildren.add(child);
+    killOnExit(child);
     this.child = child;
     this.paused = false;
     let exitDescription = '';
     this.exited = new Promise<void>((resolve) => {
       const onGone = (code: number | null, signal: NodeJS.Signals | null): void => {
-        liveChildren.delete(child);
         exitDescription = signal === null ? `exit code ${code}` : `signal ${signal}`;
         if (this.child === child) {
           this.child = undefined;

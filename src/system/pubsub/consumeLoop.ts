@@ -6,7 +6,10 @@ import { executorOf, runStatements } from '../db/pool.ts';
 import { classifyError, describeError } from '../db/errors.ts';
 import { failpoint, failpointsArmed, type FailpointName } from '../failpoints.ts';
 import { Backoff, Sleeper } from './backoff.ts';
+import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
 import type { AckMode, BatchHandler, ConsumeTx, IsolationLevel, Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
+import { assertTopicName } from '../sql/identifiers.ts';
+import { intInRange, oneOf, OptionsError } from '../../validate.ts';
 
 export type ReadResult =
   | { kind: 'messages'; messages: Message[] }
@@ -44,6 +47,31 @@ export interface ConsumeLoopOptions {
   resendIntervalMs: number;
   handler: BatchHandler;
   log: (line: string) => void;
+}
+
+/** What every subscriber is configured with; each mode's options add their own fields. */
+export interface ConsumerOptions {
+  topic: string;
+  batchSize: number;
+  /** Sleep after an empty poll (ms). */
+  pollIntervalMs: number;
+  isolation: IsolationLevel;
+  ackMode: AckMode;
+  /** Wait before a batch whose handler failed is delivered again (ms). */
+  resendIntervalMs: number;
+  handler: BatchHandler;
+  log: (line: string) => void;
+}
+
+/** Validates the shared fields; errors name the component and the field. */
+export function validateConsumerOptions(component: string, o: ConsumerOptions): void {
+  assertTopicName(o.topic);
+  intInRange(component, 'batchSize', o.batchSize, 1, 100_000);
+  intInRange(component, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);
+  oneOf(component, 'isolation', o.isolation, ISOLATION_LEVELS);
+  oneOf(component, 'ackMode', o.ackMode, ACK_MODES);
+  intInRange(component, 'resendIntervalMs', o.resendIntervalMs, 0, 600_000);
+  if (typeof o.handler !== 'function') throw new OptionsError(`${component}: handler must be a function`);
 }
 
 export const RETRY_BACKOFF = { initialMs: 20, maxMs: 2_000 };

@@ -11,20 +11,20 @@ import {
   writeAckedOffsetStatement,
 } from '../sql/offsetsTable.ts';
 import { probeOpenWriters } from '../sql/innodbTrx.ts';
-import { assertTopicName } from '../sql/identifiers.ts';
 import { intInRange, matches, oneOf } from '../../validate.ts';
 import { GapTracker } from './gapTracker.ts';
 import {
   createBatchConsumer,
   emptyStats,
   startConsumeLoop,
+  validateConsumerOptions,
   type BatchConsumer,
   type BatchSource,
   type ConsumeLoopOptions,
+  type ConsumerOptions,
   type ReadResult,
 } from './consumeLoop.ts';
-import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
-import type { AckMode, BatchHandler, IsolationLevel, Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
+import type { Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
 
 /**
  * - contiguous: ack only through offsets seen without holes; pass a hole only once it is proven permanent
@@ -35,23 +35,15 @@ import type { AckMode, BatchHandler, IsolationLevel, Message, SqlExecutor, Subsc
 export type GapHandling = 'contiguous' | 'none';
 export const GAP_HANDLINGS: readonly GapHandling[] = ['contiguous', 'none'];
 
-export interface OffsetSubscriberOptions {
-  topic: string;
+export interface OffsetSubscriberOptions extends ConsumerOptions {
   consumerGroup: string;
-  batchSize: number;
-  pollIntervalMs: number;
-  isolation: IsolationLevel;
-  ackMode: AckMode;
   gapHandling: GapHandling;
-  resendIntervalMs: number;
   /** How long a hole may stay before it is passed when INNODB_TRX cannot be read (no PROCESS privilege). */
   gapFallbackTimeoutMs: number;
   /** How soon a blocked read (a hole at the head) is tried again (ms). */
   gapRecheckMs: number;
   /** How long a hole at the head may last before the open transactions are read to judge it (ms). */
   gapProbeDelayMs: number;
-  handler: BatchHandler;
-  log: (line: string) => void;
 }
 
 export const DEFAULT_OFFSET_SUBSCRIBER_OPTIONS: Omit<OffsetSubscriberOptions, 'handler' | 'topic'> = {
@@ -72,18 +64,12 @@ export const DEFAULT_OFFSET_SUBSCRIBER_OPTIONS: Omit<OffsetSubscriberOptions, 'h
 
 export function validateOffsetSubscriberOptions(o: OffsetSubscriberOptions): OffsetSubscriberOptions {
   const c = 'offset subscriber';
-  assertTopicName(o.topic);
+  validateConsumerOptions(c, o);
   matches(c, 'consumerGroup', o.consumerGroup, /^.{1,255}$/, 'a name of 1-255 characters');
-  intInRange(c, 'batchSize', o.batchSize, 1, 100_000);
-  intInRange(c, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);
-  oneOf(c, 'isolation', o.isolation, ISOLATION_LEVELS);
-  oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
   oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
-  intInRange(c, 'resendIntervalMs', o.resendIntervalMs, 0, 600_000);
   intInRange(c, 'gapFallbackTimeoutMs', o.gapFallbackTimeoutMs, 0, 3_600_000);
   intInRange(c, 'gapRecheckMs', o.gapRecheckMs, 0, 60_000);
   intInRange(c, 'gapProbeDelayMs', o.gapProbeDelayMs, 0, 60_000);
-  if (typeof o.handler !== 'function') throw new Error(`${c}: handler must be a function`);
   return o;
 }
 

@@ -5,24 +5,14 @@ import type { Pool, Statement } from '../db/pool.ts';
 import { executorOf } from '../db/pool.ts';
 import { claimUnackedStatement, createQueueTable, markAckedStatement } from '../sql/queueTable.ts';
 import { toMessage, type MessageRow } from '../sql/messagesTable.ts';
-import { assertTopicName } from '../sql/identifiers.ts';
-import { intInRange, oneOf } from '../../validate.ts';
-import { emptyStats, startConsumeLoop, type BatchSource, type ReadResult } from './consumeLoop.ts';
-import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
-import type { AckMode, BatchHandler, IsolationLevel, Message, SubscriberStats, Subscription } from './types.ts';
+import { intInRange } from '../../validate.ts';
+import { emptyStats, startConsumeLoop, validateConsumerOptions, type BatchSource, type ConsumerOptions, type ReadResult } from './consumeLoop.ts';
+import type { Message, SubscriberStats, Subscription } from './types.ts';
 
-export interface QueueSubscriberOptions {
-  topic: string;
-  batchSize: number;
-  pollIntervalMs: number;
-  /** READ COMMITTED by default: the claiming read then takes record locks only, no gap locks on publishers. */
-  isolation: IsolationLevel;
-  ackMode: AckMode;
+/** `isolation`: READ COMMITTED by default: the claiming read then takes record locks only, no gap locks on publishers. */
+export interface QueueSubscriberOptions extends ConsumerOptions {
   /** Consumers running in this process, each with its own connection and transaction. */
   concurrency: number;
-  resendIntervalMs: number;
-  handler: BatchHandler;
-  log: (line: string) => void;
 }
 
 export const DEFAULT_QUEUE_SUBSCRIBER_OPTIONS: Omit<QueueSubscriberOptions, 'handler' | 'topic'> = {
@@ -37,14 +27,8 @@ export const DEFAULT_QUEUE_SUBSCRIBER_OPTIONS: Omit<QueueSubscriberOptions, 'han
 
 export function validateQueueSubscriberOptions(o: QueueSubscriberOptions): QueueSubscriberOptions {
   const c = 'queue subscriber';
-  assertTopicName(o.topic);
-  intInRange(c, 'batchSize', o.batchSize, 1, 100_000);
-  intInRange(c, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);
-  oneOf(c, 'isolation', o.isolation, ISOLATION_LEVELS);
-  oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
+  validateConsumerOptions(c, o);
   intInRange(c, 'concurrency', o.concurrency, 1, 256);
-  intInRange(c, 'resendIntervalMs', o.resendIntervalMs, 0, 600_000);
-  if (typeof o.handler !== 'function') throw new Error(`${c}: handler must be a function`);
   return o;
 }
 
