@@ -371,9 +371,10 @@ describe('eob server start-up errors', () => {
   test('an unreachable database names the URL and what to do', async () => {
     const port = await findFreePort();
     const url = `mysql://root@127.0.0.1:${port}/eob`;
-    const { code, stderr } = await runCli(['--mysql-url', url, '--port', '0']);
+    const { code, stderr } = await runCli(['--mysql-url', url, '--port', '0', '--start-timeout-ms', '500']);
     assert.notEqual(code, 0);
-    assert.match(stderr, new RegExp(`cannot reach the database at ${url.replace(/[.]/g, '\\.')}`));
+    assert.match(stderr, new RegExp(`cannot use the database at ${url.replace(/[.]/g, '\\.')}`));
+    assert.match(stderr, /still failing after 500 ms/);
     assert.match(stderr, /eob db start/);
   });
 

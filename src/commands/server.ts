@@ -2,7 +2,8 @@
 // schema if missing, logs one line with its resolved options, and closes gracefully on SIGTERM/SIGINT.
 import type { CommandModule } from 'yargs';
 import { readEnvironment, resolve } from '../config.ts';
-import { ensureDatabase, createPool, executorOf, parseMysqlUrl, redactMysqlUrl } from '../system/db/pool.ts';
+import { createPool, executorOf, parseMysqlUrl, redactMysqlUrl } from '../system/db/pool.ts';
+import { waitForDatabase } from '../system/db/waitForDatabase.ts';
 import { describeError, classifyError } from '../system/db/errors.ts';
 import { ensureSchema } from '../system/schema.ts';
 import { DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../system/server.ts';
@@ -21,6 +22,7 @@ interface ServerArgs {
   'coalesce-linger-ms'?: number;
   dedup?: boolean;
   'pool-size'?: number;
+  'start-timeout-ms': number;
   failpoint?: string[];
 }
 
@@ -62,6 +64,7 @@ export const command: CommandModule<object, ServerArgs> = {
         describe: 'publish de-duplication on X-Request-Id: a retry of a committed request id is answered 204 without a new message',
       })
       .option('pool-size', { type: 'number', describe: `database connections [default: ${DEFAULT_SERVER_OPTIONS.poolSize}]` })
+      .option('start-timeout-ms', { type: 'number', default: 30_000, describe: 'how long to wait for an unreachable database at start (it may be starting or restarting)' })
       .option('failpoint', {
         type: 'string',
         array: true,
@@ -91,8 +94,9 @@ export const command: CommandModule<object, ServerArgs> = {
       }),
     );
 
+    // Waits (bounded) for a database that is still starting or restarting; its error says where and what to do.
+    await waitForDatabase(mysqlUrl, args['start-timeout-ms'], env.quiet ? () => undefined : (line) => process.stderr.write(`server: ${line}\n`));
     try {
-      await ensureDatabase(mysqlUrl, options.connectTimeoutMs);
       const setupPool = createPool({ url: mysqlUrl, connectionLimit: 1, connectTimeoutMs: options.connectTimeoutMs, role: 'server' });
       try {
         await ensureSchema(executorOf(setupPool), { topic: options.topic, topicSchema: options.topicSchema, dedup: options.dedup });
