@@ -39,6 +39,9 @@ describe('MySQL pub/sub', () => {
     });
     runPubSubContract(async () => mysqlTarget(single, { mode: 'offset', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20 } }));
   });
+  describe('queue mode, 1 consumer', () => {
+    runPubSubContract(async () => mysqlTarget(pool, { mode: 'queue', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20, concurrency: 1 } }));
+  });
   describe('queue mode, 3 consumers', () => {
     runPubSubContract(async () => mysqlTarget(pool, { mode: 'queue', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20, concurrency: 3 } }));
   });

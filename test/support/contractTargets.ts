@@ -9,7 +9,7 @@ export function memoryTarget(): ContractTarget {
   const effects = new Map<string, Map<string, number>>();
   return {
     name: 'memory',
-    features: { multipleGroups: true },
+    features: { multipleGroups: true, orderedAcrossBatches: true },
     pubsub: new MemoryPubSub(),
     async recordEffects(tx: ConsumeTx, group: string, messages: readonly Message[]) {
       if (!isMemoryTx(tx)) throw new Error('memory target got a SQL transaction');
@@ -55,7 +55,10 @@ export async function readSqlEffects(pool: Pool, group: string): Promise<Map<str
 export function mysqlTarget(pool: Pool, config: MysqlPubSubConfig): ContractTarget {
   return {
     name: `mysql ${config.mode}`,
-    features: { multipleGroups: config.mode === 'offset' },
+    features: {
+      multipleGroups: config.mode === 'offset',
+      orderedAcrossBatches: config.mode === 'offset' || (config.subscriber?.concurrency ?? 1) === 1,
+    },
     pubsub: new MysqlPubSub(pool, config),
     recordEffects: recordSqlEffects,
     readEffects: (group) => readSqlEffects(pool, group),
