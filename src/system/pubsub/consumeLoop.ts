@@ -63,6 +63,16 @@ export interface ConsumerOptions {
   log: (line: string) => void;
 }
 
+/** Defaults of the shared fields; each mode adds its isolation level and its own fields. */
+export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler' | 'isolation'> = {
+  batchSize: 100,
+  // An empty poll costs one short transaction; 10 ms keeps an idle worker cheap and adds at most 10 ms of lag.
+  pollIntervalMs: 10,
+  ackMode: 'transactional',
+  resendIntervalMs: 100,
+  log: () => undefined,
+};
+
 /** Validates the shared fields; errors name the component and the field. */
 export function validateConsumerOptions(component: string, o: ConsumerOptions): void {
   assertTopicName(o.topic);

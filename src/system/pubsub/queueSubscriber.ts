@@ -6,7 +6,7 @@ import { executorOf } from '../db/pool.ts';
 import { claimUnackedStatement, createQueueTable, markAckedStatement } from '../sql/queueTable.ts';
 import { toMessage, type MessageRow } from '../sql/messagesTable.ts';
 import { intInRange } from '../../validate.ts';
-import { emptyStats, startConsumeLoop, validateConsumerOptions, type BatchSource, type ConsumerOptions, type ReadResult } from './consumeLoop.ts';
+import { DEFAULT_CONSUMER_OPTIONS, emptyStats, startConsumeLoop, validateConsumerOptions, type BatchSource, type ConsumerOptions, type ReadResult } from './consumeLoop.ts';
 import type { Message, SubscriberStats, Subscription } from './types.ts';
 
 /** `isolation`: READ COMMITTED by default: the claiming read then takes record locks only, no gap locks on publishers. */
@@ -16,13 +16,9 @@ export interface QueueSubscriberOptions extends ConsumerOptions {
 }
 
 export const DEFAULT_QUEUE_SUBSCRIBER_OPTIONS: Omit<QueueSubscriberOptions, 'handler' | 'topic'> = {
-  batchSize: 100,
-  pollIntervalMs: 10,
+  ...DEFAULT_CONSUMER_OPTIONS,
   isolation: 'READ COMMITTED',
-  ackMode: 'transactional',
   concurrency: 1,
-  resendIntervalMs: 100,
-  log: () => undefined,
 };
 
 export function validateQueueSubscriberOptions(o: QueueSubscriberOptions): QueueSubscriberOptions {
