@@ -7,7 +7,7 @@ import { checkCounters } from '../src/bench/counterCheck.ts';
 import { toCsv } from '../src/bench/csv.ts';
 import { drainChartSpec, endToEndChartSpec } from '../src/bench/chart.ts';
 import { parseProcStat } from '../src/bench/processCpu.ts';
-import { bestRow, drainChartData, summaryTable } from '../src/bench/report.ts';
+import { bestRow, drainChartData, medianRows, summaryTable } from '../src/bench/report.ts';
 import { timestampDirName } from '../src/bench/resultsDir.ts';
 import { planPoints, profileOptions, references, toRow, CSV_COLUMNS, type PointResult, type Point } from '../src/scenarios/sweep.ts';
 import { sweepOptionsFromArgs } from '../src/commands/bench.ts';
@@ -172,4 +172,22 @@ test('bench flags override the profile and bad values are refused with the field
   assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', modes: 'offset,log' }), /modes must be one of offset, queue/);
   assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', 'batch-sizes': '0' }), /batch-sizes must be a whole number from 1/);
   assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', coalesce: 'maybe' }), /--coalesce takes on,off/);
+});
+
+test('report: medians over repetitions, one row per point; a point is valid only if every repetition was', () => {
+  const rows = [
+    { kind: 'drain', point: 'a', repetition: 1, drain_msgs_per_s: 100, verdict: 'valid', lost: 0, duplicated: 0 },
+    { kind: 'drain', point: 'a', repetition: 2, drain_msgs_per_s: 300, verdict: 'valid', lost: 0, duplicated: 0 },
+    { kind: 'drain', point: 'a', repetition: 3, drain_msgs_per_s: 200, verdict: 'valid', lost: 0, duplicated: 0 },
+    { kind: 'drain', point: 'b', repetition: 1, drain_msgs_per_s: 50, verdict: 'valid', lost: 0, duplicated: 0 },
+    { kind: 'drain', point: 'b', repetition: 2, drain_msgs_per_s: 70, verdict: 'invalid', lost: 3, duplicated: 1 },
+  ];
+  const medians = medianRows(rows);
+  assert.deepEqual(
+    medians.map((r) => [r.point, r.repetition, r.drain_msgs_per_s, r.verdict, r.lost, r.duplicated]),
+    [
+      ['a', 'median of 3', 200, 'valid', 0, 0],
+      ['b', 'median of 2', 60, 'invalid', 3, 1],
+    ],
+  );
 });

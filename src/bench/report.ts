@@ -3,6 +3,7 @@
 import type { CsvRow } from './csv.ts';
 import { formatCell } from './csv.ts';
 import type { DrainPoint, EndToEndBar, Reference } from './chart.ts';
+import { percentile } from './metrics.ts';
 
 const num = (v: CsvRow[string]): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
@@ -28,7 +29,7 @@ export function endToEndChartData(rows: readonly CsvRow[]): EndToEndBar[] {
   const bars: EndToEndBar[] = [];
   for (const r of rows) {
     if (r.kind !== 'end-to-end') continue;
-    const label = `${r.point}${r.repetition !== 1 ? ` #${r.repetition}` : ''}`;
+    const label = `${r.point}${typeof r.repetition === 'number' && r.repetition > 1 ? ` #${r.repetition}` : ''}`;
     const publish = num(r.publish_req_per_s);
     const drain = num(r.drain_msgs_per_s);
     if (publish !== undefined) bars.push({ point: label, metric: 'publish_req_per_s', value: publish });
@@ -102,4 +103,51 @@ export function summaryTable(rows: readonly CsvRow[]): string {
   const invalid = rows.filter((r) => r.verdict === 'invalid');
   if (invalid.length > 0) out.push(`NOT VALID: ${invalid.map((r) => `${r.point} (lost ${r.lost}, duplicated ${r.duplicated})`).join('; ')}`);
   return out.join('\n');
+}
+
+/** Columns that are measurements: the median over repetitions is taken of these; the others are configuration. */
+const MEASURED_COLUMNS = new Set([
+  'drain_msgs_per_s',
+  'publish_req_per_s',
+  'requests_2xx',
+  'latency_p50_ms',
+  'latency_p99_ms',
+  'lag_p50_ms',
+  'lag_p99_ms',
+  'cpu_loadgen_s',
+  'cpu_server_s',
+  'cpu_worker_s',
+  'cpu_db_s',
+  'ratio_vs_baseline',
+  'ratio_vs_watermill_profile',
+  'ratio_vs_http_ceiling',
+  'ratio_vs_sql_ceiling',
+  'point_duration_s',
+]);
+
+/**
+ * One row per configuration point with the median of each measurement over its repetitions (single figures
+ * move by 10-20 % between runs on a shared 2-core machine). `repetition` says how many; a point is valid
+ * only if every repetition was; lost and duplicated add up.
+ */
+export function medianRows(rows: readonly CsvRow[]): CsvRow[] {
+  const groups = new Map<string, CsvRow[]>();
+  for (const r of rows) {
+    const key = String(r.point);
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((group) => {
+    const out: CsvRow = { ...group[0]!, repetition: `median of ${group.length}` };
+    for (const column of MEASURED_COLUMNS) {
+      const values = group.map((r) => num(r[column])).filter((v): v is number => v !== undefined);
+      out[column] = percentile(values, 50);
+    }
+    const verdicts = new Set(group.map((r) => r.verdict));
+    out.verdict = verdicts.size === 1 ? group[0]!.verdict : verdicts.has('invalid') ? 'invalid' : 'unknown';
+    for (const column of ['lost', 'duplicated'] as const) {
+      const values = group.map((r) => num(r[column]));
+      out[column] = values.every((v) => v === undefined) ? undefined : values.reduce<number>((a, v) => a + (v ?? 0), 0);
+    }
+    return out;
+  });
 }

@@ -7,7 +7,7 @@ import { createResultsDir, collectVersions, collectDatabaseInfo, projectRoot } f
 import { createProgress } from './progress.ts';
 import { toCsv, type CsvRow } from './csv.ts';
 import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng } from './chart.ts';
-import { chartRules, drainChartData, endToEndChartData, summaryTable } from './report.ts';
+import { chartRules, drainChartData, endToEndChartData, medianRows, summaryTable } from './report.ts';
 import { round } from './metrics.ts';
 
 export interface BenchRunOptions {
@@ -71,8 +71,12 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
     versions: await collectVersions(projectRoot()),
     publishedBaselineMsgsPerS: PUBLISHED_BASELINE_MSGS_PER_S,
   });
-  await writeCharts(dir.writeText, rows).catch((e: Error) => o.out(`charts not written: ${e.message}`));
-  const summary = summaryTable(rows);
+  // With repetitions, the charts and the summary show each point's median; results.csv keeps every run.
+  const repeated = rows.some((r) => typeof r.repetition === 'number' && r.repetition > 1);
+  const shown = repeated ? medianRows(rows) : rows;
+  if (repeated) dir.writeText('medians.csv', toCsv(CSV_COLUMNS, shown));
+  await writeCharts(dir.writeText, shown).catch((e: Error) => o.out(`charts not written: ${e.message}`));
+  const summary = `${repeated ? 'medians over the repetitions (every run: results.csv)\n' : ''}${summaryTable(shown)}`;
   o.out(summary);
   o.out(`${interrupted ? 'INTERRUPTED: partial results in' : 'results in'} ${path.relative(process.cwd(), dir.path) || dir.path}`);
   return { dir: dir.path, rows, interrupted, summary };
