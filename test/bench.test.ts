@@ -9,7 +9,7 @@ import { drainChartSpec, endToEndChartSpec } from '../src/bench/chart.ts';
 import { parseProcStat } from '../src/bench/processCpu.ts';
 import { bestRow, drainChartData, medianRows, summaryTable } from '../src/bench/report.ts';
 import { timestampDirName } from '../src/bench/resultsDir.ts';
-import { planPoints, profileOptions, references, toRow, CSV_COLUMNS, type PointResult, type Point } from '../src/scenarios/sweep.ts';
+import { planPoints, pointLabel, profileOptions, references, toRow, CSV_COLUMNS, type PointResult, type Point } from '../src/scenarios/sweep.ts';
 import { sweepOptionsFromArgs } from '../src/commands/bench.ts';
 
 const s = (atMs: number, progress: number, published = 1000, lagMs?: number): ProgressSample => ({ atMs, progress, published, ...(lagMs === undefined ? {} : { lagMs }) });
@@ -190,4 +190,16 @@ test('report: medians over repetitions, one row per point; a point is valid only
       ['b', 'median of 2', 60, 'invalid', 3, 1],
     ],
   );
+});
+
+test('plan: drain backlogs are at most 2,000 batches, and at least 20 batches for the watermill profile', () => {
+  const o = profileOptions('full');
+  const drains = planPoints(o).filter((p) => p.kind === 'drain' || p.kind === 'sql-ceiling');
+  for (const p of drains) {
+    const batches = (p.backlogMessages ?? 0) / (p.batchSize ?? 1);
+    if (p.handlerProfile === 'watermill') assert.ok(batches >= 20 || p.backlogMessages === o.backlogMessages, `${pointLabel(p)}: ${p.backlogMessages}`);
+    else assert.ok(batches <= 2_000 && (p.backlogMessages ?? 0) <= o.backlogMessages, `${pointLabel(p)}: ${p.backlogMessages}`);
+  }
+  const batch1 = drains.find((p) => p.kind === 'drain' && p.handlerProfile === 'batched' && p.batchSize === 1);
+  assert.equal(batch1?.backlogMessages, 2_000);
 });

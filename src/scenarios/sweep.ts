@@ -235,7 +235,7 @@ export function planPoints(o: SweepOptions): Point[] {
     }
     if (o.include.sqlCeiling) {
       for (const batchSize of g.batchSizes) {
-        add({ ...none, kind: 'sql-ceiling', mode: 'offset', workers: 0, handlerProfile: 'raw-sql', batchSize, isolation: 'SERIALIZABLE', backlogMessages: o.backlogMessages, repetition });
+        add({ ...none, kind: 'sql-ceiling', mode: 'offset', workers: 0, handlerProfile: 'raw-sql', batchSize, isolation: 'SERIALIZABLE', backlogMessages: drainBacklog(o.backlogMessages, batchSize), repetition });
       }
     }
     if (o.include.baseline) {
@@ -254,7 +254,12 @@ export function planPoints(o: SweepOptions): Point[] {
             for (const ackMode of g.ackModes)
               for (const isolation of mode === 'offset' ? g.isolations : g.queueIsolations)
                 for (const workers of mode === 'offset' ? [1] : g.queueWorkers) {
-                  const backlog = handlerProfile === 'watermill' ? o.baselineBacklogMessages : o.backlogMessages;
+                  // The watermill profile drains ~5,000 msgs/s at best: its backlog is the baseline's, but at
+                  // least 20 batches, or a large batch would be one transaction and no rate.
+                  const backlog =
+                    handlerProfile === 'watermill'
+                      ? Math.min(o.backlogMessages, Math.max(o.baselineBacklogMessages, batchSize * 20))
+                      : drainBacklog(o.backlogMessages, batchSize);
                   add({ kind: 'drain', mode, workers, handlerProfile, batchSize, pollIntervalMs: g.pollIntervals[0], isolation, ackMode, coalesce: undefined, backlogMessages: backlog, repetition, baseline: false });
                 }
     }
@@ -448,7 +453,7 @@ function firstUnexpectedExit(workers: readonly ChildService[]): Promise<ChildSer
 
 async function runDrain(ctx: SweepContext, result: PointResult, children: ChildService[]): Promise<void> {
   const p = result.point;
-  const n = p.backlogMessages ?? drainBacklog(ctx.options.backlogMessages, p.batchSize);
+  const n = p.backlogMessages ?? ctx.options.backlogMessages;
   await publishBacklog(ctx, p.mode, n, makeCounterIds(ctx.options.counters));
   result.messagesPublished = n;
   const sampler = startSampler(ctx.sut.db, { mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
@@ -481,7 +486,7 @@ function lastLine(text: string): string {
 
 async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<void> {
   const p = result.point;
-  const n = p.backlogMessages ?? drainBacklog(ctx.options.backlogMessages, p.batchSize);
+  const n = p.backlogMessages ?? ctx.options.backlogMessages;
   await publishBacklog(ctx, 'offset', n, makeCounterIds(ctx.options.counters));
   result.messagesPublished = n;
   result.resolvedIsolation = p.isolation;
