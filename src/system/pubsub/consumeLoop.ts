@@ -36,18 +36,8 @@ export interface BatchSource {
 const START: Statement = { sql: 'START TRANSACTION', values: [] };
 const COMMIT: Statement = { sql: 'COMMIT', values: [] };
 
-export interface ConsumeLoopOptions {
-  name: string;
-  pool: Pool;
-  isolation: IsolationLevel;
-  ackMode: AckMode;
-  batchSize: number;
-  pollIntervalMs: number;
-  /** Wait before a batch whose handler failed is delivered again (ms). */
-  resendIntervalMs: number;
-  handler: BatchHandler;
-  log: (line: string) => void;
-}
+/** A subscriber's options plus what the loop itself needs: a name for its log lines and the pool. */
+export type ConsumeLoopOptions = Omit<ConsumerOptions, 'topic'> & { name: string; pool: Pool };
 
 /** What every subscriber is configured with; each mode's options add their own fields. */
 export interface ConsumerOptions {

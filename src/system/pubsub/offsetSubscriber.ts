@@ -149,17 +149,7 @@ class OffsetSource implements BatchSource {
 }
 
 function loopOptions(pool: Pool, o: OffsetSubscriberOptions): ConsumeLoopOptions {
-  return {
-    name: `offset subscriber ${o.topic}/${o.consumerGroup}`,
-    pool,
-    isolation: o.isolation,
-    ackMode: o.ackMode,
-    batchSize: o.batchSize,
-    pollIntervalMs: o.pollIntervalMs,
-    resendIntervalMs: o.resendIntervalMs,
-    handler: o.handler,
-    log: o.log,
-  };
+  return { ...o, name: `offset subscriber ${o.topic}/${o.consumerGroup}`, pool };
 }
 
 /** One batch at a time, with no loop around it: for the micro-benchmarks of one consume transaction. */

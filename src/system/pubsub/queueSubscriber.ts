@@ -52,17 +52,7 @@ export async function subscribeQueue(pool: Pool, options: QueueSubscriberOptions
   const consumers = Array.from({ length: o.concurrency }, (_, i) => {
     const stats = emptyStats();
     return startConsumeLoop(
-      {
-        name: `queue consumer ${o.topic}#${i + 1}`,
-        pool,
-        isolation: o.isolation,
-        ackMode: o.ackMode,
-        batchSize: o.batchSize,
-        pollIntervalMs: o.pollIntervalMs,
-        resendIntervalMs: o.resendIntervalMs,
-        handler: o.handler,
-        log: o.log,
-      },
+      { ...o, name: `queue consumer ${o.topic}#${i + 1}`, pool },
       new QueueSource(o.topic),
       stats,
     );
