@@ -39,7 +39,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('consumer-group', { type: 'string', default: d.consumerGroup, describe: 'offset mode: the group whose acked offset moves' })
       .option('batch-size', { type: 'number', default: d.batchSize, describe: 'messages per consume transaction' })
       .option('poll-interval-ms', { type: 'number', default: d.pollIntervalMs, describe: 'sleep after an empty poll' })
-      .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: SERIALIZABLE for offset, READ-COMMITTED for queue)' })
+      .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: READ-COMMITTED; SERIALIZABLE with --profile watermill)' })
       .option('ack-mode', { choices: ACK_MODES, default: d.ackMode, describe: 'transactional (exactly-once); after-commit / before-commit are the controls' })
       .option('concurrency', { type: 'number', default: d.concurrency, describe: 'queue mode: consumers in this process' })
       .option('profile', { choices: HANDLER_PROFILES, default: d.profile, describe: 'batched: one aggregated upsert per batch; watermill: the reference consumer' })

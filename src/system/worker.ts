@@ -19,7 +19,7 @@ export interface WorkerOptions {
   consumerGroup: string;
   batchSize: number;
   pollIntervalMs: number;
-  /** undefined: the mode's default (SERIALIZABLE for offset, READ COMMITTED for queue). */
+  /** undefined: defaultIsolation(mode, profile). */
   isolation: IsolationLevel | undefined;
   ackMode: AckMode;
   /** Queue mode: consumers in this process. */
@@ -51,6 +51,17 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   log: (line) => process.stdout.write(`${line}\n`),
 };
 
+/**
+ * The one rule for the isolation a worker runs at when none is given: the subscriber's own default (READ
+ * COMMITTED in both modes: neither read locks the topic against publishers), except the watermill profile,
+ * whose per-message `SELECT value` then write is a lost update below SERIALIZABLE and which reproduces the
+ * reference consumer (watermill-sql runs at SERIALIZABLE).
+ */
+export function defaultIsolation(mode: WorkerMode, profile: HandlerProfile): IsolationLevel {
+  if (profile === 'watermill') return 'SERIALIZABLE';
+  return mode === 'offset' ? DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.isolation : DEFAULT_QUEUE_SUBSCRIBER_OPTIONS.isolation;
+}
+
 export interface ResolvedWorkerSettings {
   isolation: IsolationLevel;
   /** Offset mode only; queue mode has no high-water mark and so no gaps to handle. */
@@ -77,7 +88,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   if (o.mode === 'queue' && o.gapHandling !== undefined) {
     throw new Error('worker: gapHandling applies to offset mode only; queue mode has no high-water mark');
   }
-  const isolation = o.isolation ?? (o.mode === 'offset' ? 'SERIALIZABLE' : 'READ COMMITTED');
+  const isolation = o.isolation ?? defaultIsolation(o.mode, o.profile);
   const gapHandling = o.mode === 'queue' ? undefined : (o.gapHandling ?? (o.profile === 'watermill' ? 'none' : 'contiguous'));
   return { ...o, isolation, gapHandling };
 }

@@ -38,10 +38,13 @@ export async function insertMessages(db: SqlExecutor, topic: string, messages: r
 }
 
 /**
- * Reads up to `limit` messages after `afterOffset`, in offset order. Under SERIALIZABLE InnoDB turns this into
- * a shared locking read, so rows already in the index but not yet committed make it wait for their commit;
- * rows whose offset is allocated but not yet in the index are not seen at all, which is why the subscriber
- * never acks past a gap it cannot prove permanent (DESIGN 4.1).
+ * Reads up to `limit` messages after `afterOffset`, in offset order. At READ COMMITTED (the consumers'
+ * default) it is a consistent read that locks nothing: a row not yet committed is simply not seen (a hole the
+ * subscriber does not ack past until it is proven permanent), and no INSERT at the tail ever waits for it.
+ * Under SERIALIZABLE InnoDB turns it into a shared locking read: uncommitted rows in the index make it wait for
+ * their commit, and when it reads to the end of the topic it locks the gap above the last row, so every INSERT
+ * waits until the consuming transaction ends (a consumer frozen mid-batch stops the publishers). Rows whose
+ * offset is allocated but not yet in the index are not seen at any level.
  */
 export async function selectMessagesAfter(
   db: SqlExecutor,
