@@ -23,6 +23,9 @@ interface WorkerArgs {
   'gap-handling'?: string;
   graceful: boolean;
   'start-timeout-ms': number;
+  'prune-every': number;
+  'prune-batch-size': number;
+  'dedup-window-s': number;
   failpoint?: string | string[];
 }
 
@@ -46,6 +49,9 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default) or none (watermill-sql; loses messages)' })
       .option('graceful', { type: 'boolean', default: d.graceful, describe: 'on SIGTERM finish the batch in hand; --no-graceful exits at once' })
       .option('start-timeout-ms', { type: 'number', default: d.startTimeoutMs, describe: 'how long to wait for an unreachable database at start' })
+      .option('prune-every', { type: 'number', default: d.pruneEveryS, describe: 'run `eob prune` every so many seconds (0: never): removes acked messages and old dedup rows' })
+      .option('prune-batch-size', { type: 'number', default: d.pruneBatchSize, describe: 'rows per DELETE of those prunes' })
+      .option('dedup-window-s', { type: 'number', default: d.pruneDedupWindowS, describe: 'prunes remove publish-dedup ids older than this; a retry older than the window publishes again' })
       .option('failpoint', failpointOption),
   handler: async (args) => {
     const env = readEnvironment();
@@ -70,6 +76,9 @@ export const command: CommandModule<object, WorkerArgs> = {
       gapHandling: args['gap-handling'] as GapHandling | undefined,
       graceful: args.graceful,
       startTimeoutMs: args['start-timeout-ms'],
+      pruneEveryS: args['prune-every'],
+      pruneBatchSize: args['prune-batch-size'],
+      pruneDedupWindowS: args['dedup-window-s'],
       log,
     };
     const worker = await startWorker(options);
@@ -87,7 +96,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       worker
         .close()
         .then(() => {
-          log(`worker stopped ${JSON.stringify(worker.subscription.stats)}`);
+          log(`worker stopped ${JSON.stringify({ ...worker.subscription.stats, ...(worker.pruned === undefined ? {} : { pruned: worker.pruned }) })}`);
           process.exit(0);
         })
         .catch((error: unknown) => {

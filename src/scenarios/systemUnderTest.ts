@@ -83,6 +83,8 @@ export interface WorkerFlags {
   profile?: 'batched' | 'watermill';
   gapHandling?: 'contiguous' | 'none';
   graceful?: boolean;
+  /** Periodic prunes (s); 0 or undefined: off, as the checkers that count the topic's rows need. */
+  pruneEveryS?: number;
   failpoints?: readonly string[];
 }
 
@@ -112,6 +114,7 @@ export function workerArgs(mysqlUrl: string, f: WorkerFlags): string[] {
   if (f.profile !== undefined) args.push('--profile', f.profile);
   if (f.gapHandling !== undefined) args.push('--gap-handling', f.gapHandling);
   if (f.graceful === false) args.push('--no-graceful');
+  if (f.pruneEveryS !== undefined && f.pruneEveryS > 0) args.push('--prune-every', String(f.pruneEveryS));
   // The worker takes one `name=N[,name=N]` value (the server takes the flag repeated).
   if (f.failpoints !== undefined && f.failpoints.length > 0) args.push('--failpoint', f.failpoints.join(','));
   return args;

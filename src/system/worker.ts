@@ -7,6 +7,7 @@ import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counter
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type GapHandling } from './pubsub/offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from './pubsub/queueSubscriber.ts';
 import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type Subscription } from './pubsub/types.ts';
+import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
 
 export type WorkerMode = 'offset' | 'queue';
@@ -31,6 +32,12 @@ export interface WorkerOptions {
   graceful: boolean;
   /** How long start-up waits for an unreachable database (it may be restarting) before it fails (ms). */
   startTimeoutMs: number;
+  /** Run `eob prune` on this topic every so many seconds; 0: never. */
+  pruneEveryS: number;
+  /** Rows per DELETE of those prunes. */
+  pruneBatchSize: number;
+  /** Publish-dedup rows older than this go (s). */
+  pruneDedupWindowS: number;
   log: (line: string) => void;
 }
 
@@ -48,6 +55,11 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   gapHandling: undefined,
   graceful: true,
   startTimeoutMs: 30_000,
+  // Off: retention is the operator's choice (a new consumer group cannot read what was pruned, and the bench and
+  // chaos checkers count the topic's rows).
+  pruneEveryS: 0,
+  pruneBatchSize: DEFAULT_PRUNE_OPTIONS.batchSize,
+  pruneDedupWindowS: DEFAULT_PRUNE_OPTIONS.dedupWindowS,
   log: (line) => process.stdout.write(`${line}\n`),
 };
 
@@ -80,6 +92,9 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
   intInRange(c, 'concurrency', o.concurrency, 1, 256);
   intInRange(c, 'startTimeoutMs', o.startTimeoutMs, 0, 3_600_000);
+  intInRange(c, 'pruneEveryS', o.pruneEveryS, 0, 86_400);
+  intInRange(c, 'pruneBatchSize', o.pruneBatchSize, 1, 1_000_000);
+  intInRange(c, 'pruneDedupWindowS', o.pruneDedupWindowS, 1, 10 * 365 * 86_400);
   oneOf(c, 'profile', o.profile, HANDLER_PROFILES);
   if (o.gapHandling !== undefined) oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
   if (o.mode === 'offset' && o.concurrency !== 1) {
@@ -95,6 +110,8 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
 
 export interface RunningWorker {
   readonly subscription: Subscription;
+  /** Totals of the periodic prunes; undefined when they are off. */
+  readonly pruned: PeriodicPrune['totals'] | undefined;
   readonly settings: ResolvedWorkerSettings;
   /** Graceful: the batch in hand commits or rolls back, then the pool closes. */
   close(): Promise<void>;
@@ -103,8 +120,8 @@ export interface RunningWorker {
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const o = validateWorkerOptions(options);
   await waitForDatabase(o.mysqlUrl, o.startTimeoutMs, o.log);
-  // One connection per consumer, one for the gap checks' neighbours and schema, and a spare.
-  const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.concurrency + 2, connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
+  // One connection per consumer, one for the gap checks' neighbours and schema, a spare, and one for prunes.
+  const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
   try {
     await ensureSchema(executorOf(pool), { topic: o.topic, topicSchema: o.mode, dedup: false });
     const handler = counterHandler(o.profile);
@@ -133,10 +150,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             handler,
             log: o.log,
           });
+    const pruner: PeriodicPrune | undefined =
+      o.pruneEveryS > 0
+        ? startPeriodicPrune(
+            pool,
+            { ...DEFAULT_PRUNE_OPTIONS, topic: o.topic, mode: o.mode, batchSize: o.pruneBatchSize, dedupWindowS: o.pruneDedupWindowS },
+            o.pruneEveryS * 1000,
+            o.log,
+          )
+        : undefined;
     return {
       subscription,
+      pruned: pruner?.totals,
       settings: { isolation: o.isolation, gapHandling: o.gapHandling },
       async close() {
+        await pruner?.stop();
         await subscription.close();
         await pool.end();
       },

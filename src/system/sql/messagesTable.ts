@@ -82,6 +82,29 @@ export async function selectMaxOffset(db: SqlExecutor, topic: string): Promise<n
   return Number(rows[0]?.max_offset ?? 0);
 }
 
+/** The lowest offset still in the topic (undefined for an empty topic): where a prune starts its ranges. */
+export async function selectMinOffset(db: SqlExecutor, topic: string): Promise<number | undefined> {
+  const rows = await db.query<{ min_offset: number | null }[]>(
+    `SELECT MIN(\`offset\`) AS min_offset FROM ${messagesTable(topic)}`,
+  );
+  const min = rows[0]?.min_offset;
+  return min === null || min === undefined ? undefined : Number(min);
+}
+
+/**
+ * Removes the messages in [from, to] (both acked by every group: the caller's floor). A primary-key range, so
+ * the statement locks only the rows it deletes; the caller runs it at READ COMMITTED, where InnoDB takes no
+ * gap or next-key locks for it, so an INSERT at the tail (always above the range) never waits for a prune,
+ * and a consumer (reading above its acked offset, which is at or above `to`) never meets its locks.
+ */
+export async function deleteMessagesInRange(db: SqlExecutor, topic: string, from: number, to: number): Promise<number> {
+  const result = await db.query<{ affectedRows: number }>(
+    `DELETE FROM ${messagesTable(topic)} WHERE \`offset\` >= ? AND \`offset\` <= ?`,
+    [from, to],
+  );
+  return result.affectedRows;
+}
+
 export async function countMessages(db: SqlExecutor, topic: string): Promise<number> {
   const rows = await db.query<{ n: number }[]>(`SELECT COUNT(*) AS n FROM ${messagesTable(topic)}`);
   return Number(rows[0]?.n ?? 0);
