@@ -10,7 +10,7 @@ import { selectLowestAckedOffset } from './sql/offsetsTable.ts';
 import { deleteAckedQueueRows } from './sql/queueTable.ts';
 import { deleteDedupRowsOlderThan } from './sql/publishDedupTable.ts';
 import { assertTopicName } from './sql/identifiers.ts';
-import { intInRange, oneOf } from '../validate.ts';
+import { intInRange, oneOf, OptionsError } from '../validate.ts';
 
 export type PruneMode = 'offset' | 'queue';
 export const PRUNE_MODES: readonly PruneMode[] = ['offset', 'queue'];
@@ -24,19 +24,35 @@ export interface PruneOptions {
   dedupWindowS: number;
   /** Upper bound on DELETE statements per table per run, so one run always ends under a steady publish rate. */
   maxBatches: number;
+  /**
+   * After each DELETE, rest this many times as long as it took (0: none): bounds the prune's share of the
+   * database's CPU and log, which is what it takes from publishers (it takes no lock they wait for).
+   */
+  restRatio: number;
 }
 
 /**
- * batchSize 5,000: measured with `node --import tsx scripts/pruneCost.ts` (a private MariaDB, 16 publishers of
- * one-row autocommit INSERTs, 200k acked rows pruned): see the table beside PRUNE_BATCH_MEASUREMENT in the
- * README's retention section. dedupWindowS one hour: clients retry within seconds or minutes; an hour of ids
- * at 15,000 req/s is ~54 million rows.
+ * batchSize 1,000 and restRatio 1, measured with `node --import tsx scripts/pruneCost.ts batch 3 ...` (a private
+ * MariaDB; 200k acked messages pruned while 16 publishers ran one-row autocommit INSERTs; the 2-core machine
+ * shared with 5 other jobs, load average 9-11, so ranges over 3 runs). No setting made a publisher wait on a
+ * lock (the slowest INSERT during any prune: 240 ms; a locking consumer holds them for seconds); a prune
+ * competes for CPU and the redo log, and that is what the batch size and the rest set:
+ *   batch 5,000, no rest:   190-215k rows/s; publishers kept 15-23% of their rate, p99 111-180 ms
+ *   batch 5,000, rest 1:    133-169k rows/s; publishers kept 36-48%, p99 67-96 ms
+ *   batch 1,000, no rest:   222-326k rows/s; publishers kept 43-100%, p99 63-94 ms
+ *   batch 1,000, rest 1:     77-100k rows/s; publishers kept 31-70%, p99 44-100 ms
+ * (earlier single runs: batch 20,000 and 100,000 without rest 367-590k rows/s, publishers kept 13-18%; 250,
+ * 62-128k rows/s and no better for publishers). Batch 1,000 with a rest as long as each DELETE bounds a prune
+ * to about half of one database thread and still removes rows 4x faster than the highest publish rate
+ * measured here (~19,000 req/s), so a periodic prune always catches up. dedupWindowS one hour: clients retry
+ * within seconds or minutes; an hour of ids at 15,000 req/s is ~54 million rows.
  */
 export const DEFAULT_PRUNE_OPTIONS: Omit<PruneOptions, 'topic'> = {
   mode: 'offset',
-  batchSize: 5_000,
+  batchSize: 1_000,
   dedupWindowS: 3_600,
   maxBatches: 100_000,
+  restRatio: 1,
 };
 
 export function validatePruneOptions(o: PruneOptions): PruneOptions {
@@ -46,6 +62,7 @@ export function validatePruneOptions(o: PruneOptions): PruneOptions {
   intInRange(c, 'batchSize', o.batchSize, 1, 1_000_000);
   intInRange(c, 'dedupWindowS', o.dedupWindowS, 1, 10 * 365 * 86_400);
   intInRange(c, 'maxBatches', o.maxBatches, 1, 100_000_000);
+  if (!(o.restRatio >= 0 && o.restRatio <= 100)) throw new OptionsError(`${c}: restRatio must be a number from 0 to 100 (got ${String(o.restRatio)})`);
   return o;
 }
 
@@ -92,14 +109,14 @@ async function pruneOffsetTopic(db: SqlExecutor, o: PruneOptions, result: PruneR
   // Ranges of batchSize offsets: holes (rolled-back offsets, earlier prunes) make some DELETEs remove fewer rows.
   for (let from = min, n = 0; from <= lowest && n < o.maxBatches; from += o.batchSize, n += 1) {
     const to = Math.min(lowest, from + o.batchSize - 1);
-    result.messagesRemoved += await deleteMessagesInRange(db, o.topic, from, to);
+    result.messagesRemoved += await rested(o, () => deleteMessagesInRange(db, o.topic, from, to));
     result.batches += 1;
   }
 }
 
 async function pruneQueueTopic(db: SqlExecutor, o: PruneOptions, result: PruneResult): Promise<void> {
   for (let n = 0; n < o.maxBatches; n += 1) {
-    const removed = await deleteAckedQueueRows(db, o.topic, o.batchSize);
+    const removed = await rested(o, () => deleteAckedQueueRows(db, o.topic, o.batchSize));
     result.messagesRemoved += removed;
     result.batches += 1;
     if (removed < o.batchSize) return;
@@ -110,7 +127,7 @@ async function pruneDedup(db: SqlExecutor, o: PruneOptions, result: PruneResult)
   for (let n = 0; n < o.maxBatches; n += 1) {
     let removed: number;
     try {
-      removed = await deleteDedupRowsOlderThan(db, o.topic, o.dedupWindowS, o.batchSize);
+      removed = await rested(o, () => deleteDedupRowsOlderThan(db, o.topic, o.dedupWindowS, o.batchSize));
     } catch (error) {
       // The dedup table exists only once a server ran with de-duplication on: nothing to prune then.
       if (isMissingTable(error) && n === 0) return;
@@ -120,6 +137,15 @@ async function pruneDedup(db: SqlExecutor, o: PruneOptions, result: PruneResult)
     result.batches += 1;
     if (removed < o.batchSize) return;
   }
+}
+
+/** Runs one DELETE, then rests restRatio times as long as it took. */
+async function rested(o: PruneOptions, statement: () => Promise<number>): Promise<number> {
+  const started = performance.now();
+  const removed = await statement();
+  const restMs = (performance.now() - started) * o.restRatio;
+  if (restMs >= 1) await new Promise((r) => setTimeout(r, restMs));
+  return removed;
 }
 
 /** ER_NO_SUCH_TABLE. */
