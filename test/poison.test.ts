@@ -20,6 +20,21 @@ import { selectMaxOffset } from '../src/system/sql/messagesTable.ts';
 import { selectAllCounters } from '../src/system/sql/counterTable.ts';
 import { selectPoisoned, type PoisonRow } from '../src/system/sql/poisonTable.ts';
 import { eventually } from './contract/pubsubContract.ts';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const EOB = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'eob.js');
+
+/** Runs `eob ...` to its end; never rejects, the exit code is part of the answer. */
+function eob(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [EOB, ...args], { env: { ...process.env, MYSQL_URL: '' }, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
 
 type Mode = 'offset' | 'queue';
 
@@ -224,6 +239,47 @@ describe('poison messages (private MariaDB)', () => {
     assert.deepEqual(await poisonRows(topic), []);
     assert.equal(run.subscription.stats.poisoned, 0);
     assert.ok(run.logs.some((l) => l.includes('not counted against any message')), run.logs.join('\n'));
+  });
+
+  it('eob poison list: shows each poisoned message with its error; filters; clear errors for a bad flag or an unreachable database', async () => {
+    const topic = await freshTopic('offset');
+    const offsets = await insertPayloads(topic, 'offset', [good(0), '{"counter_uuid": "zz"}', good(1)]);
+    const run = await subscribe(topic, 'offset', { poisonAfterFailures: 1 });
+    await drained(topic, 'offset');
+    await run.subscription.close();
+
+    const listed = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--topic', topic]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(`1 poisoned message in \`eob_poison_${topic}\``));
+    assert.match(listed.stdout, new RegExp(`offset ${offsets[1]}  group counter \\(offset mode\\)`));
+    assert.match(listed.stdout, /after 1 failed deliveries/);
+    assert.match(listed.stdout, /error: +message \d+ \(.*\): counter_uuid is not a UUID \(got a string: "zz"\)/);
+    assert.match(listed.stdout, /payload: +\{"counter_uuid": "zz"\}/);
+
+    const json = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--topic', topic, '--json', '--mode', 'offset', '--consumer-group', 'counter']);
+    assert.equal(json.code, 0, json.stderr);
+    const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as PoisonRow);
+    assert.deepEqual(rows.map((r) => [r.offset, r.payload]), [[offsets[1], '{"counter_uuid": "zz"}']]);
+
+    const none = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--topic', topic, '--mode', 'queue']);
+    assert.equal(none.code, 0, none.stderr);
+    assert.match(none.stdout, /no poisoned messages in .* that match the filter/);
+    const noTable = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--topic', 'never_consumed']);
+    assert.match(noTable.stdout, /no poisoned messages: `eob_poison_never_consumed` does not exist/);
+
+    const badLimit = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--limit', '0']);
+    assert.equal(badLimit.code, 2);
+    assert.match(badLimit.stderr, /--limit must be a whole number from 1 to 100000 \(got 0\)/);
+    const badTopic = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--topic', 'no-dashes']);
+    assert.equal(badTopic.code, 2);
+    assert.match(badTopic.stderr, /--topic must be 1-48 letters, digits or _/);
+    const unknownFlag = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--colour']);
+    assert.equal(unknownFlag.code, 2);
+    assert.match(unknownFlag.stderr, /Unknown argument: colour/);
+    const unreachable = await eob(['poison', 'list', '--mysql-url', 'mysql://root:secret@127.0.0.1:1/eob']);
+    assert.equal(unreachable.code, 1);
+    assert.match(unreachable.stderr, /cannot reach the database at mysql:\/\/root:\*\*\*@127\.0\.0\.1:1\/eob: ECONNREFUSED.*eob db start/);
+    assert.doesNotMatch(unreachable.stderr, /secret/);
   });
 
   describe('crash safety (the real worker process, SIGKILL)', () => {
