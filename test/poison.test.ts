@@ -280,6 +280,10 @@ describe('poison messages (private MariaDB)', () => {
     assert.equal(unreachable.code, 1);
     assert.match(unreachable.stderr, /cannot reach the database at mysql:\/\/root:\*\*\*@127\.0\.0\.1:1\/eob: ECONNREFUSED.*eob db start/);
     assert.doesNotMatch(unreachable.stderr, /secret/);
+
+    const badWorkerFlag = await eob(['worker', '--mysql-url', sut.mysqlUrl, '--poison-after-failures', '-1']);
+    assert.equal(badWorkerFlag.code, 2);
+    assert.match(badWorkerFlag.stderr, /worker: poisonAfterFailures must be a whole number from 0 to 1000000 \(got -1\)/);
   });
 
   describe('crash safety (the real worker process, SIGKILL)', () => {

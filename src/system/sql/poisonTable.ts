@@ -51,7 +51,8 @@ const MAX_ERROR_CHARS = 4_000;
 /**
  * Copies one message from its topic table into the poison table; sent in the transaction that acks it, so the
  * message is either acked and kept here, or neither. INSERT ... SELECT copies uuid, created_at, payload and
- * metadata as stored (no round trip through the driver's JSON parsing, which would rewrite an invalid payload).
+ * metadata as stored (no round trip through the driver's JSON parsing, which would rewrite an invalid payload;
+ * MySQL 8's binary JSON type arrives as its canonical text, MariaDB's JSON, a LONGTEXT, byte for byte).
  * The row is already locked by this transaction's read (FOR UPDATE in queue mode, the group's row lock and a
  * shared read in offset mode), so the SELECT sees what the handler saw.
  * ON DUPLICATE KEY: a group whose offset was moved back re-reads old messages and may poison one again; a plain
