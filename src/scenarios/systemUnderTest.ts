@@ -82,6 +82,7 @@ export interface WorkerFlags {
   concurrency?: number;
   profile?: 'batched' | 'watermill';
   gapHandling?: 'contiguous' | 'none';
+  poisonAfterFailures?: number;
   graceful?: boolean;
   failpoints?: readonly string[];
 }
@@ -111,6 +112,7 @@ export function workerArgs(mysqlUrl: string, f: WorkerFlags): string[] {
   if (f.concurrency !== undefined) args.push('--concurrency', String(f.concurrency));
   if (f.profile !== undefined) args.push('--profile', f.profile);
   if (f.gapHandling !== undefined) args.push('--gap-handling', f.gapHandling);
+  if (f.poisonAfterFailures !== undefined) args.push('--poison-after-failures', String(f.poisonAfterFailures));
   if (f.graceful === false) args.push('--no-graceful');
   // The worker takes one `name=N[,name=N]` value (the server takes the flag repeated).
   if (f.failpoints !== undefined && f.failpoints.length > 0) args.push('--failpoint', f.failpoints.join(','));
