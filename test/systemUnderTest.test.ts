@@ -95,7 +95,7 @@ test('SystemUnderTest: private database, server and workers as children, close()
     searchPath: env.searchPath,
   });
   try {
-    assert.match(sut.mysqlUrl, /^mysql:\/\/root@127\.0\.0\.1:\d+\/eob$/);
+    assert.match(sut.mysqlUrl, /^mysql:\/\/root:[^@]+@127\.0\.0\.1:\d+\/eob$/);
     const rows = await sut.db.query<{ one: number }[]>('SELECT 1 AS one');
     assert.equal(rows[0]?.one, 1);
     assert.ok(sut.dbPid !== undefined);

@@ -168,7 +168,9 @@ export class SystemUnderTest {
       const port = await findFreePort();
       managed = await ManagedDatabase.create({
         port,
-        datadir: path.join(tempDir, 'db'),
+        // The fresh temp directory itself (not a folder inside it): created 0700, it would keep the server's
+        // own OS user (mysql, when this runs as root) from reaching anything inside it.
+        datadir: tempDir,
         database: options.database,
         binDir: options.mariadbBinDir,
         searchPath: options.searchPath,
