@@ -45,7 +45,7 @@ export async function ensurePrivateDirectory(dir: string): Promise<void> {
   if (s.isSymbolicLink()) throw refuse('it is a symbolic link');
   if (!s.isDirectory()) throw refuse('it is not a directory');
   if (s.uid !== uid) throw refuse(`it is owned by uid ${s.uid}, not by you (uid ${uid})`);
-  if ((s.mode & 0o022) !== 0) throw refuse(`it is writable by ${(s.mode & 0o020) !== 0 ? 'its group' : 'everyone'} (mode ${(s.mode & 0o777).toString(8)})`);
+  if ((s.mode & 0o022) !== 0) throw refuse(`it is writable by ${(s.mode & 0o002) !== 0 ? 'everyone' : 'its group'} (mode ${(s.mode & 0o777).toString(8)})`);
   if ((s.mode & 0o077) !== 0) await chmod(dir, 0o700);
 }
 

@@ -41,18 +41,20 @@ export async function readOrCreatePassword(datadir: string): Promise<string> {
 
 /**
  * SQL for the server's --init-file: every root account gets `password`, and anonymous accounts (which
- * would let anyone in without one) are dropped. MariaDB's installer makes root@localhost, root@127.0.0.1,
- * root@::1 and root@<hostname>, so the accounts are found rather than listed; MySQL's makes root@localhost.
+ * would let anyone in without one) are removed. MariaDB's installer makes root@localhost, root@127.0.0.1,
+ * root@::1 and root@<hostname>; under --skip-name-resolve the last one is ignored and ALTER USER fails on
+ * it ("Operation ALTER USER failed for 'root'@'vm'"), so MariaDB's accounts are changed in the grant table
+ * itself and reloaded. MySQL's installer makes root@localhost only.
  */
 export function initFileSql(flavor: ServerFlavor, password: string): string {
   if (!PASSWORD_SHAPE.test(password)) throw new PasswordFileError('initFileSql: the password must be 16-128 of A-Z a-z 0-9 _ -');
   if (flavor === 'mysql') return `ALTER USER IF EXISTS 'root'@'localhost' IDENTIFIED BY '${password}';\n`;
-  // The server reads an init file line by line and runs what it gathered at a line ending in `;`, so the loop
-  // stays on one line.
-  return (
-    `BEGIN NOT ATOMIC FOR a IN (SELECT user, host FROM mysql.global_priv WHERE user IN ('root', '')) DO ` +
-    `IF a.user = '' THEN EXECUTE IMMEDIATE CONCAT('DROP USER ', QUOTE(a.user), '@', QUOTE(a.host)); ` +
-    `ELSE EXECUTE IMMEDIATE CONCAT('ALTER USER ', QUOTE(a.user), '@', QUOTE(a.host), ' IDENTIFIED BY ''${password}'''); END IF; ` +
-    `END FOR; END;\n`
-  );
+  // The server runs each line that ends in `;` as one statement.
+  return [
+    "UPDATE mysql.global_priv SET priv = JSON_SET(JSON_REMOVE(priv, '$.auth_or'), '$.plugin', 'mysql_native_password', " +
+      `'$.authentication_string', PASSWORD('${password}')) WHERE user = 'root';`,
+    "DELETE FROM mysql.global_priv WHERE user = '';",
+    'FLUSH PRIVILEGES;',
+    '',
+  ].join('\n');
 }
