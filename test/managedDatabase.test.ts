@@ -290,8 +290,10 @@ describe('eob db start', () => {
   });
 
   test('the server does not outlive eob when eob is SIGKILLed', async () => {
+    // The fresh 0700 temp directory itself, so that as root the server runs as the mysql user: a death signal
+    // must survive that switch.
     const dir = await scratchDir();
-    const { child, stdout, exited } = await eobDbStart(['--port', String(await findFreePort()), '--datadir', path.join(dir, 'db')]);
+    const { child, stdout, exited } = await eobDbStart(['--port', String(await findFreePort()), '--datadir', dir]);
     const serverPid = Number(/^pid=(\d+)$/m.exec(stdout())?.[1]);
     assert.ok(serverPid > 0);
     assert.equal(await serverState(serverPid), 'S');
