@@ -71,7 +71,8 @@ export async function ensureWritableDirectory(datadir: string): Promise<void> {
 function installArgs(binaries: ServerBinaries, datadir: string): { command: string; args: string[] } {
   const asRoot = process.getuid?.() === 0 ? ['--user=root'] : [];
   if (binaries.flavor === 'mysql') {
-    // MySQL 8: --initialize-insecure makes root@localhost with an empty password; the datadir must be empty.
+    // MySQL 8: --initialize-insecure makes root@localhost with an empty password (every start then sets the
+    // data directory's own, see rootPassword.ts); the datadir must be empty.
     return { command: binaries.server, args: ['--no-defaults', '--initialize-insecure', `--datadir=${datadir}`, ...asRoot, ...basedirArg(binaries)] };
   }
   return {
@@ -80,7 +81,8 @@ function installArgs(binaries: ServerBinaries, datadir: string): { command: stri
       '--no-defaults',
       `--datadir=${datadir}`,
       ...asRoot,
-      // root with an empty password over TCP (unix_socket auth would tie root to the OS user running tests).
+      // root with a password over TCP (unix_socket auth would tie root to the OS user running tests); empty
+      // here, every start sets the data directory's own (see rootPassword.ts).
       '--auth-root-authentication-method=normal',
       '--skip-test-db',
       // Creates root@127.0.0.1 and root@::1 besides root@localhost, so TCP logins need no reverse DNS.
