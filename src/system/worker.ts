@@ -6,6 +6,7 @@ import { ensureSchema } from './schema.ts';
 import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counterHandler.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type GapHandling } from './pubsub/offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from './pubsub/queueSubscriber.ts';
+import { DEFAULT_CONSUMER_OPTIONS } from './pubsub/consumeLoop.ts';
 import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type Subscription } from './pubsub/types.ts';
 import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
@@ -28,6 +29,8 @@ export interface WorkerOptions {
   profile: HandlerProfile;
   /** undefined: `contiguous`, or `none` with the watermill profile (that is the reference design). */
   gapHandling: GapHandling | undefined;
+  /** Failed deliveries after which a message goes to eob_poison_<topic>; 0 retries it forever. */
+  poisonAfterFailures: number;
   /** SIGTERM finishes or rolls back the batch in hand; false exits at once. */
   graceful: boolean;
   /** How long start-up waits for an unreachable database (it may be restarting) before it fails (ms). */
@@ -53,6 +56,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   concurrency: 1,
   profile: 'batched',
   gapHandling: undefined,
+  poisonAfterFailures: DEFAULT_CONSUMER_OPTIONS.poisonAfterFailures,
   graceful: true,
   startTimeoutMs: 30_000,
   // Off: retention is the operator's choice (a new consumer group cannot read what was pruned, and the bench and
@@ -95,6 +99,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   intInRange(c, 'pruneEveryS', o.pruneEveryS, 0, 86_400);
   intInRange(c, 'pruneBatchSize', o.pruneBatchSize, 1, 1_000_000);
   intInRange(c, 'pruneDedupWindowS', o.pruneDedupWindowS, 1, 10 * 365 * 86_400);
+  intInRange(c, 'poisonAfterFailures', o.poisonAfterFailures, 0, 1_000_000);
   oneOf(c, 'profile', o.profile, HANDLER_PROFILES);
   if (o.gapHandling !== undefined) oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
   if (o.mode === 'offset' && o.concurrency !== 1) {
@@ -136,6 +141,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             isolation: o.isolation,
             ackMode: o.ackMode,
             gapHandling: o.gapHandling ?? 'contiguous',
+            poisonAfterFailures: o.poisonAfterFailures,
             handler,
             log: o.log,
           })
@@ -147,6 +153,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             isolation: o.isolation,
             ackMode: o.ackMode,
             concurrency: o.concurrency,
+            poisonAfterFailures: o.poisonAfterFailures,
             handler,
             log: o.log,
           });
