@@ -8,12 +8,13 @@ import { command as worker } from './commands/worker.ts';
 import { command as bench } from './commands/bench.ts';
 import { command as chaos } from './commands/chaos.ts';
 import { command as micro } from './commands/micro.ts';
+import { command as prune } from './commands/prune.ts';
 import { command as poison } from './commands/poison.ts';
 import { OptionsError } from './validate.ts';
 import { redactMysqlUrlsIn } from './system/db/mysqlUrl.ts';
 
 // Each module types its own arguments; yargs' list wants the erased form.
-const commands = [db, server, worker, bench, chaos, micro, poison] as unknown as CommandModule[];
+const commands = [db, server, worker, prune, bench, chaos, micro, poison] as unknown as CommandModule[];
 
 await yargs(hideBin(process.argv))
   .scriptName('eob')

@@ -30,6 +30,7 @@ function context(calls: string[], over: Partial<FaultContext> = {}): FaultContex
     crashWorkerAt: undefined,
     ackMode: 'transactional',
     holdMs: 10,
+    workerPauseMs: 10,
     ...over,
   };
 }

@@ -20,13 +20,18 @@ describe('MySQL pub/sub', () => {
     await pool.end();
   });
 
-  describe('offset mode, defaults (SERIALIZABLE, contiguous)', () => {
+  describe('offset mode, defaults (READ COMMITTED, contiguous)', () => {
     // Short poll and resend intervals keep the suite fast; the rules tested do not depend on them.
     runPubSubContract(async () => mysqlTarget(pool, { mode: 'offset', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20 } }));
   });
   describe('offset mode, REPEATABLE READ', () => {
     runPubSubContract(async () =>
       mysqlTarget(pool, { mode: 'offset', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20, isolation: 'REPEATABLE READ' } }),
+    );
+  });
+  describe('offset mode, SERIALIZABLE (the watermill profile\'s level)', () => {
+    runPubSubContract(async () =>
+      mysqlTarget(pool, { mode: 'offset', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20, isolation: 'SERIALIZABLE' } }),
     );
   });
   describe('offset mode, one statement per round trip (a pool without multipleStatements)', () => {

@@ -95,7 +95,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult> {
         batchSize,
         handler: counterHandler('batched'),
       });
-      const name = `consume transaction (batch ${batchSize}, SERIALIZABLE, aggregated upsert)`;
+      const name = `consume transaction (batch ${batchSize}, ${DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.isolation}, aggregated upsert)`;
       perOp.set(name, batchSize);
       bench.add(
         name,

@@ -24,6 +24,9 @@ interface WorkerArgs {
   'poison-after-failures': number;
   graceful: boolean;
   'start-timeout-ms': number;
+  'prune-every': number;
+  'prune-batch-size': number;
+  'dedup-window-s': number;
   failpoint?: string | string[];
 }
 
@@ -40,7 +43,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('consumer-group', { type: 'string', default: d.consumerGroup, describe: 'offset mode: the group whose acked offset moves' })
       .option('batch-size', { type: 'number', default: d.batchSize, describe: 'messages per consume transaction' })
       .option('poll-interval-ms', { type: 'number', default: d.pollIntervalMs, describe: 'sleep after an empty poll' })
-      .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: SERIALIZABLE for offset, READ-COMMITTED for queue)' })
+      .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: READ-COMMITTED; SERIALIZABLE with --profile watermill)' })
       .option('ack-mode', { choices: ACK_MODES, default: d.ackMode, describe: 'transactional (exactly-once); after-commit / before-commit are the controls' })
       .option('concurrency', { type: 'number', default: d.concurrency, describe: 'queue mode: consumers in this process' })
       .option('profile', { choices: HANDLER_PROFILES, default: d.profile, describe: 'batched: one aggregated upsert per batch; watermill: the reference consumer' })
@@ -52,6 +55,9 @@ export const command: CommandModule<object, WorkerArgs> = {
       })
       .option('graceful', { type: 'boolean', default: d.graceful, describe: 'on SIGTERM finish the batch in hand; --no-graceful exits at once' })
       .option('start-timeout-ms', { type: 'number', default: d.startTimeoutMs, describe: 'how long to wait for an unreachable database at start' })
+      .option('prune-every', { type: 'number', default: d.pruneEveryS, describe: 'run `eob prune` every so many seconds (0: never): removes acked messages and old dedup rows' })
+      .option('prune-batch-size', { type: 'number', default: d.pruneBatchSize, describe: 'rows per DELETE of those prunes' })
+      .option('dedup-window-s', { type: 'number', default: d.pruneDedupWindowS, describe: 'prunes remove publish-dedup ids older than this; a retry older than the window publishes again' })
       .option('failpoint', failpointOption),
   handler: async (args) => {
     const env = readEnvironment();
@@ -77,6 +83,9 @@ export const command: CommandModule<object, WorkerArgs> = {
       poisonAfterFailures: args['poison-after-failures'],
       graceful: args.graceful,
       startTimeoutMs: args['start-timeout-ms'],
+      pruneEveryS: args['prune-every'],
+      pruneBatchSize: args['prune-batch-size'],
+      pruneDedupWindowS: args['dedup-window-s'],
       log,
     };
     const worker = await startWorker(options);
@@ -94,7 +103,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       worker
         .close()
         .then(() => {
-          log(`worker stopped ${JSON.stringify(worker.subscription.stats)}`);
+          log(`worker stopped ${JSON.stringify({ ...worker.subscription.stats, ...(worker.pruned === undefined ? {} : { pruned: worker.pruned }) })}`);
           process.exit(0);
         })
         .catch((error: unknown) => {

@@ -179,7 +179,7 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[]):
 export const FAULT_SECONDS: Record<FaultName, number> = {
   'worker-kill': 1.5,
   'worker-stop': 2,
-  'worker-pause': 1.5,
+  'worker-pause': 13, // WORKER_PAUSE_MS (12 s) and the catch-up
   'db-kill': 1,
   'db-restart': 2,
   'server-kill': 1.5,

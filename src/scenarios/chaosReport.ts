@@ -7,6 +7,7 @@ import { percentile } from '../bench/metrics.ts';
 import type { ResultsDir } from '../bench/resultsDir.ts';
 import { writeHistoryJsonl } from './history.ts';
 import { FAULT_NAMES } from './nemesis.ts';
+import { defaultIsolation } from '../system/worker.ts';
 import type { CaseResult } from './chaos.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
@@ -59,7 +60,7 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     mode: c.mode,
     batch_size: c.worker.batchSize,
     ack_mode: c.worker.ackMode ?? 'transactional',
-    isolation: c.worker.isolation ?? (c.mode === 'offset' ? 'SERIALIZABLE' : 'READ COMMITTED'),
+    isolation: c.worker.isolation ?? defaultIsolation(c.mode, c.worker.profile ?? 'batched'),
     handler_profile: c.worker.profile ?? 'batched',
     gap_handling: c.mode === 'queue' ? undefined : (c.worker.gapHandling ?? (c.worker.profile === 'watermill' ? 'none' : 'contiguous')),
     worker_processes: c.workers,

@@ -4,6 +4,7 @@
 import type { AckMode, SqlExecutor } from '../system/pubsub/types.ts';
 import type { FaultBackend } from './faults/backend.ts';
 import type { TcpProxy } from './faults/tcpProxy.ts';
+import { DEFAULT_SERVER_OPTIONS } from '../system/server.ts';
 
 export const FAULT_NAMES = [
   'worker-kill',
@@ -35,7 +36,16 @@ export interface FaultContext {
   ackMode: AckMode;
   /** How long pause / delay faults hold before healing (ms). */
   holdMs: number;
+  /** How long worker-pause keeps the worker stopped (ms); default WORKER_PAUSE_MS. */
+  workerPauseMs?: number;
 }
+
+/**
+ * Longer than the server's publish timeout (10 s), so a consumer whose frozen transaction held publishers up
+ * would show as publishes answered 503 (measured with a SERIALIZABLE worker frozen 12 s under ~170 req/s: 741
+ * of ~2,100); with the default non-locking read every publish is still answered 204.
+ */
+export const WORKER_PAUSE_MS = DEFAULT_SERVER_OPTIONS.publishTimeoutMs + 2_000;
 
 export interface FaultRun {
   /** What was done, e.g. "SIGKILL worker, restarted" or "killed 3 sessions". */
@@ -91,11 +101,12 @@ const FAULTS: Record<FaultName, FaultDefinition> = {
     description: 'SIGSTOP every worker (it keeps its sessions and locks), wait, SIGCONT',
     requires: [],
     async run(ctx) {
+      const pauseMs = ctx.workerPauseMs ?? WORKER_PAUSE_MS;
       await ctx.backend.pause('worker');
-      await sleep(ctx.holdMs);
+      await sleep(pauseMs);
       const healStartedAt = now();
       await ctx.backend.resume('worker');
-      return { detail: `SIGSTOP worker for ${ctx.holdMs} ms, SIGCONT`, healStartedAt };
+      return { detail: `SIGSTOP worker for ${pauseMs} ms, SIGCONT`, healStartedAt };
     },
   },
   'db-kill': {

@@ -12,7 +12,7 @@ import { messagesTable, offsetsTable, queueTable, dedupTable } from '../system/s
 import { selectAllCounters } from '../system/sql/counterTable.ts';
 import { countPoisoned, truncatePoisonTable } from '../system/sql/poisonTable.ts';
 import type { ChildService } from './childService.ts';
-import { DEFAULT_WORKER_OPTIONS } from '../system/worker.ts';
+import { DEFAULT_WORKER_OPTIONS, defaultIsolation } from '../system/worker.ts';
 import type { SystemUnderTest, WorkerFlags } from './systemUnderTest.ts';
 import { startSampler } from '../bench/sampler.ts';
 import { drainRate, lagPercentiles, ratio } from '../bench/metrics.ts';
@@ -122,7 +122,7 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
   oneOf('bench', 'profile', profile, BENCH_PROFILES);
   const grid: SweepGrid = {
     batchSizes: [1000],
-    isolations: ['SERIALIZABLE'],
+    isolations: [defaultIsolation('offset', 'batched')],
     queueIsolations: [undefined],
     modes: ['offset', 'queue'],
     queueWorkers: [2],
@@ -145,7 +145,7 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
       grid: {
         ...grid,
         batchSizes: [1, 10, 100, 1000, 5000],
-        isolations: ['SERIALIZABLE', 'REPEATABLE READ', 'READ COMMITTED'],
+        isolations: ['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE'],
         queueWorkers: [1, 2, 4],
         coalesce: [true, false],
       },
@@ -161,8 +161,7 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
     grid: {
       ...grid,
       batchSizes: [1, 10, 100, 500, 1000, 2000, 5000],
-      // The first is also the end-to-end points' isolation: the worker's default, not READ UNCOMMITTED.
-      isolations: ['SERIALIZABLE', 'REPEATABLE READ', 'READ COMMITTED', 'READ UNCOMMITTED'],
+      isolations: ['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE', 'READ UNCOMMITTED'],
       queueWorkers: [1, 2, 4],
       handlerProfiles: ['batched', 'watermill'],
       pollIntervals: [10, 1, 100], // the first is the drains' (the worker default)
@@ -237,12 +236,12 @@ export function planPoints(o: SweepOptions): Point[] {
     }
     if (o.include.sqlCeiling) {
       for (const batchSize of g.batchSizes) {
-        add({ ...none, kind: 'sql-ceiling', mode: 'offset', workers: 0, handlerProfile: 'raw-sql', batchSize, isolation: 'SERIALIZABLE', backlogMessages: drainBacklog(o.backlogMessages, batchSize), repetition });
+        add({ ...none, kind: 'sql-ceiling', mode: 'offset', workers: 0, handlerProfile: 'raw-sql', batchSize, isolation: defaultIsolation('offset', 'batched'), backlogMessages: drainBacklog(o.backlogMessages, batchSize), repetition });
       }
     }
     if (o.include.baseline) {
       for (const batchSize of o.baselineBatchSizes) {
-        add({ kind: 'drain', mode: 'offset', workers: 1, handlerProfile: 'watermill', batchSize, pollIntervalMs: g.pollIntervals[0], isolation: 'SERIALIZABLE', ackMode: 'transactional', coalesce: undefined, backlogMessages: o.baselineBacklogMessages, repetition, baseline: true });
+        add({ kind: 'drain', mode: 'offset', workers: 1, handlerProfile: 'watermill', batchSize, pollIntervalMs: g.pollIntervals[0], isolation: defaultIsolation('offset', 'watermill'), ackMode: 'transactional', coalesce: undefined, backlogMessages: o.baselineBacklogMessages, repetition, baseline: true });
       }
     }
     if (o.include.drain) {
@@ -269,7 +268,8 @@ export function planPoints(o: SweepOptions): Point[] {
       for (const mode of g.modes)
         for (const coalesce of g.coalesce)
           for (const pollIntervalMs of g.pollIntervals) {
-            add({ kind: 'end-to-end', mode, workers: 1, handlerProfile: 'batched', batchSize: o.endToEndBatchSize, pollIntervalMs, isolation: mode === 'offset' ? g.isolations[0] : g.queueIsolations[0], ackMode: 'transactional', coalesce, backlogMessages: undefined, repetition, baseline: false });
+            // End to end runs at the worker's default isolation (named, so the label says it).
+            add({ kind: 'end-to-end', mode, workers: 1, handlerProfile: 'batched', batchSize: o.endToEndBatchSize, pollIntervalMs, isolation: mode === 'offset' ? defaultIsolation('offset', 'batched') : g.queueIsolations[0], ackMode: 'transactional', coalesce, backlogMessages: undefined, repetition, baseline: false });
           }
     }
   }
@@ -503,7 +503,7 @@ async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<vo
       topic: ctx.options.topic,
       consumerGroup: ctx.options.consumerGroup,
       batchSize: p.batchSize ?? 1000,
-      isolation: p.isolation ?? 'SERIALIZABLE',
+      isolation: p.isolation ?? defaultIsolation('offset', 'batched'),
       untilOffset: n,
       deadlineMs: ctx.options.drainTimeoutS * 1000,
       signal: ctx.signal,

@@ -84,6 +84,8 @@ export interface WorkerFlags {
   gapHandling?: 'contiguous' | 'none';
   poisonAfterFailures?: number;
   graceful?: boolean;
+  /** Periodic prunes (s); 0 or undefined: off, as the checkers that count the topic's rows need. */
+  pruneEveryS?: number;
   failpoints?: readonly string[];
 }
 
@@ -117,6 +119,7 @@ export function workerArgs(f: WorkerFlags): string[] {
   if (f.gapHandling !== undefined) args.push('--gap-handling', f.gapHandling);
   if (f.poisonAfterFailures !== undefined) args.push('--poison-after-failures', String(f.poisonAfterFailures));
   if (f.graceful === false) args.push('--no-graceful');
+  if (f.pruneEveryS !== undefined && f.pruneEveryS > 0) args.push('--prune-every', String(f.pruneEveryS));
   // The worker takes one `name=N[,name=N]` value (the server takes the flag repeated).
   if (f.failpoints !== undefined && f.failpoints.length > 0) args.push('--failpoint', f.failpoints.join(','));
   return args;

@@ -8,6 +8,7 @@ import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from './pubsub/queueSubscriber.ts';
 import { DEFAULT_CONSUMER_OPTIONS } from './pubsub/consumeLoop.ts';
 import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type Subscription } from './pubsub/types.ts';
+import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
 
 export type WorkerMode = 'offset' | 'queue';
@@ -20,7 +21,7 @@ export interface WorkerOptions {
   consumerGroup: string;
   batchSize: number;
   pollIntervalMs: number;
-  /** undefined: the mode's default (SERIALIZABLE for offset, READ COMMITTED for queue). */
+  /** undefined: defaultIsolation(mode, profile). */
   isolation: IsolationLevel | undefined;
   ackMode: AckMode;
   /** Queue mode: consumers in this process. */
@@ -34,6 +35,12 @@ export interface WorkerOptions {
   graceful: boolean;
   /** How long start-up waits for an unreachable database (it may be restarting) before it fails (ms). */
   startTimeoutMs: number;
+  /** Run `eob prune` on this topic every so many seconds; 0: never. */
+  pruneEveryS: number;
+  /** Rows per DELETE of those prunes. */
+  pruneBatchSize: number;
+  /** Publish-dedup rows older than this go (s). */
+  pruneDedupWindowS: number;
   log: (line: string) => void;
 }
 
@@ -52,8 +59,24 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   poisonAfterFailures: DEFAULT_CONSUMER_OPTIONS.poisonAfterFailures,
   graceful: true,
   startTimeoutMs: 30_000,
+  // Off: retention is the operator's choice (a new consumer group cannot read what was pruned, and the bench and
+  // chaos checkers count the topic's rows).
+  pruneEveryS: 0,
+  pruneBatchSize: DEFAULT_PRUNE_OPTIONS.batchSize,
+  pruneDedupWindowS: DEFAULT_PRUNE_OPTIONS.dedupWindowS,
   log: (line) => process.stdout.write(`${line}\n`),
 };
+
+/**
+ * The one rule for the isolation a worker runs at when none is given: the subscriber's own default (READ
+ * COMMITTED in both modes: neither read locks the topic against publishers), except the watermill profile,
+ * whose per-message `SELECT value` then write is a lost update below SERIALIZABLE and which reproduces the
+ * reference consumer (watermill-sql runs at SERIALIZABLE).
+ */
+export function defaultIsolation(mode: WorkerMode, profile: HandlerProfile): IsolationLevel {
+  if (profile === 'watermill') return 'SERIALIZABLE';
+  return mode === 'offset' ? DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.isolation : DEFAULT_QUEUE_SUBSCRIBER_OPTIONS.isolation;
+}
 
 export interface ResolvedWorkerSettings {
   isolation: IsolationLevel;
@@ -73,6 +96,9 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
   intInRange(c, 'concurrency', o.concurrency, 1, 256);
   intInRange(c, 'startTimeoutMs', o.startTimeoutMs, 0, 3_600_000);
+  intInRange(c, 'pruneEveryS', o.pruneEveryS, 0, 86_400);
+  intInRange(c, 'pruneBatchSize', o.pruneBatchSize, 1, 1_000_000);
+  intInRange(c, 'pruneDedupWindowS', o.pruneDedupWindowS, 1, 10 * 365 * 86_400);
   intInRange(c, 'poisonAfterFailures', o.poisonAfterFailures, 0, 1_000_000);
   oneOf(c, 'profile', o.profile, HANDLER_PROFILES);
   if (o.gapHandling !== undefined) oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
@@ -82,13 +108,15 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   if (o.mode === 'queue' && o.gapHandling !== undefined) {
     throw new Error('worker: gapHandling applies to offset mode only; queue mode has no high-water mark');
   }
-  const isolation = o.isolation ?? (o.mode === 'offset' ? 'SERIALIZABLE' : 'READ COMMITTED');
+  const isolation = o.isolation ?? defaultIsolation(o.mode, o.profile);
   const gapHandling = o.mode === 'queue' ? undefined : (o.gapHandling ?? (o.profile === 'watermill' ? 'none' : 'contiguous'));
   return { ...o, isolation, gapHandling };
 }
 
 export interface RunningWorker {
   readonly subscription: Subscription;
+  /** Totals of the periodic prunes; undefined when they are off. */
+  readonly pruned: PeriodicPrune['totals'] | undefined;
   readonly settings: ResolvedWorkerSettings;
   /** Graceful: the batch in hand commits or rolls back, then the pool closes. */
   close(): Promise<void>;
@@ -97,8 +125,8 @@ export interface RunningWorker {
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const o = validateWorkerOptions(options);
   await waitForDatabase(o.mysqlUrl, o.startTimeoutMs, o.log);
-  // One connection per consumer, one for the gap checks' neighbours and schema, and a spare.
-  const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.concurrency + 2, connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
+  // One connection per consumer, one for the gap checks' neighbours and schema, a spare, and one for prunes.
+  const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
   try {
     await ensureSchema(executorOf(pool), { topic: o.topic, topicSchema: o.mode, dedup: false });
     const handler = counterHandler(o.profile);
@@ -129,10 +157,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             handler,
             log: o.log,
           });
+    const pruner: PeriodicPrune | undefined =
+      o.pruneEveryS > 0
+        ? startPeriodicPrune(
+            pool,
+            { ...DEFAULT_PRUNE_OPTIONS, topic: o.topic, mode: o.mode, batchSize: o.pruneBatchSize, dedupWindowS: o.pruneDedupWindowS },
+            o.pruneEveryS * 1000,
+            o.log,
+          )
+        : undefined;
     return {
       subscription,
+      pruned: pruner?.totals,
       settings: { isolation: o.isolation, gapHandling: o.gapHandling },
       async close() {
+        await pruner?.stop();
         await subscription.close();
         await pool.end();
       },

@@ -38,10 +38,13 @@ export async function insertMessages(db: SqlExecutor, topic: string, messages: r
 }
 
 /**
- * Reads up to `limit` messages after `afterOffset`, in offset order. Under SERIALIZABLE InnoDB turns this into
- * a shared locking read, so rows already in the index but not yet committed make it wait for their commit;
- * rows whose offset is allocated but not yet in the index are not seen at all, which is why the subscriber
- * never acks past a gap it cannot prove permanent (DESIGN 4.1).
+ * Reads up to `limit` messages after `afterOffset`, in offset order. At READ COMMITTED (the consumers'
+ * default) it is a consistent read that locks nothing: a row not yet committed is simply not seen (a hole the
+ * subscriber does not ack past until it is proven permanent), and no INSERT at the tail ever waits for it.
+ * Under SERIALIZABLE InnoDB turns it into a shared locking read: uncommitted rows in the index make it wait for
+ * their commit, and when it reads to the end of the topic it locks the gap above the last row, so every INSERT
+ * waits until the consuming transaction ends (a consumer frozen mid-batch stops the publishers). Rows whose
+ * offset is allocated but not yet in the index are not seen at any level.
  */
 export async function selectMessagesAfter(
   db: SqlExecutor,
@@ -77,6 +80,29 @@ export async function selectMaxOffset(db: SqlExecutor, topic: string): Promise<n
     `SELECT MAX(\`offset\`) AS max_offset FROM ${messagesTable(topic)}`,
   );
   return Number(rows[0]?.max_offset ?? 0);
+}
+
+/** The lowest offset still in the topic (undefined for an empty topic): where a prune starts its ranges. */
+export async function selectMinOffset(db: SqlExecutor, topic: string): Promise<number | undefined> {
+  const rows = await db.query<{ min_offset: number | null }[]>(
+    `SELECT MIN(\`offset\`) AS min_offset FROM ${messagesTable(topic)}`,
+  );
+  const min = rows[0]?.min_offset;
+  return min === null || min === undefined ? undefined : Number(min);
+}
+
+/**
+ * Removes the messages in [from, to] (both acked by every group: the caller's floor). A primary-key range, so
+ * the statement locks only the rows it deletes; the caller runs it at READ COMMITTED, where InnoDB takes no
+ * gap or next-key locks for it, so an INSERT at the tail (always above the range) never waits for a prune,
+ * and a consumer (reading above its acked offset, which is at or above `to`) never meets its locks.
+ */
+export async function deleteMessagesInRange(db: SqlExecutor, topic: string, from: number, to: number): Promise<number> {
+  const result = await db.query<{ affectedRows: number }>(
+    `DELETE FROM ${messagesTable(topic)} WHERE \`offset\` >= ? AND \`offset\` <= ?`,
+    [from, to],
+  );
+  return result.affectedRows;
 }
 
 export async function countMessages(db: SqlExecutor, topic: string): Promise<number> {

@@ -64,3 +64,15 @@ export async function selectAckedOffset(db: SqlExecutor, topic: string, group: s
   );
   return Number(rows[0]?.offset_acked ?? 0);
 }
+
+/**
+ * The lowest acked offset over every consumer group of the topic, and how many groups there are: messages at
+ * or below it have been consumed by everyone (0 groups: undefined, nothing is known to be consumed).
+ */
+export async function selectLowestAckedOffset(db: SqlExecutor, topic: string): Promise<{ lowest: number | undefined; groups: number }> {
+  const rows = await db.query<{ lowest: number | null; groups: number }[]>(
+    `SELECT MIN(COALESCE(\`offset_acked\`, 0)) AS lowest, COUNT(*) AS \`groups\` FROM ${offsetsTable(topic)}`,
+  );
+  const groups = Number(rows[0]?.groups ?? 0);
+  return { lowest: groups === 0 ? undefined : Number(rows[0]?.lowest ?? 0), groups };
+}

@@ -58,3 +58,17 @@ export async function countDedupRows(db: SqlExecutor, topic: string): Promise<nu
   const rows = await db.query<{ n: number }[]>(`SELECT COUNT(*) AS n FROM ${dedupTable(topic)}`);
   return Number(rows[0]?.n ?? 0);
 }
+
+/**
+ * Removes up to `limit` request ids claimed more than `windowS` seconds ago (the database's clock, the one that
+ * wrote `created_at`): a retry older than the window publishes again. There is no index on `created_at`, so
+ * each statement scans the primary key until it has found `limit` old rows; at READ COMMITTED it keeps locks
+ * only on the rows it removes.
+ */
+export async function deleteDedupRowsOlderThan(db: SqlExecutor, topic: string, windowS: number, limit: number): Promise<number> {
+  const result = await db.query<{ affectedRows: number }>(
+    `DELETE FROM ${dedupTable(topic)} WHERE \`created_at\` < NOW(6) - INTERVAL ? SECOND LIMIT ?`,
+    [windowS, limit],
+  );
+  return result.affectedRows;
+}

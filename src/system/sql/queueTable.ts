@@ -73,3 +73,17 @@ export async function selectAckedQueueOffsets(db: SqlExecutor, topic: string): P
   const rows = await db.query<{ offset: number }[]>(`SELECT \`offset\` FROM ${queueTable(topic)} WHERE \`acked\` = 1`);
   return new Set(rows.map((r) => Number(r.offset)));
 }
+
+/**
+ * Removes up to `limit` acked rows, oldest first, through the (acked, offset) index. Run at READ COMMITTED:
+ * the DELETE then locks only the acked rows it removes, never a gap, so publishers (new rows, acked = 0) and
+ * consumers (claiming acked = 0 rows) never wait for it; it may wait for a consumer whose ack has not
+ * committed yet (a short batch transaction), never the other way round.
+ */
+export async function deleteAckedQueueRows(db: SqlExecutor, topic: string, limit: number): Promise<number> {
+  const result = await db.query<{ affectedRows: number }>(
+    `DELETE FROM ${queueTable(topic)} WHERE \`acked\` = 1 ORDER BY \`offset\` LIMIT ?`,
+    [limit],
+  );
+  return result.affectedRows;
+}
