@@ -17,7 +17,7 @@ import { insertMessagesSql, selectMaxOffset } from '../src/system/sql/messagesTa
 import { createOffsetsTable, selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
 import { sumCounters } from '../src/system/sql/counterTable.ts';
 import { messagesTable, offsetsTable } from '../src/system/sql/identifiers.ts';
-import { SystemUnderTest } from '../src/scenarios/systemUnderTest.ts';
+import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
 import { makeCounterIds, startLoad } from '../src/bench/load.ts';
 
 const TOPIC = 'counter';

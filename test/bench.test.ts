@@ -6,10 +6,10 @@ import { drainRate, lagPercentiles, percentile, ratio, rateBetween, type Progres
 import { checkCounters } from '../src/bench/counterCheck.ts';
 import { toCsv } from '../src/bench/csv.ts';
 import { drainChartSpec, endToEndChartSpec } from '../src/bench/chart.ts';
-import { parseProcStat } from '../src/bench/processCpu.ts';
+import { parseProcStat } from '../src/harness/processCpu.ts';
 import { bestRow, drainChartData, medianRows, summaryTable } from '../src/bench/report.ts';
 import { timestampDirName } from '../src/bench/resultsDir.ts';
-import { planPoints, pointLabel, profileOptions, references, toRow, CSV_COLUMNS, type PointResult, type Point } from '../src/scenarios/sweep.ts';
+import { planPoints, pointLabel, profileOptions, references, toRow, CSV_COLUMNS, type PointResult, type Point } from '../src/scenarios/bench/sweep.ts';
 import { sweepOptionsFromArgs } from '../src/commands/bench.ts';
 
 const s = (atMs: number, progress: number, published = 1000, lagMs?: number): ProgressSample => ({ atMs, progress, published, ...(lagMs === undefined ? {} : { lagMs }) });

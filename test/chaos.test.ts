@@ -2,8 +2,8 @@
 // come out valid; and one control (after-commit acks with a crash between the two commits) must be caught.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCase } from '../src/scenarios/chaos.ts';
-import { chaosMatrix } from '../src/scenarios/chaosMatrix.ts';
+import { runCase } from '../src/scenarios/chaos/chaos.ts';
+import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
 import { readEnvironment } from '../src/config.ts';
 
 const env = readEnvironment();

@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { SystemUnderTest, type WorkerFlags } from '../src/scenarios/systemUnderTest.ts';
+import { SystemUnderTest, type WorkerFlags } from '../src/harness/systemUnderTest.ts';
 import { MysqlPublisher } from '../src/system/pubsub/mysqlPublisher.ts';
 import { ensureSchema } from '../src/system/schema.ts';
 import { selectAllCounters } from '../src/system/sql/counterTable.ts';

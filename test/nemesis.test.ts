@@ -1,9 +1,9 @@
 // The fault registry and the nemesis loop, with a recording stand-in backend (no processes, no database).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis } from '../src/scenarios/nemesis.ts';
-import type { FaultContext } from '../src/scenarios/nemesis.ts';
-import type { FaultBackend, ServiceRole } from '../src/scenarios/faults/backend.ts';
+import { FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis } from '../src/scenarios/chaos/nemesis.ts';
+import type { FaultContext } from '../src/scenarios/chaos/nemesis.ts';
+import type { FaultBackend, ServiceRole } from '../src/harness/faults/backend.ts';
 
 function recordingBackend(calls: string[]): FaultBackend {
   const rec = (what: string) => async (role: ServiceRole, arg?: unknown) => {

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { SystemUnderTest } from '../src/scenarios/systemUnderTest.ts';
+import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
 import { createPool, type Pool } from '../src/system/db/pool.ts';
 import { ensureSchema } from '../src/system/schema.ts';
 import { counterHandler, type HandlerProfile } from '../src/system/counterHandler.ts';

@@ -18,7 +18,7 @@ import { ensureSchema } from '../src/system/schema.ts';
 import { DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../src/system/server.ts';
 import type { CounterServer, ServerOptions } from '../src/system/server.ts';
 import { countDedupRows } from '../src/system/sql/publishDedupTable.ts';
-import { findFreePort } from '../src/system/db/ports.ts';
+import { findFreePort } from '../src/harness/ports.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -3,7 +3,7 @@
 // durability settings, and the git commit.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join, relative, dirname } from 'node:path';
+import { join, relative } from 'node:path';
 import type { SqlExecutor } from '../system/pubsub/types.ts';
 import { redactMysqlUrlsDeep, redactMysqlUrlsIn } from '../system/db/mysqlUrl.ts';
 
@@ -116,15 +116,4 @@ export async function collectDatabaseInfo(db: SqlExecutor): Promise<DatabaseInfo
     db_sync_binlog: num(r.s),
     db_log_bin: r.b === null || r.b === undefined ? undefined : Number(r.b) === 1,
   };
-}
-
-/** The project root: the folder holding package.json above this file. */
-export function projectRoot(): string {
-  let dir = dirname(new URL(import.meta.url).pathname);
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find package.json above src/bench');
-    dir = up;
-  }
-  return dir;
 }

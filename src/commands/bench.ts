@@ -4,9 +4,9 @@ import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
-import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions, type Mode, type HandlerProfile } from '../scenarios/sweep.ts';
-import { runBench } from '../bench/runBench.ts';
-import { projectRoot } from '../bench/resultsDir.ts';
+import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions, type Mode, type HandlerProfile } from '../scenarios/bench/sweep.ts';
+import { runBench } from '../scenarios/bench/runBench.ts';
+import { projectRoot } from '../projectRoot.ts';
 import path from 'node:path';
 
 interface BenchArgs {

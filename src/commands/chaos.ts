@@ -3,11 +3,12 @@
 import type { CommandModule } from 'yargs';
 import path from 'node:path';
 import { readEnvironment } from '../config.ts';
-import { CHAOS_PROFILES, chaosMatrix, type ChaosProfile } from '../scenarios/chaosMatrix.ts';
-import { DEFAULT_CHAOS_RUN_OPTIONS, runChaosCases, type DockerTarget } from '../scenarios/chaos.ts';
-import { summaryTable, writeChaosResults } from '../scenarios/chaosReport.ts';
-import { resolveFaults, FAULT_NAMES } from '../scenarios/nemesis.ts';
-import { createResultsDir, collectVersions, projectRoot } from '../bench/resultsDir.ts';
+import { CHAOS_PROFILES, chaosMatrix, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
+import { DEFAULT_CHAOS_RUN_OPTIONS, runChaosCases, type DockerTarget } from '../scenarios/chaos/chaos.ts';
+import { summaryTable, writeChaosResults } from '../scenarios/chaos/chaosReport.ts';
+import { resolveFaults, FAULT_NAMES } from '../scenarios/chaos/nemesis.ts';
+import { createResultsDir, collectVersions } from '../bench/resultsDir.ts';
+import { projectRoot } from '../projectRoot.ts';
 import { createProgress } from '../bench/progress.ts';
 import { mysqlUrlOption } from './sharedOptions.ts';
 import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';

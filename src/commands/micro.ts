@@ -2,8 +2,8 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
-import { DEFAULT_MICRO_OPTIONS, runMicro } from '../bench/micro.ts';
-import { projectRoot } from '../bench/resultsDir.ts';
+import { DEFAULT_MICRO_OPTIONS, runMicro } from '../scenarios/micro.ts';
+import { projectRoot } from '../projectRoot.ts';
 import { mysqlUrlOption } from './sharedOptions.ts';
 
 interface MicroArgs {

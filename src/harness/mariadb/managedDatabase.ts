@@ -27,7 +27,7 @@ import { access, chown, constants, readFile, rm, writeFile } from 'node:fs/promi
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { ensureDatabase } from './pool.ts';
+import { ensureDatabase } from '../../system/db/pool.ts';
 import { findServerBinaries } from './serverBinaries.ts';
 import type { ServerBinaries, ServerFlavor } from './serverBinaries.ts';
 import {
@@ -40,11 +40,11 @@ import {
   removeDataDirectory,
   restrictDataDirectory,
 } from './dataDirectory.ts';
-import { formatMysqlUrl } from './mysqlUrl.ts';
-import { createPrivateSubdirectory, createRunDirectory, defaultCacheDirectory } from './privateDirectory.ts';
+import { formatMysqlUrl } from '../../system/db/mysqlUrl.ts';
+import { createPrivateSubdirectory, createRunDirectory, defaultCacheDirectory } from '../privateDirectory.ts';
 import { initFileSql, PASSWORD_FILE, readOrCreatePassword } from './rootPassword.ts';
-import { firstBlockedDirectory, lookupUser, type OsUser } from './serverUser.ts';
-import { isPortFree } from './ports.ts';
+import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
+import { isPortFree } from '../ports.ts';
 import { killOnExit } from '../killOnExit.ts';
 import { intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
 

@@ -20,7 +20,7 @@ import { access, chmod, constants, cp, lchown, mkdir, readdir, readFile, rename,
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ServerBinaries } from './serverBinaries.ts';
-import { ensurePrivateDirectory } from './privateDirectory.ts';
+import { ensurePrivateDirectory } from '../privateDirectory.ts';
 
 const execFileAsync = promisify(execFile);
 

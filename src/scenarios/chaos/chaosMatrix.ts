@@ -1,6 +1,6 @@
 // The cases `make chaos` runs, per profile: the exactly-once configurations under every fault kind, and the
 // controls, each with the violation it must be caught with (issue 4).
-import type { ServerFlags, WorkerFlags } from './systemUnderTest.ts';
+import type { ServerFlags, WorkerFlags } from '../../harness/systemUnderTest.ts';
 import { FAULT_NAMES, type FaultName } from './nemesis.ts';
 
 export const CHAOS_PROFILES = ['quick', 'standard', 'soak'] as const;

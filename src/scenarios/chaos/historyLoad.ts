@@ -9,7 +9,7 @@
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import type { HistoryPhase, RequestAttempt, RequestOutcome } from './history.ts';
-import { intInRange, nonEmptyString } from '../validate.ts';
+import { intInRange, nonEmptyString } from '../../validate.ts';
 
 export interface HistoryLoadOptions {
   /** e.g. http://127.0.0.1:8080 */

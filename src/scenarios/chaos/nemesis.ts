@@ -1,10 +1,10 @@
 // The fault registry (`make chaos FAULTS=worker-kill,db-kill` is a lookup here) and the nemesis: the loop
 // that injects faults on its own timer, never tied to the request loop, and records for each one when it
 // started, when healing began and when the system had recovered (ready, and the drain moving again).
-import type { AckMode, SqlExecutor } from '../system/pubsub/types.ts';
-import type { FaultBackend } from './faults/backend.ts';
-import type { TcpProxy } from './faults/tcpProxy.ts';
-import { DEFAULT_SERVER_OPTIONS } from '../system/server.ts';
+import type { AckMode, SqlExecutor } from '../../system/pubsub/types.ts';
+import type { FaultBackend } from '../../harness/faults/backend.ts';
+import type { TcpProxy } from '../../harness/faults/tcpProxy.ts';
+import { DEFAULT_SERVER_OPTIONS } from '../../system/server.ts';
 
 export const FAULT_NAMES = [
   'worker-kill',

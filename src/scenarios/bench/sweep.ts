@@ -2,26 +2,26 @@
 // the watermill-profile baseline, drain points (a backlog published straight into the table, then workers)
 // and end-to-end points (autocannon and workers together). Every point is also a correctness run.
 import { randomUUID } from 'node:crypto';
-import type { IsolationLevel, AckMode, OutgoingMessage } from '../system/pubsub/types.ts';
-import { ISOLATION_LEVELS, ACK_MODES } from '../system/pubsub/types.ts';
-import { executorOf } from '../system/db/pool.ts';
-import { ensureSchema } from '../system/schema.ts';
-import { createOffsetsTable } from '../system/sql/offsetsTable.ts';
-import { insertMessagesSql } from '../system/sql/messagesTable.ts';
-import { messagesTable, offsetsTable, queueTable, dedupTable } from '../system/sql/identifiers.ts';
-import { selectAllCounters } from '../system/sql/counterTable.ts';
-import { countPoisoned, truncatePoisonTable } from '../system/sql/poisonTable.ts';
-import type { ChildService } from './childService.ts';
-import { DEFAULT_WORKER_OPTIONS, defaultIsolation } from '../system/worker.ts';
-import type { SystemUnderTest, WorkerFlags } from './systemUnderTest.ts';
-import { startSampler } from '../bench/sampler.ts';
-import { drainRate, lagPercentiles, ratio } from '../bench/metrics.ts';
-import { checkCounters, type CounterCheck } from '../bench/counterCheck.ts';
-import { makeCounterIds, startLoad, type LoadResult } from '../bench/load.ts';
-import { cpuDelta, selfCpuSeconds } from '../bench/processCpu.ts';
-import { runSqlConsumeLoop } from '../bench/sqlCeiling.ts';
-import type { CsvRow } from '../bench/csv.ts';
-import { intInRange, oneOf, OptionsError } from '../validate.ts';
+import type { IsolationLevel, AckMode, OutgoingMessage } from '../../system/pubsub/types.ts';
+import { ISOLATION_LEVELS, ACK_MODES } from '../../system/pubsub/types.ts';
+import { executorOf } from '../../system/db/pool.ts';
+import { ensureSchema } from '../../system/schema.ts';
+import { createOffsetsTable } from '../../system/sql/offsetsTable.ts';
+import { insertMessagesSql } from '../../system/sql/messagesTable.ts';
+import { messagesTable, offsetsTable, queueTable, dedupTable } from '../../system/sql/identifiers.ts';
+import { selectAllCounters } from '../../system/sql/counterTable.ts';
+import { countPoisoned, truncatePoisonTable } from '../../system/sql/poisonTable.ts';
+import type { ChildService } from '../../harness/childService.ts';
+import { DEFAULT_WORKER_OPTIONS, defaultIsolation } from '../../system/worker.ts';
+import type { SystemUnderTest, WorkerFlags } from '../../harness/systemUnderTest.ts';
+import { startSampler } from '../../bench/sampler.ts';
+import { drainRate, lagPercentiles, ratio } from '../../bench/metrics.ts';
+import { checkCounters, type CounterCheck } from '../../bench/counterCheck.ts';
+import { makeCounterIds, startLoad, type LoadResult } from '../../bench/load.ts';
+import { cpuDelta, selfCpuSeconds } from '../../harness/processCpu.ts';
+import { runSqlConsumeLoop } from '../../bench/sqlCeiling.ts';
+import type { CsvRow } from '../../bench/csv.ts';
+import { intInRange, oneOf, OptionsError } from '../../validate.ts';
 
 /** The figure the reference design was published with (Watermill example, 2019, one message per transaction). */
 export const PUBLISHED_BASELINE_MSGS_PER_S = 154;

@@ -14,12 +14,12 @@ import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { childEnvironment } from '../config.ts';
 import { createPool, ensureDatabase, executorOf, parseMysqlUrl, redactMysqlUrl, type Pool } from '../system/db/pool.ts';
-import { ManagedDatabase } from '../system/db/managedDatabase.ts';
-import { findFreePort } from '../system/db/ports.ts';
+import { ManagedDatabase } from './mariadb/managedDatabase.ts';
+import { findFreePort } from './ports.ts';
 import type { IsolationLevel, AckMode, SqlExecutor } from '../system/pubsub/types.ts';
 import { ChildService } from './childService.ts';
-import { processCpuSeconds } from '../bench/processCpu.ts';
-import { projectRoot } from '../bench/resultsDir.ts';
+import { processCpuSeconds } from './processCpu.ts';
+import { projectRoot } from '../projectRoot.ts';
 
 export interface SystemOptions {
   /** Use this server instead of starting a private one (then faults on the database are unavailable). */

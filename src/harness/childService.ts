@@ -3,8 +3,8 @@
 // restart, its pid and CPU, and the tail of its output for error messages.
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { processCpuSeconds } from '../bench/processCpu.ts';
-import { killOnExit } from '../system/killOnExit.ts';
+import { processCpuSeconds } from './processCpu.ts';
+import { killOnExit } from './killOnExit.ts';
 
 /** How a service says it is ready: an HTTP GET answering 200, or a line of output matching a pattern. */
 export type Readiness = { kind: 'http'; url: string } | { kind: 'line'; pattern: RegExp };

@@ -1,13 +1,13 @@
 // What a chaos run writes (issue 4): results.csv (one row per case), history.jsonl, verdict.json,
 // options.json, a timeline chart per case (requests and drain over time, faults marked), and the summary table.
 import type { TopLevelSpec } from 'vega-lite';
-import { toCsv, type CsvRow } from '../bench/csv.ts';
-import { renderSvg, svgToPng } from '../bench/chart.ts';
-import { percentile } from '../bench/metrics.ts';
-import type { ResultsDir } from '../bench/resultsDir.ts';
+import { toCsv, type CsvRow } from '../../bench/csv.ts';
+import { renderSvg, svgToPng } from '../../bench/chart.ts';
+import { percentile } from '../../bench/metrics.ts';
+import type { ResultsDir } from '../../bench/resultsDir.ts';
 import { writeHistoryJsonl } from './history.ts';
 import { FAULT_NAMES } from './nemesis.ts';
-import { defaultIsolation } from '../system/worker.ts';
+import { defaultIsolation } from '../../system/worker.ts';
 import type { CaseResult } from './chaos.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [

@@ -2,7 +2,7 @@
 // at several batch sizes (the same BatchConsumer the worker loops over), one server round trip.
 import { randomUUID } from 'node:crypto';
 import { Bench, type Task } from 'tinybench';
-import { SystemUnderTest } from '../scenarios/systemUnderTest.ts';
+import { SystemUnderTest } from '../harness/systemUnderTest.ts';
 import { MysqlPublisher } from '../system/pubsub/mysqlPublisher.ts';
 import { createOffsetBatchConsumer, DEFAULT_OFFSET_SUBSCRIBER_OPTIONS } from '../system/pubsub/offsetSubscriber.ts';
 import { counterHandler } from '../system/counterHandler.ts';
@@ -10,8 +10,9 @@ import { createPool, executorOf } from '../system/db/pool.ts';
 import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
 import { ensureSchema } from '../system/schema.ts';
 import type { OutgoingMessage } from '../system/pubsub/types.ts';
-import { toCsv, type CsvRow } from './csv.ts';
-import { collectDatabaseInfo, collectVersions, createResultsDir, projectRoot } from './resultsDir.ts';
+import { toCsv, type CsvRow } from '../bench/csv.ts';
+import { collectDatabaseInfo, collectVersions, createResultsDir } from '../bench/resultsDir.ts';
+import { projectRoot } from '../projectRoot.ts';
 import { intInRange } from '../validate.ts';
 
 export interface MicroOptions {

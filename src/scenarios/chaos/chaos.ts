@@ -1,19 +1,19 @@
 // The chaos scenario (DESIGN 5, issue 4): for each case of the matrix, a fresh system (private database,
 // server, workers behind a TCP proxy), a load that records every request's outcome, faults on their own timer,
 // then heal, wait until ready, quiesce, snapshot, check. The verdicts decide the exit code.
-import { createPool, executorOf, parseMysqlUrl } from '../system/db/pool.ts';
-import { selectAllMessages, selectMaxOffset } from '../system/sql/messagesTable.ts';
-import { selectAckedOffset } from '../system/sql/offsetsTable.ts';
-import { countQueue, selectAckedQueueOffsets, selectAllQueueMessages } from '../system/sql/queueTable.ts';
-import { countPoisoned } from '../system/sql/poisonTable.ts';
-import { selectAllCounters, sumCounters } from '../system/sql/counterTable.ts';
-import type { Message, SqlExecutor } from '../system/pubsub/types.ts';
-import { SystemUnderTest } from './systemUnderTest.ts';
-import { httpStatus } from './childService.ts';
-import type { ChildService } from './childService.ts';
-import { TcpProxy } from './faults/tcpProxy.ts';
-import { LocalBackend } from './faults/localBackend.ts';
-import { DockerBackend } from './faults/dockerBackend.ts';
+import { createPool, executorOf, parseMysqlUrl } from '../../system/db/pool.ts';
+import { selectAllMessages, selectMaxOffset } from '../../system/sql/messagesTable.ts';
+import { selectAckedOffset } from '../../system/sql/offsetsTable.ts';
+import { countQueue, selectAckedQueueOffsets, selectAllQueueMessages } from '../../system/sql/queueTable.ts';
+import { countPoisoned } from '../../system/sql/poisonTable.ts';
+import { selectAllCounters, sumCounters } from '../../system/sql/counterTable.ts';
+import type { Message, SqlExecutor } from '../../system/pubsub/types.ts';
+import { SystemUnderTest } from '../../harness/systemUnderTest.ts';
+import { httpStatus } from '../../harness/childService.ts';
+import type { ChildService } from '../../harness/childService.ts';
+import { TcpProxy } from '../../harness/faults/tcpProxy.ts';
+import { LocalBackend } from '../../harness/faults/localBackend.ts';
+import { DockerBackend } from '../../harness/faults/dockerBackend.ts';
 import { missingRequirements, resolveFaults, runNemesis, type FaultContext, type FaultEvent } from './nemesis.ts';
 import { runHistoryLoad } from './historyLoad.ts';
 import type { RequestAttempt } from './history.ts';

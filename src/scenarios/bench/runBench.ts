@@ -1,15 +1,16 @@
 // One bench run from resolved options to files: starts the system, runs the sweep with progress, and writes
 // results/bench/<timestamp>/ (results.csv, options.json, charts) even when interrupted.
 import path from 'node:path';
-import { SystemUnderTest, type SystemOptions } from '../scenarios/systemUnderTest.ts';
-import { planPoints, references, runSweep, toRow, CSV_COLUMNS, PUBLISHED_BASELINE_MSGS_PER_S, pointLabel, type SweepOptions, type PointResult } from '../scenarios/sweep.ts';
-import { createResultsDir, collectVersions, collectDatabaseInfo, projectRoot } from './resultsDir.ts';
-import { createProgress } from './progress.ts';
-import { toCsv, type CsvRow } from './csv.ts';
-import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng } from './chart.ts';
-import { chartRules, drainChartData, endToEndChartData, medianRows, summaryTable } from './report.ts';
-import { round } from './metrics.ts';
-import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
+import { SystemUnderTest, type SystemOptions } from '../../harness/systemUnderTest.ts';
+import { planPoints, references, runSweep, toRow, CSV_COLUMNS, PUBLISHED_BASELINE_MSGS_PER_S, pointLabel, type SweepOptions, type PointResult } from './sweep.ts';
+import { createResultsDir, collectVersions, collectDatabaseInfo } from '../../bench/resultsDir.ts';
+import { projectRoot } from '../../projectRoot.ts';
+import { createProgress } from '../../bench/progress.ts';
+import { toCsv, type CsvRow } from '../../bench/csv.ts';
+import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng } from '../../bench/chart.ts';
+import { chartRules, drainChartData, endToEndChartData, medianRows, summaryTable } from '../../bench/report.ts';
+import { round } from '../../bench/metrics.ts';
+import { redactMysqlUrl } from '../../system/db/mysqlUrl.ts';
 
 export interface BenchRunOptions {
   sweep: SweepOptions;
