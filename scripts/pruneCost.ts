@@ -11,12 +11,12 @@ import { randomUUID } from 'node:crypto';
 import { readEnvironment } from '../src/config.ts';
 import { executorOf, type Pool } from '../src/system/db/pool.ts';
 import type { OutgoingMessage, SqlExecutor } from '../src/system/pubsub/types.ts';
-import { ensureSchema } from '../src/system/schema.ts';
+import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { DEFAULT_PRUNE_OPTIONS, prune } from '../src/system/prune.ts';
-import { insertMessagesSql, selectMaxOffset } from '../src/system/sql/messagesTable.ts';
-import { createOffsetsTable, selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
-import { sumCounters } from '../src/system/sql/counterTable.ts';
-import { messagesTable, offsetsTable } from '../src/system/sql/identifiers.ts';
+import { insertMessagesSql, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
+import { createOffsetsTable, selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
+import { sumCounters } from '../src/system/sql/mariadb/counterTable.ts';
+import { messagesTable, offsetsTable } from '../src/system/sql/mariadb/identifiers.ts';
 import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
 import { makeCounterIds, startLoad } from '../src/bench/load.ts';
 

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { GapTracker } from '../src/system/pubsub/gapTracker.ts';
-import type { OpenWriters } from '../src/system/sql/innodbTrx.ts';
+import type { OpenWriters } from '../src/system/sql/mariadb/innodbTrx.ts';
 
 function tracker(clock: { t: number }) {
   return new GapTracker({ probeDelayMs: 20, fallbackTimeoutMs: 5_000, now: () => clock.t });

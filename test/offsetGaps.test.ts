@@ -13,8 +13,8 @@ import {
   subscribeOffset,
   type OffsetSubscriberOptions,
 } from '../src/system/pubsub/offsetSubscriber.ts';
-import { selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
-import { selectAllMessages, selectMaxOffset } from '../src/system/sql/messagesTable.ts';
+import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
+import { selectAllMessages, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
 import type { Message, Subscription } from '../src/system/pubsub/types.ts';
 import { eventually, newTopic, outgoing } from './contract/pubsubContract.ts';
 import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from './support/contractTargets.ts';

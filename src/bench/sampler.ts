@@ -1,11 +1,12 @@
 // Polls the database while a point runs: how far consumption got, how much was published, and the lag.
 // Measurement comes from the database, never from the worker's own report.
 import type { SqlExecutor } from '../system/pubsub/types.ts';
-import { messagesTable, offsetsTable, queueTable } from '../system/sql/identifiers.ts';
+import { messagesTable, offsetsTable, queueTable } from '../system/sql/mariadb/identifiers.ts';
 import type { ProgressSample } from './metrics.ts';
+import type { TopicMode } from '../system/pubsub/types.ts';
 
 export interface SamplerOptions {
-  mode: 'offset' | 'queue';
+  mode: TopicMode;
   topic: string;
   consumerGroup: string;
   /**

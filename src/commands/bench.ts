@@ -4,10 +4,11 @@ import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
-import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions, type Mode, type HandlerProfile } from '../scenarios/bench/sweep.ts';
+import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions, type HandlerProfile } from '../scenarios/bench/sweep.ts';
 import { runBench } from '../scenarios/bench/runBench.ts';
 import { projectRoot } from '../projectRoot.ts';
 import path from 'node:path';
+import type { TopicMode } from '../system/pubsub/types.ts';
 
 interface BenchArgs {
   profile: string;
@@ -16,6 +17,8 @@ interface BenchArgs {
   isolation?: string;
   modes?: string;
   'queue-workers'?: string;
+  handlers?: string;
+  /** Deprecated alias of --handlers ("profile" now means only the run size). */
   profiles?: string;
   'poll-intervals'?: string;
   coalesce?: string;
@@ -62,9 +65,12 @@ export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
     g.isolations = isolations;
     g.queueIsolations = isolations as (IsolationLevel | undefined)[];
   }
-  g.modes = (list(args.modes) as Mode[] | undefined) ?? g.modes;
+  g.modes = (list(args.modes) as TopicMode[] | undefined) ?? g.modes;
   g.queueWorkers = numbers('queue-workers', args['queue-workers']) ?? g.queueWorkers;
-  g.handlerProfiles = (list(args.profiles) as HandlerProfile[] | undefined) ?? g.handlerProfiles;
+  if (args.profiles !== undefined && args.handlers !== undefined && args.profiles !== args.handlers) {
+    throw new OptionsError(`bench: --handlers ${args.handlers} and --profiles ${args.profiles} disagree: --profiles is the old name of --handlers; give only --handlers`);
+  }
+  g.handlerProfiles = (list(args.handlers ?? args.profiles) as HandlerProfile[] | undefined) ?? g.handlerProfiles;
   g.pollIntervals = numbers('poll-intervals', args['poll-intervals']) ?? g.pollIntervals;
   g.coalesce =
     list(args.coalesce)?.map((s) => {
@@ -108,7 +114,8 @@ export const command: CommandModule<object, BenchArgs> = {
       .option('isolation', { type: 'string', describe: 'e.g. SERIALIZABLE,READ-COMMITTED (offset mode; also queue mode when given)' })
       .option('modes', { type: 'string', describe: 'offset,queue' })
       .option('queue-workers', { type: 'string', describe: 'queue mode worker processes, e.g. 1,2,4' })
-      .option('profiles', { type: 'string', describe: 'handler profiles: batched,watermill' })
+      .option('handlers', { type: 'string', describe: 'worker handlers: batched,watermill' })
+      .option('profiles', { type: 'string', deprecated: 'use --handlers', describe: 'the old name of --handlers' })
       .option('poll-intervals', { type: 'string', describe: 'worker poll intervals in ms, e.g. 1,10,100' })
       .option('coalesce', { type: 'string', describe: 'server publish coalescing for end-to-end points: on,off' })
       .option('ack-modes', { type: 'string', describe: 'transactional,after-commit,before-commit (the last two are the controls)' })

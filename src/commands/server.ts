@@ -5,11 +5,12 @@ import { readEnvironment, resolve } from '../config.ts';
 import { createPool, executorOf, parseMysqlUrl, redactMysqlUrl } from '../system/db/pool.ts';
 import { waitForDatabase } from '../system/db/waitForDatabase.ts';
 import { describeError, classifyError } from '../system/db/errors.ts';
-import { ensureSchema } from '../system/schema.ts';
+import { ensureSchema } from '../system/sql/mariadb/schema.ts';
 import { DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../system/server.ts';
 import type { ServerOptions } from '../system/server.ts';
 import { armFailpoints, parseFailpointSpec } from '../system/failpoints.ts';
-import type { TopicSchema } from '../system/pubsub/mysqlPublisher.ts';
+import type { TopicMode } from '../system/pubsub/types.ts';
+
 
 interface ServerArgs {
   'mysql-url'?: string;
@@ -85,7 +86,7 @@ export const command: CommandModule<object, ServerArgs> = {
         host: args.host,
         port: args.port,
         topic: args.topic,
-        topicSchema: args['topic-schema'] as TopicSchema | undefined,
+        topicSchema: args['topic-schema'] as TopicMode | undefined,
         coalesce: args.coalesce,
         coalesceMaxBatch: args['coalesce-max-batch'],
         coalesceLingerMs: args['coalesce-linger-ms'],

@@ -20,6 +20,7 @@ import type { IsolationLevel, AckMode, SqlExecutor } from '../system/pubsub/type
 import { ChildService } from './childService.ts';
 import { processCpuSeconds } from './processCpu.ts';
 import { projectRoot } from '../projectRoot.ts';
+import type { TopicMode } from '../system/pubsub/types.ts';
 
 export interface SystemOptions {
   /** Use this server instead of starting a private one (then faults on the database are unavailable). */
@@ -61,7 +62,7 @@ export function defaultSystemOptions(): SystemOptions {
 /** Server flags of the CLI contract; undefined = the server's own default. */
 export interface ServerFlags {
   topic?: string;
-  topicSchema?: 'offset' | 'queue';
+  topicSchema?: TopicMode;
   coalesce?: boolean;
   coalesceMaxBatch?: number;
   coalesceLingerMs?: number;
@@ -72,7 +73,7 @@ export interface ServerFlags {
 
 /** Worker flags of the CLI contract; undefined = the worker's own default. */
 export interface WorkerFlags {
-  mode?: 'offset' | 'queue';
+  mode?: TopicMode;
   topic?: string;
   batchSize?: number;
   pollIntervalMs?: number;
@@ -115,7 +116,7 @@ export function workerArgs(f: WorkerFlags): string[] {
   if (f.consumerGroup !== undefined) args.push('--consumer-group', f.consumerGroup);
   if (f.ackMode !== undefined) args.push('--ack-mode', f.ackMode);
   if (f.concurrency !== undefined) args.push('--concurrency', String(f.concurrency));
-  if (f.profile !== undefined) args.push('--profile', f.profile);
+  if (f.profile !== undefined) args.push('--handler', f.profile);
   if (f.gapHandling !== undefined) args.push('--gap-handling', f.gapHandling);
   if (f.poisonAfterFailures !== undefined) args.push('--poison-after-failures', String(f.poisonAfterFailures));
   if (f.graceful === false) args.push('--no-graceful');

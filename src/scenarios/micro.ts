@@ -8,7 +8,7 @@ import { createOffsetBatchConsumer, DEFAULT_OFFSET_SUBSCRIBER_OPTIONS } from '..
 import { counterHandler } from '../system/counterHandler.ts';
 import { createPool, executorOf } from '../system/db/pool.ts';
 import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
-import { ensureSchema } from '../system/schema.ts';
+import { ensureSchema } from '../system/sql/mariadb/schema.ts';
 import type { OutgoingMessage } from '../system/pubsub/types.ts';
 import { toCsv, type CsvRow } from '../bench/csv.ts';
 import { collectDatabaseInfo, collectVersions, createResultsDir } from '../bench/resultsDir.ts';

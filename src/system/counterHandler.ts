@@ -1,7 +1,7 @@
 // The counter service's effect: each message `{"counter_uuid": "<uuid>"}` adds one to that counter, written
 // through the consuming transaction so it commits or rolls back with the ack.
 import type { BatchHandler, ConsumeTx, Message } from './pubsub/types.ts';
-import { addToCounters, selectCounterValue, setCounterValue } from './sql/counterTable.ts';
+import { addToCounters, selectCounterValue, setCounterValue } from './sql/mariadb/counterTable.ts';
 
 /**
  * - batched: one aggregated multi-row upsert per batch.

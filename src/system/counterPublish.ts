@@ -6,7 +6,7 @@ import { beginTransaction, executorOf } from './db/pool.ts';
 import { classifyError } from './db/errors.ts';
 import type { OutgoingMessage } from './pubsub/types.ts';
 import type { MysqlPublisher } from './pubsub/mysqlPublisher.ts';
-import { claimRequestIds } from './sql/publishDedupTable.ts';
+import { claimRequestIds } from './sql/mariadb/publishDedupTable.ts';
 
 export interface IncrementRequest {
   counterUuid: string;

@@ -17,15 +17,15 @@ import { createPool, executorOf } from './db/pool.ts';
 import type { Pool } from './db/pool.ts';
 import { describeError } from './db/errors.ts';
 import { MysqlPublisher } from './pubsub/mysqlPublisher.ts';
-import type { TopicSchema } from './pubsub/mysqlPublisher.ts';
-import { assertTopicName } from './sql/identifiers.ts';
-import { selectCounterValue } from './sql/counterTable.ts';
-import { MAX_DEDUP_REQUEST_ID_LENGTH } from './sql/publishDedupTable.ts';
+import { assertTopicName } from './sql/mariadb/identifiers.ts';
+import { selectCounterValue } from './sql/mariadb/counterTable.ts';
+import { MAX_DEDUP_REQUEST_ID_LENGTH } from './sql/mariadb/publishDedupTable.ts';
 import { PublishCoalescer } from './publishCoalescer.ts';
 import type { CoalescerStats } from './publishCoalescer.ts';
 import { publishIncrements, publishIncrementsOnce } from './counterPublish.ts';
 import type { IncrementRequest, PublishOutcome } from './counterPublish.ts';
 import { intInRange, nonEmptyString, oneOf, OptionsError } from '../validate.ts';
+import type { TopicMode } from './pubsub/types.ts';
 
 export interface ServerOptions {
   mysqlUrl: string;
@@ -33,7 +33,7 @@ export interface ServerOptions {
   /** 0 picks a free port (tests). */
   port: number;
   topic: string;
-  topicSchema: TopicSchema;
+  topicSchema: TopicMode;
   /** Gather concurrent publishes into one multi-row INSERT (see publishCoalescer.ts). */
   coalesce: boolean;
   coalesceMaxBatch: number;

@@ -2,7 +2,7 @@
 // transaction that acks the messages.
 import { createPool, executorOf, parseMysqlUrl, type Pool } from './db/pool.ts';
 import { waitForDatabase } from './db/waitForDatabase.ts';
-import { ensureSchema } from './schema.ts';
+import { ensureSchema } from './sql/mariadb/schema.ts';
 import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counterHandler.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type GapHandling } from './pubsub/offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from './pubsub/queueSubscriber.ts';
@@ -10,13 +10,13 @@ import { DEFAULT_CONSUMER_OPTIONS } from './pubsub/consumeLoop.ts';
 import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type Subscription } from './pubsub/types.ts';
 import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
+import { TOPIC_MODES } from './pubsub/types.ts';
+import type { TopicMode } from './pubsub/types.ts';
 
-export type WorkerMode = 'offset' | 'queue';
-export const WORKER_MODES: readonly WorkerMode[] = ['offset', 'queue'];
 
 export interface WorkerOptions {
   mysqlUrl: string;
-  mode: WorkerMode;
+  mode: TopicMode;
   topic: string;
   consumerGroup: string;
   batchSize: number;
@@ -73,7 +73,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
  * whose per-message `SELECT value` then write is a lost update below SERIALIZABLE and which reproduces the
  * reference consumer (watermill-sql runs at SERIALIZABLE).
  */
-export function defaultIsolation(mode: WorkerMode, profile: HandlerProfile): IsolationLevel {
+export function defaultIsolation(mode: TopicMode, profile: HandlerProfile): IsolationLevel {
   if (profile === 'watermill') return 'SERIALIZABLE';
   return mode === 'offset' ? DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.isolation : DEFAULT_QUEUE_SUBSCRIBER_OPTIONS.isolation;
 }
@@ -88,7 +88,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   const c = 'worker';
   nonEmptyString(c, 'mysqlUrl', o.mysqlUrl);
   parseMysqlUrl(o.mysqlUrl);
-  oneOf(c, 'mode', o.mode, WORKER_MODES);
+  oneOf(c, 'mode', o.mode, TOPIC_MODES);
   nonEmptyString(c, 'consumerGroup', o.consumerGroup);
   intInRange(c, 'batchSize', o.batchSize, 1, 100_000);
   intInRange(c, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);

@@ -5,12 +5,12 @@ import { randomUUID } from 'node:crypto';
 import type { IsolationLevel, AckMode, OutgoingMessage } from '../../system/pubsub/types.ts';
 import { ISOLATION_LEVELS, ACK_MODES } from '../../system/pubsub/types.ts';
 import { executorOf } from '../../system/db/pool.ts';
-import { ensureSchema } from '../../system/schema.ts';
-import { createOffsetsTable } from '../../system/sql/offsetsTable.ts';
-import { insertMessagesSql } from '../../system/sql/messagesTable.ts';
-import { messagesTable, offsetsTable, queueTable, dedupTable } from '../../system/sql/identifiers.ts';
-import { selectAllCounters } from '../../system/sql/counterTable.ts';
-import { countPoisoned, truncatePoisonTable } from '../../system/sql/poisonTable.ts';
+import { ensureSchema } from '../../system/sql/mariadb/schema.ts';
+import { createOffsetsTable } from '../../system/sql/mariadb/offsetsTable.ts';
+import { insertMessagesSql } from '../../system/sql/mariadb/messagesTable.ts';
+import { messagesTable, offsetsTable, queueTable, dedupTable } from '../../system/sql/mariadb/identifiers.ts';
+import { selectAllCounters } from '../../system/sql/mariadb/counterTable.ts';
+import { countPoisoned, truncatePoisonTable } from '../../system/sql/mariadb/poisonTable.ts';
 import type { ChildService } from '../../harness/childService.ts';
 import { DEFAULT_WORKER_OPTIONS, defaultIsolation } from '../../system/worker.ts';
 import type { SystemUnderTest, WorkerFlags } from '../../harness/systemUnderTest.ts';
@@ -22,13 +22,13 @@ import { cpuDelta, selfCpuSeconds } from '../../harness/processCpu.ts';
 import { runSqlConsumeLoop } from '../../bench/sqlCeiling.ts';
 import type { CsvRow } from '../../bench/csv.ts';
 import { intInRange, oneOf, OptionsError } from '../../validate.ts';
+import type { TopicMode } from '../../system/pubsub/types.ts';
 
 /** The figure the reference design was published with (Watermill example, 2019, one message per transaction). */
 export const PUBLISHED_BASELINE_MSGS_PER_S = 154;
 
 export type BenchProfile = 'quick' | 'standard' | 'full';
 export const BENCH_PROFILES: readonly BenchProfile[] = ['quick', 'standard', 'full'];
-export type Mode = 'offset' | 'queue';
 export type HandlerProfile = 'batched' | 'watermill';
 export type PointKind = 'http-ceiling' | 'sql-ceiling' | 'drain' | 'end-to-end';
 
@@ -38,7 +38,7 @@ export interface SweepGrid {
   isolations: IsolationLevel[];
   /** undefined = the queue worker's default (READ COMMITTED). */
   queueIsolations: (IsolationLevel | undefined)[];
-  modes: Mode[];
+  modes: TopicMode[];
   /** Queue mode: worker processes per point. */
   queueWorkers: number[];
   handlerProfiles: HandlerProfile[];
@@ -205,7 +205,7 @@ export function validateSweepOptions(o: SweepOptions): SweepOptions {
 /** One configuration point of the sweep. */
 export interface Point {
   kind: PointKind;
-  mode: Mode;
+  mode: TopicMode;
   workers: number;
   handlerProfile: HandlerProfile | 'raw-sql' | 'none';
   batchSize: number | undefined;
@@ -362,7 +362,7 @@ function appendNote(note: string, more: string): string {
   return note === '' ? more : `${note}; ${more}`;
 }
 
-async function resetTables(ctx: SweepContext, mode: Mode): Promise<void> {
+async function resetTables(ctx: SweepContext, mode: TopicMode): Promise<void> {
   const db = ctx.sut.db;
   const topic = ctx.options.topic;
   await ensureSchema(db, { topic, topicSchema: 'offset', dedup: false });
@@ -382,7 +382,7 @@ async function resetTables(ctx: SweepContext, mode: Mode): Promise<void> {
 const BACKLOG_ROWS_PER_INSERT = 1_000;
 
 /** Publishes `n` messages round-robin over `counters` straight into the topic table (multi-row INSERTs). */
-export async function publishBacklog(ctx: SweepContext, mode: Mode, n: number, counters: readonly string[]): Promise<void> {
+export async function publishBacklog(ctx: SweepContext, mode: TopicMode, n: number, counters: readonly string[]): Promise<void> {
   const table = mode === 'offset' ? messagesTable(ctx.options.topic) : queueTable(ctx.options.topic);
   let next = 0;
   const chunks: number[] = [];
@@ -589,7 +589,7 @@ async function runEndToEnd(ctx: SweepContext, result: PointResult, children: Chi
   result.lagP99Ms = lag.p99;
 }
 
-async function readPublished(ctx: SweepContext, mode: Mode): Promise<number> {
+async function readPublished(ctx: SweepContext, mode: TopicMode): Promise<number> {
   const table = mode === 'offset' ? messagesTable(ctx.options.topic) : queueTable(ctx.options.topic);
   const rows = await ctx.sut.db.query<{ n: number }[]>(`SELECT COUNT(*) AS n FROM ${table}`);
   return Number(rows[0]?.n ?? 0);

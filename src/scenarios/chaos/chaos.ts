@@ -2,11 +2,11 @@
 // server, workers behind a TCP proxy), a load that records every request's outcome, faults on their own timer,
 // then heal, wait until ready, quiesce, snapshot, check. The verdicts decide the exit code.
 import { createPool, executorOf, parseMysqlUrl } from '../../system/db/pool.ts';
-import { selectAllMessages, selectMaxOffset } from '../../system/sql/messagesTable.ts';
-import { selectAckedOffset } from '../../system/sql/offsetsTable.ts';
-import { countQueue, selectAckedQueueOffsets, selectAllQueueMessages } from '../../system/sql/queueTable.ts';
-import { countPoisoned } from '../../system/sql/poisonTable.ts';
-import { selectAllCounters, sumCounters } from '../../system/sql/counterTable.ts';
+import { selectAllMessages, selectMaxOffset } from '../../system/sql/mariadb/messagesTable.ts';
+import { selectAckedOffset } from '../../system/sql/mariadb/offsetsTable.ts';
+import { countQueue, selectAckedQueueOffsets, selectAllQueueMessages } from '../../system/sql/mariadb/queueTable.ts';
+import { countPoisoned } from '../../system/sql/mariadb/poisonTable.ts';
+import { selectAllCounters, sumCounters } from '../../system/sql/mariadb/counterTable.ts';
 import type { Message, SqlExecutor } from '../../system/pubsub/types.ts';
 import { SystemUnderTest } from '../../harness/systemUnderTest.ts';
 import { httpStatus } from '../../harness/childService.ts';
@@ -20,6 +20,7 @@ import type { RequestAttempt } from './history.ts';
 import { check, type DbSnapshot, type SnapshotMessage, type Verdict } from './checker.ts';
 import { PhaseClock, type PhaseTiming } from './phases.ts';
 import { FAULT_SECONDS, type ChaosCase, type Expectation } from './chaosMatrix.ts';
+import type { TopicMode } from '../../system/pubsub/types.ts';
 
 export interface ChaosRunOptions {
   mysqlUrl: string | undefined;
@@ -300,7 +301,7 @@ interface Progress {
 }
 
 /** Offset mode: max offset and the group's acked offset; queue mode: rows and acked rows. */
-async function readProgress(db: SqlExecutor, mode: 'offset' | 'queue'): Promise<Progress> {
+async function readProgress(db: SqlExecutor, mode: TopicMode): Promise<Progress> {
   if (mode === 'queue') {
     const q = await countQueue(db, TOPIC);
     return { published: q.total, acked: q.acked };
@@ -332,7 +333,7 @@ async function waitRecovered(serverBaseUrl: string, progress: () => Promise<Prog
   throw new Error('not recovered');
 }
 
-async function quiesce(db: SqlExecutor, mode: 'offset' | 'queue', o: ChaosRunOptions): Promise<boolean> {
+async function quiesce(db: SqlExecutor, mode: TopicMode, o: ChaosRunOptions): Promise<boolean> {
   const deadline = Date.now() + o.quiesceTimeoutMs;
   let stableSince: number | undefined;
   let lastTotal: number | undefined;
@@ -355,7 +356,7 @@ async function quiesce(db: SqlExecutor, mode: 'offset' | 'queue', o: ChaosRunOpt
   return false;
 }
 
-export async function takeSnapshot(db: SqlExecutor, mode: 'offset' | 'queue'): Promise<DbSnapshot> {
+export async function takeSnapshot(db: SqlExecutor, mode: TopicMode): Promise<DbSnapshot> {
   const counters = await selectAllCounters(db);
   if (mode === 'queue') {
     const [messages, acked] = await Promise.all([selectAllQueueMessages(db, TOPIC), selectAckedQueueOffsets(db, TOPIC)]);

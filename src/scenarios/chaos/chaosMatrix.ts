@@ -2,6 +2,7 @@
 // controls, each with the violation it must be caught with (issue 4).
 import type { ServerFlags, WorkerFlags } from '../../harness/systemUnderTest.ts';
 import { FAULT_NAMES, type FaultName } from './nemesis.ts';
+import type { TopicMode } from '../../system/pubsub/types.ts';
 
 export const CHAOS_PROFILES = ['quick', 'standard', 'soak'] as const;
 export type ChaosProfile = (typeof CHAOS_PROFILES)[number];
@@ -16,7 +17,7 @@ export type Expectation = 'valid' | 'duplicated' | 'lost' | 'unknown-outcomes';
 export interface ChaosCase {
   name: string;
   description: string;
-  mode: 'offset' | 'queue';
+  mode: TopicMode;
   worker: WorkerFlags;
   /** Worker processes. */
   workers: number;
@@ -57,7 +58,7 @@ const SIZES: Record<ChaosProfile, Sizes> = {
 export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[]): ChaosCase[] {
   const s = SIZES[profile];
   const faults = (list: readonly FaultName[]) => (only === undefined ? list : list.filter((f) => only.includes(f)));
-  const exactlyOnce = (mode: 'offset' | 'queue', batchSize: number, kinds: readonly FaultName[]): ChaosCase => ({
+  const exactlyOnce = (mode: TopicMode, batchSize: number, kinds: readonly FaultName[]): ChaosCase => ({
     name: `eo-${mode}-b${batchSize}`,
     description: `${mode} mode, batch ${batchSize}, transactional acks: must stay valid under every fault`,
     mode,

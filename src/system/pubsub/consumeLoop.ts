@@ -9,8 +9,8 @@ import { failpoint, failpointsArmed, type FailpointName } from '../failpoints.ts
 import { Backoff, Sleeper } from './backoff.ts';
 import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
 import type { AckMode, BatchHandler, ConsumeTx, IsolationLevel, Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
-import { assertTopicName, poisonTable } from '../sql/identifiers.ts';
-import { poisonMessageStatement, type PoisonEntry, type PoisonOrigin } from '../sql/poisonTable.ts';
+import { assertTopicName, poisonTable } from '../sql/mariadb/identifiers.ts';
+import { poisonMessageStatement, type PoisonEntry, type PoisonOrigin } from '../sql/mariadb/poisonTable.ts';
 import { DeliveryFailures } from './deliveryFailures.ts';
 import { isolateFailures, type FailedMessage } from './failureIsolation.ts';
 import { intInRange, oneOf, OptionsError } from '../../validate.ts';

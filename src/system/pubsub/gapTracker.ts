@@ -6,7 +6,7 @@
 // (probeOpenWriters); once every one of them has ended, g's allocator has either committed (and g is visible)
 // or rolled back (and g will never exist): only then is the gap permanent. This holds whoever publishes,
 // including a Watermill publisher or raw INSERTs from another program.
-import { INNODB_TRX_CACHE_IDLE_MS, type OpenWriters } from '../sql/innodbTrx.ts';
+import { INNODB_TRX_CACHE_IDLE_MS, type OpenWriters } from '../sql/mariadb/innodbTrx.ts';
 
 export interface GapTrackerOptions {
   /**

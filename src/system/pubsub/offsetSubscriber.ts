@@ -2,16 +2,16 @@
 // in the same transaction as the handler's effects.
 import type { Pool, Statement } from '../db/pool.ts';
 import { executorOf } from '../db/pool.ts';
-import { createMessagesTable, selectMessagesAfterAckedStatement, toMessage, type MessageRow } from '../sql/messagesTable.ts';
+import { createMessagesTable, selectMessagesAfterAckedStatement, toMessage, type MessageRow } from '../sql/mariadb/messagesTable.ts';
 import {
   ackedOffsetOf,
   createOffsetsTable,
   ensureGroupRow,
   lockAckedOffsetStatement,
   writeAckedOffsetStatement,
-} from '../sql/offsetsTable.ts';
-import { probeOpenWriters } from '../sql/innodbTrx.ts';
-import { createPoisonTable } from '../sql/poisonTable.ts';
+} from '../sql/mariadb/offsetsTable.ts';
+import { probeOpenWriters } from '../sql/mariadb/innodbTrx.ts';
+import { createPoisonTable } from '../sql/mariadb/poisonTable.ts';
 import { intInRange, matches, oneOf } from '../../validate.ts';
 import { GapTracker } from './gapTracker.ts';
 import {

@@ -3,9 +3,9 @@
 // row that commits late is simply claimed later: the offset-mode gap hazard does not exist here.
 import type { Pool, Statement } from '../db/pool.ts';
 import { executorOf } from '../db/pool.ts';
-import { claimUnackedStatement, createQueueTable, markAckedStatement } from '../sql/queueTable.ts';
-import { toMessage, type MessageRow } from '../sql/messagesTable.ts';
-import { createPoisonTable } from '../sql/poisonTable.ts';
+import { claimUnackedStatement, createQueueTable, markAckedStatement } from '../sql/mariadb/queueTable.ts';
+import { toMessage, type MessageRow } from '../sql/mariadb/messagesTable.ts';
+import { createPoisonTable } from '../sql/mariadb/poisonTable.ts';
 import { intInRange } from '../../validate.ts';
 import { DeliveryFailures } from './deliveryFailures.ts';
 import { DEFAULT_CONSUMER_OPTIONS, emptyStats, startConsumeLoop, validateConsumerOptions, type BatchSource, type ConsumerOptions, type ReadResult } from './consumeLoop.ts';

@@ -6,6 +6,14 @@ export interface SqlExecutor {
   query<T = unknown>(sql: string, values?: unknown[]): Promise<T>;
 }
 
+/**
+ * How a topic is consumed, which also decides its table: offset (watermill_<topic>, one consumer group reads
+ * in order and keeps a high-water mark) or queue (eob_queue_<topic>, rows acked one by one, any number of
+ * workers in parallel).
+ */
+export type TopicMode = 'offset' | 'queue';
+export const TOPIC_MODES: readonly TopicMode[] = ['offset', 'queue'];
+
 /** A message as it is published: the offset is assigned by the topic. */
 export interface OutgoingMessage {
   uuid: string;

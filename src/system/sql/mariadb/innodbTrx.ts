@@ -1,6 +1,6 @@
 // The one query on information_schema.INNODB_TRX: which InnoDB transactions that write are open right now.
 // The offset subscriber uses it to prove that a gap in the offsets is permanent (DESIGN 4.1, contiguity).
-import type { SqlExecutor } from '../pubsub/types.ts';
+import type { SqlExecutor } from '../../pubsub/types.ts';
 
 /**
  * InnoDB serves INNODB_TRX from a cache that is refreshed only when nobody has read it for 100 ms

@@ -1,6 +1,6 @@
 // All SQL on `counter`, the effect table of the counter service.
-import type { SqlExecutor } from '../pubsub/types.ts';
-import type { Statement } from '../db/pool.ts';
+import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { Statement } from '../../db/pool.ts';
 
 export async function createCounterTable(db: SqlExecutor): Promise<void> {
   await db.query(`CREATE TABLE IF NOT EXISTS \`counter\` (

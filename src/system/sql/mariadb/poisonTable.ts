@@ -3,16 +3,16 @@
 // both modes; `mode` and `consumer_group` say which reader gave up on the message (offset mode: the group;
 // queue mode: '' since a queue row is acked for every worker). The name is not `watermill_...` because
 // Watermill has no such table: its PoisonQueue middleware publishes to a poison topic instead.
-import type { SqlExecutor } from '../pubsub/types.ts';
-import type { Statement } from '../db/pool.ts';
+import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { Statement } from '../../db/pool.ts';
 import { messagesTable, poisonTable, queueTable } from './identifiers.ts';
+import type { TopicMode } from '../../pubsub/types.ts';
 
-export type PoisonMode = 'offset' | 'queue';
 
 /** Which topic table a poisoned message was read from, and by whom. */
 export interface PoisonOrigin {
   topic: string;
-  mode: PoisonMode;
+  mode: TopicMode;
   /** Offset mode: the consumer group; queue mode: ''. */
   consumerGroup: string;
 }
@@ -72,7 +72,7 @@ export function poisonMessageStatement(origin: PoisonOrigin, entry: PoisonEntry)
 }
 
 export interface PoisonRow {
-  mode: PoisonMode;
+  mode: TopicMode;
   consumerGroup: string;
   offset: number;
   uuid: string;
@@ -86,7 +86,7 @@ export interface PoisonRow {
 }
 
 interface RawPoisonRow {
-  mode: PoisonMode;
+  mode: TopicMode;
   consumer_group: string;
   offset: number;
   uuid: string;
@@ -100,7 +100,7 @@ interface RawPoisonRow {
 }
 
 export interface PoisonFilter {
-  mode?: PoisonMode;
+  mode?: TopicMode;
   consumerGroup?: string;
   /** At most this many rows, newest first. */
   limit: number;

@@ -1,8 +1,8 @@
 // All SQL on `watermill_<topic>`, the topic log of offset mode. The DDL is watermill-sql's default MySQL
 // schema, so a real Watermill deployment's tables can be read and written by this tool and vice versa.
-import type { Message, OutgoingMessage, SqlExecutor } from '../pubsub/types.ts';
+import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
 import { messagesTable, offsetsTable } from './identifiers.ts';
-import type { Statement } from '../db/pool.ts';
+import type { Statement } from '../../db/pool.ts';
 
 export interface MessageRow {
   offset: number;
