@@ -22,6 +22,17 @@ export interface PoolOptions {
    * instead of 6 (see runStatements). Every value still goes through placeholders.
    */
   multipleStatements?: boolean;
+  /**
+   * Callers waiting for a free connection at most; one more fails at once ("Queue limit reached") instead of
+   * queueing without bound while the database hangs. 0 = no bound (mysql2's default).
+   */
+  queueLimit?: number;
+  /**
+   * innodb_lock_wait_timeout (whole seconds) of every session of the pool, set when the connection is made. A
+   * publisher whose row lock is contested then fails that statement quickly instead of waiting the server's
+   * default 50 s while its callers time out.
+   */
+  lockWaitTimeoutSeconds?: number;
 }
 
 export const DEFAULT_POOL_OPTIONS: Omit<PoolOptions, 'url'> = { connectionLimit: 16, connectTimeoutMs: 5_000 };
@@ -104,10 +115,17 @@ export function createPool(options: PoolOptions): Pool {
     connectionLimit: options.connectionLimit,
     connectAttributes: { program_name: `eob-${options.role ?? 'client'}`, eob_pid: String(process.pid) },
     waitForConnections: true,
-    queueLimit: 0,
+    queueLimit: options.queueLimit ?? 0,
     enableKeepAlive: true,
     multipleStatements: options.multipleStatements === true,
   });
+  if (options.lockWaitTimeoutSeconds !== undefined) {
+    const seconds = Math.max(1, Math.floor(options.lockWaitTimeoutSeconds));
+    // mysql2 runs a connection's commands in order, so this SET precedes the first query of any caller.
+    pool.pool.on('connection', (conn) => {
+      conn.query(`SET SESSION innodb_lock_wait_timeout = ${seconds}`, () => undefined);
+    });
+  }
   if (options.multipleStatements === true) multiStatementPools.add(pool);
   return pool;
 }
@@ -135,18 +153,24 @@ export async function runStatements(pool: Pool, conn: PoolConnection, statements
   return results as unknown[];
 }
 
-/** Wraps a pool or connection so that `query` returns rows (or the write result header) only. */
-export function executorOf(target: Pool | PoolConnection): SqlExecutor {
+/**
+ * Wraps a pool or connection so that `query` returns rows (or the write result header) only. With
+ * `queryTimeoutMs`, a statement with no answer by then fails with PROTOCOL_SEQUENCE_TIMEOUT (class
+ * `connection`): mysql2 does not cancel it, its connection stays busy with it, so the caller must destroy that
+ * connection rather than release it.
+ */
+export function executorOf(target: Pool | PoolConnection, queryTimeoutMs?: number): SqlExecutor {
   return {
     async query<T>(sql: string, values?: unknown[]): Promise<T> {
-      const [rows] = await target.query(sql, values);
+      const [rows] = queryTimeoutMs === undefined ? await target.query(sql, values) : await target.query({ sql, timeout: queryTimeoutMs }, values);
       return rows as T;
     },
   };
 }
 
 /** `SET TRANSACTION ISOLATION LEVEL` applies to the next transaction on this session only. */
-export async function beginTransaction(conn: PoolConnection, isolation: IsolationLevel): Promise<void> {
-  await conn.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
-  await conn.query('START TRANSACTION');
+export async function beginTransaction(conn: PoolConnection, isolation: IsolationLevel, queryTimeoutMs?: number): Promise<void> {
+  const run = executorOf(conn, queryTimeoutMs);
+  await run.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
+  await run.query('START TRANSACTION');
 }
