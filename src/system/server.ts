@@ -89,6 +89,8 @@ export interface HttpLimits {
   maxConnections: number;
   /** A socket with no traffic at all for this long is closed (a connection that never sends a request). */
   socketIdleTimeoutMs: number;
+  /** Connections the kernel holds for accept() (capped by net.core.somaxconn). */
+  listenBacklog: number;
 }
 
 /**
@@ -122,7 +124,8 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxRequestsPerSocket: 0,
   maxHeaderSize: 8_192,
   maxConnections: 10_000,
-  socketIdleTimeoutMs: 30_000,
+  socketIdleTimeoutMs: 20_000,
+  listenBacklog: 4_096,
 };
 
 /** MEASURED_QUEUE */
@@ -188,6 +191,12 @@ export function validateServerOptions(options: ServerOptions): ServerOptions {
   intInRange(c, 'http.maxHeaderSize', h.maxHeaderSize, 1_024, 1 << 20);
   intInRange(c, 'http.maxConnections', h.maxConnections, 1, 10_000_000);
   intInRange(c, 'http.socketIdleTimeoutMs', h.socketIdleTimeoutMs, 1, 3_600_000);
+  intInRange(c, 'http.listenBacklog', h.listenBacklog, 1, 1_000_000);
+  if (h.socketIdleTimeoutMs <= options.publishTimeoutMs) {
+    throw new OptionsError(
+      `${c}: http.socketIdleTimeoutMs (${h.socketIdleTimeoutMs}) must exceed publishTimeoutMs (${options.publishTimeoutMs}): a connection waiting for its answer is idle meanwhile`,
+    );
+  }
   for (const field of ['coalesce', 'dedup'] as const) {
     if (typeof options[field] !== 'boolean') {
       throw new OptionsError(`${c}: ${field} must be true or false (got ${JSON.stringify(options[field])})`);
@@ -550,7 +559,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
       } else reject(error);
     };
     httpServer.once('error', onError);
-    httpServer.listen(options.port, options.host, () => {
+    httpServer.listen({ port: options.port, host: options.host, backlog: httpLimits.listenBacklog }, () => {
       httpServer.off('error', onError);
       resolve();
     });
