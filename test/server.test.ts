@@ -427,6 +427,23 @@ describe('counter server (private MariaDB)', () => {
     assert.deepEqual(lying.map((r) => r.id), [], 'a 503 means not published');
   });
 
+  test('a statement the database refuses answers 503 not-published (it cannot commit later), with and without dedup', async () => {
+    for (const dedup of [false, true]) {
+      const topic = dedup ? 'refused_d' : 'refused';
+      const server = await serve({ topic, dedup });
+      await db.query(`DROP TABLE \`watermill_${topic}\``);
+      const reply = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `${topic}-1` });
+      assert.equal(reply.status, 503, `dedup ${dedup}`);
+      assert.equal(json(reply).outcome, 'not-published');
+      assert.equal(reply.headers['retry-after'], '1');
+      assert.match(String(json(reply).error), /ER_NO_SUCH_TABLE/);
+      await ensureSchema(db, { topic, topicSchema: 'offset', dedup });
+      const again = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `${topic}-1` });
+      assert.equal(again.status, 204, 'with dedup, the refused attempt left no claim behind');
+      assert.equal(again.headers['x-publish-duplicate'], undefined);
+    }
+  });
+
   test('eob server exits 0 on SIGTERM after answering the requests in hand', async () => {
     await ensureSchema(db, { topic: 'sigterm', topicSchema: 'offset', dedup: false });
     const port = await findFreePort();

@@ -115,20 +115,64 @@ export interface HttpLimits {
  * pool 16. With --dedup (one transaction per batch: claim ids, INSERT, COMMIT), same defaults: 17,300 req/s
  * publish only, 13,800 end to end (one run each, load ~5).
  */
-/** MEASURED_HTTP_LIMITS */
+/**
+ * node:http limits (node's defaults: headers 60 s, request 300 s checked every 30 s, keep-alive 5 s, no limit
+ * on requests per socket or connections, 16 KiB of headers, and a connection that never sends a byte is never
+ * closed). Measured on this 2-core machine (load average 8-9 from other work, so throughput figures are +-30%),
+ * `eob server` as its own process on a private MariaDB, clients in another process on 127.0.0.1:
+ *
+ *   slowloris 3,000 half-sent requests + a 20,000-request pipeline on one socket, 100 ordinary POSTs meanwhile:
+ *     these limits   100/100 answered 204, p99 702 ms, RSS 184 -> 239 MB; the pipeline got 1,000 x 204 then
+ *                    19,000 x 503 (node's answer past maxRequestsPerSocket: not published)
+ *     node defaults  100/100 answered 204, p99 1,422 ms, RSS 175 -> 275 MB; the pipeline got 20,000 x 204
+ *   slowloris connections: all 2,000 answered 408 and closed 2-4 s after a 2 s headers timeout (1 s checks)
+ *   an idle open connection costs ~13 KB of RSS (2,000 idle: +27 MB), so the 10,000 cap bounds connections
+ *     at ~130 MB, under the 20,000 open files of this machine; a connection that never sends a byte is not
+ *     covered by the headers timeout (still open after 7 s with a 2 s one), so the socket idle timeout closes
+ *     it (2,000 such connections all closed ~4 s after they opened with a 4 s idle timeout)
+ *   publish only, autocannon 50 connections x 6 s, interleaved: these limits 5,805 / 4,467 / 6,043 req/s,
+ *     node defaults 5,005 / 4,310 / 7,659 (with --dedup 3,463 / 3,718 against 3,294 / 3,745): no difference
+ *     beyond the noise; autocannon reconnects after each 1,000 requests with no error or non-2xx.
+ *
+ * So: headers 10 s and a whole request 15 s (this API's requests are a line and a few headers: a client that
+ * needs longer is hostile or broken), checked every second so a slow client cannot hold on 30 s longer; 8 KiB
+ * of headers (a request of this API needs under 1 KiB; 431 above); 1,000 requests per socket (a pipelining
+ * client cannot hold the server with one connection; ordinary keep-alive clients reconnect every 1,000
+ * requests, ~2.5 s at 20,000 req/s over 50 connections); 10,000 connections; an idle socket closes after
+ * 20 s (more than publishTimeoutMs, during which a connection waiting for its answer is idle too); the listen
+ * backlog at net.core.somaxconn's usual 4,096 so a burst of connections waits in the kernel, not in SYN
+ * retries.
+ */
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 15_000,
   connectionsCheckingIntervalMs: 1_000,
   keepAliveTimeoutMs: 5_000,
-  maxRequestsPerSocket: 0,
+  maxRequestsPerSocket: 1_000,
   maxHeaderSize: 8_192,
   maxConnections: 10_000,
   socketIdleTimeoutMs: 20_000,
   listenBacklog: 4_096,
 };
 
-/** MEASURED_QUEUE */
+/**
+ * Requests waiting for a flush (the queue bound). Measured with the same setup, 6,000 concurrent POSTs:
+ *
+ *   bound     database frozen (SIGSTOP)                                   healthy database
+ *             RSS peak  answers                                          answers
+ *   none      268 MB    6,000 x 503 after 10-12 s (before this bound)
+ *   500       230 MB    5,982 x 503, 18 x 504                             4,500 x 204, 1,500 shed (503)
+ *   2,000     235-246   5,500-5,573 x 503, 427-500 x 504                  5,974 x 204, 26 shed
+ *   5,000     260 MB    4,279 x 503, 1,721 x 504
+ *   20,000    261 MB    4,031 x 503, 1,969 x 504
+ *
+ * (RSS idle: ~175 MB, most of it the TypeScript loader.) Each queued request costs little beside its
+ * connection, so the bound is chosen for latency and for how many requests a hang turns into "unknown": 2,000
+ * waiting requests leave in ~0.1 s at the measured 18,000 req/s, are 40 times the bench's 50 connections, and
+ * shed almost nothing of a 6,000-request burst on a healthy database. A frozen database fills the queue, the
+ * rest is answered 503 at once; the queued ones leave the queue with 503 at publishTimeoutMs, and only requests
+ * whose batch was already sent (at most poolSize x coalesceMaxBatch) get 504.
+ */
 export const DEFAULT_MAX_QUEUED_PUBLISHES = 2_000;
 
 export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'mysqlUrl'> = {
