@@ -214,7 +214,7 @@ function fakePool(db: SqlExecutor): Pool {
   };
   return { getConnection: async () => conn } as unknown as Pool;
 }
-const LIMITS = { queryTimeoutMs: 5_000 };
+const LIMITS = { queryTimeoutMs: 5_000, acquireTimeoutMs: 5_000 };
 
 /** Records every statement; fails the ones whose SQL contains `failOn`'s marker value. */
 class FakeExecutor implements SqlExecutor {

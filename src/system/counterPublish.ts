@@ -45,6 +45,8 @@ export class PublishError extends Error {
 export interface PublishLimits {
   /** mysql2's per-query timeout for each statement (its connection is then destroyed: it may still be busy). */
   queryTimeoutMs: number;
+  /** Waiting for a pool connection (a free one, or a new one's connect) at most; nothing is sent meanwhile. */
+  acquireTimeoutMs: number;
 }
 
 /** The message DESIGN 4.4 specifies; with de-duplication its uuid is the request id, so retries share it. */
@@ -77,12 +79,21 @@ function serverRefused(error: unknown): boolean {
   return kind === 'fatal' || kind === 'deadlock' || kind === 'lock-wait-timeout';
 }
 
-async function connect(pool: Pool): Promise<PoolConnection> {
+async function connect(pool: Pool, acquireTimeoutMs: number): Promise<PoolConnection> {
+  const pending = pool.getConnection();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no database connection within ${acquireTimeoutMs} ms`)), acquireTimeoutMs);
+  });
   try {
-    return await pool.getConnection();
+    return await Promise.race([pending, timeout]);
   } catch (error) {
+    // A connection that arrives after the wait gave up goes back to the pool unused.
+    pending.then((late) => late.release(), () => undefined);
     // No connection, so nothing was sent.
     throw new PublishError('not-published', error);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -94,7 +105,7 @@ export async function publishIncrements(
   requests: readonly IncrementRequest[],
   limits: PublishLimits,
 ): Promise<PublishOutcome[]> {
-  const conn = await connect(pool);
+  const conn = await connect(pool, limits.acquireTimeoutMs);
   let broken = false;
   try {
     await publisher.publish(topic, requests.map((r) => incrementMessage(r, false)), executorOf(conn, limits.queryTimeoutMs));
@@ -136,7 +147,7 @@ export async function publishIncrementsOnce(
   requests: readonly IncrementRequest[],
   limits: PublishLimits,
 ): Promise<PublishOutcome[]> {
-  const conn = await connect(pool);
+  const conn = await connect(pool, limits.acquireTimeoutMs);
   const session = { broken: false };
   try {
     try {

@@ -57,7 +57,7 @@ export interface ServerOptions {
   queryTimeoutMs: number;
   /** innodb_lock_wait_timeout of the server's sessions: how long a contested dedup id may wait (seconds). */
   lockWaitTimeoutSeconds: number;
-  /** Callers (GET /count, /healthz) that may wait for a pool connection; more answer 503 at once. */
+  /** Callers (GET /count, /healthz) that may wait for a read connection; more answer 503 at once. */
   poolQueueLimit: number;
   /** Requests carry no body; anything above this answers 413. */
   maxBodyBytes: number;
@@ -282,6 +282,8 @@ const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 const CLOSE_GRACE_MS = 5_000;
 /** A hung database is usually back (or restarted) within seconds; clients that honour it spread their retries. */
 const RETRY_AFTER_SECONDS = '1';
+/** Connections for GET /count and /healthz: light statements, and a bound on what a hung database holds. */
+const READ_POOL_SIZE = 4;
 
 type Route =
   | { kind: 'count'; id: string }
@@ -363,21 +365,31 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
   validateServerOptions(options);
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const logError = throttledLog(log);
+  // Publishing has its own pool, used only by flushes (at most poolSize at once), so reads and health checks
+  // hung on a frozen database can never take the connections publishing needs.
   const pool: Pool = createPool({
     url: options.mysqlUrl,
     connectionLimit: options.poolSize,
     connectTimeoutMs: options.connectTimeoutMs,
     role: 'server',
-    queueLimit: options.poolQueueLimit,
     lockWaitTimeoutSeconds: options.lockWaitTimeoutSeconds,
   });
+  const readPool: Pool = createPool({
+    url: options.mysqlUrl,
+    connectionLimit: READ_POOL_SIZE,
+    connectTimeoutMs: options.connectTimeoutMs,
+    role: 'server',
+    queueLimit: options.poolQueueLimit,
+  });
   // mysql2 pools emit 'error' for connections that die while idle; without a listener that would crash.
-  (pool as unknown as NodeJS.EventEmitter).on?.('error', (error: unknown) => logError(`server: pool: ${describeError(error)}`));
-  // A hung read must not hold a connection forever; mysql2 then leaves the connection busy with the statement,
-  // and a pool query destroys such a connection itself (it is marked fatal).
-  const db = executorOf(pool, options.queryTimeoutMs);
-  const publisher = new MysqlPublisher(db, options.topicSchema);
-  const limits = { queryTimeoutMs: options.queryTimeoutMs };
+  for (const p of [pool, readPool]) {
+    (p as unknown as NodeJS.EventEmitter).on?.('error', (error: unknown) => logError(`server: pool: ${describeError(error)}`));
+  }
+  // A timed-out read fails its caller; mysql2 keeps the connection busy until the late answer arrives, then
+  // returns it to the pool, so a hung database holds at most READ_POOL_SIZE connections here.
+  const db = executorOf(readPool, options.queryTimeoutMs);
+  const publisher = new MysqlPublisher(executorOf(pool, options.queryTimeoutMs), options.topicSchema);
+  const limits = { queryTimeoutMs: options.queryTimeoutMs, acquireTimeoutMs: options.connectTimeoutMs };
 
   const flushBatch = (requests: readonly IncrementRequest[]): Promise<PublishOutcome[]> =>
     options.dedup
@@ -596,6 +608,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
       void pool.end().catch(() => undefined);
+      void readPool.end().catch(() => undefined);
       if (error.code === 'EADDRINUSE') {
         reject(new Error(`port ${options.port} on ${options.host} is already in use; stop what listens there or pass another --port`));
       } else if (error.code === 'EADDRNOTAVAIL') {
@@ -635,7 +648,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
       const force = setTimeout(() => httpServer.closeAllConnections(), Math.max(0, deadline - Date.now()));
       await serverClosed;
       clearTimeout(force);
-      await untilDeadline(pool.end().catch(() => undefined));
+      await untilDeadline(Promise.all([pool.end().catch(() => undefined), readPool.end().catch(() => undefined)]));
     })();
     return closed;
   };
