@@ -1,6 +1,8 @@
 // The HTTP counter server against a private MariaDB (test/support/privateDatabase.ts): every status, 204 only
-// after the commit, publish de-duplication under concurrent duplicates, failpoints, 503 while the database is
-// down, graceful close, and the CLI's start-up errors.
+// after the commit, publish de-duplication (concurrent duplicates, ids compared byte for byte, an id bound to
+// its counter, migration of an old table, a contested id failing alone), failpoints, 503 (never published)
+// against 504 (outcome unknown) with the database down, frozen or refusing, graceful close, and the CLI's
+// start-up errors.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
