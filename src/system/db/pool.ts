@@ -33,7 +33,21 @@ export interface PoolOptions {
    * default 50 s while its callers time out.
    */
   lockWaitTimeoutSeconds?: number;
+  /**
+   * Default per-statement timeout of `executorOf(pool)` (DEFAULT_QUERY_TIMEOUT_MS when absent): a statement with
+   * no answer by then fails (PROTOCOL_SEQUENCE_TIMEOUT) instead of waiting forever on a hung database; its
+   * connection goes back to the pool when the late answer arrives.
+   */
+  queryTimeoutMs?: number;
 }
+
+/**
+ * Statements of this project answer in milliseconds to seconds on a healthy database; two minutes without an
+ * answer means a hung one. Pools that need a tighter bound (the server's) set their own.
+ */
+export const DEFAULT_QUERY_TIMEOUT_MS = 120_000;
+
+const poolQueryTimeouts = new WeakMap<Pool, number>();
 
 export const DEFAULT_POOL_OPTIONS: Omit<PoolOptions, 'url'> = { connectionLimit: 16, connectTimeoutMs: 5_000 };
 
@@ -127,6 +141,7 @@ export function createPool(options: PoolOptions): Pool {
     });
   }
   if (options.multipleStatements === true) multiStatementPools.add(pool);
+  poolQueryTimeouts.set(pool, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS);
   return pool;
 }
 
@@ -156,10 +171,13 @@ export async function runStatements(pool: Pool, conn: PoolConnection, statements
 /**
  * Wraps a pool or connection so that `query` returns rows (or the write result header) only. With
  * `queryTimeoutMs`, a statement with no answer by then fails with PROTOCOL_SEQUENCE_TIMEOUT (class
- * `connection`): mysql2 does not cancel it, its connection stays busy with it, so the caller must destroy that
- * connection rather than release it.
+ * `connection`): mysql2 does not cancel it and its connection stays busy with it. On a pool, mysql2 returns
+ * that connection when the late answer arrives (every pool made by createPool has a default timeout); on a
+ * connection the caller must destroy it rather than release it.
  */
 export function executorOf(target: Pool | PoolConnection, queryTimeoutMs?: number): SqlExecutor {
+  // A pool's own default; a connection gets none unless given, since its caller decides what to do with it.
+  queryTimeoutMs ??= poolQueryTimeouts.get(target as Pool);
   return {
     async query<T>(sql: string, values?: unknown[]): Promise<T> {
       const [rows] = queryTimeoutMs === undefined ? await target.query(sql, values) : await target.query({ sql, timeout: queryTimeoutMs }, values);
