@@ -87,7 +87,7 @@ export interface HttpLimits {
   maxHeaderSize: number;
   /** Open connections at most; further ones are closed as soon as they are accepted. */
   maxConnections: number;
-  /** A socket with no traffic at all for this long is closed (a connection that never sends a request). */
+  /** A socket with no traffic for this long is closed whatever its state: a backstop behind the other timeouts. */
   socketIdleTimeoutMs: number;
   /** Connections the kernel holds for accept() (capped by net.core.somaxconn). */
   listenBacklog: number;
@@ -127,9 +127,9 @@ export interface HttpLimits {
  *     node defaults  100/100 answered 204, p99 1,422 ms, RSS 175 -> 275 MB; the pipeline got 20,000 x 204
  *   slowloris connections: all 2,000 answered 408 and closed 2-4 s after a 2 s headers timeout (1 s checks)
  *   an idle open connection costs ~13 KB of RSS (2,000 idle: +27 MB), so the 10,000 cap bounds connections
- *     at ~130 MB, under the 20,000 open files of this machine; a connection that never sends a byte is not
- *     covered by the headers timeout (still open after 7 s with a 2 s one), so the socket idle timeout closes
- *     it (2,000 such connections all closed ~4 s after they opened with a 4 s idle timeout)
+ *     at ~130 MB, under the 20,000 open files of this machine; a connection that never sends a byte gets 408
+ *     and is closed at the request timeout (node 20: after 3.0 s with a 3 s one; 2,000 such connections all
+ *     closed within 3.7 s)
  *   publish only, autocannon 50 connections x 6 s, interleaved: these limits 5,805 / 4,467 / 6,043 req/s,
  *     node defaults 5,005 / 4,310 / 7,659 (with --dedup 3,463 / 3,718 against 3,294 / 3,745): no difference
  *     beyond the noise; autocannon reconnects after each 1,000 requests with no error or non-2xx.
@@ -138,8 +138,9 @@ export interface HttpLimits {
  * needs longer is hostile or broken), checked every second so a slow client cannot hold on 30 s longer; 8 KiB
  * of headers (a request of this API needs under 1 KiB; 431 above); 1,000 requests per socket (a pipelining
  * client cannot hold the server with one connection; ordinary keep-alive clients reconnect every 1,000
- * requests, ~2.5 s at 20,000 req/s over 50 connections); 10,000 connections; an idle socket closes after
- * 20 s (more than publishTimeoutMs, during which a connection waiting for its answer is idle too); the listen
+ * requests, ~2.5 s at 20,000 req/s over 50 connections); 10,000 connections; a socket with no traffic closes
+ * after 20 s whatever its state, a backstop behind the timeouts above (more than publishTimeoutMs, during
+ * which a connection waiting for its answer is silent too); the listen
  * backlog at net.core.somaxconn's usual 4,096 so a burst of connections waits in the kernel, not in SYN
  * retries.
  */
