@@ -479,7 +479,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
       answered = true;
       // Still queued: it leaves the queue and is never sent. Otherwise its batch is at the database.
       if (coalescer.withdraw(request)) notPublished(`not sent to the database within ${options.publishTimeoutMs} ms (database slow or hung)`);
-      else unknown(`sent to the database, no answer within ${options.publishTimeoutMs} ms`);
+      else unknown(`its batch was being sent to the database, no answer within ${options.publishTimeoutMs} ms`);
       inFlight -= 1;
     }, options.publishTimeoutMs);
     coalescer.submit(request).then(
