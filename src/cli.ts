@@ -8,10 +8,12 @@ import { command as worker } from './commands/worker.ts';
 import { command as bench } from './commands/bench.ts';
 import { command as chaos } from './commands/chaos.ts';
 import { command as micro } from './commands/micro.ts';
+import { command as poison } from './commands/poison.ts';
 import { OptionsError } from './validate.ts';
+import { redactMysqlUrlsIn } from './system/db/mysqlUrl.ts';
 
 // Each module types its own arguments; yargs' list wants the erased form.
-const commands = [db, server, worker, bench, chaos, micro] as unknown as CommandModule[];
+const commands = [db, server, worker, bench, chaos, micro, poison] as unknown as CommandModule[];
 
 await yargs(hideBin(process.argv))
   .scriptName('eob')
@@ -26,10 +28,11 @@ await yargs(hideBin(process.argv))
     // running exits 1 with what went wrong.
     if (error === undefined || error === null || error instanceof OptionsError) {
       if (error === undefined || error === null) y.showHelp('error');
-      process.stderr.write(`\neob: ${error?.message ?? message}\n`);
+      process.stderr.write(`\neob: ${redactMysqlUrlsIn(error?.message ?? message)}\n`);
       process.exit(2);
     }
-    process.stderr.write(`eob: ${error.message}\n`);
+    // Messages name the database by a redacted URL already; this catches one that came from elsewhere.
+    process.stderr.write(`eob: ${redactMysqlUrlsIn(error.message)}\n`);
     process.exit(1);
   })
   .parseAsync();

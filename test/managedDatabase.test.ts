@@ -18,11 +18,12 @@ import {
 } from '../src/system/db/managedDatabase.ts';
 import { ServerBinaryNotFoundError } from '../src/system/db/serverBinaries.ts';
 import { findFreePort } from '../src/system/db/ports.ts';
+import { parseMysqlUrl } from '../src/system/db/mysqlUrl.ts';
 import { OptionsError } from '../src/validate.ts';
 import { startPrivateDatabase } from './support/privateDatabase.ts';
 
 function connect(db: ManagedDatabase): Promise<mysql.Connection> {
-  return mysql.createConnection({ host: '127.0.0.1', port: db.port, user: 'root', database: 'eob', connectTimeout: 2_000 });
+  return mysql.createConnection({ host: '127.0.0.1', port: db.port, user: 'root', password: parseMysqlUrl(db.url).password, database: 'eob', connectTimeout: 2_000 });
 }
 
 const scratchDirs: string[] = [];
@@ -45,7 +46,7 @@ describe('managed database: a running server', () => {
   after(() => db.remove());
 
   test('answers queries in its own database, on 127.0.0.1 only', async () => {
-    assert.match(db.url, /^mysql:\/\/root@127\.0\.0\.1:\d+\/eob$/);
+    assert.match(db.url, /^mysql:\/\/root:[A-Za-z0-9_-]{32}@127\.0\.0\.1:\d+\/eob$/);
     assert.ok(db.pid !== undefined && db.pid > 0);
     const conn = await connect(db);
     try {
@@ -276,10 +277,11 @@ describe('eob db start', () => {
     const port = await findFreePort();
     const { child, stdout, exited } = await eobDbStart(['--port', String(port), '--datadir', path.join(dir, 'db')]);
     const out = stdout();
-    assert.match(out, new RegExp(`^MYSQL_URL=mysql://root@127\\.0\\.0\\.1:${port}/eob$`, 'm'));
+    const url = /^MYSQL_URL=(mysql:\/\/root:[A-Za-z0-9_-]{32}@127\.0\.0\.1:(\d+)\/eob)$/m.exec(out);
+    assert.ok(url !== null && Number(url[2]) === port, out);
     assert.match(out, /innodb_flush_log_at_trx_commit=1/);
     const serverPid = Number(/^pid=(\d+)$/m.exec(out)?.[1]);
-    const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', database: 'eob' });
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', password: parseMysqlUrl(url[1]!).password, database: 'eob' });
     await conn.end();
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
@@ -288,8 +290,10 @@ describe('eob db start', () => {
   });
 
   test('the server does not outlive eob when eob is SIGKILLed', async () => {
+    // The fresh 0700 temp directory itself, so that as root the server runs as the mysql user: a death signal
+    // must survive that switch.
     const dir = await scratchDir();
-    const { child, stdout, exited } = await eobDbStart(['--port', String(await findFreePort()), '--datadir', path.join(dir, 'db')]);
+    const { child, stdout, exited } = await eobDbStart(['--port', String(await findFreePort()), '--datadir', dir]);
     const serverPid = Number(/^pid=(\d+)$/m.exec(stdout())?.[1]);
     assert.ok(serverPid > 0);
     assert.equal(await serverState(serverPid), 'S');

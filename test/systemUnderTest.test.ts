@@ -75,13 +75,13 @@ test('kill(), pause()/resume() and restart()', async () => {
 });
 
 test('flag builders follow the CLI contract', () => {
-  assert.deepEqual(serverArgs('mysql://root@127.0.0.1:1/eob', 8081, { coalesce: false, coalesceMaxBatch: 500, dedup: true }), [
-    'server', '--mysql-url', 'mysql://root@127.0.0.1:1/eob', '--host', '127.0.0.1', '--port', '8081',
+  assert.deepEqual(serverArgs(8081, { coalesce: false, coalesceMaxBatch: 500, dedup: true }), [
+    'server', '--host', '127.0.0.1', '--port', '8081',
     '--no-coalesce', '--coalesce-max-batch', '500', '--dedup',
   ]);
   assert.deepEqual(
-    workerArgs('mysql://u@h:1/eob', { mode: 'queue', batchSize: 100, isolation: 'READ COMMITTED', graceful: false, failpoints: ['consume-after-ack=2', 'consume-after-read=5'] }),
-    ['worker', '--mysql-url', 'mysql://u@h:1/eob', '--mode', 'queue', '--batch-size', '100', '--isolation', 'READ-COMMITTED',
+    workerArgs({ mode: 'queue', batchSize: 100, isolation: 'READ COMMITTED', graceful: false, failpoints: ['consume-after-ack=2', 'consume-after-read=5'] }),
+    ['worker', '--mode', 'queue', '--batch-size', '100', '--isolation', 'READ-COMMITTED',
       '--no-graceful', '--failpoint', 'consume-after-ack=2,consume-after-read=5'],
   );
 });
@@ -95,7 +95,7 @@ test('SystemUnderTest: private database, server and workers as children, close()
     searchPath: env.searchPath,
   });
   try {
-    assert.match(sut.mysqlUrl, /^mysql:\/\/root@127\.0\.0\.1:\d+\/eob$/);
+    assert.match(sut.mysqlUrl, /^mysql:\/\/root:[^@]+@127\.0\.0\.1:\d+\/eob$/);
     const rows = await sut.db.query<{ one: number }[]>('SELECT 1 AS one');
     assert.equal(rows[0]?.one, 1);
     assert.ok(sut.dbPid !== undefined);

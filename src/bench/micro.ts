@@ -7,6 +7,7 @@ import { MysqlPublisher } from '../system/pubsub/mysqlPublisher.ts';
 import { createOffsetBatchConsumer, DEFAULT_OFFSET_SUBSCRIBER_OPTIONS } from '../system/pubsub/offsetSubscriber.ts';
 import { counterHandler } from '../system/counterHandler.ts';
 import { createPool, executorOf } from '../system/db/pool.ts';
+import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
 import { ensureSchema } from '../system/schema.ts';
 import type { OutgoingMessage } from '../system/pubsub/types.ts';
 import { toCsv, type CsvRow } from './csv.ts';
@@ -145,7 +146,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult> {
     });
     const dir = createResultsDir(o.resultsRoot, 'micro');
     dir.writeText('results.csv', toCsv(COLUMNS, rows));
-    dir.writeJson('options.json', { options: { ...o, log: undefined }, versions: await collectVersions(projectRoot()), database: info });
+    dir.writeJson('options.json', { options: { ...o, mysqlUrl: o.mysqlUrl === undefined ? undefined : redactMysqlUrl(o.mysqlUrl), log: undefined }, versions: await collectVersions(projectRoot()), database: info });
     return { path: dir.path, rows };
   } finally {
     await pool.end().catch(() => undefined);

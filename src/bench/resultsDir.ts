@@ -5,12 +5,15 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
 import type { SqlExecutor } from '../system/pubsub/types.ts';
+import { redactMysqlUrlsDeep, redactMysqlUrlsIn } from '../system/db/mysqlUrl.ts';
 
 export interface ResultsDir {
   path: string;
   scenario: string;
   startedAt: Date;
+  /** Text has every mysql:// URL in it redacted (a Buffer, e.g. a PNG, is written as given). */
   writeText(name: string, text: string | Buffer): string;
+  /** Every mysql:// URL in the value's strings is redacted: options hold the MYSQL_URL a run was given. */
   writeJson(name: string, value: unknown): string;
 }
 
@@ -31,12 +34,12 @@ export function createResultsDir(root: string, scenario: string, at = new Date()
     startedAt: at,
     writeText(name, text) {
       const file = join(path, name);
-      writeFileSync(file, text);
+      writeFileSync(file, typeof text === 'string' ? redactMysqlUrlsIn(text) : text);
       return file;
     },
     writeJson(name, value) {
       const file = join(path, name);
-      writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
+      writeFileSync(file, `${JSON.stringify(redactMysqlUrlsDeep(value), null, 2)}\n`);
       return file;
     },
   };

@@ -9,6 +9,7 @@ import { toCsv, type CsvRow } from './csv.ts';
 import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng } from './chart.ts';
 import { chartRules, drainChartData, endToEndChartData, medianRows, summaryTable } from './report.ts';
 import { round } from './metrics.ts';
+import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
 
 export interface BenchRunOptions {
   sweep: SweepOptions;
@@ -66,7 +67,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
     interrupted,
     sweep: o.sweep,
     points: points.map(pointLabel),
-    system: { mysqlUrl: o.system.mysqlUrl ?? 'private database', quietChildren: o.system.quietChildren },
+    system: { mysqlUrl: o.system.mysqlUrl === undefined ? 'private database' : redactMysqlUrl(o.system.mysqlUrl), quietChildren: o.system.quietChildren },
     database: dbInfo,
     versions: await collectVersions(projectRoot()),
     publishedBaselineMsgsPerS: PUBLISHED_BASELINE_MSGS_PER_S,

@@ -10,6 +10,7 @@ import { resolveFaults, FAULT_NAMES } from '../scenarios/nemesis.ts';
 import { createResultsDir, collectVersions, projectRoot } from '../bench/resultsDir.ts';
 import { createProgress } from '../bench/progress.ts';
 import { mysqlUrlOption } from './sharedOptions.ts';
+import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
 import { intInRange } from '../validate.ts';
 
 interface ChaosArgs {
@@ -115,7 +116,7 @@ export const command: CommandModule<object, ChaosArgs> = {
       profile,
       backend: args.backend,
       faults: only ?? null,
-      run: shownOptions,
+      run: { ...shownOptions, mysqlUrl: shownOptions.mysqlUrl === undefined ? undefined : redactMysqlUrl(shownOptions.mysqlUrl) },
       cases,
       versions: await collectVersions(root),
       database_versions: [...new Set(results.map((r) => r.databaseVersion).filter((v) => v !== undefined))],

@@ -72,7 +72,12 @@ const start: CommandModule<object, StartArgs> = {
       throw error;
     }
     const info = await db.info();
-    process.stdout.write(`MYSQL_URL=${db.url}\n${describeSettings(info)}\npid=${db.pid}\n`);
+    // The URL carries root's password (also in the 0600 file named below): the one place eob shows it.
+    process.stdout.write(
+      `MYSQL_URL=${db.url}\n${describeSettings(info)}\n` +
+        `database: runs as ${db.serverUser}, listens on 127.0.0.1 only, secure_file_priv=${db.secureFileDir}, password in ${db.passwordFile}\n` +
+        `pid=${db.pid}\n`,
+    );
     if (stopRequested !== undefined) {
       stop(stopRequested);
       return;

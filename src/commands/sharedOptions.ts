@@ -6,7 +6,7 @@ import { parseMysqlUrl } from '../system/db/pool.ts';
 
 export const mysqlUrlOption = {
   type: 'string',
-  describe: 'database, e.g. mysql://root@127.0.0.1:3307/eob (default: $MYSQL_URL)',
+  describe: 'database, e.g. mysql://root:PASSWORD@127.0.0.1:3307/eob (default: $MYSQL_URL; prefer that: a command line, password and all, is visible to every user in ps)',
 } as const satisfies Options;
 
 export const failpointOption = {

@@ -21,6 +21,7 @@ interface WorkerArgs {
   concurrency: number;
   profile: string;
   'gap-handling'?: string;
+  'poison-after-failures': number;
   graceful: boolean;
   'start-timeout-ms': number;
   failpoint?: string | string[];
@@ -44,6 +45,11 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('concurrency', { type: 'number', default: d.concurrency, describe: 'queue mode: consumers in this process' })
       .option('profile', { choices: HANDLER_PROFILES, default: d.profile, describe: 'batched: one aggregated upsert per batch; watermill: the reference consumer' })
       .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default) or none (watermill-sql; loses messages)' })
+      .option('poison-after-failures', {
+        type: 'number',
+        default: d.poisonAfterFailures,
+        describe: 'failed deliveries after which a message the handler rejects is moved to eob_poison_<topic> (list: eob poison list); 0 retries it forever',
+      })
       .option('graceful', { type: 'boolean', default: d.graceful, describe: 'on SIGTERM finish the batch in hand; --no-graceful exits at once' })
       .option('start-timeout-ms', { type: 'number', default: d.startTimeoutMs, describe: 'how long to wait for an unreachable database at start' })
       .option('failpoint', failpointOption),
@@ -68,6 +74,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       concurrency: args.concurrency,
       profile: args.profile as HandlerProfile,
       gapHandling: args['gap-handling'] as GapHandling | undefined,
+      poisonAfterFailures: args['poison-after-failures'],
       graceful: args.graceful,
       startTimeoutMs: args['start-timeout-ms'],
       log,

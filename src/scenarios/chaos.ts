@@ -5,6 +5,7 @@ import { createPool, executorOf, parseMysqlUrl } from '../system/db/pool.ts';
 import { selectAllMessages, selectMaxOffset } from '../system/sql/messagesTable.ts';
 import { selectAckedOffset } from '../system/sql/offsetsTable.ts';
 import { countQueue, selectAckedQueueOffsets, selectAllQueueMessages } from '../system/sql/queueTable.ts';
+import { countPoisoned } from '../system/sql/poisonTable.ts';
 import { selectAllCounters, sumCounters } from '../system/sql/counterTable.ts';
 import type { Message, SqlExecutor } from '../system/pubsub/types.ts';
 import { SystemUnderTest } from './systemUnderTest.ts';
@@ -95,6 +96,8 @@ export interface CaseResult {
   drainDuringFaultsMsgsPerS: number | undefined;
   durationMs: number;
   databaseVersion: string | undefined;
+  /** Rows in eob_poison_<topic> at the snapshot: messages the workers set aside (0 unless a payload was rejected; on the docker backend, whose database is shared by the cases, the run so far). */
+  poisoned: number | undefined;
   error: string | undefined;
 }
 
@@ -134,6 +137,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   let quiesced = false;
   let error: string | undefined;
   let databaseVersion: string | undefined;
+  let poisoned: number | undefined;
   let system: CaseSystem | undefined;
   let sampling = true;
   let sampler: Promise<void> = Promise.resolve();
@@ -253,6 +257,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       const full = await takeSnapshot(db, c.mode);
       return setup.scopeToHistory ? scopeSnapshot(full, history) : full;
     });
+    poisoned = await countPoisoned(db, TOPIC);
     verdict = await clock.run('check', async () => check(history, snapshot, { endToEnd: c.retry && c.server.dedup === true }));
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
@@ -284,6 +289,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     drainDuringFaultsMsgsPerS: drainDuringFaults(timeline, faults),
     durationMs: clock.now(),
     databaseVersion,
+    poisoned,
     error,
   };
 }

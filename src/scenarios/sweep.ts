@@ -10,6 +10,7 @@ import { createOffsetsTable } from '../system/sql/offsetsTable.ts';
 import { insertMessagesSql } from '../system/sql/messagesTable.ts';
 import { messagesTable, offsetsTable, queueTable, dedupTable } from '../system/sql/identifiers.ts';
 import { selectAllCounters } from '../system/sql/counterTable.ts';
+import { countPoisoned, truncatePoisonTable } from '../system/sql/poisonTable.ts';
 import type { ChildService } from './childService.ts';
 import { DEFAULT_WORKER_OPTIONS } from '../system/worker.ts';
 import type { SystemUnderTest, WorkerFlags } from './systemUnderTest.ts';
@@ -311,6 +312,8 @@ export interface PointResult {
   maxOffset: number | undefined;
   drained: boolean | undefined;
   check: CounterCheck | undefined;
+  /** Messages the workers moved to eob_poison_<topic> (0 unless a payload was rejected). */
+  poisoned?: number;
   durationS: number;
   note: string;
 }
@@ -369,6 +372,7 @@ async function resetTables(ctx: SweepContext, mode: Mode): Promise<void> {
   for (const table of [messagesTable(topic), offsetsTable(topic), queueTable(topic), '`counter`']) {
     await db.query(`TRUNCATE TABLE ${table}`);
   }
+  await truncatePoisonTable(db, topic);
   const dedup = await db.query<unknown[]>('SHOW TABLES LIKE ?', [dedupTable(topic).replace(/`/g, '')]);
   if (dedup.length > 0) await db.query(`TRUNCATE TABLE ${dedupTable(topic)}`);
   void mode;
@@ -619,6 +623,7 @@ async function checkPoint(ctx: SweepContext, result: PointResult): Promise<void>
   const expected = new Map(rows.map((r) => [r.id, Number(r.n)]));
   const actual = await selectAllCounters(db);
   result.check = checkCounters(expected, actual);
+  result.poisoned = await countPoisoned(db, topic);
   result.messagesConsumed = result.check.expectedTotal;
   if (result.check.verdict === 'invalid') {
     result.note = appendNote(result.note, `counters wrong: ${result.check.wrongCounters.slice(0, 3).join(', ')}`);
@@ -658,7 +663,7 @@ export const CSV_COLUMNS = [
   'drain_msgs_per_s', 'publish_req_per_s', 'requests_2xx', 'requests_non2xx', 'request_errors', 'request_timeouts',
   'latency_p50_ms', 'latency_p99_ms', 'lag_p50_ms', 'lag_p99_ms',
   'cpu_loadgen_s', 'cpu_server_s', 'cpu_worker_s', 'cpu_db_s',
-  'messages_published', 'messages_consumed', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated',
+  'messages_published', 'messages_consumed', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
   'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
   'db_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
 ] as const;
@@ -714,6 +719,7 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     verdict: p.kind === 'http-ceiling' ? 'n/a' : (r.check?.verdict ?? 'unknown'),
     lost: r.check?.lost,
     duplicated: r.check?.duplicated,
+    poisoned: r.poisoned,
     ratio_vs_baseline: ratio(rate, PUBLISHED_BASELINE_MSGS_PER_S),
     ratio_vs_watermill_profile: ratio(rate, refs.watermillProfileMsgsPerS),
     ratio_vs_http_ceiling: isLoad ? ratio(r.publishReqPerS, refs.httpCeilingReqPerS) : undefined,

@@ -82,12 +82,16 @@ export interface WorkerFlags {
   concurrency?: number;
   profile?: 'batched' | 'watermill';
   gapHandling?: 'contiguous' | 'none';
+  poisonAfterFailures?: number;
   graceful?: boolean;
   failpoints?: readonly string[];
 }
 
-export function serverArgs(mysqlUrl: string, port: number, f: ServerFlags): string[] {
-  const args = ['server', '--mysql-url', mysqlUrl, '--host', '127.0.0.1', '--port', String(port)];
+// The database URL is not among the flags: a child gets it in MYSQL_URL (see makeChild), because a command
+// line is world-readable (ps, /proc/<pid>/cmdline) and the URL carries the password; a process's environment
+// is readable only by its own user and root.
+export function serverArgs(port: number, f: ServerFlags): string[] {
+  const args = ['server', '--host', '127.0.0.1', '--port', String(port)];
   if (f.topic !== undefined) args.push('--topic', f.topic);
   if (f.topicSchema !== undefined) args.push('--topic-schema', f.topicSchema);
   if (f.coalesce !== undefined) args.push(f.coalesce ? '--coalesce' : '--no-coalesce');
@@ -99,8 +103,8 @@ export function serverArgs(mysqlUrl: string, port: number, f: ServerFlags): stri
   return args;
 }
 
-export function workerArgs(mysqlUrl: string, f: WorkerFlags): string[] {
-  const args = ['worker', '--mysql-url', mysqlUrl];
+export function workerArgs(f: WorkerFlags): string[] {
+  const args = ['worker'];
   if (f.mode !== undefined) args.push('--mode', f.mode);
   if (f.topic !== undefined) args.push('--topic', f.topic);
   if (f.batchSize !== undefined) args.push('--batch-size', String(f.batchSize));
@@ -111,6 +115,7 @@ export function workerArgs(mysqlUrl: string, f: WorkerFlags): string[] {
   if (f.concurrency !== undefined) args.push('--concurrency', String(f.concurrency));
   if (f.profile !== undefined) args.push('--profile', f.profile);
   if (f.gapHandling !== undefined) args.push('--gap-handling', f.gapHandling);
+  if (f.poisonAfterFailures !== undefined) args.push('--poison-after-failures', String(f.poisonAfterFailures));
   if (f.graceful === false) args.push('--no-graceful');
   // The worker takes one `name=N[,name=N]` value (the server takes the flag repeated).
   if (f.failpoints !== undefined && f.failpoints.length > 0) args.push('--failpoint', f.failpoints.join(','));
@@ -165,7 +170,9 @@ export class SystemUnderTest {
       const port = await findFreePort();
       managed = await ManagedDatabase.create({
         port,
-        datadir: path.join(tempDir, 'db'),
+        // The fresh temp directory itself (not a folder inside it): created 0700, it would keep the server's
+        // own OS user (mysql, when this runs as root) from reaching anything inside it.
+        datadir: tempDir,
         database: options.database,
         binDir: options.mariadbBinDir,
         searchPath: options.searchPath,
@@ -195,7 +202,7 @@ export class SystemUnderTest {
   requireManagedDatabase(): ManagedDatabase {
     if (this.managedDatabase === undefined) {
       throw new DatabaseFaultUnavailableError(
-        `faults on the database need the private database, but MYSQL_URL was given (${this.mysqlUrl}); unset MYSQL_URL to use them`,
+        `faults on the database need the private database, but MYSQL_URL was given (${redactMysqlUrl(this.mysqlUrl)}); unset MYSQL_URL to use them`,
       );
     }
     return this.managedDatabase;
@@ -221,7 +228,7 @@ export class SystemUnderTest {
   async startServer(flags: ServerFlags = {}, name = 'server'): Promise<ServerService> {
     const port = await findFreePort();
     const baseUrl = `http://127.0.0.1:${port}`;
-    const service = this.makeChild(name, serverArgs(this.mysqlUrl, port, flags), { kind: 'http', url: `${baseUrl}/healthz` });
+    const service = this.makeChild(name, serverArgs(port, flags), this.mysqlUrl, { kind: 'http', url: `${baseUrl}/healthz` });
     await this.startChild(service);
     return { service, port, baseUrl };
   }
@@ -232,7 +239,7 @@ export class SystemUnderTest {
    */
   async startWorker(flags: WorkerFlags = {}, name?: string, mysqlUrl: string = this.mysqlUrl): Promise<ChildService> {
     this.workerCount += 1;
-    const service = this.makeChild(name ?? `worker ${this.workerCount}`, workerArgs(mysqlUrl, flags), {
+    const service = this.makeChild(name ?? `worker ${this.workerCount}`, workerArgs(flags), mysqlUrl, {
       kind: 'line',
       pattern: /^worker started/,
     });
@@ -261,7 +268,7 @@ export class SystemUnderTest {
     }
   }
 
-  private makeChild(name: string, args: string[], readiness: ChildService['spec']['readiness']): ChildService {
+  private makeChild(name: string, args: string[], mysqlUrl: string, readiness: ChildService['spec']['readiness']): ChildService {
     if (this.closed) throw new Error(`system under test is closed; cannot start ${name}`);
     return new ChildService({
       name,
@@ -269,8 +276,9 @@ export class SystemUnderTest {
       args: [this.options.eobBin, ...args],
       env: childEnvironment({
         EOB_LOG: this.options.quietChildren ? 'quiet' : undefined,
-        // Flags carry the URL and the failpoints: nothing inherited may change what the child does.
-        MYSQL_URL: undefined,
+        // The URL travels here, never on the command line; flags carry the failpoints, and no inherited
+        // EOB_FAILPOINTS may arm one by accident.
+        MYSQL_URL: mysqlUrl,
         EOB_FAILPOINTS: undefined,
       }),
       readiness,

@@ -4,7 +4,7 @@ import type { BatchHandler, ConsumeTx, Message } from './pubsub/types.ts';
 import { addToCounters, selectCounterValue, setCounterValue } from './sql/counterTable.ts';
 
 /**
- * - batched: one aggregated multi-row upsert per batch (DESIGN 4.3).
+ * - batched: one aggregated multi-row upsert per batch.
  * - watermill: the reference example's shape, per message `SELECT value` then write value + 1; with the
  *   watermill subscriber settings it reproduces the baseline figures.
  */
@@ -13,14 +13,32 @@ export const HANDLER_PROFILES: readonly HandlerProfile[] = ['batched', 'watermil
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The counter a message increments; throws for a payload the server would never have published. */
+/**
+ * The counter a message increments. Throws, saying what is wrong, for a payload the server would never have
+ * published: not a JSON object (a payload that is not valid JSON reaches here as its raw text), no
+ * counter_uuid, or one that is not a UUID. The consume loop counts these as failed deliveries of that message
+ * and, after enough of them, moves it to the poison table.
+ */
 export function counterOf(message: Message): string {
-  const payload = message.payload as { counter_uuid?: unknown } | null;
-  const id = payload?.counter_uuid;
+  const where = `message ${message.offset} (${message.uuid})`;
+  const payload = message.payload;
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw new Error(`${where}: payload is not a JSON object (got ${describeValue(payload)})`);
+  }
+  if (!('counter_uuid' in payload)) throw new Error(`${where}: payload has no counter_uuid`);
+  const id = (payload as { counter_uuid: unknown }).counter_uuid;
   if (typeof id !== 'string' || !UUID_PATTERN.test(id)) {
-    throw new Error(`message ${message.offset} (${message.uuid}) has no valid counter_uuid in its payload`);
+    throw new Error(`${where}: counter_uuid is not a UUID (got ${describeValue(id)})`);
   }
   return id.toLowerCase();
+}
+
+/** A short, printable account of a bad value for an error message. */
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  const kind = Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+  const text = JSON.stringify(value) ?? String(value);
+  return `${kind}: ${text.length > 60 ? `${text.slice(0, 60)}...` : text}`;
 }
 
 /** Counts increments per counter; pure. */

@@ -6,6 +6,7 @@ import { ensureSchema } from './schema.ts';
 import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counterHandler.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type GapHandling } from './pubsub/offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from './pubsub/queueSubscriber.ts';
+import { DEFAULT_CONSUMER_OPTIONS } from './pubsub/consumeLoop.ts';
 import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type Subscription } from './pubsub/types.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
 
@@ -27,6 +28,8 @@ export interface WorkerOptions {
   profile: HandlerProfile;
   /** undefined: `contiguous`, or `none` with the watermill profile (that is the reference design). */
   gapHandling: GapHandling | undefined;
+  /** Failed deliveries after which a message goes to eob_poison_<topic>; 0 retries it forever. */
+  poisonAfterFailures: number;
   /** SIGTERM finishes or rolls back the batch in hand; false exits at once. */
   graceful: boolean;
   /** How long start-up waits for an unreachable database (it may be restarting) before it fails (ms). */
@@ -46,6 +49,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   concurrency: 1,
   profile: 'batched',
   gapHandling: undefined,
+  poisonAfterFailures: DEFAULT_CONSUMER_OPTIONS.poisonAfterFailures,
   graceful: true,
   startTimeoutMs: 30_000,
   log: (line) => process.stdout.write(`${line}\n`),
@@ -69,6 +73,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
   intInRange(c, 'concurrency', o.concurrency, 1, 256);
   intInRange(c, 'startTimeoutMs', o.startTimeoutMs, 0, 3_600_000);
+  intInRange(c, 'poisonAfterFailures', o.poisonAfterFailures, 0, 1_000_000);
   oneOf(c, 'profile', o.profile, HANDLER_PROFILES);
   if (o.gapHandling !== undefined) oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
   if (o.mode === 'offset' && o.concurrency !== 1) {
@@ -108,6 +113,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             isolation: o.isolation,
             ackMode: o.ackMode,
             gapHandling: o.gapHandling ?? 'contiguous',
+            poisonAfterFailures: o.poisonAfterFailures,
             handler,
             log: o.log,
           })
@@ -119,6 +125,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             isolation: o.isolation,
             ackMode: o.ackMode,
             concurrency: o.concurrency,
+            poisonAfterFailures: o.poisonAfterFailures,
             handler,
             log: o.log,
           });

@@ -10,12 +10,17 @@
 //
 // Every directory made here carries a marker file; `remove` and `--fresh` refuse to delete a directory
 // without it, so a mistyped --datadir can never wipe someone's real database.
+//
+// The template cache is a directory of the user running eob that no one else may write to (see
+// privateDirectory.ts), and templates are initialised as that user. A data directory is mode 0700; when the
+// server runs as another OS user (root runs it as `mysql`), the copy is handed to that user afterwards.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { access, constants, cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, constants, cp, lchown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ServerBinaries } from './serverBinaries.ts';
+import { ensurePrivateDirectory } from './privateDirectory.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -66,7 +71,8 @@ export async function ensureWritableDirectory(datadir: string): Promise<void> {
 function installArgs(binaries: ServerBinaries, datadir: string): { command: string; args: string[] } {
   const asRoot = process.getuid?.() === 0 ? ['--user=root'] : [];
   if (binaries.flavor === 'mysql') {
-    // MySQL 8: --initialize-insecure makes root@localhost with an empty password; the datadir must be empty.
+    // MySQL 8: --initialize-insecure makes root@localhost with an empty password (every start then sets the
+    // data directory's own, see rootPassword.ts); the datadir must be empty.
     return { command: binaries.server, args: ['--no-defaults', '--initialize-insecure', `--datadir=${datadir}`, ...asRoot, ...basedirArg(binaries)] };
   }
   return {
@@ -75,7 +81,8 @@ function installArgs(binaries: ServerBinaries, datadir: string): { command: stri
       '--no-defaults',
       `--datadir=${datadir}`,
       ...asRoot,
-      // root with an empty password over TCP (unix_socket auth would tie root to the OS user running tests).
+      // root with a password over TCP (unix_socket auth would tie root to the OS user running tests); empty
+      // here, every start sets the data directory's own (see rootPassword.ts).
       '--auth-root-authentication-method=normal',
       '--skip-test-db',
       // Creates root@127.0.0.1 and root@::1 besides root@localhost, so TCP logins need no reverse DNS.
@@ -119,8 +126,8 @@ async function initialise(binaries: ServerBinaries, datadir: string, timeoutMs: 
  */
 export async function ensureTemplate(binaries: ServerBinaries, cacheDir: string, timeoutMs: number): Promise<string> {
   const template = path.join(cacheDir, await templateKey(binaries));
+  await ensurePrivateDirectory(cacheDir);
   if (await exists(path.join(template, TEMPLATE_COMPLETE_FILE))) return template;
-  await mkdir(cacheDir, { recursive: true });
   const building = `${template}.building-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await initialise(binaries, building, timeoutMs);
@@ -170,6 +177,25 @@ export async function createDataDirectory(options: CreateDataDirectoryOptions): 
     path.join(datadir, MARKER_FILE),
     `${JSON.stringify({ createdBy: 'exactly-once-bench', createdAt: new Date().toISOString(), server: binaries.versionLine })}\n`,
   );
+}
+
+/**
+ * Makes `datadir` 0700 and, when `owner` is given, hands it and everything in it to that user, except the
+ * files of eob itself at its top (the marker and the root password stay with the user running eob).
+ */
+export async function restrictDataDirectory(datadir: string, owner: { uid: number; gid: number } | undefined): Promise<void> {
+  await chmod(datadir, 0o700);
+  if (owner === undefined) return;
+  const walk = async (dir: string, top: boolean): Promise<void> => {
+    await lchown(dir, owner.uid, owner.gid);
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      if (top && entry.name.startsWith('.eob-')) continue;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) await walk(full, false);
+      else await lchown(full, owner.uid, owner.gid);
+    }
+  };
+  await walk(datadir, true);
 }
 
 /** Deletes a data directory this module created; refuses anything else. */

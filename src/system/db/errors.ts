@@ -46,6 +46,12 @@ export function classifyError(error: unknown): ErrorClass {
   return 'fatal';
 }
 
+/** True for an error the database or the driver raised (it carries an errno, a SQL state, or a driver code). */
+export function isDatabaseError(error: unknown): boolean {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError & { sqlState?: string };
+  return typeof e.errno === 'number' || typeof e.sqlState === 'string' || classifyError(error) !== 'fatal';
+}
+
 export function isRetryable(error: unknown): boolean {
   return classifyError(error) !== 'fatal';
 }

@@ -14,10 +14,16 @@
 // 1.5 s at load average 9), 1.3 s when the template must first be initialised; SIGKILL under 4-8 inserting
 // connections, then restart until ready (InnoDB crash recovery) 0.13-0.31 s (median 0.14 s; up to 0.56 s
 // under heavy load), no acknowledged row lost. Clean restart ~0.1-0.2 s.
+//
+// Only its owner can enter it: root has a random password kept 0600 in the data directory (the URL carries
+// it), the server listens on 127.0.0.1 only, `secure_file_priv` confines INTO OUTFILE / LOAD DATA / LOAD_FILE
+// to a private folder, and when this process is root the server runs as the `mysql` system user, so even SQL
+// run as the database's root cannot write files as the machine's root. Its temp files, that folder and its
+// socket live in a run directory with a fresh random name, 0700, owned by the server's OS user.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { access, constants, mkdir, readFile, rm } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { access, chown, constants, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
@@ -32,7 +38,12 @@ import {
   inspectDataDirectory,
   readPidFile,
   removeDataDirectory,
+  restrictDataDirectory,
 } from './dataDirectory.ts';
+import { formatMysqlUrl } from './mysqlUrl.ts';
+import { createPrivateSubdirectory, createRunDirectory, defaultCacheDirectory } from './privateDirectory.ts';
+import { initFileSql, PASSWORD_FILE, readOrCreatePassword } from './rootPassword.ts';
+import { firstBlockedDirectory, lookupUser, type OsUser } from './serverUser.ts';
 import { isPortFree } from './ports.ts';
 import { killOnExit } from '../killOnExit.ts';
 import { intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
@@ -60,8 +71,17 @@ export interface ManagedDatabaseOptions {
   serverArgs: readonly string[];
   /** Delete an existing data directory of ours and start from a fresh one; otherwise an existing one is reused. */
   fresh: boolean;
-  /** Where initialised template data directories are cached; undefined initialises each directory from scratch. */
+  /**
+   * Where initialised template data directories are cached: a directory of the user running eob that no one
+   * else may write to (one that is not is refused); undefined initialises each directory from scratch.
+   */
   templateCacheDir: string | undefined;
+  /**
+   * When this process is root: the OS user the server runs as (default `mysql`, the distribution's server
+   * user). If that user does not exist or cannot reach the data directory, the server runs as root and a line
+   * says why. undefined runs it as root. A non-root process always runs the server as itself.
+   */
+  serverUser: string | undefined;
   /** Lifecycle lines (starting, ready, exited) and the server's stderr. */
   log: (line: string) => void;
 }
@@ -80,7 +100,8 @@ export function defaultManagedDatabaseOptions(cwd: string = process.cwd()): Mana
     stopTimeoutMs: 60_000,
     serverArgs: [],
     fresh: false,
-    templateCacheDir: path.join(os.tmpdir(), 'eob-db-templates'),
+    templateCacheDir: defaultCacheDirectory(),
+    serverUser: 'mysql',
     log: () => undefined,
   };
 }
@@ -100,6 +121,7 @@ export function resolveManagedDatabaseOptions(given: Partial<ManagedDatabaseOpti
   intInRange(COMPONENT, 'startTimeoutMs', options.startTimeoutMs, 100, 3_600_000);
   intInRange(COMPONENT, 'stopTimeoutMs', options.stopTimeoutMs, 100, 3_600_000);
   if (options.binDir !== undefined) nonEmptyString(COMPONENT, 'binDir', options.binDir);
+  if (options.serverUser !== undefined) matches(COMPONENT, 'serverUser', options.serverUser, /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/, 'an OS user name');
   if (!options.searchSystemPaths && options.binDir === undefined) {
     throw new OptionsError(`${COMPONENT}: searchSystemPaths is false, so binDir must name the directory holding mariadbd`);
   }
@@ -186,9 +208,26 @@ async function isLiveServer(pid: number): Promise<boolean> {
   return (comm === 'mariadbd' || comm === 'mysqld') && state !== 'Z' && state !== 'X';
 }
 
+// Run directories still on disk, deleted when this process exits (remove() deletes its own at once).
+const liveRunDirectories = new Set<string>();
+let runDirectoryHookInstalled = false;
+function deleteOnExit(dir: string): void {
+  liveRunDirectories.add(dir);
+  if (runDirectoryHookInstalled) return;
+  runDirectoryHookInstalled = true;
+  process.on('exit', () => {
+    for (const d of liveRunDirectories) rmSync(d, { recursive: true, force: true });
+  });
+}
+
 export class ManagedDatabase {
   readonly options: ManagedDatabaseOptions;
   private binaries: ServerBinaries | undefined;
+  /** Root's password, read from (or made in) the data directory on the first start. */
+  private password: string | undefined;
+  /** The OS user the server runs as when that is not this process's user. */
+  private account: OsUser | undefined;
+  private runDir: string | undefined;
   private child: ChildProcess | undefined;
   private exited: Promise<void> | undefined;
   private paused = false;
@@ -212,9 +251,17 @@ export class ManagedDatabase {
   get datadir(): string {
     return this.options.datadir;
   }
-  /** mysql://root@127.0.0.1:<port>/<database> (root, empty password, TCP). */
+  /** mysql://root:<password>@127.0.0.1:<port>/<database>; known once start() has prepared the data directory. */
   get url(): string {
-    return `mysql://root@127.0.0.1:${this.options.port}/${this.options.database}`;
+    return formatMysqlUrl({ user: 'root', password: this.rootPassword, host: '127.0.0.1', port: this.options.port, database: this.options.database });
+  }
+  /** The 0600 file in the data directory that keeps root's password. */
+  get passwordFile(): string {
+    return path.join(this.options.datadir, PASSWORD_FILE);
+  }
+  /** The OS user the server runs as. */
+  get serverUser(): string {
+    return this.account?.name ?? os.userInfo().username;
   }
   /** The server's pid while it runs. */
   get pid(): number | undefined {
@@ -233,21 +280,32 @@ export class ManagedDatabase {
     return path.join(this.options.datadir, 'mysqld.pid');
   }
   /**
-   * The server's own temp dir. With the default (/tmp) several servers share one directory, and a run of this
-   * tool saw a private server's on-disk temp table vanish mid-query ("Error on delete of
-   * '/tmp/#sql-temptable-...' (Errcode: 2)"), failing the bench's final check. Not inside the data directory,
-   * where it would show up as a database.
+   * The server's own temp dir, in its run directory. With the default (/tmp) several servers share one
+   * directory, and a run of this tool saw a private server's on-disk temp table vanish mid-query ("Error on
+   * delete of '/tmp/#sql-temptable-...' (Errcode: 2)"), failing the bench's final check. Not inside the data
+   * directory, where it would show up as a database.
    */
   get tmpDir(): string {
-    const hash = createHash('sha256').update(this.options.datadir).digest('hex').slice(0, 16);
-    return path.join(os.tmpdir(), `eob-db-${hash}.tmp`);
+    return path.join(this.runDirectory, 'tmp');
   }
-  /** In the data directory unless that path is too long for a unix socket (108 bytes); then in the temp dir. */
+  /** `secure_file_priv`: the only folder INTO OUTFILE, LOAD DATA INFILE and LOAD_FILE() may touch. */
+  get secureFileDir(): string {
+    return path.join(this.runDirectory, 'files');
+  }
+  /** In the run directory: a short path (unix sockets allow 108 bytes) that only the server's user can enter. */
   get socketPath(): string {
-    const inDatadir = path.join(this.options.datadir, 'mysqld.sock');
-    if (Buffer.byteLength(inDatadir) <= 100) return inDatadir;
-    const hash = createHash('sha256').update(this.options.datadir).digest('hex').slice(0, 16);
-    return path.join(os.tmpdir(), `eob-db-${hash}.sock`);
+    return path.join(this.runDirectory, 'mysqld.sock');
+  }
+  private get initFilePath(): string {
+    return path.join(this.runDirectory, 'init.sql');
+  }
+  private get runDirectory(): string {
+    if (this.runDir === undefined) throw new Error(`${COMPONENT}: the run directory exists once start() has been called`);
+    return this.runDir;
+  }
+  private get rootPassword(): string {
+    if (this.password === undefined) throw new Error(`${COMPONENT}: the password (and so the URL) is known once start() has prepared the data directory`);
+    return this.password;
   }
 
   /**
@@ -264,6 +322,7 @@ export class ManagedDatabase {
     }
     if (!this.startedOnce) await this.prepareDataDirectory(binaries);
     await this.refuseDataDirectoryInUse();
+    if (!this.startedOnce) await this.secure(binaries);
     const restarting = this.startedOnce;
     this.startedOnce = true;
     return this.spawnAndWait(binaries, restarting);
@@ -324,13 +383,16 @@ export class ManagedDatabase {
   async remove(): Promise<void> {
     await this.stop();
     await removeDataDirectory(this.options.datadir);
-    if (!this.socketPath.startsWith(this.options.datadir)) await rm(this.socketPath, { force: true });
-    await rm(this.tmpDir, { recursive: true, force: true });
+    if (this.runDir !== undefined) {
+      await rm(this.runDir, { recursive: true, force: true });
+      liveRunDirectories.delete(this.runDir);
+      this.runDir = undefined;
+    }
   }
 
   /** Version and the durability settings the server actually runs with, for results and logs. */
   async info(): Promise<DatabaseInfo> {
-    const conn = await mysql.createConnection({ host: '127.0.0.1', port: this.options.port, user: 'root', password: '', connectTimeout: 5_000 });
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port: this.options.port, user: 'root', password: this.rootPassword, connectTimeout: 5_000 });
     try {
       const [rows] = await conn.query(
         'SELECT VERSION() AS version, @@innodb_flush_log_at_trx_commit AS flush, @@sync_binlog AS syncBinlog, ' +
@@ -394,6 +456,45 @@ export class ManagedDatabase {
     this.options.log(`database: created data directory ${datadir} in ${Math.round(performance.now() - started)} ms`);
   }
 
+  /**
+   * Once per instance, before the first start: picks the server's OS user, makes the data directory 0700 and
+   * hands it to that user, reads (or makes) root's password, and creates the run directory.
+   */
+  private async secure(binaries: ServerBinaries): Promise<void> {
+    this.account = await this.chooseServerAccount(binaries);
+    await restrictDataDirectory(this.options.datadir, this.account);
+    this.password = await readOrCreatePassword(this.options.datadir);
+    if (this.runDir === undefined) {
+      const runDir = await createRunDirectory('eob-db-', this.account);
+      deleteOnExit(runDir);
+      this.runDir = runDir;
+      await createPrivateSubdirectory(this.tmpDir, this.account);
+      await createPrivateSubdirectory(this.secureFileDir, this.account);
+    }
+  }
+
+  private async chooseServerAccount(binaries: ServerBinaries): Promise<OsUser | undefined> {
+    const name = this.options.serverUser;
+    if (process.getuid?.() !== 0 || name === undefined) return undefined;
+    const user = await lookupUser(name);
+    if (user === undefined) {
+      this.options.log(`database: there is no "${name}" user on this machine, so the server runs as root`);
+      return undefined;
+    }
+    if (user.uid === 0) return undefined;
+    for (const target of [this.options.datadir, binaries.server]) {
+      const blocked = await firstBlockedDirectory(user, target);
+      if (blocked !== undefined) {
+        this.options.log(
+          `database: the ${name} user cannot enter ${blocked} (on the way to ${target}), so the server runs as root; ` +
+            `a --datadir it can reach (e.g. under /var/tmp) runs it as ${name}`,
+        );
+        return undefined;
+      }
+    }
+    return user;
+  }
+
   /** Two servers on one data directory would wait on each other's InnoDB locks for minutes, then fail. */
   private async refuseDataDirectoryInUse(): Promise<void> {
     const pid = await readPidFile(this.pidFilePath);
@@ -411,13 +512,17 @@ export class ManagedDatabase {
     return [
       '--no-defaults', // must come first: ignore /etc/mysql/my.cnf and the system server's settings
       `--datadir=${datadir}`,
-      ...(process.getuid?.() === 0 ? ['--user=root'] : []), // mariadbd refuses to run as root without it
+      // Started as the server's user already when there is one; mariadbd refuses to run as root without this.
+      ...(process.getuid?.() === 0 && this.account === undefined ? ['--user=root'] : []),
       '--bind-address=127.0.0.1',
       `--port=${port}`,
       `--socket=${this.socketPath}`,
       `--pid-file=${this.pidFilePath}`,
       `--log-error=${this.errorLogPath}`,
       `--tmpdir=${this.tmpDir}`,
+      `--secure-file-priv=${this.secureFileDir}`,
+      // Sets root's password before the first connection is accepted; deleted once the server is ready.
+      `--init-file=${this.initFilePath}`,
       // After a SIGKILL the port can linger for a moment; wait for it instead of failing the restart.
       ...(restarting ? ['--port-open-timeout=10'] : []),
       // MariaDB: the install made root@127.0.0.1, so no reverse lookups. MySQL only has root@localhost, which
@@ -431,14 +536,24 @@ export class ManagedDatabase {
 
   private async spawnAndWait(binaries: ServerBinaries, restarting: boolean): Promise<number> {
     const args = this.serverArgs(binaries, restarting);
-    await mkdir(this.tmpDir, { recursive: true });
+    await writeFile(this.initFilePath, initFileSql(binaries.flavor, this.rootPassword), { mode: 0o600 });
+    if (this.account !== undefined) await chown(this.initFilePath, this.account.uid, this.account.gid);
     const setpriv = await findSetpriv();
     const [command, commandArgs] =
       setpriv === undefined ? [binaries.server, args] : [setpriv, ['--pdeathsig', 'KILL', '--', binaries.server, ...args]];
     this.stderrTail = [];
-    this.options.log(`database: starting ${binaries.flavor} ${binaries.version} on 127.0.0.1:${this.options.port}, data directory ${this.options.datadir}`);
+    this.options.log(
+      `database: starting ${binaries.flavor} ${binaries.version} on 127.0.0.1:${this.options.port} as ${this.serverUser}, data directory ${this.options.datadir}`,
+    );
     const started = performance.now();
-    const child = spawn(command, commandArgs, { cwd: this.options.datadir, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    // Switched to the server's user by the spawn itself (no supplementary groups): setpriv's death signal is
+    // set after that, and the kernel clears a death signal when a process changes its own user.
+    const child = spawn(command, commandArgs, {
+      cwd: this.options.datadir,
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...(this.account === undefined ? {} : { uid: this.account.uid, gid: this.account.gid }),
+    });
     killOnExit(child);
     this.child = child;
     this.paused = false;
@@ -474,7 +589,17 @@ export class ManagedDatabase {
     let dead = false;
     void exited.then(() => (dead = true));
     const deadline = started + this.options.startTimeoutMs;
-    while (!(await this.answersPing())) {
+    for (;;) {
+      const ping = await this.ping();
+      if (ping === 'ok') break;
+      if (ping === 'denied') {
+        // The init file sets the password before the first login is accepted, so a refusal is final.
+        this.sendSignal('SIGKILL');
+        await exited;
+        throw await this.startFailure(
+          `the server refused root's password from ${this.passwordFile}; if the data directory is yours, delete that file and start again (a new password is set)`,
+        );
+      }
       if (dead) throw await this.startFailure(`the server exited during start (${exitDescription})`);
       if (performance.now() > deadline) {
         this.sendSignal('SIGKILL');
@@ -484,30 +609,34 @@ export class ManagedDatabase {
       await Promise.race([delay(PING_INTERVAL_MS), exited]);
     }
     const readyMs = Math.round(performance.now() - started);
+    await rm(this.initFilePath, { force: true });
     await ensureDatabase(this.url);
     this.options.log(`database: ready on 127.0.0.1:${this.options.port} in ${readyMs} ms (pid ${child.pid})`);
     return readyMs;
   }
 
-  private async answersPing(): Promise<boolean> {
+  private async ping(): Promise<'ok' | 'denied' | 'no answer'> {
     let conn: mysql.Connection | undefined;
     try {
-      conn = await mysql.createConnection({ host: '127.0.0.1', port: this.options.port, user: 'root', password: '', connectTimeout: 2_000 });
+      conn = await mysql.createConnection({ host: '127.0.0.1', port: this.options.port, user: 'root', password: this.rootPassword, connectTimeout: 2_000 });
       await conn.ping();
-      return true;
-    } catch {
-      return false;
+      return 'ok';
+    } catch (error) {
+      return (error as { errno?: number }).errno === 1045 ? 'denied' : 'no answer';
     } finally {
       await conn?.end().catch(() => undefined);
     }
   }
 
   private async startFailure(what: string): Promise<Error> {
+    await rm(this.initFilePath, { force: true });
     const logTail = await this.errorLogTail();
     const stderr = this.stderrTail.join('\n').trim();
-    const details = [logTail === '' ? '' : `last lines of ${this.errorLogPath}:\n${logTail}`, stderr === '' ? '' : `stderr:\n${stderr}`]
+    let details = [logTail === '' ? '' : `last lines of ${this.errorLogPath}:\n${logTail}`, stderr === '' ? '' : `stderr:\n${stderr}`]
       .filter((s) => s !== '')
       .join('\n');
+    // A failed init file is quoted in the error log, password and all.
+    if (this.password !== undefined) details = details.replaceAll(this.password, '***');
     const message = `${COMPONENT} on port ${this.options.port}: ${what}${details === '' ? '' : `\n${details}`}`;
     if (/Address already in use|Bind on TCP\/IP port/i.test(details)) {
       return new PortInUseError(`${message}\nport ${this.options.port} is taken; pick another with --port`);

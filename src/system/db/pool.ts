@@ -3,8 +3,11 @@
 import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import type { IsolationLevel, SqlExecutor } from '../pubsub/types.ts';
+import { parseMysqlUrl, redactMysqlUrl, type MysqlUrl } from './mysqlUrl.ts';
 
 export type { Pool, PoolConnection };
+// URL parsing and redaction live in mysqlUrl.ts; re-exported for the callers that open pools.
+export { parseMysqlUrl, redactMysqlUrl, type MysqlUrl };
 
 export interface PoolOptions {
   url: string;
@@ -50,47 +53,6 @@ export const DEFAULT_QUERY_TIMEOUT_MS = 120_000;
 const poolQueryTimeouts = new WeakMap<Pool, number>();
 
 export const DEFAULT_POOL_OPTIONS: Omit<PoolOptions, 'url'> = { connectionLimit: 16, connectTimeoutMs: 5_000 };
-
-export interface MysqlUrl {
-  host: string;
-  port: number;
-  user: string;
-  password: string;
-  database: string;
-  socketPath?: string;
-}
-
-/** Parses `mysql://user:pass@host:port/db[?socket=/path]`; throws an error that says what is wrong. */
-export function parseMysqlUrl(url: string): MysqlUrl {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new Error(`MYSQL_URL is not a URL: "${url}" (expected mysql://user:password@host:port/database)`);
-  }
-  if (parsed.protocol !== 'mysql:' && parsed.protocol !== 'mariadb:') {
-    throw new Error(`MYSQL_URL must start with mysql:// (got "${parsed.protocol}//")`);
-  }
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
-  if (database === '' || !/^[A-Za-z0-9_$]+$/.test(database)) {
-    throw new Error(`MYSQL_URL must name a database made of letters, digits and _ (got "${database}" in ${url})`);
-  }
-  const port = parsed.port === '' ? 3306 : Number(parsed.port);
-  const socketPath = parsed.searchParams.get('socket') ?? undefined;
-  return {
-    host: parsed.hostname === '' ? '127.0.0.1' : parsed.hostname.replace(/^\[|\]$/g, ''),
-    port,
-    user: decodeURIComponent(parsed.username || 'root'),
-    password: decodeURIComponent(parsed.password),
-    database,
-    ...(socketPath === undefined ? {} : { socketPath }),
-  };
-}
-
-/** The URL with its password replaced by ***, for logs and error messages. */
-export function redactMysqlUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
-}
 
 function connectionConfig(url: MysqlUrl, connectTimeoutMs: number) {
   return {

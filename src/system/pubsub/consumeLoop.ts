@@ -1,14 +1,18 @@
 // The consume loop shared by the offset and queue subscribers: one dedicated connection, one transaction per
-// batch, the three ack modes, and retries of expected errors. What is read and how it is acked is the
-// BatchSource's job.
+// batch, the three ack modes, retries of expected errors, and poison messages: a message the handler keeps
+// rejecting is found inside its batch and, after `poisonAfterFailures` failed deliveries, moved to the poison
+// table in the transaction that acks its batch. What is read and how it is acked is the BatchSource's job.
 import type { Pool, PoolConnection, Statement } from '../db/pool.ts';
 import { executorOf, runStatements } from '../db/pool.ts';
-import { classifyError, describeError } from '../db/errors.ts';
+import { classifyError, describeError, isDatabaseError } from '../db/errors.ts';
 import { failpoint, failpointsArmed, type FailpointName } from '../failpoints.ts';
 import { Backoff, Sleeper } from './backoff.ts';
 import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
 import type { AckMode, BatchHandler, ConsumeTx, IsolationLevel, Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
-import { assertTopicName } from '../sql/identifiers.ts';
+import { assertTopicName, poisonTable } from '../sql/identifiers.ts';
+import { poisonMessageStatement, type PoisonEntry, type PoisonOrigin } from '../sql/poisonTable.ts';
+import { DeliveryFailures } from './deliveryFailures.ts';
+import { isolateFailures, type FailedMessage } from './failureIsolation.ts';
 import { intInRange, oneOf, OptionsError } from '../../validate.ts';
 
 export type ReadResult =
@@ -35,9 +39,25 @@ export interface BatchSource {
 
 const START: Statement = { sql: 'START TRANSACTION', values: [] };
 const COMMIT: Statement = { sql: 'COMMIT', values: [] };
+/**
+ * Set right after the read (in its round trip, so a batch that handles cleanly pays no extra trip) and before
+ * each isolation attempt: rolling back to it undoes a failed attempt's effects and keeps the batch's locks.
+ * Measured cost, 3,000 batch-1 consume transactions alternating with and without it on the loaded 2-core
+ * machine: p10 942 vs 913 us, p50 2.41 vs 2.36 ms; at batch 100 no difference above the noise.
+ */
+const SAVEPOINT: Statement = { sql: 'SAVEPOINT eob_attempt', values: [] };
+const ROLLBACK_TO_SAVEPOINT = 'ROLLBACK TO SAVEPOINT eob_attempt';
 
-/** A subscriber's options plus what the loop itself needs: a name for its log lines and the pool. */
-export type ConsumeLoopOptions = Omit<ConsumerOptions, 'topic'> & { name: string; pool: Pool };
+/**
+ * A subscriber's options plus what the loop itself needs: a name for its log lines, the pool, where poisoned
+ * messages come from, and (to share it between the consumers of one subscription) the failure counts.
+ */
+export type ConsumeLoopOptions = Omit<ConsumerOptions, 'topic'> & {
+  name: string;
+  pool: Pool;
+  poisonOrigin: PoisonOrigin;
+  failures?: DeliveryFailures;
+};
 
 /** What every subscriber is configured with; each mode's options add their own fields. */
 export interface ConsumerOptions {
@@ -49,6 +69,12 @@ export interface ConsumerOptions {
   ackMode: AckMode;
   /** Wait before a batch whose handler failed is delivered again (ms). */
   resendIntervalMs: number;
+  /**
+   * Failed deliveries after which a message is moved to the poison table (in the transaction that acks its
+   * batch); 0 never moves one (its batch is retried forever and holds the group). Ack modes transactional and
+   * after-commit only: before-commit has acked the batch before the handler runs.
+   */
+  poisonAfterFailures: number;
   handler: BatchHandler;
   log: (line: string) => void;
 }
@@ -60,6 +86,10 @@ export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler'
   pollIntervalMs: 10,
   ackMode: 'transactional',
   resendIntervalMs: 100,
+  // The counter handler's rejections are deterministic (a payload is as bad on the fifth delivery as on the
+  // first) and database errors never count, so retries only buy time for a transient failure of the handler
+  // itself; 5 deliveries at resendIntervalMs (100 ms) hold a group about half a second per poison message.
+  poisonAfterFailures: 5,
   log: () => undefined,
 };
 
@@ -71,6 +101,7 @@ export function validateConsumerOptions(component: string, o: ConsumerOptions): 
   oneOf(component, 'isolation', o.isolation, ISOLATION_LEVELS);
   oneOf(component, 'ackMode', o.ackMode, ACK_MODES);
   intInRange(component, 'resendIntervalMs', o.resendIntervalMs, 0, 600_000);
+  intInRange(component, 'poisonAfterFailures', o.poisonAfterFailures, 0, 1_000_000);
   if (typeof o.handler !== 'function') throw new OptionsError(`${component}: handler must be a function`);
 }
 
@@ -81,7 +112,7 @@ class HandlerError extends Error {
 }
 
 export function emptyStats(): SubscriberStats {
-  return { batches: 0, messages: 0, rollbacks: 0, retries: 0, gapsSkipped: 0 };
+  return { batches: 0, messages: 0, rollbacks: 0, retries: 0, gapsSkipped: 0, poisoned: 0 };
 }
 
 /** One consumer's connection and its batch transaction; the loop below and the micro-benchmarks drive it. */
@@ -96,6 +127,9 @@ export interface BatchConsumer {
 
 export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSource, stats: SubscriberStats): BatchConsumer {
   let conn: PoolConnection | undefined;
+  const failures = options.failures ?? new DeliveryFailures();
+  // before-commit runs the handler after the ack has committed: nothing is redelivered there to count.
+  const poisoning = options.poisonAfterFailures > 0 && options.ackMode !== 'before-commit';
 
   async function connection(): Promise<PoolConnection> {
     if (conn !== undefined) return conn;
@@ -141,13 +175,77 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
     }
   }
 
+  /**
+   * Runs the handler once; returns its error if the handler rejected the messages. A database error is never
+   * blamed on the messages (a deadlock, a lost connection or a missing table says nothing about a payload, and
+   * counting it would poison good messages during an outage): a transient one goes to the loop's retry with
+   * backoff as it is, any other one fails the batch without counting a failed delivery.
+   */
+  async function attemptHandler(messages: readonly Message[], tx: ConsumeTx): Promise<Error | undefined> {
+    try {
+      await options.handler(messages, tx);
+      return undefined;
+    } catch (error) {
+      if (!isDatabaseError(error)) return error instanceof Error ? error : new Error(String(error));
+      if (classifyError(error) !== 'fatal') throw error;
+      throw new HandlerError(`database error in the handler, not counted against any message: ${describeError(error)}`, { cause: error });
+    }
+  }
+
+  /**
+   * Handles the batch in the open transaction; returns the messages that fail on their own (their effects
+   * undone), every other message having been handled exactly once in this transaction.
+   */
+  async function handleIsolating(c: PoolConnection, messages: readonly Message[], tx: ConsumeTx): Promise<FailedMessage[]> {
+    const first = await attemptHandler(messages, tx);
+    if (first === undefined) return [];
+    if (!poisoning) throw new HandlerError(describeError(first), { cause: first });
+    await c.query(ROLLBACK_TO_SAVEPOINT);
+    return isolateFailures(messages, first, async (subset) => {
+      await c.query(SAVEPOINT.sql);
+      const error = await attemptHandler(subset, tx);
+      if (error !== undefined) await c.query(ROLLBACK_TO_SAVEPOINT);
+      return error;
+    });
+  }
+
+  /**
+   * Counts one more failed delivery for each failing message. If every one has reached poisonAfterFailures,
+   * returns them as poison, to be acked with the batch; otherwise the batch must be rolled back and delivered
+   * again (a HandlerError that says which messages failed and how often).
+   */
+  function poisonOrHold(failed: readonly FailedMessage[], batchSize: number): PoisonEntry[] {
+    const counted = failed.map((f) => ({ ...f, deliveries: failures.record(f.message.offset) }));
+    const held = counted.filter((f) => f.deliveries < options.poisonAfterFailures);
+    if (held.length === 0) {
+      return counted.map((f) => ({ offset: f.message.offset, error: describeError(f.error), failedDeliveries: f.deliveries }));
+    }
+    const shown = held
+      .slice(0, 3)
+      .map((f) => `offset ${f.message.offset} (${f.message.uuid}): ${describeError(f.error)} [failed delivery ${f.deliveries} of ${options.poisonAfterFailures}]`)
+      .join('; ');
+    throw new HandlerError(`${held.length} of ${batchSize} messages failed: ${shown}${held.length > 3 ? '; ...' : ''}`);
+  }
+
+  function reportPoisoned(messages: readonly Message[], poison: readonly PoisonEntry[]): void {
+    if (poison.length === 0) return;
+    stats.poisoned += poison.length;
+    const byOffset = new Map(messages.map((m) => [m.offset, m]));
+    for (const p of poison) {
+      options.log(
+        `${options.name}: offset ${p.offset} (${byOffset.get(p.offset)?.uuid ?? '?'}) moved to ${poisonTable(options.poisonOrigin.topic)} after ${p.failedDeliveries} failed deliveries: ${p.error}`,
+      );
+    }
+  }
+
   async function consumeOnce(): Promise<number> {
     const c = await connection();
     const tx: ConsumeTx = { kind: 'mysql', ...executorOf(c) };
     let read: ReadResult;
     try {
-      const results = await run(c, [START, ...source.readStatements(options.batchSize)]);
-      read = source.readResult(results.slice(1));
+      const readStatements = source.readStatements(options.batchSize);
+      const results = await run(c, [START, ...readStatements, ...(poisoning ? [SAVEPOINT] : [])]);
+      read = source.readResult(results.slice(1, 1 + readStatements.length));
     } catch (error) {
       await rollback(c);
       throw error;
@@ -161,14 +259,20 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
       return read.retryInMs;
     }
     const handled = read.messages;
+    let poison: PoisonEntry[] = [];
+    const ackAndPoison = (): Statement[] => [
+      ...source.ackStatements(handled),
+      ...poison.map((p) => poisonMessageStatement(options.poisonOrigin, p)),
+    ];
     try {
       failpoint('consume-after-read');
       if (options.ackMode === 'before-commit') {
         await commitWith(c, source.ackStatements(handled), ['consume-after-ack', 'consume-before-commit']);
       } else {
-        await runHandler(handled, tx);
+        const failed = await handleIsolating(c, handled, tx);
+        if (failed.length > 0) poison = poisonOrHold(failed, handled.length);
         failpoint('consume-after-effects');
-        const ack = options.ackMode === 'transactional' ? source.ackStatements(handled) : [];
+        const ack = options.ackMode === 'transactional' ? ackAndPoison() : [];
         await commitWith(c, ack, ack.length > 0 ? ['consume-after-ack', 'consume-before-commit'] : ['consume-before-commit']);
       }
     } catch (error) {
@@ -180,7 +284,7 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
       failpoint('consume-between-commits');
       try {
         if (options.ackMode === 'after-commit') {
-          await run(c, [START, ...source.ackStatements(handled), COMMIT]);
+          await run(c, [START, ...ackAndPoison(), COMMIT]);
         } else {
           await c.query('START TRANSACTION');
           await runHandler(handled, tx);
@@ -191,6 +295,8 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
         throw error;
       }
     }
+    failures.forget(handled.map((m) => m.offset));
+    reportPoisoned(handled, poison);
     stats.batches += 1;
     stats.messages += handled.length;
     return 0;

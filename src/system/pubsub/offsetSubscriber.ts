@@ -11,6 +11,7 @@ import {
   writeAckedOffsetStatement,
 } from '../sql/offsetsTable.ts';
 import { probeOpenWriters } from '../sql/innodbTrx.ts';
+import { createPoisonTable } from '../sql/poisonTable.ts';
 import { intInRange, matches, oneOf } from '../../validate.ts';
 import { GapTracker } from './gapTracker.ts';
 import {
@@ -78,6 +79,7 @@ export async function prepareOffsetTopic(db: SqlExecutor, topic: string, group: 
   await createMessagesTable(db, topic);
   await createOffsetsTable(db, topic);
   await ensureGroupRow(db, topic, group);
+  await createPoisonTable(db, topic);
 }
 
 /**
@@ -149,7 +151,7 @@ class OffsetSource implements BatchSource {
 }
 
 function loopOptions(pool: Pool, o: OffsetSubscriberOptions): ConsumeLoopOptions {
-  return { ...o, name: `offset subscriber ${o.topic}/${o.consumerGroup}`, pool };
+  return { ...o, name: `offset subscriber ${o.topic}/${o.consumerGroup}`, pool, poisonOrigin: { topic: o.topic, mode: 'offset', consumerGroup: o.consumerGroup } };
 }
 
 /** One batch at a time, with no loop around it: for the micro-benchmarks of one consume transaction. */

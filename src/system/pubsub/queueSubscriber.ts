@@ -5,7 +5,9 @@ import type { Pool, Statement } from '../db/pool.ts';
 import { executorOf } from '../db/pool.ts';
 import { claimUnackedStatement, createQueueTable, markAckedStatement } from '../sql/queueTable.ts';
 import { toMessage, type MessageRow } from '../sql/messagesTable.ts';
+import { createPoisonTable } from '../sql/poisonTable.ts';
 import { intInRange } from '../../validate.ts';
+import { DeliveryFailures } from './deliveryFailures.ts';
 import { DEFAULT_CONSUMER_OPTIONS, emptyStats, startConsumeLoop, validateConsumerOptions, type BatchSource, type ConsumerOptions, type ReadResult } from './consumeLoop.ts';
 import type { Message, SubscriberStats, Subscription } from './types.ts';
 
@@ -49,10 +51,13 @@ class QueueSource implements BatchSource {
 export async function subscribeQueue(pool: Pool, options: QueueSubscriberOptions): Promise<Subscription> {
   const o = validateQueueSubscriberOptions(options);
   await createQueueTable(executorOf(pool), o.topic);
+  await createPoisonTable(executorOf(pool), o.topic);
+  // Shared: after a failed delivery the rows are free, and another consumer of this process may claim them next.
+  const failures = new DeliveryFailures();
   const consumers = Array.from({ length: o.concurrency }, (_, i) => {
     const stats = emptyStats();
     return startConsumeLoop(
-      { ...o, name: `queue consumer ${o.topic}#${i + 1}`, pool },
+      { ...o, name: `queue consumer ${o.topic}#${i + 1}`, pool, poisonOrigin: { topic: o.topic, mode: 'queue', consumerGroup: '' }, failures },
       new QueueSource(o.topic),
       stats,
     );

@@ -60,6 +60,8 @@ export interface SubscriberStats {
   retries: number;
   /** Offsets passed over as permanent gaps (rolled-back or abandoned allocations), offset mode only. */
   gapsSkipped: number;
+  /** Messages moved to the poison table after failing their handler too often (also counted in `messages`). */
+  poisoned: number;
 }
 
 /** A running consumer; `close()` finishes or rolls back the batch in hand, then resolves. */

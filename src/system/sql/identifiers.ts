@@ -28,3 +28,8 @@ export function dedupTable(topic: string): string {
   assertTopicName(topic);
   return `\`eob_publish_dedup_${topic}\``;
 }
+
+export function poisonTable(topic: string): string {
+  assertTopicName(topic);
+  return `\`eob_poison_${topic}\``;
+}
