@@ -153,7 +153,7 @@ describe('hostile clients against eob server (private MariaDB, loopback)', () =>
     server = spawn(
       process.execPath,
       [
-        '--import', 'tsx', CLI, 'server', '--mysql-url', database.url, '--port', String(port), '--topic', 'hostile', '--pool-size', '4',
+        '--import', 'tsx', CLI, 'server', '--port', String(port), '--topic', 'hostile', '--pool-size', '4',
         '--publish-timeout-ms', String(LIMITS.publishTimeoutMs),
         '--headers-timeout-ms', String(LIMITS.headersTimeoutMs),
         '--request-timeout-ms', String(LIMITS.requestTimeoutMs),
@@ -163,7 +163,8 @@ describe('hostile clients against eob server (private MariaDB, loopback)', () =>
         '--max-queued-publishes', String(LIMITS.maxQueuedPublishes),
         '--max-requests-per-socket', String(LIMITS.maxRequestsPerSocket),
       ],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EOB_LOG: 'quiet' } },
+      // The URL (with the private database's password) through the environment, not the command line.
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EOB_LOG: 'quiet', MYSQL_URL: database.url } },
     );
     await new Promise<void>((resolve, reject) => {
       server.stdout?.on('data', (d: Buffer) => {
