@@ -203,7 +203,7 @@ describe('PublishCoalescer', () => {
 });
 
 /** A pool whose connections run statements on `db`; the test flush uses it like the real mysql2 pool. */
-function fakePool(db: SqlExecutor): Pool {
+function fakePool(db: SqlExecutor, connectionReady: Promise<void> = Promise.resolve()): Pool {
   const conn = {
     async query(sqlOrOptions: string | { sql: string }, values?: unknown[]) {
       const sql = typeof sqlOrOptions === 'string' ? sqlOrOptions : sqlOrOptions.sql;
@@ -212,7 +212,12 @@ function fakePool(db: SqlExecutor): Pool {
     release: () => undefined,
     destroy: () => undefined,
   };
-  return { getConnection: async () => conn } as unknown as Pool;
+  return {
+    getConnection: async () => {
+      await connectionReady;
+      return conn;
+    },
+  } as unknown as Pool;
 }
 const LIMITS = { queryTimeoutMs: 5_000, acquireTimeoutMs: 5_000 };
 
@@ -250,6 +255,23 @@ describe('PublishCoalescer with the MySQL publisher (fake executor)', () => {
     assert.deepEqual(new Set(ids), new Set(requests.map((r) => r.requestId)), 'every request id published once');
     const payload = JSON.parse(db.statements[0]?.values[1] as string) as unknown;
     assert.deepEqual(payload, { counter_uuid: counter });
+  });
+
+  test('a request cancelled while its batch waits for a connection is left out of the INSERT; the others are marked sent', async () => {
+    const db = new FakeExecutor();
+    const ready = deferred();
+    const publisher = new MysqlPublisher(db);
+    const requests = ['keep-1', 'drop-1', 'keep-2'].map((requestId) => ({ counterUuid: counter, requestId, gate: { sent: false, cancelled: false } }));
+    const flushed = publishIncrements(fakePool(db, ready.promise), publisher, 'counter', requests, LIMITS);
+    await sleep(5);
+    assert.equal(db.statements.length, 0, 'nothing sent while the connection is awaited');
+    (requests[1] as (typeof requests)[number]).gate.cancelled = true;
+    ready.resolve();
+    const outcomes = await flushed;
+    assert.deepEqual(outcomes.map((o) => o.kind), ['published', 'failed', 'published']);
+    const sentIds = db.statements.flatMap((st) => st.values.filter((_, i) => i % 3 === 2).map((m) => (JSON.parse(m as string) as { request_id: string }).request_id));
+    assert.deepEqual(sentIds, ['keep-1', 'keep-2']);
+    assert.deepEqual(requests.map((r) => r.gate.sent), [true, false, true]);
   });
 
   test('an INSERT that fails rejects the requests it carried and no others', async () => {

@@ -385,6 +385,28 @@ describe('counter server (private MariaDB)', () => {
     assert.equal((await request(`${server.url}/count/${counter}`, 'POST')).status, 204);
   });
 
+  test('database hung before the first connection: a request whose batch never got a connection answers 503, and is never published', async () => {
+    // A new server has no connection yet; connecting to the frozen database hangs in its handshake.
+    const server = await serve({ topic: 'noconn', publishTimeoutMs: 1_000, connectTimeoutMs: 5_000 });
+    database.pause();
+    let reply: Reply;
+    try {
+      reply = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': 'noconn-1' });
+    } finally {
+      database.resume();
+    }
+    assert.equal(reply.status, 503);
+    assert.equal(json(reply).outcome, 'not-published');
+    assert.match(String(json(reply).error), /no database connection within 1000 ms/);
+    let status = 0;
+    for (let i = 0; i < 40 && status !== 204; i += 1) {
+      status = (await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `noconn-after-${i}` })).status;
+      if (status !== 204) await sleep(250);
+    }
+    assert.equal(status, 204);
+    assert.equal(await messagesWithRequestId(db, 'noconn', 'noconn-1'), 0, 'the cancelled request was left out of its batch');
+  });
+
   test('database frozen under 2,000 concurrent POSTs: shed at once, 503 only for requests never sent, 204 after the thaw', async () => {
     // Pool 4 x batch 100: at most 400 requests at the database; 300 may wait; the other 1,300 are shed.
     const server = await serve({ topic: 'frozen', poolSize: 4, maxQueuedPublishes: 300, publishTimeoutMs: 2_000, queryTimeoutMs: 3_000, coalesceLingerMs: 5 });

@@ -14,6 +14,17 @@ import { claimRequestIds } from './sql/publishDedupTable.ts';
 export interface IncrementRequest {
   counterUuid: string;
   requestId: string;
+  /** Lets the caller give up on a request whose batch has not sent anything yet (see takeForSending). */
+  gate?: SendGate;
+}
+
+/**
+ * `sent` turns true just before the first statement carrying the request goes out; until then the caller may
+ * set `cancelled`, and the request is left out of its batch: certain never to be published.
+ */
+export interface SendGate {
+  sent: boolean;
+  cancelled: boolean;
 }
 
 /** What happened to one request of a batch. */
@@ -60,6 +71,31 @@ export function incrementMessage(request: IncrementRequest, uuidFromRequestId: b
 
 const PUBLISHED: PublishOutcome = Object.freeze({ kind: 'published' });
 const DUPLICATE: PublishOutcome = Object.freeze({ kind: 'duplicate' });
+const CANCELLED: PublishOutcome = Object.freeze({
+  kind: 'failed',
+  error: new PublishError('not-published', new Error('the request was cancelled before its batch was sent')),
+});
+
+/**
+ * Called synchronously right before a batch's first statement is sent (no timer can run in between): leaves
+ * out the cancelled requests and marks the others sent.
+ */
+function takeForSending(requests: readonly IncrementRequest[]): IncrementRequest[] {
+  const live: IncrementRequest[] = [];
+  for (const r of requests) {
+    if (r.gate?.cancelled === true) continue;
+    if (r.gate !== undefined) r.gate.sent = true;
+    live.push(r);
+  }
+  return live;
+}
+
+/** The outcomes of the live requests, in the order of the whole batch, CANCELLED for the others. */
+function spread(requests: readonly IncrementRequest[], live: readonly IncrementRequest[], outcomes: readonly PublishOutcome[]): PublishOutcome[] {
+  const byRequest = new Map<IncrementRequest, PublishOutcome>();
+  live.forEach((r, i) => byRequest.set(r, outcomes[i] as PublishOutcome));
+  return requests.map((r) => byRequest.get(r) ?? CANCELLED);
+}
 
 interface DriverError {
   errno?: unknown;
@@ -108,8 +144,9 @@ export async function publishIncrements(
   const conn = await connect(pool, limits.acquireTimeoutMs);
   let broken = false;
   try {
-    await publisher.publish(topic, requests.map((r) => incrementMessage(r, false)), executorOf(conn, limits.queryTimeoutMs));
-    return requests.map(() => PUBLISHED);
+    const live = takeForSending(requests);
+    if (live.length > 0) await publisher.publish(topic, live.map((r) => incrementMessage(r, false)), executorOf(conn, limits.queryTimeoutMs));
+    return spread(requests, live, live.map(() => PUBLISHED));
   } catch (error) {
     if (serverRefused(error)) throw new PublishError('not-published', error);
     broken = true;
@@ -150,14 +187,16 @@ export async function publishIncrementsOnce(
   const conn = await connect(pool, limits.acquireTimeoutMs);
   const session = { broken: false };
   try {
+    const live = takeForSending(requests);
+    if (live.length === 0) return spread(requests, live, []);
     try {
-      return await withDeadlockRetry(() => dedupTransaction(conn, session, publisher, topic, requests, limits));
+      return spread(requests, live, await withDeadlockRetry(() => dedupTransaction(conn, session, publisher, topic, live, limits)));
     } catch (error) {
       if (!(error instanceof PublishError) || error.outcome !== 'not-published' || session.broken) throw error;
-      if (requests.length === 1 || classifyError(error.cause) !== 'lock-wait-timeout') throw error;
+      if (live.length === 1 || classifyError(error.cause) !== 'lock-wait-timeout') throw error;
     }
     const outcomes: PublishOutcome[] = [];
-    for (const request of requests) {
+    for (const request of live) {
       if (session.broken) {
         // The connection died on an earlier request: nothing was sent for this one.
         outcomes.push({ kind: 'failed', error: new PublishError('not-published', new Error('connection lost while publishing the rest of the batch')) });
@@ -171,7 +210,7 @@ export async function publishIncrementsOnce(
         outcomes.push({ kind: 'failed', error });
       }
     }
-    return outcomes;
+    return spread(requests, live, outcomes);
   } finally {
     if (session.broken) conn.destroy();
     else conn.release();

@@ -448,7 +448,8 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
       return;
     }
     // Counter ids are stored lower-case, so 'ABC…' and 'abc…' count as the same counter.
-    const request: IncrementRequest = { counterUuid: id.toLowerCase(), requestId };
+    const gate = { sent: false, cancelled: false };
+    const request: IncrementRequest = { counterUuid: id.toLowerCase(), requestId, gate };
     const notPublished = (why: string): void => {
       stats.notPublished += 1;
       sendJson(res, 503, { error: `not published: ${why}; nothing was recorded, retrying is safe`, outcome: 'not-published' }, { 'X-Request-Id': requestId, 'Retry-After': RETRY_AFTER_SECONDS });
@@ -477,9 +478,13 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
     let answered = false;
     const timer = setTimeout(() => {
       answered = true;
-      // Still queued: it leaves the queue and is never sent. Otherwise its batch is at the database.
+      // Still queued: it leaves the queue. In a batch that has sent nothing yet (waiting for a connection): it is
+      // left out of it. Either way it is never sent. Otherwise its batch is at the database.
       if (coalescer.withdraw(request)) notPublished(`not sent to the database within ${options.publishTimeoutMs} ms (database slow or hung)`);
-      else unknown(`its batch was being sent to the database, no answer within ${options.publishTimeoutMs} ms`);
+      else if (!gate.sent) {
+        gate.cancelled = true;
+        notPublished(`no database connection within ${options.publishTimeoutMs} ms (database slow or hung)`);
+      } else unknown(`sent to the database, no answer within ${options.publishTimeoutMs} ms`);
       inFlight -= 1;
     }, options.publishTimeoutMs);
     coalescer.submit(request).then(
