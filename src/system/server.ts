@@ -166,6 +166,8 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
  *   2,000     235-246   5,500-5,573 x 503, 427-500 x 504                  5,974 x 204, 26 shed
  *   5,000     260 MB    4,279 x 503, 1,721 x 504
  *   20,000    261 MB    4,031 x 503, 1,969 x 504
+ *   2,000, requests of a batch still waiting for its connection answered 503 (final):
+ *             239 MB    5,989 x 503 (2,772 within 1 s of connecting), 11 x 504; with --dedup 244 MB, 6,000 x 503
  *
  * (RSS idle: ~175 MB, most of it the TypeScript loader.) Each queued request costs little beside its
  * connection, so the bound is chosen for latency and for how many requests a hang turns into "unknown": 2,000
