@@ -8,7 +8,8 @@ import { executorOf } from '../../system/db/pool.ts';
 import { ensureSchema } from '../../system/sql/mariadb/schema.ts';
 import { createOffsetsTable } from '../../system/sql/mariadb/offsetsTable.ts';
 import { insertMessagesSql } from '../../system/sql/mariadb/messagesTable.ts';
-import { messagesTable, offsetsTable, queueTable, dedupTable } from '../../system/sql/mariadb/identifiers.ts';
+import { messagesTable, queueTable } from '../../system/sql/mariadb/identifiers.ts';
+import { countTopicRows, selectConsumption, truncateTopic } from '../../system/sql/mariadb/observation.ts';
 import { selectAllCounters } from '../../system/sql/mariadb/counterTable.ts';
 import { countPoisoned, truncatePoisonTable } from '../../system/sql/mariadb/poisonTable.ts';
 import type { ChildService } from '../../harness/childService.ts';
@@ -368,13 +369,8 @@ async function resetTables(ctx: SweepContext, mode: TopicMode): Promise<void> {
   await ensureSchema(db, { topic, topicSchema: 'offset', dedup: false });
   await ensureSchema(db, { topic, topicSchema: 'queue', dedup: false });
   await createOffsetsTable(db, topic);
-  // TRUNCATE also resets AUTO_INCREMENT, so a backlog's offsets are 1..N and the acked offset counts messages.
-  for (const table of [messagesTable(topic), offsetsTable(topic), queueTable(topic), '`counter`']) {
-    await db.query(`TRUNCATE TABLE ${table}`);
-  }
+  await truncateTopic(db, topic);
   await truncatePoisonTable(db, topic);
-  const dedup = await db.query<unknown[]>('SHOW TABLES LIKE ?', [dedupTable(topic).replace(/`/g, '')]);
-  if (dedup.length > 0) await db.query(`TRUNCATE TABLE ${dedupTable(topic)}`);
   void mode;
 }
 
@@ -590,9 +586,7 @@ async function runEndToEnd(ctx: SweepContext, result: PointResult, children: Chi
 }
 
 async function readPublished(ctx: SweepContext, mode: TopicMode): Promise<number> {
-  const table = mode === 'offset' ? messagesTable(ctx.options.topic) : queueTable(ctx.options.topic);
-  const rows = await ctx.sut.db.query<{ n: number }[]>(`SELECT COUNT(*) AS n FROM ${table}`);
-  return Number(rows[0]?.n ?? 0);
+  return countTopicRows(ctx.sut.db, mode, ctx.options.topic);
 }
 
 /**
@@ -603,24 +597,12 @@ async function checkPoint(ctx: SweepContext, result: PointResult): Promise<void>
   const db = ctx.sut.db;
   const topic = ctx.options.topic;
   const mode = result.point.kind === 'sql-ceiling' ? 'offset' : result.point.mode;
-  const idExpr = "JSON_UNQUOTE(JSON_EXTRACT(`payload`, '$.counter_uuid'))";
-  let rows: { id: string; n: number }[];
-  if (mode === 'offset') {
-    const acked = await db.query<{ a: number | null }[]>(`SELECT \`offset_acked\` AS a FROM ${offsetsTable(topic)} WHERE \`consumer_group\` = ?`, [ctx.options.consumerGroup]);
-    const max = await db.query<{ m: number | null; c: number }[]>(`SELECT MAX(\`offset\`) AS m, COUNT(*) AS c FROM ${messagesTable(topic)}`);
-    result.ackedOffset = Number(acked[0]?.a ?? 0);
-    result.maxOffset = Number(max[0]?.m ?? 0);
-    result.messagesPublished = Number(max[0]?.c ?? 0);
-    rows = await db.query(`SELECT ${idExpr} AS id, COUNT(*) AS n FROM ${messagesTable(topic)} WHERE \`offset\` <= ? GROUP BY id`, [result.ackedOffset]);
-    result.drained = result.ackedOffset >= result.maxOffset;
-  } else {
-    const counts = await db.query<{ c: number; a: number | null; m: number | null }[]>(`SELECT COUNT(*) AS c, SUM(\`acked\`) AS a, MAX(\`offset\`) AS m FROM ${queueTable(topic)}`);
-    result.messagesPublished = Number(counts[0]?.c ?? 0);
-    result.maxOffset = Number(counts[0]?.m ?? 0);
-    rows = await db.query(`SELECT ${idExpr} AS id, COUNT(*) AS n FROM ${queueTable(topic)} WHERE \`acked\` = 1 GROUP BY id`);
-    result.drained = Number(counts[0]?.a ?? 0) >= result.messagesPublished;
-  }
-  const expected = new Map(rows.map((r) => [r.id, Number(r.n)]));
+  const consumption = await selectConsumption(db, { mode, topic, consumerGroup: ctx.options.consumerGroup });
+  if (consumption.ackedOffset !== undefined) result.ackedOffset = consumption.ackedOffset;
+  result.maxOffset = consumption.maxOffset;
+  result.messagesPublished = consumption.published;
+  result.drained = consumption.drained;
+  const expected = consumption.consumedPerCounter;
   const actual = await selectAllCounters(db);
   result.check = checkCounters(expected, actual);
   result.poisoned = await countPoisoned(db, topic);

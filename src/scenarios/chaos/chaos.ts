@@ -2,12 +2,12 @@
 // server, workers behind a TCP proxy), a load that records every request's outcome, faults on their own timer,
 // then heal, wait until ready, quiesce, snapshot, check. The verdicts decide the exit code.
 import { createPool, executorOf, parseMysqlUrl } from '../../system/db/pool.ts';
-import { selectAllMessages, selectMaxOffset } from '../../system/sql/mariadb/messagesTable.ts';
-import { selectAckedOffset } from '../../system/sql/mariadb/offsetsTable.ts';
-import { countQueue, selectAckedQueueOffsets, selectAllQueueMessages } from '../../system/sql/mariadb/queueTable.ts';
 import { countPoisoned } from '../../system/sql/mariadb/poisonTable.ts';
-import { selectAllCounters, sumCounters } from '../../system/sql/mariadb/counterTable.ts';
-import type { Message, SqlExecutor } from '../../system/pubsub/types.ts';
+import { sumCounters } from '../../system/sql/mariadb/counterTable.ts';
+import { readDrainPosition, takeSnapshot, type DrainPosition } from '../../bench/observation.ts';
+import { drainDuringFaults, rateOver } from '../../bench/metrics.ts';
+import { selectServerVersion } from '../../system/sql/mariadb/observation.ts';
+import type { SqlExecutor } from '../../system/pubsub/types.ts';
 import { SystemUnderTest } from '../../harness/systemUnderTest.ts';
 import { httpStatus } from '../../harness/childService.ts';
 import type { ChildService } from '../../harness/childService.ts';
@@ -17,7 +17,7 @@ import { DockerBackend } from '../../harness/faults/dockerBackend.ts';
 import { missingRequirements, resolveFaults, runNemesis, type FaultContext, type FaultEvent } from './nemesis.ts';
 import { runHistoryLoad } from './historyLoad.ts';
 import type { RequestAttempt } from './history.ts';
-import { check, type DbSnapshot, type SnapshotMessage, type Verdict } from './checker.ts';
+import { check, type DbSnapshot, type Verdict } from './checker.ts';
 import { PhaseClock, type PhaseTiming } from './phases.ts';
 import { FAULT_SECONDS, type ChaosCase, type Expectation } from './chaosMatrix.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
@@ -255,7 +255,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     await sampler;
 
     const snapshot = await clock.run('snapshot', async () => {
-      const full = await takeSnapshot(db, c.mode);
+      const full = await takeSnapshot(db, { mode: c.mode, topic: TOPIC, consumerGroup: GROUP });
       return setup.scopeToHistory ? scopeSnapshot(full, history) : full;
     });
     poisoned = await countPoisoned(db, TOPIC);
@@ -295,30 +295,20 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   };
 }
 
-interface Progress {
-  published: number;
-  acked: number;
-}
-
 /** Offset mode: max offset and the group's acked offset; queue mode: rows and acked rows. */
-async function readProgress(db: SqlExecutor, mode: TopicMode): Promise<Progress> {
-  if (mode === 'queue') {
-    const q = await countQueue(db, TOPIC);
-    return { published: q.total, acked: q.acked };
-  }
-  const [published, acked] = await Promise.all([selectMaxOffset(db, TOPIC), selectAckedOffset(db, TOPIC, GROUP)]);
-  return { published, acked };
+function readProgress(db: SqlExecutor, mode: TopicMode): Promise<DrainPosition> {
+  return readDrainPosition(db, { mode, topic: TOPIC, consumerGroup: GROUP });
 }
 
 /**
  * Recovered = the server answers /healthz and the drain moves again: the acked position passes where it was
  * when the first reading after healing succeeded, or nothing is left to drain.
  */
-async function waitRecovered(serverBaseUrl: string, progress: () => Promise<Progress>, signal: AbortSignal): Promise<void> {
+async function waitRecovered(serverBaseUrl: string, progress: () => Promise<DrainPosition>, signal: AbortSignal): Promise<void> {
   let baseline: number | undefined;
   while (!signal.aborted) {
     const healthy = (await httpStatus(`${serverBaseUrl}/healthz`, 1_000)) === 200;
-    let p: Progress | undefined;
+    let p: DrainPosition | undefined;
     try {
       p = await progress();
     } catch {
@@ -356,49 +346,6 @@ async function quiesce(db: SqlExecutor, mode: TopicMode, o: ChaosRunOptions): Pr
   return false;
 }
 
-export async function takeSnapshot(db: SqlExecutor, mode: TopicMode): Promise<DbSnapshot> {
-  const counters = await selectAllCounters(db);
-  if (mode === 'queue') {
-    const [messages, acked] = await Promise.all([selectAllQueueMessages(db, TOPIC), selectAckedQueueOffsets(db, TOPIC)]);
-    return { messages: messages.map((m) => toSnapshotMessage(m, acked.has(m.offset))), counters };
-  }
-  const [messages, ackedOffset] = await Promise.all([selectAllMessages(db, TOPIC), selectAckedOffset(db, TOPIC, GROUP)]);
-  return { messages: messages.map((m) => toSnapshotMessage(m, m.offset <= ackedOffset)), counters, ackedOffset };
-}
-
-function toSnapshotMessage(m: Message, acked: boolean): SnapshotMessage {
-  const payload = m.payload as { counter_uuid?: unknown } | null;
-  const requestId = m.metadata.request_id;
-  return {
-    offset: m.offset,
-    requestId: typeof requestId === 'string' ? requestId : undefined,
-    counterUuid: payload !== null && typeof payload === 'object' && typeof payload.counter_uuid === 'string' ? payload.counter_uuid : undefined,
-    acked,
-  };
-}
-
-/** Acked messages per second between two case times, from the samples nearest outside the window. */
-export function rateOver(samples: readonly TimelineSample[], fromMs: number, toMs: number): number | undefined {
-  const before = [...samples].reverse().find((s) => s.tMs <= fromMs) ?? samples[0];
-  const after = samples.find((s) => s.tMs >= toMs) ?? samples[samples.length - 1];
-  if (before === undefined || after === undefined || after.tMs <= before.tMs) return undefined;
-  return ((after.acked - before.acked) * 1000) / (after.tMs - before.tMs);
-}
-
-/** Acked messages per second summed over every fault window (injection to recovery) / their total length. */
-export function drainDuringFaults(samples: readonly TimelineSample[], faults: readonly FaultEvent[]): number | undefined {
-  let messages = 0;
-  let ms = 0;
-  for (const f of faults) {
-    const end = f.recoveredMs ?? f.healStartMs;
-    const before = [...samples].reverse().find((s) => s.tMs <= f.startMs);
-    const after = samples.find((s) => s.tMs >= end);
-    if (before === undefined || after === undefined || after.tMs <= before.tMs) continue;
-    messages += after.acked - before.acked;
-    ms += after.tMs - before.tMs;
-  }
-  return ms > 0 ? (messages * 1000) / ms : undefined;
-}
 
 /**
  * A read of the harness's own that hangs (a connection to a server that died mid-query without a reset) must
@@ -471,7 +418,7 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
     const workers: ChildService[] = [];
     for (let i = 0; i < c.workers; i++) workers.push(await sut.startWorker(c.worker, `worker ${i + 1}`, workerUrl));
     const backend = new LocalBackend(sut, server, workers, { workerFlags: c.worker, workerMysqlUrl: workerUrl });
-    const rows = await sut.db.query<{ v: string }[]>('SELECT VERSION() AS v');
+    const databaseVersion = await selectServerVersion(sut.db);
     return {
       db: sut.db,
       serverBaseUrl: server.baseUrl,
@@ -482,7 +429,7 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
         databaseProcess: sut.managedDatabase !== undefined,
         crashWorkerAt: (spec, timeoutMs) => backend.crashWorkerAt(spec, timeoutMs),
       },
-      databaseVersion: rows[0]?.v,
+      databaseVersion,
       scopeToHistory: false,
       async heal() {
         tcp.setDelay(0);
@@ -524,13 +471,13 @@ async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: Docke
   const db = executorOf(pool);
   const backend = new DockerBackend({ project: target.project, socketPath: target.socketPath });
   await backend.containers('worker');
-  const rows = await db.query<{ v: string }[]>('SELECT VERSION() AS v');
+  const databaseVersion = await selectServerVersion(db);
   o.log(`${c.name}: docker backend, project ${target.project}; the Compose services' own configuration is what is tested`);
   return {
     db,
     serverBaseUrl: target.serverUrl.replace(/\/$/, ''),
     faults: { backend, proxy: undefined, admin: db, databaseProcess: true, crashWorkerAt: undefined },
-    databaseVersion: rows[0]?.v,
+    databaseVersion,
     scopeToHistory: true,
     async heal() {
       for (const role of ['db', 'server', 'worker'] as const) {

@@ -12,26 +12,12 @@
 // 4. end to end (publish de-duplication + retrying client): total == number of distinct request ids.
 import { countOutcomes, summarizeRequests } from './history.ts';
 import type { RequestAttempt, RequestOutcome, RequestSummary } from './history.ts';
+import type { DbSnapshot, SnapshotMessage } from '../../bench/observation.ts';
+import type { VerdictKind } from '../../bench/counterCheck.ts';
 
-export type VerdictKind = 'valid' | 'invalid' | 'unknown';
+export type { VerdictKind };
 
-/** One topic row as the checker needs it; `acked` says whether the consumer group has acknowledged it. */
-export interface SnapshotMessage {
-  offset: number;
-  /** metadata.request_id (undefined when the row has none). */
-  requestId: string | undefined;
-  /** payload.counter_uuid (undefined when the payload has none). */
-  counterUuid: string | undefined;
-  acked: boolean;
-}
-
-export interface DbSnapshot {
-  messages: readonly SnapshotMessage[];
-  /** Every row of `counter`: id -> value. */
-  counters: ReadonlyMap<string, number>;
-  /** Offset mode: the group's offset_acked, reported beside the verdict. */
-  ackedOffset?: number;
-}
+export type { DbSnapshot, SnapshotMessage };
 
 export interface CheckOptions {
   /** Publish de-duplication on and a retrying client: the total must equal the number of distinct request ids. */
