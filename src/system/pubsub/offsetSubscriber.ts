@@ -52,6 +52,8 @@ export interface OffsetSubscriberOptions extends ConsumerOptions {
   gapRecheckMs: number;
   /** How long a hole at the head may last before the open transactions are read to judge it (ms). */
   gapProbeDelayMs: number;
+  /** Called after each passed hole with the subscriber's stats (the worker reports them to the harness). */
+  onGapPassed: (stats: SubscriberStats) => void;
 }
 
 export const DEFAULT_OFFSET_SUBSCRIBER_OPTIONS: Omit<OffsetSubscriberOptions, 'handler' | 'topic'> = {
@@ -71,6 +73,7 @@ export const DEFAULT_OFFSET_SUBSCRIBER_OPTIONS: Omit<OffsetSubscriberOptions, 'h
   // INSERTs run at ~3,100/s, DESIGN 6), so a hole still open after 20 ms is a long or rolled-back transaction,
   // worth an INNODB_TRX read; correctness does not depend on it, only how soon a rolled-back offset is passed.
   gapProbeDelayMs: 20,
+  onGapPassed: () => undefined,
 };
 
 export function validateOffsetSubscriberOptions(o: OffsetSubscriberOptions): OffsetSubscriberOptions {
@@ -159,6 +162,7 @@ class OffsetSource implements BatchSource {
       recordPassed(this.stats, decision.passedBy, decision.to - decision.from + 1);
       const what = decision.passedBy === 'timeout' ? `NOT proven permanent; passed by the ${this.o.gapTimeoutMs} ms bound (timeout)` : `never committed; passed after ${decision.waitedMs} ms (proof: ${decision.passedBy})`;
       this.o.log(`${this.o.topic}/${this.o.consumerGroup}: offsets ${decision.from}-${decision.to} ${what}`);
+      this.o.onGapPassed(this.stats);
     }
   }
 }
