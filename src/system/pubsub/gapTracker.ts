@@ -21,8 +21,9 @@
 //     its last statement ended.
 //  F4 A fresh INNODB_TRX snapshot (it shows the probe's own transaction, so it was taken after the probe began)
 //     lists every transaction that holds a real id at that moment; trx ids are never reused.
-//  F5 A transaction that has committed before a read view (or, at READ UNCOMMITTED/SERIALIZABLE, a read) opens
-//     is seen by that read, at every isolation level.
+//  F5 A committing transaction stays in INNODB_TRX (state COMMITTING) until its commit is visible to read views
+//     opened afterwards; so once it is gone from a fresh snapshot, any read view opened later (or a locking or
+//     READ UNCOMMITTED read, which reads the latest version) sees its rows, at every isolation level.
 //
 // Steps, for a hole seen by a consume read R0 that also saw a higher offset M (the highest offset R0 returned):
 //  0. Every offset g below M was allocated before M (F1) and M's row existed at R0 (F2), so g was allocated
@@ -44,11 +45,20 @@
 // Isolation levels do not enter steps 0-2 (PROCESSLIST and INNODB_TRX are not transactional); step 3 holds at
 // every level because the deciding read is always in a transaction that starts after the proof.
 //
+// Checked and holding: a statement killed mid-way stays listed (COMMAND Killed, same QUERY_ID) until it ends;
+// QUERY_ID and connection ids restart after a server restart, which can only make step 1 wait longer, while
+// trx ids never go back; the transactions a restart recovers are listed until rolled back; the counter after a
+// restart is above every offset whose row was written, so no offset below a visible one is handed out again;
+// no step reads a clock (the bound's clock jumps count at most MAX_COUNTED_STEP_MS per look).
+//
 // NOT covered (named, not proven): an INSERT that writes an explicit offset below the counter (not an
-// allocation: it may appear at any time); replication appliers (explicit offsets); XA transactions recovered
-// in the PREPARED state if INNODB_TRX does not list them; the PROCESS privilege granted or revoked while a proof
-// runs; the counter moved back (TRUNCATE, ALTER TABLE ... AUTO_INCREMENT below an allocated value) while
-// consumers run. The gap proof `innodb-trx` (the previous rule: step 2 alone, from a snapshot taken at any
+// allocation: it may appear at any time); replication appliers (explicit offsets); Galera; XA transactions left
+// PREPARED (they may commit at any later time, after INNODB_TRX stopped listing them if it does not); an
+// INNODB_TRX read truncated at its 16 MB memory limit (it then warns; not checked); the PROCESS privilege
+// granted or revoked while a proof runs; the counter moved back (TRUNCATE, ALTER TABLE ... AUTO_INCREMENT)
+// while consumers run; an event-scheduler statement whose PROCESSLIST row shows COMMAND Daemon with no text.
+// (READ UNCOMMITTED has a hazard of its own, outside this proof: a consume read may handle a row that later
+// rolls back.) The gap proof `innodb-trx` (the previous rule: step 2 alone, from a snapshot taken at any
 // time after first sight) misses the allocator window and is kept only as a control.
 //
 // THE BOUND (`timeoutMs`). Steps 1 and 2 wait on connections this consumer does not control: an unrelated long
