@@ -1,6 +1,7 @@
 // The chaos scenario (DESIGN 5, issue 4): for each case of the matrix, a fresh system (private database,
 // server, workers behind a TCP proxy), a load that records every request's outcome, faults on their own timer,
 // then heal, wait until ready, quiesce, snapshot, check. The verdicts decide the exit code.
+import type { GapCounts } from '../../system/workerGapLine.ts';
 import { createPool, executorOf, parseMysqlUrl } from '../../system/db/pool.ts';
 import { countPoisoned } from '../../system/sql/mariadb/poisonTable.ts';
 import { sumCounters } from '../../system/sql/mariadb/counterTable.ts';
@@ -99,6 +100,9 @@ export interface CaseResult {
   databaseVersion: string | undefined;
   /** Rows in eob_poison_<topic> at the snapshot: messages the workers set aside (0 unless a payload was rejected; on the docker backend, whose database is shared by the cases, the run so far). */
   poisoned: number | undefined;
+  /** Offset mode: offsets the workers passed as holes, and of those, by the gap timeout (a bound) alone. */
+  gapsPassed: number | undefined;
+  gapsPassedByTimeout: number | undefined;
   error: string | undefined;
 }
 
@@ -269,6 +273,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
   }
 
+  const gaps = (system as CaseSystem | undefined)?.gapCounts();
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
   if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${o.recoveryTimeoutMs} ms`;
@@ -291,6 +296,8 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     durationMs: clock.now(),
     databaseVersion,
     poisoned,
+    gapsPassed: c.mode === 'offset' ? gaps?.gapsPassed : undefined,
+    gapsPassedByTimeout: c.mode === 'offset' ? gaps?.gapsPassedByTimeout : undefined,
     error,
   };
 }
@@ -396,6 +403,8 @@ interface CaseSystem {
   close(): Promise<void>;
   /** The database may hold earlier runs' rows (docker): check only this run's requests and counters. */
   scopeToHistory: boolean;
+  /** Offsets the workers passed as holes (and by the bound alone); undefined where their output is not read. */
+  gapCounts(): GapCounts | undefined;
 }
 
 async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseSystem> {
@@ -431,6 +440,7 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
       },
       databaseVersion,
       scopeToHistory: false,
+      gapCounts: () => sut.workerGaps.totals(),
       async heal() {
         tcp.setDelay(0);
         const managed = sut.managedDatabase;
@@ -479,6 +489,7 @@ async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: Docke
     faults: { backend, proxy: undefined, admin: db, databaseProcess: true, crashWorkerAt: undefined },
     databaseVersion,
     scopeToHistory: true,
+    gapCounts: () => undefined,
     async heal() {
       for (const role of ['db', 'server', 'worker'] as const) {
         const containers = await backend.containers(role);
