@@ -2,6 +2,7 @@
 // overridden with a comma-separated list.
 import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
+import { optionalMysqlUrl } from './sharedOptions.ts';
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
 import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions, type HandlerProfile } from '../scenarios/bench/sweep.ts';
@@ -135,7 +136,7 @@ export const command: CommandModule<object, BenchArgs> = {
     const result = await runBench({
       sweep,
       system: {
-        mysqlUrl: args['mysql-url'] ?? env.mysqlUrl,
+        mysqlUrl: optionalMysqlUrl(args['mysql-url']),
         mariadbBinDir: env.mariadbBinDir,
         searchPath: env.searchPath,
         quietChildren: true,

@@ -10,7 +10,7 @@ import { resolveFaults, FAULT_NAMES } from '../scenarios/chaos/nemesis.ts';
 import { createResultsDir, collectVersions } from '../bench/resultsDir.ts';
 import { projectRoot } from '../projectRoot.ts';
 import { createProgress } from '../bench/progress.ts';
-import { mysqlUrlOption } from './sharedOptions.ts';
+import { mysqlUrlOption, optionalMysqlUrl } from './sharedOptions.ts';
 import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
 import { intInRange } from '../validate.ts';
 
@@ -84,7 +84,7 @@ export const command: CommandModule<object, ChaosArgs> = {
       }
       return;
     }
-    const mysqlUrl = args['mysql-url'] ?? env.mysqlUrl;
+    const mysqlUrl = optionalMysqlUrl(args['mysql-url']);
     if (docker !== undefined && mysqlUrl === undefined) {
       throw new Error('chaos --backend docker reads the Compose database directly: publish the mysql port and set MYSQL_URL or --mysql-url (e.g. mysql://root:eob@127.0.0.1:3306/eob)');
     }

@@ -2,7 +2,8 @@
 // schema if missing, logs one line with its resolved options, and closes gracefully on SIGTERM/SIGINT.
 import type { CommandModule } from 'yargs';
 import { readEnvironment, resolve } from '../config.ts';
-import { createPool, executorOf, parseMysqlUrl, redactMysqlUrl } from '../system/db/pool.ts';
+import { resolveMysqlUrl } from './sharedOptions.ts';
+import { createPool, executorOf, redactMysqlUrl } from '../system/db/pool.ts';
 import { waitForDatabase } from '../system/db/waitForDatabase.ts';
 import { describeError, classifyError } from '../system/db/errors.ts';
 import { ensureSchema } from '../system/sql/mariadb/schema.ts';
@@ -104,11 +105,7 @@ export const command: CommandModule<object, ServerArgs> = {
       }),
   handler: async (args) => {
     const env = readEnvironment();
-    const mysqlUrl = args['mysql-url'] ?? env.mysqlUrl;
-    if (mysqlUrl === undefined) {
-      throw new Error('no database given: pass --mysql-url mysql://root@127.0.0.1:3306/eob or set MYSQL_URL (`eob db start` prints one)');
-    }
-    parseMysqlUrl(mysqlUrl);
+    const mysqlUrl = resolveMysqlUrl(args['mysql-url']);
     const failpointSpec = args.failpoint !== undefined && args.failpoint.length > 0 ? args.failpoint.join(',') : env.failpoints;
     if (failpointSpec !== undefined) armFailpoints(parseFailpointSpec(failpointSpec));
 

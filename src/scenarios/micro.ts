@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { Bench, type Task } from 'tinybench';
 import { SystemUnderTest } from '../harness/systemUnderTest.ts';
 import { MysqlPublisher } from '../system/pubsub/mysqlPublisher.ts';
+import { validateBatchSize } from '../system/pubsub/consumeLoop.ts';
 import { createOffsetBatchConsumer, DEFAULT_OFFSET_SUBSCRIBER_OPTIONS } from '../system/pubsub/offsetSubscriber.ts';
 import { counterHandler } from '../system/counterHandler.ts';
 import { createPool, executorOf } from '../system/db/pool.ts';
@@ -34,7 +35,7 @@ export const DEFAULT_MICRO_OPTIONS: Omit<MicroOptions, 'mysqlUrl' | 'log' | 'res
 };
 
 export function validateMicroOptions(o: MicroOptions): MicroOptions {
-  for (const b of o.batchSizes) intInRange('micro', 'batchSizes', b, 1, 100_000);
+  for (const b of o.batchSizes) validateBatchSize('micro', 'batchSizes', b);
   intInRange('micro', 'timeMs', o.timeMs, 100, 600_000);
   intInRange('micro', 'minIterations', o.minIterations, 1, 1_000_000);
   return o;

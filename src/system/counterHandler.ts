@@ -11,7 +11,8 @@ import { addToCounters, selectCounterValue, setCounterValue } from './sql/mariad
 export type HandlerProfile = 'batched' | 'watermill';
 export const HANDLER_PROFILES: readonly HandlerProfile[] = ['batched', 'watermill'];
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A counter id: a UUID in its 8-4-4-4-12 hex form, either case (the server's route and the handler agree). */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The counter a message increments. Throws, saying what is wrong, for a payload the server would never have

@@ -32,6 +32,8 @@ import { PublishError, publishIncrements, publishIncrementsOnce } from './counte
 import type { IncrementRequest, PublishOutcome } from './counterPublish.ts';
 import { intInRange, nonEmptyString, oneOf, OptionsError } from '../validate.ts';
 import type { TopicMode } from './pubsub/types.ts';
+import { withTimeout } from './waiting.ts';
+import { UUID_PATTERN } from './counterHandler.ts';
 
 export interface ServerOptions {
   mysqlUrl: string;
@@ -278,7 +280,6 @@ export interface ServerHooks {
   log?: (line: string) => void;
 }
 
-const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** Visible ASCII only: the id goes into JSON metadata and logs, and, with dedup, into a VARCHAR key. */
 const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 /** Grace for keep-alive connections to finish on close before they are cut. */
@@ -308,18 +309,6 @@ function route(rawUrl: string): Route | undefined {
     }
   }
   return undefined;
-}
-
-class TimeoutError extends Error {
-  override readonly name = 'TimeoutError';
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Logs the first error of a kind at once, then at most one summary line per interval. */

@@ -7,7 +7,7 @@ import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counter
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type GapHandling } from './pubsub/offsetSubscriber.ts';
 import { GAP_PROOFS, type GapProof } from './pubsub/gapTracker.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from './pubsub/queueSubscriber.ts';
-import { DEFAULT_CONSUMER_OPTIONS } from './pubsub/consumeLoop.ts';
+import { DEFAULT_CONSUMER_OPTIONS, validateBatchSize } from './pubsub/consumeLoop.ts';
 import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type SubscriberStats, type Subscription } from './pubsub/types.ts';
 import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
@@ -56,7 +56,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   topic: 'counter',
   consumerGroup: 'counter',
   // Batch 1000 drained fastest in the bench (results/bench, see README); 100 is the watermill v4 default.
-  batchSize: 1000,
+  batchSize: DEFAULT_CONSUMER_OPTIONS.batchSize,
   pollIntervalMs: 10,
   isolation: undefined,
   ackMode: 'transactional',
@@ -88,6 +88,12 @@ export function defaultIsolation(mode: TopicMode, profile: HandlerProfile): Isol
   return mode === 'offset' ? DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.isolation : DEFAULT_QUEUE_SUBSCRIBER_OPTIONS.isolation;
 }
 
+/** Offset mode's gap handling when none is given: contiguous, or none with the watermill handler (the reference design loses messages that way on purpose); queue mode has none. */
+export function gapHandlingFor(mode: TopicMode, profile: HandlerProfile, given: GapHandling | undefined): GapHandling | undefined {
+  if (mode === 'queue') return undefined;
+  return given ?? (profile === 'watermill' ? 'none' : 'contiguous');
+}
+
 export interface ResolvedWorkerSettings {
   isolation: IsolationLevel;
   /** Offset mode only; queue mode has no high-water mark and so no gaps to handle. */
@@ -100,7 +106,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   parseMysqlUrl(o.mysqlUrl);
   oneOf(c, 'mode', o.mode, TOPIC_MODES);
   nonEmptyString(c, 'consumerGroup', o.consumerGroup);
-  intInRange(c, 'batchSize', o.batchSize, 1, 100_000);
+  validateBatchSize(c, 'batchSize', o.batchSize);
   intInRange(c, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);
   if (o.isolation !== undefined) oneOf(c, 'isolation', o.isolation, ISOLATION_LEVELS);
   oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
@@ -121,7 +127,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
     throw new Error('worker: gapHandling applies to offset mode only; queue mode has no high-water mark');
   }
   const isolation = o.isolation ?? defaultIsolation(o.mode, o.profile);
-  const gapHandling = o.mode === 'queue' ? undefined : (o.gapHandling ?? (o.profile === 'watermill' ? 'none' : 'contiguous'));
+  const gapHandling = gapHandlingFor(o.mode, o.profile, o.gapHandling);
   return { ...o, isolation, gapHandling };
 }
 

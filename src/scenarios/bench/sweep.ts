@@ -15,6 +15,7 @@ import { countPoisoned, truncatePoisonTable } from '../../system/sql/mariadb/poi
 import type { ChildService } from '../../harness/childService.ts';
 import { DEFAULT_WORKER_OPTIONS, defaultIsolation } from '../../system/worker.ts';
 import type { SystemUnderTest, WorkerFlags } from '../../harness/systemUnderTest.ts';
+import { DEFAULT_BATCH_SIZE, validateBatchSize } from '../../system/pubsub/consumeLoop.ts';
 import { startSampler } from '../../bench/sampler.ts';
 import { drainRate, lagPercentiles, ratio } from '../../bench/metrics.ts';
 import { checkCounters, type CounterCheck } from '../../bench/counterCheck.ts';
@@ -95,7 +96,7 @@ const DRAIN_BATCHES = 2_000;
 const DEFAULT_POLL_INTERVAL_MS = DEFAULT_WORKER_OPTIONS.pollIntervalMs;
 
 export function drainBacklog(backlogMessages: number, batchSize: number | undefined): number {
-  return Math.min(backlogMessages, (batchSize ?? 1_000) * DRAIN_BATCHES);
+  return Math.min(backlogMessages, (batchSize ?? DEFAULT_BATCH_SIZE) * DRAIN_BATCHES);
 }
 
 const BASE: Omit<SweepOptions, 'profile' | 'grid'> = {
@@ -182,7 +183,7 @@ export function validateSweepOptions(o: SweepOptions): SweepOptions {
     if (values.length === 0) throw new OptionsError(`${c}: ${field} must list at least one value`);
     values.forEach(check);
   };
-  list('batch-sizes', o.grid.batchSizes, (v) => intInRange(c, 'batch-sizes', v, 1, 100_000));
+  list('batch-sizes', o.grid.batchSizes, (v) => validateBatchSize(c, 'batch-sizes', v));
   list('isolation', o.grid.isolations, (v) => oneOf(c, 'isolation', v, ISOLATION_LEVELS));
   list('modes', o.grid.modes, (v) => oneOf(c, 'modes', v, ['offset', 'queue'] as const));
   list('queue-workers', o.grid.queueWorkers, (v) => intInRange(c, 'queue-workers', v, 1, 64));

@@ -22,6 +22,7 @@ import { check, type DbSnapshot, type Verdict } from './checker.ts';
 import { PhaseClock, type PhaseTiming } from './phases.ts';
 import { FAULT_SECONDS, type ChaosCase, type Expectation } from './chaosMatrix.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
+import { sleep, withTimeout } from '../../system/waiting.ts';
 
 export interface ChaosRunOptions {
   mysqlUrl: string | undefined;
@@ -359,18 +360,6 @@ async function quiesce(db: SqlExecutor, mode: TopicMode, o: ChaosRunOptions): Pr
  * not hang the case: 5 s is ~100 times a progress read here, and the loops that use it simply try again.
  */
 const PROBE_TIMEOUT_MS = 5_000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 export interface ChaosSuiteOptions extends ChaosRunOptions {
   cases: readonly ChaosCase[];

@@ -7,7 +7,7 @@ import { percentile } from '../../bench/metrics.ts';
 import type { ResultsDir } from '../../bench/resultsDir.ts';
 import { writeHistoryJsonl } from './history.ts';
 import { FAULT_NAMES } from './nemesis.ts';
-import { defaultIsolation } from '../../system/worker.ts';
+import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 import type { CaseResult } from './chaos.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
@@ -64,7 +64,7 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     ack_mode: c.worker.ackMode ?? 'transactional',
     isolation: c.worker.isolation ?? defaultIsolation(c.mode, c.worker.profile ?? 'batched'),
     handler_profile: c.worker.profile ?? 'batched',
-    gap_handling: c.mode === 'queue' ? undefined : (c.worker.gapHandling ?? (c.worker.profile === 'watermill' ? 'none' : 'contiguous')),
+    gap_handling: gapHandlingFor(c.mode, c.worker.profile ?? 'batched', c.worker.gapHandling),
     worker_processes: c.workers,
     consumers_per_worker: c.worker.concurrency ?? 1,
     coalesce: c.server.coalesce ?? true,

@@ -10,6 +10,7 @@ import http from 'node:http';
 import { createHash } from 'node:crypto';
 import type { HistoryPhase, RequestAttempt, RequestOutcome } from './history.ts';
 import { intInRange, nonEmptyString } from '../../validate.ts';
+import { sleep } from '../../system/waiting.ts';
 
 export interface HistoryLoadOptions {
   /** e.g. http://127.0.0.1:8080 */
@@ -211,10 +212,6 @@ export async function runHistoryLoad(options: HistoryLoadOptions): Promise<Histo
     agent.destroy();
   }
   return { attempts, durationMs: performance.now() - started };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 function round(ms: number): number {

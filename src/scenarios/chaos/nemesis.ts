@@ -5,6 +5,7 @@ import type { AckMode, SqlExecutor } from '../../system/pubsub/types.ts';
 import type { FaultBackend } from '../../harness/faults/backend.ts';
 import type { TcpProxy } from '../../harness/faults/tcpProxy.ts';
 import { DEFAULT_SERVER_OPTIONS } from '../../system/server.ts';
+import { sleep } from '../../system/waiting.ts';
 
 export const FAULT_NAMES = [
   'worker-kill',
@@ -63,7 +64,6 @@ export interface FaultDefinition {
 }
 
 const now = (): number => performance.now();
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Points in the consume loop each ack mode reaches; the failpoint fault cycles through them. */
 export function failpointsFor(ackMode: AckMode): string[] {
