@@ -1,5 +1,5 @@
-// One quick chaos case end to end on a private database: worker SIGKILL and database SIGKILL under load must
-// come out valid; and one control (after-commit acks with a crash between the two commits) must be caught.
+// One quick chaos case end to end on a private database: worker SIGKILL and database SIGKILL under HTTP and
+// raw SQL load must come out valid; and one control (after-commit acks with a crash between the two commits) must be caught.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCase } from '../src/scenarios/chaos.ts';
@@ -17,7 +17,9 @@ function quickCase(name: string) {
 }
 
 test('chaos: offset mode under a worker kill and a database kill is valid', { timeout: 180_000 }, async () => {
-  const c = { ...quickCase('eo-offset-b1000'), faults: ['worker-kill', 'db-kill'] as const, perFault: 1, requests: 800 };
+  const base = quickCase('eo-offset-b1000');
+  assert.ok(base.raw !== undefined, 'the exactly-once case has raw SQL publishers');
+  const c = { ...base, faults: ['worker-kill', 'db-kill'] as const, perFault: 1, requests: 800, raw: { publishers: 8, requests: 200 } };
   const r = await runCase(c, run);
   assert.equal(r.error, undefined);
   // The planned round first, in order; faults may go on, in the same rotation, while the load still runs.
@@ -28,8 +30,11 @@ test('chaos: offset mode under a worker kill and a database kill is valid', { ti
   assert.ok(r.verdict !== undefined);
   assert.equal(r.verdict.verdict, 'valid', r.verdict.reasons.join('; '));
   assert.equal(r.passed, true);
-  // Every request of the case and its warm-up is in the history, and the checker saw all of them.
-  assert.equal(r.verdict.requests.distinct, 800 + 50);
+  // Every request of the case and its warm-up, and every raw INSERT, is in the history, and the checker saw all of them.
+  assert.equal(r.verdict.requests.distinct, 800 + 50 + 200);
+  const raw = r.history.filter((a) => a.via === 'sql');
+  assert.equal(raw.length, 200);
+  assert.ok(raw.some((a) => a.outcome === 'ok'), 'some raw INSERTs committed');
   assert.ok(r.verdict.requests.ok >= 1, 'some requests succeeded');
   assert.equal(r.verdict.messages.pending, 0);
   assert.ok(r.verdict.total >= r.verdict.requests.ok);

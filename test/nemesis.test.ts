@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis } from '../src/scenarios/nemesis.ts';
 import type { FaultContext } from '../src/scenarios/nemesis.ts';
 import type { FaultBackend, ServiceRole } from '../src/scenarios/faults/backend.ts';
+import { CHAOS_PROFILES, chaosMatrix } from '../src/scenarios/chaosMatrix.ts';
 
 function recordingBackend(calls: string[]): FaultBackend {
   const rec = (what: string) => async (role: ServiceRole, arg?: unknown) => {
@@ -143,4 +144,21 @@ test('faults go on past the planned rounds while the load still runs, then stop'
     events.map((e) => `${e.fault}#${e.round}`),
     ['worker-kill#0', 'db-kill#0', 'worker-kill#1', 'db-kill#1', 'worker-kill#2'],
   );
+});
+
+test('every profile runs every control, quick included', () => {
+  const controlsOf = (p: (typeof CHAOS_PROFILES)[number]) => chaosMatrix(p).filter((c) => c.expected !== 'valid').map((c) => c.name).sort();
+  const standard = controlsOf('standard');
+  assert.ok(standard.length >= 5, `standard has the controls (${standard.join(', ')})`);
+  for (const p of CHAOS_PROFILES) assert.deepEqual(controlsOf(p), standard, `${p} runs every control`);
+});
+
+test('the exactly-once cases carry raw SQL publishers beside the HTTP load; the end-to-end case does not', () => {
+  for (const p of CHAOS_PROFILES) {
+    for (const c of chaosMatrix(p).filter((x) => x.name.startsWith('eo-'))) {
+      assert.ok(c.raw !== undefined && c.raw.publishers >= 1 && c.raw.requests >= 1, `${p}/${c.name} has raw publishers`);
+    }
+    // total == distinct request ids needs de-duplication on every publisher; raw INSERTs have none.
+    assert.equal(chaosMatrix(p).find((x) => x.name === 'e2e-dedup-retry')?.raw, undefined);
+  }
 });

@@ -15,6 +15,7 @@ import { LocalBackend } from './faults/localBackend.ts';
 import { DockerBackend } from './faults/dockerBackend.ts';
 import { missingRequirements, resolveFaults, runNemesis, type FaultContext, type FaultEvent } from './nemesis.ts';
 import { runHistoryLoad } from './historyLoad.ts';
+import { runRawPublishLoad } from './rawPublishLoad.ts';
 import type { RequestAttempt } from './history.ts';
 import { check, type DbSnapshot, type SnapshotMessage, type Verdict } from './checker.ts';
 import { PhaseClock, type PhaseTiming } from './phases.ts';
@@ -208,7 +209,27 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
         },
         stopOn,
       );
-      const load = await runHistoryLoad({
+      const raw = c.raw === undefined
+        ? undefined
+        : runRawPublishLoad({
+            mysqlUrl: setup.databaseUrl,
+            mode: c.mode,
+            topic: TOPIC,
+            caseName: c.name,
+            requests: c.raw.requests,
+            publishers: c.raw.publishers,
+            ratePerSecond: rate === 0 ? 0 : (rate * c.raw.requests) / Math.max(1, c.requests),
+            counters: c.counters,
+            queryTimeoutMs: 10_000,
+            connectTimeoutMs: 5_000,
+            phase: 'load',
+            t0: clock.t0,
+            onAttempt: (a) => {
+              if (a.outcome === 'ok') requestsOk += 1;
+            },
+            ...(o.signal === undefined ? {} : { signal: o.signal }),
+          });
+      const http = runHistoryLoad({
         baseUrl: setup.serverBaseUrl,
         caseName: c.name,
         requests: c.requests,
@@ -225,10 +246,15 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
           if (a.outcome === 'ok') requestsOk += 1;
         },
         ...(o.signal === undefined ? {} : { signal: o.signal }),
-      }).finally(() => {
-        loading = false; // also when the load fails: the nemesis must not outlive it
       });
-      history.push(...load.attempts);
+      // Both loads settle before the history is kept, so a failing one does not leave the other running.
+      const [httpLoad, rawLoad] = await Promise.allSettled([http, raw]).finally(() => {
+        loading = false; // also when a load fails: the nemesis must not outlive it
+      });
+      if (httpLoad.status === 'fulfilled') history.push(...httpLoad.value.attempts);
+      if (rawLoad.status === 'fulfilled' && rawLoad.value !== undefined) history.push(...rawLoad.value.attempts);
+      if (httpLoad.status === 'rejected') throw httpLoad.reason;
+      if (rawLoad.status === 'rejected') throw rawLoad.reason;
       // The schedule runs to its end even if the load finished first: every planned fault is injected. If the
       // load lasts longer, faults go on until it ends.
       faults = await nemesis;
@@ -434,6 +460,8 @@ export async function runChaosCases(o: ChaosSuiteOptions): Promise<CaseResult[]>
 interface CaseSystem {
   /** The harness's own session: sampler, recovery probe, conn-kill, snapshot. */
   db: SqlExecutor;
+  /** The database itself, for the raw SQL publishers (never through the workers' proxy). */
+  databaseUrl: string;
   serverBaseUrl: string;
   faults: Omit<FaultContext, 'ackMode' | 'holdMs'>;
   databaseVersion: string | undefined;
@@ -467,6 +495,7 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
     const rows = await sut.db.query<{ v: string }[]>('SELECT VERSION() AS v');
     return {
       db: sut.db,
+      databaseUrl: sut.mysqlUrl,
       serverBaseUrl: server.baseUrl,
       faults: {
         backend,
@@ -521,6 +550,7 @@ async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: Docke
   o.log(`${c.name}: docker backend, project ${target.project}; the Compose services' own configuration is what is tested`);
   return {
     db,
+    databaseUrl: o.mysqlUrl,
     serverBaseUrl: target.serverUrl.replace(/\/$/, ''),
     faults: { backend, proxy: undefined, admin: db, databaseProcess: true, crashWorkerAt: undefined },
     databaseVersion: rows[0]?.v,

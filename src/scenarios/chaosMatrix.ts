@@ -33,8 +33,23 @@ export interface ChaosCase {
   ratePerSecond: number;
   /** 0: one counter per request (exact attribution). */
   counters: number;
+  /** Raw SQL publishers beside the HTTP load (single-row autocommit INSERTs that bypass the server). */
+  raw?: RawPublishers;
   expected: Expectation;
 }
+
+export interface RawPublishers {
+  /** Connections, each with one INSERT at a time. */
+  publishers: number;
+  /** INSERTs over all of them, spread over the same schedule as the HTTP requests. */
+  requests: number;
+}
+
+/**
+ * 16 raw publishers: with 16 raw `mariadb` clients x 150 single-row INSERTs and every 20th insert stalled
+ * 300 ms after its offset was allocated, the INNODB_TRX-only gap rule lost 16-17 of 2,400 messages per run.
+ */
+const RAW_PUBLISHERS = 16;
 
 /** Every fault kind except those a case opts out of. */
 const ALL_FAULTS: readonly FaultName[] = FAULT_NAMES;
@@ -44,14 +59,18 @@ interface Sizes {
   perFault: number;
   controlRequests: number;
   controlFaults: number;
+  /** The controls with no fault: they run at full speed, so their size is about how often the race shows. */
+  noFaultControlRequests: number;
+  /** Raw SQL INSERTs beside the HTTP requests of each exactly-once case. */
+  rawRequests: number;
 }
 
 const SIZES: Record<ChaosProfile, Sizes> = {
   // quick: <= 3 minutes on this machine, the CI-sized check and the one the test suite runs.
-  quick: { requests: 1_500, perFault: 1, controlRequests: 1_500, controlFaults: 2 },
+  quick: { requests: 1_500, perFault: 1, controlRequests: 1_500, controlFaults: 2, noFaultControlRequests: 3_000, rawRequests: 600 },
   // standard: the issue's `make chaos`: 10,000 requests per case, >= 5 injections of each kind.
-  standard: { requests: 10_000, perFault: 5, controlRequests: 6_000, controlFaults: 5 },
-  soak: { requests: 60_000, perFault: 25, controlRequests: 20_000, controlFaults: 10 },
+  standard: { requests: 10_000, perFault: 5, controlRequests: 6_000, controlFaults: 5, noFaultControlRequests: 10_000, rawRequests: 2_400 },
+  soak: { requests: 60_000, perFault: 25, controlRequests: 20_000, controlFaults: 10, noFaultControlRequests: 60_000, rawRequests: 12_000 },
 };
 
 export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[]): ChaosCase[] {
@@ -59,7 +78,7 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[]):
   const faults = (list: readonly FaultName[]) => (only === undefined ? list : list.filter((f) => only.includes(f)));
   const exactlyOnce = (mode: 'offset' | 'queue', batchSize: number, kinds: readonly FaultName[]): ChaosCase => ({
     name: `eo-${mode}-b${batchSize}`,
-    description: `${mode} mode, batch ${batchSize}, transactional acks: must stay valid under every fault`,
+    description: `${mode} mode, batch ${batchSize}, transactional acks, HTTP and raw SQL publishers: must stay valid under every fault`,
     mode,
     worker: mode === 'queue' ? { mode, batchSize, concurrency: 2 } : { mode, batchSize },
     workers: mode === 'queue' ? 2 : 1,
@@ -71,6 +90,7 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[]):
     concurrency: 16,
     ratePerSecond: 0,
     counters: 0,
+    raw: { publishers: RAW_PUBLISHERS, requests: s.rawRequests },
     expected: 'valid',
   });
   const ackControl = (ackMode: 'after-commit' | 'before-commit'): ChaosCase => ({
@@ -90,12 +110,67 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[]):
     expected: ackMode === 'after-commit' ? 'duplicated' : 'lost',
   });
 
+  const controls: ChaosCase[] = [
+    ackControl('after-commit'),
+    ackControl('before-commit'),
+    {
+      name: 'ctl-nonlocking-read',
+      description: 'offset mode, REPEATABLE READ plain read, no gap handling, 32 concurrent one-row publishers: must show skipped messages',
+      mode: 'offset',
+      worker: { mode: 'offset', batchSize: 100, isolation: 'REPEATABLE READ', gapHandling: 'none' },
+      workers: 1,
+      // One INSERT per request: concurrent single-row transactions are what commits out of offset order.
+      server: { coalesce: false, poolSize: 32 },
+      retry: false,
+      faults: [],
+      perFault: 0,
+      requests: s.noFaultControlRequests,
+      concurrency: 32,
+      ratePerSecond: 0,
+      counters: 0,
+      expected: 'lost',
+    },
+    {
+      name: 'ctl-watermill',
+      description: 'the watermill profile (SERIALIZABLE, FOR UPDATE offsets, plain read), 32 concurrent publishers, no faults: must show skipped offsets',
+      mode: 'offset',
+      worker: { mode: 'offset', batchSize: 100, profile: 'watermill' },
+      workers: 1,
+      server: { coalesce: false, poolSize: 32 },
+      retry: false,
+      faults: [],
+      perFault: 0,
+      requests: s.noFaultControlRequests,
+      concurrency: 32,
+      ratePerSecond: 0,
+      counters: 0,
+      expected: 'lost',
+    },
+    {
+      name: 'ctl-no-retry-no-dedup',
+      description: 'non-retrying client, no publish de-duplication, server kills: unknown outcomes reported, publish duplicates (if any) attributed to publishing',
+      mode: 'offset',
+      worker: { mode: 'offset', batchSize: 1000 },
+      workers: 1,
+      server: {},
+      retry: false,
+      faults: ['server-kill'],
+      perFault: s.controlFaults,
+      requests: s.controlRequests,
+      concurrency: 16,
+      ratePerSecond: 0,
+      counters: 0,
+      expected: 'unknown-outcomes',
+    },
+  ];
+
+  // Every control runs in every profile: a profile that leaves one out would not show that the checker still
+  // catches what it must.
   if (profile === 'quick') {
     return [
       exactlyOnce('offset', 1000, ['worker-kill', 'db-kill']),
       { ...exactlyOnce('queue', 100, ['worker-kill', 'conn-kill', 'net-reset']), requests: 1_000 },
-      ackControl('after-commit'),
-      ackControl('before-commit'),
+      ...controls,
     ];
   }
 
@@ -121,57 +196,7 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[]):
       counters: 0,
       expected: 'valid',
     },
-    ackControl('after-commit'),
-    ackControl('before-commit'),
-    {
-      name: 'ctl-nonlocking-read',
-      description: 'offset mode, REPEATABLE READ plain read, no gap handling, 32 concurrent one-row publishers: must show skipped messages',
-      mode: 'offset',
-      worker: { mode: 'offset', batchSize: 100, isolation: 'REPEATABLE READ', gapHandling: 'none' },
-      workers: 1,
-      // One INSERT per request: concurrent single-row transactions are what commits out of offset order.
-      server: { coalesce: false, poolSize: 32 },
-      retry: false,
-      faults: [],
-      perFault: 0,
-      requests: s.requests,
-      concurrency: 32,
-      ratePerSecond: 0,
-      counters: 0,
-      expected: 'lost',
-    },
-    {
-      name: 'ctl-watermill',
-      description: 'the watermill profile (SERIALIZABLE, FOR UPDATE offsets, plain read), 32 concurrent publishers, no faults: must show skipped offsets',
-      mode: 'offset',
-      worker: { mode: 'offset', batchSize: 100, profile: 'watermill' },
-      workers: 1,
-      server: { coalesce: false, poolSize: 32 },
-      retry: false,
-      faults: [],
-      perFault: 0,
-      requests: s.requests,
-      concurrency: 32,
-      ratePerSecond: 0,
-      counters: 0,
-      expected: 'lost',
-    },
-    {
-      name: 'ctl-no-retry-no-dedup',
-      description: 'non-retrying client, no publish de-duplication, server kills: unknown outcomes reported, publish duplicates (if any) attributed to publishing',
-      mode: 'offset',
-      worker: { mode: 'offset', batchSize: 1000 },
-      workers: 1,
-      server: {},
-      retry: false,
-      faults: ['server-kill'],
-      perFault: s.controlFaults,
-      requests: s.controlRequests,
-      concurrency: 16,
-      ratePerSecond: 0,
-      counters: 0,
-      expected: 'unknown-outcomes',
-    },
+    ...controls,
   ];
 }
 

@@ -5,7 +5,7 @@ import { toCsv, type CsvRow } from '../bench/csv.ts';
 import { renderSvg, svgToPng } from '../bench/chart.ts';
 import { percentile } from '../bench/metrics.ts';
 import type { ResultsDir } from '../bench/resultsDir.ts';
-import { writeHistoryJsonl } from './history.ts';
+import { countOutcomes, summarizeRequests, writeHistoryJsonl } from './history.ts';
 import { FAULT_NAMES } from './nemesis.ts';
 import type { CaseResult } from './chaos.ts';
 
@@ -25,6 +25,8 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'retry_client',
   'http_concurrency',
   'requests',
+  'raw_publishers',
+  'raw_requests',
   'faults_total',
   ...FAULT_NAMES.map((f) => `faults_${f.replace(/-/g, '_')}`),
   'faults_not_recovered',
@@ -32,6 +34,9 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'requests_fail',
   'requests_unknown',
   'attempts',
+  'raw_ok',
+  'raw_fail',
+  'raw_unknown',
   'messages',
   'total',
   'lost',
@@ -52,6 +57,7 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
 export function csvRow(r: CaseResult, profile: string): CsvRow {
   const c = r.case;
   const v = r.verdict;
+  const raw = countOutcomes(summarizeRequests(r.history.filter((a) => a.via === 'sql')).values());
   const row: CsvRow = {
     case: c.name,
     profile,
@@ -68,12 +74,17 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     retry_client: c.retry,
     http_concurrency: c.concurrency,
     requests: c.requests,
+    raw_publishers: c.raw?.publishers ?? 0,
+    raw_requests: c.raw?.requests ?? 0,
     faults_total: r.faults.length,
     faults_not_recovered: r.faults.filter((f) => f.recoveryMs === undefined).length,
     requests_ok: v?.requests.ok,
     requests_fail: v?.requests.fail,
     requests_unknown: v?.requests.unknown,
     attempts: v?.requests.attempts,
+    raw_ok: raw.ok,
+    raw_fail: raw.fail,
+    raw_unknown: raw.unknown,
     messages: v?.messages.total,
     total: v?.total,
     lost: v?.lost,
@@ -173,9 +184,17 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
   }
 }
 
+/** ok/fail/unknown of the raw SQL INSERTs, or '-' for a case without raw publishers. */
+function rawCell(r: CaseResult): string {
+  const raw = r.history.filter((a) => a.via === 'sql');
+  if (raw.length === 0) return '-';
+  const n = countOutcomes(summarizeRequests(raw).values());
+  return `${n.ok}/${n.fail}/${n.unknown}`;
+}
+
 /** The table printed at the end of a run (and pasted in the README). */
 export function summaryTable(results: readonly CaseResult[]): string {
-  const header = ['case', 'expected', 'verdict', 'ok/fail/unknown', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'faults', 'recovery p50/max ms', 'result'];
+  const header = ['case', 'expected', 'verdict', 'ok/fail/unknown', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'faults', 'recovery p50/max ms', 'result'];
   const rows = results.map((r) => {
     const v = r.verdict;
     const rec = r.faults.map((f) => f.recoveryMs).filter((x): x is number => x !== undefined);
@@ -184,6 +203,7 @@ export function summaryTable(results: readonly CaseResult[]): string {
       r.expected,
       v?.verdict ?? 'error',
       v === undefined ? '-' : `${v.requests.ok}/${v.requests.fail}/${v.requests.unknown}`,
+      rawCell(r),
       String(v?.messages.total ?? '-'),
       String(v?.total ?? '-'),
       String(v?.lost ?? '-'),
