@@ -36,6 +36,10 @@ test('outcome mapping: committed is ok, a failed connect or a statement the serv
     serverError(1053, 'ER_SERVER_SHUTDOWN', '08S01'),
   ];
   for (const e of afterSend) assert.equal(classifySqlAttempt('insert', e).outcome, 'unknown', e.message);
+  // A held transaction: a failed START TRANSACTION sent no row; any error at COMMIT may have followed the commit.
+  assert.equal(classifySqlAttempt('begin', Object.assign(new Error('lost'), { code: 'PROTOCOL_CONNECTION_LOST', fatal: true })).outcome, 'fail');
+  assert.equal(classifySqlAttempt('commit', serverError(1213, 'ER_LOCK_DEADLOCK', '40001')).outcome, 'unknown');
+  assert.equal(classifySqlAttempt('commit', undefined).outcome, 'ok');
   assert.equal(classifySqlAttempt('insert', afterSend[0]).error, 'PROTOCOL_CONNECTION_LOST');
 });
 
@@ -72,7 +76,8 @@ test('on a private database: one history entry per INSERT, in the shape the chec
   await createOffsetsTable(admin, 'counter');
   await createCounterTable(admin);
 
-  const r = await runRawPublishLoad({ ...DEFAULT_RAW_PUBLISH_LOAD_OPTIONS, mysqlUrl: url, caseName: 'rawcase', requests: 40, publishers: 4, t0: performance.now() });
+  // Every 5th INSERT in a transaction held open 20 ms: committed all the same.
+  const r = await runRawPublishLoad({ ...DEFAULT_RAW_PUBLISH_LOAD_OPTIONS, mysqlUrl: url, caseName: 'rawcase', requests: 40, publishers: 4, holdEvery: 5, holdMs: 20, t0: performance.now() });
   assert.equal(r.attempts.length, 40);
   const ids = new Set(r.attempts.map((a) => a.requestId));
   assert.equal(ids.size, 40, 'each INSERT has its own request id');

@@ -220,6 +220,8 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
             publishers: c.raw.publishers,
             ratePerSecond: rate === 0 ? 0 : (rate * c.raw.requests) / Math.max(1, c.requests),
             counters: c.counters,
+            holdEvery: c.raw.hold?.every ?? 0,
+            holdMs: c.raw.hold?.ms ?? 0,
             queryTimeoutMs: 10_000,
             connectTimeoutMs: 5_000,
             phase: 'load',

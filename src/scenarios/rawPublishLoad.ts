@@ -1,10 +1,10 @@
 // The chaos load's raw SQL publishers: clients that bypass the HTTP server and INSERT into the topic table
-// themselves, one row per autocommit statement, the way any other program sharing the topic may publish. They
+// themselves, one row per autocommit statement (optionally, every Nth in a transaction held open), the way any other program sharing the topic may publish. They
 // do not batch, do not cooperate with the worker and hold their connection across faults, which is what the
 // offset consumer's gap proof must cope with. Each INSERT is the message the server publishes (payload
 // counter_uuid, metadata request_id), with its own request id and counter, and is recorded in the history like
 // an HTTP request, so the checker covers both kinds of publisher the same way.
-import { createPool, parseMysqlUrl, redactMysqlUrl, type Pool, type PoolConnection } from '../system/db/pool.ts';
+import { beginTransaction, createPool, parseMysqlUrl, redactMysqlUrl, type Pool, type PoolConnection } from '../system/db/pool.ts';
 import { classifyError } from '../system/db/errors.ts';
 import { incrementMessage } from '../system/counterPublish.ts';
 import { insertMessagesSql } from '../system/sql/messagesTable.ts';
@@ -28,6 +28,13 @@ export interface RawPublishLoadOptions {
   ratePerSecond: number;
   /** 0: one counter per request, so the checker names the exact message of any violation. */
   counters: number;
+  /**
+   * Every holdEvery-th INSERT (0: none) runs in an explicit transaction held open holdMs before its COMMIT,
+   * as a slow application transaction publishing into the topic would: its offset stays uncommitted while
+   * later ones commit, which is the out-of-order commit every offset reader must wait for.
+   */
+  holdEvery: number;
+  holdMs: number;
   /** An INSERT with no answer after this is `unknown` (ms). */
   queryTimeoutMs: number;
   connectTimeoutMs: number;
@@ -48,6 +55,8 @@ export const DEFAULT_RAW_PUBLISH_LOAD_OPTIONS: Omit<RawPublishLoadOptions, 'mysq
   publishers: 16,
   ratePerSecond: 0,
   counters: 0,
+  holdEvery: 0,
+  holdMs: 0,
   // The same limit as the HTTP load's: an INSERT into a database that is being restarted fails or answers
   // well within it; longer means a hung connection, and its outcome is unknown either way.
   queryTimeoutMs: 10_000,
@@ -71,6 +80,8 @@ export function validateRawPublishLoadOptions(o: RawPublishLoadOptions): RawPubl
   intInRange(c, 'publishers', o.publishers, 1, 256);
   if (!(o.ratePerSecond >= 0)) throw new Error(`${c}: ratePerSecond must be >= 0 (got ${o.ratePerSecond})`);
   intInRange(c, 'counters', o.counters, 0, 10_000_000);
+  intInRange(c, 'holdEvery', o.holdEvery, 0, 10_000_000);
+  intInRange(c, 'holdMs', o.holdMs, 0, 60_000);
   intInRange(c, 'queryTimeoutMs', o.queryTimeoutMs, 100, 600_000);
   intInRange(c, 'connectTimeoutMs', o.connectTimeoutMs, 100, 600_000);
   return o;
@@ -81,8 +92,11 @@ export function rawRequestId(caseName: string, n: number): string {
   return `${caseName}-raw-${n}`;
 }
 
-/** Where an INSERT attempt failed: before anything reached the database, or after the statement was sent. */
-export type SqlAttemptStage = 'connect' | 'insert';
+/**
+ * Where an attempt failed: before anything that could publish reached the database (connect, START
+ * TRANSACTION), at the INSERT, or at the COMMIT of a held transaction.
+ */
+export type SqlAttemptStage = 'connect' | 'begin' | 'insert' | 'commit';
 
 interface DriverError {
   code?: string;
@@ -92,16 +106,19 @@ interface DriverError {
 }
 
 /**
- * No error: ok (an autocommit INSERT that returned has committed). A failed connect: fail (no statement was
- * sent). After the INSERT was sent, only an error the server answered for the statement itself is definite: a
- * failing autocommit statement is rolled back whole (deadlock, lock wait timeout, a rejected value). A lost
- * connection, a timeout, a killed query or a server shutting down may have come after the commit: unknown.
+ * No error: ok (an autocommit INSERT that returned, or a COMMIT that returned, has committed). A failed
+ * connect or START TRANSACTION: fail (no row was sent). After the INSERT was sent, only an error the server
+ * answered for the statement itself is definite: a failing statement is rolled back (deadlock, lock wait
+ * timeout, a rejected value), and a held transaction whose INSERT failed is never committed (its connection
+ * is closed, which rolls it back). A lost connection, a timeout, a killed query or a server shutting down may
+ * have come after the commit, and so may any error at COMMIT: unknown.
  */
 export function classifySqlAttempt(stage: SqlAttemptStage, error: unknown): AttemptResult {
   if (error === undefined) return { outcome: 'ok' };
   const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
   const code = e.code ?? (error instanceof Error ? error.message : String(error));
-  if (stage === 'connect') return { outcome: 'fail', error: code };
+  if (stage === 'connect' || stage === 'begin') return { outcome: 'fail', error: code };
+  if (stage === 'commit') return { outcome: 'unknown', error: code };
   const answeredByServer = e.sqlState !== undefined && e.errno !== undefined && e.fatal !== true;
   const kind = classifyError(error);
   const statementRolledBack = answeredByServer && (kind === 'deadlock' || kind === 'lock-wait-timeout' || kind === 'fatal');
@@ -149,14 +166,25 @@ export async function runRawPublishLoad(options: RawPublishLoadOptions): Promise
       return;
     }
     const { sql, values } = insertMessagesSql(table, [incrementMessage({ counterUuid, requestId }, false)]);
+    const held = o.holdEvery > 0 && (n + 1) % o.holdEvery === 0;
+    let stage: SqlAttemptStage = 'begin';
     try {
+      // READ COMMITTED: a single INSERT reads nothing, and it takes no gap locks that would block others.
+      if (held) await beginTransaction(conn, 'READ COMMITTED');
+      stage = 'insert';
       await conn.query({ sql, values, timeout: o.queryTimeoutMs });
+      if (held) {
+        await sleep(o.holdMs);
+        stage = 'commit';
+        await conn.commit();
+      }
       conn.release();
-      record(requestId, counterUuid, startMs, classifySqlAttempt('insert', undefined));
+      record(requestId, counterUuid, startMs, classifySqlAttempt(stage, undefined));
     } catch (error) {
-      // A connection in an unknown state is not given back to the pool: the next INSERT gets a fresh one.
+      // A connection in an unknown state is not given back to the pool (closing it rolls back whatever it
+      // had not committed): the next INSERT gets a fresh one.
       conn.destroy();
-      record(requestId, counterUuid, startMs, classifySqlAttempt('insert', error));
+      record(requestId, counterUuid, startMs, classifySqlAttempt(stage, error));
     }
   };
 
