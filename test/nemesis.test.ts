@@ -1,7 +1,8 @@
 // The fault registry and the nemesis loop, with a recording stand-in backend (no processes, no database).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis } from '../src/scenarios/nemesis.ts';
+import { ALLOCATOR_STALL_PLAN, FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis, skipReason } from '../src/scenarios/nemesis.ts';
+import { checkMachineForAllocatorStall, unavailableStaller, type AllocatorStaller, type AllocatorStallPlan } from '../src/scenarios/faults/allocatorStallFault.ts';
 import type { FaultContext } from '../src/scenarios/nemesis.ts';
 import type { FaultBackend, ServiceRole } from '../src/scenarios/faults/backend.ts';
 import { CHAOS_PROFILES, chaosMatrix } from '../src/scenarios/chaosMatrix.ts';
@@ -50,7 +51,8 @@ test('an unknown fault name is an error that lists the valid ones', () => {
 
 test('every registered fault has a description and the registry covers the issue list', () => {
   const all = resolveFaults([...FAULT_NAMES]);
-  assert.equal(all.length, 10);
+  assert.equal(all.length, 11);
+  assert.ok(FAULT_NAMES.includes('db-stall-allocator'));
   for (const f of all) assert.ok(f.description.length > 10);
 });
 
@@ -161,4 +163,43 @@ test('the exactly-once cases carry raw SQL publishers beside the HTTP load; the 
     // total == distinct request ids needs de-duplication on every publisher; raw INSERTs have none.
     assert.equal(chaosMatrix(p).find((x) => x.name === 'e2e-dedup-retry')?.raw, undefined);
   }
+});
+
+test('db-stall-allocator: skipped with the reason when there is no debugger, else run with its proof recorded', async () => {
+  const [fault] = resolveFaults('db-stall-allocator');
+  assert.ok(fault !== undefined);
+  const calls: string[] = [];
+  assert.deepEqual(missingRequirements(fault, context(calls)), ['allocator-stall']);
+  assert.match(skipReason(fault, context(calls)) ?? '', /gdb/);
+  const noPtrace = context(calls, { allocatorStaller: unavailableStaller('ptrace refused: Operation not permitted') });
+  assert.equal(skipReason(fault, noPtrace), 'ptrace refused: Operation not permitted');
+
+  const plans: AllocatorStallPlan[] = [];
+  const staller = (stalls: number, inWindow: number): AllocatorStaller => ({
+    unavailable: undefined,
+    async stall(plan) {
+      plans.push(plan);
+      return { stalls, inWindow, detail: `stalled ${stalls}, ${inWindow} in the window` };
+    },
+  });
+  assert.equal(skipReason(fault, context(calls, { allocatorStaller: staller(3, 3) })), undefined);
+  const run = await fault.run(context(calls, { allocatorStaller: staller(12, 11) }), 0);
+  assert.deepEqual(run.proof, { stalls: 12, inWindow: 11 });
+  assert.match(run.detail, /11 in the window/);
+  assert.deepEqual(plans[0], ALLOCATOR_STALL_PLAN);
+  // Stalls that never landed in the window prove nothing: the injection is a failure, not a quiet success.
+  await assert.rejects(fault.run(context(calls, { allocatorStaller: staller(5, 0) }), 0), /none proven in the allocator window/);
+
+  // The nemesis keeps the proof on the fault event (verdict.json's faults).
+  const events = await runNemesis(
+    context(calls, { allocatorStaller: staller(4, 4) }),
+    { faults: [fault], perFault: 1, intervalMs: 0, initialDelayMs: 0, recoveryTimeoutMs: 1_000, recovered: async () => undefined, t0: performance.now(), log: () => undefined },
+    new AbortController().signal,
+  );
+  assert.deepEqual(events[0]?.proof, { stalls: 4, inWindow: 4 });
+});
+
+test('db-stall-allocator: the machine check names what is missing (here: a gdb that does not exist)', async () => {
+  const reason = await checkMachineForAllocatorStall('/nonexistent/eob-test-gdb');
+  assert.match(reason ?? '', /gdb could not be started.*install gdb/);
 });

@@ -13,7 +13,8 @@ import type { ChildService } from './childService.ts';
 import { TcpProxy } from './faults/tcpProxy.ts';
 import { LocalBackend } from './faults/localBackend.ts';
 import { DockerBackend } from './faults/dockerBackend.ts';
-import { missingRequirements, resolveFaults, runNemesis, type FaultContext, type FaultEvent } from './nemesis.ts';
+import { localAllocatorStaller, unavailableStaller } from './faults/allocatorStallFault.ts';
+import { resolveFaults, runNemesis, skipReason, type FaultContext, type FaultEvent } from './nemesis.ts';
 import { runHistoryLoad } from './historyLoad.ts';
 import { runRawPublishLoad } from './rawPublishLoad.ts';
 import type { RequestAttempt } from './history.ts';
@@ -180,9 +181,9 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
 
     const ctx: FaultContext = { ...setup.faults, ackMode: c.worker.ackMode ?? 'transactional', holdMs: o.holdMs };
     const definitions = resolveFaults(c.faults).filter((f) => {
-      const missing = missingRequirements(f, ctx);
-      if (missing.length > 0) skippedFaults.push(`${f.name} (needs ${missing.join(', ')})`);
-      return missing.length === 0;
+      const reason = skipReason(f, ctx);
+      if (reason !== undefined) skippedFaults.push(`${f.name} (${reason})`);
+      return reason === undefined;
     });
     for (const s of skippedFaults) o.log(`${c.name}: skipping fault ${s}`);
 
@@ -495,6 +496,12 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
     for (let i = 0; i < c.workers; i++) workers.push(await sut.startWorker(c.worker, `worker ${i + 1}`, workerUrl));
     const backend = new LocalBackend(sut, server, workers, { workerFlags: c.worker, workerMysqlUrl: workerUrl });
     const rows = await sut.db.query<{ v: string }[]>('SELECT VERSION() AS v');
+    // Only cases that inject it pay for the debugger's first attach.
+    const allocatorStaller = !c.faults.includes('db-stall-allocator')
+      ? undefined
+      : sut.managedDatabase === undefined
+        ? unavailableStaller('MYSQL_URL names a database this harness did not start; gdb attaches only to a private one (unset MYSQL_URL)')
+        : await localAllocatorStaller({ serverPid: () => sut.managedDatabase?.pid, mysqlUrl: sut.mysqlUrl, log: o.log });
     return {
       db: sut.db,
       databaseUrl: sut.mysqlUrl,
@@ -505,6 +512,7 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
         admin: sut.db,
         databaseProcess: sut.managedDatabase !== undefined,
         crashWorkerAt: (spec, timeoutMs) => backend.crashWorkerAt(spec, timeoutMs),
+        allocatorStaller,
       },
       databaseVersion: rows[0]?.v,
       scopeToHistory: false,
@@ -554,7 +562,14 @@ async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: Docke
     db,
     databaseUrl: o.mysqlUrl,
     serverBaseUrl: target.serverUrl.replace(/\/$/, ''),
-    faults: { backend, proxy: undefined, admin: db, databaseProcess: true, crashWorkerAt: undefined },
+    faults: {
+      backend,
+      proxy: undefined,
+      admin: db,
+      databaseProcess: true,
+      crashWorkerAt: undefined,
+      allocatorStaller: unavailableStaller('the docker backend: gdb would have to attach to mariadbd inside its container'),
+    },
     databaseVersion: rows[0]?.v,
     scopeToHistory: true,
     async heal() {

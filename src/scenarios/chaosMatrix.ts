@@ -178,7 +178,7 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[]):
   // catches what it must.
   if (profile === 'quick') {
     return [
-      exactlyOnce('offset', 1000, ['worker-kill', 'db-kill']),
+      exactlyOnce('offset', 1000, ['worker-kill', 'db-kill', 'db-stall-allocator']),
       { ...exactlyOnce('queue', 100, ['worker-kill', 'conn-kill', 'net-reset']), requests: 1_000 },
       ...controls,
     ];
@@ -222,4 +222,6 @@ export const FAULT_SECONDS: Record<FaultName, number> = {
   'net-delay': 1.5,
   'net-reset': 0.8,
   failpoint: 4,
+  // gdb attaches to mariadbd (about 1 s here), 3 s of stalls, detaches.
+  'db-stall-allocator': 4.5,
 };

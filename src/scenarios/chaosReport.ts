@@ -30,6 +30,8 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'faults_total',
   ...FAULT_NAMES.map((f) => `faults_${f.replace(/-/g, '_')}`),
   'faults_not_recovered',
+  'allocator_stalls',
+  'allocator_stalls_in_window',
   'requests_ok',
   'requests_fail',
   'requests_unknown',
@@ -78,6 +80,8 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     raw_requests: c.raw?.requests ?? 0,
     faults_total: r.faults.length,
     faults_not_recovered: r.faults.filter((f) => f.recoveryMs === undefined).length,
+    allocator_stalls: sumProof(r, 'stalls'),
+    allocator_stalls_in_window: sumProof(r, 'inWindow'),
     requests_ok: v?.requests.ok,
     requests_fail: v?.requests.fail,
     requests_unknown: v?.requests.unknown,
@@ -109,6 +113,12 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     row[`recovery_${key}_max_ms`] = recoveries.length === 0 ? undefined : Math.max(...recoveries);
   }
   return row;
+}
+
+/** db-stall-allocator's stalls (or those proven in the window) over the case; empty when it did not run. */
+function sumProof(r: CaseResult, key: 'stalls' | 'inWindow'): number | undefined {
+  const proofs = r.faults.flatMap((f) => (f.proof === undefined ? [] : [f.proof[key]]));
+  return proofs.length === 0 ? undefined : proofs.reduce((a, b) => a + b, 0);
 }
 
 /** Requests acknowledged and messages acked over time, one rule per fault (coloured by kind). */
