@@ -4,6 +4,7 @@ import { readEnvironment } from '../config.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker, WORKER_MODES, type WorkerMode } from '../system/worker.ts';
 import { HANDLER_PROFILES, type HandlerProfile } from '../system/counterHandler.ts';
 import { GAP_HANDLINGS, type GapHandling } from '../system/pubsub/offsetSubscriber.ts';
+import { GAP_PROOFS, type GapProof } from '../system/pubsub/gapTracker.ts';
 import { ACK_MODES, parseIsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { armFailpointsFrom, failpointOption, mysqlUrlOption, resolveMysqlUrl } from './sharedOptions.ts';
 import { describeError } from '../system/db/errors.ts';
@@ -21,6 +22,8 @@ interface WorkerArgs {
   concurrency: number;
   profile: string;
   'gap-handling'?: string;
+  'gap-proof': string;
+  'gap-timeout-ms': number;
   graceful: boolean;
   'start-timeout-ms': number;
   failpoint?: string | string[];
@@ -44,6 +47,16 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('concurrency', { type: 'number', default: d.concurrency, describe: 'queue mode: consumers in this process' })
       .option('profile', { choices: HANDLER_PROFILES, default: d.profile, describe: 'batched: one aggregated upsert per batch; watermill: the reference consumer' })
       .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default) or none (watermill-sql; loses messages)' })
+      .option('gap-proof', {
+        choices: GAP_PROOFS,
+        default: d.gapProof,
+        describe: 'offset mode: what proves a hole permanent: statements (covers the InnoDB allocator window) or innodb-trx (INNODB_TRX alone; misses the window; a control)',
+      })
+      .option('gap-timeout-ms', {
+        type: 'number',
+        default: d.gapTimeoutMs,
+        describe: 'offset mode: a BOUND, not a proof: a hole waited this long is passed without proof and counted as gapsPassedByTimeout (lost if it commits later)',
+      })
       .option('graceful', { type: 'boolean', default: d.graceful, describe: 'on SIGTERM finish the batch in hand; --no-graceful exits at once' })
       .option('start-timeout-ms', { type: 'number', default: d.startTimeoutMs, describe: 'how long to wait for an unreachable database at start' })
       .option('failpoint', failpointOption),
@@ -68,6 +81,8 @@ export const command: CommandModule<object, WorkerArgs> = {
       concurrency: args.concurrency,
       profile: args.profile as HandlerProfile,
       gapHandling: args['gap-handling'] as GapHandling | undefined,
+      gapProof: args['gap-proof'] as GapProof,
+      gapTimeoutMs: args['gap-timeout-ms'],
       graceful: args.graceful,
       startTimeoutMs: args['start-timeout-ms'],
       log,
@@ -76,7 +91,7 @@ export const command: CommandModule<object, WorkerArgs> = {
     const { log: _log, ...shown } = options;
     // The harness waits for this line: it is printed even when quiet.
     process.stdout.write(
-      `worker started ${JSON.stringify({ ...shown, mysqlUrl: redactMysqlUrl(options.mysqlUrl), ...worker.settings, failpoints: failpoints ?? null, pid: process.pid })}\n`,
+      `worker started ${JSON.stringify({ ...shown, mysqlUrl: redactMysqlUrl(options.mysqlUrl), ...worker.settings, gapProof: worker.gapProof ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
     );
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
@@ -87,7 +102,8 @@ export const command: CommandModule<object, WorkerArgs> = {
       worker
         .close()
         .then(() => {
-          log(`worker stopped ${JSON.stringify(worker.subscription.stats)}`);
+          // Printed even when quiet: the harness reads the gap counts from it (gaps passed, and by what).
+          process.stdout.write(`worker stopped ${JSON.stringify(worker.subscription.stats)}\n`);
           process.exit(0);
         })
         .catch((error: unknown) => {

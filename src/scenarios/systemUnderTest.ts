@@ -82,6 +82,10 @@ export interface WorkerFlags {
   concurrency?: number;
   profile?: 'batched' | 'watermill';
   gapHandling?: 'contiguous' | 'none';
+  /** `innodb-trx` is the control that misses the allocator window. */
+  gapProof?: 'statements' | 'innodb-trx';
+  /** The bound after which a hole is passed without proof (ms). */
+  gapTimeoutMs?: number;
   graceful?: boolean;
   failpoints?: readonly string[];
 }
@@ -111,6 +115,8 @@ export function workerArgs(mysqlUrl: string, f: WorkerFlags): string[] {
   if (f.concurrency !== undefined) args.push('--concurrency', String(f.concurrency));
   if (f.profile !== undefined) args.push('--profile', f.profile);
   if (f.gapHandling !== undefined) args.push('--gap-handling', f.gapHandling);
+  if (f.gapProof !== undefined) args.push('--gap-proof', f.gapProof);
+  if (f.gapTimeoutMs !== undefined) args.push('--gap-timeout-ms', String(f.gapTimeoutMs));
   if (f.graceful === false) args.push('--no-graceful');
   // The worker takes one `name=N[,name=N]` value (the server takes the flag repeated).
   if (f.failpoints !== undefined && f.failpoints.length > 0) args.push('--failpoint', f.failpoints.join(','));

@@ -5,6 +5,7 @@ import { waitForDatabase } from './db/waitForDatabase.ts';
 import { ensureSchema } from './schema.ts';
 import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counterHandler.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type GapHandling } from './pubsub/offsetSubscriber.ts';
+import { GAP_PROOFS, type GapProof } from './pubsub/gapTracker.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from './pubsub/queueSubscriber.ts';
 import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type Subscription } from './pubsub/types.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
@@ -27,6 +28,10 @@ export interface WorkerOptions {
   profile: HandlerProfile;
   /** undefined: `contiguous`, or `none` with the watermill profile (that is the reference design). */
   gapHandling: GapHandling | undefined;
+  /** Offset mode, contiguous: what proves a hole permanent (`statements`; `innodb-trx` is the control). */
+  gapProof: GapProof;
+  /** Offset mode, contiguous: the bound after which a hole is passed without proof, recorded (ms). */
+  gapTimeoutMs: number;
   /** SIGTERM finishes or rolls back the batch in hand; false exits at once. */
   graceful: boolean;
   /** How long start-up waits for an unreachable database (it may be restarting) before it fails (ms). */
@@ -46,6 +51,8 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   concurrency: 1,
   profile: 'batched',
   gapHandling: undefined,
+  gapProof: DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.gapProof,
+  gapTimeoutMs: DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.gapTimeoutMs,
   graceful: true,
   startTimeoutMs: 30_000,
   log: (line) => process.stdout.write(`${line}\n`),
@@ -71,6 +78,8 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   intInRange(c, 'startTimeoutMs', o.startTimeoutMs, 0, 3_600_000);
   oneOf(c, 'profile', o.profile, HANDLER_PROFILES);
   if (o.gapHandling !== undefined) oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
+  oneOf(c, 'gapProof', o.gapProof, GAP_PROOFS);
+  intInRange(c, 'gapTimeoutMs', o.gapTimeoutMs, 0, 86_400_000);
   if (o.mode === 'offset' && o.concurrency !== 1) {
     throw new Error('worker: concurrency applies to queue mode; offset mode reads one group in order (use --mode queue)');
   }
@@ -85,6 +94,8 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
 export interface RunningWorker {
   readonly subscription: Subscription;
   readonly settings: ResolvedWorkerSettings;
+  /** The proof that passes holes; undefined when there are none to pass (queue mode, gap handling none). */
+  readonly gapProof: GapProof | undefined;
   /** Graceful: the batch in hand commits or rolls back, then the pool closes. */
   close(): Promise<void>;
 }
@@ -108,6 +119,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             isolation: o.isolation,
             ackMode: o.ackMode,
             gapHandling: o.gapHandling ?? 'contiguous',
+            gapProof: o.gapProof,
+            gapTimeoutMs: o.gapTimeoutMs,
             handler,
             log: o.log,
           })
@@ -125,6 +138,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     return {
       subscription,
       settings: { isolation: o.isolation, gapHandling: o.gapHandling },
+      gapProof: o.gapHandling === 'contiguous' ? o.gapProof : undefined,
       async close() {
         await subscription.close();
         await pool.end();
