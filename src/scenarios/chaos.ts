@@ -17,6 +17,7 @@ import { localAllocatorStaller, unavailableStaller } from './faults/allocatorSta
 import { resolveFaults, runNemesis, skipReason, type FaultContext, type FaultEvent } from './nemesis.ts';
 import { runHistoryLoad } from './historyLoad.ts';
 import { runRawPublishLoad } from './rawPublishLoad.ts';
+import { gapCountsFromOutput, type GapCounts } from './workerGapReports.ts';
 import type { RequestAttempt } from './history.ts';
 import { check, type DbSnapshot, type SnapshotMessage, type Verdict } from './checker.ts';
 import { PhaseClock, type PhaseTiming } from './phases.ts';
@@ -97,6 +98,8 @@ export interface CaseResult {
   drainDuringFaultsMsgsPerS: number | undefined;
   durationMs: number;
   databaseVersion: string | undefined;
+  /** Offset mode, local backend: holes the workers passed, from the stats they print when they stop. */
+  gaps: GapCounts | undefined;
   error: string | undefined;
 }
 
@@ -291,6 +294,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     await sampler.catch(() => undefined);
     await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
   }
+  const gaps = c.mode === 'offset' ? (system as CaseSystem | undefined)?.gapCounts() : undefined;
 
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
@@ -313,6 +317,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     drainDuringFaultsMsgsPerS: drainDuringFaults(timeline, faults),
     durationMs: clock.now(),
     databaseVersion,
+    gaps,
     error,
   };
 }
@@ -470,6 +475,8 @@ interface CaseSystem {
   databaseVersion: string | undefined;
   /** Everything running again, network faults removed. */
   heal(): Promise<void>;
+  /** After close: the workers' gap counts, or undefined where their output cannot be read (docker). */
+  gapCounts(): GapCounts | undefined;
   close(): Promise<void>;
   /** The database may hold earlier runs' rows (docker): check only this run's requests and counters. */
   scopeToHistory: boolean;
@@ -493,6 +500,7 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
     const workerUrl = `mysql://${credentials}@127.0.0.1:${tcp.port}/${dbUrl.database}`;
     const server = await sut.startServer(c.server);
     const workers: ChildService[] = [];
+    let workerChildren: ChildService[] = [];
     for (let i = 0; i < c.workers; i++) workers.push(await sut.startWorker(c.worker, `worker ${i + 1}`, workerUrl));
     const backend = new LocalBackend(sut, server, workers, { workerFlags: c.worker, workerMysqlUrl: workerUrl });
     const rows = await sut.db.query<{ v: string }[]>('SELECT VERSION() AS v');
@@ -529,8 +537,14 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
         }
       },
       async close() {
+        // Taken before close (which forgets the children); read after it, once every worker has printed its
+        // stats on the way out.
+        workerChildren = sut.services.filter((x) => x.name.startsWith('worker'));
         await tcp.close();
         await sut.close();
+      },
+      gapCounts() {
+        return gapCountsFromOutput(workerChildren.flatMap((w) => w.outputTail(Number.MAX_SAFE_INTEGER).split('\n')));
       },
     };
   } catch (error) {
@@ -582,6 +596,7 @@ async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: Docke
     async close() {
       await pool.end();
     },
+    gapCounts: () => undefined,
   };
 }
 

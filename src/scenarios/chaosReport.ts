@@ -18,6 +18,7 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'isolation',
   'handler_profile',
   'gap_handling',
+  'gap_proof',
   'worker_processes',
   'consumers_per_worker',
   'coalesce',
@@ -44,6 +45,9 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'lost',
   'duplicated',
   'publish_duplicated',
+  'gaps_passed',
+  'gaps_passed_by_timeout',
+  'gap_stats_reported',
   'verdict',
   'expected_verdict',
   'passed',
@@ -69,6 +73,7 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     isolation: c.worker.isolation ?? (c.mode === 'offset' ? 'SERIALIZABLE' : 'READ COMMITTED'),
     handler_profile: c.worker.profile ?? 'batched',
     gap_handling: c.mode === 'queue' ? undefined : (c.worker.gapHandling ?? (c.worker.profile === 'watermill' ? 'none' : 'contiguous')),
+    gap_proof: c.mode === 'queue' || (c.worker.gapHandling ?? (c.worker.profile === 'watermill' ? 'none' : 'contiguous')) === 'none' ? undefined : (c.worker.gapProof ?? 'statements'),
     worker_processes: c.workers,
     consumers_per_worker: c.worker.concurrency ?? 1,
     coalesce: c.server.coalesce ?? true,
@@ -94,6 +99,10 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     lost: v?.lost,
     duplicated: v?.duplicated,
     publish_duplicated: v?.publishDuplicated,
+    gaps_passed: r.gaps?.passed,
+    gaps_passed_by_timeout: r.gaps?.passedByTimeout,
+    // "2/3": two of three worker processes printed their stats (one was killed by a fault).
+    gap_stats_reported: r.gaps === undefined ? undefined : `${r.gaps.reports}/${r.gaps.starts}`,
     verdict: v?.verdict ?? 'error',
     expected_verdict: r.expected,
     passed: r.passed,
@@ -204,7 +213,7 @@ function rawCell(r: CaseResult): string {
 
 /** The table printed at the end of a run (and pasted in the README). */
 export function summaryTable(results: readonly CaseResult[]): string {
-  const header = ['case', 'expected', 'verdict', 'ok/fail/unknown', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'faults', 'recovery p50/max ms', 'result'];
+  const header = ['case', 'expected', 'verdict', 'ok/fail/unknown', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'gaps passed (timeout)', 'faults', 'recovery p50/max ms', 'result'];
   const rows = results.map((r) => {
     const v = r.verdict;
     const rec = r.faults.map((f) => f.recoveryMs).filter((x): x is number => x !== undefined);
@@ -219,6 +228,7 @@ export function summaryTable(results: readonly CaseResult[]): string {
       String(v?.lost ?? '-'),
       String(v?.duplicated ?? '-'),
       String(v?.publishDuplicated ?? '-'),
+      r.gaps === undefined ? '-' : `${r.gaps.passed} (${r.gaps.passedByTimeout})`,
       String(r.faults.length),
       rec.length === 0 ? '-' : `${Math.round(percentile(rec, 50) ?? 0)}/${Math.max(...rec)}`,
       r.passed ? 'PASS' : 'FAIL',
