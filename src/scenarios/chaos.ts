@@ -294,12 +294,22 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     await sampler.catch(() => undefined);
     await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
   }
-  const gaps = c.mode === 'offset' ? (system as CaseSystem | undefined)?.gapCounts() : undefined;
+  // Only a worker that handles gaps passes them; the others step over holes without counting them.
+  const handlesGaps = c.mode === 'offset' && (c.worker.gapHandling ?? (c.worker.profile === 'watermill' ? 'none' : 'contiguous')) === 'contiguous';
+  const gaps = handlesGaps ? (system as CaseSystem | undefined)?.gapCounts() : undefined;
 
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
   if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${o.recoveryTimeoutMs} ms`;
   if (!quiesced && verdict !== undefined) met.why += `; not quiesced within ${o.quiesceTimeoutMs} ms`;
+  const stallProofs = faults.flatMap((f) => (f.proof === undefined ? [] : [f.proof]));
+  const stalls = stallProofs.reduce((n, p) => n + p.stalls, 0);
+  if (stalls > 0) {
+    const inWindow = stallProofs.reduce((n, p) => n + p.inWindow, 0);
+    met.why += inWindow > 0
+      ? `; db-stall-allocator: ${stalls} stalls, ${inWindow} checked and proven in the allocator window`
+      : `; db-stall-allocator: ${stalls} stalls, none proven in the allocator window (the checks found no fresh INNODB_TRX read)`;
+  }
   const loadPhase = clock.timings.find((t) => t.phase === 'load');
   return {
     case: c,

@@ -197,10 +197,9 @@ const FAULTS: Record<FaultName, FaultDefinition> = {
     requires: ['allocator-stall'],
     async run(ctx) {
       const staller = required(ctx.allocatorStaller, 'db-stall-allocator needs a debugger on the private database');
+      // An injection none of whose checked stalls was proven is still recorded, with its counts: the case
+      // says so beside its verdict (see chaos.ts), since a stall that proves nothing proves less.
       const proof = await staller.stall(ALLOCATOR_STALL_PLAN);
-      if (proof.stalls > 0 && proof.inWindow === 0) {
-        throw new Error(`db-stall-allocator: ${proof.stalls} stall(s), none proven in the allocator window (${proof.detail})`);
-      }
       return { detail: proof.detail, healStartedAt: now(), proof: { stalls: proof.stalls, inWindow: proof.inWindow } };
     },
   },
