@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { runCase } from '../src/scenarios/chaos.ts';
 import { chaosMatrix } from '../src/scenarios/chaosMatrix.ts';
 import { readEnvironment } from '../src/config.ts';
+import { checkMachineForAllocatorStall } from '../src/scenarios/faults/allocatorStallFault.ts';
 
 const env = readEnvironment();
 // Always the project's own private database, never MYSQL_URL: the case kills the database.
@@ -50,5 +51,24 @@ test('chaos control: after-commit acks with a crash between the commits are caug
   assert.ok(r.verdict.duplicated > 0, `duplicates detected (${r.verdict.duplicated})`);
   assert.equal(r.verdict.publishDuplicated, 0, 'the worker, not the publisher, is blamed');
   assert.ok(r.verdict.counterViolations.every((v) => v.kind === 'duplicated' && v.offsets.length > 0));
+  assert.equal(r.passed, true);
+});
+
+test('chaos control: the INNODB_TRX-only gap rule under db-stall-allocator with raw publishers is caught losing', { timeout: 180_000 }, async (t) => {
+  const unavailable = await checkMachineForAllocatorStall();
+  if (unavailable !== undefined) {
+    t.skip(`db-stall-allocator cannot run here: ${unavailable}`);
+    return;
+  }
+  const c = { ...quickCase('ctl-innodb-trx-only'), perFault: 1, requests: 600, raw: { publishers: 16, requests: 1_200 } };
+  const r = await runCase(c, run);
+  assert.equal(r.error, undefined);
+  const stalls = r.faults.filter((f) => f.fault === 'db-stall-allocator');
+  assert.ok(stalls.length >= 1);
+  assert.ok(stalls.every((f) => f.proof !== undefined && f.proof.stalls > 0), `every injection stalled inserts (${stalls.map((f) => f.detail).join('; ')})`);
+  assert.ok(stalls.some((f) => (f.proof?.inWindow ?? 0) > 0), 'at least one stall proven in the allocator window');
+  assert.ok(r.verdict !== undefined);
+  assert.ok(r.verdict.lost > 0, `the old rule lost messages (${r.verdict.lost}; gaps ${JSON.stringify(r.gaps)}; ${stalls.map((f) => f.detail).join("; ")})`);
+  assert.ok(r.gaps !== undefined && r.gaps.passed > 0, 'the worker reported the holes it passed');
   assert.equal(r.passed, true);
 });
