@@ -36,7 +36,7 @@ const running = (...pairs: [number, string][]): RunningStatements => new Map(pai
 /** Calls decide every `stepMs` until it skips or `maxSteps` calls were made. */
 async function drive(g: GapTracker, clock: { t: number }, p: GapProbes, lowestVisible: number, stepMs = 50, maxSteps = 400) {
   for (let i = 0; i < maxSteps; i += 1) {
-    const d = await g.decide(5, lowestVisible, p);
+    const d = await g.decide(5, lowestVisible, lowestVisible, p);
     if (d.kind === 'skip') return { decision: d, steps: i };
     clock.t += stepMs;
   }
@@ -48,9 +48,9 @@ describe('GapTracker, innodb-trx rule (the control)', () => {
     const clock = { t: 1_000 };
     const g = tracker(clock, 'innodb-trx');
     const s = probes({});
-    assert.deepEqual(await g.decide(5, 9, s.p), { kind: 'wait' });
+    assert.deepEqual(await g.decide(5, 9, 9, s.p), { kind: 'wait' });
     clock.t += 10;
-    assert.deepEqual(await g.decide(5, 9, s.p), { kind: 'wait' });
+    assert.deepEqual(await g.decide(5, 9, 9, s.p), { kind: 'wait' });
     assert.deepEqual(s.log, []);
   });
 
@@ -58,16 +58,16 @@ describe('GapTracker, innodb-trx rule (the control)', () => {
     const clock = { t: 1_000 };
     const g = tracker(clock, 'innodb-trx');
     const s = probes({ writers: [fresh('7', '8'), fresh('8', '12'), fresh('12')] });
-    await g.decide(5, 9, s.p);
+    await g.decide(5, 9, 9, s.p);
     clock.t += 25;
-    assert.equal((await g.decide(5, 9, s.p)).kind, 'wait'); // suspects 7, 8
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait'); // suspects 7, 8
     clock.t += 50;
-    assert.equal((await g.decide(5, 9, s.p)).kind, 'wait', 'no read within 100 ms of the last one');
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait', 'no read within 100 ms of the last one');
     assert.equal(s.log.length, 1);
     clock.t += 100;
-    assert.equal((await g.decide(5, 9, s.p)).kind, 'wait'); // 8 still open; 12 is new, not a suspect
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait'); // 8 still open; 12 is new, not a suspect
     clock.t += 120;
-    assert.deepEqual(await g.decide(5, 9, s.p), { kind: 'skip', from: 5, to: 8, waitedMs: 295, passedBy: 'innodb-trx' });
+    assert.deepEqual(await g.decide(5, 9, 9, s.p), { kind: 'skip', from: 5, to: 8, waitedMs: 295, passedBy: 'innodb-trx' });
     assert.ok(!s.log.includes('statements'), 'the control never reads PROCESSLIST');
   });
 
@@ -75,10 +75,10 @@ describe('GapTracker, innodb-trx rule (the control)', () => {
     const clock = { t: 0 };
     const g = tracker(clock, 'innodb-trx');
     const s = probes({ writers: [stale(), stale(), fresh('3')] });
-    await g.decide(5, 6, s.p);
+    await g.decide(5, 6, 6, s.p);
     for (let i = 0; i < 3; i += 1) {
       clock.t += 150;
-      assert.equal((await g.decide(5, 6, s.p)).kind, 'wait');
+      assert.equal((await g.decide(5, 6, 6, s.p)).kind, 'wait');
     }
     assert.equal(s.log.length, 3);
   });
@@ -87,10 +87,10 @@ describe('GapTracker, innodb-trx rule (the control)', () => {
     const clock = { t: 0 };
     const g = tracker(clock, 'innodb-trx');
     const s = probes({});
-    await g.decide(5, 9, s.p);
+    await g.decide(5, 9, 9, s.p);
     g.filled(5);
     clock.t += 500;
-    assert.equal((await g.decide(5, 9, s.p)).kind, 'wait', 'a new first sight');
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait', 'a new first sight');
     assert.deepEqual(s.log, []);
   });
 });
@@ -131,30 +131,44 @@ describe('GapTracker, statements proof (the default)', () => {
       ],
       writers: [fresh()],
     });
-    await g.decide(5, 9, s.p);
+    await g.decide(5, 9, 9, s.p);
     for (let i = 0; i < 4; i += 1) {
       clock.t += 30;
-      assert.equal((await g.decide(5, 9, s.p)).kind, 'wait', `step ${i}`);
+      assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait', `step ${i}`);
     }
     assert.deepEqual(s.log, ['statements', 'statements', 'statements', 'statements']);
     clock.t += 30;
-    assert.deepEqual(await g.decide(5, 9, s.p), { kind: 'skip', from: 5, to: 8, waitedMs: 150, passedBy: 'statements' });
+    assert.deepEqual(await g.decide(5, 9, 9, s.p), { kind: 'skip', from: 5, to: 8, waitedMs: 150, passedBy: 'statements' });
   });
 
   it('then waits for every writer of a fresh snapshot taken after step 1, and covers only offsets below the lowest visible at step 1', async () => {
     const clock = { t: 0 };
     const g = tracker(clock, 'statements');
     const s = probes({ statements: [running()], writers: [stale('1'), fresh('7'), fresh('7', '9'), fresh('9')] });
-    await g.decide(5, 9, s.p);
+    await g.decide(5, 9, 9, s.p);
     clock.t += 25;
-    assert.equal((await g.decide(5, 9, s.p)).kind, 'wait'); // step 1: nobody inside a statement
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait'); // step 1: nobody inside a statement
     for (let i = 0; i < 3; i += 1) {
       clock.t += 120;
-      assert.equal((await g.decide(5, 12, s.p)).kind, 'wait', `snapshot ${i}: stale, then 7 open`);
+      assert.equal((await g.decide(5, 12, 12, s.p)).kind, 'wait', `snapshot ${i}: stale, then 7 open`);
     }
     clock.t += 120;
-    const d = await g.decide(5, 12, s.p);
+    const d = await g.decide(5, 12, 12, s.p);
     assert.deepEqual(d, { kind: 'skip', from: 5, to: 8, waitedMs: 505, passedBy: 'statements' }, 'to = 9 - 1: offsets seen first at 12 are not covered');
+  });
+
+  it('one proof covers every hole below the highest offset the read returned; the control only the first hole', async () => {
+    for (const [proof, to] of [['statements', 39], ['innodb-trx', 8]] as const) {
+      const clock = { t: 0 };
+      const g = tracker(clock, proof);
+      const s = probes({});
+      let d = await g.decide(5, 9, 40, s.p);
+      for (let i = 0; i < 5 && d.kind === 'wait'; i += 1) {
+        clock.t += 150;
+        d = await g.decide(5, 9, 40, s.p);
+      }
+      assert.equal(d.kind === 'skip' ? d.to : undefined, to, proof);
+    }
   });
 
   it('liveness: an unrelated statement that never ends is passed after the bound, recorded as timeout', async () => {
@@ -177,11 +191,11 @@ describe('GapTracker, statements proof (the default)', () => {
     const clock = { t: 0 };
     const g = tracker(clock, 'statements', 5_000);
     const s = probes({ statements: [running([77, '5000'])] });
-    await g.decide(5, 9, s.p);
+    await g.decide(5, 9, 9, s.p);
     clock.t += 60_000; // database or consumer frozen for a minute
-    assert.equal((await g.decide(5, 9, s.p)).kind, 'wait');
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait');
     clock.t += 3_000;
-    assert.equal((await g.decide(5, 9, s.p)).kind, 'wait', '1 s + 1 s counted');
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait', '1 s + 1 s counted');
   });
 
   it('without the PROCESS privilege only the bound is left', async () => {

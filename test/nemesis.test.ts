@@ -6,7 +6,6 @@ import { checkMachineForAllocatorStall, unavailableStaller, type AllocatorStalle
 import type { FaultContext } from '../src/scenarios/nemesis.ts';
 import type { FaultBackend, ServiceRole } from '../src/scenarios/faults/backend.ts';
 import { CHAOS_PROFILES, chaosMatrix } from '../src/scenarios/chaosMatrix.ts';
-import { gapCountsFromOutput } from '../src/scenarios/workerGapReports.ts';
 
 function recordingBackend(calls: string[]): FaultBackend {
   const rec = (what: string) => async (role: ServiceRole, arg?: unknown) => {
@@ -219,18 +218,4 @@ test('ctl-innodb-trx-only: the old gap rule under db-stall-allocator with raw pu
     const eoOffset = chaosMatrix(p).filter((x) => x.name.startsWith('eo-offset'));
     assert.ok(eoOffset.every((x) => x.faults.includes('db-stall-allocator') && x.worker.gapProof === undefined), `${p}: eo-offset cases run the stall with the default proof`);
   }
-});
-
-test('gap counts: summed from the stats every cleanly stopped worker prints, with how many of how many reported', () => {
-  const lines = [
-    'worker started {"mode":"offset"}',
-    'worker stopped {"batches":3,"messages":10,"gapsPassed":4,"gapsPassedByTimeout":1,"gapsPassedByStatements":3,"gapsPassedByInnodbTrx":0}',
-    'worker started {"mode":"offset"}',
-    'some error line',
-    'worker started {"mode":"offset"}',
-    'worker stopped {"batches":1,"messages":2,"gapsPassed":2,"gapsPassedByTimeout":0}',
-    'worker stopped {not json',
-  ];
-  assert.deepEqual(gapCountsFromOutput(lines), { passed: 6, passedByTimeout: 1, reports: 2, starts: 3 });
-  assert.deepEqual(gapCountsFromOutput([]), { passed: 0, passedByTimeout: 0, reports: 0, starts: 0 });
 });

@@ -5,7 +5,8 @@ import { DEFAULT_WORKER_OPTIONS, startWorker, WORKER_MODES, type WorkerMode } fr
 import { HANDLER_PROFILES, type HandlerProfile } from '../system/counterHandler.ts';
 import { GAP_HANDLINGS, type GapHandling } from '../system/pubsub/offsetSubscriber.ts';
 import { GAP_PROOFS, type GapProof } from '../system/pubsub/gapTracker.ts';
-import { ACK_MODES, parseIsolationLevel, type AckMode } from '../system/pubsub/types.ts';
+import { ACK_MODES, parseIsolationLevel, type AckMode, type SubscriberStats } from '../system/pubsub/types.ts';
+import { gapCounts, WORKER_GAPS_LINE } from '../system/workerGapLine.ts';
 import { armFailpointsFrom, failpointOption, mysqlUrlOption, resolveMysqlUrl } from './sharedOptions.ts';
 import { describeError } from '../system/db/errors.ts';
 import { redactMysqlUrl } from '../system/db/pool.ts';
@@ -83,12 +84,14 @@ export const command: CommandModule<object, WorkerArgs> = {
       gapHandling: args['gap-handling'] as GapHandling | undefined,
       gapProof: args['gap-proof'] as GapProof,
       gapTimeoutMs: args['gap-timeout-ms'],
+      // Printed even when quiet: the harness sums each process's last line into gaps_passed(_by_timeout).
+      onGapPassed: (stats: SubscriberStats) => process.stdout.write(`${WORKER_GAPS_LINE} ${JSON.stringify(gapCounts(stats))}\n`),
       graceful: args.graceful,
       startTimeoutMs: args['start-timeout-ms'],
       log,
     };
     const worker = await startWorker(options);
-    const { log: _log, ...shown } = options;
+    const { log: _log, onGapPassed: _onGapPassed, ...shown } = options;
     // The harness waits for this line: it is printed even when quiet.
     process.stdout.write(
       `worker started ${JSON.stringify({ ...shown, mysqlUrl: redactMysqlUrl(options.mysqlUrl), ...worker.settings, gapProof: worker.gapProof ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,

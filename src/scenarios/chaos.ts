@@ -1,6 +1,7 @@
 // The chaos scenario (DESIGN 5, issue 4): for each case of the matrix, a fresh system (private database,
 // server, workers behind a TCP proxy), a load that records every request's outcome, faults on their own timer,
 // then heal, wait until ready, quiesce, snapshot, check. The verdicts decide the exit code.
+import type { GapCounts } from '../system/workerGapLine.ts';
 import { createPool, executorOf, parseMysqlUrl } from '../system/db/pool.ts';
 import { selectAllMessages, selectMaxOffset } from '../system/sql/messagesTable.ts';
 import { selectAckedOffset } from '../system/sql/offsetsTable.ts';
@@ -17,7 +18,6 @@ import { localAllocatorStaller, unavailableStaller } from './faults/allocatorSta
 import { resolveFaults, runNemesis, skipReason, type FaultContext, type FaultEvent } from './nemesis.ts';
 import { runHistoryLoad } from './historyLoad.ts';
 import { runRawPublishLoad } from './rawPublishLoad.ts';
-import { gapCountsFromOutput, type GapCounts } from './workerGapReports.ts';
 import type { RequestAttempt } from './history.ts';
 import { check, type DbSnapshot, type SnapshotMessage, type Verdict } from './checker.ts';
 import { PhaseClock, type PhaseTiming } from './phases.ts';
@@ -98,8 +98,9 @@ export interface CaseResult {
   drainDuringFaultsMsgsPerS: number | undefined;
   durationMs: number;
   databaseVersion: string | undefined;
-  /** Offset mode, local backend: holes the workers passed, from the stats they print when they stop. */
-  gaps: GapCounts | undefined;
+  /** Offset mode: offsets the workers passed as holes, and of those, by the gap timeout (a bound) alone. */
+  gapsPassed: number | undefined;
+  gapsPassedByTimeout: number | undefined;
   error: string | undefined;
 }
 
@@ -297,7 +298,6 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   // Only a worker that handles gaps passes them; the others step over holes without counting them.
   const handlesGaps = c.mode === 'offset' && (c.worker.gapHandling ?? (c.worker.profile === 'watermill' ? 'none' : 'contiguous')) === 'contiguous';
   const gaps = handlesGaps ? (system as CaseSystem | undefined)?.gapCounts() : undefined;
-
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
   if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${o.recoveryTimeoutMs} ms`;
@@ -327,7 +327,8 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     drainDuringFaultsMsgsPerS: drainDuringFaults(timeline, faults),
     durationMs: clock.now(),
     databaseVersion,
-    gaps,
+    gapsPassed: gaps?.gapsPassed,
+    gapsPassedByTimeout: gaps?.gapsPassedByTimeout,
     error,
   };
 }
@@ -485,11 +486,11 @@ interface CaseSystem {
   databaseVersion: string | undefined;
   /** Everything running again, network faults removed. */
   heal(): Promise<void>;
-  /** After close: the workers' gap counts, or undefined where their output cannot be read (docker). */
-  gapCounts(): GapCounts | undefined;
   close(): Promise<void>;
   /** The database may hold earlier runs' rows (docker): check only this run's requests and counters. */
   scopeToHistory: boolean;
+  /** Offsets the workers passed as holes (and by the bound alone); undefined where their output is not read. */
+  gapCounts(): GapCounts | undefined;
 }
 
 async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseSystem> {
@@ -510,7 +511,6 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
     const workerUrl = `mysql://${credentials}@127.0.0.1:${tcp.port}/${dbUrl.database}`;
     const server = await sut.startServer(c.server);
     const workers: ChildService[] = [];
-    let workerChildren: ChildService[] = [];
     for (let i = 0; i < c.workers; i++) workers.push(await sut.startWorker(c.worker, `worker ${i + 1}`, workerUrl));
     const backend = new LocalBackend(sut, server, workers, { workerFlags: c.worker, workerMysqlUrl: workerUrl });
     const rows = await sut.db.query<{ v: string }[]>('SELECT VERSION() AS v');
@@ -534,6 +534,7 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
       },
       databaseVersion: rows[0]?.v,
       scopeToHistory: false,
+      gapCounts: () => sut.workerGaps.totals(),
       async heal() {
         tcp.setDelay(0);
         const managed = sut.managedDatabase;
@@ -547,14 +548,8 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
         }
       },
       async close() {
-        // Taken before close (which forgets the children); read after it, once every worker has printed its
-        // stats on the way out.
-        workerChildren = sut.services.filter((x) => x.name.startsWith('worker'));
         await tcp.close();
         await sut.close();
-      },
-      gapCounts() {
-        return gapCountsFromOutput(workerChildren.flatMap((w) => w.outputTail(Number.MAX_SAFE_INTEGER).split('\n')));
       },
     };
   } catch (error) {
@@ -596,6 +591,7 @@ async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: Docke
     },
     databaseVersion: rows[0]?.v,
     scopeToHistory: true,
+    gapCounts: () => undefined,
     async heal() {
       for (const role of ['db', 'server', 'worker'] as const) {
         const containers = await backend.containers(role);
@@ -606,7 +602,6 @@ async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: Docke
     async close() {
       await pool.end();
     },
-    gapCounts: () => undefined,
   };
 }
 

@@ -9,6 +9,7 @@
 //   sut.requireManagedDatabase().kill('SIGKILL')                  // db faults; throws with MYSQL_URL
 //   sut.interrupted                                               // AbortSignal: Ctrl-C / SIGTERM of the harness
 //   await sut.close();                                            // stops every child, then the private db
+import { WorkerGapCounts } from './workerGapCounts.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -236,12 +237,16 @@ export class SystemUnderTest {
    * Starts a worker; resolves when it printed a line starting `worker started`. `mysqlUrl` overrides the
    * system's URL for this worker (the chaos harness points it at a TCP proxy in front of the database).
    */
+  /** Gap counts reported by every worker this system started (restarts and replacements included). */
+  readonly workerGaps = new WorkerGapCounts();
+
   async startWorker(flags: WorkerFlags = {}, name?: string, mysqlUrl: string = this.mysqlUrl): Promise<ChildService> {
     this.workerCount += 1;
     const service = this.makeChild(name ?? `worker ${this.workerCount}`, workerArgs(mysqlUrl, flags), {
       kind: 'line',
       pattern: /^worker started/,
     });
+    this.workerGaps.watch(service);
     await this.startChild(service);
     return service;
   }

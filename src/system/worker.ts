@@ -7,7 +7,7 @@ import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counter
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type GapHandling } from './pubsub/offsetSubscriber.ts';
 import { GAP_PROOFS, type GapProof } from './pubsub/gapTracker.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from './pubsub/queueSubscriber.ts';
-import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type Subscription } from './pubsub/types.ts';
+import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type SubscriberStats, type Subscription } from './pubsub/types.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
 
 export type WorkerMode = 'offset' | 'queue';
@@ -32,6 +32,8 @@ export interface WorkerOptions {
   gapProof: GapProof;
   /** Offset mode, contiguous: the bound after which a hole is passed without proof, recorded (ms). */
   gapTimeoutMs: number;
+  /** Offset mode: called after each passed hole with the subscriber's stats. */
+  onGapPassed: (stats: SubscriberStats) => void;
   /** SIGTERM finishes or rolls back the batch in hand; false exits at once. */
   graceful: boolean;
   /** How long start-up waits for an unreachable database (it may be restarting) before it fails (ms). */
@@ -53,6 +55,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   gapHandling: undefined,
   gapProof: DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.gapProof,
   gapTimeoutMs: DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.gapTimeoutMs,
+  onGapPassed: () => undefined,
   graceful: true,
   startTimeoutMs: 30_000,
   log: (line) => process.stdout.write(`${line}\n`),
@@ -121,6 +124,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             gapHandling: o.gapHandling ?? 'contiguous',
             gapProof: o.gapProof,
             gapTimeoutMs: o.gapTimeoutMs,
+            onGapPassed: o.onGapPassed,
             handler,
             log: o.log,
           })

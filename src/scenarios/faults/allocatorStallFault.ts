@@ -111,7 +111,7 @@ export async function localAllocatorStaller(o: LocalAllocatorStallerOptions): Pr
       every: plan.every,
       stallMs: plan.stallMs,
       maxStalls,
-      evidence,
+      evidenceEvery: evidence ? 1 : 0,
       log: o.log,
     });
     if (started.kind === 'unavailable') throw new Error(`db-stall-allocator: ${started.reason}`);

@@ -52,6 +52,8 @@ export interface OffsetSubscriberOptions extends ConsumerOptions {
   gapRecheckMs: number;
   /** How long a hole at the head may last before the open transactions are read to judge it (ms). */
   gapProbeDelayMs: number;
+  /** Called after each passed hole with the subscriber's stats (the worker reports them to the harness). */
+  onGapPassed: (stats: SubscriberStats) => void;
 }
 
 export const DEFAULT_OFFSET_SUBSCRIBER_OPTIONS: Omit<OffsetSubscriberOptions, 'handler' | 'topic'> = {
@@ -71,6 +73,7 @@ export const DEFAULT_OFFSET_SUBSCRIBER_OPTIONS: Omit<OffsetSubscriberOptions, 'h
   // INSERTs run at ~3,100/s, DESIGN 6), so a hole still open after 20 ms is a long or rolled-back transaction,
   // worth an INNODB_TRX read; correctness does not depend on it, only how soon a rolled-back offset is passed.
   gapProbeDelayMs: 20,
+  onGapPassed: () => undefined,
 };
 
 export function validateOffsetSubscriberOptions(o: OffsetSubscriberOptions): OffsetSubscriberOptions {
@@ -109,7 +112,11 @@ export function contiguousPrefix(rows: readonly Message[], acked: number, passab
 
 class OffsetSource implements BatchSource {
   private passableThrough = 0;
-  private headGap: { expected: number; lowestVisible: number } | undefined;
+  /** What allowed passing holes up to each `through` (ascending), until those holes are counted. */
+  private passes: { through: number; by: GapPassReason }[] = [];
+  /** Holes at or below this have been counted in the stats (a batch read again after a rollback is not). */
+  private countedThrough = 0;
+  private headGap: { expected: number; lowestVisible: number; highestVisible: number } | undefined;
   private readonly gaps: GapTracker;
 
   constructor(
@@ -134,9 +141,10 @@ class OffsetSource implements BatchSource {
     const taken = contiguousPrefix(rows, acked, this.passableThrough);
     if (taken.length > 0) {
       this.gaps.filled(acked + 1);
+      this.countPassedHoles(acked, taken);
       return { kind: 'messages', messages: taken };
     }
-    this.headGap = { expected: acked + 1, lowestVisible: rows[0]!.offset };
+    this.headGap = { expected: acked + 1, lowestVisible: rows[0]!.offset, highestVisible: rows[rows.length - 1]!.offset };
     return { kind: 'blocked', retryInMs: this.o.gapRecheckMs };
   }
 
@@ -149,17 +157,39 @@ class OffsetSource implements BatchSource {
     const gap = this.headGap;
     if (gap === undefined) return;
     this.headGap = undefined;
-    const decision = await this.gaps.decide(gap.expected, gap.lowestVisible, {
+    const decision = await this.gaps.decide(gap.expected, gap.lowestVisible, gap.highestVisible, {
       statements: () => readRunningStatements(session),
       writers: () => probeOpenWriters(session),
     });
-    if (decision.kind === 'skip') {
-      // Applied by the next read, which starts a new transaction after the proof completed.
-      this.passableThrough = Math.max(this.passableThrough, decision.to);
-      recordPassed(this.stats, decision.passedBy, decision.to - decision.from + 1);
+    if (decision.kind === 'skip' && decision.to > this.passableThrough) {
+      // Applied by the next reads, each in a new transaction started after the proof completed.
+      this.passableThrough = decision.to;
+      this.passes.push({ through: decision.to, by: decision.passedBy });
       const what = decision.passedBy === 'timeout' ? `NOT proven permanent; passed by the ${this.o.gapTimeoutMs} ms bound (timeout)` : `never committed; passed after ${decision.waitedMs} ms (proof: ${decision.passedBy})`;
-      this.o.log(`${this.o.topic}/${this.o.consumerGroup}: offsets ${decision.from}-${decision.to} ${what}`);
+      this.o.log(`${this.o.topic}/${this.o.consumerGroup}: holes in offsets ${decision.from}-${decision.to} ${what}`);
     }
+  }
+
+  /** Counts the holes `taken` steps over, each under the decision that allowed it, once. */
+  private countPassedHoles(acked: number, taken: readonly Message[]): void {
+    let expected = acked + 1;
+    let counted = false;
+    for (const row of taken) {
+      let from = Math.max(expected, this.countedThrough + 1);
+      const to = row.offset - 1;
+      for (const pass of this.passes) {
+        if (from > to) break;
+        if (pass.through < from) continue;
+        const upTo = Math.min(to, pass.through);
+        recordPassed(this.stats, pass.by, upTo - from + 1);
+        counted = true;
+        from = upTo + 1;
+      }
+      expected = row.offset + 1;
+    }
+    this.countedThrough = Math.max(this.countedThrough, expected - 1);
+    this.passes = this.passes.filter((p) => p.through > this.countedThrough);
+    if (counted) this.o.onGapPassed(this.stats);
   }
 }
 
