@@ -335,9 +335,9 @@ class StallSession implements AllocatorStall {
         this.exited = true;
         resolve();
       });
-      gdb.on('exit', () => {
+      gdb.on('exit', (code, signal) => {
         this.exited = true;
-        this.readyResolve?.(`gdb exited before it was ready: ${this.output.slice(-5).join(' | ')}`);
+        this.readyResolve?.(`gdb exited (${signal ?? `code ${code}`}) before it was ready: ${this.output.slice(-5).join(' | ') || 'no output'}`);
         this.finishedResolve?.();
         resolve();
       });
