@@ -1,4 +1,4 @@
-// The offset-mode hazard (DESIGN 4.1): offsets are allocated at INSERT and become visible at COMMIT, in any
+// The offset-mode hazard: offsets are allocated at INSERT and become visible at COMMIT, in any
 // order. The default subscriber must lose nothing; the watermill-shaped one and the non-locking read without
 // contiguity must be seen to lose messages, or these tests could not tell the difference.
 import { after, before, describe, it } from 'node:test';

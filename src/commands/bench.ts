@@ -1,4 +1,4 @@
-// `eob bench`: the throughput sweep (issue 3). Profiles quick / standard / full; every grid field can be
+// `eob bench`: the throughput sweep. Profiles quick / standard / full; every grid field can be
 // overridden with a comma-separated list.
 import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';

@@ -1,4 +1,4 @@
-// eob chaos: the verification half of the project (issue 4). Runs the chaos matrix of a profile, writes
+// eob chaos: the verification half of the project. Runs the chaos matrix of a profile, writes
 // results/chaos/<timestamp>/ and exits 0 only when every exactly-once case is valid and every control caught.
 import type { CommandModule } from 'yargs';
 import path from 'node:path';

@@ -1,4 +1,4 @@
-// The HTTP counter service (DESIGN 4.4), on node:http with no framework.
+// The HTTP counter service, on node:http with no framework.
 //
 //   POST /count/{counterUuid}  publishes one increment message; 204 only after its INSERT committed
 //   GET  /count/{counterUuid}  {"counter_uuid", "value"} (0 for a counter never incremented)

@@ -1,4 +1,4 @@
-// The throughput sweep behind `eob bench` (issue 3): ceilings (HTTP without database, raw-SQL consume loop),
+// The throughput sweep behind `eob bench`: ceilings (HTTP without database, raw-SQL consume loop),
 // the watermill-profile baseline, drain points (a backlog published straight into the table, then workers)
 // and end-to-end points (autocannon and workers together). Every point is also a correctness run.
 import { randomUUID } from 'node:crypto';
@@ -385,7 +385,7 @@ async function resetTables(ctx: SweepContext, mode: TopicMode): Promise<void> {
   void mode;
 }
 
-/** Rows per INSERT of the backlog: DESIGN 6 measured ~124,000 rows/s with 100-row INSERTs on 8 connections; 1000-row statements on the pool's 4 connections do as well with fewer round trips. */
+/** Rows per INSERT of the backlog: measured here: ~124,000 rows/s with 100-row INSERTs on 8 connections; 1000-row statements on the pool's 4 connections do as well with fewer round trips. */
 const BACKLOG_ROWS_PER_INSERT = 1_000;
 
 /** Publishes `n` messages round-robin over `counters` straight into the topic table (multi-row INSERTs). */

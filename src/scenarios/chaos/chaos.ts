@@ -1,4 +1,4 @@
-// The chaos scenario (DESIGN 5, issue 4): for each case of the matrix, a fresh system (private database,
+// The chaos scenario: for each case of the matrix, a fresh system (private database,
 // server, workers behind a TCP proxy), a load that records every request's outcome, faults on their own timer,
 // then heal, wait until ready, quiesce, snapshot, check. The verdicts decide the exit code.
 import type { GapCounts } from '../../system/workerGapLine.ts';

@@ -1,5 +1,5 @@
 // The cases `make chaos` runs, per profile: the exactly-once configurations under every fault kind, and the
-// controls, each with the violation it must be caught with (issue 4).
+// controls, each with the violation it must be caught with.
 import type { ServerFlags, WorkerFlags } from '../../harness/systemUnderTest.ts';
 import { FAULT_NAMES, type FaultName } from './nemesis.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';

@@ -1,4 +1,4 @@
-// What a chaos run writes (issue 4): results.csv (one row per case), history.jsonl, verdict.json,
+// What a chaos run writes: results.csv (one row per case), history.jsonl, verdict.json,
 // options.json, a timeline chart per case (requests and drain over time, faults marked), and the summary table.
 import type { TopLevelSpec } from 'vega-lite';
 import { toCsv, type CsvRow } from '../../bench/csv.ts';

@@ -1,4 +1,4 @@
-// The chaos checker (DESIGN 5): a pure function of the request history and a snapshot of the database taken
+// The chaos checker: a pure function of the request history and a snapshot of the database taken
 // after the run has quiesced. No I/O, no clocks: the same inputs always give the same verdict, which is what
 // lets it be unit-tested on literal fixtures and re-run on a saved history.
 //

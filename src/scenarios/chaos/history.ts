@@ -1,4 +1,4 @@
-// The request history of a chaos case (DESIGN 2): one record per publish attempt (an HTTP request, or a raw
+// The request history of a chaos case (docs/ARCHITECTURE.md, "Chaos case to verdict"): one record per publish attempt (an HTTP request, or a raw
 // SQL INSERT that bypassed the server), with its request id, the counter it incremented, its outcome and its
 // times. Stored as JSON Lines so a run of any length can be
 // written and read one line at a time, and so a user can grep it.

@@ -1,5 +1,5 @@
 // The chaos load: a fixed number of POST /count/{counter} requests, each with its own X-Request-Id, at a
-// bounded offered rate, recording every attempt's outcome (the history, DESIGN 2).
+// bounded offered rate, recording every attempt's outcome (the history).
 //
 // Why not autocannon (which the throughput sweep uses): its events do not say which request a response or an
 // error belongs to, it reports connection errors per connection rather than per request, and it re-sends on

@@ -1,4 +1,4 @@
-// The phases of a chaos case (DESIGN 5), in order, each timed on the case clock so the results say where the
+// The phases of a chaos case, in order, each timed on the case clock so the results say where the
 // time went and a failure names the phase it happened in.
 
 export const CASE_PHASES = ['setup', 'warmup', 'load', 'heal', 'ready', 'quiesce', 'snapshot', 'check'] as const;

@@ -1,4 +1,4 @@
-// Queue mode (DESIGN 4.2): N consumers share one topic; each claims unacked rows with FOR UPDATE SKIP LOCKED
+// Queue mode: N consumers share one topic; each claims unacked rows with FOR UPDATE SKIP LOCKED
 // and acks exactly the rows it handled, in the transaction of its effects. There is no high-water mark, so a
 // row that commits late is simply claimed later: the offset-mode gap hazard does not exist here.
 import type { Pool, Statement } from '../db/pool.ts';

@@ -33,7 +33,7 @@ export async function addToCounters(db: SqlExecutor, increments: ReadonlyMap<str
   await db.query(sql, values);
 }
 
-/** The watermill profile's shape (DESIGN 4.3): read the value, then write value + 1, one message at a time. */
+/** The watermill handler's shape (watermill-sql's reference consumer): read the value, then write value + 1, one message at a time. */
 export async function selectCounterValue(db: SqlExecutor, id: string): Promise<number | undefined> {
   const rows = await db.query<{ value: number }[]>('SELECT `value` FROM `counter` WHERE `id` = ?', [id]);
   return rows[0] === undefined ? undefined : Number(rows[0].value);

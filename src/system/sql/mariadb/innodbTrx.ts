@@ -1,5 +1,5 @@
 // The one query on information_schema.INNODB_TRX: which InnoDB transactions that write are open right now.
-// The offset subscriber uses it to prove that a gap in the offsets is permanent (DESIGN 4.1, contiguity).
+// The offset subscriber uses it to prove that a gap in the offsets is permanent (docs/ARCHITECTURE.md, "Invariants").
 import type { SqlExecutor } from '../../pubsub/types.ts';
 
 /**

@@ -1,4 +1,4 @@
-// All SQL on `eob_publish_dedup_<topic>`, the server's optional publish de-duplication (DESIGN 4.4). A side
+// All SQL on `eob_publish_dedup_<topic>`, the server's optional publish de-duplication (--dedup). A side
 // table keyed by request id, written in the same transaction as the message INSERT, so the watermill tables
 // keep watermill-sql's exact DDL and stay readable by a real Watermill deployment.
 import type { SqlExecutor } from '../../pubsub/types.ts';

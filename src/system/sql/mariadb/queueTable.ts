@@ -1,4 +1,4 @@
-// All SQL on `eob_queue_<topic>`, the topic table of queue mode (DESIGN 4.2): watermill_<topic>'s columns plus
+// All SQL on `eob_queue_<topic>`, the topic table of queue mode: watermill_<topic>'s columns plus
 // an `acked` flag, so several workers can share one topic with row acks and no high-water mark. A Watermill
 // publisher names its columns, so it can publish into this table too (`acked` takes its default).
 import type { Message, SqlExecutor } from '../../pubsub/types.ts';
