@@ -17,8 +17,9 @@ import { childEnvironment } from '../config.ts';
 import { createPool, ensureDatabase, executorOf, parseMysqlUrl, redactMysqlUrl, type Pool } from '../system/db/pool.ts';
 import { ManagedDatabase } from './mariadb/managedDatabase.ts';
 import { findFreePort } from './ports.ts';
-import type { IsolationLevel, AckMode, SqlExecutor } from '../system/pubsub/types.ts';
+import type { SqlExecutor } from '../system/pubsub/types.ts';
 import { ChildService } from './childService.ts';
+import { workerArgv, type WorkerSpec } from '../system/workerSpec.ts';
 import { processCpuSeconds } from './processCpu.ts';
 import { projectRoot } from '../projectRoot.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
@@ -72,28 +73,8 @@ export interface ServerFlags {
   failpoints?: readonly string[];
 }
 
-/** Worker flags of the CLI contract; undefined = the worker's own default. */
-export interface WorkerFlags {
-  mode?: TopicMode;
-  topic?: string;
-  batchSize?: number;
-  pollIntervalMs?: number;
-  isolation?: IsolationLevel;
-  consumerGroup?: string;
-  ackMode?: AckMode;
-  concurrency?: number;
-  profile?: 'batched' | 'watermill';
-  gapHandling?: 'contiguous' | 'none';
-  poisonAfterFailures?: number;
-  /** `innodb-trx` is the control that misses the allocator window. */
-  gapProof?: 'statements' | 'innodb-trx';
-  /** The bound after which a hole is passed without proof (ms). */
-  gapTimeoutMs?: number;
-  graceful?: boolean;
-  /** Periodic prunes (s); 0 or undefined: off, as the checkers that count the topic's rows need. */
-  pruneEveryS?: number;
-  failpoints?: readonly string[];
-}
+/** A worker's spec (system/workerSpec.ts); undefined fields take the worker's own defaults. */
+export type WorkerFlags = WorkerSpec;
 
 // The database URL is not among the flags: a child gets it in MYSQL_URL (see makeChild), because a command
 // line is world-readable (ps, /proc/<pid>/cmdline) and the URL carries the password; a process's environment
@@ -111,26 +92,9 @@ export function serverArgs(port: number, f: ServerFlags): string[] {
   return args;
 }
 
+/** `eob worker` argv, derived from the spec by its flag table. */
 export function workerArgs(f: WorkerFlags): string[] {
-  const args = ['worker'];
-  if (f.mode !== undefined) args.push('--mode', f.mode);
-  if (f.topic !== undefined) args.push('--topic', f.topic);
-  if (f.batchSize !== undefined) args.push('--batch-size', String(f.batchSize));
-  if (f.pollIntervalMs !== undefined) args.push('--poll-interval-ms', String(f.pollIntervalMs));
-  if (f.isolation !== undefined) args.push('--isolation', f.isolation.replace(/ /g, '-'));
-  if (f.consumerGroup !== undefined) args.push('--consumer-group', f.consumerGroup);
-  if (f.ackMode !== undefined) args.push('--ack-mode', f.ackMode);
-  if (f.concurrency !== undefined) args.push('--concurrency', String(f.concurrency));
-  if (f.profile !== undefined) args.push('--handler', f.profile);
-  if (f.gapHandling !== undefined) args.push('--gap-handling', f.gapHandling);
-  if (f.poisonAfterFailures !== undefined) args.push('--poison-after-failures', String(f.poisonAfterFailures));
-  if (f.gapProof !== undefined) args.push('--gap-proof', f.gapProof);
-  if (f.gapTimeoutMs !== undefined) args.push('--gap-timeout-ms', String(f.gapTimeoutMs));
-  if (f.graceful === false) args.push('--no-graceful');
-  if (f.pruneEveryS !== undefined && f.pruneEveryS > 0) args.push('--prune-every', String(f.pruneEveryS));
-  // The worker takes one `name=N[,name=N]` value (the server takes the flag repeated).
-  if (f.failpoints !== undefined && f.failpoints.length > 0) args.push('--failpoint', f.failpoints.join(','));
-  return args;
+  return workerArgv(f);
 }
 
 /** A running server child and where it listens. */

@@ -4,9 +4,10 @@ import { createPool, executorOf, parseMysqlUrl, type Pool } from './db/pool.ts';
 import { waitForDatabase } from './db/waitForDatabase.ts';
 import { ensureSchema } from './sql/mariadb/schema.ts';
 import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counterHandler.ts';
-import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type GapHandling } from './pubsub/offsetSubscriber.ts';
+import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, type GapHandling } from './pubsub/offsetSubscriber.ts';
+import { MysqlPubSub, type MysqlPubSubConfig } from './pubsub/mysqlPubSub.ts';
 import { GAP_PROOFS, type GapProof } from './pubsub/gapTracker.ts';
-import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from './pubsub/queueSubscriber.ts';
+import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS } from './pubsub/queueSubscriber.ts';
 import { DEFAULT_CONSUMER_OPTIONS, validateBatchSize } from './pubsub/consumeLoop.ts';
 import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type SubscriberStats, type Subscription } from './pubsub/types.ts';
 import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
@@ -126,9 +127,27 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   if (o.mode === 'queue' && o.gapHandling !== undefined) {
     throw new Error('worker: gapHandling applies to offset mode only; queue mode has no high-water mark');
   }
-  const isolation = o.isolation ?? defaultIsolation(o.mode, o.profile);
-  const gapHandling = gapHandlingFor(o.mode, o.profile, o.gapHandling);
-  return { ...o, isolation, gapHandling };
+  return { ...o, ...resolveWorkerSettings(o) };
+}
+
+/** The isolation and gap handling a worker with these options runs with (the CLI's rule and the harness's). */
+export function resolveWorkerSettings(o: Pick<WorkerOptions, 'mode' | 'profile' | 'isolation' | 'gapHandling'>): ResolvedWorkerSettings {
+  return { isolation: o.isolation ?? defaultIsolation(o.mode, o.profile), gapHandling: gapHandlingFor(o.mode, o.profile, o.gapHandling) };
+}
+
+/**
+ * The pub/sub the worker consumes through, from its resolved options. The contract suite builds its worker
+ * target with this same function (test/pubsubContract.test.ts), so what the suite proves is what runs.
+ */
+export function workerPubSubConfig(o: WorkerOptions & ResolvedWorkerSettings): MysqlPubSubConfig {
+  const common = { pollIntervalMs: o.pollIntervalMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log };
+  if (o.mode === 'offset') {
+    return {
+      mode: 'offset',
+      subscriber: { ...common, gapHandling: o.gapHandling ?? 'contiguous', gapProof: o.gapProof, gapTimeoutMs: o.gapTimeoutMs, onGapPassed: o.onGapPassed },
+    };
+  }
+  return { mode: 'queue', subscriber: { ...common, concurrency: o.concurrency } };
 }
 
 export interface RunningWorker {
@@ -150,36 +169,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   try {
     await ensureSchema(executorOf(pool), { topic: o.topic, topicSchema: o.mode, dedup: false });
     const handler = counterHandler(o.profile);
-    const subscription =
-      o.mode === 'offset'
-        ? await subscribeOffset(pool, {
-            ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
-            topic: o.topic,
-            consumerGroup: o.consumerGroup,
-            batchSize: o.batchSize,
-            pollIntervalMs: o.pollIntervalMs,
-            isolation: o.isolation,
-            ackMode: o.ackMode,
-            gapHandling: o.gapHandling ?? 'contiguous',
-            poisonAfterFailures: o.poisonAfterFailures,
-            gapProof: o.gapProof,
-            gapTimeoutMs: o.gapTimeoutMs,
-            onGapPassed: o.onGapPassed,
-            handler,
-            log: o.log,
-          })
-        : await subscribeQueue(pool, {
-            ...DEFAULT_QUEUE_SUBSCRIBER_OPTIONS,
-            topic: o.topic,
-            batchSize: o.batchSize,
-            pollIntervalMs: o.pollIntervalMs,
-            isolation: o.isolation,
-            ackMode: o.ackMode,
-            concurrency: o.concurrency,
-            poisonAfterFailures: o.poisonAfterFailures,
-            handler,
-            log: o.log,
-          });
+    const pubsub = new MysqlPubSub(pool, workerPubSubConfig(o));
+    const subscription = await pubsub.subscribe({ topic: o.topic, consumerGroup: o.consumerGroup, batchSize: o.batchSize, handler });
     const pruner: PeriodicPrune | undefined =
       o.pruneEveryS > 0
         ? startPeriodicPrune(

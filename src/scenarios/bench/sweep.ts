@@ -15,6 +15,7 @@ import { countPoisoned, truncatePoisonTable } from '../../system/sql/mariadb/poi
 import type { ChildService } from '../../harness/childService.ts';
 import { DEFAULT_WORKER_OPTIONS, defaultIsolation } from '../../system/worker.ts';
 import type { SystemUnderTest, WorkerFlags } from '../../harness/systemUnderTest.ts';
+import { resolveWorkerSpec } from '../../system/workerSpec.ts';
 import { DEFAULT_BATCH_SIZE, validateBatchSize } from '../../system/pubsub/consumeLoop.ts';
 import { startSampler } from '../../bench/sampler.ts';
 import { drainRate, lagPercentiles, ratio } from '../../bench/metrics.ts';
@@ -424,25 +425,22 @@ function workerFlags(ctx: SweepContext, p: Point, extraFailpoints: readonly stri
   };
 }
 
-/** Starts the point's workers and records the settings they resolved (their `worker started {...}` line). */
+/**
+ * Starts the point's workers and records the settings they run with, resolved from the spec they were started
+ * with by the worker's own rules (resolveWorkerSpec), not read back from their output.
+ */
 async function startWorkers(ctx: SweepContext, result: PointResult, children: ChildService[], extraFailpoints: readonly string[]): Promise<ChildService[]> {
+  const spec = workerFlags(ctx, result.point, extraFailpoints);
   const started = await Promise.all(
     Array.from({ length: result.point.workers }, async () => {
-      const w = await ctx.sut.startWorker(workerFlags(ctx, result.point, extraFailpoints));
+      const w = await ctx.sut.startWorker(spec);
       children.push(w);
       return w;
     }),
   );
-  const line = started[0]?.outputTail().split('\n').find((l) => l.startsWith('worker started'));
-  if (line !== undefined) {
-    try {
-      const settings = JSON.parse(line.slice('worker started'.length).trim()) as { isolation?: string; gapHandling?: string };
-      result.resolvedIsolation = settings.isolation ?? result.resolvedIsolation;
-      result.gapHandling = settings.gapHandling;
-    } catch {
-      // The line's JSON is informative only.
-    }
-  }
+  const resolved = resolveWorkerSpec(spec);
+  result.resolvedIsolation = resolved.isolation;
+  result.gapHandling = resolved.gapHandling;
   return started;
 }
 
