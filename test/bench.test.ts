@@ -9,7 +9,10 @@ import { drainChartSpec, endToEndChartSpec } from '../src/bench/chart.ts';
 import { parseProcStat } from '../src/harness/processCpu.ts';
 import { bestRow, drainChartData, medianRows, summaryTable } from '../src/bench/report.ts';
 import { timestampDirName } from '../src/bench/resultsDir.ts';
-import { planPoints, pointLabel, profileOptions, references, toRow, CSV_COLUMNS, type PointResult, type Point } from '../src/scenarios/bench/sweep.ts';
+import { planPoints, pointLabel, type Point } from '../src/scenarios/bench/plan.ts';
+import { profileOptions } from '../src/scenarios/bench/options.ts';
+import { references, toRow, CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
+import { type PointResult } from '../src/scenarios/bench/points.ts';
 import { sweepOptionsFromArgs } from '../src/commands/bench.ts';
 
 const s = (atMs: number, progress: number, published = 1000, lagMs?: number): ProgressSample => ({ atMs, progress, published, ...(lagMs === undefined ? {} : { lagMs }) });

@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { readEnvironment } from '../src/config.ts';
 import { runBench } from '../src/scenarios/bench/runBench.ts';
-import { profileOptions, CSV_COLUMNS, type SweepOptions } from '../src/scenarios/bench/sweep.ts';
+import { profileOptions, type SweepOptions } from '../src/scenarios/bench/options.ts';
+import { CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
 
 test('tiny bench run: columns, verdicts, and the lossy control reported as not valid', { timeout: 240_000 }, async () => {
   const env = readEnvironment();

@@ -5,7 +5,7 @@ import { readEnvironment } from '../config.ts';
 import { optionalMysqlUrl } from './sharedOptions.ts';
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
-import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions, type HandlerProfile } from '../scenarios/bench/sweep.ts';
+import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions, type HandlerProfile } from '../scenarios/bench/options.ts';
 import { runBench } from '../scenarios/bench/runBench.ts';
 import { projectRoot } from '../projectRoot.ts';
 import path from 'node:path';

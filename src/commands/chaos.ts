@@ -3,8 +3,9 @@
 import type { CommandModule } from 'yargs';
 import path from 'node:path';
 import { readEnvironment } from '../config.ts';
-import { CHAOS_PROFILES, chaosMatrix, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
-import { DEFAULT_CHAOS_RUN_OPTIONS, runChaosCases, type DockerTarget } from '../scenarios/chaos/chaos.ts';
+import { CHAOS_PROFILES, chaosMatrix, dockerCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
+import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
+import { runChaosCases } from '../scenarios/chaos/chaos.ts';
 import { summaryTable, writeChaosResults } from '../scenarios/chaos/chaosReport.ts';
 import { resolveFaults, FAULT_NAMES } from '../scenarios/chaos/nemesis.ts';
 import { createResultsDir, collectVersions } from '../bench/resultsDir.ts';
@@ -63,20 +64,8 @@ export const command: CommandModule<object, ChaosArgs> = {
     }
     let docker: DockerTarget | undefined;
     if (args.backend === 'docker') {
-      // The Compose services run with their own configuration: one case, exactly-once expected, with the faults
-      // a container backend can inject (conn-kill, network faults and failpoints need the local backend).
       docker = { project: args['compose-project'], socketPath: args['docker-socket'], serverUrl: args['server-url'] };
-      const dockerFaults = only ?? (['worker-kill', 'worker-stop', 'worker-pause', 'db-kill', 'db-restart', 'server-kill'] as const);
-      const base = chaosMatrix(profile)[0]!;
-      cases = [
-        {
-          ...base,
-          name: 'docker-compose',
-          description: `the Compose deployment (project ${docker.project}) under container faults: must stay valid`,
-          faults: [...dockerFaults],
-          ...(args.requests === undefined ? {} : { requests: args.requests }),
-        },
-      ];
+      cases = [dockerCase(profile, docker.project, only, args.requests)];
     }
     if (args.list) {
       for (const c of cases) {

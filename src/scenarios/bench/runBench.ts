@@ -2,7 +2,11 @@
 // results/bench/<timestamp>/ (results.csv, options.json, charts) even when interrupted.
 import path from 'node:path';
 import { SystemUnderTest, type SystemOptions } from '../../harness/systemUnderTest.ts';
-import { planPoints, references, runSweep, toRow, CSV_COLUMNS, PUBLISHED_BASELINE_MSGS_PER_S, pointLabel, type SweepOptions, type PointResult } from './sweep.ts';
+import { planPoints, pointLabel } from './plan.ts';
+import { references, toRow, CSV_COLUMNS } from './results.ts';
+import { runSweep } from './sweep.ts';
+import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
+import { type PointResult } from './points.ts';
 import { createResultsDir, collectVersions, collectDatabaseInfo } from '../../bench/resultsDir.ts';
 import { projectRoot } from '../../projectRoot.ts';
 import { createProgress } from '../../bench/progress.ts';

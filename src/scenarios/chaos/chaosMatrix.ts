@@ -249,3 +249,21 @@ export const FAULT_SECONDS: Record<FaultName, number> = {
   // Two attaches (the proven sample, then 3 s of stalls), ~6.5 s an injection in the measured runs.
   'db-stall-allocator': 6.5,
 };
+
+/** The faults a container backend can inject (conn-kill, network faults and failpoints need the local backend). */
+export const DOCKER_FAULTS: readonly FaultName[] = ['worker-kill', 'worker-stop', 'worker-pause', 'db-kill', 'db-restart', 'server-kill'];
+
+/**
+ * The one case of the docker backend: the Compose services run with their own configuration, so exactly-once
+ * is expected under the container faults (or `only` of them).
+ */
+export function dockerCase(profile: ChaosProfile, project: string, only?: readonly FaultName[], requests?: number): ChaosCase {
+  const base = chaosMatrix(profile)[0]!;
+  return {
+    ...base,
+    name: 'docker-compose',
+    description: `the Compose deployment (project ${project}) under container faults: must stay valid`,
+    faults: [...(only ?? DOCKER_FAULTS)],
+    ...(requests === undefined ? {} : { requests }),
+  };
+}

@@ -8,7 +8,7 @@ import type { ResultsDir } from '../../bench/resultsDir.ts';
 import { countOutcomes, summarizeRequests, writeHistoryJsonl } from './history.ts';
 import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
-import type { CaseResult } from './chaos.ts';
+import type { CaseResult } from './caseResult.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'case',
