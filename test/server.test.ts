@@ -17,8 +17,9 @@ import { createPool, ensureDatabase, executorOf } from '../src/system/db/pool.ts
 import type { Pool } from '../src/system/db/pool.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
-import { DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../src/system/server.ts';
-import type { CounterServer, ServerOptions } from '../src/system/server.ts';
+import { DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../src/system/server/options.ts';
+import { startCounterServer } from '../src/system/server/server.ts';
+import type { CounterServer, ServerOptions } from '../src/system/server/options.ts';
 import { countDedupRows } from '../src/system/sql/mariadb/publishDedupTable.ts';
 import { findFreePort } from '../src/harness/ports.ts';
 

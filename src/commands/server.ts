@@ -7,8 +7,9 @@ import { createPool, executorOf, redactMysqlUrl } from '../system/db/pool.ts';
 import { waitForDatabase } from '../system/db/waitForDatabase.ts';
 import { describeError, classifyError } from '../system/db/errors.ts';
 import { ensureSchema } from '../system/sql/mariadb/schema.ts';
-import { DEFAULT_HTTP_LIMITS, DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../system/server.ts';
-import type { HttpLimits, ServerOptions } from '../system/server.ts';
+import { DEFAULT_HTTP_LIMITS, DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../system/server/options.ts';
+import { startCounterServer } from '../system/server/server.ts';
+import type { HttpLimits, ServerOptions } from '../system/server/options.ts';
 import { armFailpoints, parseFailpointSpec } from '../system/failpoints.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 

@@ -4,7 +4,7 @@
 import type { AckMode, SqlExecutor } from '../../system/pubsub/types.ts';
 import type { FaultBackend } from '../../harness/faults/backend.ts';
 import type { TcpProxy } from '../../harness/faults/tcpProxy.ts';
-import { DEFAULT_SERVER_OPTIONS } from '../../system/server.ts';
+import { DEFAULT_SERVER_OPTIONS } from '../../system/server/options.ts';
 import { sleep } from '../../system/waiting.ts';
 import type { AllocatorStaller, AllocatorStallPlan } from '../../harness/faults/allocatorStallFault.ts';
 
