@@ -1,4 +1,4 @@
-// The worker's process spec: argv is derived from the typed spec by one flag table, every flag in it is one
+// The worker's and the server's process specs: argv is derived from the typed spec by one flag table, every flag in it is one
 // the worker's CLI defines, the CLI parses that argv back to the spec's values, and the settings the harness
 // records (resolveWorkerSpec) are the ones the worker resolves itself.
 import test from 'node:test';
@@ -7,6 +7,8 @@ import yargs, { type Argv } from 'yargs';
 import { command as workerCommand } from '../src/commands/worker.ts';
 import { WORKER_FLAGS, resolveWorkerSpec, workerArgv, type WorkerSpec } from '../src/system/workerSpec.ts';
 import { DEFAULT_WORKER_OPTIONS, validateWorkerOptions } from '../src/system/worker.ts';
+import { command as serverCommand } from '../src/commands/server.ts';
+import { SERVER_FLAGS, serverArgv, type ServerSpec } from '../src/system/server/spec.ts';
 
 function parseWorkerArgv(argv: readonly string[]): Record<string, unknown> {
   const builder = workerCommand.builder as (y: Argv) => Argv;
@@ -77,4 +79,24 @@ test('resolveWorkerSpec gives the settings the worker itself resolves', () => {
   assert.equal(resolveWorkerSpec({ profile: 'watermill' }).isolation, 'SERIALIZABLE');
   assert.equal(resolveWorkerSpec({ profile: 'watermill' }).gapHandling, 'none');
   assert.equal(resolveWorkerSpec({ mode: 'queue' }).gapHandling, undefined);
+});
+
+test('every field of the server spec has a flag the server CLI defines, and the CLI parses argv back to the spec', () => {
+  const full: Required<ServerSpec> = {
+    topic: 'orders', topicSchema: 'queue', coalesce: false, coalesceMaxBatch: 500, coalesceLingerMs: 3, dedup: true, poolSize: 9,
+    failpoints: ['publish-after-insert=3', 'publish-before-commit=4'],
+  };
+  const argv = serverArgv(8081, full);
+  const builder = serverCommand.builder as (y: Argv) => Argv;
+  const parsed = builder(yargs().exitProcess(false).strict()).parseSync(argv.slice(1)) as Record<string, unknown>;
+  assert.equal(parsed.port, 8081);
+  assert.equal(parsed.topic, 'orders');
+  assert.equal(parsed['topic-schema'], 'queue');
+  assert.equal(parsed.coalesce, false);
+  assert.equal(parsed['coalesce-max-batch'], 500);
+  assert.equal(parsed['coalesce-linger-ms'], 3);
+  assert.equal(parsed.dedup, true);
+  assert.equal(parsed['pool-size'], 9);
+  assert.deepEqual(parsed.failpoint, ['publish-after-insert=3', 'publish-before-commit=4']);
+  assert.deepEqual(Object.keys(SERVER_FLAGS).sort(), Object.keys(full).sort(), 'the table covers every field of the spec');
 });

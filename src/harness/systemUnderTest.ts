@@ -20,9 +20,9 @@ import { findFreePort } from './ports.ts';
 import type { SqlExecutor } from '../system/pubsub/types.ts';
 import { ChildService } from './childService.ts';
 import { workerArgv, type WorkerSpec } from '../system/workerSpec.ts';
+import { serverArgv, type ServerSpec } from '../system/server/spec.ts';
 import { processCpuSeconds } from './processCpu.ts';
 import { projectRoot } from '../projectRoot.ts';
-import type { TopicMode } from '../system/pubsub/types.ts';
 
 export interface SystemOptions {
   /** Use this server instead of starting a private one (then faults on the database are unavailable). */
@@ -61,17 +61,8 @@ export function defaultSystemOptions(): SystemOptions {
   };
 }
 
-/** Server flags of the CLI contract; undefined = the server's own default. */
-export interface ServerFlags {
-  topic?: string;
-  topicSchema?: TopicMode;
-  coalesce?: boolean;
-  coalesceMaxBatch?: number;
-  coalesceLingerMs?: number;
-  dedup?: boolean;
-  poolSize?: number;
-  failpoints?: readonly string[];
-}
+/** A server's spec (system/server/spec.ts); undefined fields take the server's own defaults. */
+export type ServerFlags = ServerSpec;
 
 /** A worker's spec (system/workerSpec.ts); undefined fields take the worker's own defaults. */
 export type WorkerFlags = WorkerSpec;
@@ -79,17 +70,9 @@ export type WorkerFlags = WorkerSpec;
 // The database URL is not among the flags: a child gets it in MYSQL_URL (see makeChild), because a command
 // line is world-readable (ps, /proc/<pid>/cmdline) and the URL carries the password; a process's environment
 // is readable only by its own user and root.
+/** `eob server` argv, derived from the spec by its flag table. */
 export function serverArgs(port: number, f: ServerFlags): string[] {
-  const args = ['server', '--host', '127.0.0.1', '--port', String(port)];
-  if (f.topic !== undefined) args.push('--topic', f.topic);
-  if (f.topicSchema !== undefined) args.push('--topic-schema', f.topicSchema);
-  if (f.coalesce !== undefined) args.push(f.coalesce ? '--coalesce' : '--no-coalesce');
-  if (f.coalesceMaxBatch !== undefined) args.push('--coalesce-max-batch', String(f.coalesceMaxBatch));
-  if (f.coalesceLingerMs !== undefined) args.push('--coalesce-linger-ms', String(f.coalesceLingerMs));
-  if (f.dedup === true) args.push('--dedup');
-  if (f.poolSize !== undefined) args.push('--pool-size', String(f.poolSize));
-  for (const fp of f.failpoints ?? []) args.push('--failpoint', fp);
-  return args;
+  return serverArgv(port, f);
 }
 
 /** `eob worker` argv, derived from the spec by its flag table. */
