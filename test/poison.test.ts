@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
 import { createPool, type Pool } from '../src/system/db/pool.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
-import { counterHandler, type HandlerProfile } from '../src/system/counterHandler.ts';
+import { counterHandler, type HandlerName } from '../src/system/counterHandler.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from '../src/system/pubsub/queueSubscriber.ts';
 import type { BatchHandler, Subscription } from '../src/system/pubsub/types.ts';
@@ -108,7 +108,7 @@ describe('poison messages (private MariaDB)', () => {
     logs: string[];
   }
 
-  async function subscribe(topic: string, mode: Mode, o: { poisonAfterFailures: number; batchSize?: number; profile?: HandlerProfile; handler?: BatchHandler; concurrency?: number }): Promise<Run> {
+  async function subscribe(topic: string, mode: Mode, o: { poisonAfterFailures: number; batchSize?: number; profile?: HandlerName; handler?: BatchHandler; concurrency?: number }): Promise<Run> {
     const logs: string[] = [];
     const common = {
       topic,

@@ -24,7 +24,7 @@ const FULL: Required<WorkerSpec> = {
   consumerGroup: 'g1',
   ackMode: 'after-commit',
   concurrency: 3,
-  profile: 'watermill',
+  handler: 'watermill',
   gapHandling: 'none',
   poisonAfterFailures: 9,
   gapProof: 'innodb-trx',
@@ -68,7 +68,7 @@ test('an empty spec gives bare argv, and the CLI then parses to the worker defau
 });
 
 test('resolveWorkerSpec gives the settings the worker itself resolves', () => {
-  for (const spec of [{}, { mode: 'queue' as const }, { profile: 'watermill' as const }, { isolation: 'SERIALIZABLE' as const, gapHandling: 'none' as const }]) {
+  for (const spec of [{}, { mode: 'queue' as const }, { handler: 'watermill' as const }, { isolation: 'SERIALIZABLE' as const, gapHandling: 'none' as const }]) {
     const own = validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, ...spec, mysqlUrl: 'mysql://u:p@127.0.0.1:1/eob' });
     const resolved = resolveWorkerSpec(spec);
     assert.equal(resolved.isolation, own.isolation, JSON.stringify(spec));
@@ -76,8 +76,8 @@ test('resolveWorkerSpec gives the settings the worker itself resolves', () => {
     assert.equal(resolved.batchSize, own.batchSize);
   }
   assert.equal(resolveWorkerSpec({}).isolation, 'READ COMMITTED');
-  assert.equal(resolveWorkerSpec({ profile: 'watermill' }).isolation, 'SERIALIZABLE');
-  assert.equal(resolveWorkerSpec({ profile: 'watermill' }).gapHandling, 'none');
+  assert.equal(resolveWorkerSpec({ handler: 'watermill' }).isolation, 'SERIALIZABLE');
+  assert.equal(resolveWorkerSpec({ handler: 'watermill' }).gapHandling, 'none');
   assert.equal(resolveWorkerSpec({ mode: 'queue' }).gapHandling, undefined);
 });
 

@@ -14,7 +14,7 @@ test('worker: --handler picks the handler, --profile is its deprecated alias, a 
 });
 
 test('bench: --handlers sets the handler grid, --profiles is its deprecated alias', () => {
-  assert.deepEqual(sweepOptionsFromArgs({ profile: 'quick', handlers: 'watermill' }).grid.handlerProfiles, ['watermill']);
-  assert.deepEqual(sweepOptionsFromArgs({ profile: 'quick', profiles: 'batched,watermill' }).grid.handlerProfiles, ['batched', 'watermill']);
+  assert.deepEqual(sweepOptionsFromArgs({ profile: 'quick', handlers: 'watermill' }).grid.handlers, ['watermill']);
+  assert.deepEqual(sweepOptionsFromArgs({ profile: 'quick', profiles: 'batched,watermill' }).grid.handlers, ['batched', 'watermill']);
   assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', handlers: 'batched', profiles: 'watermill' }), /--profiles is the old name of --handlers/);
 });

@@ -5,7 +5,8 @@ import { readEnvironment } from '../config.ts';
 import { optionalMysqlUrl } from './sharedOptions.ts';
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
-import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions, type HandlerProfile } from '../scenarios/bench/options.ts';
+import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions } from '../scenarios/bench/options.ts';
+import type { HandlerName } from '../system/counterHandler.ts';
 import { runBench } from '../scenarios/bench/runBench.ts';
 import { projectRoot } from '../projectRoot.ts';
 import path from 'node:path';
@@ -71,7 +72,7 @@ export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
   if (args.profiles !== undefined && args.handlers !== undefined && args.profiles !== args.handlers) {
     throw new OptionsError(`bench: --handlers ${args.handlers} and --profiles ${args.profiles} disagree: --profiles is the old name of --handlers; give only --handlers`);
   }
-  g.handlerProfiles = (list(args.handlers ?? args.profiles) as HandlerProfile[] | undefined) ?? g.handlerProfiles;
+  g.handlers = (list(args.handlers ?? args.profiles) as HandlerName[] | undefined) ?? g.handlers;
   g.pollIntervals = numbers('poll-intervals', args['poll-intervals']) ?? g.pollIntervals;
   g.coalesce =
     list(args.coalesce)?.map((s) => {
@@ -106,7 +107,7 @@ export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
 
 export const command: CommandModule<object, BenchArgs> = {
   command: 'bench',
-  describe: 'throughput sweep: drain and end-to-end rates against 154 msg/s, the watermill profile and this machine\'s ceilings',
+  describe: 'throughput sweep: drain and end-to-end rates against 154 msg/s, the watermill handler and this machine\'s ceilings',
   builder: (y) =>
     y
       .option('profile', { type: 'string', default: 'standard', describe: 'quick (<= 2 min), standard (<= 10 min), full (up to an hour)' })

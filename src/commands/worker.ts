@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../system/worker.ts';
-import { HANDLER_PROFILES, type HandlerProfile } from '../system/counterHandler.ts';
+import { HANDLER_NAMES, type HandlerName } from '../system/counterHandler.ts';
 import { GAP_HANDLINGS, type GapHandling } from '../system/pubsub/offsetSubscriber.ts';
 import { GAP_PROOFS, type GapProof } from '../system/pubsub/gapTracker.ts';
 import { ACK_MODES, parseIsolationLevel, type AckMode, type SubscriberStats } from '../system/pubsub/types.ts';
@@ -54,8 +54,8 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: READ-COMMITTED; SERIALIZABLE with --handler watermill)' })
       .option('ack-mode', { choices: ACK_MODES, default: d.ackMode, describe: 'transactional (exactly-once); after-commit / before-commit are the controls' })
       .option('concurrency', { type: 'number', default: d.concurrency, describe: 'queue mode: consumers in this process' })
-      .option('handler', { choices: HANDLER_PROFILES, describe: `batched: one aggregated upsert per batch; watermill: the reference consumer [default: ${d.profile}]` })
-      .option('profile', { choices: HANDLER_PROFILES, deprecated: 'use --handler', describe: 'the old name of --handler' })
+      .option('handler', { choices: HANDLER_NAMES, describe: `batched: one aggregated upsert per batch; watermill: the reference consumer [default: ${d.handler}]` })
+      .option('profile', { choices: HANDLER_NAMES, deprecated: 'use --handler', describe: 'the old name of --handler' })
       .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default) or none (watermill-sql; loses messages)' })
       .option('poison-after-failures', {
         type: 'number',
@@ -98,7 +98,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       isolation,
       ackMode: args['ack-mode'] as AckMode,
       concurrency: args.concurrency,
-      profile: handler,
+      handler,
       gapHandling: args['gap-handling'] as GapHandling | undefined,
       poisonAfterFailures: args['poison-after-failures'],
       gapProof: args['gap-proof'] as GapProof,
@@ -148,12 +148,12 @@ export const command: CommandModule<object, WorkerArgs> = {
 };
 
 /** --handler, or its deprecated alias --profile (a warning on stderr); both given must agree. */
-export function resolveHandler(handler: string | undefined, profile: string | undefined): HandlerProfile {
+export function resolveHandler(handler: string | undefined, profile: string | undefined): HandlerName {
   if (profile !== undefined) {
     if (handler !== undefined && handler !== profile) {
       throw new Error(`--handler ${handler} and --profile ${profile} disagree: --profile is the old name of --handler; give only --handler`);
     }
     process.stderr.write('worker: --profile is deprecated, use --handler (batched|watermill)\n');
   }
-  return (handler ?? profile ?? d.profile) as HandlerProfile;
+  return (handler ?? profile ?? d.handler) as HandlerName;
 }

@@ -3,7 +3,7 @@
 import { createPool, executorOf, parseMysqlUrl, type Pool } from './db/pool.ts';
 import { waitForDatabase } from './db/waitForDatabase.ts';
 import { ensureSchema } from './sql/mariadb/schema.ts';
-import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counterHandler.ts';
+import { counterHandler, HANDLER_NAMES, type HandlerName } from './counterHandler.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, type GapHandling } from './pubsub/offsetSubscriber.ts';
 import { MysqlPubSub, type MysqlPubSubConfig } from './pubsub/mysqlPubSub.ts';
 import { GAP_PROOFS, type GapProof } from './pubsub/gapTracker.ts';
@@ -28,8 +28,9 @@ export interface WorkerOptions {
   ackMode: AckMode;
   /** Queue mode: consumers in this process. */
   concurrency: number;
-  profile: HandlerProfile;
-  /** undefined: `contiguous`, or `none` with the watermill profile (that is the reference design). */
+  /** The handler run on each batch (--handler). */
+  handler: HandlerName;
+  /** undefined: `contiguous`, or `none` with the watermill handler (that is the reference design). */
   gapHandling: GapHandling | undefined;
   /** Failed deliveries after which a message goes to eob_poison_<topic>; 0 retries it forever. */
   poisonAfterFailures: number;
@@ -62,7 +63,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   isolation: undefined,
   ackMode: 'transactional',
   concurrency: 1,
-  profile: 'batched',
+  handler: 'batched',
   gapHandling: undefined,
   poisonAfterFailures: DEFAULT_CONSUMER_OPTIONS.poisonAfterFailures,
   gapProof: DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.gapProof,
@@ -80,17 +81,17 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
 
 /**
  * The one rule for the isolation a worker runs at when none is given: the subscriber's own default (READ
- * COMMITTED in both modes: neither read locks the topic against publishers), except the watermill profile,
+ * COMMITTED in both modes: neither read locks the topic against publishers), except the watermill handler,
  * whose per-message `SELECT value` then write is a lost update below SERIALIZABLE and which reproduces the
  * reference consumer (watermill-sql runs at SERIALIZABLE).
  */
-export function defaultIsolation(mode: TopicMode, profile: HandlerProfile): IsolationLevel {
+export function defaultIsolation(mode: TopicMode, profile: HandlerName): IsolationLevel {
   if (profile === 'watermill') return 'SERIALIZABLE';
   return mode === 'offset' ? DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.isolation : DEFAULT_QUEUE_SUBSCRIBER_OPTIONS.isolation;
 }
 
 /** Offset mode's gap handling when none is given: contiguous, or none with the watermill handler (the reference design loses messages that way on purpose); queue mode has none. */
-export function gapHandlingFor(mode: TopicMode, profile: HandlerProfile, given: GapHandling | undefined): GapHandling | undefined {
+export function gapHandlingFor(mode: TopicMode, profile: HandlerName, given: GapHandling | undefined): GapHandling | undefined {
   if (mode === 'queue') return undefined;
   return given ?? (profile === 'watermill' ? 'none' : 'contiguous');
 }
@@ -117,7 +118,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   intInRange(c, 'pruneBatchSize', o.pruneBatchSize, 1, 1_000_000);
   intInRange(c, 'pruneDedupWindowS', o.pruneDedupWindowS, 1, 10 * 365 * 86_400);
   intInRange(c, 'poisonAfterFailures', o.poisonAfterFailures, 0, 1_000_000);
-  oneOf(c, 'profile', o.profile, HANDLER_PROFILES);
+  oneOf(c, 'handler', o.handler, HANDLER_NAMES);
   if (o.gapHandling !== undefined) oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
   oneOf(c, 'gapProof', o.gapProof, GAP_PROOFS);
   intInRange(c, 'gapTimeoutMs', o.gapTimeoutMs, 0, 86_400_000);
@@ -131,8 +132,8 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
 }
 
 /** The isolation and gap handling a worker with these options runs with (the CLI's rule and the harness's). */
-export function resolveWorkerSettings(o: Pick<WorkerOptions, 'mode' | 'profile' | 'isolation' | 'gapHandling'>): ResolvedWorkerSettings {
-  return { isolation: o.isolation ?? defaultIsolation(o.mode, o.profile), gapHandling: gapHandlingFor(o.mode, o.profile, o.gapHandling) };
+export function resolveWorkerSettings(o: Pick<WorkerOptions, 'mode' | 'handler' | 'isolation' | 'gapHandling'>): ResolvedWorkerSettings {
+  return { isolation: o.isolation ?? defaultIsolation(o.mode, o.handler), gapHandling: gapHandlingFor(o.mode, o.handler, o.gapHandling) };
 }
 
 /**
@@ -168,7 +169,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
   try {
     await ensureSchema(executorOf(pool), { topic: o.topic, topicSchema: o.mode, dedup: false });
-    const handler = counterHandler(o.profile);
+    const handler = counterHandler(o.handler);
     const pubsub = new MysqlPubSub(pool, workerPubSubConfig(o));
     const subscription = await pubsub.subscribe({ topic: o.topic, consumerGroup: o.consumerGroup, batchSize: o.batchSize, handler });
     const pruner: PeriodicPrune | undefined =

@@ -32,7 +32,7 @@ export const WORKER_FLAGS: { [K in keyof WorkerSpec]-?: FlagOf<K> } = {
   consumerGroup: valueFlag('--consumer-group'),
   ackMode: valueFlag('--ack-mode'),
   concurrency: valueFlag('--concurrency'),
-  profile: valueFlag('--handler'),
+  handler: valueFlag('--handler'),
   gapHandling: valueFlag('--gap-handling'),
   poisonAfterFailures: valueFlag('--poison-after-failures'),
   gapProof: valueFlag('--gap-proof'),

@@ -6,13 +6,13 @@ import { DEFAULT_WORKER_OPTIONS, defaultIsolation } from '../../system/worker.ts
 import { DEFAULT_BATCH_SIZE, validateBatchSize } from '../../system/pubsub/consumeLoop.ts';
 import { intInRange, oneOf, OptionsError } from '../../validate.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
+import type { HandlerName } from '../../system/counterHandler.ts';
 
 /** The figure the reference design was published with (Watermill example, 2019, one message per transaction). */
 export const PUBLISHED_BASELINE_MSGS_PER_S = 154;
 
 export type BenchProfile = 'quick' | 'standard' | 'full';
 export const BENCH_PROFILES: readonly BenchProfile[] = ['quick', 'standard', 'full'];
-export type HandlerProfile = 'batched' | 'watermill';
 export type PointKind = 'http-ceiling' | 'sql-ceiling' | 'drain' | 'end-to-end';
 
 export interface SweepGrid {
@@ -24,7 +24,7 @@ export interface SweepGrid {
   modes: TopicMode[];
   /** Queue mode: worker processes per point. */
   queueWorkers: number[];
-  handlerProfiles: HandlerProfile[];
+  handlers: HandlerName[];
   pollIntervals: number[];
   /** Server publish coalescing for end-to-end points. */
   coalesce: boolean[];
@@ -42,7 +42,7 @@ export interface SweepOptions {
   counters: number;
   /** Messages published before a drain point's workers start. */
   backlogMessages: number;
-  /** Backlog of the watermill-profile points (they drain ~100x slower, so a smaller backlog is enough). */
+  /** Backlog of the watermill-handler points (they drain ~100x slower, so a smaller backlog is enough). */
   baselineBacklogMessages: number;
   baselineBatchSizes: number[];
   /** A drain point ends when the backlog is consumed or after this long (then its rate is over what was done). */
@@ -109,7 +109,7 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
     queueIsolations: [undefined],
     modes: ['offset', 'queue'],
     queueWorkers: [2],
-    handlerProfiles: ['batched'],
+    handlers: ['batched'],
     pollIntervals: [10],
     coalesce: [true],
     ackModes: ['transactional'],
@@ -146,7 +146,7 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
       batchSizes: [1, 10, 100, 500, 1000, 2000, 5000],
       isolations: ['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE', 'READ UNCOMMITTED'],
       queueWorkers: [1, 2, 4],
-      handlerProfiles: ['batched', 'watermill'],
+      handlers: ['batched', 'watermill'],
       pollIntervals: [10, 1, 100], // the first is the drains' (the worker default)
       coalesce: [true, false],
       repetitions: 3,
@@ -168,7 +168,7 @@ export function validateSweepOptions(o: SweepOptions): SweepOptions {
   list('isolation', o.grid.isolations, (v) => oneOf(c, 'isolation', v, ISOLATION_LEVELS));
   list('modes', o.grid.modes, (v) => oneOf(c, 'modes', v, ['offset', 'queue'] as const));
   list('queue-workers', o.grid.queueWorkers, (v) => intInRange(c, 'queue-workers', v, 1, 64));
-  list('profiles', o.grid.handlerProfiles, (v) => oneOf(c, 'profiles', v, ['batched', 'watermill'] as const));
+  list('handlers', o.grid.handlers, (v) => oneOf(c, 'handlers', v, ['batched', 'watermill'] as const));
   list('poll-intervals', o.grid.pollIntervals, (v) => intInRange(c, 'poll-intervals', v, 0, 60_000));
   list('coalesce', o.grid.coalesce, (v) => {
     if (typeof v !== 'boolean') throw new OptionsError(`${c}: coalesce must be on or off`);

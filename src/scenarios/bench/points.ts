@@ -149,7 +149,7 @@ function workerFlags(ctx: SweepContext, p: Point, extraFailpoints: readonly stri
     ...(p.pollIntervalMs === undefined ? {} : { pollIntervalMs: p.pollIntervalMs }),
     ...(p.isolation === undefined ? {} : { isolation: p.isolation }),
     ...(p.ackMode === undefined ? {} : { ackMode: p.ackMode }),
-    profile: p.handlerProfile === 'watermill' ? 'watermill' : 'batched',
+    handler: p.handler === 'watermill' ? 'watermill' : 'batched',
     failpoints: extraFailpoints,
   };
 }

@@ -28,7 +28,7 @@ export function references(results: readonly PointResult[]): References {
     httpCeilingReqPerS: best(results.filter((r) => r.point.kind === 'http-ceiling').map((r) => r.publishReqPerS)),
     sqlCeilingByBatch,
     watermillProfileMsgsPerS: best(
-      results.filter((r) => r.point.kind === 'drain' && r.point.handlerProfile === 'watermill' && r.check?.verdict === 'valid').map((r) => r.drainMsgsPerS),
+      results.filter((r) => r.point.kind === 'drain' && r.point.handler === 'watermill' && r.check?.verdict === 'valid').map((r) => r.drainMsgsPerS),
     ),
   };
 }
@@ -62,7 +62,7 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     repetition: p.repetition,
     mode: p.kind === 'http-ceiling' ? undefined : p.mode,
     workers: p.kind === 'drain' || p.kind === 'end-to-end' ? p.workers : undefined,
-    handler_profile: p.handlerProfile,
+    handler_profile: p.handler,
     batch_size: p.batchSize,
     poll_interval_ms: p.pollIntervalMs,
     isolation: r.resolvedIsolation,

@@ -146,9 +146,9 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[]):
     },
     {
       name: 'ctl-watermill',
-      description: 'the watermill profile (SERIALIZABLE, FOR UPDATE offsets, plain read), 32 concurrent publishers, no faults: must show skipped offsets',
+      description: 'the watermill handler (SERIALIZABLE, FOR UPDATE offsets, plain read), 32 concurrent publishers, no faults: must show skipped offsets',
       mode: 'offset',
-      worker: { mode: 'offset', batchSize: 100, profile: 'watermill' },
+      worker: { mode: 'offset', batchSize: 100, handler: 'watermill' },
       workers: 1,
       server: { coalesce: false, poolSize: 32 },
       retry: false,

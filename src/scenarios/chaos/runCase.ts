@@ -17,6 +17,7 @@ import { DEFAULT_CHAOS_RUN_OPTIONS, type ChaosRunOptions, GROUP, TOPIC } from '.
 import { type CaseResult, type TimelineSample, expectationMet } from './caseResult.ts';
 import { PROBE_TIMEOUT_MS, quiesce, readProgress, scopeSnapshot, waitRecovered } from './measure.ts';
 import { type CaseSystem, startDockerSystem, startLocalSystem } from './assembly.ts';
+import { gapHandlingFor } from '../../system/worker.ts';
 
 /** Runs one case on a fresh system; never throws for a failure of the system (that is a result), only for bugs. */
 export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = {}): Promise<CaseResult> {
@@ -188,7 +189,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
   }
   // Only a worker that handles gaps passes them; the others step over holes without counting them.
-  const handlesGaps = c.mode === 'offset' && (c.worker.gapHandling ?? (c.worker.profile === 'watermill' ? 'none' : 'contiguous')) === 'contiguous';
+  const handlesGaps = gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling) === 'contiguous';
   const gaps = handlesGaps ? (system as CaseSystem | undefined)?.gapCounts() : undefined;
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
