@@ -1,0 +1,54 @@
+// All SQL on `counter` on PostgreSQL, the effect table of the counter service.
+import type { SqlExecutor } from '../../pubsub/types.ts';
+import { valuesPlaceholders } from './identifiers.ts';
+
+/** COLLATE "C": ids compare byte for byte (uuids are ASCII; no locale rules in the key). */
+export async function createPgCounterTable(db: SqlExecutor): Promise<void> {
+  await db.query(`CREATE TABLE IF NOT EXISTS "counter" (
+    "id" VARCHAR(36) COLLATE "C" NOT NULL PRIMARY KEY,
+    "value" BIGINT NOT NULL
+  )`);
+}
+
+/**
+ * Adds `increments` (counter id -> amount) with one multi-row upsert. The addition happens inside the statement
+ * (`value = counter.value + EXCLUDED.value`), on the row's latest committed version, never as read-then-write
+ * in the client (which loses updates when two batches touch one counter). Ids are sorted so concurrent batches
+ * lock rows in one order and do not deadlock; an id may appear once per statement (ON CONFLICT cannot touch a
+ * row twice), which the aggregation guarantees.
+ */
+export async function addToPgCounters(db: SqlExecutor, increments: ReadonlyMap<string, number>): Promise<void> {
+  if (increments.size === 0) return;
+  const ids = [...increments.keys()].sort();
+  const values: unknown[] = [];
+  for (const id of ids) values.push(id, increments.get(id));
+  await db.query(
+    `INSERT INTO "counter" ("id", "value") VALUES ${valuesPlaceholders(ids.length, 2, ['', '::bigint'])}
+     ON CONFLICT ("id") DO UPDATE SET "value" = "counter"."value" + EXCLUDED."value"`,
+    values,
+  );
+}
+
+/** The watermill profile's read (then setPgCounterValue): safe only at SERIALIZABLE, kept as the baseline's shape. */
+export async function selectPgCounterValue(db: SqlExecutor, id: string): Promise<number | undefined> {
+  const rows = await db.query<{ value: string }[]>('SELECT "value" FROM "counter" WHERE "id" = $1', [id]);
+  return rows[0] === undefined ? undefined : Number(rows[0].value);
+}
+
+/** The watermill example's write: the value it read plus one, as an absolute value. */
+export async function setPgCounterValue(db: SqlExecutor, id: string, value: number): Promise<void> {
+  await db.query(
+    'INSERT INTO "counter" ("id", "value") VALUES ($1, $2::bigint) ON CONFLICT ("id") DO UPDATE SET "value" = EXCLUDED."value"',
+    [id, value],
+  );
+}
+
+export async function selectAllPgCounters(db: SqlExecutor): Promise<Map<string, number>> {
+  const rows = await db.query<{ id: string; value: string }[]>('SELECT "id", "value" FROM "counter"');
+  return new Map(rows.map((r) => [r.id, Number(r.value)]));
+}
+
+export async function sumPgCounters(db: SqlExecutor): Promise<number> {
+  const rows = await db.query<{ total: string | null }[]>('SELECT SUM("value") AS "total" FROM "counter"');
+  return Number(rows[0]?.total ?? 0);
+}
