@@ -1,5 +1,7 @@
-// Which PostgreSQL driver: node-postgres (`pg`) against postgres.js (`postgres`), on the two operations this
-// project runs all the time, against a private PostgreSQL (never the machine's own service):
+// What the PostgreSQL driver costs on the two operations this project runs all the time, against a private
+// PostgreSQL (never the machine's own service). It chose node-postgres over postgres.js (figures beside
+// src/system/db/postgres/pool.ts); postgres.js was removed afterwards, so it measures node-postgres alone now
+// (the commit that added this script has the two-driver version):
 //
 //   node --import tsx scripts/pgDriverCost.ts [seconds-per-point]
 //
@@ -8,14 +10,12 @@
 // - consume: one connection running the offset consume transaction (BEGIN REPEATABLE READ; lock the group's
 //   offsets row FOR UPDATE; read a batch under the xmin rule; one aggregated counter upsert; write the ack;
 //   COMMIT) at batch 100 and 1000 over a pre-filled topic, msgs/s.
-// Both drivers send the same SQL text with $n placeholders, one statement after another (no pipelining), so
-// the difference is the driver's own cost. Points alternate between drivers; a benchmark, not a test.
+// One statement after another (no pipelining). A benchmark, not a test.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import pg from 'pg';
-import postgres from 'postgres';
 import { PrivatePostgres } from '../src/harness/postgres/privatePostgres.ts';
 import { findFreePort } from '../src/system/db/ports.ts';
 
@@ -47,22 +47,6 @@ function nodePostgres(url: string): Driver {
       };
     },
     end: () => pool.end(),
-  };
-}
-
-function postgresJs(url: string): Driver {
-  const sql = postgres(url, { max: PUBLISHERS + 2, onnotice: () => undefined });
-  return {
-    name: 'postgres',
-    async connect() {
-      const reserved = await sql.reserve();
-      return {
-        query: async (text, values) =>
-          [...(await reserved.unsafe(text, (values ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true }))] as Record<string, unknown>[],
-        release: async () => reserved.release(),
-      };
-    },
-    end: () => sql.end({ timeout: 5 }),
   };
 }
 
@@ -179,14 +163,12 @@ async function main(): Promise<void> {
     ];
     for (const [label, run] of points) {
       const figures: string[] = [];
-      for (const round of [0, 1]) {
-        for (const make of round === 0 ? [nodePostgres, postgresJs] : [postgresJs, nodePostgres]) {
-          const driver = make(server.url);
-          try {
-            figures.push(`${driver.name} ${Math.round(await run(driver))}`);
-          } finally {
-            await driver.end();
-          }
+      for (let round = 0; round < 2; round += 1) {
+        const driver = nodePostgres(server.url);
+        try {
+          figures.push(`${driver.name} ${Math.round(await run(driver))}`);
+        } finally {
+          await driver.end();
         }
       }
       console.log(`${label}: ${figures.join(', ')}`);
