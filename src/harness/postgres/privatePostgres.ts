@@ -3,11 +3,12 @@
 // a password kept 0600 beside the data; it can be SIGKILLed and restarted on the same data directory (WAL crash
 // recovery), paused, stopped cleanly and removed. It never touches the machine's own PostgreSQL service.
 //
-// Processes. `postgres` is a postmaster plus one process per connection and a few helpers, all in one process
-// group (the postmaster is spawned detached, so it leads its own group). SIGKILL and SIGSTOP/SIGCONT go to the
-// whole group: killing only the postmaster leaves its backends running on the old shared memory (the restart
-// then refuses to start until they have gone), and stopping only the postmaster leaves backends answering, which
-// is not a hung database. A clean stop is SIGINT to the postmaster ("fast" shutdown: sessions are ended, a
+// Processes. `postgres` is a postmaster plus one process per connection and a few helpers, and each child
+// calls setsid(), so they are not in the postmaster's process group: a group signal reaches the postmaster alone.
+// SIGKILL and SIGSTOP/SIGCONT therefore go to the postmaster and each of its children (found through /proc):
+// killing only the postmaster leaves its backends running on the old shared memory until they notice, and
+// stopping only the postmaster leaves backends answering, which is not a hung database. The postmaster is stopped
+// first, so it cannot fork a new child while the others are signalled. A clean stop is SIGINT to the postmaster ("fast" shutdown: sessions are ended, a
 // checkpoint written); SIGTERM would be "smart" shutdown, which waits for every client to disconnect.
 //
 // Users. initdb and postgres refuse to run as root, so when this process is root the server runs as the
@@ -26,7 +27,7 @@
 // lines for start, restart and crash recovery times.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { access, constants, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -188,6 +189,32 @@ async function isLivePostgres(pid: number): Promise<boolean> {
   return comm === 'postgres' && state !== 'Z' && state !== 'X';
 }
 
+function sendTo(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+/** Pids whose parent is `parent`, from /proc (synchronous: a handful of small files, read while it is stopped). */
+function childrenOf(parent: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // `pid (comm) state ppid ...`: fields after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === parent) children.push(Number(entry));
+  }
+  return children;
+}
+
 /** The postmaster's pid: the first line of postmaster.pid (the other lines hold the data directory, port, socket...). */
 async function readPostmasterPid(pidFile: string): Promise<number | undefined> {
   try {
@@ -301,7 +328,7 @@ export class PrivatePostgres {
     return this.spawnAndWait(binaries);
   }
 
-  /** Sends `signal` and resolves once the server has exited; SIGKILL goes to the whole process group. */
+  /** Sends `signal` and resolves once the server has exited; SIGKILL goes to the postmaster and all its children. */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (signal === 'SIGSTOP' || signal === 'SIGCONT' || signal === 'SIGTSTP') {
       throw new Error(`${COMPONENT}: kill(${signal}) would never see the server exit; use pause() / resume()`);
@@ -332,7 +359,7 @@ export class PrivatePostgres {
     return this.child === undefined || this.exited === undefined ? Promise.resolve() : this.exited;
   }
 
-  /** SIGSTOP to every process of the server: it stops answering but keeps its connections open (a hung database). */
+  /** SIGSTOP to the postmaster and each of its children: it stops answering but keeps its connections open (a hung database). */
   pause(): void {
     if (this.child === undefined) throw new Error(`${COMPONENT}: pause() while the server is not running`);
     this.signal('SIGSTOP', true);
@@ -587,15 +614,26 @@ export class PrivatePostgres {
     return new PostgresStartError(message);
   }
 
-  /** Sends `signal` to the postmaster, or to its whole process group. */
-  private signal(signal: NodeJS.Signals, group: boolean): void {
+  /**
+   * Sends `signal` to the postmaster, or (`all`) to it and every child it has. For SIGKILL and SIGSTOP the
+   * postmaster is stopped first so the set of children cannot change; for SIGCONT the children go first, so the
+   * postmaster never runs while a backend it waits on is still stopped.
+   */
+  private signal(signal: NodeJS.Signals, all: boolean): void {
     const pid = this.child?.pid;
     if (pid === undefined) return;
-    try {
-      process.kill(group ? -pid : pid, signal);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    if (!all) {
+      sendTo(pid, signal);
+      return;
     }
+    if (signal === 'SIGCONT') {
+      for (const c of childrenOf(pid)) sendTo(c, 'SIGCONT');
+      sendTo(pid, 'SIGCONT');
+      return;
+    }
+    sendTo(pid, 'SIGSTOP');
+    for (const c of childrenOf(pid)) sendTo(c, signal);
+    sendTo(pid, signal);
   }
 
   private async timedOut(promise: Promise<void>, ms: number): Promise<boolean> {
@@ -618,8 +656,10 @@ export class PrivatePostgres {
 export async function stopPostgresInDataDirectory(datadir: string, timeoutMs = 60_000): Promise<boolean> {
   const pid = await readPostmasterPid(path.join(path.resolve(datadir), 'postmaster.pid'));
   if (pid === undefined || !(await isLivePostgres(pid))) return false;
-  process.kill(-pid, 'SIGCONT'); // a paused server would keep the shutdown pending forever
-  process.kill(pid, 'SIGINT');
+  // A paused server would keep the shutdown pending forever.
+  for (const c of childrenOf(pid)) sendTo(c, 'SIGCONT');
+  sendTo(pid, 'SIGCONT');
+  sendTo(pid, 'SIGINT');
   const deadline = performance.now() + timeoutMs;
   while (await isLivePostgres(pid)) {
     if (performance.now() > deadline) {
