@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PortInUseError, PrivatePostgres, type PrivatePostgresOptions } from '../../src/harness/postgres/privatePostgres.ts';
 import { findFreePort } from '../../src/system/db/ports.ts';
+import { readEnvironment } from '../../src/config.ts';
 
 export { PrivatePostgres };
 
@@ -28,7 +29,13 @@ export async function startPrivatePostgres(overrides: Partial<PrivatePostgresOpt
   for (let attempt = 1; ; attempt += 1) {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'eob-test-pg-'));
     cleanUpOnExit(dir);
-    const db = new PrivatePostgres({ port: await findFreePort(), datadir: dir, startTimeoutMs: 60_000, ...overrides });
+    const db = new PrivatePostgres({
+      port: await findFreePort(),
+      datadir: dir,
+      binDir: readEnvironment().postgresBinDir,
+      startTimeoutMs: 60_000,
+      ...overrides,
+    });
     try {
       await db.start();
       return db;

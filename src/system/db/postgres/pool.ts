@@ -84,6 +84,13 @@ export async function beginPgTransaction(client: PgClient, isolation: IsolationL
 export async function inPgTransaction<T>(pool: PgPool, isolation: IsolationLevel, work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  // A checked-out client whose server goes away (a crash, pg_terminate_backend) emits 'error' besides failing
+  // the query in flight; with no listener that event is an uncaught exception that ends the process (seen here
+  // when the server was SIGKILLed mid-batch). The failed query reports it; the client is then destroyed.
+  const onError = (error: Error): void => {
+    broken = error;
+  };
+  client.on('error', onError);
   try {
     await beginPgTransaction(client, isolation);
     const result = await work(pgExecutorOf(client));
@@ -97,6 +104,7 @@ export async function inPgTransaction<T>(pool: PgPool, isolation: IsolationLevel
     }
     throw error;
   } finally {
+    client.off('error', onError);
     client.release(broken);
   }
 }
