@@ -103,6 +103,26 @@ test('a fail outcome found in the topic is reported', () => {
   assert.deepEqual(v.failedButPublished, [{ requestId: 'c-1', offsets: [1] }]);
 });
 
+test('a request answered 503 whose id was published is a violation', () => {
+  const answered503 = (requestId: string, n: number): RequestAttempt => ({ ...attempt(requestId, A, 'fail', n), status: 503 });
+  // Only attempt: 503, yet published.
+  const alone = check([answered503('c-1', 1)], snapshot([msg(1, 'c-1', A)], { [A]: 1 }));
+  assert.equal(alone.verdict, 'invalid');
+  assert.deepEqual(alone.unavailableButPublished, [{ requestId: 'c-1', offsets: [1], attempts503: 1 }]);
+  assert.match(alone.reasons.join('\n'), /answered 503 \("not published"\) were published anyway.*c-1 at 1/);
+  // A retrying client without de-duplication: 504 (may have published), 503, then 204. Two messages are
+  // explained by the 504 and the 204; a third can only come from the 503.
+  const retried = [{ ...attempt('c-2', A, 'unknown', 1), status: 504 }, answered503('c-2', 2), { ...attempt('c-2', A, 'ok', 3), status: 204 }];
+  const explained = check(retried, snapshot([msg(1, 'c-2', A), msg(2, 'c-2', A)], { [A]: 2 }));
+  assert.deepEqual(explained.unavailableButPublished, [], 'the 504 and the 204 account for both messages');
+  const threeMessages = check(retried, snapshot([msg(1, 'c-2', A), msg(2, 'c-2', A), msg(3, 'c-2', A)], { [A]: 3 }));
+  assert.equal(threeMessages.verdict, 'invalid');
+  assert.deepEqual(threeMessages.unavailableButPublished.map((u) => u.requestId), ['c-2']);
+  // A 503 that published nothing is fine.
+  const honest = check([answered503('c-3', 1), { ...attempt('c-3', A, 'ok', 2), status: 204 }], snapshot([msg(1, 'c-3', A)], { [A]: 1 }));
+  assert.equal(honest.verdict, 'valid', honest.reasons.join('; '));
+});
+
 test('pending messages make the verdict unknown, not valid', () => {
   const history = [attempt('c-1', A, 'ok'), attempt('c-2', A, 'ok')];
   const v = check(history, snapshot([msg(1, 'c-1', A), msg(2, 'c-2', A, false)], { [A]: 1 }));
@@ -158,11 +178,14 @@ test('history: JSONL round trip, and a bad line is named by file and line', asyn
   }
 });
 
-test('outcome classification: only a refused connection proves nothing was sent', async () => {
+test('outcome classification: a refused connection or a 503 proves nothing was published; a 504 does not', async () => {
   const { classifyAttempt } = await import('../src/scenarios/historyLoad.ts');
   assert.equal(classifyAttempt(204, undefined).outcome, 'ok');
   assert.equal(classifyAttempt(400, undefined).outcome, 'fail');
-  assert.equal(classifyAttempt(503, undefined).outcome, 'unknown');
+  assert.equal(classifyAttempt(409, undefined).outcome, 'fail');
+  assert.equal(classifyAttempt(503, undefined).outcome, 'fail');
+  assert.equal(classifyAttempt(504, undefined).outcome, 'unknown');
+  assert.equal(classifyAttempt(500, undefined).outcome, 'unknown');
   assert.equal(classifyAttempt(undefined, 'ECONNREFUSED').outcome, 'fail');
   assert.equal(classifyAttempt(undefined, 'ECONNRESET').outcome, 'unknown');
   assert.equal(classifyAttempt(undefined, 'ETIMEDOUT').outcome, 'unknown');

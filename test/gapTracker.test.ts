@@ -1,88 +1,211 @@
-// GapTracker on its own: a fake clock and scripted INNODB_TRX snapshots.
+// GapTracker on its own: a fake clock and scripted PROCESSLIST / INNODB_TRX reads (literal fixtures, no db).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { GapTracker } from '../src/system/pubsub/gapTracker.ts';
+import { GapTracker, type GapProbes, type GapProof } from '../src/system/pubsub/gapTracker.ts';
 import type { OpenWriters } from '../src/system/sql/innodbTrx.ts';
+import type { RunningStatements } from '../src/system/sql/processlist.ts';
 
-function tracker(clock: { t: number }) {
-  return new GapTracker({ probeDelayMs: 20, fallbackTimeoutMs: 5_000, now: () => clock.t });
+function tracker(clock: { t: number }, proof: GapProof, timeoutMs = 5_000) {
+  return new GapTracker({ proof, probeDelayMs: 20, timeoutMs, now: () => clock.t });
 }
 
-function snapshots(...list: OpenWriters[]) {
-  let calls = 0;
-  const probe = async () => {
-    const s = list[Math.min(calls, list.length - 1)]!;
-    calls += 1;
-    return s;
+/** Scripted reads; the last of each list repeats. `log` records the order of the reads. */
+function probes(script: { statements?: RunningStatements[]; writers?: OpenWriters[] }) {
+  const log: string[] = [];
+  let s = 0;
+  let w = 0;
+  const p: GapProbes = {
+    statements: async () => {
+      const list = script.statements ?? [new Map()];
+      log.push('statements');
+      return new Map(list[Math.min(s++, list.length - 1)]!);
+    },
+    writers: async () => {
+      const list = script.writers ?? [fresh()];
+      log.push('writers');
+      return list[Math.min(w++, list.length - 1)]!;
+    },
   };
-  return { probe, calls: () => calls };
+  return { p, log };
 }
 
 const fresh = (...ids: string[]): OpenWriters => ({ fresh: true, writers: new Set(ids) });
 const stale = (...ids: string[]): OpenWriters => ({ fresh: false, writers: new Set(ids) });
+const running = (...pairs: [number, string][]): RunningStatements => new Map(pairs);
 
-describe('GapTracker', () => {
-  it('waits on first sight and does not read INNODB_TRX before the probe delay', async () => {
+/** Calls decide every `stepMs` until it skips or `maxSteps` calls were made. */
+async function drive(g: GapTracker, clock: { t: number }, p: GapProbes, lowestVisible: number, stepMs = 50, maxSteps = 400) {
+  for (let i = 0; i < maxSteps; i += 1) {
+    const d = await g.decide(5, lowestVisible, lowestVisible, p);
+    if (d.kind === 'skip') return { decision: d, steps: i };
+    clock.t += stepMs;
+  }
+  return { decision: { kind: 'wait' as const }, steps: maxSteps };
+}
+
+describe('GapTracker, innodb-trx rule (the control)', () => {
+  it('waits on first sight and reads nothing before the probe delay', async () => {
     const clock = { t: 1_000 };
-    const g = tracker(clock);
-    const s = snapshots(fresh());
-    assert.deepEqual(await g.decide(5, 9, s.probe), { kind: 'wait' });
+    const g = tracker(clock, 'innodb-trx');
+    const s = probes({});
+    assert.deepEqual(await g.decide(5, 9, 9, s.p), { kind: 'wait' });
     clock.t += 10;
-    assert.deepEqual(await g.decide(5, 9, s.probe), { kind: 'wait' });
-    assert.equal(s.calls(), 0);
+    assert.deepEqual(await g.decide(5, 9, 9, s.p), { kind: 'wait' });
+    assert.deepEqual(s.log, []);
   });
 
-  it('passes the gap once every writer open at first sight has ended', async () => {
+  it('passes the hole once every writer of the first fresh snapshot has ended', async () => {
     const clock = { t: 1_000 };
-    const g = tracker(clock);
-    const s = snapshots(fresh('7', '8'), fresh('8', '12'), fresh('12'));
-    await g.decide(5, 9, s.probe);
+    const g = tracker(clock, 'innodb-trx');
+    const s = probes({ writers: [fresh('7', '8'), fresh('8', '12'), fresh('12')] });
+    await g.decide(5, 9, 9, s.p);
     clock.t += 25;
-    assert.equal((await g.decide(5, 9, s.probe)).kind, 'wait'); // suspects 7, 8
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait'); // suspects 7, 8
     clock.t += 50;
-    assert.equal((await g.decide(5, 9, s.probe)).kind, 'wait', 'no read within 100 ms of the last one');
-    assert.equal(s.calls(), 1);
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait', 'no read within 100 ms of the last one');
+    assert.equal(s.log.length, 1);
     clock.t += 100;
-    assert.equal((await g.decide(5, 9, s.probe)).kind, 'wait'); // 8 still open; 12 is new, not a suspect
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait'); // 8 still open; 12 is new, not a suspect
     clock.t += 120;
-    assert.deepEqual(await g.decide(5, 9, s.probe), { kind: 'skip', from: 5, to: 8, waitedMs: 295, proof: 'innodb-trx' });
+    assert.deepEqual(await g.decide(5, 9, 9, s.p), { kind: 'skip', from: 5, to: 8, waitedMs: 295, passedBy: 'innodb-trx' });
+    assert.ok(!s.log.includes('statements'), 'the control never reads PROCESSLIST');
   });
 
   it('never trusts a stale snapshot, even an empty one', async () => {
     const clock = { t: 0 };
-    const g = tracker(clock);
-    const s = snapshots(stale(), stale(), fresh('3'));
-    await g.decide(5, 6, s.probe);
+    const g = tracker(clock, 'innodb-trx');
+    const s = probes({ writers: [stale(), stale(), fresh('3')] });
+    await g.decide(5, 6, 6, s.p);
     for (let i = 0; i < 3; i += 1) {
       clock.t += 150;
-      assert.equal((await g.decide(5, 6, s.probe)).kind, 'wait');
+      assert.equal((await g.decide(5, 6, 6, s.p)).kind, 'wait');
     }
-    assert.equal(s.calls(), 3);
+    assert.equal(s.log.length, 3);
   });
 
-  it('forgets a gap that filled, and starts over for a new one', async () => {
+  it('forgets a hole that filled, and starts over for a new one', async () => {
     const clock = { t: 0 };
-    const g = tracker(clock);
-    const s = snapshots(fresh());
-    await g.decide(5, 9, s.probe);
+    const g = tracker(clock, 'innodb-trx');
+    const s = probes({});
+    await g.decide(5, 9, 9, s.p);
     g.filled(5);
     clock.t += 500;
-    assert.equal((await g.decide(5, 9, s.probe)).kind, 'wait', 'a new first sight');
-    assert.equal(s.calls(), 0);
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait', 'a new first sight');
+    assert.deepEqual(s.log, []);
+  });
+});
+
+describe('GapTracker, statements proof (the default)', () => {
+  it('the allocator window: the old rule passes on an empty fresh INNODB_TRX, the new one waits for the statement', async () => {
+    // Connection 42 has taken offset 5 and is stopped before its transaction registered: INNODB_TRX is empty,
+    // PROCESSLIST shows it inside statement 1001 for the next 400 ms, then a new statement (it committed and the
+    // writer is gone by the time step 2 reads).
+    const script = {
+      statements: [running([42, '1001']), running([42, '1001']), running([42, '1001']), running([42, '1001']), running([42, '1001']), running([42, '1001']), running([42, '1001']), running([42, '1001']), running([42, '1002'])],
+      writers: [fresh()],
+    };
+    const oldClock = { t: 0 };
+    const old = await drive(tracker(oldClock, 'innodb-trx'), oldClock, probes(script).p, 9);
+    assert.equal(old.decision.kind, 'skip', 'the INNODB_TRX-only rule passes the hole');
+    assert.ok(old.steps <= 2, `it passes at once (step ${old.steps}), while offset 5 is still to come`);
+
+    const clock = { t: 0 };
+    const s = probes(script);
+    const now = await drive(tracker(clock, 'statements'), clock, s.p, 9);
+    assert.equal(now.decision.kind, 'skip');
+    assert.ok(now.steps >= 9, `the statements proof waits for statement 1001 to end (passed at step ${now.steps})`);
+    assert.deepEqual(s.log.slice(0, 9), Array(9).fill('statements'), 'INNODB_TRX is read only after every recorded statement moved on');
+    assert.equal(s.log[9], 'writers');
+    if (now.decision.kind === 'skip') assert.equal(now.decision.passedBy, 'statements');
   });
 
-  it('falls back to the bounded wait when INNODB_TRX is not readable', async () => {
+  it('a statement has moved on when its connection is gone, sleeps, or runs another QUERY_ID', async () => {
     const clock = { t: 0 };
-    const g = tracker(clock);
-    const denied = async (): Promise<OpenWriters> => {
+    const g = tracker(clock, 'statements');
+    const s = probes({
+      statements: [
+        running([1, '10'], [2, '20'], [3, '30']),
+        running([1, '10'], [2, '21'], [3, '30']), // 2: another statement
+        running([1, '10'], [4, '40']), // 3: gone or Sleep (absent); 4 is new and not waited for
+        running([4, '40']), // 1 gone
+      ],
+      writers: [fresh()],
+    });
+    await g.decide(5, 9, 9, s.p);
+    for (let i = 0; i < 4; i += 1) {
+      clock.t += 30;
+      assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait', `step ${i}`);
+    }
+    assert.deepEqual(s.log, ['statements', 'statements', 'statements', 'statements']);
+    clock.t += 30;
+    assert.deepEqual(await g.decide(5, 9, 9, s.p), { kind: 'skip', from: 5, to: 8, waitedMs: 150, passedBy: 'statements' });
+  });
+
+  it('then waits for every writer of a fresh snapshot taken after step 1, and covers only offsets below the lowest visible at step 1', async () => {
+    const clock = { t: 0 };
+    const g = tracker(clock, 'statements');
+    const s = probes({ statements: [running()], writers: [stale('1'), fresh('7'), fresh('7', '9'), fresh('9')] });
+    await g.decide(5, 9, 9, s.p);
+    clock.t += 25;
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait'); // step 1: nobody inside a statement
+    for (let i = 0; i < 3; i += 1) {
+      clock.t += 120;
+      assert.equal((await g.decide(5, 12, 12, s.p)).kind, 'wait', `snapshot ${i}: stale, then 7 open`);
+    }
+    clock.t += 120;
+    const d = await g.decide(5, 12, 12, s.p);
+    assert.deepEqual(d, { kind: 'skip', from: 5, to: 8, waitedMs: 505, passedBy: 'statements' }, 'to = 9 - 1: offsets seen first at 12 are not covered');
+  });
+
+  it('one proof covers every hole below the highest offset the read returned; the control only the first hole', async () => {
+    for (const [proof, to] of [['statements', 39], ['innodb-trx', 8]] as const) {
+      const clock = { t: 0 };
+      const g = tracker(clock, proof);
+      const s = probes({});
+      let d = await g.decide(5, 9, 40, s.p);
+      for (let i = 0; i < 5 && d.kind === 'wait'; i += 1) {
+        clock.t += 150;
+        d = await g.decide(5, 9, 40, s.p);
+      }
+      assert.equal(d.kind === 'skip' ? d.to : undefined, to, proof);
+    }
+  });
+
+  it('liveness: an unrelated statement that never ends is passed after the bound, recorded as timeout', async () => {
+    const clock = { t: 0 };
+    const g = tracker(clock, 'statements', 2_000);
+    const s = probes({ statements: [running([77, '5000'])] });
+    const r = await drive(g, clock, s.p, 9);
+    assert.deepEqual(r.decision, { kind: 'skip', from: 5, to: 8, waitedMs: 2_000, passedBy: 'timeout' });
+    assert.ok(!s.log.includes('writers'));
+  });
+
+  it('liveness: an idle open transaction is passed after the bound, recorded as timeout', async () => {
+    const clock = { t: 0 };
+    const g = tracker(clock, 'statements', 2_000);
+    const r = await drive(g, clock, probes({ statements: [running()], writers: [fresh('55')] }).p, 9);
+    assert.deepEqual(r.decision, { kind: 'skip', from: 5, to: 8, waitedMs: 2_000, passedBy: 'timeout' });
+  });
+
+  it('a freeze between two looks counts as at most 1 s toward the bound', async () => {
+    const clock = { t: 0 };
+    const g = tracker(clock, 'statements', 5_000);
+    const s = probes({ statements: [running([77, '5000'])] });
+    await g.decide(5, 9, 9, s.p);
+    clock.t += 60_000; // database or consumer frozen for a minute
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait');
+    clock.t += 3_000;
+    assert.equal((await g.decide(5, 9, 9, s.p)).kind, 'wait', '1 s + 1 s counted');
+  });
+
+  it('without the PROCESS privilege only the bound is left', async () => {
+    const clock = { t: 0 };
+    const g = tracker(clock, 'statements', 5_000);
+    const denied = async (): Promise<never> => {
       throw Object.assign(new Error('Access denied; you need the PROCESS privilege'), { errno: 1227 });
     };
-    await g.decide(5, 9, denied);
-    clock.t += 30;
-    assert.equal((await g.decide(5, 9, denied)).kind, 'wait');
-    clock.t += 4_000;
-    assert.equal((await g.decide(5, 9, denied)).kind, 'wait');
-    clock.t += 1_000;
-    assert.deepEqual(await g.decide(5, 9, denied), { kind: 'skip', from: 5, to: 8, waitedMs: 5_030, proof: 'timeout' });
+    const p: GapProbes = { statements: denied, writers: denied };
+    const r = await drive(g, clock, p, 9, 100);
+    assert.deepEqual(r.decision, { kind: 'skip', from: 5, to: 8, waitedMs: 5_000, passedBy: 'timeout' });
   });
 });

@@ -3,11 +3,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoalescerClosedError, PublishCoalescer } from '../src/system/publishCoalescer.ts';
+import { CoalescerClosedError, PublishCoalescer, QueueFullError, WithdrawnError } from '../src/system/publishCoalescer.ts';
 import type { CoalescerOptions } from '../src/system/publishCoalescer.ts';
 import { MysqlPublisher } from '../src/system/pubsub/mysqlPublisher.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
-import { publishIncrements } from '../src/system/counterPublish.ts';
+import { PublishError, publishIncrements } from '../src/system/counterPublish.ts';
+import type { Pool } from '../src/system/db/pool.ts';
 import type { IncrementRequest, PublishOutcome } from '../src/system/counterPublish.ts';
 
 interface Deferred {
@@ -44,7 +45,7 @@ function recordingFlush(gate?: () => Promise<void>) {
   return { batches, flush, maxRunning: () => maxRunning };
 }
 
-const options = (o: Partial<CoalescerOptions> = {}): CoalescerOptions => ({ maxBatch: 100, lingerMs: 0, maxInFlight: 4, ...o });
+const options = (o: Partial<CoalescerOptions> = {}): CoalescerOptions => ({ maxBatch: 100, lingerMs: 0, maxInFlight: 4, maxQueued: 10_000, ...o });
 
 /** Settled state of a promise without waiting for it. */
 async function isSettled(p: Promise<unknown>): Promise<boolean> {
@@ -164,7 +165,61 @@ describe('PublishCoalescer', () => {
     assert.deepEqual(await Promise.all(p), [10, 20]);
     assert.deepEqual(f.batches, [[1, 2]], 'the lingering batch was sent at close, not dropped');
   });
+
+  test('a full queue refuses at once; the queue bound does not count items in flight', async () => {
+    const gate = deferred();
+    const f = recordingFlush(() => gate.promise);
+    const c = new PublishCoalescer<number, number>(options({ maxBatch: 2, maxInFlight: 1, maxQueued: 3 }), f.flush);
+    const sent = [c.submit(1), c.submit(2)]; // a full batch: in flight at once
+    const queued = [c.submit(3), c.submit(4), c.submit(5)];
+    assert.equal(c.queued, 3);
+    assert.equal(c.inFlightItems, 2);
+    await assert.rejects(c.submit(6), QueueFullError);
+    assert.equal(c.stats.shed, 1);
+    gate.resolve();
+    assert.deepEqual(await Promise.all([...sent, ...queued]), [10, 20, 30, 40, 50]);
+    assert.equal(await c.submit(7), 70, 'room again once the queue drained');
+  });
+
+  test('withdraw() takes a queued item out for good; an item already in flight stays', async () => {
+    const gate = deferred();
+    const f = recordingFlush(() => gate.promise);
+    const c = new PublishCoalescer<{ n: number }, number>(options({ maxBatch: 1, maxInFlight: 1 }), (items) => f.flush(items.map((i) => i.n)));
+    const a = { n: 1 };
+    const b = { n: 2 };
+    const pa = c.submit(a);
+    const pb = c.submit(b);
+    await sleep(1);
+    assert.equal(c.withdraw(a), false, 'a is in flight: its outcome is up to the database');
+    assert.equal(c.withdraw(b), true);
+    assert.equal(c.withdraw(b), false, 'only once');
+    await assert.rejects(pb, WithdrawnError);
+    gate.resolve();
+    assert.equal(await pa, 10);
+    await c.close();
+    assert.deepEqual(f.batches, [[1]], 'the withdrawn item was never flushed');
+    assert.equal(c.stats.withdrawn, 1);
+  });
 });
+
+/** A pool whose connections run statements on `db`; the test flush uses it like the real mysql2 pool. */
+function fakePool(db: SqlExecutor, connectionReady: Promise<void> = Promise.resolve()): Pool {
+  const conn = {
+    async query(sqlOrOptions: string | { sql: string }, values?: unknown[]) {
+      const sql = typeof sqlOrOptions === 'string' ? sqlOrOptions : sqlOrOptions.sql;
+      return [await db.query(sql, values)];
+    },
+    release: () => undefined,
+    destroy: () => undefined,
+  };
+  return {
+    getConnection: async () => {
+      await connectionReady;
+      return conn;
+    },
+  } as unknown as Pool;
+}
+const LIMITS = { queryTimeoutMs: 5_000, acquireTimeoutMs: 5_000 };
 
 /** Records every statement; fails the ones whose SQL contains `failOn`'s marker value. */
 class FakeExecutor implements SqlExecutor {
@@ -186,12 +241,12 @@ describe('PublishCoalescer with the MySQL publisher (fake executor)', () => {
   test('200 concurrent requests become a few multi-row INSERTs, one row per request', async () => {
     const db = new FakeExecutor();
     const publisher = new MysqlPublisher(db);
-    const c = new PublishCoalescer<IncrementRequest, PublishOutcome>({ maxBatch: 50, lingerMs: 0, maxInFlight: 2 }, (items) =>
-      publishIncrements(publisher, 'counter', items),
+    const c = new PublishCoalescer<IncrementRequest, PublishOutcome>({ maxBatch: 50, lingerMs: 0, maxInFlight: 2, maxQueued: 1_000 }, (items) =>
+      publishIncrements(fakePool(db), publisher, 'counter', items, LIMITS),
     );
     const requests = Array.from({ length: 200 }, (_, i) => ({ counterUuid: counter, requestId: `req-${i}` }));
     const outcomes = await Promise.all(requests.map((r) => c.submit(r)));
-    assert.ok(outcomes.every((o) => !o.duplicate));
+    assert.ok(outcomes.every((o) => o.kind === 'published'));
     assert.ok(db.statements.length <= 8, `${db.statements.length} INSERTs for 200 requests`);
     const rows = db.statements.reduce((n, s) => n + s.values.length / 3, 0);
     assert.equal(rows, 200);
@@ -202,12 +257,29 @@ describe('PublishCoalescer with the MySQL publisher (fake executor)', () => {
     assert.deepEqual(payload, { counter_uuid: counter });
   });
 
+  test('a request cancelled while its batch waits for a connection is left out of the INSERT; the others are marked sent', async () => {
+    const db = new FakeExecutor();
+    const ready = deferred();
+    const publisher = new MysqlPublisher(db);
+    const requests = ['keep-1', 'drop-1', 'keep-2'].map((requestId) => ({ counterUuid: counter, requestId, gate: { sent: false, cancelled: false } }));
+    const flushed = publishIncrements(fakePool(db, ready.promise), publisher, 'counter', requests, LIMITS);
+    await sleep(5);
+    assert.equal(db.statements.length, 0, 'nothing sent while the connection is awaited');
+    (requests[1] as (typeof requests)[number]).gate.cancelled = true;
+    ready.resolve();
+    const outcomes = await flushed;
+    assert.deepEqual(outcomes.map((o) => o.kind), ['published', 'failed', 'published']);
+    const sentIds = db.statements.flatMap((st) => st.values.filter((_, i) => i % 3 === 2).map((m) => (JSON.parse(m as string) as { request_id: string }).request_id));
+    assert.deepEqual(sentIds, ['keep-1', 'keep-2']);
+    assert.deepEqual(requests.map((r) => r.gate.sent), [true, false, true]);
+  });
+
   test('an INSERT that fails rejects the requests it carried and no others', async () => {
     const db = new FakeExecutor();
     db.failOn = 'req-poison';
     const publisher = new MysqlPublisher(db);
-    const c = new PublishCoalescer<IncrementRequest, PublishOutcome>({ maxBatch: 10, lingerMs: 0, maxInFlight: 1 }, (items) =>
-      publishIncrements(publisher, 'counter', items),
+    const c = new PublishCoalescer<IncrementRequest, PublishOutcome>({ maxBatch: 10, lingerMs: 0, maxInFlight: 1, maxQueued: 1_000 }, (items) =>
+      publishIncrements(fakePool(db), publisher, 'counter', items, LIMITS),
     );
     const ids = Array.from({ length: 30 }, (_, i) => (i === 15 ? 'req-poison' : `req-${i}`));
     const settled = await Promise.allSettled(ids.map((requestId) => c.submit({ counterUuid: counter, requestId })));
@@ -218,6 +290,9 @@ describe('PublishCoalescer with the MySQL publisher (fake executor)', () => {
       .filter((_, i) => i % 3 === 2)
       .map((m) => (JSON.parse(m as string) as { request_id: string }).request_id);
     assert.deepEqual(failedIds.sort(), inPoisoned.sort());
+    const reason = (settled[15] as PromiseRejectedResult).reason as unknown;
+    assert.ok(reason instanceof PublishError);
+    assert.equal(reason.outcome, 'unknown', 'a connection lost after the INSERT was sent: it may have committed');
     assert.ok(failedIds.length < ids.length);
   });
 });

@@ -1,6 +1,8 @@
 // The HTTP counter server against a private MariaDB (test/support/privateDatabase.ts): every status, 204 only
-// after the commit, publish de-duplication under concurrent duplicates, failpoints, 503 while the database is
-// down, graceful close, and the CLI's start-up errors.
+// after the commit, publish de-duplication (concurrent duplicates, ids compared byte for byte, an id bound to
+// its counter, migration of an old table, a contested id failing alone), failpoints, 503 (never published)
+// against 504 (outcome unknown) with the database down, frozen or refusing, graceful close, and the CLI's
+// start-up errors.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -27,17 +29,23 @@ interface Reply {
   status: number;
   headers: http.IncomingHttpHeaders;
   body: string;
+  /** From the moment the connection was open to the end of the answer. */
+  sinceConnectMs: number;
 }
 
 /** One request on its own connection; rejects on a socket error (no answer at all). */
 function request(url: string, method: string, headers: http.OutgoingHttpHeaders = {}, body?: string | Buffer, chunked = false): Promise<Reply> {
   return new Promise((resolve, reject) => {
+    let openedAt = Date.now();
     const req = http.request(url, { method, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), sinceConnectMs: Date.now() - openedAt }),
+      );
       res.on('error', reject);
     });
+    req.on('socket', (s) => s.once('connect', () => (openedAt = Date.now())));
     req.on('error', reject);
     req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${url} within 20 s`)));
     if (body !== undefined && chunked) {
@@ -195,7 +203,9 @@ describe('counter server (private MariaDB)', () => {
     const server = await serve({ topic: 'health' });
     const reply = await request(`${server.url}/healthz`, 'GET');
     assert.equal(reply.status, 200);
-    assert.deepEqual(json(reply), { status: 'ok' });
+    const body = json(reply);
+    assert.equal(body.status, 'ok');
+    assert.deepEqual(body.queue, { depth: 0, bound: DEFAULT_SERVER_OPTIONS.maxQueuedPublishes, inFlight: 0, flushesInFlight: 0, shed: 0, expired: 0 });
   });
 
   for (const coalesce of [true, false]) {
@@ -223,6 +233,88 @@ describe('counter server (private MariaDB)', () => {
       assert.equal(tooLong.status, 400);
     });
   }
+
+  test('dedup: request ids are compared byte for byte (Abc-1 and abc-1 are two requests)', async () => {
+    const server = await serve({ topic: 'dedup_case', dedup: true });
+    const counter = randomUUID();
+    const upper = await request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': 'Abc-1' });
+    const lower = await request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': 'abc-1' });
+    assert.deepEqual([upper.status, lower.status], [204, 204]);
+    assert.equal(lower.headers['x-publish-duplicate'], undefined, 'abc-1 is not a retry of Abc-1');
+    assert.equal(await messagesWithRequestId(db, 'dedup_case', 'Abc-1'), 1);
+    assert.equal(await messagesWithRequestId(db, 'dedup_case', 'abc-1'), 1);
+    const retry = await request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': 'abc-1' });
+    assert.equal(retry.headers['x-publish-duplicate'], '1', 'the same bytes again are a retry');
+    assert.equal(await countDedupRows(db, 'dedup_case'), 2);
+  });
+
+  test('dedup: a request id reused for another counter answers 409 with a JSON error and publishes nothing', async () => {
+    const server = await serve({ topic: 'dedup_bind', dedup: true, coalesceLingerMs: 20 });
+    const [a, b] = [randomUUID(), randomUUID()];
+    assert.equal((await request(`${server.url}/count/${a}`, 'POST', { 'X-Request-Id': 'zz-9' })).status, 204);
+    const reused = await request(`${server.url}/count/${b}`, 'POST', { 'X-Request-Id': 'zz-9' });
+    assert.equal(reused.status, 409);
+    assert.match(String(reused.headers['content-type']), /application\/json/);
+    assert.match(String(json(reused).error), new RegExp(`zz-9 was already used for counter ${a}`));
+    assert.equal(reused.headers['x-request-id'], 'zz-9');
+    const retry = await request(`${server.url}/count/${a}`, 'POST', { 'X-Request-Id': 'zz-9' });
+    assert.equal(retry.status, 204, 'a true retry (same id, same counter) is still a duplicate');
+    assert.equal(retry.headers['x-publish-duplicate'], '1');
+    // Both in one coalesced batch (20 ms linger): the first wins, the other counter is refused.
+    const both = await Promise.all([a, b].map((c) => request(`${server.url}/count/${c}`, 'POST', { 'X-Request-Id': 'yy-1' })));
+    assert.deepEqual(both.map((r) => r.status), [204, 409]);
+    assert.equal(await messagesWithRequestId(db, 'dedup_bind', 'zz-9'), 1);
+    assert.equal(await messagesWithRequestId(db, 'dedup_bind', 'yy-1'), 1);
+    const payloads = await db.query<{ payload: unknown }[]>('SELECT `payload` FROM `watermill_dedup_bind`');
+    assert.deepEqual(payloads.map((r) => (jsonValue(r.payload) as { counter_uuid: string }).counter_uuid), [a, a], 'counter B never got a message');
+    assert.equal(server.stats.conflicts, 2);
+  });
+
+  test('dedup: a table from an earlier version (case-insensitive VARCHAR key, no counter) is migrated in place', async () => {
+    await db.query('DROP TABLE IF EXISTS `eob_publish_dedup_dedup_old`');
+    await db.query(`CREATE TABLE \`eob_publish_dedup_dedup_old\` (
+      \`request_id\` VARCHAR(36) NOT NULL PRIMARY KEY, \`token\` CHAR(36) NOT NULL,
+      \`created_at\` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci`);
+    await db.query("INSERT INTO `eob_publish_dedup_dedup_old` (`request_id`, `token`) VALUES ('Old-1', 'x')");
+    const server = await serve({ topic: 'dedup_old', dedup: true });
+    const columns = await db.query<{ name: string; type: string }[]>(
+      "SELECT COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'eob_publish_dedup_dedup_old' ORDER BY ORDINAL_POSITION",
+    );
+    assert.deepEqual(columns.map((c) => `${c.name} ${c.type}`), ['request_id varbinary', 'counter_uuid char', 'token char', 'created_at timestamp']);
+    const counter = randomUUID();
+    const old = await request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': 'Old-1' });
+    assert.equal(old.headers['x-publish-duplicate'], '1', 'an id claimed before the migration stays claimed, for any counter');
+    const lower = await request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': 'old-1' });
+    assert.deepEqual([lower.status, lower.headers['x-publish-duplicate']], [204, undefined], 'and no longer swallows other spellings');
+    assert.equal(await messagesWithRequestId(db, 'dedup_old', 'old-1'), 1);
+  });
+
+  test('dedup: an id locked by another session fails only its own request (503), not its batch', async () => {
+    const server = await serve({ topic: 'dedup_lock', dedup: true, coalesceLingerMs: 100, publishTimeoutMs: 8_000 });
+    const holder = await pool.getConnection();
+    try {
+      // An uncommitted claim of held-1: any other claim of it waits on the row lock.
+      await holder.query('START TRANSACTION');
+      await holder.query("INSERT INTO `eob_publish_dedup_dedup_lock` (`request_id`, `counter_uuid`, `token`) VALUES ('held-1', NULL, 'holder')");
+      const counter = randomUUID();
+      const started = Date.now();
+      const ids = ['held-1', ...Array.from({ length: 30 }, (_, i) => `free-${i}`)];
+      // All within the 100 ms linger: one batch.
+      const replies = await Promise.all(ids.map((id) => request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': id })));
+      const elapsed = Date.now() - started;
+      assert.equal(replies[0]?.status, 503, 'the contested id fails');
+      assert.equal(json(replies[0] as Reply).outcome, 'not-published');
+      assert.deepEqual([...new Set(replies.slice(1).map((r) => r.status))], [204], 'every other request of the batch is published');
+      assert.ok(elapsed < 6_000, `answered after the 1 s lock wait, not InnoDB's 50 s (${elapsed} ms)`);
+      for (const id of ids.slice(1)) assert.equal(await messagesWithRequestId(db, 'dedup_lock', id), 1);
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    assert.equal(await messagesWithRequestId(db, 'dedup_lock', 'held-1'), 0, 'the 503 published nothing');
+    const again = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': 'held-1' });
+    assert.equal(again.status, 204, 'once the lock is gone the id publishes');
+  });
 
   test('graceful close answers the requests in hand (each 204 committed) and then stops listening', async () => {
     const server = await serve({ topic: 'closing', coalesceLingerMs: 50 });
@@ -274,7 +366,7 @@ describe('counter server (private MariaDB)', () => {
     }
   });
 
-  test('database hung (SIGSTOP): a publish not committed in publishTimeoutMs answers 503, /healthz 503', async () => {
+  test('database hung (SIGSTOP): a publish sent but not answered in publishTimeoutMs answers 504 unknown, /healthz 503', async () => {
     const server = await serve({ topic: 'hang', publishTimeoutMs: 1_000, healthTimeoutMs: 500 });
     const counter = randomUUID();
     assert.equal((await request(`${server.url}/count/${counter}`, 'POST')).status, 204);
@@ -282,14 +374,105 @@ describe('counter server (private MariaDB)', () => {
     try {
       const started = Date.now();
       const reply = await request(`${server.url}/count/${counter}`, 'POST');
-      assert.equal(reply.status, 503);
-      assert.match(String(json(reply).error), /did not finish within 1000 ms/);
+      assert.equal(reply.status, 504);
+      assert.equal(json(reply).outcome, 'unknown');
+      assert.match(String(json(reply).error), /no answer within 1000 ms/);
       assert.ok(Date.now() - started < 5_000);
       assert.equal((await request(`${server.url}/healthz`, 'GET')).status, 503);
     } finally {
       database.resume();
     }
     assert.equal((await request(`${server.url}/count/${counter}`, 'POST')).status, 204);
+  });
+
+  test('database hung before the first connection: a request whose batch never got a connection answers 503, and is never published', async () => {
+    // A new server has no connection yet; connecting to the frozen database hangs in its handshake.
+    const server = await serve({ topic: 'noconn', publishTimeoutMs: 1_000, connectTimeoutMs: 5_000 });
+    database.pause();
+    let reply: Reply;
+    try {
+      reply = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': 'noconn-1' });
+    } finally {
+      database.resume();
+    }
+    assert.equal(reply.status, 503);
+    assert.equal(json(reply).outcome, 'not-published');
+    assert.match(String(json(reply).error), /no database connection within 1000 ms/);
+    let status = 0;
+    for (let i = 0; i < 40 && status !== 204; i += 1) {
+      status = (await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `noconn-after-${i}` })).status;
+      if (status !== 204) await sleep(250);
+    }
+    assert.equal(status, 204);
+    assert.equal(await messagesWithRequestId(db, 'noconn', 'noconn-1'), 0, 'the cancelled request was left out of its batch');
+  });
+
+  test('database frozen under 2,000 concurrent POSTs: shed at once, 503 only for requests never sent, 204 after the thaw', async () => {
+    // Pool 4 x batch 100: at most 400 requests at the database; 300 may wait; the other 1,300 are shed.
+    const server = await serve({ topic: 'frozen', poolSize: 4, maxQueuedPublishes: 300, publishTimeoutMs: 2_000, queryTimeoutMs: 3_000, coalesceLingerMs: 5 });
+    const counter = randomUUID();
+    assert.equal((await request(`${server.url}/count/${counter}`, 'POST')).status, 204);
+    database.pause();
+    let replies: { id: string; status: number; outcome: unknown; retryAfter: unknown; ms: number; sinceConnectMs: number }[];
+    try {
+      const started = Date.now();
+      replies = await Promise.all(
+        Array.from({ length: 2_000 }, async (_, i) => {
+          const id = `frozen-${i}`;
+          const r = await request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': id });
+          return { id, status: r.status, outcome: json(r).outcome, retryAfter: r.headers['retry-after'], ms: Date.now() - started, sinceConnectMs: r.sinceConnectMs };
+        }),
+      );
+    } finally {
+      database.resume();
+    }
+    const byStatus = new Map<number, typeof replies>();
+    for (const r of replies) byStatus.set(r.status, [...(byStatus.get(r.status) ?? []), r]);
+    assert.deepEqual([...byStatus.keys()].sort(), [503, 504], 'every answer is 503 or 504 while frozen');
+    const unavailable = byStatus.get(503) ?? [];
+    const unknown = byStatus.get(504) ?? [];
+    assert.ok(unknown.length <= 400, `504 only for requests in flushes that were sent (${unknown.length})`);
+    for (const r of unavailable) {
+      assert.equal(r.outcome, 'not-published');
+      assert.equal(r.retryAfter, '1');
+    }
+    for (const r of unknown) assert.equal(r.outcome, 'unknown');
+    assert.ok(server.stats.coalescer.shed >= 1_000, `most were shed at once (${server.stats.coalescer.shed})`);
+    assert.ok(server.stats.coalescer.withdrawn > 0, 'queued requests left the queue when their time ran out');
+    // Timed from the moment each connection opened (client and server share this process's event loop).
+    const answeredEarly = unavailable.filter((r) => r.sinceConnectMs < 2_000).length;
+    assert.ok(answeredEarly >= 1_000, `shed requests are answered without waiting for the 2 s publish timeout (${answeredEarly})`);
+    assert.ok(Math.max(...replies.map((r) => r.ms)) < 10_000, 'every request answered within its bound');
+    // After the thaw: publishing works again, and no request answered 503 was published.
+    let status = 0;
+    for (let i = 0; i < 40 && status !== 204; i += 1) {
+      status = (await request(`${server.url}/count/${counter}`, 'POST')).status;
+      if (status !== 204) await sleep(250);
+    }
+    assert.equal(status, 204, 'publishing resumes after the thaw');
+    await sleep(500); // statements buffered in the frozen server have run by now
+    const published = new Set(
+      (await db.query<{ id: string }[]>("SELECT JSON_UNQUOTE(JSON_EXTRACT(`metadata`, '$.request_id')) AS id FROM `watermill_frozen`")).map((r) => r.id),
+    );
+    const lying = unavailable.filter((r) => published.has(r.id));
+    assert.deepEqual(lying.map((r) => r.id), [], 'a 503 means not published');
+  });
+
+  test('a statement the database refuses answers 503 not-published (it cannot commit later), with and without dedup', async () => {
+    for (const dedup of [false, true]) {
+      const topic = dedup ? 'refused_d' : 'refused';
+      const server = await serve({ topic, dedup });
+      await db.query(`DROP TABLE \`watermill_${topic}\``);
+      const reply = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `${topic}-1` });
+      assert.equal(reply.status, 503, `dedup ${dedup}`);
+      assert.equal(json(reply).outcome, 'not-published');
+      assert.equal(reply.headers['retry-after'], '1');
+      assert.match(String(json(reply).error), /ER_NO_SUCH_TABLE/);
+      await ensureSchema(db, { topic, topicSchema: 'offset', dedup });
+      const again = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `${topic}-1` });
+      assert.equal(again.status, 204, 'with dedup, the refused attempt left no claim behind');
+      assert.equal(again.headers['x-publish-duplicate'], undefined);
+    }
   });
 
   test('eob server exits 0 on SIGTERM after answering the requests in hand', async () => {
@@ -332,8 +515,10 @@ describe('counter server (private MariaDB)', () => {
     try {
       const during = await Promise.all(Array.from({ length: 20 }, () => request(`${server.url}/count/${counter}`, 'POST')));
       for (const r of during) {
-        assert.equal(r.status, 503);
-        assert.equal(json(r).outcome, 'unknown');
+        // Refused connections: nothing sent (503); a pooled connection that died under its INSERT: unknown (504).
+        assert.ok(r.status === 503 || r.status === 504, `status ${r.status}`);
+        assert.equal(json(r).outcome, r.status === 503 ? 'not-published' : 'unknown');
+        if (r.status === 503) assert.equal(r.headers['retry-after'], '1');
         assert.equal(typeof json(r).error, 'string');
       }
       const read = await request(`${server.url}/count/${counter}`, 'GET');

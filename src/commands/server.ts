@@ -6,8 +6,8 @@ import { createPool, executorOf, parseMysqlUrl, redactMysqlUrl } from '../system
 import { waitForDatabase } from '../system/db/waitForDatabase.ts';
 import { describeError, classifyError } from '../system/db/errors.ts';
 import { ensureSchema } from '../system/schema.ts';
-import { DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../system/server.ts';
-import type { ServerOptions } from '../system/server.ts';
+import { DEFAULT_HTTP_LIMITS, DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../system/server.ts';
+import type { HttpLimits, ServerOptions } from '../system/server.ts';
 import { armFailpoints, parseFailpointSpec } from '../system/failpoints.ts';
 import type { TopicSchema } from '../system/pubsub/mysqlPublisher.ts';
 
@@ -22,6 +22,17 @@ interface ServerArgs {
   'coalesce-linger-ms'?: number;
   dedup?: boolean;
   'pool-size'?: number;
+  'max-queued-publishes'?: number;
+  'publish-timeout-ms'?: number;
+  'query-timeout-ms'?: number;
+  'lock-wait-timeout-s'?: number;
+  'headers-timeout-ms'?: number;
+  'request-timeout-ms'?: number;
+  'keep-alive-timeout-ms'?: number;
+  'max-requests-per-socket'?: number;
+  'max-header-size'?: number;
+  'max-connections'?: number;
+  'socket-idle-timeout-ms'?: number;
   'start-timeout-ms': number;
   failpoint?: string[];
 }
@@ -64,6 +75,26 @@ export const command: CommandModule<object, ServerArgs> = {
         describe: 'publish de-duplication on X-Request-Id: a retry of a committed request id is answered 204 without a new message',
       })
       .option('pool-size', { type: 'number', describe: `database connections [default: ${DEFAULT_SERVER_OPTIONS.poolSize}]` })
+      .option('max-queued-publishes', {
+        type: 'number',
+        describe: `requests waiting for the database at most; more answer 503 + Retry-After at once [default: ${DEFAULT_SERVER_OPTIONS.maxQueuedPublishes}]`,
+      })
+      .option('publish-timeout-ms', {
+        type: 'number',
+        describe: `a publish not answered by then: 503 if still queued (never sent), 504 if sent (outcome unknown) [default: ${DEFAULT_SERVER_OPTIONS.publishTimeoutMs}]`,
+      })
+      .option('query-timeout-ms', { type: 'number', describe: `per-statement timeout on the server's pool [default: ${DEFAULT_SERVER_OPTIONS.queryTimeoutMs}]` })
+      .option('lock-wait-timeout-s', {
+        type: 'number',
+        describe: `innodb_lock_wait_timeout of the server's sessions (a contested dedup id fails after it) [default: ${DEFAULT_SERVER_OPTIONS.lockWaitTimeoutSeconds}]`,
+      })
+      .option('headers-timeout-ms', { type: 'number', describe: `time to receive request headers [default: ${DEFAULT_HTTP_LIMITS.headersTimeoutMs}]` })
+      .option('request-timeout-ms', { type: 'number', describe: `time to receive a whole request [default: ${DEFAULT_HTTP_LIMITS.requestTimeoutMs}]` })
+      .option('keep-alive-timeout-ms', { type: 'number', describe: `idle kept-alive connections close after [default: ${DEFAULT_HTTP_LIMITS.keepAliveTimeoutMs}]` })
+      .option('max-requests-per-socket', { type: 'number', describe: `requests per connection, 0 = no limit [default: ${DEFAULT_HTTP_LIMITS.maxRequestsPerSocket}]` })
+      .option('max-header-size', { type: 'number', describe: `bytes of request line + headers; more answer 431 [default: ${DEFAULT_HTTP_LIMITS.maxHeaderSize}]` })
+      .option('max-connections', { type: 'number', describe: `open connections at most; more are closed at once [default: ${DEFAULT_HTTP_LIMITS.maxConnections}]` })
+      .option('socket-idle-timeout-ms', { type: 'number', describe: `a connection with no traffic is closed after [default: ${DEFAULT_HTTP_LIMITS.socketIdleTimeoutMs}]` })
       .option('start-timeout-ms', { type: 'number', default: 30_000, describe: 'how long to wait for an unreachable database at start (it may be starting or restarting)' })
       .option('failpoint', {
         type: 'string',
@@ -91,6 +122,19 @@ export const command: CommandModule<object, ServerArgs> = {
         coalesceLingerMs: args['coalesce-linger-ms'],
         dedup: args.dedup,
         poolSize: args['pool-size'],
+        maxQueuedPublishes: args['max-queued-publishes'],
+        publishTimeoutMs: args['publish-timeout-ms'],
+        queryTimeoutMs: args['query-timeout-ms'],
+        lockWaitTimeoutSeconds: args['lock-wait-timeout-s'],
+        http: resolve<HttpLimits>(DEFAULT_HTTP_LIMITS, {
+          headersTimeoutMs: args['headers-timeout-ms'],
+          requestTimeoutMs: args['request-timeout-ms'],
+          keepAliveTimeoutMs: args['keep-alive-timeout-ms'],
+          maxRequestsPerSocket: args['max-requests-per-socket'],
+          maxHeaderSize: args['max-header-size'],
+          maxConnections: args['max-connections'],
+          socketIdleTimeoutMs: args['socket-idle-timeout-ms'],
+        }),
       }),
     );
 

@@ -4,7 +4,9 @@ import { readEnvironment } from '../config.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker, WORKER_MODES, type WorkerMode } from '../system/worker.ts';
 import { HANDLER_PROFILES, type HandlerProfile } from '../system/counterHandler.ts';
 import { GAP_HANDLINGS, type GapHandling } from '../system/pubsub/offsetSubscriber.ts';
-import { ACK_MODES, parseIsolationLevel, type AckMode } from '../system/pubsub/types.ts';
+import { GAP_PROOFS, type GapProof } from '../system/pubsub/gapTracker.ts';
+import { ACK_MODES, parseIsolationLevel, type AckMode, type SubscriberStats } from '../system/pubsub/types.ts';
+import { gapCounts, WORKER_GAPS_LINE } from '../system/workerGapLine.ts';
 import { armFailpointsFrom, failpointOption, mysqlUrlOption, resolveMysqlUrl } from './sharedOptions.ts';
 import { describeError } from '../system/db/errors.ts';
 import { redactMysqlUrl } from '../system/db/pool.ts';
@@ -22,6 +24,8 @@ interface WorkerArgs {
   profile: string;
   'gap-handling'?: string;
   'poison-after-failures': number;
+  'gap-proof': string;
+  'gap-timeout-ms': number;
   graceful: boolean;
   'start-timeout-ms': number;
   'prune-every': number;
@@ -53,6 +57,16 @@ export const command: CommandModule<object, WorkerArgs> = {
         default: d.poisonAfterFailures,
         describe: 'failed deliveries after which a message the handler rejects is moved to eob_poison_<topic> (list: eob poison list); 0 retries it forever',
       })
+      .option('gap-proof', {
+        choices: GAP_PROOFS,
+        default: d.gapProof,
+        describe: 'offset mode: what proves a hole permanent: statements (covers the InnoDB allocator window) or innodb-trx (INNODB_TRX alone; misses the window; a control)',
+      })
+      .option('gap-timeout-ms', {
+        type: 'number',
+        default: d.gapTimeoutMs,
+        describe: 'offset mode: a BOUND, not a proof: a hole waited this long is passed without proof and counted as gapsPassedByTimeout (lost if it commits later)',
+      })
       .option('graceful', { type: 'boolean', default: d.graceful, describe: 'on SIGTERM finish the batch in hand; --no-graceful exits at once' })
       .option('start-timeout-ms', { type: 'number', default: d.startTimeoutMs, describe: 'how long to wait for an unreachable database at start' })
       .option('prune-every', { type: 'number', default: d.pruneEveryS, describe: 'run `eob prune` every so many seconds (0: never): removes acked messages and old dedup rows' })
@@ -81,6 +95,10 @@ export const command: CommandModule<object, WorkerArgs> = {
       profile: args.profile as HandlerProfile,
       gapHandling: args['gap-handling'] as GapHandling | undefined,
       poisonAfterFailures: args['poison-after-failures'],
+      gapProof: args['gap-proof'] as GapProof,
+      gapTimeoutMs: args['gap-timeout-ms'],
+      // Printed even when quiet: the harness sums each process's last line into gaps_passed(_by_timeout).
+      onGapPassed: (stats: SubscriberStats) => process.stdout.write(`${WORKER_GAPS_LINE} ${JSON.stringify(gapCounts(stats))}\n`),
       graceful: args.graceful,
       startTimeoutMs: args['start-timeout-ms'],
       pruneEveryS: args['prune-every'],
@@ -89,10 +107,10 @@ export const command: CommandModule<object, WorkerArgs> = {
       log,
     };
     const worker = await startWorker(options);
-    const { log: _log, ...shown } = options;
+    const { log: _log, onGapPassed: _onGapPassed, ...shown } = options;
     // The harness waits for this line: it is printed even when quiet.
     process.stdout.write(
-      `worker started ${JSON.stringify({ ...shown, mysqlUrl: redactMysqlUrl(options.mysqlUrl), ...worker.settings, failpoints: failpoints ?? null, pid: process.pid })}\n`,
+      `worker started ${JSON.stringify({ ...shown, mysqlUrl: redactMysqlUrl(options.mysqlUrl), ...worker.settings, gapProof: worker.gapProof ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
     );
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
@@ -103,7 +121,8 @@ export const command: CommandModule<object, WorkerArgs> = {
       worker
         .close()
         .then(() => {
-          log(`worker stopped ${JSON.stringify({ ...worker.subscription.stats, ...(worker.pruned === undefined ? {} : { pruned: worker.pruned }) })}`);
+          // Printed even when quiet: the harness reads the gap counts from it (gaps passed, and by what).
+          process.stdout.write(`worker stopped ${JSON.stringify({ ...worker.subscription.stats, ...(worker.pruned === undefined ? {} : { pruned: worker.pruned }) })}\n`);
           process.exit(0);
         })
         .catch((error: unknown) => {

@@ -1,6 +1,7 @@
 // The chaos scenario (DESIGN 5, issue 4): for each case of the matrix, a fresh system (private database,
 // server, workers behind a TCP proxy), a load that records every request's outcome, faults on their own timer,
 // then heal, wait until ready, quiesce, snapshot, check. The verdicts decide the exit code.
+import type { GapCounts } from '../system/workerGapLine.ts';
 import { createPool, executorOf, parseMysqlUrl } from '../system/db/pool.ts';
 import { selectAllMessages, selectMaxOffset } from '../system/sql/messagesTable.ts';
 import { selectAckedOffset } from '../system/sql/offsetsTable.ts';
@@ -98,6 +99,9 @@ export interface CaseResult {
   databaseVersion: string | undefined;
   /** Rows in eob_poison_<topic> at the snapshot: messages the workers set aside (0 unless a payload was rejected; on the docker backend, whose database is shared by the cases, the run so far). */
   poisoned: number | undefined;
+  /** Offset mode: offsets the workers passed as holes, and of those, by the gap timeout (a bound) alone. */
+  gapsPassed: number | undefined;
+  gapsPassedByTimeout: number | undefined;
   error: string | undefined;
 }
 
@@ -268,6 +272,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
   }
 
+  const gaps = (system as CaseSystem | undefined)?.gapCounts();
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
   if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${o.recoveryTimeoutMs} ms`;
@@ -290,6 +295,8 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     durationMs: clock.now(),
     databaseVersion,
     poisoned,
+    gapsPassed: c.mode === 'offset' ? gaps?.gapsPassed : undefined,
+    gapsPassedByTimeout: c.mode === 'offset' ? gaps?.gapsPassedByTimeout : undefined,
     error,
   };
 }
@@ -448,6 +455,8 @@ interface CaseSystem {
   close(): Promise<void>;
   /** The database may hold earlier runs' rows (docker): check only this run's requests and counters. */
   scopeToHistory: boolean;
+  /** Offsets the workers passed as holes (and by the bound alone); undefined where their output is not read. */
+  gapCounts(): GapCounts | undefined;
 }
 
 async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseSystem> {
@@ -483,6 +492,7 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
       },
       databaseVersion: rows[0]?.v,
       scopeToHistory: false,
+      gapCounts: () => sut.workerGaps.totals(),
       async heal() {
         tcp.setDelay(0);
         const managed = sut.managedDatabase;
@@ -531,6 +541,7 @@ async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: Docke
     faults: { backend, proxy: undefined, admin: db, databaseProcess: true, crashWorkerAt: undefined },
     databaseVersion: rows[0]?.v,
     scopeToHistory: true,
+    gapCounts: () => undefined,
     async heal() {
       for (const role of ['db', 'server', 'worker'] as const) {
         const containers = await backend.containers(role);

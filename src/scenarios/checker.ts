@@ -4,7 +4,8 @@
 //
 // What it proves, in order:
 // 1. publishing: every `ok` request id is in the topic exactly once (else lost / publish_duplicated); no `fail`
-//    request id is in the topic at all; no message lacks a request id of the history;
+//    request id is in the topic at all; no attempt answered 503 (the server's "not published") published a
+//    message; no message lacks a request id of the history;
 // 2. consuming: every counter's value equals the number of its acked messages (else lost / duplicated); messages
 //    not yet acked when the snapshot was taken make the verdict `unknown`, never `valid`;
 // 3. Jepsen's counter bound `ok <= total <= ok + unknown` as a cross-check of the two above;
@@ -85,6 +86,11 @@ export interface Verdict {
   lostOffsets: number[];
   /** `fail` request ids found in the topic: the client was told "not published" and it was. */
   failedButPublished: { requestId: string; offsets: number[] }[];
+  /**
+   * Request ids with an attempt answered 503 whose messages outnumber the attempts that may have published
+   * (ok and unknown ones): a 503 said "not published" and was not true.
+   */
+  unavailableButPublished: { requestId: string; offsets: number[]; attempts503: number }[];
   /** Messages with no request id of the history, or a counter other than the one the request named. */
   foreignMessages: { offset: number; requestId: string | undefined; counterUuid: string | undefined; why: string }[];
 }
@@ -92,6 +98,13 @@ export interface Verdict {
 export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, options: Partial<CheckOptions> = {}): Verdict {
   const opts: CheckOptions = { ...DEFAULT_CHECK_OPTIONS, ...options };
   const summaries = summarizeRequests(history);
+  // Per request id: attempts that may have published (ok, unknown), and attempts answered 503.
+  const mayPublish = new Map<string, number>();
+  const answered503 = new Map<string, number>();
+  for (const a of history) {
+    if (a.outcome !== 'fail') mayPublish.set(a.requestId, (mayPublish.get(a.requestId) ?? 0) + 1);
+    if (a.status === 503) answered503.set(a.requestId, (answered503.get(a.requestId) ?? 0) + 1);
+  }
   const outcomes = countOutcomes(summaries.values());
   const reasons: string[] = [];
   const cap = <T>(list: T[], item: T): void => {
@@ -123,8 +136,21 @@ export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, 
   let publishDuplicated = 0;
   let publishDuplicatedIds = 0;
   let failedButPublishedCount = 0;
+  const unavailableButPublished: Verdict['unavailableButPublished'] = [];
+  let unavailableButPublishedCount = 0;
+  let unavailableOnlyCount = 0;
   for (const s of summaries.values()) {
     const found = byRequest.get(s.requestId) ?? [];
+    const attempts503 = answered503.get(s.requestId) ?? 0;
+    // Without de-duplication each attempt that reached the database writes its own message, so more messages
+    // than ok/unknown attempts means a definite-fail attempt published; with de-duplication an id has one
+    // message at most, and the rule reduces to "every attempt failed, yet the id is published".
+    if (attempts503 > 0 && found.length > (mayPublish.get(s.requestId) ?? 0)) {
+      unavailableButPublishedCount += 1;
+      // Counted once: an all-fail id is already a failedButPublished violation.
+      if (s.outcome !== 'fail') unavailableOnlyCount += 1;
+      cap(unavailableButPublished, { requestId: s.requestId, offsets: found.map((m) => m.offset), attempts503 });
+    }
     if (s.outcome === 'ok' && found.length === 0) {
       lostRequestCount += 1;
       cap(lostRequests, { requestId: s.requestId, counterUuid: s.counterUuid });
@@ -153,6 +179,11 @@ export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, 
   if (failedButPublishedCount > 0) {
     reasons.push(
       `${failedButPublishedCount} request(s) the client saw fail definitely are in the topic, e.g. ${list(failedButPublished.map((f) => `${f.requestId} at ${f.offsets.join('/')}`))}`,
+    );
+  }
+  if (unavailableButPublishedCount > 0) {
+    reasons.push(
+      `${unavailableButPublishedCount} request(s) answered 503 ("not published") were published anyway, e.g. ${list(unavailableButPublished.map((u) => `${u.requestId} at ${u.offsets.join('/')}`))}`,
     );
   }
   if (foreignCount > 0) {
@@ -230,7 +261,8 @@ export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, 
   for (const v of snapshot.counters.values()) total += v;
   const okPlusUnknown = outcomes.ok + outcomes.unknown;
   const boundHolds = outcomes.ok <= total && total <= okPlusUnknown;
-  const otherViolations = lostRequestCount + publishDuplicated + failedButPublishedCount + foreignCount + lostEffects + duplicated;
+  const otherViolations =
+    lostRequestCount + publishDuplicated + failedButPublishedCount + unavailableOnlyCount + foreignCount + lostEffects + duplicated;
   if (!boundHolds) {
     reasons.push(
       `counter bound violated: ok ${outcomes.ok} <= total ${total} <= ok + unknown ${okPlusUnknown} does not hold` +
@@ -274,6 +306,7 @@ export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, 
     counterViolations,
     lostOffsets,
     failedButPublished,
+    unavailableButPublished,
     foreignMessages,
   };
 }

@@ -43,6 +43,7 @@ export class ChildService {
   private readonly tail: string[] = [];
   private partial = '';
   private lineWaiters: ((line: string) => void)[] = [];
+  private readonly lineListeners: ((line: string) => void)[] = [];
   private exitListeners: ((status: ExitStatus, expected: boolean) => void)[] = [];
   private stopping = false;
 
@@ -75,6 +76,11 @@ export class ChildService {
   /** Called on every exit; `expected` is true when stop()/kill() caused it. */
   onExit(listener: (status: ExitStatus, expected: boolean) => void): void {
     this.exitListeners.push(listener);
+  }
+
+  /** Called with every line the process writes (stdout and stderr), across restarts. */
+  onLine(listener: (line: string) => void): void {
+    this.lineListeners.push(listener);
   }
 
   /** The last lines the process wrote (stdout and stderr interleaved as they arrived). */
@@ -185,6 +191,7 @@ export class ChildService {
     this.tail.push(line);
     if (this.tail.length > TAIL_LINES * 2) this.tail.splice(0, this.tail.length - TAIL_LINES);
     for (const waiter of this.lineWaiters) waiter(line);
+    for (const listener of this.lineListeners) listener(line);
   }
 
   private async waitUntilReady(child: ChildProcess): Promise<void> {

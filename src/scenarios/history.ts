@@ -7,8 +7,9 @@ import { createInterface } from 'node:readline';
 
 /**
  * - ok: 2xx, the message committed.
- * - fail: definitely not published (connection refused before anything was sent, or a 4xx).
- * - unknown: may or may not have been published (timeout, reset after sending, 5xx).
+ * - fail: definitely not published (connection refused before anything was sent, a 4xx, or a 503, which the
+ *   server answers only for a request it never sent to the database or that the database refused).
+ * - unknown: may or may not have been published (timeout, reset after sending, 504 and other 5xx).
  */
 export type RequestOutcome = 'ok' | 'fail' | 'unknown';
 export const REQUEST_OUTCOMES: readonly RequestOutcome[] = ['ok', 'fail', 'unknown'];

@@ -85,14 +85,17 @@ export interface AttemptResult {
 }
 
 /**
- * 2xx ok; 4xx fail (rejected, nothing published); 5xx unknown (a 503 may come after the INSERT reached a
- * server that then lost its connection). Without an answer, only ECONNREFUSED proves nothing was sent: any
- * error after the connection was open (reset, hang-up, timeout) may have followed a delivered request.
+ * 2xx ok; 4xx fail (rejected, nothing published); 503 fail (the server promises its row was never sent, or was
+ * refused: nothing was committed and nothing can commit later; the checker verifies that promise); 504 and
+ * any other 5xx unknown (sent, no answer: may have committed). Without an answer, only ECONNREFUSED proves
+ * nothing was sent: any error after the connection was open (reset, hang-up, timeout) may have followed a
+ * delivered request.
  */
 export function classifyAttempt(status: number | undefined, errorCode: string | undefined): AttemptResult {
   if (status !== undefined) {
     if (status >= 200 && status < 300) return { outcome: 'ok', status };
     if (status >= 400 && status < 500) return { outcome: 'fail', status };
+    if (status === 503) return { outcome: 'fail', status };
     return { outcome: 'unknown', status };
   }
   if (errorCode === 'ECONNREFUSED') return { outcome: 'fail', error: errorCode };

@@ -314,6 +314,9 @@ export interface PointResult {
   check: CounterCheck | undefined;
   /** Messages the workers moved to eob_poison_<topic> (0 unless a payload was rejected). */
   poisoned?: number;
+  /** Offset mode: offsets the workers passed as holes, and of those, passed by the bound without proof. */
+  gapsPassed: number | undefined;
+  gapsPassedByTimeout: number | undefined;
   durationS: number;
   note: string;
 }
@@ -332,9 +335,11 @@ export async function runPoint(ctx: SweepContext, point: Point): Promise<PointRe
     point, resolvedIsolation: point.isolation, gapHandling: undefined, drainMsgsPerS: undefined, publishReqPerS: undefined,
     load: undefined, lagP50Ms: undefined, lagP99Ms: undefined, cpuLoadgenS: undefined, cpuServerS: undefined,
     cpuWorkerS: undefined, cpuDbS: undefined, messagesPublished: undefined, messagesConsumed: undefined,
-    ackedOffset: undefined, maxOffset: undefined, drained: undefined, check: undefined, durationS: 0, note: '',
+    ackedOffset: undefined, maxOffset: undefined, drained: undefined, check: undefined, gapsPassed: undefined,
+    gapsPassedByTimeout: undefined, durationS: 0, note: '',
   };
   const children: ChildService[] = [];
+  const gapsBefore = ctx.sut.workerGaps.totals();
   const stopChildren = () => Promise.allSettled(children.map((c) => ctx.sut.stopService(c)));
   try {
     if (point.kind === 'http-ceiling') await runHttpCeiling(ctx, result, children);
@@ -346,6 +351,11 @@ export async function runPoint(ctx: SweepContext, point: Point): Promise<PointRe
       // The check reads the acked offset, then the counters: a worker still running between the two reads
       // would make an undrained point look like it duplicated (seen: batch-1 points that ran out of time).
       await stopChildren();
+      if (point.mode === 'offset' && (point.kind === 'drain' || point.kind === 'end-to-end')) {
+        const gaps = ctx.sut.workerGaps.totals();
+        result.gapsPassed = gaps.gapsPassed - gapsBefore.gapsPassed;
+        result.gapsPassedByTimeout = gaps.gapsPassedByTimeout - gapsBefore.gapsPassedByTimeout;
+      }
       await checkPoint(ctx, result);
     }
   } catch (error) {
@@ -664,6 +674,7 @@ export const CSV_COLUMNS = [
   'latency_p50_ms', 'latency_p99_ms', 'lag_p50_ms', 'lag_p99_ms',
   'cpu_loadgen_s', 'cpu_server_s', 'cpu_worker_s', 'cpu_db_s',
   'messages_published', 'messages_consumed', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
+  'gaps_passed', 'gaps_passed_by_timeout',
   'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
   'db_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
 ] as const;
@@ -720,6 +731,8 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     lost: r.check?.lost,
     duplicated: r.check?.duplicated,
     poisoned: r.poisoned,
+    gaps_passed: r.gapsPassed,
+    gaps_passed_by_timeout: r.gapsPassedByTimeout,
     ratio_vs_baseline: ratio(rate, PUBLISHED_BASELINE_MSGS_PER_S),
     ratio_vs_watermill_profile: ratio(rate, refs.watermillProfileMsgsPerS),
     ratio_vs_http_ceiling: isLoad ? ratio(r.publishReqPerS, refs.httpCeilingReqPerS) : undefined,

@@ -9,6 +9,7 @@
 //   sut.requireManagedDatabase().kill('SIGKILL')                  // db faults; throws with MYSQL_URL
 //   sut.interrupted                                               // AbortSignal: Ctrl-C / SIGTERM of the harness
 //   await sut.close();                                            // stops every child, then the private db
+import { WorkerGapCounts } from './workerGapCounts.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -83,6 +84,10 @@ export interface WorkerFlags {
   profile?: 'batched' | 'watermill';
   gapHandling?: 'contiguous' | 'none';
   poisonAfterFailures?: number;
+  /** `innodb-trx` is the control that misses the allocator window. */
+  gapProof?: 'statements' | 'innodb-trx';
+  /** The bound after which a hole is passed without proof (ms). */
+  gapTimeoutMs?: number;
   graceful?: boolean;
   /** Periodic prunes (s); 0 or undefined: off, as the checkers that count the topic's rows need. */
   pruneEveryS?: number;
@@ -118,6 +123,8 @@ export function workerArgs(f: WorkerFlags): string[] {
   if (f.profile !== undefined) args.push('--profile', f.profile);
   if (f.gapHandling !== undefined) args.push('--gap-handling', f.gapHandling);
   if (f.poisonAfterFailures !== undefined) args.push('--poison-after-failures', String(f.poisonAfterFailures));
+  if (f.gapProof !== undefined) args.push('--gap-proof', f.gapProof);
+  if (f.gapTimeoutMs !== undefined) args.push('--gap-timeout-ms', String(f.gapTimeoutMs));
   if (f.graceful === false) args.push('--no-graceful');
   if (f.pruneEveryS !== undefined && f.pruneEveryS > 0) args.push('--prune-every', String(f.pruneEveryS));
   // The worker takes one `name=N[,name=N]` value (the server takes the flag repeated).
@@ -240,12 +247,16 @@ export class SystemUnderTest {
    * Starts a worker; resolves when it printed a line starting `worker started`. `mysqlUrl` overrides the
    * system's URL for this worker (the chaos harness points it at a TCP proxy in front of the database).
    */
+  /** Gap counts reported by every worker this system started (restarts and replacements included). */
+  readonly workerGaps = new WorkerGapCounts();
+
   async startWorker(flags: WorkerFlags = {}, name?: string, mysqlUrl: string = this.mysqlUrl): Promise<ChildService> {
     this.workerCount += 1;
     const service = this.makeChild(name ?? `worker ${this.workerCount}`, workerArgs(flags), mysqlUrl, {
       kind: 'line',
       pattern: /^worker started/,
     });
+    this.workerGaps.watch(service);
     await this.startChild(service);
     return service;
   }

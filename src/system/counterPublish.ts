@@ -1,21 +1,63 @@
 // Publishes counter increments (one message per HTTP request) as one batch: a single autocommit multi-row
 // INSERT, or, with de-duplication, one transaction that claims the request ids and inserts only the new ones.
+// Every failure says whether anything can have been committed: `not-published` when the statement that commits
+// (the INSERT in autocommit, or COMMIT) was never sent or the server answered it with an error, `unknown` when
+// it was sent and no answer came (connection lost, query timeout).
 import { randomUUID } from 'node:crypto';
-import type { Pool } from './db/pool.ts';
+import type { Pool, PoolConnection } from './db/pool.ts';
 import { beginTransaction, executorOf } from './db/pool.ts';
-import { classifyError } from './db/errors.ts';
-import type { OutgoingMessage } from './pubsub/types.ts';
+import { classifyError, describeError } from './db/errors.ts';
+import type { OutgoingMessage, SqlExecutor } from './pubsub/types.ts';
 import type { MysqlPublisher } from './pubsub/mysqlPublisher.ts';
 import { claimRequestIds } from './sql/publishDedupTable.ts';
 
 export interface IncrementRequest {
   counterUuid: string;
   requestId: string;
+  /** Lets the caller give up on a request whose batch has not sent anything yet (see takeForSending). */
+  gate?: SendGate;
 }
 
-export interface PublishOutcome {
-  /** True when de-duplication found the request id already published: no new message was written. */
-  duplicate: boolean;
+/**
+ * `sent` turns true just before the first statement carrying the request goes out; until then the caller may
+ * set `cancelled`, and the request is left out of its batch: certain never to be published.
+ */
+export interface SendGate {
+  sent: boolean;
+  cancelled: boolean;
+}
+
+/** What happened to one request of a batch. */
+export type PublishOutcome =
+  | { kind: 'published' }
+  /** De-duplication found the request id already published for this counter: no new message. */
+  | { kind: 'duplicate' }
+  /** De-duplication found the request id bound to another counter: nothing published. */
+  | { kind: 'conflict'; boundCounterUuid: string }
+  /** This request alone failed (a contested request id); the rest of its batch went on. */
+  | { kind: 'failed'; error: PublishError };
+
+/**
+ * - not-published: nothing of the batch can commit any more (safe to retry, even without de-duplication);
+ * - unknown: the committing statement was sent and its answer never came: it may have committed.
+ */
+export type FailureOutcome = 'not-published' | 'unknown';
+
+export class PublishError extends Error {
+  override readonly name = 'PublishError';
+  constructor(
+    readonly outcome: FailureOutcome,
+    override readonly cause: unknown,
+  ) {
+    super(describeError(cause));
+  }
+}
+
+export interface PublishLimits {
+  /** mysql2's per-query timeout for each statement (its connection is then destroyed: it may still be busy). */
+  queryTimeoutMs: number;
+  /** Waiting for a pool connection (a free one, or a new one's connect) at most; nothing is sent meanwhile. */
+  acquireTimeoutMs: number;
 }
 
 /** The message DESIGN 4.4 specifies; with de-duplication its uuid is the request id, so retries share it. */
@@ -27,16 +69,92 @@ export function incrementMessage(request: IncrementRequest, uuidFromRequestId: b
   };
 }
 
-const NOT_DUPLICATE: PublishOutcome = Object.freeze({ duplicate: false });
+const PUBLISHED: PublishOutcome = Object.freeze({ kind: 'published' });
+const DUPLICATE: PublishOutcome = Object.freeze({ kind: 'duplicate' });
+const CANCELLED: PublishOutcome = Object.freeze({
+  kind: 'failed',
+  error: new PublishError('not-published', new Error('the request was cancelled before its batch was sent')),
+});
+
+/**
+ * Called synchronously right before a batch's first statement is sent (no timer can run in between): leaves
+ * out the cancelled requests and marks the others sent.
+ */
+function takeForSending(requests: readonly IncrementRequest[]): IncrementRequest[] {
+  const live: IncrementRequest[] = [];
+  for (const r of requests) {
+    if (r.gate?.cancelled === true) continue;
+    if (r.gate !== undefined) r.gate.sent = true;
+    live.push(r);
+  }
+  return live;
+}
+
+/** The outcomes of the live requests, in the order of the whole batch, CANCELLED for the others. */
+function spread(requests: readonly IncrementRequest[], live: readonly IncrementRequest[], outcomes: readonly PublishOutcome[]): PublishOutcome[] {
+  const byRequest = new Map<IncrementRequest, PublishOutcome>();
+  live.forEach((r, i) => byRequest.set(r, outcomes[i] as PublishOutcome));
+  return requests.map((r) => byRequest.get(r) ?? CANCELLED);
+}
+
+interface DriverError {
+  errno?: unknown;
+  sqlState?: unknown;
+  fatal?: unknown;
+}
+
+/**
+ * The server itself answered the statement with an error (it carries an SQLSTATE and the session lives on):
+ * the statement did not take effect. Shutdown and killed-connection errors are excluded: they can arrive
+ * after the work was done.
+ */
+function serverRefused(error: unknown): boolean {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
+  if (typeof e.errno !== 'number' || typeof e.sqlState !== 'string' || e.fatal === true) return false;
+  const kind = classifyError(error);
+  return kind === 'fatal' || kind === 'deadlock' || kind === 'lock-wait-timeout';
+}
+
+async function connect(pool: Pool, acquireTimeoutMs: number): Promise<PoolConnection> {
+  const pending = pool.getConnection();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no database connection within ${acquireTimeoutMs} ms`)), acquireTimeoutMs);
+  });
+  try {
+    return await Promise.race([pending, timeout]);
+  } catch (error) {
+    // A connection that arrives after the wait gave up goes back to the pool unused.
+    pending.then((late) => late.release(), () => undefined);
+    // No connection, so nothing was sent.
+    throw new PublishError('not-published', error);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** One autocommit INSERT for the batch: when it returns, every row in it has committed. */
 export async function publishIncrements(
+  pool: Pool,
   publisher: MysqlPublisher,
   topic: string,
   requests: readonly IncrementRequest[],
+  limits: PublishLimits,
 ): Promise<PublishOutcome[]> {
-  await publisher.publish(topic, requests.map((r) => incrementMessage(r, false)));
-  return requests.map(() => NOT_DUPLICATE);
+  const conn = await connect(pool, limits.acquireTimeoutMs);
+  let broken = false;
+  try {
+    const live = takeForSending(requests);
+    if (live.length > 0) await publisher.publish(topic, live.map((r) => incrementMessage(r, false)), executorOf(conn, limits.queryTimeoutMs));
+    return spread(requests, live, live.map(() => PUBLISHED));
+  } catch (error) {
+    if (serverRefused(error)) throw new PublishError('not-published', error);
+    broken = true;
+    throw new PublishError('unknown', error);
+  } finally {
+    if (broken) conn.destroy();
+    else conn.release();
+  }
 }
 
 /**
@@ -52,49 +170,109 @@ const DEDUP_ATTEMPTS = 3;
  * short a time as possible (offset readers wait for, or must step carefully around, uncommitted offsets).
  * READ COMMITTED: the claim needs only row locks, and gap locks would make concurrent batches block each other.
  * The first request of the batch carrying a claimed id is the one published; later ones (a retry that arrived
- * while the first was in flight) are duplicates.
+ * while the first was in flight) are duplicates; a request whose id is bound to another counter is a conflict.
+ *
+ * A lock wait on a claimed id (another transaction holds it: a retry racing its first attempt, or any
+ * long-running session) ends after the session's short innodb_lock_wait_timeout (set by the server's pool).
+ * The batch is then rolled back and its requests are sent again one transaction each, so only the contested
+ * request fails; the others are published.
  */
 export async function publishIncrementsOnce(
   pool: Pool,
   publisher: MysqlPublisher,
   topic: string,
   requests: readonly IncrementRequest[],
+  limits: PublishLimits,
 ): Promise<PublishOutcome[]> {
-  const conn = await pool.getConnection();
-  let broken = false;
+  const conn = await connect(pool, limits.acquireTimeoutMs);
+  const session = { broken: false };
   try {
-    for (let attempt = 1; ; attempt += 1) {
-      const tx = executorOf(conn);
+    const live = takeForSending(requests);
+    if (live.length === 0) return spread(requests, live, []);
+    try {
+      return spread(requests, live, await withDeadlockRetry(() => dedupTransaction(conn, session, publisher, topic, live, limits)));
+    } catch (error) {
+      if (!(error instanceof PublishError) || error.outcome !== 'not-published' || session.broken) throw error;
+      if (live.length === 1 || classifyError(error.cause) !== 'lock-wait-timeout') throw error;
+    }
+    const outcomes: PublishOutcome[] = [];
+    for (const request of live) {
+      if (session.broken) {
+        // The connection died on an earlier request: nothing was sent for this one.
+        outcomes.push({ kind: 'failed', error: new PublishError('not-published', new Error('connection lost while publishing the rest of the batch')) });
+        continue;
+      }
       try {
-        await beginTransaction(conn, 'READ COMMITTED');
-        const claimed = await claimRequestIds(tx, topic, requests.map((r) => r.requestId), randomUUID());
-        const outcomes: PublishOutcome[] = [];
-        const toPublish: OutgoingMessage[] = [];
-        for (const r of requests) {
-          if (claimed.delete(r.requestId)) {
-            toPublish.push(incrementMessage(r, true));
-            outcomes.push(NOT_DUPLICATE);
-          } else {
-            outcomes.push({ duplicate: true });
-          }
-        }
-        if (toPublish.length > 0) await publisher.publish(topic, toPublish, tx);
-        await conn.query('COMMIT');
-        return outcomes;
+        const [one] = await withDeadlockRetry(() => dedupTransaction(conn, session, publisher, topic, [request], limits));
+        outcomes.push(one as PublishOutcome);
       } catch (error) {
-        const kind = classifyError(error);
-        if (kind === 'connection' || kind === 'server-restarting') {
-          broken = true;
-          throw error;
-        }
-        await conn.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-        if (broken || (kind !== 'deadlock' && kind !== 'lock-wait-timeout') || attempt >= DEDUP_ATTEMPTS) throw error;
+        if (!(error instanceof PublishError)) throw error;
+        outcomes.push({ kind: 'failed', error });
       }
     }
+    return spread(requests, live, outcomes);
   } finally {
-    if (broken) conn.destroy();
+    if (session.broken) conn.destroy();
     else conn.release();
+  }
+}
+
+async function withDeadlockRetry<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await run();
+    } catch (error) {
+      const retry = error instanceof PublishError && error.outcome === 'not-published' && classifyError(error.cause) === 'deadlock';
+      if (!retry || attempt >= DEDUP_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function dedupTransaction(
+  conn: PoolConnection,
+  session: { broken: boolean },
+  publisher: MysqlPublisher,
+  topic: string,
+  requests: readonly IncrementRequest[],
+  limits: PublishLimits,
+): Promise<PublishOutcome[]> {
+  const tx: SqlExecutor = executorOf(conn, limits.queryTimeoutMs);
+  let commitSent = false;
+  try {
+    await beginTransaction(conn, 'READ COMMITTED', limits.queryTimeoutMs);
+    const claimed = await claimRequestIds(tx, topic, requests, randomUUID());
+    const outcomes: PublishOutcome[] = [];
+    const toPublish: OutgoingMessage[] = [];
+    for (const r of requests) {
+      const claim = claimed.get(r.requestId);
+      if (claim === undefined) throw new Error(`request id ${r.requestId} missing from the dedup table right after its claim`);
+      if (claim.counterUuid !== undefined && claim.counterUuid !== r.counterUuid) {
+        outcomes.push({ kind: 'conflict', boundCounterUuid: claim.counterUuid });
+      } else if (claim.mine) {
+        // Only the first request carrying the id publishes; a copy later in the batch is its duplicate.
+        claimed.set(r.requestId, { ...claim, mine: false });
+        toPublish.push(incrementMessage(r, true));
+        outcomes.push(PUBLISHED);
+      } else {
+        outcomes.push(DUPLICATE);
+      }
+    }
+    if (toPublish.length > 0) await publisher.publish(topic, toPublish, tx);
+    commitSent = true;
+    await conn.query({ sql: 'COMMIT', timeout: limits.queryTimeoutMs });
+    return outcomes;
+  } catch (error) {
+    if (commitSent && !serverRefused(error)) {
+      session.broken = true;
+      throw new PublishError('unknown', error);
+    }
+    // COMMIT never sent (or refused): the transaction cannot commit. Roll back to reuse the session; if that
+    // fails, destroying the connection makes the server roll it back.
+    if (!session.broken && classifyError(error) !== 'connection' && classifyError(error) !== 'server-restarting') {
+      await conn.query({ sql: 'ROLLBACK', timeout: limits.queryTimeoutMs }).catch(() => {
+        session.broken = true;
+      });
+    } else session.broken = true;
+    throw new PublishError('not-published', error);
   }
 }

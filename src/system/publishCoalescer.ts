@@ -7,6 +7,10 @@
 // `lingerMs` (0: until the current turn of the event loop ends, so every request parsed in that turn joins).
 // While all `maxInFlight` flushes are busy, new items queue and leave together as soon as a flush finishes,
 // so under load batches grow by themselves with no added delay.
+//
+// The queue is bounded (`maxQueued`): beyond it submit() fails at once with QueueFullError, so a hung database
+// costs bounded memory and clients learn it at once instead of after their timeout. withdraw() takes an item
+// that is still queued out of the queue (its caller's time ran out): it is then certain never to be sent.
 
 export interface CoalescerOptions {
   /** Items per flush (rows per INSERT). */
@@ -15,6 +19,8 @@ export interface CoalescerOptions {
   lingerMs: number;
   /** Flushes running at once; each holds one database connection, so at most the pool size. */
   maxInFlight: number;
+  /** Items waiting for a flush at most; more are refused at once. */
+  maxQueued: number;
 }
 
 /** Flushes a batch; must return one result per item, in order, or throw to fail every item of the batch. */
@@ -25,10 +31,25 @@ export interface CoalescerStats {
   items: number;
   failedBatches: number;
   largestBatch: number;
+  /** Items refused because the queue was full. */
+  shed: number;
+  /** Items taken out of the queue by withdraw() before they were sent. */
+  withdrawn: number;
 }
 
-export class CoalescerClosedError extends Error {
+/** The item was never handed to a flush: nothing of it reached the database. */
+export class NotSentError extends Error {}
+
+export class CoalescerClosedError extends NotSentError {
   override readonly name = 'CoalescerClosedError';
+}
+
+export class QueueFullError extends NotSentError {
+  override readonly name = 'QueueFullError';
+}
+
+export class WithdrawnError extends NotSentError {
+  override readonly name = 'WithdrawnError';
 }
 
 interface Pending<Item, Result> {
@@ -38,9 +59,12 @@ interface Pending<Item, Result> {
 }
 
 export class PublishCoalescer<Item, Result> {
-  readonly stats: CoalescerStats = { batches: 0, items: 0, failedBatches: 0, largestBatch: 0 };
+  readonly stats: CoalescerStats = { batches: 0, items: 0, failedBatches: 0, largestBatch: 0, shed: 0, withdrawn: 0 };
   private pending: Pending<Item, Result>[] = [];
+  /** The queued entry of each item, for withdraw(); removed when the item leaves the queue. */
+  private readonly queuedEntries = new Map<Item, Pending<Item, Result>>();
   private inFlight = 0;
+  private itemsInFlight = 0;
   private timer: { cancel(): void } | undefined;
   private closed = false;
   private drainWaiters: (() => void)[] = [];
@@ -53,11 +77,36 @@ export class PublishCoalescer<Item, Result> {
   /** Resolves with the item's result after its batch committed; rejects with the batch's error. */
   submit(item: Item): Promise<Result> {
     if (this.closed) return Promise.reject(new CoalescerClosedError('the publisher is shutting down'));
+    if (this.pending.length >= this.options.maxQueued) {
+      this.stats.shed += 1;
+      return Promise.reject(new QueueFullError(`the publish queue is full (${this.options.maxQueued} requests waiting)`));
+    }
+    if (this.queuedEntries.has(item)) return Promise.reject(new Error('the same item object was submitted twice'));
     return new Promise<Result>((resolve, reject) => {
-      this.pending.push({ item, resolve, reject });
+      const entry = { item, resolve, reject };
+      this.pending.push(entry);
+      this.queuedEntries.set(item, entry);
       if (this.pending.length >= this.options.maxBatch) this.startFlushes(true);
       else this.armTimer();
     });
+  }
+
+  /**
+   * Takes `item` out of the queue if it is still there (its promise rejects with WithdrawnError) and returns
+   * true: it will never be sent. False when it was already handed to a flush (or never submitted).
+   */
+  withdraw(item: Item): boolean {
+    const entry = this.queuedEntries.get(item);
+    if (entry === undefined) return false;
+    this.queuedEntries.delete(item);
+    // Linear in the queue, which maxQueued bounds; withdrawals happen only when requests time out.
+    const at = this.pending.indexOf(entry);
+    if (at !== -1) this.pending.splice(at, 1);
+    if (this.pending.length === 0) this.cancelTimer();
+    this.stats.withdrawn += 1;
+    entry.reject(new WithdrawnError('the request left the publish queue before it was sent'));
+    this.notifyIfDrained();
+    return true;
   }
 
   /** Items waiting for a flush slot or for their linger time. */
@@ -65,8 +114,17 @@ export class PublishCoalescer<Item, Result> {
     return this.pending.length;
   }
 
+  get bound(): number {
+    return this.options.maxQueued;
+  }
+
   get flushesInFlight(): number {
     return this.inFlight;
+  }
+
+  /** Items of the flushes in flight: sent, or about to be. */
+  get inFlightItems(): number {
+    return this.itemsInFlight;
   }
 
   /** Refuses new items, flushes the queued ones and waits for every flush to settle. */
@@ -102,7 +160,9 @@ export class PublishCoalescer<Item, Result> {
   private startFlushes(fullOnly: boolean): void {
     while (this.inFlight < this.options.maxInFlight && this.pending.length > 0) {
       if (fullOnly && this.pending.length < this.options.maxBatch) break;
-      this.run(this.pending.splice(0, this.options.maxBatch));
+      const batch = this.pending.splice(0, this.options.maxBatch);
+      for (const p of batch) this.queuedEntries.delete(p.item);
+      this.run(batch);
     }
     if (this.pending.length === 0) this.cancelTimer();
     else if (this.inFlight < this.options.maxInFlight) this.armTimer();
@@ -111,6 +171,7 @@ export class PublishCoalescer<Item, Result> {
 
   private run(batch: Pending<Item, Result>[]): void {
     this.inFlight += 1;
+    this.itemsInFlight += batch.length;
     this.stats.batches += 1;
     this.stats.items += batch.length;
     if (batch.length > this.stats.largestBatch) this.stats.largestBatch = batch.length;
@@ -132,13 +193,17 @@ export class PublishCoalescer<Item, Result> {
       })
       .finally(() => {
         this.inFlight -= 1;
+        this.itemsInFlight -= batch.length;
         // Items queued while the slots were busy have already waited at least one flush: send them now.
         this.startFlushes(false);
-        if (this.pending.length === 0 && this.inFlight === 0) {
-          const waiters = this.drainWaiters;
-          this.drainWaiters = [];
-          for (const w of waiters) w();
-        }
+        this.notifyIfDrained();
       });
+  }
+
+  private notifyIfDrained(): void {
+    if (this.pending.length !== 0 || this.inFlight !== 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
   }
 }

@@ -5,9 +5,10 @@ import { waitForDatabase } from './db/waitForDatabase.ts';
 import { ensureSchema } from './schema.ts';
 import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counterHandler.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type GapHandling } from './pubsub/offsetSubscriber.ts';
+import { GAP_PROOFS, type GapProof } from './pubsub/gapTracker.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from './pubsub/queueSubscriber.ts';
 import { DEFAULT_CONSUMER_OPTIONS } from './pubsub/consumeLoop.ts';
-import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type Subscription } from './pubsub/types.ts';
+import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type SubscriberStats, type Subscription } from './pubsub/types.ts';
 import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
 
@@ -31,6 +32,12 @@ export interface WorkerOptions {
   gapHandling: GapHandling | undefined;
   /** Failed deliveries after which a message goes to eob_poison_<topic>; 0 retries it forever. */
   poisonAfterFailures: number;
+  /** Offset mode, contiguous: what proves a hole permanent (`statements`; `innodb-trx` is the control). */
+  gapProof: GapProof;
+  /** Offset mode, contiguous: the bound after which a hole is passed without proof, recorded (ms). */
+  gapTimeoutMs: number;
+  /** Offset mode: called after each passed hole with the subscriber's stats. */
+  onGapPassed: (stats: SubscriberStats) => void;
   /** SIGTERM finishes or rolls back the batch in hand; false exits at once. */
   graceful: boolean;
   /** How long start-up waits for an unreachable database (it may be restarting) before it fails (ms). */
@@ -57,6 +64,9 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   profile: 'batched',
   gapHandling: undefined,
   poisonAfterFailures: DEFAULT_CONSUMER_OPTIONS.poisonAfterFailures,
+  gapProof: DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.gapProof,
+  gapTimeoutMs: DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.gapTimeoutMs,
+  onGapPassed: () => undefined,
   graceful: true,
   startTimeoutMs: 30_000,
   // Off: retention is the operator's choice (a new consumer group cannot read what was pruned, and the bench and
@@ -102,6 +112,8 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   intInRange(c, 'poisonAfterFailures', o.poisonAfterFailures, 0, 1_000_000);
   oneOf(c, 'profile', o.profile, HANDLER_PROFILES);
   if (o.gapHandling !== undefined) oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
+  oneOf(c, 'gapProof', o.gapProof, GAP_PROOFS);
+  intInRange(c, 'gapTimeoutMs', o.gapTimeoutMs, 0, 86_400_000);
   if (o.mode === 'offset' && o.concurrency !== 1) {
     throw new Error('worker: concurrency applies to queue mode; offset mode reads one group in order (use --mode queue)');
   }
@@ -118,6 +130,8 @@ export interface RunningWorker {
   /** Totals of the periodic prunes; undefined when they are off. */
   readonly pruned: PeriodicPrune['totals'] | undefined;
   readonly settings: ResolvedWorkerSettings;
+  /** The proof that passes holes; undefined when there are none to pass (queue mode, gap handling none). */
+  readonly gapProof: GapProof | undefined;
   /** Graceful: the batch in hand commits or rolls back, then the pool closes. */
   close(): Promise<void>;
 }
@@ -142,6 +156,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             ackMode: o.ackMode,
             gapHandling: o.gapHandling ?? 'contiguous',
             poisonAfterFailures: o.poisonAfterFailures,
+            gapProof: o.gapProof,
+            gapTimeoutMs: o.gapTimeoutMs,
+            onGapPassed: o.onGapPassed,
             handler,
             log: o.log,
           })
@@ -170,6 +187,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       subscription,
       pruned: pruner?.totals,
       settings: { isolation: o.isolation, gapHandling: o.gapHandling },
+      gapProof: o.gapHandling === 'contiguous' ? o.gapProof : undefined,
       async close() {
         await pruner?.stop();
         await subscription.close();

@@ -25,7 +25,32 @@ export interface PoolOptions {
    * instead of 6 (see runStatements). Every value still goes through placeholders.
    */
   multipleStatements?: boolean;
+  /**
+   * Callers waiting for a free connection at most; one more fails at once ("Queue limit reached") instead of
+   * queueing without bound while the database hangs. 0 = no bound (mysql2's default).
+   */
+  queueLimit?: number;
+  /**
+   * innodb_lock_wait_timeout (whole seconds) of every session of the pool, set when the connection is made. A
+   * publisher whose row lock is contested then fails that statement quickly instead of waiting the server's
+   * default 50 s while its callers time out.
+   */
+  lockWaitTimeoutSeconds?: number;
+  /**
+   * Default per-statement timeout of `executorOf(pool)` (DEFAULT_QUERY_TIMEOUT_MS when absent): a statement with
+   * no answer by then fails (PROTOCOL_SEQUENCE_TIMEOUT) instead of waiting forever on a hung database; its
+   * connection goes back to the pool when the late answer arrives.
+   */
+  queryTimeoutMs?: number;
 }
+
+/**
+ * Statements of this project answer in milliseconds to seconds on a healthy database; two minutes without an
+ * answer means a hung one. Pools that need a tighter bound (the server's) set their own.
+ */
+export const DEFAULT_QUERY_TIMEOUT_MS = 120_000;
+
+const poolQueryTimeouts = new WeakMap<Pool, number>();
 
 export const DEFAULT_POOL_OPTIONS: Omit<PoolOptions, 'url'> = { connectionLimit: 16, connectTimeoutMs: 5_000 };
 
@@ -66,11 +91,19 @@ export function createPool(options: PoolOptions): Pool {
     connectionLimit: options.connectionLimit,
     connectAttributes: { program_name: `eob-${options.role ?? 'client'}`, eob_pid: String(process.pid) },
     waitForConnections: true,
-    queueLimit: 0,
+    queueLimit: options.queueLimit ?? 0,
     enableKeepAlive: true,
     multipleStatements: options.multipleStatements === true,
   });
+  if (options.lockWaitTimeoutSeconds !== undefined) {
+    const seconds = Math.max(1, Math.floor(options.lockWaitTimeoutSeconds));
+    // mysql2 runs a connection's commands in order, so this SET precedes the first query of any caller.
+    pool.pool.on('connection', (conn) => {
+      conn.query(`SET SESSION innodb_lock_wait_timeout = ${seconds}`, () => undefined);
+    });
+  }
   if (options.multipleStatements === true) multiStatementPools.add(pool);
+  poolQueryTimeouts.set(pool, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS);
   return pool;
 }
 
@@ -97,18 +130,27 @@ export async function runStatements(pool: Pool, conn: PoolConnection, statements
   return results as unknown[];
 }
 
-/** Wraps a pool or connection so that `query` returns rows (or the write result header) only. */
-export function executorOf(target: Pool | PoolConnection): SqlExecutor {
+/**
+ * Wraps a pool or connection so that `query` returns rows (or the write result header) only. With
+ * `queryTimeoutMs`, a statement with no answer by then fails with PROTOCOL_SEQUENCE_TIMEOUT (class
+ * `connection`): mysql2 does not cancel it and its connection stays busy with it. On a pool, mysql2 returns
+ * that connection when the late answer arrives (every pool made by createPool has a default timeout); on a
+ * connection the caller must destroy it rather than release it.
+ */
+export function executorOf(target: Pool | PoolConnection, queryTimeoutMs?: number): SqlExecutor {
+  // A pool's own default; a connection gets none unless given, since its caller decides what to do with it.
+  queryTimeoutMs ??= poolQueryTimeouts.get(target as Pool);
   return {
     async query<T>(sql: string, values?: unknown[]): Promise<T> {
-      const [rows] = await target.query(sql, values);
+      const [rows] = queryTimeoutMs === undefined ? await target.query(sql, values) : await target.query({ sql, timeout: queryTimeoutMs }, values);
       return rows as T;
     },
   };
 }
 
 /** `SET TRANSACTION ISOLATION LEVEL` applies to the next transaction on this session only. */
-export async function beginTransaction(conn: PoolConnection, isolation: IsolationLevel): Promise<void> {
-  await conn.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
-  await conn.query('START TRANSACTION');
+export async function beginTransaction(conn: PoolConnection, isolation: IsolationLevel, queryTimeoutMs?: number): Promise<void> {
+  const run = executorOf(conn, queryTimeoutMs);
+  await run.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
+  await run.query('START TRANSACTION');
 }

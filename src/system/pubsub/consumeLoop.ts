@@ -112,7 +112,17 @@ class HandlerError extends Error {
 }
 
 export function emptyStats(): SubscriberStats {
-  return { batches: 0, messages: 0, rollbacks: 0, retries: 0, gapsSkipped: 0, poisoned: 0 };
+  return {
+    batches: 0,
+    messages: 0,
+    rollbacks: 0,
+    retries: 0,
+    gapsPassed: 0,
+    gapsPassedByTimeout: 0,
+    gapsPassedByStatements: 0,
+    gapsPassedByInnodbTrx: 0,
+    poisoned: 0,
+  };
 }
 
 /** One consumer's connection and its batch transaction; the loop below and the micro-benchmarks drive it. */

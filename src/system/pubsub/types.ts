@@ -58,8 +58,14 @@ export interface SubscriberStats {
   messages: number;
   rollbacks: number;
   retries: number;
-  /** Offsets passed over as permanent gaps (rolled-back or abandoned allocations), offset mode only. */
-  gapsSkipped: number;
+  /** Offsets passed over as holes, offset mode only, whatever passed them. */
+  gapsPassed: number;
+  /** Of those, offsets passed by the bound (the gap timeout) without proof. */
+  gapsPassedByTimeout: number;
+  /** Of those, offsets passed by the `statements` proof (covers the allocator window). */
+  gapsPassedByStatements: number;
+  /** Of those, offsets passed by the `innodb-trx` rule (the control; misses the allocator window). */
+  gapsPassedByInnodbTrx: number;
   /** Messages moved to the poison table after failing their handler too often (also counted in `messages`). */
   poisoned: number;
 }

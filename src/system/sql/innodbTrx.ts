@@ -24,30 +24,52 @@ export interface OpenWriters {
   writers: Set<string>;
 }
 
+/** One row of INNODB_TRX: a transaction and the connection that runs it. */
+export interface OpenTransaction {
+  trxId: bigint;
+  /** PROCESSLIST ID (CONNECTION_ID()) of the connection that runs it. */
+  connectionId: number;
+  /** False for the 0 / pseudo ids of a transaction that has not written (or not yet registered as a writer). */
+  realId: boolean;
+}
+
+export interface TransactionSnapshot {
+  /** True when the snapshot was taken after this call began (it shows the probe's own transaction). */
+  fresh: boolean;
+  /** Every open transaction, the probe's own excluded. */
+  transactions: OpenTransaction[];
+}
+
 /**
  * Opens a transaction of its own, then reads INNODB_TRX. If the snapshot shows that transaction, it was taken
  * after the probe began, so it includes every transaction open at that moment: that is the proof of freshness
  * the cache otherwise does not give. Needs the PROCESS privilege. Must run outside any other transaction.
  */
-export async function probeOpenWriters(db: SqlExecutor): Promise<OpenWriters> {
+export async function readTransactionSnapshot(db: SqlExecutor): Promise<TransactionSnapshot> {
   // WITH CONSISTENT SNAPSHOT starts the InnoDB transaction now, not at its first read.
   await db.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
   try {
-    const rows = await db.query<{ trx_id: string | number; own: number }[]>(
-      'SELECT `trx_id`, `trx_mysql_thread_id` = CONNECTION_ID() AS own FROM information_schema.INNODB_TRX',
+    const rows = await db.query<{ trx_id: string | number; thread: string | number; own: number }[]>(
+      'SELECT `trx_id`, `trx_mysql_thread_id` AS thread, `trx_mysql_thread_id` = CONNECTION_ID() AS own FROM information_schema.INNODB_TRX',
     );
-    const writers = new Set<string>();
+    const transactions: OpenTransaction[] = [];
     let fresh = false;
     for (const row of rows) {
       if (Number(row.own) === 1) {
         fresh = true;
         continue;
       }
-      const id = BigInt(row.trx_id);
-      if (id > 0n && id < FIRST_PSEUDO_TRX_ID) writers.add(id.toString());
+      const trxId = BigInt(row.trx_id);
+      transactions.push({ trxId, connectionId: Number(row.thread), realId: trxId > 0n && trxId < FIRST_PSEUDO_TRX_ID });
     }
-    return { fresh, writers };
+    return { fresh, transactions };
   } finally {
     await db.query('COMMIT');
   }
+}
+
+/** The real ids of the open writing transactions, from a snapshot proven fresh or not (see `fresh`). */
+export async function probeOpenWriters(db: SqlExecutor): Promise<OpenWriters> {
+  const snapshot = await readTransactionSnapshot(db);
+  return { fresh: snapshot.fresh, writers: new Set(snapshot.transactions.filter((t) => t.realId).map((t) => t.trxId.toString())) };
 }

@@ -1,0 +1,131 @@
+// The InnoDB allocator window, made deterministic: gdb stops every 20th publisher insert for 300 ms right
+// after its offset was allocated and before its transaction registered as a writer. A consumer whose gap
+// proof is INNODB_TRX alone passes those holes and loses the messages; the `statements` proof loses none.
+// Both read the same topic in the same run. Skipped, with the reason, where gdb or ptrace is not available.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { executorOf, parseMysqlUrl, type Pool } from '../src/system/db/pool.ts';
+import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, prepareOffsetTopic, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
+import type { GapProof } from '../src/system/pubsub/gapTracker.ts';
+import { selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
+import { selectAllMessages, selectMaxOffset } from '../src/system/sql/messagesTable.ts';
+import type { Subscription } from '../src/system/pubsub/types.ts';
+import { DEFAULT_ALLOCATOR_STALL_OPTIONS, startAllocatorStall } from '../src/scenarios/faults/allocatorStall.ts';
+import { eventually, newTopic } from './contract/pubsubContract.ts';
+import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from './support/contractTargets.ts';
+import { usePrivateDatabase } from './support/privateDatabase.ts';
+
+const PUBLISHERS = 16;
+const ROWS_EACH = 150;
+
+describe('gap proofs under the allocator-window stall (gdb)', () => {
+  const db = usePrivateDatabase();
+  let pool: Pool;
+  const subscriptions: Subscription[] = [];
+  const logs: string[] = [];
+  before(async () => {
+    pool = testPool(db().url, 20);
+    await createEffectsTable(pool);
+  });
+  after(async () => {
+    await Promise.all(subscriptions.map((s) => s.close()));
+    await pool.end();
+  });
+
+  async function subscribe(topic: string, group: string, gapProof: GapProof): Promise<Subscription> {
+    const sub = await subscribeOffset(pool, {
+      ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
+      // The worker's defaults: batch 1000, poll 10 ms.
+      batchSize: 1000,
+      topic,
+      consumerGroup: group,
+      gapProof,
+      handler: (messages, tx) => recordSqlEffects(tx, group, messages),
+      log: (line) => logs.push(line),
+    });
+    subscriptions.push(sub);
+    return sub;
+  }
+
+  it('16 raw publishers x 150 single-row INSERTs, 300 ms stalls: innodb-trx loses messages, statements loses none', async (t) => {
+    const topic = newTopic();
+    await prepareOffsetTopic(executorOf(pool), topic, 'old');
+    await prepareOffsetTopic(executorOf(pool), topic, 'new');
+    const oldSub = await subscribe(topic, 'old', 'innodb-trx');
+    const newSub = await subscribe(topic, 'new', 'statements');
+
+    // Raw mysql2 connections, autocommit, one row per statement: publishers that do not cooperate.
+    const u = parseMysqlUrl(db().url);
+    const publishers = await Promise.all(
+      Array.from({ length: PUBLISHERS }, () => mysql.createConnection({ host: u.host, port: u.port, user: u.user, password: u.password, database: u.database })),
+    );
+    try {
+      const ids = await Promise.all(publishers.map(async (c) => Number((await c.query<mysql.RowDataPacket[]>('SELECT CONNECTION_ID() AS id'))[0][0]!.id)));
+      const started = await startAllocatorStall({
+        ...DEFAULT_ALLOCATOR_STALL_OPTIONS,
+        serverPid: db().pid!,
+        mysqlUrl: db().url,
+        every: 20,
+        stallMs: 300,
+        // Every check reads INNODB_TRX and so delays the consumers' own reads of it: a sample is enough.
+        evidenceEvery: 10,
+        onlyConnectionIds: ids,
+      });
+      if (started.kind === 'unavailable') {
+        t.skip(`allocator stall unavailable: ${started.reason}`);
+        return;
+      }
+      const insert = `INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, ?, ?)`;
+      try {
+        await Promise.all(
+          publishers.map(async (c) => {
+            for (let i = 0; i < ROWS_EACH; i += 1) await c.query(insert, [randomUUID(), '{"counter_uuid":null}', '{}']);
+          }),
+        );
+      } finally {
+        await started.stall.stop();
+      }
+      const counts = started.stall.counts();
+      const stalledUuids = new Set(started.stall.stalls.map((s) => /'([0-9a-f-]{36})'/.exec(s.statement ?? '')?.[1]).filter((x) => x !== undefined));
+      process.stdout.write(`# stall: ${JSON.stringify(counts)}\n`);
+      assert.ok(counts.stalls >= 100, `the stall landed on about every 20th of 2,400 inserts (${counts.stalls})`);
+      assert.ok(counts.stallsInWindow > 0, `stalls proven in the window: ${counts.stallsInWindow} of ${counts.stalls}`);
+      // Some stalled inserts already hold a real trx id at that point (seen: 41-43 of 120 here); those are
+      // visible to INNODB_TRX and are not what this test is about, the others are.
+
+      const max = await selectMaxOffset(executorOf(pool), topic);
+      for (const group of ['old', 'new']) {
+        await eventually(`group ${group} to ack the last offset`, async () => (await selectAckedOffset(executorOf(pool), topic, group)) === max, 60_000);
+      }
+      const messages = await selectAllMessages(executorOf(pool), topic);
+      assert.equal(messages.length, PUBLISHERS * ROWS_EACH);
+      const outcome = async (group: string) => {
+        const effects = await readSqlEffects(pool, group);
+        const lost = messages.filter((m) => !effects.has(m.uuid));
+        return { lost, duplicated: [...effects].filter(([, n]) => n > 1).length };
+      };
+      const old = await outcome('old');
+      const now = await outcome('new');
+      const oldLostStalled = old.lost.filter((m) => stalledUuids.has(m.uuid)).length;
+      const report =
+        `innodb-trx lost ${old.lost.length} of ${messages.length} (offsets ${old.lost.map((m) => m.offset).join(', ')}; ${oldLostStalled} of them stalled inserts), ` +
+        `statements lost ${now.lost.length}; passed holes: old ${JSON.stringify(pick(oldSub))}, new ${JSON.stringify(pick(newSub))}`;
+      process.stdout.write(`# ${report}\n`);
+      assert.ok(old.lost.length > 0, `the INNODB_TRX-only rule must be seen to lose messages under the stall: ${report}`);
+      assert.ok(oldLostStalled > 0, `what the old rule lost includes stalled inserts: ${report}`);
+      assert.deepEqual(now.lost.map((m) => m.offset), [], `the statements proof loses nothing: ${report}`);
+      assert.equal(now.duplicated, 0);
+      assert.equal(old.duplicated, 0);
+      assert.equal(newSub.stats.gapsPassedByTimeout, 0, 'no hole of the new rule was passed by the bound');
+    } finally {
+      await Promise.all(publishers.map((c) => c.end().catch(() => undefined)));
+    }
+  });
+});
+
+function pick(s: Subscription) {
+  const { gapsPassed, gapsPassedByTimeout, gapsPassedByStatements, gapsPassedByInnodbTrx } = s.stats;
+  return { gapsPassed, gapsPassedByTimeout, gapsPassedByStatements, gapsPassedByInnodbTrx };
+}
