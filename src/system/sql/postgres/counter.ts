@@ -15,7 +15,11 @@ export async function createPgCounterTable(db: SqlExecutor): Promise<void> {
  * (`value = counter.value + EXCLUDED.value`), on the row's latest committed version, never as read-then-write
  * in the client (which loses updates when two batches touch one counter). Ids are sorted so concurrent batches
  * lock rows in one order and do not deadlock; an id may appear once per statement (ON CONFLICT cannot touch a
- * row twice), which the aggregation guarantees.
+ * row twice), which the aggregation guarantees. At REPEATABLE READ (the offset consumer's level) a counter row
+ * that another transaction updated and committed after this one's snapshot makes the statement fail with
+ * serialization_failure (40001) rather than add to a version it cannot see: the batch rolls back and is retried,
+ * so consumers of several groups (or a second writer) sharing counters pay retries, never a wrong count. At READ
+ * COMMITTED (queue mode) it waits for the other and adds to its committed value.
  */
 export async function addToPgCounters(db: SqlExecutor, increments: ReadonlyMap<string, number>): Promise<void> {
   if (increments.size === 0) return;
