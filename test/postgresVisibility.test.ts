@@ -27,19 +27,20 @@ import type { SqlExecutor } from '../src/system/pubsub/types.ts';
 const GROUP = 'g';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-type Reader = 'xmin rule' | 'without xmin rule' | 'one statement';
+type Reader = 'xmin rule' | 'without xmin rule' | 'one statement' | 'xmin rule at READ COMMITTED';
 
 /** One consume transaction (REPEATABLE READ): lock the position, read a batch, count it, ack it. */
 async function consumeBatch(pool: PgPool, topic: string, reader: Reader, limit: number): Promise<number> {
-  return inPgTransaction(pool, 'REPEATABLE READ', async (tx: SqlExecutor) => {
+  const isolation = reader === 'xmin rule at READ COMMITTED' ? 'READ COMMITTED' : 'REPEATABLE READ';
+  return inPgTransaction(pool, isolation, async (tx: SqlExecutor) => {
     let batch: PgMessage[];
     if (reader === 'one statement') {
       batch = await lockAndSelectPgMessages(tx, topic, GROUP, limit);
     } else {
       const position = await lockPgPosition(tx, topic, GROUP);
-      batch = reader === 'xmin rule'
-        ? await selectPgMessagesAfter(tx, topic, position, limit)
-        : await selectPgMessagesAfterWithoutXminRule(tx, topic, position, limit);
+      batch = reader === 'without xmin rule'
+        ? await selectPgMessagesAfterWithoutXminRule(tx, topic, position, limit)
+        : await selectPgMessagesAfter(tx, topic, position, limit);
     }
     const last = batch.at(-1);
     if (last === undefined) return 0;
@@ -136,11 +137,11 @@ describe('PostgreSQL visibility rule', () => {
   const server = usePrivatePostgres();
   const pool = (): PgPool => createPgPool({ url: server().url, connectionLimit: 24, connectTimeoutMs: 5_000, role: 'test' });
 
-  test('a late committer (inserts first, commits last, seconds later) is consumed exactly once', async () => {
+  test('a late committer (inserts first, commits last, seconds later) is consumed exactly once (REPEATABLE READ, one-statement read, READ COMMITTED)', async () => {
     const p = pool();
     try {
-      for (const reader of ['xmin rule', 'one statement'] as const) {
-        const topic = reader === 'xmin rule' ? 'late' : 'late_cte';
+      const topics = { 'xmin rule': 'late', 'one statement': 'late_cte', 'xmin rule at READ COMMITTED': 'late_rc' } as const;
+      for (const [reader, topic] of Object.entries(topics) as [Reader, string][]) {
         const { counted, published } = await lateCommitter(p, server().url, topic, reader);
         assert.equal(published, 31);
         assert.equal(counted, 31, `${reader}: every message counted once`);
@@ -216,9 +217,13 @@ describe('PostgreSQL visibility rule', () => {
       const counters = Array.from({ length: 10 }, (_, i) => `k${i}`);
       for (let b = 0; b < 30; b += 1) await insertPgMessages(pgExecutorOf(p), topic, Array.from({ length: 100 }, (_, i) => message(counters[i % 10] as string)));
       let done = false;
-      const consumer = consumeLoop(p, topic, 'xmin rule', 20, () => done);
-      await sleep(300);
-      const before = await sumPgCounters(pgExecutorOf(p)).catch(() => -1);
+      // Batches of 5: some 600 commits, each waiting for its WAL flush, so the kill lands while it works.
+      const consumer = consumeLoop(p, topic, 'xmin rule', 5, () => done);
+      let before = 0;
+      while (before === 0) {
+        await sleep(20);
+        before = await sumPgCounters(pgExecutorOf(p));
+      }
       await server().kill('SIGKILL');
       await sleep(200);
       await server().start();

@@ -70,8 +70,8 @@ export function pgExecutorOf(target: PgPool | PgClient): SqlExecutor {
 
 /**
  * Starts a transaction at `isolation` on this client. PostgreSQL has no READ UNCOMMITTED of its own (it runs
- * as READ COMMITTED); the offset consumer needs REPEATABLE READ so that its read and pg_current_snapshot()
- * share one snapshot.
+ * as READ COMMITTED). The offset read is correct at READ COMMITTED and REPEATABLE READ alike (see
+ * sql/postgres/messages.ts); REPEATABLE READ makes conflicting counter upserts fail with 40001 (retried).
  */
 export async function beginPgTransaction(client: PgClient, isolation: IsolationLevel): Promise<void> {
   await client.query(`BEGIN ISOLATION LEVEL ${isolation}`);

@@ -19,8 +19,12 @@
 //   before then. A long-open writer delays delivery (everything at or above its id waits), it never loses it.
 //   Needs PostgreSQL 13+ (xid8, pg_current_xact_id, pg_snapshot_xmin).
 //
-//   The read runs in the consume transaction at REPEATABLE READ, so pg_current_snapshot() is the transaction's
-//   snapshot: the same one the SELECT sees rows through.
+//   The rule needs pg_current_snapshot() to be the snapshot the same SELECT sees rows through. At REPEATABLE
+//   READ (watermill-sql's level) that is the transaction's snapshot; at READ COMMITTED it is the statement's
+//   (checked here: within one READ COMMITTED transaction, xmin moved from 727 to 728 between two statements
+//   once 727 committed). So each read below is one statement that computes xmin and scans under one snapshot,
+//   and it holds at either level. At READ COMMITTED the counter upsert waits for a concurrent writer instead of
+//   failing with 40001.
 import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
 import { MAX_PARAMETERS, pgMessagesTable, pgOffsetsTable, valuesPlaceholders } from './identifiers.ts';
 
@@ -91,7 +95,7 @@ export async function insertPgMessages(db: SqlExecutor, topic: string, messages:
 
 /**
  * The consume read under the visibility rule above, for a position the caller holds (read from the group's
- * row it has locked). Must run inside a REPEATABLE READ transaction (see the top of this file).
+ * row it has locked in the same transaction), at READ COMMITTED or REPEATABLE READ (see the top of this file).
  */
 export async function selectPgMessagesAfter(db: SqlExecutor, topic: string, after: PgPosition, limit: number): Promise<PgMessage[]> {
   const rows = await db.query<PgMessageRow[]>(
