@@ -18,6 +18,7 @@ import {
 } from '../src/system/sql/postgres/messages.ts';
 import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, writePgPosition } from '../src/system/sql/postgres/offsets.ts';
 import { classifyPgError } from '../src/system/db/postgres/errors.ts';
+import { selectPgServerVersion, selectPgSessionPids, terminatePgSessions } from '../src/system/sql/postgres/sessions.ts';
 
 describe('PostgreSQL SQL modules', () => {
   const server = usePrivatePostgres();
@@ -155,4 +156,25 @@ describe('PostgreSQL SQL modules', () => {
       const syntax = await db.query('SELEC 1').then(() => undefined, (e: unknown) => e);
       assert.equal(classifyPgError(syntax), 'fatal');
     }));
+  test('sessions: one role\'s connections are ended by name; its next transaction fails retryably, then works', async () => {
+    const victim = createPgPool({ url: server().url, connectionLimit: 2, connectTimeoutMs: 5_000, role: 'victim' });
+    const killer = createPgPool({ url: server().url, connectionLimit: 1, connectTimeoutMs: 5_000, role: 'killer' });
+    try {
+      const held = await victim.connect();
+      const errors: unknown[] = [];
+      held.on('error', (e) => errors.push(e));
+      await held.query('BEGIN');
+      assert.deepEqual((await selectPgSessionPids(pgExecutorOf(killer), 'eob-victim')).length, 1);
+      assert.equal(await terminatePgSessions(pgExecutorOf(killer), 'eob-victim'), 1);
+      const failure = await held.query('SELECT 1').then(() => undefined, (e: unknown) => e);
+      assert.notEqual(failure, undefined);
+      assert.notEqual(classifyPgError(failure), 'fatal', `retryable: ${String(failure)}`);
+      held.release(true);
+      assert.deepEqual(await inPgTransaction(victim, 'READ COMMITTED', (tx) => tx.query('SELECT 1 AS one')), [{ one: 1 }]);
+      assert.match(await selectPgServerVersion(pgExecutorOf(killer)), /^\d+\.\d+/);
+    } finally {
+      await victim.end();
+      await killer.end();
+    }
+  });
 });
