@@ -336,11 +336,28 @@ export class PrivatePostgres {
     const exited = this.exited;
     if (this.child === undefined || exited === undefined) return;
     if (signal !== 'SIGKILL' && this.paused) this.resume();
-    this.signal(signal, signal === 'SIGKILL');
+    const killed = this.signal(signal, signal === 'SIGKILL');
     if (await this.timedOut(exited, this.options.stopTimeoutMs)) {
       this.options.log(`postgres: still running ${this.options.stopTimeoutMs} ms after ${signal}; sending SIGKILL`);
-      this.signal('SIGKILL', true);
+      killed.push(...this.signal('SIGKILL', true));
       await exited;
+    }
+    await this.waitUntilGone(killed);
+  }
+
+  /**
+   * The postmaster's exit can be reported before its SIGKILLed children have finished dying, and a child that
+   * still holds the old shared memory makes the next start fail ("pre-existing shared memory block is still in
+   * use"; seen here under load). So a kill resolves only once each of them is gone (or a zombie, which holds
+   * nothing).
+   */
+  private async waitUntilGone(pids: readonly number[]): Promise<void> {
+    const deadline = performance.now() + this.options.stopTimeoutMs;
+    for (const pid of pids) {
+      while (await isLivePostgres(pid)) {
+        if (performance.now() > deadline) throw new PostgresStartError(`${COMPONENT}: server process ${pid} still running after SIGKILL`);
+        await delay(10);
+      }
     }
   }
 
@@ -544,8 +561,9 @@ export class PrivatePostgres {
       if (await this.socketPing()) break;
       if (dead) throw this.startFailure(`the server exited during start (${exitDescription})`);
       if (performance.now() > deadline) {
-        this.signal('SIGKILL', true);
+        const killed = this.signal('SIGKILL', true);
         await exited;
+        await this.waitUntilGone(killed);
         throw this.startFailure(`the server did not answer within ${this.options.startTimeoutMs} ms (killed it)`);
       }
       await Promise.race([delay(PING_INTERVAL_MS), exited]);
@@ -615,25 +633,27 @@ export class PrivatePostgres {
   }
 
   /**
-   * Sends `signal` to the postmaster, or (`all`) to it and every child it has. For SIGKILL and SIGSTOP the
+   * Sends `signal` to the postmaster, or (`all`) to it and every child it has (returned). For SIGKILL and SIGSTOP the
    * postmaster is stopped first so the set of children cannot change; for SIGCONT the children go first, so the
    * postmaster never runs while a backend it waits on is still stopped.
    */
-  private signal(signal: NodeJS.Signals, all: boolean): void {
+  private signal(signal: NodeJS.Signals, all: boolean): number[] {
     const pid = this.child?.pid;
-    if (pid === undefined) return;
+    if (pid === undefined) return [];
     if (!all) {
       sendTo(pid, signal);
-      return;
+      return [];
     }
     if (signal === 'SIGCONT') {
       for (const c of childrenOf(pid)) sendTo(c, 'SIGCONT');
       sendTo(pid, 'SIGCONT');
-      return;
+      return [];
     }
     sendTo(pid, 'SIGSTOP');
-    for (const c of childrenOf(pid)) sendTo(c, signal);
+    const children = childrenOf(pid);
+    for (const c of children) sendTo(c, signal);
     sendTo(pid, signal);
+    return children;
   }
 
   private async timedOut(promise: Promise<void>, ms: number): Promise<boolean> {
