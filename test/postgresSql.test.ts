@@ -18,6 +18,7 @@ import {
 } from '../src/system/sql/postgres/messages.ts';
 import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, writePgPosition } from '../src/system/sql/postgres/offsets.ts';
 import { classifyPgError } from '../src/system/db/postgres/errors.ts';
+import { countPgPoisoned, createPgPoisonTable, poisonPgMessage } from '../src/system/sql/postgres/poison.ts';
 import { selectPgServerVersion, selectPgSessionPids, terminatePgSessions } from '../src/system/sql/postgres/sessions.ts';
 
 describe('PostgreSQL SQL modules', () => {
@@ -177,4 +178,21 @@ describe('PostgreSQL SQL modules', () => {
       await killer.end();
     }
   });
+  test('poison: a message is copied as stored, and poisoning it again counts instead of failing', () =>
+    withPool(async (pool) => {
+      const db = pgExecutorOf(pool);
+      await createPgMessagesTable(db, 'x');
+      assert.equal(await countPgPoisoned(db, 'x'), 0, 'no table yet: nothing poisoned');
+      await createPgPoisonTable(db, 'x');
+      await insertPgMessages(db, 'x', [{ uuid: randomUUID(), payload: { counter_uuid: 'c' }, metadata: { a: 'b' } }]);
+      const [m] = await selectAllPgMessages(db, 'x');
+      const entry = { offset: m?.offset as number, transactionId: m?.transactionId as string, error: 'boom', failedDeliveries: 3 };
+      const origin = { topic: 'x', mode: 'offset' as const, consumerGroup: 'g' };
+      assert.equal(await inPgTransaction(pool, 'READ COMMITTED', (tx) => poisonPgMessage(tx, origin, entry)), true);
+      assert.equal(await inPgTransaction(pool, 'READ COMMITTED', (tx) => poisonPgMessage(tx, origin, { ...entry, error: 'again' })), true);
+      const rows = await db.query<{ payload: string; times_poisoned: number; error: string }[]>('SELECT "payload", "times_poisoned", "error" FROM "eob_poison_x"');
+      assert.deepEqual(rows, [{ payload: '{"counter_uuid":"c"}', times_poisoned: 2, error: 'again' }]);
+      assert.equal(await countPgPoisoned(db, 'x'), 1);
+      assert.equal(await inPgTransaction(pool, 'READ COMMITTED', (tx) => poisonPgMessage(tx, origin, { ...entry, offset: 999 })), false);
+    }));
 });
