@@ -118,6 +118,19 @@ export async function ensurePostgresTemplate(
   return template;
 }
 
+/**
+ * Copies the contents of `source` into the (empty) directory `target`. A data directory is ~1,000 small files:
+ * fs.cp took 2.0 s for one here (load average 9), `cp -a` a fraction of that, so cp is used where it exists.
+ */
+async function copyTree(source: string, target: string): Promise<void> {
+  try {
+    await execFileAsync('cp', ['-a', '--', `${source}/.`, target], { timeout: 120_000 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    await cp(source, target, { recursive: true, force: false, errorOnExist: true });
+  }
+}
+
 export interface CreatePostgresDataDirectoryOptions {
   binaries: PostgresBinaries;
   datadir: string;
@@ -134,12 +147,8 @@ export async function createPostgresDataDirectory(options: CreatePostgresDataDir
   await ensureWritableDirectory(datadir);
   const copyInto = async (source: string): Promise<void> => {
     try {
-      await cp(source, datadir, {
-        recursive: true,
-        force: false,
-        errorOnExist: true,
-        filter: (file) => path.basename(file) !== TEMPLATE_COMPLETE_FILE,
-      });
+      await copyTree(source, datadir);
+      await rm(path.join(datadir, TEMPLATE_COMPLETE_FILE), { force: true });
     } catch (error) {
       throw new DataDirectoryError(`copying a PostgreSQL data directory into ${datadir} failed: ${(error as Error).message}; pick another --datadir`);
     }
