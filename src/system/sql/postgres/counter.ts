@@ -1,6 +1,6 @@
 // All SQL on `counter` on PostgreSQL, the effect table of the counter service.
 import type { SqlExecutor } from '../../pubsub/types.ts';
-import { valuesPlaceholders } from './identifiers.ts';
+import { valuesPlaceholders, type PgStatement } from './identifiers.ts';
 
 /** COLLATE "C": ids compare byte for byte (uuids are ASCII; no locale rules in the key). */
 export async function createPgCounterTable(db: SqlExecutor): Promise<void> {
@@ -21,16 +21,22 @@ export async function createPgCounterTable(db: SqlExecutor): Promise<void> {
  * so consumers of several groups (or a second writer) sharing counters pay retries, never a wrong count. At READ
  * COMMITTED (queue mode) it waits for the other and adds to its committed value.
  */
-export async function addToPgCounters(db: SqlExecutor, increments: ReadonlyMap<string, number>): Promise<void> {
-  if (increments.size === 0) return;
+export function addToPgCountersStatement(increments: ReadonlyMap<string, number>): PgStatement {
+  if (increments.size === 0) throw new Error('addToPgCountersStatement: no increments');
   const ids = [...increments.keys()].sort();
   const values: unknown[] = [];
   for (const id of ids) values.push(id, increments.get(id));
-  await db.query(
-    `INSERT INTO "counter" ("id", "value") VALUES ${valuesPlaceholders(ids.length, 2, ['', '::bigint'])}
+  return {
+    sql: `INSERT INTO "counter" ("id", "value") VALUES ${valuesPlaceholders(ids.length, 2, ['', '::bigint'])}
      ON CONFLICT ("id") DO UPDATE SET "value" = "counter"."value" + EXCLUDED."value"`,
     values,
-  );
+  };
+}
+
+export async function addToPgCounters(db: SqlExecutor, increments: ReadonlyMap<string, number>): Promise<void> {
+  if (increments.size === 0) return;
+  const { sql, values } = addToPgCountersStatement(increments);
+  await db.query(sql, values);
 }
 
 /** The watermill profile's read (then setPgCounterValue): safe only at SERIALIZABLE, kept as the baseline's shape. */

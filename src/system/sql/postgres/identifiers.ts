@@ -40,5 +40,11 @@ export function valuesPlaceholders(rows: number, width: number, casts: readonly 
   return tuples.join(', ');
 }
 
+/** One statement and its values ($1, $2, ...), for callers that run it on the transaction's connection. */
+export interface PgStatement {
+  sql: string;
+  values: unknown[];
+}
+
 /** PostgreSQL's protocol carries at most 65,535 parameters per statement. */
 export const MAX_PARAMETERS = 65_535;

@@ -26,7 +26,7 @@
 //   and it holds at either level. At READ COMMITTED the counter upsert waits for a concurrent writer instead of
 //   failing with 40001.
 import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
-import { MAX_PARAMETERS, pgMessagesTable, pgOffsetsTable, valuesPlaceholders } from './identifiers.ts';
+import { MAX_PARAMETERS, pgMessagesTable, pgOffsetsTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
 
 /** A message as read on PostgreSQL: with the id of the transaction that inserted it (xid8, as a decimal string). */
 export interface PgMessage extends Message {
@@ -75,7 +75,7 @@ export const MAX_MESSAGES_PER_INSERT = Math.floor(MAX_PARAMETERS / 3);
  * One multi-row INSERT: one statement, one commit, one transaction id for every row (so they are delivered
  * together, in offset order). payload and metadata go as JSON text; the server checks them against JSON.
  */
-export function insertPgMessagesStatement(topic: string, messages: readonly OutgoingMessage[]): { sql: string; values: unknown[] } {
+export function insertPgMessagesStatement(topic: string, messages: readonly OutgoingMessage[]): PgStatement {
   if (messages.length === 0) throw new Error('insertPgMessagesStatement: no messages');
   if (messages.length > MAX_MESSAGES_PER_INSERT) {
     throw new Error(`insertPgMessagesStatement: ${messages.length} messages exceed ${MAX_MESSAGES_PER_INSERT} per INSERT (65,535 parameters)`);
@@ -97,16 +97,20 @@ export async function insertPgMessages(db: SqlExecutor, topic: string, messages:
  * The consume read under the visibility rule above, for a position the caller holds (read from the group's
  * row it has locked in the same transaction), at READ COMMITTED or REPEATABLE READ (see the top of this file).
  */
-export async function selectPgMessagesAfter(db: SqlExecutor, topic: string, after: PgPosition, limit: number): Promise<PgMessage[]> {
-  const rows = await db.query<PgMessageRow[]>(
-    `SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)}
+export function selectPgMessagesAfterStatement(topic: string, after: PgPosition, limit: number): PgStatement {
+  return {
+    sql: `SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)}
      WHERE (("transaction_id" = $1::xid8 AND "offset" > $2) OR "transaction_id" > $1::xid8)
        AND "transaction_id" < pg_snapshot_xmin(pg_current_snapshot())
      ORDER BY "transaction_id" ASC, "offset" ASC
      LIMIT $3`,
-    [after.transactionId, after.offset, limit],
-  );
-  return rows.map(toPgMessage);
+    values: [after.transactionId, after.offset, limit],
+  };
+}
+
+export async function selectPgMessagesAfter(db: SqlExecutor, topic: string, after: PgPosition, limit: number): Promise<PgMessage[]> {
+  const { sql, values } = selectPgMessagesAfterStatement(topic, after, limit);
+  return (await db.query<PgMessageRow[]>(sql, values)).map(toPgMessage);
 }
 
 /**
@@ -114,9 +118,9 @@ export async function selectPgMessagesAfter(db: SqlExecutor, topic: string, afte
  * one batch of a group at a time) and the read takes its position from that row, in one round trip. The rule
  * is the same; the group must have a row (ensurePgGroupRow), or nothing is read.
  */
-export async function lockAndSelectPgMessages(db: SqlExecutor, topic: string, group: string, limit: number): Promise<PgMessage[]> {
-  const rows = await db.query<PgMessageRow[]>(
-    `WITH "position" AS (
+export function lockAndSelectPgMessagesStatement(topic: string, group: string, limit: number): PgStatement {
+  return {
+    sql: `WITH "position" AS (
        SELECT "offset_acked", "last_processed_transaction_id" FROM ${pgOffsetsTable(topic)}
        WHERE "consumer_group" = $1 FOR UPDATE
      )
@@ -127,9 +131,13 @@ export async function lockAndSelectPgMessages(db: SqlExecutor, topic: string, gr
        AND m."transaction_id" < pg_snapshot_xmin(pg_current_snapshot())
      ORDER BY m."transaction_id" ASC, m."offset" ASC
      LIMIT $2`,
-    [group, limit],
-  );
-  return rows.map(toPgMessage);
+    values: [group, limit],
+  };
+}
+
+export async function lockAndSelectPgMessages(db: SqlExecutor, topic: string, group: string, limit: number): Promise<PgMessage[]> {
+  const { sql, values } = lockAndSelectPgMessagesStatement(topic, group, limit);
+  return (await db.query<PgMessageRow[]>(sql, values)).map(toPgMessage);
 }
 
 /**

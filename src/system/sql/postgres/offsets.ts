@@ -2,7 +2,7 @@
 // offsets schema. The acked position is a pair (last_processed_transaction_id, offset_acked), because the read
 // walks the topic in (transaction_id, offset) order (see messages.ts for the visibility rule).
 import type { SqlExecutor } from '../../pubsub/types.ts';
-import { pgOffsetsTable } from './identifiers.ts';
+import { pgOffsetsTable, type PgStatement } from './identifiers.ts';
 import type { PgPosition } from './messages.ts';
 
 export async function createPgOffsetsTable(db: SqlExecutor, topic: string): Promise<void> {
@@ -45,11 +45,16 @@ export async function lockPgPosition(db: SqlExecutor, topic: string, group: stri
 }
 
 /** The ack: both columns of the last row handled, in the transaction that wrote the batch's effects. */
+export function writePgPositionStatement(topic: string, group: string, position: PgPosition): PgStatement {
+  return {
+    sql: `UPDATE ${pgOffsetsTable(topic)} SET "offset_acked" = $1, "last_processed_transaction_id" = $2::xid8 WHERE "consumer_group" = $3`,
+    values: [position.offset, position.transactionId, group],
+  };
+}
+
 export async function writePgPosition(db: SqlExecutor, topic: string, group: string, position: PgPosition): Promise<void> {
-  await db.query(
-    `UPDATE ${pgOffsetsTable(topic)} SET "offset_acked" = $1, "last_processed_transaction_id" = $2::xid8 WHERE "consumer_group" = $3`,
-    [position.offset, position.transactionId, group],
-  );
+  const { sql, values } = writePgPositionStatement(topic, group, position);
+  await db.query(sql, values);
 }
 
 /** The group's committed position, without a lock (observers, checkers). */

@@ -2,9 +2,9 @@
 // (without transaction_id) plus an `acked` flag, so several workers share one topic with row acks and no
 // high-water mark to step over anything.
 import type { Message, SqlExecutor } from '../../pubsub/types.ts';
-import { pgQueueTable } from './identifiers.ts';
+import { pgQueueTable, type PgStatement } from './identifiers.ts';
 
-interface QueueRow {
+export interface QueueRow {
   offset: string;
   uuid: string;
   created_at: Date;
@@ -33,12 +33,20 @@ export async function createPgQueueTable(db: SqlExecutor, topic: string): Promis
  * At READ COMMITTED a row another consumer acked and committed meanwhile is re-checked against `NOT acked` on
  * its latest version and dropped, so it is never handled twice.
  */
-export async function claimPgUnacked(db: SqlExecutor, topic: string, limit: number): Promise<Message[]> {
-  const rows = await db.query<QueueRow[]>(
-    `SELECT "offset", "uuid", "created_at", "payload", "metadata" FROM ${pgQueueTable(topic)}
+export function claimPgUnackedStatement(topic: string, limit: number): PgStatement {
+  return {
+    sql: `SELECT "offset", "uuid", "created_at", "payload", "metadata" FROM ${pgQueueTable(topic)}
      WHERE NOT "acked" ORDER BY "offset" ASC LIMIT $1 FOR UPDATE SKIP LOCKED`,
-    [limit],
-  );
+    values: [limit],
+  };
+}
+
+export async function claimPgUnacked(db: SqlExecutor, topic: string, limit: number): Promise<Message[]> {
+  const { sql, values } = claimPgUnackedStatement(topic, limit);
+  return toQueueMessages(await db.query<QueueRow[]>(sql, values));
+}
+
+export function toQueueMessages(rows: readonly QueueRow[]): Message[] {
   return rows.map((r) => ({
     offset: Number(r.offset),
     uuid: r.uuid,
@@ -49,13 +57,18 @@ export async function claimPgUnacked(db: SqlExecutor, topic: string, limit: numb
 }
 
 /** Acks exactly the rows handled; returns how many it acked. The rows stay, so a checker can read them. */
+export function markPgAckedStatement(topic: string, offsets: readonly number[]): PgStatement {
+  if (offsets.length === 0) throw new Error('markPgAckedStatement: no offsets');
+  return {
+    sql: `UPDATE ${pgQueueTable(topic)} SET "acked" = TRUE WHERE "offset" = ANY($1::bigint[]) RETURNING "offset"`,
+    values: [offsets.map(String)],
+  };
+}
+
 export async function markPgAcked(db: SqlExecutor, topic: string, offsets: readonly number[]): Promise<number> {
   if (offsets.length === 0) return 0;
-  const rows = await db.query<{ offset: string }[]>(
-    `UPDATE ${pgQueueTable(topic)} SET "acked" = TRUE WHERE "offset" = ANY($1::bigint[]) RETURNING "offset"`,
-    [offsets.map(String)],
-  );
-  return rows.length;
+  const { sql, values } = markPgAckedStatement(topic, offsets);
+  return (await db.query<{ offset: string }[]>(sql, values)).length;
 }
 
 export async function countPgQueue(db: SqlExecutor, topic: string): Promise<{ total: number; acked: number }> {
