@@ -13,6 +13,7 @@ import { DataDirectoryError } from '../src/system/db/dataDirectory.ts';
 import { findPostgresBinaries, PostgresBinaryNotFoundError } from '../src/harness/postgres/postgresBinaries.ts';
 import { classifyPgError } from '../src/system/db/postgres/errors.ts';
 import { startPrivatePostgres, usePrivatePostgres } from './support/privatePostgres.ts';
+import { findFreePort } from '../src/system/db/ports.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -151,7 +152,7 @@ describe('private PostgreSQL: refusals', () => {
     const foreign = await mkdtemp(path.join(os.tmpdir(), 'eob-test-pg-foreign-'));
     made.push(foreign);
     await writeFile(path.join(foreign, 'precious.txt'), 'keep me');
-    const db = new PrivatePostgres({ datadir: foreign, port: 1 });
+    const db = new PrivatePostgres({ datadir: foreign, port: await findFreePort() });
     await assert.rejects(db.start(), (error: Error) => error instanceof DataDirectoryError && /not created by eob/.test(error.message));
     await assert.rejects(db.remove(), (error: Error) => error instanceof DataDirectoryError && /refusing to delete/.test(error.message));
     assert.deepEqual(await readdir(foreign), ['precious.txt']);
