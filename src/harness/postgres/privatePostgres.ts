@@ -40,12 +40,12 @@ import {
   inspectDataDirectory,
   removeDataDirectory,
   restrictDataDirectory,
-} from '../../system/db/dataDirectory.ts';
-import { createRunDirectory, defaultCacheDirectory } from '../../system/db/privateDirectory.ts';
-import { PASSWORD_FILE, readOrCreatePassword } from '../../system/db/rootPassword.ts';
-import { firstBlockedDirectory, lookupUser, type OsUser } from '../../system/db/serverUser.ts';
-import { isPortFree } from '../../system/db/ports.ts';
-import { killOnExit } from '../../system/killOnExit.ts';
+} from '../mariadb/dataDirectory.ts';
+import { createRunDirectory, defaultCacheDirectory } from '../privateDirectory.ts';
+import { PASSWORD_FILE, readOrCreatePassword } from '../mariadb/rootPassword.ts';
+import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
+import { isPortFree } from '../ports.ts';
+import { killOnExit } from '../killOnExit.ts';
 import { intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
 import { findPostgresBinaries, type PostgresBinaries } from './postgresBinaries.ts';
 import { createPostgresDataDirectory, SUPERUSER } from './postgresDataDirectory.ts';

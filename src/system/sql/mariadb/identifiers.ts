@@ -1,13 +1,8 @@
-// Table names are built from topic and group names, so they are checked before they reach SQL text.
+// MariaDB's table names of a topic, quoted with backticks. Table names are built from topic names, so each is
+// checked (assertTopicName) before it reaches SQL text.
+import { assertTopicName } from '../topicName.ts';
 
-const TOPIC_PATTERN = /^[A-Za-z0-9_]{1,48}$/;
-
-/** Throws unless `topic` can be part of a table name (letters, digits, _; at most 48 so names fit in 64). */
-export function assertTopicName(topic: string): void {
-  if (!TOPIC_PATTERN.test(topic)) {
-    throw new Error(`topic must be 1-48 letters, digits or _ (got "${topic}")`);
-  }
-}
+export { assertTopicName };
 
 export function messagesTable(topic: string): string {
   assertTopicName(topic);
