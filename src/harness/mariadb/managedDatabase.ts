@@ -30,19 +30,12 @@ import mysql from 'mysql2/promise';
 import { ensureDatabase } from '../../system/db/pool.ts';
 import { findServerBinaries } from './serverBinaries.ts';
 import type { ServerBinaries, ServerFlavor } from './serverBinaries.ts';
-import {
-  basedirArg,
-  createDataDirectory,
-  DataDirectoryError,
-  ensureWritableDirectory,
-  inspectDataDirectory,
-  readPidFile,
-  removeDataDirectory,
-  restrictDataDirectory,
-} from './dataDirectory.ts';
+import { basedirArg, createDataDirectory } from './dataDirectory.ts';
+import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, readPidFile, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
 import { formatMysqlUrl } from '../../system/db/mysqlUrl.ts';
 import { createPrivateSubdirectory, createRunDirectory, defaultCacheDirectory } from '../privateDirectory.ts';
-import { initFileSql, PASSWORD_FILE, readOrCreatePassword } from './rootPassword.ts';
+import { initFileSql } from './rootPassword.ts';
+import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
 import { isPortFree } from '../ports.ts';
 import { killOnExit } from '../killOnExit.ts';

@@ -34,15 +34,9 @@ import { access, constants, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import {
-  DataDirectoryError,
-  ensureWritableDirectory,
-  inspectDataDirectory,
-  removeDataDirectory,
-  restrictDataDirectory,
-} from '../mariadb/dataDirectory.ts';
+import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
 import { createRunDirectory, defaultCacheDirectory } from '../privateDirectory.ts';
-import { PASSWORD_FILE, readOrCreatePassword } from '../mariadb/rootPassword.ts';
+import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
 import { isPortFree } from '../ports.ts';
 import { killOnExit } from '../killOnExit.ts';
