@@ -51,9 +51,9 @@ describe('MySQL pub/sub', () => {
       mysqlTarget(pool, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: db().url, mode: 'offset', pollIntervalMs: 5 }))),
     );
   });
-  describe('the worker\'s wiring, queue mode with 3 consumers (workerPubSubConfig)', () => {
+  describe('the worker\'s wiring, queue mode (workerPubSubConfig of the worker\'s defaults)', () => {
     runPubSubContract(async () =>
-      mysqlTarget(pool, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: db().url, mode: 'queue', concurrency: 3, pollIntervalMs: 5 }))),
+      mysqlTarget(pool, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: db().url, mode: 'queue', pollIntervalMs: 5 }))),
     );
   });
   describe('queue mode, 1 consumer', () => {
