@@ -1,9 +1,11 @@
 // The fault registry and the nemesis loop, with a recording stand-in backend (no processes, no database).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis } from '../src/scenarios/nemesis.ts';
+import { ALLOCATOR_STALL_PLAN, FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis, skipReason } from '../src/scenarios/nemesis.ts';
+import { checkMachineForAllocatorStall, unavailableStaller, type AllocatorStaller, type AllocatorStallPlan } from '../src/scenarios/faults/allocatorStallFault.ts';
 import type { FaultContext } from '../src/scenarios/nemesis.ts';
 import type { FaultBackend, ServiceRole } from '../src/scenarios/faults/backend.ts';
+import { CHAOS_PROFILES, chaosMatrix } from '../src/scenarios/chaosMatrix.ts';
 
 function recordingBackend(calls: string[]): FaultBackend {
   const rec = (what: string) => async (role: ServiceRole, arg?: unknown) => {
@@ -50,7 +52,8 @@ test('an unknown fault name is an error that lists the valid ones', () => {
 
 test('every registered fault has a description and the registry covers the issue list', () => {
   const all = resolveFaults([...FAULT_NAMES]);
-  assert.equal(all.length, 10);
+  assert.equal(all.length, 11);
+  assert.ok(FAULT_NAMES.includes('db-stall-allocator'));
   for (const f of all) assert.ok(f.description.length > 10);
 });
 
@@ -144,4 +147,76 @@ test('faults go on past the planned rounds while the load still runs, then stop'
     events.map((e) => `${e.fault}#${e.round}`),
     ['worker-kill#0', 'db-kill#0', 'worker-kill#1', 'db-kill#1', 'worker-kill#2'],
   );
+});
+
+test('every profile runs every control, quick included', () => {
+  const controlsOf = (p: (typeof CHAOS_PROFILES)[number]) => chaosMatrix(p).filter((c) => c.expected !== 'valid').map((c) => c.name).sort();
+  const standard = controlsOf('standard');
+  assert.ok(standard.length >= 5, `standard has the controls (${standard.join(', ')})`);
+  for (const p of CHAOS_PROFILES) assert.deepEqual(controlsOf(p), standard, `${p} runs every control`);
+});
+
+test('the exactly-once cases carry raw SQL publishers beside the HTTP load; the end-to-end case does not', () => {
+  for (const p of CHAOS_PROFILES) {
+    for (const c of chaosMatrix(p).filter((x) => x.name.startsWith('eo-'))) {
+      assert.ok(c.raw !== undefined && c.raw.publishers >= 1 && c.raw.requests >= 1, `${p}/${c.name} has raw publishers`);
+    }
+    // total == distinct request ids needs de-duplication on every publisher; raw INSERTs have none.
+    assert.equal(chaosMatrix(p).find((x) => x.name === 'e2e-dedup-retry')?.raw, undefined);
+  }
+});
+
+test('db-stall-allocator: skipped with the reason when there is no debugger, else run with its proof recorded', async () => {
+  const [fault] = resolveFaults('db-stall-allocator');
+  assert.ok(fault !== undefined);
+  const calls: string[] = [];
+  assert.deepEqual(missingRequirements(fault, context(calls)), ['allocator-stall']);
+  assert.match(skipReason(fault, context(calls)) ?? '', /gdb/);
+  const noPtrace = context(calls, { allocatorStaller: unavailableStaller('ptrace refused: Operation not permitted') });
+  assert.equal(skipReason(fault, noPtrace), 'ptrace refused: Operation not permitted');
+
+  const plans: AllocatorStallPlan[] = [];
+  const staller = (stalls: number, inWindow: number): AllocatorStaller => ({
+    unavailable: undefined,
+    async stall(plan) {
+      plans.push(plan);
+      return { stalls, inWindow, detail: `stalled ${stalls}, ${inWindow} in the window` };
+    },
+  });
+  assert.equal(skipReason(fault, context(calls, { allocatorStaller: staller(3, 3) })), undefined);
+  const run = await fault.run(context(calls, { allocatorStaller: staller(12, 11) }), 0);
+  assert.deepEqual(run.proof, { stalls: 12, inWindow: 11 });
+  assert.match(run.detail, /11 in the window/);
+  assert.deepEqual(plans[0], ALLOCATOR_STALL_PLAN);
+  // Stalls none of which was proven are recorded as such (the case notes it beside its verdict).
+  assert.deepEqual((await fault.run(context(calls, { allocatorStaller: staller(5, 0) }), 0)).proof, { stalls: 5, inWindow: 0 });
+
+  // The nemesis keeps the proof on the fault event (verdict.json's faults).
+  const events = await runNemesis(
+    context(calls, { allocatorStaller: staller(4, 4) }),
+    { faults: [fault], perFault: 1, intervalMs: 0, initialDelayMs: 0, recoveryTimeoutMs: 1_000, recovered: async () => undefined, t0: performance.now(), log: () => undefined },
+    new AbortController().signal,
+  );
+  assert.deepEqual(events[0]?.proof, { stalls: 4, inWindow: 4 });
+});
+
+test('db-stall-allocator: the machine check names what is missing (here: a gdb that does not exist)', async () => {
+  const reason = await checkMachineForAllocatorStall('/nonexistent/eob-test-gdb');
+  assert.match(reason ?? '', /gdb could not be started.*install gdb/);
+});
+
+test('ctl-innodb-trx-only: the old gap rule under db-stall-allocator with raw publishers, in every profile, must be caught losing', () => {
+  for (const p of CHAOS_PROFILES) {
+    const c = chaosMatrix(p).find((x) => x.name === 'ctl-innodb-trx-only');
+    assert.ok(c !== undefined, `${p} has ctl-innodb-trx-only`);
+    assert.equal(c.expected, 'lost');
+    assert.equal(c.worker.gapProof, 'innodb-trx');
+    assert.deepEqual(c.faults, ['db-stall-allocator']);
+    assert.ok(c.raw !== undefined && c.raw.publishers >= 16, 'raw publishers: the stall matters for publishers that do not wait');
+    assert.ok(c.requests > 0, 'the HTTP load stays too');
+  }
+  for (const p of CHAOS_PROFILES) {
+    const eoOffset = chaosMatrix(p).filter((x) => x.name.startsWith('eo-offset'));
+    assert.ok(eoOffset.every((x) => x.faults.includes('db-stall-allocator') && x.worker.gapProof === undefined), `${p}: eo-offset cases run the stall with the default proof`);
+  }
 });

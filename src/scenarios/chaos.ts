@@ -15,8 +15,10 @@ import type { ChildService } from './childService.ts';
 import { TcpProxy } from './faults/tcpProxy.ts';
 import { LocalBackend } from './faults/localBackend.ts';
 import { DockerBackend } from './faults/dockerBackend.ts';
-import { missingRequirements, resolveFaults, runNemesis, type FaultContext, type FaultEvent } from './nemesis.ts';
+import { localAllocatorStaller, unavailableStaller } from './faults/allocatorStallFault.ts';
+import { resolveFaults, runNemesis, skipReason, type FaultContext, type FaultEvent } from './nemesis.ts';
 import { runHistoryLoad } from './historyLoad.ts';
+import { runRawPublishLoad } from './rawPublishLoad.ts';
 import type { RequestAttempt } from './history.ts';
 import { check, type DbSnapshot, type SnapshotMessage, type Verdict } from './checker.ts';
 import { PhaseClock, type PhaseTiming } from './phases.ts';
@@ -187,9 +189,9 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
 
     const ctx: FaultContext = { ...setup.faults, ackMode: c.worker.ackMode ?? 'transactional', holdMs: o.holdMs };
     const definitions = resolveFaults(c.faults).filter((f) => {
-      const missing = missingRequirements(f, ctx);
-      if (missing.length > 0) skippedFaults.push(`${f.name} (needs ${missing.join(', ')})`);
-      return missing.length === 0;
+      const reason = skipReason(f, ctx);
+      if (reason !== undefined) skippedFaults.push(`${f.name} (${reason})`);
+      return reason === undefined;
     });
     for (const s of skippedFaults) o.log(`${c.name}: skipping fault ${s}`);
 
@@ -216,7 +218,29 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
         },
         stopOn,
       );
-      const load = await runHistoryLoad({
+      const raw = c.raw === undefined
+        ? undefined
+        : runRawPublishLoad({
+            mysqlUrl: setup.databaseUrl,
+            mode: c.mode,
+            topic: TOPIC,
+            caseName: c.name,
+            requests: c.raw.requests,
+            publishers: c.raw.publishers,
+            ratePerSecond: rate === 0 ? 0 : (rate * c.raw.requests) / Math.max(1, c.requests),
+            counters: c.counters,
+            holdEvery: c.raw.hold?.every ?? 0,
+            holdMs: c.raw.hold?.ms ?? 0,
+            queryTimeoutMs: 10_000,
+            connectTimeoutMs: 5_000,
+            phase: 'load',
+            t0: clock.t0,
+            onAttempt: (a) => {
+              if (a.outcome === 'ok') requestsOk += 1;
+            },
+            ...(o.signal === undefined ? {} : { signal: o.signal }),
+          });
+      const http = runHistoryLoad({
         baseUrl: setup.serverBaseUrl,
         caseName: c.name,
         requests: c.requests,
@@ -233,10 +257,15 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
           if (a.outcome === 'ok') requestsOk += 1;
         },
         ...(o.signal === undefined ? {} : { signal: o.signal }),
-      }).finally(() => {
-        loading = false; // also when the load fails: the nemesis must not outlive it
       });
-      history.push(...load.attempts);
+      // Both loads settle before the history is kept, so a failing one does not leave the other running.
+      const [httpLoad, rawLoad] = await Promise.allSettled([http, raw]).finally(() => {
+        loading = false; // also when a load fails: the nemesis must not outlive it
+      });
+      if (httpLoad.status === 'fulfilled') history.push(...httpLoad.value.attempts);
+      if (rawLoad.status === 'fulfilled' && rawLoad.value !== undefined) history.push(...rawLoad.value.attempts);
+      if (httpLoad.status === 'rejected') throw httpLoad.reason;
+      if (rawLoad.status === 'rejected') throw rawLoad.reason;
       // The schedule runs to its end even if the load finished first: every planned fault is injected. If the
       // load lasts longer, faults go on until it ends.
       faults = await nemesis;
@@ -271,12 +300,21 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     await sampler.catch(() => undefined);
     await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
   }
-
-  const gaps = (system as CaseSystem | undefined)?.gapCounts();
+  // Only a worker that handles gaps passes them; the others step over holes without counting them.
+  const handlesGaps = c.mode === 'offset' && (c.worker.gapHandling ?? (c.worker.profile === 'watermill' ? 'none' : 'contiguous')) === 'contiguous';
+  const gaps = handlesGaps ? (system as CaseSystem | undefined)?.gapCounts() : undefined;
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
   if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${o.recoveryTimeoutMs} ms`;
   if (!quiesced && verdict !== undefined) met.why += `; not quiesced within ${o.quiesceTimeoutMs} ms`;
+  const stallProofs = faults.flatMap((f) => (f.proof === undefined ? [] : [f.proof]));
+  const stalls = stallProofs.reduce((n, p) => n + p.stalls, 0);
+  if (stalls > 0) {
+    const inWindow = stallProofs.reduce((n, p) => n + p.inWindow, 0);
+    met.why += inWindow > 0
+      ? `; db-stall-allocator: ${stalls} stalls, ${inWindow} checked and proven in the allocator window`
+      : `; db-stall-allocator: ${stalls} stalls, none proven in the allocator window (the checks found no fresh INNODB_TRX read)`;
+  }
   const loadPhase = clock.timings.find((t) => t.phase === 'load');
   return {
     case: c,
@@ -295,8 +333,8 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     durationMs: clock.now(),
     databaseVersion,
     poisoned,
-    gapsPassed: c.mode === 'offset' ? gaps?.gapsPassed : undefined,
-    gapsPassedByTimeout: c.mode === 'offset' ? gaps?.gapsPassedByTimeout : undefined,
+    gapsPassed: gaps?.gapsPassed,
+    gapsPassedByTimeout: gaps?.gapsPassedByTimeout,
     error,
   };
 }
@@ -447,6 +485,8 @@ export async function runChaosCases(o: ChaosSuiteOptions): Promise<CaseResult[]>
 interface CaseSystem {
   /** The harness's own session: sampler, recovery probe, conn-kill, snapshot. */
   db: SqlExecutor;
+  /** The database itself, for the raw SQL publishers (never through the workers' proxy). */
+  databaseUrl: string;
   serverBaseUrl: string;
   faults: Omit<FaultContext, 'ackMode' | 'holdMs'>;
   databaseVersion: string | undefined;
@@ -480,8 +520,15 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
     for (let i = 0; i < c.workers; i++) workers.push(await sut.startWorker(c.worker, `worker ${i + 1}`, workerUrl));
     const backend = new LocalBackend(sut, server, workers, { workerFlags: c.worker, workerMysqlUrl: workerUrl });
     const rows = await sut.db.query<{ v: string }[]>('SELECT VERSION() AS v');
+    // Only cases that inject it pay for the debugger's first attach.
+    const allocatorStaller = !c.faults.includes('db-stall-allocator')
+      ? undefined
+      : sut.managedDatabase === undefined
+        ? unavailableStaller('MYSQL_URL names a database this harness did not start; gdb attaches only to a private one (unset MYSQL_URL)')
+        : await localAllocatorStaller({ serverPid: () => sut.managedDatabase?.pid, mysqlUrl: sut.mysqlUrl, log: o.log });
     return {
       db: sut.db,
+      databaseUrl: sut.mysqlUrl,
       serverBaseUrl: server.baseUrl,
       faults: {
         backend,
@@ -489,6 +536,7 @@ async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseS
         admin: sut.db,
         databaseProcess: sut.managedDatabase !== undefined,
         crashWorkerAt: (spec, timeoutMs) => backend.crashWorkerAt(spec, timeoutMs),
+        allocatorStaller,
       },
       databaseVersion: rows[0]?.v,
       scopeToHistory: false,
@@ -537,8 +585,16 @@ async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: Docke
   o.log(`${c.name}: docker backend, project ${target.project}; the Compose services' own configuration is what is tested`);
   return {
     db,
+    databaseUrl: o.mysqlUrl,
     serverBaseUrl: target.serverUrl.replace(/\/$/, ''),
-    faults: { backend, proxy: undefined, admin: db, databaseProcess: true, crashWorkerAt: undefined },
+    faults: {
+      backend,
+      proxy: undefined,
+      admin: db,
+      databaseProcess: true,
+      crashWorkerAt: undefined,
+      allocatorStaller: unavailableStaller('the docker backend: gdb would have to attach to mariadbd inside its container'),
+    },
     databaseVersion: rows[0]?.v,
     scopeToHistory: true,
     gapCounts: () => undefined,

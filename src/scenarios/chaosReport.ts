@@ -5,7 +5,7 @@ import { toCsv, type CsvRow } from '../bench/csv.ts';
 import { renderSvg, svgToPng } from '../bench/chart.ts';
 import { percentile } from '../bench/metrics.ts';
 import type { ResultsDir } from '../bench/resultsDir.ts';
-import { writeHistoryJsonl } from './history.ts';
+import { countOutcomes, summarizeRequests, writeHistoryJsonl } from './history.ts';
 import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation } from '../system/worker.ts';
 import type { CaseResult } from './chaos.ts';
@@ -19,6 +19,7 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'isolation',
   'handler_profile',
   'gap_handling',
+  'gap_proof',
   'worker_processes',
   'consumers_per_worker',
   'coalesce',
@@ -26,13 +27,20 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'retry_client',
   'http_concurrency',
   'requests',
+  'raw_publishers',
+  'raw_requests',
   'faults_total',
   ...FAULT_NAMES.map((f) => `faults_${f.replace(/-/g, '_')}`),
   'faults_not_recovered',
+  'allocator_stalls',
+  'allocator_stalls_in_window',
   'requests_ok',
   'requests_fail',
   'requests_unknown',
   'attempts',
+  'raw_ok',
+  'raw_fail',
+  'raw_unknown',
   'messages',
   'total',
   'lost',
@@ -56,6 +64,7 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
 export function csvRow(r: CaseResult, profile: string): CsvRow {
   const c = r.case;
   const v = r.verdict;
+  const raw = countOutcomes(summarizeRequests(r.history.filter((a) => a.via === 'sql')).values());
   const row: CsvRow = {
     case: c.name,
     profile,
@@ -65,6 +74,7 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     isolation: c.worker.isolation ?? defaultIsolation(c.mode, c.worker.profile ?? 'batched'),
     handler_profile: c.worker.profile ?? 'batched',
     gap_handling: c.mode === 'queue' ? undefined : (c.worker.gapHandling ?? (c.worker.profile === 'watermill' ? 'none' : 'contiguous')),
+    gap_proof: c.mode === 'queue' || (c.worker.gapHandling ?? (c.worker.profile === 'watermill' ? 'none' : 'contiguous')) === 'none' ? undefined : (c.worker.gapProof ?? 'statements'),
     worker_processes: c.workers,
     consumers_per_worker: c.worker.concurrency ?? 1,
     coalesce: c.server.coalesce ?? true,
@@ -72,12 +82,19 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     retry_client: c.retry,
     http_concurrency: c.concurrency,
     requests: c.requests,
+    raw_publishers: c.raw?.publishers ?? 0,
+    raw_requests: c.raw?.requests ?? 0,
     faults_total: r.faults.length,
     faults_not_recovered: r.faults.filter((f) => f.recoveryMs === undefined).length,
+    allocator_stalls: sumProof(r, 'stalls'),
+    allocator_stalls_in_window: sumProof(r, 'inWindow'),
     requests_ok: v?.requests.ok,
     requests_fail: v?.requests.fail,
     requests_unknown: v?.requests.unknown,
     attempts: v?.requests.attempts,
+    raw_ok: raw.ok,
+    raw_fail: raw.fail,
+    raw_unknown: raw.unknown,
     messages: v?.messages.total,
     total: v?.total,
     lost: v?.lost,
@@ -105,6 +122,12 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     row[`recovery_${key}_max_ms`] = recoveries.length === 0 ? undefined : Math.max(...recoveries);
   }
   return row;
+}
+
+/** db-stall-allocator's stalls (or those proven in the window) over the case; empty when it did not run. */
+function sumProof(r: CaseResult, key: 'stalls' | 'inWindow'): number | undefined {
+  const proofs = r.faults.flatMap((f) => (f.proof === undefined ? [] : [f.proof[key]]));
+  return proofs.length === 0 ? undefined : proofs.reduce((a, b) => a + b, 0);
 }
 
 /** Requests acknowledged and messages acked over time, one rule per fault (coloured by kind). */
@@ -180,9 +203,17 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
   }
 }
 
+/** ok/fail/unknown of the raw SQL INSERTs, or '-' for a case without raw publishers. */
+function rawCell(r: CaseResult): string {
+  const raw = r.history.filter((a) => a.via === 'sql');
+  if (raw.length === 0) return '-';
+  const n = countOutcomes(summarizeRequests(raw).values());
+  return `${n.ok}/${n.fail}/${n.unknown}`;
+}
+
 /** The table printed at the end of a run (and pasted in the README). */
 export function summaryTable(results: readonly CaseResult[]): string {
-  const header = ['case', 'expected', 'verdict', 'ok/fail/unknown', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'faults', 'recovery p50/max ms', 'result'];
+  const header = ['case', 'expected', 'verdict', 'ok/fail/unknown', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'gaps passed (timeout)', 'faults', 'recovery p50/max ms', 'result'];
   const rows = results.map((r) => {
     const v = r.verdict;
     const rec = r.faults.map((f) => f.recoveryMs).filter((x): x is number => x !== undefined);
@@ -191,11 +222,13 @@ export function summaryTable(results: readonly CaseResult[]): string {
       r.expected,
       v?.verdict ?? 'error',
       v === undefined ? '-' : `${v.requests.ok}/${v.requests.fail}/${v.requests.unknown}`,
+      rawCell(r),
       String(v?.messages.total ?? '-'),
       String(v?.total ?? '-'),
       String(v?.lost ?? '-'),
       String(v?.duplicated ?? '-'),
       String(v?.publishDuplicated ?? '-'),
+      r.gapsPassed === undefined ? '-' : `${r.gapsPassed} (${r.gapsPassedByTimeout ?? 0})`,
       String(r.faults.length),
       rec.length === 0 ? '-' : `${Math.round(percentile(rec, 50) ?? 0)}/${Math.max(...rec)}`,
       r.passed ? 'PASS' : 'FAIL',

@@ -1,21 +1,27 @@
-// The request history of a chaos case (DESIGN 2): one record per HTTP attempt, with its request id, the
-// counter it incremented, its outcome and its times. Stored as JSON Lines so a run of any length can be
+// The request history of a chaos case (DESIGN 2): one record per publish attempt (an HTTP request, or a raw
+// SQL INSERT that bypassed the server), with its request id, the counter it incremented, its outcome and its
+// times. Stored as JSON Lines so a run of any length can be
 // written and read one line at a time, and so a user can grep it.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 
 /**
- * - ok: 2xx, the message committed.
- * - fail: definitely not published (connection refused before anything was sent, a 4xx, or a 503, which the
- *   server answers only for a request it never sent to the database or that the database refused).
- * - unknown: may or may not have been published (timeout, reset after sending, 504 and other 5xx).
+ * - ok: 2xx, or the raw INSERT returned: the message committed.
+ * - fail: definitely not published (connection refused before anything was sent, a 4xx, a 503, which the
+ *   server answers only for a request it never sent to the database or that the database refused, or an error
+ *   the database answered for the raw INSERT itself, which rolled it back).
+ * - unknown: may or may not have been published (timeout, reset after sending, 504 and other 5xx, connection
+ *   lost mid-INSERT).
  */
 export type RequestOutcome = 'ok' | 'fail' | 'unknown';
 export const REQUEST_OUTCOMES: readonly RequestOutcome[] = ['ok', 'fail', 'unknown'];
 
 /** Warm-up requests are checked like the others: the checker sees every message the topic holds. */
 export type HistoryPhase = 'warmup' | 'load';
+
+/** How the attempt published: through the HTTP server, or a raw SQL INSERT of its own. */
+export type PublishPath = 'http' | 'sql';
 
 export interface RequestAttempt {
   requestId: string;
@@ -27,6 +33,8 @@ export interface RequestAttempt {
   status?: number;
   /** The error code or message, when no answer arrived (ECONNREFUSED, ECONNRESET, timeout...). */
   error?: string;
+  /** Absent in histories written before raw publishers existed: those are all HTTP. */
+  via?: PublishPath;
   phase: HistoryPhase;
   /** Milliseconds since the case started (the same clock as fault and drain samples). */
   startMs: number;
@@ -116,5 +124,6 @@ function assertAttempt(value: unknown, where: string): RequestAttempt {
   ) {
     throw new Error(`${where}: not a request attempt (needs requestId, counterUuid, attempt, outcome, startMs, endMs)`);
   }
+  if (v.via !== undefined && v.via !== 'http' && v.via !== 'sql') throw new Error(`${where}: via must be "http" or "sql" (got ${JSON.stringify(v.via)})`);
   return { phase: 'load', ...v } as RequestAttempt;
 }

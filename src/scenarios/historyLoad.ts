@@ -136,6 +136,7 @@ export async function runHistoryLoad(options: HistoryLoadOptions): Promise<Histo
           counterUuid,
           attempt,
           ...result,
+          via: 'http',
           phase: o.phase,
           startMs: round(startMs),
           endMs: round(performance.now() - o.t0),
