@@ -1,4 +1,4 @@
-// The InnoDB allocator window, made deterministic: gdb stops every 20th publisher insert for 300 ms right
+// The InnoDB allocator window, made deterministic: gdb stops every 10th publisher insert for 300 ms right
 // after its offset was allocated and before its transaction registered as a writer. A consumer whose gap
 // proof is INNODB_TRX alone passes those holes and loses the messages; the `statements` proof loses none.
 // Both read the same topic in the same run. A second case has the stalled inserts in explicit transactions
@@ -75,7 +75,9 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
         ...DEFAULT_ALLOCATOR_STALL_OPTIONS,
         serverPid: db().pid!,
         mysqlUrl: db().url,
-        every: 20,
+        // Every 10th, not 20th: with the control's snapshot freshness checked by token, every 20th lost 0-8 of
+        // 2,400 (0 in 1 of 5 runs), too few for the assertion below to rely on.
+        every: 10,
         stallMs: 300,
         // Every check reads INNODB_TRX and so delays the consumers' own reads of it: a sample is enough.
         evidenceEvery: 10,
@@ -98,7 +100,7 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
       const counts = started.stall.counts();
       const stalledUuids = new Set(started.stall.stalls.map((s) => /'([0-9a-f-]{36})'/.exec(s.statement ?? '')?.[1]).filter((x) => x !== undefined));
       process.stdout.write(`# stall: ${JSON.stringify(counts)}\n`);
-      assert.ok(counts.stalls >= 100, `the stall landed on about every 20th of 2,400 inserts (${counts.stalls})`);
+      assert.ok(counts.stalls >= 200, `the stall landed on about every 10th of 2,400 inserts (${counts.stalls})`);
       assert.ok(counts.stallsInWindow > 0, `stalls proven in the window: ${counts.stallsInWindow} of ${counts.stalls}`);
       // Some stalled inserts already hold a real trx id at that point (seen: 41-43 of 120 here); those are
       // visible to INNODB_TRX and are not what this test is about, the others are.
