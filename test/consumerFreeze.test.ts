@@ -130,10 +130,17 @@ describe('a frozen consumer and the publishers (private MariaDB)', () => {
     assert.equal(run.counted, run.outcomes.length + 5, 'every message counted exactly once');
   });
 
-  test('under SERIALIZABLE the frozen consumer blocks every publish until its transaction ends', async (t) => {
+  // The server's sessions wait at most 1 s for a row lock (then the request is answered 503, not published), so
+  // a blocked publish shows as a refusal after that wait, or as a long wait where the lock wait is longer.
+  test('under SERIALIZABLE the frozen consumer blocks every publish until its transaction ends or the lock wait runs out', async (t) => {
     const run = await publishWhileFrozen(database().url, pool, 'SERIALIZABLE');
     t.diagnostic(`SERIALIZABLE: ${summary(run)}`);
-    assert.ok(run.outcomes.some((o) => o.ms >= BLOCKED_MS), `some publish waited for the consumer: ${summary(run)}`);
+    assert.ok(run.outcomes.length > 0, `publishes were tried: ${summary(run)}`);
+    assert.deepEqual(
+      run.outcomes.filter((o) => o.status === 204 && o.ms < BLOCKED_MS),
+      [],
+      `no publish got through while the consumer was frozen: ${summary(run)}`,
+    );
     assert.ok(run.outcomes.length < PUBLISHERS * 5, `publishers were held up: ${summary(run)}`);
     assert.equal(run.counted, run.outcomes.filter((o) => o.status === 204).length + 5);
   });

@@ -121,7 +121,8 @@ describe('prune (private MariaDB)', () => {
 
     const result = await prune(pool, opts(topic, 'offset', { batchSize: 4, dedupWindowS: 3_600 }));
     assert.equal(result.dedupRowsRemoved, 25);
-    const left = (await db.query<{ request_id: string }[]>(`SELECT \`request_id\` FROM ${dedupTable(topic)}`)).map((r) => r.request_id);
+    // request_id is VARBINARY (ids are compared byte for byte), so it comes back as a Buffer.
+    const left = (await db.query<{ request_id: Buffer }[]>(`SELECT \`request_id\` FROM ${dedupTable(topic)}`)).map((r) => r.request_id.toString('utf8'));
     assert.deepEqual(left.sort(), [...fresh].sort());
   });
 
