@@ -17,7 +17,8 @@
 //     index before the statement ends (a failed row is removed again by the statement itself). So once the
 //     statement has ended, g's record is in the index, or g will never have one (F1). (The one deferred write,
 //     InnoDB's bulk insert into an EMPTY table, buffers rows until commit but holds an exclusive lock on the
-//     whole table meanwhile, which step 2 meets like a record lock.)
+//     whole table meanwhile, which step 2 meets like a record lock: checked on 10.11, its NOWAIT read fails
+//     with 1205 while such a transaction is open.)
 //  F3 information_schema.PROCESSLIST is read live; QUERY_ID is the server-wide, never reused number of the
 //     statement (or stored-program sub-statement) a connection is running. It changes, and COMMAND becomes
 //     Sleep, only between statements, never inside one write_row call; a connection leaves the list only after
