@@ -12,6 +12,8 @@ export interface Environment {
   quiet: boolean;
   /** EOB_MARIADB_BIN_DIR: where to look for mariadbd / mariadb-install-db first. */
   mariadbBinDir: string | undefined;
+  /** EOB_POSTGRES_BIN_DIR: the directory holding initdb and postgres (default: the newest /usr/lib/postgresql/<version>/bin). */
+  postgresBinDir: string | undefined;
   /** PATH, split: where else the managed database looks for mariadbd / mysqld. */
   searchPath: string[];
 }
@@ -24,6 +26,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
     ci: nonEmpty(env.CI) !== undefined && env.CI !== 'false' && env.CI !== '0',
     quiet: env.EOB_LOG === 'quiet',
     mariadbBinDir: nonEmpty(env.EOB_MARIADB_BIN_DIR),
+    postgresBinDir: nonEmpty(env.EOB_POSTGRES_BIN_DIR),
     searchPath: (env.PATH ?? '').split(':').filter((dir) => dir !== ''),
   };
 }

@@ -1,0 +1,115 @@
+// node-postgres pools and the one way this project sends SQL to PostgreSQL: an executor whose `query` returns
+// the rows (writes that need a count use RETURNING), so SQL modules do not depend on the driver's shape.
+//
+// The driver was chosen by measurement (scripts/pgDriverCost.ts, private PostgreSQL 15.20, durable settings,
+// 2 cores at load average 7-9, two runs of two alternating samples, 4 s each; medians of the four):
+//   operation                                              pg (node-postgres)   postgres (postgres.js)
+//   publish, 1-row INSERT, 8 connections, rows/s             3,700                3,390
+//   publish, 100-row INSERT, 8 connections, rows/s          79,700               83,300
+//   consume transaction, batch 100, msgs/s                  12,200               11,300
+//   consume transaction, batch 1000, msgs/s                 35,600               41,800
+// A tie within the noise of the machine (single samples ranged 2x). node-postgres was kept: its
+// `query(text, values)` and checked-out client per transaction are the shape the rest of the project already
+// uses (the MariaDB pool), errors carry the SQLSTATE in `code`, and it is what graphile-worker and pg-boss run on.
+import pg from 'pg';
+import type { IsolationLevel, SqlExecutor } from '../../pubsub/types.ts';
+
+export type PgPool = pg.Pool;
+export type PgClient = pg.PoolClient;
+
+export interface PgPoolOptions {
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** Connections kept open at most. */
+  connectionLimit: number;
+  /** How long a connect may take before the caller sees an error (ms). */
+  connectTimeoutMs: number;
+  /** Sent as application_name `eob-<role>`, so a fault injector finds a process's sessions in pg_stat_activity. */
+  role?: string;
+}
+
+export const DEFAULT_PG_POOL_OPTIONS: Omit<PgPoolOptions, 'url'> = { connectionLimit: 16, connectTimeoutMs: 5_000 };
+
+// Types parsed the same way on every connection of every pool made here:
+// - TIMESTAMP (1114, created_at) is written in the session's time zone, which the pool sets to UTC; read it
+//   back as UTC so lag is computed the same way whatever the machine's zone.
+// - BIGINT (20) stays a string unless the caller converts: offsets and counters are exact to 2^53 in a number,
+//   but a sum over a long run need not be, so the SQL modules convert where they know the range.
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
+    if (oid === pg.types.builtins.TIMESTAMP) return (value: string) => new Date(`${value.replace(' ', 'T')}Z`);
+    return pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown;
+  },
+};
+
+export function createPgPool(options: PgPoolOptions): PgPool {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.connectionLimit,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    application_name: `eob-${options.role ?? 'client'}`,
+    options: '-c TimeZone=UTC',
+    keepAlive: true,
+    types,
+  });
+  // An idle client whose server went away (a restart, pg_terminate_backend) emits 'error' on the pool; the
+  // pool drops that client by itself, and the next query meets the failure where it is handled.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** Wraps a pool or a checked-out client so that `query` returns the rows only. */
+export function pgExecutorOf(target: PgPool | PgClient): SqlExecutor {
+  return {
+    async query<T>(sql: string, values?: unknown[]): Promise<T> {
+      const result = await target.query(sql, values);
+      return result.rows as T;
+    },
+  };
+}
+
+/**
+ * Starts a transaction at `isolation` on this client. PostgreSQL has no READ UNCOMMITTED of its own (it runs
+ * as READ COMMITTED). The offset read is correct at READ COMMITTED and REPEATABLE READ alike (see
+ * sql/postgres/messages.ts); REPEATABLE READ makes conflicting counter upserts fail with 40001 (retried).
+ */
+export async function beginPgTransaction(client: PgClient, isolation: IsolationLevel): Promise<void> {
+  await client.query(`BEGIN ISOLATION LEVEL ${isolation}`);
+}
+
+/**
+ * Runs `work` in one transaction on a client of its own: COMMIT on success, ROLLBACK on any error (then
+ * rethrown). A client whose connection broke is destroyed instead of returned to the pool.
+ */
+export async function inPgTransaction<T>(pool: PgPool, isolation: IsolationLevel, work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  // A checked-out client whose server goes away (a crash, pg_terminate_backend) emits 'error' besides failing
+  // the query in flight; with no listener that event is an uncaught exception that ends the process (seen here
+  // when the server was SIGKILLed mid-batch). The failed query reports it; the client is then destroyed.
+  const onError = (error: Error): void => {
+    broken = error;
+  };
+  client.on('error', onError);
+  try {
+    await beginPgTransaction(client, isolation);
+    const result = await work(pgExecutorOf(client));
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackError) {
+      broken = rollbackError as Error;
+    }
+    throw error;
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
+}
+
+/** Shows a postgres:// URL with its password replaced by `***`. */
+export function redactPgUrl(url: string): string {
+  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
+}

@@ -1,0 +1,222 @@
+// All SQL on `watermill_<topic>` on PostgreSQL: the topic log of offset mode, with watermill-sql's PostgreSQL
+// schema, so a Watermill publisher or subscriber and this tool can share the tables.
+//
+// THE VISIBILITY RULE (why no message is ever stepped over, with no timeout):
+//
+//   Each row carries `transaction_id xid8`, the id of the transaction that inserted it (the column's default,
+//   pg_current_xact_id(), so a raw INSERT from any program gets it too). A consumer's position is the pair
+//   (last_tx, acked) of the last row it handled. It reads rows with
+//       (transaction_id = last_tx AND "offset" > acked) OR transaction_id > last_tx
+//   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()),
+//   ordered by (transaction_id, "offset"), LIMIT n.
+//
+//   xmin is the oldest transaction id still running in the reader's snapshot: every id below it has committed or
+//   rolled back, and every id handed out later is at least xmax >= xmin. So the rows below xmin form a closed
+//   prefix in (transaction_id, offset) order, visible in full to this snapshot, and nothing can ever be inserted
+//   into it again: a position that only moves forward inside it steps over nothing. Offsets alone prove
+//   nothing: a transaction that takes offset 5 and commits after offset 6 is read after 6, which is fine here
+//   because its transaction id (lower) holds xmin back until it ends, and no row at or above its id is read
+//   before then. A long-open writer delays delivery (everything at or above its id waits), it never loses it.
+//   Needs PostgreSQL 13+ (xid8, pg_current_xact_id, pg_snapshot_xmin).
+//
+//   The rule needs pg_current_snapshot() to be the snapshot the same SELECT sees rows through. At REPEATABLE
+//   READ (watermill-sql's level) that is the transaction's snapshot; at READ COMMITTED it is the statement's
+//   (checked here: within one READ COMMITTED transaction, xmin moved from 727 to 728 between two statements
+//   once 727 committed). So each read below is one statement that computes xmin and scans under one snapshot,
+//   and it holds at either level. At READ COMMITTED the counter upsert waits for a concurrent writer instead of
+//   failing with 40001.
+import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
+import { MAX_PARAMETERS, pgMessagesTable, pgOffsetsTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
+
+/** A message as read on PostgreSQL: with the id of the transaction that inserted it (xid8, as a decimal string). */
+export interface PgMessage extends Message {
+  transactionId: string;
+}
+
+/** A consumer group's place in the topic: the last row it handled, in (transaction_id, offset) order. */
+export interface PgPosition {
+  /** xid8 as a decimal string ('0' before the first ack). */
+  transactionId: string;
+  offset: number;
+}
+
+export interface PgMessageRow {
+  offset: string | number;
+  uuid: string;
+  created_at: Date;
+  payload: unknown;
+  metadata: unknown;
+  transaction_id: string;
+}
+
+const COLUMNS = `"offset", "uuid", "created_at", "payload", "metadata", "transaction_id"::text AS "transaction_id"`;
+
+/**
+ * watermill-sql's PostgreSQL DDL, except that transaction_id has a default, so publishers that do not set it
+ * (raw INSERTs, psql) are consumed under the same rule. The primary key leads with transaction_id because the
+ * read filters and orders on it first. BIGSERIAL: a bench run can pass 2^31 offsets.
+ */
+export async function createPgMessagesTable(db: SqlExecutor, topic: string): Promise<void> {
+  await db.query(`CREATE TABLE IF NOT EXISTS ${pgMessagesTable(topic)} (
+    "offset" BIGSERIAL,
+    "uuid" VARCHAR(36) NOT NULL,
+    "created_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "payload" JSON DEFAULT NULL,
+    "metadata" JSON DEFAULT NULL,
+    "transaction_id" xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    PRIMARY KEY ("transaction_id", "offset")
+  )`);
+}
+
+/** Rows per multi-row INSERT the protocol allows (three parameters each). */
+export const MAX_MESSAGES_PER_INSERT = Math.floor(MAX_PARAMETERS / 3);
+
+/**
+ * One multi-row INSERT: one statement, one commit, one transaction id for every row (so they are delivered
+ * together, in offset order). payload and metadata go as JSON text; the server checks them against JSON.
+ */
+export function insertPgMessagesStatement(topic: string, messages: readonly OutgoingMessage[]): PgStatement {
+  if (messages.length === 0) throw new Error('insertPgMessagesStatement: no messages');
+  if (messages.length > MAX_MESSAGES_PER_INSERT) {
+    throw new Error(`insertPgMessagesStatement: ${messages.length} messages exceed ${MAX_MESSAGES_PER_INSERT} per INSERT (65,535 parameters)`);
+  }
+  const values: unknown[] = [];
+  for (const m of messages) values.push(m.uuid, JSON.stringify(m.payload), JSON.stringify(m.metadata));
+  return {
+    sql: `INSERT INTO ${pgMessagesTable(topic)} ("uuid", "payload", "metadata") VALUES ${valuesPlaceholders(messages.length, 3)}`,
+    values,
+  };
+}
+
+export async function insertPgMessages(db: SqlExecutor, topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+  const { sql, values } = insertPgMessagesStatement(topic, messages);
+  await db.query(sql, values);
+}
+
+/**
+ * The consume read under the visibility rule above, for a position the caller holds (read from the group's
+ * row it has locked in the same transaction), at READ COMMITTED or REPEATABLE READ (see the top of this file).
+ */
+export function selectPgMessagesAfterStatement(topic: string, after: PgPosition, limit: number): PgStatement {
+  return {
+    sql: `SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)}
+     WHERE (("transaction_id" = $1::xid8 AND "offset" > $2) OR "transaction_id" > $1::xid8)
+       AND "transaction_id" < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY "transaction_id" ASC, "offset" ASC
+     LIMIT $3`,
+    values: [after.transactionId, after.offset, limit],
+  };
+}
+
+export async function selectPgMessagesAfter(db: SqlExecutor, topic: string, after: PgPosition, limit: number): Promise<PgMessage[]> {
+  const { sql, values } = selectPgMessagesAfterStatement(topic, after, limit);
+  return (await db.query<PgMessageRow[]>(sql, values)).map(toPgMessage);
+}
+
+/**
+ * watermill-sql's one-statement shape of the same read: the CTE locks the group's offsets row (FOR UPDATE:
+ * one batch of a group at a time) and the read takes its position from that row, in one round trip. The rule
+ * is the same; the group must have a row (ensurePgGroupRow), or nothing is read.
+ */
+export function lockAndSelectPgMessagesStatement(topic: string, group: string, limit: number): PgStatement {
+  return {
+    sql: `WITH "position" AS (
+       SELECT "offset_acked", "last_processed_transaction_id" FROM ${pgOffsetsTable(topic)}
+       WHERE "consumer_group" = $1 FOR UPDATE
+     )
+     SELECT m."offset", m."uuid", m."created_at", m."payload", m."metadata", m."transaction_id"::text AS "transaction_id"
+     FROM ${pgMessagesTable(topic)} m, "position" p
+     WHERE ((m."transaction_id" = p."last_processed_transaction_id" AND m."offset" > p."offset_acked")
+            OR m."transaction_id" > p."last_processed_transaction_id")
+       AND m."transaction_id" < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY m."transaction_id" ASC, m."offset" ASC
+     LIMIT $2`,
+    values: [group, limit],
+  };
+}
+
+export async function lockAndSelectPgMessages(db: SqlExecutor, topic: string, group: string, limit: number): Promise<PgMessage[]> {
+  const { sql, values } = lockAndSelectPgMessagesStatement(topic, group, limit);
+  return (await db.query<PgMessageRow[]>(sql, values)).map(toPgMessage);
+}
+
+/**
+ * THE CONTROL, never used by a subscriber: the same read WITHOUT the xmin condition. It reads whatever has
+ * committed, so a transaction with a lower id that commits after a higher one is read past: once the position
+ * has moved beyond its (transaction_id, offset), its rows are never read. Kept to show that the rule is what
+ * prevents the loss.
+ */
+export async function selectPgMessagesAfterWithoutXminRule(db: SqlExecutor, topic: string, after: PgPosition, limit: number): Promise<PgMessage[]> {
+  const rows = await db.query<PgMessageRow[]>(
+    `SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)}
+     WHERE (("transaction_id" = $1::xid8 AND "offset" > $2) OR "transaction_id" > $1::xid8)
+     ORDER BY "transaction_id" ASC, "offset" ASC
+     LIMIT $3`,
+    [after.transactionId, after.offset, limit],
+  );
+  return rows.map(toPgMessage);
+}
+
+/** How many messages lie beyond `after` (committed, any transaction id): the lag a bench observer reports. */
+export async function countPgMessagesAfter(db: SqlExecutor, topic: string, after: PgPosition): Promise<number> {
+  const rows = await db.query<{ n: string }[]>(
+    `SELECT COUNT(*) AS n FROM ${pgMessagesTable(topic)}
+     WHERE ("transaction_id" = $1::xid8 AND "offset" > $2) OR "transaction_id" > $1::xid8`,
+    [after.transactionId, after.offset],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+export async function countPgMessages(db: SqlExecutor, topic: string): Promise<number> {
+  const rows = await db.query<{ n: string }[]>(`SELECT COUNT(*) AS n FROM ${pgMessagesTable(topic)}`);
+  return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * Removes the messages at or before `upTo` (the lowest position every group has acked: the caller's floor).
+ * The row comparison walks the primary key; rows at or below every group's position are never read again, and
+ * new rows always land above it (their transaction ids are newer than any acked one), so publishers never wait.
+ */
+export async function deletePgMessagesUpTo(db: SqlExecutor, topic: string, upTo: PgPosition, limit: number): Promise<number> {
+  const rows = await db.query<{ offset: string }[]>(
+    `DELETE FROM ${pgMessagesTable(topic)} WHERE ("transaction_id", "offset") IN (
+       SELECT "transaction_id", "offset" FROM ${pgMessagesTable(topic)}
+       WHERE ("transaction_id", "offset") <= ($1::xid8, $2)
+       ORDER BY "transaction_id", "offset" LIMIT $3)
+     RETURNING "offset"`,
+    [upTo.transactionId, upTo.offset, limit],
+  );
+  return rows.length;
+}
+
+/** Every message, for the checker (a full scan: only after a run). */
+export async function selectAllPgMessages(db: SqlExecutor, topic: string): Promise<PgMessage[]> {
+  const rows = await db.query<PgMessageRow[]>(`SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)} ORDER BY "transaction_id", "offset"`);
+  return rows.map(toPgMessage);
+}
+
+export function toPgMessage(row: PgMessageRow): PgMessage {
+  return {
+    offset: Number(row.offset),
+    uuid: row.uuid,
+    createdAt: row.created_at,
+    payload: parseJson(row.payload),
+    metadata: (parseJson(row.metadata) ?? {}) as Record<string, string>,
+    transactionId: String(row.transaction_id),
+  };
+}
+
+// node-postgres parses JSON columns itself; a value that arrives as text (another driver, a cast) is parsed here.
+function parseJson(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+/** The position just after the last message of a batch (what the ack stores). */
+export function positionOf(message: PgMessage): PgPosition {
+  return { transactionId: message.transactionId, offset: message.offset };
+}

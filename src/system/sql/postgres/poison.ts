@@ -1,0 +1,86 @@
+// All SQL on `eob_poison_<topic>` on PostgreSQL: messages the handler kept rejecting, moved out of the way in
+// the transaction that acks them, with the error and the number of failed deliveries. One table per topic
+// serves both modes; `mode` and `consumer_group` say which reader gave up (queue mode: '' for the group).
+import type { SqlExecutor } from '../../pubsub/types.ts';
+import { pgMessagesTable, pgQueueTable } from './identifiers.ts';
+import { assertTopicName } from '../identifiers.ts';
+
+export type PgPoisonMode = 'offset' | 'queue';
+
+export function pgPoisonTable(topic: string): string {
+  assertTopicName(topic);
+  return `"eob_poison_${topic}"`;
+}
+
+/**
+ * payload and metadata are TEXT, not JSON: kept as the topic stored them, to be looked at later. The key is
+ * the message's place for that reader; offsets are unique in a topic (one sequence), so the offset alone names
+ * the message in either mode.
+ */
+export async function createPgPoisonTable(db: SqlExecutor, topic: string): Promise<void> {
+  const table = pgPoisonTable(topic);
+  await db.query(`CREATE TABLE IF NOT EXISTS ${table} (
+    "mode" VARCHAR(8) NOT NULL,
+    "consumer_group" VARCHAR(255) NOT NULL,
+    "offset" BIGINT NOT NULL,
+    "uuid" VARCHAR(36) NOT NULL,
+    "created_at" TIMESTAMP NULL DEFAULT NULL,
+    "payload" TEXT DEFAULT NULL,
+    "metadata" TEXT DEFAULT NULL,
+    "error" TEXT NOT NULL,
+    "failed_deliveries" INT NOT NULL,
+    "times_poisoned" INT NOT NULL DEFAULT 1,
+    "poisoned_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY ("mode", "consumer_group", "offset")
+  )`);
+  await db.query(`CREATE INDEX IF NOT EXISTS ${table.replace(/"$/, '_poisoned_at"')} ON ${table} ("poisoned_at")`);
+}
+
+export interface PgPoisonOrigin {
+  topic: string;
+  mode: PgPoisonMode;
+  /** Offset mode: the consumer group; queue mode: ''. */
+  consumerGroup: string;
+}
+
+export interface PgPoisonEntry {
+  offset: number;
+  /** Offset mode: the message's transaction id, so the copy finds the row through the primary key. */
+  transactionId?: string;
+  error: string;
+  failedDeliveries: number;
+}
+
+/** Errors can be long; the table keeps the first 4,000 characters (as on MariaDB). */
+const MAX_ERROR_CHARS = 4_000;
+
+/**
+ * Copies one message into the poison table, in the transaction that acks it (acked and kept here, or neither).
+ * INSERT ... SELECT copies the stored text of payload and metadata (no trip through the driver's JSON parsing).
+ * ON CONFLICT: a group moved back re-reads old messages and may poison one again; a plain INSERT would fail on
+ * the key and stop the group for good, so the row counts it instead. Returns whether a row was written (false:
+ * the message is not in the topic any more).
+ */
+export async function poisonPgMessage(tx: SqlExecutor, origin: PgPoisonOrigin, entry: PgPoisonEntry): Promise<boolean> {
+  const byKey = origin.mode === 'offset' && entry.transactionId !== undefined;
+  const source = origin.mode === 'offset' ? pgMessagesTable(origin.topic) : pgQueueTable(origin.topic);
+  const rows = await tx.query<{ offset: string }[]>(
+    `INSERT INTO ${pgPoisonTable(origin.topic)}
+       ("mode", "consumer_group", "offset", "uuid", "created_at", "payload", "metadata", "error", "failed_deliveries")
+     SELECT $1, $2, m."offset", m."uuid", m."created_at", m."payload"::text, m."metadata"::text, $3, $4
+       FROM ${source} m WHERE m."offset" = $5 ${byKey ? 'AND m."transaction_id" = $6::xid8' : ''}
+     ON CONFLICT ("mode", "consumer_group", "offset") DO UPDATE SET "times_poisoned" = ${pgPoisonTable(origin.topic)}."times_poisoned" + 1,
+       "error" = EXCLUDED."error", "failed_deliveries" = EXCLUDED."failed_deliveries", "poisoned_at" = CURRENT_TIMESTAMP
+     RETURNING "offset"`,
+    [origin.mode, origin.consumerGroup, entry.error.slice(0, MAX_ERROR_CHARS), entry.failedDeliveries, entry.offset, ...(byKey ? [entry.transactionId] : [])],
+  );
+  return rows.length > 0;
+}
+
+/** How many messages were poisoned (0 when no worker has created the table yet). */
+export async function countPgPoisoned(db: SqlExecutor, topic: string): Promise<number> {
+  const exists = await db.query<{ t: string | null }[]>('SELECT to_regclass($1) AS "t"', [pgPoisonTable(topic)]);
+  if (exists[0]?.t === null || exists[0]?.t === undefined) return 0;
+  const rows = await db.query<{ n: string }[]>(`SELECT COUNT(*) AS "n" FROM ${pgPoisonTable(topic)}`);
+  return Number(rows[0]?.n ?? 0);
+}

@@ -1,0 +1,198 @@
+// The PostgreSQL SQL modules beyond the offset read: queue claims are disjoint and skip nothing for good, the
+// publish de-duplication compares request ids byte for byte and binds each to its counter, counters add inside
+// the statement, pruning removes only what every group has passed.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { usePrivatePostgres } from './support/privatePostgres.ts';
+import { createPgPool, inPgTransaction, pgExecutorOf, type PgPool } from '../src/system/db/postgres/pool.ts';
+import { claimPgUnacked, countPgQueue, createPgQueueTable, deletePgAckedQueueRows, markPgAcked } from '../src/system/sql/postgres/queue.ts';
+import { claimPgRequestIds, createPgDedupTable, countPgDedupRows } from '../src/system/sql/postgres/dedup.ts';
+import { addToPgCounters, createPgCounterTable, selectAllPgCounters } from '../src/system/sql/postgres/counter.ts';
+import {
+  countPgMessages,
+  createPgMessagesTable,
+  deletePgMessagesUpTo,
+  insertPgMessages,
+  selectAllPgMessages,
+} from '../src/system/sql/postgres/messages.ts';
+import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, writePgPosition } from '../src/system/sql/postgres/offsets.ts';
+import { classifyPgError } from '../src/system/db/postgres/errors.ts';
+import { countPgPoisoned, createPgPoisonTable, poisonPgMessage } from '../src/system/sql/postgres/poison.ts';
+import { selectPgServerVersion, selectPgSessionPids, terminatePgSessions } from '../src/system/sql/postgres/sessions.ts';
+
+describe('PostgreSQL SQL modules', () => {
+  const server = usePrivatePostgres();
+  const withPool = async (use: (pool: PgPool) => Promise<void>): Promise<void> => {
+    const pool = createPgPool({ url: server().url, connectionLimit: 8, connectTimeoutMs: 5_000, role: 'test' });
+    try {
+      await use(pool);
+    } finally {
+      await pool.end();
+    }
+  };
+
+  test('queue: two consumers holding their claims get disjoint batches; acked rows are not claimed again', () =>
+    withPool(async (pool) => {
+      const db = pgExecutorOf(pool);
+      await createPgQueueTable(db, 'q');
+      await db.query(`INSERT INTO "eob_queue_q" ("uuid", "payload", "metadata") SELECT gen_random_uuid()::text, '{}', '{}' FROM generate_series(1, 10)`);
+      const a = await pool.connect();
+      const b = await pool.connect();
+      try {
+        await a.query('BEGIN');
+        await b.query('BEGIN');
+        const first = await claimPgUnacked(pgExecutorOf(a), 'q', 6);
+        const second = await claimPgUnacked(pgExecutorOf(b), 'q', 6);
+        assert.equal(first.length, 6);
+        assert.equal(second.length, 4, 'SKIP LOCKED passes over the 6 rows the first consumer holds');
+        assert.deepEqual(first.map((m) => m.offset).filter((o) => second.some((s) => s.offset === o)), []);
+        assert.equal(await markPgAcked(pgExecutorOf(a), 'q', first.map((m) => m.offset)), 6);
+        await a.query('COMMIT');
+        await b.query('ROLLBACK');
+      } finally {
+        a.release();
+        b.release();
+      }
+      const again = await inPgTransaction(pool, 'READ COMMITTED', (tx) => claimPgUnacked(tx, 'q', 100));
+      assert.equal(again.length, 4, 'the rolled-back claim is claimable again, the acked rows are not');
+      assert.deepEqual(await countPgQueue(db, 'q'), { total: 10, acked: 6 });
+      assert.equal(await deletePgAckedQueueRows(db, 'q', 100), 6);
+      assert.deepEqual(await countPgQueue(db, 'q'), { total: 4, acked: 0 });
+    }));
+
+  test('dedup: ids differ byte for byte, are bound to their counter, and a concurrent claim waits for the first', () =>
+    withPool(async (pool) => {
+      const db = pgExecutorOf(pool);
+      await createPgDedupTable(db, 'd');
+      const first = await inPgTransaction(pool, 'READ COMMITTED', (tx) =>
+        claimPgRequestIds(tx, 'd', [
+          { requestId: 'Abc-1', counterUuid: 'c1' },
+          { requestId: 'abc-1', counterUuid: 'c2' },
+          { requestId: 'Abc-1', counterUuid: 'c1' },
+        ]),
+      );
+      assert.deepEqual(Object.fromEntries(first), { 'Abc-1': { mine: true, counterUuid: 'c1' }, 'abc-1': { mine: true, counterUuid: 'c2' } });
+      const retry = await inPgTransaction(pool, 'READ COMMITTED', (tx) =>
+        claimPgRequestIds(tx, 'd', [{ requestId: 'Abc-1', counterUuid: 'c9' }, { requestId: 'Abc-1 ', counterUuid: 'c1' }]),
+      );
+      assert.deepEqual(retry.get('Abc-1'), { mine: false, counterUuid: 'c1' }, 'a retry is not published, and names the counter it is bound to');
+      assert.deepEqual(retry.get('Abc-1 '), { mine: true, counterUuid: 'c1' }, 'a trailing space makes another id');
+      // Two transactions claiming one id: the second waits for the first, then sees its commit.
+      const holder = await pool.connect();
+      try {
+        await holder.query('BEGIN');
+        await claimPgRequestIds(pgExecutorOf(holder), 'd', [{ requestId: 'race', counterUuid: 'c1' }]);
+        const waiting = inPgTransaction(pool, 'READ COMMITTED', (tx) => claimPgRequestIds(tx, 'd', [{ requestId: 'race', counterUuid: 'c1' }]));
+        await new Promise((r) => setTimeout(r, 300));
+        await holder.query('COMMIT');
+        assert.deepEqual((await waiting).get('race'), { mine: false, counterUuid: 'c1' });
+      } finally {
+        holder.release();
+      }
+      assert.equal(await countPgDedupRows(db, 'd'), 4);
+    }));
+
+  test('counters add inside one statement; a failed batch adds nothing', () =>
+    withPool(async (pool) => {
+      const db = pgExecutorOf(pool);
+      await createPgCounterTable(db);
+      await db.query('TRUNCATE "counter"');
+      await addToPgCounters(db, new Map([['a', 2], ['b', 1]]));
+      await Promise.all(Array.from({ length: 8 }, () => inPgTransaction(pool, 'READ COMMITTED', (tx) => addToPgCounters(tx, new Map([['a', 1], ['b', 3]])))));
+      // At REPEATABLE READ a row updated by a transaction that committed after this one's snapshot is refused
+      // with 40001 instead: retryable, never a lost or doubled increment.
+      const rr = await Promise.allSettled(
+        Array.from({ length: 4 }, () => inPgTransaction(pool, 'REPEATABLE READ', (tx) => addToPgCounters(tx, new Map([['c', 1]])))),
+      );
+      const refused = rr.filter((r) => r.status === 'rejected');
+      for (const r of refused) assert.equal(classifyPgError((r as PromiseRejectedResult).reason), 'deadlock');
+      const cAdded = rr.length - refused.length;
+      await assert.rejects(
+        inPgTransaction(pool, 'READ COMMITTED', async (tx) => {
+          await addToPgCounters(tx, new Map([['a', 100]]));
+          throw new Error('handler failed');
+        }),
+        /handler failed/,
+      );
+      assert.deepEqual(Object.fromEntries(await selectAllPgCounters(db)), { a: 10, b: 25, c: cAdded });
+    }));
+
+  test('prune removes exactly the messages every group has passed', () =>
+    withPool(async (pool) => {
+      const db = pgExecutorOf(pool);
+      await createPgMessagesTable(db, 'p');
+      await createPgOffsetsTable(db, 'p');
+      for (let i = 0; i < 5; i += 1) await insertPgMessages(db, 'p', [{ uuid: randomUUID(), payload: { i }, metadata: {} }]);
+      const all = await selectAllPgMessages(db, 'p');
+      await ensurePgGroupRow(db, 'p', 'fast');
+      await ensurePgGroupRow(db, 'p', 'slow');
+      const at = (i: number) => ({ transactionId: all[i]?.transactionId as string, offset: all[i]?.offset as number });
+      await writePgPosition(db, 'p', 'fast', at(4));
+      await writePgPosition(db, 'p', 'slow', at(1));
+      const { lowest, groups } = await selectLowestPgPosition(db, 'p');
+      assert.equal(groups, 2);
+      assert.deepEqual(lowest, at(1));
+      assert.equal(await deletePgMessagesUpTo(db, 'p', lowest ?? at(0), 100), 2);
+      assert.equal(await countPgMessages(db, 'p'), 3);
+    }));
+
+  test('error classes: a serialization failure is retryable, a syntax error is not', () =>
+    withPool(async (pool) => {
+      const db = pgExecutorOf(pool);
+      await db.query('CREATE TABLE IF NOT EXISTS ser (id INT PRIMARY KEY, v INT)');
+      await db.query('INSERT INTO ser VALUES (1, 0) ON CONFLICT DO NOTHING');
+      const a = await pool.connect();
+      try {
+        await a.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+        await a.query('SELECT v FROM ser WHERE id = 1');
+        await db.query('UPDATE ser SET v = v + 1 WHERE id = 1');
+        const failure = await a.query('UPDATE ser SET v = v + 1 WHERE id = 1').then(() => undefined, (e: unknown) => e);
+        assert.equal((failure as { code?: string }).code, '40001');
+        assert.equal(classifyPgError(failure), 'deadlock');
+        await a.query('ROLLBACK');
+      } finally {
+        a.release();
+      }
+      const syntax = await db.query('SELEC 1').then(() => undefined, (e: unknown) => e);
+      assert.equal(classifyPgError(syntax), 'fatal');
+    }));
+  test('sessions: one role\'s connections are ended by name; its next transaction fails retryably, then works', async () => {
+    const victim = createPgPool({ url: server().url, connectionLimit: 2, connectTimeoutMs: 5_000, role: 'victim' });
+    const killer = createPgPool({ url: server().url, connectionLimit: 1, connectTimeoutMs: 5_000, role: 'killer' });
+    try {
+      const held = await victim.connect();
+      const errors: unknown[] = [];
+      held.on('error', (e) => errors.push(e));
+      await held.query('BEGIN');
+      assert.deepEqual((await selectPgSessionPids(pgExecutorOf(killer), 'eob-victim')).length, 1);
+      assert.equal(await terminatePgSessions(pgExecutorOf(killer), 'eob-victim'), 1);
+      const failure = await held.query('SELECT 1').then(() => undefined, (e: unknown) => e);
+      assert.notEqual(failure, undefined);
+      assert.notEqual(classifyPgError(failure), 'fatal', `retryable: ${String(failure)}`);
+      held.release(true);
+      assert.deepEqual(await inPgTransaction(victim, 'READ COMMITTED', (tx) => tx.query('SELECT 1 AS one')), [{ one: 1 }]);
+      assert.match(await selectPgServerVersion(pgExecutorOf(killer)), /^\d+\.\d+/);
+    } finally {
+      await victim.end();
+      await killer.end();
+    }
+  });
+  test('poison: a message is copied as stored, and poisoning it again counts instead of failing', () =>
+    withPool(async (pool) => {
+      const db = pgExecutorOf(pool);
+      await createPgMessagesTable(db, 'x');
+      assert.equal(await countPgPoisoned(db, 'x'), 0, 'no table yet: nothing poisoned');
+      await createPgPoisonTable(db, 'x');
+      await insertPgMessages(db, 'x', [{ uuid: randomUUID(), payload: { counter_uuid: 'c' }, metadata: { a: 'b' } }]);
+      const [m] = await selectAllPgMessages(db, 'x');
+      const entry = { offset: m?.offset as number, transactionId: m?.transactionId as string, error: 'boom', failedDeliveries: 3 };
+      const origin = { topic: 'x', mode: 'offset' as const, consumerGroup: 'g' };
+      assert.equal(await inPgTransaction(pool, 'READ COMMITTED', (tx) => poisonPgMessage(tx, origin, entry)), true);
+      assert.equal(await inPgTransaction(pool, 'READ COMMITTED', (tx) => poisonPgMessage(tx, origin, { ...entry, error: 'again' })), true);
+      const rows = await db.query<{ payload: string; times_poisoned: number; error: string }[]>('SELECT "payload", "times_poisoned", "error" FROM "eob_poison_x"');
+      assert.deepEqual(rows, [{ payload: '{"counter_uuid":"c"}', times_poisoned: 2, error: 'again' }]);
+      assert.equal(await countPgPoisoned(db, 'x'), 1);
+      assert.equal(await inPgTransaction(pool, 'READ COMMITTED', (tx) => poisonPgMessage(tx, origin, { ...entry, offset: 999 })), false);
+    }));
+});
