@@ -5,70 +5,111 @@
 // in any order. InnoDB allocates the offset (handler::update_auto_increment, under the table's autoinc mutex)
 // inside ha_innobase::write_row BEFORE row_insert_for_mysql starts the transaction and registers it as a
 // writer with a real trx id; between the two the inserting connection holds an offset and is absent from
-// INNODB_TRX. So "every writer in a fresh INNODB_TRX snapshot has ended" is not enough (measured: a thread
-// stopped in that window for 300 ms at every 20th insert, 16 publishers x 150 rows: that rule lost 16-17 of
-// 2,400). The proof below also covers that window.
+// INNODB_TRX, and its row is not in the table yet. So "every writer in a fresh INNODB_TRX snapshot has ended"
+// is not enough (measured: a thread stopped in that window for 300 ms at every 20th insert, 16 publishers x 150
+// rows: that rule lost 14-25 of 2,400). The proof below also covers that window, and reads no INNODB_TRX.
 //
 // Facts used (MariaDB/InnoDB):
 //  F1 The auto-increment counter only grows; an offset is handed out once, by one statement of one connection,
 //     and is used, if ever, by a row that same statement inserts (a multi-row or INSERT ... SELECT statement may
 //     reuse a value of its own failed row; a reserved but unused value stays a hole).
-//  F2 A row is written only after the offset was allocated; a statement that inserted a row has, from the end
-//     of that write_row call on, a transaction with a real trx id, until it commits or rolls back.
+//  F2 A statement that allocated g and inserted its row has written that record into the table's clustered
+//     index before the statement ends (a failed row is removed again by the statement itself). So once the
+//     statement has ended, g's record is in the index, or g will never have one (F1). (The one deferred write,
+//     InnoDB's bulk insert into an EMPTY table, buffers rows until commit but holds an exclusive lock on the
+//     whole table meanwhile, which step 2 meets like a record lock: checked on 10.11, its NOWAIT read fails
+//     with 1205 while such a transaction is open.)
 //  F3 information_schema.PROCESSLIST is read live; QUERY_ID is the server-wide, never reused number of the
 //     statement (or stored-program sub-statement) a connection is running. It changes, and COMMAND becomes
 //     Sleep, only between statements, never inside one write_row call; a connection leaves the list only after
 //     its last statement ended.
-//  F4 A fresh INNODB_TRX snapshot (it shows the probe's own transaction, so it was taken after the probe began)
-//     lists every transaction that holds a real id at that moment; trx ids are never reused.
-//  F5 A committing transaction stays in INNODB_TRX (state COMMITTING) until its commit is visible to read views
-//     opened afterwards; so once it is gone from a fresh snapshot, any read view opened later (or a locking or
-//     READ UNCOMMITTED read, which reads the latest version) sees its rows, at every isolation level.
+//  F4 A record written by a transaction that has not ended is locked by that transaction: InnoDB keeps an
+//     implicit exclusive lock (the record's DB_TRX_ID names an active transaction), and a locking read by
+//     another transaction that reaches the record converts it into an explicit lock of the writer and must
+//     wait for it (with NOWAIT it fails at once: MariaDB 10.11 reports error 1205). The lock lasts until the
+//     writer commits (its changes are then visible to every read view opened afterwards: the commit marks the
+//     transaction committed before it releases its locks) or until its rollback has removed the record (a
+//     transaction that is rolling back is still active and keeps its locks; undoing an insert deletes the
+//     record from the index). A statement rolled back on its own (an error, ROLLBACK TO SAVEPOINT) removes its
+//     records the same way, under the same lock. A record delete-marked by a DELETE not yet committed is locked
+//     likewise; a committed delete-marked or purged record is just absent (only prune deletes, below every
+//     group's acked offset, so never in a range read here). Transactions a server restart recovers keep their
+//     records locked until the background rollback of each has finished.
 //
 // Steps, for a hole seen by a consume read R0 that also saw a higher offset M (the highest offset R0 returned):
-//  0. Every offset g below M was allocated before M (F1) and M's row existed at R0 (F2), so g was allocated
-//     before R0 ended; so before P1 below, which runs after R0 on the same connection. `coversBelow` = M: one
-//     proof covers every hole below M, not only the first (with 2% of inserts rolled back, proving holes one
-//     at a time, ~100 ms each, let the backlog grow to 10,000-20,000 messages).
+//  0. Every offset g below M was allocated before M (F1) and M's row existed at R0, so g was allocated before
+//     R0 ended; so before P1 below, which runs after R0 on the same connection. `coversBelow` = M: one proof
+//     covers every hole below M, not only the first (with 2% of inserts rolled back, proving holes one at a
+//     time let the backlog grow to 10,000-20,000 messages).
 //  1. P1: read PROCESSLIST; record (ID, QUERY_ID) of every connection inside a statement (not Sleep; see
 //     processlist.ts for what else is left out, and why). Re-read until each has left that statement: gone,
 //     Sleep, or another QUERY_ID. Call the moment that is seen T1. The allocator X of any g was, at its row of
-//     P1, either inside the statement that allocated g (then recorded, and by T1 that statement's write_row of
-//     g has returned, F3) or already past it. So after T1 X is past it: g was never used (a hole forever) or
-//     its row was written and X's transaction holds a real id or has ended (F2).
-//  2. Read INNODB_TRX fresh, after T1 (F4): X's transaction, if still open, is in it. Wait until every real-id
-//     writer of that snapshot has gone from a later fresh snapshot (T2). Now X's transaction has committed
-//     (g's row is committed) or rolled back (g never exists).
+//     P1, either inside the statement that allocated g (then recorded, and by T1 that statement has ended, F3)
+//     or already past it. So after T1 g's record is in the clustered index, under X's lock while X's
+//     transaction lasts, or never will be (F2).
+//  2. After T1, in a new short transaction at READ COMMITTED, a locking read of every row with offset in
+//     [first hole, M), LOCK IN SHARE MODE NOWAIT (messagesTable.ts, lockOffsetRangeNowait):
+//     - a lock error: some row of the range is still held by a transaction that has not ended, maybe X's:
+//       wait, and read again later (step 1 is not repeated: what it established holds from T1 on);
+//     - a row below the lowest offset the consume read saw: the head hole has filled since R0: wait, the next
+//       consume read takes it (no proof is needed for a row that is there);
+//     - otherwise (call it T2): every offset of the range the read did not return has no record and no lock
+//       (F4): X never wrote it, or X's transaction rolled it back and removed it; by F1 nobody will write it
+//       later. Permanent. The rows it did return are committed (F4) and visible to any later read view.
+//     At READ COMMITTED a locking read takes record locks only, no gap locks: it never blocks an INSERT, so
+//     publishers never wait for the probe (the record locks of the rows read last for its few ms; only a
+//     writer that UPDATEs or DELETEs a message row could meet them). NOWAIT because the probe runs on the
+//     consumer's only connection: waiting there (up to innodb_lock_wait_timeout, 50 s) for a publisher that
+//     holds its transaction open would stall the whole consumer; a lock error is an answer, asked again later.
 //  3. The decision (pass every hole below `coversBelow`) is applied only by the reads the consume loop takes
-//     after it returns, each in a new transaction opened after T2: by F5 a committed g is visible there, so a
+//     after it returns, each in a new transaction opened after T2: a committed g is visible there (F4), and a
 //     g still absent is permanent. Offsets at or above M are not covered: their holes wait for a new proof.
-// Isolation levels do not enter steps 0-2 (PROCESSLIST and INNODB_TRX are not transactional); step 3 holds at
-// every level because the deciding read is always in a transaction that starts after the proof.
+// Isolation levels do not enter steps 0-2 (PROCESSLIST is not transactional; step 2's read is a locking read
+// at READ COMMITTED in a transaction of its own, whatever the consumer's level); step 3 holds at every level
+// because the deciding read is always in a transaction that starts after the proof.
+//
+// Step 2 was, before, "wait until every writer of a fresh INNODB_TRX snapshot has ended". INNODB_TRX comes from
+// a cache that is not refilled while anyone reads it more often than every 100 ms, and "fresh" was judged by
+// the snapshot holding a row of the probe's own connection, which an old snapshot does whenever that connection
+// had another transaction open when it was taken. Measured: with a second connection reading INNODB_TRX every
+// 40 ms, a publisher's BEGIN; INSERT; (3 s); COMMIT was passed as "never committed (proof: statements)" within
+// 31 ms and lost, at READ COMMITTED and at REPEATABLE READ. The cache is also cut short silently past 16 MB.
+// Step 2 now asks the one thing the proof needs, whether g's record exists or is held, from the table itself.
+//
+// Narrowing step 1 by start time (TIME_MS against a server timestamp of R0, or QUERY_ID against the probe's
+// own) was considered and not done: P1 runs right after the read whose offsets it covers and statements that
+// start after P1 are never waited on, so only a statement begun in the few ms between R0 and P1 could be
+// dropped. The statements that hurt liveness (a report, a SELECT SLEEP, a metadata-lock wait) began before R0
+// and may have allocated the hole, so no start-time rule can drop them. (TIME_MS is also measured with the
+// server's monotonic timer, NOW(6) with its wall clock: comparing them would add a clock assumption.)
 //
 // Checked and holding: a statement killed mid-way stays listed (COMMAND Killed, same QUERY_ID) until it ends;
-// QUERY_ID and connection ids restart after a server restart, which can only make step 1 wait longer, while
-// trx ids never go back; the transactions a restart recovers are listed until rolled back; the counter after a
-// restart is above every offset whose row was written, so no offset below a visible one is handed out again;
-// no step reads a clock (the bound's clock jumps count at most MAX_COUNTED_STEP_MS per look).
+// QUERY_ID and connection ids restart after a server restart, which can only make step 1 wait longer; the
+// counter after a restart is above every offset whose row was written, so no offset below a visible one is
+// handed out again; no step reads a clock (the bound's clock jumps count at most MAX_COUNTED_STEP_MS per look).
 //
-// NOT covered (named, not proven): an INSERT that writes an explicit offset below the counter (not an
-// allocation: it may appear at any time); replication appliers (explicit offsets); Galera; XA transactions left
-// PREPARED (they may commit at any later time, after INNODB_TRX stopped listing them if it does not); an
-// INNODB_TRX read truncated at its 16 MB memory limit (it then warns; not checked); the PROCESS privilege
-// granted or revoked while a proof runs; the counter moved back (TRUNCATE, ALTER TABLE ... AUTO_INCREMENT)
+// NOT covered (named, not proven): an INSERT or UPDATE that writes an explicit offset below the counter (not an
+// allocation: it may appear at any time); replication appliers (explicit offsets); Galera; the PROCESS privilege
+// granted or revoked after the consumer's first proof; the counter moved back (TRUNCATE, ALTER TABLE ... AUTO_INCREMENT)
 // while consumers run; an event-scheduler statement whose PROCESSLIST row shows COMMAND Daemon with no text.
-// (READ UNCOMMITTED has a hazard of its own, outside this proof: a consume read may handle a row that later
-// rolls back.) The gap proof `innodb-trx` (the previous rule: step 2 alone, from a snapshot taken at any
-// time after first sight) misses the allocator window and is kept only as a control.
+// Bounds, not proofs (see THE BOUND): an XA transaction left PREPARED (for example by a client that
+// disconnected) keeps its record locked forever, so step 2 waits until the bound passes the hole, and a later
+// XA COMMIT loses that message; an unrelated long statement running at P1 keeps step 1 waiting. (READ
+// UNCOMMITTED has a hazard of its own, outside this proof: a consume read may handle a row that later rolls
+// back.) The gap proof `innodb-trx` (the previous rule: "every writer of a fresh INNODB_TRX snapshot taken
+// after first sight has ended", no step 1) misses the allocator window and is kept only as a control; its
+// freshness check now requires the probe's own statement in the snapshot (see innodbTrx.ts).
 //
-// THE BOUND (`timeoutMs`). Steps 1 and 2 wait on connections this consumer does not control: an unrelated long
-// statement blocks step 1, an idle open transaction step 2, each for as long as it lasts. So a hole that has
-// waited `timeoutMs` is passed WITHOUT proof, and recorded as passed by timeout. If its allocator commits
-// later, that message is lost: this is a bound, not a proof. Waiting time counts the consumer's own waiting
-// only; a pause of over MAX_COUNTED_STEP_MS between two looks (a frozen database or consumer) counts as that
-// much, so a freeze of the whole system does not age a hole past the bound at once. Without the PROCESS
-// privilege only the bound applies.
+// THE BOUND (`timeoutMs`). Step 1 waits on statements this consumer does not control, step 2 on transactions
+// holding a row of the range: an unrelated long statement blocks step 1, and a publisher's transaction left
+// open (idle, or XA PREPARED) step 2, each for as long as it lasts. So a hole that has waited `timeoutMs` is
+// passed WITHOUT proof, and recorded as passed by timeout. If its allocator commits later, that message is
+// lost: this is a bound, not a proof. Waiting time counts the consumer's own waiting only; a pause of over
+// MAX_COUNTED_STEP_MS between two looks (a frozen database or consumer) counts as that much, so a freeze of
+// the whole system does not age a hole past the bound at once. Without the PROCESS privilege (PROCESSLIST then
+// shows only the user's own connections, which proves nothing) only the bound applies.
 import { INNODB_TRX_CACHE_IDLE_MS, type OpenWriters } from '../sql/mariadb/innodbTrx.ts';
+import type { OffsetRangeLocks } from '../sql/mariadb/messagesTable.ts';
 import type { RunningStatements } from '../sql/mariadb/processlist.ts';
 
 /** How a hole can be proven permanent: `statements` (covers the allocator window) or `innodb-trx` (control). */
@@ -82,8 +123,7 @@ export interface GapTrackerOptions {
   proof: GapProof;
   /**
    * How long a hole at the head may last before the proof starts reading the server. Almost every hole is a
-   * publish in flight that commits within a few ms; reading PROCESSLIST/INNODB_TRX for those would only slow
-   * the reader.
+   * publish in flight that commits within a few ms; probing those would only slow the reader.
    */
   probeDelayMs: number;
   /** The bound: a hole that has waited this long is passed without proof, recorded as `timeout` (ms). */
@@ -91,9 +131,15 @@ export interface GapTrackerOptions {
   now?: () => number;
 }
 
-/** The reads a proof needs; each runs outside any transaction, on the consumer's connection. */
+/** The reads a proof needs; each runs outside the consuming transaction, on the consumer's connection. */
 export interface GapProbes {
+  /** Step 1: the connections inside a statement now. */
   statements(): Promise<RunningStatements>;
+  /** Before the first proof: fails with 1227 (access denied) without the PROCESS privilege. */
+  requireProcessPrivilege(): Promise<void>;
+  /** Step 2: a NOWAIT locking read of the rows with `from <= offset < below`, in a transaction of its own. */
+  rangeLocks(from: number, below: number): Promise<OffsetRangeLocks>;
+  /** The `innodb-trx` control only. */
   writers(): Promise<OpenWriters>;
 }
 
@@ -102,6 +148,22 @@ export type GapDecision =
   | { kind: 'wait' }
   | { kind: 'skip'; from: number; to: number; waitedMs: number; passedBy: GapPassReason };
 
+/** What step 2's locking read says about the holes below `coversBelow` (see the argument above). */
+export type RangeVerdict =
+  /** A row of the range is held by a transaction that has not ended: read again later. */
+  | { kind: 'held'; errno: number }
+  /** Rows the consume read did not see are there now, below its lowest visible offset: let it read them. */
+  | { kind: 'filled'; offsets: number[] }
+  /** Every offset of the range without a row is permanent. */
+  | { kind: 'permanent'; committed: number };
+
+/** Step 2's decision, from the locking read and the lowest offset the latest consume read returned. Pure. */
+export function judgeRangeLocks(read: OffsetRangeLocks, lowestVisible: number): RangeVerdict {
+  if (read.kind === 'locked') return { kind: 'held', errno: read.errno };
+  const filled = read.offsets.filter((o) => o < lowestVisible);
+  return filled.length > 0 ? { kind: 'filled', offsets: filled } : { kind: 'permanent', committed: read.offsets.length };
+}
+
 /**
  * Longest pause between two looks at a hole that counts in full toward the bound (ms). The consumer looks every
  * few ms while a hole blocks it; a longer pause means the consumer or the database was frozen, and a frozen
@@ -109,11 +171,21 @@ export type GapDecision =
  */
 const MAX_COUNTED_STEP_MS = 1_000;
 
+/**
+ * How often step 2's locking read is repeated while a row of the range is held (ms). Chosen by reasoning: a
+ * read that meets a lock costs the consume connection ~1 ms (NOWAIT answers at once, measured 1 ms here), so
+ * at most ~5% of its time while a publisher holds a transaction open; a rolled-back insert's record is
+ * already gone when its ROLLBACK returns, so such holes pass at the first read and do not wait for this.
+ */
+const RANGE_LOCK_RETRY_MS = 20;
+
 type Phase =
   | { kind: 'delay' }
   /** Step 1: connections inside a statement at P1, with the statement's QUERY_ID, not yet seen to move on. */
   | { kind: 'statements'; running: RunningStatements }
-  /** Step 2: real-id writers of the first fresh snapshot after step 1; null until one was read. */
+  /** Step 2: the locking read of the range, repeated while a row of it is held. */
+  | { kind: 'locks'; nextReadAtMs: number }
+  /** The control: real-id writers of the first fresh snapshot; null until one was read. */
   | { kind: 'writers'; suspects: Set<string> | null };
 
 interface PendingGap {
@@ -130,6 +202,7 @@ const ACCESS_DENIED_ERRNOS = new Set([1227, 1044, 1142]);
 export class GapTracker {
   private pending: PendingGap | undefined;
   private serverReadable = true;
+  private privilegeChecked = false;
   /** INNODB_TRX is read at most this often, or its cache is never refreshed (see innodbTrx.ts). */
   private nextWritersReadAtMs = 0;
   private readonly now: () => number;
@@ -155,7 +228,7 @@ export class GapTracker {
     if (gap.waitedMs >= this.options.timeoutMs) return this.skip(gap, lowestVisible - 1, 'timeout');
     if (!this.serverReadable || gap.waitedMs < this.options.probeDelayMs) return { kind: 'wait' };
     try {
-      return this.options.proof === 'statements' ? await this.stepStatements(gap, highestVisible, probes) : await this.stepInnodbTrx(gap, lowestVisible, probes);
+      return this.options.proof === 'statements' ? await this.stepStatements(gap, lowestVisible, highestVisible, probes) : await this.stepInnodbTrx(gap, lowestVisible, probes);
     } catch (error) {
       const errno = (error as { errno?: number }).errno;
       if (errno !== undefined && ACCESS_DENIED_ERRNOS.has(errno)) {
@@ -171,23 +244,37 @@ export class GapTracker {
     if (this.pending !== undefined && this.pending.offset <= expected) this.pending = undefined;
   }
 
-  private async stepStatements(gap: PendingGap, highestVisible: number, probes: GapProbes): Promise<GapDecision> {
+  private async stepStatements(gap: PendingGap, lowestVisible: number, highestVisible: number, probes: GapProbes): Promise<GapDecision> {
     const phase = gap.phase;
     if (phase.kind === 'delay') {
+      // Without PROCESS, PROCESSLIST shows only this user's connections and step 1 would prove nothing. Checked
+      // once: the check reads INNODB_TRX, and every read of it delays the refresh of its cache for others.
+      if (!this.privilegeChecked) {
+        await probes.requireProcessPrivilege();
+        this.privilegeChecked = true;
+      }
       // P1 runs after the read that saw `highestVisible`: every offset below it was allocated before now.
       gap.coversBelow = highestVisible;
       const running = await probes.statements();
-      gap.phase = running.size === 0 ? { kind: 'writers', suspects: null } : { kind: 'statements', running };
+      gap.phase = running.size === 0 ? { kind: 'locks', nextReadAtMs: 0 } : { kind: 'statements', running };
       return { kind: 'wait' };
     }
     if (phase.kind === 'statements') {
       const now = await probes.statements();
       for (const [id, queryId] of phase.running) if (now.get(id) !== queryId) phase.running.delete(id);
-      if (phase.running.size === 0) gap.phase = { kind: 'writers', suspects: null };
+      if (phase.running.size === 0) gap.phase = { kind: 'locks', nextReadAtMs: 0 };
       return { kind: 'wait' };
     }
-    // The writers step only starts after step 1 finished, so its first snapshot is taken after T1.
-    if (!(await this.narrowWriters(phase, probes))) return { kind: 'wait' };
+    if (phase.kind !== 'locks') throw new Error(`gap proof statements: unexpected phase ${phase.kind}`);
+    // Step 2 only starts after step 1 finished, so its read runs after T1.
+    const now = this.now();
+    if (now < phase.nextReadAtMs) return { kind: 'wait' };
+    const verdict = judgeRangeLocks(await probes.rangeLocks(gap.offset, gap.coversBelow), lowestVisible);
+    if (verdict.kind === 'held') {
+      phase.nextReadAtMs = now + RANGE_LOCK_RETRY_MS;
+      return { kind: 'wait' };
+    }
+    if (verdict.kind === 'filled') return { kind: 'wait' };
     return this.skip(gap, gap.coversBelow - 1, 'statements');
   }
 
@@ -198,7 +285,7 @@ export class GapTracker {
     return this.skip(gap, lowestVisible - 1, 'innodb-trx');
   }
 
-  /** Step 2: true once every writer of the first fresh snapshot has gone from a later fresh one. */
+  /** The control's test: true once every writer of the first fresh snapshot has gone from a later fresh one. */
   private async narrowWriters(phase: { kind: 'writers'; suspects: Set<string> | null }, probes: GapProbes): Promise<boolean> {
     const now = this.now();
     if (now < this.nextWritersReadAtMs) return false;

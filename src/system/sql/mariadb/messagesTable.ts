@@ -74,6 +74,61 @@ export function selectMessagesAfterAckedStatement(topic: string, group: string, 
   };
 }
 
+/** What a locking read of a range of offsets found (see lockOffsetRangeNowait). */
+export type OffsetRangeLocks =
+  /** Another transaction holds a lock the read needed: a row in the range is still being written or removed. */
+  | { kind: 'locked'; errno: number }
+  /** The offsets of the committed rows in the range (every other offset of the range has no row, and no writer). */
+  | { kind: 'rows'; offsets: number[] };
+
+/**
+ * MariaDB reports a NOWAIT read that met a lock (a record lock, a table lock, or a metadata lock) as a lock wait
+ * timeout, 1205, at once (checked on 10.11: 1 ms). 3572 is MySQL 8's own NOWAIT error; 1213 (deadlock) cannot
+ * happen without a wait, and would mean the same thing.
+ */
+const LOCKED_ERRNOS = new Set([1205, 1213, 3572]);
+
+/**
+ * Tries to take a shared lock on every row with `from <= offset < below`, without waiting, in a short
+ * transaction of its own, then ends it. Used by the gap proof to learn whether an offset's row is in the
+ * table, committed, or still held by the transaction that wrote (or is removing) it.
+ * - A locking read reads the latest version of each record, never a snapshot, and must lock it: a record
+ *   inserted (or delete-marked) by a transaction that has not ended carries that transaction's implicit
+ *   exclusive lock, which the read meets whatever the isolation levels (the inserter's lock lasts until its
+ *   commit, or until its rollback has removed the record).
+ * - READ COMMITTED, set for this one transaction whatever the session's level: a locking read there takes
+ *   record locks only, no gap or next-key locks, so it never blocks an INSERT (publishers are never held up)
+ *   and locks nothing beyond the rows it reads. LOCK IN SHARE MODE: shared locks are compatible with the
+ *   shared locks of other readers (a SERIALIZABLE consumer's). MariaDB 10.11 has no `FOR SHARE`.
+ * - NOWAIT: the caller is a consumer's only connection; waiting (up to innodb_lock_wait_timeout, 50 s by
+ *   default) behind a publisher's open transaction would stall the whole consumer. A lock error is an answer.
+ * The scan reads the first record at or above `below` to find the range's end and tries to lock it too, so
+ * `below` should be an offset whose row is known to be committed (the gap proof passes the highest offset a
+ * read returned); an uncommitted row there only makes the answer `locked`, never wrong.
+ */
+export async function lockOffsetRangeNowait(db: SqlExecutor, topic: string, from: number, below: number): Promise<OffsetRangeLocks> {
+  await db.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+  await db.query('START TRANSACTION');
+  let found: OffsetRangeLocks;
+  try {
+    const rows = await db.query<{ offset: number | string }[]>(
+      `SELECT \`offset\` FROM ${messagesTable(topic)} WHERE \`offset\` >= ? AND \`offset\` < ? ORDER BY \`offset\` LOCK IN SHARE MODE NOWAIT`,
+      [from, below],
+    );
+    found = { kind: 'rows', offsets: rows.map((r) => Number(r.offset)) };
+  } catch (error) {
+    const errno = (error as { errno?: number }).errno;
+    // The statement's error leaves the transaction open (innodb_rollback_on_timeout is off by default).
+    if (errno === undefined || !LOCKED_ERRNOS.has(errno)) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+    found = { kind: 'locked', errno };
+  }
+  await db.query('ROLLBACK');
+  return found;
+}
+
 /** The highest offset in the topic, visible to this session (0 for an empty topic). */
 export async function selectMaxOffset(db: SqlExecutor, topic: string): Promise<number> {
   const rows = await db.query<{ max_offset: number | null }[]>(

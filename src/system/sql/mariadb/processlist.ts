@@ -19,8 +19,8 @@ export type RunningStatements = Map<number, string>;
  * - `Daemon` with no statement text: the event scheduler's and other background threads while idle (an event
  *   that runs a statement shows its text and is kept).
  * The probe's own connection is left out too: it is between its own statements whenever it asks.
- * Without the PROCESS privilege this shows only the user's own connections; the proof then cannot complete,
- * because its second step reads INNODB_TRX, which needs the same privilege.
+ * Without the PROCESS privilege this shows only the user's own connections, which would prove nothing: the
+ * gap proof checks the privilege first (innodbTrx.ts, requireProcessPrivilege) and otherwise uses only its bound.
  */
 export async function readRunningStatements(db: SqlExecutor): Promise<RunningStatements> {
   const rows = await db.query<{ id: string | number; query_id: string | number }[]>(
