@@ -7,6 +7,7 @@ import type { TcpProxy } from '../../harness/faults/tcpProxy.ts';
 import { DEFAULT_SERVER_OPTIONS } from '../../system/server/options.ts';
 import { sleep } from '../../system/waiting.ts';
 import type { AllocatorStaller, AllocatorStallPlan } from '../../harness/faults/allocatorStallFault.ts';
+import { killSession, selectSessionHosts } from '../../system/sql/mariadb/processlist.ts';
 
 export const FAULT_NAMES = [
   'worker-kill',
@@ -269,22 +270,12 @@ export function skipReason(fault: FaultDefinition, ctx: FaultContext): string | 
 export async function killWorkerSessions(admin: SqlExecutor, proxy: TcpProxy): Promise<number[]> {
   const ports = new Set(proxy.upstreamLocalPorts());
   if (ports.size === 0) return [];
-  const rows = await admin.query<{ ID: number; HOST: string }[]>('SELECT `ID`, `HOST` FROM information_schema.PROCESSLIST');
-  const ids = rows
-    .filter((r) => {
-      const port = Number(/:(\d+)$/.exec(r.HOST ?? '')?.[1]);
-      return ports.has(port);
-    })
-    .map((r) => Number(r.ID));
+  const ids = (await selectSessionHosts(admin))
+    .filter((r) => ports.has(Number(/:(\d+)$/.exec(r.host)?.[1])))
+    .map((r) => r.id);
   const killed: number[] = [];
-  for (const id of ids) {
-    try {
-      await admin.query(`KILL CONNECTION ${id}`);
-      killed.push(id);
-    } catch {
-      // the session ended between the read and the kill
-    }
-  }
+  // A session that ended between the read and the kill is simply not counted.
+  for (const id of ids) if (await killSession(admin, id)) killed.push(id);
   return killed;
 }
 

@@ -31,6 +31,7 @@ import { withTimeout } from '../waiting.ts';
 import { UUID_PATTERN } from '../counterHandler.ts';
 import { type CounterServer, type ServerHooks, type ServerOptions, type ServerStats, validateServerOptions } from './options.ts';
 import { ALLOWED, type BodyCheck, type Route, checkBody, route } from './routing.ts';
+import { ping } from '../sql/mariadb/session.ts';
 
 /** Visible ASCII only: the id goes into JSON metadata and logs, and, with dedup, into a VARCHAR key. */
 const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
@@ -251,7 +252,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
 
   const handleHealth = (res: ServerResponse): void => {
     inFlight += 1;
-    withTimeout(db.query('SELECT 1'), options.healthTimeoutMs, 'database ping')
+    withTimeout(ping(db), options.healthTimeoutMs, 'database ping')
       .then(
         () => sendJson(res, closing ? 503 : 200, { status: closing ? 'closing' : 'ok', queue: queueReport() }),
         (error: unknown) => sendJson(res, 503, { status: 'unavailable', error: describeError(error), queue: queueReport() }),

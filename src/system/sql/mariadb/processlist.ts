@@ -30,3 +30,19 @@ export async function readRunningStatements(db: SqlExecutor): Promise<RunningSta
   );
   return new Map(rows.map((r) => [Number(r.id), String(r.query_id)]));
 }
+
+/** Every session the server sees, with the client's `host:port` (the conn-kill fault picks the worker's by port). */
+export async function selectSessionHosts(db: SqlExecutor): Promise<{ id: number; host: string }[]> {
+  const rows = await db.query<{ ID: number; HOST: string | null }[]>('SELECT `ID`, `HOST` FROM information_schema.PROCESSLIST');
+  return rows.map((r) => ({ id: Number(r.ID), host: r.HOST ?? '' }));
+}
+
+/** Ends a session at once (its open transaction rolls back); false when it had already ended. */
+export async function killSession(db: SqlExecutor, id: number): Promise<boolean> {
+  try {
+    await db.query(`KILL CONNECTION ${Number(id)}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
