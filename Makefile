@@ -9,7 +9,7 @@ STAMP := node_modules/.package-lock.json
 # Optional overrides, passed on only when given: make bench PROFILE=quick BATCH_SIZES=1,100,1000
 opt = $(if $($(1)),--$(2) '$($(1))')
 BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(call opt,ISOLATION,isolation) \
-  $(call opt,MODES,modes) $(call opt,QUEUE_WORKERS,queue-workers) $(call opt,HANDLERS,profiles) \
+  $(call opt,MODES,modes) $(call opt,QUEUE_WORKERS,queue-workers) $(call opt,HANDLERS,handlers) \
   $(call opt,POLL_INTERVALS,poll-intervals) $(call opt,COALESCE,coalesce) $(call opt,ACK_MODES,ack-modes) \
   $(call opt,REPETITIONS,repetitions) $(call opt,DURATION,duration-s) $(call opt,BACKLOG,backlog) \
   $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only)

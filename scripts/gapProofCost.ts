@@ -14,10 +14,10 @@ import { randomUUID } from 'node:crypto';
 import { readEnvironment } from '../src/config.ts';
 import { executorOf, type Pool } from '../src/system/db/pool.ts';
 import type { Message, Subscription } from '../src/system/pubsub/types.ts';
-import { insertMessagesSql, selectMaxOffset } from '../src/system/sql/messagesTable.ts';
-import { messagesTable } from '../src/system/sql/identifiers.ts';
-import { selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
-import { SystemUnderTest } from '../src/scenarios/systemUnderTest.ts';
+import { insertMessagesSql, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
+import { messagesTable } from '../src/system/sql/mariadb/identifiers.ts';
+import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
+import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
 
 const MESSAGES = 100_000;
 const REPETITIONS = Number(process.argv[2] ?? 3);

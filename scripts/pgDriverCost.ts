@@ -17,7 +17,7 @@ import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import pg from 'pg';
 import { PrivatePostgres } from '../src/harness/postgres/privatePostgres.ts';
-import { findFreePort } from '../src/system/db/ports.ts';
+import { findFreePort } from '../src/harness/ports.ts';
 
 const SECONDS = Number(process.argv[2] ?? 4);
 const PUBLISHERS = 8;

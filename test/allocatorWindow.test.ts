@@ -14,10 +14,10 @@ import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, prepareOffsetTopic, subscribeOffset 
 import type { GapProof } from '../src/system/pubsub/gapTracker.ts';
 import { readEnvironment } from '../src/config.ts';
 import type { IsolationLevel } from '../src/system/pubsub/types.ts';
-import { selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
-import { selectAllMessages, selectMaxOffset } from '../src/system/sql/messagesTable.ts';
+import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
+import { selectAllMessages, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
 import type { Subscription } from '../src/system/pubsub/types.ts';
-import { DEFAULT_ALLOCATOR_STALL_OPTIONS, startAllocatorStall } from '../src/scenarios/faults/allocatorStall.ts';
+import { DEFAULT_ALLOCATOR_STALL_OPTIONS, startAllocatorStall } from '../src/harness/faults/allocatorStall.ts';
 import { eventually, newTopic } from './contract/pubsubContract.ts';
 import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from './support/contractTargets.ts';
 import { usePrivateDatabase } from './support/privateDatabase.ts';

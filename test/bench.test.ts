@@ -6,10 +6,13 @@ import { drainRate, lagPercentiles, percentile, ratio, rateBetween, type Progres
 import { checkCounters } from '../src/bench/counterCheck.ts';
 import { toCsv } from '../src/bench/csv.ts';
 import { drainChartSpec, endToEndChartSpec } from '../src/bench/chart.ts';
-import { parseProcStat } from '../src/bench/processCpu.ts';
+import { parseProcStat } from '../src/harness/processCpu.ts';
 import { bestRow, drainChartData, medianRows, summaryTable } from '../src/bench/report.ts';
 import { timestampDirName } from '../src/bench/resultsDir.ts';
-import { planPoints, pointLabel, profileOptions, references, toRow, CSV_COLUMNS, type PointResult, type Point } from '../src/scenarios/sweep.ts';
+import { planPoints, pointLabel, type Point } from '../src/scenarios/bench/plan.ts';
+import { profileOptions } from '../src/scenarios/bench/options.ts';
+import { references, toRow, CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
+import { type PointResult } from '../src/scenarios/bench/points.ts';
 import { sweepOptionsFromArgs } from '../src/commands/bench.ts';
 
 const s = (atMs: number, progress: number, published = 1000, lagMs?: number): ProgressSample => ({ atMs, progress, published, ...(lagMs === undefined ? {} : { lagMs }) });
@@ -102,11 +105,11 @@ test('results folder names are ISO timestamps without colons', () => {
 
 test('the plan: quick covers the ceilings, the baseline and the best configuration; standard the grid', () => {
   const quick = planPoints(profileOptions('quick'));
-  assert.deepEqual(quick.map((p) => `${p.kind}/${p.handlerProfile}/${p.batchSize ?? ''}`), [
+  assert.deepEqual(quick.map((p) => `${p.kind}/${p.handler}/${p.batchSize ?? ''}`), [
     'http-ceiling/none/', 'sql-ceiling/raw-sql/1000', 'drain/watermill/1', 'drain/watermill/100', 'drain/batched/1000', 'end-to-end/batched/1000',
   ]);
   const standard = planPoints(profileOptions('standard'));
-  const drains = standard.filter((p) => p.kind === 'drain' && p.handlerProfile === 'batched');
+  const drains = standard.filter((p) => p.kind === 'drain' && p.handler === 'batched');
   assert.equal(drains.filter((p) => p.mode === 'offset').length, 5 * 3);
   assert.equal(drains.filter((p) => p.mode === 'queue').length, 5 * 3);
   assert.equal(standard.filter((p) => p.kind === 'end-to-end').length, 4);
@@ -197,9 +200,9 @@ test('plan: drain backlogs are at most 2,000 batches, and at least 20 batches fo
   const drains = planPoints(o).filter((p) => p.kind === 'drain' || p.kind === 'sql-ceiling');
   for (const p of drains) {
     const batches = (p.backlogMessages ?? 0) / (p.batchSize ?? 1);
-    if (p.handlerProfile === 'watermill') assert.ok(batches >= 20 || p.backlogMessages === o.backlogMessages, `${pointLabel(p)}: ${p.backlogMessages}`);
+    if (p.handler === 'watermill') assert.ok(batches >= 20 || p.backlogMessages === o.backlogMessages, `${pointLabel(p)}: ${p.backlogMessages}`);
     else assert.ok(batches <= 2_000 && (p.backlogMessages ?? 0) <= o.backlogMessages, `${pointLabel(p)}: ${p.backlogMessages}`);
   }
-  const batch1 = drains.find((p) => p.kind === 'drain' && p.handlerProfile === 'batched' && p.batchSize === 1);
+  const batch1 = drains.find((p) => p.kind === 'drain' && p.handler === 'batched' && p.batchSize === 1);
   assert.equal(batch1?.backlogMessages, 2_000);
 });

@@ -2,10 +2,10 @@
 // raw SQL load must come out valid; and one control (after-commit acks with a crash between the two commits) must be caught.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCase } from '../src/scenarios/chaos.ts';
-import { chaosMatrix } from '../src/scenarios/chaosMatrix.ts';
+import { runCase } from '../src/scenarios/chaos/runCase.ts';
+import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
 import { readEnvironment } from '../src/config.ts';
-import { checkMachineForAllocatorStall } from '../src/scenarios/faults/allocatorStallFault.ts';
+import { checkMachineForAllocatorStall } from '../src/harness/faults/allocatorStallFault.ts';
 
 const env = readEnvironment();
 // Always the project's own private database, never MYSQL_URL: the case kills the database.

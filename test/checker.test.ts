@@ -1,9 +1,9 @@
 // The checker on literal fixtures: each case is small enough to verify by hand.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { check } from '../src/scenarios/checker.ts';
-import type { DbSnapshot, SnapshotMessage } from '../src/scenarios/checker.ts';
-import type { RequestAttempt, RequestOutcome } from '../src/scenarios/history.ts';
+import { check } from '../src/scenarios/chaos/checker.ts';
+import type { DbSnapshot, SnapshotMessage } from '../src/scenarios/chaos/checker.ts';
+import type { RequestAttempt, RequestOutcome } from '../src/scenarios/chaos/history.ts';
 
 const A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const B = 'bbbbbbbb-0000-4000-8000-000000000002';
@@ -165,7 +165,7 @@ test('history: JSONL round trip, and a bad line is named by file and line', asyn
   const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { tmpdir } = await import('node:os');
-  const { writeHistoryJsonl, readHistoryJsonl } = await import('../src/scenarios/history.ts');
+  const { writeHistoryJsonl, readHistoryJsonl } = await import('../src/scenarios/chaos/history.ts');
   const dir = mkdtempSync(join(tmpdir(), 'eob-history-'));
   try {
     const history = [attempt('c-1', A, 'ok'), { ...attempt('c-2', B, 'unknown'), error: 'ECONNRESET' }];
@@ -179,7 +179,7 @@ test('history: JSONL round trip, and a bad line is named by file and line', asyn
 });
 
 test('outcome classification: a refused connection or a 503 proves nothing was published; a 504 does not', async () => {
-  const { classifyAttempt } = await import('../src/scenarios/historyLoad.ts');
+  const { classifyAttempt } = await import('../src/scenarios/chaos/historyLoad.ts');
   assert.equal(classifyAttempt(204, undefined).outcome, 'ok');
   assert.equal(classifyAttempt(400, undefined).outcome, 'fail');
   assert.equal(classifyAttempt(409, undefined).outcome, 'fail');

@@ -10,14 +10,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { usePrivateDatabase } from './support/privateDatabase.ts';
 import { testPool } from './support/contractTargets.ts';
 import { executorOf, type Pool } from '../src/system/db/pool.ts';
-import { ensureSchema } from '../src/system/schema.ts';
-import { DEFAULT_SERVER_OPTIONS, startCounterServer } from '../src/system/server.ts';
+import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
+import { DEFAULT_SERVER_OPTIONS } from '../src/system/server/options.ts';
+import { startCounterServer } from '../src/system/server/server.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import { counterHandler } from '../src/system/counterHandler.ts';
 import { defaultIsolation } from '../src/system/worker.ts';
-import { selectCounterValue } from '../src/system/sql/counterTable.ts';
-import { selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
-import { selectMaxOffset } from '../src/system/sql/messagesTable.ts';
+import { selectCounterValue } from '../src/system/sql/mariadb/counterTable.ts';
+import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
+import { selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
 import type { IsolationLevel } from '../src/system/pubsub/types.ts';
 
 /** How long the consumer holds its transaction open, and how long publishers run meanwhile (ms). */

@@ -4,16 +4,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { SystemUnderTest, type WorkerFlags } from '../src/scenarios/systemUnderTest.ts';
+import { SystemUnderTest, type WorkerFlags } from '../src/harness/systemUnderTest.ts';
 import { MysqlPublisher } from '../src/system/pubsub/mysqlPublisher.ts';
-import { ensureSchema } from '../src/system/schema.ts';
-import { selectAllCounters } from '../src/system/sql/counterTable.ts';
-import { selectAllMessages, selectMaxOffset } from '../src/system/sql/messagesTable.ts';
-import { selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
-import { countQueue, selectAllQueueMessages } from '../src/system/sql/queueTable.ts';
+import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
+import { selectAllCounters } from '../src/system/sql/mariadb/counterTable.ts';
+import { selectAllMessages, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
+import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
+import { countQueue, selectAllQueueMessages } from '../src/system/sql/mariadb/queueTable.ts';
 import type { FailpointName } from '../src/system/failpoints.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
 import { eventually } from './contract/pubsubContract.ts';
+import type { TopicMode } from '../src/system/pubsub/types.ts';
 
 interface CounterComparison {
   /** Counters whose value is below their number of messages, and by how much in all. */
@@ -23,7 +24,7 @@ interface CounterComparison {
   messages: number;
 }
 
-async function compareCounters(db: SqlExecutor, topic: string, mode: 'offset' | 'queue'): Promise<CounterComparison> {
+async function compareCounters(db: SqlExecutor, topic: string, mode: TopicMode): Promise<CounterComparison> {
   const messages = mode === 'offset' ? await selectAllMessages(db, topic) : await selectAllQueueMessages(db, topic);
   const expected = new Map<string, number>();
   for (const m of messages) {
@@ -53,7 +54,7 @@ describe('worker crash safety (real processes, private database)', () => {
   });
 
   /** Publishes `n` messages in batches of 50, spread over the counters, while the test does its faults. */
-  async function publish(topic: string, mode: 'offset' | 'queue', n: number, pauseMs = 0): Promise<void> {
+  async function publish(topic: string, mode: TopicMode, n: number, pauseMs = 0): Promise<void> {
     const publisher = new MysqlPublisher(sut.db, mode);
     for (let i = 0; i < n; i += 50) {
       const batch = Array.from({ length: Math.min(50, n - i) }, (_, j) => ({
@@ -66,7 +67,7 @@ describe('worker crash safety (real processes, private database)', () => {
     }
   }
 
-  async function drained(topic: string, mode: 'offset' | 'queue', group: string): Promise<void> {
+  async function drained(topic: string, mode: TopicMode, group: string): Promise<void> {
     await eventually(
       'the worker to consume everything',
       async () => {
@@ -80,7 +81,7 @@ describe('worker crash safety (real processes, private database)', () => {
     );
   }
 
-  async function freshTopic(mode: 'offset' | 'queue'): Promise<string> {
+  async function freshTopic(mode: TopicMode): Promise<string> {
     const topic = `crash_${randomUUID().slice(0, 8)}`;
     await ensureSchema(sut.db, { topic, topicSchema: mode, dedup: false });
     // Each test gets its own counters table contents: clear them so comparisons see only this topic.

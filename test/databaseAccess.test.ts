@@ -11,11 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
-import { ManagedDatabase } from '../src/system/db/managedDatabase.ts';
+import { ManagedDatabase } from '../src/harness/mariadb/managedDatabase.ts';
 import { parseMysqlUrl } from '../src/system/db/mysqlUrl.ts';
-import { ensurePrivateDirectory, PrivateDirectoryError } from '../src/system/db/privateDirectory.ts';
-import { lookupUser } from '../src/system/db/serverUser.ts';
-import { findFreePort } from '../src/system/db/ports.ts';
+import { ensurePrivateDirectory, PrivateDirectoryError } from '../src/harness/privateDirectory.ts';
+import { lookupUser } from '../src/harness/serverUser.ts';
+import { findFreePort } from '../src/harness/ports.ts';
 import { startPrivateDatabase } from './support/privateDatabase.ts';
 
 const execFileAsync = promisify(execFile);

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DockerBackend } from '../src/scenarios/faults/dockerBackend.ts';
+import { DockerBackend } from '../src/harness/faults/dockerBackend.ts';
 
 interface Recorded {
   method: string;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { executorOf, type Pool, type PoolConnection } from '../src/system/db/pool.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, prepareOffsetTopic, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
-import { selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
+import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
 import type { Subscription } from '../src/system/pubsub/types.ts';
 import { eventually, newTopic } from './contract/pubsubContract.ts';
 import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from './support/contractTargets.ts';

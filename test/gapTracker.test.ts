@@ -3,9 +3,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { GapTracker, judgeRangeLocks, type GapProbes, type GapProof } from '../src/system/pubsub/gapTracker.ts';
-import type { OpenWriters } from '../src/system/sql/innodbTrx.ts';
-import type { OffsetRangeLocks } from '../src/system/sql/messagesTable.ts';
-import type { RunningStatements } from '../src/system/sql/processlist.ts';
+import type { OpenWriters } from '../src/system/sql/mariadb/innodbTrx.ts';
+import type { OffsetRangeLocks } from '../src/system/sql/mariadb/messagesTable.ts';
+import type { RunningStatements } from '../src/system/sql/mariadb/processlist.ts';
 
 function tracker(clock: { t: number }, proof: GapProof, timeoutMs = 5_000) {
   return new GapTracker({ proof, probeDelayMs: 20, timeoutMs, now: () => clock.t });

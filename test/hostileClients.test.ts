@@ -17,8 +17,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startPrivateDatabase } from './support/privateDatabase.ts';
 import type { ManagedDatabase } from './support/privateDatabase.ts';
 import { createPool, ensureDatabase, executorOf } from '../src/system/db/pool.ts';
-import { ensureSchema } from '../src/system/schema.ts';
-import { findFreePort } from '../src/system/db/ports.ts';
+import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
+import { findFreePort } from '../src/harness/ports.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

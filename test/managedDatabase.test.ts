@@ -15,9 +15,9 @@ import {
   ManagedDatabase,
   PortInUseError,
   resolveManagedDatabaseOptions,
-} from '../src/system/db/managedDatabase.ts';
-import { ServerBinaryNotFoundError } from '../src/system/db/serverBinaries.ts';
-import { findFreePort } from '../src/system/db/ports.ts';
+} from '../src/harness/mariadb/managedDatabase.ts';
+import { ServerBinaryNotFoundError } from '../src/harness/mariadb/serverBinaries.ts';
+import { findFreePort } from '../src/harness/ports.ts';
 import { parseMysqlUrl } from '../src/system/db/mysqlUrl.ts';
 import { OptionsError } from '../src/validate.ts';
 import { startPrivateDatabase } from './support/privateDatabase.ts';

@@ -1,11 +1,11 @@
 // The fault registry and the nemesis loop, with a recording stand-in backend (no processes, no database).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALLOCATOR_STALL_PLAN, FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis, skipReason } from '../src/scenarios/nemesis.ts';
-import { checkMachineForAllocatorStall, unavailableStaller, type AllocatorStaller, type AllocatorStallPlan } from '../src/scenarios/faults/allocatorStallFault.ts';
-import type { FaultContext } from '../src/scenarios/nemesis.ts';
-import type { FaultBackend, ServiceRole } from '../src/scenarios/faults/backend.ts';
-import { CHAOS_PROFILES, chaosMatrix } from '../src/scenarios/chaosMatrix.ts';
+import { ALLOCATOR_STALL_PLAN, FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis, skipReason } from '../src/scenarios/chaos/nemesis.ts';
+import { checkMachineForAllocatorStall, unavailableStaller, type AllocatorStaller, type AllocatorStallPlan } from '../src/harness/faults/allocatorStallFault.ts';
+import type { FaultContext } from '../src/scenarios/chaos/nemesis.ts';
+import type { FaultBackend, ServiceRole } from '../src/harness/faults/backend.ts';
+import { CHAOS_PROFILES, chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
 
 function recordingBackend(calls: string[]): FaultBackend {
   const rec = (what: string) => async (role: ServiceRole, arg?: unknown) => {

@@ -1,4 +1,4 @@
-// The offset-mode hazard (DESIGN 4.1): offsets are allocated at INSERT and become visible at COMMIT, in any
+// The offset-mode hazard: offsets are allocated at INSERT and become visible at COMMIT, in any
 // order. The default subscriber must lose nothing; the watermill-shaped one and the non-locking read without
 // contiguity must be seen to lose messages, or these tests could not tell the difference.
 import { after, before, describe, it } from 'node:test';
@@ -13,8 +13,8 @@ import {
   subscribeOffset,
   type OffsetSubscriberOptions,
 } from '../src/system/pubsub/offsetSubscriber.ts';
-import { selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
-import { selectAllMessages, selectMaxOffset } from '../src/system/sql/messagesTable.ts';
+import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
+import { selectAllMessages, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
 import type { Message, Subscription } from '../src/system/pubsub/types.ts';
 import { eventually, newTopic, outgoing } from './contract/pubsubContract.ts';
 import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from './support/contractTargets.ts';

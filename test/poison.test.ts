@@ -6,23 +6,24 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { SystemUnderTest } from '../src/scenarios/systemUnderTest.ts';
+import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
 import { createPool, type Pool } from '../src/system/db/pool.ts';
-import { ensureSchema } from '../src/system/schema.ts';
-import { counterHandler, type HandlerProfile } from '../src/system/counterHandler.ts';
+import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
+import { counterHandler, type HandlerName } from '../src/system/counterHandler.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from '../src/system/pubsub/queueSubscriber.ts';
 import type { BatchHandler, Subscription } from '../src/system/pubsub/types.ts';
-import { messagesTable, queueTable } from '../src/system/sql/identifiers.ts';
-import { selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
-import { countQueue } from '../src/system/sql/queueTable.ts';
-import { selectMaxOffset } from '../src/system/sql/messagesTable.ts';
-import { selectAllCounters } from '../src/system/sql/counterTable.ts';
-import { selectPoisoned, type PoisonRow } from '../src/system/sql/poisonTable.ts';
+import { messagesTable, queueTable } from '../src/system/sql/mariadb/identifiers.ts';
+import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
+import { countQueue } from '../src/system/sql/mariadb/queueTable.ts';
+import { selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
+import { selectAllCounters } from '../src/system/sql/mariadb/counterTable.ts';
+import { selectPoisoned, type PoisonRow } from '../src/system/sql/mariadb/poisonTable.ts';
 import { eventually } from './contract/pubsubContract.ts';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TopicMode } from '../src/system/pubsub/types.ts';
 
 const EOB = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'eob.js');
 
@@ -36,7 +37,7 @@ function eob(args: readonly string[]): Promise<{ code: number; stdout: string; s
   });
 }
 
-type Mode = 'offset' | 'queue';
+type Mode = TopicMode;
 
 interface PoisonKind {
   name: string;
@@ -107,7 +108,7 @@ describe('poison messages (private MariaDB)', () => {
     logs: string[];
   }
 
-  async function subscribe(topic: string, mode: Mode, o: { poisonAfterFailures: number; batchSize?: number; profile?: HandlerProfile; handler?: BatchHandler; concurrency?: number }): Promise<Run> {
+  async function subscribe(topic: string, mode: Mode, o: { poisonAfterFailures: number; batchSize?: number; profile?: HandlerName; handler?: BatchHandler; concurrency?: number }): Promise<Run> {
     const logs: string[] = [];
     const common = {
       topic,

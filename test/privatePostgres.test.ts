@@ -9,11 +9,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { PortInUseError, PostgresStartError, PrivatePostgres } from '../src/harness/postgres/privatePostgres.ts';
-import { DataDirectoryError } from '../src/system/db/dataDirectory.ts';
+import { DataDirectoryError } from '../src/harness/dataDirectory.ts';
 import { findPostgresBinaries, PostgresBinaryNotFoundError } from '../src/harness/postgres/postgresBinaries.ts';
 import { classifyPgError } from '../src/system/db/postgres/errors.ts';
 import { startPrivatePostgres, usePrivatePostgres } from './support/privatePostgres.ts';
-import { findFreePort } from '../src/system/db/ports.ts';
+import { findFreePort } from '../src/harness/ports.ts';
 
 const execFileAsync = promisify(execFile);
 

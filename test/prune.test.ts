@@ -12,18 +12,19 @@ import { usePrivateDatabase } from './support/privateDatabase.ts';
 import { testPool } from './support/contractTargets.ts';
 import { executorOf, type Pool } from '../src/system/db/pool.ts';
 import type { OutgoingMessage, SqlExecutor, Subscription } from '../src/system/pubsub/types.ts';
-import { ensureSchema } from '../src/system/schema.ts';
-import { DEFAULT_PRUNE_OPTIONS, prune, startPeriodicPrune, type PruneMode } from '../src/system/prune.ts';
-import { insertMessages, insertMessagesSql, selectMaxOffset } from '../src/system/sql/messagesTable.ts';
-import { createOffsetsTable, selectAckedOffset } from '../src/system/sql/offsetsTable.ts';
-import { countQueue, markAcked } from '../src/system/sql/queueTable.ts';
-import { createPublishDedupTable } from '../src/system/sql/publishDedupTable.ts';
-import { dedupTable, messagesTable, offsetsTable, queueTable } from '../src/system/sql/identifiers.ts';
+import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
+import { DEFAULT_PRUNE_OPTIONS, prune, startPeriodicPrune } from '../src/system/prune.ts';
+import { insertMessages, insertMessagesSql, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
+import { createOffsetsTable, selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
+import { countQueue, markAcked } from '../src/system/sql/mariadb/queueTable.ts';
+import { createPublishDedupTable } from '../src/system/sql/mariadb/publishDedupTable.ts';
+import { dedupTable, messagesTable, offsetsTable, queueTable } from '../src/system/sql/mariadb/identifiers.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from '../src/system/pubsub/queueSubscriber.ts';
 import { counterHandler } from '../src/system/counterHandler.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
-import { selectAllCounters } from '../src/system/sql/counterTable.ts';
+import { selectAllCounters } from '../src/system/sql/mariadb/counterTable.ts';
+import type { TopicMode } from '../src/system/pubsub/types.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -57,7 +58,7 @@ describe('prune (private MariaDB)', () => {
     await pool.end();
   });
 
-  const opts = (topic: string, mode: PruneMode, over: Partial<typeof DEFAULT_PRUNE_OPTIONS> = {}) => ({ ...DEFAULT_PRUNE_OPTIONS, topic, mode, ...over });
+  const opts = (topic: string, mode: TopicMode, over: Partial<typeof DEFAULT_PRUNE_OPTIONS> = {}) => ({ ...DEFAULT_PRUNE_OPTIONS, topic, mode, ...over });
 
   test('offset mode: removes exactly the messages at or below the lowest acked offset of every group', async () => {
     const topic = 'prune_offset';

@@ -1,9 +1,11 @@
-// The pub/sub contract against all three implementations: memory, MySQL offset mode, MySQL queue mode.
+// The pub/sub contract against all three implementations: memory, MySQL offset mode, MySQL queue mode, and the
+// worker's own wiring (workerPubSubConfig, the function `eob worker` subscribes through).
 import { after, before, describe } from 'node:test';
 import { runPubSubContract } from './contract/pubsubContract.ts';
 import { createEffectsTable, memoryTarget, mysqlTarget, testPool } from './support/contractTargets.ts';
 import { usePrivateDatabase } from './support/privateDatabase.ts';
 import type { Pool } from '../src/system/db/pool.ts';
+import { DEFAULT_WORKER_OPTIONS, validateWorkerOptions, workerPubSubConfig } from '../src/system/worker.ts';
 
 describe('memory pub/sub', () => {
   runPubSubContract(async () => memoryTarget());
@@ -43,6 +45,16 @@ describe('MySQL pub/sub', () => {
       await single.end();
     });
     runPubSubContract(async () => mysqlTarget(single, { mode: 'offset', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20 } }));
+  });
+  describe('the worker\'s wiring, offset mode (workerPubSubConfig of the worker\'s defaults)', () => {
+    runPubSubContract(async () =>
+      mysqlTarget(pool, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: db().url, mode: 'offset', pollIntervalMs: 5 }))),
+    );
+  });
+  describe('the worker\'s wiring, queue mode (workerPubSubConfig of the worker\'s defaults)', () => {
+    runPubSubContract(async () =>
+      mysqlTarget(pool, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: db().url, mode: 'queue', pollIntervalMs: 5 }))),
+    );
   });
   describe('queue mode, 1 consumer', () => {
     runPubSubContract(async () => mysqlTarget(pool, { mode: 'queue', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20, concurrency: 1 } }));

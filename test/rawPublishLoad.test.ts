@@ -3,15 +3,15 @@
 // message is caught exactly like an HTTP one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifySqlAttempt, rawRequestId, runRawPublishLoad, validateRawPublishLoadOptions, DEFAULT_RAW_PUBLISH_LOAD_OPTIONS } from '../src/scenarios/rawPublishLoad.ts';
-import { check } from '../src/scenarios/checker.ts';
-import { takeSnapshot } from '../src/scenarios/chaos.ts';
+import { classifySqlAttempt, rawRequestId, runRawPublishLoad, validateRawPublishLoadOptions, DEFAULT_RAW_PUBLISH_LOAD_OPTIONS } from '../src/scenarios/chaos/rawPublishLoad.ts';
+import { check } from '../src/scenarios/chaos/checker.ts';
+import { takeSnapshot } from '../src/bench/observation.ts';
 import { createPool, executorOf } from '../src/system/db/pool.ts';
-import { createMessagesTable } from '../src/system/sql/messagesTable.ts';
-import { messagesTable } from '../src/system/sql/identifiers.ts';
-import { createOffsetsTable } from '../src/system/sql/offsetsTable.ts';
-import { createCounterTable } from '../src/system/sql/counterTable.ts';
-import { findFreePort } from '../src/system/db/ports.ts';
+import { createMessagesTable } from '../src/system/sql/mariadb/messagesTable.ts';
+import { messagesTable } from '../src/system/sql/mariadb/identifiers.ts';
+import { createOffsetsTable } from '../src/system/sql/mariadb/offsetsTable.ts';
+import { createCounterTable } from '../src/system/sql/mariadb/counterTable.ts';
+import { findFreePort } from '../src/harness/ports.ts';
 import { usePrivateDatabase } from './support/privateDatabase.ts';
 
 const db = usePrivateDatabase();
@@ -92,7 +92,7 @@ test('on a private database: one history entry per INSERT, in the shape the chec
   }
 
   // No worker ran: everything is published and pending, nothing lost, nothing foreign.
-  const before = check(r.attempts, await takeSnapshot(admin, 'offset'));
+  const before = check(r.attempts, await takeSnapshot(admin, { mode: 'offset', topic: 'counter', consumerGroup: 'counter' }));
   assert.equal(before.requests.ok, 40);
   assert.equal(before.messages.total, 40);
   assert.equal(before.lostRequests.length, 0);
@@ -102,7 +102,7 @@ test('on a private database: one history entry per INSERT, in the shape the chec
   // One committed raw INSERT disappears: the checker names it as lost at publish.
   const victim = rawRequestId('rawcase', 7);
   await admin.query(`DELETE FROM ${messagesTable('counter')} WHERE JSON_VALUE(metadata, '$.request_id') = ?`, [victim]);
-  const after = check(r.attempts, await takeSnapshot(admin, 'offset'));
+  const after = check(r.attempts, await takeSnapshot(admin, { mode: 'offset', topic: 'counter', consumerGroup: 'counter' }));
   assert.equal(after.verdict, 'invalid');
   assert.deepEqual(after.lostRequests.map((l) => l.requestId), [victim]);
 });

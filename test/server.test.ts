@@ -16,11 +16,12 @@ import type { ManagedDatabase } from './support/privateDatabase.ts';
 import { createPool, ensureDatabase, executorOf } from '../src/system/db/pool.ts';
 import type { Pool } from '../src/system/db/pool.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
-import { ensureSchema } from '../src/system/schema.ts';
-import { DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../src/system/server.ts';
-import type { CounterServer, ServerOptions } from '../src/system/server.ts';
-import { countDedupRows } from '../src/system/sql/publishDedupTable.ts';
-import { findFreePort } from '../src/system/db/ports.ts';
+import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
+import { DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../src/system/server/options.ts';
+import { startCounterServer } from '../src/system/server/server.ts';
+import type { CounterServer, ServerOptions } from '../src/system/server/options.ts';
+import { countDedupRows } from '../src/system/sql/mariadb/publishDedupTable.ts';
+import { findFreePort } from '../src/harness/ports.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ChildService, ChildServiceError, httpStatus } from '../src/scenarios/childService.ts';
-import { SystemUnderTest, serverArgs, workerArgs } from '../src/scenarios/systemUnderTest.ts';
+import { ChildService, ChildServiceError, httpStatus } from '../src/harness/childService.ts';
+import { SystemUnderTest, serverArgs, workerArgs } from '../src/harness/systemUnderTest.ts';
 import { readEnvironment } from '../src/config.ts';
 
 const standIn = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'standInEob.mjs');

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { TcpProxy } from '../src/scenarios/faults/tcpProxy.ts';
+import { TcpProxy } from '../src/harness/faults/tcpProxy.ts';
 
 async function echoServer(): Promise<{ port: number; close: () => Promise<void>; sockets: Set<net.Socket> }> {
   const sockets = new Set<net.Socket>();

@@ -1,7 +1,7 @@
 // The worker's `worker gaps {...}` lines summed over worker processes, restarts included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WorkerGapCounts } from '../src/scenarios/workerGapCounts.ts';
+import { WorkerGapCounts } from '../src/harness/workerGapCounts.ts';
 import { gapCounts, parseGapLine } from '../src/system/workerGapLine.ts';
 import { emptyStats } from '../src/system/pubsub/consumeLoop.ts';
 

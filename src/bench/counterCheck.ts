@@ -1,10 +1,14 @@
 // The bench's correctness check of one configuration point (pure): every counter must equal the number of its
 // messages that were consumed. A bench that goes fast by losing or repeating increments must say so.
 
-export type Verdict = 'valid' | 'invalid';
+/**
+ * The one verdict vocabulary of the project: valid (no violation), invalid (a violation, named), unknown (the
+ * evidence could not decide, e.g. the system never quiesced). The bench's counter check gives only the first two.
+ */
+export type VerdictKind = 'valid' | 'invalid' | 'unknown';
 
 export interface CounterCheck {
-  verdict: Verdict;
+  verdict: Exclude<VerdictKind, 'unknown'>;
   /** Increments missing: sum over counters of (messages consumed - counter value) where positive. */
   lost: number;
   /** Increments applied too often: sum over counters of (counter value - messages consumed) where positive. */

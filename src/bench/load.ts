@@ -22,7 +22,7 @@ export interface LoadOptions {
 
 export const DEFAULT_LOAD_OPTIONS: Omit<LoadOptions, 'baseUrl' | 'counters'> = {
   route: 'count',
-  // 50 connections is where the plain HTTP ceiling of DESIGN 6 (~38,000 req/s) was measured; more only adds
+  // 50 connections is where the plain HTTP ceiling here (~38,000 req/s) was measured; more only adds
   // queueing on 2 cores.
   connections: 50,
   durationS: 10,

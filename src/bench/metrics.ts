@@ -93,3 +93,39 @@ export function round(value: number | undefined, digits: number): number | undef
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** A drain reading on a case clock (the chaos timeline): ms since the case began and messages acked by then. */
+export interface DrainSample {
+  tMs: number;
+  acked: number;
+}
+
+/** A fault's window on the same clock: injected at startMs, healed at healStartMs, recovered (when it did). */
+export interface FaultWindow {
+  startMs: number;
+  healStartMs: number;
+  recoveredMs?: number;
+}
+
+/** Acked messages per second between two case times, from the samples nearest outside the window. */
+export function rateOver(samples: readonly DrainSample[], fromMs: number, toMs: number): number | undefined {
+  const before = [...samples].reverse().find((s) => s.tMs <= fromMs) ?? samples[0];
+  const after = samples.find((s) => s.tMs >= toMs) ?? samples[samples.length - 1];
+  if (before === undefined || after === undefined || after.tMs <= before.tMs) return undefined;
+  return ((after.acked - before.acked) * 1000) / (after.tMs - before.tMs);
+}
+
+/** Acked messages per second summed over every fault window (injection to recovery) / their total length. */
+export function drainDuringFaults(samples: readonly DrainSample[], faults: readonly FaultWindow[]): number | undefined {
+  let messages = 0;
+  let ms = 0;
+  for (const f of faults) {
+    const end = f.recoveredMs ?? f.healStartMs;
+    const before = [...samples].reverse().find((s) => s.tMs <= f.startMs);
+    const after = samples.find((s) => s.tMs >= end);
+    if (before === undefined || after === undefined || after.tMs <= before.tMs) continue;
+    messages += after.acked - before.acked;
+    ms += after.tMs - before.tMs;
+  }
+  return ms > 0 ? (messages * 1000) / ms : undefined;
+}

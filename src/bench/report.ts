@@ -47,7 +47,7 @@ export function chartRules(rows: readonly CsvRow[], baseline: number): Reference
 
 /**
  * The valid, exactly-once (transactional) row with the highest value of `column` among rows of `kind`, leaving
- * out the watermill profile: it is the baseline the best configuration is compared with, not a candidate.
+ * out the watermill handler: it is the baseline the best configuration is compared with, not a candidate.
  */
 export function bestRow(rows: readonly CsvRow[], kind: string, column: string): CsvRow | undefined {
   return rows
@@ -89,7 +89,7 @@ export function summaryTable(rows: readonly CsvRow[]): string {
   if (bestDrain !== undefined) {
     out.push(
       `best drain:       ${bestDrain.point}: ${cell(bestDrain, 'drain_msgs_per_s')} msgs/s, ` +
-        `${cell(bestDrain, 'ratio_vs_baseline')}x the published 154 msg/s, ${cell(bestDrain, 'ratio_vs_watermill_profile')}x the watermill profile, ` +
+        `${cell(bestDrain, 'ratio_vs_baseline')}x the published 154 msg/s, ${cell(bestDrain, 'ratio_vs_watermill_profile')}x the watermill handler, ` +
         `${cell(bestDrain, 'ratio_vs_sql_ceiling')} of the SQL ceiling`,
     );
   }

@@ -3,8 +3,9 @@
 // durability settings, and the git commit.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join, relative, dirname } from 'node:path';
+import { join, relative } from 'node:path';
 import type { SqlExecutor } from '../system/pubsub/types.ts';
+import { selectDurability } from '../system/sql/mariadb/observation.ts';
 import { redactMysqlUrlsDeep, redactMysqlUrlsIn } from '../system/db/mysqlUrl.ts';
 
 export interface ResultsDir {
@@ -105,26 +106,11 @@ export async function collectVersions(projectRoot: string): Promise<Versions> {
 
 /** The server's version and durability settings, recorded with every result. */
 export async function collectDatabaseInfo(db: SqlExecutor): Promise<DatabaseInfo> {
-  const rows = await db.query<Record<string, unknown>[]>(
-    'SELECT VERSION() AS v, @@innodb_flush_log_at_trx_commit AS f, @@sync_binlog AS s, @@log_bin AS b',
-  );
-  const r = rows[0] ?? {};
-  const num = (x: unknown): number | undefined => (x === null || x === undefined ? undefined : Number(x));
+  const r = await selectDurability(db);
   return {
-    db_version: String(r.v ?? 'unknown'),
-    db_flush_log_at_trx_commit: num(r.f),
-    db_sync_binlog: num(r.s),
-    db_log_bin: r.b === null || r.b === undefined ? undefined : Number(r.b) === 1,
+    db_version: r.version,
+    db_flush_log_at_trx_commit: r.flushLogAtTrxCommit,
+    db_sync_binlog: r.syncBinlog,
+    db_log_bin: r.logBin,
   };
-}
-
-/** The project root: the folder holding package.json above this file. */
-export function projectRoot(): string {
-  let dir = dirname(new URL(import.meta.url).pathname);
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find package.json above src/bench');
-    dir = up;
-  }
-  return dir;
 }

@@ -1,11 +1,12 @@
 // Polls the database while a point runs: how far consumption got, how much was published, and the lag.
 // Measurement comes from the database, never from the worker's own report.
 import type { SqlExecutor } from '../system/pubsub/types.ts';
-import { messagesTable, offsetsTable, queueTable } from '../system/sql/identifiers.ts';
+import { selectProgress } from '../system/sql/mariadb/observation.ts';
 import type { ProgressSample } from './metrics.ts';
+import type { TopicMode } from '../system/pubsub/types.ts';
 
 export interface SamplerOptions {
-  mode: 'offset' | 'queue';
+  mode: TopicMode;
   topic: string;
   consumerGroup: string;
   /**
@@ -15,38 +16,10 @@ export interface SamplerOptions {
   intervalMs: number;
 }
 
-/**
- * One reading. Offset mode: progress = the group's acked offset, published = MAX(offset), lag = now minus
- * created_at of the last acked message (0 when nothing waits). Queue mode has no high-water mark: progress =
- * SUM(counter.value) (the effects), published = the row count, lag = the age of the oldest unacked message.
- * Ages are computed by the database (NOW(6) against created_at) so no clock skew enters.
- */
+/** One reading of progress, published and lag (what each means per mode: selectProgress). */
 export async function readSample(db: SqlExecutor, o: SamplerOptions, atMs: number): Promise<ProgressSample> {
-  if (o.mode === 'offset') {
-    const rows = await db.query<{ acked: number | null; max_offset: number | null; lag_us: number | null }[]>(
-      `SELECT a.acked, (SELECT MAX(\`offset\`) FROM ${messagesTable(o.topic)}) AS max_offset,
-        (SELECT TIMESTAMPDIFF(MICROSECOND, m.created_at, NOW(6)) FROM ${messagesTable(o.topic)} m WHERE m.\`offset\` = a.acked) AS lag_us
-       FROM (SELECT COALESCE((SELECT \`offset_acked\` FROM ${offsetsTable(o.topic)} WHERE \`consumer_group\` = ?), 0) AS acked) a`,
-      [o.consumerGroup],
-    );
-    const r = rows[0];
-    const acked = Number(r?.acked ?? 0);
-    const published = Number(r?.max_offset ?? 0);
-    const lagMs = acked >= published ? 0 : r?.lag_us === null || r?.lag_us === undefined ? undefined : Number(r.lag_us) / 1000;
-    return { atMs, progress: acked, published, ...(lagMs === undefined ? {} : { lagMs }) };
-  }
-  const rows = await db.query<{ done: number | null; published: number | null; lag_us: number | null }[]>(
-    `SELECT (SELECT SUM(\`value\`) FROM \`counter\`) AS done,
-      (SELECT MAX(\`offset\`) FROM ${queueTable(o.topic)}) AS published,
-      (SELECT TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6)) FROM ${queueTable(o.topic)} WHERE \`acked\` = 0 ORDER BY \`offset\` LIMIT 1) AS lag_us`,
-  );
-  const r = rows[0];
-  return {
-    atMs,
-    progress: Number(r?.done ?? 0),
-    published: Number(r?.published ?? 0),
-    lagMs: r?.lag_us === null || r?.lag_us === undefined ? 0 : Number(r.lag_us) / 1000,
-  };
+  const r = await selectProgress(db, o);
+  return { atMs, progress: r.progress, published: r.published, ...(r.lagMs === undefined ? {} : { lagMs: r.lagMs }) };
 }
 
 export interface Sampler {

@@ -4,9 +4,9 @@
 // with START TRANSACTION, then upsert + ack + COMMIT). What the database allows at a batch size.
 import { createPool, runStatements } from '../system/db/pool.ts';
 import type { IsolationLevel } from '../system/pubsub/types.ts';
-import { selectMessagesAfterAckedStatement, type MessageRow } from '../system/sql/messagesTable.ts';
-import { ackedOffsetOf, ensureGroupRow, lockAckedOffsetStatement, writeAckedOffsetStatement } from '../system/sql/offsetsTable.ts';
-import { addToCountersStatement } from '../system/sql/counterTable.ts';
+import { selectMessagesAfterAckedStatement, type MessageRow } from '../system/sql/mariadb/messagesTable.ts';
+import { ackedOffsetOf, ensureGroupRow, lockAckedOffsetStatement, writeAckedOffsetStatement } from '../system/sql/mariadb/offsetsTable.ts';
+import { addToCountersStatement } from '../system/sql/mariadb/counterTable.ts';
 import { executorOf } from '../system/db/pool.ts';
 
 export interface SqlCeilingOptions {

@@ -1,13 +1,16 @@
-// `eob bench`: the throughput sweep (issue 3). Profiles quick / standard / full; every grid field can be
+// `eob bench`: the throughput sweep. Profiles quick / standard / full; every grid field can be
 // overridden with a comma-separated list.
 import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
+import { optionalMysqlUrl } from './sharedOptions.ts';
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
-import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions, type Mode, type HandlerProfile } from '../scenarios/sweep.ts';
-import { runBench } from '../bench/runBench.ts';
-import { projectRoot } from '../bench/resultsDir.ts';
+import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions } from '../scenarios/bench/options.ts';
+import type { HandlerName } from '../system/counterHandler.ts';
+import { runBench } from '../scenarios/bench/runBench.ts';
+import { projectRoot } from '../projectRoot.ts';
 import path from 'node:path';
+import type { TopicMode } from '../system/pubsub/types.ts';
 
 interface BenchArgs {
   profile: string;
@@ -16,6 +19,8 @@ interface BenchArgs {
   isolation?: string;
   modes?: string;
   'queue-workers'?: string;
+  handlers?: string;
+  /** Deprecated alias of --handlers ("profile" now means only the run size). */
   profiles?: string;
   'poll-intervals'?: string;
   coalesce?: string;
@@ -62,9 +67,12 @@ export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
     g.isolations = isolations;
     g.queueIsolations = isolations as (IsolationLevel | undefined)[];
   }
-  g.modes = (list(args.modes) as Mode[] | undefined) ?? g.modes;
+  g.modes = (list(args.modes) as TopicMode[] | undefined) ?? g.modes;
   g.queueWorkers = numbers('queue-workers', args['queue-workers']) ?? g.queueWorkers;
-  g.handlerProfiles = (list(args.profiles) as HandlerProfile[] | undefined) ?? g.handlerProfiles;
+  if (args.profiles !== undefined && args.handlers !== undefined && args.profiles !== args.handlers) {
+    throw new OptionsError(`bench: --handlers ${args.handlers} and --profiles ${args.profiles} disagree: --profiles is the old name of --handlers; give only --handlers`);
+  }
+  g.handlers = (list(args.handlers ?? args.profiles) as HandlerName[] | undefined) ?? g.handlers;
   g.pollIntervals = numbers('poll-intervals', args['poll-intervals']) ?? g.pollIntervals;
   g.coalesce =
     list(args.coalesce)?.map((s) => {
@@ -99,7 +107,7 @@ export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
 
 export const command: CommandModule<object, BenchArgs> = {
   command: 'bench',
-  describe: 'throughput sweep: drain and end-to-end rates against 154 msg/s, the watermill profile and this machine\'s ceilings',
+  describe: 'throughput sweep: drain and end-to-end rates against 154 msg/s, the watermill handler and this machine\'s ceilings',
   builder: (y) =>
     y
       .option('profile', { type: 'string', default: 'standard', describe: 'quick (<= 2 min), standard (<= 10 min), full (up to an hour)' })
@@ -108,7 +116,8 @@ export const command: CommandModule<object, BenchArgs> = {
       .option('isolation', { type: 'string', describe: 'e.g. SERIALIZABLE,READ-COMMITTED (offset mode; also queue mode when given)' })
       .option('modes', { type: 'string', describe: 'offset,queue' })
       .option('queue-workers', { type: 'string', describe: 'queue mode worker processes, e.g. 1,2,4' })
-      .option('profiles', { type: 'string', describe: 'handler profiles: batched,watermill' })
+      .option('handlers', { type: 'string', describe: 'worker handlers: batched,watermill' })
+      .option('profiles', { type: 'string', deprecated: 'use --handlers', describe: 'the old name of --handlers' })
       .option('poll-intervals', { type: 'string', describe: 'worker poll intervals in ms, e.g. 1,10,100' })
       .option('coalesce', { type: 'string', describe: 'server publish coalescing for end-to-end points: on,off' })
       .option('ack-modes', { type: 'string', describe: 'transactional,after-commit,before-commit (the last two are the controls)' })
@@ -128,7 +137,7 @@ export const command: CommandModule<object, BenchArgs> = {
     const result = await runBench({
       sweep,
       system: {
-        mysqlUrl: args['mysql-url'] ?? env.mysqlUrl,
+        mysqlUrl: optionalMysqlUrl(args['mysql-url']),
         mariadbBinDir: env.mariadbBinDir,
         searchPath: env.searchPath,
         quietChildren: true,

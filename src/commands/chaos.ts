@@ -1,15 +1,17 @@
-// eob chaos: the verification half of the project (issue 4). Runs the chaos matrix of a profile, writes
+// eob chaos: the verification half of the project. Runs the chaos matrix of a profile, writes
 // results/chaos/<timestamp>/ and exits 0 only when every exactly-once case is valid and every control caught.
 import type { CommandModule } from 'yargs';
 import path from 'node:path';
 import { readEnvironment } from '../config.ts';
-import { CHAOS_PROFILES, chaosMatrix, type ChaosProfile } from '../scenarios/chaosMatrix.ts';
-import { DEFAULT_CHAOS_RUN_OPTIONS, runChaosCases, type DockerTarget } from '../scenarios/chaos.ts';
-import { summaryTable, writeChaosResults } from '../scenarios/chaosReport.ts';
-import { resolveFaults, FAULT_NAMES } from '../scenarios/nemesis.ts';
-import { createResultsDir, collectVersions, projectRoot } from '../bench/resultsDir.ts';
+import { CHAOS_PROFILES, chaosMatrix, dockerCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
+import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
+import { runChaosCases } from '../scenarios/chaos/chaos.ts';
+import { summaryTable, writeChaosResults } from '../scenarios/chaos/chaosReport.ts';
+import { resolveFaults, FAULT_NAMES } from '../scenarios/chaos/nemesis.ts';
+import { createResultsDir, collectVersions } from '../bench/resultsDir.ts';
+import { projectRoot } from '../projectRoot.ts';
 import { createProgress } from '../bench/progress.ts';
-import { mysqlUrlOption } from './sharedOptions.ts';
+import { mysqlUrlOption, optionalMysqlUrl } from './sharedOptions.ts';
 import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
 import { intInRange } from '../validate.ts';
 
@@ -62,20 +64,8 @@ export const command: CommandModule<object, ChaosArgs> = {
     }
     let docker: DockerTarget | undefined;
     if (args.backend === 'docker') {
-      // The Compose services run with their own configuration: one case, exactly-once expected, with the faults
-      // a container backend can inject (conn-kill, network faults and failpoints need the local backend).
       docker = { project: args['compose-project'], socketPath: args['docker-socket'], serverUrl: args['server-url'] };
-      const dockerFaults = only ?? (['worker-kill', 'worker-stop', 'worker-pause', 'db-kill', 'db-restart', 'server-kill'] as const);
-      const base = chaosMatrix(profile)[0]!;
-      cases = [
-        {
-          ...base,
-          name: 'docker-compose',
-          description: `the Compose deployment (project ${docker.project}) under container faults: must stay valid`,
-          faults: [...dockerFaults],
-          ...(args.requests === undefined ? {} : { requests: args.requests }),
-        },
-      ];
+      cases = [dockerCase(profile, docker.project, only, args.requests)];
     }
     if (args.list) {
       for (const c of cases) {
@@ -83,7 +73,7 @@ export const command: CommandModule<object, ChaosArgs> = {
       }
       return;
     }
-    const mysqlUrl = args['mysql-url'] ?? env.mysqlUrl;
+    const mysqlUrl = optionalMysqlUrl(args['mysql-url']);
     if (docker !== undefined && mysqlUrl === undefined) {
       throw new Error('chaos --backend docker reads the Compose database directly: publish the mysql port and set MYSQL_URL or --mysql-url (e.g. mysql://root:eob@127.0.0.1:3306/eob)');
     }

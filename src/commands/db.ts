@@ -1,8 +1,8 @@
 // eob db start | stop: a private MariaDB (or MySQL) server for manual runs and for the harness.
 import type { Argv, CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
-import { DEFAULT_PORT, ManagedDatabase, stopServerInDataDirectory } from '../system/db/managedDatabase.ts';
-import type { DatabaseInfo } from '../system/db/managedDatabase.ts';
+import { DEFAULT_PORT, ManagedDatabase, stopServerInDataDirectory } from '../harness/mariadb/managedDatabase.ts';
+import type { DatabaseInfo } from '../harness/mariadb/managedDatabase.ts';
 import { describeError } from '../system/db/errors.ts';
 
 interface StartArgs {

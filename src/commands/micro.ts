@@ -1,10 +1,9 @@
 // eob micro: tinybench per-operation costs -> results/micro/<timestamp>/results.csv.
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { readEnvironment } from '../config.ts';
-import { DEFAULT_MICRO_OPTIONS, runMicro } from '../bench/micro.ts';
-import { projectRoot } from '../bench/resultsDir.ts';
-import { mysqlUrlOption } from './sharedOptions.ts';
+import { DEFAULT_MICRO_OPTIONS, runMicro } from '../scenarios/micro.ts';
+import { projectRoot } from '../projectRoot.ts';
+import { mysqlUrlOption, optionalMysqlUrl } from './sharedOptions.ts';
 
 interface MicroArgs {
   'mysql-url'?: string;
@@ -29,7 +28,7 @@ export const command: CommandModule<object, MicroArgs> = {
     }
     const result = await runMicro({
       ...DEFAULT_MICRO_OPTIONS,
-      mysqlUrl: args['mysql-url'] ?? readEnvironment().mysqlUrl,
+      mysqlUrl: optionalMysqlUrl(args['mysql-url']),
       batchSizes,
       timeMs: args['time-ms'],
       resultsRoot: args['results-dir'],

@@ -3,10 +3,11 @@
 import type { Argv, CommandModule } from 'yargs';
 import { createPool, executorOf, redactMysqlUrl } from '../system/db/pool.ts';
 import { classifyError, describeError } from '../system/db/errors.ts';
-import { poisonTable } from '../system/sql/identifiers.ts';
-import { poisonTableExists, selectPoisoned, type PoisonMode, type PoisonRow } from '../system/sql/poisonTable.ts';
+import { poisonTable } from '../system/sql/mariadb/identifiers.ts';
+import { poisonTableExists, selectPoisoned, type PoisonRow } from '../system/sql/mariadb/poisonTable.ts';
 import { intInRange, matches, OptionsError } from '../validate.ts';
 import { mysqlUrlOption, resolveMysqlUrl } from './sharedOptions.ts';
+import type { TopicMode } from '../system/pubsub/types.ts';
 
 interface ListArgs {
   'mysql-url'?: string;
@@ -74,7 +75,7 @@ const list: CommandModule<object, ListArgs> = {
         return;
       }
       const rows = await selectPoisoned(db, args.topic, {
-        ...(args.mode === undefined ? {} : { mode: args.mode as PoisonMode }),
+        ...(args.mode === undefined ? {} : { mode: args.mode as TopicMode }),
         ...(args['consumer-group'] === undefined ? {} : { consumerGroup: args['consumer-group'] }),
         limit: args.limit,
       });

@@ -1,8 +1,10 @@
 // eob prune: removes consumed messages and old publish-dedup ids from one topic, once, and says how many.
 import type { CommandModule } from 'yargs';
 import { createPool } from '../system/db/pool.ts';
-import { DEFAULT_PRUNE_OPTIONS, prune, PRUNE_MODES, validatePruneOptions, type PruneMode } from '../system/prune.ts';
+import { DEFAULT_PRUNE_OPTIONS, prune, validatePruneOptions } from '../system/prune.ts';
 import { mysqlUrlOption, resolveMysqlUrl } from './sharedOptions.ts';
+import { TOPIC_MODES } from '../system/pubsub/types.ts';
+import type { TopicMode } from '../system/pubsub/types.ts';
 
 interface PruneArgs {
   'mysql-url'?: string;
@@ -21,7 +23,7 @@ export const command: CommandModule<object, PruneArgs> = {
   builder: (y) =>
     y
       .option('mysql-url', mysqlUrlOption)
-      .option('mode', { choices: PRUNE_MODES, default: d.mode, describe: "the topic's mode, as its worker runs it" })
+      .option('mode', { choices: TOPIC_MODES, default: d.mode, describe: "the topic's mode, as its worker runs it" })
       .option('topic', { type: 'string', default: 'counter' })
       .option('batch-size', { type: 'number', default: d.batchSize, describe: 'rows per DELETE (each its own short transaction)' })
       .option('dedup-window-s', { type: 'number', default: d.dedupWindowS, describe: 'publish-dedup ids older than this go; a retry older than the window publishes again' }),
@@ -29,7 +31,7 @@ export const command: CommandModule<object, PruneArgs> = {
     const options = validatePruneOptions({
       ...d,
       topic: args.topic,
-      mode: args.mode as PruneMode,
+      mode: args.mode as TopicMode,
       batchSize: args['batch-size'],
       dedupWindowS: args['dedup-window-s'],
     });

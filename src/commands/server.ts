@@ -2,14 +2,17 @@
 // schema if missing, logs one line with its resolved options, and closes gracefully on SIGTERM/SIGINT.
 import type { CommandModule } from 'yargs';
 import { readEnvironment, resolve } from '../config.ts';
-import { createPool, executorOf, parseMysqlUrl, redactMysqlUrl } from '../system/db/pool.ts';
+import { resolveMysqlUrl } from './sharedOptions.ts';
+import { createPool, executorOf, redactMysqlUrl } from '../system/db/pool.ts';
 import { waitForDatabase } from '../system/db/waitForDatabase.ts';
 import { describeError, classifyError } from '../system/db/errors.ts';
-import { ensureSchema } from '../system/schema.ts';
-import { DEFAULT_HTTP_LIMITS, DEFAULT_SERVER_OPTIONS, startCounterServer, validateServerOptions } from '../system/server.ts';
-import type { HttpLimits, ServerOptions } from '../system/server.ts';
+import { ensureSchema } from '../system/sql/mariadb/schema.ts';
+import { DEFAULT_HTTP_LIMITS, DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../system/server/options.ts';
+import { startCounterServer } from '../system/server/server.ts';
+import type { HttpLimits, ServerOptions } from '../system/server/options.ts';
 import { armFailpoints, parseFailpointSpec } from '../system/failpoints.ts';
-import type { TopicSchema } from '../system/pubsub/mysqlPublisher.ts';
+import type { TopicMode } from '../system/pubsub/types.ts';
+
 
 interface ServerArgs {
   'mysql-url'?: string;
@@ -103,11 +106,7 @@ export const command: CommandModule<object, ServerArgs> = {
       }),
   handler: async (args) => {
     const env = readEnvironment();
-    const mysqlUrl = args['mysql-url'] ?? env.mysqlUrl;
-    if (mysqlUrl === undefined) {
-      throw new Error('no database given: pass --mysql-url mysql://root@127.0.0.1:3306/eob or set MYSQL_URL (`eob db start` prints one)');
-    }
-    parseMysqlUrl(mysqlUrl);
+    const mysqlUrl = resolveMysqlUrl(args['mysql-url']);
     const failpointSpec = args.failpoint !== undefined && args.failpoint.length > 0 ? args.failpoint.join(',') : env.failpoints;
     if (failpointSpec !== undefined) armFailpoints(parseFailpointSpec(failpointSpec));
 
@@ -116,7 +115,7 @@ export const command: CommandModule<object, ServerArgs> = {
         host: args.host,
         port: args.port,
         topic: args.topic,
-        topicSchema: args['topic-schema'] as TopicSchema | undefined,
+        topicSchema: args['topic-schema'] as TopicMode | undefined,
         coalesce: args.coalesce,
         coalesceMaxBatch: args['coalesce-max-batch'],
         coalesceLingerMs: args['coalesce-linger-ms'],

@@ -14,15 +14,24 @@ export const failpointOption = {
   describe: `crash (SIGKILL) on the Nth arrival at a named point: name=N[,name=N]; points: ${FAILPOINTS.join(', ')} (default: $EOB_FAILPOINTS)`,
 } as const satisfies Options;
 
-/** Flag > MYSQL_URL; with neither, an error that says how to get a database. */
-export function resolveMysqlUrl(flag: string | undefined): string {
+/**
+ * The one resolution of the database URL: --mysql-url > MYSQL_URL, checked. Undefined when neither is given
+ * (bench, chaos and micro then start a private database).
+ */
+export function optionalMysqlUrl(flag: string | undefined): string | undefined {
   const url = flag ?? readEnvironment().mysqlUrl;
+  if (url !== undefined) parseMysqlUrl(url);
+  return url;
+}
+
+/** The same for commands that need a database (server, worker, prune, poison): with neither, an error that says how to get one. */
+export function resolveMysqlUrl(flag: string | undefined): string {
+  const url = optionalMysqlUrl(flag);
   if (url === undefined) {
     throw new Error(
       'no database given: pass --mysql-url mysql://user@host:port/db or set MYSQL_URL (start a private one with `eob db start`)',
     );
   }
-  parseMysqlUrl(url);
   return url;
 }
 

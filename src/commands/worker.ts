@@ -1,8 +1,8 @@
 // eob worker: consumes the counter topic and increments counters exactly once.
 import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
-import { DEFAULT_WORKER_OPTIONS, startWorker, WORKER_MODES, type WorkerMode } from '../system/worker.ts';
-import { HANDLER_PROFILES, type HandlerProfile } from '../system/counterHandler.ts';
+import { DEFAULT_WORKER_OPTIONS, startWorker } from '../system/worker.ts';
+import { HANDLER_NAMES, type HandlerName } from '../system/counterHandler.ts';
 import { GAP_HANDLINGS, type GapHandling } from '../system/pubsub/offsetSubscriber.ts';
 import { GAP_PROOFS, type GapProof } from '../system/pubsub/gapTracker.ts';
 import { ACK_MODES, parseIsolationLevel, type AckMode, type SubscriberStats } from '../system/pubsub/types.ts';
@@ -10,6 +10,8 @@ import { gapCounts, WORKER_GAPS_LINE } from '../system/workerGapLine.ts';
 import { armFailpointsFrom, failpointOption, mysqlUrlOption, resolveMysqlUrl } from './sharedOptions.ts';
 import { describeError } from '../system/db/errors.ts';
 import { redactMysqlUrl } from '../system/db/pool.ts';
+import { TOPIC_MODES } from '../system/pubsub/types.ts';
+import type { TopicMode } from '../system/pubsub/types.ts';
 
 interface WorkerArgs {
   'mysql-url'?: string;
@@ -21,7 +23,9 @@ interface WorkerArgs {
   isolation?: string;
   'ack-mode': string;
   concurrency: number;
-  profile: string;
+  handler?: string;
+  /** Deprecated alias of --handler, kept for one release ("profile" now means only the run size). */
+  profile?: string;
   'gap-handling'?: string;
   'poison-after-failures': number;
   'gap-proof': string;
@@ -42,15 +46,16 @@ export const command: CommandModule<object, WorkerArgs> = {
   builder: (y) =>
     y
       .option('mysql-url', mysqlUrlOption)
-      .option('mode', { choices: WORKER_MODES, default: d.mode, describe: 'offset: one group, in order; queue: row acks, parallel consumers' })
+      .option('mode', { choices: TOPIC_MODES, default: d.mode, describe: 'offset: one group, in order; queue: row acks, parallel consumers' })
       .option('topic', { type: 'string', default: d.topic })
       .option('consumer-group', { type: 'string', default: d.consumerGroup, describe: 'offset mode: the group whose acked offset moves' })
       .option('batch-size', { type: 'number', default: d.batchSize, describe: 'messages per consume transaction' })
       .option('poll-interval-ms', { type: 'number', default: d.pollIntervalMs, describe: 'sleep after an empty poll' })
-      .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: READ-COMMITTED; SERIALIZABLE with --profile watermill)' })
+      .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: READ-COMMITTED; SERIALIZABLE with --handler watermill)' })
       .option('ack-mode', { choices: ACK_MODES, default: d.ackMode, describe: 'transactional (exactly-once); after-commit / before-commit are the controls' })
       .option('concurrency', { type: 'number', default: d.concurrency, describe: 'queue mode: consumers in this process' })
-      .option('profile', { choices: HANDLER_PROFILES, default: d.profile, describe: 'batched: one aggregated upsert per batch; watermill: the reference consumer' })
+      .option('handler', { choices: HANDLER_NAMES, describe: `batched: one aggregated upsert per batch; watermill: the reference consumer [default: ${d.handler}]` })
+      .option('profile', { choices: HANDLER_NAMES, deprecated: 'use --handler', describe: 'the old name of --handler' })
       .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default) or none (watermill-sql; loses messages)' })
       .option('poison-after-failures', {
         type: 'number',
@@ -82,9 +87,10 @@ export const command: CommandModule<object, WorkerArgs> = {
       if (isolation === undefined) throw new Error(`--isolation: unknown level "${args.isolation}"; use READ-UNCOMMITTED, READ-COMMITTED, REPEATABLE-READ or SERIALIZABLE`);
     }
     const log = env.quiet ? () => undefined : d.log;
+    const handler = resolveHandler(args.handler, args.profile);
     const options = {
       mysqlUrl: resolveMysqlUrl(args['mysql-url']),
-      mode: args.mode as WorkerMode,
+      mode: args.mode as TopicMode,
       topic: args.topic,
       consumerGroup: args['consumer-group'],
       batchSize: args['batch-size'],
@@ -92,7 +98,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       isolation,
       ackMode: args['ack-mode'] as AckMode,
       concurrency: args.concurrency,
-      profile: args.profile as HandlerProfile,
+      handler,
       gapHandling: args['gap-handling'] as GapHandling | undefined,
       poisonAfterFailures: args['poison-after-failures'],
       gapProof: args['gap-proof'] as GapProof,
@@ -140,3 +146,14 @@ export const command: CommandModule<object, WorkerArgs> = {
     }
   },
 };
+
+/** --handler, or its deprecated alias --profile (a warning on stderr); both given must agree. */
+export function resolveHandler(handler: string | undefined, profile: string | undefined): HandlerName {
+  if (profile !== undefined) {
+    if (handler !== undefined && handler !== profile) {
+      throw new Error(`--handler ${handler} and --profile ${profile} disagree: --profile is the old name of --handler; give only --handler`);
+    }
+    process.stderr.write('worker: --profile is deprecated, use --handler (batched|watermill)\n');
+  }
+  return (handler ?? profile ?? d.handler) as HandlerName;
+}

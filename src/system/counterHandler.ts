@@ -1,17 +1,18 @@
 // The counter service's effect: each message `{"counter_uuid": "<uuid>"}` adds one to that counter, written
 // through the consuming transaction so it commits or rolls back with the ack.
 import type { BatchHandler, ConsumeTx, Message } from './pubsub/types.ts';
-import { addToCounters, selectCounterValue, setCounterValue } from './sql/counterTable.ts';
+import { addToCounters, selectCounterValue, setCounterValue } from './sql/mariadb/counterTable.ts';
 
 /**
  * - batched: one aggregated multi-row upsert per batch.
  * - watermill: the reference example's shape, per message `SELECT value` then write value + 1; with the
  *   watermill subscriber settings it reproduces the baseline figures.
  */
-export type HandlerProfile = 'batched' | 'watermill';
-export const HANDLER_PROFILES: readonly HandlerProfile[] = ['batched', 'watermill'];
+export type HandlerName = 'batched' | 'watermill';
+export const HANDLER_NAMES: readonly HandlerName[] = ['batched', 'watermill'];
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A counter id: a UUID in its 8-4-4-4-12 hex form, either case (the server's route and the handler agree). */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The counter a message increments. Throws, saying what is wrong, for a payload the server would never have
@@ -51,7 +52,7 @@ export function aggregateIncrements(messages: readonly Message[]): Map<string, n
   return increments;
 }
 
-export function counterHandler(profile: HandlerProfile): BatchHandler {
+export function counterHandler(profile: HandlerName): BatchHandler {
   if (profile === 'batched') {
     return async (messages, tx) => addToCounters(tx, aggregateIncrements(messages));
   }

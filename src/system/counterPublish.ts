@@ -9,7 +9,7 @@ import { beginTransaction, executorOf } from './db/pool.ts';
 import { classifyError, describeError } from './db/errors.ts';
 import type { OutgoingMessage, SqlExecutor } from './pubsub/types.ts';
 import type { MysqlPublisher } from './pubsub/mysqlPublisher.ts';
-import { claimRequestIds } from './sql/publishDedupTable.ts';
+import { claimRequestIds } from './sql/mariadb/publishDedupTable.ts';
 
 export interface IncrementRequest {
   counterUuid: string;
@@ -60,7 +60,7 @@ export interface PublishLimits {
   acquireTimeoutMs: number;
 }
 
-/** The message DESIGN 4.4 specifies; with de-duplication its uuid is the request id, so retries share it. */
+/** The message the server publishes per request: payload {counter_uuid}, metadata {request_id}; with de-duplication its uuid is the request id, so retries share it. */
 export function incrementMessage(request: IncrementRequest, uuidFromRequestId: boolean): OutgoingMessage {
   return {
     uuid: uuidFromRequestId ? request.requestId : randomUUID(),

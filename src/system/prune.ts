@@ -5,19 +5,19 @@ import { executorOf, type Pool } from './db/pool.ts';
 import type { SqlExecutor } from './pubsub/types.ts';
 import { Sleeper } from './pubsub/backoff.ts';
 import { describeError } from './db/errors.ts';
-import { deleteMessagesInRange, selectMinOffset } from './sql/messagesTable.ts';
-import { selectLowestAckedOffset } from './sql/offsetsTable.ts';
-import { deleteAckedQueueRows } from './sql/queueTable.ts';
-import { deleteDedupRowsOlderThan } from './sql/publishDedupTable.ts';
-import { assertTopicName } from './sql/identifiers.ts';
+import { deleteMessagesInRange, selectMinOffset } from './sql/mariadb/messagesTable.ts';
+import { selectLowestAckedOffset } from './sql/mariadb/offsetsTable.ts';
+import { deleteAckedQueueRows } from './sql/mariadb/queueTable.ts';
+import { deleteDedupRowsOlderThan } from './sql/mariadb/publishDedupTable.ts';
+import { assertTopicName } from './sql/mariadb/identifiers.ts';
 import { intInRange, oneOf, OptionsError } from '../validate.ts';
+import { TOPIC_MODES } from './pubsub/types.ts';
+import type { TopicMode } from './pubsub/types.ts';
 
-export type PruneMode = 'offset' | 'queue';
-export const PRUNE_MODES: readonly PruneMode[] = ['offset', 'queue'];
 
 export interface PruneOptions {
   topic: string;
-  mode: PruneMode;
+  mode: TopicMode;
   /** Rows per DELETE (offset mode: offsets per primary-key range). */
   batchSize: number;
   /** Publish-dedup rows claimed longer ago than this go (s). */
@@ -58,7 +58,7 @@ export const DEFAULT_PRUNE_OPTIONS: Omit<PruneOptions, 'topic'> = {
 export function validatePruneOptions(o: PruneOptions): PruneOptions {
   const c = 'prune';
   assertTopicName(o.topic);
-  oneOf(c, 'mode', o.mode, PRUNE_MODES);
+  oneOf(c, 'mode', o.mode, TOPIC_MODES);
   intInRange(c, 'batchSize', o.batchSize, 1, 1_000_000);
   intInRange(c, 'dedupWindowS', o.dedupWindowS, 1, 10 * 365 * 86_400);
   intInRange(c, 'maxBatches', o.maxBatches, 1, 100_000_000);

@@ -2,22 +2,23 @@
 // transaction that acks the messages.
 import { createPool, executorOf, parseMysqlUrl, type Pool } from './db/pool.ts';
 import { waitForDatabase } from './db/waitForDatabase.ts';
-import { ensureSchema } from './schema.ts';
-import { counterHandler, HANDLER_PROFILES, type HandlerProfile } from './counterHandler.ts';
-import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, subscribeOffset, type GapHandling } from './pubsub/offsetSubscriber.ts';
+import { ensureSchema } from './sql/mariadb/schema.ts';
+import { counterHandler, HANDLER_NAMES, type HandlerName } from './counterHandler.ts';
+import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, type GapHandling } from './pubsub/offsetSubscriber.ts';
+import { MysqlPubSub, type MysqlPubSubConfig } from './pubsub/mysqlPubSub.ts';
 import { GAP_PROOFS, type GapProof } from './pubsub/gapTracker.ts';
-import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from './pubsub/queueSubscriber.ts';
-import { DEFAULT_CONSUMER_OPTIONS } from './pubsub/consumeLoop.ts';
+import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS } from './pubsub/queueSubscriber.ts';
+import { DEFAULT_CONSUMER_OPTIONS, validateBatchSize } from './pubsub/consumeLoop.ts';
 import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type SubscriberStats, type Subscription } from './pubsub/types.ts';
 import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
+import { TOPIC_MODES } from './pubsub/types.ts';
+import type { TopicMode } from './pubsub/types.ts';
 
-export type WorkerMode = 'offset' | 'queue';
-export const WORKER_MODES: readonly WorkerMode[] = ['offset', 'queue'];
 
 export interface WorkerOptions {
   mysqlUrl: string;
-  mode: WorkerMode;
+  mode: TopicMode;
   topic: string;
   consumerGroup: string;
   batchSize: number;
@@ -27,8 +28,9 @@ export interface WorkerOptions {
   ackMode: AckMode;
   /** Queue mode: consumers in this process. */
   concurrency: number;
-  profile: HandlerProfile;
-  /** undefined: `contiguous`, or `none` with the watermill profile (that is the reference design). */
+  /** The handler run on each batch (--handler). */
+  handler: HandlerName;
+  /** undefined: `contiguous`, or `none` with the watermill handler (that is the reference design). */
   gapHandling: GapHandling | undefined;
   /** Failed deliveries after which a message goes to eob_poison_<topic>; 0 retries it forever. */
   poisonAfterFailures: number;
@@ -56,12 +58,12 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   topic: 'counter',
   consumerGroup: 'counter',
   // Batch 1000 drained fastest in the bench (results/bench, see README); 100 is the watermill v4 default.
-  batchSize: 1000,
+  batchSize: DEFAULT_CONSUMER_OPTIONS.batchSize,
   pollIntervalMs: 10,
   isolation: undefined,
   ackMode: 'transactional',
   concurrency: 1,
-  profile: 'batched',
+  handler: 'batched',
   gapHandling: undefined,
   poisonAfterFailures: DEFAULT_CONSUMER_OPTIONS.poisonAfterFailures,
   gapProof: DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.gapProof,
@@ -79,13 +81,19 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
 
 /**
  * The one rule for the isolation a worker runs at when none is given: the subscriber's own default (READ
- * COMMITTED in both modes: neither read locks the topic against publishers), except the watermill profile,
+ * COMMITTED in both modes: neither read locks the topic against publishers), except the watermill handler,
  * whose per-message `SELECT value` then write is a lost update below SERIALIZABLE and which reproduces the
  * reference consumer (watermill-sql runs at SERIALIZABLE).
  */
-export function defaultIsolation(mode: WorkerMode, profile: HandlerProfile): IsolationLevel {
+export function defaultIsolation(mode: TopicMode, profile: HandlerName): IsolationLevel {
   if (profile === 'watermill') return 'SERIALIZABLE';
   return mode === 'offset' ? DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.isolation : DEFAULT_QUEUE_SUBSCRIBER_OPTIONS.isolation;
+}
+
+/** Offset mode's gap handling when none is given: contiguous, or none with the watermill handler (the reference design loses messages that way on purpose); queue mode has none. */
+export function gapHandlingFor(mode: TopicMode, profile: HandlerName, given: GapHandling | undefined): GapHandling | undefined {
+  if (mode === 'queue') return undefined;
+  return given ?? (profile === 'watermill' ? 'none' : 'contiguous');
 }
 
 export interface ResolvedWorkerSettings {
@@ -98,9 +106,9 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   const c = 'worker';
   nonEmptyString(c, 'mysqlUrl', o.mysqlUrl);
   parseMysqlUrl(o.mysqlUrl);
-  oneOf(c, 'mode', o.mode, WORKER_MODES);
+  oneOf(c, 'mode', o.mode, TOPIC_MODES);
   nonEmptyString(c, 'consumerGroup', o.consumerGroup);
-  intInRange(c, 'batchSize', o.batchSize, 1, 100_000);
+  validateBatchSize(c, 'batchSize', o.batchSize);
   intInRange(c, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);
   if (o.isolation !== undefined) oneOf(c, 'isolation', o.isolation, ISOLATION_LEVELS);
   oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
@@ -110,7 +118,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   intInRange(c, 'pruneBatchSize', o.pruneBatchSize, 1, 1_000_000);
   intInRange(c, 'pruneDedupWindowS', o.pruneDedupWindowS, 1, 10 * 365 * 86_400);
   intInRange(c, 'poisonAfterFailures', o.poisonAfterFailures, 0, 1_000_000);
-  oneOf(c, 'profile', o.profile, HANDLER_PROFILES);
+  oneOf(c, 'handler', o.handler, HANDLER_NAMES);
   if (o.gapHandling !== undefined) oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
   oneOf(c, 'gapProof', o.gapProof, GAP_PROOFS);
   intInRange(c, 'gapTimeoutMs', o.gapTimeoutMs, 0, 86_400_000);
@@ -120,9 +128,27 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   if (o.mode === 'queue' && o.gapHandling !== undefined) {
     throw new Error('worker: gapHandling applies to offset mode only; queue mode has no high-water mark');
   }
-  const isolation = o.isolation ?? defaultIsolation(o.mode, o.profile);
-  const gapHandling = o.mode === 'queue' ? undefined : (o.gapHandling ?? (o.profile === 'watermill' ? 'none' : 'contiguous'));
-  return { ...o, isolation, gapHandling };
+  return { ...o, ...resolveWorkerSettings(o) };
+}
+
+/** The isolation and gap handling a worker with these options runs with (the CLI's rule and the harness's). */
+export function resolveWorkerSettings(o: Pick<WorkerOptions, 'mode' | 'handler' | 'isolation' | 'gapHandling'>): ResolvedWorkerSettings {
+  return { isolation: o.isolation ?? defaultIsolation(o.mode, o.handler), gapHandling: gapHandlingFor(o.mode, o.handler, o.gapHandling) };
+}
+
+/**
+ * The pub/sub the worker consumes through, from its resolved options. The contract suite builds its worker
+ * target with this same function (test/pubsubContract.test.ts), so what the suite proves is what runs.
+ */
+export function workerPubSubConfig(o: WorkerOptions & ResolvedWorkerSettings): MysqlPubSubConfig {
+  const common = { pollIntervalMs: o.pollIntervalMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log };
+  if (o.mode === 'offset') {
+    return {
+      mode: 'offset',
+      subscriber: { ...common, gapHandling: o.gapHandling ?? 'contiguous', gapProof: o.gapProof, gapTimeoutMs: o.gapTimeoutMs, onGapPassed: o.onGapPassed },
+    };
+  }
+  return { mode: 'queue', subscriber: { ...common, concurrency: o.concurrency } };
 }
 
 export interface RunningWorker {
@@ -143,37 +169,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
   try {
     await ensureSchema(executorOf(pool), { topic: o.topic, topicSchema: o.mode, dedup: false });
-    const handler = counterHandler(o.profile);
-    const subscription =
-      o.mode === 'offset'
-        ? await subscribeOffset(pool, {
-            ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
-            topic: o.topic,
-            consumerGroup: o.consumerGroup,
-            batchSize: o.batchSize,
-            pollIntervalMs: o.pollIntervalMs,
-            isolation: o.isolation,
-            ackMode: o.ackMode,
-            gapHandling: o.gapHandling ?? 'contiguous',
-            poisonAfterFailures: o.poisonAfterFailures,
-            gapProof: o.gapProof,
-            gapTimeoutMs: o.gapTimeoutMs,
-            onGapPassed: o.onGapPassed,
-            handler,
-            log: o.log,
-          })
-        : await subscribeQueue(pool, {
-            ...DEFAULT_QUEUE_SUBSCRIBER_OPTIONS,
-            topic: o.topic,
-            batchSize: o.batchSize,
-            pollIntervalMs: o.pollIntervalMs,
-            isolation: o.isolation,
-            ackMode: o.ackMode,
-            concurrency: o.concurrency,
-            poisonAfterFailures: o.poisonAfterFailures,
-            handler,
-            log: o.log,
-          });
+    const handler = counterHandler(o.handler);
+    const pubsub = new MysqlPubSub(pool, workerPubSubConfig(o));
+    const subscription = await pubsub.subscribe({ topic: o.topic, consumerGroup: o.consumerGroup, batchSize: o.batchSize, handler });
     const pruner: PeriodicPrune | undefined =
       o.pruneEveryS > 0
         ? startPeriodicPrune(

@@ -15,9 +15,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readEnvironment } from '../../src/config.ts';
-import { ManagedDatabase, PortInUseError } from '../../src/system/db/managedDatabase.ts';
-import type { ManagedDatabaseOptions } from '../../src/system/db/managedDatabase.ts';
-import { findFreePort } from '../../src/system/db/ports.ts';
+import { ManagedDatabase, PortInUseError } from '../../src/harness/mariadb/managedDatabase.ts';
+import type { ManagedDatabaseOptions } from '../../src/harness/mariadb/managedDatabase.ts';
+import { findFreePort } from '../../src/harness/ports.ts';
 
 export { ManagedDatabase };
 

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PortInUseError, PrivatePostgres, type PrivatePostgresOptions } from '../../src/harness/postgres/privatePostgres.ts';
-import { findFreePort } from '../../src/system/db/ports.ts';
+import { findFreePort } from '../../src/harness/ports.ts';
 import { readEnvironment } from '../../src/config.ts';
 
 export { PrivatePostgres };

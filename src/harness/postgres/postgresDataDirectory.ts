@@ -15,9 +15,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { access, chown, cp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { DataDirectoryError, ensureWritableDirectory, MARKER_FILE } from '../../system/db/dataDirectory.ts';
-import { createRunDirectory, ensurePrivateDirectory } from '../../system/db/privateDirectory.ts';
-import type { OsUser } from '../../system/db/serverUser.ts';
+import { DataDirectoryError, ensureWritableDirectory, MARKER_FILE } from '../dataDirectory.ts';
+import { createRunDirectory, ensurePrivateDirectory } from '../privateDirectory.ts';
+import type { OsUser } from '../serverUser.ts';
 import type { PostgresBinaries } from './postgresBinaries.ts';
 
 const execFileAsync = promisify(execFile);

@@ -34,18 +34,12 @@ import { access, constants, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import {
-  DataDirectoryError,
-  ensureWritableDirectory,
-  inspectDataDirectory,
-  removeDataDirectory,
-  restrictDataDirectory,
-} from '../../system/db/dataDirectory.ts';
-import { createRunDirectory, defaultCacheDirectory } from '../../system/db/privateDirectory.ts';
-import { PASSWORD_FILE, readOrCreatePassword } from '../../system/db/rootPassword.ts';
-import { firstBlockedDirectory, lookupUser, type OsUser } from '../../system/db/serverUser.ts';
-import { isPortFree } from '../../system/db/ports.ts';
-import { killOnExit } from '../../system/killOnExit.ts';
+import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
+import { createRunDirectory, defaultCacheDirectory } from '../privateDirectory.ts';
+import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
+import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
+import { isPortFree } from '../ports.ts';
+import { killOnExit } from '../killOnExit.ts';
 import { intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
 import { findPostgresBinaries, type PostgresBinaries } from './postgresBinaries.ts';
 import { createPostgresDataDirectory, SUPERUSER } from './postgresDataDirectory.ts';

@@ -9,8 +9,8 @@ import { failpoint, failpointsArmed, type FailpointName } from '../failpoints.ts
 import { Backoff, Sleeper } from './backoff.ts';
 import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
 import type { AckMode, BatchHandler, ConsumeTx, IsolationLevel, Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
-import { assertTopicName, poisonTable } from '../sql/identifiers.ts';
-import { poisonMessageStatement, type PoisonEntry, type PoisonOrigin } from '../sql/poisonTable.ts';
+import { assertTopicName, poisonTable } from '../sql/mariadb/identifiers.ts';
+import { poisonMessageStatement, type PoisonEntry, type PoisonOrigin } from '../sql/mariadb/poisonTable.ts';
 import { DeliveryFailures } from './deliveryFailures.ts';
 import { isolateFailures, type FailedMessage } from './failureIsolation.ts';
 import { intInRange, oneOf, OptionsError } from '../../validate.ts';
@@ -79,9 +79,22 @@ export interface ConsumerOptions {
   log: (line: string) => void;
 }
 
+/**
+ * Messages per consume transaction, the one default of the worker, the bench and the library. 1000: measured
+ * here, the offset drain at batch 1000 ran 159,315 msgs/s vs 80,083 at batch 100 (SERIALIZABLE, one worker),
+ * and the raw-SQL ceiling 176,126 vs 104,972; larger batches hold the transaction longer for little more.
+ */
+export const DEFAULT_BATCH_SIZE = 1_000;
+export const MAX_BATCH_SIZE = 100_000;
+
+/** The one validation of a batch size; `field` is the name the caller's user knows it by. */
+export function validateBatchSize(component: string, field: string, value: unknown): void {
+  intInRange(component, field, value, 1, MAX_BATCH_SIZE);
+}
+
 /** Defaults of the shared fields; each mode adds its isolation level and its own fields. */
 export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler' | 'isolation'> = {
-  batchSize: 100,
+  batchSize: DEFAULT_BATCH_SIZE,
   // An empty poll costs one short transaction; 10 ms keeps an idle worker cheap and adds at most 10 ms of lag.
   pollIntervalMs: 10,
   ackMode: 'transactional',
@@ -96,7 +109,7 @@ export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler'
 /** Validates the shared fields; errors name the component and the field. */
 export function validateConsumerOptions(component: string, o: ConsumerOptions): void {
   assertTopicName(o.topic);
-  intInRange(component, 'batchSize', o.batchSize, 1, 100_000);
+  validateBatchSize(component, 'batchSize', o.batchSize);
   intInRange(component, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);
   oneOf(component, 'isolation', o.isolation, ISOLATION_LEVELS);
   oneOf(component, 'ackMode', o.ackMode, ACK_MODES);

@@ -108,9 +108,9 @@
 // MAX_COUNTED_STEP_MS between two looks (a frozen database or consumer) counts as that much, so a freeze of
 // the whole system does not age a hole past the bound at once. Without the PROCESS privilege (PROCESSLIST then
 // shows only the user's own connections, which proves nothing) only the bound applies.
-import { INNODB_TRX_CACHE_IDLE_MS, type OpenWriters } from '../sql/innodbTrx.ts';
-import type { OffsetRangeLocks } from '../sql/messagesTable.ts';
-import type { RunningStatements } from '../sql/processlist.ts';
+import { INNODB_TRX_CACHE_IDLE_MS, type OpenWriters } from '../sql/mariadb/innodbTrx.ts';
+import type { OffsetRangeLocks } from '../sql/mariadb/messagesTable.ts';
+import type { RunningStatements } from '../sql/mariadb/processlist.ts';
 
 /** How a hole can be proven permanent: `statements` (covers the allocator window) or `innodb-trx` (control). */
 export type GapProof = 'statements' | 'innodb-trx';

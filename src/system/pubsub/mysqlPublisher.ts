@@ -2,12 +2,12 @@
 // INSERT per call. Passing a transaction's executor makes the publish part of the caller's transaction (an
 // outbox): the messages commit or roll back with the caller's own writes.
 import type { OutgoingMessage, Publisher, SqlExecutor } from './types.ts';
-import { createMessagesTable, insertMessagesSql } from '../sql/messagesTable.ts';
-import { createQueueTable } from '../sql/queueTable.ts';
-import { messagesTable, queueTable } from '../sql/identifiers.ts';
+import { createMessagesTable, insertMessagesSql } from '../sql/mariadb/messagesTable.ts';
+import { createQueueTable } from '../sql/mariadb/queueTable.ts';
+import { messagesTable, queueTable } from '../sql/mariadb/identifiers.ts';
 import { failpoint } from '../failpoints.ts';
+import type { TopicMode } from './types.ts';
 
-export type TopicSchema = 'offset' | 'queue';
 
 export class MysqlPublisher implements Publisher {
   private readonly initialized = new Set<string>();
@@ -19,7 +19,7 @@ export class MysqlPublisher implements Publisher {
    */
   constructor(
     private readonly db: SqlExecutor,
-    private readonly schema: TopicSchema = 'offset',
+    private readonly schema: TopicMode = 'offset',
     private readonly autoInitializeSchema = false,
   ) {}
 

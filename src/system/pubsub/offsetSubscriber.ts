@@ -1,18 +1,18 @@
-// Offset mode (DESIGN 4.1): a consumer group reads the topic log after its acked offset and moves that offset
+// Offset mode: a consumer group reads the topic log after its acked offset and moves that offset
 // in the same transaction as the handler's effects.
 import type { Pool, Statement } from '../db/pool.ts';
 import { executorOf } from '../db/pool.ts';
-import { createMessagesTable, lockOffsetRangeNowait, selectMessagesAfterAckedStatement, toMessage, type MessageRow } from '../sql/messagesTable.ts';
+import { createMessagesTable, lockOffsetRangeNowait, selectMessagesAfterAckedStatement, toMessage, type MessageRow } from '../sql/mariadb/messagesTable.ts';
 import {
   ackedOffsetOf,
   createOffsetsTable,
   ensureGroupRow,
   lockAckedOffsetStatement,
   writeAckedOffsetStatement,
-} from '../sql/offsetsTable.ts';
-import { probeOpenWriters, requireProcessPrivilege } from '../sql/innodbTrx.ts';
-import { createPoisonTable } from '../sql/poisonTable.ts';
-import { readRunningStatements } from '../sql/processlist.ts';
+} from '../sql/mariadb/offsetsTable.ts';
+import { probeOpenWriters, requireProcessPrivilege } from '../sql/mariadb/innodbTrx.ts';
+import { createPoisonTable } from '../sql/mariadb/poisonTable.ts';
+import { readRunningStatements } from '../sql/mariadb/processlist.ts';
 import { intInRange, matches, oneOf } from '../../validate.ts';
 import { GAP_PROOFS, GapTracker, type GapPassReason, type GapProof } from './gapTracker.ts';
 import {
@@ -76,7 +76,7 @@ export const DEFAULT_OFFSET_SUBSCRIBER_OPTIONS: Omit<OffsetSubscriberOptions, 'h
   // re-reads it soon without spinning.
   gapRecheckMs: 2,
   // Chosen by reasoning, not tuned: a publish in flight commits in about 0.3 ms here (one connection's autocommit
-  // INSERTs run at ~3,100/s, DESIGN 6), so a hole still open after 20 ms is a long or rolled-back transaction,
+  // INSERTs run at ~3,100/s, measured here), so a hole still open after 20 ms is a long or rolled-back transaction,
   // worth a probe; correctness does not depend on it, only how soon a rolled-back offset is passed.
   gapProbeDelayMs: 20,
   onGapPassed: () => undefined,

@@ -1,11 +1,11 @@
-// Queue mode (DESIGN 4.2): N consumers share one topic; each claims unacked rows with FOR UPDATE SKIP LOCKED
+// Queue mode: N consumers share one topic; each claims unacked rows with FOR UPDATE SKIP LOCKED
 // and acks exactly the rows it handled, in the transaction of its effects. There is no high-water mark, so a
 // row that commits late is simply claimed later: the offset-mode gap hazard does not exist here.
 import type { Pool, Statement } from '../db/pool.ts';
 import { executorOf } from '../db/pool.ts';
-import { claimUnackedStatement, createQueueTable, markAckedStatement } from '../sql/queueTable.ts';
-import { toMessage, type MessageRow } from '../sql/messagesTable.ts';
-import { createPoisonTable } from '../sql/poisonTable.ts';
+import { claimUnackedStatement, createQueueTable, markAckedStatement } from '../sql/mariadb/queueTable.ts';
+import { toMessage, type MessageRow } from '../sql/mariadb/messagesTable.ts';
+import { createPoisonTable } from '../sql/mariadb/poisonTable.ts';
 import { intInRange } from '../../validate.ts';
 import { DeliveryFailures } from './deliveryFailures.ts';
 import { DEFAULT_CONSUMER_OPTIONS, emptyStats, startConsumeLoop, validateConsumerOptions, type BatchSource, type ConsumerOptions, type ReadResult } from './consumeLoop.ts';

@@ -1,10 +1,35 @@
-// The pub/sub vocabulary of DESIGN.md section 2, shared by every implementation (MySQL offset, MySQL queue,
-// in-memory). Nothing here touches a database.
+// The pub/sub vocabulary, shared by every implementation (MySQL offset, MySQL queue, in-memory). Nothing here
+// touches a database.
+//
+// Terminology (these words mean one thing everywhere: code, CSV columns, logs, tests):
+// - message: one row of a topic table: `offset`, `uuid`, `created_at`, `payload`, `metadata`.
+// - topic: a named log with one table; the counter service uses topic `counter`.
+// - offset: a message's auto-increment position in its topic, allocated at INSERT, visible at COMMIT.
+// - mode (TopicMode): how a topic is consumed. offset: consumer groups read in order and keep a high-water
+//   mark; queue: rows are claimed and acked one by one by any number of consumers.
+// - consumer group: a named reader of an offset-mode topic with one acked offset.
+// - batch: the messages one consume transaction reads and handles.
+// - ack: recording that a message's effects are done (the group's offset advanced, or the row marked acked).
+// - nack: the handler threw; the transaction rolls back and the batch is delivered again.
+// - effect: what the handler writes (the counter increment), in the transaction that acks.
+// - gap (hole): an offset below the last one seen that is not visible; passed only when proven permanent.
+// - poison: a message the handler kept rejecting, moved to the poison table in the transaction that acks it.
+// - handler: the code run on a batch; the counter worker has two (batched: one aggregated upsert per batch;
+//   watermill: the reference consumer's read-then-write per message). "profile" means only a run's size.
+// - isolation: the consume transaction's isolation level; ack mode: when the ack commits relative to effects.
 
 /** Something SQL can be sent to: a pool or one connection that holds a transaction. */
 export interface SqlExecutor {
   query<T = unknown>(sql: string, values?: unknown[]): Promise<T>;
 }
+
+/**
+ * How a topic is consumed, which also decides its table: offset (watermill_<topic>, one consumer group reads
+ * in order and keeps a high-water mark) or queue (eob_queue_<topic>, rows acked one by one, any number of
+ * workers in parallel).
+ */
+export type TopicMode = 'offset' | 'queue';
+export const TOPIC_MODES: readonly TopicMode[] = ['offset', 'queue'];
 
 /** A message as it is published: the offset is assigned by the topic. */
 export interface OutgoingMessage {

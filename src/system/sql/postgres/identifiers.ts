@@ -1,7 +1,7 @@
 // PostgreSQL table names for a topic, double-quoted (identifiers are case-folded otherwise). The topic is
 // checked by the same rule as on MariaDB (letters, digits, _; at most 48), so names stay under PostgreSQL's
 // 63-byte identifier limit and can never close the quotes.
-import { assertTopicName } from '../identifiers.ts';
+import { assertTopicName } from '../topicName.ts';
 
 function quoted(name: string): string {
   return `"${name}"`;

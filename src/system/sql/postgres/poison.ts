@@ -3,7 +3,7 @@
 // serves both modes; `mode` and `consumer_group` say which reader gave up (queue mode: '' for the group).
 import type { SqlExecutor } from '../../pubsub/types.ts';
 import { pgMessagesTable, pgQueueTable } from './identifiers.ts';
-import { assertTopicName } from '../identifiers.ts';
+import { assertTopicName } from '../topicName.ts';
 
 export type PgPoisonMode = 'offset' | 'queue';
 

@@ -1,0 +1,186 @@
+// The bench's options: the run sizes (profile quick | standard | full), the grid of configurations each
+// measures (every field can be overridden from the command line), and their validation.
+import type { IsolationLevel, AckMode } from '../../system/pubsub/types.ts';
+import { ISOLATION_LEVELS, ACK_MODES } from '../../system/pubsub/types.ts';
+import { DEFAULT_WORKER_OPTIONS, defaultIsolation } from '../../system/worker.ts';
+import { DEFAULT_BATCH_SIZE, validateBatchSize } from '../../system/pubsub/consumeLoop.ts';
+import { intInRange, oneOf, OptionsError } from '../../validate.ts';
+import type { TopicMode } from '../../system/pubsub/types.ts';
+import type { HandlerName } from '../../system/counterHandler.ts';
+
+/** The figure the reference design was published with (Watermill example, 2019, one message per transaction). */
+export const PUBLISHED_BASELINE_MSGS_PER_S = 154;
+
+export type BenchProfile = 'quick' | 'standard' | 'full';
+export const BENCH_PROFILES: readonly BenchProfile[] = ['quick', 'standard', 'full'];
+export type PointKind = 'http-ceiling' | 'sql-ceiling' | 'drain' | 'end-to-end';
+
+export interface SweepGrid {
+  batchSizes: number[];
+  /** Offset mode's isolation levels; queue mode runs at `queueIsolations`. */
+  isolations: IsolationLevel[];
+  /** undefined = the queue worker's default (READ COMMITTED). */
+  queueIsolations: (IsolationLevel | undefined)[];
+  modes: TopicMode[];
+  /** Queue mode: worker processes per point. */
+  queueWorkers: number[];
+  handlers: HandlerName[];
+  pollIntervals: number[];
+  /** Server publish coalescing for end-to-end points. */
+  coalesce: boolean[];
+  ackModes: AckMode[];
+  repetitions: number;
+}
+
+export interface SweepOptions {
+  profile: BenchProfile;
+  grid: SweepGrid;
+  include: { httpCeiling: boolean; sqlCeiling: boolean; baseline: boolean; drain: boolean; endToEnd: boolean };
+  topic: string;
+  consumerGroup: string;
+  /** Distinct counters messages and requests are spread over. */
+  counters: number;
+  /** Messages published before a drain point's workers start. */
+  backlogMessages: number;
+  /** Backlog of the watermill-handler points (they drain ~100x slower, so a smaller backlog is enough). */
+  baselineBacklogMessages: number;
+  baselineBatchSizes: number[];
+  /** A drain point ends when the backlog is consumed or after this long (then its rate is over what was done). */
+  drainTimeoutS: number;
+  endToEndDurationS: number;
+  endToEndBatchSize: number;
+  endToEndConnections: number;
+  /** Offered request rate for end-to-end points; undefined = as fast as the server answers. */
+  endToEndRate: number | undefined;
+  /** After the load, wait this long at most for the workers to catch up before checking. */
+  catchUpTimeoutS: number;
+  httpCeilingDurationS: number;
+  /** Extra worker failpoints (`name=N`) for every drain point: the lossy control of the tests. */
+  workerFailpoints: string[];
+}
+
+/**
+ * Sampling period of drain points. A 100k backlog drains in about a second at the best batch size here, so
+ * 100 ms samples put only a handful of points on the curve (a 3,000-message drain measured 3,001 msgs/s with
+ * them, an artifact); each sample is three primary-key lookups, cheap enough at 20 ms.
+ */
+export const DRAIN_SAMPLE_MS = 20;
+
+/**
+ * A drain point's backlog is at most this many batches: batch 1 drains ~1,700 msgs/s here, so a 100k backlog
+ * would run out of time at every small batch size and measure the start-up instead; 2,000 batches take about
+ * a second at any batch size.
+ */
+const DRAIN_BATCHES = 2_000;
+
+/** The worker's own default; a point at another poll interval says so in its label. */
+export const DEFAULT_POLL_INTERVAL_MS = DEFAULT_WORKER_OPTIONS.pollIntervalMs;
+
+export function drainBacklog(backlogMessages: number, batchSize: number | undefined): number {
+  return Math.min(backlogMessages, (batchSize ?? DEFAULT_BATCH_SIZE) * DRAIN_BATCHES);
+}
+
+const BASE: Omit<SweepOptions, 'profile' | 'grid'> = {
+  include: { httpCeiling: true, sqlCeiling: true, baseline: true, drain: true, endToEnd: true },
+  topic: 'counter',
+  consumerGroup: 'counter',
+  // 1,000 counters: enough that a batch of 1000 touches hundreds of rows (the aggregated upsert's real cost),
+  // few enough that every counter gets many increments.
+  counters: 1_000,
+  backlogMessages: 100_000,
+  baselineBacklogMessages: 3_000,
+  baselineBatchSizes: [1, 100],
+  drainTimeoutS: 8,
+  endToEndDurationS: 8,
+  endToEndBatchSize: 1000,
+  endToEndConnections: 50,
+  endToEndRate: undefined,
+  catchUpTimeoutS: 20,
+  httpCeilingDurationS: 4,
+  workerFailpoints: [],
+};
+
+/** The three profiles; every field can still be overridden from the command line. */
+export function profileOptions(profile: BenchProfile): SweepOptions {
+  oneOf('bench', 'profile', profile, BENCH_PROFILES);
+  const grid: SweepGrid = {
+    batchSizes: [1000],
+    isolations: [defaultIsolation('offset', 'batched')],
+    queueIsolations: [undefined],
+    modes: ['offset', 'queue'],
+    queueWorkers: [2],
+    handlers: ['batched'],
+    pollIntervals: [10],
+    coalesce: [true],
+    ackModes: ['transactional'],
+    repetitions: 1,
+  };
+  if (profile === 'quick') {
+    // At most 2 minutes: the best configuration, the baseline profile, both ceilings, one end-to-end point.
+    return { ...BASE, profile, grid: { ...grid, modes: ['offset'] }, backlogMessages: 150_000, drainTimeoutS: 5, endToEndDurationS: 5, httpCeilingDurationS: 3, baselineBacklogMessages: 1_500 };
+  }
+  if (profile === 'standard') {
+    // At most 10 minutes: batch sizes over three decades, three isolation levels, queue with 1/2/4 workers,
+    // coalescing on and off.
+    return {
+      ...BASE,
+      profile,
+      grid: {
+        ...grid,
+        batchSizes: [1, 10, 100, 1000, 5000],
+        isolations: ['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE'],
+        queueWorkers: [1, 2, 4],
+        coalesce: [true, false],
+      },
+      // 400k: the batch-5000 drain runs ~0.8 s at ~490k msgs/s; with 100k it lasted 0.2 s and read 1.21x the SQL
+      // ceiling, a measurement of noise. Smaller batches drain at most 2,000 batches (drainBacklog).
+      backlogMessages: 400_000,
+      drainTimeoutS: 6,
+    };
+  }
+  return {
+    ...BASE,
+    profile,
+    grid: {
+      ...grid,
+      batchSizes: [1, 10, 100, 500, 1000, 2000, 5000],
+      isolations: ['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE', 'READ UNCOMMITTED'],
+      queueWorkers: [1, 2, 4],
+      handlers: ['batched', 'watermill'],
+      pollIntervals: [10, 1, 100], // the first is the drains' (the worker default)
+      coalesce: [true, false],
+      repetitions: 3,
+    },
+    backlogMessages: 200_000,
+    drainTimeoutS: 15,
+    endToEndDurationS: 15,
+  };
+}
+
+export function validateSweepOptions(o: SweepOptions): SweepOptions {
+  const c = 'bench';
+  oneOf(c, 'profile', o.profile, BENCH_PROFILES);
+  const list = <T>(field: string, values: T[], check: (v: T) => void) => {
+    if (values.length === 0) throw new OptionsError(`${c}: ${field} must list at least one value`);
+    values.forEach(check);
+  };
+  list('batch-sizes', o.grid.batchSizes, (v) => validateBatchSize(c, 'batch-sizes', v));
+  list('isolation', o.grid.isolations, (v) => oneOf(c, 'isolation', v, ISOLATION_LEVELS));
+  list('modes', o.grid.modes, (v) => oneOf(c, 'modes', v, ['offset', 'queue'] as const));
+  list('queue-workers', o.grid.queueWorkers, (v) => intInRange(c, 'queue-workers', v, 1, 64));
+  list('handlers', o.grid.handlers, (v) => oneOf(c, 'handlers', v, ['batched', 'watermill'] as const));
+  list('poll-intervals', o.grid.pollIntervals, (v) => intInRange(c, 'poll-intervals', v, 0, 60_000));
+  list('coalesce', o.grid.coalesce, (v) => {
+    if (typeof v !== 'boolean') throw new OptionsError(`${c}: coalesce must be on or off`);
+  });
+  list('ack-modes', o.grid.ackModes, (v) => oneOf(c, 'ack-modes', v, ACK_MODES));
+  intInRange(c, 'repetitions', o.grid.repetitions, 1, 100);
+  intInRange(c, 'counters', o.counters, 1, 1_000_000);
+  intInRange(c, 'backlog', o.backlogMessages, 1, 100_000_000);
+  intInRange(c, 'baseline backlog', o.baselineBacklogMessages, 1, 100_000_000);
+  intInRange(c, 'drain-timeout-s', o.drainTimeoutS, 1, 86_400);
+  intInRange(c, 'duration-s', o.endToEndDurationS, 1, 86_400);
+  intInRange(c, 'connections', o.endToEndConnections, 1, 10_000);
+  if (o.endToEndRate !== undefined) intInRange(c, 'rate', o.endToEndRate, 1, 10_000_000);
+  return o;
+}

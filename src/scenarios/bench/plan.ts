@@ -1,0 +1,97 @@
+// The bench's plan: which points a run measures, in what order (ceilings and the baseline first), and a short
+// label for each.
+import type { IsolationLevel, AckMode } from '../../system/pubsub/types.ts';
+import { defaultIsolation } from '../../system/worker.ts';
+import type { TopicMode } from '../../system/pubsub/types.ts';
+import { DEFAULT_POLL_INTERVAL_MS, type PointKind, type SweepOptions, drainBacklog } from './options.ts';
+import type { HandlerName } from '../../system/counterHandler.ts';
+
+/** One configuration point of the sweep. */
+export interface Point {
+  kind: PointKind;
+  mode: TopicMode;
+  workers: number;
+  handler: HandlerName | 'raw-sql' | 'none';
+  batchSize: number | undefined;
+  pollIntervalMs: number | undefined;
+  isolation: IsolationLevel | undefined;
+  ackMode: AckMode | undefined;
+  coalesce: boolean | undefined;
+  backlogMessages: number | undefined;
+  repetition: number;
+  baseline: boolean;
+}
+
+/** Expands the grid into points, in the order they run: ceilings, baseline, drain, end to end. */
+export function planPoints(o: SweepOptions): Point[] {
+  const g = o.grid;
+  const points: Point[] = [];
+  const none = { pollIntervalMs: undefined, ackMode: undefined, coalesce: undefined, baseline: false };
+  const seen = new Set<string>();
+  const add = (p: Point) => {
+    const key = JSON.stringify({ ...p, baseline: false });
+    if (seen.has(key)) return;
+    seen.add(key);
+    points.push(p);
+  };
+  for (let repetition = 1; repetition <= g.repetitions; repetition += 1) {
+    if (o.include.httpCeiling) {
+      add({ ...none, kind: 'http-ceiling', mode: 'offset', workers: 0, handler: 'none', batchSize: undefined, isolation: undefined, coalesce: undefined, backlogMessages: undefined, repetition });
+    }
+    if (o.include.sqlCeiling) {
+      for (const batchSize of g.batchSizes) {
+        add({ ...none, kind: 'sql-ceiling', mode: 'offset', workers: 0, handler: 'raw-sql', batchSize, isolation: defaultIsolation('offset', 'batched'), backlogMessages: drainBacklog(o.backlogMessages, batchSize), repetition });
+      }
+    }
+    if (o.include.baseline) {
+      for (const batchSize of o.baselineBatchSizes) {
+        add({ kind: 'drain', mode: 'offset', workers: 1, handler: 'watermill', batchSize, pollIntervalMs: g.pollIntervals[0], isolation: defaultIsolation('offset', 'watermill'), ackMode: 'transactional', coalesce: undefined, backlogMessages: o.baselineBacklogMessages, repetition, baseline: true });
+      }
+    }
+    if (o.include.drain) {
+      // A drain never polls an empty topic until its backlog is done, so the poll interval is not varied here
+      // (end-to-end points vary it: there it sets the lag of an idle worker).
+      for (const mode of g.modes)
+        for (const batchSize of g.batchSizes)
+          // The watermill handler is the reference *offset* consumer; its read-then-write handler under queue
+          // mode's parallel READ COMMITTED consumers would be a different (and lossy) design.
+          for (const handler of mode === 'offset' ? g.handlers : g.handlers.filter((h) => h === 'batched'))
+            for (const ackMode of g.ackModes)
+              for (const isolation of mode === 'offset' ? g.isolations : g.queueIsolations)
+                for (const workers of mode === 'offset' ? [1] : g.queueWorkers) {
+                  // The watermill handler drains ~5,000 msgs/s at best: its backlog is the baseline's, but at
+                  // least 20 batches, or a large batch would be one transaction and no rate.
+                  const backlog =
+                    handler === 'watermill'
+                      ? Math.min(o.backlogMessages, Math.max(o.baselineBacklogMessages, batchSize * 20))
+                      : drainBacklog(o.backlogMessages, batchSize);
+                  add({ kind: 'drain', mode, workers, handler, batchSize, pollIntervalMs: g.pollIntervals[0], isolation, ackMode, coalesce: undefined, backlogMessages: backlog, repetition, baseline: false });
+                }
+    }
+    if (o.include.endToEnd) {
+      for (const mode of g.modes)
+        for (const coalesce of g.coalesce)
+          for (const pollIntervalMs of g.pollIntervals) {
+            // End to end runs at the worker's default isolation (named, so the label says it).
+            add({ kind: 'end-to-end', mode, workers: 1, handler: 'batched', batchSize: o.endToEndBatchSize, pollIntervalMs, isolation: mode === 'offset' ? defaultIsolation('offset', 'batched') : g.queueIsolations[0], ackMode: 'transactional', coalesce, backlogMessages: undefined, repetition, baseline: false });
+          }
+    }
+  }
+  return points;
+}
+
+/** A short name for terminal lines and chart labels. */
+export function pointLabel(p: Point): string {
+  const parts: string[] = [p.kind];
+  if (p.kind === 'http-ceiling') return 'http-ceiling (POST /noop)';
+  if (p.kind === 'sql-ceiling') return `sql-ceiling batch ${p.batchSize}`;
+  parts.push(p.mode === 'queue' ? `queue x${p.workers}` : 'offset');
+  if (p.handler !== 'batched') parts.push(p.handler);
+  parts.push(`batch ${p.batchSize}`);
+  if (p.isolation !== undefined) parts.push(p.isolation);
+  if (p.ackMode !== undefined && p.ackMode !== 'transactional') parts.push(p.ackMode);
+  if (p.kind === 'end-to-end') parts.push(p.coalesce === true ? 'coalesce' : 'no-coalesce');
+  // Labels name a point uniquely (medians group by them); the default poll interval is left unsaid.
+  if (p.pollIntervalMs !== undefined && p.pollIntervalMs !== DEFAULT_POLL_INTERVAL_MS) parts.push(`poll ${p.pollIntervalMs} ms`);
+  return parts.join(' ');
+}

@@ -1,0 +1,351 @@
+// Runs one point of the bench: a fresh topic, then the runner of the point's kind (http-ceiling, sql-ceiling,
+// drain, end-to-end), then the counter check, which makes every point a correctness run as well.
+import { randomUUID } from 'node:crypto';
+import type { OutgoingMessage } from '../../system/pubsub/types.ts';
+import { executorOf } from '../../system/db/pool.ts';
+import { ensureSchema } from '../../system/sql/mariadb/schema.ts';
+import { createOffsetsTable } from '../../system/sql/mariadb/offsetsTable.ts';
+import { insertMessagesSql } from '../../system/sql/mariadb/messagesTable.ts';
+import { messagesTable, queueTable } from '../../system/sql/mariadb/identifiers.ts';
+import { countTopicRows, selectConsumption, truncateTopic } from '../../system/sql/mariadb/observation.ts';
+import { selectAllCounters } from '../../system/sql/mariadb/counterTable.ts';
+import { countPoisoned, truncatePoisonTable } from '../../system/sql/mariadb/poisonTable.ts';
+import type { ChildService } from '../../harness/childService.ts';
+import { defaultIsolation } from '../../system/worker.ts';
+import type { SystemUnderTest, WorkerFlags } from '../../harness/systemUnderTest.ts';
+import { resolveWorkerSpec } from '../../system/workerSpec.ts';
+import { startSampler } from '../../bench/sampler.ts';
+import { drainRate, lagPercentiles } from '../../bench/metrics.ts';
+import { checkCounters, type CounterCheck } from '../../bench/counterCheck.ts';
+import { makeCounterIds, startLoad, type LoadResult } from '../../bench/load.ts';
+import { cpuDelta, selfCpuSeconds } from '../../harness/processCpu.ts';
+import { runSqlConsumeLoop } from '../../bench/sqlCeiling.ts';
+import type { TopicMode } from '../../system/pubsub/types.ts';
+import { DRAIN_SAMPLE_MS, type SweepOptions } from './options.ts';
+import { type Point } from './plan.ts';
+
+/** What one point measured; undefined = does not apply to this kind, or could not be measured. */
+export interface PointResult {
+  point: Point;
+  resolvedIsolation: string | undefined;
+  gapHandling: string | undefined;
+  drainMsgsPerS: number | undefined;
+  publishReqPerS: number | undefined;
+  load: LoadResult | undefined;
+  lagP50Ms: number | undefined;
+  lagP99Ms: number | undefined;
+  cpuLoadgenS: number | undefined;
+  cpuServerS: number | undefined;
+  cpuWorkerS: number | undefined;
+  cpuDbS: number | undefined;
+  messagesPublished: number | undefined;
+  messagesConsumed: number | undefined;
+  ackedOffset: number | undefined;
+  maxOffset: number | undefined;
+  drained: boolean | undefined;
+  check: CounterCheck | undefined;
+  /** Messages the workers moved to eob_poison_<topic> (0 unless a payload was rejected). */
+  poisoned?: number;
+  /** Offset mode: offsets the workers passed as holes, and of those, passed by the bound without proof. */
+  gapsPassed: number | undefined;
+  gapsPassedByTimeout: number | undefined;
+  durationS: number;
+  note: string;
+}
+
+export interface SweepContext {
+  sut: SystemUnderTest;
+  options: SweepOptions;
+  signal: AbortSignal | undefined;
+  log: (line: string) => void;
+}
+
+/** Runs one point; never throws for a failure of the system (that is a row with a note), only for bugs here. */
+export async function runPoint(ctx: SweepContext, point: Point): Promise<PointResult> {
+  const started = performance.now();
+  const result: PointResult = {
+    point, resolvedIsolation: point.isolation, gapHandling: undefined, drainMsgsPerS: undefined, publishReqPerS: undefined,
+    load: undefined, lagP50Ms: undefined, lagP99Ms: undefined, cpuLoadgenS: undefined, cpuServerS: undefined,
+    cpuWorkerS: undefined, cpuDbS: undefined, messagesPublished: undefined, messagesConsumed: undefined,
+    ackedOffset: undefined, maxOffset: undefined, drained: undefined, check: undefined, gapsPassed: undefined,
+    gapsPassedByTimeout: undefined, durationS: 0, note: '',
+  };
+  const children: ChildService[] = [];
+  const gapsBefore = ctx.sut.workerGaps.totals();
+  const stopChildren = () => Promise.allSettled(children.map((c) => ctx.sut.stopService(c)));
+  try {
+    if (point.kind === 'http-ceiling') await runHttpCeiling(ctx, result, children);
+    else {
+      await resetTables(ctx, point.mode);
+      if (point.kind === 'sql-ceiling') await runSqlCeiling(ctx, result);
+      else if (point.kind === 'drain') await runDrain(ctx, result, children);
+      else await runEndToEnd(ctx, result, children);
+      // The check reads the acked offset, then the counters: a worker still running between the two reads
+      // would make an undrained point look like it duplicated (seen: batch-1 points that ran out of time).
+      await stopChildren();
+      if (point.mode === 'offset' && (point.kind === 'drain' || point.kind === 'end-to-end')) {
+        const gaps = ctx.sut.workerGaps.totals();
+        result.gapsPassed = gaps.gapsPassed - gapsBefore.gapsPassed;
+        result.gapsPassedByTimeout = gaps.gapsPassedByTimeout - gapsBefore.gapsPassedByTimeout;
+      }
+      await checkPoint(ctx, result);
+    }
+  } catch (error) {
+    result.note = appendNote(result.note, (error as Error).message.split('\n').slice(0, 3).join(' | '));
+  } finally {
+    await stopChildren();
+  }
+  if (ctx.signal?.aborted === true) result.note = appendNote(result.note, 'interrupted');
+  result.durationS = (performance.now() - started) / 1000;
+  return result;
+}
+
+function appendNote(note: string, more: string): string {
+  return note === '' ? more : `${note}; ${more}`;
+}
+
+async function resetTables(ctx: SweepContext, mode: TopicMode): Promise<void> {
+  const db = ctx.sut.db;
+  const topic = ctx.options.topic;
+  await ensureSchema(db, { topic, topicSchema: 'offset', dedup: false });
+  await ensureSchema(db, { topic, topicSchema: 'queue', dedup: false });
+  await createOffsetsTable(db, topic);
+  await truncateTopic(db, topic);
+  await truncatePoisonTable(db, topic);
+  void mode;
+}
+
+/** Rows per INSERT of the backlog: measured here: ~124,000 rows/s with 100-row INSERTs on 8 connections; 1000-row statements on the pool's 4 connections do as well with fewer round trips. */
+const BACKLOG_ROWS_PER_INSERT = 1_000;
+
+/** Publishes `n` messages round-robin over `counters` straight into the topic table (multi-row INSERTs). */
+export async function publishBacklog(ctx: SweepContext, mode: TopicMode, n: number, counters: readonly string[]): Promise<void> {
+  const table = mode === 'offset' ? messagesTable(ctx.options.topic) : queueTable(ctx.options.topic);
+  let next = 0;
+  const chunks: number[] = [];
+  for (let left = n; left > 0; left -= BACKLOG_ROWS_PER_INSERT) chunks.push(Math.min(BACKLOG_ROWS_PER_INSERT, left));
+  const pool = ctx.sut.pool;
+  const db = executorOf(pool);
+  const run = async () => {
+    for (let size = chunks.shift(); size !== undefined; size = chunks.shift()) {
+      const messages: OutgoingMessage[] = [];
+      for (let i = 0; i < size; i += 1) {
+        messages.push({ uuid: randomUUID(), payload: { counter_uuid: counters[next % counters.length] }, metadata: {} });
+        next += 1;
+      }
+      const { sql, values } = insertMessagesSql(table, messages);
+      await db.query(sql, values);
+    }
+  };
+  await Promise.all([run(), run(), run()]);
+}
+
+function workerFlags(ctx: SweepContext, p: Point, extraFailpoints: readonly string[]): WorkerFlags {
+  return {
+    mode: p.mode,
+    topic: ctx.options.topic,
+    consumerGroup: ctx.options.consumerGroup,
+    ...(p.batchSize === undefined ? {} : { batchSize: p.batchSize }),
+    ...(p.pollIntervalMs === undefined ? {} : { pollIntervalMs: p.pollIntervalMs }),
+    ...(p.isolation === undefined ? {} : { isolation: p.isolation }),
+    ...(p.ackMode === undefined ? {} : { ackMode: p.ackMode }),
+    handler: p.handler === 'watermill' ? 'watermill' : 'batched',
+    failpoints: extraFailpoints,
+  };
+}
+
+/**
+ * Starts the point's workers and records the settings they run with, resolved from the spec they were started
+ * with by the worker's own rules (resolveWorkerSpec), not read back from their output.
+ */
+async function startWorkers(ctx: SweepContext, result: PointResult, children: ChildService[], extraFailpoints: readonly string[]): Promise<ChildService[]> {
+  const spec = workerFlags(ctx, result.point, extraFailpoints);
+  const started = await Promise.all(
+    Array.from({ length: result.point.workers }, async () => {
+      const w = await ctx.sut.startWorker(spec);
+      children.push(w);
+      return w;
+    }),
+  );
+  const resolved = resolveWorkerSpec(spec);
+  result.resolvedIsolation = resolved.isolation;
+  result.gapHandling = resolved.gapHandling;
+  return started;
+}
+
+function sumCpu(services: readonly ChildService[]): number | undefined {
+  let total = 0;
+  for (const s of services) {
+    const c = s.cpuSeconds();
+    if (c === undefined) return undefined;
+    total += c;
+  }
+  return total;
+}
+
+/** Resolves with the first worker that exits while the point runs (a crash, a failpoint), never otherwise. */
+function firstUnexpectedExit(workers: readonly ChildService[]): Promise<ChildService> {
+  return new Promise((resolve) => {
+    for (const w of workers) w.onExit((_status, expected) => { if (!expected) resolve(w); });
+  });
+}
+
+async function runDrain(ctx: SweepContext, result: PointResult, children: ChildService[]): Promise<void> {
+  const p = result.point;
+  const n = p.backlogMessages ?? ctx.options.backlogMessages;
+  await publishBacklog(ctx, p.mode, n, makeCounterIds(ctx.options.counters));
+  result.messagesPublished = n;
+  const sampler = startSampler(ctx.sut.db, { mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
+  try {
+    const workers = await startWorkers(ctx, result, children, ctx.options.workerFailpoints);
+    const cpuWorkerBefore = sumCpu(workers);
+    const cpuDbBefore = ctx.sut.dbCpuSeconds();
+    const crashed = firstUnexpectedExit(workers);
+    const outcome = await Promise.race([
+      sampler.waitFor((s) => s.progress >= n, ctx.options.drainTimeoutS * 1000, ctx.signal).then((done) => (done ? 'drained' : 'timeout')),
+      crashed.then((w) => `${w.name} exited (${w.exitStatus?.signal ?? `code ${w.exitStatus?.code}`}): ${lastLine(w.outputTail())}`),
+    ]);
+    result.cpuWorkerS = cpuDelta(cpuWorkerBefore, sumCpu(workers));
+    result.cpuDbS = cpuDelta(cpuDbBefore, ctx.sut.dbCpuSeconds());
+    if (outcome === 'timeout' && ctx.signal?.aborted !== true) result.note = appendNote(result.note, `backlog not drained within ${ctx.options.drainTimeoutS} s: rate over what was consumed`);
+    else if (outcome !== 'drained' && outcome !== 'timeout') result.note = appendNote(result.note, outcome);
+  } finally {
+    await sampler.stop();
+  }
+  const rate = drainRate(sampler.samples, n);
+  result.drainMsgsPerS = rate.perSecond;
+  const lag = lagPercentiles(sampler.samples, rate.startMs, rate.endMs);
+  result.lagP50Ms = lag.p50;
+  result.lagP99Ms = lag.p99;
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').pop()?.slice(0, 200) ?? '';
+}
+
+async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<void> {
+  const p = result.point;
+  const n = p.backlogMessages ?? ctx.options.backlogMessages;
+  await publishBacklog(ctx, 'offset', n, makeCounterIds(ctx.options.counters));
+  result.messagesPublished = n;
+  result.resolvedIsolation = p.isolation;
+  const sampler = startSampler(ctx.sut.db, { mode: 'offset', topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
+  const cpuSelf = selfCpuSeconds();
+  const cpuDb = ctx.sut.dbCpuSeconds();
+  try {
+    await runSqlConsumeLoop(ctx.sut.mysqlUrl, {
+      topic: ctx.options.topic,
+      consumerGroup: ctx.options.consumerGroup,
+      batchSize: p.batchSize ?? 1000,
+      isolation: p.isolation ?? defaultIsolation('offset', 'batched'),
+      untilOffset: n,
+      deadlineMs: ctx.options.drainTimeoutS * 1000,
+      signal: ctx.signal,
+    });
+    // One last sample after the loop's final commit, so the end of the drain is seen.
+    await new Promise((r) => setTimeout(r, 150));
+  } finally {
+    await sampler.stop();
+  }
+  result.cpuWorkerS = cpuDelta(cpuSelf, selfCpuSeconds());
+  result.cpuDbS = cpuDelta(cpuDb, ctx.sut.dbCpuSeconds());
+  result.drainMsgsPerS = drainRate(sampler.samples, n).perSecond;
+}
+
+async function runHttpCeiling(ctx: SweepContext, result: PointResult, children: ChildService[]): Promise<void> {
+  const server = await ctx.sut.startServer({ topic: ctx.options.topic });
+  children.push(server.service);
+  const r = await measureLoad(ctx, server.baseUrl, 'noop', ctx.options.httpCeilingDurationS, server.service, [], result);
+  result.publishReqPerS = r.okPerSecond;
+}
+
+async function measureLoad(
+  ctx: SweepContext,
+  baseUrl: string,
+  route: 'count' | 'noop',
+  durationS: number,
+  server: ChildService,
+  workers: readonly ChildService[],
+  result: PointResult,
+): Promise<LoadResult> {
+  const before = { self: selfCpuSeconds(), server: server.cpuSeconds(), workers: sumCpu(workers), db: ctx.sut.dbCpuSeconds() };
+  const load = startLoad({
+    baseUrl,
+    route,
+    counters: makeCounterIds(ctx.options.counters),
+    connections: ctx.options.endToEndConnections,
+    durationS,
+    overallRate: route === 'count' ? ctx.options.endToEndRate : undefined,
+    timeoutS: 10,
+  });
+  const onAbort = () => load.stop();
+  ctx.signal?.addEventListener('abort', onAbort);
+  try {
+    const r = await load.result;
+    result.load = r;
+    result.cpuLoadgenS = cpuDelta(before.self, selfCpuSeconds());
+    result.cpuServerS = cpuDelta(before.server, server.cpuSeconds());
+    if (workers.length > 0) result.cpuWorkerS = cpuDelta(before.workers, sumCpu(workers));
+    result.cpuDbS = cpuDelta(before.db, ctx.sut.dbCpuSeconds());
+    return r;
+  } finally {
+    ctx.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+async function runEndToEnd(ctx: SweepContext, result: PointResult, children: ChildService[]): Promise<void> {
+  const p = result.point;
+  const server = await ctx.sut.startServer({ topic: ctx.options.topic, topicSchema: p.mode, ...(p.coalesce === undefined ? {} : { coalesce: p.coalesce }) });
+  children.push(server.service);
+  const workers = await startWorkers(ctx, result, children, []);
+  const sampler = startSampler(ctx.sut.db, { mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: 250 });
+  let loadStart = 0;
+  let loadEnd = 0;
+  try {
+    loadStart = performance.now();
+    const r = await measureLoad(ctx, server.baseUrl, 'count', ctx.options.endToEndDurationS, server.service, workers, result);
+    loadEnd = performance.now();
+    result.publishReqPerS = r.okPerSecond;
+    if (r.requestsNon2xx + r.errors + r.timeouts > 0) {
+      result.note = appendNote(result.note, `${r.requestsNon2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
+    }
+    const published = await sampler.latest().then(async () => (await readPublished(ctx, p.mode)));
+    const caughtUp = await sampler.waitFor((s) => s.progress >= published, ctx.options.catchUpTimeoutS * 1000, ctx.signal);
+    if (!caughtUp && ctx.signal?.aborted !== true) result.note = appendNote(result.note, `workers had not caught up ${ctx.options.catchUpTimeoutS} s after the load`);
+    result.messagesPublished = published;
+  } finally {
+    await sampler.stop();
+  }
+  const windowSamples = sampler.samples.filter((s) => s.atMs >= loadStart);
+  result.drainMsgsPerS = drainRate(windowSamples, result.messagesPublished).perSecond;
+  const lag = lagPercentiles(sampler.samples, loadStart, loadEnd);
+  result.lagP50Ms = lag.p50;
+  result.lagP99Ms = lag.p99;
+}
+
+async function readPublished(ctx: SweepContext, mode: TopicMode): Promise<number> {
+  return countTopicRows(ctx.sut.db, mode, ctx.options.topic);
+}
+
+/**
+ * After the point (workers stopped): every counter must equal the number of its consumed messages. Offset
+ * mode: messages up to the acked offset; queue mode: rows acked. Also records acked vs max offset.
+ */
+async function checkPoint(ctx: SweepContext, result: PointResult): Promise<void> {
+  const db = ctx.sut.db;
+  const topic = ctx.options.topic;
+  const mode = result.point.kind === 'sql-ceiling' ? 'offset' : result.point.mode;
+  const consumption = await selectConsumption(db, { mode, topic, consumerGroup: ctx.options.consumerGroup });
+  if (consumption.ackedOffset !== undefined) result.ackedOffset = consumption.ackedOffset;
+  result.maxOffset = consumption.maxOffset;
+  result.messagesPublished = consumption.published;
+  result.drained = consumption.drained;
+  const expected = consumption.consumedPerCounter;
+  const actual = await selectAllCounters(db);
+  result.check = checkCounters(expected, actual);
+  result.poisoned = await countPoisoned(db, topic);
+  result.messagesConsumed = result.check.expectedTotal;
+  if (result.check.verdict === 'invalid') {
+    result.note = appendNote(result.note, `counters wrong: ${result.check.wrongCounters.slice(0, 3).join(', ')}`);
+  }
+}

@@ -1,0 +1,111 @@
+// The bench's results: the references the ratio columns are computed against, the CSV columns, and one row
+// per point.
+import { ratio } from '../../bench/metrics.ts';
+import type { CsvRow } from '../../bench/csv.ts';
+import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
+import { pointLabel } from './plan.ts';
+import { type PointResult } from './points.ts';
+
+/** Run-wide references the ratio columns are computed against. */
+export interface References {
+  httpCeilingReqPerS: number | undefined;
+  sqlCeilingByBatch: Map<number, number>;
+  watermillProfileMsgsPerS: number | undefined;
+}
+
+/** The best of each reference measured in this run (valid points only). */
+export function references(results: readonly PointResult[]): References {
+  const best = (values: (number | undefined)[]) => {
+    const v = values.filter((x): x is number => x !== undefined);
+    return v.length === 0 ? undefined : Math.max(...v);
+  };
+  const sqlCeilingByBatch = new Map<number, number>();
+  for (const r of results) {
+    if (r.point.kind !== 'sql-ceiling' || r.drainMsgsPerS === undefined || r.point.batchSize === undefined) continue;
+    sqlCeilingByBatch.set(r.point.batchSize, Math.max(sqlCeilingByBatch.get(r.point.batchSize) ?? 0, r.drainMsgsPerS));
+  }
+  return {
+    httpCeilingReqPerS: best(results.filter((r) => r.point.kind === 'http-ceiling').map((r) => r.publishReqPerS)),
+    sqlCeilingByBatch,
+    watermillProfileMsgsPerS: best(
+      results.filter((r) => r.point.kind === 'drain' && r.point.handler === 'watermill' && r.check?.verdict === 'valid').map((r) => r.drainMsgsPerS),
+    ),
+  };
+}
+
+export const CSV_COLUMNS = [
+  'point', 'kind', 'repetition', 'mode', 'workers', 'handler_profile', 'batch_size', 'poll_interval_ms', 'isolation',
+  'gap_handling', 'ack_mode', 'coalesce', 'connections', 'offered_rate_req_per_s', 'duration_s', 'backlog_messages', 'counters',
+  'drain_msgs_per_s', 'publish_req_per_s', 'requests_2xx', 'requests_non2xx', 'request_errors', 'request_timeouts',
+  'latency_p50_ms', 'latency_p99_ms', 'lag_p50_ms', 'lag_p99_ms',
+  'cpu_loadgen_s', 'cpu_server_s', 'cpu_worker_s', 'cpu_db_s',
+  'messages_published', 'messages_consumed', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
+  'gaps_passed', 'gaps_passed_by_timeout',
+  'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
+  'db_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
+] as const;
+
+export interface DbColumns {
+  db_version: string;
+  db_flush_log_at_trx_commit: number | undefined;
+}
+
+/** One CSV row of a point result, with its ratios against the run's references. */
+export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbColumns): CsvRow {
+  const p = r.point;
+  const isLoad = p.kind === 'end-to-end' || p.kind === 'http-ceiling';
+  const rate = r.drainMsgsPerS;
+  const ceilingSql = p.batchSize === undefined ? undefined : refs.sqlCeilingByBatch.get(p.batchSize);
+  return {
+    point: pointLabel(p),
+    kind: p.kind,
+    repetition: p.repetition,
+    mode: p.kind === 'http-ceiling' ? undefined : p.mode,
+    workers: p.kind === 'drain' || p.kind === 'end-to-end' ? p.workers : undefined,
+    handler_profile: p.handler,
+    batch_size: p.batchSize,
+    poll_interval_ms: p.pollIntervalMs,
+    isolation: r.resolvedIsolation,
+    gap_handling: r.gapHandling,
+    ack_mode: p.ackMode,
+    coalesce: p.coalesce,
+    connections: isLoad ? o.endToEndConnections : undefined,
+    offered_rate_req_per_s: p.kind === 'end-to-end' ? o.endToEndRate : undefined,
+    duration_s: p.kind === 'end-to-end' ? o.endToEndDurationS : p.kind === 'http-ceiling' ? o.httpCeilingDurationS : undefined,
+    backlog_messages: p.backlogMessages,
+    counters: o.counters,
+    drain_msgs_per_s: rate,
+    publish_req_per_s: r.publishReqPerS,
+    requests_2xx: r.load?.requests2xx,
+    requests_non2xx: r.load?.requestsNon2xx,
+    request_errors: r.load?.errors,
+    request_timeouts: r.load?.timeouts,
+    latency_p50_ms: r.load?.latencyP50Ms,
+    latency_p99_ms: r.load?.latencyP99Ms,
+    lag_p50_ms: r.lagP50Ms,
+    lag_p99_ms: r.lagP99Ms,
+    cpu_loadgen_s: r.cpuLoadgenS,
+    cpu_server_s: r.cpuServerS,
+    cpu_worker_s: r.cpuWorkerS,
+    cpu_db_s: r.cpuDbS,
+    messages_published: r.messagesPublished,
+    messages_consumed: r.messagesConsumed,
+    acked_offset: r.ackedOffset,
+    max_offset: r.maxOffset,
+    drained: r.drained,
+    verdict: p.kind === 'http-ceiling' ? 'n/a' : (r.check?.verdict ?? 'unknown'),
+    lost: r.check?.lost,
+    duplicated: r.check?.duplicated,
+    poisoned: r.poisoned,
+    gaps_passed: r.gapsPassed,
+    gaps_passed_by_timeout: r.gapsPassedByTimeout,
+    ratio_vs_baseline: ratio(rate, PUBLISHED_BASELINE_MSGS_PER_S),
+    ratio_vs_watermill_profile: ratio(rate, refs.watermillProfileMsgsPerS),
+    ratio_vs_http_ceiling: isLoad ? ratio(r.publishReqPerS, refs.httpCeilingReqPerS) : undefined,
+    ratio_vs_sql_ceiling: p.kind === 'sql-ceiling' ? undefined : ratio(rate, ceilingSql),
+    db_version: db.db_version,
+    db_flush_log_at_trx_commit: db.db_flush_log_at_trx_commit,
+    point_duration_s: r.durationS,
+    note: r.note === '' ? undefined : r.note,
+  };
+}

@@ -1,0 +1,145 @@
+// Assembles the system a chaos case runs against: local children (private database, server, workers behind a
+// TCP proxy) or a Docker Compose deployment, with the fault context the nemesis acts through.
+import type { GapCounts } from '../../system/workerGapLine.ts';
+import { createPool, executorOf, parseMysqlUrl } from '../../system/db/pool.ts';
+import { selectServerVersion } from '../../system/sql/mariadb/observation.ts';
+import type { SqlExecutor } from '../../system/pubsub/types.ts';
+import { SystemUnderTest } from '../../harness/systemUnderTest.ts';
+import type { ChildService } from '../../harness/childService.ts';
+import { TcpProxy } from '../../harness/faults/tcpProxy.ts';
+import { LocalBackend } from '../../harness/faults/localBackend.ts';
+import { DockerBackend } from '../../harness/faults/dockerBackend.ts';
+import { localAllocatorStaller, unavailableStaller } from '../../harness/faults/allocatorStallFault.ts';
+import { type FaultContext } from './nemesis.ts';
+import { type ChaosCase } from './chaosMatrix.ts';
+import { type ChaosRunOptions, type DockerTarget } from './options.ts';
+
+/** What a case runs against: local children (the default) or a Docker Compose deployment. */
+export interface CaseSystem {
+  /** The harness's own session: sampler, recovery probe, conn-kill, snapshot. */
+  db: SqlExecutor;
+  /** The database itself, for the raw SQL publishers (never through the workers' proxy). */
+  databaseUrl: string;
+  serverBaseUrl: string;
+  faults: Omit<FaultContext, 'ackMode' | 'holdMs'>;
+  databaseVersion: string | undefined;
+  /** Everything running again, network faults removed. */
+  heal(): Promise<void>;
+  close(): Promise<void>;
+  /** The database may hold earlier runs' rows (docker): check only this run's requests and counters. */
+  scopeToHistory: boolean;
+  /** Offsets the workers passed as holes (and by the bound alone); undefined where their output is not read. */
+  gapCounts(): GapCounts | undefined;
+}
+
+export async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseSystem> {
+  const sut = await SystemUnderTest.start({
+    mysqlUrl: o.mysqlUrl,
+    mariadbBinDir: o.mariadbBinDir,
+    searchPath: o.searchPath,
+    handleSignals: false,
+    log: o.log,
+  });
+  let proxy: TcpProxy | undefined;
+  try {
+    const dbUrl = parseMysqlUrl(sut.mysqlUrl);
+    const tcp = await TcpProxy.start({ targetHost: dbUrl.host, targetPort: dbUrl.port });
+    proxy = tcp;
+    // The workers reach the database only through the proxy: network faults and conn-kill act on them alone.
+    const credentials = `${encodeURIComponent(dbUrl.user)}${dbUrl.password === '' ? '' : `:${encodeURIComponent(dbUrl.password)}`}`;
+    const workerUrl = `mysql://${credentials}@127.0.0.1:${tcp.port}/${dbUrl.database}`;
+    const server = await sut.startServer(c.server);
+    const workers: ChildService[] = [];
+    for (let i = 0; i < c.workers; i++) workers.push(await sut.startWorker(c.worker, `worker ${i + 1}`, workerUrl));
+    const backend = new LocalBackend(sut, server, workers, { workerFlags: c.worker, workerMysqlUrl: workerUrl });
+    const databaseVersion = await selectServerVersion(sut.db);
+    // Only cases that inject it pay for the debugger's first attach.
+    const allocatorStaller = !c.faults.includes('db-stall-allocator')
+      ? undefined
+      : sut.managedDatabase === undefined
+        ? unavailableStaller('MYSQL_URL names a database this harness did not start; gdb attaches only to a private one (unset MYSQL_URL)')
+        : await localAllocatorStaller({ serverPid: () => sut.managedDatabase?.pid, mysqlUrl: sut.mysqlUrl, log: o.log });
+    return {
+      db: sut.db,
+      databaseUrl: sut.mysqlUrl,
+      serverBaseUrl: server.baseUrl,
+      faults: {
+        backend,
+        proxy: tcp,
+        admin: sut.db,
+        databaseProcess: sut.managedDatabase !== undefined,
+        crashWorkerAt: (spec, timeoutMs) => backend.crashWorkerAt(spec, timeoutMs),
+        allocatorStaller,
+      },
+      databaseVersion,
+      scopeToHistory: false,
+      gapCounts: () => sut.workerGaps.totals(),
+      async heal() {
+        tcp.setDelay(0);
+        const managed = sut.managedDatabase;
+        if (managed !== undefined) {
+          if (managed.isPaused) managed.resume();
+          if (!managed.running) await managed.start();
+        }
+        for (const child of [server.service, ...backend.workers]) {
+          child.resume();
+          if (!child.running) await child.start();
+        }
+      },
+      async close() {
+        await tcp.close();
+        await sut.close();
+      },
+    };
+  } catch (error) {
+    await proxy?.close().catch(() => undefined);
+    await sut.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Docker Compose: faults act on the containers through dockerode; the harness reads the database at
+ * MYSQL_URL (the mysql service must be published to this machine). No proxy and no failpoint restarts: those
+ * faults are skipped and listed as such. The case's configuration is the Compose file's, not the matrix's.
+ */
+export async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: DockerTarget): Promise<CaseSystem> {
+  if (o.mysqlUrl === undefined) {
+    throw new Error(
+      'chaos with the docker backend reads the Compose database directly: publish the mysql service port and set ' +
+        'MYSQL_URL (e.g. mysql://root:eob@127.0.0.1:3306/eob)',
+    );
+  }
+  const pool = createPool({ url: o.mysqlUrl, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'chaos' });
+  const db = executorOf(pool);
+  const backend = new DockerBackend({ project: target.project, socketPath: target.socketPath });
+  await backend.containers('worker');
+  const databaseVersion = await selectServerVersion(db);
+  o.log(`${c.name}: docker backend, project ${target.project}; the Compose services' own configuration is what is tested`);
+  return {
+    db,
+    databaseUrl: o.mysqlUrl,
+    serverBaseUrl: target.serverUrl.replace(/\/$/, ''),
+    faults: {
+      backend,
+      proxy: undefined,
+      admin: db,
+      databaseProcess: true,
+      crashWorkerAt: undefined,
+      allocatorStaller: unavailableStaller('the docker backend: gdb would have to attach to mariadbd inside its container'),
+    },
+    databaseVersion,
+    scopeToHistory: true,
+    gapCounts: () => undefined,
+    async heal() {
+      for (const role of ['db', 'server', 'worker'] as const) {
+        const containers = await backend.containers(role);
+        if (containers.some((x) => x.State === 'paused')) await backend.resume(role);
+        if (containers.some((x) => x.State !== 'running' && x.State !== 'paused')) await backend.start(role);
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,60 @@
+// What one chaos case produced (verdict, timeline, faults, phases, rates), and whether that met the case's
+// expectation: exactly-once cases must be valid, controls must be caught with their violation.
+import { type FaultEvent } from './nemesis.ts';
+import type { RequestAttempt } from './history.ts';
+import { type Verdict } from './checker.ts';
+import { type PhaseTiming } from './phases.ts';
+import { type ChaosCase, type Expectation } from './chaosMatrix.ts';
+
+export interface TimelineSample {
+  tMs: number;
+  published: number;
+  acked: number;
+  requestsOk: number;
+}
+
+export interface CaseResult {
+  case: ChaosCase;
+  verdict: Verdict | undefined;
+  expected: Expectation;
+  /** The case shows what it must: valid for exactly-once cases, the violation for controls. */
+  passed: boolean;
+  why: string;
+  faults: FaultEvent[];
+  skippedFaults: string[];
+  history: RequestAttempt[];
+  timeline: TimelineSample[];
+  phases: PhaseTiming[];
+  quiesced: boolean;
+  drainMsgsPerS: number | undefined;
+  drainDuringFaultsMsgsPerS: number | undefined;
+  durationMs: number;
+  databaseVersion: string | undefined;
+  /** Rows in eob_poison_<topic> at the snapshot: messages the workers set aside (0 unless a payload was rejected; on the docker backend, whose database is shared by the cases, the run so far). */
+  poisoned: number | undefined;
+  /** Offset mode: offsets the workers passed as holes, and of those, by the gap timeout (a bound) alone. */
+  gapsPassed: number | undefined;
+  gapsPassedByTimeout: number | undefined;
+  error: string | undefined;
+}
+
+export function expectationMet(expected: Expectation, v: Verdict): { passed: boolean; why: string } {
+  switch (expected) {
+    case 'valid':
+      return { passed: v.verdict === 'valid', why: v.verdict === 'valid' ? 'valid' : `${v.verdict}: ${v.reasons.join('; ')}` };
+    case 'duplicated':
+      return { passed: v.duplicated > 0, why: v.duplicated > 0 ? `detected ${v.duplicated} duplicated` : 'control came out clean: no duplicate detected' };
+    case 'lost':
+      return { passed: v.lost > 0, why: v.lost > 0 ? `detected ${v.lost} lost` : 'control came out clean: no loss detected' };
+    case 'unknown-outcomes': {
+      const workerClean = v.lost === 0 && v.duplicated === 0;
+      if (v.requests.unknown === 0) return { passed: false, why: 'control came out clean: no unknown outcome' };
+      return {
+        passed: workerClean,
+        why: workerClean
+          ? `${v.requests.unknown} unknown outcome(s) reported; publish_duplicated ${v.publishDuplicated}, attributed to publishing`
+          : `worker-side violation: lost ${v.lost}, duplicated ${v.duplicated}`,
+      };
+    }
+  }
+}

@@ -1,0 +1,240 @@
+// What a chaos run writes: results.csv (one row per case), history.jsonl, verdict.json,
+// options.json, a timeline chart per case (requests and drain over time, faults marked), and the summary table.
+import type { TopLevelSpec } from 'vega-lite';
+import { toCsv, type CsvRow } from '../../bench/csv.ts';
+import { renderSvg, svgToPng } from '../../bench/chart.ts';
+import { percentile } from '../../bench/metrics.ts';
+import type { ResultsDir } from '../../bench/resultsDir.ts';
+import { countOutcomes, summarizeRequests, writeHistoryJsonl } from './history.ts';
+import { FAULT_NAMES } from './nemesis.ts';
+import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
+import type { CaseResult } from './caseResult.ts';
+
+export const CHAOS_CSV_COLUMNS: readonly string[] = [
+  'case',
+  'profile',
+  'mode',
+  'batch_size',
+  'ack_mode',
+  'isolation',
+  'handler_profile',
+  'gap_handling',
+  'gap_proof',
+  'worker_processes',
+  'consumers_per_worker',
+  'coalesce',
+  'dedup',
+  'retry_client',
+  'http_concurrency',
+  'requests',
+  'raw_publishers',
+  'raw_requests',
+  'faults_total',
+  ...FAULT_NAMES.map((f) => `faults_${f.replace(/-/g, '_')}`),
+  'faults_not_recovered',
+  'allocator_stalls',
+  'allocator_stalls_in_window',
+  'requests_ok',
+  'requests_fail',
+  'requests_unknown',
+  'attempts',
+  'raw_ok',
+  'raw_fail',
+  'raw_unknown',
+  'messages',
+  'total',
+  'lost',
+  'duplicated',
+  'publish_duplicated',
+  'poisoned',
+  'gaps_passed',
+  'gaps_passed_by_timeout',
+  'verdict',
+  'expected_verdict',
+  'passed',
+  'drain_msgs_per_s',
+  'drain_during_faults_msgs_per_s',
+  ...FAULT_NAMES.flatMap((f) => [`recovery_${f.replace(/-/g, '_')}_median_ms`, `recovery_${f.replace(/-/g, '_')}_max_ms`]),
+  'quiesced',
+  'case_duration_s',
+  'db_version',
+  'why',
+];
+
+export function csvRow(r: CaseResult, profile: string): CsvRow {
+  const c = r.case;
+  const v = r.verdict;
+  const raw = countOutcomes(summarizeRequests(r.history.filter((a) => a.via === 'sql')).values());
+  const row: CsvRow = {
+    case: c.name,
+    profile,
+    mode: c.mode,
+    batch_size: c.worker.batchSize,
+    ack_mode: c.worker.ackMode ?? 'transactional',
+    isolation: c.worker.isolation ?? defaultIsolation(c.mode, c.worker.handler ?? 'batched'),
+    handler_profile: c.worker.handler ?? 'batched',
+    gap_handling: gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling),
+    gap_proof: gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling) !== 'contiguous' ? undefined : (c.worker.gapProof ?? 'statements'),
+    worker_processes: c.workers,
+    consumers_per_worker: c.worker.concurrency ?? 1,
+    coalesce: c.server.coalesce ?? true,
+    dedup: c.server.dedup ?? false,
+    retry_client: c.retry,
+    http_concurrency: c.concurrency,
+    requests: c.requests,
+    raw_publishers: c.raw?.publishers ?? 0,
+    raw_requests: c.raw?.requests ?? 0,
+    faults_total: r.faults.length,
+    faults_not_recovered: r.faults.filter((f) => f.recoveryMs === undefined).length,
+    allocator_stalls: sumProof(r, 'stalls'),
+    allocator_stalls_in_window: sumProof(r, 'inWindow'),
+    requests_ok: v?.requests.ok,
+    requests_fail: v?.requests.fail,
+    requests_unknown: v?.requests.unknown,
+    attempts: v?.requests.attempts,
+    raw_ok: raw.ok,
+    raw_fail: raw.fail,
+    raw_unknown: raw.unknown,
+    messages: v?.messages.total,
+    total: v?.total,
+    lost: v?.lost,
+    duplicated: v?.duplicated,
+    publish_duplicated: v?.publishDuplicated,
+    poisoned: r.poisoned,
+    gaps_passed: r.gapsPassed,
+    gaps_passed_by_timeout: r.gapsPassedByTimeout,
+    verdict: v?.verdict ?? 'error',
+    expected_verdict: r.expected,
+    passed: r.passed,
+    drain_msgs_per_s: r.drainMsgsPerS,
+    drain_during_faults_msgs_per_s: r.drainDuringFaultsMsgsPerS,
+    quiesced: r.quiesced,
+    case_duration_s: r.durationMs / 1000,
+    db_version: r.databaseVersion,
+    why: r.why,
+  };
+  for (const f of FAULT_NAMES) {
+    const key = f.replace(/-/g, '_');
+    const events = r.faults.filter((e) => e.fault === f);
+    row[`faults_${key}`] = events.length;
+    const recoveries = events.map((e) => e.recoveryMs).filter((x): x is number => x !== undefined);
+    row[`recovery_${key}_median_ms`] = percentile(recoveries, 50);
+    row[`recovery_${key}_max_ms`] = recoveries.length === 0 ? undefined : Math.max(...recoveries);
+  }
+  return row;
+}
+
+/** db-stall-allocator's stalls (or those proven in the window) over the case; empty when it did not run. */
+function sumProof(r: CaseResult, key: 'stalls' | 'inWindow'): number | undefined {
+  const proofs = r.faults.flatMap((f) => (f.proof === undefined ? [] : [f.proof[key]]));
+  return proofs.length === 0 ? undefined : proofs.reduce((a, b) => a + b, 0);
+}
+
+/** Requests acknowledged and messages acked over time, one rule per fault (coloured by kind). */
+export function timelineChartSpec(r: CaseResult): TopLevelSpec {
+  const points = r.timeline.flatMap((s) => [
+    { t_s: s.tMs / 1000, series: 'requests ok (cumulative)', count: s.requestsOk },
+    { t_s: s.tMs / 1000, series: 'messages published', count: s.published },
+    { t_s: s.tMs / 1000, series: 'messages acked (drain)', count: s.acked },
+  ]);
+  const faults = r.faults.map((f) => ({ t_s: f.startMs / 1000, fault: f.fault, recovery_ms: f.recoveryMs ?? -1, detail: f.detail }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: `${r.case.name}: requests and drain over time, faults marked (verdict ${r.verdict?.verdict ?? 'error'})`,
+    width: 640,
+    height: 300,
+    layer: [
+      {
+        data: { values: points },
+        mark: { type: 'line', interpolate: 'step-after' },
+        encoding: {
+          x: { field: 't_s', type: 'quantitative', title: 'time since case start (s)' },
+          y: { field: 'count', type: 'quantitative', title: 'requests / messages' },
+          color: { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 400 } },
+        },
+      },
+      {
+        data: { values: faults },
+        mark: { type: 'rule', strokeDash: [4, 3], opacity: 0.8 },
+        encoding: {
+          x: { field: 't_s', type: 'quantitative' },
+          strokeWidth: { value: 1.5 },
+          stroke: { field: 'fault', type: 'nominal', title: 'fault', scale: { scheme: 'dark2' } },
+          tooltip: [{ field: 'fault' }, { field: 'detail' }, { field: 'recovery_ms' }],
+        },
+      },
+    ],
+    resolve: { scale: { color: 'independent' } },
+  } as TopLevelSpec;
+}
+
+export interface ChaosRunSummary {
+  profile: string;
+  results: CaseResult[];
+  passed: boolean;
+}
+
+export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummary, options: unknown): Promise<void> {
+  dir.writeText('results.csv', toCsv(CHAOS_CSV_COLUMNS, summary.results.map((r) => csvRow(r, summary.profile))));
+  await writeHistoryJsonl(`${dir.path}/history.jsonl`, summary.results.flatMap((r) => r.history));
+  dir.writeJson('verdict.json', {
+    passed: summary.passed,
+    profile: summary.profile,
+    cases: summary.results.map((r) => ({
+      case: r.case.name,
+      description: r.case.description,
+      expected: r.expected,
+      passed: r.passed,
+      why: r.why,
+      verdict: r.verdict,
+      faults: r.faults,
+      skipped_faults: r.skippedFaults,
+      phases: r.phases,
+      quiesced: r.quiesced,
+      error: r.error,
+    })),
+  });
+  dir.writeJson('options.json', options);
+  for (const r of summary.results) {
+    if (r.timeline.length === 0) continue;
+    const svg = await renderSvg(timelineChartSpec(r));
+    dir.writeText(`timeline-${r.case.name}.svg`, svg);
+    dir.writeText(`timeline-${r.case.name}.png`, svgToPng(svg));
+  }
+}
+
+/** ok/fail/unknown of the raw SQL INSERTs, or '-' for a case without raw publishers. */
+function rawCell(r: CaseResult): string {
+  const raw = r.history.filter((a) => a.via === 'sql');
+  if (raw.length === 0) return '-';
+  const n = countOutcomes(summarizeRequests(raw).values());
+  return `${n.ok}/${n.fail}/${n.unknown}`;
+}
+
+/** The table printed at the end of a run (and pasted in the README). */
+export function summaryTable(results: readonly CaseResult[]): string {
+  const header = ['case', 'expected', 'verdict', 'ok/fail/unknown', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'gaps passed (timeout)', 'faults', 'recovery p50/max ms', 'result'];
+  const rows = results.map((r) => {
+    const v = r.verdict;
+    const rec = r.faults.map((f) => f.recoveryMs).filter((x): x is number => x !== undefined);
+    return [
+      r.case.name,
+      r.expected,
+      v?.verdict ?? 'error',
+      v === undefined ? '-' : `${v.requests.ok}/${v.requests.fail}/${v.requests.unknown}`,
+      rawCell(r),
+      String(v?.messages.total ?? '-'),
+      String(v?.total ?? '-'),
+      String(v?.lost ?? '-'),
+      String(v?.duplicated ?? '-'),
+      String(v?.publishDuplicated ?? '-'),
+      r.gapsPassed === undefined ? '-' : `${r.gapsPassed} (${r.gapsPassedByTimeout ?? 0})`,
+      String(r.faults.length),
+      rec.length === 0 ? '-' : `${Math.round(percentile(rec, 50) ?? 0)}/${Math.max(...rec)}`,
+      r.passed ? 'PASS' : 'FAIL',
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]?.length ?? 0)));
+  const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}

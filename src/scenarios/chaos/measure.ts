@@ -1,0 +1,79 @@
+// What a chaos case reads from the database while it runs, through the shared observation layer: the drain
+// position, recovery after healing, quiescence, and a shared database's snapshot scoped to this run.
+import { sumCounters } from '../../system/sql/mariadb/counterTable.ts';
+import { readDrainPosition, type DrainPosition } from '../../bench/observation.ts';
+import type { SqlExecutor } from '../../system/pubsub/types.ts';
+import { httpStatus } from '../../harness/childService.ts';
+import type { RequestAttempt } from './history.ts';
+import { type DbSnapshot } from './checker.ts';
+import type { TopicMode } from '../../system/pubsub/types.ts';
+import { sleep, withTimeout } from '../../system/waiting.ts';
+import { type ChaosRunOptions, GROUP, TOPIC } from './options.ts';
+
+/** Offset mode: max offset and the group's acked offset; queue mode: rows and acked rows. */
+export function readProgress(db: SqlExecutor, mode: TopicMode): Promise<DrainPosition> {
+  return readDrainPosition(db, { mode, topic: TOPIC, consumerGroup: GROUP });
+}
+
+/**
+ * Recovered = the server answers /healthz and the drain moves again: the acked position passes where it was
+ * when the first reading after healing succeeded, or nothing is left to drain.
+ */
+export async function waitRecovered(serverBaseUrl: string, progress: () => Promise<DrainPosition>, signal: AbortSignal): Promise<void> {
+  let baseline: number | undefined;
+  while (!signal.aborted) {
+    const healthy = (await httpStatus(`${serverBaseUrl}/healthz`, 1_000)) === 200;
+    let p: DrainPosition | undefined;
+    try {
+      p = await progress();
+    } catch {
+      p = undefined;
+    }
+    if (p !== undefined) {
+      if (healthy && (p.acked >= p.published || (baseline !== undefined && p.acked > baseline))) return;
+      baseline ??= p.acked;
+    }
+    await sleep(50);
+  }
+  throw new Error('not recovered');
+}
+
+export async function quiesce(db: SqlExecutor, mode: TopicMode, o: ChaosRunOptions): Promise<boolean> {
+  const deadline = Date.now() + o.quiesceTimeoutMs;
+  let stableSince: number | undefined;
+  let lastTotal: number | undefined;
+  while (Date.now() < deadline) {
+    try {
+      const p = await withTimeout(readProgress(db, mode), PROBE_TIMEOUT_MS, 'progress read');
+      const total = await withTimeout(sumCounters(db), PROBE_TIMEOUT_MS, 'counter sum');
+      if (p.acked >= p.published && total === lastTotal) {
+        stableSince ??= Date.now();
+        if (Date.now() - stableSince >= o.quiesceStableMs) return true;
+      } else {
+        stableSince = undefined;
+      }
+      lastTotal = total;
+    } catch {
+      stableSince = undefined;
+    }
+    await sleep(200);
+  }
+  return false;
+}
+
+
+/**
+ * A read of the harness's own that hangs (a connection to a server that died mid-query without a reset) must
+ * not hang the case: 5 s is ~100 times a progress read here, and the loops that use it simply try again.
+ */
+export const PROBE_TIMEOUT_MS = 5_000;
+/** Keeps the messages and counters of this run's requests only (a shared database holds earlier runs). */
+export function scopeSnapshot(snapshot: DbSnapshot, history: readonly RequestAttempt[]): DbSnapshot {
+  const ids = new Set(history.map((a) => a.requestId));
+  const counters = new Set(history.map((a) => a.counterUuid));
+  return {
+    ...snapshot,
+    messages: snapshot.messages.filter((m) => (m.requestId !== undefined && ids.has(m.requestId)) || (m.counterUuid !== undefined && counters.has(m.counterUuid))),
+    counters: new Map([...snapshot.counters].filter(([id]) => counters.has(id))),
+  };
+}

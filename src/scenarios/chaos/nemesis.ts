@@ -1,0 +1,394 @@
+// The fault registry (`make chaos FAULTS=worker-kill,db-kill` is a lookup here) and the nemesis: the loop
+// that injects faults on its own timer, never tied to the request loop, and records for each one when it
+// started, when healing began and when the system had recovered (ready, and the drain moving again).
+import type { AckMode, SqlExecutor } from '../../system/pubsub/types.ts';
+import type { FaultBackend } from '../../harness/faults/backend.ts';
+import type { TcpProxy } from '../../harness/faults/tcpProxy.ts';
+import { DEFAULT_SERVER_OPTIONS } from '../../system/server/options.ts';
+import { sleep } from '../../system/waiting.ts';
+import type { AllocatorStaller, AllocatorStallPlan } from '../../harness/faults/allocatorStallFault.ts';
+import { killSession, selectSessionHosts } from '../../system/sql/mariadb/processlist.ts';
+
+export const FAULT_NAMES = [
+  'worker-kill',
+  'worker-stop',
+  'worker-pause',
+  'db-kill',
+  'db-restart',
+  'server-kill',
+  'conn-kill',
+  'net-delay',
+  'net-reset',
+  'failpoint',
+  'db-stall-allocator',
+] as const;
+export type FaultName = (typeof FAULT_NAMES)[number];
+
+/** What a fault needs beyond the backend; a case without it cannot run the fault. */
+export type FaultRequirement = 'database-process' | 'proxy' | 'admin-session' | 'failpoints' | 'allocator-stall';
+
+export interface FaultContext {
+  backend: FaultBackend;
+  /** The worker's connections to the database go through it (local backend). */
+  proxy: TcpProxy | undefined;
+  /** A session of the harness's own, for KILL CONNECTION. */
+  admin: SqlExecutor | undefined;
+  /** Whether the database is a process the backend can kill (private database, or the docker service). */
+  databaseProcess: boolean;
+  /** Restart the worker armed with `point=N`, wait for it to die there, restart it unarmed (local backend). */
+  crashWorkerAt: ((spec: string, timeoutMs: number) => Promise<{ fired: boolean }>) | undefined;
+  ackMode: AckMode;
+  /** How long pause / delay faults hold before healing (ms). */
+  holdMs: number;
+  /** How long worker-pause keeps the worker stopped (ms); default WORKER_PAUSE_MS. */
+  workerPauseMs?: number;
+  /** db-stall-allocator's debugger (local backend, private database); undefined elsewhere. */
+  allocatorStaller?: AllocatorStaller | undefined;
+}
+
+/**
+ * Longer than the server's publish timeout (10 s), so a consumer whose frozen transaction held publishers up
+ * would show as publishes answered 503 (measured with a SERIALIZABLE worker frozen 12 s under ~170 req/s: 741
+ * of ~2,100); with the default non-locking read every publish is still answered 204.
+ */
+export const WORKER_PAUSE_MS = DEFAULT_SERVER_OPTIONS.publishTimeoutMs + 2_000;
+
+export interface FaultRun {
+  /** What was done, e.g. "SIGKILL worker, restarted" or "killed 3 sessions". */
+  detail: string;
+  /** performance.now() when healing began (restart issued, SIGCONT, delay removed). */
+  healStartedAt: number;
+  /** db-stall-allocator: the stalls and how many were proven to sit in the allocator window. */
+  proof?: { stalls: number; inWindow: number };
+}
+
+export interface FaultDefinition {
+  name: FaultName;
+  description: string;
+  requires: readonly FaultRequirement[];
+  /** `round` counts this fault's injections in the case from 0, so faults can vary what they do. */
+  run(ctx: FaultContext, round: number): Promise<FaultRun>;
+}
+
+const now = (): number => performance.now();
+
+/** Points in the consume loop each ack mode reaches; the failpoint fault cycles through them. */
+export function failpointsFor(ackMode: AckMode): string[] {
+  const common = ['consume-after-read', 'consume-after-effects', 'consume-before-commit', 'consume-after-commit'];
+  if (ackMode === 'transactional') return [...common, 'consume-after-ack'];
+  // The controls' hazard sits between their two commits: the crash there is what they must be caught by.
+  return ['consume-between-commits', ...common];
+}
+
+const FAULTS: Record<FaultName, FaultDefinition> = {
+  'worker-kill': {
+    name: 'worker-kill',
+    description: 'SIGKILL every worker, then start them again',
+    requires: [],
+    async run(ctx) {
+      await ctx.backend.kill('worker', 'SIGKILL');
+      const healStartedAt = now();
+      await ctx.backend.start('worker');
+      return { detail: 'SIGKILL worker, restarted', healStartedAt };
+    },
+  },
+  'worker-stop': {
+    name: 'worker-stop',
+    description: 'SIGTERM every worker (graceful: the batch in hand finishes), then start them again',
+    requires: [],
+    async run(ctx) {
+      await ctx.backend.stop('worker');
+      const healStartedAt = now();
+      await ctx.backend.start('worker');
+      return { detail: 'SIGTERM worker, restarted', healStartedAt };
+    },
+  },
+  'worker-pause': {
+    name: 'worker-pause',
+    description: 'SIGSTOP every worker (it keeps its sessions and locks), wait, SIGCONT',
+    requires: [],
+    async run(ctx) {
+      const pauseMs = ctx.workerPauseMs ?? WORKER_PAUSE_MS;
+      await ctx.backend.pause('worker');
+      await sleep(pauseMs);
+      const healStartedAt = now();
+      await ctx.backend.resume('worker');
+      return { detail: `SIGSTOP worker for ${pauseMs} ms, SIGCONT`, healStartedAt };
+    },
+  },
+  'db-kill': {
+    name: 'db-kill',
+    description: 'SIGKILL the database server, restart it on the same data directory (InnoDB crash recovery)',
+    requires: ['database-process'],
+    async run(ctx) {
+      await ctx.backend.kill('db', 'SIGKILL');
+      const healStartedAt = now();
+      await ctx.backend.start('db');
+      return { detail: 'SIGKILL database, restarted on the same data', healStartedAt };
+    },
+  },
+  'db-restart': {
+    name: 'db-restart',
+    description: 'clean shutdown of the database server (SIGTERM), start it again',
+    requires: ['database-process'],
+    async run(ctx) {
+      await ctx.backend.stop('db');
+      const healStartedAt = now();
+      await ctx.backend.start('db');
+      return { detail: 'clean database shutdown, restarted', healStartedAt };
+    },
+  },
+  'server-kill': {
+    name: 'server-kill',
+    description: 'SIGKILL the HTTP server (requests in flight get resets: unknown outcomes), start it again',
+    requires: [],
+    async run(ctx) {
+      await ctx.backend.kill('server', 'SIGKILL');
+      const healStartedAt = now();
+      await ctx.backend.start('server');
+      return { detail: 'SIGKILL server, restarted', healStartedAt };
+    },
+  },
+  'conn-kill': {
+    name: 'conn-kill',
+    description: "KILL CONNECTION every database session of the workers, from the harness's own session",
+    requires: ['proxy', 'admin-session'],
+    async run(ctx) {
+      const proxy = required(ctx.proxy, 'conn-kill needs the TCP proxy');
+      const admin = required(ctx.admin, 'conn-kill needs an admin session');
+      const killed = await killWorkerSessions(admin, proxy);
+      return { detail: `KILL CONNECTION ${killed.length} worker session(s): ${killed.join(', ') || 'none open'}`, healStartedAt: now() };
+    },
+  },
+  'net-delay': {
+    name: 'net-delay',
+    description: 'add latency to every chunk between worker and database (TCP proxy), then remove it',
+    requires: ['proxy'],
+    async run(ctx, round) {
+      const proxy = required(ctx.proxy, 'net-delay needs the TCP proxy');
+      // 50, 100, 200 ms: from "slow network" to longer than a typical batch transaction here.
+      const delay = [50, 100, 200][round % 3] ?? 100;
+      proxy.setDelay(delay);
+      await sleep(ctx.holdMs);
+      const healStartedAt = now();
+      proxy.setDelay(0);
+      return { detail: `+${delay} ms per chunk for ${ctx.holdMs} ms`, healStartedAt };
+    },
+  },
+  'net-reset': {
+    name: 'net-reset',
+    description: 'reset (RST) every connection between worker and database and refuse new ones briefly',
+    requires: ['proxy'],
+    async run(ctx) {
+      const proxy = required(ctx.proxy, 'net-reset needs the TCP proxy');
+      // 300 ms of refusal: long enough that the worker's reconnect hits a closed port at least once.
+      const refuseMs = 300;
+      const reset = proxy.resetAll(refuseMs);
+      await sleep(refuseMs);
+      return { detail: `reset ${reset} connection(s), refused new ones for ${refuseMs} ms`, healStartedAt: now() };
+    },
+  },
+  failpoint: {
+    name: 'failpoint',
+    description: 'restart the worker with EOB_FAILPOINTS=<point>=<n>, so it dies (SIGKILL) exactly there, then restart it',
+    requires: ['failpoints'],
+    async run(ctx, round) {
+      const crash = required(ctx.crashWorkerAt, 'failpoint needs the local backend');
+      const points = failpointsFor(ctx.ackMode);
+      const point = points[round % points.length] ?? 'consume-after-effects';
+      const spec = `${point}=${1 + (round % 3)}`;
+      // 15 s: the armed worker reaches a point within a few batches while requests flow.
+      const { fired } = await crash(spec, 15_000);
+      return { detail: fired ? `worker died at ${spec}, restarted` : `failpoint ${spec} not reached in 15 s, worker restarted`, healStartedAt: now() };
+    },
+  },
+  'db-stall-allocator': {
+    name: 'db-stall-allocator',
+    description:
+      'stall every 20th InnoDB insert 500 ms right after its offset is allocated, before its transaction is listed in INNODB_TRX (gdb on the private database), for 3 s',
+    requires: ['allocator-stall'],
+    async run(ctx) {
+      const staller = required(ctx.allocatorStaller, 'db-stall-allocator needs a debugger on the private database');
+      // An injection none of whose checked stalls was proven is still recorded, with its counts: the case
+      // says so beside its verdict (see chaos.ts), since a stall that proves nothing proves less.
+      const proof = await staller.stall(ALLOCATOR_STALL_PLAN);
+      return { detail: proof.detail, healStartedAt: now(), proof: { stalls: proof.stalls, inWindow: proof.inWindow } };
+    },
+  },
+};
+
+/**
+ * Every 20th insert for 500 ms. With 16 raw publishers x 150 single-row INSERTs and 300 ms stalls the
+ * INNODB_TRX-only gap rule lost 16-17 of 2,400 messages in each of 4 runs (50 ms stalls: 1); in the chaos
+ * load (HTTP beside the raw INSERTs) 300 ms stalls lost nothing in 3 of 12 ctl-innodb-trx-only runs (the
+ * worker then passed no hole at all; not pinned down, but the worker lagged the head by up to 300+ messages
+ * in some runs, and a hole that fills before the reader gets there is never passed). 500 ms: 34, 51 and 49
+ * lost in 3 of 3. 3 s per injection keeps the other faults of a case in rotation.
+ */
+export const ALLOCATOR_STALL_PLAN: AllocatorStallPlan = { every: 20, stallMs: 500, forMs: 3_000 };
+
+/** The registry: every fault by name. */
+export function faultRegistry(): readonly FaultDefinition[] {
+  return FAULT_NAMES.map((n) => FAULTS[n]);
+}
+
+/** Looks faults up by name (`worker-kill,db-kill` or a list); an unknown name is an error listing the valid ones. */
+export function resolveFaults(names: string | readonly string[]): FaultDefinition[] {
+  const list = (typeof names === 'string' ? names.split(',') : [...names]).map((n) => n.trim()).filter((n) => n !== '');
+  const unknown = list.filter((n) => !(FAULT_NAMES as readonly string[]).includes(n));
+  if (unknown.length > 0) {
+    throw new Error(`unknown fault${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')}; valid faults: ${FAULT_NAMES.join(', ')}`);
+  }
+  return [...new Set(list)].map((n) => FAULTS[n as FaultName]);
+}
+
+/** Which requirements of `fault` the context cannot meet (empty: it can run). */
+export function missingRequirements(fault: FaultDefinition, ctx: FaultContext): FaultRequirement[] {
+  return fault.requires.filter((r) => {
+    if (r === 'database-process') return !ctx.databaseProcess;
+    if (r === 'proxy') return ctx.proxy === undefined;
+    if (r === 'admin-session') return ctx.admin === undefined;
+    if (r === 'allocator-stall') return ctx.allocatorStaller === undefined || ctx.allocatorStaller.unavailable !== undefined;
+    return ctx.crashWorkerAt === undefined;
+  });
+}
+
+/** Why `fault` cannot run in `ctx`, in words a user can act on; undefined when it can. */
+export function skipReason(fault: FaultDefinition, ctx: FaultContext): string | undefined {
+  const missing = missingRequirements(fault, ctx);
+  if (missing.length === 0) return undefined;
+  if (missing.includes('allocator-stall')) {
+    return ctx.allocatorStaller?.unavailable ?? 'needs gdb attached to a private database this harness started (local backend, no MYSQL_URL)';
+  }
+  return `needs ${missing.join(', ')}`;
+}
+
+/**
+ * KILL CONNECTION for every session the database sees coming from the proxy's upstream ports: exactly the
+ * worker's sessions (the server and the harness connect directly), whatever user or program they run as.
+ */
+export async function killWorkerSessions(admin: SqlExecutor, proxy: TcpProxy): Promise<number[]> {
+  const ports = new Set(proxy.upstreamLocalPorts());
+  if (ports.size === 0) return [];
+  const ids = (await selectSessionHosts(admin))
+    .filter((r) => ports.has(Number(/:(\d+)$/.exec(r.host)?.[1])))
+    .map((r) => r.id);
+  const killed: number[] = [];
+  // A session that ended between the read and the kill is simply not counted.
+  for (const id of ids) if (await killSession(admin, id)) killed.push(id);
+  return killed;
+}
+
+function required<T>(value: T | undefined, message: string): T {
+  if (value === undefined) throw new Error(message);
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The nemesis loop
+
+export interface FaultEvent {
+  fault: FaultName;
+  round: number;
+  /** Case-clock milliseconds. */
+  startMs: number;
+  healStartMs: number;
+  /** When the system was ready and the drain moving again; undefined if it did not recover within the limit. */
+  recoveredMs: number | undefined;
+  /** recoveredMs - healStartMs */
+  recoveryMs: number | undefined;
+  detail: string;
+  /** db-stall-allocator: stalls, and how many were proven to sit in the allocator window. */
+  proof?: { stalls: number; inWindow: number };
+  error?: string;
+}
+
+export interface NemesisOptions {
+  faults: readonly FaultDefinition[];
+  /** Injections of each fault. */
+  perFault: number;
+  /** Time between the end of one fault's recovery and the next injection (ms). */
+  intervalMs: number;
+  /** Wait before the first fault, so the load is under way (ms). */
+  initialDelayMs: number;
+  /** How long a fault may take to recover before the nemesis moves on and records it as not recovered (ms). */
+  recoveryTimeoutMs: number;
+  /** Resolves when the system is ready and the drain is moving (or there is nothing to drain). */
+  recovered: (since: number, signal: AbortSignal) => Promise<void>;
+  /** Case clock: performance.now() of the case start. */
+  t0: number;
+  log: (line: string) => void;
+  /**
+   * After the planned `perFault` rounds, keep injecting (same round-robin) while this returns true: the load
+   * outlasted the planned schedule, and a load with no faults in its second half proves less.
+   */
+  continueWhile?: () => boolean;
+}
+
+/**
+ * Runs the schedule (faults interleaved round-robin: worker-kill, db-kill, worker-kill, db-kill...) on its own
+ * timer until done or `signal` aborts. One fault at a time: each is injected, healed, and its recovery measured
+ * before the next, so recovery times are not mixed up.
+ */
+export async function runNemesis(ctx: FaultContext, o: NemesisOptions, signal: AbortSignal): Promise<FaultEvent[]> {
+  const events: FaultEvent[] = [];
+  const planned = o.perFault * o.faults.length;
+  const at = (t: number) => Math.round(t - o.t0);
+  await abortableSleep(o.initialDelayMs, signal);
+  for (let i = 0; o.faults.length > 0; i++) {
+    if (signal.aborted) break;
+    if (i >= planned && o.continueWhile?.() !== true) break;
+    const fault = o.faults[i % o.faults.length]!;
+    const round = Math.floor(i / o.faults.length);
+    const start = now();
+    let run: FaultRun | undefined;
+    let error: string | undefined;
+    try {
+      run = await fault.run(ctx, round);
+    } catch (e) {
+      error = e instanceof Error ? e.message : String(e);
+      o.log(`fault ${fault.name} #${round + 1} failed: ${error}`);
+    }
+    const healStart = run?.healStartedAt ?? now();
+    let recoveredAt: number | undefined;
+    // A referenced timer (AbortSignal.timeout is unreferenced): the wait itself keeps the process alive.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new Error('recovery timeout')), o.recoveryTimeoutMs);
+    try {
+      await o.recovered(healStart, AbortSignal.any([signal, deadline.signal]));
+      recoveredAt = now();
+    } catch {
+      o.log(`fault ${fault.name} #${round + 1}: no recovery within ${o.recoveryTimeoutMs} ms`);
+    } finally {
+      clearTimeout(timer);
+    }
+    const event: FaultEvent = {
+      fault: fault.name,
+      round,
+      startMs: at(start),
+      healStartMs: at(healStart),
+      recoveredMs: recoveredAt === undefined ? undefined : at(recoveredAt),
+      recoveryMs: recoveredAt === undefined ? undefined : Math.round(recoveredAt - healStart),
+      detail: run?.detail ?? 'failed',
+      ...(run?.proof === undefined ? {} : { proof: run.proof }),
+      ...(error === undefined ? {} : { error }),
+    };
+    events.push(event);
+    o.log(`fault ${fault.name} #${round + 1} at ${event.startMs} ms: ${event.detail}; recovery ${event.recoveryMs ?? 'none'} ms`);
+    await abortableSleep(o.intervalMs, signal);
+  }
+  return events;
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted || ms <= 0) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,54 @@
+// The chaos run's options and their defaults, and the topic and consumer group every case uses.
+
+export interface ChaosRunOptions {
+  mysqlUrl: string | undefined;
+  mariadbBinDir: string | undefined;
+  searchPath: readonly string[];
+  /** How long pause and delay faults hold (ms). */
+  holdMs: number;
+  /** Pause between one fault's recovery and the next injection (ms). */
+  intervalMs: number;
+  /** Requests before the measured load, so start-up is not what the faults hit first. */
+  warmupRequests: number;
+  /** Counters must stay unchanged this long, with nothing pending, for the run to count as quiesced (ms). */
+  quiesceStableMs: number;
+  /** After this the case is checked anyway; its messages still pending make the verdict unknown (ms). */
+  quiesceTimeoutMs: number;
+  recoveryTimeoutMs: number;
+  /** Database sampling period for the timeline and the drain rates (ms). */
+  sampleMs: number;
+  log: (line: string) => void;
+  signal: AbortSignal | undefined;
+  /** Run against a Docker Compose deployment instead of local children (BACKEND=docker). */
+  docker: DockerTarget | undefined;
+}
+
+export interface DockerTarget {
+  /** The Compose project (docker-compose.yml's `name:`). */
+  project: string;
+  /** Engine API socket. */
+  socketPath: string;
+  /** Where the Compose server is published on this machine. */
+  serverUrl: string;
+}
+
+export const DEFAULT_CHAOS_RUN_OPTIONS: ChaosRunOptions = {
+  mysqlUrl: undefined,
+  mariadbBinDir: undefined,
+  searchPath: [],
+  // 1 s: longer than a batch transaction here (a few ms to ~100 ms), so the fault is felt mid-batch.
+  holdMs: 1_000,
+  intervalMs: 500,
+  warmupRequests: 50,
+  // 2 s: ten times the worker's slowest idle poll plus a batch; a moving drain changes the sum well within it.
+  quiesceStableMs: 2_000,
+  quiesceTimeoutMs: 120_000,
+  // 20 s: the slowest recovery seen in the standard run was ~3 s (worker restart under load).
+  recoveryTimeoutMs: 20_000,
+  sampleMs: 250,
+  log: () => undefined,
+  signal: undefined,
+  docker: undefined,
+};
+export const TOPIC = 'counter';
+export const GROUP = 'counter';

@@ -1,0 +1,219 @@
+// The chaos load's raw SQL publishers: clients that bypass the HTTP server and INSERT into the topic table
+// themselves, one row per autocommit statement (optionally, every Nth in a transaction held open), the way any other program sharing the topic may publish. They
+// do not batch, do not cooperate with the worker and hold their connection across faults, which is what the
+// offset consumer's gap proof must cope with. Each INSERT is the message the server publishes (payload
+// counter_uuid, metadata request_id), with its own request id and counter, and is recorded in the history like
+// an HTTP request, so the checker covers both kinds of publisher the same way.
+import { beginTransaction, createPool, parseMysqlUrl, redactMysqlUrl, type Pool, type PoolConnection } from '../../system/db/pool.ts';
+import { classifyError } from '../../system/db/errors.ts';
+import { incrementMessage } from '../../system/counterPublish.ts';
+import { insertMessagesSql } from '../../system/sql/mariadb/messagesTable.ts';
+import { messagesTable, queueTable } from '../../system/sql/mariadb/identifiers.ts';
+import type { HistoryPhase, RequestAttempt } from './history.ts';
+import type { AttemptResult } from './historyLoad.ts';
+import { counterUuidFor } from './historyLoad.ts';
+import { intInRange, nonEmptyString } from '../../validate.ts';
+
+export interface RawPublishLoadOptions {
+  /** The database itself (not the workers' proxy): mysql://user@127.0.0.1:<port>/<db>. */
+  mysqlUrl: string;
+  mode: 'offset' | 'queue';
+  topic: string;
+  /** Request ids are `<caseName>-raw-<n>`, counters are those of case `<caseName>-raw`: none collides with HTTP's. */
+  caseName: string;
+  requests: number;
+  /** Connections, each doing one INSERT at a time. */
+  publishers: number;
+  /** Offered rate over all publishers; 0 = as fast as they go. */
+  ratePerSecond: number;
+  /** 0: one counter per request, so the checker names the exact message of any violation. */
+  counters: number;
+  /**
+   * Every holdEvery-th INSERT (0: none) runs in an explicit transaction held open holdMs before its COMMIT,
+   * as a slow application transaction publishing into the topic would: its offset stays uncommitted while
+   * later ones commit, which is the out-of-order commit every offset reader must wait for.
+   */
+  holdEvery: number;
+  holdMs: number;
+  /** An INSERT with no answer after this is `unknown` (ms). */
+  queryTimeoutMs: number;
+  connectTimeoutMs: number;
+  phase: HistoryPhase;
+  /** The clock of the case: attempt times are `now() - t0` (ms). */
+  t0: number;
+  onAttempt?: (attempt: RequestAttempt) => void;
+  /** Stops sending new INSERTs (those in flight finish). */
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_RAW_PUBLISH_LOAD_OPTIONS: Omit<RawPublishLoadOptions, 'mysqlUrl' | 'caseName' | 't0'> = {
+  mode: 'offset',
+  topic: 'counter',
+  requests: 1_000,
+  // 16: the number of raw `mariadb` clients with which a 300 ms stall after allocation lost 16-17 of 2,400
+  // messages under the INNODB_TRX-only gap rule.
+  publishers: 16,
+  ratePerSecond: 0,
+  counters: 0,
+  holdEvery: 0,
+  holdMs: 0,
+  // The same limit as the HTTP load's: an INSERT into a database that is being restarted fails or answers
+  // well within it; longer means a hung connection, and its outcome is unknown either way.
+  queryTimeoutMs: 10_000,
+  connectTimeoutMs: 5_000,
+  phase: 'load',
+};
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+export function validateRawPublishLoadOptions(o: RawPublishLoadOptions): RawPublishLoadOptions {
+  const c = 'raw publish load';
+  nonEmptyString(c, 'mysqlUrl', o.mysqlUrl);
+  const url = parseMysqlUrl(o.mysqlUrl);
+  if (url.socketPath === undefined && !LOOPBACK.has(url.host)) {
+    throw new Error(`${c}: mysqlUrl must name a database on this machine (127.0.0.1, localhost or ::1; got ${redactMysqlUrl(o.mysqlUrl)})`);
+  }
+  if (o.mode !== 'offset' && o.mode !== 'queue') throw new Error(`${c}: mode must be offset or queue (got ${JSON.stringify(o.mode)})`);
+  nonEmptyString(c, 'topic', o.topic);
+  if (!/^[A-Za-z0-9_.-]+$/.test(o.caseName)) throw new Error(`${c}: caseName must be letters, digits, _ . - (got "${o.caseName}")`);
+  intInRange(c, 'requests', o.requests, 0, 10_000_000);
+  intInRange(c, 'publishers', o.publishers, 1, 256);
+  if (!(o.ratePerSecond >= 0)) throw new Error(`${c}: ratePerSecond must be >= 0 (got ${o.ratePerSecond})`);
+  intInRange(c, 'counters', o.counters, 0, 10_000_000);
+  intInRange(c, 'holdEvery', o.holdEvery, 0, 10_000_000);
+  intInRange(c, 'holdMs', o.holdMs, 0, 60_000);
+  intInRange(c, 'queryTimeoutMs', o.queryTimeoutMs, 100, 600_000);
+  intInRange(c, 'connectTimeoutMs', o.connectTimeoutMs, 100, 600_000);
+  return o;
+}
+
+/** The request id of raw INSERT number `n` of a case. */
+export function rawRequestId(caseName: string, n: number): string {
+  return `${caseName}-raw-${n}`;
+}
+
+/**
+ * Where an attempt failed: before anything that could publish reached the database (connect, START
+ * TRANSACTION), at the INSERT, or at the COMMIT of a held transaction.
+ */
+export type SqlAttemptStage = 'connect' | 'begin' | 'insert' | 'commit';
+
+interface DriverError {
+  code?: string;
+  errno?: number;
+  sqlState?: string;
+  fatal?: boolean;
+}
+
+/**
+ * No error: ok (an autocommit INSERT that returned, or a COMMIT that returned, has committed). A failed
+ * connect or START TRANSACTION: fail (no row was sent). After the INSERT was sent, only an error the server
+ * answered for the statement itself is definite: a failing statement is rolled back (deadlock, lock wait
+ * timeout, a rejected value), and a held transaction whose INSERT failed is never committed (its connection
+ * is closed, which rolls it back). A lost connection, a timeout, a killed query or a server shutting down may
+ * have come after the commit, and so may any error at COMMIT: unknown.
+ */
+export function classifySqlAttempt(stage: SqlAttemptStage, error: unknown): AttemptResult {
+  if (error === undefined) return { outcome: 'ok' };
+  const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
+  const code = e.code ?? (error instanceof Error ? error.message : String(error));
+  if (stage === 'connect' || stage === 'begin') return { outcome: 'fail', error: code };
+  if (stage === 'commit') return { outcome: 'unknown', error: code };
+  const answeredByServer = e.sqlState !== undefined && e.errno !== undefined && e.fatal !== true;
+  const kind = classifyError(error);
+  const statementRolledBack = answeredByServer && (kind === 'deadlock' || kind === 'lock-wait-timeout' || kind === 'fatal');
+  return { outcome: statementRolledBack ? 'fail' : 'unknown', error: code };
+}
+
+export interface RawPublishLoadResult {
+  attempts: RequestAttempt[];
+  durationMs: number;
+}
+
+export async function runRawPublishLoad(options: RawPublishLoadOptions): Promise<RawPublishLoadResult> {
+  const o = validateRawPublishLoadOptions(options);
+  const table = o.mode === 'offset' ? messagesTable(o.topic) : queueTable(o.topic);
+  const counterCase = `${o.caseName}-raw`;
+  const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.publishers, connectTimeoutMs: o.connectTimeoutMs, role: 'raw-publisher' });
+  const attempts: RequestAttempt[] = [];
+  const started = performance.now();
+  let next = 0;
+
+  const record = (requestId: string, counterUuid: string, startMs: number, result: AttemptResult): void => {
+    const a: RequestAttempt = {
+      requestId,
+      counterUuid,
+      attempt: 1,
+      ...result,
+      via: 'sql',
+      phase: o.phase,
+      startMs: round(startMs),
+      endMs: round(performance.now() - o.t0),
+    };
+    attempts.push(a);
+    o.onAttempt?.(a);
+  };
+
+  const publishOne = async (n: number): Promise<void> => {
+    const requestId = rawRequestId(o.caseName, n);
+    const counterUuid = counterUuidFor(counterCase, o.counters === 0 ? n : n % o.counters);
+    const startMs = performance.now() - o.t0;
+    let conn: PoolConnection;
+    try {
+      conn = await pool.getConnection();
+    } catch (error) {
+      record(requestId, counterUuid, startMs, classifySqlAttempt('connect', error));
+      return;
+    }
+    const { sql, values } = insertMessagesSql(table, [incrementMessage({ counterUuid, requestId }, false)]);
+    const held = o.holdEvery > 0 && (n + 1) % o.holdEvery === 0;
+    let stage: SqlAttemptStage = 'begin';
+    try {
+      // READ COMMITTED: a single INSERT reads nothing, and it takes no gap locks that would block others.
+      if (held) await beginTransaction(conn, 'READ COMMITTED');
+      stage = 'insert';
+      await conn.query({ sql, values, timeout: o.queryTimeoutMs });
+      if (held) {
+        await sleep(o.holdMs);
+        stage = 'commit';
+        await conn.commit();
+      }
+      conn.release();
+      record(requestId, counterUuid, startMs, classifySqlAttempt(stage, undefined));
+    } catch (error) {
+      // A connection in an unknown state is not given back to the pool (closing it rolls back whatever it
+      // had not committed): the next INSERT gets a fresh one.
+      conn.destroy();
+      record(requestId, counterUuid, startMs, classifySqlAttempt(stage, error));
+    }
+  };
+
+  const publisher = async (): Promise<void> => {
+    for (;;) {
+      if (o.signal?.aborted === true) return;
+      const n = next;
+      if (n >= o.requests) return;
+      next += 1;
+      if (o.ratePerSecond > 0) {
+        const wait = started + (n * 1000) / o.ratePerSecond - performance.now();
+        if (wait > 0) await sleep(wait);
+      }
+      await publishOne(n);
+    }
+  };
+
+  try {
+    await Promise.all(Array.from({ length: Math.min(o.publishers, Math.max(1, o.requests)) }, () => publisher()));
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+  return { attempts, durationMs: performance.now() - started };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

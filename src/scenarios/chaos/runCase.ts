@@ -1,0 +1,228 @@
+// Runs one chaos case on a fresh system, phase by phase (phases.ts): start the system (assembly.ts), the load
+// that records every attempt's outcome and the nemesis on its own timer, heal, wait until recovered,
+// quiesce, snapshot, check. A failure of the system is a result; only a bug throws.
+import { countPoisoned } from '../../system/sql/mariadb/poisonTable.ts';
+import { takeSnapshot } from '../../bench/observation.ts';
+import { drainDuringFaults, rateOver } from '../../bench/metrics.ts';
+import { httpStatus } from '../../harness/childService.ts';
+import { resolveFaults, runNemesis, skipReason, type FaultContext, type FaultEvent } from './nemesis.ts';
+import { runHistoryLoad } from './historyLoad.ts';
+import { runRawPublishLoad } from './rawPublishLoad.ts';
+import type { RequestAttempt } from './history.ts';
+import { check, type Verdict } from './checker.ts';
+import { PhaseClock } from './phases.ts';
+import { FAULT_SECONDS, type ChaosCase } from './chaosMatrix.ts';
+import { sleep, withTimeout } from '../../system/waiting.ts';
+import { DEFAULT_CHAOS_RUN_OPTIONS, type ChaosRunOptions, GROUP, TOPIC } from './options.ts';
+import { type CaseResult, type TimelineSample, expectationMet } from './caseResult.ts';
+import { PROBE_TIMEOUT_MS, quiesce, readProgress, scopeSnapshot, waitRecovered } from './measure.ts';
+import { type CaseSystem, startDockerSystem, startLocalSystem } from './assembly.ts';
+import { gapHandlingFor } from '../../system/worker.ts';
+
+/** Runs one case on a fresh system; never throws for a failure of the system (that is a result), only for bugs. */
+export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = {}): Promise<CaseResult> {
+  const o: ChaosRunOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, ...options };
+  const clock = new PhaseClock((phase) => o.log(`${c.name}: ${phase}`));
+  const history: RequestAttempt[] = [];
+  const timeline: TimelineSample[] = [];
+  let faults: FaultEvent[] = [];
+  const skippedFaults: string[] = [];
+  let verdict: Verdict | undefined;
+  let quiesced = false;
+  let error: string | undefined;
+  let databaseVersion: string | undefined;
+  let poisoned: number | undefined;
+  let system: CaseSystem | undefined;
+  let sampling = true;
+  let sampler: Promise<void> = Promise.resolve();
+  try {
+    const setup = await clock.run('setup', async () => {
+      system = o.docker === undefined ? await startLocalSystem(c, o) : await startDockerSystem(c, o, o.docker);
+      return system;
+    });
+    databaseVersion = setup.databaseVersion;
+    const db = setup.db;
+    const progress = () => withTimeout(readProgress(db, c.mode), PROBE_TIMEOUT_MS, 'progress read');
+    let requestsOk = 0;
+
+    sampler = (async () => {
+      while (sampling) {
+        try {
+          const p = await progress();
+          timeline.push({ tMs: clock.now(), published: p.published, acked: p.acked, requestsOk });
+        } catch {
+          // the database is down (a fault): no sample
+        }
+        await sleep(o.sampleMs);
+      }
+    })();
+
+    await clock.run('warmup', async () => {
+      const warm = await runHistoryLoad({
+        baseUrl: setup.serverBaseUrl,
+        caseName: `${c.name}-warmup`,
+        requests: o.warmupRequests,
+        concurrency: Math.min(4, c.concurrency),
+        ratePerSecond: 0,
+        counters: c.counters,
+        retry: c.retry,
+        maxAttempts: 30,
+        retryBackoffMs: 100,
+        requestTimeoutMs: 10_000,
+        phase: 'warmup',
+        t0: clock.t0,
+      });
+      history.push(...warm.attempts);
+    });
+
+    const ctx: FaultContext = { ...setup.faults, ackMode: c.worker.ackMode ?? 'transactional', holdMs: o.holdMs };
+    const definitions = resolveFaults(c.faults).filter((f) => {
+      const reason = skipReason(f, ctx);
+      if (reason !== undefined) skippedFaults.push(`${f.name} (${reason})`);
+      return reason === undefined;
+    });
+    for (const s of skippedFaults) o.log(`${c.name}: skipping fault ${s}`);
+
+    await clock.run('load', async () => {
+      const initialDelayMs = 1_000;
+      const scheduleS = definitions.reduce((sum, f) => sum + c.perFault * (FAULT_SECONDS[f.name] + o.intervalMs / 1000), 0);
+      // Spread the requests over the fault schedule (plus a second on either side), so faults hit a system
+      // under load; with no faults the load goes as fast as it can.
+      const rate = c.ratePerSecond > 0 ? c.ratePerSecond : definitions.length === 0 ? 0 : c.requests / (scheduleS + 2 + initialDelayMs / 1000);
+      const stopOn = o.signal ?? new AbortController().signal;
+      let loading = true;
+      const nemesis = runNemesis(
+        ctx,
+        {
+          faults: definitions,
+          perFault: c.perFault,
+          intervalMs: o.intervalMs,
+          initialDelayMs,
+          recoveryTimeoutMs: o.recoveryTimeoutMs,
+          recovered: (_since, signal) => waitRecovered(setup.serverBaseUrl, progress, signal),
+          t0: clock.t0,
+          log: (line) => o.log(`${c.name}: ${line}`),
+          continueWhile: () => loading,
+        },
+        stopOn,
+      );
+      const raw = c.raw === undefined
+        ? undefined
+        : runRawPublishLoad({
+            mysqlUrl: setup.databaseUrl,
+            mode: c.mode,
+            topic: TOPIC,
+            caseName: c.name,
+            requests: c.raw.requests,
+            publishers: c.raw.publishers,
+            ratePerSecond: rate === 0 ? 0 : (rate * c.raw.requests) / Math.max(1, c.requests),
+            counters: c.counters,
+            holdEvery: c.raw.hold?.every ?? 0,
+            holdMs: c.raw.hold?.ms ?? 0,
+            queryTimeoutMs: 10_000,
+            connectTimeoutMs: 5_000,
+            phase: 'load',
+            t0: clock.t0,
+            onAttempt: (a) => {
+              if (a.outcome === 'ok') requestsOk += 1;
+            },
+            ...(o.signal === undefined ? {} : { signal: o.signal }),
+          });
+      const http = runHistoryLoad({
+        baseUrl: setup.serverBaseUrl,
+        caseName: c.name,
+        requests: c.requests,
+        concurrency: c.concurrency,
+        ratePerSecond: rate,
+        counters: c.counters,
+        retry: c.retry,
+        maxAttempts: 30,
+        retryBackoffMs: 100,
+        requestTimeoutMs: 10_000,
+        phase: 'load',
+        t0: clock.t0,
+        onAttempt: (a) => {
+          if (a.outcome === 'ok') requestsOk += 1;
+        },
+        ...(o.signal === undefined ? {} : { signal: o.signal }),
+      });
+      // Both loads settle before the history is kept, so a failing one does not leave the other running.
+      const [httpLoad, rawLoad] = await Promise.allSettled([http, raw]).finally(() => {
+        loading = false; // also when a load fails: the nemesis must not outlive it
+      });
+      if (httpLoad.status === 'fulfilled') history.push(...httpLoad.value.attempts);
+      if (rawLoad.status === 'fulfilled' && rawLoad.value !== undefined) history.push(...rawLoad.value.attempts);
+      if (httpLoad.status === 'rejected') throw httpLoad.reason;
+      if (rawLoad.status === 'rejected') throw rawLoad.reason;
+      // The schedule runs to its end even if the load finished first: every planned fault is injected. If the
+      // load lasts longer, faults go on until it ends.
+      faults = await nemesis;
+    });
+
+    await clock.run('heal', () => setup.heal());
+
+    await clock.run('ready', async () => {
+      const deadline = Date.now() + 60_000;
+      while ((await httpStatus(`${setup.serverBaseUrl}/healthz`, 1_000)) !== 200) {
+        if (Date.now() > deadline) throw new Error('server /healthz did not answer 200 within 60 s after healing');
+        await sleep(100);
+      }
+    });
+
+    quiesced = await clock.run('quiesce', () => quiesce(db, c.mode, o));
+    if (!quiesced) o.log(`${c.name}: not quiesced within ${o.quiesceTimeoutMs} ms (a finding: the drain did not finish)`);
+    sampling = false;
+    await sampler;
+
+    const snapshot = await clock.run('snapshot', async () => {
+      const full = await takeSnapshot(db, { mode: c.mode, topic: TOPIC, consumerGroup: GROUP });
+      return setup.scopeToHistory ? scopeSnapshot(full, history) : full;
+    });
+    poisoned = await countPoisoned(db, TOPIC);
+    verdict = await clock.run('check', async () => check(history, snapshot, { endToEnd: c.retry && c.server.dedup === true }));
+  } catch (e) {
+    error = e instanceof Error ? e.message : String(e);
+    o.log(`${c.name}: ${error}`);
+  } finally {
+    sampling = false;
+    await sampler.catch(() => undefined);
+    await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
+  }
+  // Only a worker that handles gaps passes them; the others step over holes without counting them.
+  const handlesGaps = gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling) === 'contiguous';
+  const gaps = handlesGaps ? (system as CaseSystem | undefined)?.gapCounts() : undefined;
+  const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
+  const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
+  if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${o.recoveryTimeoutMs} ms`;
+  if (!quiesced && verdict !== undefined) met.why += `; not quiesced within ${o.quiesceTimeoutMs} ms`;
+  const stallProofs = faults.flatMap((f) => (f.proof === undefined ? [] : [f.proof]));
+  const stalls = stallProofs.reduce((n, p) => n + p.stalls, 0);
+  if (stalls > 0) {
+    const inWindow = stallProofs.reduce((n, p) => n + p.inWindow, 0);
+    met.why += inWindow > 0
+      ? `; db-stall-allocator: ${stalls} stalls, ${inWindow} checked and proven in the allocator window`
+      : `; db-stall-allocator: ${stalls} stalls, none proven in the allocator window (the checks found no fresh INNODB_TRX read)`;
+  }
+  const loadPhase = clock.timings.find((t) => t.phase === 'load');
+  return {
+    case: c,
+    verdict,
+    expected: c.expected,
+    passed: met.passed && error === undefined,
+    why: error === undefined ? met.why : `error: ${error}`,
+    faults,
+    skippedFaults,
+    history,
+    timeline,
+    phases: clock.timings,
+    quiesced,
+    drainMsgsPerS: loadPhase === undefined ? undefined : rateOver(timeline, loadPhase.startMs, loadPhase.endMs),
+    drainDuringFaultsMsgsPerS: drainDuringFaults(timeline, faults),
+    durationMs: clock.now(),
+    databaseVersion,
+    poisoned,
+    gapsPassed: gaps?.gapsPassed,
+    gapsPassedByTimeout: gaps?.gapsPassedByTimeout,
+    error,
+  };
+}

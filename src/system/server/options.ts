@@ -1,0 +1,251 @@
+// The HTTP server's options: what each means, the defaults with the measurements that chose them, the
+// validation that names a bad field, and the server's public types (stats, the running server, hooks).
+import { assertTopicName } from '../sql/mariadb/identifiers.ts';
+import type { CoalescerStats } from '../publishCoalescer.ts';
+import { intInRange, nonEmptyString, oneOf, OptionsError } from '../../validate.ts';
+import type { TopicMode } from '../pubsub/types.ts';
+
+export interface ServerOptions {
+  mysqlUrl: string;
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  topic: string;
+  topicSchema: TopicMode;
+  /** Gather concurrent publishes into one multi-row INSERT (see publishCoalescer.ts). */
+  coalesce: boolean;
+  coalesceMaxBatch: number;
+  coalesceLingerMs: number;
+  /** Publish de-duplication on X-Request-Id (eob_publish_dedup_<topic>): retries with the same id are safe. */
+  dedup: boolean;
+  /** Database connections; also the bound on coalesced flushes in flight. */
+  poolSize: number;
+  /**
+   * Requests waiting for a flush at most (beyond the poolSize x coalesceMaxBatch in flight); more answer 503
+   * + Retry-After at once.
+   */
+  maxQueuedPublishes: number;
+  /** mysql2's per-statement timeout on the server's pool; a publish statement past it answers 504. */
+  queryTimeoutMs: number;
+  /** innodb_lock_wait_timeout of the server's sessions: how long a contested dedup id may wait (seconds). */
+  lockWaitTimeoutSeconds: number;
+  /** Callers (GET /count, /healthz) that may wait for a read connection; more answer 503 at once. */
+  poolQueueLimit: number;
+  /** Requests carry no body; anything above this answers 413. */
+  maxBodyBytes: number;
+  /**
+   * A publish not answered by then: 503 if it was still queued (it leaves the queue, never sent), 504 if its
+   * batch was already sent (outcome unknown; the row may still commit later).
+   */
+  publishTimeoutMs: number;
+  healthTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** node:http limits, see DEFAULT_HTTP_LIMITS for what each one bounds and why its value. */
+  http: HttpLimits;
+}
+
+export interface HttpLimits {
+  /** Time to receive a request's headers (slowloris). */
+  headersTimeoutMs: number;
+  /** Time to receive a whole request. */
+  requestTimeoutMs: number;
+  /** How often node checks the two above (node's default, 30 s, lets a slow client hold on 3x longer). */
+  connectionsCheckingIntervalMs: number;
+  /** An idle kept-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Requests on one connection before it is closed (Connection: close); 0 = no limit. */
+  maxRequestsPerSocket: number;
+  /** Bytes of request line + headers; more answers 431. */
+  maxHeaderSize: number;
+  /** Open connections at most; further ones are closed as soon as they are accepted. */
+  maxConnections: number;
+  /** A socket with no traffic for this long is closed whatever its state: a backstop behind the other timeouts. */
+  socketIdleTimeoutMs: number;
+  /** Connections the kernel holds for accept() (capped by net.core.somaxconn). */
+  listenBacklog: number;
+}
+
+/**
+ * Coalescing defaults, measured on this 2-core machine (MariaDB 10.11 at 127.0.0.1:3306, durable settings;
+ * autocannon 100 connections on the same machine, POST /count over 1,000 counters, 8-10 s per point, points
+ * interleaved, 2-3 repetitions; req/s, rows per INSERT):
+ *
+ * End to end, `eob worker --batch-size 1000` consuming at the same time (load average 3-6; the worker kept
+ * up: every row was counted when the load stopped):
+ *   no coalescing (one INSERT per request), pool 16      5,500-5,600   1 row    p99 46-56 ms
+ *   maxBatch 100, linger 0 ms, pool 16                  17,800-18,100  ~27      p99 15 ms
+ *   maxBatch 100, linger 1 ms, pool 16                  18,800-19,000  ~68      p99 13-14 ms
+ *   maxBatch 100, linger 1 ms, pool 8                   18,500-19,100  ~67      p99 13 ms
+ * Publish only (no worker, load average 2-4): every coalescing setting 22,600-24,700 req/s (pool 4/8/16,
+ * linger 0/1 alike: the cores, shared with autocannon and the database, are the limit; the server process
+ * was ~50% idle in a --cpu-prof); POST /noop (no database, the HTTP + load-generator ceiling) 40,000-48,000.
+ * Earlier, noisier runs (load 6-10): maxBatch 20 and 250/1000 no better than 100 (batches never exceed the
+ * 100 client connections anyway), linger 2 ms clearly worse (7,600-13,700).
+ *
+ * So: linger 1 ms, which halves the INSERTs (commits) for the same throughput and leaves the database more
+ * room for the worker, at the price of at most 1 ms added latency when the server is idle; maxBatch 100;
+ * pool 16. With --dedup (one transaction per batch: claim ids, INSERT, COMMIT), same defaults: 17,300 req/s
+ * publish only, 13,800 end to end (one run each, load ~5).
+ */
+/**
+ * node:http limits (node's defaults: headers 60 s, request 300 s checked every 30 s, keep-alive 5 s, no limit
+ * on requests per socket or connections, 16 KiB of headers, and a connection that never sends a byte is never
+ * closed). Measured on this 2-core machine (load average 8-9 from other work, so throughput figures are +-30%),
+ * `eob server` as its own process on a private MariaDB, clients in another process on 127.0.0.1:
+ *
+ *   slowloris 3,000 half-sent requests + a 20,000-request pipeline on one socket, 100 ordinary POSTs meanwhile:
+ *     these limits   100/100 answered 204, p99 702 ms, RSS 184 -> 239 MB; the pipeline got 1,000 x 204 then
+ *                    19,000 x 503 (node's answer past maxRequestsPerSocket: not published)
+ *     node defaults  100/100 answered 204, p99 1,422 ms, RSS 175 -> 275 MB; the pipeline got 20,000 x 204
+ *   slowloris connections: all 2,000 answered 408 and closed 2-4 s after a 2 s headers timeout (1 s checks)
+ *   an idle open connection costs ~13 KB of RSS (2,000 idle: +27 MB), so the 10,000 cap bounds connections
+ *     at ~130 MB, under the 20,000 open files of this machine; a connection that never sends a byte gets 408
+ *     and is closed at the request timeout (node 20: after 3.0 s with a 3 s one; 2,000 such connections all
+ *     closed within 3.7 s)
+ *   publish only, autocannon 50 connections x 6 s, interleaved: these limits 5,805 / 4,467 / 6,043 req/s,
+ *     node defaults 5,005 / 4,310 / 7,659 (with --dedup 3,463 / 3,718 against 3,294 / 3,745): no difference
+ *     beyond the noise; autocannon reconnects after each 1,000 requests with no error or non-2xx.
+ *
+ * So: headers 10 s and a whole request 15 s (this API's requests are a line and a few headers: a client that
+ * needs longer is hostile or broken), checked every second so a slow client cannot hold on 30 s longer; 8 KiB
+ * of headers (a request of this API needs under 1 KiB; 431 above); 1,000 requests per socket (a pipelining
+ * client cannot hold the server with one connection; ordinary keep-alive clients reconnect every 1,000
+ * requests, ~2.5 s at 20,000 req/s over 50 connections); 10,000 connections; a socket with no traffic closes
+ * after 20 s whatever its state, a backstop behind the timeouts above (more than publishTimeoutMs, during
+ * which a connection waiting for its answer is silent too); the listen
+ * backlog at net.core.somaxconn's usual 4,096 so a burst of connections waits in the kernel, not in SYN
+ * retries.
+ */
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 15_000,
+  connectionsCheckingIntervalMs: 1_000,
+  keepAliveTimeoutMs: 5_000,
+  maxRequestsPerSocket: 1_000,
+  maxHeaderSize: 8_192,
+  maxConnections: 10_000,
+  socketIdleTimeoutMs: 20_000,
+  listenBacklog: 4_096,
+};
+
+/**
+ * Requests waiting for a flush (the queue bound). Measured with the same setup, 6,000 concurrent POSTs:
+ *
+ *   bound     database frozen (SIGSTOP)                                   healthy database
+ *             RSS peak  answers                                          answers
+ *   none      268 MB    6,000 x 503 after 10-12 s (before this bound)
+ *   500       230 MB    5,982 x 503, 18 x 504                             4,500 x 204, 1,500 shed (503)
+ *   2,000     235-246   5,500-5,573 x 503, 427-500 x 504                  5,974 x 204, 26 shed
+ *   5,000     260 MB    4,279 x 503, 1,721 x 504
+ *   20,000    261 MB    4,031 x 503, 1,969 x 504
+ *   2,000, requests of a batch still waiting for its connection answered 503 (final):
+ *             239 MB    5,989 x 503 (2,772 within 1 s of connecting), 11 x 504; with --dedup 244 MB, 6,000 x 503
+ *
+ * (RSS idle: ~175 MB, most of it the TypeScript loader.) Each queued request costs little beside its
+ * connection, so the bound is chosen for latency and for how many requests a hang turns into "unknown": 2,000
+ * waiting requests leave in ~0.1 s at the measured 18,000 req/s, are 40 times the bench's 50 connections, and
+ * shed almost nothing of a 6,000-request burst on a healthy database. A frozen database fills the queue, the
+ * rest is answered 503 at once; the queued ones leave the queue with 503 at publishTimeoutMs, and only requests
+ * whose batch was already sent (at most poolSize x coalesceMaxBatch) get 504.
+ */
+export const DEFAULT_MAX_QUEUED_PUBLISHES = 2_000;
+
+export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'mysqlUrl'> = {
+  host: '127.0.0.1',
+  port: 8080,
+  topic: 'counter',
+  topicSchema: 'offset',
+  coalesce: true,
+  coalesceMaxBatch: 100,
+  coalesceLingerMs: 1,
+  dedup: false,
+  poolSize: 16,
+  maxQueuedPublishes: DEFAULT_MAX_QUEUED_PUBLISHES,
+  // Statements of this server take milliseconds (p99 15 ms at 18,000 req/s); 5 s is only ever reached by a
+  // hung or overloaded database, and stays under publishTimeoutMs so a hung flush frees its connection.
+  queryTimeoutMs: 5_000,
+  // A claim normally waits only for another batch's commit (milliseconds); 1 s is the smallest non-zero value
+  // (whole seconds) and keeps a contested id from holding its batch for InnoDB's default 50 s.
+  lockWaitTimeoutSeconds: 1,
+  poolQueueLimit: 1_000,
+  maxBodyBytes: 1024,
+  publishTimeoutMs: 10_000,
+  healthTimeoutMs: 2_000,
+  connectTimeoutMs: 5_000,
+  http: DEFAULT_HTTP_LIMITS,
+};
+
+export function validateServerOptions(options: ServerOptions): ServerOptions {
+  const c = 'server';
+  nonEmptyString(c, 'mysqlUrl', options.mysqlUrl);
+  nonEmptyString(c, 'host', options.host);
+  intInRange(c, 'port', options.port, 0, 65_535);
+  try {
+    assertTopicName(options.topic);
+  } catch (error) {
+    throw new OptionsError(`${c}: ${(error as Error).message}`);
+  }
+  oneOf(c, 'topicSchema', options.topicSchema, ['offset', 'queue'] as const);
+  intInRange(c, 'coalesceMaxBatch', options.coalesceMaxBatch, 1, 10_000);
+  intInRange(c, 'coalesceLingerMs', options.coalesceLingerMs, 0, 1_000);
+  intInRange(c, 'poolSize', options.poolSize, 1, 1_000);
+  intInRange(c, 'maxBodyBytes', options.maxBodyBytes, 0, 1 << 20);
+  intInRange(c, 'publishTimeoutMs', options.publishTimeoutMs, 1, 600_000);
+  intInRange(c, 'healthTimeoutMs', options.healthTimeoutMs, 1, 600_000);
+  intInRange(c, 'connectTimeoutMs', options.connectTimeoutMs, 1, 600_000);
+  intInRange(c, 'maxQueuedPublishes', options.maxQueuedPublishes, 1, 10_000_000);
+  intInRange(c, 'queryTimeoutMs', options.queryTimeoutMs, 1, 600_000);
+  intInRange(c, 'lockWaitTimeoutSeconds', options.lockWaitTimeoutSeconds, 1, 3_600);
+  intInRange(c, 'poolQueueLimit', options.poolQueueLimit, 0, 10_000_000);
+  const h = options.http;
+  if (typeof h !== 'object' || h === null) throw new OptionsError(`${c}: http must be an object of HTTP limits`);
+  intInRange(c, 'http.headersTimeoutMs', h.headersTimeoutMs, 1, 3_600_000);
+  intInRange(c, 'http.requestTimeoutMs', h.requestTimeoutMs, 1, 3_600_000);
+  if (h.headersTimeoutMs > h.requestTimeoutMs) {
+    throw new OptionsError(`${c}: http.headersTimeoutMs (${h.headersTimeoutMs}) must not exceed http.requestTimeoutMs (${h.requestTimeoutMs})`);
+  }
+  intInRange(c, 'http.connectionsCheckingIntervalMs', h.connectionsCheckingIntervalMs, 1, 3_600_000);
+  intInRange(c, 'http.keepAliveTimeoutMs', h.keepAliveTimeoutMs, 1, 3_600_000);
+  intInRange(c, 'http.maxRequestsPerSocket', h.maxRequestsPerSocket, 0, 1_000_000_000);
+  intInRange(c, 'http.maxHeaderSize', h.maxHeaderSize, 1_024, 1 << 20);
+  intInRange(c, 'http.maxConnections', h.maxConnections, 1, 10_000_000);
+  intInRange(c, 'http.socketIdleTimeoutMs', h.socketIdleTimeoutMs, 1, 3_600_000);
+  intInRange(c, 'http.listenBacklog', h.listenBacklog, 1, 1_000_000);
+  if (h.socketIdleTimeoutMs <= options.publishTimeoutMs) {
+    throw new OptionsError(
+      `${c}: http.socketIdleTimeoutMs (${h.socketIdleTimeoutMs}) must exceed publishTimeoutMs (${options.publishTimeoutMs}): a connection waiting for its answer is idle meanwhile`,
+    );
+  }
+  for (const field of ['coalesce', 'dedup'] as const) {
+    if (typeof options[field] !== 'boolean') {
+      throw new OptionsError(`${c}: ${field} must be true or false (got ${JSON.stringify(options[field])})`);
+    }
+  }
+  return options;
+}
+
+export interface ServerStats {
+  published: number;
+  duplicates: number;
+  /** 409: the request id was bound to another counter. */
+  conflicts: number;
+  /** 503 not-published (queue full included). */
+  notPublished: number;
+  /** 504 unknown outcome. */
+  unknownOutcomes: number;
+  coalescer: CoalescerStats;
+}
+
+export interface CounterServer {
+  /** http://host:port */
+  readonly url: string;
+  readonly port: number;
+  readonly stats: ServerStats;
+  /** Stops accepting, answers the requests in hand (flushing the coalescer), then closes the pool. */
+  close(): Promise<void>;
+}
+
+export interface ServerHooks {
+  /** One-line logs (errors, throttled); defaults to stderr. */
+  log?: (line: string) => void;
+}

@@ -1,0 +1,358 @@
+// The HTTP counter service, on node:http with no framework.
+//
+//   POST /count/{counterUuid}  publishes one increment message; 204 only after its INSERT committed
+//   GET  /count/{counterUuid}  {"counter_uuid", "value"} (0 for a counter never incremented)
+//   GET  /healthz              200 when the database answers `SELECT 1`, else 503
+//   POST /noop/{counterUuid}   the same parsing and validation as POST /count, then 204 with no database work:
+//                              the HTTP ceiling of this server and the load generator on this machine
+//
+// Every answer is JSON or empty; errors are {"error": "..."}. X-Request-Id is taken from the request (generated
+// when absent) and echoed on every POST answer. A POST that did not publish is never answered 2xx, and its
+// 5xx says which case it is in:
+//   503 + Retry-After, {"outcome": "not-published"}: nothing was committed and nothing can commit later (the
+//       queue was full, the request's time ran out while it was still queued, no connection, or the database
+//       refused the statement): safe to retry even without de-duplication;
+//   504, {"outcome": "unknown"}: the INSERT (or COMMIT) was sent and no answer came in time: it may have
+//       committed, or may still commit; retry only with de-duplication (the same X-Request-Id).
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { createPool, executorOf } from '../db/pool.ts';
+import type { Pool } from '../db/pool.ts';
+import { describeError } from '../db/errors.ts';
+import { MysqlPublisher } from '../pubsub/mysqlPublisher.ts';
+import { selectCounterValue } from '../sql/mariadb/counterTable.ts';
+import { MAX_DEDUP_REQUEST_ID_LENGTH } from '../sql/mariadb/publishDedupTable.ts';
+import { NotSentError, PublishCoalescer, QueueFullError } from '../publishCoalescer.ts';
+import { PublishError, publishIncrements, publishIncrementsOnce } from '../counterPublish.ts';
+import type { IncrementRequest, PublishOutcome } from '../counterPublish.ts';
+import { withTimeout } from '../waiting.ts';
+import { UUID_PATTERN } from '../counterHandler.ts';
+import { type CounterServer, type ServerHooks, type ServerOptions, type ServerStats, validateServerOptions } from './options.ts';
+import { ALLOWED, type BodyCheck, type Route, checkBody, route } from './routing.ts';
+import { ping } from '../sql/mariadb/session.ts';
+
+/** Visible ASCII only: the id goes into JSON metadata and logs, and, with dedup, into a VARCHAR key. */
+const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+/** Grace for keep-alive connections to finish on close before they are cut. */
+const CLOSE_GRACE_MS = 5_000;
+/** A hung database is usually back (or restarted) within seconds; clients that honour it spread their retries. */
+const RETRY_AFTER_SECONDS = '1';
+/** Connections for GET /count and /healthz: light statements, and a bound on what a hung database holds. */
+const READ_POOL_SIZE = 4;
+
+/** Logs the first error of a kind at once, then at most one summary line per interval. */
+function throttledLog(log: (line: string) => void, intervalMs = 5_000): (message: string) => void {
+  let lastAt = 0;
+  let suppressed = 0;
+  return (message) => {
+    const now = Date.now();
+    if (now - lastAt < intervalMs) {
+      suppressed += 1;
+      return;
+    }
+    log(suppressed > 0 ? `${message} (and ${suppressed} more errors since the last line)` : message);
+    lastAt = now;
+    suppressed = 0;
+  };
+}
+export async function startCounterServer(options: ServerOptions, hooks: ServerHooks = {}): Promise<CounterServer> {
+  validateServerOptions(options);
+  const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const logError = throttledLog(log);
+  // Publishing has its own pool, used only by flushes (at most poolSize at once), so reads and health checks
+  // hung on a frozen database can never take the connections publishing needs.
+  const pool: Pool = createPool({
+    url: options.mysqlUrl,
+    connectionLimit: options.poolSize,
+    connectTimeoutMs: options.connectTimeoutMs,
+    role: 'server',
+    lockWaitTimeoutSeconds: options.lockWaitTimeoutSeconds,
+  });
+  const readPool: Pool = createPool({
+    url: options.mysqlUrl,
+    connectionLimit: READ_POOL_SIZE,
+    connectTimeoutMs: options.connectTimeoutMs,
+    role: 'server',
+    queueLimit: options.poolQueueLimit,
+  });
+  // mysql2 pools emit 'error' for connections that die while idle; without a listener that would crash.
+  for (const p of [pool, readPool]) {
+    (p as unknown as NodeJS.EventEmitter).on?.('error', (error: unknown) => logError(`server: pool: ${describeError(error)}`));
+  }
+  // A timed-out read fails its caller; mysql2 keeps the connection busy until the late answer arrives, then
+  // returns it to the pool, so a hung database holds at most READ_POOL_SIZE connections here.
+  const db = executorOf(readPool, options.queryTimeoutMs);
+  const publisher = new MysqlPublisher(executorOf(pool, options.queryTimeoutMs), options.topicSchema);
+  const limits = { queryTimeoutMs: options.queryTimeoutMs, acquireTimeoutMs: options.connectTimeoutMs };
+
+  const flushBatch = (requests: readonly IncrementRequest[]): Promise<PublishOutcome[]> =>
+    options.dedup
+      ? publishIncrementsOnce(pool, publisher, options.topic, requests, limits)
+      : publishIncrements(pool, publisher, options.topic, requests, limits);
+  // Without coalescing, batches of one: the queue bound and the withdrawal of timed-out requests still apply.
+  const coalescer = new PublishCoalescer<IncrementRequest, PublishOutcome>(
+    {
+      maxBatch: options.coalesce ? options.coalesceMaxBatch : 1,
+      lingerMs: options.coalesce ? options.coalesceLingerMs : 0,
+      maxInFlight: options.poolSize,
+      maxQueued: options.maxQueuedPublishes,
+    },
+    flushBatch,
+  );
+
+  const stats: ServerStats = { published: 0, duplicates: 0, conflicts: 0, notPublished: 0, unknownOutcomes: 0, coalescer: coalescer.stats };
+  let closing = false;
+  let inFlight = 0;
+
+  const sendJson = (res: ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(text),
+      ...(closing ? { Connection: 'close' } : {}),
+      ...headers,
+    });
+    res.end(text);
+  };
+  const sendEmpty = (res: ServerResponse, status: number, headers: http.OutgoingHttpHeaders): void => {
+    res.writeHead(status, closing ? { ...headers, Connection: 'close' } : headers);
+    res.end();
+  };
+
+  const handlePost = (res: ServerResponse, req: IncomingMessage, kind: 'count' | 'noop', id: string): void => {
+    const header = req.headers['x-request-id'];
+    let requestId: string;
+    if (header === undefined) requestId = randomUUID();
+    else if (typeof header === 'string' && REQUEST_ID_PATTERN.test(header)) requestId = header;
+    else {
+      sendJson(res, 400, { error: 'X-Request-Id must be 1-128 visible ASCII characters, given once' });
+      return;
+    }
+    if (!UUID_PATTERN.test(id)) {
+      sendJson(res, 400, { error: `counter uuid must look like 123e4567-e89b-42d3-a456-426614174000 (got "${id.slice(0, 64)}")` }, { 'X-Request-Id': requestId });
+      return;
+    }
+    if (options.dedup && requestId.length > MAX_DEDUP_REQUEST_ID_LENGTH) {
+      sendJson(res, 400, { error: `with publish de-duplication X-Request-Id must be at most ${MAX_DEDUP_REQUEST_ID_LENGTH} characters (it becomes the message uuid); got ${requestId.length}` }, { 'X-Request-Id': requestId });
+      return;
+    }
+    if (kind === 'noop') {
+      sendEmpty(res, 204, { 'X-Request-Id': requestId });
+      return;
+    }
+    // Counter ids are stored lower-case, so 'ABC…' and 'abc…' count as the same counter.
+    const gate = { sent: false, cancelled: false };
+    const request: IncrementRequest = { counterUuid: id.toLowerCase(), requestId, gate };
+    const notPublished = (why: string): void => {
+      stats.notPublished += 1;
+      sendJson(res, 503, { error: `not published: ${why}; nothing was recorded, retrying is safe`, outcome: 'not-published' }, { 'X-Request-Id': requestId, 'Retry-After': RETRY_AFTER_SECONDS });
+    };
+    const unknown = (why: string): void => {
+      stats.unknownOutcomes += 1;
+      sendJson(
+        res,
+        504,
+        { error: `outcome unknown: ${why}; the increment may or may not have been recorded (retry with the same X-Request-Id under --dedup)`, outcome: 'unknown' },
+        { 'X-Request-Id': requestId },
+      );
+    };
+    const failed = (error: unknown): void => {
+      if (error instanceof QueueFullError) {
+        // Shedding is the designed answer to overload: counted in the stats, not logged per request.
+        notPublished(error.message);
+        return;
+      }
+      logError(`server: publish failed: ${describeError(error)}`);
+      if (error instanceof NotSentError) notPublished(error.message);
+      else if (error instanceof PublishError && error.outcome === 'not-published') notPublished(`the database refused or could not be reached (${error.message})`);
+      else unknown(`the database did not answer (${describeError(error)})`);
+    };
+    inFlight += 1;
+    let answered = false;
+    const timer = setTimeout(() => {
+      answered = true;
+      // Still queued: it leaves the queue. In a batch that has sent nothing yet (waiting for a connection): it is
+      // left out of it. Either way it is never sent. Otherwise its batch is at the database.
+      if (coalescer.withdraw(request)) notPublished(`not sent to the database within ${options.publishTimeoutMs} ms (database slow or hung)`);
+      else if (!gate.sent) {
+        gate.cancelled = true;
+        notPublished(`no database connection within ${options.publishTimeoutMs} ms (database slow or hung)`);
+      } else unknown(`sent to the database, no answer within ${options.publishTimeoutMs} ms`);
+      inFlight -= 1;
+    }, options.publishTimeoutMs);
+    coalescer.submit(request).then(
+      (outcome) => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        inFlight -= 1;
+        switch (outcome.kind) {
+          case 'published':
+            stats.published += 1;
+            sendEmpty(res, 204, { 'X-Request-Id': requestId });
+            break;
+          case 'duplicate':
+            stats.duplicates += 1;
+            sendEmpty(res, 204, { 'X-Request-Id': requestId, 'X-Publish-Duplicate': '1' });
+            break;
+          case 'conflict':
+            stats.conflicts += 1;
+            sendJson(
+              res,
+              409,
+              { error: `X-Request-Id ${requestId} was already used for counter ${outcome.boundCounterUuid}; a request id names one request, use a new one for another counter`, outcome: 'not-published' },
+              { 'X-Request-Id': requestId },
+            );
+            break;
+          case 'failed':
+            failed(outcome.error);
+            break;
+        }
+      },
+      (error: unknown) => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        inFlight -= 1;
+        failed(error);
+      },
+    );
+  };
+
+  const handleGetCount = (res: ServerResponse, id: string): void => {
+    if (!UUID_PATTERN.test(id)) {
+      sendJson(res, 400, { error: `counter uuid must look like 123e4567-e89b-42d3-a456-426614174000 (got "${id.slice(0, 64)}")` });
+      return;
+    }
+    const counterUuid = id.toLowerCase();
+    inFlight += 1;
+    withTimeout(selectCounterValue(db, counterUuid), options.publishTimeoutMs, 'counter read')
+      .then(
+        (value) => sendJson(res, 200, { counter_uuid: counterUuid, value: value ?? 0 }),
+        (error: unknown) => {
+          logError(`server: counter read failed: ${describeError(error)}`);
+          sendJson(res, 503, { error: `database unavailable: ${describeError(error)}` }, { 'Retry-After': '1' });
+        },
+      )
+      .finally(() => {
+        inFlight -= 1;
+      });
+  };
+
+  const queueReport = () => ({
+    depth: coalescer.queued,
+    bound: coalescer.bound,
+    inFlight: coalescer.inFlightItems,
+    flushesInFlight: coalescer.flushesInFlight,
+    shed: coalescer.stats.shed,
+    expired: coalescer.stats.withdrawn,
+  });
+
+  const handleHealth = (res: ServerResponse): void => {
+    inFlight += 1;
+    withTimeout(ping(db), options.healthTimeoutMs, 'database ping')
+      .then(
+        () => sendJson(res, closing ? 503 : 200, { status: closing ? 'closing' : 'ok', queue: queueReport() }),
+        (error: unknown) => sendJson(res, 503, { status: 'unavailable', error: describeError(error), queue: queueReport() }),
+      )
+      .finally(() => {
+        inFlight -= 1;
+      });
+  };
+
+  const dispatch = (req: IncomingMessage, res: ServerResponse, target: Route): void => {
+    const method = req.method ?? 'GET';
+    if (target.kind === 'healthz') {
+      if (method === 'GET') handleHealth(res);
+      else sendJson(res, 405, { error: `${method} is not allowed on /healthz` }, { Allow: ALLOWED.healthz });
+    } else if (method === 'POST') {
+      handlePost(res, req, target.kind, target.id);
+    } else if (method === 'GET' && target.kind === 'count') {
+      handleGetCount(res, target.id);
+    } else {
+      sendJson(res, 405, { error: `${method} is not allowed on /${target.kind}/{counterUuid}` }, { Allow: ALLOWED[target.kind] });
+    }
+  };
+
+  const httpLimits = options.http;
+  const httpServer = http.createServer({
+    headersTimeout: httpLimits.headersTimeoutMs,
+    requestTimeout: httpLimits.requestTimeoutMs,
+    connectionsCheckingInterval: httpLimits.connectionsCheckingIntervalMs,
+    keepAliveTimeout: httpLimits.keepAliveTimeoutMs,
+    maxHeaderSize: httpLimits.maxHeaderSize,
+  }, (req, res) => {
+    const target = route(req.url ?? '/');
+    if (target === undefined) {
+      sendJson(res, 404, { error: `no such path: ${(req.url ?? '').slice(0, 128)} (try POST /count/{counterUuid}, GET /count/{counterUuid}, GET /healthz)` });
+      return;
+    }
+    const body = checkBody(req, options.maxBodyBytes);
+    const proceed = (result: BodyCheck): void => {
+      if (result === 'ok') dispatch(req, res, target);
+      else if (result === 'too-large') {
+        // Connection: close, so the unread rest of the body is not parsed as the next request.
+        sendJson(res, 413, { error: `request body over ${options.maxBodyBytes} bytes; these endpoints take no body` }, { Connection: 'close' });
+      }
+      // aborted: the client is gone, nobody to answer.
+    };
+    if (typeof body === 'string') proceed(body);
+    else void body.then(proceed);
+  });
+
+  httpServer.maxRequestsPerSocket = httpLimits.maxRequestsPerSocket;
+  httpServer.maxConnections = httpLimits.maxConnections;
+  httpServer.setTimeout(httpLimits.socketIdleTimeoutMs, (socket) => socket.destroy());
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      void pool.end().catch(() => undefined);
+      void readPool.end().catch(() => undefined);
+      if (error.code === 'EADDRINUSE') {
+        reject(new Error(`port ${options.port} on ${options.host} is already in use; stop what listens there or pass another --port`));
+      } else if (error.code === 'EADDRNOTAVAIL') {
+        reject(new Error(`cannot listen on ${options.host}: no such local address; pass --host 127.0.0.1`));
+      } else reject(error);
+    };
+    httpServer.once('error', onError);
+    httpServer.listen({ port: options.port, host: options.host, backlog: httpLimits.listenBacklog }, () => {
+      httpServer.off('error', onError);
+      resolve();
+    });
+  });
+  const address = httpServer.address() as AddressInfo;
+  const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      closing = true;
+      const serverClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      httpServer.closeIdleConnections();
+      // Requests already queued in the coalescer are flushed and answered; new ones on kept-alive
+      // connections are refused by the closed coalescer (503) and their connections closed. Every wait is
+      // bounded: a hung database must not make SIGTERM hang (its requests then end without an answer, an
+      // outcome the client already treats as unknown).
+      const deadline = Date.now() + CLOSE_GRACE_MS;
+      const untilDeadline = <T>(p: Promise<T>): Promise<T | undefined> =>
+        Promise.race([
+          p,
+          new Promise<undefined>((r) => {
+            setTimeout(() => r(undefined), Math.max(0, deadline - Date.now())).unref();
+          }),
+        ]);
+      await untilDeadline(coalescer.close());
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      httpServer.closeIdleConnections();
+      const force = setTimeout(() => httpServer.closeAllConnections(), Math.max(0, deadline - Date.now()));
+      await serverClosed;
+      clearTimeout(force);
+      await untilDeadline(Promise.all([pool.end().catch(() => undefined), readPool.end().catch(() => undefined)]));
+    })();
+    return closed;
+  };
+
+  return { url: `http://${hostForUrl}:${address.port}`, port: address.port, stats, close };
+}

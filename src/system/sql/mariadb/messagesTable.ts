@@ -1,0 +1,194 @@
+// All SQL on `watermill_<topic>`, the topic log of offset mode. The DDL is watermill-sql's default MySQL
+// schema, so a real Watermill deployment's tables can be read and written by this tool and vice versa.
+import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
+import { messagesTable, offsetsTable } from './identifiers.ts';
+import type { Statement } from '../../db/pool.ts';
+
+export interface MessageRow {
+  offset: number;
+  uuid: string;
+  created_at: Date;
+  payload: unknown;
+  metadata: unknown;
+}
+
+export async function createMessagesTable(db: SqlExecutor, topic: string): Promise<void> {
+  await db.query(`CREATE TABLE IF NOT EXISTS ${messagesTable(topic)} (
+    \`offset\` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    \`uuid\` VARCHAR(36) NOT NULL,
+    \`created_at\` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    \`payload\` JSON DEFAULT NULL,
+    \`metadata\` JSON DEFAULT NULL
+  ) ENGINE=InnoDB`);
+}
+
+/** Builds one multi-row INSERT: one statement, one commit, offsets allocated consecutively for the rows. */
+export function insertMessagesSql(table: string, messages: readonly OutgoingMessage[]): { sql: string; values: unknown[] } {
+  if (messages.length === 0) throw new Error('insertMessagesSql: no messages');
+  const values: unknown[] = [];
+  for (const m of messages) values.push(m.uuid, JSON.stringify(m.payload), JSON.stringify(m.metadata));
+  const rows = messages.map(() => '(?, ?, ?)').join(', ');
+  // Column names are listed so that extra columns of a variant table (queue mode's `acked`) take defaults.
+  return { sql: `INSERT INTO ${table} (\`uuid\`, \`payload\`, \`metadata\`) VALUES ${rows}`, values };
+}
+
+export async function insertMessages(db: SqlExecutor, topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+  const { sql, values } = insertMessagesSql(messagesTable(topic), messages);
+  await db.query(sql, values);
+}
+
+/**
+ * Reads up to `limit` messages after `afterOffset`, in offset order. At READ COMMITTED (the consumers'
+ * default) it is a consistent read that locks nothing: a row not yet committed is simply not seen (a hole the
+ * subscriber does not ack past until it is proven permanent), and no INSERT at the tail ever waits for it.
+ * Under SERIALIZABLE InnoDB turns it into a shared locking read: uncommitted rows in the index make it wait for
+ * their commit, and when it reads to the end of the topic it locks the gap above the last row, so every INSERT
+ * waits until the consuming transaction ends (a consumer frozen mid-batch stops the publishers). Rows whose
+ * offset is allocated but not yet in the index are not seen at any level.
+ */
+export async function selectMessagesAfter(
+  db: SqlExecutor,
+  topic: string,
+  afterOffset: number,
+  limit: number,
+): Promise<Message[]> {
+  const rows = await db.query<MessageRow[]>(
+    `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${messagesTable(topic)}
+     WHERE \`offset\` > ? ORDER BY \`offset\` ASC LIMIT ?`,
+    [afterOffset, limit],
+  );
+  return rows.map(toMessage);
+}
+
+/**
+ * The same read with the group's acked offset taken from the offsets table in a subquery, so it can travel in
+ * one round trip with the `FOR UPDATE` that locks that row: the subquery then reads the value this transaction
+ * has just locked (no one else can change it until we commit). Same locking as selectMessagesAfter.
+ */
+export function selectMessagesAfterAckedStatement(topic: string, group: string, limit: number): Statement {
+  return {
+    sql: `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${messagesTable(topic)}
+     WHERE \`offset\` > (SELECT \`offset_acked\` FROM ${offsetsTable(topic)} WHERE \`consumer_group\` = ?)
+     ORDER BY \`offset\` ASC LIMIT ?`,
+    values: [group, limit],
+  };
+}
+
+/** What a locking read of a range of offsets found (see lockOffsetRangeNowait). */
+export type OffsetRangeLocks =
+  /** Another transaction holds a lock the read needed: a row in the range is still being written or removed. */
+  | { kind: 'locked'; errno: number }
+  /** The offsets of the committed rows in the range (every other offset of the range has no row, and no writer). */
+  | { kind: 'rows'; offsets: number[] };
+
+/**
+ * MariaDB reports a NOWAIT read that met a lock (a record lock, a table lock, or a metadata lock) as a lock wait
+ * timeout, 1205, at once (checked on 10.11: 1 ms). 3572 is MySQL 8's own NOWAIT error; 1213 (deadlock) cannot
+ * happen without a wait, and would mean the same thing.
+ */
+const LOCKED_ERRNOS = new Set([1205, 1213, 3572]);
+
+/**
+ * Tries to take a shared lock on every row with `from <= offset < below`, without waiting, in a short
+ * transaction of its own, then ends it. Used by the gap proof to learn whether an offset's row is in the
+ * table, committed, or still held by the transaction that wrote (or is removing) it.
+ * - A locking read reads the latest version of each record, never a snapshot, and must lock it: a record
+ *   inserted (or delete-marked) by a transaction that has not ended carries that transaction's implicit
+ *   exclusive lock, which the read meets whatever the isolation levels (the inserter's lock lasts until its
+ *   commit, or until its rollback has removed the record).
+ * - READ COMMITTED, set for this one transaction whatever the session's level: a locking read there takes
+ *   record locks only, no gap or next-key locks, so it never blocks an INSERT (publishers are never held up)
+ *   and locks nothing beyond the rows it reads. LOCK IN SHARE MODE: shared locks are compatible with the
+ *   shared locks of other readers (a SERIALIZABLE consumer's). MariaDB 10.11 has no `FOR SHARE`.
+ * - NOWAIT: the caller is a consumer's only connection; waiting (up to innodb_lock_wait_timeout, 50 s by
+ *   default) behind a publisher's open transaction would stall the whole consumer. A lock error is an answer.
+ * The scan reads the first record at or above `below` to find the range's end and tries to lock it too, so
+ * `below` should be an offset whose row is known to be committed (the gap proof passes the highest offset a
+ * read returned); an uncommitted row there only makes the answer `locked`, never wrong.
+ */
+export async function lockOffsetRangeNowait(db: SqlExecutor, topic: string, from: number, below: number): Promise<OffsetRangeLocks> {
+  await db.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+  await db.query('START TRANSACTION');
+  let found: OffsetRangeLocks;
+  try {
+    const rows = await db.query<{ offset: number | string }[]>(
+      `SELECT \`offset\` FROM ${messagesTable(topic)} WHERE \`offset\` >= ? AND \`offset\` < ? ORDER BY \`offset\` LOCK IN SHARE MODE NOWAIT`,
+      [from, below],
+    );
+    found = { kind: 'rows', offsets: rows.map((r) => Number(r.offset)) };
+  } catch (error) {
+    const errno = (error as { errno?: number }).errno;
+    // The statement's error leaves the transaction open (innodb_rollback_on_timeout is off by default).
+    if (errno === undefined || !LOCKED_ERRNOS.has(errno)) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+    found = { kind: 'locked', errno };
+  }
+  await db.query('ROLLBACK');
+  return found;
+}
+
+/** The highest offset in the topic, visible to this session (0 for an empty topic). */
+export async function selectMaxOffset(db: SqlExecutor, topic: string): Promise<number> {
+  const rows = await db.query<{ max_offset: number | null }[]>(
+    `SELECT MAX(\`offset\`) AS max_offset FROM ${messagesTable(topic)}`,
+  );
+  return Number(rows[0]?.max_offset ?? 0);
+}
+
+/** The lowest offset still in the topic (undefined for an empty topic): where a prune starts its ranges. */
+export async function selectMinOffset(db: SqlExecutor, topic: string): Promise<number | undefined> {
+  const rows = await db.query<{ min_offset: number | null }[]>(
+    `SELECT MIN(\`offset\`) AS min_offset FROM ${messagesTable(topic)}`,
+  );
+  const min = rows[0]?.min_offset;
+  return min === null || min === undefined ? undefined : Number(min);
+}
+
+/**
+ * Removes the messages in [from, to] (both acked by every group: the caller's floor). A primary-key range, so
+ * the statement locks only the rows it deletes; the caller runs it at READ COMMITTED, where InnoDB takes no
+ * gap or next-key locks for it, so an INSERT at the tail (always above the range) never waits for a prune,
+ * and a consumer (reading above its acked offset, which is at or above `to`) never meets its locks.
+ */
+export async function deleteMessagesInRange(db: SqlExecutor, topic: string, from: number, to: number): Promise<number> {
+  const result = await db.query<{ affectedRows: number }>(
+    `DELETE FROM ${messagesTable(topic)} WHERE \`offset\` >= ? AND \`offset\` <= ?`,
+    [from, to],
+  );
+  return result.affectedRows;
+}
+
+export async function countMessages(db: SqlExecutor, topic: string): Promise<number> {
+  const rows = await db.query<{ n: number }[]>(`SELECT COUNT(*) AS n FROM ${messagesTable(topic)}`);
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Every message's offset, uuid and metadata, for the checker (a full scan: only after a run). */
+export async function selectAllMessages(db: SqlExecutor, topic: string): Promise<Message[]> {
+  const rows = await db.query<MessageRow[]>(
+    `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${messagesTable(topic)} ORDER BY \`offset\``,
+  );
+  return rows.map(toMessage);
+}
+
+export function toMessage(row: MessageRow): Message {
+  return {
+    offset: Number(row.offset),
+    uuid: row.uuid,
+    createdAt: row.created_at,
+    payload: parseJson(row.payload),
+    metadata: (parseJson(row.metadata) ?? {}) as Record<string, string>,
+  };
+}
+
+// MariaDB's JSON is LONGTEXT, so the driver hands back a string; MySQL's JSON type arrives already parsed.
+function parseJson(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}

@@ -1,0 +1,89 @@
+// All SQL on `eob_queue_<topic>`, the topic table of queue mode: watermill_<topic>'s columns plus
+// an `acked` flag, so several workers can share one topic with row acks and no high-water mark. A Watermill
+// publisher names its columns, so it can publish into this table too (`acked` takes its default).
+import type { Message, SqlExecutor } from '../../pubsub/types.ts';
+import { queueTable } from './identifiers.ts';
+import type { Statement } from '../../db/pool.ts';
+import { toMessage, type MessageRow } from './messagesTable.ts';
+
+export async function createQueueTable(db: SqlExecutor, topic: string): Promise<void> {
+  // (acked, offset) lets the consume read walk only unacked rows in offset order instead of the whole log.
+  await db.query(`CREATE TABLE IF NOT EXISTS ${queueTable(topic)} (
+    \`offset\` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    \`uuid\` VARCHAR(36) NOT NULL,
+    \`created_at\` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    \`payload\` JSON DEFAULT NULL,
+    \`metadata\` JSON DEFAULT NULL,
+    \`acked\` TINYINT NOT NULL DEFAULT 0,
+    KEY \`acked_offset\` (\`acked\`, \`offset\`)
+  ) ENGINE=InnoDB`);
+}
+
+/**
+ * Claims up to `limit` unacked messages for this transaction. FOR UPDATE locks them until commit; SKIP LOCKED
+ * passes over rows another consumer holds and rows whose inserting transaction has not committed yet (their
+ * implicit lock), so parallel consumers take disjoint batches and an uncommitted row is simply left for a later
+ * poll: with no high-water mark, nothing can be stepped over for good. Run at READ COMMITTED so the locking read
+ * takes no gap locks that would stall publishers.
+ */
+export function claimUnackedStatement(topic: string, limit: number): Statement {
+  return {
+    sql: `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${queueTable(topic)}
+     WHERE \`acked\` = 0 ORDER BY \`offset\` ASC LIMIT ? FOR UPDATE SKIP LOCKED`,
+    values: [limit],
+  };
+}
+
+export async function claimUnacked(db: SqlExecutor, topic: string, limit: number): Promise<Message[]> {
+  const { sql, values } = claimUnackedStatement(topic, limit);
+  return (await db.query<MessageRow[]>(sql, values)).map(toMessage);
+}
+
+/** Acks exactly the rows handled, by offset; the row stays in the log so a checker can still read it. */
+export function markAckedStatement(topic: string, offsets: readonly number[]): Statement {
+  if (offsets.length === 0) throw new Error('markAckedStatement: no offsets');
+  return {
+    sql: `UPDATE ${queueTable(topic)} SET \`acked\` = 1 WHERE \`offset\` IN (${offsets.map(() => '?').join(', ')})`,
+    values: [...offsets],
+  };
+}
+
+export async function markAcked(db: SqlExecutor, topic: string, offsets: readonly number[]): Promise<number> {
+  if (offsets.length === 0) return 0;
+  const { sql, values } = markAckedStatement(topic, offsets);
+  return (await db.query<{ affectedRows: number }>(sql, values)).affectedRows;
+}
+
+export async function countQueue(db: SqlExecutor, topic: string): Promise<{ total: number; acked: number }> {
+  const rows = await db.query<{ total: number; acked: number | null }[]>(
+    `SELECT COUNT(*) AS total, SUM(\`acked\`) AS acked FROM ${queueTable(topic)}`,
+  );
+  return { total: Number(rows[0]?.total ?? 0), acked: Number(rows[0]?.acked ?? 0) };
+}
+
+export async function selectAllQueueMessages(db: SqlExecutor, topic: string): Promise<Message[]> {
+  const rows = await db.query<MessageRow[]>(
+    `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${queueTable(topic)} ORDER BY \`offset\``,
+  );
+  return rows.map(toMessage);
+}
+
+/** Offsets of the acked rows, for the chaos checker's snapshot (a full scan of the index: only after a run). */
+export async function selectAckedQueueOffsets(db: SqlExecutor, topic: string): Promise<Set<number>> {
+  const rows = await db.query<{ offset: number }[]>(`SELECT \`offset\` FROM ${queueTable(topic)} WHERE \`acked\` = 1`);
+  return new Set(rows.map((r) => Number(r.offset)));
+}
+
+/**
+ * Removes up to `limit` acked rows, oldest first, through the (acked, offset) index. Run at READ COMMITTED:
+ * the DELETE then locks only the acked rows it removes, never a gap, so publishers (new rows, acked = 0) and
+ * consumers (claiming acked = 0 rows) never wait for it; it may wait for a consumer whose ack has not
+ * committed yet (a short batch transaction), never the other way round.
+ */
+export async function deleteAckedQueueRows(db: SqlExecutor, topic: string, limit: number): Promise<number> {
+  const result = await db.query<{ affectedRows: number }>(
+    `DELETE FROM ${queueTable(topic)} WHERE \`acked\` = 1 ORDER BY \`offset\` LIMIT ?`,
+    [limit],
+  );
+  return result.affectedRows;
+}
