@@ -31,7 +31,7 @@ $(STAMP): package-lock.json
 
 install: $(STAMP) ## install the npm dependencies (the other targets do it when needed)
 
-test: $(STAMP) ## run the test suite (unit + integration against a private MariaDB it starts itself)
+test: $(STAMP) ## run the test suite (unit + integration against private MariaDB and PostgreSQL servers it starts itself)
 	npm test
 
 bench: $(STAMP) ## throughput sweep: drain and end-to-end msgs/s vs the 154 msg/s baseline -> results/bench/latest
