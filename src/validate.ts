@@ -32,3 +32,10 @@ export function matches(component: string, field: string, value: unknown, patter
   }
   return value;
 }
+
+export function numberAtLeast(component: string, field: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !(value >= min)) {
+    throw new OptionsError(`${component}: ${field} must be a number >= ${min} (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}

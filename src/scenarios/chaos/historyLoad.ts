@@ -9,7 +9,7 @@
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import type { HistoryPhase, RequestAttempt, RequestOutcome } from './history.ts';
-import { intInRange, nonEmptyString } from '../../validate.ts';
+import { intInRange, matches, nonEmptyString, numberAtLeast } from '../../validate.ts';
 import { sleep } from '../../system/waiting.ts';
 
 export interface HistoryLoadOptions {
@@ -55,16 +55,20 @@ export const DEFAULT_HISTORY_LOAD_OPTIONS: Omit<HistoryLoadOptions, 'baseUrl' | 
   phase: 'load',
 };
 
+/** A case name becomes part of request ids and file names. */
+export const CASE_NAME = /^[A-Za-z0-9_.-]+$/;
+export const CASE_NAME_WHAT = 'letters, digits, _ . -';
+
 export function validateHistoryLoadOptions(o: HistoryLoadOptions): HistoryLoadOptions {
   const c = 'history load';
   nonEmptyString(c, 'baseUrl', o.baseUrl);
   if (!/^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\/?$/.test(o.baseUrl)) {
     throw new Error(`${c}: baseUrl must be http://127.0.0.1:<port> (the harness only talks to this machine; got "${o.baseUrl}")`);
   }
-  if (!/^[A-Za-z0-9_.-]+$/.test(o.caseName)) throw new Error(`${c}: caseName must be letters, digits, _ . - (got "${o.caseName}")`);
+  matches(c, 'caseName', o.caseName, CASE_NAME, CASE_NAME_WHAT);
   intInRange(c, 'requests', o.requests, 0, 10_000_000);
   intInRange(c, 'concurrency', o.concurrency, 1, 1_024);
-  if (!(o.ratePerSecond >= 0)) throw new Error(`${c}: ratePerSecond must be >= 0 (got ${o.ratePerSecond})`);
+  numberAtLeast(c, 'ratePerSecond', o.ratePerSecond, 0);
   intInRange(c, 'counters', o.counters, 0, 10_000_000);
   intInRange(c, 'maxAttempts', o.maxAttempts, 1, 1_000);
   intInRange(c, 'retryBackoffMs', o.retryBackoffMs, 0, 60_000);

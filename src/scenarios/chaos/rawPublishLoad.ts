@@ -11,8 +11,9 @@ import { insertMessagesSql } from '../../system/sql/mariadb/messagesTable.ts';
 import { messagesTable, queueTable } from '../../system/sql/mariadb/identifiers.ts';
 import type { HistoryPhase, RequestAttempt } from './history.ts';
 import type { AttemptResult } from './historyLoad.ts';
-import { counterUuidFor } from './historyLoad.ts';
-import { intInRange, nonEmptyString } from '../../validate.ts';
+import { CASE_NAME, CASE_NAME_WHAT, counterUuidFor } from './historyLoad.ts';
+import { intInRange, matches, nonEmptyString, numberAtLeast, oneOf } from '../../validate.ts';
+import { TOPIC_MODES } from '../../system/pubsub/types.ts';
 
 export interface RawPublishLoadOptions {
   /** The database itself (not the workers' proxy): mysql://user@127.0.0.1:<port>/<db>. */
@@ -73,12 +74,12 @@ export function validateRawPublishLoadOptions(o: RawPublishLoadOptions): RawPubl
   if (url.socketPath === undefined && !LOOPBACK.has(url.host)) {
     throw new Error(`${c}: mysqlUrl must name a database on this machine (127.0.0.1, localhost or ::1; got ${redactMysqlUrl(o.mysqlUrl)})`);
   }
-  if (o.mode !== 'offset' && o.mode !== 'queue') throw new Error(`${c}: mode must be offset or queue (got ${JSON.stringify(o.mode)})`);
+  oneOf(c, 'mode', o.mode, TOPIC_MODES);
   nonEmptyString(c, 'topic', o.topic);
-  if (!/^[A-Za-z0-9_.-]+$/.test(o.caseName)) throw new Error(`${c}: caseName must be letters, digits, _ . - (got "${o.caseName}")`);
+  matches(c, 'caseName', o.caseName, CASE_NAME, CASE_NAME_WHAT);
   intInRange(c, 'requests', o.requests, 0, 10_000_000);
   intInRange(c, 'publishers', o.publishers, 1, 256);
-  if (!(o.ratePerSecond >= 0)) throw new Error(`${c}: ratePerSecond must be >= 0 (got ${o.ratePerSecond})`);
+  numberAtLeast(c, 'ratePerSecond', o.ratePerSecond, 0);
   intInRange(c, 'counters', o.counters, 0, 10_000_000);
   intInRange(c, 'holdEvery', o.holdEvery, 0, 10_000_000);
   intInRange(c, 'holdMs', o.holdMs, 0, 60_000);
