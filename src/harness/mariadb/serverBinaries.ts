@@ -1,9 +1,9 @@
 // Finds the database server binaries installed on this machine (MariaDB first, MySQL second) and tells which
 // flavour and version they are, so the managed database knows how to initialise a data directory.
 import { execFile } from 'node:child_process';
-import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { isExecutable } from '../executable.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -37,17 +37,6 @@ export interface FindBinariesOptions {
 // Debian/Ubuntu put the server in /usr/sbin, which is not on a non-root PATH; the tarball layouts put it in
 // <prefix>/bin.
 const SYSTEM_DIRS = ['/usr/sbin', '/usr/local/sbin', '/usr/bin', '/usr/local/bin', '/usr/local/mysql/bin', '/opt/mysql/bin'];
-
-async function isExecutable(file: string): Promise<boolean> {
-  try {
-    const s = await stat(file);
-    if (!s.isFile()) return false;
-    await access(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function searchDirs(options: FindBinariesOptions): string[] {
   const dirs: string[] = [];

@@ -2,9 +2,10 @@
 // keep them off PATH in /usr/lib/postgresql/<major>/bin, one directory per installed major version; the
 // newest is used unless a directory is given.
 import { execFile } from 'node:child_process';
-import { access, constants, readdir, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { isExecutable } from '../executable.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -31,17 +32,6 @@ export const MIN_MAJOR_VERSION = 13;
 const DEBIAN_ROOT = '/usr/lib/postgresql';
 // Other layouts: the PGDG RPMs, Homebrew-style and source installs.
 const OTHER_DIRS = ['/usr/local/pgsql/bin', '/usr/pgsql/bin', '/usr/local/bin', '/usr/bin'];
-
-async function isExecutable(file: string): Promise<boolean> {
-  try {
-    const s = await stat(file);
-    if (!s.isFile()) return false;
-    await access(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** /usr/lib/postgresql/<major>/bin, newest major first. */
 async function debianDirs(): Promise<string[]> {
