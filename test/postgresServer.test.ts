@@ -136,6 +136,82 @@ describe('the counter server and worker on PostgreSQL', () => {
     assert.equal(await countPgMessages(db.executor(), topic), messages.length);
   });
 
+  async function serve(topic: string, extra: Partial<Parameters<typeof validateServerOptions>[0]> = {}, dedup = false): Promise<CounterServer> {
+    await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup });
+    const server = await startCounterServer(
+      validateServerOptions({ ...DEFAULT_SERVER_OPTIONS, mysqlUrl: pgServer().url, port: 0, host: '127.0.0.1', topic, dedup, ...extra }),
+      { log: () => undefined },
+    );
+    servers.push(server);
+    return server;
+  }
+  const servers: CounterServer[] = [];
+  after(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+  });
+
+  test('a statement the database refuses answers 503 not-published (it cannot commit later), with and without dedup', async () => {
+    for (const dedup of [false, true]) {
+      const topic = `refused_${dedup ? 'd' : 'n'}_${randomUUID().slice(0, 6)}`;
+      const server = await serve(topic, {}, dedup);
+      await db.executor().query(`DROP TABLE "watermill_${topic}"`);
+      const reply = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `${topic}-1` });
+      assert.equal(reply.status, 503, `dedup ${dedup}: ${reply.body}`);
+      assert.equal(JSON.parse(reply.body).outcome, 'not-published');
+      assert.match(String(JSON.parse(reply.body).error), /42P01/);
+      await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup });
+      const again = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `${topic}-1` });
+      assert.equal(again.status, 204, 'with dedup, the refused attempt left no claim behind');
+      assert.equal(again.headers['x-publish-duplicate'], undefined);
+    }
+  });
+
+  test('database hung (SIGSTOP): a publish sent but not answered in publishTimeoutMs answers 504 unknown, /healthz 503; 204 after the thaw', async () => {
+    const server = await serve(`hang_${randomUUID().slice(0, 6)}`, { publishTimeoutMs: 1_000, healthTimeoutMs: 500 });
+    const counter = randomUUID();
+    assert.equal((await request(`${server.url}/count/${counter}`, 'POST')).status, 204);
+    pgServer().pause();
+    try {
+      const reply = await request(`${server.url}/count/${counter}`, 'POST');
+      assert.equal(reply.status, 504, reply.body);
+      assert.equal(JSON.parse(reply.body).outcome, 'unknown');
+      assert.equal((await request(`${server.url}/healthz`, 'GET')).status, 503);
+    } finally {
+      pgServer().resume();
+    }
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 204; i += 1) {
+      status = (await request(`${server.url}/count/${counter}`, 'POST')).status;
+      if (status !== 204) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(status, 204);
+  });
+
+  test('database killed: POST, GET and /healthz answer 503 or 504 with a JSON outcome, never 2xx; 204 after the restart', async () => {
+    const server = await serve(`outage_${randomUUID().slice(0, 6)}`, { publishTimeoutMs: 3_000, connectTimeoutMs: 1_000 });
+    const counter = randomUUID();
+    assert.equal((await request(`${server.url}/count/${counter}`, 'POST')).status, 204);
+    await pgServer().kill('SIGKILL');
+    try {
+      const during = await Promise.all(Array.from({ length: 20 }, () => request(`${server.url}/count/${counter}`, 'POST')));
+      for (const r of during) {
+        assert.ok(r.status === 503 || r.status === 504, `status ${r.status}: ${r.body}`);
+        assert.equal(JSON.parse(r.body).outcome, r.status === 503 ? 'not-published' : 'unknown');
+      }
+      assert.equal((await request(`${server.url}/count/${counter}`, 'GET')).status, 503);
+      assert.equal((await request(`${server.url}/healthz`, 'GET')).status, 503);
+    } finally {
+      await pgServer().start();
+    }
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 204; i += 1) {
+      status = (await request(`${server.url}/count/${counter}`, 'POST')).status;
+      if (status !== 204) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(status, 204, 'publishing works again after the database restarted');
+    assert.equal((await request(`${server.url}/healthz`, 'GET')).status, 200);
+  });
+
   test('the CLI takes a postgres:// URL from DATABASE_URL and never prints its password; a bad scheme is named', async () => {
     const password = new URL(pgServer().url).password;
     assert.ok(password.length >= 8);
