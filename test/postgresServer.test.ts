@@ -1,6 +1,7 @@
 // The HTTP counter server and the worker on PostgreSQL (a private server): publishes over HTTP counted exactly
 // once in offset and queue mode, publish de-duplication (a retried id publishes once, an id bound to its
-// counter, concurrent duplicates), a batch over PostgreSQL's parameter cap published whole, and the CLI's one
+// counter, concurrent duplicates), a batch over PostgreSQL's parameter cap published whole, the failure answers
+// (refused 503, hung 504, killed 503/504), the publish-after-insert failpoint, and the CLI's one
 // URL: --database-url / DATABASE_URL with postgres://, the password never printed, a bad scheme named.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +21,7 @@ import { countPgMessages } from '../src/system/sql/postgres/messages.ts';
 import { MAX_MESSAGES_PER_INSERT } from '../src/system/sql/postgres/messages.ts';
 import type { TopicMode } from '../src/system/pubsub/types.ts';
 import { eventually } from './contract/pubsubContract.ts';
+import { findFreePort } from '../src/harness/ports.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -210,6 +212,36 @@ describe('the counter server and worker on PostgreSQL', () => {
     }
     assert.equal(status, 204, 'publishing works again after the database restarted');
     assert.equal((await request(`${server.url}/healthz`, 'GET')).status, 200);
+  });
+
+  test('failpoint publish-after-insert: the client gets no 2xx; the INSERT committed without dedup, rolled back with it', async () => {
+    for (const dedup of [false, true]) {
+      const topic = `fp_${dedup ? 'd' : 'n'}_${randomUUID().slice(0, 6)}`;
+      await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup });
+      const port = await findFreePort();
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', CLI, 'server', '--port', String(port), '--topic', topic, '--failpoint', 'publish-after-insert=2', ...(dedup ? ['--dedup'] : [])],
+        { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MYSQL_URL: undefined, DATABASE_URL: pgServer().url, EOB_LOG: 'quiet' } },
+      );
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          child.stdout.on('data', (d: Buffer) => {
+            if (String(d).includes('server listening')) resolve();
+          });
+          child.on('exit', () => reject(new Error('server exited before listening')));
+        });
+        const url = `http://127.0.0.1:${port}/count/${randomUUID()}`;
+        assert.equal((await request(url, 'POST', { 'X-Request-Id': `${topic}-first` })).status, 204, 'first publish passes the failpoint');
+        await assert.rejects(request(url, 'POST', { 'X-Request-Id': `${topic}-second` }), /socket hang up|ECONNRESET/);
+        assert.equal(await exited, 'SIGKILL');
+        const rows = await db.executor().query<{ n: string }[]>(`SELECT COUNT(*) AS n FROM "watermill_${topic}" WHERE "metadata"->>'request_id' = $1`, [`${topic}-second`]);
+        assert.equal(Number(rows[0]?.n), dedup ? 0 : 1);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    }
   });
 
   test('the CLI takes a postgres:// URL from DATABASE_URL and never prints its password; a bad scheme is named', async () => {
