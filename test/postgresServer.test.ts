@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { spawn } from 'node:child_process';
+import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { usePrivatePostgres } from './support/privatePostgres.ts';
@@ -212,6 +213,36 @@ describe('the counter server and worker on PostgreSQL', () => {
     }
     assert.equal(status, 204, 'publishing works again after the database restarted');
     assert.equal((await request(`${server.url}/healthz`, 'GET')).status, 200);
+  });
+
+  test('dedup: an id locked by another session fails only its own request (503, lock_timeout 55P03), not its batch', async () => {
+    const topic = `dedup_lock_${randomUUID().slice(0, 6)}`;
+    const server = await serve(topic, { coalesceLingerMs: 100, publishTimeoutMs: 8_000 }, true);
+    const holder = new pg.Client({ connectionString: pgServer().url });
+    await holder.connect();
+    const published = async (id: string): Promise<number> =>
+      Number((await db.executor().query<{ n: string }[]>(`SELECT COUNT(*) AS n FROM "watermill_${topic}" WHERE "metadata"->>'request_id' = $1`, [id]))[0]?.n);
+    try {
+      // An uncommitted claim of held-1: any other claim of it waits on the row lock.
+      await holder.query('BEGIN');
+      await holder.query(`INSERT INTO "eob_publish_dedup_${topic}" ("request_id", "counter_uuid") VALUES ('held-1', $1)`, [randomUUID()]);
+      const counter = randomUUID();
+      const started = Date.now();
+      const ids = ['held-1', ...Array.from({ length: 30 }, (_, i) => `free-${i}`)];
+      const replies = await Promise.all(ids.map((id) => request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': id })));
+      const elapsed = Date.now() - started;
+      assert.equal(replies[0]?.status, 503, `the contested id fails: ${replies[0]?.body}`);
+      assert.equal(JSON.parse(replies[0]!.body).outcome, 'not-published');
+      assert.deepEqual([...new Set(replies.slice(1).map((r) => r.status))], [204], 'every other request of the batch is published');
+      assert.ok(elapsed < 6_000, `answered after the 1 s lock_timeout (${elapsed} ms)`);
+      for (const id of ids.slice(1)) assert.equal(await published(id), 1);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    assert.equal(await published('held-1'), 0, 'the 503 published nothing');
+    const again = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': 'held-1' });
+    assert.equal(again.status, 204, 'once the lock is gone the id publishes');
   });
 
   test('failpoint publish-after-insert: the client gets no 2xx; the INSERT committed without dedup, rolled back with it', async () => {
