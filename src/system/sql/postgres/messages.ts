@@ -71,6 +71,9 @@ export interface PgMessageRow {
   transaction_id: string;
 }
 
+// The text alias keeps xid8 exact in JavaScript, but it hides the column from a bare ORDER BY "transaction_id" (an
+// output name wins there): that sorts as text, '1000' before '999', and a read would ack past 999 for good
+// (test/postgresXidOrder.test.ts). So every read below names the table as m and orders by m."transaction_id".
 const COLUMNS = `"offset", "uuid", "created_at", "payload", "metadata", "transaction_id"::text AS "transaction_id"`;
 
 /**
@@ -121,10 +124,10 @@ export async function insertPgMessages(db: SqlExecutor, topic: string, messages:
  */
 export function selectPgMessagesAfterStatement(topic: string, after: PgPosition, limit: number): PgStatement {
   return {
-    sql: `SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)}
-     WHERE ("transaction_id", "offset") > ($1::xid8, $2::bigint)
-       AND "transaction_id" < pg_snapshot_xmin(pg_current_snapshot())
-     ORDER BY "transaction_id" ASC, "offset" ASC
+    sql: `SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)} m
+     WHERE (m."transaction_id", m."offset") > ($1::xid8, $2::bigint)
+       AND m."transaction_id" < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY m."transaction_id" ASC, m."offset" ASC
      LIMIT $3`,
     values: [after.transactionId, after.offset, limit],
   };
@@ -180,9 +183,9 @@ export async function lockAndSelectPgMessages(db: SqlExecutor, topic: string, gr
  */
 export async function selectPgMessagesAfterWithoutXminRule(db: SqlExecutor, topic: string, after: PgPosition, limit: number): Promise<PgMessage[]> {
   const rows = await db.query<PgMessageRow[]>(
-    `SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)}
-     WHERE ("transaction_id", "offset") > ($1::xid8, $2::bigint)
-     ORDER BY "transaction_id" ASC, "offset" ASC
+    `SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)} m
+     WHERE (m."transaction_id", m."offset") > ($1::xid8, $2::bigint)
+     ORDER BY m."transaction_id" ASC, m."offset" ASC
      LIMIT $3`,
     [after.transactionId, after.offset, limit],
   );
@@ -223,7 +226,7 @@ export async function deletePgMessagesUpTo(db: SqlExecutor, topic: string, upTo:
 
 /** Every message, for the checker (a full scan: only after a run). */
 export async function selectAllPgMessages(db: SqlExecutor, topic: string): Promise<PgMessage[]> {
-  const rows = await db.query<PgMessageRow[]>(`SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)} ORDER BY "transaction_id", "offset"`);
+  const rows = await db.query<PgMessageRow[]>(`SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)} m ORDER BY m."transaction_id", m."offset"`);
   return rows.map(toPgMessage);
 }
 
