@@ -12,14 +12,19 @@
 //
 //   THE PROOF. It rests on three facts of PostgreSQL (13+):
 //   R1 xid8 does not wrap: it is the 32-bit xid extended with its epoch, so ids compare in the order they were
-//      handed out, for the life of the cluster (a plain xid wraps after 2^32 and cannot be ordered so).
-//   R2 A transaction gets its id at its first write, not at BEGIN: pg_current_xact_id(), this column's default,
-//      is evaluated when the row is inserted and assigns the id then if the transaction has none yet (it returns
-//      the top-level id inside a savepoint too). Ids are handed out in increasing order, so a transaction that
-//      writes for the first time after a snapshot was taken gets an id >= that snapshot's xmax.
-//   R3 A snapshot's xmin is the oldest id still running when it was taken: every id below it had ended
-//      (committed or rolled back) before the snapshot, so its committed rows are visible to that snapshot and
-//      its rolled-back rows are visible to no one, ever.
+//      handed out, for the life of the cluster (a plain xid wraps after 2^32 and cannot be ordered so). Only
+//      within one cluster: ids carried into another (logical replication, pg_dump/restore, rows copied with
+//      their ids) break the rule; pg_upgrade keeps the next id and is safe.
+//   R2 The default returns the writer's top-level id, assigning it if the transaction has none yet (inside a
+//      savepoint, from a trigger, in COPY and INSERT ... SELECT alike). An id is assigned at the transaction's
+//      first write, not at BEGIN (FOR UPDATE, nextval() and a write to any table assign it before the INSERT),
+//      and stays in the running set from assignment until its commit or abort is visible. Ids are handed out
+//      in increasing order, so a transaction with no id when a snapshot was taken gets one >= its xmax.
+//   R3 A snapshot's xmin is the oldest id still running when it was taken, cluster-wide: every id below it had
+//      ended (committed or rolled back) before the snapshot, so its committed rows are visible to that snapshot
+//      and its rolled-back rows are visible to no one, ever. "Running" includes prepared (two-phase)
+//      transactions, also after a restart, commits still waiting for a synchronous standby, and transactions of
+//      every database of the cluster.
 //
 //   Every row below xmin is visible-or-never: a row with transaction_id < xmin was written by that (ended)
 //   transaction (R2: the id is the writer's own), so it is visible if the writer committed and will never exist
@@ -36,12 +41,16 @@
 //   A reader that took the later row and acked it would have moved past T for good: T's row is then never read.
 //   That is exactly what the control reader (the read without the xmin condition) does, and why it loses the
 //   message of a transaction that inserts first and commits last (test/postgresRawPublishers.test.ts). Offsets
-//   prove nothing either way: they come from a sequence at INSERT, in any commit order. A long-open writer
-//   delays delivery (everything at or above its id waits behind xmin); it never loses it.
-//   What breaks the rule: a publisher that writes transaction_id itself (not the default), or a server before
-//   13 (no xid8).
+//   prove nothing either way: they come from a sequence at INSERT, in any commit order. Any transaction
+//   holding an id anywhere on the cluster (a long-open writer, another consumer's batch, a forgotten prepared
+//   transaction, in any database) delays delivery of everything at or above its id, with no timeout; it never
+//   loses a message. A stall, never a loss.
+//   What breaks the rule: a publisher, trigger or UPDATE that sets transaction_id itself (not the default);
+//   rows that arrive with ids from another cluster (a logical-replication subscriber, a restore, a copy); a
+//   server before 13 (no xid8). test/postgresForeignXids.test.ts shows the loss on a subscriber.
 //
-//   The rule needs pg_current_snapshot() to be the snapshot the same SELECT sees rows through. At REPEATABLE
+//   The rule needs xmin to come from a snapshot no later than the one the scan reads through (the same
+//   snapshot is sufficient). At REPEATABLE
 //   READ (watermill-sql's level) that is the transaction's snapshot; at READ COMMITTED it is the statement's
 //   (checked here: within one READ COMMITTED transaction, xmin moved from 727 to 728 between two statements
 //   once 727 committed). So each read below is one statement that computes xmin and scans under one snapshot,
