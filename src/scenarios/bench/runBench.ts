@@ -98,13 +98,13 @@ async function writeCharts(write: (name: string, text: string | Buffer) => strin
   const rules = chartRules(rows, PUBLISHED_BASELINE_MSGS_PER_S);
   const drain = drainChartData(rows);
   if (drain.points.length + drain.ceiling.length > 0) {
-    const svg = await renderSvg(drainChartSpec(drain.points, drain.ceiling, rules));
+    const svg = await renderSvg(drainChartSpec(drain.points, drain.ceiling, rules.drain));
     write('drain.svg', svg);
     write('drain.png', svgToPng(svg));
   }
-  const bars = endToEndChartData(rows);
-  if (bars.length > 0) {
-    const svg = await renderSvg(endToEndChartSpec(bars, rules.filter((r) => r.label.startsWith('HTTP'))));
+  const endToEnd = endToEndChartData(rows);
+  if (endToEnd.length > 0) {
+    const svg = await renderSvg(endToEndChartSpec(endToEnd, rules.endToEnd));
     write('end-to-end.svg', svg);
     write('end-to-end.png', svgToPng(svg));
   }

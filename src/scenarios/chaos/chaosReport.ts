@@ -1,6 +1,5 @@
 // What a chaos run writes: results.csv (one row per case), history.jsonl, verdict.json,
-// options.json, a timeline chart per case (requests and drain over time, faults marked), and the summary table.
-import type { TopLevelSpec } from 'vega-lite';
+// options.json, a timeline chart per case (timelineChart.ts), and the summary table.
 import { toCsv, type CsvRow } from '../../bench/csv.ts';
 import { renderSvg, svgToPng } from '../../bench/chart.ts';
 import { percentile } from '../../bench/metrics.ts';
@@ -9,6 +8,7 @@ import { countOutcomes, summarizeRequests, writeHistoryJsonl } from './history.t
 import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 import type { CaseResult } from './caseResult.ts';
+import { timelineChartSpec } from './timelineChart.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'case',
@@ -128,44 +128,6 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
 function sumProof(r: CaseResult, key: 'stalls' | 'inWindow'): number | undefined {
   const proofs = r.faults.flatMap((f) => (f.proof === undefined ? [] : [f.proof[key]]));
   return proofs.length === 0 ? undefined : proofs.reduce((a, b) => a + b, 0);
-}
-
-/** Requests acknowledged and messages acked over time, one rule per fault (coloured by kind). */
-export function timelineChartSpec(r: CaseResult): TopLevelSpec {
-  const points = r.timeline.flatMap((s) => [
-    { t_s: s.tMs / 1000, series: 'requests ok (cumulative)', count: s.requestsOk },
-    { t_s: s.tMs / 1000, series: 'messages published', count: s.published },
-    { t_s: s.tMs / 1000, series: 'messages acked (drain)', count: s.acked },
-  ]);
-  const faults = r.faults.map((f) => ({ t_s: f.startMs / 1000, fault: f.fault, recovery_ms: f.recoveryMs ?? -1, detail: f.detail }));
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `${r.case.name}: requests and drain over time, faults marked (verdict ${r.verdict?.verdict ?? 'error'})`,
-    width: 640,
-    height: 300,
-    layer: [
-      {
-        data: { values: points },
-        mark: { type: 'line', interpolate: 'step-after' },
-        encoding: {
-          x: { field: 't_s', type: 'quantitative', title: 'time since case start (s)' },
-          y: { field: 'count', type: 'quantitative', title: 'requests / messages' },
-          color: { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 400 } },
-        },
-      },
-      {
-        data: { values: faults },
-        mark: { type: 'rule', strokeDash: [4, 3], opacity: 0.8 },
-        encoding: {
-          x: { field: 't_s', type: 'quantitative' },
-          strokeWidth: { value: 1.5 },
-          stroke: { field: 'fault', type: 'nominal', title: 'fault', scale: { scheme: 'dark2' } },
-          tooltip: [{ field: 'fault' }, { field: 'detail' }, { field: 'recovery_ms' }],
-        },
-      },
-    ],
-    resolve: { scale: { color: 'independent' } },
-  } as TopLevelSpec;
 }
 
 export interface ChaosRunSummary {

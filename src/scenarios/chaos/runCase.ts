@@ -2,6 +2,7 @@
 // that records every attempt's outcome and the nemesis on its own timer, heal, wait until recovered,
 // quiesce, snapshot, check. A failure of the system is a result; only a bug throws.
 import { countPoisoned } from '../../system/sql/mariadb/poisonTable.ts';
+import { sumCounters } from '../../system/sql/mariadb/counterTable.ts';
 import { takeSnapshot } from '../../bench/observation.ts';
 import { drainDuringFaults, rateOver } from '../../bench/metrics.ts';
 import { httpStatus } from '../../harness/childService.ts';
@@ -49,7 +50,9 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       while (sampling) {
         try {
           const p = await progress();
-          timeline.push({ tMs: clock.now(), published: p.published, acked: p.acked, requestsOk });
+          // The applied effects beside the acked messages: a control's lost or duplicated ones show as the gap.
+          const counterTotal = await withTimeout(sumCounters(db), PROBE_TIMEOUT_MS, 'counter sum').catch(() => undefined);
+          timeline.push({ tMs: clock.now(), published: p.published, acked: p.acked, requestsOk, counterTotal });
         } catch {
           // the database is down (a fault): no sample
         }
