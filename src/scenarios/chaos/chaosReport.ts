@@ -1,5 +1,5 @@
 // What a chaos run writes: results.csv (one row per case), history.jsonl, verdict.json,
-// options.json, a timeline chart per case (timelineChart.ts), and the summary table.
+// options.json, a timeline chart per case (timelineChart.ts), index.html (chaosPage.ts), and the summary table.
 import { toCsv, type CsvRow } from '../../bench/csv.ts';
 import { renderSvg, svgToPng } from '../../bench/chart.ts';
 import { percentile } from '../../bench/metrics.ts';
@@ -9,6 +9,9 @@ import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 import type { CaseResult } from './caseResult.ts';
 import { timelineChartSpec } from './timelineChart.ts';
+import { chaosPage } from './chaosPage.ts';
+import { writeHtmlReport } from '../../bench/htmlReport.ts';
+import { readdirSync } from 'node:fs';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'case',
@@ -130,6 +133,19 @@ function sumProof(r: CaseResult, key: 'stalls' | 'inWindow'): number | undefined
   return proofs.length === 0 ? undefined : proofs.reduce((a, b) => a + b, 0);
 }
 
+/** Run facts for the page, from what options.json records. */
+function chaosFacts(dir: ResultsDir, options: unknown): [string, string][] {
+  const o = (options ?? {}) as { backend?: string; faults?: string[] | null; duration_s?: number; database_versions?: string[]; versions?: { gitCommit?: string } };
+  return [
+    ['started', dir.startedAt.toISOString()],
+    ['duration', o.duration_s === undefined ? '?' : `${Math.round(o.duration_s)} s`],
+    ['backend', o.backend ?? '?'],
+    ['faults', o.faults === null || o.faults === undefined ? "each case's own list" : o.faults.join(', ')],
+    ['database', (o.database_versions ?? []).join(', ') || '?'],
+    ['git commit', o.versions?.gitCommit ?? 'unknown'],
+  ];
+}
+
 export interface ChaosRunSummary {
   profile: string;
   results: CaseResult[];
@@ -137,7 +153,8 @@ export interface ChaosRunSummary {
 }
 
 export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummary, options: unknown): Promise<void> {
-  dir.writeText('results.csv', toCsv(CHAOS_CSV_COLUMNS, summary.results.map((r) => csvRow(r, summary.profile))));
+  const rows = summary.results.map((r) => csvRow(r, summary.profile));
+  dir.writeText('results.csv', toCsv(CHAOS_CSV_COLUMNS, rows));
   await writeHistoryJsonl(`${dir.path}/history.jsonl`, summary.results.flatMap((r) => r.history));
   dir.writeJson('verdict.json', {
     passed: summary.passed,
@@ -163,6 +180,7 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
     dir.writeText(`timeline-${r.case.name}.svg`, svg);
     dir.writeText(`timeline-${r.case.name}.png`, svgToPng(svg));
   }
+  writeHtmlReport(dir, chaosPage({ ...summary, rows, facts: chaosFacts(dir, options), files: readdirSync(dir.path) }));
 }
 
 /** ok/fail/unknown of the raw SQL INSERTs, or '-' for a case without raw publishers. */
