@@ -16,7 +16,7 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
 CHAOS_FLAGS = $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests)
 
-.PHONY: help install test bench chaos micro db typecheck clean
+.PHONY: help install test bench chaos micro db demo typecheck clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ chaos: $(STAMP) ## fault injection + checker: proves exactly-once, catches the c
 
 micro: $(STAMP) ## tinybench per-operation costs (publish, consume at batch 1/100/1000, HTTP round trip) -> results/micro
 	$(EOB) micro
+
+demo: $(STAMP) ## walk-through: private MariaDB + server + worker, requests, a worker SIGKILL, the exact count, next steps
+	bash scripts/demo.sh
 
 db: $(STAMP) ## start a private MariaDB in the foreground and print its MYSQL_URL (Ctrl-C stops it)
 	$(EOB) db start $(if $(PORT),--port $(PORT))
