@@ -122,7 +122,7 @@ export function drainChartSpec(points: readonly DrainPoint[], ceilingLine: reado
           x,
           y,
           color,
-          size: { field: 'status', type: 'nominal', title: 'point', scale: { domain: [...STATUS], range: [80, 150, 220] }, legend: { labelLimit: 0, orient: 'bottom', direction: 'vertical' } },
+          size: { field: 'status', type: 'ordinal', title: 'point', scale: { domain: [...STATUS], range: [80, 150, 220] }, legend: { labelLimit: 0, orient: 'bottom', direction: 'vertical' } },
           shape: { field: 'status', type: 'nominal', title: 'point', scale: { domain: [...STATUS], range: ['circle', 'triangle-down', 'cross'] }, legend: { labelLimit: 0, orient: 'bottom', direction: 'vertical' } },
         },
       },

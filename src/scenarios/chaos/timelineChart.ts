@@ -124,7 +124,7 @@ export function timelineChartSpec(r: CaseResult): TopLevelSpec {
           },
           // The counter total is dashed and drawn last: equal to the acked line, it reads as a green-red dashed
           // line; apart (lost or duplicated effects), the red line leaves the green one.
-          strokeDash: { field: 'series', type: 'nominal', scale: { domain: [...SERIES], range: [[1, 0], [1, 0], [1, 0], [6, 4]] }, legend: null },
+          strokeDash: { field: 'series', type: 'nominal', title: null, scale: { domain: [...SERIES], range: [[1, 0], [1, 0], [1, 0], [6, 4]] }, legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 } },
           strokeWidth: { value: 2 },
         },
       },
