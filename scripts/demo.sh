@@ -12,7 +12,8 @@ BURST=400
 work=$(mktemp -d "${TMPDIR:-/tmp}/eob-demo-XXXXXX")
 pids=()
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings on a terminal, plain text in a log.
+if [ -t 1 ]; then say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }; else say() { printf '\n== %s\n' "$*"; }; fi
 free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 # Polls a command until it succeeds, or gives up after $1 seconds naming what it waited for ($2).
 wait_for() {
