@@ -1,6 +1,10 @@
 // What a chaos run writes: results.csv (one row per case), history.jsonl, verdict.json,
 // options.json, a timeline chart per case (timelineChart.ts), index.html (chaosPage.ts), and the summary table.
+import { readdirSync } from 'node:fs';
 import { toCsv, type CsvRow } from '../../bench/csv.ts';
+import { writeHtmlReport } from '../../bench/htmlReport.ts';
+import { chaosPage } from './chaosPage.ts';
+import { timelineChartSpec } from './timelineChart.ts';
 import { renderSvg, svgToPng } from '../../bench/chart.ts';
 import { percentile } from '../../bench/metrics.ts';
 import type { ResultsDir } from '../../bench/resultsDir.ts';
@@ -8,10 +12,6 @@ import { countOutcomes, summarizeRequests, writeHistoryJsonl } from './history.t
 import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 import type { CaseResult } from './caseResult.ts';
-import { timelineChartSpec } from './timelineChart.ts';
-import { chaosPage } from './chaosPage.ts';
-import { writeHtmlReport } from '../../bench/htmlReport.ts';
-import { readdirSync } from 'node:fs';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'case',
