@@ -40,11 +40,11 @@ bench: $(STAMP) ## throughput sweep: drain and end-to-end msgs/s vs the 154 msg/
 chaos: $(STAMP) ## fault injection + checker: proves exactly-once, catches the controls -> results/chaos/latest
 	$(EOB) chaos $(CHAOS_FLAGS)
 
-micro: $(STAMP) ## tinybench per-operation costs (publish, consume at batch 1/100/1000, HTTP round trip) -> results/micro
-	$(EOB) micro
-
 demo: $(STAMP) ## walk-through: private MariaDB + server + worker, requests, a worker SIGKILL, the exact count, next steps
 	bash scripts/demo.sh
+
+micro: $(STAMP) ## tinybench per-operation costs (publish, consume at batch 1/100/1000, HTTP round trip) -> results/micro
+	$(EOB) micro
 
 db: $(STAMP) ## start a private MariaDB in the foreground and print its MYSQL_URL (Ctrl-C stops it)
 	$(EOB) db start $(if $(PORT),--port $(PORT))

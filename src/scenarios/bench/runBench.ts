@@ -93,7 +93,6 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const summary = `${repeated ? 'medians over the repetitions (every run: results.csv)\n' : ''}${summaryTable(shown)}`;
   o.out(summary);
   o.out(`${interrupted ? 'INTERRUPTED: partial results in' : 'results in'} ${path.relative(process.cwd(), dir.path) || dir.path}`);
-  o.out(`the run's page: ${path.join(path.relative(process.cwd(), dir.path) || dir.path, 'index.html')}`);
   return { dir: dir.path, rows, interrupted, summary };
 }
 
