@@ -2,7 +2,6 @@
 // that records every attempt's outcome and the nemesis on its own timer, heal, wait until recovered,
 // quiesce, snapshot, check. A failure of the system is a result; only a bug throws.
 import { countPoisoned } from '../../system/sql/mariadb/poisonTable.ts';
-import { sumCounters } from '../../system/sql/mariadb/counterTable.ts';
 import { takeSnapshot } from '../../bench/observation.ts';
 import { drainDuringFaults, rateOver } from '../../bench/metrics.ts';
 import { httpStatus } from '../../harness/childService.ts';
@@ -19,6 +18,7 @@ import { type CaseResult, type TimelineSample, expectationMet } from './caseResu
 import { PROBE_TIMEOUT_MS, quiesce, readProgress, scopeSnapshot, waitRecovered } from './measure.ts';
 import { type CaseSystem, startDockerSystem, startLocalSystem } from './assembly.ts';
 import { gapHandlingFor } from '../../system/worker.ts';
+import { readCounterTotal } from './measure.ts';
 
 /** Runs one case on a fresh system; never throws for a failure of the system (that is a result), only for bugs. */
 export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = {}): Promise<CaseResult> {
@@ -51,7 +51,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
         try {
           const p = await progress();
           // The applied effects beside the acked messages: a control's lost or duplicated ones show as the gap.
-          const counterTotal = await withTimeout(sumCounters(db), PROBE_TIMEOUT_MS, 'counter sum').catch(() => undefined);
+          const counterTotal = await readCounterTotal(db).catch(() => undefined);
           timeline.push({ tMs: clock.now(), published: p.published, acked: p.acked, requestsOk, counterTotal });
         } catch {
           // the database is down (a fault): no sample
