@@ -51,7 +51,7 @@ test('bench page: outcome, verdicts, a row per point, both charts loaded, no net
     assert.match(shown, /All \d+ checked point\(s\) as expected/);
     assert.match(shown, /best drain: drain offset batch 5000 READ COMMITTED: 360,464 msgs\/s/);
     assert.match(shown, /control caught: drain offset batch 100 READ COMMITTED before-commit/);
-    assert.match(shown, /not drained in time: drain offset batch 5000 SERIALIZABLE/);
+    assert.match(shown, /not drained in time \(1 point\(s\); each rate is over the part drained, a lower bound\): offset batch 5000 SERIALIZABLE/);
     for (const r of BENCH_ROWS) assert.ok(shown.includes(` ${String(r.point)} `), `the table has a row for ${r.point}`);
     assert.equal((opened.dom.match(/<tr class=/g) ?? []).length, BENCH_ROWS.length);
     assert.deepEqual(opened.images.map((i) => i.src), ['drain.png', 'end-to-end.png']);
@@ -96,4 +96,15 @@ test('tableFromRows leaves out columns empty in every row and escapes cells', ()
   const html = renderHtmlReport({ title: 't', outcome: { ok: true, text: 'ok' }, verdicts: [], tables: [t], charts: [], facts: [], files: [] });
   assert.match(html, /&lt;x&gt;/);
   assert.throws(() => renderHtmlReport({ title: 't', outcome: { ok: true, text: 'ok' }, verdicts: [], tables: [], charts: [{ file: '../x.png', caption: '' }], facts: [], files: [] }), /not a file name in the run folder/);
+});
+
+test('bench page: a point that could not be checked keeps the outcome from reading as a pass', () => {
+  const rows = [...BENCH_ROWS, { point: 'drain offset batch 10 SERIALIZABLE', kind: 'drain', batch_size: 10, ack_mode: 'transactional', verdict: 'unknown', note: 'worker did not stop' }];
+  const page = benchPage({
+    rows, medians: false, sweep: profileOptions('standard'), startedAt: new Date(0), finishedAt: new Date(1000), interrupted: false,
+    database: { db_version: 'x', db_flush_log_at_trx_commit: 1 }, gitCommit: undefined, files: [],
+  });
+  assert.equal(page.outcome.ok, false);
+  assert.match(page.outcome.text, /but 1 could not be checked \(verdict unknown\)/);
+  assert.ok(page.verdicts.some((v) => !v.ok && v.text.startsWith('not checked: drain offset batch 10 SERIALIZABLE')));
 });

@@ -49,11 +49,14 @@ export function benchPage(i: BenchPageInput): HtmlReport {
   const controls = i.rows.filter((r) => r.verdict === 'invalid' && r.ack_mode !== 'transactional');
   const undrained = i.rows.filter((r) => r.kind === 'drain' && r.drained === false);
   const checked = i.rows.filter((r) => r.verdict === 'valid' || r.verdict === 'invalid').length;
+  const unchecked = i.rows.filter((r) => r.verdict !== 'valid' && r.verdict !== 'invalid' && r.verdict !== 'n/a');
   const outcome = i.interrupted
     ? { ok: false, text: `INTERRUPTED: ${i.rows.length} point(s) measured before the stop; the figures below are partial` }
     : failed.length > 0
       ? { ok: false, text: `NOT VALID: ${failed.length} exactly-once point(s) lost or duplicated messages` }
-      : { ok: true, text: `All ${checked} checked point(s) as expected: every exactly-once point valid (nothing lost, nothing duplicated)` };
+      : unchecked.length > 0
+        ? { ok: false, text: `${checked} checked point(s) as expected, but ${unchecked.length} could not be checked (verdict ${[...new Set(unchecked.map((r) => String(r.verdict)))].join(', ')})` }
+        : { ok: true, text: `All ${checked} checked point(s) as expected: every exactly-once point valid (nothing lost, nothing duplicated)` };
   const verdicts: HtmlReport['verdicts'] = [];
   const drain = bestRow(i.rows, 'drain', 'drain_msgs_per_s');
   if (drain !== undefined) {
@@ -73,7 +76,14 @@ export function benchPage(i: BenchPageInput): HtmlReport {
   }
   for (const r of failed) verdicts.push({ ok: false, text: `NOT VALID: ${r.point}: lost ${fmt(r.lost)}, duplicated ${fmt(r.duplicated)}. ${r.note ?? ''}`.trim() });
   for (const r of controls) verdicts.push({ ok: true, text: `control caught: ${r.point} (${r.ack_mode}): lost ${fmt(r.lost)}, duplicated ${fmt(r.duplicated)}, as it must` });
-  for (const r of undrained) verdicts.push({ ok: false, text: `not drained in time: ${r.point}: its rate is over the part drained. ${r.note ?? ''}`.trim() });
+  for (const r of unchecked) verdicts.push({ ok: false, text: `not checked: ${r.point}: verdict ${r.verdict}. ${r.note ?? ''}`.trim() });
+  // One line for all of them: on a busy machine most points can miss the drain limit, and a line each buries the rest.
+  if (undrained.length > 0) {
+    verdicts.push({
+      ok: false,
+      text: `not drained in time (${undrained.length} point(s); each rate is over the part drained, a lower bound): ${undrained.map((r) => String(r.point).replace(/^drain /, '')).join('; ')}`,
+    });
+  }
   const files: [string, string][] = [
     ['results.csv', 'every point and repetition, every column, units in the column names'],
     ['medians.csv', 'the median of each point over its repetitions (what this page shows)'],
