@@ -1,6 +1,7 @@
 // One bench run from resolved options to files: starts the system, runs the sweep with progress, and writes
-// results/bench/<timestamp>/ (results.csv, options.json, charts) even when interrupted.
+// results/bench/<timestamp>/ (results.csv, options.json, charts, index.html) even when interrupted.
 import path from 'node:path';
+import { readdirSync } from 'node:fs';
 import { SystemUnderTest, type SystemOptions } from '../../harness/systemUnderTest.ts';
 import { planPoints, pointLabel } from './plan.ts';
 import { references, toRow, CSV_COLUMNS } from './results.ts';
@@ -14,6 +15,8 @@ import { toCsv, type CsvRow } from '../../bench/csv.ts';
 import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng } from '../../bench/chart.ts';
 import { chartRules, drainChartData, endToEndChartData, medianRows, summaryTable } from '../../bench/report.ts';
 import { round } from '../../bench/metrics.ts';
+import { writeHtmlReport } from '../../bench/htmlReport.ts';
+import { benchPage } from './benchPage.ts';
 import { redactMysqlUrl } from '../../system/db/mysqlUrl.ts';
 
 export interface BenchRunOptions {
@@ -65,6 +68,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const rows = results.map((r) => roundRow(toRow(r, refs, o.sweep, dbColumns)));
   const dir = createResultsDir(o.resultsRoot, 'bench', startedAt);
   dir.writeText('results.csv', toCsv(CSV_COLUMNS, rows));
+  const versions = await collectVersions(projectRoot());
   dir.writeJson('options.json', {
     scenario: 'bench',
     startedAt: startedAt.toISOString(),
@@ -74,7 +78,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
     points: points.map(pointLabel),
     system: { mysqlUrl: o.system.mysqlUrl === undefined ? 'private database' : redactMysqlUrl(o.system.mysqlUrl), quietChildren: o.system.quietChildren },
     database: dbInfo,
-    versions: await collectVersions(projectRoot()),
+    versions,
     publishedBaselineMsgsPerS: PUBLISHED_BASELINE_MSGS_PER_S,
   });
   // With repetitions, the charts and the summary show each point's median; results.csv keeps every run.
@@ -82,6 +86,10 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const shown = repeated ? medianRows(rows) : rows;
   if (repeated) dir.writeText('medians.csv', toCsv(CSV_COLUMNS, shown));
   await writeCharts(dir.writeText, shown).catch((e: Error) => o.out(`charts not written: ${e.message}`));
+  writeHtmlReport(
+    dir,
+    benchPage({ rows: shown, medians: repeated, sweep: o.sweep, startedAt, finishedAt: new Date(), interrupted, database: dbColumns, gitCommit: versions.gitCommit, files: readdirSync(dir.path) }),
+  );
   const summary = `${repeated ? 'medians over the repetitions (every run: results.csv)\n' : ''}${summaryTable(shown)}`;
   o.out(summary);
   o.out(`${interrupted ? 'INTERRUPTED: partial results in' : 'results in'} ${path.relative(process.cwd(), dir.path) || dir.path}`);
@@ -98,13 +106,13 @@ async function writeCharts(write: (name: string, text: string | Buffer) => strin
   const rules = chartRules(rows, PUBLISHED_BASELINE_MSGS_PER_S);
   const drain = drainChartData(rows);
   if (drain.points.length + drain.ceiling.length > 0) {
-    const svg = await renderSvg(drainChartSpec(drain.points, drain.ceiling, rules));
+    const svg = await renderSvg(drainChartSpec(drain.points, drain.ceiling, rules.drain));
     write('drain.svg', svg);
     write('drain.png', svgToPng(svg));
   }
-  const bars = endToEndChartData(rows);
-  if (bars.length > 0) {
-    const svg = await renderSvg(endToEndChartSpec(bars, rules.filter((r) => r.label.startsWith('HTTP'))));
+  const endToEnd = endToEndChartData(rows);
+  if (endToEnd.length > 0) {
+    const svg = await renderSvg(endToEndChartSpec(endToEnd, rules.endToEnd));
     write('end-to-end.svg', svg);
     write('end-to-end.png', svgToPng(svg));
   }

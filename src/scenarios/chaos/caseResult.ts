@@ -11,6 +11,8 @@ export interface TimelineSample {
   published: number;
   acked: number;
   requestsOk: number;
+  /** Sum of every counter (the effects applied); undefined when that read failed. */
+  counterTotal?: number | undefined;
 }
 
 export interface CaseResult {
