@@ -6,7 +6,7 @@ import { takeSnapshot } from '../../bench/observation.ts';
 import { drainDuringFaults, rateOver } from '../../bench/metrics.ts';
 import { httpStatus } from '../../harness/childService.ts';
 import { resolveFaults, runNemesis, skipReason, type FaultContext, type FaultEvent } from './nemesis.ts';
-import { runHistoryLoad } from './historyLoad.ts';
+import { counterUuidFor, runHistoryLoad } from './historyLoad.ts';
 import { runRawPublishLoad } from './rawPublishLoad.ts';
 import type { RequestAttempt } from './history.ts';
 import { check, type Verdict } from './checker.ts';
@@ -32,6 +32,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   let error: string | undefined;
   let databaseVersion: string | undefined;
   let poisoned: number | undefined;
+  let exactCount: number | undefined;
   let system: CaseSystem | undefined;
   let sampling = true;
   let sampler: Promise<void> = Promise.resolve();
@@ -179,6 +180,8 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       return setup.scopeToHistory ? scopeSnapshot(full, history) : full;
     });
     poisoned = await countPoisoned(db, TOPIC);
+    // The load's requests all go to counter 0 of the case (counters: 1); the warmup's have counters of their own.
+    if (c.exactTotal !== undefined) exactCount = snapshot.counters.get(counterUuidFor(c.name, 0)) ?? 0;
     verdict = await clock.run('check', async () => check(history, snapshot, { endToEnd: c.retry && c.server.dedup === true }));
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
@@ -195,6 +198,12 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
   if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${o.recoveryTimeoutMs} ms`;
   if (!quiesced && verdict !== undefined) met.why += `; not quiesced within ${o.quiesceTimeoutMs} ms`;
+  if (c.exactTotal !== undefined) {
+    // The seed's rule: the exact count, reached in time; a drain that timed out fails, whatever was counted.
+    const exact = exactCount === c.exactTotal && quiesced;
+    met.passed = met.passed && exact;
+    met.why += `; count ${exactCount ?? 'unread'} of ${c.exactTotal}${exact ? '' : quiesced ? ' (wrong count)' : ' (timed out)'}`;
+  }
   const stallProofs = faults.flatMap((f) => (f.proof === undefined ? [] : [f.proof]));
   const stalls = stallProofs.reduce((n, p) => n + p.stalls, 0);
   if (stalls > 0) {
