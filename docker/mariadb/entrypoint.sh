@@ -1,5 +1,5 @@
 #!/bin/sh
-# Starts mariadbd in the foreground on EOB_DB_PORT (host network: 127.0.0.1 only), with the same durable
+# Starts mariadbd (PID 1, so a SIGKILL of the container is a crash of the database) in the foreground on EOB_DB_PORT (host network: 127.0.0.1 only), with the same durable
 # settings as the project's private database: every commit flushed, binary log off, 256 MB buffer pool.
 # Each start runs the init file, which is idempotent: the user and database of EOB_DB_USER / EOB_DB_PASSWORD /
 # EOB_DB_NAME exist afterwards (ALL on *.*: the harness reads INFORMATION_SCHEMA.INNODB_TRX and kills
@@ -17,7 +17,9 @@ GRANT ALL ON *.* TO '$user'@'::1';
 CREATE DATABASE IF NOT EXISTS \`$database\`;
 SQL
 chown mysql:mysql /run/mysqld/init.sql
-exec mariadbd --user=mysql --datadir=/var/lib/mysql --bind-address=127.0.0.1 --port="$port" \
+# --no-defaults first: Debian's /etc/mysql files are not read, so the settings are these alone, as for the
+# private database.
+exec mariadbd --no-defaults --user=mysql --datadir=/var/lib/mysql --bind-address=127.0.0.1 --port="$port" \
   --socket=/run/mysqld/mysqld.sock --skip-name-resolve --init-file=/run/mysqld/init.sql \
   --innodb-flush-log-at-trx-commit=1 --sync-binlog=1 --skip-log-bin --innodb-buffer-pool-size=256M \
   --max-connections=500 "$@"
