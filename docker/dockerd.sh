@@ -55,6 +55,10 @@ case "${1:-}" in
       kill -TERM "$pid"
       for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
       if kill -0 "$pid" 2>/dev/null; then say "dockerd $pid still running after 30 s: SIGKILL"; kill -KILL "$pid"; fi
+      # The exec root is runtime state only: sockets and libnetwork's bind mount of the host network namespace
+      # (netns/default), which outlives the engine; the data root and its images stay.
+      findmnt -rn -o TARGET | grep "^$exec_root/" | sort -r | while read -r target; do umount "$target" || true; done
+      rm -rf --one-file-system "$exec_root" || say "could not remove $exec_root"
     else
       say "not running"
     fi
