@@ -27,8 +27,6 @@ export interface CaseSystem {
   /** Everything running again, network faults removed. */
   heal(): Promise<void>;
   close(): Promise<void>;
-  /** The database may hold earlier runs' rows (a shared MYSQL_URL): check only this run's requests and counters. */
-  scopeToHistory: boolean;
   /** Offsets the workers passed as holes (and by the bound alone); undefined where their output is not read. */
   gapCounts(): GapCounts | undefined;
 }
@@ -73,7 +71,6 @@ export async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promis
         allocatorStaller,
       },
       databaseVersion,
-      scopeToHistory: false,
       gapCounts: () => sut.workerGaps.totals(),
       async heal() {
         tcp.setDelay(0);
@@ -124,7 +121,6 @@ export async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target
         allocatorStaller: unavailableStaller('the docker backend: gdb would have to attach to mariadbd inside its container'),
       },
       databaseVersion,
-      scopeToHistory: false,
       gapCounts: () => undefined,
       async heal() {
         for (const role of ['db', 'server', 'worker'] as const) {
