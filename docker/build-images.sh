@@ -97,4 +97,6 @@ else
   rm -rf "$context"
 fi
 
+# The images a rebuild replaced (untagged, still labelled): their layers are not used by anything any more.
+docker image prune -f --filter label=eob.inputs >/dev/null
 docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^eob-' >&2

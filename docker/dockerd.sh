@@ -33,7 +33,10 @@ case "${1:-}" in
       say "starting a private dockerd: socket $sock, data root $dir/data, log $log"
       # setsid: the engine outlives this script but not `docker/dockerd.sh stop`; its children (containerd,
       # shims) are found through the pid file, never by name.
+      # Own containerd namespaces: where a system containerd runs, dockerd uses it instead of starting its
+      # own, and the system engine's containers (namespace moby) must stay out of this engine's sight.
       setsid dockerd --iptables=false --ip6tables=false --bridge=none \
+        --containerd-namespace eob --containerd-plugins-namespace eob-plugins \
         --data-root "$dir/data" --exec-root "$exec_root" -H "unix://$sock" --pidfile "$pidfile" \
         >"$log" 2>&1 </dev/null &
       for _ in $(seq 1 150); do
