@@ -71,6 +71,14 @@ export class DockerDeployment {
   static async start(spec: DeploymentSpec, options: Partial<DockerDeploymentOptions> = {}): Promise<DockerDeployment> {
     const o = { ...DEFAULT_DOCKER_DEPLOYMENT, ...options };
     const docker = new Docker({ socketPath: o.socketPath });
+    try {
+      await docker.ping();
+    } catch (error) {
+      throw new Error(
+        `docker backend: no Docker engine answers at ${o.socketPath} (${(error as Error).message}); start one ` +
+          '(eval "export $(docker/dockerd.sh start)") or name its socket with DOCKER_HOST=unix://... or --docker-socket',
+      );
+    }
     await removeProject(docker, o.project);
     for (const image of [o.appImage, o.dbImage]) {
       try {
