@@ -34,7 +34,8 @@ stop_engine() {
 trap stop_engine EXIT
 trap 'exit 130' INT TERM
 
-eval "export $(docker/dockerd.sh start)"
+engine=$(docker/dockerd.sh start) # a plain assignment, so set -e stops here when the engine does not start
+export "$engine"
 say "engine: $(docker version --format 'server {{.Server.Version}}, API {{.Server.APIVersion}}') at $DOCKER_HOST"
 
 step=$(date +%s)
