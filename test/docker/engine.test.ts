@@ -95,8 +95,16 @@ test('the containers serve end to end, and every container fault acts on the rea
   await until('the count survives the database crash', 30_000, async () => (await count(base, counter)) === 5);
 
   // stop (SIGTERM, graceful) and start the workers, restart (clean and crash) the server: all running again.
+  const beforeStop = await state('worker');
+  assert.ok(beforeStop.every((s) => s.Running), `workers still running after the database crash: ${JSON.stringify(beforeStop)}`);
   await backend.stop('worker');
-  assert.ok((await state('worker')).every((s) => !s.Running && s.ExitCode === 0), 'workers exit 0 on SIGTERM (graceful)');
+  const stopped = await state('worker');
+  if (!stopped.every((s) => !s.Running && s.ExitCode === 0)) {
+    const logs = await Promise.all(
+      (await backend.containers('worker')).map(async (c) => String(await docker.getContainer(c.Id).logs({ stdout: true, stderr: true, tail: 20 }))),
+    );
+    assert.fail(`workers must exit 0 on SIGTERM (graceful): ${JSON.stringify(stopped.map((s) => [s.ExitCode, s.Error]))}\n${logs.join('\n---\n')}`);
+  }
   for (let i = 0; i < 3; i++) assert.equal(await post(base, counter), 204);
   await backend.start('worker');
   await backend.restart('server', { clean: true });
