@@ -1,5 +1,6 @@
 # The eob CLI (server, worker, bench, chaos) for docker-compose.yml. TypeScript runs through tsx, which is a
-# runtime dependency, so there is no build step. Not built in CI here (no Docker engine on the CI machine).
+# runtime dependency, so there is no build step. Needs an image registry (node:20-slim), so it is not built
+# here; docker/app/Dockerfile (make docker-images) is the registry-free image that make test-docker runs.
 FROM node:20-slim
 
 WORKDIR /app

@@ -16,7 +16,7 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
 CHAOS_FLAGS = $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests)
 
-.PHONY: help install test bench chaos micro db demo typecheck clean
+.PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,12 @@ micro: $(STAMP) ## tinybench per-operation costs (publish, consume at batch 1/10
 
 db: $(STAMP) ## start a private MariaDB in the foreground and print its MYSQL_URL (Ctrl-C stops it)
 	$(EOB) db start $(if $(PORT),--port $(PORT))
+
+docker-images: $(STAMP) ## build the local images (Debian base via debootstrap, MariaDB, eob) with no registry; cached by input hash
+	docker/build-images.sh
+
+test-docker: $(STAMP) ## private dockerd + images + real-engine tests + quick docker chaos (installs nothing; .ci/run does with EOB_DOCKER=1)
+	docker/test-docker.sh
 
 typecheck: $(STAMP) ## strict TypeScript check of src/ and test/
 	npx tsc --noEmit -p .

@@ -18,6 +18,8 @@ export interface Environment {
   postgresBinDir: string | undefined;
   /** PATH, split: where else the managed database looks for mariadbd / mysqld. */
   searchPath: string[];
+  /** DOCKER_HOST's unix socket path (unix:///path), for the docker backend; undefined when unset or not a socket. */
+  dockerSocket: string | undefined;
 }
 
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
@@ -31,6 +33,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
     mariadbBinDir: nonEmpty(env.EOB_MARIADB_BIN_DIR),
     postgresBinDir: nonEmpty(env.EOB_POSTGRES_BIN_DIR),
     searchPath: (env.PATH ?? '').split(':').filter((dir) => dir !== ''),
+    dockerSocket: nonEmpty(env.DOCKER_HOST)?.startsWith('unix://') === true ? nonEmpty(env.DOCKER_HOST)?.slice('unix://'.length) : undefined,
   };
 }
 

@@ -1,7 +1,7 @@
 // The dockerode backend against a local stand-in of the Docker Engine API: a node:http server on a unix
 // socket that answers like the Engine for the few endpoints the backend uses and records every request.
-// This checks the calls the backend sends (paths, methods, signals, label filters); it is not a test against
-// a real Docker engine, none runs here.
+// This checks the calls the backend sends (paths, methods, signals, label filters) with no engine; the same
+// calls against a real engine are in test/docker/engine.test.ts (make test-docker).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';

@@ -3,8 +3,9 @@
 import type { CommandModule } from 'yargs';
 import path from 'node:path';
 import { readEnvironment } from '../config.ts';
-import { CHAOS_PROFILES, chaosMatrix, dockerCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
+import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
+import { DEFAULT_DOCKER_DEPLOYMENT } from '../harness/dockerDeployment.ts';
 import { runChaosCases } from '../scenarios/chaos/chaos.ts';
 import { summaryTable, writeChaosResults } from '../scenarios/chaos/chaosReport.ts';
 import { resolveFaults, FAULT_NAMES } from '../scenarios/chaos/nemesis.ts';
@@ -24,9 +25,12 @@ interface ChaosArgs {
   'mysql-url'?: string;
   list: boolean;
   requests?: number;
-  'compose-project': string;
-  'docker-socket': string;
-  'server-url': string;
+  'docker-project': string;
+  'docker-socket'?: string;
+  'docker-app-image': string;
+  'docker-db-image': string;
+  'docker-db-port': number;
+  'docker-server-port': number;
 }
 
 export const command: CommandModule<object, ChaosArgs> = {
@@ -37,19 +41,34 @@ export const command: CommandModule<object, ChaosArgs> = {
       .option('profile', { choices: CHAOS_PROFILES, default: 'standard', describe: 'quick (<= 3 min), standard (<= 15 min, make chaos), soak' })
       .option('faults', { type: 'string', describe: `only these faults, comma-separated: ${FAULT_NAMES.join(', ')}` })
       .option('cases', { type: 'string', describe: 'only these cases, comma-separated (--list shows them)' })
-      .option('backend', { choices: ['local', 'docker'], default: 'local', describe: 'local child processes, or Docker Compose services (dockerode)' })
+      .option('backend', { choices: ['local', 'docker'], default: 'local', describe: 'local child processes, or containers of the local images (dockerode)' })
       .option('results-dir', { type: 'string', default: 'results', describe: 'results go to <dir>/chaos/<timestamp>/' })
       .option('mysql-url', { ...mysqlUrlOption, describe: 'use this server instead of a private one per case (database faults are then skipped)' })
       .option('requests', { type: 'number', describe: "requests per case (overrides the profile's)" })
-      .option('compose-project', { type: 'string', default: 'exactly-once-bench', describe: 'docker backend: the Compose project name' })
-      .option('docker-socket', { type: 'string', default: '/var/run/docker.sock', describe: 'docker backend: the Engine API socket' })
-      .option('server-url', { type: 'string', default: 'http://127.0.0.1:8080', describe: 'docker backend: where the Compose server is published' })
+      .option('docker-project', { type: 'string', default: DEFAULT_DOCKER_DEPLOYMENT.project, describe: "docker backend: the containers' project label and name prefix" })
+      .option('docker-socket', { type: 'string', describe: 'docker backend: the Engine API socket (default: DOCKER_HOST unix://..., else /var/run/docker.sock)' })
+      .option('docker-app-image', { type: 'string', default: DEFAULT_DOCKER_DEPLOYMENT.appImage, describe: 'docker backend: the eob image (make docker-images)' })
+      .option('docker-db-image', { type: 'string', default: DEFAULT_DOCKER_DEPLOYMENT.dbImage, describe: 'docker backend: the MariaDB image (make docker-images)' })
+      .option('docker-db-port', { type: 'number', default: DEFAULT_DOCKER_DEPLOYMENT.dbPort, describe: 'docker backend: the database port on 127.0.0.1 (host network)' })
+      .option('docker-server-port', { type: 'number', default: DEFAULT_DOCKER_DEPLOYMENT.serverPort, describe: 'docker backend: the server port on 127.0.0.1 (host network)' })
       .option('list', { type: 'boolean', default: false, describe: 'print the cases of the profile and exit' }),
   handler: async (args) => {
     const env = readEnvironment();
     const profile = args.profile as ChaosProfile;
     const only = args.faults === undefined ? undefined : resolveFaults(args.faults).map((f) => f.name);
-    let cases = chaosMatrix(profile, only);
+    let docker: DockerTarget | undefined;
+    if (args.backend === 'docker') {
+      docker = {
+        project: args['docker-project'],
+        socketPath: args['docker-socket'] ?? env.dockerSocket ?? DEFAULT_DOCKER_DEPLOYMENT.socketPath,
+        appImage: args['docker-app-image'],
+        dbImage: args['docker-db-image'],
+        dbPort: intInRange('chaos', 'docker-db-port', args['docker-db-port'], 1, 65_535),
+        serverPort: intInRange('chaos', 'docker-server-port', args['docker-server-port'], 1, 65_535),
+        readyTimeoutMs: DEFAULT_DOCKER_DEPLOYMENT.readyTimeoutMs,
+      };
+    }
+    let cases = docker === undefined ? chaosMatrix(profile, only) : dockerMatrix(profile, only);
     if (args.cases !== undefined) {
       const wanted = args.cases.split(',').map((s) => s.trim()).filter((s) => s !== '');
       const unknown = wanted.filter((w) => !cases.some((c) => c.name === w));
@@ -60,12 +79,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     }
     if (args.requests !== undefined) {
       const requests = intInRange('chaos', 'requests', args.requests, 1, 10_000_000);
-      cases = cases.map((c) => ({ ...c, requests }));
-    }
-    let docker: DockerTarget | undefined;
-    if (args.backend === 'docker') {
-      docker = { project: args['compose-project'], socketPath: args['docker-socket'], serverUrl: args['server-url'] };
-      cases = [dockerCase(profile, docker.project, only, args.requests)];
+      cases = cases.map((c) => ({ ...c, requests, ...(c.exactTotal === undefined ? {} : { exactTotal: requests }) }));
     }
     if (args.list) {
       for (const c of cases) {
@@ -74,8 +88,8 @@ export const command: CommandModule<object, ChaosArgs> = {
       return;
     }
     const mysqlUrl = optionalMysqlUrl(args['mysql-url']);
-    if (docker !== undefined && mysqlUrl === undefined) {
-      throw new Error('chaos --backend docker reads the Compose database directly: publish the mysql port and set MYSQL_URL or --mysql-url (e.g. mysql://root:eob@127.0.0.1:3306/eob)');
+    if (docker !== undefined && mysqlUrl !== undefined) {
+      throw new Error('chaos --backend docker starts its own database container per case: unset MYSQL_URL / --mysql-url');
     }
     const root = projectRoot();
     const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos');

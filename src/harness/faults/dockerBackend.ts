@@ -1,8 +1,8 @@
-// The docker backend of the fault registry: the system runs as Docker Compose services (docker-compose.yml:
-// mysql, server, worker) and faults act on their containers through the Docker Engine API (dockerode).
-// Containers are found by the labels Compose puts on them, so scaled services (worker x N) are all reached.
-// Not run against a real engine in CI (none runs here): test/dockerBackend.test.ts checks the API calls it
-// sends against a local stand-in of the Engine API.
+// The docker backend of the fault registry: the system runs as containers labelled like Compose services
+// (mysql, server, worker: a Compose deployment, or harness/dockerDeployment.ts's per-case containers) and faults
+// act on them through the Docker Engine API (dockerode). Containers are found by the labels Compose puts on
+// them, so scaled services (worker x N) are all reached. test/dockerBackend.test.ts checks the API calls
+// against a stand-in of the Engine API; test/docker/engine.test.ts (make test-docker) runs them on a real one.
 import Docker from 'dockerode';
 import type { ContainerInfo } from 'dockerode';
 import type { FaultBackend, ServiceRole } from './backend.ts';

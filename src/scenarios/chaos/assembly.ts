@@ -1,5 +1,5 @@
 // Assembles the system a chaos case runs against: local children (private database, server, workers behind a
-// TCP proxy) or a Docker Compose deployment, with the fault context the nemesis acts through.
+// TCP proxy) or containers (docker backend), with the fault context the nemesis acts through.
 import type { GapCounts } from '../../system/workerGapLine.ts';
 import { createPool, executorOf, parseMysqlUrl } from '../../system/db/pool.ts';
 import { selectServerVersion } from '../../system/sql/mariadb/observation.ts';
@@ -9,12 +9,13 @@ import type { ChildService } from '../../harness/childService.ts';
 import { TcpProxy } from '../../harness/faults/tcpProxy.ts';
 import { LocalBackend } from '../../harness/faults/localBackend.ts';
 import { DockerBackend } from '../../harness/faults/dockerBackend.ts';
+import { DockerDeployment } from '../../harness/dockerDeployment.ts';
 import { localAllocatorStaller, unavailableStaller } from '../../harness/faults/allocatorStallFault.ts';
 import { type FaultContext } from './nemesis.ts';
 import { type ChaosCase } from './chaosMatrix.ts';
 import { type ChaosRunOptions, type DockerTarget } from './options.ts';
 
-/** What a case runs against: local children (the default) or a Docker Compose deployment. */
+/** What a case runs against: local children (the default) or containers. */
 export interface CaseSystem {
   /** The harness's own session: sampler, recovery probe, conn-kill, snapshot. */
   db: SqlExecutor;
@@ -26,8 +27,6 @@ export interface CaseSystem {
   /** Everything running again, network faults removed. */
   heal(): Promise<void>;
   close(): Promise<void>;
-  /** The database may hold earlier runs' rows (docker): check only this run's requests and counters. */
-  scopeToHistory: boolean;
   /** Offsets the workers passed as holes (and by the bound alone); undefined where their output is not read. */
   gapCounts(): GapCounts | undefined;
 }
@@ -72,7 +71,6 @@ export async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promis
         allocatorStaller,
       },
       databaseVersion,
-      scopeToHistory: false,
       gapCounts: () => sut.workerGaps.totals(),
       async heal() {
         tcp.setDelay(0);
@@ -99,47 +97,46 @@ export async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promis
 }
 
 /**
- * Docker Compose: faults act on the containers through dockerode; the harness reads the database at
- * MYSQL_URL (the mysql service must be published to this machine). No proxy and no failpoint restarts: those
- * faults are skipped and listed as such. The case's configuration is the Compose file's, not the matrix's.
+ * Containers (docker backend): a fresh database, server and workers per case, with the case's flags, from
+ * the local images; faults act on the containers through dockerode. No proxy, no failpoint restarts and no
+ * debugger in a container: those faults are skipped and listed as such.
  */
 export async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target: DockerTarget): Promise<CaseSystem> {
-  if (o.mysqlUrl === undefined) {
-    throw new Error(
-      'chaos with the docker backend reads the Compose database directly: publish the mysql service port and set ' +
-        'MYSQL_URL (e.g. mysql://root:eob@127.0.0.1:3306/eob)',
-    );
+  const deployment = await DockerDeployment.start({ server: c.server, worker: c.worker, workers: c.workers }, { ...target, log: o.log });
+  const pool = createPool({ url: deployment.mysqlUrl, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'chaos' });
+  try {
+    const db = executorOf(pool);
+    const backend = new DockerBackend({ project: target.project, socketPath: target.socketPath });
+    const databaseVersion = await selectServerVersion(db);
+    return {
+      db,
+      databaseUrl: deployment.mysqlUrl,
+      serverBaseUrl: deployment.serverBaseUrl,
+      faults: {
+        backend,
+        proxy: undefined,
+        admin: db,
+        databaseProcess: true,
+        crashWorkerAt: undefined,
+        allocatorStaller: unavailableStaller('the docker backend: gdb would have to attach to mariadbd inside its container'),
+      },
+      databaseVersion,
+      gapCounts: () => undefined,
+      async heal() {
+        for (const role of ['db', 'server', 'worker'] as const) {
+          const containers = await backend.containers(role);
+          if (containers.some((x) => x.State === 'paused')) await backend.resume(role);
+          if (containers.some((x) => x.State !== 'running' && x.State !== 'paused')) await backend.start(role);
+        }
+      },
+      async close() {
+        await pool.end();
+        await deployment.close();
+      },
+    };
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    await deployment.close().catch(() => undefined);
+    throw error;
   }
-  const pool = createPool({ url: o.mysqlUrl, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'chaos' });
-  const db = executorOf(pool);
-  const backend = new DockerBackend({ project: target.project, socketPath: target.socketPath });
-  await backend.containers('worker');
-  const databaseVersion = await selectServerVersion(db);
-  o.log(`${c.name}: docker backend, project ${target.project}; the Compose services' own configuration is what is tested`);
-  return {
-    db,
-    databaseUrl: o.mysqlUrl,
-    serverBaseUrl: target.serverUrl.replace(/\/$/, ''),
-    faults: {
-      backend,
-      proxy: undefined,
-      admin: db,
-      databaseProcess: true,
-      crashWorkerAt: undefined,
-      allocatorStaller: unavailableStaller('the docker backend: gdb would have to attach to mariadbd inside its container'),
-    },
-    databaseVersion,
-    scopeToHistory: true,
-    gapCounts: () => undefined,
-    async heal() {
-      for (const role of ['db', 'server', 'worker'] as const) {
-        const containers = await backend.containers(role);
-        if (containers.some((x) => x.State === 'paused')) await backend.resume(role);
-        if (containers.some((x) => x.State !== 'running' && x.State !== 'paused')) await backend.start(role);
-      }
-    },
-    async close() {
-      await pool.end();
-    },
-  };
 }

@@ -60,3 +60,14 @@ export function expectationMet(expected: Expectation, v: Verdict): { passed: boo
     }
   }
 }
+
+/**
+ * The seed's rule (a case's exactTotal): the counter reads exactly the requests sent, and the drain finished in
+ * time; a timeout fails the case whatever had been counted by then, it never passes it.
+ */
+export function exactCountMet(expected: number, count: number | undefined, quiesced: boolean): { passed: boolean; why: string } {
+  const read = `count ${count ?? 'unread'} of ${expected}`;
+  if (!quiesced) return { passed: false, why: `${read} (timed out: the drain did not finish)` };
+  if (count !== expected) return { passed: false, why: `${read} (wrong count)` };
+  return { passed: true, why: read };
+}

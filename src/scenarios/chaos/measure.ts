@@ -1,11 +1,9 @@
 // What a chaos case reads from the database while it runs, through the shared observation layer: the drain
-// position, recovery after healing, quiescence, and a shared database's snapshot scoped to this run.
+// position, recovery after healing, quiescence.
 import { sumCounters } from '../../system/sql/mariadb/counterTable.ts';
 import { readDrainPosition, type DrainPosition } from '../../bench/observation.ts';
 import type { SqlExecutor } from '../../system/pubsub/types.ts';
 import { httpStatus } from '../../harness/childService.ts';
-import type { RequestAttempt } from './history.ts';
-import { type DbSnapshot } from './checker.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
 import { sleep, withTimeout } from '../../system/waiting.ts';
 import { type ChaosRunOptions, GROUP, TOPIC } from './options.ts';
@@ -67,17 +65,6 @@ export async function quiesce(db: SqlExecutor, mode: TopicMode, o: ChaosRunOptio
  * not hang the case: 5 s is ~100 times a progress read here, and the loops that use it simply try again.
  */
 export const PROBE_TIMEOUT_MS = 5_000;
-/** Keeps the messages and counters of this run's requests only (a shared database holds earlier runs). */
-export function scopeSnapshot(snapshot: DbSnapshot, history: readonly RequestAttempt[]): DbSnapshot {
-  const ids = new Set(history.map((a) => a.requestId));
-  const counters = new Set(history.map((a) => a.counterUuid));
-  return {
-    ...snapshot,
-    messages: snapshot.messages.filter((m) => (m.requestId !== undefined && ids.has(m.requestId)) || (m.counterUuid !== undefined && counters.has(m.counterUuid))),
-    counters: new Map([...snapshot.counters].filter(([id]) => counters.has(id))),
-  };
-}
-
 /** The sum of every counter, the effects applied so far: the timeline draws it beside the acked messages. */
 export function readCounterTotal(db: SqlExecutor): Promise<number> {
   return withTimeout(sumCounters(db), PROBE_TIMEOUT_MS, 'counter sum');

@@ -1,4 +1,5 @@
 // The chaos run's options and their defaults, and the topic and consumer group every case uses.
+import type { DockerDeploymentOptions } from '../../harness/dockerDeployment.ts';
 
 export interface ChaosRunOptions {
   mysqlUrl: string | undefined;
@@ -19,18 +20,12 @@ export interface ChaosRunOptions {
   sampleMs: number;
   log: (line: string) => void;
   signal: AbortSignal | undefined;
-  /** Run against a Docker Compose deployment instead of local children (BACKEND=docker). */
+  /** Run each case on containers (BACKEND=docker) instead of local children. */
   docker: DockerTarget | undefined;
 }
 
-export interface DockerTarget {
-  /** The Compose project (docker-compose.yml's `name:`). */
-  project: string;
-  /** Engine API socket. */
-  socketPath: string;
-  /** Where the Compose server is published on this machine. */
-  serverUrl: string;
-}
+/** The docker backend: where the engine is, and the images and ports of the containers each case starts. */
+export type DockerTarget = Omit<DockerDeploymentOptions, 'log'>;
 
 export const DEFAULT_CHAOS_RUN_OPTIONS: ChaosRunOptions = {
   mysqlUrl: undefined,

@@ -6,7 +6,7 @@ import { takeSnapshot } from '../../bench/observation.ts';
 import { drainDuringFaults, rateOver } from '../../bench/metrics.ts';
 import { httpStatus } from '../../harness/childService.ts';
 import { resolveFaults, runNemesis, skipReason, type FaultContext, type FaultEvent } from './nemesis.ts';
-import { runHistoryLoad } from './historyLoad.ts';
+import { counterUuidFor, runHistoryLoad } from './historyLoad.ts';
 import { runRawPublishLoad } from './rawPublishLoad.ts';
 import type { RequestAttempt } from './history.ts';
 import { check, type Verdict } from './checker.ts';
@@ -14,8 +14,8 @@ import { PhaseClock } from './phases.ts';
 import { FAULT_SECONDS, type ChaosCase } from './chaosMatrix.ts';
 import { sleep, withTimeout } from '../../system/waiting.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type ChaosRunOptions, GROUP, TOPIC } from './options.ts';
-import { type CaseResult, type TimelineSample, expectationMet } from './caseResult.ts';
-import { PROBE_TIMEOUT_MS, quiesce, readProgress, scopeSnapshot, waitRecovered } from './measure.ts';
+import { type CaseResult, type TimelineSample, exactCountMet, expectationMet } from './caseResult.ts';
+import { PROBE_TIMEOUT_MS, quiesce, readProgress, waitRecovered } from './measure.ts';
 import { type CaseSystem, startDockerSystem, startLocalSystem } from './assembly.ts';
 import { gapHandlingFor } from '../../system/worker.ts';
 import { readCounterTotal } from './measure.ts';
@@ -41,6 +41,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   let error: string | undefined;
   let databaseVersion: string | undefined;
   let poisoned: number | undefined;
+  let exactCount: number | undefined;
   let system: CaseSystem | undefined;
   let sampling = true;
   let sampler: Promise<void> = Promise.resolve();
@@ -188,11 +189,10 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     sampling = false;
     await sampler;
 
-    const snapshot = await clock.run('snapshot', async () => {
-      const full = await takeSnapshot(db, { mode: c.mode, topic: TOPIC, consumerGroup: GROUP });
-      return setup.scopeToHistory ? scopeSnapshot(full, history) : full;
-    });
+    const snapshot = await clock.run('snapshot', () => takeSnapshot(db, { mode: c.mode, topic: TOPIC, consumerGroup: GROUP }));
     poisoned = await countPoisoned(db, TOPIC);
+    // The load's requests all go to counter 0 of the case (counters: 1); the warmup's have counters of their own.
+    if (c.exactTotal !== undefined) exactCount = snapshot.counters.get(counterUuidFor(c.name, 0)) ?? 0;
     verdict = await clock.run('check', async () => check(history, snapshot, { endToEnd: c.retry && c.server.dedup === true }));
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
@@ -209,6 +209,11 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
   if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${o.recoveryTimeoutMs} ms`;
   if (!quiesced && verdict !== undefined) met.why += `; not quiesced within ${o.quiesceTimeoutMs} ms`;
+  if (c.exactTotal !== undefined) {
+    const exact = exactCountMet(c.exactTotal, exactCount, quiesced);
+    met.passed = met.passed && exact.passed;
+    met.why += `; ${exact.why}`;
+  }
   const stallProofs = faults.flatMap((f) => (f.proof === undefined ? [] : [f.proof]));
   const stalls = stallProofs.reduce((n, p) => n + p.stalls, 0);
   if (stalls > 0) {
