@@ -6,6 +6,7 @@ import { readEnvironment } from '../config.ts';
 import { CHAOS_PROFILES, chaosMatrix, dockerCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
 import { runChaosCases } from '../scenarios/chaos/chaos.ts';
+import { estimateCaseSeconds } from '../scenarios/chaos/runCase.ts';
 import { summaryTable, writeChaosResults } from '../scenarios/chaos/chaosReport.ts';
 import { resolveFaults, FAULT_NAMES } from '../scenarios/chaos/nemesis.ts';
 import { createResultsDir, collectVersions } from '../bench/resultsDir.ts';
@@ -78,8 +79,9 @@ export const command: CommandModule<object, ChaosArgs> = {
       throw new Error('chaos --backend docker reads the Compose database directly: publish the mysql port and set MYSQL_URL or --mysql-url (e.g. mysql://root:eob@127.0.0.1:3306/eob)');
     }
     const root = projectRoot();
-    const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos');
-    const progress = createProgress(cases.length, { ci: env.ci });
+    const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos', new Date(), { latest: false });
+    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, docker };
+    const progress = createProgress({ title: 'chaos', unit: 'cases', total: cases.length, ci: env.ci, estimateS: (i) => estimateCaseSeconds(cases[i]!, runOptions) });
     const abort = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => {
       if (abort.signal.aborted) process.exit(130);
@@ -88,7 +90,6 @@ export const command: CommandModule<object, ChaosArgs> = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, docker };
     progress.log(`chaos: profile ${profile}, ${cases.length} case(s), results in ${dir.path}`);
     const started = Date.now();
     const results = await runChaosCases({
@@ -96,11 +97,13 @@ export const command: CommandModule<object, ChaosArgs> = {
       cases,
       signal: abort.signal,
       log: (line) => progress.log(line),
-      onCase: (i, c) => progress.update(i, c.name),
+      onCase: (i, c) => progress.update(i, `case ${c.name} (expect ${c.expected})`),
     });
-    progress.update(cases.length, 'done');
+    progress.update(results.length, 'writing results');
     progress.stop();
     const passed = results.length === cases.length && results.every((r) => r.passed);
+    // `latest` moves only to a run that ran every case.
+    if (results.length === cases.length) dir.markLatest();
     const { log: _log, signal: _signal, ...shownOptions } = runOptions;
     await writeChaosResults(dir, { profile, results, passed }, {
       profile,

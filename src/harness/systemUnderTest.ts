@@ -21,7 +21,7 @@ import type { SqlExecutor } from '../system/pubsub/types.ts';
 import { ChildService } from './childService.ts';
 import { workerArgv, type WorkerSpec } from '../system/workerSpec.ts';
 import { serverArgv, type ServerSpec } from '../system/server/spec.ts';
-import { processCpuSeconds } from './processCpu.ts';
+import { processTreeCpuSeconds } from './processCpu.ts';
 import { projectRoot } from '../projectRoot.ts';
 
 export interface SystemOptions {
@@ -171,10 +171,10 @@ export class SystemUnderTest {
     return this.managedDatabase?.pid;
   }
 
-  /** CPU seconds of the database server so far (private database only). */
+  /** CPU seconds of the database server and any process under it so far (private database only). */
   dbCpuSeconds(): number | undefined {
     const pid = this.dbPid;
-    return pid === undefined ? undefined : processCpuSeconds(pid);
+    return pid === undefined ? undefined : processTreeCpuSeconds(pid);
   }
 
   /** Every child started and not yet forgotten (stopped ones stay until close, so they can be restarted). */
@@ -205,6 +205,8 @@ export class SystemUnderTest {
       pattern: /^worker started/,
     });
     this.workerGaps.watch(service);
+    // A worker with a failpoint armed is started to die at it: its exit is the plan, not a crash.
+    if ((flags.failpoints ?? []).length > 0) service.expectExit(`failpoint ${(flags.failpoints ?? []).join(',')} armed`);
     await this.startChild(service);
     return service;
   }
@@ -251,10 +253,11 @@ export class SystemUnderTest {
 
   private async startChild(service: ChildService): Promise<void> {
     this.children.add(service);
-    service.onExit((status, expected) => {
-      if (!expected && !this.closed) {
-        this.options.log(`${service.name} exited unexpectedly (${status.signal ?? `code ${status.code}`}); last output:\n${service.outputTail(10)}`);
-      }
+    service.onExit((status, _expected, cause) => {
+      if (this.closed) return;
+      const how = status.signal ?? `code ${status.code}`;
+      if (cause === 'planned') this.options.log(`${service.name} exited as planned (${service.plannedExit}; ${how})`);
+      else if (cause === 'unexpected') this.options.log(`${service.name} exited unexpectedly (${how}); last output:\n${service.outputTail(10)}`);
     });
     try {
       await service.start();
