@@ -83,8 +83,12 @@ export const command: CommandModule<object, ChaosArgs> = {
     const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, docker };
     const progress = createProgress({ title: 'chaos', unit: 'cases', total: cases.length, ci: env.ci, estimateS: (i) => estimateCaseSeconds(cases[i]!, runOptions) });
     const abort = new AbortController();
+    let firstSignalAt = 0;
     const onSignal = (signal: NodeJS.Signals) => {
+      // `timeout make chaos` delivers SIGTERM twice at once (process group, then make): one stop, not two.
+      if (abort.signal.aborted && Date.now() - firstSignalAt < 1_000) return;
       if (abort.signal.aborted) process.exit(130);
+      firstSignalAt = Date.now();
       progress.log(`${signal}: finishing the current case and writing results (again to exit at once)`);
       abort.abort();
     };

@@ -19,7 +19,7 @@ import { cpuUsPerMessage, drainRate, lagPercentiles } from '../../bench/metrics.
 import { checkCounters, type CounterCheck } from '../../bench/counterCheck.ts';
 import { makeCounterIds, startLoad, type LoadResult } from '../../bench/load.ts';
 import { cpuDelta, selfCpuSeconds } from '../../harness/processCpu.ts';
-import { runSqlConsumeLoop } from '../../bench/sqlCeiling.ts';
+import { runSqlConsumeLoopInThread } from '../../bench/sqlCeiling.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
 import { DRAIN_SAMPLE_MS, type SweepOptions } from './options.ts';
 import { type Point } from './plan.ts';
@@ -252,7 +252,7 @@ async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<vo
   const cpuDb = ctx.sut.dbCpuSeconds();
   let consumed: number | undefined;
   try {
-    consumed = await runSqlConsumeLoop(ctx.sut.mysqlUrl, {
+    consumed = await runSqlConsumeLoopInThread(ctx.sut.mysqlUrl, {
       topic: ctx.options.topic,
       consumerGroup: ctx.options.consumerGroup,
       batchSize: p.batchSize ?? 1000,

@@ -33,6 +33,9 @@ export interface BenchRunResult {
   summary: string;
 }
 
+/** A signal this soon after the first is the same stop delivered twice (see onSignal), not a second Ctrl-C. */
+const DUPLICATE_SIGNAL_MS = 1_000;
+
 export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const points = planPoints(o.sweep);
   const startedAt = new Date();
@@ -47,12 +50,17 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   // the current step, stop the children, write what was measured, remove the temp data. A second one exits at
   // once (the exit hooks SIGKILL the children).
   const abort = new AbortController();
+  let firstSignalAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
+    // `timeout make bench` delivers SIGTERM twice at once: to the process group, and again from make, which
+    // passes a fatal signal on to its children. Only a second signal a person sends (later) exits at once.
+    if (abort.signal.aborted && performance.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
     if (abort.signal.aborted) {
       process.stderr.write(`\n${signal} again: exiting now\n`);
       process.exit(130);
     }
     progress.log(`${signal}: stopping after the current point, writing what was measured (again to exit at once)`);
+    firstSignalAt = performance.now();
     abort.abort(new Error(`interrupted by ${signal}`));
   };
   process.on('SIGINT', onSignal);
