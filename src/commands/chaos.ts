@@ -96,12 +96,17 @@ export const command: CommandModule<object, ChaosArgs> = {
     process.on('SIGTERM', onSignal);
     progress.log(`chaos: profile ${profile}, ${cases.length} case(s), results in ${dir.path}`);
     const started = Date.now();
+    let current = 0;
     const results = await runChaosCases({
       ...runOptions,
       cases,
       signal: abort.signal,
       log: (line) => progress.log(line),
-      onCase: (i, c) => progress.update(i, `case ${c.name} (expect ${c.expected})`),
+      onCase: (i, c) => {
+        current = i;
+        progress.update(i, `case ${c.name} (expect ${c.expected})`);
+      },
+      onPhase: (name, phase) => progress.update(current, `case ${name}: ${phase}`),
     });
     progress.update(results.length, 'writing results');
     progress.stop();

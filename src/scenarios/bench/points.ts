@@ -7,7 +7,7 @@ import { ensureSchema } from '../../system/sql/mariadb/schema.ts';
 import { createOffsetsTable } from '../../system/sql/mariadb/offsetsTable.ts';
 import { insertMessagesSql } from '../../system/sql/mariadb/messagesTable.ts';
 import { messagesTable, queueTable } from '../../system/sql/mariadb/identifiers.ts';
-import { countTopicRows, selectConsumption, truncateTopic } from '../../system/sql/mariadb/observation.ts';
+import { countTopicRows, resetConsumption, selectConsumption, truncateTopic } from '../../system/sql/mariadb/observation.ts';
 import { selectAllCounters } from '../../system/sql/mariadb/counterTable.ts';
 import { countPoisoned, truncatePoisonTable } from '../../system/sql/mariadb/poisonTable.ts';
 import type { ChildService } from '../../harness/childService.ts';
@@ -20,7 +20,7 @@ import { checkCounters, type CounterCheck } from '../../bench/counterCheck.ts';
 import { makeCounterIds, startLoad, type LoadResult } from '../../bench/load.ts';
 import { cpuDelta, selfCpuSeconds } from '../../harness/processCpu.ts';
 import { runSqlConsumeLoopInThread } from '../../bench/sqlCeiling.ts';
-import type { TopicMode } from '../../system/pubsub/types.ts';
+import type { IsolationLevel, TopicMode } from '../../system/pubsub/types.ts';
 import { DRAIN_SAMPLE_MS, type SweepOptions } from './options.ts';
 import { type Point } from './plan.ts';
 
@@ -53,6 +53,8 @@ export interface PointResult {
    * the state after the workers stopped, which may be later; the note says so when the two differ.
    */
   drained: boolean | undefined;
+  /** Offset-mode drains: the SQL ceiling's loop over the same backlog just before the workers (runDrain). */
+  pairedSqlCeilingMsgsPerS?: number | undefined;
   /** The run was interrupted while (or before) this point ran: its figures are partial or missing. */
   interrupted: boolean;
   check: CounterCheck | undefined;
@@ -210,6 +212,16 @@ async function runDrain(ctx: SweepContext, result: PointResult, children: ChildS
   const n = p.backlogMessages ?? ctx.options.backlogMessages;
   await publishBacklog(ctx, p.mode, n, makeCounterIds(ctx.options.counters));
   result.messagesPublished = n;
+  if (p.mode === 'offset') {
+    // The SQL ceiling paired with this drain: the same backlog, batch size and isolation, consumed by the
+    // ceiling's loop just before the workers consume it again (the consumption is reset in between). On a
+    // machine shared with others a ceiling measured minutes earlier was beaten 1.3-2.4x by drains measured in
+    // a quieter moment (a standard run of 2026-11-27, batch 1-1000); measured seconds apart, both see the
+    // same machine. The ratio is against the higher of this and the run's sql-ceiling point at the batch size.
+    const ceiling = await runSqlLoop(ctx, p.batchSize ?? 1000, p.isolation ?? defaultIsolation('offset', 'batched'), n);
+    result.pairedSqlCeilingMsgsPerS = ceiling.msgsPerS;
+    await resetConsumption(ctx.sut.db, ctx.options.topic);
+  }
   const sampler = startSampler(ctx.sut.db, { mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
   try {
     const workers = await startWorkers(ctx, result, children, ctx.options.workerFailpoints);
@@ -241,12 +253,15 @@ function lastLine(text: string): string {
   return text.trim().split('\n').pop()?.slice(0, 200) ?? '';
 }
 
-async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<void> {
-  const p = result.point;
-  const n = p.backlogMessages ?? ctx.options.backlogMessages;
-  await publishBacklog(ctx, 'offset', n, makeCounterIds(ctx.options.counters));
-  result.messagesPublished = n;
-  result.resolvedIsolation = p.isolation;
+interface SqlLoopRun {
+  msgsPerS: number | undefined;
+  consumed: number | undefined;
+  cpuSelfS: number | undefined;
+  cpuDbS: number | undefined;
+}
+
+/** The SQL ceiling's loop over a backlog of `n` already in the offset table, from acked offset 0. */
+async function runSqlLoop(ctx: SweepContext, batchSize: number, isolation: IsolationLevel, n: number): Promise<SqlLoopRun> {
   const sampler = startSampler(ctx.sut.db, { mode: 'offset', topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
   const cpuSelf = selfCpuSeconds();
   const cpuDb = ctx.sut.dbCpuSeconds();
@@ -255,8 +270,8 @@ async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<vo
     consumed = await runSqlConsumeLoopInThread(ctx.sut.mysqlUrl, {
       topic: ctx.options.topic,
       consumerGroup: ctx.options.consumerGroup,
-      batchSize: p.batchSize ?? 1000,
-      isolation: p.isolation ?? defaultIsolation('offset', 'batched'),
+      batchSize,
+      isolation,
       untilOffset: n,
       deadlineMs: ctx.options.drainTimeoutS * 1000,
       signal: ctx.signal,
@@ -266,12 +281,22 @@ async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<vo
   } finally {
     await sampler.stop();
   }
-  result.cpuWorkerS = cpuDelta(cpuSelf, selfCpuSeconds());
-  result.cpuDbS = cpuDelta(cpuDb, ctx.sut.dbCpuSeconds());
+  return { msgsPerS: drainRate(sampler.samples, n).perSecond, consumed, cpuSelfS: cpuDelta(cpuSelf, selfCpuSeconds()), cpuDbS: cpuDelta(cpuDb, ctx.sut.dbCpuSeconds()) };
+}
+
+async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<void> {
+  const p = result.point;
+  const n = p.backlogMessages ?? ctx.options.backlogMessages;
+  await publishBacklog(ctx, 'offset', n, makeCounterIds(ctx.options.counters));
+  result.messagesPublished = n;
+  result.resolvedIsolation = p.isolation;
+  const run = await runSqlLoop(ctx, p.batchSize ?? 1000, p.isolation ?? defaultIsolation('offset', 'batched'), n);
+  result.cpuWorkerS = run.cpuSelfS;
+  result.cpuDbS = run.cpuDbS;
   // No loop CPU per message: the loop's thread shares this process's CPU reading with the sampler (a batch-1
   // ceiling read 1,004 us/msg, mostly the 20 ms sampler's); the database's is comparable with a drain's.
-  result.cpuUsPerMsg.db = cpuUsPerMessage(result.cpuDbS, consumed);
-  result.drainMsgsPerS = drainRate(sampler.samples, n).perSecond;
+  result.cpuUsPerMsg.db = cpuUsPerMessage(result.cpuDbS, run.consumed);
+  result.drainMsgsPerS = run.msgsPerS;
 }
 
 async function runHttpCeiling(ctx: SweepContext, result: PointResult, children: ChildService[]): Promise<void> {

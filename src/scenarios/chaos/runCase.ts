@@ -35,7 +35,7 @@ export function estimateCaseSeconds(c: ChaosCase, options: Partial<ChaosRunOptio
 /** Runs one case on a fresh system; never throws for a failure of the system (that is a result), only for bugs. */
 export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = {}): Promise<CaseResult> {
   const o: ChaosRunOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, ...options };
-  const clock = new PhaseClock((phase) => o.log(`${c.name}: ${phase}`));
+  const clock = new PhaseClock((phase) => (o.onPhase === undefined ? o.log(`${c.name}: ${phase}`) : o.onPhase(c.name, phase)));
   const history: RequestAttempt[] = [];
   const timeline: TimelineSample[] = [];
   let faults: FaultEvent[] = [];
