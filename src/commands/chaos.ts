@@ -35,7 +35,7 @@ export const command: CommandModule<object, ChaosArgs> = {
   describe: 'inject faults under load and check exactly-once: every case valid, every control caught (exit code says so)',
   builder: (y) =>
     y
-      .option('profile', { choices: CHAOS_PROFILES, default: 'standard', describe: 'quick (<= 3 min), standard (<= 15 min, make chaos), soak' })
+      .option('profile', { choices: CHAOS_PROFILES, default: 'standard', describe: 'quick (about 2 min), standard (about 18 min, make chaos), soak; make adds ~15 s of npm ci the first time' })
       .option('faults', { type: 'string', describe: `only these faults, comma-separated: ${FAULT_NAMES.join(', ')}` })
       .option('cases', { type: 'string', describe: 'only these cases, comma-separated (--list shows them)' })
       .option('backend', { choices: ['local', 'docker'], default: 'local', describe: 'local child processes, or Docker Compose services (dockerode)' })
