@@ -17,7 +17,7 @@ import { profileOptions } from '../src/scenarios/bench/options.ts';
 import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/bench/results.ts';
 import type { PointResult } from '../src/scenarios/bench/points.ts';
 import { ChildService, type ExitCause } from '../src/harness/childService.ts';
-import { caseLine, presentVerdict, warmupRequests } from '../src/scenarios/chaos/chaosReport.ts';
+import { caseLine, csvRow, presentVerdict, warmupRequests } from '../src/scenarios/chaos/chaosReport.ts';
 import type { CaseResult } from '../src/scenarios/chaos/caseResult.ts';
 import type { RequestAttempt } from '../src/scenarios/chaos/history.ts';
 import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
@@ -205,4 +205,11 @@ test('the bar on a terminal: title, unit, the step named, the plan\'s time left,
   assert.match(written, /\[1\/3\] eo-offset-b1000: PASS\n/);
   assert.match(written, /1\/3 cases \| .* ~2 min 30 s left \(plan\) \| case ctl-after-commit: setup/);
   assert.doesNotMatch(written, /bench|points/);
+});
+
+test('chaos: a case the run was stopped in is "interrupted" and not passed, whatever its checker said', () => {
+  const c = chaosMatrix('quick')[0]!;
+  const r = { case: c, verdict: undefined, expected: 'valid', passed: false, why: 'interrupted: the run was stopped during this case (valid)', faults: [], skippedFaults: [], history: [], timeline: [], phases: [], quiesced: true, drainMsgsPerS: undefined, drainDuringFaultsMsgsPerS: undefined, durationMs: 1_000, databaseVersion: 'x', poisoned: 0, gapsPassed: undefined, gapsPassedByTimeout: undefined, error: undefined, interrupted: true } as CaseResult;
+  assert.equal(csvRow(r, 'quick').verdict, 'interrupted');
+  assert.match(caseLine(r, 1, 8), /FAIL \(expected valid, verdict interrupted\)/);
 });

@@ -217,12 +217,14 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       : `; db-stall-allocator: ${stalls} stalls, none proven in the allocator window (the checks found no fresh INNODB_TRX read)`;
   }
   const loadPhase = clock.timings.find((t) => t.phase === 'load');
+  const interrupted = o.signal?.aborted === true;
   return {
     case: c,
     verdict,
     expected: c.expected,
-    passed: met.passed && error === undefined,
-    why: error === undefined ? met.why : `error: ${error}`,
+    passed: met.passed && error === undefined && !interrupted,
+    why: interrupted ? `interrupted: the run was stopped during this case (${met.why})` : error === undefined ? met.why : `error: ${error}`,
+    interrupted,
     faults,
     skippedFaults,
     history,
