@@ -19,7 +19,7 @@ import { cpuUsPerMessage, drainRate, lagPercentiles } from '../../bench/metrics.
 import { checkCounters, type CounterCheck } from '../../bench/counterCheck.ts';
 import { makeCounterIds, startLoad, type LoadResult } from '../../bench/load.ts';
 import { cpuDelta, selfCpuSeconds } from '../../harness/processCpu.ts';
-import { runSqlConsumeLoopInThread } from '../../bench/sqlCeiling.ts';
+import { runSqlConsumeLoopInProcess } from '../../bench/sqlCeiling.ts';
 import type { IsolationLevel, TopicMode } from '../../system/pubsub/types.ts';
 import { DRAIN_SAMPLE_MS, type SweepOptions } from './options.ts';
 import { type Point } from './plan.ts';
@@ -267,7 +267,7 @@ async function runSqlLoop(ctx: SweepContext, batchSize: number, isolation: Isola
   const cpuDb = ctx.sut.dbCpuSeconds();
   let consumed: number | undefined;
   try {
-    consumed = await runSqlConsumeLoopInThread(ctx.sut.mysqlUrl, {
+    consumed = await runSqlConsumeLoopInProcess(ctx.sut.mysqlUrl, {
       topic: ctx.options.topic,
       consumerGroup: ctx.options.consumerGroup,
       batchSize,
