@@ -7,6 +7,7 @@ import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, type ChaosProfile } from '..
 import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
 import { DEFAULT_DOCKER_DEPLOYMENT } from '../harness/dockerDeployment.ts';
 import { runChaosCases } from '../scenarios/chaos/chaos.ts';
+import { estimateCaseSeconds } from '../scenarios/chaos/runCase.ts';
 import { summaryTable, writeChaosResults } from '../scenarios/chaos/chaosReport.ts';
 import { resolveFaults, FAULT_NAMES } from '../scenarios/chaos/nemesis.ts';
 import { createResultsDir, collectVersions } from '../bench/resultsDir.ts';
@@ -38,7 +39,7 @@ export const command: CommandModule<object, ChaosArgs> = {
   describe: 'inject faults under load and check exactly-once: every case valid, every control caught (exit code says so)',
   builder: (y) =>
     y
-      .option('profile', { choices: CHAOS_PROFILES, default: 'standard', describe: 'quick (<= 3 min), standard (<= 15 min, make chaos), soak' })
+      .option('profile', { choices: CHAOS_PROFILES, default: 'standard', describe: 'quick (about 2 min), standard (about 18 min, make chaos), soak; make adds ~15 s of npm ci the first time' })
       .option('faults', { type: 'string', describe: `only these faults, comma-separated: ${FAULT_NAMES.join(', ')}` })
       .option('cases', { type: 'string', describe: 'only these cases, comma-separated (--list shows them)' })
       .option('backend', { choices: ['local', 'docker'], default: 'local', describe: 'local child processes, or containers of the local images (dockerode)' })
@@ -92,29 +93,40 @@ export const command: CommandModule<object, ChaosArgs> = {
       throw new Error('chaos --backend docker starts its own database container per case: unset MYSQL_URL / --mysql-url');
     }
     const root = projectRoot();
-    const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos');
-    const progress = createProgress(cases.length, { ci: env.ci });
+    const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos', new Date(), { latest: false });
+    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, docker };
+    const progress = createProgress({ title: 'chaos', unit: 'cases', total: cases.length, ci: env.ci, estimateS: (i) => estimateCaseSeconds(cases[i]!, runOptions) });
     const abort = new AbortController();
+    let firstSignalAt = 0;
     const onSignal = (signal: NodeJS.Signals) => {
+      // `timeout make chaos` delivers SIGTERM twice at once (process group, then make): one stop, not two.
+      if (abort.signal.aborted && Date.now() - firstSignalAt < 1_000) return;
       if (abort.signal.aborted) process.exit(130);
+      firstSignalAt = Date.now();
       progress.log(`${signal}: finishing the current case and writing results (again to exit at once)`);
       abort.abort();
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, docker };
     progress.log(`chaos: profile ${profile}, ${cases.length} case(s), results in ${dir.path}`);
     const started = Date.now();
+    let current = 0;
     const results = await runChaosCases({
       ...runOptions,
       cases,
       signal: abort.signal,
       log: (line) => progress.log(line),
-      onCase: (i, c) => progress.update(i, c.name),
+      onCase: (i, c) => {
+        current = i;
+        progress.update(i, `case ${c.name} (expect ${c.expected})`);
+      },
+      onPhase: (name, phase) => progress.update(current, `case ${name}: ${phase}`),
     });
-    progress.update(cases.length, 'done');
+    progress.update(results.length, 'writing results');
     progress.stop();
     const passed = results.length === cases.length && results.every((r) => r.passed);
+    // `latest` moves only to a run that ran every case.
+    if (results.length === cases.length) dir.markLatest();
     const { log: _log, signal: _signal, ...shownOptions } = runOptions;
     await writeChaosResults(dir, { profile, results, passed }, {
       profile,

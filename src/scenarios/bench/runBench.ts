@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { readdirSync } from 'node:fs';
 import { SystemUnderTest, type SystemOptions } from '../../harness/systemUnderTest.ts';
-import { planPoints, pointLabel } from './plan.ts';
+import { estimatePointSeconds, planPoints, pointLabel, type Point } from './plan.ts';
 import { references, toRow, CSV_COLUMNS } from './results.ts';
 import { runSweep } from './sweep.ts';
 import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
@@ -13,7 +13,7 @@ import { projectRoot } from '../../projectRoot.ts';
 import { createProgress } from '../../bench/progress.ts';
 import { toCsv, type CsvRow } from '../../bench/csv.ts';
 import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng } from '../../bench/chart.ts';
-import { chartRules, drainChartData, endToEndChartData, medianRows, summaryTable } from '../../bench/report.ts';
+import { chartRules, drainChartData, endToEndChartData, medianRows, pointLine, summaryTable } from '../../bench/report.ts';
 import { round } from '../../bench/metrics.ts';
 import { writeHtmlReport } from '../../bench/htmlReport.ts';
 import { benchPage } from './benchPage.ts';
@@ -36,37 +36,71 @@ export interface BenchRunResult {
   summary: string;
 }
 
+/** A signal this soon after the first is the same stop delivered twice (see onSignal), not a second Ctrl-C. */
+const DUPLICATE_SIGNAL_MS = 1_000;
+
 export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const points = planPoints(o.sweep);
   const startedAt = new Date();
-  const progress = createProgress(points.length, { ci: o.ci });
-  const sut = await SystemUnderTest.start({ ...o.system, log: (line) => progress.log(line) });
+  const progress = createProgress({
+    title: 'bench',
+    unit: 'points',
+    total: points.length,
+    ci: o.ci,
+    estimateS: (i) => estimatePointSeconds(points[i]!, o.sweep),
+  });
+  // Signals are handled from the first moment (the database's start included), SIGTERM as SIGINT: stop after
+  // the current step, stop the children, write what was measured, remove the temp data. A second one exits at
+  // once (the exit hooks SIGKILL the children).
+  const abort = new AbortController();
+  let firstSignalAt = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // `timeout make bench` delivers SIGTERM twice at once: to the process group, and again from make, which
+    // passes a fatal signal on to its children. Only a second signal a person sends (later) exits at once.
+    if (abort.signal.aborted && performance.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
+    if (abort.signal.aborted) {
+      process.stderr.write(`\n${signal} again: exiting now\n`);
+      process.exit(130);
+    }
+    progress.log(`${signal}: stopping after the current point, writing what was measured (again to exit at once)`);
+    firstSignalAt = performance.now();
+    abort.abort(new Error(`interrupted by ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const results: PointResult[] = [];
-  let interrupted = false;
   let dbColumns = { db_version: 'unknown', db_flush_log_at_trx_commit: undefined as number | undefined };
   let dbInfo: unknown;
   try {
-    const info = await collectDatabaseInfo(sut.db);
-    dbColumns = { db_version: info.db_version, db_flush_log_at_trx_commit: info.db_flush_log_at_trx_commit };
-    dbInfo = info;
-    const run = await runSweep({ sut, options: o.sweep, signal: sut.interrupted, log: (l) => progress.log(l) }, points, (done, label, r) => {
-      progress.update(done, label);
-      if (r !== undefined) {
+    const sut = await SystemUnderTest.start({ ...o.system, handleSignals: false, log: (line) => progress.log(line) });
+    try {
+      const info = await collectDatabaseInfo(sut.db);
+      dbColumns = { db_version: info.db_version, db_flush_log_at_trx_commit: info.db_flush_log_at_trx_commit };
+      dbInfo = info;
+      const lineOut = o.ci || !process.stderr.isTTY ? o.out : (line: string) => progress.log(line);
+      await runSweep({ sut, options: o.sweep, signal: abort.signal, log: (l) => progress.log(l) }, points, (done, label, r) => {
+        progress.update(done, label);
+        if (r === undefined) return;
         results.push(r);
-        if (o.ci || !process.stderr.isTTY) {
-          const rate = r.drainMsgsPerS ?? r.publishReqPerS;
-          o.out(`[${done}/${points.length}] ${pointLabel(r.point)}: ${rate === undefined ? '-' : Math.round(rate)}/s ${r.check?.verdict ?? ''} ${r.note}`);
-        }
-      }
-    });
-    interrupted = run.interrupted;
+        const row = roundRow(toRow(r, references(results), o.sweep, dbColumns));
+        lineOut(`[${done}/${points.length}] ${pointLine(row)}`);
+      });
+    } finally {
+      progress.update(results.length, abort.signal.aborted ? 'interrupted: stopping the system' : 'stopping the system');
+      await sut.close();
+    }
   } finally {
     progress.stop();
-    await sut.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
+  // Points not run (interrupted, or the system failed to start) are rows too, so the CSV lists the whole plan.
+  const interrupted = abort.signal.aborted || results.length < points.length;
+  for (const point of points.slice(results.length)) results.push(notRun(point));
   const refs = references(results);
   const rows = results.map((r) => roundRow(toRow(r, refs, o.sweep, dbColumns)));
-  const dir = createResultsDir(o.resultsRoot, 'bench', startedAt);
+  // `latest` moves only to a complete run: an interrupted one is kept, but is not what `latest` shows.
+  const dir = createResultsDir(o.resultsRoot, 'bench', startedAt, { latest: !interrupted });
   dir.writeText('results.csv', toCsv(CSV_COLUMNS, rows));
   const versions = await collectVersions(projectRoot());
   dir.writeJson('options.json', {
@@ -92,8 +126,19 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   );
   const summary = `${repeated ? 'medians over the repetitions (every run: results.csv)\n' : ''}${summaryTable(shown)}`;
   o.out(summary);
-  o.out(`${interrupted ? 'INTERRUPTED: partial results in' : 'results in'} ${path.relative(process.cwd(), dir.path) || dir.path}`);
+  o.out(`${interrupted ? `INTERRUPTED after ${results.filter((r) => !r.interrupted).length} of ${points.length} points: partial results in` : 'results in'} ${path.relative(process.cwd(), dir.path) || dir.path}`);
   return { dir: dir.path, rows, interrupted, summary };
+}
+
+/** The row of a point the run never reached. */
+function notRun(point: Point): PointResult {
+  return {
+    point, resolvedIsolation: point.isolation, gapHandling: undefined, drainMsgsPerS: undefined, publishReqPerS: undefined, load: undefined,
+    lagP50Ms: undefined, lagP99Ms: undefined, cpuLoadgenS: undefined, cpuServerS: undefined, cpuWorkerS: undefined, cpuDbS: undefined,
+    cpuUsPerMsg: { loadgen: undefined, server: undefined, worker: undefined, db: undefined },
+    messagesPublished: undefined, messagesConsumed: undefined, ackedOffset: undefined, maxOffset: undefined, drained: undefined,
+    interrupted: true, check: undefined, gapsPassed: undefined, gapsPassedByTimeout: undefined, durationS: 0, note: 'not run: the run was interrupted',
+  };
 }
 
 function roundRow(row: CsvRow): CsvRow {

@@ -28,10 +28,23 @@ import { readCounterTotal } from './measure.ts';
  */
 const COUNTER_TOTAL_EVERY = 4;
 
+/**
+ * The plan's estimate of a case's seconds, for the time left on the progress bar: the fault schedule as the
+ * load phase computes it (plus its second on either side), a case without faults at ~1,000 requests/s, and
+ * ~8 s of setup, warm-up, heal, quiesce (2 s stable) and check, as measured in the quick profile here.
+ */
+export function estimateCaseSeconds(c: ChaosCase, options: Partial<ChaosRunOptions> = {}): number {
+  const o: ChaosRunOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, ...options };
+  const faults = resolveFaults(c.faults);
+  const scheduleS = faults.reduce((sum, f) => sum + c.perFault * (FAULT_SECONDS[f.name] + o.intervalMs / 1000), 0);
+  const loadS = c.ratePerSecond > 0 ? c.requests / c.ratePerSecond : faults.length === 0 ? c.requests / 1_000 : scheduleS + 3;
+  return 8 + loadS;
+}
+
 /** Runs one case on a fresh system; never throws for a failure of the system (that is a result), only for bugs. */
 export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = {}): Promise<CaseResult> {
   const o: ChaosRunOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, ...options };
-  const clock = new PhaseClock((phase) => o.log(`${c.name}: ${phase}`));
+  const clock = new PhaseClock((phase) => (o.onPhase === undefined ? o.log(`${c.name}: ${phase}`) : o.onPhase(c.name, phase)));
   const history: RequestAttempt[] = [];
   const timeline: TimelineSample[] = [];
   let faults: FaultEvent[] = [];
@@ -223,12 +236,14 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       : `; db-stall-allocator: ${stalls} stalls, none proven in the allocator window (the checks found no fresh INNODB_TRX read)`;
   }
   const loadPhase = clock.timings.find((t) => t.phase === 'load');
+  const interrupted = o.signal?.aborted === true;
   return {
     case: c,
     verdict,
     expected: c.expected,
-    passed: met.passed && error === undefined,
-    why: error === undefined ? met.why : `error: ${error}`,
+    passed: met.passed && error === undefined && !interrupted,
+    why: interrupted ? `interrupted: the run was stopped during this case (${met.why})` : error === undefined ? met.why : `error: ${error}`,
+    interrupted,
     faults,
     skippedFaults,
     history,
