@@ -142,6 +142,8 @@ export function executorOf(target: Pool | PoolConnection, queryTimeoutMs?: numbe
   queryTimeoutMs ??= poolQueryTimeouts.get(target as Pool);
   return {
     async query<T>(sql: string, values?: unknown[]): Promise<T> {
+      // No values: the driver then sends the text as it is, without scanning it for placeholders.
+      if (values !== undefined && values.length === 0) values = undefined;
       const [rows] = queryTimeoutMs === undefined ? await target.query(sql, values) : await target.query({ sql, timeout: queryTimeoutMs }, values);
       return rows as T;
     },
