@@ -11,8 +11,9 @@
 // 204: the issue's ceiling), then POST /count/<uuid> over `counters` counters for `seconds`, then waiting until
 // the worker has acked every row. CPU-seconds of each process (from /proc, the bench's processCpu) are taken over
 // the window from load start to fully drained and divided by the messages acknowledged, so a worker that lags
-// is charged for its whole work. Every point checks that rows in the topic = offset acked, no answer was an
-// error, and the 2xx answers are the rows less at most one request per connection still in flight at the end.
+// is charged for its whole work. Every point checks that the run's counters grew by exactly the rows of the
+// topic, no answer was an error, and the 2xx answers are the rows less at most one request per connection
+// still in flight when the load stopped.
 // Prints one JSON line per point and a table of medians per variant. A benchmark, not a test.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -220,6 +221,12 @@ async function status(db: mysql.Connection): Promise<Map<string, number>> {
   return new Map(rows.filter((r) => STATUS.includes(r.Variable_name)).map((r) => [r.Variable_name, Number(r.Value)]));
 }
 
+/** The sum of this run's counters: every row of the topic must add exactly one to it. */
+async function counterSum(db: mysql.Connection): Promise<number> {
+  const [[row]] = (await db.query('SELECT COALESCE(SUM(`value`), 0) AS total FROM `counter` WHERE `id` IN (?)', [counters])) as unknown as [[{ total: number | string }]];
+  return Number(row.total);
+}
+
 async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connection): Promise<Point> {
   const topic = `e2e_${randomUUID().slice(0, 8)}`;
   const port = await findFreePort();
@@ -236,6 +243,7 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
     const ceilingPlain = CLIENT === 'wrk' && process.env.E2E_NO_CEILING !== '1' ? await plainCeiling() : undefined;
     const pids = { server: server.pid as number, worker: worker.pid as number, db: dbPid };
     const cpu = () => ({ server: processCpuSeconds(pids.server) ?? NaN, worker: processCpuSeconds(pids.worker) ?? NaN, db: processCpuSeconds(pids.db) ?? NaN });
+    const sumBefore = await counterSum(db);
     const statusBefore = await status(db);
     const before = cpu();
     const r = await load(url, 'count', SECONDS);
@@ -254,6 +262,7 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
       await new Promise((res) => setTimeout(res, 20));
     }
     const drainTailS = (Date.now() - loadEnd) / 1000;
+    const counterDelta = (await counterSum(db)) - sumBefore;
     const after = cpu();
     const statusAfter = await status(db);
     // autocannon and wrk stop with up to one request per connection in flight: published, never counted as 2xx.
@@ -279,9 +288,9 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
       windowUsDb: us(before.db, atLoadEnd.db),
       usServerNoop,
       dbPerMsg: Object.fromEntries([...statusAfter].map(([k, v]) => [k, Number(((v - (statusBefore.get(k) ?? 0)) / rows).toFixed(4))])),
-      counted: r.non2xx === 0 && r.errors === 0 && rows >= r.ok && rows - r.ok <= CONNECTIONS && acked === rows,
+      counted: r.non2xx === 0 && r.errors === 0 && rows >= r.ok && rows - r.ok <= CONNECTIONS && counterDelta === rows,
     };
-    if (!point.counted) process.stderr.write(`${v.name}: NOT COUNTED: 2xx ${r.ok}, non-2xx ${r.non2xx}, errors ${r.errors}, rows ${rows}, acked ${acked}\n`);
+    if (!point.counted) process.stderr.write(`${v.name}: NOT COUNTED: 2xx ${r.ok}, non-2xx ${r.non2xx}, errors ${r.errors}, rows ${rows}, acked ${acked}, counters +${counterDelta}\n`);
     await db.query(`DROP TABLE IF EXISTS ${table}`);
     await db.query(`DROP TABLE IF EXISTS \`watermill_offsets_${topic}\``);
     return point;
