@@ -23,6 +23,8 @@ export interface WorkerOptions {
   consumerGroup: string;
   batchSize: number;
   pollIntervalMs: number;
+  /** Sleep after a batch that did not fill batchSize (see ConsumerOptions.caughtUpPauseMs). */
+  caughtUpPauseMs: number;
   /** undefined: defaultIsolation(mode, profile). */
   isolation: IsolationLevel | undefined;
   ackMode: AckMode;
@@ -60,6 +62,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   // Batch 1000 drained fastest in the bench (results/bench, see README); 100 is the watermill v4 default.
   batchSize: DEFAULT_CONSUMER_OPTIONS.batchSize,
   pollIntervalMs: 10,
+  caughtUpPauseMs: DEFAULT_CONSUMER_OPTIONS.caughtUpPauseMs,
   isolation: undefined,
   ackMode: 'transactional',
   concurrency: 1,
@@ -110,6 +113,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   nonEmptyString(c, 'consumerGroup', o.consumerGroup);
   validateBatchSize(c, 'batchSize', o.batchSize);
   intInRange(c, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);
+  intInRange(c, 'caughtUpPauseMs', o.caughtUpPauseMs, 0, 60_000);
   if (o.isolation !== undefined) oneOf(c, 'isolation', o.isolation, ISOLATION_LEVELS);
   oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
   intInRange(c, 'concurrency', o.concurrency, 1, 256);
@@ -141,7 +145,7 @@ export function resolveWorkerSettings(o: Pick<WorkerOptions, 'mode' | 'handler' 
  * target with this same function (test/pubsubContract.test.ts), so what the suite proves is what runs.
  */
 export function workerPubSubConfig(o: WorkerOptions & ResolvedWorkerSettings): MysqlPubSubConfig {
-  const common = { pollIntervalMs: o.pollIntervalMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log };
+  const common = { pollIntervalMs: o.pollIntervalMs, caughtUpPauseMs: o.caughtUpPauseMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log };
   if (o.mode === 'offset') {
     return {
       mode: 'offset',

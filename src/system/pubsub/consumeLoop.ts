@@ -65,6 +65,11 @@ export interface ConsumerOptions {
   batchSize: number;
   /** Sleep after an empty poll (ms). */
   pollIntervalMs: number;
+  /**
+   * Sleep after a batch that did not fill `batchSize` (ms): the consumer has caught up, and reading again at once
+   * would fetch a handful of messages per transaction. 0 reads again at once.
+   */
+  caughtUpPauseMs: number;
   isolation: IsolationLevel;
   ackMode: AckMode;
   /** Wait before a batch whose handler failed is delivered again (ms). */
@@ -97,6 +102,7 @@ export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler'
   batchSize: DEFAULT_BATCH_SIZE,
   // An empty poll costs one short transaction; 10 ms keeps an idle worker cheap and adds at most 10 ms of lag.
   pollIntervalMs: 10,
+  caughtUpPauseMs: 0,
   ackMode: 'transactional',
   resendIntervalMs: 100,
   // The counter handler's rejections are deterministic (a payload is as bad on the fifth delivery as on the
@@ -111,6 +117,7 @@ export function validateConsumerOptions(component: string, o: ConsumerOptions): 
   assertTopicName(o.topic);
   validateBatchSize(component, 'batchSize', o.batchSize);
   intInRange(component, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);
+  intInRange(component, 'caughtUpPauseMs', o.caughtUpPauseMs, 0, 60_000);
   oneOf(component, 'isolation', o.isolation, ISOLATION_LEVELS);
   oneOf(component, 'ackMode', o.ackMode, ACK_MODES);
   intInRange(component, 'resendIntervalMs', o.resendIntervalMs, 0, 600_000);
@@ -322,7 +329,7 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
     reportPoisoned(handled, poison);
     stats.batches += 1;
     stats.messages += handled.length;
-    return 0;
+    return handled.length < options.batchSize ? options.caughtUpPauseMs : 0;
   }
 
   return {
