@@ -1,9 +1,9 @@
 // All SQL on `watermill_<topic>`, the topic log of offset mode. The DDL is watermill-sql's default MySQL
 // schema, so a real Watermill deployment's tables can be read and written by this tool and vice versa.
-import mysql from 'mysql2';
 import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
 import { messagesTable, offsetsTable } from './identifiers.ts';
 import type { Statement } from '../../db/pool.ts';
+import { stringLiteral } from './literal.ts';
 
 export interface MessageRow {
   offset: number;
@@ -24,19 +24,8 @@ export async function createMessagesTable(db: SqlExecutor, topic: string): Promi
 }
 
 /**
- * A string as an SQL literal. Strings with no quote and no backslash (every uuid and counter payload the server
- * builds, and generated request ids) go in between quotes as they are: correct with and without
- * NO_BACKSLASH_ESCAPES; anything else is escaped by the driver, as a placeholder value would be.
- */
-function literal(value: string): string {
-  return /['\\]/.test(value) ? mysql.escape(value) : `'${value}'`;
-}
-
-/**
  * Builds one multi-row INSERT: one statement, one commit, offsets allocated consecutively for the rows. The
- * values are written into the text (no placeholders): the driver's placeholder formatting scanned the whole
- * statement and escaped each value, ~5% of the server's CPU in a --cpu-prof of POST /count (see the README's
- * tuning table). `values` is empty; callers pass it on as before.
+ * values are written into the text (see literal.ts); `values` is empty, callers pass it on as before.
  */
 export function insertMessagesSql(table: string, messages: readonly OutgoingMessage[]): { sql: string; values: unknown[] } {
   if (messages.length === 0) throw new Error('insertMessagesSql: no messages');
@@ -44,7 +33,7 @@ export function insertMessagesSql(table: string, messages: readonly OutgoingMess
   let sql = `INSERT INTO ${table} (\`uuid\`, \`payload\`, \`metadata\`) VALUES `;
   for (let i = 0; i < messages.length; i += 1) {
     const m = messages[i] as OutgoingMessage;
-    sql += `${i === 0 ? '' : ', '}(${literal(m.uuid)}, ${literal(JSON.stringify(m.payload))}, ${literal(JSON.stringify(m.metadata))})`;
+    sql += `${i === 0 ? '' : ', '}(${stringLiteral(m.uuid)}, ${stringLiteral(JSON.stringify(m.payload))}, ${stringLiteral(JSON.stringify(m.metadata))})`;
   }
   return { sql, values: [] };
 }
