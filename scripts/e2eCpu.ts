@@ -4,7 +4,7 @@
 // checkouts of the project can be compared in one session):
 //
 //   MYSQL_URL=... node --import tsx scripts/e2eCpu.ts [--client autocannon|wrk] [--seconds 8] [--reps 3]
-//       [--connections 50] [--counters 1000] [--variant 'name|path/to/bin/eob.js|server args|worker args']...
+//       [--connections 50] [--counters 1000] [--rate 0] [--variant 'name|path/to/bin/eob.js|server args|worker args']...
 //
 // Per point: a fresh topic, `eob server` and `eob worker` as child processes (defaults unless the variant adds
 // arguments), the ceiling (POST /noop on the same server, and with wrk also a plain node:http server answering
@@ -53,6 +53,13 @@ const SECONDS = Number(arg('seconds', '8'));
 const REPS = Number(arg('reps', '3'));
 const CONNECTIONS = Number(arg('connections', CLIENT === 'wrk' ? '64' : '50'));
 const COUNTERS = Number(arg('counters', '1000'));
+/**
+ * Offered POST /count rate over all connections (autocannon only); 0 = as fast as answered. CPU per message
+ * depends on the rate (batches grow with it), so comparing variants at one fixed rate is far less noisy on a
+ * shared machine than at full speed, where each variant's rate follows what the other users of the cores do.
+ */
+const RATE = Number(arg('rate', '0'));
+if (RATE > 0 && CLIENT === 'wrk') throw new Error('--rate needs autocannon (wrk has no fixed rate)');
 const DRAIN_TIMEOUT_S = 120;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const variantSpecs = args('variant');
@@ -122,7 +129,7 @@ interface LoadResult {
   rps: number;
 }
 
-function autocannonLoad(url: string, route: string, seconds: number): Promise<LoadResult> {
+function autocannonLoad(url: string, route: string, seconds: number, rate = 0): Promise<LoadResult> {
   let next = 0;
   return new Promise((resolve, reject) => {
     autocannon(
@@ -130,6 +137,7 @@ function autocannonLoad(url: string, route: string, seconds: number): Promise<Lo
         url,
         connections: CONNECTIONS,
         duration: seconds,
+        ...(rate > 0 ? { overallRate: rate } : {}),
         requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/${route}/${counters[next++ % counters.length]}` }) }],
       },
       (error: Error | null, r: autocannon.Result) => {
@@ -171,8 +179,8 @@ end
   });
 }
 
-const load = (url: string, route: string, seconds: number): Promise<LoadResult> =>
-  CLIENT === 'wrk' ? wrkLoad(url, route, seconds) : autocannonLoad(url, route, seconds);
+const load = (url: string, route: string, seconds: number, rate = 0): Promise<LoadResult> =>
+  CLIENT === 'wrk' ? wrkLoad(url, route, seconds) : autocannonLoad(url, route, seconds, rate);
 
 /** The ceiling of the issue: a node:http server that answers every request 204, nothing else. */
 async function plainCeiling(): Promise<number> {
@@ -246,7 +254,7 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
     const sumBefore = await counterSum(db);
     const statusBefore = await status(db);
     const before = cpu();
-    const r = await load(url, 'count', SECONDS);
+    const r = await load(url, 'count', SECONDS, RATE);
     const atLoadEnd = cpu();
     const loadEnd = Date.now();
     const table = `\`watermill_${topic}\``;
@@ -321,7 +329,7 @@ try {
   await db.end();
 }
 const f = (x: number | undefined, d = 1): string => (x === undefined ? '-' : x.toFixed(d));
-process.stdout.write(`\nmedians over ${REPS} interleaved runs, ${CLIENT} ${CONNECTIONS} connections, ${SECONDS} s, ${COUNTERS} counters\n`);
+process.stdout.write(`\nmedians over ${REPS} interleaved runs, ${CLIENT} ${CONNECTIONS} connections, ${SECONDS} s, ${COUNTERS} counters${RATE > 0 ? `, offered ${RATE} req/s` : ''}\n`);
 process.stdout.write('variant              e2e/s   noop/s  ratio  plain/s ratio  us/msg server worker db   total  (load window: server worker db)  noop-server  counted\n');
 for (const v of variants) {
   const ps = points.filter((p) => p.variant === v.name);
