@@ -3,9 +3,10 @@
 // system run interleaved (a variant is an eob entry point plus extra server and worker arguments, so two
 // checkouts of the project can be compared in one session):
 //
-//   MYSQL_URL=... node --import tsx scripts/e2eCpu.ts [--client autocannon|wrk] [--seconds 8] [--reps 3]
+//   [MYSQL_URL=...] node --import tsx scripts/e2eCpu.ts [--client autocannon|wrk] [--seconds 8] [--reps 3]
 //       [--connections 50] [--counters 1000] [--rate 0] [--variant 'name|path/to/bin/eob.js|server args|worker args']...
 //
+// Without MYSQL_URL it starts a private MariaDB of its own. Exits 1 if a point did not count every message.
 // Per point: a fresh topic, `eob server` and `eob worker` as child processes (defaults unless the variant adds
 // arguments), the ceiling (POST /noop on the same server, and with wrk also a plain node:http server answering
 // 204: the issue's ceiling), then POST /count/<uuid> over `counters` counters for `seconds`, then waiting until
@@ -22,6 +23,9 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import mysql from 'mysql2/promise';
+import { mkdtemp } from 'node:fs/promises';
+import { readEnvironment } from '../src/config.ts';
+import { ManagedDatabase } from '../src/harness/mariadb/managedDatabase.ts';
 import { processCpuSeconds } from '../src/harness/processCpu.ts';
 import { findFreePort } from '../src/harness/ports.ts';
 
@@ -45,8 +49,15 @@ function args(name: string): string[] {
 }
 const words = (s: string | undefined): string[] => (s ?? '').split(' ').filter((w) => w !== '');
 
-const MYSQL_URL = process.env.MYSQL_URL;
-if (MYSQL_URL === undefined || MYSQL_URL === '') throw new Error('set MYSQL_URL to a private database (node bin/eob.js db start prints one)');
+// Without MYSQL_URL a private MariaDB is started for the run (and removed after it).
+const environment = readEnvironment();
+let privateDb: ManagedDatabase | undefined;
+if (environment.mysqlUrl === undefined) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'eob-e2e-db-'));
+  privateDb = new ManagedDatabase({ port: await findFreePort(), datadir: dir, binDir: environment.mariadbBinDir, searchPath: environment.searchPath, startTimeoutMs: 60_000 });
+  await privateDb.start();
+}
+const MYSQL_URL = privateDb?.url ?? (environment.mysqlUrl as string);
 const CLIENT = arg('client', 'autocannon');
 if (CLIENT !== 'autocannon' && CLIENT !== 'wrk') throw new Error(`--client must be autocannon or wrk (got ${CLIENT})`);
 const SECONDS = Number(arg('seconds', '8'));
@@ -74,7 +85,8 @@ const counters = Array.from({ length: COUNTERS }, () => randomUUID());
 
 /** The mariadbd serving MYSQL_URL's port, from /proc (the harness's private servers pass --port=N). */
 function databasePid(): number {
-  const port = new URL(MYSQL_URL as string).port;
+  if (privateDb?.pid !== undefined) return privateDb.pid;
+  const port = new URL(MYSQL_URL).port;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -327,6 +339,7 @@ try {
   }
 } finally {
   await db.end();
+  await privateDb?.remove();
 }
 const f = (x: number | undefined, d = 1): string => (x === undefined ? '-' : x.toFixed(d));
 process.stdout.write(`\nmedians over ${REPS} interleaved runs, ${CLIENT} ${CONNECTIONS} connections, ${SECONDS} s, ${COUNTERS} counters${RATE > 0 ? `, offered ${RATE} req/s` : ''}\n`);
@@ -340,4 +353,8 @@ for (const v of variants) {
       `${f(m('usServer')).padStart(13)} ${f(m('usWorker')).padStart(6)} ${f(m('usDb')).padStart(4)} ${f(m('usTotal')).padStart(6)}  ` +
       `(${f(m('windowUsServer'))} ${f(m('windowUsWorker'))} ${f(m('windowUsDb'))})  ${f(m('usServerNoop'))}  ${ps.every((p) => p.counted) ? 'all' : 'NO'}\n`,
   );
+}
+if (!points.every((p) => p.counted)) {
+  process.stderr.write('some point did not count every message (see NOT COUNTED above)\n');
+  process.exitCode = 1;
 }

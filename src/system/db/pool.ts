@@ -67,6 +67,9 @@ function connectionConfig(url: MysqlUrl, connectTimeoutMs: number) {
     bigNumberStrings: false,
     // created_at is TIMESTAMP; read as UTC so lag is computed the same way whatever the machine's zone.
     timezone: 'Z',
+    // mysql2's promise API captures a stack trace per query (for errors' stacks) unless this is off: measured
+    // as ~2% of the server's CPU under POST /count load; errors keep the driver's message, code and errno.
+    trace: false,
   };
 }
 
