@@ -101,9 +101,21 @@ function databasePid(): number {
   throw new Error(`no mariadbd with --port=${port} on this machine (a private server started by eob db start is needed)`);
 }
 
+/** Children still running, stopped if this script is interrupted. */
+const live = new Set<ChildProcess>();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const child of live) child.kill('SIGKILL');
+    void privateDb?.remove().finally(() => process.exit(130));
+    if (privateDb === undefined) process.exit(130);
+  });
+}
+
 function startChild(command: string, childArgs: string[], readyLine: RegExp): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, childArgs, { env: { ...process.env, MYSQL_URL }, stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(child);
+    child.once('exit', () => live.delete(child));
     let output = '';
     const timer = setTimeout(() => reject(new Error(`${childArgs.join(' ')}: not ready in 60 s\n${output}`)), 60_000);
     const onData = (chunk: Buffer): void => {
@@ -272,12 +284,18 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
     const table = `\`watermill_${topic}\``;
     let rows = 0;
     let acked = 0;
+    let settledSince: number | undefined;
+    // Drained: the worker has acked through the highest offset, and the rows have not changed for 300 ms (the
+    // requests in flight when the load stopped commit after it).
     for (;;) {
       const [[m]] = (await db.query(`SELECT COUNT(*) AS n, COALESCE(MAX(\`offset\`), 0) AS maxo FROM ${table}`)) as unknown as [[{ n: number; maxo: number }]];
       const [[a]] = (await db.query(`SELECT offset_acked FROM \`watermill_offsets_${topic}\` WHERE consumer_group = 'counter'`)) as unknown as [[{ offset_acked: number }]];
+      const drained = Number(a.offset_acked) >= Number(m.maxo) && Number(m.n) === rows;
       rows = Number(m.n);
       acked = Number(a.offset_acked);
-      if (acked >= Number(m.maxo)) break;
+      if (!drained) settledSince = undefined;
+      else if (settledSince === undefined) settledSince = Date.now();
+      else if (Date.now() - settledSince >= 300) break;
       if (Date.now() - loadEnd > DRAIN_TIMEOUT_S * 1000) throw new Error(`${v.name}: not drained in ${DRAIN_TIMEOUT_S} s`);
       await new Promise((res) => setTimeout(res, 20));
     }
