@@ -24,7 +24,7 @@ import { describeError } from '../db/errors.ts';
 import { MysqlPublisher } from '../pubsub/mysqlPublisher.ts';
 import { selectCounterValue } from '../sql/mariadb/counterTable.ts';
 import { MAX_DEDUP_REQUEST_ID_LENGTH } from '../sql/mariadb/publishDedupTable.ts';
-import { NotSentError, PublishCoalescer, QueueFullError } from '../publishCoalescer.ts';
+import { NotSentError, PublishCoalescer, QueueFullError, type Settler } from '../publishCoalescer.ts';
 import { PublishError, publishIncrements, publishIncrementsOnce } from '../counterPublish.ts';
 import type { IncrementRequest, PublishOutcome, SendGate } from '../counterPublish.ts';
 import { withTimeout } from '../waiting.ts';
@@ -42,13 +42,27 @@ const RETRY_AFTER_SECONDS = '1';
 /** Connections for GET /count and /healthz: light statements, and a bound on what a hung database holds. */
 const READ_POOL_SIZE = 4;
 
-/** One POST /count waiting for its batch: whoever answers first (the outcome or the timeout) sets `answered`. */
-interface PendingPost {
-  res: ServerResponse;
-  requestId: string;
-  request: IncrementRequest;
-  answered: boolean;
-  timer: NodeJS.Timeout | undefined;
+type PostOutcome = PublishOutcome | { kind: 'failed'; error: unknown };
+
+/**
+ * One POST /count waiting for its batch: whoever answers first (the outcome or the timeout) sets `answered`.
+ * It is its own coalescer settler (methods on the prototype): no promise and no closures per request.
+ */
+class PendingPost implements Settler<PublishOutcome> {
+  answered = false;
+  timer: NodeJS.Timeout | undefined = undefined;
+  constructor(
+    readonly settle: (post: PendingPost, outcome: PostOutcome) => void,
+    readonly res: ServerResponse,
+    readonly requestId: string,
+    readonly request: IncrementRequest,
+  ) {}
+  resolve(outcome: PublishOutcome): void {
+    this.settle(this, outcome);
+  }
+  reject(error: unknown): void {
+    this.settle(this, { kind: 'failed', error });
+  }
 }
 
 /** Logs the first error of a kind at once, then at most one summary line per interval. */
@@ -152,19 +166,10 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
       return;
     }
     // Counter ids are stored lower-case, so 'ABC…' and 'abc…' count as the same counter.
-    const post: PendingPost = {
-      res,
-      requestId,
-      request: { counterUuid: id.toLowerCase(), requestId, gate: { sent: false, cancelled: false } },
-      answered: false,
-      timer: undefined,
-    };
+    const post = new PendingPost(settle, res, requestId, { counterUuid: id.toLowerCase(), requestId, gate: { sent: false, cancelled: false } });
     inFlight += 1;
     post.timer = setTimeout(onPublishTimeout, options.publishTimeoutMs, post);
-    coalescer.submit(post.request).then(
-      (outcome) => settle(post, outcome),
-      (error: unknown) => settle(post, { kind: 'failed', error }),
-    );
+    coalescer.enqueue(post.request, post);
   };
 
   // The POST path's answers are functions made once, not closures made per request: a closure per request is an
@@ -205,7 +210,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
     } else unknownOutcome(post, `sent to the database, no answer within ${options.publishTimeoutMs} ms`);
     inFlight -= 1;
   }
-  function settle(post: PendingPost, outcome: PublishOutcome | { kind: 'failed'; error: unknown }): void {
+  function settle(post: PendingPost, outcome: PostOutcome): void {
     if (post.answered) return;
     post.answered = true;
     clearTimeout(post.timer);
