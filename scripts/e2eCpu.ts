@@ -4,7 +4,7 @@
 // checkouts of the project can be compared in one session):
 //
 //   [MYSQL_URL=...] node --import tsx scripts/e2eCpu.ts [--client autocannon|wrk] [--seconds 8] [--reps 3]
-//       [--connections 50] [--counters 1000] [--rate 0] [--variant 'name|path/to/bin/eob.js|server args|worker args']...
+//       [--connections 50] [--counters 1000] [--rate 0] [--variant 'name|path/to/bin/eob.js|server args|worker args[|mysql url]']...
 //
 // Without MYSQL_URL it starts a private MariaDB of its own. Exits 1 if a point did not count every message.
 // Per point: a fresh topic, `eob server` and `eob worker` as child processes (defaults unless the variant adds
@@ -34,6 +34,8 @@ interface Variant {
   eobBin: string;
   serverArgs: string[];
   workerArgs: string[];
+  /** Another database (e.g. one started with other settings); MYSQL_URL's when absent. */
+  mysqlUrl: string | undefined;
 }
 
 function arg(name: string, fallback: string): string {
@@ -75,18 +77,18 @@ const DRAIN_TIMEOUT_S = 120;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const variantSpecs = args('variant');
 const variants: Variant[] = (variantSpecs.length > 0 ? variantSpecs : ['current|bin/eob.js||']).map((spec) => {
-  const [name, bin, serverArgs, workerArgs] = spec.split('|');
+  const [name, bin, serverArgs, workerArgs, mysqlUrl] = spec.split('|');
   if (name === undefined || name === '' || bin === undefined || bin === '') throw new Error(`--variant 'name|bin|server args|worker args', got "${spec}"`);
-  return { name, eobBin: path.resolve(ROOT, bin), serverArgs: words(serverArgs), workerArgs: words(workerArgs) };
+  return { name, eobBin: path.resolve(ROOT, bin), serverArgs: words(serverArgs), workerArgs: words(workerArgs), mysqlUrl: mysqlUrl === '' ? undefined : mysqlUrl };
 });
 const NODE_ARGS = words(process.env.E2E_NODE_ARGS);
 
 const counters = Array.from({ length: COUNTERS }, () => randomUUID());
 
 /** The mariadbd serving MYSQL_URL's port, from /proc (the harness's private servers pass --port=N). */
-function databasePid(): number {
-  if (privateDb?.pid !== undefined) return privateDb.pid;
-  const port = new URL(MYSQL_URL).port;
+function databasePid(url: string): number {
+  if (privateDb?.pid !== undefined && url === MYSQL_URL) return privateDb.pid;
+  const port = new URL(url).port;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -111,9 +113,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-function startChild(command: string, childArgs: string[], readyLine: RegExp): Promise<ChildProcess> {
+function startChild(command: string, childArgs: string[], readyLine: RegExp, mysqlUrl = MYSQL_URL): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, childArgs, { env: { ...process.env, MYSQL_URL }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, childArgs, { env: { ...process.env, MYSQL_URL: mysqlUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
     child.once('exit', () => live.delete(child));
     let output = '';
@@ -259,11 +261,11 @@ async function counterSum(db: mysql.Connection): Promise<number> {
   return Number(row.total);
 }
 
-async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connection): Promise<Point> {
+async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connection, url: string): Promise<Point> {
   const topic = `e2e_${randomUUID().slice(0, 8)}`;
   const port = await findFreePort();
-  const server = await startChild(process.execPath, [...NODE_ARGS, v.eobBin, 'server', '--port', String(port), '--topic', topic, ...v.serverArgs], /server listening/);
-  const worker = await startChild(process.execPath, [...NODE_ARGS, v.eobBin, 'worker', '--topic', topic, ...v.workerArgs], /worker started/);
+  const server = await startChild(process.execPath, [...NODE_ARGS, v.eobBin, 'server', '--port', String(port), '--topic', topic, ...v.serverArgs], /server listening/, url);
+  const worker = await startChild(process.execPath, [...NODE_ARGS, v.eobBin, 'worker', '--topic', topic, ...v.workerArgs], /worker started/, url);
   try {
     const url = `http://127.0.0.1:${port}`;
     await new Promise((r) => setTimeout(r, 1_000));
@@ -344,20 +346,43 @@ const median = (xs: number[]): number => {
   return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
 
-const dbPid = databasePid();
-const db = await mysql.createConnection(MYSQL_URL);
+const urls = [...new Set(variants.map((v) => v.mysqlUrl ?? MYSQL_URL))];
+const dbs = new Map(await Promise.all(urls.map(async (u) => [u, { pid: databasePid(u), conn: await mysql.createConnection(u) }] as const)));
 const points: Point[] = [];
 try {
   for (let rep = 1; rep <= REPS; rep += 1) {
     for (const v of variants) {
-      const p = await runPoint(v, rep, dbPid, db);
+      const url = v.mysqlUrl ?? MYSQL_URL;
+      const target = dbs.get(url) as { pid: number; conn: mysql.Connection };
+      const p = await runPoint(v, rep, target.pid, target.conn, url);
       points.push(p);
       process.stdout.write(`${JSON.stringify(p)}\n`);
     }
   }
 } finally {
-  await db.end();
+  for (const d of dbs.values()) await d.conn.end();
   await privateDb?.remove();
+}
+/**
+ * CPU per message falls as the rate rises (per-batch work is shared by more messages), and on a shared machine
+ * each point's rate follows the other users of the cores. So each variant's points are also fitted to
+ * us/msg = a + b / rate (least squares) and read at one common rate: per-message work a, per-batch-ish work b.
+ */
+const FIT_RATE = Number(arg('fit-rate', '5000'));
+function fitAt(ps: Point[], key: keyof Point): number {
+  const xs = ps.map((p) => 1 / p.e2e);
+  const ys = ps.map((p) => p[key] as number);
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < n; i += 1) {
+    sxy += ((xs[i] as number) - mx) * ((ys[i] as number) - my);
+    sxx += ((xs[i] as number) - mx) ** 2;
+  }
+  const b = sxx === 0 ? 0 : sxy / sxx;
+  return my - b * mx + b / FIT_RATE;
 }
 const f = (x: number | undefined, d = 1): string => (x === undefined ? '-' : x.toFixed(d));
 process.stdout.write(`\nmedians over ${REPS} interleaved runs, ${CLIENT} ${CONNECTIONS} connections, ${SECONDS} s, ${COUNTERS} counters${RATE > 0 ? `, offered ${RATE} req/s` : ''}\n`);
@@ -375,4 +400,13 @@ for (const v of variants) {
 if (!points.every((p) => p.counted)) {
   process.stderr.write('some point did not count every message (see NOT COUNTED above)\n');
   process.exitCode = 1;
+}
+if (REPS >= 3) {
+  process.stdout.write(`\nfitted us/msg = a + b / rate, read at ${FIT_RATE} msgs/s:  variant  server worker db total  (rates seen)\n`);
+  for (const v of variants) {
+    const ps = points.filter((p) => p.variant === v.name);
+    process.stdout.write(
+      `${v.name.padEnd(20)} ${f(fitAt(ps, 'usServer')).padStart(6)} ${f(fitAt(ps, 'usWorker')).padStart(6)} ${f(fitAt(ps, 'usDb')).padStart(6)} ${f(fitAt(ps, 'usTotal')).padStart(6)}  (${ps.map((p) => f(p.e2e, 0)).join(', ')})\n`,
+    );
+  }
 }
