@@ -7,13 +7,14 @@ import { GAP_HANDLINGS, type GapHandling } from '../system/pubsub/offsetSubscrib
 import { GAP_PROOFS, type GapProof } from '../system/pubsub/gapTracker.ts';
 import { ACK_MODES, parseIsolationLevel, type AckMode, type SubscriberStats } from '../system/pubsub/types.ts';
 import { gapCounts, WORKER_GAPS_LINE } from '../system/workerGapLine.ts';
-import { armFailpointsFrom, failpointOption, mysqlUrlOption, resolveMysqlUrl } from './sharedOptions.ts';
+import { armFailpointsFrom, databaseUrlOption, failpointOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
 import { describeError } from '../system/db/errors.ts';
 import { redactMysqlUrl } from '../system/db/pool.ts';
 import { TOPIC_MODES } from '../system/pubsub/types.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 
 interface WorkerArgs {
+  'database-url'?: string;
   'mysql-url'?: string;
   mode: string;
   topic: string;
@@ -46,19 +47,20 @@ export const command: CommandModule<object, WorkerArgs> = {
   describe: 'consume the counter topic and increment counters in the transaction that acks the messages',
   builder: (y) =>
     y
-      .option('mysql-url', mysqlUrlOption)
+      .option('database-url', databaseUrlOption)
+      .option('mysql-url', { ...mysqlUrlOption, describe: 'the same as --database-url (kept for MariaDB URLs; default: $MYSQL_URL)' })
       .option('mode', { choices: TOPIC_MODES, default: d.mode, describe: 'offset: one group, in order; queue: row acks, parallel consumers' })
       .option('topic', { type: 'string', default: d.topic })
       .option('consumer-group', { type: 'string', default: d.consumerGroup, describe: 'offset mode: the group whose acked offset moves' })
       .option('batch-size', { type: 'number', default: d.batchSize, describe: 'messages per consume transaction' })
       .option('poll-interval-ms', { type: 'number', default: d.pollIntervalMs, describe: 'sleep after an empty poll' })
       .option('caught-up-pause-ms', { type: 'number', default: d.caughtUpPauseMs, describe: 'sleep after a batch that did not fill --batch-size (caught up): larger batches, less CPU per message, that much more lag' })
-      .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: READ-COMMITTED; SERIALIZABLE with --handler watermill)' })
+      .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: READ-COMMITTED; with --handler watermill SERIALIZABLE on MariaDB, REPEATABLE-READ on PostgreSQL)' })
       .option('ack-mode', { choices: ACK_MODES, default: d.ackMode, describe: 'transactional (exactly-once); after-commit / before-commit are the controls' })
       .option('concurrency', { type: 'number', default: d.concurrency, describe: 'queue mode: consumers in this process' })
       .option('handler', { choices: HANDLER_NAMES, describe: `batched: one aggregated upsert per batch; watermill: the reference consumer [default: ${d.handler}]` })
       .option('profile', { choices: HANDLER_NAMES, deprecated: 'use --handler', describe: 'the old name of --handler' })
-      .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default) or none (watermill-sql; loses messages)' })
+      .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default; on PostgreSQL the xmin rule) or none (watermill-sql on MySQL; on PostgreSQL the read without the xmin rule; loses messages)' })
       .option('poison-after-failures', {
         type: 'number',
         default: d.poisonAfterFailures,
@@ -91,7 +93,7 @@ export const command: CommandModule<object, WorkerArgs> = {
     const log = env.quiet ? () => undefined : d.log;
     const handler = resolveHandler(args.handler, args.profile);
     const options = {
-      mysqlUrl: resolveMysqlUrl(args['mysql-url']),
+      mysqlUrl: resolveDatabaseUrl(args['database-url'], args['mysql-url']),
       mode: args.mode as TopicMode,
       topic: args.topic,
       consumerGroup: args['consumer-group'],

@@ -1,8 +1,9 @@
 // All SQL on `eob_poison_<topic>` on PostgreSQL: messages the handler kept rejecting, moved out of the way in
 // the transaction that acks them, with the error and the number of failed deliveries. One table per topic
 // serves both modes; `mode` and `consumer_group` say which reader gave up (queue mode: '' for the group).
-import type { SqlExecutor } from '../../pubsub/types.ts';
-import { pgMessagesTable, pgQueueTable } from './identifiers.ts';
+import type { SqlExecutor, TopicMode } from '../../pubsub/types.ts';
+import type { PoisonFilter, PoisonRow } from '../mariadb/poisonTable.ts';
+import { pgMessagesTable, pgQueueTable, type PgStatement } from './identifiers.ts';
 import { assertTopicName } from '../topicName.ts';
 
 export type PgPoisonMode = 'offset' | 'queue';
@@ -61,19 +62,24 @@ const MAX_ERROR_CHARS = 4_000;
  * the key and stop the group for good, so the row counts it instead. Returns whether a row was written (false:
  * the message is not in the topic any more).
  */
-export async function poisonPgMessage(tx: SqlExecutor, origin: PgPoisonOrigin, entry: PgPoisonEntry): Promise<boolean> {
+export function poisonPgMessageStatement(origin: PgPoisonOrigin, entry: PgPoisonEntry): PgStatement {
   const byKey = origin.mode === 'offset' && entry.transactionId !== undefined;
   const source = origin.mode === 'offset' ? pgMessagesTable(origin.topic) : pgQueueTable(origin.topic);
-  const rows = await tx.query<{ offset: string }[]>(
-    `INSERT INTO ${pgPoisonTable(origin.topic)}
+  return {
+    sql: `INSERT INTO ${pgPoisonTable(origin.topic)}
        ("mode", "consumer_group", "offset", "uuid", "created_at", "payload", "metadata", "error", "failed_deliveries")
      SELECT $1, $2, m."offset", m."uuid", m."created_at", m."payload"::text, m."metadata"::text, $3, $4
        FROM ${source} m WHERE m."offset" = $5 ${byKey ? 'AND m."transaction_id" = $6::xid8' : ''}
      ON CONFLICT ("mode", "consumer_group", "offset") DO UPDATE SET "times_poisoned" = ${pgPoisonTable(origin.topic)}."times_poisoned" + 1,
        "error" = EXCLUDED."error", "failed_deliveries" = EXCLUDED."failed_deliveries", "poisoned_at" = CURRENT_TIMESTAMP
      RETURNING "offset"`,
-    [origin.mode, origin.consumerGroup, entry.error.slice(0, MAX_ERROR_CHARS), entry.failedDeliveries, entry.offset, ...(byKey ? [entry.transactionId] : [])],
-  );
+    values: [origin.mode, origin.consumerGroup, entry.error.slice(0, MAX_ERROR_CHARS), entry.failedDeliveries, entry.offset, ...(byKey ? [entry.transactionId] : [])],
+  };
+}
+
+export async function poisonPgMessage(tx: SqlExecutor, origin: PgPoisonOrigin, entry: PgPoisonEntry): Promise<boolean> {
+  const { sql, values } = poisonPgMessageStatement(origin, entry);
+  const rows = await tx.query<{ offset: string }[]>(sql, values);
   return rows.length > 0;
 }
 
@@ -83,4 +89,42 @@ export async function countPgPoisoned(db: SqlExecutor, topic: string): Promise<n
   if (exists[0]?.t === null || exists[0]?.t === undefined) return 0;
   const rows = await db.query<{ n: string }[]>(`SELECT COUNT(*) AS "n" FROM ${pgPoisonTable(topic)}`);
   return Number(rows[0]?.n ?? 0);
+}
+
+/** Poisoned messages, newest first (the poisoned_at index serves the order); undefined without the table. */
+export async function selectPgPoisoned(db: SqlExecutor, topic: string, filter: PoisonFilter): Promise<PoisonRow[] | undefined> {
+  const exists = await db.query<{ t: string | null }[]>('SELECT to_regclass($1) AS "t"', [pgPoisonTable(topic)]);
+  if (exists[0]?.t === null || exists[0]?.t === undefined) return undefined;
+  const where: string[] = [];
+  const values: unknown[] = [];
+  if (filter.mode !== undefined) {
+    values.push(filter.mode);
+    where.push(`"mode" = $${values.length}`);
+  }
+  if (filter.consumerGroup !== undefined) {
+    values.push(filter.consumerGroup);
+    where.push(`"consumer_group" = $${values.length}`);
+  }
+  values.push(filter.limit);
+  const rows = await db.query<
+    { mode: TopicMode; consumer_group: string; offset: string; uuid: string; created_at: Date | null; payload: string | null; metadata: string | null; error: string; failed_deliveries: number; times_poisoned: number; poisoned_at: Date }[]
+  >(
+    `SELECT "mode", "consumer_group", "offset", "uuid", "created_at", "payload", "metadata", "error", "failed_deliveries", "times_poisoned", "poisoned_at"
+     FROM ${pgPoisonTable(topic)} ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`}
+     ORDER BY "poisoned_at" DESC, "offset" DESC LIMIT $${values.length}`,
+    values,
+  );
+  return rows.map((r) => ({
+    mode: r.mode,
+    consumerGroup: r.consumer_group,
+    offset: Number(r.offset),
+    uuid: r.uuid,
+    createdAt: r.created_at,
+    payload: r.payload,
+    metadata: r.metadata,
+    error: r.error,
+    failedDeliveries: Number(r.failed_deliveries),
+    timesPoisoned: Number(r.times_poisoned),
+    poisonedAt: r.poisoned_at,
+  }));
 }
