@@ -351,7 +351,9 @@ const dbs = new Map(await Promise.all(urls.map(async (u) => [u, { pid: databaseP
 const points: Point[] = [];
 try {
   for (let rep = 1; rep <= REPS; rep += 1) {
-    for (const v of variants) {
+    // The order rotates each repetition, so a drift in the machine's load does not always favour the same variant.
+    for (let k = 0; k < variants.length; k += 1) {
+      const v = variants[(k + rep - 1) % variants.length] as Variant;
       const url = v.mysqlUrl ?? MYSQL_URL;
       const target = dbs.get(url) as { pid: number; conn: mysql.Connection };
       const p = await runPoint(v, rep, target.pid, target.conn, url);
