@@ -16,7 +16,7 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
 CHAOS_FLAGS = $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests)
 
-.PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker
+.PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker wrk
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,10 @@ demo: $(STAMP) ## walk-through: private MariaDB + server + worker, requests, a w
 
 micro: $(STAMP) ## tinybench per-operation costs (publish, consume at batch 1/100/1000, HTTP round trip) -> results/micro
 	$(EOB) micro
+
+wrk: $(STAMP) ## end to end under wrk (64 connections) against eob server + worker defaults, with a plain 204 server and POST /noop in the same run; CPU per message; fails unless every message is counted
+	@command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
+	node --import tsx scripts/e2eCpu.ts --client wrk --reps $(or $(REPETITIONS),1) $(if $(DURATION),--seconds $(DURATION))
 
 db: $(STAMP) ## start a private MariaDB in the foreground and print its MYSQL_URL (Ctrl-C stops it)
 	$(EOB) db start $(if $(PORT),--port $(PORT))

@@ -20,6 +20,7 @@ const FULL: Required<WorkerSpec> = {
   topic: 'orders',
   batchSize: 250,
   pollIntervalMs: 7,
+  caughtUpPauseMs: 3,
   isolation: 'REPEATABLE READ',
   consumerGroup: 'g1',
   ackMode: 'after-commit',

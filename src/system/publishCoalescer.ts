@@ -52,10 +52,18 @@ export class WithdrawnError extends NotSentError {
   override readonly name = 'WithdrawnError';
 }
 
+/**
+ * Receives one item's outcome. submit() wraps a promise's resolve and reject in one; a caller on a hot path can
+ * pass an object of its own (one per item, methods on its prototype) and save the promise and its closures.
+ */
+export interface Settler<Result> {
+  resolve(result: Result): void;
+  reject(error: unknown): void;
+}
+
 interface Pending<Item, Result> {
   item: Item;
-  resolve: (result: Result) => void;
-  reject: (error: unknown) => void;
+  settler: Settler<Result>;
 }
 
 export class PublishCoalescer<Item, Result> {
@@ -76,19 +84,25 @@ export class PublishCoalescer<Item, Result> {
 
   /** Resolves with the item's result after its batch committed; rejects with the batch's error. */
   submit(item: Item): Promise<Result> {
-    if (this.closed) return Promise.reject(new CoalescerClosedError('the publisher is shutting down'));
+    return new Promise<Result>((resolve, reject) => this.enqueue(item, { resolve, reject }));
+  }
+
+  /**
+   * submit() without the promise: `settler` gets the item's result after its batch committed, or the error
+   * (at once, synchronously, when the item is refused: closed, queue full, submitted twice).
+   */
+  enqueue(item: Item, settler: Settler<Result>): void {
+    if (this.closed) return settler.reject(new CoalescerClosedError('the publisher is shutting down'));
     if (this.pending.length >= this.options.maxQueued) {
       this.stats.shed += 1;
-      return Promise.reject(new QueueFullError(`the publish queue is full (${this.options.maxQueued} requests waiting)`));
+      return settler.reject(new QueueFullError(`the publish queue is full (${this.options.maxQueued} requests waiting)`));
     }
-    if (this.queuedEntries.has(item)) return Promise.reject(new Error('the same item object was submitted twice'));
-    return new Promise<Result>((resolve, reject) => {
-      const entry = { item, resolve, reject };
-      this.pending.push(entry);
-      this.queuedEntries.set(item, entry);
-      if (this.pending.length >= this.options.maxBatch) this.startFlushes(true);
-      else this.armTimer();
-    });
+    if (this.queuedEntries.has(item)) return settler.reject(new Error('the same item object was submitted twice'));
+    const entry: Pending<Item, Result> = { item, settler };
+    this.pending.push(entry);
+    this.queuedEntries.set(item, entry);
+    if (this.pending.length >= this.options.maxBatch) this.startFlushes(true);
+    else this.armTimer();
   }
 
   /**
@@ -104,7 +118,7 @@ export class PublishCoalescer<Item, Result> {
     if (at !== -1) this.pending.splice(at, 1);
     if (this.pending.length === 0) this.cancelTimer();
     this.stats.withdrawn += 1;
-    entry.reject(new WithdrawnError('the request left the publish queue before it was sent'));
+    entry.settler.reject(new WithdrawnError('the request left the publish queue before it was sent'));
     this.notifyIfDrained();
     return true;
   }
@@ -184,12 +198,12 @@ export class PublishCoalescer<Item, Result> {
           if (results.length !== batch.length) {
             throw new Error(`flush returned ${results.length} results for ${batch.length} items`);
           }
-          batch.forEach((p, i) => p.resolve(results[i] as Result));
+          for (let i = 0; i < batch.length; i += 1) settle(batch[i] as Pending<Item, Result>, results[i] as Result);
         },
       )
       .catch((error: unknown) => {
         this.stats.failedBatches += 1;
-        for (const p of batch) p.reject(error);
+        for (const p of batch) settleFailed(p, error);
       })
       .finally(() => {
         this.inFlight -= 1;
@@ -205,5 +219,26 @@ export class PublishCoalescer<Item, Result> {
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w();
+  }
+}
+
+/** A settler that throws must not fail the rest of the batch (nor turn a committed batch into a failed one). */
+function settle<Item, Result>(p: Pending<Item, Result>, result: Result): void {
+  try {
+    p.settler.resolve(result);
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+}
+
+function settleFailed<Item, Result>(p: Pending<Item, Result>, error: unknown): void {
+  try {
+    p.settler.reject(error);
+  } catch (thrown) {
+    queueMicrotask(() => {
+      throw thrown;
+    });
   }
 }

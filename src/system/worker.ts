@@ -25,6 +25,8 @@ export interface WorkerOptions {
   consumerGroup: string;
   batchSize: number;
   pollIntervalMs: number;
+  /** Sleep after a batch that did not fill batchSize (see ConsumerOptions.caughtUpPauseMs). */
+  caughtUpPauseMs: number;
   /** undefined: defaultIsolation(mode, profile). */
   isolation: IsolationLevel | undefined;
   ackMode: AckMode;
@@ -62,6 +64,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
   // Batch 1000 drained fastest in the bench (results/bench, see README); 100 is the watermill v4 default.
   batchSize: DEFAULT_CONSUMER_OPTIONS.batchSize,
   pollIntervalMs: 10,
+  caughtUpPauseMs: DEFAULT_CONSUMER_OPTIONS.caughtUpPauseMs,
   isolation: undefined,
   ackMode: 'transactional',
   concurrency: 1,
@@ -117,6 +120,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   nonEmptyString(c, 'consumerGroup', o.consumerGroup);
   validateBatchSize(c, 'batchSize', o.batchSize);
   intInRange(c, 'pollIntervalMs', o.pollIntervalMs, 0, 60_000);
+  intInRange(c, 'caughtUpPauseMs', o.caughtUpPauseMs, 0, 60_000);
   if (o.isolation !== undefined) oneOf(c, 'isolation', o.isolation, ISOLATION_LEVELS);
   oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
   intInRange(c, 'concurrency', o.concurrency, 1, 256);
@@ -148,7 +152,7 @@ export function resolveWorkerSettings(o: Pick<WorkerOptions, 'mode' | 'handler' 
  * target with this same function (test/pubsubContract.test.ts), so what the suite proves is what runs.
  */
 export function workerPubSubConfig(o: WorkerOptions & ResolvedWorkerSettings): SqlPubSubConfig {
-  const common = { pollIntervalMs: o.pollIntervalMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log };
+  const common = { pollIntervalMs: o.pollIntervalMs, caughtUpPauseMs: o.caughtUpPauseMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log };
   if (o.mode === 'offset') {
     return {
       mode: 'offset',

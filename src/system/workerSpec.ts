@@ -27,6 +27,7 @@ export const WORKER_FLAGS: { [K in keyof WorkerSpec]-?: FlagOf<K> } = {
   topic: valueFlag('--topic'),
   batchSize: valueFlag('--batch-size'),
   pollIntervalMs: valueFlag('--poll-interval-ms'),
+  caughtUpPauseMs: valueFlag('--caught-up-pause-ms'),
   // The CLI accepts READ-COMMITTED as one word; a space would need quoting in every log of the command.
   isolation: (v) => ['--isolation', v.replace(/ /g, '-')],
   consumerGroup: valueFlag('--consumer-group'),

@@ -21,9 +21,9 @@ import { randomUUID } from 'node:crypto';
 import { openDatabase } from '../db/openDatabase.ts';
 import type { Database } from '../db/database.ts';
 import { SqlPublisher } from '../pubsub/sqlPublisher.ts';
-import { NotSentError, PublishCoalescer, QueueFullError } from '../publishCoalescer.ts';
+import { NotSentError, PublishCoalescer, QueueFullError, type Settler } from '../publishCoalescer.ts';
 import { PublishError, publishIncrements, publishIncrementsOnce } from '../counterPublish.ts';
-import type { IncrementRequest, PublishOutcome } from '../counterPublish.ts';
+import type { IncrementRequest, PublishOutcome, SendGate } from '../counterPublish.ts';
 import { withTimeout } from '../waiting.ts';
 import { UUID_PATTERN } from '../counterHandler.ts';
 import { type CounterServer, type ServerHooks, type ServerOptions, type ServerStats, validateServerOptions } from './options.ts';
@@ -37,6 +37,29 @@ const CLOSE_GRACE_MS = 5_000;
 const RETRY_AFTER_SECONDS = '1';
 /** Connections for GET /count and /healthz: light statements, and a bound on what a hung database holds. */
 const READ_POOL_SIZE = 4;
+
+type PostOutcome = PublishOutcome | { kind: 'failed'; error: unknown };
+
+/**
+ * One POST /count waiting for its batch: whoever answers first (the outcome or the timeout) sets `answered`.
+ * It is its own coalescer settler (methods on the prototype): no promise and no closures per request.
+ */
+class PendingPost implements Settler<PublishOutcome> {
+  answered = false;
+  timer: NodeJS.Timeout | undefined = undefined;
+  constructor(
+    readonly settle: (post: PendingPost, outcome: PostOutcome) => void,
+    readonly res: ServerResponse,
+    readonly requestId: string,
+    readonly request: IncrementRequest,
+  ) {}
+  resolve(outcome: PublishOutcome): void {
+    this.settle(this, outcome);
+  }
+  reject(error: unknown): void {
+    this.settle(this, { kind: 'failed', error });
+  }
+}
 
 /** Logs the first error of a kind at once, then at most one summary line per interval. */
 function throttledLog(log: (line: string) => void, intervalMs = 5_000): (message: string) => void {
@@ -140,83 +163,79 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
       return;
     }
     // Counter ids are stored lower-case, so 'ABC…' and 'abc…' count as the same counter.
-    const gate = { sent: false, cancelled: false };
-    const request: IncrementRequest = { counterUuid: id.toLowerCase(), requestId, gate };
-    const notPublished = (why: string): void => {
-      stats.notPublished += 1;
-      sendJson(res, 503, { error: `not published: ${why}; nothing was recorded, retrying is safe`, outcome: 'not-published' }, { 'X-Request-Id': requestId, 'Retry-After': RETRY_AFTER_SECONDS });
-    };
-    const unknown = (why: string): void => {
-      stats.unknownOutcomes += 1;
-      sendJson(
-        res,
-        504,
-        { error: `outcome unknown: ${why}; the increment may or may not have been recorded (retry with the same X-Request-Id under --dedup)`, outcome: 'unknown' },
-        { 'X-Request-Id': requestId },
-      );
-    };
-    const failed = (error: unknown): void => {
-      if (error instanceof QueueFullError) {
-        // Shedding is the designed answer to overload: counted in the stats, not logged per request.
-        notPublished(error.message);
-        return;
-      }
-      logError(`server: publish failed: ${describeError(error)}`);
-      if (error instanceof NotSentError) notPublished(error.message);
-      else if (error instanceof PublishError && error.outcome === 'not-published') notPublished(`the database refused or could not be reached (${error.message})`);
-      else unknown(`the database did not answer (${describeError(error)})`);
-    };
+    const post = new PendingPost(settle, res, requestId, { counterUuid: id.toLowerCase(), requestId, gate: { sent: false, cancelled: false } });
     inFlight += 1;
-    let answered = false;
-    const timer = setTimeout(() => {
-      answered = true;
-      // Still queued: it leaves the queue. In a batch that has sent nothing yet (waiting for a connection): it is
-      // left out of it. Either way it is never sent. Otherwise its batch is at the database.
-      if (coalescer.withdraw(request)) notPublished(`not sent to the database within ${options.publishTimeoutMs} ms (database slow or hung)`);
-      else if (!gate.sent) {
-        gate.cancelled = true;
-        notPublished(`no database connection within ${options.publishTimeoutMs} ms (database slow or hung)`);
-      } else unknown(`sent to the database, no answer within ${options.publishTimeoutMs} ms`);
-      inFlight -= 1;
-    }, options.publishTimeoutMs);
-    coalescer.submit(request).then(
-      (outcome) => {
-        if (answered) return;
-        answered = true;
-        clearTimeout(timer);
-        inFlight -= 1;
-        switch (outcome.kind) {
-          case 'published':
-            stats.published += 1;
-            sendEmpty(res, 204, { 'X-Request-Id': requestId });
-            break;
-          case 'duplicate':
-            stats.duplicates += 1;
-            sendEmpty(res, 204, { 'X-Request-Id': requestId, 'X-Publish-Duplicate': '1' });
-            break;
-          case 'conflict':
-            stats.conflicts += 1;
-            sendJson(
-              res,
-              409,
-              { error: `X-Request-Id ${requestId} was already used for counter ${outcome.boundCounterUuid}; a request id names one request, use a new one for another counter`, outcome: 'not-published' },
-              { 'X-Request-Id': requestId },
-            );
-            break;
-          case 'failed':
-            failed(outcome.error);
-            break;
-        }
-      },
-      (error: unknown) => {
-        if (answered) return;
-        answered = true;
-        clearTimeout(timer);
-        inFlight -= 1;
-        failed(error);
-      },
-    );
+    post.timer = setTimeout(onPublishTimeout, options.publishTimeoutMs, post);
+    coalescer.enqueue(post.request, post);
   };
+
+  // The POST path's answers are functions made once, not closures made per request: a closure per request is an
+  // allocation, and under tsx each named one also costs an Object.defineProperty (esbuild's keepNames).
+  function notPublished(post: PendingPost, why: string): void {
+    stats.notPublished += 1;
+    sendJson(post.res, 503, { error: `not published: ${why}; nothing was recorded, retrying is safe`, outcome: 'not-published' }, { 'X-Request-Id': post.requestId, 'Retry-After': RETRY_AFTER_SECONDS });
+  }
+  function unknownOutcome(post: PendingPost, why: string): void {
+    stats.unknownOutcomes += 1;
+    sendJson(
+      post.res,
+      504,
+      { error: `outcome unknown: ${why}; the increment may or may not have been recorded (retry with the same X-Request-Id under --dedup)`, outcome: 'unknown' },
+      { 'X-Request-Id': post.requestId },
+    );
+  }
+  function failed(post: PendingPost, error: unknown): void {
+    if (error instanceof QueueFullError) {
+      // Shedding is the designed answer to overload: counted in the stats, not logged per request.
+      notPublished(post, error.message);
+      return;
+    }
+    logError(`server: publish failed: ${describeError(error)}`);
+    if (error instanceof NotSentError) notPublished(post, error.message);
+    else if (error instanceof PublishError && error.outcome === 'not-published') notPublished(post, `the database refused or could not be reached (${error.message})`);
+    else unknownOutcome(post, `the database did not answer (${describeError(error)})`);
+  }
+  function onPublishTimeout(post: PendingPost): void {
+    post.answered = true;
+    const gate = post.request.gate as SendGate;
+    // Still queued: it leaves the queue. In a batch that has sent nothing yet (waiting for a connection): it is
+    // left out of it. Either way it is never sent. Otherwise its batch is at the database.
+    if (coalescer.withdraw(post.request)) notPublished(post, `not sent to the database within ${options.publishTimeoutMs} ms (database slow or hung)`);
+    else if (!gate.sent) {
+      gate.cancelled = true;
+      notPublished(post, `no database connection within ${options.publishTimeoutMs} ms (database slow or hung)`);
+    } else unknownOutcome(post, `sent to the database, no answer within ${options.publishTimeoutMs} ms`);
+    inFlight -= 1;
+  }
+  function settle(post: PendingPost, outcome: PostOutcome): void {
+    if (post.answered) return;
+    post.answered = true;
+    clearTimeout(post.timer);
+    inFlight -= 1;
+    const res = post.res;
+    switch (outcome.kind) {
+      case 'published':
+        stats.published += 1;
+        sendEmpty(res, 204, { 'X-Request-Id': post.requestId });
+        break;
+      case 'duplicate':
+        stats.duplicates += 1;
+        sendEmpty(res, 204, { 'X-Request-Id': post.requestId, 'X-Publish-Duplicate': '1' });
+        break;
+      case 'conflict':
+        stats.conflicts += 1;
+        sendJson(
+          res,
+          409,
+          { error: `X-Request-Id ${post.requestId} was already used for counter ${outcome.boundCounterUuid}; a request id names one request, use a new one for another counter`, outcome: 'not-published' },
+          { 'X-Request-Id': post.requestId },
+        );
+        break;
+      case 'failed':
+        failed(post, outcome.error);
+        break;
+    }
+  }
 
   const handleGetCount = (res: ServerResponse, id: string): void => {
     if (!UUID_PATTERN.test(id)) {
@@ -287,17 +306,18 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
       return;
     }
     const body = checkBody(req, options.maxBodyBytes);
-    const proceed = (result: BodyCheck): void => {
-      if (result === 'ok') dispatch(req, res, target);
-      else if (result === 'too-large') {
-        // Connection: close, so the unread rest of the body is not parsed as the next request.
-        sendJson(res, 413, { error: `request body over ${options.maxBodyBytes} bytes; these endpoints take no body` }, { Connection: 'close' });
-      }
-      // aborted: the client is gone, nobody to answer.
-    };
-    if (typeof body === 'string') proceed(body);
-    else void body.then(proceed);
+    if (typeof body === 'string') proceed(req, res, target, body);
+    else void body.then((result) => proceed(req, res, target, result));
   });
+
+  function proceed(req: IncomingMessage, res: ServerResponse, target: Route, result: BodyCheck): void {
+    if (result === 'ok') dispatch(req, res, target);
+    else if (result === 'too-large') {
+      // Connection: close, so the unread rest of the body is not parsed as the next request.
+      sendJson(res, 413, { error: `request body over ${options.maxBodyBytes} bytes; these endpoints take no body` }, { Connection: 'close' });
+    }
+    // aborted: the client is gone, nobody to answer.
+  }
 
   httpServer.maxRequestsPerSocket = httpLimits.maxRequestsPerSocket;
   httpServer.maxConnections = httpLimits.maxConnections;

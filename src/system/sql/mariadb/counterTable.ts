@@ -1,6 +1,7 @@
 // All SQL on `counter`, the effect table of the counter service.
 import type { SqlExecutor } from '../../pubsub/types.ts';
 import type { Statement } from '../../db/pool.ts';
+import { integerLiteral, stringLiteral } from './literal.ts';
 
 export async function createCounterTable(db: SqlExecutor): Promise<void> {
   await db.query(`CREATE TABLE IF NOT EXISTS \`counter\` (
@@ -18,12 +19,16 @@ export async function createCounterTable(db: SqlExecutor): Promise<void> {
 export function addToCountersStatement(increments: ReadonlyMap<string, number>): Statement {
   if (increments.size === 0) throw new Error('addToCountersStatement: no increments');
   const ids = [...increments.keys()].sort();
-  const values: unknown[] = [];
-  for (const id of ids) values.push(id, increments.get(id));
+  // Values in the text (see literal.ts): ids are validated uuids, amounts integers.
+  let rows = '';
+  for (let i = 0; i < ids.length; i += 1) {
+    const id = ids[i] as string;
+    rows += `${i === 0 ? '' : ', '}(${stringLiteral(id)}, ${integerLiteral(increments.get(id) as number)})`;
+  }
   return {
-    sql: `INSERT INTO \`counter\` (\`id\`, \`value\`) VALUES ${ids.map(() => '(?, ?)').join(', ')}
+    sql: `INSERT INTO \`counter\` (\`id\`, \`value\`) VALUES ${rows}
      ON DUPLICATE KEY UPDATE \`value\` = \`value\` + VALUES(\`value\`)`,
-    values,
+    values: [],
   };
 }
 

@@ -3,6 +3,7 @@
 import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
 import { messagesTable, offsetsTable } from './identifiers.ts';
 import type { Statement } from '../../db/pool.ts';
+import { stringLiteral } from './literal.ts';
 
 export interface MessageRow {
   offset: number;
@@ -22,14 +23,19 @@ export async function createMessagesTable(db: SqlExecutor, topic: string): Promi
   ) ENGINE=InnoDB`);
 }
 
-/** Builds one multi-row INSERT: one statement, one commit, offsets allocated consecutively for the rows. */
+/**
+ * Builds one multi-row INSERT: one statement, one commit, offsets allocated consecutively for the rows. The
+ * values are written into the text (see literal.ts); `values` is empty, callers pass it on as before.
+ */
 export function insertMessagesSql(table: string, messages: readonly OutgoingMessage[]): { sql: string; values: unknown[] } {
   if (messages.length === 0) throw new Error('insertMessagesSql: no messages');
-  const values: unknown[] = [];
-  for (const m of messages) values.push(m.uuid, JSON.stringify(m.payload), JSON.stringify(m.metadata));
-  const rows = messages.map(() => '(?, ?, ?)').join(', ');
   // Column names are listed so that extra columns of a variant table (queue mode's `acked`) take defaults.
-  return { sql: `INSERT INTO ${table} (\`uuid\`, \`payload\`, \`metadata\`) VALUES ${rows}`, values };
+  let sql = `INSERT INTO ${table} (\`uuid\`, \`payload\`, \`metadata\`) VALUES `;
+  for (let i = 0; i < messages.length; i += 1) {
+    const m = messages[i] as OutgoingMessage;
+    sql += `${i === 0 ? '' : ', '}(${stringLiteral(m.uuid)}, ${stringLiteral(JSON.stringify(m.payload))}, ${stringLiteral(JSON.stringify(m.metadata))})`;
+  }
+  return { sql, values: [] };
 }
 
 export async function insertMessages(db: SqlExecutor, topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
