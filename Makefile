@@ -12,8 +12,8 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
   $(call opt,MODES,modes) $(call opt,QUEUE_WORKERS,queue-workers) $(call opt,HANDLERS,handlers) \
   $(call opt,POLL_INTERVALS,poll-intervals) $(call opt,COALESCE,coalesce) $(call opt,ACK_MODES,ack-modes) \
   $(call opt,REPETITIONS,repetitions) $(call opt,DURATION,duration-s) $(call opt,BACKLOG,backlog) \
-  $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only)
-CHAOS_FLAGS = $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
+  $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only) $(call opt,ENGINE,engine)
+CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests)
 
 .PHONY: help install test bench chaos micro db typecheck clean
@@ -23,6 +23,7 @@ help: ## list the targets
 	@echo "  bench variables: PROFILE (quick|standard|full), BATCH_SIZES, ISOLATION, MODES, QUEUE_WORKERS, HANDLERS,"
 	@echo "                   POLL_INTERVALS, COALESCE, ACK_MODES, REPETITIONS, DURATION, BACKLOG, CONNECTIONS, RATE, ONLY"
 	@echo "  chaos variables: PROFILE (quick|standard|soak), FAULTS, BACKEND (local|docker), CASES, REQUESTS"
+	@echo "  ENGINE (mariadb|postgres|all) for bench and chaos, mariadb|postgres for db; default mariadb"
 	@echo "  MYSQL_URL=mysql://user@host:port/db uses your server instead of a private one"
 
 $(STAMP): package-lock.json
@@ -43,8 +44,8 @@ chaos: $(STAMP) ## fault injection + checker: proves exactly-once, catches the c
 micro: $(STAMP) ## tinybench per-operation costs (publish, consume at batch 1/100/1000, HTTP round trip) -> results/micro
 	$(EOB) micro
 
-db: $(STAMP) ## start a private MariaDB in the foreground and print its MYSQL_URL (Ctrl-C stops it)
-	$(EOB) db start $(if $(PORT),--port $(PORT))
+db: $(STAMP) ## start a private MariaDB (ENGINE=postgres: PostgreSQL) in the foreground and print its DATABASE_URL (Ctrl-C stops it)
+	$(EOB) db start $(call opt,ENGINE,engine) $(if $(PORT),--port $(PORT))
 
 typecheck: $(STAMP) ## strict TypeScript check of src/ and test/
 	npx tsc --noEmit -p .

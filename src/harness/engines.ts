@@ -1,0 +1,37 @@
+// Which database engines a harness run uses: the `--engine` choice of `eob db`, `eob bench` and `eob chaos`
+// (mariadb, postgres, or all = both, one after the other in one run), checked here once for every command.
+import type { EngineName } from '../system/sql/engine.ts';
+import { OptionsError } from '../validate.ts';
+
+export type { EngineName };
+
+/** In the order `all` runs them: MariaDB first, the engine every earlier result was measured on. */
+export const ENGINE_NAMES: readonly EngineName[] = ['mariadb', 'postgres'];
+
+export type EngineChoice = EngineName | 'all';
+export const ENGINE_CHOICES: readonly EngineChoice[] = [...ENGINE_NAMES, 'all'];
+
+export function isEngineName(value: unknown): value is EngineName {
+  return typeof value === 'string' && (ENGINE_NAMES as readonly string[]).includes(value);
+}
+
+/**
+ * The engines `value` names, in run order. `allowAll` is false where one server is started (`eob db start`).
+ * Case and surrounding spaces are forgiven (ENGINE=Postgres from a Makefile); anything else is an error that
+ * names the accepted values.
+ */
+export function parseEngineChoice(component: string, value: unknown, allowAll = true): EngineName[] {
+  const text = typeof value === 'string' ? value.trim().toLowerCase() : value;
+  if (isEngineName(text)) return [text];
+  if (allowAll && text === 'all') return [...ENGINE_NAMES];
+  const accepted = allowAll ? ENGINE_CHOICES : ENGINE_NAMES;
+  throw new OptionsError(`${component}: --engine must be one of ${accepted.join(', ')} (got ${JSON.stringify(value)})`);
+}
+
+/** The engine a database URL speaks, from its scheme; undefined for a scheme neither engine takes. */
+export function engineOfUrl(url: string): EngineName | undefined {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url.trim())?.[1]?.toLowerCase();
+  if (scheme === 'mysql' || scheme === 'mariadb') return 'mariadb';
+  if (scheme === 'postgres' || scheme === 'postgresql') return 'postgres';
+  return undefined;
+}
