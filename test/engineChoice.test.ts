@@ -1,7 +1,7 @@
 // The --engine choice of db, bench and chaos: what each value selects, and that a bad one is refused by name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { engineOfUrl, parseEngineChoice } from '../src/harness/engines.ts';
+import { engineOfUrl, parseEngineChoice, resolveRunEngines } from '../src/harness/engines.ts';
 import { OptionsError } from '../src/validate.ts';
 import { defaultDataDirectory } from '../src/commands/db.ts';
 
@@ -33,4 +33,13 @@ test('the engine a URL speaks', () => {
 test('each engine keeps its own default data directory, so both can run side by side', () => {
   assert.equal(defaultDataDirectory('mariadb', 3307), '.eob/db-3307');
   assert.equal(defaultDataDirectory('postgres', 5433), '.eob/pg-5433');
+});
+
+test('a run without --engine takes the given URL\'s engine; a contradiction or all with one server is refused', () => {
+  assert.deepEqual(resolveRunEngines('bench', undefined, undefined), ['mariadb']);
+  assert.deepEqual(resolveRunEngines('bench', undefined, 'postgres://u:p@127.0.0.1:5433/eob'), ['postgres']);
+  assert.deepEqual(resolveRunEngines('bench', 'all', undefined), ['mariadb', 'postgres']);
+  assert.deepEqual(resolveRunEngines('bench', 'postgres', 'postgres://u:p@127.0.0.1:5433/eob'), ['postgres']);
+  assert.throws(() => resolveRunEngines('bench', 'postgres', 'mysql://root@127.0.0.1:3307/eob'), /bench: --engine postgres but the given database URL is a mariadb URL/);
+  assert.throws(() => resolveRunEngines('chaos', 'all', 'mysql://root@127.0.0.1:3307/eob'), /chaos: --engine all starts a private server of each engine/);
 });

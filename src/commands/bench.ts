@@ -3,6 +3,7 @@
 import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { optionalMysqlUrl } from './sharedOptions.ts';
+import { resolveRunEngines } from '../harness/engines.ts';
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
 import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions } from '../scenarios/bench/options.ts';
@@ -14,6 +15,7 @@ import type { TopicMode } from '../system/pubsub/types.ts';
 
 interface BenchArgs {
   profile: string;
+  engine?: string;
   'mysql-url'?: string;
   'batch-sizes'?: string;
   isolation?: string;
@@ -111,6 +113,7 @@ export const command: CommandModule<object, BenchArgs> = {
   builder: (y) =>
     y
       .option('profile', { type: 'string', default: 'standard', describe: 'quick (<= 2 min), standard (<= 10 min), full (up to an hour)' })
+      .option('engine', { type: 'string', describe: "mariadb, postgres, or all (both in one run, side by side); default mariadb, or the given URL's engine" })
       .option('mysql-url', { type: 'string', describe: 'use this server instead of a private one (default: $MYSQL_URL; database faults are then unavailable)' })
       .option('batch-sizes', { type: 'string', describe: 'e.g. 1,100,1000' })
       .option('isolation', { type: 'string', describe: 'e.g. SERIALIZABLE,READ-COMMITTED (offset mode; also queue mode when given)' })
@@ -134,10 +137,14 @@ export const command: CommandModule<object, BenchArgs> = {
   handler: async (args) => {
     const env = readEnvironment();
     const sweep = sweepOptionsFromArgs(args);
+    const url = optionalMysqlUrl(args['mysql-url']);
+    const engines = resolveRunEngines('bench', args.engine, url);
     const result = await runBench({
       sweep,
+      engines,
       system: {
-        mysqlUrl: optionalMysqlUrl(args['mysql-url']),
+        mysqlUrl: url,
+        postgresBinDir: env.postgresBinDir,
         mariadbBinDir: env.mariadbBinDir,
         searchPath: env.searchPath,
         quietChildren: true,

@@ -35,3 +35,23 @@ export function engineOfUrl(url: string): EngineName | undefined {
   if (scheme === 'postgres' || scheme === 'postgresql') return 'postgres';
   return undefined;
 }
+
+/**
+ * The engines of a bench or chaos run from --engine and a given database URL (MYSQL_URL / DATABASE_URL):
+ * without --engine, the URL's engine (MariaDB when there is none); with both, they must agree, and `all`
+ * (two private servers) cannot be combined with one given server.
+ */
+export function resolveRunEngines(component: string, flag: string | undefined, url: string | undefined): EngineName[] {
+  const urlEngine = url === undefined ? undefined : engineOfUrl(url);
+  if (flag === undefined) return [urlEngine ?? 'mariadb'];
+  const engines = parseEngineChoice(component, flag);
+  if (url !== undefined) {
+    if (engines.length > 1) {
+      throw new OptionsError(`${component}: --engine all starts a private server of each engine, but a database URL was given (MYSQL_URL / DATABASE_URL); unset it, or pick the URL's engine`);
+    }
+    if (urlEngine !== undefined && urlEngine !== engines[0]) {
+      throw new OptionsError(`${component}: --engine ${engines[0]} but the given database URL is a ${urlEngine} URL; unset the URL to use a private ${engines[0]} server`);
+    }
+  }
+  return engines;
+}

@@ -19,6 +19,9 @@ import { createPgPool, pgExecutorOf } from '../system/db/postgres/pool.ts';
 import { startPrivateDatabase, type PrivateDatabase } from './privateDatabase.ts';
 import { engineOfUrl, type EngineName } from './engines.ts';
 import { OptionsError } from '../validate.ts';
+import { selectDurability } from '../system/sql/mariadb/observation.ts';
+import { selectPgServerVersion } from '../system/sql/postgres/sessions.ts';
+import { PrivatePostgres } from './postgres/privatePostgres.ts';
 import { findFreePort } from './ports.ts';
 import type { SqlExecutor } from '../system/pubsub/types.ts';
 import { ChildService } from './childService.ts';
@@ -101,6 +104,13 @@ export interface ServerService {
   port: number;
   /** http://127.0.0.1:<port> */
   baseUrl: string;
+}
+
+/** What serverFacts() reports. */
+export interface ServerFacts {
+  engine: EngineName;
+  version: string;
+  settings: Record<string, string | number | boolean | undefined>;
 }
 
 export class DatabaseFaultUnavailableError extends Error {
@@ -219,6 +229,31 @@ export class SystemUnderTest {
   /** The same, under its MariaDB-era name. */
   requireManagedDatabase(): PrivateDatabase {
     return this.requirePrivateDatabase();
+  }
+
+  /**
+   * The server's version and the durability settings a result depends on, recorded with every result:
+   * MariaDB's innodb_flush_log_at_trx_commit, sync_binlog, log_bin; PostgreSQL's fsync, synchronous_commit,
+   * full_page_writes (known for the private server; a given one reports its version only).
+   */
+  async serverFacts(): Promise<ServerFacts> {
+    if (this.engine === 'mariadb') {
+      const d = await selectDurability(this.db);
+      return {
+        engine: 'mariadb',
+        version: d.version,
+        settings: { innodb_flush_log_at_trx_commit: d.flushLogAtTrxCommit, sync_binlog: d.syncBinlog, log_bin: d.logBin },
+      };
+    }
+    if (this.privateDatabase instanceof PrivatePostgres) {
+      const i = await this.privateDatabase.info();
+      return {
+        engine: 'postgres',
+        version: i.version,
+        settings: { fsync: i.fsync, synchronous_commit: i.synchronousCommit, full_page_writes: i.fullPageWrites, wal_sync_method: i.walSyncMethod, shared_buffers: i.sharedBuffers },
+      };
+    }
+    return { engine: 'postgres', version: await selectPgServerVersion(this.db), settings: {} };
   }
 
   /** The database server's pid (private database only). */
