@@ -4,6 +4,9 @@ import assert from 'node:assert/strict';
 import { engineComparisonTable, rowsByEngine } from '../src/bench/engineComparison.ts';
 import { CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
 import type { CsvRow } from '../src/bench/csv.ts';
+import { CHAOS_CSV_COLUMNS, caseFileName, csvRow, summaryTable } from '../src/scenarios/chaos/chaosReport.ts';
+import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
+import type { CaseResult } from '../src/scenarios/chaos/caseResult.ts';
 
 const drain = (engine: string, rate: number, over: CsvRow = {}): CsvRow => ({
   engine, server_version: engine === 'postgres' ? '15.20' : '10.11.6-MariaDB', kind: 'drain', mode: 'offset', batch_size: 1000,
@@ -42,4 +45,20 @@ test('an invalid drain is never the figure shown, and a missing engine figure is
   assert.match(table, /drain offset, batch 1000 \(msgs\/s\)\s+20000\s+10000/);
   assert.match(table, /SQL ceiling, batch 1000 \(msgs\/s\)\s+-\s+-/);
   assert.match(table, /points valid \/ checked\s+1 \/ 2\s+1 \/ 1/);
+});
+
+test('every chaos row carries its engine and server version; file names keep the engines apart', () => {
+  assert.ok(CHAOS_CSV_COLUMNS.includes('engine') && CHAOS_CSV_COLUMNS.includes('server_version'));
+  const [c] = chaosMatrix('quick', undefined, 'postgres');
+  const result = {
+    case: c!, engine: 'postgres', verdict: undefined, expected: 'valid', passed: false, why: 'x', faults: [], skippedFaults: [], history: [],
+    timeline: [], phases: [], quiesced: false, drainMsgsPerS: undefined, drainDuringFaultsMsgsPerS: undefined, durationMs: 1,
+    databaseVersion: '15.20 (Debian 15.20-0+deb12u1)', poisoned: undefined, gapsPassed: undefined, gapsPassedByTimeout: undefined, error: undefined,
+  } satisfies CaseResult;
+  const row = csvRow(result, 'quick');
+  assert.equal(row.engine, 'postgres');
+  assert.equal(row.server_version, '15.20 (Debian 15.20-0+deb12u1)');
+  assert.equal(caseFileName(result), 'postgres-eo-offset-b1000');
+  assert.equal(caseFileName({ ...result, engine: 'mariadb' }), 'eo-offset-b1000', "MariaDB's file names stay as they were");
+  assert.match(summaryTable([result]).split('\n')[0]!, /^\| engine +\| case/);
 });

@@ -3,7 +3,9 @@
 import type { CommandModule } from 'yargs';
 import path from 'node:path';
 import { readEnvironment } from '../config.ts';
-import { CHAOS_PROFILES, chaosMatrix, dockerCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
+import { CHAOS_PROFILES, chaosMatrix, dockerCase, engineSkips, type ChaosCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
+import { resolveRunEngines, type EngineName } from '../harness/engines.ts';
+import type { CaseResult } from '../scenarios/chaos/caseResult.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
 import { runChaosCases } from '../scenarios/chaos/chaos.ts';
 import { summaryTable, writeChaosResults } from '../scenarios/chaos/chaosReport.ts';
@@ -17,6 +19,7 @@ import { intInRange } from '../validate.ts';
 
 interface ChaosArgs {
   profile: string;
+  engine?: string;
   faults?: string;
   cases?: string;
   backend: string;
@@ -35,6 +38,7 @@ export const command: CommandModule<object, ChaosArgs> = {
   builder: (y) =>
     y
       .option('profile', { choices: CHAOS_PROFILES, default: 'standard', describe: 'quick (<= 3 min), standard (<= 15 min, make chaos), soak' })
+      .option('engine', { type: 'string', describe: "mariadb, postgres, or all (the matrix on each, one after the other); default mariadb, or the given URL's engine" })
       .option('faults', { type: 'string', describe: `only these faults, comma-separated: ${FAULT_NAMES.join(', ')}` })
       .option('cases', { type: 'string', describe: 'only these cases, comma-separated (--list shows them)' })
       .option('backend', { choices: ['local', 'docker'], default: 'local', describe: 'local child processes, or Docker Compose services (dockerode)' })
@@ -49,31 +53,45 @@ export const command: CommandModule<object, ChaosArgs> = {
     const env = readEnvironment();
     const profile = args.profile as ChaosProfile;
     const only = args.faults === undefined ? undefined : resolveFaults(args.faults).map((f) => f.name);
-    let cases = chaosMatrix(profile, only);
-    if (args.cases !== undefined) {
-      const wanted = args.cases.split(',').map((s) => s.trim()).filter((s) => s !== '');
-      const unknown = wanted.filter((w) => !cases.some((c) => c.name === w));
-      if (unknown.length > 0) {
-        throw new Error(`unknown case(s) ${unknown.join(', ')} in profile ${profile}; cases: ${cases.map((c) => c.name).join(', ')}`);
+    const mysqlUrl = optionalMysqlUrl(args['mysql-url']);
+    const engines = resolveRunEngines('chaos', args.engine, mysqlUrl);
+    if (args.backend === 'docker' && engines.some((e) => e !== 'mariadb')) {
+      throw new Error('chaos --backend docker runs the Compose deployment, which has MariaDB only; use --engine mariadb (or the local backend)');
+    }
+    const wanted = args.cases?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const casesOf = (engine: EngineName): ChaosCase[] => {
+      let cases = chaosMatrix(profile, only, engine);
+      if (wanted !== undefined) {
+        const skippedHere = new Set(engineSkips(engine).map((s) => s.what));
+        const unknown = wanted.filter((w) => !cases.some((c) => c.name === w) && !skippedHere.has(w) && !engines.some((e) => chaosMatrix(profile, only, e).some((c) => c.name === w)));
+        if (unknown.length > 0) {
+          throw new Error(`unknown case(s) ${unknown.join(', ')} in profile ${profile}; cases: ${cases.map((c) => c.name).join(', ')}`);
+        }
+        cases = cases.filter((c) => wanted.includes(c.name));
       }
-      cases = cases.filter((c) => wanted.includes(c.name));
-    }
-    if (args.requests !== undefined) {
-      const requests = intInRange('chaos', 'requests', args.requests, 1, 10_000_000);
-      cases = cases.map((c) => ({ ...c, requests }));
-    }
+      if (args.requests !== undefined) {
+        const requests = intInRange('chaos', 'requests', args.requests, 1, 10_000_000);
+        cases = cases.map((c) => ({ ...c, requests }));
+      }
+      return cases;
+    };
+    const plan = engines.map((engine) => ({ engine, cases: casesOf(engine) }));
     let docker: DockerTarget | undefined;
     if (args.backend === 'docker') {
       docker = { project: args['compose-project'], socketPath: args['docker-socket'], serverUrl: args['server-url'] };
-      cases = [dockerCase(profile, docker.project, only, args.requests)];
+      plan.splice(0, plan.length, { engine: 'mariadb', cases: [dockerCase(profile, docker.project, only, args.requests)] });
     }
+    const skips = plan.flatMap((p) => engineSkips(p.engine).map((s) => `${p.engine}: ${s.what} not run: ${s.reason}`));
     if (args.list) {
-      for (const c of cases) {
-        process.stdout.write(`${c.name.padEnd(24)} expect ${c.expected.padEnd(16)} faults ${c.faults.join(',') || '-'} x${c.perFault}  ${c.description}\n`);
+      for (const { engine, cases } of plan) {
+        for (const c of cases) {
+          process.stdout.write(`${engines.length > 1 ? `${engine.padEnd(9)}` : ''}${c.name.padEnd(24)} expect ${c.expected.padEnd(16)} faults ${c.faults.join(',') || '-'} x${c.perFault}  ${c.description}\n`);
+        }
       }
+      for (const s of skips) process.stdout.write(`${s}\n`);
       return;
     }
-    const mysqlUrl = optionalMysqlUrl(args['mysql-url']);
+    const cases = plan.flatMap((p) => p.cases);
     if (docker !== undefined && mysqlUrl === undefined) {
       throw new Error('chaos --backend docker reads the Compose database directly: publish the mysql port and set MYSQL_URL or --mysql-url (e.g. mysql://root:eob@127.0.0.1:3306/eob)');
     }
@@ -88,22 +106,34 @@ export const command: CommandModule<object, ChaosArgs> = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, docker };
-    progress.log(`chaos: profile ${profile}, ${cases.length} case(s), results in ${dir.path}`);
+    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker };
+    progress.log(`chaos: profile ${profile}, engine ${engines.join(' then ')}, ${cases.length} case(s), results in ${dir.path}`);
+    for (const s of skips) progress.log(s);
     const started = Date.now();
-    const results = await runChaosCases({
-      ...runOptions,
-      cases,
-      signal: abort.signal,
-      log: (line) => progress.log(line),
-      onCase: (i, c) => progress.update(i, c.name),
-    });
+    const results: CaseResult[] = [];
+    for (const { engine, cases: engineCases } of plan) {
+      if (abort.signal.aborted) break;
+      const done = results.length;
+      const tag = engines.length > 1 ? `${engine}: ` : '';
+      results.push(
+        ...(await runChaosCases({
+          ...runOptions,
+          engine,
+          cases: engineCases,
+          signal: abort.signal,
+          log: (line) => progress.log(`${tag}${line}`),
+          onCase: (i, c) => progress.update(done + i, `${tag}${c.name}`),
+        })),
+      );
+    }
     progress.update(cases.length, 'done');
     progress.stop();
     const passed = results.length === cases.length && results.every((r) => r.passed);
     const { log: _log, signal: _signal, ...shownOptions } = runOptions;
     await writeChaosResults(dir, { profile, results, passed }, {
       profile,
+      engines,
+      skipped: skips,
       backend: args.backend,
       faults: only ?? null,
       run: { ...shownOptions, mysqlUrl: shownOptions.mysqlUrl === undefined ? undefined : redactMysqlUrl(shownOptions.mysqlUrl) },
@@ -112,7 +142,7 @@ export const command: CommandModule<object, ChaosArgs> = {
       database_versions: [...new Set(results.map((r) => r.databaseVersion).filter((v) => v !== undefined))],
       duration_s: (Date.now() - started) / 1000,
     });
-    process.stdout.write(`\n${summaryTable(results)}\n\n`);
+    process.stdout.write(`\n${summaryTable(results)}\n${skips.map((s) => `${s}\n`).join('')}\n`);
     process.stdout.write(
       `${passed ? 'chaos: PASS' : 'chaos: FAIL'}: ${results.filter((r) => r.passed).length}/${cases.length} case(s) as expected ` +
         `in ${Math.round((Date.now() - started) / 1000)} s; results in ${dir.path}\n`,

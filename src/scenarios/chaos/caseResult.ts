@@ -5,6 +5,7 @@ import type { RequestAttempt } from './history.ts';
 import { type Verdict } from './checker.ts';
 import { type PhaseTiming } from './phases.ts';
 import { type ChaosCase, type Expectation } from './chaosMatrix.ts';
+import type { EngineName } from '../../harness/engines.ts';
 
 export interface TimelineSample {
   tMs: number;
@@ -15,6 +16,8 @@ export interface TimelineSample {
 
 export interface CaseResult {
   case: ChaosCase;
+  /** The engine the case ran on. */
+  engine: EngineName;
   verdict: Verdict | undefined;
   expected: Expectation;
   /** The case shows what it must: valid for exactly-once cases, the violation for controls. */

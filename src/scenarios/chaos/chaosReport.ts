@@ -57,7 +57,8 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   ...FAULT_NAMES.flatMap((f) => [`recovery_${f.replace(/-/g, '_')}_median_ms`, `recovery_${f.replace(/-/g, '_')}_max_ms`]),
   'quiesced',
   'case_duration_s',
-  'db_version',
+  'engine',
+  'server_version',
   'why',
 ];
 
@@ -110,7 +111,8 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     drain_during_faults_msgs_per_s: r.drainDuringFaultsMsgsPerS,
     quiesced: r.quiesced,
     case_duration_s: r.durationMs / 1000,
-    db_version: r.databaseVersion,
+    engine: r.engine,
+    server_version: r.databaseVersion,
     why: r.why,
   };
   for (const f of FAULT_NAMES) {
@@ -182,6 +184,8 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
     profile: summary.profile,
     cases: summary.results.map((r) => ({
       case: r.case.name,
+      engine: r.engine,
+      server_version: r.databaseVersion,
       description: r.case.description,
       expected: r.expected,
       passed: r.passed,
@@ -198,8 +202,8 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
   for (const r of summary.results) {
     if (r.timeline.length === 0) continue;
     const svg = await renderSvg(timelineChartSpec(r));
-    dir.writeText(`timeline-${r.case.name}.svg`, svg);
-    dir.writeText(`timeline-${r.case.name}.png`, svgToPng(svg));
+    dir.writeText(`timeline-${caseFileName(r)}.svg`, svg);
+    dir.writeText(`timeline-${caseFileName(r)}.png`, svgToPng(svg));
   }
 }
 
@@ -211,13 +215,21 @@ function rawCell(r: CaseResult): string {
   return `${n.ok}/${n.fail}/${n.unknown}`;
 }
 
-/** The table printed at the end of a run (and pasted in the README). */
+/** A case's name in file names: MariaDB's as before, other engines' prefixed, so ENGINE=all writes both. */
+export function caseFileName(r: CaseResult): string {
+  return r.engine === 'mariadb' ? r.case.name : `${r.engine}-${r.case.name}`;
+}
+
+/** The table printed at the end of a run (and pasted in the README); an engine column when the run had several. */
 export function summaryTable(results: readonly CaseResult[]): string {
-  const header = ['case', 'expected', 'verdict', 'ok/fail/unknown', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'gaps passed (timeout)', 'faults', 'recovery p50/max ms', 'result'];
+  const engines = new Set(results.map((r) => r.engine));
+  const withEngine = engines.size > 1 || !engines.has('mariadb');
+  const header = [...(withEngine ? ['engine'] : []), 'case', 'expected', 'verdict', 'ok/fail/unknown', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'gaps passed (timeout)', 'faults', 'recovery p50/max ms', 'result'];
   const rows = results.map((r) => {
     const v = r.verdict;
     const rec = r.faults.map((f) => f.recoveryMs).filter((x): x is number => x !== undefined);
     return [
+      ...(withEngine ? [r.engine] : []),
       r.case.name,
       r.expected,
       v?.verdict ?? 'error',

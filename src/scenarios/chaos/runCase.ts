@@ -206,6 +206,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   const loadPhase = clock.timings.find((t) => t.phase === 'load');
   return {
     case: c,
+    engine: o.engine,
     verdict,
     expected: c.expected,
     passed: met.passed && error === undefined,
