@@ -1,6 +1,7 @@
 // Which database engines a harness run uses: the `--engine` choice of `eob db`, `eob bench` and `eob chaos`
 // (mariadb, postgres, or all = both, one after the other in one run), checked here once for every command.
-import type { EngineName } from '../system/sql/engine.ts';
+import type { EngineName, SqlEngine } from '../system/sql/engine.ts';
+import { mariadbEngine } from '../system/sql/mariadb/engine.ts';
 import { OptionsError } from '../validate.ts';
 
 export type { EngineName };
@@ -54,4 +55,10 @@ export function resolveRunEngines(component: string, flag: string | undefined, u
     }
   }
   return engines;
+}
+
+/** The engine seam's implementation for `name`: the SQL the harness's reads go through. */
+export function sqlEngineFor(name: EngineName): SqlEngine {
+  if (name === 'mariadb') return mariadbEngine;
+  throw new Error('the PostgreSQL engine behind src/system/sql/engine.ts is not built yet');
 }

@@ -17,7 +17,8 @@ import { childEnvironment } from '../config.ts';
 import { createPool, ensureDatabase, executorOf, parseMysqlUrl, redactMysqlUrl, type Pool } from '../system/db/pool.ts';
 import { createPgPool, pgExecutorOf } from '../system/db/postgres/pool.ts';
 import { startPrivateDatabase, type PrivateDatabase } from './privateDatabase.ts';
-import { engineOfUrl, type EngineName } from './engines.ts';
+import { engineOfUrl, sqlEngineFor, type EngineName } from './engines.ts';
+import type { SqlEngine } from '../system/sql/engine.ts';
 import { OptionsError } from '../validate.ts';
 import { selectDurability } from '../system/sql/mariadb/observation.ts';
 import { selectPgServerVersion } from '../system/sql/postgres/sessions.ts';
@@ -198,6 +199,11 @@ export class SystemUnderTest {
   /** The private database under its MariaDB-era name. */
   get managedDatabase(): PrivateDatabase | undefined {
     return this.privateDatabase;
+  }
+
+  /** The engine seam's implementation for this database: the reads the bench and chaos measure with. */
+  get sql(): SqlEngine {
+    return sqlEngineFor(this.engine);
   }
 
   /** SQL through the measurement pool. */

@@ -2,14 +2,9 @@
 // drain, end-to-end), then the counter check, which makes every point a correctness run as well.
 import { randomUUID } from 'node:crypto';
 import type { OutgoingMessage } from '../../system/pubsub/types.ts';
-import { executorOf } from '../../system/db/pool.ts';
-import { ensureSchema } from '../../system/sql/mariadb/schema.ts';
-import { createOffsetsTable } from '../../system/sql/mariadb/offsetsTable.ts';
-import { insertMessagesSql } from '../../system/sql/mariadb/messagesTable.ts';
-import { messagesTable, queueTable } from '../../system/sql/mariadb/identifiers.ts';
-import { countTopicRows, selectConsumption, truncateTopic } from '../../system/sql/mariadb/observation.ts';
-import { selectAllCounters } from '../../system/sql/mariadb/counterTable.ts';
-import { countPoisoned, truncatePoisonTable } from '../../system/sql/mariadb/poisonTable.ts';
+import { truncateTopic } from '../../system/sql/mariadb/observation.ts';
+import { truncatePoisonTable } from '../../system/sql/mariadb/poisonTable.ts';
+import { countPoisonedMessages, readDrainPosition } from '../../bench/observation.ts';
 import type { ChildService } from '../../harness/childService.ts';
 import { defaultIsolation } from '../../system/worker.ts';
 import type { SystemUnderTest, WorkerFlags } from '../../harness/systemUnderTest.ts';
@@ -107,9 +102,10 @@ function appendNote(note: string, more: string): string {
 async function resetTables(ctx: SweepContext, mode: TopicMode): Promise<void> {
   const db = ctx.sut.db;
   const topic = ctx.options.topic;
-  await ensureSchema(db, { topic, topicSchema: 'offset', dedup: false });
-  await ensureSchema(db, { topic, topicSchema: 'queue', dedup: false });
-  await createOffsetsTable(db, topic);
+  const engine = ctx.sut.sql;
+  await engine.ensureSchema(db, { topic, mode: 'offset', dedup: false });
+  await engine.ensureSchema(db, { topic, mode: 'queue', dedup: false });
+  await engine.ensureGroup(db, { topic, consumerGroup: ctx.options.consumerGroup });
   await truncateTopic(db, topic);
   await truncatePoisonTable(db, topic);
   void mode;
@@ -120,12 +116,11 @@ const BACKLOG_ROWS_PER_INSERT = 1_000;
 
 /** Publishes `n` messages round-robin over `counters` straight into the topic table (multi-row INSERTs). */
 export async function publishBacklog(ctx: SweepContext, mode: TopicMode, n: number, counters: readonly string[]): Promise<void> {
-  const table = mode === 'offset' ? messagesTable(ctx.options.topic) : queueTable(ctx.options.topic);
   let next = 0;
   const chunks: number[] = [];
   for (let left = n; left > 0; left -= BACKLOG_ROWS_PER_INSERT) chunks.push(Math.min(BACKLOG_ROWS_PER_INSERT, left));
-  const pool = ctx.sut.pool;
-  const db = executorOf(pool);
+  const db = ctx.sut.db;
+  const engine = ctx.sut.sql;
   const run = async () => {
     for (let size = chunks.shift(); size !== undefined; size = chunks.shift()) {
       const messages: OutgoingMessage[] = [];
@@ -133,8 +128,7 @@ export async function publishBacklog(ctx: SweepContext, mode: TopicMode, n: numb
         messages.push({ uuid: randomUUID(), payload: { counter_uuid: counters[next % counters.length] }, metadata: {} });
         next += 1;
       }
-      const { sql, values } = insertMessagesSql(table, messages);
-      await db.query(sql, values);
+      await engine.publish(db, { topic: ctx.options.topic, mode, messages });
     }
   };
   await Promise.all([run(), run(), run()]);
@@ -195,7 +189,7 @@ async function runDrain(ctx: SweepContext, result: PointResult, children: ChildS
   const n = p.backlogMessages ?? ctx.options.backlogMessages;
   await publishBacklog(ctx, p.mode, n, makeCounterIds(ctx.options.counters));
   result.messagesPublished = n;
-  const sampler = startSampler(ctx.sut.db, { mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
+  const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
   try {
     const workers = await startWorkers(ctx, result, children, ctx.options.workerFailpoints);
     const cpuWorkerBefore = sumCpu(workers);
@@ -229,7 +223,7 @@ async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<vo
   await publishBacklog(ctx, 'offset', n, makeCounterIds(ctx.options.counters));
   result.messagesPublished = n;
   result.resolvedIsolation = p.isolation;
-  const sampler = startSampler(ctx.sut.db, { mode: 'offset', topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
+  const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: 'offset', topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
   const cpuSelf = selfCpuSeconds();
   const cpuDb = ctx.sut.dbCpuSeconds();
   try {
@@ -298,7 +292,7 @@ async function runEndToEnd(ctx: SweepContext, result: PointResult, children: Chi
   const server = await ctx.sut.startServer({ topic: ctx.options.topic, topicSchema: p.mode, ...(p.coalesce === undefined ? {} : { coalesce: p.coalesce }) });
   children.push(server.service);
   const workers = await startWorkers(ctx, result, children, []);
-  const sampler = startSampler(ctx.sut.db, { mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: 250 });
+  const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: 250 });
   let loadStart = 0;
   let loadEnd = 0;
   try {
@@ -323,8 +317,10 @@ async function runEndToEnd(ctx: SweepContext, result: PointResult, children: Chi
   result.lagP99Ms = lag.p99;
 }
 
+/** What the workers must reach, on the same scale as the sampler's progress (see readDrainPosition). */
 async function readPublished(ctx: SweepContext, mode: TopicMode): Promise<number> {
-  return countTopicRows(ctx.sut.db, mode, ctx.options.topic);
+  const p = await readDrainPosition(ctx.sut.db, ctx.sut.sql, { mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup });
+  return p.published;
 }
 
 /**
@@ -335,15 +331,16 @@ async function checkPoint(ctx: SweepContext, result: PointResult): Promise<void>
   const db = ctx.sut.db;
   const topic = ctx.options.topic;
   const mode = result.point.kind === 'sql-ceiling' ? 'offset' : result.point.mode;
-  const consumption = await selectConsumption(db, { mode, topic, consumerGroup: ctx.options.consumerGroup });
+  const engine = ctx.sut.sql;
+  const consumption = await engine.selectConsumption(db, { mode, topic, consumerGroup: ctx.options.consumerGroup });
   if (consumption.ackedOffset !== undefined) result.ackedOffset = consumption.ackedOffset;
   result.maxOffset = consumption.maxOffset;
   result.messagesPublished = consumption.published;
   result.drained = consumption.drained;
   const expected = consumption.consumedPerCounter;
-  const actual = await selectAllCounters(db);
+  const actual = await engine.selectAllCounters(db);
   result.check = checkCounters(expected, actual);
-  result.poisoned = await countPoisoned(db, topic);
+  result.poisoned = await countPoisonedMessages(db, engine, topic);
   result.messagesConsumed = result.check.expectedTotal;
   if (result.check.verdict === 'invalid') {
     result.note = appendNote(result.note, `counters wrong: ${result.check.wrongCounters.slice(0, 3).join(', ')}`);

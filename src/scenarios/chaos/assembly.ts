@@ -14,11 +14,14 @@ import { type FaultContext } from './nemesis.ts';
 import { type ChaosCase } from './chaosMatrix.ts';
 import { type ChaosRunOptions, type DockerTarget } from './options.ts';
 import type { EngineName } from '../../harness/engines.ts';
+import type { SqlEngine } from '../../system/sql/engine.ts';
+import { mariadbEngine } from '../../system/sql/mariadb/engine.ts';
 
 /** What a case runs against: local children (the default) or a Docker Compose deployment. */
 export interface CaseSystem {
-  /** The engine the database speaks. */
+  /** The engine the database speaks, and its implementation of the seam (the harness's reads). */
   engine: EngineName;
+  sql: SqlEngine;
   /** The harness's own session: sampler, recovery probe, conn-kill, snapshot. */
   db: SqlExecutor;
   /** The database itself, for the raw SQL publishers (never through the workers' proxy). */
@@ -71,6 +74,7 @@ export async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promis
           : await localAllocatorStaller({ serverPid: () => sut.privateDatabase?.pid, mysqlUrl: sut.databaseUrl, log: o.log });
     return {
       engine: sut.engine,
+      sql: sut.sql,
       db: sut.db,
       databaseUrl: sut.databaseUrl,
       serverBaseUrl: server.baseUrl,
@@ -130,6 +134,7 @@ export async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target
   o.log(`${c.name}: docker backend, project ${target.project}; the Compose services' own configuration is what is tested`);
   return {
     engine: 'mariadb',
+    sql: mariadbEngine,
     db,
     databaseUrl: o.mysqlUrl,
     serverBaseUrl: target.serverUrl.replace(/\/$/, ''),

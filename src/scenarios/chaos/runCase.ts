@@ -1,8 +1,7 @@
 // Runs one chaos case on a fresh system, phase by phase (phases.ts): start the system (assembly.ts), the load
 // that records every attempt's outcome and the nemesis on its own timer, heal, wait until recovered,
 // quiesce, snapshot, check. A failure of the system is a result; only a bug throws.
-import { countPoisoned } from '../../system/sql/mariadb/poisonTable.ts';
-import { takeSnapshot } from '../../bench/observation.ts';
+import { countPoisonedMessages, takeSnapshot } from '../../bench/observation.ts';
 import { drainDuringFaults, rateOver } from '../../bench/metrics.ts';
 import { httpStatus } from '../../harness/childService.ts';
 import { resolveFaults, runNemesis, skipReason, type FaultContext, type FaultEvent } from './nemesis.ts';
@@ -42,7 +41,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     });
     databaseVersion = setup.databaseVersion;
     const db = setup.db;
-    const progress = () => withTimeout(readProgress(db, c.mode), PROBE_TIMEOUT_MS, 'progress read');
+    const progress = () => withTimeout(readProgress(db, setup.sql, c.mode), PROBE_TIMEOUT_MS, 'progress read');
     let requestsOk = 0;
 
     sampler = (async () => {
@@ -169,16 +168,16 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       }
     });
 
-    quiesced = await clock.run('quiesce', () => quiesce(db, c.mode, o));
+    quiesced = await clock.run('quiesce', () => quiesce(db, setup.sql, c.mode, o));
     if (!quiesced) o.log(`${c.name}: not quiesced within ${o.quiesceTimeoutMs} ms (a finding: the drain did not finish)`);
     sampling = false;
     await sampler;
 
     const snapshot = await clock.run('snapshot', async () => {
-      const full = await takeSnapshot(db, { mode: c.mode, topic: TOPIC, consumerGroup: GROUP });
+      const full = await takeSnapshot(db, setup.sql, { mode: c.mode, topic: TOPIC, consumerGroup: GROUP });
       return setup.scopeToHistory ? scopeSnapshot(full, history) : full;
     });
-    poisoned = await countPoisoned(db, TOPIC);
+    poisoned = await countPoisonedMessages(db, setup.sql, TOPIC);
     verdict = await clock.run('check', async () => check(history, snapshot, { endToEnd: c.retry && c.server.dedup === true }));
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
