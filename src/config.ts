@@ -4,6 +4,8 @@
 export interface Environment {
   /** MYSQL_URL: use this server instead of starting a private one. */
   mysqlUrl: string | undefined;
+  /** DATABASE_URL: the server and worker's database, mysql:// or postgres:// (preferred over MYSQL_URL). */
+  databaseUrl: string | undefined;
   /** EOB_FAILPOINTS: `name=N,...`, armed in server and worker processes (see src/system/failpoints.ts). */
   failpoints: string | undefined;
   /** CI or a non-terminal stdout: progress bars stay quiet. */
@@ -22,6 +24,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
   const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v.trim() === '' ? undefined : v.trim());
   return {
     mysqlUrl: nonEmpty(env.MYSQL_URL),
+    databaseUrl: nonEmpty(env.DATABASE_URL),
     failpoints: nonEmpty(env.EOB_FAILPOINTS),
     ci: nonEmpty(env.CI) !== undefined && env.CI !== 'false' && env.CI !== '0',
     quiet: env.EOB_LOG === 'quiet',

@@ -59,8 +59,8 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
 
   it('16 raw publishers x 150 single-row INSERTs, 300 ms stalls: innodb-trx loses messages, statements loses none', async (t) => {
     const topic = newTopic();
-    await prepareOffsetTopic(executorOf(pool), topic, 'old');
-    await prepareOffsetTopic(executorOf(pool), topic, 'new');
+    await prepareOffsetTopic(pool, topic, 'old');
+    await prepareOffsetTopic(pool, topic, 'new');
     const oldSub = await subscribe(topic, 'old', 'innodb-trx');
     const newSub = await subscribe(topic, 'new', 'statements');
 
@@ -136,8 +136,8 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
 
   it('explicit transactions (BEGIN; INSERT stalled after allocation; SLEEP; COMMIT), INNODB_TRX polled every 40 ms: nothing lost at READ COMMITTED or REPEATABLE READ', async (t) => {
     const topic = newTopic();
-    await prepareOffsetTopic(executorOf(pool), topic, 'rc');
-    await prepareOffsetTopic(executorOf(pool), topic, 'rr');
+    await prepareOffsetTopic(pool, topic, 'rc');
+    await prepareOffsetTopic(pool, topic, 'rr');
     const rc = await subscribe(topic, 'rc', 'statements', 'READ COMMITTED');
     const rr = await subscribe(topic, 'rr', 'statements', 'REPEATABLE READ');
     const u = parseMysqlUrl(db().url);

@@ -15,6 +15,7 @@ import { DEFAULT_SERVER_OPTIONS } from '../src/system/server/options.ts';
 import { startCounterServer } from '../src/system/server/server.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import { counterHandler } from '../src/system/counterHandler.ts';
+import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
 import { defaultIsolation } from '../src/system/worker.ts';
 import { selectCounterValue } from '../src/system/sql/mariadb/counterTable.ts';
 import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
@@ -63,7 +64,7 @@ async function publishWhileFrozen(url: string, pool: Pool, isolation: IsolationL
   let thaw!: () => void;
   const thawed = new Promise<void>((r) => (thaw = r));
   let first = true;
-  const count = counterHandler('batched');
+  const count = counterHandler('batched', mariadbEngine);
   // A few messages to read: the frozen batch reads to the end of the topic, as a caught-up worker's does.
   for (let i = 0; i < 5; i += 1) assert.equal((await post(agent, `${server.url}/count/${counter}`)).status, 204);
   const subscription = await subscribeOffset(pool, {

@@ -65,7 +65,7 @@ describe('a hole held by an explicit transaction, with INNODB_TRX polled every 4
       const topic = newTopic();
       const group = `g_${isolation.replace(' ', '_').toLowerCase()}`;
       const insert = `INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, ?, '{}')`;
-      await prepareOffsetTopic(executorOf(pool), topic, group);
+      await prepareOffsetTopic(pool, topic, group);
       const logs: string[] = [];
       let enteredSlow: () => void = () => undefined;
       const slowEntered = new Promise<void>((resolve) => (enteredSlow = resolve));

@@ -48,7 +48,7 @@ describe('gap proof liveness: the bound passes what cannot be proven, and says s
   }
 
   async function consume(topic: string, group: string): Promise<{ sub: Subscription; logs: string[]; elapsedMs: number }> {
-    await prepareOffsetTopic(executorOf(pool), topic, group);
+    await prepareOffsetTopic(pool, topic, group);
     const logs: string[] = [];
     const committed = await rolledBackHole(topic);
     const started = Date.now();
@@ -103,7 +103,7 @@ describe('gap proof liveness: the bound passes what cannot be proven, and says s
 
   it('an XA transaction left PREPARED with a row in the hole: passed by timeout, recorded (a bound, not a proof)', async () => {
     const topic = newTopic();
-    await prepareOffsetTopic(executorOf(pool), topic, 'xa');
+    await prepareOffsetTopic(pool, topic, 'xa');
     // Offset 1 is the prepared transaction's row, held until XA COMMIT/ROLLBACK; offset 2 commits.
     const xa = await pool.getConnection();
     held.push(xa);

@@ -109,7 +109,7 @@ describe('offset subscriber against out-of-order commits', () => {
     it(`${isolation}, contiguous: every committed message exactly once, the rolled-back one never`, async () => {
       const topic = newTopic();
       const group = `contiguous-${isolation}`;
-      await prepareOffsetTopic(executorOf(pool), topic, group);
+      await prepareOffsetTopic(pool, topic, group);
       await subscribe(topic, group, { isolation });
       const { committed, rolledBack } = await reverseCommits(topic);
       const max = await selectMaxOffset(executorOf(pool), topic);
@@ -123,7 +123,7 @@ describe('offset subscriber against out-of-order commits', () => {
   it('control: REPEATABLE READ without contiguity (the non-locking read) loses the late commits', async () => {
     const topic = newTopic();
     const group = 'none-rr';
-    await prepareOffsetTopic(executorOf(pool), topic, group);
+    await prepareOffsetTopic(pool, topic, group);
     await subscribe(topic, group, { isolation: 'REPEATABLE READ', gapHandling: 'none' });
     const { committed } = await reverseCommits(topic);
     const max = await selectMaxOffset(executorOf(pool), topic);
@@ -137,8 +137,8 @@ describe('offset subscriber against out-of-order commits', () => {
 
   it('16 concurrent single-row autocommit publishers for 20 s: defaults lose nothing, the watermill profile loses messages', async () => {
     const topic = newTopic();
-    await prepareOffsetTopic(executorOf(pool), topic, 'safe');
-    await prepareOffsetTopic(executorOf(pool), topic, 'watermill');
+    await prepareOffsetTopic(pool, topic, 'safe');
+    await prepareOffsetTopic(pool, topic, 'watermill');
     // Both read the same topic while it is written: the default subscriber, and watermill-sql's settings
     // (SERIALIZABLE, FOR UPDATE on the offsets row, ack through the last row read), both at batch 100.
     await subscribe(topic, 'safe', { batchSize: 100 });

@@ -10,6 +10,7 @@ import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
 import { createPool, type Pool } from '../src/system/db/pool.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { counterHandler, type HandlerName } from '../src/system/counterHandler.ts';
+import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from '../src/system/pubsub/queueSubscriber.ts';
 import type { BatchHandler, Subscription } from '../src/system/pubsub/types.ts';
@@ -116,7 +117,7 @@ describe('poison messages (private MariaDB)', () => {
       resendIntervalMs: 20,
       pollIntervalMs: 5,
       poisonAfterFailures: o.poisonAfterFailures,
-      handler: o.handler ?? counterHandler(o.profile ?? 'batched'),
+      handler: o.handler ?? counterHandler(o.profile ?? 'batched', mariadbEngine),
       log: (line: string) => logs.push(line),
     };
     const subscription =
@@ -225,7 +226,7 @@ describe('poison messages (private MariaDB)', () => {
     const topic = await freshTopic('offset');
     const payloads = Array.from({ length: 10 }, (_, i) => good(i));
     await insertPayloads(topic, 'offset', payloads);
-    const real = counterHandler('batched');
+    const real = counterHandler('batched', mariadbEngine);
     let calls = 0;
     const handler: BatchHandler = async (messages, tx) => {
       calls += 1;

@@ -22,6 +22,7 @@ import { dedupTable, messagesTable, offsetsTable, queueTable } from '../src/syst
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from '../src/system/pubsub/queueSubscriber.ts';
 import { counterHandler } from '../src/system/counterHandler.ts';
+import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
 import { selectAllCounters } from '../src/system/sql/mariadb/counterTable.ts';
 import type { TopicMode } from '../src/system/pubsub/types.ts';
@@ -166,7 +167,7 @@ describe('prune (private MariaDB)', () => {
       const topic = `prune_live_${mode}`;
       await ensureSchema(db, { topic, topicSchema: mode, dedup: false });
       await db.query('DELETE FROM `counter`');
-      const handler = counterHandler('batched');
+      const handler = counterHandler('batched', mariadbEngine);
       const subscription: Subscription =
         mode === 'offset'
           ? await subscribeOffset(pool, { ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, topic, batchSize: 50, pollIntervalMs: 5, handler })

@@ -1,9 +1,11 @@
-// The pub/sub contract against all three implementations: memory, MySQL offset mode, MySQL queue mode, and the
-// worker's own wiring (workerPubSubConfig, the function `eob worker` subscribes through).
+// The pub/sub contract against every implementation: memory, and on MariaDB and on PostgreSQL offset mode, queue
+// mode and the worker's own wiring (workerPubSubConfig, the function `eob worker` subscribes through).
 import { after, before, describe } from 'node:test';
 import { runPubSubContract } from './contract/pubsubContract.ts';
-import { createEffectsTable, memoryTarget, mysqlTarget, testPool } from './support/contractTargets.ts';
+import { createEffectsTable, createPgEffectsTable, memoryTarget, mysqlTarget, postgresTarget, testPgDatabase, testPool } from './support/contractTargets.ts';
 import { usePrivateDatabase } from './support/privateDatabase.ts';
+import { usePrivatePostgres } from './support/privatePostgres.ts';
+import type { Database } from '../src/system/db/database.ts';
 import type { Pool } from '../src/system/db/pool.ts';
 import { DEFAULT_WORKER_OPTIONS, validateWorkerOptions, workerPubSubConfig } from '../src/system/worker.ts';
 
@@ -61,5 +63,38 @@ describe('MySQL pub/sub', () => {
   });
   describe('queue mode, 3 consumers', () => {
     runPubSubContract(async () => mysqlTarget(pool, { mode: 'queue', subscriber: { pollIntervalMs: 5, resendIntervalMs: 20, concurrency: 3 } }));
+  });
+});
+
+describe('PostgreSQL pub/sub', () => {
+  const server = usePrivatePostgres();
+  let db: Database;
+  before(async () => {
+    db = testPgDatabase(server().url);
+    await createPgEffectsTable(db);
+  });
+  after(async () => {
+    await db.end();
+  });
+  const fast = { pollIntervalMs: 5, resendIntervalMs: 20 };
+
+  describe('offset mode, defaults (READ COMMITTED, the xmin rule)', () => {
+    runPubSubContract(async () => postgresTarget(db, { mode: 'offset', subscriber: fast }));
+  });
+  describe('offset mode, REPEATABLE READ (watermill-sql\'s level)', () => {
+    runPubSubContract(async () => postgresTarget(db, { mode: 'offset', subscriber: { ...fast, isolation: 'REPEATABLE READ' } }));
+  });
+  describe('the worker\'s wiring, offset mode (workerPubSubConfig of the worker\'s defaults)', () => {
+    runPubSubContract(async () =>
+      postgresTarget(db, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: server().url, mode: 'offset', pollIntervalMs: 5 }))),
+    );
+  });
+  describe('the worker\'s wiring, queue mode (workerPubSubConfig of the worker\'s defaults)', () => {
+    runPubSubContract(async () =>
+      postgresTarget(db, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: server().url, mode: 'queue', pollIntervalMs: 5 }))),
+    );
+  });
+  describe('queue mode, 3 consumers', () => {
+    runPubSubContract(async () => postgresTarget(db, { mode: 'queue', subscriber: { ...fast, concurrency: 3 } }));
   });
 });

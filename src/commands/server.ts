@@ -2,11 +2,12 @@
 // schema if missing, logs one line with its resolved options, and closes gracefully on SIGTERM/SIGINT.
 import type { CommandModule } from 'yargs';
 import { readEnvironment, resolve } from '../config.ts';
-import { resolveMysqlUrl } from './sharedOptions.ts';
-import { createPool, executorOf, redactMysqlUrl } from '../system/db/pool.ts';
+import { databaseUrlOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
+import { redactMysqlUrl } from '../system/db/pool.ts';
+import { openDatabase } from '../system/db/openDatabase.ts';
+import type { Database } from '../system/db/database.ts';
 import { waitForDatabase } from '../system/db/waitForDatabase.ts';
-import { describeError, classifyError } from '../system/db/errors.ts';
-import { ensureSchema } from '../system/sql/mariadb/schema.ts';
+import { describeError } from '../system/db/errors.ts';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../system/server/options.ts';
 import { startCounterServer } from '../system/server/server.ts';
 import type { HttpLimits, ServerOptions } from '../system/server/options.ts';
@@ -15,6 +16,7 @@ import type { TopicMode } from '../system/pubsub/types.ts';
 
 
 interface ServerArgs {
+  'database-url'?: string;
   'mysql-url'?: string;
   host?: string;
   port?: number;
@@ -41,13 +43,13 @@ interface ServerArgs {
 }
 
 /** Says which URL could not be reached and what to do, instead of a bare ECONNREFUSED. */
-function unreachableMessage(url: string, error: unknown): string {
-  const kind = classifyError(error);
+function unreachableMessage(db: Database, url: string, error: unknown): string {
+  const kind = db.classify(error);
   const hint =
     kind === 'connection' || kind === 'server-restarting'
-      ? 'start one with `eob db start` (it prints MYSQL_URL=...) or pass --mysql-url / MYSQL_URL of a running server'
+      ? 'start one with `eob db start` (it prints the URL) or pass --database-url / DATABASE_URL of a running server'
       : 'check the user, password and privileges in the URL';
-  return `cannot reach the database at ${redactMysqlUrl(url)}: ${describeError(error)}; ${hint}`;
+  return `cannot reach the database at ${redactMysqlUrl(url)}: ${db.describe(error)}; ${hint}`;
 }
 
 export const command: CommandModule<object, ServerArgs> = {
@@ -55,7 +57,8 @@ export const command: CommandModule<object, ServerArgs> = {
   describe: 'Run the HTTP counter service: POST /count/{uuid} publishes one message, GET /count/{uuid} reads the counter',
   builder: (y) =>
     y
-      .option('mysql-url', { type: 'string', describe: 'mysql://user:pass@host:port/db (env MYSQL_URL)' })
+      .option('database-url', databaseUrlOption)
+      .option('mysql-url', { ...mysqlUrlOption, describe: 'the same as --database-url (kept for MariaDB URLs; default: $MYSQL_URL)' })
       .option('host', { type: 'string', describe: `address to listen on [default: ${DEFAULT_SERVER_OPTIONS.host}]` })
       .option('port', { type: 'number', describe: `port to listen on, 0 = any free one [default: ${DEFAULT_SERVER_OPTIONS.port}]` })
       .option('topic', { type: 'string', describe: `topic to publish to [default: ${DEFAULT_SERVER_OPTIONS.topic}]` })
@@ -106,7 +109,7 @@ export const command: CommandModule<object, ServerArgs> = {
       }),
   handler: async (args) => {
     const env = readEnvironment();
-    const mysqlUrl = resolveMysqlUrl(args['mysql-url']);
+    const mysqlUrl = resolveDatabaseUrl(args['database-url'], args['mysql-url']);
     const failpointSpec = args.failpoint !== undefined && args.failpoint.length > 0 ? args.failpoint.join(',') : env.failpoints;
     if (failpointSpec !== undefined) armFailpoints(parseFailpointSpec(failpointSpec));
 
@@ -139,15 +142,13 @@ export const command: CommandModule<object, ServerArgs> = {
 
     // Waits (bounded) for a database that is still starting or restarting; its error says where and what to do.
     await waitForDatabase(mysqlUrl, args['start-timeout-ms'], env.quiet ? () => undefined : (line) => process.stderr.write(`server: ${line}\n`));
+    const setup = openDatabase({ url: mysqlUrl, connectionLimit: 1, connectTimeoutMs: options.connectTimeoutMs, role: 'server' });
     try {
-      const setupPool = createPool({ url: mysqlUrl, connectionLimit: 1, connectTimeoutMs: options.connectTimeoutMs, role: 'server' });
-      try {
-        await ensureSchema(executorOf(setupPool), { topic: options.topic, topicSchema: options.topicSchema, dedup: options.dedup });
-      } finally {
-        await setupPool.end().catch(() => undefined);
-      }
+      await setup.engine.ensureSchema(setup.executor(), { topic: options.topic, mode: options.topicSchema, dedup: options.dedup });
     } catch (error) {
-      throw new Error(unreachableMessage(mysqlUrl, error));
+      throw new Error(unreachableMessage(setup, mysqlUrl, error));
+    } finally {
+      await setup.end().catch(() => undefined);
     }
 
     const server = await startCounterServer(options, env.quiet ? { log: () => undefined } : {});

@@ -3,10 +3,16 @@ import type { Options } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { armFailpoints, parseFailpointSpec, FAILPOINTS } from '../system/failpoints.ts';
 import { parseMysqlUrl } from '../system/db/pool.ts';
+import { checkDatabaseUrl, redactDatabaseUrl } from '../system/db/databaseUrl.ts';
 
 export const mysqlUrlOption = {
   type: 'string',
   describe: 'database, e.g. mysql://root:PASSWORD@127.0.0.1:3307/eob (default: $MYSQL_URL; prefer that: a command line, password and all, is visible to every user in ps)',
+} as const satisfies Options;
+
+export const databaseUrlOption = {
+  type: 'string',
+  describe: 'database, mysql://root:PASSWORD@127.0.0.1:3307/eob (MariaDB/MySQL) or postgres://postgres:PASSWORD@127.0.0.1:5433/eob (PostgreSQL); the scheme picks the engine (default: $DATABASE_URL, then --mysql-url / $MYSQL_URL; prefer the environment: a command line is visible to every user in ps)',
 } as const satisfies Options;
 
 export const failpointOption = {
@@ -32,6 +38,30 @@ export function resolveMysqlUrl(flag: string | undefined): string {
       'no database given: pass --mysql-url mysql://user@host:port/db or set MYSQL_URL (start a private one with `eob db start`)',
     );
   }
+  return url;
+}
+
+/**
+ * The database of the server and the worker, of either engine: --database-url > --mysql-url > DATABASE_URL >
+ * MYSQL_URL, checked (a scheme other than mysql:// or postgres:// is an error that says which work). Two flags,
+ * or two variables, naming different URLs is an error rather than a silent choice (a harness that sets
+ * MYSQL_URL for its child must not be overridden by a DATABASE_URL the user exported).
+ */
+export function resolveDatabaseUrl(databaseFlag: string | undefined, mysqlFlag: string | undefined): string {
+  if (databaseFlag !== undefined && mysqlFlag !== undefined && databaseFlag !== mysqlFlag) {
+    throw new Error(`--database-url (${redactDatabaseUrl(databaseFlag)}) and --mysql-url (${redactDatabaseUrl(mysqlFlag)}) name different databases; pass one`);
+  }
+  const env = readEnvironment();
+  if (databaseFlag === undefined && mysqlFlag === undefined && env.databaseUrl !== undefined && env.mysqlUrl !== undefined && env.databaseUrl !== env.mysqlUrl) {
+    throw new Error(`DATABASE_URL (${redactDatabaseUrl(env.databaseUrl)}) and MYSQL_URL (${redactDatabaseUrl(env.mysqlUrl)}) name different databases; unset one, or pass --database-url`);
+  }
+  const url = databaseFlag ?? mysqlFlag ?? env.databaseUrl ?? env.mysqlUrl;
+  if (url === undefined) {
+    throw new Error(
+      'no database given: pass --database-url mysql://user@host:port/db (or postgres://user@host:port/db), or set DATABASE_URL (start a private one with `eob db start`)',
+    );
+  }
+  checkDatabaseUrl(url);
   return url;
 }
 

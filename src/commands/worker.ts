@@ -7,13 +7,14 @@ import { GAP_HANDLINGS, type GapHandling } from '../system/pubsub/offsetSubscrib
 import { GAP_PROOFS, type GapProof } from '../system/pubsub/gapTracker.ts';
 import { ACK_MODES, parseIsolationLevel, type AckMode, type SubscriberStats } from '../system/pubsub/types.ts';
 import { gapCounts, WORKER_GAPS_LINE } from '../system/workerGapLine.ts';
-import { armFailpointsFrom, failpointOption, mysqlUrlOption, resolveMysqlUrl } from './sharedOptions.ts';
+import { armFailpointsFrom, databaseUrlOption, failpointOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
 import { describeError } from '../system/db/errors.ts';
 import { redactMysqlUrl } from '../system/db/pool.ts';
 import { TOPIC_MODES } from '../system/pubsub/types.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 
 interface WorkerArgs {
+  'database-url'?: string;
   'mysql-url'?: string;
   mode: string;
   topic: string;
@@ -45,7 +46,8 @@ export const command: CommandModule<object, WorkerArgs> = {
   describe: 'consume the counter topic and increment counters in the transaction that acks the messages',
   builder: (y) =>
     y
-      .option('mysql-url', mysqlUrlOption)
+      .option('database-url', databaseUrlOption)
+      .option('mysql-url', { ...mysqlUrlOption, describe: 'the same as --database-url (kept for MariaDB URLs; default: $MYSQL_URL)' })
       .option('mode', { choices: TOPIC_MODES, default: d.mode, describe: 'offset: one group, in order; queue: row acks, parallel consumers' })
       .option('topic', { type: 'string', default: d.topic })
       .option('consumer-group', { type: 'string', default: d.consumerGroup, describe: 'offset mode: the group whose acked offset moves' })
@@ -89,7 +91,7 @@ export const command: CommandModule<object, WorkerArgs> = {
     const log = env.quiet ? () => undefined : d.log;
     const handler = resolveHandler(args.handler, args.profile);
     const options = {
-      mysqlUrl: resolveMysqlUrl(args['mysql-url']),
+      mysqlUrl: resolveDatabaseUrl(args['database-url'], args['mysql-url']),
       mode: args.mode as TopicMode,
       topic: args.topic,
       consumerGroup: args['consumer-group'],

@@ -7,6 +7,7 @@ import { MysqlPublisher } from '../system/pubsub/mysqlPublisher.ts';
 import { validateBatchSize } from '../system/pubsub/consumeLoop.ts';
 import { createOffsetBatchConsumer, DEFAULT_OFFSET_SUBSCRIBER_OPTIONS } from '../system/pubsub/offsetSubscriber.ts';
 import { counterHandler } from '../system/counterHandler.ts';
+import { mariadbEngine } from '../system/sql/mariadb/engine.ts';
 import { createPool, executorOf } from '../system/db/pool.ts';
 import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
 import { ensureSchema } from '../system/sql/mariadb/schema.ts';
@@ -95,7 +96,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult> {
         ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
         topic,
         batchSize,
-        handler: counterHandler('batched'),
+        handler: counterHandler('batched', mariadbEngine),
       });
       const name = `consume transaction (batch ${batchSize}, ${DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.isolation}, aggregated upsert)`;
       perOp.set(name, batchSize);

@@ -1,7 +1,7 @@
 // The counter service's effect: each message `{"counter_uuid": "<uuid>"}` adds one to that counter, written
 // through the consuming transaction so it commits or rolls back with the ack.
 import type { BatchHandler, ConsumeTx, Message } from './pubsub/types.ts';
-import { addToCounters, selectCounterValue, setCounterValue } from './sql/mariadb/counterTable.ts';
+import type { SqlEngine } from './sql/engine.ts';
 
 /**
  * - batched: one aggregated multi-row upsert per batch.
@@ -52,15 +52,21 @@ export function aggregateIncrements(messages: readonly Message[]): Map<string, n
   return increments;
 }
 
-export function counterHandler(profile: HandlerName): BatchHandler {
+/** The handler `profile` in `engine`'s SQL. */
+export function counterHandler(profile: HandlerName, engine: SqlEngine): BatchHandler {
   if (profile === 'batched') {
-    return async (messages, tx) => addToCounters(tx, aggregateIncrements(messages));
+    return async (messages, tx) => {
+      const increments = aggregateIncrements(messages);
+      if (increments.size === 0) return;
+      const { sql, values } = engine.addToCountersStatement(increments);
+      await tx.query(sql, values);
+    };
   }
   return async (messages: readonly Message[], tx: ConsumeTx) => {
     for (const m of messages) {
       const id = counterOf(m);
-      const value = (await selectCounterValue(tx, id)) ?? 0;
-      await setCounterValue(tx, id, value + 1);
+      const value = (await engine.selectCounterValue(tx, id)) ?? 0;
+      await engine.setCounterValue(tx, id, value + 1);
     }
   };
 }

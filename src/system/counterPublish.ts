@@ -4,12 +4,12 @@
 // (the INSERT in autocommit, or COMMIT) was never sent or the server answered it with an error, `unknown` when
 // it was sent and no answer came (connection lost, query timeout).
 import { randomUUID } from 'node:crypto';
-import type { Pool, PoolConnection } from './db/pool.ts';
-import { beginTransaction, executorOf } from './db/pool.ts';
-import { classifyError, describeError } from './db/errors.ts';
+import type { Pool } from './db/pool.ts';
+import type { Database, DbSession } from './db/database.ts';
+import { databaseOf } from './db/openDatabase.ts';
+import { describeError } from './db/errors.ts';
 import type { OutgoingMessage, SqlExecutor } from './pubsub/types.ts';
-import type { MysqlPublisher } from './pubsub/mysqlPublisher.ts';
-import { claimRequestIds } from './sql/mariadb/publishDedupTable.ts';
+import type { SqlPublisher } from './pubsub/sqlPublisher.ts';
 
 export interface IncrementRequest {
   counterUuid: string;
@@ -54,7 +54,7 @@ export class PublishError extends Error {
 }
 
 export interface PublishLimits {
-  /** mysql2's per-query timeout for each statement (its connection is then destroyed: it may still be busy). */
+  /** The driver's per-query timeout for each statement (its connection is then destroyed: it may still be busy). */
   queryTimeoutMs: number;
   /** Waiting for a pool connection (a free one, or a new one's connect) at most; nothing is sent meanwhile. */
   acquireTimeoutMs: number;
@@ -97,58 +97,42 @@ function spread(requests: readonly IncrementRequest[], live: readonly IncrementR
   return requests.map((r) => byRequest.get(r) ?? CANCELLED);
 }
 
-interface DriverError {
-  errno?: unknown;
-  sqlState?: unknown;
-  fatal?: unknown;
-}
-
-/**
- * The server itself answered the statement with an error (it carries an SQLSTATE and the session lives on):
- * the statement did not take effect. Shutdown and killed-connection errors are excluded: they can arrive
- * after the work was done.
- */
-function serverRefused(error: unknown): boolean {
-  const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
-  if (typeof e.errno !== 'number' || typeof e.sqlState !== 'string' || e.fatal === true) return false;
-  const kind = classifyError(error);
-  return kind === 'fatal' || kind === 'deadlock' || kind === 'lock-wait-timeout';
-}
-
-async function connect(pool: Pool, acquireTimeoutMs: number): Promise<PoolConnection> {
-  const pending = pool.getConnection();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no database connection within ${acquireTimeoutMs} ms`)), acquireTimeoutMs);
-  });
+async function connect(db: Database, acquireTimeoutMs: number): Promise<DbSession> {
   try {
-    return await Promise.race([pending, timeout]);
+    return await db.session(acquireTimeoutMs);
   } catch (error) {
-    // A connection that arrives after the wait gave up goes back to the pool unused.
-    pending.then((late) => late.release(), () => undefined);
     // No connection, so nothing was sent.
     throw new PublishError('not-published', error);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
-/** One autocommit INSERT for the batch: when it returns, every row in it has committed. */
+/**
+ * One autocommit INSERT for the batch: when it returns, every row in it has committed. A batch larger than one
+ * INSERT may carry (PostgreSQL's parameter cap) goes as several INSERTs in one transaction, so it stays atomic.
+ */
 export async function publishIncrements(
-  pool: Pool,
-  publisher: MysqlPublisher,
+  target: Database | Pool,
+  publisher: SqlPublisher,
   topic: string,
   requests: readonly IncrementRequest[],
   limits: PublishLimits,
 ): Promise<PublishOutcome[]> {
-  const conn = await connect(pool, limits.acquireTimeoutMs);
+  const db = databaseOf(target);
+  const conn = await connect(db, limits.acquireTimeoutMs);
   let broken = false;
   try {
     const live = takeForSending(requests);
-    if (live.length > 0) await publisher.publish(topic, live.map((r) => incrementMessage(r, false)), executorOf(conn, limits.queryTimeoutMs));
+    const split = live.length > publisher.engine.maxMessagesPerInsert;
+    // A failure inside the split transaction leaves it open: the session is destroyed, which rolls it back.
+    if (split) broken = true;
+    const tx = conn.executor(limits.queryTimeoutMs);
+    if (split) await conn.begin('READ COMMITTED', limits.queryTimeoutMs);
+    if (live.length > 0) await publisher.publish(topic, live.map((r) => incrementMessage(r, false)), tx);
+    if (split) await tx.query('COMMIT');
+    broken = false;
     return spread(requests, live, live.map(() => PUBLISHED));
   } catch (error) {
-    if (serverRefused(error)) throw new PublishError('not-published', error);
+    if (db.refused(error)) throw new PublishError('not-published', error);
     broken = true;
     throw new PublishError('unknown', error);
   } finally {
@@ -178,22 +162,23 @@ const DEDUP_ATTEMPTS = 3;
  * request fails; the others are published.
  */
 export async function publishIncrementsOnce(
-  pool: Pool,
-  publisher: MysqlPublisher,
+  target: Database | Pool,
+  publisher: SqlPublisher,
   topic: string,
   requests: readonly IncrementRequest[],
   limits: PublishLimits,
 ): Promise<PublishOutcome[]> {
-  const conn = await connect(pool, limits.acquireTimeoutMs);
+  const db = databaseOf(target);
+  const conn = await connect(db, limits.acquireTimeoutMs);
   const session = { broken: false };
   try {
     const live = takeForSending(requests);
     if (live.length === 0) return spread(requests, live, []);
     try {
-      return spread(requests, live, await withDeadlockRetry(() => dedupTransaction(conn, session, publisher, topic, live, limits)));
+      return spread(requests, live, await withDeadlockRetry(db, () => dedupTransaction(db, conn, session, publisher, topic, live, limits)));
     } catch (error) {
       if (!(error instanceof PublishError) || error.outcome !== 'not-published' || session.broken) throw error;
-      if (live.length === 1 || classifyError(error.cause) !== 'lock-wait-timeout') throw error;
+      if (live.length === 1 || db.classify(error.cause) !== 'lock-wait-timeout') throw error;
     }
     const outcomes: PublishOutcome[] = [];
     for (const request of live) {
@@ -203,7 +188,7 @@ export async function publishIncrementsOnce(
         continue;
       }
       try {
-        const [one] = await withDeadlockRetry(() => dedupTransaction(conn, session, publisher, topic, [request], limits));
+        const [one] = await withDeadlockRetry(db, () => dedupTransaction(db, conn, session, publisher, topic, [request], limits));
         outcomes.push(one as PublishOutcome);
       } catch (error) {
         if (!(error instanceof PublishError)) throw error;
@@ -217,30 +202,31 @@ export async function publishIncrementsOnce(
   }
 }
 
-async function withDeadlockRetry<T>(run: () => Promise<T>): Promise<T> {
+async function withDeadlockRetry<T>(db: Database, run: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
       return await run();
     } catch (error) {
-      const retry = error instanceof PublishError && error.outcome === 'not-published' && classifyError(error.cause) === 'deadlock';
+      const retry = error instanceof PublishError && error.outcome === 'not-published' && db.classify(error.cause) === 'deadlock';
       if (!retry || attempt >= DEDUP_ATTEMPTS) throw error;
     }
   }
 }
 
 async function dedupTransaction(
-  conn: PoolConnection,
+  db: Database,
+  conn: DbSession,
   session: { broken: boolean },
-  publisher: MysqlPublisher,
+  publisher: SqlPublisher,
   topic: string,
   requests: readonly IncrementRequest[],
   limits: PublishLimits,
 ): Promise<PublishOutcome[]> {
-  const tx: SqlExecutor = executorOf(conn, limits.queryTimeoutMs);
+  const tx: SqlExecutor = conn.executor(limits.queryTimeoutMs);
   let commitSent = false;
   try {
-    await beginTransaction(conn, 'READ COMMITTED', limits.queryTimeoutMs);
-    const claimed = await claimRequestIds(tx, topic, requests, randomUUID());
+    await conn.begin('READ COMMITTED', limits.queryTimeoutMs);
+    const claimed = await publisher.engine.claimRequestIds(tx, { topic, claims: requests, token: randomUUID() });
     const outcomes: PublishOutcome[] = [];
     const toPublish: OutgoingMessage[] = [];
     for (const r of requests) {
@@ -259,17 +245,17 @@ async function dedupTransaction(
     }
     if (toPublish.length > 0) await publisher.publish(topic, toPublish, tx);
     commitSent = true;
-    await conn.query({ sql: 'COMMIT', timeout: limits.queryTimeoutMs });
+    await tx.query('COMMIT');
     return outcomes;
   } catch (error) {
-    if (commitSent && !serverRefused(error)) {
+    if (commitSent && !db.refused(error)) {
       session.broken = true;
       throw new PublishError('unknown', error);
     }
     // COMMIT never sent (or refused): the transaction cannot commit. Roll back to reuse the session; if that
     // fails, destroying the connection makes the server roll it back.
-    if (!session.broken && classifyError(error) !== 'connection' && classifyError(error) !== 'server-restarting') {
-      await conn.query({ sql: 'ROLLBACK', timeout: limits.queryTimeoutMs }).catch(() => {
+    if (!session.broken && db.classify(error) !== 'connection' && db.classify(error) !== 'server-restarting') {
+      await tx.query('ROLLBACK').catch(() => {
         session.broken = true;
       });
     } else session.broken = true;

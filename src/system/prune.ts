@@ -1,15 +1,13 @@
 // Retention: removes what no one will read again, in small autocommit batches that publishers never wait for.
 // Offset mode: the messages at or below the lowest acked offset of every consumer group; queue mode: acked
 // rows; both: publish-dedup rows older than the dedup window (a retry older than that publishes again).
-import { executorOf, type Pool } from './db/pool.ts';
+import type { Pool } from './db/pool.ts';
+import type { Database } from './db/database.ts';
+import { databaseOf } from './db/openDatabase.ts';
 import type { SqlExecutor } from './pubsub/types.ts';
+import type { SqlEngine } from './sql/engine.ts';
 import { Sleeper } from './pubsub/backoff.ts';
-import { describeError } from './db/errors.ts';
-import { deleteMessagesInRange, selectMinOffset } from './sql/mariadb/messagesTable.ts';
-import { selectLowestAckedOffset } from './sql/mariadb/offsetsTable.ts';
-import { deleteAckedQueueRows } from './sql/mariadb/queueTable.ts';
-import { deleteDedupRowsOlderThan } from './sql/mariadb/publishDedupTable.ts';
-import { assertTopicName } from './sql/mariadb/identifiers.ts';
+import { assertTopicName } from './sql/topicName.ts';
 import { intInRange, oneOf, OptionsError } from '../validate.ts';
 import { TOPIC_MODES } from './pubsub/types.ts';
 import type { TopicMode } from './pubsub/types.ts';
@@ -79,58 +77,53 @@ export interface PruneResult {
 }
 
 /** Runs one prune on a connection of its own; the connection is closed afterwards (its session level was set). */
-export async function prune(pool: Pool, options: PruneOptions): Promise<PruneResult> {
+export async function prune(target: Database | Pool, options: PruneOptions): Promise<PruneResult> {
   const o = validatePruneOptions(options);
+  const database = databaseOf(target);
+  const engine = database.engine;
   const started = performance.now();
-  const conn = await pool.getConnection();
+  const session = await database.session();
   try {
     // READ COMMITTED: the DELETEs take no gap or next-key locks, so an INSERT at the tail never waits for one;
     // each DELETE autocommits, so its row locks last one statement.
-    await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
-    const db = executorOf(conn);
+    await session.setIsolation('READ COMMITTED');
+    const db: SqlExecutor = session;
     const result: PruneResult = { messagesRemoved: 0, dedupRowsRemoved: 0, floor: undefined, groups: undefined, batches: 0, durationMs: 0 };
-    if (o.mode === 'offset') await pruneOffsetTopic(db, o, result);
-    else await pruneQueueTopic(db, o, result);
-    await pruneDedup(db, o, result);
+    if (o.mode === 'offset') await pruneOffsetTopic(engine, db, o, result);
+    else await pruneQueueTopic(engine, db, o, result);
+    await pruneDedup(engine, db, o, result);
     result.durationMs = Math.round(performance.now() - started);
     return result;
   } finally {
-    conn.destroy();
+    session.destroy();
   }
 }
 
-async function pruneOffsetTopic(db: SqlExecutor, o: PruneOptions, result: PruneResult): Promise<void> {
-  const { lowest, groups } = await selectLowestAckedOffset(db, o.topic);
-  result.floor = lowest;
-  result.groups = groups;
-  if (lowest === undefined) return;
-  const min = await selectMinOffset(db, o.topic);
-  if (min === undefined) return;
-  // Ranges of batchSize offsets: holes (rolled-back offsets, earlier prunes) make some DELETEs remove fewer rows.
-  for (let from = min, n = 0; from <= lowest && n < o.maxBatches; from += o.batchSize, n += 1) {
-    const to = Math.min(lowest, from + o.batchSize - 1);
-    result.messagesRemoved += await rested(o, () => deleteMessagesInRange(db, o.topic, from, to));
-    result.batches += 1;
-  }
+async function pruneOffsetTopic(engine: SqlEngine, db: SqlExecutor, o: PruneOptions, result: PruneResult): Promise<void> {
+  const pruned = await engine.pruneOffsetTopic(db, { topic: o.topic, batchSize: o.batchSize, maxBatches: o.maxBatches }, (step) => rested(o, step));
+  result.floor = pruned.floor;
+  result.groups = pruned.groups;
+  result.messagesRemoved += pruned.removed;
+  result.batches += pruned.batches;
 }
 
-async function pruneQueueTopic(db: SqlExecutor, o: PruneOptions, result: PruneResult): Promise<void> {
+async function pruneQueueTopic(engine: SqlEngine, db: SqlExecutor, o: PruneOptions, result: PruneResult): Promise<void> {
   for (let n = 0; n < o.maxBatches; n += 1) {
-    const removed = await rested(o, () => deleteAckedQueueRows(db, o.topic, o.batchSize));
+    const removed = await rested(o, () => engine.deleteAckedQueueRows(db, { topic: o.topic, limit: o.batchSize }));
     result.messagesRemoved += removed;
     result.batches += 1;
     if (removed < o.batchSize) return;
   }
 }
 
-async function pruneDedup(db: SqlExecutor, o: PruneOptions, result: PruneResult): Promise<void> {
+async function pruneDedup(engine: SqlEngine, db: SqlExecutor, o: PruneOptions, result: PruneResult): Promise<void> {
   for (let n = 0; n < o.maxBatches; n += 1) {
     let removed: number;
     try {
-      removed = await rested(o, () => deleteDedupRowsOlderThan(db, o.topic, o.dedupWindowS, o.batchSize));
+      removed = await rested(o, () => engine.deleteDedupRowsOlderThan(db, { topic: o.topic, windowS: o.dedupWindowS, limit: o.batchSize }));
     } catch (error) {
       // The dedup table exists only once a server ran with de-duplication on: nothing to prune then.
-      if (isMissingTable(error) && n === 0) return;
+      if (engine.isMissingTable(error) && n === 0) return;
       throw error;
     }
     result.dedupRowsRemoved += removed;
@@ -148,11 +141,6 @@ async function rested(o: PruneOptions, statement: () => Promise<number>): Promis
   return removed;
 }
 
-/** ER_NO_SUCH_TABLE. */
-function isMissingTable(error: unknown): boolean {
-  return (error as { errno?: number }).errno === 1146;
-}
-
 /** A prune every `everyMs` on the worker's pool; stop() lets the run in hand finish (it is a few statements). */
 export interface PeriodicPrune {
   /** Totals over every run so far. */
@@ -160,8 +148,9 @@ export interface PeriodicPrune {
   stop(): Promise<void>;
 }
 
-export function startPeriodicPrune(pool: Pool, options: PruneOptions, everyMs: number, log: (line: string) => void): PeriodicPrune {
+export function startPeriodicPrune(target: Database | Pool, options: PruneOptions, everyMs: number, log: (line: string) => void): PeriodicPrune {
   const o = validatePruneOptions(options);
+  const db = databaseOf(target);
   const sleeper = new Sleeper();
   const totals = { runs: 0, failures: 0, messagesRemoved: 0, dedupRowsRemoved: 0 };
   let stopping = false;
@@ -170,7 +159,7 @@ export function startPeriodicPrune(pool: Pool, options: PruneOptions, everyMs: n
       await sleeper.sleep(everyMs);
       if (stopping) break;
       try {
-        const r = await prune(pool, o);
+        const r = await prune(db, o);
         totals.runs += 1;
         totals.messagesRemoved += r.messagesRemoved;
         totals.dedupRowsRemoved += r.dedupRowsRemoved;
@@ -179,7 +168,7 @@ export function startPeriodicPrune(pool: Pool, options: PruneOptions, everyMs: n
         // A database restart or a lost connection: the next run tries again; nothing was half done (each
         // DELETE is its own transaction).
         totals.failures += 1;
-        log(`prune failed, next run in ${everyMs} ms: ${describeError(error)}`);
+        log(`prune failed, next run in ${everyMs} ms: ${db.describe(error)}`);
       }
     }
   })();

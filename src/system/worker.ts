@@ -1,11 +1,12 @@
 // The counter worker: one subscription (offset or queue mode) whose handler increments counters in the
 // transaction that acks the messages.
-import { createPool, executorOf, parseMysqlUrl, type Pool } from './db/pool.ts';
+import { openDatabase } from './db/openDatabase.ts';
+import { checkDatabaseUrl } from './db/databaseUrl.ts';
 import { waitForDatabase } from './db/waitForDatabase.ts';
-import { ensureSchema } from './sql/mariadb/schema.ts';
+import type { EngineName } from './sql/engine.ts';
 import { counterHandler, HANDLER_NAMES, type HandlerName } from './counterHandler.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, GAP_HANDLINGS, type GapHandling } from './pubsub/offsetSubscriber.ts';
-import { MysqlPubSub, type MysqlPubSubConfig } from './pubsub/mysqlPubSub.ts';
+import { SqlPubSub, type SqlPubSubConfig } from './pubsub/sqlPubSub.ts';
 import { GAP_PROOFS, type GapProof } from './pubsub/gapTracker.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS } from './pubsub/queueSubscriber.ts';
 import { DEFAULT_CONSUMER_OPTIONS, validateBatchSize } from './pubsub/consumeLoop.ts';
@@ -17,6 +18,7 @@ import type { TopicMode } from './pubsub/types.ts';
 
 
 export interface WorkerOptions {
+  /** The database: mysql:// (MariaDB, MySQL) or postgres:// (PostgreSQL); the scheme picks the engine. */
   mysqlUrl: string;
   mode: TopicMode;
   topic: string;
@@ -82,18 +84,23 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
 /**
  * The one rule for the isolation a worker runs at when none is given: the subscriber's own default (READ
  * COMMITTED in both modes: neither read locks the topic against publishers), except the watermill handler,
- * whose per-message `SELECT value` then write is a lost update below SERIALIZABLE and which reproduces the
- * reference consumer (watermill-sql runs at SERIALIZABLE).
+ * whose per-message `SELECT value` then write is a lost update at READ COMMITTED and which reproduces the
+ * reference consumer: watermill-sql runs its MySQL subscriber at SERIALIZABLE and its PostgreSQL one at
+ * REPEATABLE READ (where PostgreSQL refuses a write over a newer committed version with 40001, retried).
  */
-export function defaultIsolation(mode: TopicMode, profile: HandlerName): IsolationLevel {
-  if (profile === 'watermill') return 'SERIALIZABLE';
+export function defaultIsolation(mode: TopicMode, profile: HandlerName, engine: EngineName = 'mariadb'): IsolationLevel {
+  if (profile === 'watermill') return engine === 'postgres' ? 'REPEATABLE READ' : 'SERIALIZABLE';
   return mode === 'offset' ? DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.isolation : DEFAULT_QUEUE_SUBSCRIBER_OPTIONS.isolation;
 }
 
-/** Offset mode's gap handling when none is given: contiguous, or none with the watermill handler (the reference design loses messages that way on purpose); queue mode has none. */
-export function gapHandlingFor(mode: TopicMode, profile: HandlerName, given: GapHandling | undefined): GapHandling | undefined {
+/**
+ * Offset mode's gap handling when none is given: contiguous, or on MariaDB none with the watermill handler (the
+ * reference design loses messages that way on purpose); queue mode has none. On PostgreSQL the reference design
+ * is the xmin rule, which is `contiguous` there; `none` is the control reader without it.
+ */
+export function gapHandlingFor(mode: TopicMode, profile: HandlerName, given: GapHandling | undefined, engine: EngineName = 'mariadb'): GapHandling | undefined {
   if (mode === 'queue') return undefined;
-  return given ?? (profile === 'watermill' ? 'none' : 'contiguous');
+  return given ?? (profile === 'watermill' && engine === 'mariadb' ? 'none' : 'contiguous');
 }
 
 export interface ResolvedWorkerSettings {
@@ -105,7 +112,7 @@ export interface ResolvedWorkerSettings {
 export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & ResolvedWorkerSettings {
   const c = 'worker';
   nonEmptyString(c, 'mysqlUrl', o.mysqlUrl);
-  parseMysqlUrl(o.mysqlUrl);
+  const engine = checkDatabaseUrl(o.mysqlUrl);
   oneOf(c, 'mode', o.mode, TOPIC_MODES);
   nonEmptyString(c, 'consumerGroup', o.consumerGroup);
   validateBatchSize(c, 'batchSize', o.batchSize);
@@ -128,19 +135,19 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   if (o.mode === 'queue' && o.gapHandling !== undefined) {
     throw new Error('worker: gapHandling applies to offset mode only; queue mode has no high-water mark');
   }
-  return { ...o, ...resolveWorkerSettings(o) };
+  return { ...o, ...resolveWorkerSettings(o, engine) };
 }
 
 /** The isolation and gap handling a worker with these options runs with (the CLI's rule and the harness's). */
-export function resolveWorkerSettings(o: Pick<WorkerOptions, 'mode' | 'handler' | 'isolation' | 'gapHandling'>): ResolvedWorkerSettings {
-  return { isolation: o.isolation ?? defaultIsolation(o.mode, o.handler), gapHandling: gapHandlingFor(o.mode, o.handler, o.gapHandling) };
+export function resolveWorkerSettings(o: Pick<WorkerOptions, 'mode' | 'handler' | 'isolation' | 'gapHandling'>, engine: EngineName = 'mariadb'): ResolvedWorkerSettings {
+  return { isolation: o.isolation ?? defaultIsolation(o.mode, o.handler, engine), gapHandling: gapHandlingFor(o.mode, o.handler, o.gapHandling, engine) };
 }
 
 /**
  * The pub/sub the worker consumes through, from its resolved options. The contract suite builds its worker
  * target with this same function (test/pubsubContract.test.ts), so what the suite proves is what runs.
  */
-export function workerPubSubConfig(o: WorkerOptions & ResolvedWorkerSettings): MysqlPubSubConfig {
+export function workerPubSubConfig(o: WorkerOptions & ResolvedWorkerSettings): SqlPubSubConfig {
   const common = { pollIntervalMs: o.pollIntervalMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log };
   if (o.mode === 'offset') {
     return {
@@ -156,7 +163,7 @@ export interface RunningWorker {
   /** Totals of the periodic prunes; undefined when they are off. */
   readonly pruned: PeriodicPrune['totals'] | undefined;
   readonly settings: ResolvedWorkerSettings;
-  /** The proof that passes holes; undefined when there are none to pass (queue mode, gap handling none). */
+  /** The proof that passes holes; undefined when there are none to pass (queue mode, gap handling none, PostgreSQL). */
   readonly gapProof: GapProof | undefined;
   /** Graceful: the batch in hand commits or rolls back, then the pool closes. */
   close(): Promise<void>;
@@ -166,16 +173,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const o = validateWorkerOptions(options);
   await waitForDatabase(o.mysqlUrl, o.startTimeoutMs, o.log);
   // One connection per consumer, one for the gap checks' neighbours and schema, a spare, and one for prunes.
-  const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
+  const db = openDatabase({ url: o.mysqlUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
   try {
-    await ensureSchema(executorOf(pool), { topic: o.topic, topicSchema: o.mode, dedup: false });
-    const handler = counterHandler(o.handler);
-    const pubsub = new MysqlPubSub(pool, workerPubSubConfig(o));
+    await db.engine.ensureSchema(db.executor(), { topic: o.topic, mode: o.mode, dedup: false });
+    const handler = counterHandler(o.handler, db.engine);
+    const pubsub = new SqlPubSub(db, workerPubSubConfig(o));
     const subscription = await pubsub.subscribe({ topic: o.topic, consumerGroup: o.consumerGroup, batchSize: o.batchSize, handler });
     const pruner: PeriodicPrune | undefined =
       o.pruneEveryS > 0
         ? startPeriodicPrune(
-            pool,
+            db,
             { ...DEFAULT_PRUNE_OPTIONS, topic: o.topic, mode: o.mode, batchSize: o.pruneBatchSize, dedupWindowS: o.pruneDedupWindowS },
             o.pruneEveryS * 1000,
             o.log,
@@ -185,15 +192,15 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       subscription,
       pruned: pruner?.totals,
       settings: { isolation: o.isolation, gapHandling: o.gapHandling },
-      gapProof: o.gapHandling === 'contiguous' ? o.gapProof : undefined,
+      gapProof: o.gapHandling === 'contiguous' && !db.engine.offsetReadIsGapFree ? o.gapProof : undefined,
       async close() {
         await pruner?.stop();
         await subscription.close();
-        await pool.end();
+        await db.end();
       },
     };
   } catch (error) {
-    await pool.end().catch(() => undefined);
+    await db.end().catch(() => undefined);
     throw error;
   }
 }

@@ -15,7 +15,8 @@ export interface MysqlUrl {
   socketPath?: string;
 }
 
-const SCHEMES = /^(mysql|mariadb):\/\//i;
+// postgres:// and postgresql:// URLs have the same authority syntax, so they are redacted by the same rule.
+const SCHEMES = /^(mysql|mariadb|postgres|postgresql):\/\//i;
 
 /** Parses `mysql://user:pass@host:port/db[?socket=/path]`; throws an error that says what is wrong (never showing the password). */
 export function parseMysqlUrl(url: string): MysqlUrl {
@@ -56,7 +57,7 @@ export function formatMysqlUrl(url: { user: string; password: string; host: stri
 
 /**
  * The URL with its password replaced by `***`, for everything a person or a file may see. A URL without a
- * password, or a string that is not a mysql:// URL, comes back unchanged.
+ * password, or a string that is not a mysql:// (or postgres://) URL, comes back unchanged.
  */
 export function redactMysqlUrl(url: string): string {
   const scheme = SCHEMES.exec(url);
@@ -80,7 +81,7 @@ export function redactMysqlUrl(url: string): string {
 export function redactMysqlUrlsIn(text: string): string {
   // A URL runs to the next whitespace; redactMysqlUrl then hides up to its last @, so a password holding
   // quotes or commas is hidden along with whatever follows it on that line.
-  return text.replace(/(mysql|mariadb):\/\/\S*/gi, (match) => redactMysqlUrl(match));
+  return text.replace(/(mysql|mariadb|postgresql|postgres):\/\/\S*/gi, (match) => redactMysqlUrl(match));
 }
 
 /** A copy of `value` (options, results) with every mysql:// URL in its strings redacted, for files on disk. */

@@ -2,15 +2,14 @@
 // batch, the three ack modes, retries of expected errors, and poison messages: a message the handler keeps
 // rejecting is found inside its batch and, after `poisonAfterFailures` failed deliveries, moved to the poison
 // table in the transaction that acks its batch. What is read and how it is acked is the BatchSource's job.
-import type { Pool, PoolConnection, Statement } from '../db/pool.ts';
-import { executorOf, runStatements } from '../db/pool.ts';
-import { classifyError, describeError, isDatabaseError } from '../db/errors.ts';
+import type { Statement } from '../db/pool.ts';
+import type { Database, DbSession } from '../db/database.ts';
 import { failpoint, failpointsArmed, type FailpointName } from '../failpoints.ts';
 import { Backoff, Sleeper } from './backoff.ts';
 import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
 import type { AckMode, BatchHandler, ConsumeTx, IsolationLevel, Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
-import { assertTopicName, poisonTable } from '../sql/mariadb/identifiers.ts';
-import { poisonMessageStatement, type PoisonEntry, type PoisonOrigin } from '../sql/mariadb/poisonTable.ts';
+import { assertTopicName } from '../sql/topicName.ts';
+import type { PoisonEntry, PoisonOrigin } from '../sql/engine.ts';
 import { DeliveryFailures } from './deliveryFailures.ts';
 import { isolateFailures, type FailedMessage } from './failureIsolation.ts';
 import { intInRange, oneOf, OptionsError } from '../../validate.ts';
@@ -49,12 +48,13 @@ const SAVEPOINT: Statement = { sql: 'SAVEPOINT eob_attempt', values: [] };
 const ROLLBACK_TO_SAVEPOINT = 'ROLLBACK TO SAVEPOINT eob_attempt';
 
 /**
- * A subscriber's options plus what the loop itself needs: a name for its log lines, the pool, where poisoned
- * messages come from, and (to share it between the consumers of one subscription) the failure counts.
+ * A subscriber's options plus what the loop itself needs: a name for its log lines, the database (its engine
+ * writes the poison statement and classifies errors), where poisoned messages come from, and (to share it
+ * between the consumers of one subscription) the failure counts.
  */
 export type ConsumeLoopOptions = Omit<ConsumerOptions, 'topic'> & {
   name: string;
-  pool: Pool;
+  db: Database;
   poisonOrigin: PoisonOrigin;
   failures?: DeliveryFailures;
 };
@@ -120,6 +120,9 @@ export function validateConsumerOptions(component: string, o: ConsumerOptions): 
 
 export const RETRY_BACKOFF = { initialMs: 20, maxMs: 2_000 };
 
+/** A poison entry with the message it names (an engine may locate the row by more than its offset). */
+type PoisonEntryOf = PoisonEntry & { message: Message };
+
 class HandlerError extends Error {
   override readonly name = 'HandlerError';
 }
@@ -149,17 +152,18 @@ export interface BatchConsumer {
 }
 
 export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSource, stats: SubscriberStats): BatchConsumer {
-  let conn: PoolConnection | undefined;
+  let conn: DbSession | undefined;
+  const { db } = options;
   const failures = options.failures ?? new DeliveryFailures();
   // before-commit runs the handler after the ack has committed: nothing is redelivered there to count.
   const poisoning = options.poisonAfterFailures > 0 && options.ackMode !== 'before-commit';
 
-  async function connection(): Promise<PoolConnection> {
+  async function connection(): Promise<DbSession> {
     if (conn !== undefined) return conn;
-    const fresh = await options.pool.getConnection();
+    const fresh = await db.session();
     try {
       // Session-wide, so each batch's START TRANSACTION needs no extra round trip to set it.
-      await fresh.query(`SET SESSION TRANSACTION ISOLATION LEVEL ${options.isolation}`);
+      await fresh.setIsolation(options.isolation);
     } catch (error) {
       fresh.destroy();
       throw error;
@@ -168,9 +172,10 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
     return fresh;
   }
 
-  const run = (c: PoolConnection, statements: readonly Statement[]) => runStatements(options.pool, c, statements);
+  const run = (c: DbSession, statements: readonly Statement[]) => c.run(statements);
+  const describeError = (error: unknown): string => db.describe(error);
 
-  async function rollback(c: PoolConnection): Promise<void> {
+  async function rollback(c: DbSession): Promise<void> {
     stats.rollbacks += 1;
     // A rollback on a dead connection fails too; the error that matters is the first one.
     await c.query('ROLLBACK').catch(() => undefined);
@@ -180,7 +185,7 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
    * `statements` then COMMIT, in one round trip; kept apart when failpoints are armed so that a crash can land
    * between them (the database state at such a crash is the same as before the merged round trip).
    */
-  async function commitWith(c: PoolConnection, statements: readonly Statement[], between: readonly FailpointName[]): Promise<void> {
+  async function commitWith(c: DbSession, statements: readonly Statement[], between: readonly FailpointName[]): Promise<void> {
     if (!failpointsArmed()) {
       await run(c, [...statements, COMMIT]);
       return;
@@ -209,8 +214,8 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
       await options.handler(messages, tx);
       return undefined;
     } catch (error) {
-      if (!isDatabaseError(error)) return error instanceof Error ? error : new Error(String(error));
-      if (classifyError(error) !== 'fatal') throw error;
+      if (!db.isDatabaseError(error)) return error instanceof Error ? error : new Error(String(error));
+      if (db.classify(error) !== 'fatal') throw error;
       throw new HandlerError(`database error in the handler, not counted against any message: ${describeError(error)}`, { cause: error });
     }
   }
@@ -219,7 +224,7 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
    * Handles the batch in the open transaction; returns the messages that fail on their own (their effects
    * undone), every other message having been handled exactly once in this transaction.
    */
-  async function handleIsolating(c: PoolConnection, messages: readonly Message[], tx: ConsumeTx): Promise<FailedMessage[]> {
+  async function handleIsolating(c: DbSession, messages: readonly Message[], tx: ConsumeTx): Promise<FailedMessage[]> {
     const first = await attemptHandler(messages, tx);
     if (first === undefined) return [];
     if (!poisoning) throw new HandlerError(describeError(first), { cause: first });
@@ -237,11 +242,11 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
    * returns them as poison, to be acked with the batch; otherwise the batch must be rolled back and delivered
    * again (a HandlerError that says which messages failed and how often).
    */
-  function poisonOrHold(failed: readonly FailedMessage[], batchSize: number): PoisonEntry[] {
+  function poisonOrHold(failed: readonly FailedMessage[], batchSize: number): PoisonEntryOf[] {
     const counted = failed.map((f) => ({ ...f, deliveries: failures.record(f.message.offset) }));
     const held = counted.filter((f) => f.deliveries < options.poisonAfterFailures);
     if (held.length === 0) {
-      return counted.map((f) => ({ offset: f.message.offset, error: describeError(f.error), failedDeliveries: f.deliveries }));
+      return counted.map((f) => ({ offset: f.message.offset, error: describeError(f.error), failedDeliveries: f.deliveries, message: f.message }));
     }
     const shown = held
       .slice(0, 3)
@@ -256,14 +261,14 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
     const byOffset = new Map(messages.map((m) => [m.offset, m]));
     for (const p of poison) {
       options.log(
-        `${options.name}: offset ${p.offset} (${byOffset.get(p.offset)?.uuid ?? '?'}) moved to ${poisonTable(options.poisonOrigin.topic)} after ${p.failedDeliveries} failed deliveries: ${p.error}`,
+        `${options.name}: offset ${p.offset} (${byOffset.get(p.offset)?.uuid ?? '?'}) moved to ${db.engine.poisonTableName(options.poisonOrigin.topic)} after ${p.failedDeliveries} failed deliveries: ${p.error}`,
       );
     }
   }
 
   async function consumeOnce(): Promise<number> {
     const c = await connection();
-    const tx: ConsumeTx = { kind: 'mysql', ...executorOf(c) };
+    const tx: ConsumeTx = { kind: db.engine.name === 'postgres' ? 'postgres' : 'mysql', query: c.query };
     let read: ReadResult;
     try {
       const readStatements = source.readStatements(options.batchSize);
@@ -282,10 +287,10 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
       return read.retryInMs;
     }
     const handled = read.messages;
-    let poison: PoisonEntry[] = [];
+    let poison: PoisonEntryOf[] = [];
     const ackAndPoison = (): Statement[] => [
       ...source.ackStatements(handled),
-      ...poison.map((p) => poisonMessageStatement(options.poisonOrigin, p)),
+      ...poison.map((p) => db.engine.poisonMessageStatement(options.poisonOrigin, p)),
     ];
     try {
       failpoint('consume-after-read');
@@ -356,15 +361,15 @@ export function startConsumeLoop(options: ConsumeLoopOptions, source: BatchSourc
           options.log(`${options.name}: handler failed, batch rolled back, resend in ${options.resendIntervalMs} ms: ${error.message}`);
           pause = options.resendIntervalMs;
         } else {
-          const kind = classifyError(error);
+          const kind = options.db.classify(error);
           if (kind === 'fatal') {
             consumer.dropConnection();
-            throw new Error(`${options.name}: consuming a batch failed: ${describeError(error)}`, { cause: error });
+            throw new Error(`${options.name}: consuming a batch failed: ${options.db.describe(error)}`, { cause: error });
           }
           stats.retries += 1;
           if (kind === 'connection' || kind === 'server-restarting') consumer.dropConnection();
           pause = backoff.next();
-          options.log(`${options.name}: ${kind} (${describeError(error)}); rolled back, retry ${backoff.attempts} in ${pause} ms`);
+          options.log(`${options.name}: ${kind} (${options.db.describe(error)}); rolled back, retry ${backoff.attempts} in ${pause} ms`);
         }
       }
       if (pause > 0 && !closing) await sleeper.sleep(pause);

@@ -1,18 +1,9 @@
 // Offset mode: a consumer group reads the topic log after its acked offset and moves that offset
 // in the same transaction as the handler's effects.
 import type { Pool, Statement } from '../db/pool.ts';
-import { executorOf } from '../db/pool.ts';
-import { createMessagesTable, lockOffsetRangeNowait, selectMessagesAfterAckedStatement, toMessage, type MessageRow } from '../sql/mariadb/messagesTable.ts';
-import {
-  ackedOffsetOf,
-  createOffsetsTable,
-  ensureGroupRow,
-  lockAckedOffsetStatement,
-  writeAckedOffsetStatement,
-} from '../sql/mariadb/offsetsTable.ts';
-import { probeOpenWriters, requireProcessPrivilege } from '../sql/mariadb/innodbTrx.ts';
-import { createPoisonTable } from '../sql/mariadb/poisonTable.ts';
-import { readRunningStatements } from '../sql/mariadb/processlist.ts';
+import type { Database } from '../db/database.ts';
+import { databaseOf } from '../db/openDatabase.ts';
+import type { GroupParams, OffsetReadParams } from '../sql/engine.ts';
 import { intInRange, matches, oneOf } from '../../validate.ts';
 import { GAP_PROOFS, GapTracker, type GapPassReason, type GapProof } from './gapTracker.ts';
 import {
@@ -95,11 +86,9 @@ export function validateOffsetSubscriberOptions(o: OffsetSubscriberOptions): Off
 }
 
 /** Creates the topic's tables and the group's offsets row if missing. */
-export async function prepareOffsetTopic(db: SqlExecutor, topic: string, group: string): Promise<void> {
-  await createMessagesTable(db, topic);
-  await createOffsetsTable(db, topic);
-  await ensureGroupRow(db, topic, group);
-  await createPoisonTable(db, topic);
+export async function prepareOffsetTopic(target: Database | Pool, topic: string, group: string): Promise<void> {
+  const db = databaseOf(target);
+  await db.engine.ensureGroup(db.executor(), { topic, consumerGroup: group });
 }
 
 /**
@@ -125,26 +114,35 @@ class OffsetSource implements BatchSource {
   private countedThrough = 0;
   private headGap: { expected: number; lowestVisible: number; highestVisible: number } | undefined;
   private readonly gaps: GapTracker;
+  private readonly group: GroupParams;
 
   constructor(
+    private readonly db: Database,
     private readonly o: OffsetSubscriberOptions,
     private readonly stats: SubscriberStats,
   ) {
     this.gaps = new GapTracker({ proof: o.gapProof, probeDelayMs: o.gapProbeDelayMs, timeoutMs: o.gapTimeoutMs });
+    this.group = { topic: o.topic, consumerGroup: o.consumerGroup };
+  }
+
+  /**
+   * The engine's safe read, except with gap handling `none` on an engine whose safe read is gap-free
+   * (PostgreSQL): then the read without its visibility rule, the control that must lose messages.
+   */
+  private visibility(): OffsetReadParams['visibility'] {
+    return this.o.gapHandling === 'none' && this.db.engine.offsetReadIsGapFree ? 'committed' : 'closed-prefix';
   }
 
   readStatements(batchSize: number): Statement[] {
-    return [
-      lockAckedOffsetStatement(this.o.topic, this.o.consumerGroup),
-      selectMessagesAfterAckedStatement(this.o.topic, this.o.consumerGroup, batchSize),
-    ];
+    return this.db.engine.offsetReadStatements({ ...this.group, limit: batchSize, visibility: this.visibility() });
   }
 
-  readResult([lockRows, messageRows]: unknown[]): ReadResult {
-    const acked = ackedOffsetOf(lockRows, this.o.topic, this.o.consumerGroup);
-    const rows = (messageRows as MessageRow[]).map(toMessage);
+  readResult(results: unknown[]): ReadResult {
+    const { ackedOffset, messages: rows } = this.db.engine.offsetReadResult(results, this.group);
     if (rows.length === 0) return { kind: 'empty' };
-    if (this.o.gapHandling === 'none') return { kind: 'messages', messages: rows };
+    if (this.o.gapHandling === 'none' || this.db.engine.offsetReadIsGapFree) return { kind: 'messages', messages: rows };
+    if (ackedOffset === undefined) throw new Error(`${this.db.engine.name}: an offset read with holes must return the acked offset`);
+    const acked = ackedOffset;
     const taken = contiguousPrefix(rows, acked, this.passableThrough);
     if (taken.length > 0) {
       this.gaps.filled(acked + 1);
@@ -157,19 +155,16 @@ class OffsetSource implements BatchSource {
 
   ackStatements(messages: readonly Message[]): Statement[] {
     const last = messages[messages.length - 1];
-    return last === undefined ? [] : [writeAckedOffsetStatement(this.o.topic, this.o.consumerGroup, last.offset)];
+    return last === undefined ? [] : [this.db.engine.offsetAckStatement(this.group, last)];
   }
 
   async unblock(session: SqlExecutor): Promise<void> {
     const gap = this.headGap;
     if (gap === undefined) return;
     this.headGap = undefined;
-    const decision = await this.gaps.decide(gap.expected, gap.lowestVisible, gap.highestVisible, {
-      statements: () => readRunningStatements(session),
-      requireProcessPrivilege: () => requireProcessPrivilege(session),
-      rangeLocks: (from, below) => lockOffsetRangeNowait(session, this.o.topic, from, below),
-      writers: () => probeOpenWriters(session),
-    });
+    const probes = this.db.engine.gapProbes?.(session, { topic: this.o.topic });
+    if (probes === undefined) throw new Error(`${this.db.engine.name}: a hole at the head of an offset read, but the engine has no gap proof`);
+    const decision = await this.gaps.decide(gap.expected, gap.lowestVisible, gap.highestVisible, probes);
     if (decision.kind === 'skip' && decision.to > this.passableThrough) {
       // Applied by the next reads, each in a new transaction started after the proof completed.
       this.passableThrough = decision.to;
@@ -209,21 +204,24 @@ function recordPassed(stats: SubscriberStats, passedBy: GapPassReason, offsets: 
   else stats.gapsPassedByInnodbTrx += offsets;
 }
 
-function loopOptions(pool: Pool, o: OffsetSubscriberOptions): ConsumeLoopOptions {
-  return { ...o, name: `offset subscriber ${o.topic}/${o.consumerGroup}`, pool, poisonOrigin: { topic: o.topic, mode: 'offset', consumerGroup: o.consumerGroup } };
+function loopOptions(db: Database, o: OffsetSubscriberOptions): ConsumeLoopOptions {
+  return { ...o, name: `offset subscriber ${o.topic}/${o.consumerGroup}`, db, poisonOrigin: { topic: o.topic, mode: 'offset', consumerGroup: o.consumerGroup } };
 }
 
 /** One batch at a time, with no loop around it: for the micro-benchmarks of one consume transaction. */
-export async function createOffsetBatchConsumer(pool: Pool, options: OffsetSubscriberOptions): Promise<BatchConsumer> {
+export async function createOffsetBatchConsumer(target: Database | Pool, options: OffsetSubscriberOptions): Promise<BatchConsumer> {
   const o = validateOffsetSubscriberOptions(options);
-  await prepareOffsetTopic(executorOf(pool), o.topic, o.consumerGroup);
+  const db = databaseOf(target);
+  await prepareOffsetTopic(db, o.topic, o.consumerGroup);
   const stats = emptyStats();
-  return createBatchConsumer(loopOptions(pool, o), new OffsetSource(o, stats), stats);
+  return createBatchConsumer(loopOptions(db, o), new OffsetSource(db, o, stats), stats);
 }
 
-export async function subscribeOffset(pool: Pool, options: OffsetSubscriberOptions): Promise<Subscription> {
+/** `target`: a Database of either engine, or a mysql2 pool (MariaDB). */
+export async function subscribeOffset(target: Database | Pool, options: OffsetSubscriberOptions): Promise<Subscription> {
   const o = validateOffsetSubscriberOptions(options);
-  await prepareOffsetTopic(executorOf(pool), o.topic, o.consumerGroup);
+  const db = databaseOf(target);
+  await prepareOffsetTopic(db, o.topic, o.consumerGroup);
   const stats = emptyStats();
-  return startConsumeLoop(loopOptions(pool, o), new OffsetSource(o, stats), stats);
+  return startConsumeLoop(loopOptions(db, o), new OffsetSource(db, o, stats), stats);
 }

@@ -2,10 +2,8 @@
 // and acks exactly the rows it handled, in the transaction of its effects. There is no high-water mark, so a
 // row that commits late is simply claimed later: the offset-mode gap hazard does not exist here.
 import type { Pool, Statement } from '../db/pool.ts';
-import { executorOf } from '../db/pool.ts';
-import { claimUnackedStatement, createQueueTable, markAckedStatement } from '../sql/mariadb/queueTable.ts';
-import { toMessage, type MessageRow } from '../sql/mariadb/messagesTable.ts';
-import { createPoisonTable } from '../sql/mariadb/poisonTable.ts';
+import type { Database } from '../db/database.ts';
+import { databaseOf } from '../db/openDatabase.ts';
 import { intInRange } from '../../validate.ts';
 import { DeliveryFailures } from './deliveryFailures.ts';
 import { DEFAULT_CONSUMER_OPTIONS, emptyStats, startConsumeLoop, validateConsumerOptions, type BatchSource, type ConsumerOptions, type ReadResult } from './consumeLoop.ts';
@@ -31,34 +29,37 @@ export function validateQueueSubscriberOptions(o: QueueSubscriberOptions): Queue
 }
 
 class QueueSource implements BatchSource {
-  constructor(private readonly topic: string) {}
+  constructor(
+    private readonly db: Database,
+    private readonly topic: string,
+  ) {}
 
   readStatements(batchSize: number): Statement[] {
-    return [claimUnackedStatement(this.topic, batchSize)];
+    return [this.db.engine.claimUnackedStatement({ topic: this.topic, limit: batchSize })];
   }
 
   readResult([rows]: unknown[]): ReadResult {
-    const messages = (rows as MessageRow[]).map(toMessage);
+    const messages = this.db.engine.claimedMessages(rows);
     return messages.length === 0 ? { kind: 'empty' } : { kind: 'messages', messages };
   }
 
   ackStatements(messages: readonly Message[]): Statement[] {
-    return messages.length === 0 ? [] : [markAckedStatement(this.topic, messages.map((m) => m.offset))];
+    return messages.length === 0 ? [] : [this.db.engine.markAckedStatement({ topic: this.topic, offsets: messages.map((m) => m.offset) })];
   }
 }
 
 /** Starts `concurrency` consumers; the returned subscription closes them all and sums their stats. */
-export async function subscribeQueue(pool: Pool, options: QueueSubscriberOptions): Promise<Subscription> {
+export async function subscribeQueue(target: Database | Pool, options: QueueSubscriberOptions): Promise<Subscription> {
   const o = validateQueueSubscriberOptions(options);
-  await createQueueTable(executorOf(pool), o.topic);
-  await createPoisonTable(executorOf(pool), o.topic);
+  const db = databaseOf(target);
+  await db.engine.ensureQueue(db.executor(), { topic: o.topic });
   // Shared: after a failed delivery the rows are free, and another consumer of this process may claim them next.
   const failures = new DeliveryFailures();
   const consumers = Array.from({ length: o.concurrency }, (_, i) => {
     const stats = emptyStats();
     return startConsumeLoop(
-      { ...o, name: `queue consumer ${o.topic}#${i + 1}`, pool, poisonOrigin: { topic: o.topic, mode: 'queue', consumerGroup: '' }, failures },
-      new QueueSource(o.topic),
+      { ...o, name: `queue consumer ${o.topic}#${i + 1}`, db, poisonOrigin: { topic: o.topic, mode: 'queue', consumerGroup: '' }, failures },
+      new QueueSource(db, o.topic),
       stats,
     );
   });

@@ -49,7 +49,7 @@ export interface Message extends OutgoingMessage {
  * roll back together with the ack; an implementation with no database hands a stand-in that records writes.
  */
 export interface ConsumeTx extends SqlExecutor {
-  readonly kind: 'mysql' | 'memory';
+  readonly kind: 'mysql' | 'postgres' | 'memory';
 }
 
 /** `(messages, tx) => Promise<void>`: throwing rolls the whole batch back (a nack). */

@@ -18,12 +18,9 @@ import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { createPool, executorOf } from '../db/pool.ts';
-import type { Pool } from '../db/pool.ts';
-import { describeError } from '../db/errors.ts';
-import { MysqlPublisher } from '../pubsub/mysqlPublisher.ts';
-import { selectCounterValue } from '../sql/mariadb/counterTable.ts';
-import { MAX_DEDUP_REQUEST_ID_LENGTH } from '../sql/mariadb/publishDedupTable.ts';
+import { openDatabase } from '../db/openDatabase.ts';
+import type { Database } from '../db/database.ts';
+import { SqlPublisher } from '../pubsub/sqlPublisher.ts';
 import { NotSentError, PublishCoalescer, QueueFullError } from '../publishCoalescer.ts';
 import { PublishError, publishIncrements, publishIncrementsOnce } from '../counterPublish.ts';
 import type { IncrementRequest, PublishOutcome } from '../counterPublish.ts';
@@ -31,7 +28,6 @@ import { withTimeout } from '../waiting.ts';
 import { UUID_PATTERN } from '../counterHandler.ts';
 import { type CounterServer, type ServerHooks, type ServerOptions, type ServerStats, validateServerOptions } from './options.ts';
 import { ALLOWED, type BodyCheck, type Route, checkBody, route } from './routing.ts';
-import { ping } from '../sql/mariadb/session.ts';
 
 /** Visible ASCII only: the id goes into JSON metadata and logs, and, with dedup, into a VARCHAR key. */
 const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
@@ -63,28 +59,29 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
   const logError = throttledLog(log);
   // Publishing has its own pool, used only by flushes (at most poolSize at once), so reads and health checks
   // hung on a frozen database can never take the connections publishing needs.
-  const pool: Pool = createPool({
+  const pool: Database = openDatabase({
     url: options.mysqlUrl,
     connectionLimit: options.poolSize,
     connectTimeoutMs: options.connectTimeoutMs,
     role: 'server',
     lockWaitTimeoutSeconds: options.lockWaitTimeoutSeconds,
   });
-  const readPool: Pool = createPool({
+  const readPool: Database = openDatabase({
     url: options.mysqlUrl,
     connectionLimit: READ_POOL_SIZE,
     connectTimeoutMs: options.connectTimeoutMs,
     role: 'server',
     queueLimit: options.poolQueueLimit,
   });
-  // mysql2 pools emit 'error' for connections that die while idle; without a listener that would crash.
-  for (const p of [pool, readPool]) {
-    (p as unknown as NodeJS.EventEmitter).on?.('error', (error: unknown) => logError(`server: pool: ${describeError(error)}`));
-  }
-  // A timed-out read fails its caller; mysql2 keeps the connection busy until the late answer arrives, then
+  // Pools emit 'error' for connections that die while idle; without a listener that would crash.
+  for (const p of [pool, readPool]) p.onIdleError((error: unknown) => logError(`server: pool: ${p.describe(error)}`));
+  const engine = pool.engine;
+  // A timed-out read fails its caller; the driver keeps the connection busy until the late answer arrives, then
   // returns it to the pool, so a hung database holds at most READ_POOL_SIZE connections here.
-  const db = executorOf(readPool, options.queryTimeoutMs);
-  const publisher = new MysqlPublisher(executorOf(pool, options.queryTimeoutMs), options.topicSchema);
+  const db = readPool.executor(options.queryTimeoutMs);
+  const publisher = new SqlPublisher(pool.executor(options.queryTimeoutMs), engine, options.topicSchema);
+  const MAX_DEDUP_REQUEST_ID_LENGTH = engine.maxDedupRequestIdLength;
+  const describeError = (error: unknown): string => pool.describe(error);
   const limits = { queryTimeoutMs: options.queryTimeoutMs, acquireTimeoutMs: options.connectTimeoutMs };
 
   const flushBatch = (requests: readonly IncrementRequest[]): Promise<PublishOutcome[]> =>
@@ -228,7 +225,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
     }
     const counterUuid = id.toLowerCase();
     inFlight += 1;
-    withTimeout(selectCounterValue(db, counterUuid), options.publishTimeoutMs, 'counter read')
+    withTimeout(engine.selectCounterValue(db, counterUuid), options.publishTimeoutMs, 'counter read')
       .then(
         (value) => sendJson(res, 200, { counter_uuid: counterUuid, value: value ?? 0 }),
         (error: unknown) => {
@@ -252,7 +249,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
 
   const handleHealth = (res: ServerResponse): void => {
     inFlight += 1;
-    withTimeout(ping(db), options.healthTimeoutMs, 'database ping')
+    withTimeout(engine.ping(db), options.healthTimeoutMs, 'database ping')
       .then(
         () => sendJson(res, closing ? 503 : 200, { status: closing ? 'closing' : 'ok', queue: queueReport() }),
         (error: unknown) => sendJson(res, 503, { status: 'unavailable', error: describeError(error), queue: queueReport() }),

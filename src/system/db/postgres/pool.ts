@@ -26,6 +26,11 @@ export interface PgPoolOptions {
   connectTimeoutMs: number;
   /** Sent as application_name `eob-<role>`, so a fault injector finds a process's sessions in pg_stat_activity. */
   role?: string;
+  /**
+   * lock_timeout of every session (ms): a statement waiting longer for a row lock fails with 55P03 instead of
+   * waiting for the holder to end (the server's publish pool: a contested dedup id then fails fast).
+   */
+  lockTimeoutMs?: number;
 }
 
 export const DEFAULT_PG_POOL_OPTIONS: Omit<PgPoolOptions, 'url'> = { connectionLimit: 16, connectTimeoutMs: 5_000 };
@@ -48,7 +53,7 @@ export function createPgPool(options: PgPoolOptions): PgPool {
     max: options.connectionLimit,
     connectionTimeoutMillis: options.connectTimeoutMs,
     application_name: `eob-${options.role ?? 'client'}`,
-    options: '-c TimeZone=UTC',
+    options: `-c TimeZone=UTC${options.lockTimeoutMs === undefined ? '' : ` -c lock_timeout=${Math.max(1, Math.floor(options.lockTimeoutMs))}`}`,
     keepAlive: true,
     types,
   });
@@ -112,4 +117,36 @@ export async function inPgTransaction<T>(pool: PgPool, isolation: IsolationLevel
 /** Shows a postgres:// URL with its password replaced by `***`. */
 export function redactPgUrl(url: string): string {
   return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
+}
+
+/**
+ * Creates the database named in the URL if it does not exist (a fresh private server has `postgres` only), by
+ * way of the `postgres` maintenance database on the same server. 3D000 = invalid_catalog_name.
+ */
+export async function ensurePgDatabase(url: string, connectTimeoutMs = DEFAULT_PG_POOL_OPTIONS.connectTimeoutMs): Promise<void> {
+  const probe = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    await probe.end();
+    return;
+  } catch (error) {
+    await probe.end().catch(() => undefined);
+    if ((error as { code?: unknown }).code !== '3D000') throw error;
+  }
+  const target = new URL(url);
+  const database = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_]+$/.test(database)) throw new Error(`database name must be letters, digits and _ (got "${database}")`);
+  target.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: target.toString(), connectionTimeoutMillis: connectTimeoutMs });
+  admin.on('error', () => undefined);
+  try {
+    await admin.connect();
+    // CREATE DATABASE has no IF NOT EXISTS; a concurrent creator makes this fail with 42P04, which is success.
+    await admin.query(`CREATE DATABASE "${database}"`).catch((error: unknown) => {
+      if ((error as { code?: unknown }).code !== '42P04') throw error;
+    });
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
 }

@@ -116,9 +116,16 @@ export async function selectPgMessagesAfter(db: SqlExecutor, topic: string, afte
 /**
  * watermill-sql's one-statement shape of the same read: the CTE locks the group's offsets row (FOR UPDATE:
  * one batch of a group at a time) and the read takes its position from that row, in one round trip. The rule
- * is the same; the group must have a row (ensurePgGroupRow), or nothing is read.
+ * is the same; the group must have a row (ensurePgGroupRow), or nothing is read. At READ COMMITTED a consumer
+ * that waited for the lock reads the row's latest position (the other consumer's ack); the messages are read
+ * under the statement's snapshot, taken before the wait, which is still safe: everything after that position
+ * and below this snapshot's xmin had ended before the snapshot, so what committed of it is visible.
+ *
+ * `rule: 'none'` is THE CONTROL (a reader without the xmin condition, the worker's --gap-handling none on
+ * PostgreSQL): it reads whatever has committed, so a transaction with a lower id that commits after a higher
+ * one is read past and, once the position has moved beyond its (transaction_id, offset), never read.
  */
-export function lockAndSelectPgMessagesStatement(topic: string, group: string, limit: number): PgStatement {
+export function lockAndSelectPgMessagesStatement(topic: string, group: string, limit: number, rule: 'xmin' | 'none' = 'xmin'): PgStatement {
   return {
     sql: `WITH "position" AS (
        SELECT "offset_acked", "last_processed_transaction_id" FROM ${pgOffsetsTable(topic)}
@@ -128,7 +135,7 @@ export function lockAndSelectPgMessagesStatement(topic: string, group: string, l
      FROM ${pgMessagesTable(topic)} m, "position" p
      WHERE ((m."transaction_id" = p."last_processed_transaction_id" AND m."offset" > p."offset_acked")
             OR m."transaction_id" > p."last_processed_transaction_id")
-       AND m."transaction_id" < pg_snapshot_xmin(pg_current_snapshot())
+       ${rule === 'xmin' ? 'AND m."transaction_id" < pg_snapshot_xmin(pg_current_snapshot())' : ''}
      ORDER BY m."transaction_id" ASC, m."offset" ASC
      LIMIT $2`,
     values: [group, limit],

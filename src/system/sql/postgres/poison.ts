@@ -2,7 +2,7 @@
 // the transaction that acks them, with the error and the number of failed deliveries. One table per topic
 // serves both modes; `mode` and `consumer_group` say which reader gave up (queue mode: '' for the group).
 import type { SqlExecutor } from '../../pubsub/types.ts';
-import { pgMessagesTable, pgQueueTable } from './identifiers.ts';
+import { pgMessagesTable, pgQueueTable, type PgStatement } from './identifiers.ts';
 import { assertTopicName } from '../topicName.ts';
 
 export type PgPoisonMode = 'offset' | 'queue';
@@ -61,19 +61,24 @@ const MAX_ERROR_CHARS = 4_000;
  * the key and stop the group for good, so the row counts it instead. Returns whether a row was written (false:
  * the message is not in the topic any more).
  */
-export async function poisonPgMessage(tx: SqlExecutor, origin: PgPoisonOrigin, entry: PgPoisonEntry): Promise<boolean> {
+export function poisonPgMessageStatement(origin: PgPoisonOrigin, entry: PgPoisonEntry): PgStatement {
   const byKey = origin.mode === 'offset' && entry.transactionId !== undefined;
   const source = origin.mode === 'offset' ? pgMessagesTable(origin.topic) : pgQueueTable(origin.topic);
-  const rows = await tx.query<{ offset: string }[]>(
-    `INSERT INTO ${pgPoisonTable(origin.topic)}
+  return {
+    sql: `INSERT INTO ${pgPoisonTable(origin.topic)}
        ("mode", "consumer_group", "offset", "uuid", "created_at", "payload", "metadata", "error", "failed_deliveries")
      SELECT $1, $2, m."offset", m."uuid", m."created_at", m."payload"::text, m."metadata"::text, $3, $4
        FROM ${source} m WHERE m."offset" = $5 ${byKey ? 'AND m."transaction_id" = $6::xid8' : ''}
      ON CONFLICT ("mode", "consumer_group", "offset") DO UPDATE SET "times_poisoned" = ${pgPoisonTable(origin.topic)}."times_poisoned" + 1,
        "error" = EXCLUDED."error", "failed_deliveries" = EXCLUDED."failed_deliveries", "poisoned_at" = CURRENT_TIMESTAMP
      RETURNING "offset"`,
-    [origin.mode, origin.consumerGroup, entry.error.slice(0, MAX_ERROR_CHARS), entry.failedDeliveries, entry.offset, ...(byKey ? [entry.transactionId] : [])],
-  );
+    values: [origin.mode, origin.consumerGroup, entry.error.slice(0, MAX_ERROR_CHARS), entry.failedDeliveries, entry.offset, ...(byKey ? [entry.transactionId] : [])],
+  };
+}
+
+export async function poisonPgMessage(tx: SqlExecutor, origin: PgPoisonOrigin, entry: PgPoisonEntry): Promise<boolean> {
+  const { sql, values } = poisonPgMessageStatement(origin, entry);
+  const rows = await tx.query<{ offset: string }[]>(sql, values);
   return rows.length > 0;
 }
 

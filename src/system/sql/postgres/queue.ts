@@ -2,7 +2,8 @@
 // (without transaction_id) plus an `acked` flag, so several workers share one topic with row acks and no
 // high-water mark to step over anything.
 import type { Message, SqlExecutor } from '../../pubsub/types.ts';
-import { pgQueueTable, type PgStatement } from './identifiers.ts';
+import { pgQueueTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
+import type { OutgoingMessage } from '../../pubsub/types.ts';
 
 export interface QueueRow {
   offset: string;
@@ -24,6 +25,17 @@ export async function createPgQueueTable(db: SqlExecutor, topic: string): Promis
     "acked" BOOLEAN NOT NULL DEFAULT FALSE
   )`);
   await db.query(`CREATE INDEX IF NOT EXISTS ${table.replace(/"$/, '_unacked"')} ON ${table} ("offset") WHERE NOT "acked"`);
+}
+
+/** One multi-row INSERT into the queue (at most MAX_MESSAGES_PER_INSERT of messages.ts rows: 3 parameters each). */
+export function insertPgQueueMessagesStatement(topic: string, messages: readonly OutgoingMessage[]): PgStatement {
+  if (messages.length === 0) throw new Error('insertPgQueueMessagesStatement: no messages');
+  const values: unknown[] = [];
+  for (const m of messages) values.push(m.uuid, JSON.stringify(m.payload), JSON.stringify(m.metadata));
+  return {
+    sql: `INSERT INTO ${pgQueueTable(topic)} ("uuid", "payload", "metadata") VALUES ${valuesPlaceholders(messages.length, 3)}`,
+    values,
+  };
 }
 
 /**
@@ -91,4 +103,12 @@ export async function deletePgAckedQueueRows(db: SqlExecutor, topic: string, lim
     [limit],
   );
   return rows.length;
+}
+
+/** Every queue row with its acked flag, for the chaos checker's snapshot (a full scan: only after a run). */
+export async function selectAllPgQueueMessages(db: SqlExecutor, topic: string): Promise<{ messages: Message[]; ackedOffsets: Set<number> }> {
+  const rows = await db.query<(QueueRow & { acked: boolean })[]>(
+    `SELECT "offset", "uuid", "created_at", "payload", "metadata", "acked" FROM ${pgQueueTable(topic)} ORDER BY "offset"`,
+  );
+  return { messages: toQueueMessages(rows), ackedOffsets: new Set(rows.filter((r) => r.acked).map((r) => Number(r.offset))) };
 }

@@ -1,24 +1,28 @@
-// The MySQL pub/sub as one object (publisher + subscriber of one mode), for the contract suite and for callers
-// that want the PubSub interface rather than the parts.
+// The SQL pub/sub as one object (publisher + subscriber of one mode) on a Database of either engine, for the
+// contract suite and for callers that want the PubSub interface rather than the parts.
 import type { Pool } from '../db/pool.ts';
-import { executorOf } from '../db/pool.ts';
-import { MysqlPublisher } from './mysqlPublisher.ts';
+import type { Database } from '../db/database.ts';
+import { databaseOf } from '../db/openDatabase.ts';
+import { SqlPublisher } from './sqlPublisher.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset, type OffsetSubscriberOptions } from './offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue, type QueueSubscriberOptions } from './queueSubscriber.ts';
 import type { OutgoingMessage, PubSub, SqlExecutor, SubscribeOptions, Subscription } from './types.ts';
 
-export type MysqlPubSubConfig =
+export type SqlPubSubConfig =
   | { mode: 'offset'; subscriber?: Partial<Omit<OffsetSubscriberOptions, 'topic' | 'consumerGroup' | 'batchSize' | 'handler'>> }
   | { mode: 'queue'; subscriber?: Partial<Omit<QueueSubscriberOptions, 'topic' | 'batchSize' | 'handler'>> };
 
-export class MysqlPubSub implements PubSub {
-  private readonly publisher: MysqlPublisher;
+export class SqlPubSub implements PubSub {
+  private readonly publisher: SqlPublisher;
+  private readonly db: Database;
 
+  /** `target`: a Database of either engine, or a mysql2 pool (MariaDB). */
   constructor(
-    private readonly pool: Pool,
-    private readonly config: MysqlPubSubConfig,
+    target: Database | Pool,
+    private readonly config: SqlPubSubConfig,
   ) {
-    this.publisher = new MysqlPublisher(executorOf(pool), config.mode, true);
+    this.db = databaseOf(target);
+    this.publisher = new SqlPublisher(this.db.executor(), this.db.engine, config.mode, true);
   }
 
   publish(topic: string, messages: readonly OutgoingMessage[], executor?: SqlExecutor): Promise<void> {
@@ -27,9 +31,9 @@ export class MysqlPubSub implements PubSub {
 
   subscribe(options: SubscribeOptions): Promise<Subscription> {
     if (this.config.mode === 'offset') {
-      return subscribeOffset(this.pool, { ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, ...this.config.subscriber, ...options });
+      return subscribeOffset(this.db, { ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, ...this.config.subscriber, ...options });
     }
-    return subscribeQueue(this.pool, {
+    return subscribeQueue(this.db, {
       ...DEFAULT_QUEUE_SUBSCRIBER_OPTIONS,
       ...this.config.subscriber,
       topic: options.topic,

@@ -1,0 +1,55 @@
+// Opens the Database a URL names (mysql:// or postgres://) with one set of pool options, creates its database
+// when missing, and wraps a mysql2 pool a caller already holds (the tests and the harness pass those).
+import { createPool, ensureDatabase, type Pool } from './pool.ts';
+import { createPgPool, ensurePgDatabase } from './postgres/pool.ts';
+import { mariadbDatabase } from './mariadbDatabase.ts';
+import { postgresDatabase } from './postgres/database.ts';
+import { checkDatabaseUrl } from './databaseUrl.ts';
+import type { Database } from './database.ts';
+
+export interface DatabaseOptions {
+  /** mysql://, mariadb://, postgres:// or postgresql:// */
+  url: string;
+  connectionLimit: number;
+  connectTimeoutMs: number;
+  /** Names the process's sessions (`eob-<role>`) so a fault injector can find them. */
+  role?: string;
+  /** MariaDB: several statements per query (the consume loop's round trips); PostgreSQL sends one at a time. */
+  multipleStatements?: boolean;
+  /** MariaDB: callers waiting for a connection at most (see PoolOptions.queueLimit); PostgreSQL: no bound. */
+  queueLimit?: number;
+  /** A statement waiting this long for a row lock fails (innodb_lock_wait_timeout; PostgreSQL lock_timeout). */
+  lockWaitTimeoutSeconds?: number;
+  /** MariaDB: the pool executor's default per-statement timeout (see PoolOptions.queryTimeoutMs). */
+  queryTimeoutMs?: number;
+}
+
+export function openDatabase(o: DatabaseOptions): Database {
+  if (checkDatabaseUrl(o.url) === 'postgres') {
+    return postgresDatabase(
+      createPgPool({
+        url: o.url,
+        connectionLimit: o.connectionLimit,
+        connectTimeoutMs: o.connectTimeoutMs,
+        ...(o.role === undefined ? {} : { role: o.role }),
+        ...(o.lockWaitTimeoutSeconds === undefined ? {} : { lockTimeoutMs: o.lockWaitTimeoutSeconds * 1000 }),
+      }),
+    );
+  }
+  return mariadbDatabase(createPool(o));
+}
+
+/** Creates the database the URL names if it does not exist. */
+export async function ensureDatabaseExists(url: string, connectTimeoutMs?: number): Promise<void> {
+  if (checkDatabaseUrl(url) === 'postgres') await ensurePgDatabase(url, connectTimeoutMs);
+  else await ensureDatabase(url, connectTimeoutMs);
+}
+
+function isDatabase(target: Database | Pool): target is Database {
+  return typeof (target as Partial<Database>).session === 'function' && (target as Partial<Database>).engine !== undefined;
+}
+
+/** A Database as it is, or a mysql2 pool as a MariaDB Database. */
+export function databaseOf(target: Database | Pool): Database {
+  return isDatabase(target) ? target : mariadbDatabase(target);
+}
