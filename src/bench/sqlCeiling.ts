@@ -1,71 +1,64 @@
 // The SQL ceiling of the sweep: a raw-SQL consume loop in this process, no pub/sub layer, no child process:
-// the offset mode's transaction (lock the group's row, read a batch after it, one aggregated upsert, write the
-// ack, commit) back to back on one connection, in the fewest round trips the statements allow (two: the read
-// with START TRANSACTION, then upsert + ack + COMMIT). What the database allows at a batch size.
-import { createPool, runStatements } from '../system/db/pool.ts';
+// the offset mode's transaction (lock the group's position, read a batch after it, one aggregated upsert,
+// write the ack, commit) back to back on one session, with the statements the worker sends (the engine's
+// offsetReadStatements / addToCountersStatement / offsetAckStatement), in the fewest round trips the driver
+// allows (MariaDB: two, START TRANSACTION with the read, then upsert + ack + COMMIT; PostgreSQL sends one
+// statement per round trip). What the database allows at a batch size, for either engine.
+import type { Database } from '../system/db/database.ts';
 import type { IsolationLevel } from '../system/pubsub/types.ts';
-import { selectMessagesAfterAckedStatement, type MessageRow } from '../system/sql/mariadb/messagesTable.ts';
-import { ackedOffsetOf, ensureGroupRow, lockAckedOffsetStatement, writeAckedOffsetStatement } from '../system/sql/mariadb/offsetsTable.ts';
-import { addToCountersStatement } from '../system/sql/mariadb/counterTable.ts';
-import { executorOf } from '../system/db/pool.ts';
 
 export interface SqlCeilingOptions {
   topic: string;
   consumerGroup: string;
   batchSize: number;
   isolation: IsolationLevel;
-  /** Stop when the acked offset reaches this (the backlog's last offset). */
-  untilOffset: number;
+  /** Stop when the group has consumed this many messages (the backlog). */
+  untilConsumed: number;
   deadlineMs: number;
   signal: AbortSignal | undefined;
 }
 
+const START = { sql: 'START TRANSACTION', values: [] };
+const COMMIT = { sql: 'COMMIT', values: [] };
+
 /** Runs the loop until the backlog is consumed, the deadline passes or the signal aborts; returns messages consumed. */
-export async function runSqlConsumeLoop(mysqlUrl: string, o: SqlCeilingOptions): Promise<number> {
-  const pool = createPool({ url: mysqlUrl, connectionLimit: 1, connectTimeoutMs: 5_000, role: 'sql-ceiling', multipleStatements: true });
-  const conn = await pool.getConnection();
+export async function runSqlConsumeLoop(database: Database, o: SqlCeilingOptions): Promise<number> {
+  const engine = database.engine;
+  const group = { topic: o.topic, consumerGroup: o.consumerGroup };
+  await engine.ensureGroup(database.executor(), group);
+  const session = await database.session();
   const deadline = performance.now() + o.deadlineMs;
   let consumed = 0;
+  let broken = false;
   try {
-    await ensureGroupRow(executorOf(conn), o.topic, o.consumerGroup);
-    await conn.query(`SET SESSION TRANSACTION ISOLATION LEVEL ${o.isolation}`);
+    await session.setIsolation(o.isolation);
     for (;;) {
-      if (performance.now() > deadline || o.signal?.aborted === true) break;
+      if (consumed >= o.untilConsumed || performance.now() > deadline || o.signal?.aborted === true) break;
       try {
-        const [, lockRows, messageRows] = await runStatements(pool, conn, [
-          { sql: 'START TRANSACTION', values: [] },
-          lockAckedOffsetStatement(o.topic, o.consumerGroup),
-          selectMessagesAfterAckedStatement(o.topic, o.consumerGroup, o.batchSize),
-        ]);
-        const acked = ackedOffsetOf(lockRows, o.topic, o.consumerGroup);
-        const batch = messageRows as MessageRow[];
-        const last = batch[batch.length - 1];
+        const results = await session.run([START, ...engine.offsetReadStatements({ ...group, limit: o.batchSize, visibility: 'closed-prefix' })]);
+        const { messages } = engine.offsetReadResult(results.slice(1), group);
+        const last = messages[messages.length - 1];
         if (last === undefined) {
-          await conn.query('ROLLBACK');
-          if (acked >= o.untilOffset) break;
+          await session.query('ROLLBACK');
           continue;
         }
         const increments = new Map<string, number>();
-        for (const row of batch) {
-          // MariaDB hands JSON back as text; the SQL ceiling parses it as the worker does.
-          const payload = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as { counter_uuid: string };
-          increments.set(payload.counter_uuid, (increments.get(payload.counter_uuid) ?? 0) + 1);
+        for (const m of messages) {
+          const id = (m.payload as { counter_uuid: string }).counter_uuid;
+          increments.set(id, (increments.get(id) ?? 0) + 1);
         }
-        await runStatements(pool, conn, [
-          addToCountersStatement(increments),
-          writeAckedOffsetStatement(o.topic, o.consumerGroup, Number(last.offset)),
-          { sql: 'COMMIT', values: [] },
-        ]);
-        consumed += batch.length;
-        if (Number(last.offset) >= o.untilOffset) break;
+        await session.run([engine.addToCountersStatement(increments), engine.offsetAckStatement(group, last), COMMIT]);
+        consumed += messages.length;
       } catch (error) {
-        await conn.query('ROLLBACK').catch(() => undefined);
+        await session.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
         throw error;
       }
     }
   } finally {
-    conn.release();
-    await pool.end();
+    if (broken) session.destroy();
+    else session.release();
   }
   return consumed;
 }

@@ -1,13 +1,14 @@
 // Which database engines a harness run uses: the `--engine` choice of `eob db`, `eob bench` and `eob chaos`
 // (mariadb, postgres, or all = both, one after the other in one run), checked here once for every command.
-import type { EngineName, SqlEngine } from '../system/sql/engine.ts';
+import { ENGINE_NAMES, type EngineName, type SqlEngine } from '../system/sql/engine.ts';
 import { mariadbEngine } from '../system/sql/mariadb/engine.ts';
+import { postgresEngine } from '../system/sql/postgres/engine.ts';
+import { engineNameOfUrl } from '../system/db/databaseUrl.ts';
 import { OptionsError } from '../validate.ts';
 
 export type { EngineName };
-
 /** In the order `all` runs them: MariaDB first, the engine every earlier result was measured on. */
-export const ENGINE_NAMES: readonly EngineName[] = ['mariadb', 'postgres'];
+export { ENGINE_NAMES };
 
 export type EngineChoice = EngineName | 'all';
 export const ENGINE_CHOICES: readonly EngineChoice[] = [...ENGINE_NAMES, 'all'];
@@ -29,12 +30,13 @@ export function parseEngineChoice(component: string, value: unknown, allowAll = 
   throw new OptionsError(`${component}: --engine must be one of ${accepted.join(', ')} (got ${JSON.stringify(value)})`);
 }
 
-/** The engine a database URL speaks, from its scheme; undefined for a scheme neither engine takes. */
+/** The engine a database URL speaks, by the system's scheme rule; undefined for a scheme neither engine takes. */
 export function engineOfUrl(url: string): EngineName | undefined {
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url.trim())?.[1]?.toLowerCase();
-  if (scheme === 'mysql' || scheme === 'mariadb') return 'mariadb';
-  if (scheme === 'postgres' || scheme === 'postgresql') return 'postgres';
-  return undefined;
+  try {
+    return engineNameOfUrl(url);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -59,6 +61,5 @@ export function resolveRunEngines(component: string, flag: string | undefined, u
 
 /** The engine seam's implementation for `name`: the SQL the harness's reads go through. */
 export function sqlEngineFor(name: EngineName): SqlEngine {
-  if (name === 'mariadb') return mariadbEngine;
-  throw new Error('the PostgreSQL engine behind src/system/sql/engine.ts is not built yet');
+  return name === 'postgres' ? postgresEngine : mariadbEngine;
 }

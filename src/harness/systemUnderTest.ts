@@ -15,9 +15,11 @@ import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { childEnvironment } from '../config.ts';
 import { createPool, ensureDatabase, executorOf, parseMysqlUrl, redactMysqlUrl, type Pool } from '../system/db/pool.ts';
-import { createPgPool, pgExecutorOf } from '../system/db/postgres/pool.ts';
+import { ensurePgDatabase } from '../system/db/postgres/pool.ts';
+import { databaseOf, openDatabase } from '../system/db/openDatabase.ts';
+import type { Database } from '../system/db/database.ts';
 import { startPrivateDatabase, type PrivateDatabase } from './privateDatabase.ts';
-import { engineOfUrl, sqlEngineFor, type EngineName } from './engines.ts';
+import { engineOfUrl, type EngineName } from './engines.ts';
 import type { SqlEngine } from '../system/sql/engine.ts';
 import { OptionsError } from '../validate.ts';
 import { selectDurability } from '../system/sql/mariadb/observation.ts';
@@ -179,13 +181,12 @@ export class SystemUnderTest {
       url = managed.url;
       options.log(`database: private ${engine} on port ${port}, pid ${managed.pid}`);
     }
-    const measurement = openMeasurementPool(engine, url);
     if (givenUrl !== undefined && engine === 'postgres') {
-      await measurement.db.query('SELECT 1').catch(async (error: Error) => {
-        await measurement.end();
+      await ensurePgDatabase(url).catch((error: Error) => {
         throw unreachable('DATABASE_URL', url, error);
       });
     }
+    const measurement = openMeasurementPool(engine, url);
     const sut = new SystemUnderTest(options, engine, url, managed, measurement, tempDir);
     if (options.handleSignals) sut.installSignalHandlers();
     return sut;
@@ -203,7 +204,12 @@ export class SystemUnderTest {
 
   /** The engine seam's implementation for this database: the reads the bench and chaos measure with. */
   get sql(): SqlEngine {
-    return sqlEngineFor(this.engine);
+    return this.measurement.database.engine;
+  }
+
+  /** The measurement pool as the system's Database (sessions, transactions), for the SQL ceiling. */
+  get database(): Database {
+    return this.measurement.database;
   }
 
   /** SQL through the measurement pool. */
@@ -383,18 +389,23 @@ function unreachable(variable: string, url: string, error: Error): Error {
 
 /** A pool of the engine's driver, seen only as SQL in and rows out. */
 interface MeasurementPool {
+  database: Database;
   db: SqlExecutor;
   end(): Promise<void>;
+  /** MariaDB's mysql2 pool (the measurement scripts use it directly). */
   mysqlPool?: Pool;
 }
 
 function openMeasurementPool(engine: EngineName, url: string): MeasurementPool {
   if (engine === 'postgres') {
-    const pool = createPgPool({ url, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'harness' });
-    return { db: pgExecutorOf(pool), end: () => pool.end() };
+    const database = openDatabase({ url, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'harness' });
+    // An idle session ended by a fault (a restart, pg_terminate_backend) is dropped; the next read meets the failure.
+    database.onIdleError(() => undefined);
+    return { database, db: database.executor(), end: () => database.end() };
   }
   const pool = createPool({ url, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'harness' });
-  return { db: executorOf(pool), end: () => pool.end(), mysqlPool: pool };
+  const database = databaseOf(pool);
+  return { database, db: executorOf(pool), end: () => pool.end(), mysqlPool: pool };
 }
 
 /** The engine of a given URL; an error when its scheme is neither engine's or contradicts an explicit `engine`. */

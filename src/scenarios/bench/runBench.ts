@@ -51,11 +51,11 @@ interface EngineRun {
 
 export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const engines = o.engines ?? [o.system.engine ?? 'mariadb'];
-  const points = planPoints(o.sweep);
+  const points = planPoints(o.sweep, engines[0]);
   const startedAt = new Date();
   const runs: EngineRun[] = [];
   for (const engine of engines) {
-    const run = await runEngine(o, engine, points, engines.length > 1 ? `${engine}: ` : '');
+    const run = await runEngine(o, engine, planPoints(o.sweep, engine), engines.length > 1 ? `${engine}: ` : '');
     runs.push(run);
     if (run.interrupted) break;
   }

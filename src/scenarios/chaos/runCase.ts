@@ -188,7 +188,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
   }
   // Only a worker that handles gaps passes them; the others step over holes without counting them.
-  const handlesGaps = gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling) === 'contiguous';
+  const handlesGaps = o.engine === 'mariadb' && gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling, o.engine) === 'contiguous';
   const gaps = handlesGaps ? (system as CaseSystem | undefined)?.gapCounts() : undefined;
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
