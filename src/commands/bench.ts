@@ -4,6 +4,12 @@ import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { optionalMysqlUrl } from './sharedOptions.ts';
 import { resolveRunEngines } from '../harness/engines.ts';
+import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
+
+function checkedDatabaseUrl(url: string | undefined): string | undefined {
+  if (url !== undefined) checkDatabaseUrl(url);
+  return url;
+}
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
 import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions } from '../scenarios/bench/options.ts';
@@ -137,7 +143,8 @@ export const command: CommandModule<object, BenchArgs> = {
   handler: async (args) => {
     const env = readEnvironment();
     const sweep = sweepOptionsFromArgs(args);
-    const url = optionalMysqlUrl(args['mysql-url']);
+    // --mysql-url > MYSQL_URL > DATABASE_URL (either engine); none: a private server per engine.
+    const url = optionalMysqlUrl(args['mysql-url']) ?? checkedDatabaseUrl(env.databaseUrl);
     const engines = resolveRunEngines('bench', args.engine, url);
     const result = await runBench({
       sweep,

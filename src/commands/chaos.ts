@@ -15,6 +15,7 @@ import { projectRoot } from '../projectRoot.ts';
 import { createProgress } from '../bench/progress.ts';
 import { mysqlUrlOption, optionalMysqlUrl } from './sharedOptions.ts';
 import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
+import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
 import { intInRange } from '../validate.ts';
 
 interface ChaosArgs {
@@ -53,7 +54,8 @@ export const command: CommandModule<object, ChaosArgs> = {
     const env = readEnvironment();
     const profile = args.profile as ChaosProfile;
     const only = args.faults === undefined ? undefined : resolveFaults(args.faults).map((f) => f.name);
-    const mysqlUrl = optionalMysqlUrl(args['mysql-url']);
+    const mysqlUrl = optionalMysqlUrl(args['mysql-url']) ?? env.databaseUrl;
+    if (mysqlUrl !== undefined) checkDatabaseUrl(mysqlUrl);
     const engines = resolveRunEngines('chaos', args.engine, mysqlUrl);
     if (args.backend === 'docker' && engines.some((e) => e !== 'mariadb')) {
       throw new Error('chaos --backend docker runs the Compose deployment, which has MariaDB only; use --engine mariadb (or the local backend)');
