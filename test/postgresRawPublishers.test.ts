@@ -12,6 +12,7 @@ import { openDatabase } from '../src/system/db/openDatabase.ts';
 import type { Database } from '../src/system/db/database.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
 import type { GapHandling } from '../src/system/pubsub/offsetSubscriber.ts';
+import type { HandlerName } from '../src/system/counterHandler.ts';
 import { eventually } from './contract/pubsubContract.ts';
 
 const PUBLISHERS = 16;
@@ -38,11 +39,15 @@ describe('PostgreSQL: raw publishers and a long transaction (the xmin rule)', ()
    * many messages were published for it, after the topic has drained (or, for the control, after the long
    * transaction committed and everything else was consumed).
    */
-  async function scenario(gapHandling: GapHandling): Promise<{ expected: Map<string, number>; counted: Map<string, number>; longCounter: string }> {
+  async function scenario(gapHandling: GapHandling | undefined, handler: HandlerName = 'batched'): Promise<{ expected: Map<string, number>; counted: Map<string, number>; longCounter: string }> {
     const topic = `raw_${randomUUID().slice(0, 8)}`;
     await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup: false });
     await db.executor().query('TRUNCATE "counter"');
-    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: server().url, topic, gapHandling, pollIntervalMs: 5, log: () => undefined });
+    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: server().url, topic, gapHandling, handler, pollIntervalMs: 5, log: () => undefined });
+    if (handler === 'watermill') {
+      // watermill-sql's PostgreSQL subscriber: REPEATABLE READ and the xmin rule, unless told otherwise.
+      assert.deepEqual(worker.settings, { isolation: 'REPEATABLE READ', gapHandling: 'contiguous' });
+    }
     const clients = await Promise.all(
       Array.from({ length: PUBLISHERS + 1 }, async () => {
         const c = new pg.Client({ connectionString: server().url });
@@ -72,7 +77,7 @@ describe('PostgreSQL: raw publishers and a long transaction (the xmin rule)', ()
       expected.set(longCounter, 1);
       const total = PUBLISHERS * ROWS_EACH + 1;
       const sum = async (): Promise<number> => [...(await db.engine.selectAllCounters(db.executor())).values()].reduce((a, b) => a + b, 0);
-      if (gapHandling === 'contiguous') {
+      if (gapHandling !== 'none') {
         await eventually('the worker to count every message', async () => (await sum()) >= total, 60_000);
       } else {
         // The control may lose more than the long one (a publisher's row committed after a later id's row was
@@ -96,6 +101,12 @@ describe('PostgreSQL: raw publishers and a long transaction (the xmin rule)', ()
     assert.deepEqual(wrong, [], 'every counter equals its messages');
     assert.equal(counted.get(longCounter), 1, 'the long transaction\'s message was counted once');
     assert.equal(counted.size, expected.size, 'no counter without messages');
+  });
+
+  it('the watermill handler (read then write per message) with its PostgreSQL defaults: every message counted exactly once', async () => {
+    const { expected, counted } = await scenario(undefined, 'watermill');
+    const wrong = [...expected].filter(([id, n]) => (counted.get(id) ?? 0) !== n).map(([id, n]) => `${id}: ${counted.get(id) ?? 0} of ${n}`);
+    assert.deepEqual(wrong, [], 'every counter equals its messages');
   });
 
   it('control: the same with the reader WITHOUT the xmin rule loses the long transaction\'s message', async () => {

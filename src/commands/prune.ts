@@ -1,12 +1,13 @@
 // eob prune: removes consumed messages and old publish-dedup ids from one topic, once, and says how many.
 import type { CommandModule } from 'yargs';
-import { createPool } from '../system/db/pool.ts';
+import { openDatabase } from '../system/db/openDatabase.ts';
 import { DEFAULT_PRUNE_OPTIONS, prune, validatePruneOptions } from '../system/prune.ts';
-import { mysqlUrlOption, resolveMysqlUrl } from './sharedOptions.ts';
+import { databaseUrlOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
 import { TOPIC_MODES } from '../system/pubsub/types.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 
 interface PruneArgs {
+  'database-url'?: string;
   'mysql-url'?: string;
   mode: string;
   topic: string;
@@ -22,7 +23,8 @@ export const command: CommandModule<object, PruneArgs> = {
     'remove messages every consumer group has acked (offset mode; queue mode: acked rows) and publish-dedup ids older than the window, in small batches publishers do not wait for',
   builder: (y) =>
     y
-      .option('mysql-url', mysqlUrlOption)
+      .option('database-url', databaseUrlOption)
+      .option('mysql-url', { ...mysqlUrlOption, describe: 'the same as --database-url (kept for MariaDB URLs; default: $MYSQL_URL)' })
       .option('mode', { choices: TOPIC_MODES, default: d.mode, describe: "the topic's mode, as its worker runs it" })
       .option('topic', { type: 'string', default: 'counter' })
       .option('batch-size', { type: 'number', default: d.batchSize, describe: 'rows per DELETE (each its own short transaction)' })
@@ -35,7 +37,7 @@ export const command: CommandModule<object, PruneArgs> = {
       batchSize: args['batch-size'],
       dedupWindowS: args['dedup-window-s'],
     });
-    const pool = createPool({ url: resolveMysqlUrl(args['mysql-url']), connectionLimit: 1, connectTimeoutMs: 5_000, role: 'prune' });
+    const pool = openDatabase({ url: resolveDatabaseUrl(args['database-url'], args['mysql-url']), connectionLimit: 1, connectTimeoutMs: 5_000, role: 'prune' });
     try {
       const result = await prune(pool, options);
       if (options.mode === 'offset' && result.groups === 0) {

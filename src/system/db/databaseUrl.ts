@@ -15,7 +15,7 @@ export function engineNameOfUrl(url: string): EngineName {
   if (scheme === 'mysql' || scheme === 'mariadb') return 'mariadb';
   if (scheme === 'postgres' || scheme === 'postgresql') return 'postgres';
   throw new Error(
-    `database URL must start with mysql:// (MariaDB/MySQL) or postgres:// (PostgreSQL; postgresql:// too); got ${scheme === undefined ? `"${redactMysqlUrl(url).slice(0, 40)}", which has no scheme` : `"${scheme}://"`}`,
+    `database URL must start with mysql:// (MariaDB/MySQL) or postgres:// (PostgreSQL; postgresql:// too); got ${scheme === undefined ? 'a string with no scheme (not shown: it may hold a password)' : `"${scheme}://"`}`,
   );
 }
 

@@ -10,14 +10,36 @@
 //   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()),
 //   ordered by (transaction_id, "offset"), LIMIT n.
 //
-//   xmin is the oldest transaction id still running in the reader's snapshot: every id below it has committed or
-//   rolled back, and every id handed out later is at least xmax >= xmin. So the rows below xmin form a closed
-//   prefix in (transaction_id, offset) order, visible in full to this snapshot, and nothing can ever be inserted
-//   into it again: a position that only moves forward inside it steps over nothing. Offsets alone prove
-//   nothing: a transaction that takes offset 5 and commits after offset 6 is read after 6, which is fine here
-//   because its transaction id (lower) holds xmin back until it ends, and no row at or above its id is read
-//   before then. A long-open writer delays delivery (everything at or above its id waits), it never loses it.
-//   Needs PostgreSQL 13+ (xid8, pg_current_xact_id, pg_snapshot_xmin).
+//   THE PROOF. It rests on three facts of PostgreSQL (13+):
+//   R1 xid8 does not wrap: it is the 32-bit xid extended with its epoch, so ids compare in the order they were
+//      handed out, for the life of the cluster (a plain xid wraps after 2^32 and cannot be ordered so).
+//   R2 A transaction gets its id at its first write, not at BEGIN: pg_current_xact_id(), this column's default,
+//      is evaluated when the row is inserted and assigns the id then if the transaction has none yet (it returns
+//      the top-level id inside a savepoint too). Ids are handed out in increasing order, so a transaction that
+//      writes for the first time after a snapshot was taken gets an id >= that snapshot's xmax.
+//   R3 A snapshot's xmin is the oldest id still running when it was taken: every id below it had ended
+//      (committed or rolled back) before the snapshot, so its committed rows are visible to that snapshot and
+//      its rolled-back rows are visible to no one, ever.
+//
+//   Every row below xmin is visible-or-never: a row with transaction_id < xmin was written by that (ended)
+//   transaction (R2: the id is the writer's own), so it is visible if the writer committed and will never exist
+//   if it rolled back (R3); and no row with an id below xmin can appear later, because a transaction still
+//   running has an id >= xmin and one without an id yet will get one >= xmax (R2, ordered by R1). So the set of
+//   rows below xmin is closed when the read's snapshot is taken, and the read sees all of it. Reading it in
+//   (transaction_id, offset) order strictly after the acked position, and acking the last row read, leaves no
+//   row of the set behind the position unread; a later read's set contains the earlier one, so the position
+//   only ever moves through closed sets: nothing is stepped over, and nothing is read twice (the ack commits
+//   with the batch's effects).
+//
+//   A row with transaction_id >= xmin can still be joined by an earlier one: its writer may have ended, but
+//   some transaction T with xmin <= T < its id may still be running; T's row, committed later, sorts BEFORE it.
+//   A reader that took the later row and acked it would have moved past T for good: T's row is then never read.
+//   That is exactly what the control reader (the read without the xmin condition) does, and why it loses the
+//   message of a transaction that inserts first and commits last (test/postgresRawPublishers.test.ts). Offsets
+//   prove nothing either way: they come from a sequence at INSERT, in any commit order. A long-open writer
+//   delays delivery (everything at or above its id waits behind xmin); it never loses it.
+//   What breaks the rule: a publisher that writes transaction_id itself (not the default), or a server before
+//   13 (no xid8).
 //
 //   The rule needs pg_current_snapshot() to be the snapshot the same SELECT sees rows through. At REPEATABLE
 //   READ (watermill-sql's level) that is the transaction's snapshot; at READ COMMITTED it is the statement's

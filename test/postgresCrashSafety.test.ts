@@ -1,0 +1,176 @@
+// Crash safety of the worker on PostgreSQL: SIGKILL at each failpoint of the consume transaction, in offset
+// and queue mode, while messages flow; afterwards every counter equals the number of its messages. The controls
+// (after-commit and before-commit, killed between their two commits) must end above and below, or the check
+// proves nothing. Workers are real `eob worker` processes given the URL in DATABASE_URL.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { usePrivatePostgres } from './support/privatePostgres.ts';
+import { openDatabase } from '../src/system/db/openDatabase.ts';
+import type { Database } from '../src/system/db/database.ts';
+import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
+import { ChildService } from '../src/harness/childService.ts';
+import { workerArgv, type WorkerSpec } from '../src/system/workerSpec.ts';
+import { childEnvironment } from '../src/config.ts';
+import { projectRoot } from '../src/projectRoot.ts';
+import type { FailpointName } from '../src/system/failpoints.ts';
+import type { TopicMode } from '../src/system/pubsub/types.ts';
+import { eventually } from './contract/pubsubContract.ts';
+
+describe('worker crash safety on PostgreSQL (real processes, private server)', () => {
+  const server = usePrivatePostgres();
+  let db: Database;
+  const counters = Array.from({ length: 20 }, () => randomUUID());
+  before(() => {
+    db = openDatabase({ url: server().url, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'test' });
+  });
+  after(async () => {
+    await db.end();
+  });
+
+  function worker(spec: WorkerSpec): ChildService {
+    return new ChildService({
+      name: 'worker',
+      command: process.execPath,
+      args: [path.join(projectRoot(), 'bin', 'eob.js'), ...workerArgv(spec)],
+      env: childEnvironment({ EOB_LOG: 'quiet', DATABASE_URL: server().url, MYSQL_URL: undefined, EOB_FAILPOINTS: undefined }),
+      readiness: { kind: 'line', pattern: /^worker started/ },
+      startTimeoutMs: 60_000,
+      stopTimeoutMs: 10_000,
+    });
+  }
+
+  async function publish(topic: string, mode: TopicMode, n: number, pauseMs: number): Promise<void> {
+    const publisher = new SqlPublisher(db.executor(), db.engine, mode);
+    for (let i = 0; i < n; i += 50) {
+      const batch = Array.from({ length: Math.min(50, n - i) }, (_, j) => ({ uuid: randomUUID(), payload: { counter_uuid: counters[(i + j) % counters.length] }, metadata: {} }));
+      await publisher.publish(topic, batch);
+      if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  }
+
+  async function compare(topic: string, mode: TopicMode): Promise<{ lost: number; duplicated: number; messages: number }> {
+    const { messages } = await db.engine.selectAllMessages(db.executor(), { topic, mode });
+    const expected = new Map<string, number>();
+    for (const m of messages) {
+      const id = (m.payload as { counter_uuid: string }).counter_uuid;
+      expected.set(id, (expected.get(id) ?? 0) + 1);
+    }
+    const got = await db.engine.selectAllCounters(db.executor());
+    let lost = 0;
+    let duplicated = 0;
+    for (const id of new Set([...expected.keys(), ...got.keys()])) {
+      const diff = (got.get(id) ?? 0) - (expected.get(id) ?? 0);
+      if (diff < 0) lost -= diff;
+      else duplicated += diff;
+    }
+    return { lost, duplicated, messages: messages.length };
+  }
+
+  async function freshTopic(mode: TopicMode): Promise<string> {
+    const topic = `crash_${randomUUID().slice(0, 8)}`;
+    await db.engine.ensureSchema(db.executor(), { topic, mode, dedup: false });
+    await db.executor().query('TRUNCATE "counter"');
+    return topic;
+  }
+
+  /** Kills a worker at `failpoint` `times` times while publishing, then a clean worker drains the topic. */
+  async function crashLoop(topic: string, spec: WorkerSpec, failpoint: FailpointName, times: number, nth: number): Promise<number> {
+    const mode = spec.mode ?? 'offset';
+    let crashes = 0;
+    const publishing = publish(topic, mode, 3_000, 5);
+    for (let i = 0; i < times; i += 1) {
+      const w = worker({ ...spec, topic, failpoints: [`${failpoint}=${nth}`] });
+      await w.start();
+      const status = await Promise.race([
+        w.exited(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${failpoint} not reached in 60 s: ${w.outputTail()}`)), 60_000)),
+      ]);
+      assert.equal(status.signal, 'SIGKILL', `worker died by its failpoint ${failpoint} (exit ${JSON.stringify(status)}): ${w.outputTail()}`);
+      crashes += 1;
+    }
+    await publishing;
+    const clean = worker({ ...spec, topic });
+    await clean.start();
+    try {
+      await eventually(
+        'the worker to consume everything',
+        async () => {
+          const c = await db.engine.selectConsumption(db.executor(), { mode, topic, consumerGroup: spec.consumerGroup ?? 'counter' });
+          return c.drained && c.published === 3_000;
+        },
+        90_000,
+      );
+    } finally {
+      await clean.stop();
+    }
+    return crashes;
+  }
+
+  const exactlyOncePoints: FailpointName[] = ['consume-after-read', 'consume-after-effects', 'consume-after-ack', 'consume-before-commit', 'consume-after-commit'];
+  for (const mode of ['offset', 'queue'] as const) {
+    for (const point of exactlyOncePoints) {
+      it(`${mode} mode, SIGKILL at ${point} three times: every counter equals its messages`, async () => {
+        const topic = await freshTopic(mode);
+        const crashes = await crashLoop(topic, { mode, batchSize: 100 }, point, 3, 4);
+        const result = await compare(topic, mode);
+        assert.equal(crashes, 3);
+        assert.equal(result.messages, 3_000);
+        assert.deepEqual({ lost: result.lost, duplicated: result.duplicated }, { lost: 0, duplicated: 0 });
+      });
+    }
+  }
+
+  it('offset mode, the private PostgreSQL SIGKILLed and restarted twice while messages flow: nothing lost or doubled', async () => {
+    const topic = await freshTopic('offset');
+    const w = worker({ topic, batchSize: 100 });
+    await w.start();
+    const publisher = new SqlPublisher(db.executor(), db.engine, 'offset');
+    let published = 0;
+    let stop = false;
+    // An INSERT whose outcome is unknown is not counted; the check compares counters with the table's rows.
+    const publishing = (async () => {
+      while (!stop) {
+        const batch = Array.from({ length: 20 }, (_, j) => ({ uuid: randomUUID(), payload: { counter_uuid: counters[j] }, metadata: {} }));
+        await publisher.publish(topic, batch).then(
+          () => (published += batch.length),
+          () => new Promise((r) => setTimeout(r, 50)),
+        );
+      }
+    })();
+    try {
+      for (let i = 0; i < 2; i += 1) {
+        await new Promise((r) => setTimeout(r, 1_500));
+        await server().kill('SIGKILL');
+        await server().start();
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+    } finally {
+      stop = true;
+      await publishing;
+    }
+    await eventually('the worker to consume everything', async () => (await db.engine.selectConsumption(db.executor(), { mode: 'offset', topic, consumerGroup: 'counter' })).drained, 90_000);
+    assert.equal(w.running, true, `the worker survived the outages: ${w.outputTail()}`);
+    await w.stop();
+    const result = await compare(topic, 'offset');
+    assert.ok(published > 500, `messages flowed during the test (${published})`);
+    assert.deepEqual({ lost: result.lost, duplicated: result.duplicated }, { lost: 0, duplicated: 0 });
+  });
+
+  it('control: after-commit, killed between its two commits, ends ABOVE the message count (duplicates)', async () => {
+    const topic = await freshTopic('offset');
+    await crashLoop(topic, { batchSize: 100, ackMode: 'after-commit' }, 'consume-between-commits', 3, 2);
+    const result = await compare(topic, 'offset');
+    assert.equal(result.lost, 0);
+    assert.ok(result.duplicated >= 3, `each crash re-applies a committed batch (duplicated ${result.duplicated})`);
+  });
+
+  it('control: before-commit, killed between its two commits, ends BELOW the message count (losses)', async () => {
+    const topic = await freshTopic('offset');
+    await crashLoop(topic, { batchSize: 100, ackMode: 'before-commit' }, 'consume-between-commits', 3, 2);
+    const result = await compare(topic, 'offset');
+    assert.equal(result.duplicated, 0);
+    assert.ok(result.lost >= 3, `each crash loses an acked batch (lost ${result.lost})`);
+  });
+});

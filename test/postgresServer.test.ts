@@ -1,0 +1,165 @@
+// The HTTP counter server and the worker on PostgreSQL (a private server): publishes over HTTP counted exactly
+// once in offset and queue mode, publish de-duplication (a retried id publishes once, an id bound to its
+// counter, concurrent duplicates), a batch over PostgreSQL's parameter cap published whole, and the CLI's one
+// URL: --database-url / DATABASE_URL with postgres://, the password never printed, a bad scheme named.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { usePrivatePostgres } from './support/privatePostgres.ts';
+import { openDatabase } from '../src/system/db/openDatabase.ts';
+import type { Database } from '../src/system/db/database.ts';
+import { DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../src/system/server/options.ts';
+import { startCounterServer } from '../src/system/server/server.ts';
+import type { CounterServer } from '../src/system/server/options.ts';
+import { DEFAULT_WORKER_OPTIONS, startWorker, type RunningWorker } from '../src/system/worker.ts';
+import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
+import { countPgMessages } from '../src/system/sql/postgres/messages.ts';
+import { MAX_MESSAGES_PER_INSERT } from '../src/system/sql/postgres/messages.ts';
+import type { TopicMode } from '../src/system/pubsub/types.ts';
+import { eventually } from './contract/pubsubContract.ts';
+
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+function request(url: string, method: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${url}`)));
+    req.end();
+  });
+}
+
+describe('the counter server and worker on PostgreSQL', () => {
+  const pgServer = usePrivatePostgres();
+  let db: Database;
+  before(() => {
+    db = openDatabase({ url: pgServer().url, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'test' });
+  });
+  after(async () => {
+    await db.end();
+  });
+
+  async function system(mode: TopicMode, dedup: boolean): Promise<{ server: CounterServer; worker: RunningWorker; topic: string; close(): Promise<void> }> {
+    const topic = `http_${randomUUID().slice(0, 8)}`;
+    await db.engine.ensureSchema(db.executor(), { topic, mode, dedup });
+    const server = await startCounterServer(
+      validateServerOptions({ ...DEFAULT_SERVER_OPTIONS, mysqlUrl: pgServer().url, port: 0, host: '127.0.0.1', topic, topicSchema: mode, dedup }),
+      { log: () => undefined },
+    );
+    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: pgServer().url, topic, mode, pollIntervalMs: 5, log: () => undefined });
+    return {
+      server,
+      worker,
+      topic,
+      async close() {
+        await worker.close();
+        await server.close();
+      },
+    };
+  }
+
+  for (const mode of ['offset', 'queue'] as const) {
+    test(`${mode} mode: 16 clients x 40 POSTs over HTTP, every 204 counted exactly once`, async () => {
+      const s = await system(mode, false);
+      try {
+        const counters = Array.from({ length: 4 }, () => randomUUID());
+        const ok = new Map<string, number>();
+        await Promise.all(
+          Array.from({ length: 16 }, async (_, c) => {
+            for (let i = 0; i < 40; i += 1) {
+              const id = counters[(c + i) % counters.length]!;
+              const r = await request(`${s.server.url}/count/${id}`, 'POST');
+              assert.equal(r.status, 204, r.body);
+              ok.set(id, (ok.get(id) ?? 0) + 1);
+            }
+          }),
+        );
+        for (const id of counters) {
+          await eventually(`counter ${id} to reach ${ok.get(id)}`, async () => {
+            const r = await request(`${s.server.url}/count/${id}`, 'GET');
+            return JSON.parse(r.body).value === ok.get(id);
+          }, 30_000);
+        }
+        assert.equal(s.worker.subscription.stats.gapsPassed, 0, 'no hole is ever passed on PostgreSQL');
+        assert.equal(s.worker.gapProof, undefined, 'no gap proof runs on PostgreSQL');
+        const health = await request(`${s.server.url}/healthz`, 'GET');
+        assert.equal(health.status, 200);
+      } finally {
+        await s.close();
+      }
+    });
+  }
+
+  test('--dedup: a retried id publishes once, the same id for another counter is 409, 20 concurrent copies publish one message', async () => {
+    const s = await system('offset', true);
+    try {
+      const counter = randomUUID();
+      const first = await request(`${s.server.url}/count/${counter}`, 'POST', { 'X-Request-Id': 'req-1' });
+      const retry = await request(`${s.server.url}/count/${counter}`, 'POST', { 'X-Request-Id': 'req-1' });
+      assert.equal(first.status, 204);
+      assert.equal(retry.status, 204);
+      assert.equal(retry.headers['x-publish-duplicate'], '1');
+      const other = await request(`${s.server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': 'req-1' });
+      assert.equal(other.status, 409, other.body);
+      // Byte for byte: another case is another request.
+      const upper = await request(`${s.server.url}/count/${counter}`, 'POST', { 'X-Request-Id': 'REQ-1' });
+      assert.equal(upper.status, 204);
+      assert.equal(upper.headers['x-publish-duplicate'], undefined);
+      const copies = await Promise.all(Array.from({ length: 20 }, () => request(`${s.server.url}/count/${counter}`, 'POST', { 'X-Request-Id': 'req-2' })));
+      assert.deepEqual(copies.map((r) => r.status), Array(20).fill(204));
+      assert.equal(copies.filter((r) => r.headers['x-publish-duplicate'] === undefined).length, 1, 'one copy published');
+      assert.equal(await countPgMessages(db.executor(), s.topic), 3);
+      await eventually('the counter to reach 3', async () => JSON.parse((await request(`${s.server.url}/count/${counter}`, 'GET')).body).value === 3);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test(`a publish of ${MAX_MESSAGES_PER_INSERT + 5} messages (over the 65,535-parameter cap) goes as several INSERTs, all or nothing`, async () => {
+    const topic = `big_${randomUUID().slice(0, 8)}`;
+    await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup: false });
+    const messages = Array.from({ length: MAX_MESSAGES_PER_INSERT + 5 }, () => ({ uuid: randomUUID(), payload: {}, metadata: {} }));
+    await db.transaction('READ COMMITTED', (tx) => new SqlPublisher(db.executor(), db.engine).publish(topic, messages, tx));
+    assert.equal(await countPgMessages(db.executor(), topic), messages.length);
+    // A failure in the second INSERT takes the first one's rows back with it.
+    const bad = [...messages.slice(0, MAX_MESSAGES_PER_INSERT), { uuid: 'x'.repeat(37), payload: {}, metadata: {} }];
+    await assert.rejects(db.transaction('READ COMMITTED', (tx) => new SqlPublisher(db.executor(), db.engine).publish(topic, bad, tx)));
+    assert.equal(await countPgMessages(db.executor(), topic), messages.length);
+  });
+
+  test('the CLI takes a postgres:// URL from DATABASE_URL and never prints its password; a bad scheme is named', async () => {
+    const password = new URL(pgServer().url).password;
+    assert.ok(password.length >= 8);
+    const run = (args: string[], env: Record<string, string | undefined>, untilLine?: RegExp): Promise<{ code: number | null; output: string }> =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+          cwd: ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, MYSQL_URL: undefined, DATABASE_URL: undefined, EOB_LOG: 'quiet', ...env },
+        });
+        let output = '';
+        const onData = (d: Buffer): void => {
+          output += d.toString();
+          if (untilLine?.test(output)) child.kill('SIGTERM');
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+        child.on('exit', (code) => resolve({ code, output }));
+      });
+    const started = await run(['worker', '--topic', `cli_${randomUUID().slice(0, 8)}`], { DATABASE_URL: pgServer().url }, /worker started/);
+    assert.match(started.output, /worker started .*"mysqlUrl":"postgres:\/\/postgres:\*\*\*@127\.0\.0\.1/, started.output);
+    assert.ok(!started.output.includes(password), 'the password is not printed');
+    const bad = await run(['worker'], { DATABASE_URL: 'redis://127.0.0.1:6379/0' });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.output, /must start with mysql:\/\/ .* or postgres:\/\//, bad.output);
+  });
+});
