@@ -121,6 +121,7 @@ function result(point: Point, over: Partial<PointResult>): PointResult {
   return {
     point, resolvedIsolation: point.isolation, gapHandling: undefined, drainMsgsPerS: undefined, publishReqPerS: undefined, load: undefined,
     lagP50Ms: undefined, lagP99Ms: undefined, cpuLoadgenS: undefined, cpuServerS: undefined, cpuWorkerS: undefined, cpuDbS: undefined,
+    cpuUsPerMsg: { loadgen: undefined, server: undefined, worker: undefined, db: undefined }, interrupted: false,
     messagesPublished: undefined, messagesConsumed: undefined, ackedOffset: undefined, maxOffset: undefined, drained: undefined,
     check: undefined, gapsPassed: undefined, gapsPassedByTimeout: undefined, durationS: 1, note: '', ...over,
   };

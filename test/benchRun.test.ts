@@ -57,6 +57,15 @@ test('tiny bench run: columns, verdicts, and the lossy control reported as not v
     assert.match(String(lossy.note), /exited/);
     const e2e = byKind('end-to-end')!;
     assert.equal(e2e.verdict, 'valid', String(e2e.note));
+    // CPU per message: every process of an end-to-end point, the worker and the database of a drain.
+    for (const c of ['cpu_server_us_per_msg', 'cpu_worker_us_per_msg', 'cpu_db_us_per_msg', 'cpu_loadgen_us_per_msg']) {
+      assert.ok(Number(e2e[c]) > 0, `end to end ${c} = ${e2e[c]}`);
+    }
+    for (const c of ['cpu_worker_us_per_msg', 'cpu_db_us_per_msg']) assert.ok(Number(good[c]) > 0, `drain ${c} = ${good[c]}`);
+    assert.equal(good.cpu_server_us_per_msg, undefined, 'a drain has no server');
+    // A drain has no lag (its messages were all published before it began): the column stays empty.
+    assert.equal(good.lag_p99_ms, undefined);
+    assert.ok(e2e.lag_p99_ms !== undefined);
     assert.ok(Number(e2e.publish_req_per_s) > 0 && Number(e2e.requests_2xx) > 0);
     assert.ok(Number(byKind('http-ceiling')!.publish_req_per_s) > 0);
     assert.ok(Number(byKind('sql-ceiling')!.drain_msgs_per_s) > 0);

@@ -17,6 +17,11 @@ interface Line {
 
 const fixed = (v: number | undefined, digits = 0): string => (v === undefined ? '-' : digits === 0 ? String(Math.round(v)) : v.toFixed(digits));
 
+/** The row's own cpu_<process>_us_per_msg where the bench wrote it (its measuring window); else CPU s / messages. */
+function cpuPerMessage(r: CsvRow | undefined, proc: 'server' | 'worker' | 'db' | 'loadgen', messages: CsvRow[string]): number | undefined {
+  return num(r?.[`cpu_${proc}_us_per_msg`]) ?? perMessageUs(r?.[`cpu_${proc}_s`], messages);
+}
+
 function perMessageUs(cpuS: CsvRow[string], messages: CsvRow[string]): number | undefined {
   const c = num(cpuS);
   const m = num(messages);
@@ -58,14 +63,14 @@ const LINES: Line[] = [
     label: `drain worker CPU per msg (us), batch ${COMPARISON_BATCH_SIZE}`,
     value: (rows) => {
       const r = offsetDrainAt(rows, COMPARISON_BATCH_SIZE);
-      return fixed(perMessageUs(r?.cpu_worker_s, r?.messages_consumed));
+      return fixed(cpuPerMessage(r, 'worker', r?.messages_consumed));
     },
   },
   {
     label: `drain db CPU per msg (us), batch ${COMPARISON_BATCH_SIZE}`,
     value: (rows) => {
       const r = offsetDrainAt(rows, COMPARISON_BATCH_SIZE);
-      return fixed(perMessageUs(r?.cpu_db_s, r?.messages_consumed));
+      return fixed(cpuPerMessage(r, 'db', r?.messages_consumed));
     },
   },
   { label: 'best drain (msgs/s)', value: (rows) => fixed(num(bestRow(rows, 'drain', 'drain_msgs_per_s')?.drain_msgs_per_s)) },
@@ -76,7 +81,7 @@ const LINES: Line[] = [
       label: `end to end ${p} CPU per msg (us)`,
       value: (rows) => {
         const r = bestRow(rows, 'end-to-end', 'publish_req_per_s');
-        return fixed(perMessageUs(r?.[`cpu_${p}_s`], r?.messages_published));
+        return fixed(cpuPerMessage(r, p, r?.messages_published));
       },
     }),
   ),

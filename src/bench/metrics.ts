@@ -129,3 +129,12 @@ export function drainDuringFaults(samples: readonly DrainSample[], faults: reado
   }
   return ms > 0 ? (messages * 1000) / ms : undefined;
 }
+
+/**
+ * CPU microseconds per message: CPU seconds a process used over a window divided by the messages that went
+ * through it in the same window. Undefined when either is unknown or no message went through.
+ */
+export function cpuUsPerMessage(cpuSeconds: number | undefined, messages: number | undefined): number | undefined {
+  if (cpuSeconds === undefined || messages === undefined || !(messages > 0)) return undefined;
+  return (cpuSeconds * 1e6) / messages;
+}

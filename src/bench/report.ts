@@ -1,5 +1,5 @@
-// What a bench run shows its reader: the summary table on the terminal (best point, baseline, ceilings,
-// ratios) and the two charts, built from the CSV rows.
+// What a bench run shows its reader: a line per finished point, the summary table on the terminal (same-run
+// ratios first, then CPU per message, then absolute figures) and the two charts' data, built from the CSV rows.
 import type { CsvRow } from './csv.ts';
 import { formatCell } from './csv.ts';
 import type { DrainPoint, EndToEndBar, Reference } from './chart.ts';
@@ -58,51 +58,119 @@ export function bestRow(rows: readonly CsvRow[], kind: string, column: string): 
     .sort((a, b) => (num(b[column]) ?? 0) - (num(a[column]) ?? 0))[0];
 }
 
+/**
+ * The summary's columns: ratios measured in the same run first (they travel between machines and runs far
+ * better than absolute figures), then CPU per message (what noise moves least), then absolute figures.
+ */
 const SUMMARY_COLUMNS: [string, string][] = [
   ['point', 'point'],
+  ['verdict', 'verdict'],
+  ['ratio_vs_sql_ceiling', '/sql ceil'],
+  ['ratio_vs_http_ceiling', '/http ceil'],
+  ['ratio_vs_watermill_profile', 'x watermill'],
+  ['ratio_vs_baseline', 'x 154/s'],
+  ['cpu_server_us_per_msg', 'srv us/msg'],
+  ['cpu_worker_us_per_msg', 'wrk us/msg'],
+  ['cpu_db_us_per_msg', 'db us/msg'],
+  ['cpu_loadgen_us_per_msg', 'gen us/msg'],
   ['drain_msgs_per_s', 'drain/s'],
   ['publish_req_per_s', 'publish/s'],
-  ['lag_p99_ms', 'lag p99 ms'],
   ['latency_p99_ms', 'lat p99 ms'],
-  ['verdict', 'verdict'],
+  ['lag_p99_ms', 'lag p99 ms'],
   ['lost', 'lost'],
   ['duplicated', 'dup'],
-  ['ratio_vs_baseline', 'x154'],
-  ['ratio_vs_watermill_profile', 'x wm'],
-  ['ratio_vs_sql_ceiling', '/sql'],
-  ['ratio_vs_http_ceiling', '/http'],
 ];
 
-/** A plain-text table of every row, then the headline lines: best drain, best end to end, references. */
+function cell(r: CsvRow, c: string): string {
+  const v = r[c];
+  if (typeof v === 'number') return c.startsWith('ratio') ? v.toFixed(2) : c.includes('us_per_msg') ? v.toFixed(1) : Math.round(v).toLocaleString('en-US');
+  return formatCell(v);
+}
+
+/** One finished point in a line: the figures a reader checks first (rate, ratios, CPU per message, verdict). */
+export function pointLine(r: CsvRow): string {
+  const parts: string[] = [];
+  const drain = num(r.drain_msgs_per_s);
+  const publish = num(r.publish_req_per_s);
+  if (publish !== undefined) parts.push(`${cell(r, 'publish_req_per_s')} req/s`);
+  if (drain !== undefined) parts.push(`${cell(r, 'drain_msgs_per_s')} msgs/s`);
+  if (num(r.ratio_vs_sql_ceiling) !== undefined) parts.push(`${cell(r, 'ratio_vs_sql_ceiling')} of SQL ceiling`);
+  if (num(r.ratio_vs_http_ceiling) !== undefined && r.kind !== 'http-ceiling') parts.push(`${cell(r, 'ratio_vs_http_ceiling')} of HTTP ceiling`);
+  if (num(r.ratio_vs_baseline) !== undefined && r.kind !== 'http-ceiling') parts.push(`${cell(r, 'ratio_vs_baseline')}x 154/s`);
+  const cpu = (
+    [['cpu_server_us_per_msg', 'server'], ['cpu_worker_us_per_msg', r.kind === 'sql-ceiling' ? 'loop' : 'worker'], ['cpu_db_us_per_msg', 'db'], ['cpu_loadgen_us_per_msg', 'loadgen']] as const
+  )
+    .filter(([c]) => num(r[c]) !== undefined)
+    .map(([c, name]) => `${name} ${cell(r, c)}`);
+  if (cpu.length > 0) parts.push(`CPU us/msg ${cpu.join(', ')}`);
+  if (num(r.latency_p99_ms) !== undefined && r.kind === 'end-to-end') parts.push(`latency p99 ${cell(r, 'latency_p99_ms')} ms`);
+  if (num(r.lag_p99_ms) !== undefined) parts.push(`lag p99 ${cell(r, 'lag_p99_ms')} ms`);
+  if (r.kind === 'drain' && r.drained === false) parts.push('NOT drained in time');
+  parts.push(String(r.verdict ?? 'unknown'));
+  if (typeof r.point_duration_s === 'number') parts.push(`${r.point_duration_s.toFixed(1)} s`);
+  const note = r.note === undefined || r.note === '' ? '' : ` (${String(r.note)})`;
+  return `${String(r.point)}: ${parts.join(', ')}${note}`;
+}
+
+/**
+ * A plain-text table of every row, then the headline lines: best drain, best end to end, references. A column
+ * no row has a figure in is left out; a cell that does not apply to its row reads "-", so no number is blank.
+ */
 export function summaryTable(rows: readonly CsvRow[]): string {
-  const cell = (r: CsvRow, c: string) => {
-    const v = r[c];
-    if (typeof v === 'number') return c.startsWith('ratio') ? v.toFixed(2) : String(Math.round(v));
-    return formatCell(v);
+  const columns = SUMMARY_COLUMNS.filter(([c]) => c === 'point' || c === 'verdict' || rows.some((r) => r[c] !== undefined && r[c] !== ''));
+  const shown = (r: CsvRow, c: string) => {
+    const text = cell(r, c);
+    return text === '' ? '-' : text;
   };
-  const table = [SUMMARY_COLUMNS.map(([, h]) => h), ...rows.map((r) => SUMMARY_COLUMNS.map(([c]) => cell(r, c)))];
-  const widths = SUMMARY_COLUMNS.map((_, i) => Math.max(...table.map((line) => (line[i] ?? '').length)));
+  const table = [columns.map(([, h]) => h), ...rows.map((r) => columns.map(([c]) => shown(r, c)))];
+  const widths = columns.map((_, i) => Math.max(...table.map((line) => (line[i] ?? '').length)));
   const lines = table.map((line) => line.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  '));
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
-  const out = [lines.join('\n'), ''];
+  const out = [...headlines(rows), '', lines.join('\n')];
+  const invalid = rows.filter((r) => r.verdict === 'invalid');
+  if (invalid.length > 0) out.push(`NOT VALID: ${invalid.map((r) => `${r.point} (lost ${r.lost}, duplicated ${r.duplicated})`).join('; ')}`);
+  const interrupted = rows.filter((r) => r.verdict === 'interrupted');
+  if (interrupted.length > 0) out.push(`interrupted: ${interrupted.length} point(s) not measured (or only in part): verdict "interrupted"`);
+  return out.join('\n');
+}
+
+/** The best drain and end-to-end point, led by the same-run ratios; a reference not measured is said so. */
+function headlines(rows: readonly CsvRow[]): string[] {
+  const out: string[] = [];
+  const ratioText = (r: CsvRow, column: string, text: (v: string) => string, reference: string) =>
+    num(r[column]) === undefined ? `${reference} not measured in this run` : text(cell(r, column));
   const bestDrain = bestRow(rows, 'drain', 'drain_msgs_per_s');
   if (bestDrain !== undefined) {
+    const ratios = [
+      ratioText(bestDrain, 'ratio_vs_sql_ceiling', (v) => `${v} of the SQL ceiling`, 'SQL ceiling'),
+      ratioText(bestDrain, 'ratio_vs_watermill_profile', (v) => `${v}x the watermill handler`, 'watermill handler'),
+      `${cell(bestDrain, 'ratio_vs_baseline')}x the published 154 msg/s`,
+    ];
+    const cpu = [['worker', 'cpu_worker_us_per_msg'], ['db', 'cpu_db_us_per_msg']]
+      .filter(([, c]) => num(bestDrain[c!]) !== undefined)
+      .map(([name, c]) => `${name} ${cell(bestDrain, c!)}`);
     out.push(
-      `best drain:       ${bestDrain.point}: ${cell(bestDrain, 'drain_msgs_per_s')} msgs/s, ` +
-        `${cell(bestDrain, 'ratio_vs_baseline')}x the published 154 msg/s, ${cell(bestDrain, 'ratio_vs_watermill_profile')}x the watermill handler, ` +
-        `${cell(bestDrain, 'ratio_vs_sql_ceiling')} of the SQL ceiling`,
+      `best drain:      ${bestDrain.point}: ${ratios.join(', ')}; ${cell(bestDrain, 'drain_msgs_per_s')} msgs/s` +
+        (cpu.length === 0 ? '' : `; CPU us/msg ${cpu.join(', ')}`),
     );
   }
   const bestE2e = bestRow(rows, 'end-to-end', 'publish_req_per_s');
   if (bestE2e !== undefined) {
+    const ratios = [
+      ratioText(bestE2e, 'ratio_vs_http_ceiling', (v) => `${v} of the HTTP ceiling`, 'HTTP ceiling'),
+      ratioText(bestE2e, 'ratio_vs_watermill_profile', (v) => `${v}x the watermill handler`, 'watermill handler'),
+      `${cell(bestE2e, 'ratio_vs_baseline')}x the published 154 msg/s`,
+    ];
+    const cpu = [['server', 'cpu_server_us_per_msg'], ['worker', 'cpu_worker_us_per_msg'], ['db', 'cpu_db_us_per_msg'], ['loadgen', 'cpu_loadgen_us_per_msg']]
+      .filter(([, c]) => num(bestE2e[c!]) !== undefined)
+      .map(([name, c]) => `${name} ${cell(bestE2e, c!)}`);
     out.push(
-      `best end to end:  ${bestE2e.point}: ${cell(bestE2e, 'publish_req_per_s')} req/s published, ${cell(bestE2e, 'drain_msgs_per_s')} msgs/s drained, ` +
-        `lag p99 ${cell(bestE2e, 'lag_p99_ms')} ms, ${cell(bestE2e, 'ratio_vs_http_ceiling')} of the HTTP ceiling`,
+      `best end to end: ${bestE2e.point}: ${ratios.join(', ')}; ${cell(bestE2e, 'publish_req_per_s')} req/s published, ` +
+        `${cell(bestE2e, 'drain_msgs_per_s')} msgs/s drained, lag p99 ${cell(bestE2e, 'lag_p99_ms') || '-'} ms` +
+        (cpu.length === 0 ? '' : `; CPU us/msg ${cpu.join(', ')}`),
     );
   }
-  const invalid = rows.filter((r) => r.verdict === 'invalid');
-  if (invalid.length > 0) out.push(`NOT VALID: ${invalid.map((r) => `${r.point} (lost ${r.lost}, duplicated ${r.duplicated})`).join('; ')}`);
-  return out.join('\n');
+  return out;
 }
 
 /** Columns that are measurements: the median over repetitions is taken of these; the others are configuration. */
@@ -118,6 +186,10 @@ const MEASURED_COLUMNS = new Set([
   'cpu_server_s',
   'cpu_worker_s',
   'cpu_db_s',
+  'cpu_loadgen_us_per_msg',
+  'cpu_server_us_per_msg',
+  'cpu_worker_us_per_msg',
+  'cpu_db_us_per_msg',
   'ratio_vs_baseline',
   'ratio_vs_watermill_profile',
   'ratio_vs_http_ceiling',

@@ -1,4 +1,5 @@
-// Where a run writes: results/<scenario>/<ISO timestamp>/ and a `latest` link beside it, plus what makes a
+// Where a run writes: results/<scenario>/<ISO timestamp>/ and a `latest` link beside it (moved only to a
+// complete run, so an interrupted one never hides the last good one), plus what makes a
 // result reproducible: the resolved options, versions of node and the packages, the database's version and
 // durability settings, and the git commit.
 import { execFileSync } from 'node:child_process';
@@ -16,6 +17,8 @@ export interface ResultsDir {
   writeText(name: string, text: string | Buffer): string;
   /** Every mysql:// URL in the value's strings is redacted: options hold the MYSQL_URL a run was given. */
   writeJson(name: string, value: unknown): string;
+  /** Points `<scenario>/latest` here (for a run created with latest: false once it turns out complete). */
+  markLatest(): void;
 }
 
 /** `2024-05-01T10:20:30.123Z` -> `2024-05-01T10-20-30.123Z` (colons are awkward in paths on some systems). */
@@ -23,12 +26,13 @@ export function timestampDirName(at: Date): string {
   return at.toISOString().replace(/:/g, '-');
 }
 
-export function createResultsDir(root: string, scenario: string, at = new Date()): ResultsDir {
+/** `latest`: point <scenario>/latest at the new folder now (default); false leaves it to markLatest(). */
+export function createResultsDir(root: string, scenario: string, at = new Date(), options: { latest: boolean } = { latest: true }): ResultsDir {
   if (!/^[a-z0-9-]+$/.test(scenario)) throw new Error(`resultsDir: scenario must be lowercase letters, digits, - (got "${scenario}")`);
   const scenarioDir = join(root, scenario);
   const path = join(scenarioDir, timestampDirName(at));
   mkdirSync(path, { recursive: true });
-  pointLatestAt(scenarioDir, path);
+  if (options.latest) pointLatestAt(scenarioDir, path);
   return {
     path,
     scenario,
@@ -42,6 +46,9 @@ export function createResultsDir(root: string, scenario: string, at = new Date()
       const file = join(path, name);
       writeFileSync(file, `${JSON.stringify(redactMysqlUrlsDeep(value), null, 2)}\n`);
       return file;
+    },
+    markLatest() {
+      pointLatestAt(scenarioDir, path);
     },
   };
 }

@@ -8,6 +8,7 @@ import { resolveRunEngines, type EngineName } from '../harness/engines.ts';
 import type { CaseResult } from '../scenarios/chaos/caseResult.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
 import { runChaosCases } from '../scenarios/chaos/chaos.ts';
+import { estimateCaseSeconds } from '../scenarios/chaos/runCase.ts';
 import { summaryTable, writeChaosResults } from '../scenarios/chaos/chaosReport.ts';
 import { resolveFaults, FAULT_NAMES } from '../scenarios/chaos/nemesis.ts';
 import { createResultsDir, collectVersions } from '../bench/resultsDir.ts';
@@ -98,17 +99,21 @@ export const command: CommandModule<object, ChaosArgs> = {
       throw new Error('chaos --backend docker reads the Compose database directly: publish the mysql port and set MYSQL_URL or --mysql-url (e.g. mysql://root:eob@127.0.0.1:3306/eob)');
     }
     const root = projectRoot();
-    const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos');
-    const progress = createProgress(cases.length, { ci: env.ci });
+    const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos', new Date(), { latest: false });
+    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker };
+    const progress = createProgress({ title: 'chaos', unit: 'cases', total: cases.length, ci: env.ci, estimateS: (i) => estimateCaseSeconds(cases[i]!, runOptions) });
     const abort = new AbortController();
+    let firstSignalAt = 0;
     const onSignal = (signal: NodeJS.Signals) => {
+      // `timeout make chaos` delivers SIGTERM twice at once (process group, then make): one stop, not two.
+      if (abort.signal.aborted && Date.now() - firstSignalAt < 1_000) return;
       if (abort.signal.aborted) process.exit(130);
+      firstSignalAt = Date.now();
       progress.log(`${signal}: finishing the current case and writing results (again to exit at once)`);
       abort.abort();
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker };
     progress.log(`chaos: profile ${profile}, engine ${engines.join(' then ')}, ${cases.length} case(s), results in ${dir.path}`);
     for (const s of skips) progress.log(s);
     const started = Date.now();
@@ -124,13 +129,15 @@ export const command: CommandModule<object, ChaosArgs> = {
           cases: engineCases,
           signal: abort.signal,
           log: (line) => progress.log(`${tag}${line}`),
-          onCase: (i, c) => progress.update(done + i, `${tag}${c.name}`),
+          onCase: (i, c) => progress.update(done + i, `case ${tag}${c.name} (expect ${c.expected})`),
         })),
       );
     }
-    progress.update(cases.length, 'done');
+    progress.update(results.length, 'writing results');
     progress.stop();
     const passed = results.length === cases.length && results.every((r) => r.passed);
+    // `latest` moves only to a run that ran every case.
+    if (results.length === cases.length) dir.markLatest();
     const { log: _log, signal: _signal, ...shownOptions } = runOptions;
     await writeChaosResults(dir, { profile, results, passed }, {
       profile,

@@ -3,7 +3,7 @@
 // restart, its pid and CPU, and the tail of its output for error messages.
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { processCpuSeconds } from './processCpu.ts';
+import { processTreeCpuSeconds } from './processCpu.ts';
 import { killOnExit } from './killOnExit.ts';
 
 /** How a service says it is ready: an HTTP GET answering 200, or a line of output matching a pattern. */
@@ -32,6 +32,12 @@ const TAIL_LINES = 60;
 /** Readiness poll interval: a node child starts in ~0.5-1 s here, so 100 ms adds little to start-up. */
 const READY_POLL_MS = 100;
 
+/**
+ * Why a process ended, as the harness sees it: `stopped` by stop()/kill(), `planned` (it was started to die:
+ * a failpoint armed in it, see expectExit), or `unexpected`.
+ */
+export type ExitCause = 'stopped' | 'planned' | 'unexpected';
+
 export class ChildServiceError extends Error {
   override readonly name = 'ChildServiceError';
 }
@@ -44,8 +50,9 @@ export class ChildService {
   private partial = '';
   private lineWaiters: ((line: string) => void)[] = [];
   private readonly lineListeners: ((line: string) => void)[] = [];
-  private exitListeners: ((status: ExitStatus, expected: boolean) => void)[] = [];
+  private exitListeners: ((status: ExitStatus, expected: boolean, cause: ExitCause) => void)[] = [];
   private stopping = false;
+  private planned: string | undefined;
 
   constructor(readonly spec: ChildServiceSpec) {
   }
@@ -73,9 +80,22 @@ export class ChildService {
     return this.exitPromise ?? Promise.resolve(this.lastExit ?? { code: null, signal: null });
   }
 
-  /** Called on every exit; `expected` is true when stop()/kill() caused it. */
-  onExit(listener: (status: ExitStatus, expected: boolean) => void): void {
+  /** Called on every exit; `expected` is true when stop()/kill() caused it or it was planned (expectExit). */
+  onExit(listener: (status: ExitStatus, expected: boolean, cause: ExitCause) => void): void {
     this.exitListeners.push(listener);
+  }
+
+  /**
+   * Says that this process may end by itself and that this is the plan (a failpoint armed in it kills it on
+   * purpose), so its exit is reported as planned, `why`, not as unexpected. Holds across restarts.
+   */
+  expectExit(why: string): void {
+    this.planned = why;
+  }
+
+  /** Why the process may end by itself (expectExit), if it was said. */
+  get plannedExit(): string | undefined {
+    return this.planned;
   }
 
   /** Called with every line the process writes (stdout and stderr), across restarts. */
@@ -88,10 +108,10 @@ export class ChildService {
     return this.tail.slice(-lines).join('\n');
   }
 
-  /** CPU seconds of the current process, undefined when it is not running. */
+  /** CPU seconds of the current process and its descendants, undefined when it is not running. */
   cpuSeconds(): number | undefined {
     const pid = this.pid;
-    return pid === undefined ? undefined : processCpuSeconds(pid);
+    return pid === undefined ? undefined : processTreeCpuSeconds(pid);
   }
 
   /** Spawns the process and resolves once it is ready; a child that dies first fails with its output tail. */
@@ -118,7 +138,8 @@ export class ChildService {
         this.partial = '';
         const status = { code, signal };
         this.lastExit = status;
-        for (const listener of this.exitListeners) listener(status, this.stopping);
+        const cause: ExitCause = this.stopping ? 'stopped' : this.planned !== undefined ? 'planned' : 'unexpected';
+        for (const listener of this.exitListeners) listener(status, cause !== 'unexpected', cause);
         resolve(status);
       });
     });

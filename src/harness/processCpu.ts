@@ -1,7 +1,7 @@
 // CPU seconds (user + system) used by a process, from /proc/<pid>/stat, so the bench can say which process
 // the cores went to: load generator, server, worker, database.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 let ticksPerSecond: number | undefined;
 
@@ -42,7 +42,44 @@ export function processCpuSeconds(pid: number): number | undefined {
   }
 }
 
-/** CPU seconds of this process so far (it runs the load generator and the sampler). */
+/** Pids of the children of `pid` (every thread's), from /proc/<pid>/task/<tid>/children; [] if unreadable. */
+export function childPids(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+      try {
+        return readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '').map(Number);
+      } catch {
+        return [];
+      }
+    });
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * CPU seconds of `pid` and of every live descendant (a database started under a wrapper, a helper it forks);
+ * undefined if `pid` itself is gone. /proc/<pid>/stat already counts all threads of a process. A descendant
+ * that exited within the window takes its CPU with it (it is not in the tree any more): the servers measured
+ * here do not fork per connection, so that loss is nil for them.
+ */
+export function processTreeCpuSeconds(pid: number): number | undefined {
+  const own = processCpuSeconds(pid);
+  if (own === undefined) return undefined;
+  let total = own;
+  const seen = new Set<number>([pid]);
+  const queue = childPids(pid);
+  while (queue.length > 0) {
+    const child = queue.shift()!;
+    if (seen.has(child)) continue;
+    seen.add(child);
+    total += processCpuSeconds(child) ?? 0;
+    queue.push(...childPids(child));
+  }
+  return total;
+}
+
+/** CPU seconds of this process so far, all its threads (it runs the load generator, the sampler, the SQL ceiling). */
 export function selfCpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;

@@ -13,6 +13,7 @@ import { WorkerGapCounts } from './workerGapCounts.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
 import { childEnvironment } from '../config.ts';
 import { createPool, ensureDatabase, executorOf, parseMysqlUrl, redactMysqlUrl, type Pool } from '../system/db/pool.ts';
 import { ensurePgDatabase } from '../system/db/postgres/pool.ts';
@@ -30,7 +31,7 @@ import type { SqlExecutor } from '../system/pubsub/types.ts';
 import { ChildService } from './childService.ts';
 import { workerArgv, type WorkerSpec } from '../system/workerSpec.ts';
 import { serverArgv, type ServerSpec } from '../system/server/spec.ts';
-import { processCpuSeconds } from './processCpu.ts';
+import { processTreeCpuSeconds } from './processCpu.ts';
 import { projectRoot } from '../projectRoot.ts';
 
 export interface SystemOptions {
@@ -138,6 +139,7 @@ export class SystemUnderTest {
     /** Measurement pool: the sampler and the checker read through it, never through the system's own pools. */
     private readonly measurement: MeasurementPool,
     private readonly tempDir: string | undefined,
+    private readonly removeTempDirOnExit: (() => void) | undefined,
   ) {}
 
   /** Starts (or connects to) the database and opens the measurement pool. */
@@ -146,6 +148,7 @@ export class SystemUnderTest {
     const givenUrl = options.databaseUrl ?? options.mysqlUrl;
     let managed: PrivateDatabase | undefined;
     let tempDir: string | undefined;
+    let removeOnExit: (() => void) | undefined;
     let url: string;
     let engine = options.engine;
     if (givenUrl !== undefined) {
@@ -160,6 +163,11 @@ export class SystemUnderTest {
       options.log(`database: using ${redactUrl(url)} (faults on the database are unavailable)`);
     } else {
       tempDir = await mkdtemp(path.join(os.tmpdir(), 'eob-sut-'));
+      // A process that exits without close() (a second Ctrl-C, a start that failed) still removes the data
+      // directory (~260 MB after a standard bench); close() removes it normally and drops this hook.
+      const dir = tempDir;
+      removeOnExit = () => rmSync(dir, { recursive: true, force: true });
+      process.on('exit', removeOnExit);
       const port = await findFreePort();
       try {
         managed = await startPrivateDatabase({
@@ -187,7 +195,7 @@ export class SystemUnderTest {
       });
     }
     const measurement = openMeasurementPool(engine, url);
-    const sut = new SystemUnderTest(options, engine, url, managed, measurement, tempDir);
+    const sut = new SystemUnderTest(options, engine, url, managed, measurement, tempDir, removeOnExit);
     if (options.handleSignals) sut.installSignalHandlers();
     return sut;
   }
@@ -273,10 +281,13 @@ export class SystemUnderTest {
     return this.privateDatabase?.pid;
   }
 
-  /** CPU seconds of the database server so far (private database only). */
+  /**
+   * CPU seconds of the database server and any process under it so far (private database only): PostgreSQL's
+   * backends are children of the postmaster, so the tree is what its CPU is.
+   */
   dbCpuSeconds(): number | undefined {
     const pid = this.dbPid;
-    return pid === undefined ? undefined : processCpuSeconds(pid);
+    return pid === undefined ? undefined : processTreeCpuSeconds(pid);
   }
 
   /** Every child started and not yet forgotten (stopped ones stay until close, so they can be restarted). */
@@ -307,6 +318,8 @@ export class SystemUnderTest {
       pattern: /^worker started/,
     });
     this.workerGaps.watch(service);
+    // A worker with a failpoint armed is started to die at it: its exit is the plan, not a crash.
+    if ((flags.failpoints ?? []).length > 0) service.expectExit(`failpoint ${(flags.failpoints ?? []).join(',')} armed`);
     await this.startChild(service);
     return service;
   }
@@ -326,6 +339,7 @@ export class SystemUnderTest {
     await this.measurement.end().catch(() => undefined);
     if (this.privateDatabase !== undefined) await this.privateDatabase.remove().catch((e: Error) => this.options.log(`database: remove failed: ${e.message}`));
     if (this.tempDir !== undefined) await rm(this.tempDir, { recursive: true, force: true });
+    if (this.removeTempDirOnExit !== undefined) process.off('exit', this.removeTempDirOnExit);
     if (this.signalHandler !== undefined) {
       process.off('SIGINT', this.signalHandler);
       process.off('SIGTERM', this.signalHandler);
@@ -355,10 +369,11 @@ export class SystemUnderTest {
 
   private async startChild(service: ChildService): Promise<void> {
     this.children.add(service);
-    service.onExit((status, expected) => {
-      if (!expected && !this.closed) {
-        this.options.log(`${service.name} exited unexpectedly (${status.signal ?? `code ${status.code}`}); last output:\n${service.outputTail(10)}`);
-      }
+    service.onExit((status, _expected, cause) => {
+      if (this.closed) return;
+      const how = status.signal ?? `code ${status.code}`;
+      if (cause === 'planned') this.options.log(`${service.name} exited as planned (${service.plannedExit}; ${how})`);
+      else if (cause === 'unexpected') this.options.log(`${service.name} exited unexpectedly (${how}); last output:\n${service.outputTail(10)}`);
     });
     try {
       await service.start();

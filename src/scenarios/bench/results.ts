@@ -3,7 +3,7 @@
 import { ratio } from '../../bench/metrics.ts';
 import type { CsvRow } from '../../bench/csv.ts';
 import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
-import { pointLabel } from './plan.ts';
+import { pointLabel, type Point } from './plan.ts';
 import { type PointResult } from './points.ts';
 
 /** Run-wide references the ratio columns are computed against. */
@@ -39,6 +39,7 @@ export const CSV_COLUMNS = [
   'drain_msgs_per_s', 'publish_req_per_s', 'requests_2xx', 'requests_non2xx', 'request_errors', 'request_timeouts',
   'latency_p50_ms', 'latency_p99_ms', 'lag_p50_ms', 'lag_p99_ms',
   'cpu_loadgen_s', 'cpu_server_s', 'cpu_worker_s', 'cpu_db_s',
+  'cpu_loadgen_us_per_msg', 'cpu_server_us_per_msg', 'cpu_worker_us_per_msg', 'cpu_db_us_per_msg',
   'messages_published', 'messages_consumed', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
   'gaps_passed', 'gaps_passed_by_timeout',
   'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
@@ -52,12 +53,22 @@ export interface DbColumns {
   db_flush_log_at_trx_commit: number | undefined;
 }
 
+/**
+ * Whether the SQL ceiling bounds a point: it runs the offset mode's consume statements on one connection, the
+ * most an offset consumer group can use (one row lock orders its transactions), so it bounds offset-mode
+ * drains and end-to-end points (whose handler profile only adds work). A queue-mode point runs other
+ * statements (claim with SKIP LOCKED, per-row ack) on several connections at once: no ratio against it.
+ */
+export function boundedBySqlCeiling(p: Point): boolean {
+  return (p.kind === 'drain' || p.kind === 'end-to-end') && p.mode === 'offset';
+}
+
 /** One CSV row of a point result, with its ratios against the run's references. */
 export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbColumns): CsvRow {
   const p = r.point;
   const isLoad = p.kind === 'end-to-end' || p.kind === 'http-ceiling';
   const rate = r.drainMsgsPerS;
-  const ceilingSql = p.batchSize === undefined ? undefined : refs.sqlCeilingByBatch.get(p.batchSize);
+  const ceilingSql = p.batchSize === undefined || !boundedBySqlCeiling(p) ? undefined : refs.sqlCeilingByBatch.get(p.batchSize);
   return {
     point: pointLabel(p),
     kind: p.kind,
@@ -90,12 +101,16 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     cpu_server_s: r.cpuServerS,
     cpu_worker_s: r.cpuWorkerS,
     cpu_db_s: r.cpuDbS,
+    cpu_loadgen_us_per_msg: r.cpuUsPerMsg.loadgen,
+    cpu_server_us_per_msg: r.cpuUsPerMsg.server,
+    cpu_worker_us_per_msg: r.cpuUsPerMsg.worker,
+    cpu_db_us_per_msg: r.cpuUsPerMsg.db,
     messages_published: r.messagesPublished,
     messages_consumed: r.messagesConsumed,
     acked_offset: r.ackedOffset,
     max_offset: r.maxOffset,
     drained: r.drained,
-    verdict: p.kind === 'http-ceiling' ? 'n/a' : (r.check?.verdict ?? 'unknown'),
+    verdict: r.interrupted ? 'interrupted' : p.kind === 'http-ceiling' ? 'n/a' : (r.check?.verdict ?? 'unknown'),
     lost: r.check?.lost,
     duplicated: r.check?.duplicated,
     poisoned: r.poisoned,

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { SystemUnderTest, redactUrl, type SystemOptions } from '../../harness/systemUnderTest.ts';
 import type { EngineName } from '../../harness/engines.ts';
-import { planPoints, pointLabel } from './plan.ts';
+import { estimatePointSeconds, planPoints, pointLabel, type Point } from './plan.ts';
 import { references, toRow, CSV_COLUMNS, type DbColumns } from './results.ts';
 import { runSweep } from './sweep.ts';
 import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
@@ -15,7 +15,7 @@ import { createProgress } from '../../bench/progress.ts';
 import { toCsv, type CsvRow } from '../../bench/csv.ts';
 import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng, type DrainPoint, type EndToEndBar } from '../../bench/chart.ts';
 import { engineComparisonTable } from '../../bench/engineComparison.ts';
-import { chartRules, drainChartData, endToEndChartData, medianRows, summaryTable } from '../../bench/report.ts';
+import { chartRules, drainChartData, endToEndChartData, medianRows, pointLine, summaryTable } from '../../bench/report.ts';
 import { round } from '../../bench/metrics.ts';
 
 export interface BenchRunOptions {
@@ -41,27 +41,67 @@ export interface BenchRunResult {
   summary: string;
 }
 
-/** One engine's part of a run: its rows (ratios against its own references) and what it ran on. */
-interface EngineRun {
-  engine: EngineName;
-  rows: CsvRow[];
-  interrupted: boolean;
-  database: unknown;
-}
+/** A signal this soon after the first is the same stop delivered twice (see onSignal), not a second Ctrl-C. */
+const DUPLICATE_SIGNAL_MS = 1_000;
 
 export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const engines = o.engines ?? [o.system.engine ?? 'mariadb'];
-  const points = planPoints(o.sweep, engines[0]);
+  const plans = engines.map((engine) => ({ engine, points: planPoints(o.sweep, engine) }));
+  const total = plans.reduce((n, p) => n + p.points.length, 0);
+  const all = plans.flatMap((p) => p.points);
   const startedAt = new Date();
+  const progress = createProgress({
+    title: 'bench',
+    unit: 'points',
+    total,
+    ci: o.ci,
+    estimateS: (i) => estimatePointSeconds(all[i]!, o.sweep),
+  });
+  // Signals are handled from the first moment (the database's start included), SIGTERM as SIGINT: stop after
+  // the current step, stop the children, write what was measured, remove the temp data. A second one exits at
+  // once (the exit hooks SIGKILL the children).
+  const abort = new AbortController();
+  let firstSignalAt = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // `timeout make bench` delivers SIGTERM twice at once: to the process group, and again from make, which
+    // passes a fatal signal on to its children. Only a second signal a person sends (later) exits at once.
+    if (abort.signal.aborted && performance.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
+    if (abort.signal.aborted) {
+      process.stderr.write(`\n${signal} again: exiting now\n`);
+      process.exit(130);
+    }
+    progress.log(`${signal}: stopping after the current point, writing what was measured (again to exit at once)`);
+    firstSignalAt = performance.now();
+    abort.abort(new Error(`interrupted by ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const runs: EngineRun[] = [];
-  for (const engine of engines) {
-    const run = await runEngine(o, engine, planPoints(o.sweep, engine), engines.length > 1 ? `${engine}: ` : '');
-    runs.push(run);
-    if (run.interrupted) break;
+  try {
+    let before = 0;
+    for (const { engine, points } of plans) {
+      const run: EngineRun = { engine, points, results: [], dbColumns: { engine, server_version: 'unknown', db_flush_log_at_trx_commit: undefined }, database: undefined };
+      runs.push(run);
+      if (!abort.signal.aborted) await runEngine(o, run, abort.signal, progress, before, total, engines.length > 1 ? `${engine}: ` : '');
+      before += points.length;
+    }
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
-  const interrupted = runs.some((r) => r.interrupted) || runs.length < engines.length;
-  const rows = runs.flatMap((r) => r.rows);
-  const dir = createResultsDir(o.resultsRoot, 'bench', startedAt);
+  // Points not run (interrupted, or the system failed to start) are rows too, so the CSV lists the whole plan.
+  const interrupted = abort.signal.aborted || runs.some((r) => r.results.length < r.points.length);
+  const rowsByRun = runs.map((run) => {
+    const results = [...run.results, ...run.points.slice(run.results.length).map(notRun)];
+    // Ratios are against this engine's own references: a drain is compared with the SQL ceiling of its engine.
+    const refs = references(results);
+    return { engine: run.engine, results, rows: results.map((r) => roundRow(toRow(r, refs, o.sweep, run.dbColumns))) };
+  });
+  const rows = rowsByRun.flatMap((r) => r.rows);
+  const measured = rowsByRun.reduce((n, r) => n + r.results.filter((x) => !x.interrupted).length, 0);
+  // `latest` moves only to a complete run: an interrupted one is kept, but is not what `latest` shows.
+  const dir = createResultsDir(o.resultsRoot, 'bench', startedAt, { latest: !interrupted });
   dir.writeText('results.csv', toCsv(CSV_COLUMNS, rows));
   dir.writeJson('options.json', {
     scenario: 'bench',
@@ -70,7 +110,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
     interrupted,
     engines,
     sweep: o.sweep,
-    points: points.map(pointLabel),
+    points: Object.fromEntries(plans.map((p) => [p.engine, p.points.map(pointLabel)])),
     system: { databaseUrl: shownUrl(o.system), quietChildren: o.system.quietChildren },
     // One entry per engine: its version and durability settings.
     databases: Object.fromEntries(runs.map((r) => [r.engine, r.database])),
@@ -79,7 +119,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   });
   // With repetitions, the charts and the summary show each point's median (per engine); results.csv keeps every run.
   const repeated = rows.some((r) => typeof r.repetition === 'number' && r.repetition > 1);
-  const shownRuns = runs.map((r) => ({ engine: r.engine, rows: repeated ? medianRows(r.rows) : r.rows }));
+  const shownRuns = rowsByRun.map((r) => ({ engine: r.engine, rows: repeated ? medianRows(r.rows) : r.rows }));
   const shown = shownRuns.flatMap((r) => r.rows);
   if (repeated) dir.writeText('medians.csv', toCsv(CSV_COLUMNS, shown));
   await writeCharts(dir.writeText, shownRuns).catch((e: Error) => o.out(`charts not written: ${e.message}`));
@@ -91,40 +131,58 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   }
   const summary = `${repeated ? 'medians over the repetitions (every run: results.csv)\n' : ''}${parts.join('\n\n')}`;
   o.out(summary);
-  o.out(`${interrupted ? 'INTERRUPTED: partial results in' : 'results in'} ${path.relative(process.cwd(), dir.path) || dir.path}`);
+  o.out(`${interrupted ? `INTERRUPTED after ${measured} of ${total} points: partial results in` : 'results in'} ${path.relative(process.cwd(), dir.path) || dir.path}`);
   return { dir: dir.path, rows, interrupted, summary };
 }
 
-async function runEngine(o: BenchRunOptions, engine: EngineName, points: ReturnType<typeof planPoints>, prefix: string): Promise<EngineRun> {
-  const progress = createProgress(points.length, { ci: o.ci });
-  const sut = await SystemUnderTest.start({ ...o.system, engine, log: (line) => progress.log(`${prefix}${line}`) });
-  const results: PointResult[] = [];
-  let interrupted = false;
-  let dbColumns: DbColumns = { engine, server_version: 'unknown', db_flush_log_at_trx_commit: undefined };
-  let database: unknown;
+/** One engine's part of a run: its plan, what was measured, and what it ran on. */
+interface EngineRun {
+  engine: EngineName;
+  points: Point[];
+  results: PointResult[];
+  dbColumns: DbColumns;
+  database: unknown;
+}
+
+/** Runs one engine's points on a system of its own; fills `run` as it goes, so an interruption keeps what was measured. */
+async function runEngine(
+  o: BenchRunOptions,
+  run: EngineRun,
+  signal: AbortSignal,
+  progress: ReturnType<typeof createProgress>,
+  before: number,
+  total: number,
+  prefix: string,
+): Promise<void> {
+  const sut = await SystemUnderTest.start({ ...o.system, engine: run.engine, handleSignals: false, log: (line) => progress.log(`${prefix}${line}`) });
   try {
     const facts = await sut.serverFacts();
     const flush = facts.settings.innodb_flush_log_at_trx_commit;
-    dbColumns = { engine, server_version: facts.version, db_flush_log_at_trx_commit: typeof flush === 'number' ? flush : undefined };
-    database = facts;
-    const run = await runSweep({ sut, options: o.sweep, signal: sut.interrupted, log: (l) => progress.log(`${prefix}${l}`) }, points, (done, label, r) => {
-      progress.update(done, `${prefix}${label}`);
-      if (r !== undefined) {
-        results.push(r);
-        if (o.ci || !process.stderr.isTTY) {
-          const rate = r.drainMsgsPerS ?? r.publishReqPerS;
-          o.out(`[${prefix}${done}/${points.length}] ${pointLabel(r.point)}: ${rate === undefined ? '-' : Math.round(rate)}/s ${r.check?.verdict ?? ''} ${r.note}`);
-        }
-      }
+    run.dbColumns = { engine: run.engine, server_version: facts.version, db_flush_log_at_trx_commit: typeof flush === 'number' ? flush : undefined };
+    run.database = facts;
+    const lineOut = o.ci || !process.stderr.isTTY ? o.out : (line: string) => progress.log(line);
+    await runSweep({ sut, options: o.sweep, signal, log: (l) => progress.log(`${prefix}${l}`) }, run.points, (done, label, r) => {
+      progress.update(before + done, `${prefix}${label}`);
+      if (r === undefined) return;
+      run.results.push(r);
+      const row = roundRow(toRow(r, references(run.results), o.sweep, run.dbColumns));
+      lineOut(`[${before + done}/${total}] ${prefix}${pointLine(row)}`);
     });
-    interrupted = run.interrupted;
   } finally {
-    progress.stop();
+    progress.update(before + run.results.length, signal.aborted ? 'interrupted: stopping the system' : 'stopping the system');
     await sut.close();
   }
-  // Ratios are against this engine's own references: a drain is compared with the SQL ceiling of its engine.
-  const refs = references(results);
-  return { engine, rows: results.map((r) => roundRow(toRow(r, refs, o.sweep, dbColumns))), interrupted, database };
+}
+
+/** The row of a point the run never reached. */
+function notRun(point: Point): PointResult {
+  return {
+    point, resolvedIsolation: point.isolation, gapHandling: undefined, drainMsgsPerS: undefined, publishReqPerS: undefined, load: undefined,
+    lagP50Ms: undefined, lagP99Ms: undefined, cpuLoadgenS: undefined, cpuServerS: undefined, cpuWorkerS: undefined, cpuDbS: undefined,
+    cpuUsPerMsg: { loadgen: undefined, server: undefined, worker: undefined, db: undefined },
+    messagesPublished: undefined, messagesConsumed: undefined, ackedOffset: undefined, maxOffset: undefined, drained: undefined,
+    interrupted: true, check: undefined, gapsPassed: undefined, gapsPassedByTimeout: undefined, durationS: 0, note: 'not run: the run was interrupted',
+  };
 }
 
 function shownUrl(system: Partial<SystemOptions>): string {

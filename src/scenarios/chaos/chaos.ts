@@ -4,6 +4,7 @@ import { type ChaosCase } from './chaosMatrix.ts';
 import { type ChaosRunOptions } from './options.ts';
 import { type CaseResult } from './caseResult.ts';
 import { runCase } from './runCase.ts';
+import { caseLine } from './chaosReport.ts';
 
 export interface ChaosSuiteOptions extends ChaosRunOptions {
   cases: readonly ChaosCase[];
@@ -18,7 +19,7 @@ export async function runChaosCases(o: ChaosSuiteOptions): Promise<CaseResult[]>
     if (o.signal?.aborted === true) break;
     o.onCase(i, c);
     const r = await runCase(c, o);
-    o.log(`${c.name}: ${r.passed ? 'PASS' : 'FAIL'} (expected ${r.expected}; ${r.why})`);
+    o.log(caseLine(r, i + 1, o.cases.length));
     results.push(r);
   }
   return results;

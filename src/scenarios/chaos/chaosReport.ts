@@ -9,6 +9,7 @@ import { countOutcomes, summarizeRequests, writeHistoryJsonl } from './history.t
 import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 import type { CaseResult } from './caseResult.ts';
+import type { Verdict } from './checker.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'case',
@@ -27,6 +28,7 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'retry_client',
   'http_concurrency',
   'requests',
+  'warmup_requests',
   'raw_publishers',
   'raw_requests',
   'faults_total',
@@ -84,6 +86,7 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     retry_client: c.retry,
     http_concurrency: c.concurrency,
     requests: c.requests,
+    warmup_requests: warmupRequests(r),
     raw_publishers: c.raw?.publishers ?? 0,
     raw_requests: c.raw?.requests ?? 0,
     faults_total: r.faults.length,
@@ -125,6 +128,40 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     row[`recovery_${key}_max_ms`] = recoveries.length === 0 ? undefined : Math.max(...recoveries);
   }
   return row;
+}
+
+/**
+ * Distinct requests of the warm-up phase. They go through the same checker as the load's, so requests_ok +
+ * requests_fail + requests_unknown = requests + warmup_requests + raw_requests.
+ */
+export function warmupRequests(r: CaseResult): number {
+  return new Set(r.history.filter((a) => a.phase === 'warmup').map((a) => a.requestId)).size;
+}
+
+/**
+ * The verdict as verdict.json shows it: the end-to-end figure (every request counted exactly once) says why it
+ * was not checked, or why it does not hold, instead of a bare `"holds": false` beside a valid verdict.
+ */
+export function presentVerdict(v: Verdict | undefined): unknown {
+  if (v === undefined) return undefined;
+  const e = v.endToEnd;
+  const endToEnd = !e.checked
+    ? {
+        checked: false,
+        why: 'not checked: only a case whose client retries against a deduplicating server promises every request counted exactly once; here a fail or unknown outcome may leave its request uncounted, which the counter bound allows',
+        distinctRequestIds: e.distinctRequestIds,
+        total: e.total,
+      }
+    : e.holds
+      ? { checked: true, holds: true, distinctRequestIds: e.distinctRequestIds, total: e.total }
+      : {
+          checked: true,
+          holds: false,
+          why: `total ${e.total} != ${e.distinctRequestIds} distinct request ids (${v.requests.fail} fail, ${v.requests.unknown} unknown outcome(s) left after retries)`,
+          distinctRequestIds: e.distinctRequestIds,
+          total: e.total,
+        };
+  return { ...v, endToEnd };
 }
 
 /** db-stall-allocator's stalls (or those proven in the window) over the case; empty when it did not run. */
@@ -191,7 +228,7 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
       expected: r.expected,
       passed: r.passed,
       why: r.why,
-      verdict: r.verdict,
+      verdict: presentVerdict(r.verdict),
       faults: r.faults,
       skipped_faults: r.skippedFaults,
       phases: r.phases,
@@ -216,6 +253,20 @@ function rawCell(r: CaseResult): string {
   return `${n.ok}/${n.fail}/${n.unknown}`;
 }
 
+/** One finished case in a line, for the terminal: result, verdict, counts that reconcile, recovery, time. */
+export function caseLine(r: CaseResult, index: number, total: number): string {
+  const v = r.verdict;
+  const rec = r.faults.map((f) => f.recoveryMs).filter((x): x is number => x !== undefined);
+  const parts = [
+    `${r.passed ? 'PASS' : 'FAIL'} (expected ${r.expected}, verdict ${v?.verdict ?? 'error'})`,
+    v === undefined ? undefined : `requests ok/fail/unknown ${v.requests.ok}/${v.requests.fail}/${v.requests.unknown} (warm-up ${warmupRequests(r)} of them)`,
+    v === undefined ? undefined : `lost ${v.lost}, dup ${v.duplicated}`,
+    r.faults.length === 0 ? 'no faults' : `${r.faults.length} fault(s), recovery p50/max ${Math.round(percentile(rec, 50) ?? 0)}/${rec.length === 0 ? '-' : Math.max(...rec)} ms`,
+    `${Math.round(r.durationMs / 1000)} s`,
+  ].filter((x): x is string => x !== undefined);
+  return `[${index}/${total}] ${r.engine === 'mariadb' ? '' : `${r.engine} `}${r.case.name}: ${parts.join(', ')}${r.passed ? '' : `: ${r.why}`}`;
+}
+
 /** A case's name in file names: MariaDB's as before, other engines' prefixed, so ENGINE=all writes both. */
 export function caseFileName(r: CaseResult): string {
   return r.engine === 'mariadb' ? r.case.name : `${r.engine}-${r.case.name}`;
@@ -225,7 +276,7 @@ export function caseFileName(r: CaseResult): string {
 export function summaryTable(results: readonly CaseResult[]): string {
   const engines = new Set(results.map((r) => r.engine));
   const withEngine = engines.size > 1 || !engines.has('mariadb');
-  const header = [...(withEngine ? ['engine'] : []), 'case', 'expected', 'verdict', 'ok/fail/unknown', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'gaps passed (timeout)', 'faults', 'recovery p50/max ms', 'result'];
+  const header = [...(withEngine ? ['engine'] : []), 'case', 'expected', 'verdict', 'ok/fail/unknown', 'of which warm-up', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'gaps passed (timeout)', 'faults', 'recovery p50/max ms', 'result'];
   const rows = results.map((r) => {
     const v = r.verdict;
     const rec = r.faults.map((f) => f.recoveryMs).filter((x): x is number => x !== undefined);
@@ -235,6 +286,7 @@ export function summaryTable(results: readonly CaseResult[]): string {
       r.expected,
       v?.verdict ?? 'error',
       v === undefined ? '-' : `${v.requests.ok}/${v.requests.fail}/${v.requests.unknown}`,
+      String(warmupRequests(r)),
       rawCell(r),
       String(v?.messages.total ?? '-'),
       String(v?.total ?? '-'),

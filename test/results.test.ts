@@ -1,0 +1,181 @@
+// What a person reads from a run, with literal fixtures: CPU per message, the plan's time left, finished-point
+// lines, the summary without blank numbers, honest columns (interrupted, no drain lag, which ratios a ceiling
+// bounds), `latest` only for complete runs, planned exits, and chaos counts that reconcile.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readlink, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { cpuUsPerMessage } from '../src/bench/metrics.ts';
+import { processCpuSeconds, processTreeCpuSeconds } from '../src/harness/processCpu.ts';
+import { formatDuration, secondsLeft } from '../src/bench/progress.ts';
+import { pointLine, summaryTable } from '../src/bench/report.ts';
+import { createResultsDir } from '../src/bench/resultsDir.ts';
+import { estimatePointSeconds, planPoints, type Point } from '../src/scenarios/bench/plan.ts';
+import { profileOptions } from '../src/scenarios/bench/options.ts';
+import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/bench/results.ts';
+import type { PointResult } from '../src/scenarios/bench/points.ts';
+import { ChildService, type ExitCause } from '../src/harness/childService.ts';
+import { caseLine, presentVerdict, warmupRequests } from '../src/scenarios/chaos/chaosReport.ts';
+import type { CaseResult } from '../src/scenarios/chaos/caseResult.ts';
+import type { RequestAttempt } from '../src/scenarios/chaos/history.ts';
+import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
+import { estimateCaseSeconds } from '../src/scenarios/chaos/runCase.ts';
+import { check } from '../src/scenarios/chaos/checker.ts';
+
+test('CPU per message: CPU seconds over the window / messages in it; nothing when no message went through', () => {
+  assert.equal(cpuUsPerMessage(0.5, 10_000), 50);
+  assert.equal(cpuUsPerMessage(0.5, 0), undefined);
+  assert.equal(cpuUsPerMessage(undefined, 10), undefined);
+  assert.equal(cpuUsPerMessage(0.5, undefined), undefined);
+});
+
+test('process tree CPU counts this process and its children; a gone pid is undefined', () => {
+  const own = processCpuSeconds(process.pid)!;
+  assert.ok(processTreeCpuSeconds(process.pid)! >= own);
+  assert.equal(processTreeCpuSeconds(2 ** 22 + 12345), undefined);
+});
+
+test("time left comes from the plan's estimates: later steps plus what is left of the current one", () => {
+  assert.equal(secondsLeft([10, 20, 30], 0, 4), 6 + 20 + 30);
+  assert.equal(secondsLeft([10, 20, 30], 1, 25), 30, 'a step over its estimate adds nothing, never a negative');
+  assert.equal(secondsLeft([10, 20, 30], 3, 0), 0);
+  assert.equal(formatDuration(45.4), '45 s');
+  assert.equal(formatDuration(185), '3 min 05 s');
+  assert.equal(formatDuration(3720), '1 h 02 min');
+  // The profiles' estimates agree with what --help and the README say of them.
+  const total = (profile: 'quick' | 'standard') => {
+    const o = profileOptions(profile);
+    return planPoints(o).reduce((sum, p) => sum + estimatePointSeconds(p, o), 0);
+  };
+  assert.ok(total('quick') > 20 && total('quick') < 120, `quick ${total('quick')} s`);
+  assert.ok(total('standard') > 120 && total('standard') < 600, `standard ${total('standard')} s`);
+});
+
+function result(point: Point, over: Partial<PointResult>): PointResult {
+  return {
+    point, resolvedIsolation: point.isolation, gapHandling: undefined, drainMsgsPerS: undefined, publishReqPerS: undefined, load: undefined,
+    lagP50Ms: undefined, lagP99Ms: undefined, cpuLoadgenS: undefined, cpuServerS: undefined, cpuWorkerS: undefined, cpuDbS: undefined,
+    cpuUsPerMsg: { loadgen: undefined, server: undefined, worker: undefined, db: undefined }, interrupted: false,
+    messagesPublished: undefined, messagesConsumed: undefined, ackedOffset: undefined, maxOffset: undefined, drained: undefined,
+    check: undefined, gapsPassed: undefined, gapsPassedByTimeout: undefined, durationS: 1, note: '', ...over,
+  };
+}
+
+const valid = { verdict: 'valid' as const, lost: 0, duplicated: 0, wrongCounters: [], expectedTotal: 10, countedTotal: 10 };
+const db = { engine: 'mariadb', server_version: 'x', db_flush_log_at_trx_commit: 1 };
+
+test('rows: interrupted points say so, CPU per message columns, the SQL ceiling ratio only where it bounds', () => {
+  const o = profileOptions('standard');
+  const points = planPoints(o);
+  const sql = points.find((p) => p.kind === 'sql-ceiling' && p.batchSize === 1000)!;
+  const offset = points.find((p) => p.kind === 'drain' && p.mode === 'offset' && p.batchSize === 1000 && p.handler === 'batched')!;
+  const queue = points.find((p) => p.kind === 'drain' && p.mode === 'queue' && p.batchSize === 1000)!;
+  assert.equal(boundedBySqlCeiling(offset), true);
+  assert.equal(boundedBySqlCeiling(queue), false);
+  const results = [
+    result(sql, { drainMsgsPerS: 100_000, check: valid }),
+    result(offset, { drainMsgsPerS: 90_000, check: valid, drained: true, cpuUsPerMsg: { loadgen: undefined, server: undefined, worker: 3.25, db: 4.5 } }),
+    result(queue, { drainMsgsPerS: 40_000, check: valid, drained: true }),
+  ];
+  const refs = references(results);
+  const rows = results.map((r) => toRow(r, refs, o, db));
+  assert.equal(rows[1]!.ratio_vs_sql_ceiling, 0.9);
+  assert.equal(rows[1]!.cpu_worker_us_per_msg, 3.25);
+  assert.equal(rows[1]!.cpu_db_us_per_msg, 4.5);
+  assert.equal(rows[1]!.lag_p99_ms, undefined);
+  assert.equal(rows[2]!.ratio_vs_sql_ceiling, undefined, 'queue mode runs other statements on several connections');
+  // A point that was interrupted is never "valid", even if its counters happened to agree.
+  const cut = toRow(result(offset, { drainMsgsPerS: 5, check: valid, interrupted: true }), refs, o, db);
+  assert.equal(cut.verdict, 'interrupted');
+});
+
+test('a finished point in one line: rate, ratios, CPU per message, verdict', () => {
+  const line = pointLine({
+    point: 'end-to-end offset batch 1000', kind: 'end-to-end', publish_req_per_s: 15_814.2, drain_msgs_per_s: 15_856, ratio_vs_http_ceiling: 0.431,
+    ratio_vs_sql_ceiling: 0.11, ratio_vs_baseline: 103, cpu_server_us_per_msg: 35.2, cpu_worker_us_per_msg: 10, cpu_db_us_per_msg: 23, cpu_loadgen_us_per_msg: 30,
+    latency_p99_ms: 8, lag_p99_ms: 16, verdict: 'valid', point_duration_s: 10.04,
+  });
+  assert.equal(
+    line,
+    'end-to-end offset batch 1000: 15,814 req/s, 15,856 msgs/s, 0.11 of SQL ceiling, 0.43 of HTTP ceiling, 103.00x 154/s, ' +
+      'CPU us/msg server 35.2, worker 10.0, db 23.0, loadgen 30.0, latency p99 8 ms, lag p99 16 ms, valid, 10.0 s',
+  );
+  assert.match(pointLine({ point: 'd', kind: 'drain', drain_msgs_per_s: 10, drained: false, verdict: 'valid', note: 'backlog not drained within 6 s' }), /NOT drained in time, valid \(backlog not drained/);
+});
+
+test('summary of --only drain: ratios lead, no blank numbers, references not measured are said so', () => {
+  const rows = [
+    { point: 'drain offset batch 1000', kind: 'drain', mode: 'offset', handler_profile: 'batched', ack_mode: 'transactional', verdict: 'valid', drain_msgs_per_s: 100_000, ratio_vs_baseline: 649.35, cpu_worker_us_per_msg: 3.3, cpu_db_us_per_msg: 4.6, lost: 0, duplicated: 0 },
+    { point: 'drain queue x2 batch 1000', kind: 'drain', mode: 'queue', handler_profile: 'batched', ack_mode: 'transactional', verdict: 'valid', drain_msgs_per_s: 50_000, ratio_vs_baseline: 324.68, lost: 0, duplicated: 0 },
+  ];
+  const text = summaryTable(rows);
+  const [headline] = text.split('\n');
+  assert.match(headline!, /^best drain: +drain offset batch 1000: SQL ceiling not measured in this run, watermill handler not measured in this run, 649.35x the published 154 msg\/s; 100,000 msgs\/s; CPU us\/msg worker 3.3, db 4.6$/);
+  assert.doesNotMatch(text, /\/http ceil|publish\/s|lat p99/, 'columns no row has are left out');
+  const table = text.split('\n').filter((l) => l.startsWith('drain '));
+  assert.equal(table.length, 2);
+  for (const line of table) assert.doesNotMatch(line, / {2}(?= {2})$/, 'no trailing blank cell');
+  assert.match(table[1]!, /-/, 'a figure that does not apply reads "-"');
+  assert.doesNotMatch(text, /x the watermill handler, *,|of the SQL ceiling *,/);
+});
+
+test('latest moves only when asked: a run created with latest false does not take it until markLatest', async () => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'eob-latest-'));
+  try {
+    const good = createResultsDir(root, 'bench', new Date('2026-01-01T00:00:00Z'));
+    assert.equal(await readlink(path.join(root, 'bench', 'latest')), path.basename(good.path));
+    const cut = createResultsDir(root, 'bench', new Date('2026-01-02T00:00:00Z'), { latest: false });
+    assert.ok(existsSync(cut.path));
+    assert.equal(await readlink(path.join(root, 'bench', 'latest')), path.basename(good.path), 'an interrupted run leaves latest alone');
+    cut.markLatest();
+    assert.equal(await readlink(path.join(root, 'bench', 'latest')), path.basename(cut.path));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('a child that dies at a planned failpoint exits "planned", one that dies by itself "unexpected"', async () => {
+  const script = "console.log('ready'); setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100)";
+  const make = () =>
+    new ChildService({ name: 'stand-in', command: process.execPath, args: ['-e', script], env: { PATH: process.env.PATH ?? '' }, readiness: { kind: 'line', pattern: /^ready/ }, startTimeoutMs: 10_000, stopTimeoutMs: 2_000 });
+  const causes: ExitCause[] = [];
+  const planned = make();
+  planned.expectExit('failpoint consume-between-commits=2 armed');
+  planned.onExit((_s, expected, cause) => causes.push(cause) && assert.equal(expected, true));
+  await planned.start();
+  await planned.exited();
+  const crash = make();
+  crash.onExit((_s, expected, cause) => causes.push(cause) && assert.equal(expected, false));
+  await crash.start();
+  await crash.exited();
+  assert.deepEqual(causes, ['planned', 'unexpected']);
+});
+
+function attempt(requestId: string, phase: 'warmup' | 'load', outcome: 'ok' | 'fail' | 'unknown' = 'ok'): RequestAttempt {
+  return { requestId, counterUuid: `c-${requestId}`, attempt: 1, outcome, phase, startMs: 0, endMs: 1, via: 'http' };
+}
+
+test('chaos: warm-up requests counted apart so requests + warm-up = ok + fail + unknown; endToEnd explained', () => {
+  const c = chaosMatrix('quick')[0]!;
+  const history = [attempt('w1', 'warmup'), attempt('w2', 'warmup'), attempt('a', 'load'), attempt('b', 'load'), attempt('c', 'load', 'fail')];
+  const messages = ['w1', 'w2', 'a', 'b'].map((id, i) => ({ offset: i + 1, requestId: id, counterUuid: `c-${id}`, acked: true }));
+  const counters = new Map(['w1', 'w2', 'a', 'b'].map((id) => [`c-${id}`, 1]));
+  const verdict = check(history, { messages, counters });
+  assert.equal(verdict.verdict, 'valid', verdict.reasons.join('; '));
+  const r = { case: { ...c, requests: 3, raw: undefined }, engine: 'mariadb', verdict, expected: 'valid', passed: true, why: 'valid', faults: [], skippedFaults: [], history, timeline: [], phases: [], quiesced: true, drainMsgsPerS: 1, drainDuringFaultsMsgsPerS: undefined, durationMs: 12_000, databaseVersion: 'x', poisoned: 0, gapsPassed: undefined, gapsPassedByTimeout: undefined, error: undefined } as CaseResult;
+  assert.equal(warmupRequests(r), 2);
+  const v = verdict.requests;
+  assert.equal(v.ok + v.fail + v.unknown, r.case.requests + warmupRequests(r));
+  const shown = presentVerdict(verdict) as { endToEnd: { checked: boolean; why?: string; holds?: boolean } };
+  assert.equal(shown.endToEnd.checked, false);
+  assert.equal(shown.endToEnd.holds, undefined, 'no bare holds: false beside a valid verdict');
+  assert.match(shown.endToEnd.why ?? '', /not checked/);
+  assert.match(caseLine(r, 1, 8), /^\[1\/8\] \S+: PASS \(expected valid, verdict valid\), requests ok\/fail\/unknown 4\/1\/0 \(warm-up 2 of them\), lost 0, dup 0, no faults, 12 s$/);
+});
+
+test('chaos: the quick profile is estimated at under 3 minutes, as --help says', () => {
+  const total = chaosMatrix('quick').reduce((sum, c) => sum + estimateCaseSeconds(c), 0);
+  assert.ok(total > 60 && total < 180, `quick ${total} s`);
+});
