@@ -16,7 +16,7 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
 CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests)
 
-.PHONY: help install test bench chaos micro db typecheck clean
+.PHONY: help install test bench chaos micro db demo typecheck clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ bench: $(STAMP) ## throughput sweep: drain and end-to-end msgs/s vs the 154 msg/
 
 chaos: $(STAMP) ## fault injection + checker: proves exactly-once, catches the controls -> results/chaos/latest
 	$(EOB) chaos $(CHAOS_FLAGS)
+
+demo: $(STAMP) ## walk-through: private MariaDB + server + worker, requests, a worker SIGKILL, the exact count, next steps
+	bash scripts/demo.sh
 
 micro: $(STAMP) ## tinybench per-operation costs (publish, consume at batch 1/100/1000, HTTP round trip) -> results/micro
 	$(EOB) micro

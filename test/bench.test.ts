@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { drainRate, lagPercentiles, percentile, ratio, rateBetween, type ProgressSample } from '../src/bench/metrics.ts';
 import { checkCounters } from '../src/bench/counterCheck.ts';
 import { toCsv } from '../src/bench/csv.ts';
-import { drainChartSpec, endToEndChartSpec } from '../src/bench/chart.ts';
 import { parseProcStat } from '../src/harness/processCpu.ts';
 import { bestRow, drainChartData, medianRows, summaryTable } from '../src/bench/report.ts';
 import { timestampDirName } from '../src/bench/resultsDir.ts';
@@ -77,20 +76,6 @@ test('CSV: fixed columns, empty cells, quoting, unknown column refused', () => {
   ]);
   assert.equal(csv, 'point,drain_msgs_per_s,drained,note\ndrain offset batch 100,1234.568,true,"a, ""b"""\nhttp,,,\n');
   assert.throws(() => toCsv(['a'], [{ b: 1 }]), /column "b" which is not in the column list/);
-});
-
-test('chart specs carry the data, the 154 rule and the ceiling line', () => {
-  const spec = drainChartSpec(
-    [{ series: 'offset SERIALIZABLE batched', batch_size: 100, drain_msgs_per_s: 40_000 }],
-    [{ series: 'sql ceiling', batch_size: 100, drain_msgs_per_s: 44_000 }],
-    [{ label: 'published baseline 154 msg/s', value: 154 }],
-  ) as unknown as { layer: { data: { values: unknown[] }; mark: unknown }[] };
-  assert.equal(spec.layer.length, 4);
-  assert.deepEqual(spec.layer[0]!.data.values, [{ series: 'offset SERIALIZABLE batched', batch_size: 100, drain_msgs_per_s: 40_000 }]);
-  assert.deepEqual(spec.layer[2]!.data.values, [{ label: 'published baseline 154 msg/s', value: 154 }]);
-  assert.equal((spec.layer[1]!.mark as { strokeDash: number[] }).strokeDash.length, 2);
-  const e2e = endToEndChartSpec([{ point: 'p', metric: 'publish_req_per_s', value: 5 }], []) as unknown as { layer: { data: { values: unknown[] } }[] };
-  assert.deepEqual(e2e.layer[0]!.data.values, [{ point: 'p', metric: 'publish_req_per_s', value: 5 }]);
 });
 
 test('parseProcStat reads utime + stime after the command name, even with spaces and parentheses in it', () => {

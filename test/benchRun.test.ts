@@ -70,7 +70,7 @@ test('tiny bench run: columns, verdicts, and the lossy control reported as not v
     assert.ok(Number(byKind('http-ceiling')!.publish_req_per_s) > 0);
     assert.ok(Number(byKind('sql-ceiling')!.drain_msgs_per_s) > 0);
     assert.match(run.summary, /NOT VALID: drain offset batch 100 READ COMMITTED before-commit/);
-    for (const f of ['options.json', 'drain.svg', 'drain.png', 'end-to-end.svg', 'end-to-end.png']) {
+    for (const f of ['options.json', 'drain.svg', 'drain.png', 'end-to-end.svg', 'end-to-end.png', 'index.html']) {
       assert.ok((await stat(path.join(run.dir, f))).size > 0, `${f} written`);
     }
     assert.equal(await readlink(path.join(root, 'bench', 'latest')), path.basename(run.dir));

@@ -1,4 +1,6 @@
 // Charts of a bench run: Vega-Lite specs (pure, testable) rendered to SVG with vega, and to PNG with resvg.
+// Each chart is meant to be read without the CSV: human names in legends, measured points marked, the
+// status of each point (drained, valid) visible, and axes that end where the data ends.
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { Resvg } from '@resvg/resvg-js';
@@ -8,6 +10,10 @@ export interface DrainPoint {
   series: string;
   batch_size: number;
   drain_msgs_per_s: number;
+  /** The backlog was drained within the time limit; when false the rate is over the part that was. */
+  drained: boolean;
+  /** The counter check passed (false: lost or duplicated messages). */
+  valid: boolean;
 }
 
 export interface Reference {
@@ -15,88 +21,211 @@ export interface Reference {
   value: number;
 }
 
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
+export const SQL_CEILING_SERIES = 'SQL ceiling (raw consume loop)';
+const STATUS = ['drained, valid', 'not drained in time (rate of the part drained)', 'NOT valid (lost or duplicated)'] as const;
+// Colours for the configurations; the SQL ceiling is always black and dashed.
+const PALETTE = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#9d755d', '#eeca3b', '#ff9da6', '#bab0ac'];
+
+function status(p: DrainPoint): (typeof STATUS)[number] {
+  if (!p.valid) return STATUS[2];
+  return p.drained ? STATUS[0] : STATUS[1];
+}
+
 /**
- * Drain msgs/s against batch size (both log scales: the grid spans 1..5000 and the rates three decades), one
- * line per series; `ceilingLine` (the raw-SQL loop per batch size) as a dashed line; `rules` (the published
- * 154 msg/s, the HTTP ceiling) as labelled horizontal rules.
+ * Splits each series into runs of consecutive batch sizes of the run's grid, so a line never joins two points
+ * across a batch size that series did not measure (that would draw a value nobody measured).
+ */
+export function lineSegments(points: readonly DrainPoint[]): (DrainPoint & { segment: string })[] {
+  const grid = [...new Set(points.map((p) => p.batch_size))].sort((a, b) => a - b);
+  const bySeries = new Map<string, DrainPoint[]>();
+  for (const p of points) bySeries.set(p.series, [...(bySeries.get(p.series) ?? []), p]);
+  const out: (DrainPoint & { segment: string })[] = [];
+  for (const [series, list] of bySeries) {
+    let segment = 0;
+    let previous: number | undefined;
+    for (const p of [...list].sort((a, b) => a.batch_size - b.batch_size)) {
+      const index = grid.indexOf(p.batch_size);
+      if (previous !== undefined && index !== previous + 1) segment += 1;
+      previous = index;
+      out.push({ ...p, segment: `${series} #${segment}` });
+    }
+  }
+  return out;
+}
+
+/**
+ * Drain msgs/s against batch size (both log scales: the grid spans 1..5000 and the rates three decades).
+ * One colour per configuration with its measured points marked (shape = drained / not drained / NOT valid);
+ * the raw-SQL loop per batch size in black, dashed; `rules` (msgs/s references only, e.g. the published
+ * 154 msg/s) as labelled horizontal rules. The x axis runs from the smallest to the largest batch measured,
+ * with a tick at each.
  */
 export function drainChartSpec(points: readonly DrainPoint[], ceilingLine: readonly DrainPoint[], rules: readonly Reference[]): TopLevelSpec {
-  const x = { field: 'batch_size', type: 'quantitative', scale: { type: 'log' }, title: 'batch size (messages)' } as const;
+  const all = [...points, ...ceilingLine.map((p) => ({ ...p, series: SQL_CEILING_SERIES }))];
+  // Flagged points last, so they are drawn on top of a line or marker at the same place.
+  const values = lineSegments(all)
+    .map((p) => ({ ...p, status: status(p), line: p.series === SQL_CEILING_SERIES ? 'SQL ceiling' : 'configuration' }))
+    .sort((a, b) => STATUS.indexOf(a.status) - STATUS.indexOf(b.status));
+  const batches = [...new Set(all.map((p) => p.batch_size))].sort((a, b) => a - b);
+  const lo = batches[0] ?? 1;
+  const hi = batches[batches.length - 1] ?? 1;
+  // A little room either side (a fifth of a decade) so the edge markers are not cut in half.
+  const domain = [lo / 1.6, hi * 1.6];
+  const series = [...new Set(points.map((p) => p.series))];
+  const x = {
+    field: 'batch_size',
+    type: 'quantitative',
+    scale: { type: 'log', domain, nice: false },
+    axis: { values: batches, format: ',d', grid: false },
+    title: 'batch size (messages per transaction)',
+  } as const;
   const y = { field: 'drain_msgs_per_s', type: 'quantitative', scale: { type: 'log' }, title: 'drain (msgs/s)' } as const;
+  const color = {
+    field: 'series',
+    type: 'nominal',
+    title: 'configuration',
+    scale: { domain: [...series, SQL_CEILING_SERIES], range: [...series.map((_, i) => PALETTE[i % PALETTE.length]!), '#000000'] },
+    legend: { labelLimit: 0, orient: 'bottom', direction: 'vertical' },
+  } as const;
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: 'Drain rate against batch size',
+    $schema: SCHEMA,
+    title: { text: 'Drain rate against batch size', subtitle: 'a backlog published beforehand, then drained; each marker is a measured point' },
     width: 560,
     height: 340,
     layer: [
-      {
-        data: { values: points.map((p) => ({ ...p })) },
-        mark: { type: 'line', point: true },
-        encoding: { x, y, color: { field: 'series', type: 'nominal', title: 'configuration', legend: { labelLimit: 400 } } },
-      },
-      {
-        data: { values: ceilingLine.map((p) => ({ ...p })) },
-        mark: { type: 'line', strokeDash: [6, 3], color: 'black', point: true },
-        encoding: { x, y },
-      },
       {
         data: { values: rules.map((r) => ({ ...r })) },
         mark: { type: 'rule', strokeDash: [2, 2], color: 'gray' },
         encoding: { y: { field: 'value', type: 'quantitative' } },
       },
       {
-        data: { values: [...rules.map((r) => ({ ...r })), ...ceilingTextRow(ceilingLine)] },
+        data: { values: rules.map((r) => ({ ...r })) },
         mark: { type: 'text', align: 'left', dx: 4, dy: -6, color: 'gray' },
+        encoding: { y: { field: 'value', type: 'quantitative' }, x: { value: 0 }, text: { field: 'label', type: 'nominal' } },
+      },
+      {
+        data: { values },
+        mark: { type: 'line', strokeWidth: 2 },
         encoding: {
-          y: { field: 'value', type: 'quantitative' },
-          x: { value: 0 },
-          text: { field: 'label', type: 'nominal' },
+          x,
+          y,
+          color,
+          detail: { field: 'segment', type: 'nominal' },
+          strokeDash: { field: 'line', type: 'nominal', scale: { domain: ['configuration', 'SQL ceiling'], range: [[1, 0], [6, 3]] }, legend: null },
+        },
+      },
+      {
+        data: { values },
+        mark: { type: 'point', filled: true, size: 80, opacity: 1 },
+        encoding: {
+          x,
+          y,
+          color,
+          size: { field: 'status', type: 'ordinal', title: 'point', scale: { domain: [...STATUS], range: [80, 150, 220] }, legend: { labelLimit: 0, orient: 'bottom', direction: 'vertical' } },
+          shape: { field: 'status', type: 'nominal', title: 'point', scale: { domain: [...STATUS], range: ['circle', 'triangle-down', 'cross'] }, legend: { labelLimit: 0, orient: 'bottom', direction: 'vertical' } },
         },
       },
     ],
   } as TopLevelSpec;
 }
 
-function ceilingTextRow(ceilingLine: readonly DrainPoint[]): Reference[] {
-  const top = [...ceilingLine].sort((a, b) => b.drain_msgs_per_s - a.drain_msgs_per_s)[0];
-  return top === undefined ? [] : [{ label: 'SQL ceiling (raw consume loop, dashed)', value: top.drain_msgs_per_s }];
-}
-
-export interface EndToEndBar {
+/** One end-to-end point: its rates, request latency and lag (ms), any of which may be missing. */
+export interface EndToEndPoint {
   point: string;
-  metric: 'publish_req_per_s' | 'drain_msgs_per_s';
-  value: number;
+  publish_req_per_s?: number | undefined;
+  drain_msgs_per_s?: number | undefined;
+  latency_p50_ms?: number | undefined;
+  latency_p99_ms?: number | undefined;
+  lag_p50_ms?: number | undefined;
+  lag_p99_ms?: number | undefined;
+  valid: boolean;
 }
 
-/** End-to-end publish and drain rates per point, side by side, with the HTTP ceiling as a rule. */
-export function endToEndChartSpec(bars: readonly EndToEndBar[], rules: readonly Reference[]): TopLevelSpec {
+const RATE_NAMES: [keyof EndToEndPoint, string][] = [
+  ['publish_req_per_s', 'published (HTTP 2xx req/s)'],
+  ['drain_msgs_per_s', 'drained (msgs/s)'],
+];
+const TIME_NAMES: [keyof EndToEndPoint, string][] = [
+  ['latency_p50_ms', 'request latency p50'],
+  ['latency_p99_ms', 'request latency p99'],
+  ['lag_p50_ms', 'lag p50 (publish to ack)'],
+  ['lag_p99_ms', 'lag p99 (publish to ack)'],
+];
+
+/**
+ * End to end, one row per point: on the left the publish and drain rates side by side with the HTTP ceiling
+ * as a rule; on the right the request latency and the lag (p50 and p99, ms). A NOT valid point says so in
+ * its row label.
+ */
+export function endToEndChartSpec(points: readonly EndToEndPoint[], rules: readonly Reference[]): TopLevelSpec {
+  const label = (p: EndToEndPoint) => `${p.point}${p.valid ? '' : ' (NOT valid)'}`;
+  const order = points.map(label);
+  const fold = (names: [keyof EndToEndPoint, string][]) =>
+    points.flatMap((p) =>
+      names.flatMap(([key, name]) => {
+        const v = p[key];
+        return typeof v === 'number' && Number.isFinite(v) ? [{ point: label(p), metric: name, value: v }] : [];
+      }),
+    );
+  // Both panels share the rows: the same height per point, whatever the number of bars in it.
+  const height = Math.max(1, points.length) * 84;
+  const y = (labels: boolean) => ({ field: 'point', type: 'nominal', title: null, sort: order, scale: { paddingInner: 0.25, paddingOuter: 0.1 }, axis: labels ? { labelLimit: 0 } : { labels: false, ticks: false } });
+  const yOffset = (names: [keyof EndToEndPoint, string][]) => ({ field: 'metric', type: 'nominal', sort: names.map(([, n]) => n) });
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: 'End to end: published over HTTP and drained at the same time',
-    width: 560,
-    height: 300,
-    layer: [
+    $schema: SCHEMA,
+    title: { text: 'End to end: published over HTTP and drained at the same time', anchor: 'start' },
+    spacing: 24,
+    hconcat: [
       {
-        data: { values: bars.map((b) => ({ ...b })) },
-        mark: 'bar',
-        encoding: {
-          y: { field: 'point', type: 'nominal', title: null, axis: { labelLimit: 400 } },
-          x: { field: 'value', type: 'quantitative', title: 'per second' },
-          yOffset: { field: 'metric' },
-          color: { field: 'metric', type: 'nominal', title: 'rate' },
-        },
+        width: 360,
+        height,
+        layer: [
+          {
+            data: { values: fold(RATE_NAMES) },
+            mark: 'bar',
+            encoding: {
+              y: y(true),
+              yOffset: yOffset(RATE_NAMES),
+              x: { field: 'value', type: 'quantitative', title: ['per second', ...rules.map((r) => `dotted line: ${r.label}`)] },
+              color: { field: 'metric', type: 'nominal', title: 'rate', sort: RATE_NAMES.map(([, n]) => n), scale: { range: ['#4c78a8', '#72b7b2'] }, legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 } },
+            },
+          },
+          {
+            data: { values: fold(RATE_NAMES) },
+            mark: { type: 'text', align: 'left', dx: 3, fontSize: 10 },
+            encoding: { y: y(true), yOffset: yOffset(RATE_NAMES), x: { field: 'value', type: 'quantitative' }, text: { field: 'value', type: 'quantitative', format: ',.0f' } },
+          },
+          {
+            data: { values: rules.map((r) => ({ ...r })) },
+            mark: { type: 'rule', strokeDash: [3, 3], color: 'black' },
+            encoding: { x: { field: 'value', type: 'quantitative' } },
+          },
+        ],
       },
       {
-        data: { values: rules.map((r) => ({ ...r })) },
-        mark: { type: 'rule', strokeDash: [2, 2], color: 'gray' },
-        encoding: { x: { field: 'value', type: 'quantitative' } },
-      },
-      {
-        data: { values: rules.map((r) => ({ ...r })) },
-        mark: { type: 'text', align: 'right', dx: -4, color: 'gray' },
-        encoding: { x: { field: 'value', type: 'quantitative' }, y: { value: 8 }, text: { field: 'label', type: 'nominal' } },
+        width: 300,
+        height,
+        layer: [
+          {
+            data: { values: fold(TIME_NAMES) },
+            mark: 'bar',
+            encoding: {
+              y: y(false),
+              yOffset: yOffset(TIME_NAMES),
+              x: { field: 'value', type: 'quantitative', title: 'milliseconds' },
+              color: { field: 'metric', type: 'nominal', title: 'time', sort: TIME_NAMES.map(([, n]) => n), scale: { range: ['#f2cf5b', '#f58518', '#bab0ac', '#79706e'] }, legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 } },
+            },
+          },
+          {
+            data: { values: fold(TIME_NAMES) },
+            mark: { type: 'text', align: 'left', dx: 3, fontSize: 10 },
+            encoding: { y: y(false), yOffset: yOffset(TIME_NAMES), x: { field: 'value', type: 'quantitative' }, text: { field: 'value', type: 'quantitative', format: ',.0f' } },
+          },
+        ],
       },
     ],
+    resolve: { scale: { color: 'independent', yOffset: 'independent' }, legend: { color: 'independent' } },
   } as TopLevelSpec;
 }
 

@@ -2,7 +2,7 @@
 // ratios first, then CPU per message, then absolute figures) and the two charts' data, built from the CSV rows.
 import type { CsvRow } from './csv.ts';
 import { formatCell } from './csv.ts';
-import type { DrainPoint, EndToEndBar, Reference } from './chart.ts';
+import type { DrainPoint, EndToEndPoint, Reference } from './chart.ts';
 import { percentile } from './metrics.ts';
 
 const num = (v: CsvRow[string]): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
@@ -15,34 +15,39 @@ export function drainChartData(rows: readonly CsvRow[]): { points: DrainPoint[];
     const rate = num(r.drain_msgs_per_s);
     const batch = num(r.batch_size);
     if (rate === undefined || batch === undefined || rate <= 0) continue;
-    if (r.kind === 'sql-ceiling') ceiling.push({ series: 'sql ceiling', batch_size: batch, drain_msgs_per_s: rate });
+    const status = { drained: r.drained === true, valid: r.verdict === 'valid' };
+    if (r.kind === 'sql-ceiling') ceiling.push({ series: 'sql ceiling', batch_size: batch, drain_msgs_per_s: rate, ...status });
     if (r.kind !== 'drain') continue;
     const parts = [r.mode === 'queue' ? `queue x${r.workers}` : 'offset', String(r.isolation ?? ''), String(r.handler_profile)];
     if (r.ack_mode !== 'transactional') parts.push(String(r.ack_mode));
-    if (r.verdict !== 'valid') parts.push('(NOT valid)');
-    points.push({ series: parts.join(' '), batch_size: batch, drain_msgs_per_s: rate });
+    points.push({ series: parts.join(' '), batch_size: batch, drain_msgs_per_s: rate, ...status });
   }
   return { points, ceiling };
 }
 
-export function endToEndChartData(rows: readonly CsvRow[]): EndToEndBar[] {
-  const bars: EndToEndBar[] = [];
-  for (const r of rows) {
-    if (r.kind !== 'end-to-end') continue;
-    const label = `${r.point}${typeof r.repetition === 'number' && r.repetition > 1 ? ` #${r.repetition}` : ''}`;
-    const publish = num(r.publish_req_per_s);
-    const drain = num(r.drain_msgs_per_s);
-    if (publish !== undefined) bars.push({ point: label, metric: 'publish_req_per_s', value: publish });
-    if (drain !== undefined) bars.push({ point: label, metric: 'drain_msgs_per_s', value: drain });
-  }
-  return bars;
+/** One entry per end-to-end point (the label without its "end-to-end" prefix: the chart's title says it). */
+export function endToEndChartData(rows: readonly CsvRow[]): EndToEndPoint[] {
+  return rows
+    .filter((r) => r.kind === 'end-to-end')
+    .map((r) => ({
+      point: `${String(r.point).replace(/^end-to-end /, '')}${typeof r.repetition === 'number' && r.repetition > 1 ? ` #${r.repetition}` : ''}`,
+      publish_req_per_s: num(r.publish_req_per_s),
+      drain_msgs_per_s: num(r.drain_msgs_per_s),
+      latency_p50_ms: num(r.latency_p50_ms),
+      latency_p99_ms: num(r.latency_p99_ms),
+      lag_p50_ms: num(r.lag_p50_ms),
+      lag_p99_ms: num(r.lag_p99_ms),
+      valid: r.verdict === 'valid',
+    }));
 }
 
-export function chartRules(rows: readonly CsvRow[], baseline: number): Reference[] {
-  const rules: Reference[] = [{ label: `published baseline ${baseline} msg/s`, value: baseline }];
+/** The references each chart draws as rules: msgs/s ones on the drain chart, req/s ones on the end-to-end chart. */
+export function chartRules(rows: readonly CsvRow[], baseline: number): { drain: Reference[]; endToEnd: Reference[] } {
   const http = Math.max(0, ...rows.filter((r) => r.kind === 'http-ceiling').map((r) => num(r.publish_req_per_s) ?? 0));
-  if (http > 0) rules.push({ label: `HTTP ceiling ${Math.round(http)} req/s`, value: http });
-  return rules;
+  return {
+    drain: [{ label: `published baseline ${baseline} msg/s`, value: baseline }],
+    endToEnd: http > 0 ? [{ label: `HTTP ceiling ${Math.round(http).toLocaleString('en-US')} req/s`, value: http }] : [],
+  };
 }
 
 /**

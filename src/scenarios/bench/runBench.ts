@@ -1,7 +1,8 @@
 // One bench run from resolved options to files: starts the system (per engine, one after the other), runs the
 // sweep with progress, and writes results/bench/<timestamp>/ (results.csv, options.json, charts, and with two
-// engines engines.txt, the side-by-side table) even when interrupted.
+// engines engines.txt, the side-by-side table; index.html) even when interrupted.
 import path from 'node:path';
+import { readdirSync } from 'node:fs';
 import { SystemUnderTest, redactUrl, type SystemOptions } from '../../harness/systemUnderTest.ts';
 import type { EngineName } from '../../harness/engines.ts';
 import { estimatePointSeconds, planPoints, pointLabel, type Point } from './plan.ts';
@@ -13,7 +14,9 @@ import { createResultsDir, collectVersions } from '../../bench/resultsDir.ts';
 import { projectRoot } from '../../projectRoot.ts';
 import { createProgress } from '../../bench/progress.ts';
 import { toCsv, type CsvRow } from '../../bench/csv.ts';
-import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng, type DrainPoint, type EndToEndBar } from '../../bench/chart.ts';
+import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng, type DrainPoint, type EndToEndPoint } from '../../bench/chart.ts';
+import { writeHtmlReport } from '../../bench/htmlReport.ts';
+import { benchPage } from './benchPage.ts';
 import { engineComparisonTable } from '../../bench/engineComparison.ts';
 import { chartRules, drainChartData, endToEndChartData, medianRows, pointLine, summaryTable } from '../../bench/report.ts';
 import { round } from '../../bench/metrics.ts';
@@ -103,6 +106,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   // `latest` moves only to a complete run: an interrupted one is kept, but is not what `latest` shows.
   const dir = createResultsDir(o.resultsRoot, 'bench', startedAt, { latest: !interrupted });
   dir.writeText('results.csv', toCsv(CSV_COLUMNS, rows));
+  const versions = await collectVersions(projectRoot());
   dir.writeJson('options.json', {
     scenario: 'bench',
     startedAt: startedAt.toISOString(),
@@ -114,7 +118,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
     system: { databaseUrl: shownUrl(o.system), quietChildren: o.system.quietChildren },
     // One entry per engine: its version and durability settings.
     databases: Object.fromEntries(runs.map((r) => [r.engine, r.database])),
-    versions: await collectVersions(projectRoot()),
+    versions,
     publishedBaselineMsgsPerS: PUBLISHED_BASELINE_MSGS_PER_S,
   });
   // With repetitions, the charts and the summary show each point's median (per engine); results.csv keeps every run.
@@ -123,6 +127,22 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const shown = shownRuns.flatMap((r) => r.rows);
   if (repeated) dir.writeText('medians.csv', toCsv(CSV_COLUMNS, shown));
   await writeCharts(dir.writeText, shownRuns).catch((e: Error) => o.out(`charts not written: ${e.message}`));
+  const mariadbRun = runs.find((r) => r.engine === 'mariadb');
+  writeHtmlReport(
+    dir,
+    benchPage({
+      rows: shown,
+      medians: repeated,
+      sweep: o.sweep,
+      startedAt,
+      finishedAt: new Date(),
+      interrupted,
+      // Each engine's version (the page's database line), MariaDB's flush setting where it ran.
+      database: { db_version: runs.map((r) => `${r.engine} ${r.dbColumns.server_version}`).join('; '), db_flush_log_at_trx_commit: mariadbRun?.dbColumns.db_flush_log_at_trx_commit },
+      gitCommit: versions.gitCommit,
+      files: readdirSync(dir.path),
+    }),
+  );
   const parts = shownRuns.map((r) => `${shownRuns.length > 1 ? `== ${r.engine} ==\n` : ''}${summaryTable(r.rows)}`);
   if (shownRuns.length > 1) {
     const table = engineComparisonTable(shown);
@@ -204,7 +224,7 @@ async function writeCharts(write: (name: string, text: string | Buffer) => strin
   const tag = (engine: EngineName, text: string) => (named ? `${engine} ${text}` : text);
   const points: DrainPoint[] = [];
   const ceiling: DrainPoint[] = [];
-  const bars: EndToEndBar[] = [];
+  const bars: EndToEndPoint[] = [];
   for (const run of runs) {
     const drain = drainChartData(run.rows);
     points.push(...drain.points.map((p) => ({ ...p, series: tag(run.engine, p.series) })));
@@ -215,12 +235,12 @@ async function writeCharts(write: (name: string, text: string | Buffer) => strin
     bars.push(...endToEndChartData(run.rows).map((b) => ({ ...b, point: tag(run.engine, b.point) })));
   }
   if (points.length + ceiling.length > 0) {
-    const svg = await renderSvg(drainChartSpec(points, ceiling, rules));
+    const svg = await renderSvg(drainChartSpec(points, ceiling, rules.drain));
     write('drain.svg', svg);
     write('drain.png', svgToPng(svg));
   }
   if (bars.length > 0) {
-    const svg = await renderSvg(endToEndChartSpec(bars, rules.filter((r) => r.label.startsWith('HTTP'))));
+    const svg = await renderSvg(endToEndChartSpec(bars, rules.endToEnd));
     write('end-to-end.svg', svg);
     write('end-to-end.png', svgToPng(svg));
   }

@@ -12,6 +12,8 @@ export interface TimelineSample {
   published: number;
   acked: number;
   requestsOk: number;
+  /** Sum of every counter (the effects applied); undefined when that read failed. */
+  counterTotal?: number | undefined;
 }
 
 export interface CaseResult {
@@ -60,4 +62,9 @@ export function expectationMet(expected: Expectation, v: Verdict): { passed: boo
       };
     }
   }
+}
+
+/** A case's name in file names: MariaDB's as before, other engines' prefixed, so ENGINE=all writes both. */
+export function caseFileName(r: Pick<CaseResult, 'engine' | 'case'>): string {
+  return r.engine === 'mariadb' ? r.case.name : `${r.engine}-${r.case.name}`;
 }

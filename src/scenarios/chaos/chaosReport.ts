@@ -1,14 +1,17 @@
 // What a chaos run writes: results.csv (one row per case), history.jsonl, verdict.json,
-// options.json, a timeline chart per case (requests and drain over time, faults marked), and the summary table.
-import type { TopLevelSpec } from 'vega-lite';
+// options.json, a timeline chart per case (timelineChart.ts), index.html (chaosPage.ts), and the summary table.
+import { readdirSync } from 'node:fs';
 import { toCsv, type CsvRow } from '../../bench/csv.ts';
+import { writeHtmlReport } from '../../bench/htmlReport.ts';
+import { chaosPage } from './chaosPage.ts';
+import { timelineChartSpec } from './timelineChart.ts';
 import { renderSvg, svgToPng } from '../../bench/chart.ts';
 import { percentile } from '../../bench/metrics.ts';
 import type { ResultsDir } from '../../bench/resultsDir.ts';
 import { countOutcomes, summarizeRequests, writeHistoryJsonl } from './history.ts';
 import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
-import type { CaseResult } from './caseResult.ts';
+import { caseFileName, type CaseResult } from './caseResult.ts';
 import type { Verdict } from './checker.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
@@ -170,42 +173,17 @@ function sumProof(r: CaseResult, key: 'stalls' | 'inWindow'): number | undefined
   return proofs.length === 0 ? undefined : proofs.reduce((a, b) => a + b, 0);
 }
 
-/** Requests acknowledged and messages acked over time, one rule per fault (coloured by kind). */
-export function timelineChartSpec(r: CaseResult): TopLevelSpec {
-  const points = r.timeline.flatMap((s) => [
-    { t_s: s.tMs / 1000, series: 'requests ok (cumulative)', count: s.requestsOk },
-    { t_s: s.tMs / 1000, series: 'messages published', count: s.published },
-    { t_s: s.tMs / 1000, series: 'messages acked (drain)', count: s.acked },
-  ]);
-  const faults = r.faults.map((f) => ({ t_s: f.startMs / 1000, fault: f.fault, recovery_ms: f.recoveryMs ?? -1, detail: f.detail }));
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `${r.case.name}: requests and drain over time, faults marked (verdict ${r.verdict?.verdict ?? 'error'})`,
-    width: 640,
-    height: 300,
-    layer: [
-      {
-        data: { values: points },
-        mark: { type: 'line', interpolate: 'step-after' },
-        encoding: {
-          x: { field: 't_s', type: 'quantitative', title: 'time since case start (s)' },
-          y: { field: 'count', type: 'quantitative', title: 'requests / messages' },
-          color: { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 400 } },
-        },
-      },
-      {
-        data: { values: faults },
-        mark: { type: 'rule', strokeDash: [4, 3], opacity: 0.8 },
-        encoding: {
-          x: { field: 't_s', type: 'quantitative' },
-          strokeWidth: { value: 1.5 },
-          stroke: { field: 'fault', type: 'nominal', title: 'fault', scale: { scheme: 'dark2' } },
-          tooltip: [{ field: 'fault' }, { field: 'detail' }, { field: 'recovery_ms' }],
-        },
-      },
-    ],
-    resolve: { scale: { color: 'independent' } },
-  } as TopLevelSpec;
+/** Run facts for the page, from what options.json records. */
+function chaosFacts(dir: ResultsDir, options: unknown): [string, string][] {
+  const o = (options ?? {}) as { backend?: string; faults?: string[] | null; duration_s?: number; database_versions?: string[]; versions?: { gitCommit?: string } };
+  return [
+    ['started', dir.startedAt.toISOString()],
+    ['duration', o.duration_s === undefined ? '?' : `${Math.round(o.duration_s)} s`],
+    ['backend', o.backend ?? '?'],
+    ['faults', o.faults === null || o.faults === undefined ? "each case's own list" : o.faults.join(', ')],
+    ['database', (o.database_versions ?? []).join(', ') || '?'],
+    ['git commit', o.versions?.gitCommit ?? 'unknown'],
+  ];
 }
 
 export interface ChaosRunSummary {
@@ -215,7 +193,8 @@ export interface ChaosRunSummary {
 }
 
 export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummary, options: unknown): Promise<void> {
-  dir.writeText('results.csv', toCsv(CHAOS_CSV_COLUMNS, summary.results.map((r) => csvRow(r, summary.profile))));
+  const rows = summary.results.map((r) => csvRow(r, summary.profile));
+  dir.writeText('results.csv', toCsv(CHAOS_CSV_COLUMNS, rows));
   await writeHistoryJsonl(`${dir.path}/history.jsonl`, summary.results.flatMap((r) => r.history));
   dir.writeJson('verdict.json', {
     passed: summary.passed,
@@ -243,6 +222,7 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
     dir.writeText(`timeline-${caseFileName(r)}.svg`, svg);
     dir.writeText(`timeline-${caseFileName(r)}.png`, svgToPng(svg));
   }
+  writeHtmlReport(dir, chaosPage({ ...summary, rows, facts: chaosFacts(dir, options), files: readdirSync(dir.path) }));
 }
 
 /** ok/fail/unknown of the raw SQL INSERTs, or '-' for a case without raw publishers. */
@@ -267,10 +247,7 @@ export function caseLine(r: CaseResult, index: number, total: number): string {
   return `[${index}/${total}] ${r.engine === 'mariadb' ? '' : `${r.engine} `}${r.case.name}: ${parts.join(', ')}${r.passed ? '' : `: ${r.why}`}`;
 }
 
-/** A case's name in file names: MariaDB's as before, other engines' prefixed, so ENGINE=all writes both. */
-export function caseFileName(r: CaseResult): string {
-  return r.engine === 'mariadb' ? r.case.name : `${r.engine}-${r.case.name}`;
-}
+export { caseFileName };
 
 /** The table printed at the end of a run (and pasted in the README); an engine column when the run had several. */
 export function summaryTable(results: readonly CaseResult[]): string {

@@ -76,3 +76,8 @@ export function scopeSnapshot(snapshot: DbSnapshot, history: readonly RequestAtt
     counters: new Map([...snapshot.counters].filter(([id]) => counters.has(id))),
   };
 }
+
+/** The sum of every counter, the effects applied so far: the timeline draws it beside the acked messages. */
+export function readCounterTotal(db: SqlExecutor, engine: SqlEngine): Promise<number> {
+  return withTimeout(sumAllCounters(db, engine), PROBE_TIMEOUT_MS, 'counter sum');
+}

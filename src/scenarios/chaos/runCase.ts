@@ -17,6 +17,7 @@ import { type CaseResult, type TimelineSample, expectationMet } from './caseResu
 import { PROBE_TIMEOUT_MS, quiesce, readProgress, scopeSnapshot, waitRecovered } from './measure.ts';
 import { type CaseSystem, startDockerSystem, startLocalSystem } from './assembly.ts';
 import { gapHandlingFor } from '../../system/worker.ts';
+import { readCounterTotal } from './measure.ts';
 
 /**
  * The plan's estimate of a case's seconds, for the time left on the progress bar: the fault schedule as the
@@ -61,7 +62,9 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       while (sampling) {
         try {
           const p = await progress();
-          timeline.push({ tMs: clock.now(), published: p.published, acked: p.acked, requestsOk });
+          // The applied effects beside the acked messages: a control's lost or duplicated ones show as the gap.
+          const counterTotal = await readCounterTotal(db, setup.sql).catch(() => undefined);
+          timeline.push({ tMs: clock.now(), published: p.published, acked: p.acked, requestsOk, counterTotal });
         } catch {
           // the database is down (a fault): no sample
         }

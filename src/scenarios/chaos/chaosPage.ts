@@ -1,0 +1,69 @@
+// The page of a chaos run (index.html beside results.csv): PASS or FAIL, one verdict line per case (what it
+// had to show and what it showed), the per-case table, each case's timeline, the configuration and machine.
+import { machineFacts, tableFromRows, type HtmlReport } from '../../bench/htmlReport.ts';
+import type { CsvRow } from '../../bench/csv.ts';
+import { caseFileName, type CaseResult } from './caseResult.ts';
+
+const COLUMNS: [string, string][] = [
+  ['case', 'case'],
+  ['expected_verdict', 'expected'],
+  ['verdict', 'verdict'],
+  ['passed', 'passed'],
+  ['requests_ok', 'ok'],
+  ['requests_fail', 'fail'],
+  ['requests_unknown', 'unknown'],
+  ['messages', 'messages'],
+  ['total', 'counter total'],
+  ['lost', 'lost'],
+  ['duplicated', 'dup'],
+  ['publish_duplicated', 'publish dup'],
+  ['gaps_passed', 'gaps passed'],
+  ['faults_total', 'faults'],
+  ['faults_not_recovered', 'not recovered'],
+  ['drain_msgs_per_s', 'drain msgs/s'],
+  ['drain_during_faults_msgs_per_s', 'drain during faults'],
+  ['case_duration_s', 'duration s'],
+  ['why', 'why'],
+];
+
+export interface ChaosPageInput {
+  profile: string;
+  passed: boolean;
+  results: readonly CaseResult[];
+  rows: readonly CsvRow[];
+  facts: [string, string][];
+  files: readonly string[];
+}
+
+export function chaosPage(i: ChaosPageInput): HtmlReport {
+  const passedCount = i.results.filter((r) => r.passed).length;
+  return {
+    title: `chaos, ${i.profile} profile`,
+    outcome: i.passed
+      ? { ok: true, text: `PASS: ${passedCount}/${i.results.length} case(s) as expected: the exactly-once cases valid under faults, every control caught` }
+      : { ok: false, text: `FAIL: ${i.results.length - passedCount} of ${i.results.length} case(s) not as expected` },
+    verdicts: i.results.map((r) => ({
+      ok: r.passed,
+      text: `${r.passed ? 'PASS' : 'FAIL'} ${r.case.name}: expected ${r.expected}, got ${r.verdict?.verdict ?? 'no verdict'}: ${r.why}`,
+    })),
+    tables: [tableFromRows('One row per case (every column: results.csv)', i.rows, COLUMNS, (row) => (row.passed === true ? 'good' : 'bad'))],
+    charts: i.results
+      .map((r) => `timeline-${caseFileName(r)}.png`)
+      .filter((f) => i.files.includes(f))
+      .map((file) => ({
+        file,
+        caption: `${file.replace(/^timeline-|\.png$/g, '')}: requests answered ok, messages published and acked, and the counter total over time; phases shaded, faults in red`,
+      })),
+    facts: [['profile', i.profile], ...i.facts, ...machineFacts()],
+    files: (
+      [
+        ['results.csv', 'one row per case, every column'],
+        ['verdict.json', "each case's full verdict: reasons, the faults with their recovery times, the phases"],
+        ['history.jsonl', 'every request attempt and its outcome (ok / fail / unknown), one JSON object a line'],
+        ['options.json', 'the resolved options and cases, versions, the git commit'],
+      ] as const
+    )
+      .filter(([f]) => i.files.includes(f))
+      .map(([file, label]) => ({ file, label })),
+  };
+}
