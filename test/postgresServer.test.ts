@@ -1,11 +1,13 @@
 // The HTTP counter server and the worker on PostgreSQL (a private server): publishes over HTTP counted exactly
 // once in offset and queue mode, publish de-duplication (a retried id publishes once, an id bound to its
-// counter, concurrent duplicates), a batch over PostgreSQL's parameter cap published whole, and the CLI's one
+// counter, concurrent duplicates), a batch over PostgreSQL's parameter cap published whole, the failure answers
+// (refused 503, hung 504, killed 503/504), the publish-after-insert failpoint, and the CLI's one
 // URL: --database-url / DATABASE_URL with postgres://, the password never printed, a bad scheme named.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { spawn } from 'node:child_process';
+import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { usePrivatePostgres } from './support/privatePostgres.ts';
@@ -20,6 +22,7 @@ import { countPgMessages } from '../src/system/sql/postgres/messages.ts';
 import { MAX_MESSAGES_PER_INSERT } from '../src/system/sql/postgres/messages.ts';
 import type { TopicMode } from '../src/system/pubsub/types.ts';
 import { eventually } from './contract/pubsubContract.ts';
+import { findFreePort } from '../src/harness/ports.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -134,6 +137,142 @@ describe('the counter server and worker on PostgreSQL', () => {
     const bad = [...messages.slice(0, MAX_MESSAGES_PER_INSERT), { uuid: 'x'.repeat(37), payload: {}, metadata: {} }];
     await assert.rejects(db.transaction('READ COMMITTED', (tx) => new SqlPublisher(db.executor(), db.engine).publish(topic, bad, tx)));
     assert.equal(await countPgMessages(db.executor(), topic), messages.length);
+  });
+
+  async function serve(topic: string, extra: Partial<Parameters<typeof validateServerOptions>[0]> = {}, dedup = false): Promise<CounterServer> {
+    await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup });
+    const server = await startCounterServer(
+      validateServerOptions({ ...DEFAULT_SERVER_OPTIONS, mysqlUrl: pgServer().url, port: 0, host: '127.0.0.1', topic, dedup, ...extra }),
+      { log: () => undefined },
+    );
+    servers.push(server);
+    return server;
+  }
+  const servers: CounterServer[] = [];
+  after(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+  });
+
+  test('a statement the database refuses answers 503 not-published (it cannot commit later), with and without dedup', async () => {
+    for (const dedup of [false, true]) {
+      const topic = `refused_${dedup ? 'd' : 'n'}_${randomUUID().slice(0, 6)}`;
+      const server = await serve(topic, {}, dedup);
+      await db.executor().query(`DROP TABLE "watermill_${topic}"`);
+      const reply = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `${topic}-1` });
+      assert.equal(reply.status, 503, `dedup ${dedup}: ${reply.body}`);
+      assert.equal(JSON.parse(reply.body).outcome, 'not-published');
+      assert.match(String(JSON.parse(reply.body).error), /42P01/);
+      await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup });
+      const again = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `${topic}-1` });
+      assert.equal(again.status, 204, 'with dedup, the refused attempt left no claim behind');
+      assert.equal(again.headers['x-publish-duplicate'], undefined);
+    }
+  });
+
+  test('database hung (SIGSTOP): a publish sent but not answered in publishTimeoutMs answers 504 unknown, /healthz 503; 204 after the thaw', async () => {
+    const server = await serve(`hang_${randomUUID().slice(0, 6)}`, { publishTimeoutMs: 1_000, healthTimeoutMs: 500 });
+    const counter = randomUUID();
+    assert.equal((await request(`${server.url}/count/${counter}`, 'POST')).status, 204);
+    pgServer().pause();
+    try {
+      const reply = await request(`${server.url}/count/${counter}`, 'POST');
+      assert.equal(reply.status, 504, reply.body);
+      assert.equal(JSON.parse(reply.body).outcome, 'unknown');
+      assert.equal((await request(`${server.url}/healthz`, 'GET')).status, 503);
+    } finally {
+      pgServer().resume();
+    }
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 204; i += 1) {
+      status = (await request(`${server.url}/count/${counter}`, 'POST')).status;
+      if (status !== 204) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(status, 204);
+  });
+
+  test('database killed: POST, GET and /healthz answer 503 or 504 with a JSON outcome, never 2xx; 204 after the restart', async () => {
+    const server = await serve(`outage_${randomUUID().slice(0, 6)}`, { publishTimeoutMs: 3_000, connectTimeoutMs: 1_000 });
+    const counter = randomUUID();
+    assert.equal((await request(`${server.url}/count/${counter}`, 'POST')).status, 204);
+    await pgServer().kill('SIGKILL');
+    try {
+      const during = await Promise.all(Array.from({ length: 20 }, () => request(`${server.url}/count/${counter}`, 'POST')));
+      for (const r of during) {
+        assert.ok(r.status === 503 || r.status === 504, `status ${r.status}: ${r.body}`);
+        assert.equal(JSON.parse(r.body).outcome, r.status === 503 ? 'not-published' : 'unknown');
+      }
+      assert.equal((await request(`${server.url}/count/${counter}`, 'GET')).status, 503);
+      assert.equal((await request(`${server.url}/healthz`, 'GET')).status, 503);
+    } finally {
+      await pgServer().start();
+    }
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 204; i += 1) {
+      status = (await request(`${server.url}/count/${counter}`, 'POST')).status;
+      if (status !== 204) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(status, 204, 'publishing works again after the database restarted');
+    assert.equal((await request(`${server.url}/healthz`, 'GET')).status, 200);
+  });
+
+  test('dedup: an id locked by another session fails only its own request (503, lock_timeout 55P03), not its batch', async () => {
+    const topic = `dedup_lock_${randomUUID().slice(0, 6)}`;
+    const server = await serve(topic, { coalesceLingerMs: 100, publishTimeoutMs: 8_000 }, true);
+    const holder = new pg.Client({ connectionString: pgServer().url });
+    await holder.connect();
+    const published = async (id: string): Promise<number> =>
+      Number((await db.executor().query<{ n: string }[]>(`SELECT COUNT(*) AS n FROM "watermill_${topic}" WHERE "metadata"->>'request_id' = $1`, [id]))[0]?.n);
+    try {
+      // An uncommitted claim of held-1: any other claim of it waits on the row lock.
+      await holder.query('BEGIN');
+      await holder.query(`INSERT INTO "eob_publish_dedup_${topic}" ("request_id", "counter_uuid") VALUES ('held-1', $1)`, [randomUUID()]);
+      const counter = randomUUID();
+      const started = Date.now();
+      const ids = ['held-1', ...Array.from({ length: 30 }, (_, i) => `free-${i}`)];
+      const replies = await Promise.all(ids.map((id) => request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': id })));
+      const elapsed = Date.now() - started;
+      assert.equal(replies[0]?.status, 503, `the contested id fails: ${replies[0]?.body}`);
+      assert.equal(JSON.parse(replies[0]!.body).outcome, 'not-published');
+      assert.deepEqual([...new Set(replies.slice(1).map((r) => r.status))], [204], 'every other request of the batch is published');
+      assert.ok(elapsed < 6_000, `answered after the 1 s lock_timeout (${elapsed} ms)`);
+      for (const id of ids.slice(1)) assert.equal(await published(id), 1);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    assert.equal(await published('held-1'), 0, 'the 503 published nothing');
+    const again = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': 'held-1' });
+    assert.equal(again.status, 204, 'once the lock is gone the id publishes');
+  });
+
+  test('failpoint publish-after-insert: the client gets no 2xx; the INSERT committed without dedup, rolled back with it', async () => {
+    for (const dedup of [false, true]) {
+      const topic = `fp_${dedup ? 'd' : 'n'}_${randomUUID().slice(0, 6)}`;
+      await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup });
+      const port = await findFreePort();
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', CLI, 'server', '--port', String(port), '--topic', topic, '--failpoint', 'publish-after-insert=2', ...(dedup ? ['--dedup'] : [])],
+        { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MYSQL_URL: undefined, DATABASE_URL: pgServer().url, EOB_LOG: 'quiet' } },
+      );
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          child.stdout.on('data', (d: Buffer) => {
+            if (String(d).includes('server listening')) resolve();
+          });
+          child.on('exit', () => reject(new Error('server exited before listening')));
+        });
+        const url = `http://127.0.0.1:${port}/count/${randomUUID()}`;
+        assert.equal((await request(url, 'POST', { 'X-Request-Id': `${topic}-first` })).status, 204, 'first publish passes the failpoint');
+        await assert.rejects(request(url, 'POST', { 'X-Request-Id': `${topic}-second` }), /socket hang up|ECONNRESET/);
+        assert.equal(await exited, 'SIGKILL');
+        const rows = await db.executor().query<{ n: string }[]>(`SELECT COUNT(*) AS n FROM "watermill_${topic}" WHERE "metadata"->>'request_id' = $1`, [`${topic}-second`]);
+        assert.equal(Number(rows[0]?.n), dedup ? 0 : 1);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    }
   });
 
   test('the CLI takes a postgres:// URL from DATABASE_URL and never prints its password; a bad scheme is named', async () => {

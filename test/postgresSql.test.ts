@@ -17,6 +17,7 @@ import {
   selectAllPgMessages,
 } from '../src/system/sql/postgres/messages.ts';
 import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, writePgPosition } from '../src/system/sql/postgres/offsets.ts';
+import { lockAndSelectPgMessagesStatement } from '../src/system/sql/postgres/messages.ts';
 import { classifyPgError } from '../src/system/db/postgres/errors.ts';
 import { countPgPoisoned, createPgPoisonTable, poisonPgMessage } from '../src/system/sql/postgres/poison.ts';
 import { selectPgServerVersion, selectPgSessionPids, terminatePgSessions } from '../src/system/sql/postgres/sessions.ts';
@@ -194,5 +195,22 @@ describe('PostgreSQL SQL modules', () => {
       assert.deepEqual(rows, [{ payload: '{"counter_uuid":"c"}', times_poisoned: 2, error: 'again' }]);
       assert.equal(await countPgPoisoned(db, 'x'), 1);
       assert.equal(await inPgTransaction(pool, 'READ COMMITTED', (tx) => poisonPgMessage(tx, origin, { ...entry, offset: 999 })), false);
+    }));
+
+  test('the consume read ranges the primary key from the group\'s position (it does not scan from the start and filter)', () =>
+    withPool(async (pool) => {
+      const db = pgExecutorOf(pool);
+      await createPgMessagesTable(db, 'plan');
+      await createPgOffsetsTable(db, 'plan');
+      await ensurePgGroupRow(db, 'plan', 'g');
+      await db.query(`INSERT INTO "watermill_plan" ("uuid", "payload", "metadata") SELECT gen_random_uuid()::text, '{}', '{}' FROM generate_series(1, 50000)`);
+      await db.query('ANALYZE "watermill_plan"');
+      const mid = await db.query<{ t: string; o: string }[]>('SELECT "transaction_id"::text AS t, "offset" AS o FROM "watermill_plan" ORDER BY 1, 2 OFFSET 25000 LIMIT 1');
+      await writePgPosition(db, 'plan', 'g', { transactionId: mid[0]!.t, offset: Number(mid[0]!.o) });
+      const read = lockAndSelectPgMessagesStatement('plan', 'g', 100);
+      const plan = await inPgTransaction(pool, 'READ COMMITTED', (tx) => tx.query<{ 'QUERY PLAN': unknown }[]>(`EXPLAIN (ANALYZE, FORMAT JSON) ${read.sql}`, read.values));
+      const text = JSON.stringify(plan);
+      assert.match(text, /"Index Cond":"\(\(ROW\(transaction_id, \\"offset\\"\) > ROW/, 'the position is an index condition');
+      assert.doesNotMatch(text, /Rows Removed by (Join )?Filter":[1-9]/, 'no row before the position is read and thrown away');
     }));
 });

@@ -53,12 +53,12 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('consumer-group', { type: 'string', default: d.consumerGroup, describe: 'offset mode: the group whose acked offset moves' })
       .option('batch-size', { type: 'number', default: d.batchSize, describe: 'messages per consume transaction' })
       .option('poll-interval-ms', { type: 'number', default: d.pollIntervalMs, describe: 'sleep after an empty poll' })
-      .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: READ-COMMITTED; SERIALIZABLE with --handler watermill)' })
+      .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: READ-COMMITTED; with --handler watermill SERIALIZABLE on MariaDB, REPEATABLE-READ on PostgreSQL)' })
       .option('ack-mode', { choices: ACK_MODES, default: d.ackMode, describe: 'transactional (exactly-once); after-commit / before-commit are the controls' })
       .option('concurrency', { type: 'number', default: d.concurrency, describe: 'queue mode: consumers in this process' })
       .option('handler', { choices: HANDLER_NAMES, describe: `batched: one aggregated upsert per batch; watermill: the reference consumer [default: ${d.handler}]` })
       .option('profile', { choices: HANDLER_NAMES, deprecated: 'use --handler', describe: 'the old name of --handler' })
-      .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default) or none (watermill-sql; loses messages)' })
+      .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default; on PostgreSQL the xmin rule) or none (watermill-sql on MySQL; on PostgreSQL the read without the xmin rule; loses messages)' })
       .option('poison-after-failures', {
         type: 'number',
         default: d.poisonAfterFailures,

@@ -51,16 +51,21 @@ export function mariadbDatabase(pool: Pool): Database {
     },
     async transaction<T>(isolation: IsolationLevel, work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       const conn = await pool.getConnection();
+      let broken = false;
       try {
         await beginTransaction(conn, isolation);
         const result = await work(executorOf(conn));
         await conn.query('COMMIT');
         return result;
       } catch (error) {
-        await conn.query('ROLLBACK').catch(() => undefined);
+        // A connection whose ROLLBACK fails is in an unknown state: closing it makes the server roll back.
+        await conn.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
         throw error;
       } finally {
-        conn.release();
+        if (broken) conn.destroy();
+        else conn.release();
       }
     },
     classify: classifyError,

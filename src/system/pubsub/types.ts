@@ -1,10 +1,11 @@
-// The pub/sub vocabulary, shared by every implementation (MySQL offset, MySQL queue, in-memory). Nothing here
-// touches a database.
+// The pub/sub vocabulary, shared by every implementation (SQL offset and queue mode on MariaDB or PostgreSQL,
+// in-memory). Nothing here touches a database.
 //
 // Terminology (these words mean one thing everywhere: code, CSV columns, logs, tests):
 // - message: one row of a topic table: `offset`, `uuid`, `created_at`, `payload`, `metadata`.
 // - topic: a named log with one table; the counter service uses topic `counter`.
-// - offset: a message's auto-increment position in its topic, allocated at INSERT, visible at COMMIT.
+// - offset: a message's auto-increment position in its topic, allocated at INSERT, visible at COMMIT. On
+//   PostgreSQL a consumer group's position is (transaction id, offset): the order rows are delivered in.
 // - mode (TopicMode): how a topic is consumed. offset: consumer groups read in order and keep a high-water
 //   mark; queue: rows are claimed and acked one by one by any number of consumers.
 // - consumer group: a named reader of an offset-mode topic with one acked offset.
@@ -104,7 +105,7 @@ export interface Subscription {
 }
 
 export interface Publisher {
-  /** Publishes all messages in one statement (one INSERT for MySQL); resolves after they are durable. */
+  /** Publishes all messages in one INSERT (PostgreSQL: one per 21,845); resolves after they are durable. */
   publish(topic: string, messages: readonly OutgoingMessage[], executor?: SqlExecutor): Promise<void>;
 }
 

@@ -5,9 +5,11 @@
 // Separate round trips, not multi-statement text: a consume transaction here takes 6 (BEGIN, the read, SAVEPOINT,
 // the upsert, the ack, COMMIT). Sending BEGIN + read + SAVEPOINT and ack + COMMIT as simple-query text (3 round
 // trips, its values inlined as literals) was measured with scripts/pgConsumeRoundTrips.ts (private PostgreSQL
-// 15, durable settings, load average 14-17, 3 s alternating samples): 1.29x / 1.31x the msgs/s at batch 1
-// (184 -> 238, 238 -> 311: commits bound it), 1.06x / 0.87x at batch 1,000 (34,333 vs 36,333; 30,333 vs 26,333),
-// i.e. nothing at the worker's default batch. So every value stays bound and the text stays one statement.
+// 15, durable settings, load average 14-17, 3 s alternating samples over a 600,000-message backlog): at batch
+// 1,000, 1.04x and 1.07x the msgs/s (65,000 vs 67,667; 73,000 vs 78,333); at batch 1, commit-bound and noisy
+// (1.47x and 0.61x, 120-195 msgs/s). A few percent at the worker's default batch does not pay for inlining
+// values into SQL text, so every value stays bound and each text is one statement.
+
 import type { PoolClient } from 'pg';
 import { acquireWithin, type Database, type DbSession } from '../database.ts';
 import type { IsolationLevel, SqlExecutor } from '../../pubsub/types.ts';

@@ -6,7 +6,7 @@
 //   Each row carries `transaction_id xid8`, the id of the transaction that inserted it (the column's default,
 //   pg_current_xact_id(), so a raw INSERT from any program gets it too). A consumer's position is the pair
 //   (last_tx, acked) of the last row it handled. It reads rows with
-//       (transaction_id = last_tx AND "offset" > acked) OR transaction_id > last_tx
+//       (transaction_id, "offset") > (last_tx, acked)   -- i.e. same transaction and a later offset, or a later one
 //   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()),
 //   ordered by (transaction_id, "offset"), LIMIT n.
 //
@@ -122,7 +122,7 @@ export async function insertPgMessages(db: SqlExecutor, topic: string, messages:
 export function selectPgMessagesAfterStatement(topic: string, after: PgPosition, limit: number): PgStatement {
   return {
     sql: `SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)}
-     WHERE (("transaction_id" = $1::xid8 AND "offset" > $2) OR "transaction_id" > $1::xid8)
+     WHERE ("transaction_id", "offset") > ($1::xid8, $2::bigint)
        AND "transaction_id" < pg_snapshot_xmin(pg_current_snapshot())
      ORDER BY "transaction_id" ASC, "offset" ASC
      LIMIT $3`,
@@ -148,15 +148,18 @@ export async function selectPgMessagesAfter(db: SqlExecutor, topic: string, afte
  * one is read past and, once the position has moved beyond its (transaction_id, offset), never read.
  */
 export function lockAndSelectPgMessagesStatement(topic: string, group: string, limit: number, rule: 'xmin' | 'none' = 'xmin'): PgStatement {
+  // The position goes in as scalar subqueries and one row comparison, which the planner turns into an index
+  // range on the primary key starting AT the position. Joined with the CTE instead, it scanned the index from
+  // the start and filtered: measured on 600,000 rows with the position half-way, 356 ms per batch of 1,000
+  // (300,001 rows removed by the filter), growing with every row consumed.
   return {
     sql: `WITH "position" AS (
        SELECT "offset_acked", "last_processed_transaction_id" FROM ${pgOffsetsTable(topic)}
        WHERE "consumer_group" = $1 FOR UPDATE
      )
      SELECT m."offset", m."uuid", m."created_at", m."payload", m."metadata", m."transaction_id"::text AS "transaction_id"
-     FROM ${pgMessagesTable(topic)} m, "position" p
-     WHERE ((m."transaction_id" = p."last_processed_transaction_id" AND m."offset" > p."offset_acked")
-            OR m."transaction_id" > p."last_processed_transaction_id")
+     FROM ${pgMessagesTable(topic)} m
+     WHERE (m."transaction_id", m."offset") > ((SELECT "last_processed_transaction_id" FROM "position"), (SELECT COALESCE("offset_acked", 0) FROM "position"))
        ${rule === 'xmin' ? 'AND m."transaction_id" < pg_snapshot_xmin(pg_current_snapshot())' : ''}
      ORDER BY m."transaction_id" ASC, m."offset" ASC
      LIMIT $2`,
@@ -178,7 +181,7 @@ export async function lockAndSelectPgMessages(db: SqlExecutor, topic: string, gr
 export async function selectPgMessagesAfterWithoutXminRule(db: SqlExecutor, topic: string, after: PgPosition, limit: number): Promise<PgMessage[]> {
   const rows = await db.query<PgMessageRow[]>(
     `SELECT ${COLUMNS} FROM ${pgMessagesTable(topic)}
-     WHERE (("transaction_id" = $1::xid8 AND "offset" > $2) OR "transaction_id" > $1::xid8)
+     WHERE ("transaction_id", "offset") > ($1::xid8, $2::bigint)
      ORDER BY "transaction_id" ASC, "offset" ASC
      LIMIT $3`,
     [after.transactionId, after.offset, limit],
@@ -190,7 +193,7 @@ export async function selectPgMessagesAfterWithoutXminRule(db: SqlExecutor, topi
 export async function countPgMessagesAfter(db: SqlExecutor, topic: string, after: PgPosition): Promise<number> {
   const rows = await db.query<{ n: string }[]>(
     `SELECT COUNT(*) AS n FROM ${pgMessagesTable(topic)}
-     WHERE ("transaction_id" = $1::xid8 AND "offset" > $2) OR "transaction_id" > $1::xid8`,
+     WHERE ("transaction_id", "offset") > ($1::xid8, $2::bigint)`,
     [after.transactionId, after.offset],
   );
   return Number(rows[0]?.n ?? 0);
