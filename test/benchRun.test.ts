@@ -65,6 +65,9 @@ test('tiny bench run: columns, verdicts, and the lossy control reported as not v
     assert.equal(good.cpu_server_us_per_msg, undefined, 'a drain has no server');
     // A drain has no lag (its messages were all published before it began): the column stays empty.
     assert.equal(good.lag_p99_ms, undefined);
+    // An offset drain is paired with the SQL ceiling measured on its own backlog just before it.
+    assert.ok(Number(good.paired_sql_ceiling_msgs_per_s) > 0, `paired ceiling ${good.paired_sql_ceiling_msgs_per_s}`);
+    assert.ok(Number(good.ratio_vs_sql_ceiling) > 0);
     assert.ok(e2e.lag_p99_ms !== undefined);
     assert.ok(Number(e2e.publish_req_per_s) > 0 && Number(e2e.requests_2xx) > 0);
     assert.ok(Number(byKind('http-ceiling')!.publish_req_per_s) > 0);

@@ -35,13 +35,15 @@ function descendants(pid: number): number[] {
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`${signal} mid-run: children stopped, partial CSV written, temp data removed`, { timeout: 180_000 }, async () => {
     const root = await mkdtemp(path.join(os.tmpdir(), 'eob-bench-stop-'));
+    let child: ReturnType<typeof spawn> | undefined;
     try {
       // http-ceiling (1 s) then an end-to-end point of 60 s: the signal lands in the second.
-      const child = spawn(
+      const proc = spawn(
         process.execPath,
         [path.join(projectRoot(), 'bin', 'eob.js'), 'bench', '--profile', 'quick', '--only', 'http-ceiling,end-to-end', '--duration-s', '60', '--connections', '4', '--counters', '20', '--results-dir', root],
         { env: { ...process.env, CI: '1', MYSQL_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
       );
+      child = proc;
       let output = '';
       let dataDir: string | undefined;
       const sawFirstPoint = new Promise<void>((resolve) => {
@@ -50,24 +52,24 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
           dataDir ??= /created data directory (\S+)/.exec(output)?.[1];
           if (/\[1\/2\] http-ceiling/.test(output)) resolve();
         };
-        child.stdout.on('data', onData);
-        child.stderr.on('data', onData);
+        proc.stdout!.on('data', onData);
+        proc.stderr!.on('data', onData);
       });
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
       await sawFirstPoint;
       // Let the end-to-end point start its server and worker (seconds on a loaded machine), then stop the run.
-      let before = descendants(child.pid!);
+      let before = descendants(proc.pid!);
       for (let i = 0; i < 300 && before.length < 3; i += 1) {
         await new Promise((r) => setTimeout(r, 100));
-        before = descendants(child.pid!);
+        before = descendants(proc.pid!);
       }
       await new Promise((r) => setTimeout(r, 1_000));
-      before = descendants(child.pid!);
+      before = descendants(proc.pid!);
       assert.ok(before.length >= 3, `database, server and worker running before the signal (got ${before.length}): ${output}`);
       assert.ok(dataDir !== undefined && existsSync(dataDir), `the temp data directory exists while it runs: ${output}`);
-      child.kill(signal);
+      proc.kill(signal);
       // `timeout make bench` delivers SIGTERM twice (process group, then make passing it on): still one stop.
-      if (signal === 'SIGTERM') setTimeout(() => child.kill(signal), 50);
+      if (signal === 'SIGTERM') setTimeout(() => proc.kill(signal), 50);
       const code = await exited;
       assert.equal(code, 130, output);
       for (const pid of before) assert.equal(alive(pid), false, `child ${pid} gone after ${signal}`);
@@ -83,6 +85,8 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       assert.equal(existsSync(path.join(root, 'bench', 'latest')), false, 'latest does not move to an interrupted run');
       assert.match(output, /INTERRUPTED after 1 of 2 points/);
     } finally {
+      // A failed assertion before the signal must not leave the bench running.
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
       await rm(root, { recursive: true, force: true });
     }
   });

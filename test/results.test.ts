@@ -17,7 +17,7 @@ import { profileOptions } from '../src/scenarios/bench/options.ts';
 import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/bench/results.ts';
 import type { PointResult } from '../src/scenarios/bench/points.ts';
 import { ChildService, type ExitCause } from '../src/harness/childService.ts';
-import { caseLine, presentVerdict, warmupRequests } from '../src/scenarios/chaos/chaosReport.ts';
+import { caseLine, csvRow, presentVerdict, warmupRequests } from '../src/scenarios/chaos/chaosReport.ts';
 import type { CaseResult } from '../src/scenarios/chaos/caseResult.ts';
 import type { RequestAttempt } from '../src/scenarios/chaos/history.ts';
 import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
@@ -178,4 +178,38 @@ test('chaos: warm-up requests counted apart so requests + warm-up = ok + fail + 
 test('chaos: the quick profile is estimated at under 3 minutes, as --help says', () => {
   const total = chaosMatrix('quick').reduce((sum, c) => sum + estimateCaseSeconds(c), 0);
   assert.ok(total > 60 && total < 180, `quick ${total} s`);
+});
+
+test('the bar on a terminal: title, unit, the step named, the plan\'s time left, finished lines above it', async () => {
+  const { Writable } = await import('node:stream');
+  let written = '';
+  const stream = Object.assign(
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        written += chunk.toString();
+        done();
+      },
+    }),
+    { isTTY: true, columns: 200, cursorTo: () => true, clearLine: () => true, moveCursor: () => true },
+  ) as unknown as NodeJS.WriteStream;
+  let nowMs = 0;
+  const { createProgress } = await import('../src/bench/progress.ts');
+  const progress = createProgress({ title: 'chaos', unit: 'cases', total: 3, ci: false, estimateS: (i) => [60, 120, 30][i]!, stream, now: () => nowMs });
+  progress.update(0, 'case eo-offset-b1000: load');
+  nowMs = 20_000;
+  progress.log('[1/3] eo-offset-b1000: PASS');
+  progress.update(1, 'case ctl-after-commit: setup');
+  progress.stop();
+  assert.match(written, /chaos \[.*\] 0\/3 cases \| .* elapsed, ~3 min 30 s left \(plan\) \| case eo-offset-b1000: load/);
+  assert.match(written, /chaos \[.*\] 0\/3 cases \| .* elapsed, ~3 min 10 s left \(plan\)/, 'counts down within a step');
+  assert.match(written, /\[1\/3\] eo-offset-b1000: PASS\n/);
+  assert.match(written, /1\/3 cases \| .* ~2 min 30 s left \(plan\) \| case ctl-after-commit: setup/);
+  assert.doesNotMatch(written, /bench|points/);
+});
+
+test('chaos: a case the run was stopped in is "interrupted" and not passed, whatever its checker said', () => {
+  const c = chaosMatrix('quick')[0]!;
+  const r = { engine: 'mariadb', case: c, verdict: undefined, expected: 'valid', passed: false, why: 'interrupted: the run was stopped during this case (valid)', faults: [], skippedFaults: [], history: [], timeline: [], phases: [], quiesced: true, drainMsgsPerS: undefined, drainDuringFaultsMsgsPerS: undefined, durationMs: 1_000, databaseVersion: 'x', poisoned: 0, gapsPassed: undefined, gapsPassedByTimeout: undefined, error: undefined, interrupted: true } as CaseResult;
+  assert.equal(csvRow(r, 'quick').verdict, 'interrupted');
+  assert.match(caseLine(r, 1, 8), /FAIL \(expected valid, verdict interrupted\)/);
 });

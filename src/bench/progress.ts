@@ -61,6 +61,8 @@ export function createProgress(o: ProgressOptions): Progress {
       format: `${o.title} [{bar}] {value}/{total} ${o.unit} | {duration_formatted} elapsed{left} | {label}`,
       hideCursor: true,
       clearOnComplete: false,
+      // Draw even when the text is unchanged: a line written above has just erased the bar.
+      forceRedraw: true,
     },
     cliProgress.Presets.shades_classic,
   );
@@ -72,19 +74,25 @@ export function createProgress(o: ProgressOptions): Progress {
     left: estimates === undefined ? '' : `, ~${formatDuration(secondsLeft(estimates, current, (now() - currentSince) / 1000))} left (plan)`,
   });
   bar.start(o.total, 0, payload());
-  const timer = setInterval(() => bar.update(current, payload()), REDRAW_MS);
+  // cli-progress draws on its own schedule (`fps`) and drops the updates in between: rendering at once keeps a
+  // new step's name, and the bar under a line just written, from waiting for the next draw.
+  const redraw = () => {
+    bar.update(current, payload());
+    bar.render();
+  };
+  const timer = setInterval(redraw, REDRAW_MS);
   timer.unref();
   return {
     update: (done, text) => {
       if (done !== current) currentSince = now();
       current = done;
       label = text;
-      bar.update(done, payload());
+      redraw();
     },
     log: (line) => {
       // Clear the bar's line, write the line, redraw the bar below it.
       stream.write(`\r\x1b[2K${line}\n`);
-      bar.update(current, payload());
+      redraw();
     },
     stop: () => {
       clearInterval(timer);

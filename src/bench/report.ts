@@ -220,7 +220,7 @@ export function medianRows(rows: readonly CsvRow[]): CsvRow[] {
       out[column] = percentile(values, 50);
     }
     const verdicts = new Set(group.map((r) => r.verdict));
-    out.verdict = verdicts.size === 1 ? group[0]!.verdict : verdicts.has('invalid') ? 'invalid' : 'unknown';
+    out.verdict = verdicts.size === 1 ? group[0]!.verdict : verdicts.has('invalid') ? 'invalid' : verdicts.has('interrupted') ? 'interrupted' : 'unknown';
     for (const column of ['lost', 'duplicated'] as const) {
       const values = group.map((r) => num(r[column]));
       out[column] = values.every((v) => v === undefined) ? undefined : values.reduce<number>((a, v) => a + (v ?? 0), 0);

@@ -39,7 +39,7 @@ export const command: CommandModule<object, ChaosArgs> = {
   describe: 'inject faults under load and check exactly-once: every case valid, every control caught (exit code says so)',
   builder: (y) =>
     y
-      .option('profile', { choices: CHAOS_PROFILES, default: 'standard', describe: 'quick (<= 3 min), standard (<= 15 min, make chaos), soak' })
+      .option('profile', { choices: CHAOS_PROFILES, default: 'standard', describe: 'quick (about 2 min), standard (about 18 min, make chaos), soak; make adds ~15 s of npm ci the first time' })
       .option('engine', { type: 'string', describe: "mariadb, postgres, or all (the matrix on each, one after the other); default mariadb, or the given URL's engine" })
       .option('faults', { type: 'string', describe: `only these faults, comma-separated: ${FAULT_NAMES.join(', ')}` })
       .option('cases', { type: 'string', describe: 'only these cases, comma-separated (--list shows them)' })
@@ -118,6 +118,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     for (const s of skips) progress.log(s);
     const started = Date.now();
     const results: CaseResult[] = [];
+    let current = 0;
     for (const { engine, cases: engineCases } of plan) {
       if (abort.signal.aborted) break;
       const done = results.length;
@@ -129,7 +130,11 @@ export const command: CommandModule<object, ChaosArgs> = {
           cases: engineCases,
           signal: abort.signal,
           log: (line) => progress.log(`${tag}${line}`),
-          onCase: (i, c) => progress.update(done + i, `case ${tag}${c.name} (expect ${c.expected})`),
+          onCase: (i, c) => {
+            current = done + i;
+            progress.update(current, `case ${tag}${c.name} (expect ${c.expected})`);
+          },
+          onPhase: (name, phase) => progress.update(current, `case ${tag}${name}: ${phase}`),
         })),
       );
     }

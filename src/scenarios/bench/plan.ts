@@ -126,7 +126,8 @@ export function estimatePointSeconds(p: Point, o: SweepOptions): number {
     case 'sql-ceiling':
       return 0.5 + backlog / 120_000 + drainS(drainRateGuess(p) * 1.1);
     case 'drain':
-      return 1.5 + p.workers * 0.3 + backlog / 120_000 + drainS(drainRateGuess(p));
+      // Offset mode: the paired SQL ceiling consumes the same backlog first (runDrain).
+      return 1.5 + p.workers * 0.3 + backlog / 120_000 + drainS(drainRateGuess(p)) + (p.mode === 'offset' ? 0.3 + drainS(drainRateGuess({ ...p, handler: 'batched' }) * 1.1) : 0);
     case 'end-to-end':
       return 3 + o.endToEndDurationS;
   }

@@ -42,7 +42,7 @@ export const CSV_COLUMNS = [
   'cpu_loadgen_us_per_msg', 'cpu_server_us_per_msg', 'cpu_worker_us_per_msg', 'cpu_db_us_per_msg',
   'messages_published', 'messages_consumed', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
   'gaps_passed', 'gaps_passed_by_timeout',
-  'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
+  'paired_sql_ceiling_msgs_per_s', 'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
   'engine', 'server_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
 ] as const;
 
@@ -63,12 +63,16 @@ export function boundedBySqlCeiling(p: Point): boolean {
   return (p.kind === 'drain' || p.kind === 'end-to-end') && p.mode === 'offset';
 }
 
+function maxDefined(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.max(a, b);
+}
+
 /** One CSV row of a point result, with its ratios against the run's references. */
 export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbColumns): CsvRow {
   const p = r.point;
   const isLoad = p.kind === 'end-to-end' || p.kind === 'http-ceiling';
   const rate = r.drainMsgsPerS;
-  const ceilingSql = p.batchSize === undefined || !boundedBySqlCeiling(p) ? undefined : refs.sqlCeilingByBatch.get(p.batchSize);
+  const ceilingSql = p.batchSize === undefined || !boundedBySqlCeiling(p) ? undefined : maxDefined(refs.sqlCeilingByBatch.get(p.batchSize), r.pairedSqlCeilingMsgsPerS);
   return {
     point: pointLabel(p),
     kind: p.kind,
@@ -119,6 +123,7 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     ratio_vs_baseline: ratio(rate, PUBLISHED_BASELINE_MSGS_PER_S),
     ratio_vs_watermill_profile: ratio(rate, refs.watermillProfileMsgsPerS),
     ratio_vs_http_ceiling: isLoad ? ratio(r.publishReqPerS, refs.httpCeilingReqPerS) : undefined,
+    paired_sql_ceiling_msgs_per_s: r.pairedSqlCeilingMsgsPerS,
     ratio_vs_sql_ceiling: p.kind === 'sql-ceiling' ? undefined : ratio(rate, ceilingSql),
     engine: db.engine,
     server_version: db.server_version,

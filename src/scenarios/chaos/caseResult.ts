@@ -41,6 +41,8 @@ export interface CaseResult {
   gapsPassed: number | undefined;
   gapsPassedByTimeout: number | undefined;
   error: string | undefined;
+  /** The run was stopped (Ctrl-C, SIGTERM) while this case ran: its load was cut short, so it proves nothing. */
+  interrupted?: boolean;
 }
 
 export function expectationMet(expected: Expectation, v: Verdict): { passed: boolean; why: string } {

@@ -111,7 +111,7 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     poisoned: r.poisoned,
     gaps_passed: r.gapsPassed,
     gaps_passed_by_timeout: r.gapsPassedByTimeout,
-    verdict: v?.verdict ?? 'error',
+    verdict: r.interrupted === true ? 'interrupted' : (v?.verdict ?? 'error'),
     expected_verdict: r.expected,
     passed: r.passed,
     drain_msgs_per_s: r.drainMsgsPerS,
@@ -238,7 +238,7 @@ export function caseLine(r: CaseResult, index: number, total: number): string {
   const v = r.verdict;
   const rec = r.faults.map((f) => f.recoveryMs).filter((x): x is number => x !== undefined);
   const parts = [
-    `${r.passed ? 'PASS' : 'FAIL'} (expected ${r.expected}, verdict ${v?.verdict ?? 'error'})`,
+    `${r.passed ? 'PASS' : 'FAIL'} (expected ${r.expected}, verdict ${r.interrupted === true ? 'interrupted' : (v?.verdict ?? 'error')})`,
     v === undefined ? undefined : `requests ok/fail/unknown ${v.requests.ok}/${v.requests.fail}/${v.requests.unknown} (warm-up ${warmupRequests(r)} of them)`,
     v === undefined ? undefined : `lost ${v.lost}, dup ${v.duplicated}`,
     r.faults.length === 0 ? 'no faults' : `${r.faults.length} fault(s), recovery p50/max ${Math.round(percentile(rec, 50) ?? 0)}/${rec.length === 0 ? '-' : Math.max(...rec)} ms`,
@@ -261,7 +261,7 @@ export function summaryTable(results: readonly CaseResult[]): string {
       ...(withEngine ? [r.engine] : []),
       r.case.name,
       r.expected,
-      v?.verdict ?? 'error',
+      r.interrupted === true ? 'interrupted' : (v?.verdict ?? 'error'),
       v === undefined ? '-' : `${v.requests.ok}/${v.requests.fail}/${v.requests.unknown}`,
       String(warmupRequests(r)),
       rawCell(r),

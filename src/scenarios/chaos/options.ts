@@ -22,6 +22,8 @@ export interface ChaosRunOptions {
   /** Database sampling period for the timeline and the drain rates (ms). */
   sampleMs: number;
   log: (line: string) => void;
+  /** Called as each phase of a case begins (the progress bar names it); undefined: the phase goes to `log`. */
+  onPhase?: (caseName: string, phase: string) => void;
   signal: AbortSignal | undefined;
   /** Run against a Docker Compose deployment instead of local children (BACKEND=docker). */
   docker: DockerTarget | undefined;

@@ -35,7 +35,7 @@ export function estimateCaseSeconds(c: ChaosCase, options: Partial<ChaosRunOptio
 /** Runs one case on a fresh system; never throws for a failure of the system (that is a result), only for bugs. */
 export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = {}): Promise<CaseResult> {
   const o: ChaosRunOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, ...options };
-  const clock = new PhaseClock((phase) => o.log(`${c.name}: ${phase}`));
+  const clock = new PhaseClock((phase) => (o.onPhase === undefined ? o.log(`${c.name}: ${phase}`) : o.onPhase(c.name, phase)));
   const history: RequestAttempt[] = [];
   const timeline: TimelineSample[] = [];
   let faults: FaultEvent[] = [];
@@ -219,13 +219,15 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       : `; db-stall-allocator: ${stalls} stalls, none proven in the allocator window (the checks found no fresh INNODB_TRX read)`;
   }
   const loadPhase = clock.timings.find((t) => t.phase === 'load');
+  const interrupted = o.signal?.aborted === true;
   return {
     case: c,
     engine: o.engine,
     verdict,
     expected: c.expected,
-    passed: met.passed && error === undefined,
-    why: error === undefined ? met.why : `error: ${error}`,
+    passed: met.passed && error === undefined && !interrupted,
+    why: interrupted ? `interrupted: the run was stopped during this case (${met.why})` : error === undefined ? met.why : `error: ${error}`,
+    interrupted,
     faults,
     skippedFaults,
     history,

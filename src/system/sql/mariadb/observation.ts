@@ -114,6 +114,16 @@ export async function truncateTopic(db: SqlExecutor, topic: string): Promise<voi
   if (dedup.length > 0) await db.query(`TRUNCATE TABLE ${dedupTable(topic)}`);
 }
 
+/**
+ * Undoes a consumption of the topic, its messages kept: the bench's paired SQL ceiling consumes a drain's
+ * backlog, then the workers consume the same messages again from offset 0 with every counter at 0.
+ */
+export async function resetConsumption(db: SqlExecutor, topic: string): Promise<void> {
+  for (const table of [offsetsTable(topic), '`counter`']) {
+    await db.query(`TRUNCATE TABLE ${table}`);
+  }
+}
+
 /** The server's version string (recorded with every chaos case). */
 export async function selectServerVersion(db: SqlExecutor): Promise<string> {
   const rows = await db.query<{ v: string }[]>('SELECT VERSION() AS v');
