@@ -1,9 +1,11 @@
 // Poison messages on PostgreSQL: a message the handler keeps rejecting is moved to eob_poison_<topic> in the
 // transaction that acks its batch, after the set number of failed deliveries, in both modes; the good messages
-// around it are counted once, and the group moves on.
+// around it are counted once, and the group moves on; `eob poison list` shows it from DATABASE_URL.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { usePrivatePostgres } from './support/privatePostgres.ts';
 import { openDatabase } from '../src/system/db/openDatabase.ts';
 import type { Database } from '../src/system/db/database.ts';
@@ -11,6 +13,9 @@ import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
 import { countPgPoisoned } from '../src/system/sql/postgres/poison.ts';
 import { eventually } from './contract/pubsubContract.ts';
+
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 describe('poison messages on PostgreSQL', () => {
   const server = usePrivatePostgres();
@@ -47,6 +52,34 @@ describe('poison messages on PostgreSQL', () => {
         await worker.close();
       }
       assert.equal(await db.engine.selectCounterValue(db.executor(), counter), 40);
+      const listed = await eob(['poison', 'list', '--topic', topic, '--json']);
+      assert.equal(listed.code, 0, listed.output);
+      const rows = listed.output.trim().split('\n').map((l) => JSON.parse(l) as { mode: string; payload: string; error: string; failedDeliveries: number });
+      assert.equal(rows.length, 1, listed.output);
+      assert.equal(rows[0]?.mode, mode);
+      assert.match(rows[0]?.payload ?? '', /not-a-uuid/);
+      assert.match(rows[0]?.error ?? '', /counter_uuid is not a UUID/);
+      assert.equal(rows[0]?.failedDeliveries, 2);
+    });
+  }
+
+  test('eob poison list on a topic nothing was poisoned on says the table does not exist', async () => {
+    const none = await eob(['poison', 'list', '--topic', 'never_consumed']);
+    assert.equal(none.code, 0, none.output);
+    assert.match(none.output, /no poisoned messages: "eob_poison_never_consumed" does not exist/);
+  });
+
+  function eob(args: string[]): Promise<{ code: number | null; output: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, MYSQL_URL: undefined, DATABASE_URL: server().url },
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += String(d)));
+      child.stderr.on('data', (d: Buffer) => (output += String(d)));
+      child.on('exit', (code) => resolve({ code, output }));
     });
   }
 });

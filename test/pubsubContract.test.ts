@@ -84,6 +84,9 @@ describe('PostgreSQL pub/sub', () => {
   describe('offset mode, REPEATABLE READ (watermill-sql\'s level)', () => {
     runPubSubContract(async () => postgresTarget(db, { mode: 'offset', subscriber: { ...fast, isolation: 'REPEATABLE READ' } }));
   });
+  describe('offset mode, SERIALIZABLE', () => {
+    runPubSubContract(async () => postgresTarget(db, { mode: 'offset', subscriber: { ...fast, isolation: 'SERIALIZABLE' } }));
+  });
   describe('the worker\'s wiring, offset mode (workerPubSubConfig of the worker\'s defaults)', () => {
     runPubSubContract(async () =>
       postgresTarget(db, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: server().url, mode: 'offset', pollIntervalMs: 5 }))),

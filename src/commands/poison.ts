@@ -1,15 +1,15 @@
 // eob poison list: shows the messages a worker moved to eob_poison_<topic> because its handler kept rejecting
 // them, with the error, so an operator can see what was set aside and why.
 import type { Argv, CommandModule } from 'yargs';
-import { createPool, executorOf, redactMysqlUrl } from '../system/db/pool.ts';
-import { classifyError, describeError } from '../system/db/errors.ts';
-import { poisonTable } from '../system/sql/mariadb/identifiers.ts';
-import { poisonTableExists, selectPoisoned, type PoisonRow } from '../system/sql/mariadb/poisonTable.ts';
+import { redactMysqlUrl } from '../system/db/pool.ts';
+import { openDatabase } from '../system/db/openDatabase.ts';
+import type { PoisonRow } from '../system/sql/engine.ts';
 import { intInRange, matches, OptionsError } from '../validate.ts';
-import { mysqlUrlOption, resolveMysqlUrl } from './sharedOptions.ts';
+import { databaseUrlOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 
 interface ListArgs {
+  'database-url'?: string;
   'mysql-url'?: string;
   topic: string;
   mode?: string;
@@ -39,7 +39,8 @@ const list: CommandModule<object, ListArgs> = {
   describe: 'list the poisoned messages of a topic, newest first, with the error that set each aside',
   builder: (y) =>
     y
-      .option('mysql-url', mysqlUrlOption)
+      .option('database-url', databaseUrlOption)
+      .option('mysql-url', { ...mysqlUrlOption, describe: 'the same as --database-url (kept for MariaDB URLs; default: $MYSQL_URL)' })
       .option('topic', { type: 'string', default: 'counter', describe: 'the topic whose eob_poison_<topic> table is read' })
       .option('mode', { choices: ['offset', 'queue'], describe: 'only messages set aside by this mode (default: both)' })
       .option('consumer-group', { type: 'string', describe: 'offset mode: only this consumer group' })
@@ -54,31 +55,33 @@ const list: CommandModule<object, ListArgs> = {
     if (args['consumer-group'] !== undefined && args.mode === 'queue') {
       throw new OptionsError(`${c}: --consumer-group applies to offset mode; a queue has no consumer groups (drop it, or use --mode offset)`);
     }
-    const url = resolveMysqlUrl(args['mysql-url']);
-    const pool = createPool({ url, connectionLimit: 1, connectTimeoutMs: 5_000, role: 'poison-list' });
+    const url = resolveDatabaseUrl(args['database-url'], args['mysql-url']);
+    const pool = openDatabase({ url, connectionLimit: 1, connectTimeoutMs: 5_000, role: 'poison-list' });
+    const poisonTable = (topic: string): string => pool.engine.poisonTableName(topic);
     try {
-      const db = executorOf(pool);
-      let exists: boolean;
+      const db = pool.executor();
+      const filter = {
+        ...(args.mode === undefined ? {} : { mode: args.mode as TopicMode }),
+        ...(args['consumer-group'] === undefined ? {} : { consumerGroup: args['consumer-group'] }),
+        limit: args.limit,
+      };
+      let found: PoisonRow[] | undefined;
       try {
-        exists = await poisonTableExists(db, args.topic);
+        found = await pool.engine.selectPoisoned(db, { topic: args.topic, filter });
       } catch (error) {
-        if (classifyError(error) === 'connection' || classifyError(error) === 'server-restarting') {
+        if (pool.classify(error) === 'connection' || pool.classify(error) === 'server-restarting') {
           throw new Error(
-            `cannot reach the database at ${redactMysqlUrl(url)}: ${describeError(error)}. Is it running? Start one with \`eob db start\`, or check --mysql-url / MYSQL_URL.`,
+            `cannot reach the database at ${redactMysqlUrl(url)}: ${pool.describe(error)}. Is it running? Start one with \`eob db start\`, or check --database-url / DATABASE_URL.`,
             { cause: error },
           );
         }
         throw error;
       }
-      if (!exists) {
+      if (found === undefined) {
         process.stdout.write(`no poisoned messages: ${poisonTable(args.topic)} does not exist (no worker has consumed topic "${args.topic}" in this database)\n`);
         return;
       }
-      const rows = await selectPoisoned(db, args.topic, {
-        ...(args.mode === undefined ? {} : { mode: args.mode as TopicMode }),
-        ...(args['consumer-group'] === undefined ? {} : { consumerGroup: args['consumer-group'] }),
-        limit: args.limit,
-      });
+      const rows = found;
       if (args.json) {
         for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
         return;

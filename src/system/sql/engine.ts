@@ -21,13 +21,13 @@
 import type { Message, OutgoingMessage, SqlExecutor, TopicMode } from '../pubsub/types.ts';
 import type { Statement } from '../db/pool.ts';
 import type { Consumption, ProgressTarget } from './mariadb/observation.ts';
-import type { PoisonEntry, PoisonOrigin } from './mariadb/poisonTable.ts';
+import type { PoisonEntry, PoisonFilter, PoisonOrigin, PoisonRow } from './mariadb/poisonTable.ts';
 import type { ClaimedId, DedupClaim } from './mariadb/publishDedupTable.ts';
 import type { GapProbes } from '../pubsub/gapTracker.ts';
 
 export type EngineName = 'mariadb' | 'postgres';
 export const ENGINE_NAMES: readonly EngineName[] = ['mariadb', 'postgres'];
-export type { Statement, Consumption, ProgressTarget, PoisonEntry, PoisonOrigin, ClaimedId, DedupClaim };
+export type { Statement, Consumption, ProgressTarget, PoisonEntry, PoisonFilter, PoisonOrigin, PoisonRow, ClaimedId, DedupClaim };
 
 export interface TopicParams {
   topic: string;
@@ -129,6 +129,10 @@ export interface SqlEngine {
   /** Moves a message the handler kept rejecting to the poison table, in the transaction that acks it. */
   poisonMessageStatement(origin: PoisonOrigin, entry: PoisonEntry & { message?: Message }): Statement;
   poisonTableName(topic: string): string;
+  /** Poisoned messages, newest first; undefined when no worker has created the table (nothing ever poisoned). */
+  selectPoisoned(db: SqlExecutor, p: TopicParams & { filter: PoisonFilter }): Promise<PoisonRow[] | undefined>;
+  /** How many messages were poisoned (0 without the table): the bench and chaos `poisoned` column. */
+  countPoisoned(db: SqlExecutor, p: TopicParams): Promise<number>;
 
   /** Adds each counter's increment in one statement (the effect of a batch). */
   addToCountersStatement(increments: ReadonlyMap<string, number>): Statement;

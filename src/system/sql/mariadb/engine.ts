@@ -33,7 +33,7 @@ import {
 } from './queueTable.ts';
 import { poisonTable, queueTable } from './identifiers.ts';
 import { claimRequestIds, deleteDedupRowsOlderThan, MAX_DEDUP_REQUEST_ID_LENGTH } from './publishDedupTable.ts';
-import { createPoisonTable, poisonMessageStatement } from './poisonTable.ts';
+import { countPoisoned, createPoisonTable, poisonMessageStatement, poisonTableExists, selectPoisoned } from './poisonTable.ts';
 import { addToCountersStatement, selectCounterValue, selectAllCounters, setCounterValue } from './counterTable.ts';
 import { probeOpenWriters, requireProcessPrivilege } from './innodbTrx.ts';
 import { readRunningStatements } from './processlist.ts';
@@ -86,6 +86,8 @@ export const mariadbEngine: SqlEngine = {
   markAckedStatement: (p) => markAckedStatement(p.topic, p.offsets),
   poisonMessageStatement: (origin, entry) => poisonMessageStatement(origin, { offset: entry.offset, error: entry.error, failedDeliveries: entry.failedDeliveries }),
   poisonTableName: poisonTable,
+  selectPoisoned: async (db, p) => ((await poisonTableExists(db, p.topic)) ? selectPoisoned(db, p.topic, p.filter) : undefined),
+  countPoisoned: (db, p) => countPoisoned(db, p.topic),
   addToCountersStatement,
   selectCounterValue,
   setCounterValue,

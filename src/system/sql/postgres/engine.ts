@@ -8,7 +8,7 @@ import { createPgMessagesTable, deletePgMessagesUpTo, insertPgMessagesStatement,
 import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, selectPgPosition, writePgPositionStatement } from './offsets.ts';
 import { claimPgUnackedStatement, createPgQueueTable, deletePgAckedQueueRows, insertPgQueueMessagesStatement, markPgAckedStatement, selectAllPgQueueMessages, toQueueMessages, type QueueRow } from './queue.ts';
 import { claimPgRequestIds, createPgDedupTable, deletePgDedupRowsOlderThan, MAX_PG_DEDUP_REQUEST_ID_LENGTH } from './dedup.ts';
-import { createPgPoisonTable, pgPoisonTable, poisonPgMessageStatement } from './poison.ts';
+import { countPgPoisoned, createPgPoisonTable, pgPoisonTable, poisonPgMessageStatement, selectPgPoisoned } from './poison.ts';
 import { addToPgCountersStatement, createPgCounterTable, selectAllPgCounters, selectPgCounterValue, setPgCounterValue } from './counter.ts';
 import { selectPgServerVersion } from './sessions.ts';
 import { selectPgConsumption, selectPgProgress, truncatePgTopic } from './observation.ts';
@@ -75,6 +75,8 @@ export const postgresEngine: SqlEngine = {
         : {}),
     }),
   poisonTableName: pgPoisonTable,
+  selectPoisoned: (db, p) => selectPgPoisoned(db, p.topic, p.filter),
+  countPoisoned: (db, p) => countPgPoisoned(db, p.topic),
   addToCountersStatement: addToPgCountersStatement,
   selectCounterValue: selectPgCounterValue,
   setCounterValue: setPgCounterValue,
