@@ -6,9 +6,7 @@
 // seam (system/sql/engine.ts), so the same code measures MariaDB and PostgreSQL.
 import type { Message, SqlExecutor, TopicMode } from '../system/pubsub/types.ts';
 import type { Consumption, ProgressTarget, SqlEngine } from '../system/sql/engine.ts';
-import { countPoisoned } from '../system/sql/mariadb/poisonTable.ts';
 import { sumCounters } from '../system/sql/mariadb/counterTable.ts';
-import { countPgPoisoned } from '../system/sql/postgres/poison.ts';
 import { sumPgCounters } from '../system/sql/postgres/counter.ts';
 import { checkCounters, type CounterCheck } from './counterCheck.ts';
 
@@ -107,7 +105,7 @@ export async function checkConsumption(db: SqlExecutor, engine: SqlEngine, t: Pr
 
 /** Messages set aside in the topic's poison table (0 when there is none). */
 export function countPoisonedMessages(db: SqlExecutor, engine: SqlEngine, topic: string): Promise<number> {
-  return engine.name === 'postgres' ? countPgPoisoned(db, topic) : countPoisoned(db, topic);
+  return engine.countPoisoned(db, { topic });
 }
 
 /** The sum of every counter: what quiescence watches (it stops moving once the workers are done). */

@@ -18,7 +18,7 @@ const SERIES = [
   'requests answered ok (cumulative)',
   'messages published',
   'messages acked (= the expected counter total)',
-  'counter total (effects applied)',
+  'counter total (effects applied; dots: readings)',
 ] as const;
 
 /** Phase bands on the case clock (heal and ready merged into one "recovery" band). */
@@ -110,7 +110,7 @@ export function timelineChartSpec(r: CaseResult): TopLevelSpec {
         },
       },
       {
-        data: { values: points },
+        data: { values: points.filter((p) => p.series !== SERIES[3]) },
         mark: { type: 'line', interpolate: 'step-after' },
         encoding: {
           x,
@@ -122,11 +122,19 @@ export function timelineChartSpec(r: CaseResult): TopLevelSpec {
             scale: { domain: [...SERIES], range: ['#9e9e9e', '#1f77b4', '#2ca02c', '#d62728'] },
             legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 },
           },
-          // The counter total is dashed and drawn last: equal to the acked line, it reads as a green-red dashed
-          // line; apart (lost or duplicated effects), the red line leaves the green one.
+          // The legend names all four series; the counter total is drawn by the next layer.
           strokeDash: { field: 'series', type: 'nominal', title: null, scale: { domain: [...SERIES], range: [[1, 0], [1, 0], [1, 0], [6, 4]] }, legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 } },
           strokeWidth: { value: 2 },
         },
+      },
+      {
+        // The counter total, dashed and drawn last: equal to the acked line, it reads as a green-red dashed line;
+        // apart (lost or duplicated effects), the red line leaves the green one. It is read less often than the
+        // drain position (runCase.ts), so its readings are dots joined by straight lines: a step line would
+        // hold an old value between readings and draw a gap that is only the sampling.
+        data: { values: points.filter((p) => p.series === SERIES[3]) },
+        mark: { type: 'line', interpolate: 'linear', color: '#d62728', strokeDash: [6, 4], strokeWidth: 2, point: { filled: true, size: 16, color: '#d62728' } },
+        encoding: { x, y: { field: 'count', type: 'quantitative' } },
       },
     ],
     resolve: { scale: { color: 'independent', fill: 'independent', stroke: 'independent', strokeDash: 'independent' } },
