@@ -52,6 +52,7 @@ test('tiny bench on PostgreSQL: ceiling, drain and end to end, all valid, rows t
     assert.equal(drain.messages_consumed, 2_000, 'the whole backlog consumed, counted by the database');
     assert.equal(drain.gap_handling, 'contiguous');
     assert.ok(Number(drain.ratio_vs_sql_ceiling) > 0, "compared with PostgreSQL's own SQL ceiling");
+    assert.ok(Number(drain.paired_sql_ceiling_msgs_per_s) > 0, 'a ceiling paired with the drain, measured seconds before it');
   } finally {
     await rm(root, { recursive: true, force: true });
   }
