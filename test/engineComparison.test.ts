@@ -34,6 +34,9 @@ test('one column per engine, in the order they ran, each from its own rows', () 
   assert.deepEqual(line('SQL ceiling, batch 1000'), ['40000', '50000']);
   assert.deepEqual(line('drain offset, batch 1000'), ['36000', '30000']);
   assert.deepEqual(line('drain / SQL ceiling, batch 1000'), ['0.90', '0.60'], "each drain against its own engine's ceiling");
+  const withRatio = engineComparisonTable([...rows.slice(0, 1), { ...rows[1]!, ratio_vs_sql_ceiling: 0.5, paired_sql_ceiling_msgs_per_s: 72_000 }, ...rows.slice(2)]);
+  assert.match(withRatio, /drain \/ SQL ceiling, batch 1000\s+0\.50\s+0\.60/, "the row's own ratio (against the paired ceiling too) where the bench wrote it");
+  assert.match(withRatio, /paired SQL ceiling, batch 1000 \(msgs\/s\)\s+72000\s+-/);
   assert.deepEqual(line('drain worker CPU per msg (us)'), ['100', '100']);
   assert.deepEqual(line('end to end published'), ['3000', '2500']);
   assert.deepEqual(line('end to end db CPU per msg (us)'), ['200', '200']);

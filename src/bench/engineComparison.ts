@@ -52,9 +52,17 @@ const LINES: Line[] = [
   { label: `SQL ceiling, batch ${COMPARISON_BATCH_SIZE} (msgs/s)`, value: (rows) => fixed(num(sqlCeilingAt(rows, COMPARISON_BATCH_SIZE)?.drain_msgs_per_s)) },
   { label: `drain offset, batch ${COMPARISON_BATCH_SIZE} (msgs/s)`, value: (rows) => fixed(num(offsetDrainAt(rows, COMPARISON_BATCH_SIZE)?.drain_msgs_per_s)) },
   {
+    label: `paired SQL ceiling, batch ${COMPARISON_BATCH_SIZE} (msgs/s)`,
+    value: (rows) => fixed(num(offsetDrainAt(rows, COMPARISON_BATCH_SIZE)?.paired_sql_ceiling_msgs_per_s)),
+  },
+  {
+    // The row's own ratio where the bench wrote it (against the higher of the paired and the point ceiling).
     label: `drain / SQL ceiling, batch ${COMPARISON_BATCH_SIZE}`,
     value: (rows) => {
-      const drain = num(offsetDrainAt(rows, COMPARISON_BATCH_SIZE)?.drain_msgs_per_s);
+      const row = offsetDrainAt(rows, COMPARISON_BATCH_SIZE);
+      const written = num(row?.ratio_vs_sql_ceiling);
+      if (written !== undefined) return written.toFixed(2);
+      const drain = num(row?.drain_msgs_per_s);
       const ceiling = num(sqlCeilingAt(rows, COMPARISON_BATCH_SIZE)?.drain_msgs_per_s);
       return drain === undefined || ceiling === undefined || ceiling <= 0 ? '-' : (drain / ceiling).toFixed(2);
     },
