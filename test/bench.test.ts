@@ -8,7 +8,7 @@ import { toCsv } from '../src/bench/csv.ts';
 import { parseProcStat } from '../src/harness/processCpu.ts';
 import { bestRow, drainChartData, medianRows, summaryTable } from '../src/bench/report.ts';
 import { timestampDirName } from '../src/bench/resultsDir.ts';
-import { planPoints, pointLabel, type Point } from '../src/scenarios/bench/plan.ts';
+import { planPoints, pointLabel, QUEUE_DRAIN_BACKLOG_MAX, type Point } from '../src/scenarios/bench/plan.ts';
 import { profileOptions } from '../src/scenarios/bench/options.ts';
 import { references, toRow, CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
 import { type PointResult } from '../src/scenarios/bench/points.ts';
@@ -194,4 +194,8 @@ test('plan: drain backlogs are at most 2,000 batches, and at least 20 batches fo
   }
   const batch1 = drains.find((p) => p.kind === 'drain' && p.handler === 'batched' && p.batchSize === 1);
   assert.equal(batch1?.backlogMessages, 2_000);
+  // Queue drains are sized for queue mode's rates, so they end within the window rather than at it.
+  const queue = planPoints(profileOptions('standard')).filter((p) => p.kind === 'drain' && p.mode === 'queue');
+  assert.ok(queue.length > 0 && queue.every((p) => (p.backlogMessages ?? 0) <= QUEUE_DRAIN_BACKLOG_MAX));
+  assert.equal(queue.find((p) => p.batchSize === 1000)?.backlogMessages, QUEUE_DRAIN_BACKLOG_MAX);
 });
