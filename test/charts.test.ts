@@ -73,7 +73,7 @@ test('chaos timeline: counter total beside the acked messages, phases and faults
   const r = lossyChaosCase();
   const spec = timelineChartSpec(r);
   const series = new Set(layers(spec).flatMap((l) => (l.data?.values ?? []).map((v) => v.series)).filter((s) => s !== undefined));
-  assert.ok(series.has('counter total (effects applied; dots: readings)') && series.has('messages acked (= the expected counter total)'), [...series].join(', '));
+  assert.ok(series.has('counter total (effects applied; red dots: readings)') && series.has('messages acked (= the expected counter total)'), [...series].join(', '));
   const last = r.timeline[r.timeline.length - 1]!;
   assert.equal(last.acked - last.counterTotal!, 100, 'the fixture loses 100: the chart data carries the gap');
   assert.deepEqual(phaseBands(r).map((b) => b.phase), ['warm-up', 'load + faults', 'recovery', 'drain']);

@@ -18,7 +18,7 @@ const SERIES = [
   'requests answered ok (cumulative)',
   'messages published',
   'messages acked (= the expected counter total)',
-  'counter total (effects applied; dots: readings)',
+  'counter total (effects applied; red dots: readings)',
 ] as const;
 
 /** Phase bands on the case clock (heal and ready merged into one "recovery" band). */
@@ -123,17 +123,17 @@ export function timelineChartSpec(r: CaseResult): TopLevelSpec {
             legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 },
           },
           // The legend names all four series; the counter total is drawn by the next layer.
-          strokeDash: { field: 'series', type: 'nominal', title: null, scale: { domain: [...SERIES], range: [[1, 0], [1, 0], [1, 0], [6, 4]] }, legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 } },
+          strokeDash: { field: 'series', type: 'nominal', title: null, scale: { domain: [...SERIES], range: [[1, 0], [1, 0], [1, 0], [2, 3]] }, legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 } },
           strokeWidth: { value: 2 },
         },
       },
       {
-        // The counter total, dashed and drawn last: equal to the acked line, it reads as a green-red dashed line;
-        // apart (lost or duplicated effects), the red line leaves the green one. It is read less often than the
-        // drain position (runCase.ts), so its readings are dots joined by straight lines: a step line would
-        // hold an old value between readings and draw a gap that is only the sampling.
+        // The counter total, drawn last as one dot per reading: equal to the acked messages, each dot sits on the
+        // green line; lost or duplicated effects put the dots below or above it. It is read less often than the
+        // drain position (runCase.ts) and not at all while the database is down, so no line joins the dots: a
+        // step or a straight line between readings would draw a gap that is only the sampling.
         data: { values: points.filter((p) => p.series === SERIES[3]) },
-        mark: { type: 'line', interpolate: 'linear', color: '#d62728', strokeDash: [6, 4], strokeWidth: 2, point: { filled: true, size: 16, color: '#d62728' } },
+        mark: { type: 'point', filled: true, size: 36, color: '#d62728', opacity: 1 },
         encoding: { x, y: { field: 'count', type: 'quantitative' } },
       },
     ],
