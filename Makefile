@@ -12,8 +12,8 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
   $(call opt,MODES,modes) $(call opt,QUEUE_WORKERS,queue-workers) $(call opt,HANDLERS,handlers) \
   $(call opt,POLL_INTERVALS,poll-intervals) $(call opt,COALESCE,coalesce) $(call opt,ACK_MODES,ack-modes) \
   $(call opt,REPETITIONS,repetitions) $(call opt,DURATION,duration-s) $(call opt,BACKLOG,backlog) \
-  $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only)
-CHAOS_FLAGS = $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
+  $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only) $(call opt,ENGINE,engine)
+CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests)
 
 .PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker wrk
@@ -23,6 +23,7 @@ help: ## list the targets
 	@echo "  bench variables: PROFILE (quick|standard|full), BATCH_SIZES, ISOLATION, MODES, QUEUE_WORKERS, HANDLERS,"
 	@echo "                   POLL_INTERVALS, COALESCE, ACK_MODES, REPETITIONS, DURATION, BACKLOG, CONNECTIONS, RATE, ONLY"
 	@echo "  chaos variables: PROFILE (quick|standard|soak), FAULTS, BACKEND (local|docker), CASES, REQUESTS"
+	@echo "  ENGINE (mariadb|postgres|all) for bench and chaos, mariadb|postgres for db; default mariadb"
 	@echo "  MYSQL_URL=mysql://user@host:port/db uses your server instead of a private one"
 
 $(STAMP): package-lock.json
@@ -50,8 +51,8 @@ wrk: $(STAMP) ## end to end under wrk (64 connections) against eob server + work
 	@command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 	node --import tsx scripts/e2eCpu.ts --client wrk --reps $(or $(REPETITIONS),1) $(if $(DURATION),--seconds $(DURATION))
 
-db: $(STAMP) ## start a private MariaDB in the foreground and print its MYSQL_URL (Ctrl-C stops it)
-	$(EOB) db start $(if $(PORT),--port $(PORT))
+db: $(STAMP) ## start a private MariaDB (ENGINE=postgres: PostgreSQL) in the foreground and print its DATABASE_URL (Ctrl-C stops it)
+	$(EOB) db start $(call opt,ENGINE,engine) $(if $(PORT),--port $(PORT))
 
 docker-images: $(STAMP) ## build the local images (Debian base via debootstrap, MariaDB, eob) with no registry; cached by input hash
 	docker/build-images.sh

@@ -125,7 +125,7 @@ test('rows carry ratios against the run references and every column', () => {
   ];
   const refs = references(results);
   assert.equal(refs.watermillProfileMsgsPerS, 2_000);
-  const row = toRow(results[4]!, refs, o, { db_version: '10.11', db_flush_log_at_trx_commit: 1 });
+  const row = toRow(results[4]!, refs, o, { engine: 'mariadb', server_version: '10.11', db_flush_log_at_trx_commit: 1 });
   assert.deepEqual(Object.keys(row).sort(), [...CSV_COLUMNS].sort());
   assert.equal(row.ratio_vs_baseline, 50_000 / 154);
   assert.equal(row.ratio_vs_watermill_profile, 25);
@@ -133,7 +133,10 @@ test('rows carry ratios against the run references and every column', () => {
   assert.equal(row.ratio_vs_http_ceiling, undefined, 'a drain point is not an HTTP figure');
   assert.equal(row.verdict, 'valid');
   assert.equal(row.db_flush_log_at_trx_commit, 1);
-  const unchecked = toRow(result(drain, {}), refs, o, { db_version: 'x', db_flush_log_at_trx_commit: undefined });
+  assert.equal(row.engine, 'mariadb');
+  assert.equal(row.server_version, '10.11');
+  const unchecked = toRow(result(drain, {}), refs, o, { engine: 'postgres', server_version: '15.20', db_flush_log_at_trx_commit: undefined });
+  assert.equal(unchecked.engine, 'postgres');
   assert.equal(unchecked.verdict, 'unknown');
 });
 

@@ -77,8 +77,12 @@ test('tiny bench run: columns, verdicts, and the lossy control reported as not v
       assert.ok((await stat(path.join(run.dir, f))).size > 0, `${f} written`);
     }
     assert.equal(await readlink(path.join(root, 'bench', 'latest')), path.basename(run.dir));
-    const options = JSON.parse(await readFile(path.join(run.dir, 'options.json'), 'utf8')) as { database: { db_flush_log_at_trx_commit: number }; versions: { node: string } };
-    assert.equal(options.database.db_flush_log_at_trx_commit, 1);
+    const options = JSON.parse(await readFile(path.join(run.dir, 'options.json'), 'utf8')) as {
+      databases: { mariadb: { settings: { innodb_flush_log_at_trx_commit: number } } };
+      versions: { node: string };
+    };
+    assert.equal(options.databases.mariadb.settings.innodb_flush_log_at_trx_commit, 1);
+    assert.ok(run.rows.every((r) => r.engine === 'mariadb' && /MariaDB|^\d/.test(String(r.server_version))), 'every row names its engine and server version');
     assert.equal(options.versions.node, process.version);
   } finally {
     await rm(root, { recursive: true, force: true });

@@ -5,7 +5,7 @@ import { ALLOCATOR_STALL_PLAN, FAULT_NAMES, failpointsFor, missingRequirements, 
 import { checkMachineForAllocatorStall, unavailableStaller, type AllocatorStaller, type AllocatorStallPlan } from '../src/harness/faults/allocatorStallFault.ts';
 import type { FaultContext } from '../src/scenarios/chaos/nemesis.ts';
 import type { FaultBackend, ServiceRole } from '../src/harness/faults/backend.ts';
-import { CHAOS_PROFILES, chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
+import { CHAOS_PROFILES, chaosMatrix, engineSkips } from '../src/scenarios/chaos/chaosMatrix.ts';
 
 function recordingBackend(calls: string[]): FaultBackend {
   const rec = (what: string) => async (role: ServiceRole, arg?: unknown) => {
@@ -219,4 +219,23 @@ test('ctl-innodb-trx-only: the old gap rule under db-stall-allocator with raw pu
     const eoOffset = chaosMatrix(p).filter((x) => x.name.startsWith('eo-offset'));
     assert.ok(eoOffset.every((x) => x.faults.includes('db-stall-allocator') && x.worker.gapProof === undefined), `${p}: eo-offset cases run the stall with the default proof`);
   }
+});
+
+test('on PostgreSQL: the MariaDB-only fault and control are left out with their reason; every other control runs', () => {
+  const skips = engineSkips('postgres');
+  assert.deepEqual(skips.map((s) => s.what).sort(), ['ctl-innodb-trx-only', 'db-stall-allocator']);
+  for (const s of skips) assert.match(s.reason, /MariaDB only/);
+  assert.deepEqual(engineSkips('mariadb'), []);
+  for (const p of CHAOS_PROFILES) {
+    const pg = chaosMatrix(p, undefined, 'postgres');
+    assert.ok(pg.every((c) => !c.faults.includes('db-stall-allocator')), `${p}: no case injects db-stall-allocator on PostgreSQL`);
+    assert.equal(pg.find((c) => c.name === 'ctl-innodb-trx-only'), undefined);
+    const controls = pg.filter((c) => c.expected !== 'valid').map((c) => c.name).sort();
+    assert.deepEqual(controls, ['ctl-after-commit', 'ctl-before-commit', 'ctl-no-retry-no-dedup', 'ctl-nonlocking-read'], `${p}: the controls that apply to PostgreSQL`);
+    // watermill-sql's PostgreSQL subscriber reads below xmin: the baseline there, expected valid.
+    assert.equal(pg.find((c) => c.name === 'wm-postgres')?.expected, 'valid');
+  }
+  const quickOffset = chaosMatrix('quick', undefined, 'postgres').find((c) => c.name === 'eo-offset-b1000');
+  assert.deepEqual(quickOffset?.faults, ['worker-kill', 'db-kill', 'db-restart']);
+  assert.deepEqual(chaosMatrix('quick'), chaosMatrix('quick', undefined, 'mariadb'), 'MariaDB keeps its matrix');
 });

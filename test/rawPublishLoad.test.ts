@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classifySqlAttempt, rawRequestId, runRawPublishLoad, validateRawPublishLoadOptions, DEFAULT_RAW_PUBLISH_LOAD_OPTIONS } from '../src/scenarios/chaos/rawPublishLoad.ts';
 import { check } from '../src/scenarios/chaos/checker.ts';
+import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
 import { takeSnapshot } from '../src/bench/observation.ts';
 import { createPool, executorOf } from '../src/system/db/pool.ts';
 import { createMessagesTable } from '../src/system/sql/mariadb/messagesTable.ts';
@@ -92,7 +93,7 @@ test('on a private database: one history entry per INSERT, in the shape the chec
   }
 
   // No worker ran: everything is published and pending, nothing lost, nothing foreign.
-  const before = check(r.attempts, await takeSnapshot(admin, { mode: 'offset', topic: 'counter', consumerGroup: 'counter' }));
+  const before = check(r.attempts, await takeSnapshot(admin, mariadbEngine, { mode: 'offset', topic: 'counter', consumerGroup: 'counter' }));
   assert.equal(before.requests.ok, 40);
   assert.equal(before.messages.total, 40);
   assert.equal(before.lostRequests.length, 0);
@@ -102,7 +103,7 @@ test('on a private database: one history entry per INSERT, in the shape the chec
   // One committed raw INSERT disappears: the checker names it as lost at publish.
   const victim = rawRequestId('rawcase', 7);
   await admin.query(`DELETE FROM ${messagesTable('counter')} WHERE JSON_VALUE(metadata, '$.request_id') = ?`, [victim]);
-  const after = check(r.attempts, await takeSnapshot(admin, { mode: 'offset', topic: 'counter', consumerGroup: 'counter' }));
+  const after = check(r.attempts, await takeSnapshot(admin, mariadbEngine, { mode: 'offset', topic: 'counter', consumerGroup: 'counter' }));
   assert.equal(after.verdict, 'invalid');
   assert.deepEqual(after.lostRequests.map((l) => l.requestId), [victim]);
 });

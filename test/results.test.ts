@@ -64,7 +64,7 @@ function result(point: Point, over: Partial<PointResult>): PointResult {
 }
 
 const valid = { verdict: 'valid' as const, lost: 0, duplicated: 0, wrongCounters: [], expectedTotal: 10, countedTotal: 10 };
-const db = { db_version: 'x', db_flush_log_at_trx_commit: 1 };
+const db = { engine: 'mariadb', server_version: 'x', db_flush_log_at_trx_commit: 1 };
 
 test('rows: interrupted points say so, CPU per message columns, the SQL ceiling ratio only where it bounds', () => {
   const o = profileOptions('standard');
@@ -164,7 +164,7 @@ test('chaos: warm-up requests counted apart so requests + warm-up = ok + fail + 
   const counters = new Map(['w1', 'w2', 'a', 'b'].map((id) => [`c-${id}`, 1]));
   const verdict = check(history, { messages, counters });
   assert.equal(verdict.verdict, 'valid', verdict.reasons.join('; '));
-  const r = { case: { ...c, requests: 3, raw: undefined }, verdict, expected: 'valid', passed: true, why: 'valid', faults: [], skippedFaults: [], history, timeline: [], phases: [], quiesced: true, drainMsgsPerS: 1, drainDuringFaultsMsgsPerS: undefined, durationMs: 12_000, databaseVersion: 'x', poisoned: 0, gapsPassed: undefined, gapsPassedByTimeout: undefined, error: undefined } as CaseResult;
+  const r = { case: { ...c, requests: 3, raw: undefined }, engine: 'mariadb', verdict, expected: 'valid', passed: true, why: 'valid', faults: [], skippedFaults: [], history, timeline: [], phases: [], quiesced: true, drainMsgsPerS: 1, drainDuringFaultsMsgsPerS: undefined, durationMs: 12_000, databaseVersion: 'x', poisoned: 0, gapsPassed: undefined, gapsPassedByTimeout: undefined, error: undefined } as CaseResult;
   assert.equal(warmupRequests(r), 2);
   const v = verdict.requests;
   assert.equal(v.ok + v.fail + v.unknown, r.case.requests + warmupRequests(r));
@@ -209,7 +209,7 @@ test('the bar on a terminal: title, unit, the step named, the plan\'s time left,
 
 test('chaos: a case the run was stopped in is "interrupted" and not passed, whatever its checker said', () => {
   const c = chaosMatrix('quick')[0]!;
-  const r = { case: c, verdict: undefined, expected: 'valid', passed: false, why: 'interrupted: the run was stopped during this case (valid)', faults: [], skippedFaults: [], history: [], timeline: [], phases: [], quiesced: true, drainMsgsPerS: undefined, drainDuringFaultsMsgsPerS: undefined, durationMs: 1_000, databaseVersion: 'x', poisoned: 0, gapsPassed: undefined, gapsPassedByTimeout: undefined, error: undefined, interrupted: true } as CaseResult;
+  const r = { engine: 'mariadb', case: c, verdict: undefined, expected: 'valid', passed: false, why: 'interrupted: the run was stopped during this case (valid)', faults: [], skippedFaults: [], history: [], timeline: [], phases: [], quiesced: true, drainMsgsPerS: undefined, drainDuringFaultsMsgsPerS: undefined, durationMs: 1_000, databaseVersion: 'x', poisoned: 0, gapsPassed: undefined, gapsPassedByTimeout: undefined, error: undefined, interrupted: true } as CaseResult;
   assert.equal(csvRow(r, 'quick').verdict, 'interrupted');
   assert.match(caseLine(r, 1, 8), /FAIL \(expected valid, verdict interrupted\)/);
 });

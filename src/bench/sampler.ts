@@ -1,11 +1,13 @@
 // Polls the database while a point runs: how far consumption got, how much was published, and the lag.
 // Measurement comes from the database, never from the worker's own report.
 import type { SqlExecutor } from '../system/pubsub/types.ts';
-import { selectProgress } from '../system/sql/mariadb/observation.ts';
+import type { SqlEngine } from '../system/sql/engine.ts';
 import type { ProgressSample } from './metrics.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 
 export interface SamplerOptions {
+  /** The engine whose tables are read (selectProgress). */
+  engine: SqlEngine;
   mode: TopicMode;
   topic: string;
   consumerGroup: string;
@@ -18,7 +20,7 @@ export interface SamplerOptions {
 
 /** One reading of progress, published and lag (what each means per mode: selectProgress). */
 export async function readSample(db: SqlExecutor, o: SamplerOptions, atMs: number): Promise<ProgressSample> {
-  const r = await selectProgress(db, o);
+  const r = await o.engine.selectProgress(db, o);
   return { atMs, progress: r.progress, published: r.published, ...(r.lagMs === undefined ? {} : { lagMs: r.lagMs }) };
 }
 

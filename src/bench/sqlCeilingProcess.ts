@@ -4,7 +4,8 @@
 import { runSqlConsumeLoop, type SqlCeilingOptions } from './sqlCeiling.ts';
 
 interface Start {
-  mysqlUrl: string;
+  /** mysql:// or postgres://: the loop opens a Database of that engine. */
+  databaseUrl: string;
   options: Omit<SqlCeilingOptions, 'signal'>;
 }
 
@@ -19,7 +20,7 @@ process.on('message', (m: unknown) => {
     return;
   }
   const start = m as Start;
-  runSqlConsumeLoop(start.mysqlUrl, { ...start.options, signal: abort.signal }).then(
+  runSqlConsumeLoop(start.databaseUrl, { ...start.options, signal: abort.signal }).then(
     (consumed) => send({ consumed }),
     (error: Error) => send({ error: error.message }),
   );

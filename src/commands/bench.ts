@@ -3,6 +3,13 @@
 import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { optionalMysqlUrl } from './sharedOptions.ts';
+import { resolveRunEngines } from '../harness/engines.ts';
+import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
+
+function checkedDatabaseUrl(url: string | undefined): string | undefined {
+  if (url !== undefined) checkDatabaseUrl(url);
+  return url;
+}
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
 import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions } from '../scenarios/bench/options.ts';
@@ -14,6 +21,7 @@ import type { TopicMode } from '../system/pubsub/types.ts';
 
 interface BenchArgs {
   profile: string;
+  engine?: string;
   'mysql-url'?: string;
   'batch-sizes'?: string;
   isolation?: string;
@@ -111,6 +119,7 @@ export const command: CommandModule<object, BenchArgs> = {
   builder: (y) =>
     y
       .option('profile', { type: 'string', default: 'standard', describe: 'quick (about 30 s), standard (about 5-6 min, make bench), full (about 45 min); a busy machine takes up to twice as long; make adds ~15 s of npm ci the first time' })
+      .option('engine', { type: 'string', describe: "mariadb, postgres, or all (both in one run, side by side); default mariadb, or the given URL's engine" })
       .option('mysql-url', { type: 'string', describe: 'use this server instead of a private one (default: $MYSQL_URL; database faults are then unavailable)' })
       .option('batch-sizes', { type: 'string', describe: 'e.g. 1,100,1000' })
       .option('isolation', { type: 'string', describe: 'e.g. SERIALIZABLE,READ-COMMITTED (offset mode; also queue mode when given)' })
@@ -134,10 +143,15 @@ export const command: CommandModule<object, BenchArgs> = {
   handler: async (args) => {
     const env = readEnvironment();
     const sweep = sweepOptionsFromArgs(args);
+    // --mysql-url > MYSQL_URL > DATABASE_URL (either engine); none: a private server per engine.
+    const url = optionalMysqlUrl(args['mysql-url']) ?? checkedDatabaseUrl(env.databaseUrl);
+    const engines = resolveRunEngines('bench', args.engine, url);
     const result = await runBench({
       sweep,
+      engines,
       system: {
-        mysqlUrl: optionalMysqlUrl(args['mysql-url']),
+        mysqlUrl: url,
+        postgresBinDir: env.postgresBinDir,
         mariadbBinDir: env.mariadbBinDir,
         searchPath: env.searchPath,
         quietChildren: true,

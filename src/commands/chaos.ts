@@ -3,7 +3,9 @@
 import type { CommandModule } from 'yargs';
 import path from 'node:path';
 import { readEnvironment } from '../config.ts';
-import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
+import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, engineSkips, type ChaosCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
+import { resolveRunEngines, type EngineName } from '../harness/engines.ts';
+import type { CaseResult } from '../scenarios/chaos/caseResult.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
 import { DEFAULT_DOCKER_DEPLOYMENT } from '../harness/dockerDeployment.ts';
 import { runChaosCases } from '../scenarios/chaos/chaos.ts';
@@ -15,10 +17,12 @@ import { projectRoot } from '../projectRoot.ts';
 import { createProgress } from '../bench/progress.ts';
 import { mysqlUrlOption, optionalMysqlUrl } from './sharedOptions.ts';
 import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
+import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
 import { intInRange } from '../validate.ts';
 
 interface ChaosArgs {
   profile: string;
+  engine?: string;
   faults?: string;
   cases?: string;
   backend: string;
@@ -40,6 +44,7 @@ export const command: CommandModule<object, ChaosArgs> = {
   builder: (y) =>
     y
       .option('profile', { choices: CHAOS_PROFILES, default: 'standard', describe: 'quick (about 2 min), standard (about 18 min, make chaos), soak; make adds ~15 s of npm ci the first time' })
+      .option('engine', { type: 'string', describe: "mariadb, postgres, or all (the matrix on each, one after the other); default mariadb, or the given URL's engine" })
       .option('faults', { type: 'string', describe: `only these faults, comma-separated: ${FAULT_NAMES.join(', ')}` })
       .option('cases', { type: 'string', describe: 'only these cases, comma-separated (--list shows them)' })
       .option('backend', { choices: ['local', 'docker'], default: 'local', describe: 'local child processes, or containers of the local images (dockerode)' })
@@ -57,8 +62,17 @@ export const command: CommandModule<object, ChaosArgs> = {
     const env = readEnvironment();
     const profile = args.profile as ChaosProfile;
     const only = args.faults === undefined ? undefined : resolveFaults(args.faults).map((f) => f.name);
+    const mysqlUrl = optionalMysqlUrl(args['mysql-url']) ?? env.databaseUrl;
+    if (mysqlUrl !== undefined) checkDatabaseUrl(mysqlUrl);
+    const engines = resolveRunEngines('chaos', args.engine, mysqlUrl);
     let docker: DockerTarget | undefined;
     if (args.backend === 'docker') {
+      if (engines.some((e) => e !== 'mariadb')) {
+        throw new Error('chaos --backend docker starts MariaDB containers only (make docker-images builds no PostgreSQL image); use --engine mariadb, or the local backend');
+      }
+      if (mysqlUrl !== undefined) {
+        throw new Error('chaos --backend docker starts its own database container per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+      }
       docker = {
         project: args['docker-project'],
         socketPath: args['docker-socket'] ?? env.dockerSocket ?? DEFAULT_DOCKER_DEPLOYMENT.socketPath,
@@ -69,32 +83,39 @@ export const command: CommandModule<object, ChaosArgs> = {
         readyTimeoutMs: DEFAULT_DOCKER_DEPLOYMENT.readyTimeoutMs,
       };
     }
-    let cases = docker === undefined ? chaosMatrix(profile, only) : dockerMatrix(profile, only);
-    if (args.cases !== undefined) {
-      const wanted = args.cases.split(',').map((s) => s.trim()).filter((s) => s !== '');
-      const unknown = wanted.filter((w) => !cases.some((c) => c.name === w));
-      if (unknown.length > 0) {
-        throw new Error(`unknown case(s) ${unknown.join(', ')} in profile ${profile}; cases: ${cases.map((c) => c.name).join(', ')}`);
+    const matrixOf = (engine: EngineName): ChaosCase[] => (docker === undefined ? chaosMatrix(profile, only, engine) : dockerMatrix(profile, only));
+    const wanted = args.cases?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const casesOf = (engine: EngineName): ChaosCase[] => {
+      let cases = matrixOf(engine);
+      if (wanted !== undefined) {
+        const skippedHere = new Set(engineSkips(engine).map((s) => s.what));
+        const unknown = wanted.filter((w) => !cases.some((c) => c.name === w) && !skippedHere.has(w) && !engines.some((e) => matrixOf(e).some((c) => c.name === w)));
+        if (unknown.length > 0) {
+          throw new Error(`unknown case(s) ${unknown.join(', ')} in profile ${profile}; cases: ${cases.map((c) => c.name).join(', ')}`);
+        }
+        cases = cases.filter((c) => wanted.includes(c.name));
       }
-      cases = cases.filter((c) => wanted.includes(c.name));
-    }
-    if (args.requests !== undefined) {
-      const requests = intInRange('chaos', 'requests', args.requests, 1, 10_000_000);
-      cases = cases.map((c) => ({ ...c, requests, ...(c.exactTotal === undefined ? {} : { exactTotal: requests }) }));
-    }
+      if (args.requests !== undefined) {
+        const requests = intInRange('chaos', 'requests', args.requests, 1, 10_000_000);
+        cases = cases.map((c) => ({ ...c, requests, ...(c.exactTotal === undefined ? {} : { exactTotal: requests }) }));
+      }
+      return cases;
+    };
+    const plan = engines.map((engine) => ({ engine, cases: casesOf(engine) }));
+    const skips = plan.flatMap((p) => engineSkips(p.engine).map((s) => `${p.engine}: ${s.what} not run: ${s.reason}`));
     if (args.list) {
-      for (const c of cases) {
-        process.stdout.write(`${c.name.padEnd(24)} expect ${c.expected.padEnd(16)} faults ${c.faults.join(',') || '-'} x${c.perFault}  ${c.description}\n`);
+      for (const { engine, cases } of plan) {
+        for (const c of cases) {
+          process.stdout.write(`${engines.length > 1 ? `${engine.padEnd(9)}` : ''}${c.name.padEnd(24)} expect ${c.expected.padEnd(16)} faults ${c.faults.join(',') || '-'} x${c.perFault}  ${c.description}\n`);
+        }
       }
+      for (const s of skips) process.stdout.write(`${s}\n`);
       return;
     }
-    const mysqlUrl = optionalMysqlUrl(args['mysql-url']);
-    if (docker !== undefined && mysqlUrl !== undefined) {
-      throw new Error('chaos --backend docker starts its own database container per case: unset MYSQL_URL / --mysql-url');
-    }
+    const cases = plan.flatMap((p) => p.cases);
     const root = projectRoot();
     const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos', new Date(), { latest: false });
-    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, docker };
+    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker };
     const progress = createProgress({ title: 'chaos', unit: 'cases', total: cases.length, ci: env.ci, estimateS: (i) => estimateCaseSeconds(cases[i]!, runOptions) });
     const abort = new AbortController();
     let firstSignalAt = 0;
@@ -108,20 +129,30 @@ export const command: CommandModule<object, ChaosArgs> = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    progress.log(`chaos: profile ${profile}, ${cases.length} case(s), results in ${dir.path}`);
+    progress.log(`chaos: profile ${profile}, engine ${engines.join(' then ')}, ${cases.length} case(s), results in ${dir.path}`);
+    for (const s of skips) progress.log(s);
     const started = Date.now();
+    const results: CaseResult[] = [];
     let current = 0;
-    const results = await runChaosCases({
-      ...runOptions,
-      cases,
-      signal: abort.signal,
-      log: (line) => progress.log(line),
-      onCase: (i, c) => {
-        current = i;
-        progress.update(i, `case ${c.name} (expect ${c.expected})`);
-      },
-      onPhase: (name, phase) => progress.update(current, `case ${name}: ${phase}`),
-    });
+    for (const { engine, cases: engineCases } of plan) {
+      if (abort.signal.aborted) break;
+      const done = results.length;
+      const tag = engines.length > 1 ? `${engine}: ` : '';
+      results.push(
+        ...(await runChaosCases({
+          ...runOptions,
+          engine,
+          cases: engineCases,
+          signal: abort.signal,
+          log: (line) => progress.log(`${tag}${line}`),
+          onCase: (i, c) => {
+            current = done + i;
+            progress.update(current, `case ${tag}${c.name} (expect ${c.expected})`);
+          },
+          onPhase: (name, phase) => progress.update(current, `case ${tag}${name}: ${phase}`),
+        })),
+      );
+    }
     progress.update(results.length, 'writing results');
     progress.stop();
     const passed = results.length === cases.length && results.every((r) => r.passed);
@@ -130,6 +161,8 @@ export const command: CommandModule<object, ChaosArgs> = {
     const { log: _log, signal: _signal, ...shownOptions } = runOptions;
     await writeChaosResults(dir, { profile, results, passed }, {
       profile,
+      engines,
+      skipped: skips,
       backend: args.backend,
       faults: only ?? null,
       run: { ...shownOptions, mysqlUrl: shownOptions.mysqlUrl === undefined ? undefined : redactMysqlUrl(shownOptions.mysqlUrl) },
@@ -138,7 +171,7 @@ export const command: CommandModule<object, ChaosArgs> = {
       database_versions: [...new Set(results.map((r) => r.databaseVersion).filter((v) => v !== undefined))],
       duration_s: (Date.now() - started) / 1000,
     });
-    process.stdout.write(`\n${summaryTable(results)}\n\n`);
+    process.stdout.write(`\n${summaryTable(results)}\n${skips.map((s) => `${s}\n`).join('')}\n`);
     process.stdout.write(
       `${passed ? 'chaos: PASS' : 'chaos: FAIL'}: ${results.filter((r) => r.passed).length}/${cases.length} case(s) as expected ` +
         `in ${Math.round((Date.now() - started) / 1000)} s; results in ${dir.path}\n`,

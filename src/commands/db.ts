@@ -1,12 +1,15 @@
-// eob db start | stop: a private MariaDB (or MySQL) server for manual runs and for the harness.
+// eob db start | stop: a private MariaDB (or MySQL) or PostgreSQL server for manual runs and for the harness.
 import type { Argv, CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { DEFAULT_PORT, ManagedDatabase, stopServerInDataDirectory } from '../harness/mariadb/managedDatabase.ts';
 import type { DatabaseInfo } from '../harness/mariadb/managedDatabase.ts';
+import { DEFAULT_POSTGRES_PORT, PrivatePostgres, stopPostgresInDataDirectory, type PostgresInfo } from '../harness/postgres/privatePostgres.ts';
+import { parseEngineChoice, type EngineName } from '../harness/engines.ts';
 import { describeError } from '../system/db/errors.ts';
 
 interface StartArgs {
-  port: number;
+  engine: string;
+  port?: number;
   datadir?: string;
   fresh: boolean;
   'server-arg'?: string[];
@@ -14,8 +17,44 @@ interface StartArgs {
 }
 
 interface StopArgs {
-  port: number;
+  engine: string;
+  port?: number;
   datadir?: string;
+}
+
+const engineOption = {
+  type: 'string',
+  default: 'mariadb',
+  describe: 'mariadb (mariadbd / mysqld from this machine) or postgres (initdb / postgres from this machine)',
+} as const;
+
+/** The private server both engines' launchers offer to this command. */
+interface PrivateServer {
+  readonly url: string;
+  readonly pid: number | undefined;
+  readonly running: boolean;
+  readonly serverUser: string;
+  readonly passwordFile: string;
+  start(): Promise<number>;
+  stop(): Promise<void>;
+  kill(signal: NodeJS.Signals): Promise<void>;
+  whenExited(): Promise<void>;
+}
+
+function defaultPort(engine: EngineName): number {
+  return engine === 'postgres' ? DEFAULT_POSTGRES_PORT : DEFAULT_PORT;
+}
+
+/** The data directory `eob db start` uses by default for `engine` on `port` (relative to the current directory). */
+export function defaultDataDirectory(engine: EngineName, port: number): string {
+  return engine === 'postgres' ? `.eob/pg-${port}` : `.eob/db-${port}`;
+}
+
+function describePostgresSettings(info: PostgresInfo): string {
+  return (
+    `database: PostgreSQL ${info.version}, fsync=${info.fsync ? 'on' : 'off'}, synchronous_commit=${info.synchronousCommit}, ` +
+    `full_page_writes=${info.fullPageWrites ? 'on' : 'off'}, wal_sync_method=${info.walSyncMethod}, shared_buffers=${info.sharedBuffers}, datadir=${info.datadir}`
+  );
 }
 
 function describeSettings(info: DatabaseInfo): string {
@@ -28,26 +67,43 @@ function describeSettings(info: DatabaseInfo): string {
 
 const start: CommandModule<object, StartArgs> = {
   command: 'start',
-  describe: 'start a private database on 127.0.0.1, print MYSQL_URL=..., stay in the foreground until Ctrl-C / SIGTERM',
+  describe: 'start a private database on 127.0.0.1, print DATABASE_URL=..., stay in the foreground until Ctrl-C / SIGTERM',
   builder: (y) =>
     y
-      .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'TCP port on 127.0.0.1' })
-      .option('datadir', { type: 'string', describe: 'data directory (default .eob/db-<port>); an existing one made by eob is reused' })
+      .option('engine', engineOption)
+      .option('port', { type: 'number', describe: `TCP port on 127.0.0.1 (default ${DEFAULT_PORT} for mariadb, ${DEFAULT_POSTGRES_PORT} for postgres)` })
+      .option('datadir', { type: 'string', describe: 'data directory (default .eob/db-<port>, PostgreSQL .eob/pg-<port>); an existing one made by eob is reused' })
       .option('fresh', { type: 'boolean', default: false, describe: 'delete the data directory first (only one made by eob)' })
-      .option('server-arg', { type: 'string', array: true, describe: 'extra mariadbd option, e.g. --server-arg=--innodb-buffer-pool-size=1G' })
+      .option('server-arg', { type: 'string', array: true, describe: 'extra mariadbd option, e.g. --server-arg=--innodb-buffer-pool-size=1G (mariadb only)' })
       .option('start-timeout-ms', { type: 'number', default: 60_000, describe: 'how long to wait for the server to answer' }),
   handler: async (args) => {
     const env = readEnvironment();
-    const db = new ManagedDatabase({
-      port: args.port,
-      datadir: args.datadir,
-      fresh: args.fresh,
-      serverArgs: args['server-arg'] ?? [],
-      startTimeoutMs: args['start-timeout-ms'],
-      binDir: env.mariadbBinDir,
-      searchPath: env.searchPath,
-      log: env.quiet ? () => undefined : (line) => process.stderr.write(`${line}\n`),
-    });
+    const [engine = 'mariadb'] = parseEngineChoice('db start', args.engine, false);
+    const port = args.port ?? defaultPort(engine);
+    const log = env.quiet ? () => undefined : (line: string) => process.stderr.write(`${line}\n`);
+    if (engine === 'postgres' && (args['server-arg'] ?? []).length > 0) {
+      throw new Error('db start: --server-arg passes mariadbd options; it does not apply to --engine postgres');
+    }
+    const db: PrivateServer =
+      engine === 'postgres'
+        ? new PrivatePostgres({
+            port,
+            datadir: args.datadir,
+            fresh: args.fresh,
+            startTimeoutMs: args['start-timeout-ms'],
+            binDir: env.postgresBinDir,
+            log,
+          })
+        : new ManagedDatabase({
+            port,
+            datadir: args.datadir,
+            fresh: args.fresh,
+            serverArgs: args['server-arg'] ?? [],
+            startTimeoutMs: args['start-timeout-ms'],
+            binDir: env.mariadbBinDir,
+            searchPath: env.searchPath,
+            log,
+          });
     // Signals that arrive while the server is still starting are honoured once it is up.
     let stopRequested: NodeJS.Signals | undefined;
     let stopping: Promise<void> | undefined;
@@ -71,13 +127,21 @@ const start: CommandModule<object, StartArgs> = {
       await db.kill('SIGKILL').catch(() => undefined);
       throw error;
     }
-    const info = await db.info();
-    // The URL carries root's password (also in the 0600 file named below): the one place eob shows it.
-    process.stdout.write(
-      `MYSQL_URL=${db.url}\n${describeSettings(info)}\n` +
-        `database: runs as ${db.serverUser}, listens on 127.0.0.1 only, secure_file_priv=${db.secureFileDir}, password in ${db.passwordFile}\n` +
-        `pid=${db.pid}\n`,
-    );
+    // The URL carries the password (also in the 0600 file named below): the one place eob shows it. MariaDB's
+    // also goes out as MYSQL_URL, the name scripts written before DATABASE_URL read.
+    if (db instanceof PrivatePostgres) {
+      process.stdout.write(
+        `DATABASE_URL=${db.url}\n${describePostgresSettings(await db.info())}\n` +
+          `database: runs as ${db.serverUser}, listens on 127.0.0.1 only, socket in ${db.socketDirectory}, password in ${db.passwordFile}\n` +
+          `pid=${db.pid}\n`,
+      );
+    } else if (db instanceof ManagedDatabase) {
+      process.stdout.write(
+        `DATABASE_URL=${db.url}\nMYSQL_URL=${db.url}\n${describeSettings(await db.info())}\n` +
+          `database: runs as ${db.serverUser}, listens on 127.0.0.1 only, secure_file_priv=${db.secureFileDir}, password in ${db.passwordFile}\n` +
+          `pid=${db.pid}\n`,
+      );
+    }
     if (stopRequested !== undefined) {
       stop(stopRequested);
       return;
@@ -88,7 +152,8 @@ const start: CommandModule<object, StartArgs> = {
       await stopping;
       return;
     }
-    process.stderr.write(`eob db start: the server exited on its own; see ${db.errorLogPath}\n`);
+    const where = db instanceof ManagedDatabase ? `see ${db.errorLogPath}` : `its last log lines:\n${(db as PrivatePostgres).logTail()}`;
+    process.stderr.write(`eob db start: the server exited on its own; ${where}\n`);
     process.exit(1);
   },
 };
@@ -98,18 +163,20 @@ const stopCommand: CommandModule<object, StopArgs> = {
   describe: 'cleanly stop a server that eob db start runs in another terminal (found by its data directory)',
   builder: (y) =>
     y
-      .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'picks the default data directory .eob/db-<port>' })
+      .option('engine', engineOption)
+      .option('port', { type: 'number', describe: 'picks the default data directory .eob/db-<port> (PostgreSQL .eob/pg-<port>)' })
       .option('datadir', { type: 'string', describe: 'data directory of the server to stop' }),
   handler: async (args) => {
-    const datadir = args.datadir ?? `.eob/db-${args.port}`;
-    const stopped = await stopServerInDataDirectory(datadir);
+    const [engine = 'mariadb'] = parseEngineChoice('db stop', args.engine, false);
+    const datadir = args.datadir ?? defaultDataDirectory(engine, args.port ?? defaultPort(engine));
+    const stopped = engine === 'postgres' ? await stopPostgresInDataDirectory(datadir) : await stopServerInDataDirectory(datadir);
     process.stdout.write(stopped ? `database in ${datadir} stopped\n` : `no database running in ${datadir}\n`);
   },
 };
 
 export const command: CommandModule<object, object> = {
   command: 'db <command>',
-  describe: 'a private MariaDB/MySQL server from the binaries on this machine',
+  describe: 'a private MariaDB/MySQL or PostgreSQL server from the binaries on this machine',
   builder: (y: Argv) =>
     y
       .command(start as unknown as CommandModule<object, object>)

@@ -1,12 +1,12 @@
-// The system under test as the bench and the chaos harness see it: a database (a private one this process
-// starts, or the server named by MYSQL_URL), the HTTP server and N workers as child processes, and a
-// measurement pool. Stable API, used by src/scenarios/sweep.ts and the chaos harness:
+// The system under test as the bench and the chaos harness see it: a database (a private MariaDB or
+// PostgreSQL this process starts, by `engine`, or the server a URL names), the HTTP server and N workers as
+// child processes, and a measurement pool. Stable API, used by src/scenarios/sweep.ts and the chaos harness:
 //
-//   const sut = await SystemUnderTest.start({ mysqlUrl: env.mysqlUrl, ... });
+//   const sut = await SystemUnderTest.start({ engine: 'postgres', ... });   // or { databaseUrl: env.mysqlUrl }
 //   const server = await sut.startServer({ coalesce: true });     // ready: GET /healthz answered 200
 //   const worker = await sut.startWorker({ batchSize: 1000 });    // ready: it printed `worker started`
 //   await worker.kill(); await worker.start(); server.pause(); ...
-//   sut.requireManagedDatabase().kill('SIGKILL')                  // db faults; throws with MYSQL_URL
+//   sut.requirePrivateDatabase().kill('SIGKILL')                  // db faults; throws with a given URL
 //   sut.interrupted                                               // AbortSignal: Ctrl-C / SIGTERM of the harness
 //   await sut.close();                                            // stops every child, then the private db
 import { WorkerGapCounts } from './workerGapCounts.ts';
@@ -16,7 +16,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { childEnvironment } from '../config.ts';
 import { createPool, ensureDatabase, executorOf, parseMysqlUrl, redactMysqlUrl, type Pool } from '../system/db/pool.ts';
-import { ManagedDatabase } from './mariadb/managedDatabase.ts';
+import { ensurePgDatabase } from '../system/db/postgres/pool.ts';
+import { databaseOf, openDatabase } from '../system/db/openDatabase.ts';
+import type { Database } from '../system/db/database.ts';
+import { startPrivateDatabase, type PrivateDatabase } from './privateDatabase.ts';
+import { engineOfUrl, type EngineName } from './engines.ts';
+import type { SqlEngine } from '../system/sql/engine.ts';
+import { OptionsError } from '../validate.ts';
+import { selectDurability } from '../system/sql/mariadb/observation.ts';
+import { selectPgServerVersion } from '../system/sql/postgres/sessions.ts';
+import { PrivatePostgres } from './postgres/privatePostgres.ts';
 import { findFreePort } from './ports.ts';
 import type { SqlExecutor } from '../system/pubsub/types.ts';
 import { ChildService } from './childService.ts';
@@ -26,12 +35,21 @@ import { processTreeCpuSeconds } from './processCpu.ts';
 import { projectRoot } from '../projectRoot.ts';
 
 export interface SystemOptions {
-  /** Use this server instead of starting a private one (then faults on the database are unavailable). */
+  /** The engine of the private database (and what a given URL must speak). */
+  engine: EngineName;
+  /**
+   * Use this server (mysql:// or postgres://) instead of starting a private one (then faults on the database
+   * are unavailable).
+   */
+  databaseUrl: string | undefined;
+  /** The same as databaseUrl, under its MariaDB-only name (callers written before PostgreSQL). */
   mysqlUrl: string | undefined;
   /** Database name on the private server. */
   database: string;
   /** Where to look first for mariadbd (config's mariadbBinDir) and PATH's directories (config's searchPath). */
   mariadbBinDir: string | undefined;
+  /** The directory holding initdb and postgres (config's postgresBinDir); undefined searches the usual places. */
+  postgresBinDir: string | undefined;
   searchPath: readonly string[];
   /** Children log nothing (EOB_LOG=quiet); their output tail is still kept for error messages. */
   quietChildren: boolean;
@@ -49,9 +67,12 @@ export interface SystemOptions {
 
 export function defaultSystemOptions(): SystemOptions {
   return {
+    engine: 'mariadb',
+    databaseUrl: undefined,
     mysqlUrl: undefined,
     database: 'eob',
     mariadbBinDir: undefined,
+    postgresBinDir: undefined,
     searchPath: [],
     quietChildren: true,
     childStartTimeoutMs: 30_000,
@@ -68,7 +89,7 @@ export type ServerFlags = ServerSpec;
 /** A worker's spec (system/workerSpec.ts); undefined fields take the worker's own defaults. */
 export type WorkerFlags = WorkerSpec;
 
-// The database URL is not among the flags: a child gets it in MYSQL_URL (see makeChild), because a command
+// The database URL is not among the flags: a child gets it in DATABASE_URL (see makeChild), because a command
 // line is world-readable (ps, /proc/<pid>/cmdline) and the URL carries the password; a process's environment
 // is readable only by its own user and root.
 /** `eob server` argv, derived from the spec by its flag table. */
@@ -89,6 +110,13 @@ export interface ServerService {
   baseUrl: string;
 }
 
+/** What serverFacts() reports. */
+export interface ServerFacts {
+  engine: EngineName;
+  version: string;
+  settings: Record<string, string | number | boolean | undefined>;
+}
+
 export class DatabaseFaultUnavailableError extends Error {
   override readonly name = 'DatabaseFaultUnavailableError';
 }
@@ -102,12 +130,14 @@ export class SystemUnderTest {
 
   private constructor(
     readonly options: SystemOptions,
+    /** The engine the database speaks. */
+    readonly engine: EngineName,
     /** The URL every child and the measurement pool use. */
-    readonly mysqlUrl: string,
-    /** The private database, or undefined when MYSQL_URL was given. */
-    readonly managedDatabase: ManagedDatabase | undefined,
+    readonly databaseUrl: string,
+    /** The private database, or undefined when a URL was given. */
+    readonly privateDatabase: PrivateDatabase | undefined,
     /** Measurement pool: the sampler and the checker read through it, never through the system's own pools. */
-    readonly pool: Pool,
+    private readonly measurement: MeasurementPool,
     private readonly tempDir: string | undefined,
     private readonly removeTempDirOnExit: (() => void) | undefined,
   ) {}
@@ -115,17 +145,22 @@ export class SystemUnderTest {
   /** Starts (or connects to) the database and opens the measurement pool. */
   static async start(given: Partial<SystemOptions> = {}): Promise<SystemUnderTest> {
     const options: SystemOptions = { ...defaultSystemOptions(), ...definedOnly(given) };
-    let managed: ManagedDatabase | undefined;
+    const givenUrl = options.databaseUrl ?? options.mysqlUrl;
+    let managed: PrivateDatabase | undefined;
     let tempDir: string | undefined;
     let removeOnExit: (() => void) | undefined;
     let url: string;
-    if (options.mysqlUrl !== undefined) {
-      parseMysqlUrl(options.mysqlUrl);
-      url = options.mysqlUrl;
-      await ensureDatabase(url).catch((error: Error) => {
-        throw new Error(`cannot reach the database at MYSQL_URL=${redactMysqlUrl(url)}: ${error.message} (is the server running? unset MYSQL_URL to use a private one)`);
-      });
-      options.log(`database: using MYSQL_URL ${redactMysqlUrl(url)} (faults on the database are unavailable)`);
+    let engine = options.engine;
+    if (givenUrl !== undefined) {
+      engine = engineOfGivenUrl(givenUrl, given.engine);
+      url = givenUrl;
+      if (engine === 'mariadb') {
+        parseMysqlUrl(url);
+        await ensureDatabase(url).catch((error: Error) => {
+          throw unreachable(options.databaseUrl === undefined ? 'MYSQL_URL' : 'DATABASE_URL', url, error);
+        });
+      }
+      options.log(`database: using ${redactUrl(url)} (faults on the database are unavailable)`);
     } else {
       tempDir = await mkdtemp(path.join(os.tmpdir(), 'eob-sut-'));
       // A process that exits without close() (a second Ctrl-C, a start that failed) still removes the data
@@ -134,29 +169,66 @@ export class SystemUnderTest {
       removeOnExit = () => rmSync(dir, { recursive: true, force: true });
       process.on('exit', removeOnExit);
       const port = await findFreePort();
-      managed = await ManagedDatabase.create({
-        port,
-        // The fresh temp directory itself (not a folder inside it): created 0700, it would keep the server's
-        // own OS user (mysql, when this runs as root) from reaching anything inside it.
-        datadir: tempDir,
-        database: options.database,
-        binDir: options.mariadbBinDir,
-        searchPath: options.searchPath,
-        fresh: true,
-        log: (line) => options.log(line),
-      });
+      try {
+        managed = await startPrivateDatabase({
+          engine,
+          port,
+          // The fresh temp directory itself (not a folder inside it): created 0700, it would keep the server's
+          // own OS user (mysql or postgres, when this runs as root) from reaching anything inside it.
+          datadir: tempDir,
+          database: options.database,
+          mariadbBinDir: options.mariadbBinDir,
+          postgresBinDir: options.postgresBinDir,
+          searchPath: options.searchPath,
+          log: (line) => options.log(line),
+        });
+      } catch (error) {
+        await rm(tempDir, { recursive: true, force: true });
+        throw error;
+      }
       url = managed.url;
-      options.log(`database: private server on port ${port}, pid ${managed.pid}`);
+      options.log(`database: private ${engine} on port ${port}, pid ${managed.pid}`);
     }
-    const pool = createPool({ url, connectionLimit: 4, connectTimeoutMs: 5_000 });
-    const sut = new SystemUnderTest(options, url, managed, pool, tempDir, removeOnExit);
+    if (givenUrl !== undefined && engine === 'postgres') {
+      await ensurePgDatabase(url).catch((error: Error) => {
+        throw unreachable('DATABASE_URL', url, error);
+      });
+    }
+    const measurement = openMeasurementPool(engine, url);
+    const sut = new SystemUnderTest(options, engine, url, managed, measurement, tempDir, removeOnExit);
     if (options.handleSignals) sut.installSignalHandlers();
     return sut;
   }
 
+  /** The database URL under its MariaDB-era name (the same URL, whichever engine). */
+  get mysqlUrl(): string {
+    return this.databaseUrl;
+  }
+
+  /** The private database under its MariaDB-era name. */
+  get managedDatabase(): PrivateDatabase | undefined {
+    return this.privateDatabase;
+  }
+
+  /** The engine seam's implementation for this database: the reads the bench and chaos measure with. */
+  get sql(): SqlEngine {
+    return this.measurement.database.engine;
+  }
+
+  /** The measurement pool as the system's Database (sessions, transactions), for the SQL ceiling. */
+  get database(): Database {
+    return this.measurement.database;
+  }
+
   /** SQL through the measurement pool. */
   get db(): SqlExecutor {
-    return executorOf(this.pool);
+    return this.measurement.db;
+  }
+
+  /** The measurement pool's mysql2 pool, for MariaDB-only measurement scripts; an error on PostgreSQL. */
+  get pool(): Pool {
+    if (this.measurement.mysqlPool === undefined) throw new Error(`system under test: sut.pool is MariaDB's mysql2 pool; this system runs ${this.engine} (use sut.db)`);
+    return this.measurement.mysqlPool;
   }
 
   /** Aborted on SIGINT / SIGTERM of this process: stop measuring, write what was measured, then close(). */
@@ -164,22 +236,55 @@ export class SystemUnderTest {
     return this.abort.signal;
   }
 
-  /** The private database, for faults; throws a clear error when MYSQL_URL was given. */
-  requireManagedDatabase(): ManagedDatabase {
-    if (this.managedDatabase === undefined) {
+  /** The private database, for faults; throws a clear error when a URL was given. */
+  requirePrivateDatabase(): PrivateDatabase {
+    if (this.privateDatabase === undefined) {
       throw new DatabaseFaultUnavailableError(
-        `faults on the database need the private database, but MYSQL_URL was given (${redactMysqlUrl(this.mysqlUrl)}); unset MYSQL_URL to use them`,
+        `faults on the database need the private database, but a database URL was given (${redactUrl(this.databaseUrl)}); unset MYSQL_URL / DATABASE_URL to use them`,
       );
     }
-    return this.managedDatabase;
+    return this.privateDatabase;
+  }
+
+  /** The same, under its MariaDB-era name. */
+  requireManagedDatabase(): PrivateDatabase {
+    return this.requirePrivateDatabase();
+  }
+
+  /**
+   * The server's version and the durability settings a result depends on, recorded with every result:
+   * MariaDB's innodb_flush_log_at_trx_commit, sync_binlog, log_bin; PostgreSQL's fsync, synchronous_commit,
+   * full_page_writes (known for the private server; a given one reports its version only).
+   */
+  async serverFacts(): Promise<ServerFacts> {
+    if (this.engine === 'mariadb') {
+      const d = await selectDurability(this.db);
+      return {
+        engine: 'mariadb',
+        version: d.version,
+        settings: { innodb_flush_log_at_trx_commit: d.flushLogAtTrxCommit, sync_binlog: d.syncBinlog, log_bin: d.logBin },
+      };
+    }
+    if (this.privateDatabase instanceof PrivatePostgres) {
+      const i = await this.privateDatabase.info();
+      return {
+        engine: 'postgres',
+        version: i.version,
+        settings: { fsync: i.fsync, synchronous_commit: i.synchronousCommit, full_page_writes: i.fullPageWrites, wal_sync_method: i.walSyncMethod, shared_buffers: i.sharedBuffers },
+      };
+    }
+    return { engine: 'postgres', version: await selectPgServerVersion(this.db), settings: {} };
   }
 
   /** The database server's pid (private database only). */
   get dbPid(): number | undefined {
-    return this.managedDatabase?.pid;
+    return this.privateDatabase?.pid;
   }
 
-  /** CPU seconds of the database server and any process under it so far (private database only). */
+  /**
+   * CPU seconds of the database server and any process under it so far (private database only): PostgreSQL's
+   * backends are children of the postmaster, so the tree is what its CPU is.
+   */
   dbCpuSeconds(): number | undefined {
     const pid = this.dbPid;
     return pid === undefined ? undefined : processTreeCpuSeconds(pid);
@@ -194,7 +299,7 @@ export class SystemUnderTest {
   async startServer(flags: ServerFlags = {}, name = 'server'): Promise<ServerService> {
     const port = await findFreePort();
     const baseUrl = `http://127.0.0.1:${port}`;
-    const service = this.makeChild(name, serverArgs(port, flags), this.mysqlUrl, { kind: 'http', url: `${baseUrl}/healthz` });
+    const service = this.makeChild(name, serverArgs(port, flags), this.databaseUrl, { kind: 'http', url: `${baseUrl}/healthz` });
     await this.startChild(service);
     return { service, port, baseUrl };
   }
@@ -206,9 +311,9 @@ export class SystemUnderTest {
   /** Gap counts reported by every worker this system started (restarts and replacements included). */
   readonly workerGaps = new WorkerGapCounts();
 
-  async startWorker(flags: WorkerFlags = {}, name?: string, mysqlUrl: string = this.mysqlUrl): Promise<ChildService> {
+  async startWorker(flags: WorkerFlags = {}, name?: string, databaseUrl: string = this.databaseUrl): Promise<ChildService> {
     this.workerCount += 1;
-    const service = this.makeChild(name ?? `worker ${this.workerCount}`, workerArgs(flags), mysqlUrl, {
+    const service = this.makeChild(name ?? `worker ${this.workerCount}`, workerArgs(flags), databaseUrl, {
       kind: 'line',
       pattern: /^worker started/,
     });
@@ -231,8 +336,8 @@ export class SystemUnderTest {
     this.closed = true;
     await Promise.allSettled([...this.children].map((c) => c.stop()));
     this.children.clear();
-    await this.pool.end().catch(() => undefined);
-    if (this.managedDatabase !== undefined) await this.managedDatabase.remove().catch((e: Error) => this.options.log(`database: remove failed: ${e.message}`));
+    await this.measurement.end().catch(() => undefined);
+    if (this.privateDatabase !== undefined) await this.privateDatabase.remove().catch((e: Error) => this.options.log(`database: remove failed: ${e.message}`));
     if (this.tempDir !== undefined) await rm(this.tempDir, { recursive: true, force: true });
     if (this.removeTempDirOnExit !== undefined) process.off('exit', this.removeTempDirOnExit);
     if (this.signalHandler !== undefined) {
@@ -241,7 +346,7 @@ export class SystemUnderTest {
     }
   }
 
-  private makeChild(name: string, args: string[], mysqlUrl: string, readiness: ChildService['spec']['readiness']): ChildService {
+  private makeChild(name: string, args: string[], databaseUrl: string, readiness: ChildService['spec']['readiness']): ChildService {
     if (this.closed) throw new Error(`system under test is closed; cannot start ${name}`);
     return new ChildService({
       name,
@@ -250,8 +355,10 @@ export class SystemUnderTest {
       env: childEnvironment({
         EOB_LOG: this.options.quietChildren ? 'quiet' : undefined,
         // The URL travels here, never on the command line; flags carry the failpoints, and no inherited
-        // EOB_FAILPOINTS may arm one by accident.
-        MYSQL_URL: mysqlUrl,
+        // EOB_FAILPOINTS may arm one by accident. MYSQL_URL goes too for MariaDB (and is removed for
+        // PostgreSQL), so an inherited one can never point a child at another server.
+        DATABASE_URL: databaseUrl,
+        MYSQL_URL: engineOfUrl(databaseUrl) === 'mariadb' ? databaseUrl : undefined,
         EOB_FAILPOINTS: undefined,
       }),
       readiness,
@@ -289,6 +396,49 @@ export class SystemUnderTest {
     process.on('SIGINT', this.signalHandler);
     process.on('SIGTERM', this.signalHandler);
   }
+}
+
+function unreachable(variable: string, url: string, error: Error): Error {
+  return new Error(`cannot reach the database at ${variable}=${redactUrl(url)}: ${error.message} (is the server running? unset MYSQL_URL (or DATABASE_URL) to use a private one)`);
+}
+
+/** A pool of the engine's driver, seen only as SQL in and rows out. */
+interface MeasurementPool {
+  database: Database;
+  db: SqlExecutor;
+  end(): Promise<void>;
+  /** MariaDB's mysql2 pool (the measurement scripts use it directly). */
+  mysqlPool?: Pool;
+}
+
+function openMeasurementPool(engine: EngineName, url: string): MeasurementPool {
+  if (engine === 'postgres') {
+    const database = openDatabase({ url, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'harness' });
+    // An idle session ended by a fault (a restart, pg_terminate_backend) is dropped; the next read meets the failure.
+    database.onIdleError(() => undefined);
+    return { database, db: database.executor(), end: () => database.end() };
+  }
+  const pool = createPool({ url, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'harness' });
+  const database = databaseOf(pool);
+  return { database, db: executorOf(pool), end: () => pool.end(), mysqlPool: pool };
+}
+
+/** The engine of a given URL; an error when its scheme is neither engine's or contradicts an explicit `engine`. */
+function engineOfGivenUrl(url: string, explicit: EngineName | undefined): EngineName {
+  const engine = engineOfUrl(url);
+  if (engine === undefined) {
+    throw new OptionsError(`system under test: the database URL must start with mysql:// or postgres:// (got ${redactUrl(url)})`);
+  }
+  if (explicit !== undefined && explicit !== engine) {
+    throw new OptionsError(`system under test: engine is ${explicit} but the database URL ${redactUrl(url)} is a ${engine} URL; give one or the other`);
+  }
+  return engine;
+}
+
+/** The URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  if (engineOfUrl(url) === 'mariadb') return redactMysqlUrl(url);
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@]*@/i, '$1:***@');
 }
 
 function definedOnly<T extends object>(o: Partial<T>): Partial<T> {

@@ -23,18 +23,18 @@ export class LocalBackend implements FaultBackend {
   ) {}
 
   async kill(role: ServiceRole, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (role === 'db') return this.sut.requireManagedDatabase().kill(signal);
+    if (role === 'db') return this.sut.requirePrivateDatabase().kill(signal);
     await Promise.all(this.children(role).map((c) => c.kill(signal)));
   }
 
   async stop(role: ServiceRole): Promise<void> {
-    if (role === 'db') return this.sut.requireManagedDatabase().stop();
+    if (role === 'db') return this.sut.requirePrivateDatabase().stop();
     await Promise.all(this.children(role).map((c) => c.stop()));
   }
 
   async start(role: ServiceRole): Promise<void> {
     if (role === 'db') {
-      await this.sut.requireManagedDatabase().start();
+      await this.sut.requirePrivateDatabase().start();
       return;
     }
     await Promise.all(this.children(role).filter((c) => !c.running).map((c) => withRetries(c.name, () => c.start())));
@@ -42,7 +42,7 @@ export class LocalBackend implements FaultBackend {
 
   async restart(role: ServiceRole, options: { clean: boolean }): Promise<void> {
     if (role === 'db') {
-      await this.sut.requireManagedDatabase().restart(options);
+      await this.sut.requirePrivateDatabase().restart(options);
       return;
     }
     if (options.clean) await this.stop(role);
@@ -51,12 +51,12 @@ export class LocalBackend implements FaultBackend {
   }
 
   async pause(role: ServiceRole): Promise<void> {
-    if (role === 'db') return this.sut.requireManagedDatabase().pause();
+    if (role === 'db') return this.sut.requirePrivateDatabase().pause();
     for (const c of this.children(role)) c.pause();
   }
 
   async resume(role: ServiceRole): Promise<void> {
-    if (role === 'db') return this.sut.requireManagedDatabase().resume();
+    if (role === 'db') return this.sut.requirePrivateDatabase().resume();
     for (const c of this.children(role)) c.resume();
   }
 

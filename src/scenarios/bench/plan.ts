@@ -1,5 +1,6 @@
 // The bench's plan: which points a run measures, in what order (ceilings and the baseline first), and a short
 // label for each.
+import type { EngineName } from '../../system/sql/engine.ts';
 import type { IsolationLevel, AckMode } from '../../system/pubsub/types.ts';
 import { defaultIsolation } from '../../system/worker.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
@@ -31,7 +32,7 @@ export interface Point {
 export const QUEUE_DRAIN_BACKLOG_MAX = 150_000;
 
 /** Expands the grid into points, in the order they run: ceilings, baseline, drain, end to end. */
-export function planPoints(o: SweepOptions): Point[] {
+export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Point[] {
   const g = o.grid;
   const points: Point[] = [];
   const none = { pollIntervalMs: undefined, ackMode: undefined, coalesce: undefined, baseline: false };
@@ -48,12 +49,12 @@ export function planPoints(o: SweepOptions): Point[] {
     }
     if (o.include.sqlCeiling) {
       for (const batchSize of g.batchSizes) {
-        add({ ...none, kind: 'sql-ceiling', mode: 'offset', workers: 0, handler: 'raw-sql', batchSize, isolation: defaultIsolation('offset', 'batched'), backlogMessages: drainBacklog(o.backlogMessages, batchSize), repetition });
+        add({ ...none, kind: 'sql-ceiling', mode: 'offset', workers: 0, handler: 'raw-sql', batchSize, isolation: defaultIsolation('offset', 'batched', engine), backlogMessages: drainBacklog(o.backlogMessages, batchSize), repetition });
       }
     }
     if (o.include.baseline) {
       for (const batchSize of o.baselineBatchSizes) {
-        add({ kind: 'drain', mode: 'offset', workers: 1, handler: 'watermill', batchSize, pollIntervalMs: g.pollIntervals[0], isolation: defaultIsolation('offset', 'watermill'), ackMode: 'transactional', coalesce: undefined, backlogMessages: o.baselineBacklogMessages, repetition, baseline: true });
+        add({ kind: 'drain', mode: 'offset', workers: 1, handler: 'watermill', batchSize, pollIntervalMs: g.pollIntervals[0], isolation: defaultIsolation('offset', 'watermill', engine), ackMode: 'transactional', coalesce: undefined, backlogMessages: o.baselineBacklogMessages, repetition, baseline: true });
       }
     }
     if (o.include.drain) {
@@ -83,7 +84,7 @@ export function planPoints(o: SweepOptions): Point[] {
         for (const coalesce of g.coalesce)
           for (const pollIntervalMs of g.pollIntervals) {
             // End to end runs at the worker's default isolation (named, so the label says it).
-            add({ kind: 'end-to-end', mode, workers: 1, handler: 'batched', batchSize: o.endToEndBatchSize, pollIntervalMs, isolation: mode === 'offset' ? defaultIsolation('offset', 'batched') : g.queueIsolations[0], ackMode: 'transactional', coalesce, backlogMessages: undefined, repetition, baseline: false });
+            add({ kind: 'end-to-end', mode, workers: 1, handler: 'batched', batchSize: o.endToEndBatchSize, pollIntervalMs, isolation: mode === 'offset' ? defaultIsolation('offset', 'batched', engine) : g.queueIsolations[0], ackMode: 'transactional', coalesce, backlogMessages: undefined, repetition, baseline: false });
           }
     }
   }

@@ -2,18 +2,13 @@
 // drain, end-to-end), then the counter check, which makes every point a correctness run as well.
 import { randomUUID } from 'node:crypto';
 import type { OutgoingMessage } from '../../system/pubsub/types.ts';
-import { executorOf } from '../../system/db/pool.ts';
-import { ensureSchema } from '../../system/sql/mariadb/schema.ts';
-import { createOffsetsTable } from '../../system/sql/mariadb/offsetsTable.ts';
-import { insertMessagesSql } from '../../system/sql/mariadb/messagesTable.ts';
-import { messagesTable, queueTable } from '../../system/sql/mariadb/identifiers.ts';
-import { countTopicRows, resetConsumption, selectConsumption, truncateTopic } from '../../system/sql/mariadb/observation.ts';
-import { selectAllCounters } from '../../system/sql/mariadb/counterTable.ts';
-import { countPoisoned, truncatePoisonTable } from '../../system/sql/mariadb/poisonTable.ts';
+import { resetConsumption } from '../../system/sql/mariadb/observation.ts';
+import { truncatePoisonTable } from '../../system/sql/mariadb/poisonTable.ts';
+import { countPoisonedMessages, readDrainPosition } from '../../bench/observation.ts';
 import type { ChildService } from '../../harness/childService.ts';
 import { defaultIsolation } from '../../system/worker.ts';
 import type { SystemUnderTest, WorkerFlags } from '../../harness/systemUnderTest.ts';
-import { resolveWorkerSpec } from '../../system/workerSpec.ts';
+import { resolveWorkerSettings } from '../../system/worker.ts';
 import { startSampler } from '../../bench/sampler.ts';
 import { cpuUsPerMessage, drainRate, lagPercentiles } from '../../bench/metrics.ts';
 import { checkCounters, type CounterCheck } from '../../bench/counterCheck.ts';
@@ -124,11 +119,14 @@ function appendNote(note: string, more: string): string {
 async function resetTables(ctx: SweepContext, mode: TopicMode): Promise<void> {
   const db = ctx.sut.db;
   const topic = ctx.options.topic;
-  await ensureSchema(db, { topic, topicSchema: 'offset', dedup: false });
-  await ensureSchema(db, { topic, topicSchema: 'queue', dedup: false });
-  await createOffsetsTable(db, topic);
-  await truncateTopic(db, topic);
-  await truncatePoisonTable(db, topic);
+  const engine = ctx.sut.sql;
+  await engine.ensureSchema(db, { topic, mode: 'offset', dedup: false });
+  await engine.ensureSchema(db, { topic, mode: 'queue', dedup: false });
+  await engine.ensureGroup(db, { topic, consumerGroup: ctx.options.consumerGroup });
+  await engine.truncateTopic(db, { topic });
+  // The seam has no poison truncation; on PostgreSQL a point's poison count includes earlier points' (0 unless
+  // a payload was rejected, which no bench point does).
+  if (engine.name === 'mariadb') await truncatePoisonTable(db, topic);
   void mode;
 }
 
@@ -137,12 +135,11 @@ const BACKLOG_ROWS_PER_INSERT = 1_000;
 
 /** Publishes `n` messages round-robin over `counters` straight into the topic table (multi-row INSERTs). */
 export async function publishBacklog(ctx: SweepContext, mode: TopicMode, n: number, counters: readonly string[]): Promise<void> {
-  const table = mode === 'offset' ? messagesTable(ctx.options.topic) : queueTable(ctx.options.topic);
   let next = 0;
   const chunks: number[] = [];
   for (let left = n; left > 0; left -= BACKLOG_ROWS_PER_INSERT) chunks.push(Math.min(BACKLOG_ROWS_PER_INSERT, left));
-  const pool = ctx.sut.pool;
-  const db = executorOf(pool);
+  const db = ctx.sut.db;
+  const engine = ctx.sut.sql;
   const run = async () => {
     for (let size = chunks.shift(); size !== undefined; size = chunks.shift()) {
       const messages: OutgoingMessage[] = [];
@@ -150,8 +147,7 @@ export async function publishBacklog(ctx: SweepContext, mode: TopicMode, n: numb
         messages.push({ uuid: randomUUID(), payload: { counter_uuid: counters[next % counters.length] }, metadata: {} });
         next += 1;
       }
-      const { sql, values } = insertMessagesSql(table, messages);
-      await db.query(sql, values);
+      await engine.publish(db, { topic: ctx.options.topic, mode, messages });
     }
   };
   await Promise.all([run(), run(), run()]);
@@ -184,7 +180,8 @@ async function startWorkers(ctx: SweepContext, result: PointResult, children: Ch
       return w;
     }),
   );
-  const resolved = resolveWorkerSpec(spec);
+  // The engine's own rules (the watermill handler's isolation and gap handling differ on PostgreSQL).
+  const resolved = resolveWorkerSettings({ mode: spec.mode ?? 'offset', handler: spec.handler ?? 'batched', isolation: spec.isolation, gapHandling: spec.gapHandling }, ctx.sut.engine);
   result.resolvedIsolation = resolved.isolation;
   result.gapHandling = resolved.gapHandling;
   return started;
@@ -210,7 +207,8 @@ function firstUnexpectedExit(workers: readonly ChildService[]): Promise<ChildSer
 async function runDrain(ctx: SweepContext, result: PointResult, children: ChildService[]): Promise<void> {
   const p = result.point;
   const n = p.backlogMessages ?? ctx.options.backlogMessages;
-  await publishBacklog(ctx, p.mode, n, makeCounterIds(ctx.options.counters));
+  const counters = makeCounterIds(ctx.options.counters);
+  await publishBacklog(ctx, p.mode, n, counters);
   result.messagesPublished = n;
   if (p.mode === 'offset') {
     // The SQL ceiling paired with this drain: the same backlog, batch size and isolation, consumed by the
@@ -218,11 +216,18 @@ async function runDrain(ctx: SweepContext, result: PointResult, children: ChildS
     // machine shared with others a ceiling measured minutes earlier was beaten 1.3-2.4x by drains measured in
     // a quieter moment (a standard run of 2026-11-27, batch 1-1000); measured seconds apart, both see the
     // same machine. The ratio is against the higher of this and the run's sql-ceiling point at the batch size.
-    const ceiling = await runSqlLoop(ctx, p.batchSize ?? 1000, p.isolation ?? defaultIsolation('offset', 'batched'), n);
+    const ceiling = await runSqlLoop(ctx, p.batchSize ?? 1000, p.isolation ?? defaultIsolation('offset', 'batched', ctx.sut.engine), n);
     result.pairedSqlCeilingMsgsPerS = ceiling.msgsPerS;
-    await resetConsumption(ctx.sut.db, ctx.options.topic);
+    if (ctx.sut.engine === 'mariadb') await resetConsumption(ctx.sut.db, ctx.options.topic);
+    else {
+      // No statement behind the engine seam undoes a consumption on PostgreSQL (the position is a transaction
+      // id and an offset): the topic is emptied and the same backlog published again, fresh rows for the
+      // workers as for the ceiling's loop (~1 s for 20,000 rows here).
+      await resetTables(ctx, p.mode);
+      await publishBacklog(ctx, p.mode, n, counters);
+    }
   }
-  const sampler = startSampler(ctx.sut.db, { mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
+  const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
   try {
     const workers = await startWorkers(ctx, result, children, ctx.options.workerFailpoints);
     const cpuWorkerBefore = sumCpu(workers);
@@ -262,17 +267,17 @@ interface SqlLoopRun {
 
 /** The SQL ceiling's loop over a backlog of `n` already in the offset table, from acked offset 0. */
 async function runSqlLoop(ctx: SweepContext, batchSize: number, isolation: IsolationLevel, n: number): Promise<SqlLoopRun> {
-  const sampler = startSampler(ctx.sut.db, { mode: 'offset', topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
+  const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: 'offset', topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
   const cpuSelf = selfCpuSeconds();
   const cpuDb = ctx.sut.dbCpuSeconds();
   let consumed: number | undefined;
   try {
-    consumed = await runSqlConsumeLoopInProcess(ctx.sut.mysqlUrl, {
+    consumed = await runSqlConsumeLoopInProcess(ctx.sut.databaseUrl, {
       topic: ctx.options.topic,
       consumerGroup: ctx.options.consumerGroup,
       batchSize,
       isolation,
-      untilOffset: n,
+      untilConsumed: n,
       deadlineMs: ctx.options.drainTimeoutS * 1000,
       signal: ctx.signal,
     });
@@ -290,7 +295,7 @@ async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<vo
   await publishBacklog(ctx, 'offset', n, makeCounterIds(ctx.options.counters));
   result.messagesPublished = n;
   result.resolvedIsolation = p.isolation;
-  const run = await runSqlLoop(ctx, p.batchSize ?? 1000, p.isolation ?? defaultIsolation('offset', 'batched'), n);
+  const run = await runSqlLoop(ctx, p.batchSize ?? 1000, p.isolation ?? defaultIsolation('offset', 'batched', ctx.sut.engine), n);
   result.cpuWorkerS = run.cpuSelfS;
   result.cpuDbS = run.cpuDbS;
   // No loop CPU per message: the loop's thread shares this process's CPU reading with the sampler (a batch-1
@@ -350,7 +355,7 @@ async function runEndToEnd(ctx: SweepContext, result: PointResult, children: Chi
   const server = await ctx.sut.startServer({ topic: ctx.options.topic, topicSchema: p.mode, ...(p.coalesce === undefined ? {} : { coalesce: p.coalesce }) });
   children.push(server.service);
   const workers = await startWorkers(ctx, result, children, []);
-  const sampler = startSampler(ctx.sut.db, { mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: 250 });
+  const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: 250 });
   let loadStart = 0;
   let loadEnd = 0;
   try {
@@ -392,8 +397,10 @@ async function runEndToEnd(ctx: SweepContext, result: PointResult, children: Chi
   result.lagP99Ms = lag.p99;
 }
 
+/** What the workers must reach, on the same scale as the sampler's progress (see readDrainPosition). */
 async function readPublished(ctx: SweepContext, mode: TopicMode): Promise<number> {
-  return countTopicRows(ctx.sut.db, mode, ctx.options.topic);
+  const p = await readDrainPosition(ctx.sut.db, ctx.sut.sql, { mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup });
+  return p.published;
 }
 
 /**
@@ -404,7 +411,8 @@ async function checkPoint(ctx: SweepContext, result: PointResult): Promise<void>
   const db = ctx.sut.db;
   const topic = ctx.options.topic;
   const mode = result.point.kind === 'sql-ceiling' ? 'offset' : result.point.mode;
-  const consumption = await selectConsumption(db, { mode, topic, consumerGroup: ctx.options.consumerGroup });
+  const engine = ctx.sut.sql;
+  const consumption = await engine.selectConsumption(db, { mode, topic, consumerGroup: ctx.options.consumerGroup });
   if (consumption.ackedOffset !== undefined) result.ackedOffset = consumption.ackedOffset;
   result.maxOffset = consumption.maxOffset;
   result.messagesPublished = consumption.published;
@@ -417,9 +425,9 @@ async function checkPoint(ctx: SweepContext, result: PointResult): Promise<void>
     result.drained = consumption.drained;
   }
   const expected = consumption.consumedPerCounter;
-  const actual = await selectAllCounters(db);
+  const actual = await engine.selectAllCounters(db);
   result.check = checkCounters(expected, actual);
-  result.poisoned = await countPoisoned(db, topic);
+  result.poisoned = await countPoisonedMessages(db, engine, topic);
   result.messagesConsumed = result.check.expectedTotal;
   if (result.check.verdict === 'invalid') {
     result.note = appendNote(result.note, `counters wrong: ${result.check.wrongCounters.slice(0, 3).join(', ')}`);

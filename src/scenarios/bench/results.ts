@@ -43,11 +43,13 @@ export const CSV_COLUMNS = [
   'messages_published', 'messages_consumed', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
   'gaps_passed', 'gaps_passed_by_timeout',
   'paired_sql_ceiling_msgs_per_s', 'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
-  'db_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
+  'engine', 'server_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
 ] as const;
 
+/** The database a row was measured on: its engine and version (both engines), MariaDB's flush setting. */
 export interface DbColumns {
-  db_version: string;
+  engine: string;
+  server_version: string;
   db_flush_log_at_trx_commit: number | undefined;
 }
 
@@ -123,7 +125,8 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     ratio_vs_http_ceiling: isLoad ? ratio(r.publishReqPerS, refs.httpCeilingReqPerS) : undefined,
     paired_sql_ceiling_msgs_per_s: r.pairedSqlCeilingMsgsPerS,
     ratio_vs_sql_ceiling: p.kind === 'sql-ceiling' ? undefined : ratio(rate, ceilingSql),
-    db_version: db.db_version,
+    engine: db.engine,
+    server_version: db.server_version,
     db_flush_log_at_trx_commit: db.db_flush_log_at_trx_commit,
     point_duration_s: r.durationS,
     note: r.note === '' ? undefined : r.note,

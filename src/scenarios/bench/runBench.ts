@@ -1,27 +1,35 @@
-// One bench run from resolved options to files: starts the system, runs the sweep with progress, and writes
-// results/bench/<timestamp>/ (results.csv, options.json, charts, index.html) even when interrupted.
+// One bench run from resolved options to files: starts the system (per engine, one after the other), runs the
+// sweep with progress, and writes results/bench/<timestamp>/ (results.csv, options.json, charts, and with two
+// engines engines.txt, the side-by-side table; index.html) even when interrupted.
 import path from 'node:path';
 import { readdirSync } from 'node:fs';
-import { SystemUnderTest, type SystemOptions } from '../../harness/systemUnderTest.ts';
+import { SystemUnderTest, redactUrl, type SystemOptions } from '../../harness/systemUnderTest.ts';
+import type { EngineName } from '../../harness/engines.ts';
 import { estimatePointSeconds, planPoints, pointLabel, type Point } from './plan.ts';
-import { references, toRow, CSV_COLUMNS } from './results.ts';
+import { references, toRow, CSV_COLUMNS, type DbColumns } from './results.ts';
 import { runSweep } from './sweep.ts';
 import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
 import { type PointResult } from './points.ts';
-import { createResultsDir, collectVersions, collectDatabaseInfo } from '../../bench/resultsDir.ts';
+import { createResultsDir, collectVersions } from '../../bench/resultsDir.ts';
 import { projectRoot } from '../../projectRoot.ts';
 import { createProgress } from '../../bench/progress.ts';
 import { toCsv, type CsvRow } from '../../bench/csv.ts';
-import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng } from '../../bench/chart.ts';
-import { chartRules, drainChartData, endToEndChartData, medianRows, pointLine, summaryTable } from '../../bench/report.ts';
-import { round } from '../../bench/metrics.ts';
+import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng, type DrainPoint, type EndToEndPoint } from '../../bench/chart.ts';
 import { writeHtmlReport } from '../../bench/htmlReport.ts';
 import { benchPage } from './benchPage.ts';
-import { redactMysqlUrl } from '../../system/db/mysqlUrl.ts';
+import { engineComparisonTable } from '../../bench/engineComparison.ts';
+import { chartRules, drainChartData, endToEndChartData, medianRows, pointLine, summaryTable } from '../../bench/report.ts';
+import { round } from '../../bench/metrics.ts';
 
 export interface BenchRunOptions {
   sweep: SweepOptions;
   system: Partial<SystemOptions>;
+  /**
+   * The engines to run, one after the other, each on a system of its own (default: system.engine, or
+   * MariaDB). With two, results.csv holds both, the charts a series per engine, and the summary a
+   * side-by-side table.
+   */
+  engines?: readonly EngineName[];
   /** Folder holding results/<scenario>/...; default <project>/results. */
   resultsRoot: string;
   ci: boolean;
@@ -40,14 +48,17 @@ export interface BenchRunResult {
 const DUPLICATE_SIGNAL_MS = 1_000;
 
 export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
-  const points = planPoints(o.sweep);
+  const engines = o.engines ?? [o.system.engine ?? 'mariadb'];
+  const plans = engines.map((engine) => ({ engine, points: planPoints(o.sweep, engine) }));
+  const total = plans.reduce((n, p) => n + p.points.length, 0);
+  const all = plans.flatMap((p) => p.points);
   const startedAt = new Date();
   const progress = createProgress({
     title: 'bench',
     unit: 'points',
-    total: points.length,
+    total,
     ci: o.ci,
-    estimateS: (i) => estimatePointSeconds(points[i]!, o.sweep),
+    estimateS: (i) => estimatePointSeconds(all[i]!, o.sweep),
   });
   // Signals are handled from the first moment (the database's start included), SIGTERM as SIGINT: stop after
   // the current step, stop the children, write what was measured, remove the temp data. A second one exits at
@@ -68,26 +79,14 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const results: PointResult[] = [];
-  let dbColumns = { db_version: 'unknown', db_flush_log_at_trx_commit: undefined as number | undefined };
-  let dbInfo: unknown;
+  const runs: EngineRun[] = [];
   try {
-    const sut = await SystemUnderTest.start({ ...o.system, handleSignals: false, log: (line) => progress.log(line) });
-    try {
-      const info = await collectDatabaseInfo(sut.db);
-      dbColumns = { db_version: info.db_version, db_flush_log_at_trx_commit: info.db_flush_log_at_trx_commit };
-      dbInfo = info;
-      const lineOut = o.ci || !process.stderr.isTTY ? o.out : (line: string) => progress.log(line);
-      await runSweep({ sut, options: o.sweep, signal: abort.signal, log: (l) => progress.log(l) }, points, (done, label, r) => {
-        progress.update(done, label);
-        if (r === undefined) return;
-        results.push(r);
-        const row = roundRow(toRow(r, references(results), o.sweep, dbColumns));
-        lineOut(`[${done}/${points.length}] ${pointLine(row)}`);
-      });
-    } finally {
-      progress.update(results.length, abort.signal.aborted ? 'interrupted: stopping the system' : 'stopping the system');
-      await sut.close();
+    let before = 0;
+    for (const { engine, points } of plans) {
+      const run: EngineRun = { engine, points, results: [], dbColumns: { engine, server_version: 'unknown', db_flush_log_at_trx_commit: undefined }, database: undefined };
+      runs.push(run);
+      if (!abort.signal.aborted) await runEngine(o, run, abort.signal, progress, before, total, engines.length > 1 ? `${engine}: ` : '');
+      before += points.length;
     }
   } finally {
     progress.stop();
@@ -95,10 +94,15 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
     process.off('SIGTERM', onSignal);
   }
   // Points not run (interrupted, or the system failed to start) are rows too, so the CSV lists the whole plan.
-  const interrupted = abort.signal.aborted || results.length < points.length;
-  for (const point of points.slice(results.length)) results.push(notRun(point));
-  const refs = references(results);
-  const rows = results.map((r) => roundRow(toRow(r, refs, o.sweep, dbColumns)));
+  const interrupted = abort.signal.aborted || runs.some((r) => r.results.length < r.points.length);
+  const rowsByRun = runs.map((run) => {
+    const results = [...run.results, ...run.points.slice(run.results.length).map(notRun)];
+    // Ratios are against this engine's own references: a drain is compared with the SQL ceiling of its engine.
+    const refs = references(results);
+    return { engine: run.engine, results, rows: results.map((r) => roundRow(toRow(r, refs, o.sweep, run.dbColumns))) };
+  });
+  const rows = rowsByRun.flatMap((r) => r.rows);
+  const measured = rowsByRun.reduce((n, r) => n + r.results.filter((x) => !x.interrupted).length, 0);
   // `latest` moves only to a complete run: an interrupted one is kept, but is not what `latest` shows.
   const dir = createResultsDir(o.resultsRoot, 'bench', startedAt, { latest: !interrupted });
   dir.writeText('results.csv', toCsv(CSV_COLUMNS, rows));
@@ -108,26 +112,86 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     interrupted,
+    engines,
     sweep: o.sweep,
-    points: points.map(pointLabel),
-    system: { mysqlUrl: o.system.mysqlUrl === undefined ? 'private database' : redactMysqlUrl(o.system.mysqlUrl), quietChildren: o.system.quietChildren },
-    database: dbInfo,
+    points: Object.fromEntries(plans.map((p) => [p.engine, p.points.map(pointLabel)])),
+    system: { databaseUrl: shownUrl(o.system), quietChildren: o.system.quietChildren },
+    // One entry per engine: its version and durability settings.
+    databases: Object.fromEntries(runs.map((r) => [r.engine, r.database])),
     versions,
     publishedBaselineMsgsPerS: PUBLISHED_BASELINE_MSGS_PER_S,
   });
-  // With repetitions, the charts and the summary show each point's median; results.csv keeps every run.
+  // With repetitions, the charts and the summary show each point's median (per engine); results.csv keeps every run.
   const repeated = rows.some((r) => typeof r.repetition === 'number' && r.repetition > 1);
-  const shown = repeated ? medianRows(rows) : rows;
+  const shownRuns = rowsByRun.map((r) => ({ engine: r.engine, rows: repeated ? medianRows(r.rows) : r.rows }));
+  const shown = shownRuns.flatMap((r) => r.rows);
   if (repeated) dir.writeText('medians.csv', toCsv(CSV_COLUMNS, shown));
-  await writeCharts(dir.writeText, shown).catch((e: Error) => o.out(`charts not written: ${e.message}`));
+  await writeCharts(dir.writeText, shownRuns).catch((e: Error) => o.out(`charts not written: ${e.message}`));
+  const mariadbRun = runs.find((r) => r.engine === 'mariadb');
   writeHtmlReport(
     dir,
-    benchPage({ rows: shown, medians: repeated, sweep: o.sweep, startedAt, finishedAt: new Date(), interrupted, database: dbColumns, gitCommit: versions.gitCommit, files: readdirSync(dir.path) }),
+    benchPage({
+      rows: shown,
+      medians: repeated,
+      sweep: o.sweep,
+      startedAt,
+      finishedAt: new Date(),
+      interrupted,
+      // Each engine's version (the page's database line), MariaDB's flush setting where it ran.
+      database: { db_version: runs.map((r) => `${r.engine} ${r.dbColumns.server_version}`).join('; '), db_flush_log_at_trx_commit: mariadbRun?.dbColumns.db_flush_log_at_trx_commit },
+      gitCommit: versions.gitCommit,
+      files: readdirSync(dir.path),
+    }),
   );
-  const summary = `${repeated ? 'medians over the repetitions (every run: results.csv)\n' : ''}${summaryTable(shown)}`;
+  const parts = shownRuns.map((r) => `${shownRuns.length > 1 ? `== ${r.engine} ==\n` : ''}${summaryTable(r.rows)}`);
+  if (shownRuns.length > 1) {
+    const table = engineComparisonTable(shown);
+    dir.writeText('engines.txt', `${table}\n`);
+    parts.push(`== engines side by side (same run) ==\n${table}`);
+  }
+  const summary = `${repeated ? 'medians over the repetitions (every run: results.csv)\n' : ''}${parts.join('\n\n')}`;
   o.out(summary);
-  o.out(`${interrupted ? `INTERRUPTED after ${results.filter((r) => !r.interrupted).length} of ${points.length} points: partial results in` : 'results in'} ${path.relative(process.cwd(), dir.path) || dir.path}`);
+  o.out(`${interrupted ? `INTERRUPTED after ${measured} of ${total} points: partial results in` : 'results in'} ${path.relative(process.cwd(), dir.path) || dir.path}`);
   return { dir: dir.path, rows, interrupted, summary };
+}
+
+/** One engine's part of a run: its plan, what was measured, and what it ran on. */
+interface EngineRun {
+  engine: EngineName;
+  points: Point[];
+  results: PointResult[];
+  dbColumns: DbColumns;
+  database: unknown;
+}
+
+/** Runs one engine's points on a system of its own; fills `run` as it goes, so an interruption keeps what was measured. */
+async function runEngine(
+  o: BenchRunOptions,
+  run: EngineRun,
+  signal: AbortSignal,
+  progress: ReturnType<typeof createProgress>,
+  before: number,
+  total: number,
+  prefix: string,
+): Promise<void> {
+  const sut = await SystemUnderTest.start({ ...o.system, engine: run.engine, handleSignals: false, log: (line) => progress.log(`${prefix}${line}`) });
+  try {
+    const facts = await sut.serverFacts();
+    const flush = facts.settings.innodb_flush_log_at_trx_commit;
+    run.dbColumns = { engine: run.engine, server_version: facts.version, db_flush_log_at_trx_commit: typeof flush === 'number' ? flush : undefined };
+    run.database = facts;
+    const lineOut = o.ci || !process.stderr.isTTY ? o.out : (line: string) => progress.log(line);
+    await runSweep({ sut, options: o.sweep, signal, log: (l) => progress.log(`${prefix}${l}`) }, run.points, (done, label, r) => {
+      progress.update(before + done, `${prefix}${label}`);
+      if (r === undefined) return;
+      run.results.push(r);
+      const row = roundRow(toRow(r, references(run.results), o.sweep, run.dbColumns));
+      lineOut(`[${before + done}/${total}] ${prefix}${pointLine(row)}`);
+    });
+  } finally {
+    progress.update(before + run.results.length, signal.aborted ? 'interrupted: stopping the system' : 'stopping the system');
+    await sut.close();
+  }
 }
 
 /** The row of a point the run never reached. */
@@ -141,23 +205,42 @@ function notRun(point: Point): PointResult {
   };
 }
 
+function shownUrl(system: Partial<SystemOptions>): string {
+  const url = system.databaseUrl ?? system.mysqlUrl;
+  return url === undefined ? 'private database' : redactUrl(url);
+}
+
 function roundRow(row: CsvRow): CsvRow {
   const out: CsvRow = {};
   for (const [k, v] of Object.entries(row)) out[k] = typeof v === 'number' ? round(v, k.startsWith('ratio') ? 3 : 1) : v;
   return out;
 }
 
-async function writeCharts(write: (name: string, text: string | Buffer) => string, rows: readonly CsvRow[]): Promise<void> {
-  const rules = chartRules(rows, PUBLISHED_BASELINE_MSGS_PER_S);
-  const drain = drainChartData(rows);
-  if (drain.points.length + drain.ceiling.length > 0) {
-    const svg = await renderSvg(drainChartSpec(drain.points, drain.ceiling, rules.drain));
+/** The two charts; with several engines each series (and the SQL ceiling) carries its engine's name. */
+async function writeCharts(write: (name: string, text: string | Buffer) => string, runs: readonly { engine: EngineName; rows: readonly CsvRow[] }[]): Promise<void> {
+  const all = runs.flatMap((r) => r.rows);
+  const rules = chartRules(all, PUBLISHED_BASELINE_MSGS_PER_S);
+  const named = runs.length > 1;
+  const tag = (engine: EngineName, text: string) => (named ? `${engine} ${text}` : text);
+  const points: DrainPoint[] = [];
+  const ceiling: DrainPoint[] = [];
+  const bars: EndToEndPoint[] = [];
+  for (const run of runs) {
+    const drain = drainChartData(run.rows);
+    points.push(...drain.points.map((p) => ({ ...p, series: tag(run.engine, p.series) })));
+    // One dashed ceiling line for one engine; with several, each engine's ceiling is a series of its own,
+    // so two ceilings are not drawn as one line.
+    if (named) points.push(...drain.ceiling.map((p) => ({ ...p, series: tag(run.engine, p.series) })));
+    else ceiling.push(...drain.ceiling);
+    bars.push(...endToEndChartData(run.rows).map((b) => ({ ...b, point: tag(run.engine, b.point) })));
+  }
+  if (points.length + ceiling.length > 0) {
+    const svg = await renderSvg(drainChartSpec(points, ceiling, rules.drain));
     write('drain.svg', svg);
     write('drain.png', svgToPng(svg));
   }
-  const endToEnd = endToEndChartData(rows);
-  if (endToEnd.length > 0) {
-    const svg = await renderSvg(endToEndChartSpec(endToEnd, rules.endToEnd));
+  if (bars.length > 0) {
+    const svg = await renderSvg(endToEndChartSpec(bars, rules.endToEnd));
     write('end-to-end.svg', svg);
     write('end-to-end.png', svgToPng(svg));
   }

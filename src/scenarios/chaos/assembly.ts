@@ -1,7 +1,7 @@
 // Assembles the system a chaos case runs against: local children (private database, server, workers behind a
 // TCP proxy) or containers (docker backend), with the fault context the nemesis acts through.
 import type { GapCounts } from '../../system/workerGapLine.ts';
-import { createPool, executorOf, parseMysqlUrl } from '../../system/db/pool.ts';
+import { createPool, executorOf } from '../../system/db/pool.ts';
 import { selectServerVersion } from '../../system/sql/mariadb/observation.ts';
 import type { SqlExecutor } from '../../system/pubsub/types.ts';
 import { SystemUnderTest } from '../../harness/systemUnderTest.ts';
@@ -14,9 +14,15 @@ import { localAllocatorStaller, unavailableStaller } from '../../harness/faults/
 import { type FaultContext } from './nemesis.ts';
 import { type ChaosCase } from './chaosMatrix.ts';
 import { type ChaosRunOptions, type DockerTarget } from './options.ts';
+import type { EngineName } from '../../harness/engines.ts';
+import type { SqlEngine } from '../../system/sql/engine.ts';
+import { mariadbEngine } from '../../system/sql/mariadb/engine.ts';
 
 /** What a case runs against: local children (the default) or containers. */
 export interface CaseSystem {
+  /** The engine the database speaks, and its implementation of the seam (the harness's reads). */
+  engine: EngineName;
+  sql: SqlEngine;
   /** The harness's own session: sampler, recovery probe, conn-kill, snapshot. */
   db: SqlExecutor;
   /** The database itself, for the raw SQL publishers (never through the workers' proxy). */
@@ -33,40 +39,50 @@ export interface CaseSystem {
 
 export async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseSystem> {
   const sut = await SystemUnderTest.start({
+    engine: o.engine,
     mysqlUrl: o.mysqlUrl,
     mariadbBinDir: o.mariadbBinDir,
+    postgresBinDir: o.postgresBinDir,
     searchPath: o.searchPath,
     handleSignals: false,
     log: o.log,
   });
   let proxy: TcpProxy | undefined;
   try {
-    const dbUrl = parseMysqlUrl(sut.mysqlUrl);
-    const tcp = await TcpProxy.start({ targetHost: dbUrl.host, targetPort: dbUrl.port });
+    const target = new URL(sut.databaseUrl);
+    const tcp = await TcpProxy.start({ targetHost: target.hostname, targetPort: Number(target.port || (sut.engine === 'postgres' ? 5432 : 3306)) });
     proxy = tcp;
-    // The workers reach the database only through the proxy: network faults and conn-kill act on them alone.
-    const credentials = `${encodeURIComponent(dbUrl.user)}${dbUrl.password === '' ? '' : `:${encodeURIComponent(dbUrl.password)}`}`;
-    const workerUrl = `mysql://${credentials}@127.0.0.1:${tcp.port}/${dbUrl.database}`;
+    // The workers reach the database only through the proxy: network faults act on them alone. Only the host
+    // and port change: user, password and database stay as the URL has them (still percent-encoded), either engine.
+    const via = new URL(sut.databaseUrl);
+    via.hostname = '127.0.0.1';
+    via.port = String(tcp.port);
+    const workerUrl = via.toString();
     const server = await sut.startServer(c.server);
     const workers: ChildService[] = [];
     for (let i = 0; i < c.workers; i++) workers.push(await sut.startWorker(c.worker, `worker ${i + 1}`, workerUrl));
     const backend = new LocalBackend(sut, server, workers, { workerFlags: c.worker, workerMysqlUrl: workerUrl });
-    const databaseVersion = await selectServerVersion(sut.db);
+    const databaseVersion = (await sut.serverFacts()).version;
     // Only cases that inject it pay for the debugger's first attach.
     const allocatorStaller = !c.faults.includes('db-stall-allocator')
       ? undefined
-      : sut.managedDatabase === undefined
-        ? unavailableStaller('MYSQL_URL names a database this harness did not start; gdb attaches only to a private one (unset MYSQL_URL)')
-        : await localAllocatorStaller({ serverPid: () => sut.managedDatabase?.pid, mysqlUrl: sut.mysqlUrl, log: o.log });
+      : sut.engine !== 'mariadb'
+        ? unavailableStaller(`db-stall-allocator stalls InnoDB's allocator inside mariadbd; this case runs on ${sut.engine}`)
+        : sut.privateDatabase === undefined
+          ? unavailableStaller('MYSQL_URL names a database this harness did not start; gdb attaches only to a private one (unset MYSQL_URL)')
+          : await localAllocatorStaller({ serverPid: () => sut.privateDatabase?.pid, mysqlUrl: sut.databaseUrl, log: o.log });
     return {
+      engine: sut.engine,
+      sql: sut.sql,
       db: sut.db,
-      databaseUrl: sut.mysqlUrl,
+      databaseUrl: sut.databaseUrl,
       serverBaseUrl: server.baseUrl,
       faults: {
         backend,
         proxy: tcp,
         admin: sut.db,
-        databaseProcess: sut.managedDatabase !== undefined,
+        engine: sut.engine,
+        databaseProcess: sut.privateDatabase !== undefined,
         crashWorkerAt: (spec, timeoutMs) => backend.crashWorkerAt(spec, timeoutMs),
         allocatorStaller,
       },
@@ -74,7 +90,7 @@ export async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promis
       gapCounts: () => sut.workerGaps.totals(),
       async heal() {
         tcp.setDelay(0);
-        const managed = sut.managedDatabase;
+        const managed = sut.privateDatabase;
         if (managed !== undefined) {
           if (managed.isPaused) managed.resume();
           if (!managed.running) await managed.start();
@@ -109,6 +125,8 @@ export async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target
     const backend = new DockerBackend({ project: target.project, socketPath: target.socketPath });
     const databaseVersion = await selectServerVersion(db);
     return {
+      engine: 'mariadb',
+      sql: mariadbEngine,
       db,
       databaseUrl: deployment.mysqlUrl,
       serverBaseUrl: deployment.serverBaseUrl,
@@ -116,6 +134,7 @@ export async function startDockerSystem(c: ChaosCase, o: ChaosRunOptions, target
         backend,
         proxy: undefined,
         admin: db,
+        engine: 'mariadb',
         databaseProcess: true,
         crashWorkerAt: undefined,
         allocatorStaller: unavailableStaller('the docker backend: gdb would have to attach to mariadbd inside its container'),

@@ -5,6 +5,7 @@ import type { RequestAttempt } from './history.ts';
 import { type Verdict } from './checker.ts';
 import { type PhaseTiming } from './phases.ts';
 import { type ChaosCase, type Expectation } from './chaosMatrix.ts';
+import type { EngineName } from '../../harness/engines.ts';
 
 export interface TimelineSample {
   tMs: number;
@@ -17,6 +18,8 @@ export interface TimelineSample {
 
 export interface CaseResult {
   case: ChaosCase;
+  /** The engine the case ran on. */
+  engine: EngineName;
   verdict: Verdict | undefined;
   expected: Expectation;
   /** The case shows what it must: valid for exactly-once cases, the violation for controls. */
@@ -72,4 +75,9 @@ export function exactCountMet(expected: number, count: number | undefined, quies
   if (!quiesced) return { passed: false, why: `${read} (timed out: the drain did not finish)` };
   if (count !== expected) return { passed: false, why: `${read} (wrong count)` };
   return { passed: true, why: read };
+}
+
+/** A case's name in file names: MariaDB's as before, other engines' prefixed, so ENGINE=all writes both. */
+export function caseFileName(r: Pick<CaseResult, 'engine' | 'case'>): string {
+  return r.engine === 'mariadb' ? r.case.name : `${r.engine}-${r.case.name}`;
 }

@@ -2,7 +2,7 @@
 // had to show and what it showed), the per-case table, each case's timeline, the configuration and machine.
 import { machineFacts, tableFromRows, type HtmlReport } from '../../bench/htmlReport.ts';
 import type { CsvRow } from '../../bench/csv.ts';
-import type { CaseResult } from './caseResult.ts';
+import { caseFileName, type CaseResult } from './caseResult.ts';
 
 const COLUMNS: [string, string][] = [
   ['case', 'case'],
@@ -48,7 +48,7 @@ export function chaosPage(i: ChaosPageInput): HtmlReport {
     })),
     tables: [tableFromRows('One row per case (every column: results.csv)', i.rows, COLUMNS, (row) => (row.passed === true ? 'good' : 'bad'))],
     charts: i.results
-      .map((r) => `timeline-${r.case.name}.png`)
+      .map((r) => `timeline-${caseFileName(r)}.png`)
       .filter((f) => i.files.includes(f))
       .map((file) => ({
         file,

@@ -11,7 +11,7 @@ import type { ResultsDir } from '../../bench/resultsDir.ts';
 import { countOutcomes, summarizeRequests, writeHistoryJsonl } from './history.ts';
 import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
-import type { CaseResult } from './caseResult.ts';
+import { caseFileName, type CaseResult } from './caseResult.ts';
 import type { Verdict } from './checker.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
@@ -62,7 +62,8 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   ...FAULT_NAMES.flatMap((f) => [`recovery_${f.replace(/-/g, '_')}_median_ms`, `recovery_${f.replace(/-/g, '_')}_max_ms`]),
   'quiesced',
   'case_duration_s',
-  'db_version',
+  'engine',
+  'server_version',
   'why',
 ];
 
@@ -76,10 +77,11 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     mode: c.mode,
     batch_size: c.worker.batchSize,
     ack_mode: c.worker.ackMode ?? 'transactional',
-    isolation: c.worker.isolation ?? defaultIsolation(c.mode, c.worker.handler ?? 'batched'),
+    isolation: c.worker.isolation ?? defaultIsolation(c.mode, c.worker.handler ?? 'batched', r.engine),
     handler_profile: c.worker.handler ?? 'batched',
-    gap_handling: gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling),
-    gap_proof: gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling) !== 'contiguous' ? undefined : (c.worker.gapProof ?? 'statements'),
+    gap_handling: gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling, r.engine),
+    // PostgreSQL's read needs no gap proof (it reads below xmin only).
+    gap_proof: r.engine !== 'mariadb' || gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling, r.engine) !== 'contiguous' ? undefined : (c.worker.gapProof ?? 'statements'),
     worker_processes: c.workers,
     consumers_per_worker: c.worker.concurrency ?? 1,
     coalesce: c.server.coalesce ?? true,
@@ -116,7 +118,8 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     drain_during_faults_msgs_per_s: r.drainDuringFaultsMsgsPerS,
     quiesced: r.quiesced,
     case_duration_s: r.durationMs / 1000,
-    db_version: r.databaseVersion,
+    engine: r.engine,
+    server_version: r.databaseVersion,
     why: r.why,
   };
   for (const f of FAULT_NAMES) {
@@ -198,6 +201,8 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
     profile: summary.profile,
     cases: summary.results.map((r) => ({
       case: r.case.name,
+      engine: r.engine,
+      server_version: r.databaseVersion,
       description: r.case.description,
       expected: r.expected,
       passed: r.passed,
@@ -214,8 +219,8 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
   for (const r of summary.results) {
     if (r.timeline.length === 0) continue;
     const svg = await renderSvg(timelineChartSpec(r));
-    dir.writeText(`timeline-${r.case.name}.svg`, svg);
-    dir.writeText(`timeline-${r.case.name}.png`, svgToPng(svg));
+    dir.writeText(`timeline-${caseFileName(r)}.svg`, svg);
+    dir.writeText(`timeline-${caseFileName(r)}.png`, svgToPng(svg));
   }
   writeHtmlReport(dir, chaosPage({ ...summary, rows, facts: chaosFacts(dir, options), files: readdirSync(dir.path) }));
 }
@@ -239,16 +244,21 @@ export function caseLine(r: CaseResult, index: number, total: number): string {
     r.faults.length === 0 ? 'no faults' : `${r.faults.length} fault(s), recovery p50/max ${Math.round(percentile(rec, 50) ?? 0)}/${rec.length === 0 ? '-' : Math.max(...rec)} ms`,
     `${Math.round(r.durationMs / 1000)} s`,
   ].filter((x): x is string => x !== undefined);
-  return `[${index}/${total}] ${r.case.name}: ${parts.join(', ')}${r.passed ? '' : `: ${r.why}`}`;
+  return `[${index}/${total}] ${r.engine === 'mariadb' ? '' : `${r.engine} `}${r.case.name}: ${parts.join(', ')}${r.passed ? '' : `: ${r.why}`}`;
 }
 
-/** The table printed at the end of a run (and pasted in the README). */
+export { caseFileName };
+
+/** The table printed at the end of a run (and pasted in the README); an engine column when the run had several. */
 export function summaryTable(results: readonly CaseResult[]): string {
-  const header = ['case', 'expected', 'verdict', 'ok/fail/unknown', 'of which warm-up', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'gaps passed (timeout)', 'faults', 'recovery p50/max ms', 'result'];
+  const engines = new Set(results.map((r) => r.engine));
+  const withEngine = engines.size > 1 || !engines.has('mariadb');
+  const header = [...(withEngine ? ['engine'] : []), 'case', 'expected', 'verdict', 'ok/fail/unknown', 'of which warm-up', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'gaps passed (timeout)', 'faults', 'recovery p50/max ms', 'result'];
   const rows = results.map((r) => {
     const v = r.verdict;
     const rec = r.faults.map((f) => f.recoveryMs).filter((x): x is number => x !== undefined);
     return [
+      ...(withEngine ? [r.engine] : []),
       r.case.name,
       r.expected,
       r.interrupted === true ? 'interrupted' : (v?.verdict ?? 'error'),

@@ -1,7 +1,6 @@
 // What a chaos case reads from the database while it runs, through the shared observation layer: the drain
 // position, recovery after healing, quiescence.
-import { sumCounters } from '../../system/sql/mariadb/counterTable.ts';
-import { readDrainPosition, type DrainPosition } from '../../bench/observation.ts';
+import { readDrainPosition, sumAllCounters, type DrainPosition, type SqlEngine } from '../../bench/observation.ts';
 import type { SqlExecutor } from '../../system/pubsub/types.ts';
 import { httpStatus } from '../../harness/childService.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
@@ -9,8 +8,8 @@ import { sleep, withTimeout } from '../../system/waiting.ts';
 import { type ChaosRunOptions, GROUP, TOPIC } from './options.ts';
 
 /** Offset mode: max offset and the group's acked offset; queue mode: rows and acked rows. */
-export function readProgress(db: SqlExecutor, mode: TopicMode): Promise<DrainPosition> {
-  return readDrainPosition(db, { mode, topic: TOPIC, consumerGroup: GROUP });
+export function readProgress(db: SqlExecutor, engine: SqlEngine, mode: TopicMode): Promise<DrainPosition> {
+  return readDrainPosition(db, engine, { mode, topic: TOPIC, consumerGroup: GROUP });
 }
 
 /**
@@ -36,14 +35,14 @@ export async function waitRecovered(serverBaseUrl: string, progress: () => Promi
   throw new Error('not recovered');
 }
 
-export async function quiesce(db: SqlExecutor, mode: TopicMode, o: ChaosRunOptions): Promise<boolean> {
+export async function quiesce(db: SqlExecutor, engine: SqlEngine, mode: TopicMode, o: ChaosRunOptions): Promise<boolean> {
   const deadline = Date.now() + o.quiesceTimeoutMs;
   let stableSince: number | undefined;
   let lastTotal: number | undefined;
   while (Date.now() < deadline) {
     try {
-      const p = await withTimeout(readProgress(db, mode), PROBE_TIMEOUT_MS, 'progress read');
-      const total = await withTimeout(sumCounters(db), PROBE_TIMEOUT_MS, 'counter sum');
+      const p = await withTimeout(readProgress(db, engine, mode), PROBE_TIMEOUT_MS, 'progress read');
+      const total = await withTimeout(sumAllCounters(db, engine), PROBE_TIMEOUT_MS, 'counter sum');
       if (p.acked >= p.published && total === lastTotal) {
         stableSince ??= Date.now();
         if (Date.now() - stableSince >= o.quiesceStableMs) return true;
@@ -66,6 +65,6 @@ export async function quiesce(db: SqlExecutor, mode: TopicMode, o: ChaosRunOptio
  */
 export const PROBE_TIMEOUT_MS = 5_000;
 /** The sum of every counter, the effects applied so far: the timeline draws it beside the acked messages. */
-export function readCounterTotal(db: SqlExecutor): Promise<number> {
-  return withTimeout(sumCounters(db), PROBE_TIMEOUT_MS, 'counter sum');
+export function readCounterTotal(db: SqlExecutor, engine: SqlEngine): Promise<number> {
+  return withTimeout(sumAllCounters(db, engine), PROBE_TIMEOUT_MS, 'counter sum');
 }

@@ -8,6 +8,8 @@ import { DEFAULT_SERVER_OPTIONS } from '../../system/server/options.ts';
 import { sleep } from '../../system/waiting.ts';
 import type { AllocatorStaller, AllocatorStallPlan } from '../../harness/faults/allocatorStallFault.ts';
 import { killSession, selectSessionHosts } from '../../system/sql/mariadb/processlist.ts';
+import { terminatePgSessions } from '../../system/sql/postgres/sessions.ts';
+import type { EngineName } from '../../harness/engines.ts';
 
 export const FAULT_NAMES = [
   'worker-kill',
@@ -31,8 +33,10 @@ export interface FaultContext {
   backend: FaultBackend;
   /** The worker's connections to the database go through it (local backend). */
   proxy: TcpProxy | undefined;
-  /** A session of the harness's own, for KILL CONNECTION. */
+  /** A session of the harness's own, for KILL CONNECTION (MariaDB) or pg_terminate_backend (PostgreSQL). */
   admin: SqlExecutor | undefined;
+  /** The engine `admin` speaks (default MariaDB). */
+  engine?: EngineName;
   /** Whether the database is a process the backend can kill (private database, or the docker service). */
   databaseProcess: boolean;
   /** Restart the worker armed with `point=N`, wait for it to die there, restart it unarmed (local backend). */
@@ -151,11 +155,15 @@ const FAULTS: Record<FaultName, FaultDefinition> = {
   },
   'conn-kill': {
     name: 'conn-kill',
-    description: "KILL CONNECTION every database session of the workers, from the harness's own session",
+    description: "KILL CONNECTION (PostgreSQL: pg_terminate_backend) every database session of the workers, from the harness's own session",
     requires: ['proxy', 'admin-session'],
     async run(ctx) {
       const proxy = required(ctx.proxy, 'conn-kill needs the TCP proxy');
       const admin = required(ctx.admin, 'conn-kill needs an admin session');
+      if (ctx.engine === 'postgres') {
+        const ended = await terminatePgSessions(admin, WORKER_APPLICATION_NAME);
+        return { detail: `pg_terminate_backend ${ended} worker session(s)`, healStartedAt: now() };
+      }
       const killed = await killWorkerSessions(admin, proxy);
       return { detail: `KILL CONNECTION ${killed.length} worker session(s): ${killed.join(', ') || 'none open'}`, healStartedAt: now() };
     },
@@ -262,6 +270,12 @@ export function skipReason(fault: FaultDefinition, ctx: FaultContext): string | 
   }
   return `needs ${missing.join(', ')}`;
 }
+
+/**
+ * On PostgreSQL the worker's sessions are those its pools name `eob-worker` (application_name): the server's
+ * and the harness's pools carry other names, so no other process loses a session.
+ */
+export const WORKER_APPLICATION_NAME = 'eob-worker';
 
 /**
  * KILL CONNECTION for every session the database sees coming from the proxy's upstream ports: exactly the

@@ -1,9 +1,13 @@
 // The chaos run's options and their defaults, and the topic and consumer group every case uses.
 import type { DockerDeploymentOptions } from '../../harness/dockerDeployment.ts';
+import type { EngineName } from '../../harness/engines.ts';
 
 export interface ChaosRunOptions {
+  /** The engine of each case's private database (a given URL must speak it). */
+  engine: EngineName;
   mysqlUrl: string | undefined;
   mariadbBinDir: string | undefined;
+  postgresBinDir: string | undefined;
   searchPath: readonly string[];
   /** How long pause and delay faults hold (ms). */
   holdMs: number;
@@ -30,8 +34,10 @@ export interface ChaosRunOptions {
 export type DockerTarget = Omit<DockerDeploymentOptions, 'log'>;
 
 export const DEFAULT_CHAOS_RUN_OPTIONS: ChaosRunOptions = {
+  engine: 'mariadb',
   mysqlUrl: undefined,
   mariadbBinDir: undefined,
+  postgresBinDir: undefined,
   searchPath: [],
   // 1 s: longer than a batch transaction here (a few ms to ~100 ms), so the fault is felt mid-batch.
   holdMs: 1_000,

@@ -4,11 +4,11 @@
 // offset consumer's gap proof must cope with. Each INSERT is the message the server publishes (payload
 // counter_uuid, metadata request_id), with its own request id and counter, and is recorded in the history like
 // an HTTP request, so the checker covers both kinds of publisher the same way.
-import { beginTransaction, createPool, parseMysqlUrl, redactMysqlUrl, type Pool, type PoolConnection } from '../../system/db/pool.ts';
 import { classifyError } from '../../system/db/errors.ts';
+import { openDatabase } from '../../system/db/openDatabase.ts';
+import { checkDatabaseUrl, redactDatabaseUrl } from '../../system/db/databaseUrl.ts';
+import type { DbSession } from '../../system/db/database.ts';
 import { incrementMessage } from '../../system/counterPublish.ts';
-import { insertMessagesSql } from '../../system/sql/mariadb/messagesTable.ts';
-import { messagesTable, queueTable } from '../../system/sql/mariadb/identifiers.ts';
 import type { HistoryPhase, RequestAttempt } from './history.ts';
 import type { AttemptResult } from './historyLoad.ts';
 import { CASE_NAME, CASE_NAME_WHAT, counterUuidFor } from './historyLoad.ts';
@@ -16,7 +16,7 @@ import { intInRange, matches, nonEmptyString, numberAtLeast, oneOf } from '../..
 import { TOPIC_MODES } from '../../system/pubsub/types.ts';
 
 export interface RawPublishLoadOptions {
-  /** The database itself (not the workers' proxy): mysql://user@127.0.0.1:<port>/<db>. */
+  /** The database itself (not the workers' proxy): mysql:// or postgres://user@127.0.0.1:<port>/<db>. */
   mysqlUrl: string;
   mode: 'offset' | 'queue';
   topic: string;
@@ -70,9 +70,11 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 export function validateRawPublishLoadOptions(o: RawPublishLoadOptions): RawPublishLoadOptions {
   const c = 'raw publish load';
   nonEmptyString(c, 'mysqlUrl', o.mysqlUrl);
-  const url = parseMysqlUrl(o.mysqlUrl);
-  if (url.socketPath === undefined && !LOOPBACK.has(url.host)) {
-    throw new Error(`${c}: mysqlUrl must name a database on this machine (127.0.0.1, localhost or ::1; got ${redactMysqlUrl(o.mysqlUrl)})`);
+  checkDatabaseUrl(o.mysqlUrl);
+  const url = new URL(o.mysqlUrl);
+  const socket = url.searchParams.has('socketPath') || url.searchParams.has('socket');
+  if (!socket && !LOOPBACK.has(url.hostname.replace(/^\[|\]$/g, ''))) {
+    throw new Error(`${c}: mysqlUrl must name a database on this machine (127.0.0.1, localhost or ::1; got ${redactDatabaseUrl(o.mysqlUrl)})`);
   }
   oneOf(c, 'mode', o.mode, TOPIC_MODES);
   nonEmptyString(c, 'topic', o.topic);
@@ -114,16 +116,21 @@ interface DriverError {
  * is closed, which rolls it back). A lost connection, a timeout, a killed query or a server shutting down may
  * have come after the commit, and so may any error at COMMIT: unknown.
  */
-export function classifySqlAttempt(stage: SqlAttemptStage, error: unknown): AttemptResult {
+export function classifySqlAttempt(stage: SqlAttemptStage, error: unknown, refused: (error: unknown) => boolean = mariadbRefused): AttemptResult {
   if (error === undefined) return { outcome: 'ok' };
   const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
   const code = e.code ?? (error instanceof Error ? error.message : String(error));
   if (stage === 'connect' || stage === 'begin') return { outcome: 'fail', error: code };
   if (stage === 'commit') return { outcome: 'unknown', error: code };
+  return { outcome: refused(error) ? 'fail' : 'unknown', error: code };
+}
+
+/** mysql2's shape of "the server answered this statement with an error that undid it" (Database.refused on PostgreSQL). */
+function mariadbRefused(error: unknown): boolean {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
   const answeredByServer = e.sqlState !== undefined && e.errno !== undefined && e.fatal !== true;
   const kind = classifyError(error);
-  const statementRolledBack = answeredByServer && (kind === 'deadlock' || kind === 'lock-wait-timeout' || kind === 'fatal');
-  return { outcome: statementRolledBack ? 'fail' : 'unknown', error: code };
+  return answeredByServer && (kind === 'deadlock' || kind === 'lock-wait-timeout' || kind === 'fatal');
 }
 
 export interface RawPublishLoadResult {
@@ -133,9 +140,11 @@ export interface RawPublishLoadResult {
 
 export async function runRawPublishLoad(options: RawPublishLoadOptions): Promise<RawPublishLoadResult> {
   const o = validateRawPublishLoadOptions(options);
-  const table = o.mode === 'offset' ? messagesTable(o.topic) : queueTable(o.topic);
   const counterCase = `${o.caseName}-raw`;
-  const pool: Pool = createPool({ url: o.mysqlUrl, connectionLimit: o.publishers, connectTimeoutMs: o.connectTimeoutMs, role: 'raw-publisher' });
+  // Either engine: the INSERT is the engine's publish statement, as any program sharing the topic would send it.
+  const database = openDatabase({ url: o.mysqlUrl, connectionLimit: o.publishers, connectTimeoutMs: o.connectTimeoutMs, role: 'raw-publisher' });
+  database.onIdleError(() => undefined);
+  const refused = database.engine.name === 'mariadb' ? mariadbRefused : (error: unknown) => database.refused(error);
   const attempts: RequestAttempt[] = [];
   const started = performance.now();
   let next = 0;
@@ -159,33 +168,33 @@ export async function runRawPublishLoad(options: RawPublishLoadOptions): Promise
     const requestId = rawRequestId(o.caseName, n);
     const counterUuid = counterUuidFor(counterCase, o.counters === 0 ? n : n % o.counters);
     const startMs = performance.now() - o.t0;
-    let conn: PoolConnection;
+    let conn: DbSession;
     try {
-      conn = await pool.getConnection();
+      conn = await database.session();
     } catch (error) {
-      record(requestId, counterUuid, startMs, classifySqlAttempt('connect', error));
+      record(requestId, counterUuid, startMs, classifySqlAttempt('connect', error, refused));
       return;
     }
-    const { sql, values } = insertMessagesSql(table, [incrementMessage({ counterUuid, requestId }, false)]);
+    const messages = [incrementMessage({ counterUuid, requestId }, false)];
     const held = o.holdEvery > 0 && (n + 1) % o.holdEvery === 0;
     let stage: SqlAttemptStage = 'begin';
     try {
       // READ COMMITTED: a single INSERT reads nothing, and it takes no gap locks that would block others.
-      if (held) await beginTransaction(conn, 'READ COMMITTED');
+      if (held) await conn.begin('READ COMMITTED');
       stage = 'insert';
-      await conn.query({ sql, values, timeout: o.queryTimeoutMs });
+      await database.engine.publish(conn.executor(o.queryTimeoutMs), { topic: o.topic, mode: o.mode, messages });
       if (held) {
         await sleep(o.holdMs);
         stage = 'commit';
-        await conn.commit();
+        await conn.query('COMMIT');
       }
       conn.release();
-      record(requestId, counterUuid, startMs, classifySqlAttempt(stage, undefined));
+      record(requestId, counterUuid, startMs, classifySqlAttempt(stage, undefined, refused));
     } catch (error) {
       // A connection in an unknown state is not given back to the pool (closing it rolls back whatever it
       // had not committed): the next INSERT gets a fresh one.
       conn.destroy();
-      record(requestId, counterUuid, startMs, classifySqlAttempt(stage, error));
+      record(requestId, counterUuid, startMs, classifySqlAttempt(stage, error, refused));
     }
   };
 
@@ -206,7 +215,7 @@ export async function runRawPublishLoad(options: RawPublishLoadOptions): Promise
   try {
     await Promise.all(Array.from({ length: Math.min(o.publishers, Math.max(1, o.requests)) }, () => publisher()));
   } finally {
-    await pool.end().catch(() => undefined);
+    await database.end().catch(() => undefined);
   }
   return { attempts, durationMs: performance.now() - started };
 }

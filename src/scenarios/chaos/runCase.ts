@@ -1,8 +1,7 @@
 // Runs one chaos case on a fresh system, phase by phase (phases.ts): start the system (assembly.ts), the load
 // that records every attempt's outcome and the nemesis on its own timer, heal, wait until recovered,
 // quiesce, snapshot, check. A failure of the system is a result; only a bug throws.
-import { countPoisoned } from '../../system/sql/mariadb/poisonTable.ts';
-import { takeSnapshot } from '../../bench/observation.ts';
+import { countPoisonedMessages, takeSnapshot } from '../../bench/observation.ts';
 import { drainDuringFaults, rateOver } from '../../bench/metrics.ts';
 import { httpStatus } from '../../harness/childService.ts';
 import { resolveFaults, runNemesis, skipReason, type FaultContext, type FaultEvent } from './nemesis.ts';
@@ -21,14 +20,6 @@ import { gapHandlingFor } from '../../system/worker.ts';
 import { readCounterTotal } from './measure.ts';
 
 /**
- * The counter total is read with one drain-position sample in 4 (every second at the 250 ms default). With a
- * read every sample, ctl-innodb-trx-only came out clean (no loss caught) in 2 of 5 quick runs on this 2-core
- * machine under a load average of ~15, against 0 of 4 without the read; the control's catch is a race it wins
- * by a few messages there (2-43 lost), and the harness should not tilt it.
- */
-const COUNTER_TOTAL_EVERY = 4;
-
-/**
  * The plan's estimate of a case's seconds, for the time left on the progress bar: the fault schedule as the
  * load phase computes it (plus its second on either side), a case without faults at ~1,000 requests/s, and
  * ~8 s of setup, warm-up, heal, quiesce (2 s stable) and check, as measured in the quick profile here.
@@ -40,6 +31,14 @@ export function estimateCaseSeconds(c: ChaosCase, options: Partial<ChaosRunOptio
   const loadS = c.ratePerSecond > 0 ? c.requests / c.ratePerSecond : faults.length === 0 ? c.requests / 1_000 : scheduleS + 3;
   return 8 + loadS;
 }
+
+/**
+ * The counter total is read with one drain-position sample in 4 (every second at the 250 ms default). With a
+ * read every sample, ctl-innodb-trx-only came out clean (no loss caught) in 2 of 5 quick runs on this 2-core
+ * machine under a load average of ~15, against 0 of 4 without the read; the control's catch is a race it wins
+ * by a few messages there (2-43 lost), and the harness should not tilt it.
+ */
+const COUNTER_TOTAL_EVERY = 4;
 
 /** Runs one case on a fresh system; never throws for a failure of the system (that is a result), only for bugs. */
 export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = {}): Promise<CaseResult> {
@@ -65,7 +64,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     });
     databaseVersion = setup.databaseVersion;
     const db = setup.db;
-    const progress = () => withTimeout(readProgress(db, c.mode), PROBE_TIMEOUT_MS, 'progress read');
+    const progress = () => withTimeout(readProgress(db, setup.sql, c.mode), PROBE_TIMEOUT_MS, 'progress read');
     let requestsOk = 0;
 
     sampler = (async () => {
@@ -76,7 +75,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
           // The applied effects beside the acked messages: a control's lost or duplicated ones show as the gap.
           // Only every COUNTER_TOTAL_EVERY-th sample: the sum is a harness read the system under test shares
           // the database with, and reads every 250 ms went with ctl-innodb-trx-only coming out clean.
-          const counterTotal = samples++ % COUNTER_TOTAL_EVERY === 0 ? await readCounterTotal(db).catch(() => undefined) : undefined;
+          const counterTotal = samples++ % COUNTER_TOTAL_EVERY === 0 ? await readCounterTotal(db, setup.sql).catch(() => undefined) : undefined;
           timeline.push({ tMs: clock.now(), published: p.published, acked: p.acked, requestsOk, counterTotal });
         } catch {
           // the database is down (a fault): no sample
@@ -197,13 +196,13 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
       }
     });
 
-    quiesced = await clock.run('quiesce', () => quiesce(db, c.mode, o));
+    quiesced = await clock.run('quiesce', () => quiesce(db, setup.sql, c.mode, o));
     if (!quiesced) o.log(`${c.name}: not quiesced within ${o.quiesceTimeoutMs} ms (a finding: the drain did not finish)`);
     sampling = false;
     await sampler;
 
-    const snapshot = await clock.run('snapshot', () => takeSnapshot(db, { mode: c.mode, topic: TOPIC, consumerGroup: GROUP }));
-    poisoned = await countPoisoned(db, TOPIC);
+    const snapshot = await clock.run('snapshot', () => takeSnapshot(db, setup.sql, { mode: c.mode, topic: TOPIC, consumerGroup: GROUP }));
+    poisoned = await countPoisonedMessages(db, setup.sql, TOPIC);
     // The load's requests all go to counter 0 of the case (counters: 1); the warmup's have counters of their own.
     if (c.exactTotal !== undefined) exactCount = snapshot.counters.get(counterUuidFor(c.name, 0)) ?? 0;
     verdict = await clock.run('check', async () => check(history, snapshot, { endToEnd: c.retry && c.server.dedup === true }));
@@ -216,7 +215,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
   }
   // Only a worker that handles gaps passes them; the others step over holes without counting them.
-  const handlesGaps = gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling) === 'contiguous';
+  const handlesGaps = o.engine === 'mariadb' && gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling, o.engine) === 'contiguous';
   const gaps = handlesGaps ? (system as CaseSystem | undefined)?.gapCounts() : undefined;
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
@@ -239,6 +238,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   const interrupted = o.signal?.aborted === true;
   return {
     case: c,
+    engine: o.engine,
     verdict,
     expected: c.expected,
     passed: met.passed && error === undefined && !interrupted,

@@ -1,0 +1,117 @@
+// The side-by-side table of an ENGINE=all bench run: the same figures for each engine, measured in the same
+// run, one column per engine. Pure: built from the CSV rows (their `engine` column), so it can be rebuilt from a
+// results.csv and tested without a database. CPU per message is CPU seconds over the messages of that row,
+// in microseconds: the figure that explains a difference in rates on a shared machine.
+import type { CsvRow } from './csv.ts';
+import { bestRow } from './report.ts';
+
+const num = (v: CsvRow[string]): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** The batch size the comparison's drain and SQL-ceiling lines are read at (the worker's default). */
+export const COMPARISON_BATCH_SIZE = 1000;
+
+interface Line {
+  label: string;
+  value: (rows: readonly CsvRow[]) => string;
+}
+
+const fixed = (v: number | undefined, digits = 0): string => (v === undefined ? '-' : digits === 0 ? String(Math.round(v)) : v.toFixed(digits));
+
+/** The row's own cpu_<process>_us_per_msg where the bench wrote it (its measuring window); else CPU s / messages. */
+function cpuPerMessage(r: CsvRow | undefined, proc: 'server' | 'worker' | 'db' | 'loadgen', messages: CsvRow[string]): number | undefined {
+  return num(r?.[`cpu_${proc}_us_per_msg`]) ?? perMessageUs(r?.[`cpu_${proc}_s`], messages);
+}
+
+function perMessageUs(cpuS: CsvRow[string], messages: CsvRow[string]): number | undefined {
+  const c = num(cpuS);
+  const m = num(messages);
+  return c === undefined || m === undefined || m <= 0 ? undefined : (c * 1e6) / m;
+}
+
+function sqlCeilingAt(rows: readonly CsvRow[], batch: number): CsvRow | undefined {
+  return rows
+    .filter((r) => r.kind === 'sql-ceiling' && num(r.batch_size) === batch && num(r.drain_msgs_per_s) !== undefined)
+    .sort((a, b) => (num(b.drain_msgs_per_s) ?? 0) - (num(a.drain_msgs_per_s) ?? 0))[0];
+}
+
+/** The offset-mode exactly-once drain at `batch` (batched handler, transactional acks), best of its repetitions. */
+function offsetDrainAt(rows: readonly CsvRow[], batch: number): CsvRow | undefined {
+  return bestRow(
+    rows.filter((r) => r.mode === 'offset' && num(r.batch_size) === batch),
+    'drain',
+    'drain_msgs_per_s',
+  );
+}
+
+const LINES: Line[] = [
+  { label: 'server version', value: (rows) => String(rows.find((r) => r.server_version !== undefined)?.server_version ?? '-') },
+  {
+    label: 'points valid / checked',
+    value: (rows) => `${rows.filter((r) => r.verdict === 'valid').length} / ${rows.filter((r) => r.verdict === 'valid' || r.verdict === 'invalid' || r.verdict === 'unknown').length}`,
+  },
+  { label: `SQL ceiling, batch ${COMPARISON_BATCH_SIZE} (msgs/s)`, value: (rows) => fixed(num(sqlCeilingAt(rows, COMPARISON_BATCH_SIZE)?.drain_msgs_per_s)) },
+  { label: `drain offset, batch ${COMPARISON_BATCH_SIZE} (msgs/s)`, value: (rows) => fixed(num(offsetDrainAt(rows, COMPARISON_BATCH_SIZE)?.drain_msgs_per_s)) },
+  {
+    label: `paired SQL ceiling, batch ${COMPARISON_BATCH_SIZE} (msgs/s)`,
+    value: (rows) => fixed(num(offsetDrainAt(rows, COMPARISON_BATCH_SIZE)?.paired_sql_ceiling_msgs_per_s)),
+  },
+  {
+    // The row's own ratio where the bench wrote it (against the higher of the paired and the point ceiling).
+    label: `drain / SQL ceiling, batch ${COMPARISON_BATCH_SIZE}`,
+    value: (rows) => {
+      const row = offsetDrainAt(rows, COMPARISON_BATCH_SIZE);
+      const written = num(row?.ratio_vs_sql_ceiling);
+      if (written !== undefined) return written.toFixed(2);
+      const drain = num(row?.drain_msgs_per_s);
+      const ceiling = num(sqlCeilingAt(rows, COMPARISON_BATCH_SIZE)?.drain_msgs_per_s);
+      return drain === undefined || ceiling === undefined || ceiling <= 0 ? '-' : (drain / ceiling).toFixed(2);
+    },
+  },
+  {
+    label: `drain worker CPU per msg (us), batch ${COMPARISON_BATCH_SIZE}`,
+    value: (rows) => {
+      const r = offsetDrainAt(rows, COMPARISON_BATCH_SIZE);
+      return fixed(cpuPerMessage(r, 'worker', r?.messages_consumed));
+    },
+  },
+  {
+    label: `drain db CPU per msg (us), batch ${COMPARISON_BATCH_SIZE}`,
+    value: (rows) => {
+      const r = offsetDrainAt(rows, COMPARISON_BATCH_SIZE);
+      return fixed(cpuPerMessage(r, 'db', r?.messages_consumed));
+    },
+  },
+  { label: 'best drain (msgs/s)', value: (rows) => fixed(num(bestRow(rows, 'drain', 'drain_msgs_per_s')?.drain_msgs_per_s)) },
+  { label: 'end to end published (req/s)', value: (rows) => fixed(num(bestRow(rows, 'end-to-end', 'publish_req_per_s')?.publish_req_per_s)) },
+  { label: 'end to end drained (msgs/s)', value: (rows) => fixed(num(bestRow(rows, 'end-to-end', 'publish_req_per_s')?.drain_msgs_per_s)) },
+  ...(['server', 'worker', 'db', 'loadgen'] as const).map(
+    (p): Line => ({
+      label: `end to end ${p} CPU per msg (us)`,
+      value: (rows) => {
+        const r = bestRow(rows, 'end-to-end', 'publish_req_per_s');
+        return fixed(cpuPerMessage(r, p, r?.messages_published));
+      },
+    }),
+  ),
+];
+
+/** The rows of each engine, in the order the engines first appear. */
+export function rowsByEngine(rows: readonly CsvRow[]): Map<string, CsvRow[]> {
+  const out = new Map<string, CsvRow[]>();
+  for (const r of rows) {
+    const engine = String(r.engine ?? 'unknown');
+    out.set(engine, [...(out.get(engine) ?? []), r]);
+  }
+  return out;
+}
+
+/** A plain-text table: one line per figure, one column per engine. */
+export function engineComparisonTable(rows: readonly CsvRow[]): string {
+  const engines = rowsByEngine(rows);
+  const header = ['', ...engines.keys()];
+  const table = [header, ...LINES.map((l) => [l.label, ...[...engines.values()].map((r) => l.value(r))])];
+  const widths = header.map((_, i) => Math.max(...table.map((line) => (line[i] ?? '').length)));
+  const lines = table.map((line) => line.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  '));
+  lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
+  return lines.join('\n');
+}

@@ -1,0 +1,77 @@
+// The harness on PostgreSQL, end to end and short: a tiny bench run with --engine postgres (SQL ceiling, a
+// drain and an end-to-end point, each checked, every row naming its engine and server version), and one chaos
+// case on a private PostgreSQL whose faults are PostgreSQL's own: pg_terminate_backend of the worker's sessions
+// and a SIGKILL of the postmaster with its backends (WAL crash recovery), under HTTP and raw SQL publishers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { readEnvironment } from '../src/config.ts';
+import { runBench } from '../src/scenarios/bench/runBench.ts';
+import { profileOptions, type SweepOptions } from '../src/scenarios/bench/options.ts';
+import { CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
+import { runCase } from '../src/scenarios/chaos/runCase.ts';
+import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
+
+const env = readEnvironment();
+
+test('tiny bench on PostgreSQL: ceiling, drain and end to end, all valid, rows tagged postgres', { timeout: 120_000 }, async () => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'eob-pg-bench-test-'));
+  const base = profileOptions('quick');
+  const sweep: SweepOptions = {
+    ...base,
+    grid: { ...base.grid, batchSizes: [100] },
+    include: { httpCeiling: false, sqlCeiling: true, baseline: false, drain: true, endToEnd: true },
+    backlogMessages: 2_000,
+    counters: 50,
+    drainTimeoutS: 15,
+    endToEndDurationS: 2,
+    endToEndConnections: 8,
+  };
+  try {
+    const run = await runBench({
+      sweep,
+      engines: ['postgres'],
+      system: { postgresBinDir: env.postgresBinDir, handleSignals: false },
+      resultsRoot: root,
+      ci: true,
+      out: () => undefined,
+    });
+    assert.equal(run.interrupted, false);
+    const header = (await readFile(path.join(run.dir, 'results.csv'), 'utf8')).split('\n')[0];
+    assert.equal(header, CSV_COLUMNS.join(','));
+    assert.deepEqual(run.rows.map((r) => r.kind), ['sql-ceiling', 'drain', 'end-to-end']);
+    for (const r of run.rows) {
+      assert.equal(r.engine, 'postgres');
+      assert.match(String(r.server_version), /^\d+\.\d+/);
+      assert.equal(r.verdict, 'valid', `${r.point}: ${r.note}`);
+      assert.ok(Number(r.drain_msgs_per_s) > 0, `${r.point} measured a drain rate`);
+    }
+    const drain = run.rows.find((r) => r.kind === 'drain')!;
+    assert.equal(drain.messages_consumed, 2_000, 'the whole backlog consumed, counted by the database');
+    assert.equal(drain.gap_handling, 'contiguous');
+    assert.ok(Number(drain.ratio_vs_sql_ceiling) > 0, "compared with PostgreSQL's own SQL ceiling");
+    assert.ok(Number(drain.paired_sql_ceiling_msgs_per_s) > 0, 'a ceiling paired with the drain, measured seconds before it');
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('chaos on PostgreSQL: conn-kill (pg_terminate_backend) and db-kill (postmaster SIGKILL) under load stay valid', { timeout: 120_000 }, async () => {
+  const base = chaosMatrix('quick', undefined, 'postgres').find((c) => c.name === 'eo-queue-b100');
+  assert.ok(base !== undefined);
+  const c = { ...base, faults: ['conn-kill', 'db-kill'] as const, perFault: 1, requests: 400, raw: { publishers: 4, requests: 100 } };
+  const r = await runCase(c, { engine: 'postgres', mysqlUrl: undefined, postgresBinDir: env.postgresBinDir });
+  assert.equal(r.error, undefined);
+  assert.equal(r.engine, 'postgres');
+  assert.match(String(r.databaseVersion), /^\d+\.\d+/);
+  const connKill = r.faults.find((f) => f.fault === 'conn-kill');
+  const ended = Number(/^pg_terminate_backend (\d+) worker session/.exec(String(connKill?.detail))?.[1]);
+  assert.ok(ended >= 1, `conn-kill ended the worker's sessions (${connKill?.detail})`);
+  for (const f of r.faults) assert.ok(f.recoveryMs !== undefined, `${f.fault} recovered (${f.detail})`);
+  assert.ok(r.verdict !== undefined);
+  assert.equal(r.verdict.verdict, 'valid', r.verdict.reasons.join('; '));
+  assert.equal(r.verdict.messages.pending, 0);
+  assert.ok(r.history.some((a) => a.via === 'sql' && a.outcome === 'ok'), 'raw INSERTs committed on PostgreSQL');
+});
