@@ -20,6 +20,7 @@
 // to a private folder, and when this process is root the server runs as the `mysql` system user, so even SQL
 // run as the database's root cannot write files as the machine's root. Its temp files, that folder and its
 // socket live in a run directory with a fresh random name, 0700, owned by the server's OS user.
+import { waitUntilStopped } from '../processStopped.ts';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -364,6 +365,8 @@ export class ManagedDatabase {
     if (this.child === undefined) throw new Error(`${COMPONENT}: pause() while the server is not running`);
     this.sendSignal('SIGSTOP');
     this.paused = true;
+    // kill(2) only queues the signal: return once the server has really stopped, or a query may still be answered.
+    if (this.child.pid !== undefined) waitUntilStopped([this.child.pid]);
   }
 
   resume(): void {

@@ -27,6 +27,7 @@
 // initdb of the template ~0.9 s (once per binary version); a fresh data directory until the URL works 0.6-2.8 s
 // (copy of ~40 MB 1.1-1.3 s of it, CREATE DATABASE and the password most of the rest); SIGKILL with 8 busy
 // sessions, then restart with WAL crash recovery until ready 135-1,782 ms (12 runs); clean restart ~0.1 s.
+import { waitUntilStopped } from '../processStopped.ts';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -375,8 +376,10 @@ export class PrivatePostgres {
   /** SIGSTOP to the postmaster and each of its children: it stops answering but keeps its connections open (a hung database). */
   pause(): void {
     if (this.child === undefined) throw new Error(`${COMPONENT}: pause() while the server is not running`);
-    this.signal('SIGSTOP', true);
+    const children = this.signal('SIGSTOP', true);
     this.paused = true;
+    // kill(2) only queues the signal: return once every process has really stopped, or a query may still be answered.
+    waitUntilStopped([...(this.child.pid === undefined ? [] : [this.child.pid]), ...children]);
   }
 
   resume(): void {
