@@ -58,7 +58,7 @@ test('a bench run given MYSQL_URL with a password writes none of it to options.j
     });
     const options = await readFile(path.join(run.dir, 'options.json'), 'utf8');
     assert.ok(!options.includes(password), options);
-    assert.match(options, /"mysqlUrl": "mysql:\/\/root:\*\*\*@127\.0\.0\.1:\d+\/eob"/);
+    assert.match(options, /"databaseUrl": "mysql:\/\/root:\*\*\*@127\.0\.0\.1:\d+\/eob"/);
     for (const file of await readdir(run.dir)) {
       assert.ok(!(await readFile(path.join(run.dir, file))).includes(password), `${file} holds the password`);
     }
