@@ -4,7 +4,7 @@
 // checkouts of the project can be compared in one session):
 //
 //   [MYSQL_URL=...] node --import tsx scripts/e2eCpu.ts [--client autocannon|wrk] [--seconds 8] [--reps 3]
-//       [--connections 50] [--counters 1000] [--rate 0] [--variant 'name|path/to/bin/eob.js|server args|worker args[|mysql url]']...
+//       [--connections 50] [--counters 1000] [--rate 0] [--variant 'name|path/to/bin/eob.js|server args|worker args[|mysql url[|node flags]]']...
 //
 // Without MYSQL_URL it starts a private MariaDB of its own. Exits 1 if a point did not count every message.
 // Per point: a fresh topic, `eob server` and `eob worker` as child processes (defaults unless the variant adds
@@ -36,6 +36,8 @@ interface Variant {
   workerArgs: string[];
   /** Another database (e.g. one started with other settings); MYSQL_URL's when absent. */
   mysqlUrl: string | undefined;
+  /** Node flags for this variant's server and worker (after E2E_NODE_ARGS). */
+  nodeArgs: string[];
 }
 
 function arg(name: string, fallback: string): string {
@@ -77,9 +79,9 @@ const DRAIN_TIMEOUT_S = 120;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const variantSpecs = args('variant');
 const variants: Variant[] = (variantSpecs.length > 0 ? variantSpecs : ['current|bin/eob.js||']).map((spec) => {
-  const [name, bin, serverArgs, workerArgs, mysqlUrl] = spec.split('|');
+  const [name, bin, serverArgs, workerArgs, mysqlUrl, nodeArgs] = spec.split('|');
   if (name === undefined || name === '' || bin === undefined || bin === '') throw new Error(`--variant 'name|bin|server args|worker args', got "${spec}"`);
-  return { name, eobBin: path.resolve(ROOT, bin), serverArgs: words(serverArgs), workerArgs: words(workerArgs), mysqlUrl: mysqlUrl === '' ? undefined : mysqlUrl };
+  return { name, eobBin: path.resolve(ROOT, bin), serverArgs: words(serverArgs), workerArgs: words(workerArgs), mysqlUrl: mysqlUrl === '' || mysqlUrl === undefined ? undefined : mysqlUrl, nodeArgs: words(nodeArgs) };
 });
 const NODE_ARGS = words(process.env.E2E_NODE_ARGS);
 
@@ -264,8 +266,8 @@ async function counterSum(db: mysql.Connection): Promise<number> {
 async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connection, url: string): Promise<Point> {
   const topic = `e2e_${randomUUID().slice(0, 8)}`;
   const port = await findFreePort();
-  const server = await startChild(process.execPath, [...NODE_ARGS, v.eobBin, 'server', '--port', String(port), '--topic', topic, ...v.serverArgs], /server listening/, url);
-  const worker = await startChild(process.execPath, [...NODE_ARGS, v.eobBin, 'worker', '--topic', topic, ...v.workerArgs], /worker started/, url);
+  const server = await startChild(process.execPath, [...NODE_ARGS, ...v.nodeArgs, v.eobBin, 'server', '--port', String(port), '--topic', topic, ...v.serverArgs], /server listening/, url);
+  const worker = await startChild(process.execPath, [...NODE_ARGS, ...v.nodeArgs, v.eobBin, 'worker', '--topic', topic, ...v.workerArgs], /worker started/, url);
   try {
     const url = `http://127.0.0.1:${port}`;
     await new Promise((r) => setTimeout(r, 1_000));
