@@ -31,7 +31,7 @@ export interface SqlCeilingOptions {
  * resolves with the messages consumed; the signal stops it after its current transaction. The database URL
  * (mysql:// or postgres://) travels over the IPC channel, never on a command line.
  */
-export function runSqlConsumeLoopInProcess(databaseUrl: string, o: SqlCeilingOptions): Promise<number> {
+export function runSqlConsumeLoopInProcess(databaseUrl: string, o: SqlCeilingOptions, onConsumed?: (consumed: number) => void): Promise<number> {
   const { signal, ...options } = o;
   const entry = fileURLToPath(new URL('./sqlCeilingProcess.ts', import.meta.url));
   const child = fork(entry, [], { execArgv: ['--import', import.meta.resolve('tsx')], detached: true, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
@@ -45,7 +45,13 @@ export function runSqlConsumeLoopInProcess(databaseUrl: string, o: SqlCeilingOpt
   return new Promise<number>((resolve, reject) => {
     child.once('message', (m: { consumed?: number; error?: string }) => {
       if (m.error !== undefined) reject(new Error(`sql ceiling: ${m.error}`));
-      else resolve(m.consumed ?? 0);
+      else {
+        // The loop's session is still open here (the child waits for 'end'): a PostgreSQL backend's CPU is
+        // readable only while it lives, so this is where the caller reads the database's CPU.
+        onConsumed?.(m.consumed ?? 0);
+        if (child.connected) child.send('end');
+        resolve(m.consumed ?? 0);
+      }
     });
     child.once('error', reject);
     child.once('exit', (code, sig) => reject(new Error(`sql ceiling: process exited (${sig ?? `code ${code}`}) without a result: ${stderr.trim().split('\n').pop() ?? ''}`)));
@@ -58,8 +64,11 @@ export function runSqlConsumeLoopInProcess(databaseUrl: string, o: SqlCeilingOpt
 const START = { sql: 'START TRANSACTION', values: [] };
 const COMMIT = { sql: 'COMMIT', values: [] };
 
-/** Runs the loop until the backlog is consumed, the deadline passes or the signal aborts; returns messages consumed. */
-export async function runSqlConsumeLoop(databaseUrl: string, o: SqlCeilingOptions): Promise<number> {
+/**
+ * Runs the loop until the backlog is consumed, the deadline passes or the signal aborts; returns messages
+ * consumed. `beforeEnd` runs after the last transaction with the connection still open.
+ */
+export async function runSqlConsumeLoop(databaseUrl: string, o: SqlCeilingOptions, beforeEnd?: (consumed: number) => Promise<void>): Promise<number> {
   const database = openDatabase({ url: databaseUrl, connectionLimit: 1, connectTimeoutMs: 5_000, role: 'sql-ceiling', multipleStatements: true });
   database.onIdleError(() => undefined);
   const engine = database.engine;
@@ -100,6 +109,7 @@ export async function runSqlConsumeLoop(databaseUrl: string, o: SqlCeilingOption
       if (broken) session.destroy();
       else session.release();
     }
+    await beforeEnd?.(consumed);
   } finally {
     await database.end();
   }

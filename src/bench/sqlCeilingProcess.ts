@@ -12,16 +12,38 @@ interface Start {
 const send = (m: unknown) => process.send?.(m);
 if (process.send === undefined) throw new Error('sqlCeilingProcess: must be started with an IPC channel');
 const abort = new AbortController();
-// The bench went away (crash, second Ctrl-C): nothing will read the result, so stop now.
-process.on('disconnect', () => process.exit(1));
+// The bench reads the database's CPU when the result arrives, then says 'end': until then the loop's
+// connection (on PostgreSQL, a backend process whose CPU is lost once it exits) stays open.
+let ended: () => void = () => undefined;
+const endSaid = new Promise<void>((resolve) => {
+  ended = resolve;
+});
+let reported = false;
+// The bench went away: after the result, that is its 'end' (the connection closes cleanly and the process
+// exits with nothing left to run); before it (crash, second Ctrl-C), nothing will read the result: stop now.
+process.on('disconnect', () => (reported ? ended() : process.exit(1)));
 process.on('message', (m: unknown) => {
   if (m === 'stop') {
     abort.abort();
     return;
   }
+  if (m === 'end') {
+    ended();
+    return;
+  }
   const start = m as Start;
-  runSqlConsumeLoop(start.databaseUrl, { ...start.options, signal: abort.signal }).then(
-    (consumed) => send({ consumed }),
-    (error: Error) => send({ error: error.message }),
+  const beforeEnd = async (consumed: number) => {
+    reported = true;
+    send({ consumed });
+    // Bounded: a bench that never says 'end' does not keep the connection.
+    await Promise.race([endSaid, new Promise((r) => setTimeout(r, 5_000).unref())]);
+  };
+  runSqlConsumeLoop(start.databaseUrl, { ...start.options, signal: abort.signal }, beforeEnd).then(
+    (consumed) => {
+      if (!reported) send({ consumed });
+    },
+    (error: Error) => {
+      if (!reported) send({ error: error.message });
+    },
   );
 });
