@@ -1,7 +1,7 @@
 // The SQL ceiling's loop in a process of its own (started by runSqlConsumeLoopInProcess), detached into its own
 // session as the workers are, so the scheduler treats the two alike: the loop gets the options and sends its
 // result over the IPC channel, and stops when told to or when the bench that started it goes away.
-import { runSqlConsumeLoop, type SqlCeilingOptions } from './sqlCeiling.ts';
+import { runSqlConsumeLoop, type SqlCeilingOptions, type SqlLoopResult } from './sqlCeiling.ts';
 
 interface Start {
   /** mysql:// or postgres://: the loop opens a Database of that engine. */
@@ -32,15 +32,15 @@ process.on('message', (m: unknown) => {
     return;
   }
   const start = m as Start;
-  const beforeEnd = async (consumed: number) => {
+  const beforeEnd = async (r: SqlLoopResult) => {
     reported = true;
-    send({ consumed });
+    send(r);
     // Bounded: a bench that never says 'end' does not keep the connection.
     await Promise.race([endSaid, new Promise((r) => setTimeout(r, 5_000).unref())]);
   };
   runSqlConsumeLoop(start.databaseUrl, { ...start.options, signal: abort.signal }, beforeEnd).then(
-    (consumed) => {
-      if (!reported) send({ consumed });
+    (r) => {
+      if (!reported) send(r);
     },
     (error: Error) => {
       if (!reported) send({ error: error.message });

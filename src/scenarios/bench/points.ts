@@ -285,19 +285,19 @@ function lastLine(text: string): string {
 interface SqlLoopRun {
   msgsPerS: number | undefined;
   consumed: number | undefined;
-  cpuSelfS: number | undefined;
+  /** The loop's process, from its first transaction to its last. */
+  cpuLoopS: number | undefined;
   cpuDbS: number | undefined;
 }
 
 /** The SQL ceiling's loop over a backlog of `n` already in the offset table, from acked offset 0. */
 async function runSqlLoop(ctx: SweepContext, batchSize: number, isolation: IsolationLevel, n: number): Promise<SqlLoopRun> {
   const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: 'offset', topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
-  const cpuSelf = selfCpuSeconds();
   const cpuDb = ctx.sut.dbCpuSeconds();
-  let consumed: number | undefined;
+  let loop: { consumed: number; cpuS: number } | undefined;
   let cpuDbAfter: number | undefined;
   try {
-    consumed = await runSqlConsumeLoopInProcess(ctx.sut.databaseUrl, {
+    loop = await runSqlConsumeLoopInProcess(ctx.sut.databaseUrl, {
       topic: ctx.options.topic,
       consumerGroup: ctx.options.consumerGroup,
       batchSize,
@@ -315,7 +315,7 @@ async function runSqlLoop(ctx: SweepContext, batchSize: number, isolation: Isola
   } finally {
     await sampler.stop();
   }
-  return { msgsPerS: drainRate(sampler.samples, n).perSecond, consumed, cpuSelfS: cpuDelta(cpuSelf, selfCpuSeconds()), cpuDbS: cpuDelta(cpuDb, cpuDbAfter ?? ctx.sut.dbCpuSeconds()) };
+  return { msgsPerS: drainRate(sampler.samples, n).perSecond, consumed: loop?.consumed, cpuLoopS: loop?.cpuS, cpuDbS: cpuDelta(cpuDb, cpuDbAfter ?? ctx.sut.dbCpuSeconds()) };
 }
 
 async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<void> {
@@ -325,10 +325,11 @@ async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<vo
   result.messagesPublished = n;
   result.resolvedIsolation = p.isolation;
   const run = await runSqlLoop(ctx, p.batchSize ?? 1000, p.isolation ?? defaultIsolation('offset', 'batched', ctx.sut.engine), n);
-  result.cpuWorkerS = run.cpuSelfS;
+  // The loop's process's CPU in the worker column (it does the worker's job), read by the process itself over
+  // its transactions, so a drain's worker CPU per message can be set against the loop's.
+  result.cpuWorkerS = run.cpuLoopS;
   result.cpuDbS = run.cpuDbS;
-  // No loop CPU per message: the loop's thread shares this process's CPU reading with the sampler (a batch-1
-  // ceiling read 1,004 us/msg, mostly the 20 ms sampler's); the database's is comparable with a drain's.
+  result.cpuUsPerMsg.worker = cpuUsPerMessage(result.cpuWorkerS, run.consumed);
   result.cpuUsPerMsg.db = cpuUsPerMessage(result.cpuDbS, run.consumed);
   result.drainMsgsPerS = run.msgsPerS;
 }
