@@ -21,6 +21,7 @@ import { lockAndSelectPgMessagesStatement } from '../src/system/sql/postgres/mes
 import { classifyPgError } from '../src/system/db/postgres/errors.ts';
 import { countPgPoisoned, createPgPoisonTable, poisonPgMessage } from '../src/system/sql/postgres/poison.ts';
 import { selectPgServerVersion, selectPgSessionPids, terminatePgSessions } from '../src/system/sql/postgres/sessions.ts';
+import { pgProgressReader, selectPgProgress } from '../src/system/sql/postgres/observation.ts';
 
 describe('PostgreSQL SQL modules', () => {
   const server = usePrivatePostgres();
@@ -212,5 +213,51 @@ describe('PostgreSQL SQL modules', () => {
       const text = JSON.stringify(plan);
       assert.match(text, /"Index Cond":"\(\(ROW\(transaction_id, \\"offset\\"\) > ROW/, 'the position is an index condition');
       assert.doesNotMatch(text, /Rows Removed by (Join )?Filter":[1-9]/, 'no row before the position is read and thrown away');
+    }));
+
+  test('progress for a poller carries its counts and still equals the full reading: rows added, a late commit below the position, the position moved back', () =>
+    withPool(async (pool) => {
+      const db = pgExecutorOf(pool);
+      await createPgMessagesTable(db, 'prog');
+      await createPgOffsetsTable(db, 'prog');
+      const target = { mode: 'offset' as const, topic: 'prog', consumerGroup: 'g' };
+      const reader = pgProgressReader(target);
+      const insert = (n: number) => db.query(`INSERT INTO "watermill_prog" ("uuid", "payload", "metadata") SELECT gen_random_uuid()::text, '{}', '{}' FROM generate_series(1, ${n})`);
+      const nth = async (k: number) => {
+        const r = await db.query<{ t: string; o: string }[]>(`SELECT "transaction_id"::text AS t, "offset" AS o FROM "watermill_prog" ORDER BY "transaction_id", "offset" OFFSET ${k - 1} LIMIT 1`);
+        return { transactionId: r[0]!.t, offset: Number(r[0]!.o) };
+      };
+      const same = async (expected: { progress: number; published: number }, what: string) => {
+        const full = await selectPgProgress(db, target);
+        const carried = await reader.read(db);
+        assert.deepEqual({ progress: full.progress, published: full.published }, expected, `full reading, ${what}`);
+        assert.deepEqual({ progress: carried.progress, published: carried.published }, expected, `carried reading, ${what}`);
+      };
+      await same({ progress: 0, published: 0 }, 'no group row, no rows');
+      await ensurePgGroupRow(db, 'prog', 'g');
+      await insert(100);
+      // A writer that inserts first and commits last: its rows sort before everything inserted after it.
+      const late = await pool.connect();
+      try {
+        await late.query('BEGIN');
+        await late.query(`INSERT INTO "watermill_prog" ("uuid", "payload", "metadata") SELECT gen_random_uuid()::text, '{}', '{}' FROM generate_series(1, 7)`);
+        await insert(50);
+        await same({ progress: 0, published: 150 }, 'a writer still open');
+        await writePgPosition(db, 'prog', 'g', await nth(60));
+        await same({ progress: 60, published: 150 }, 'position inside the closed rows');
+        // A position past the open writer's id (what the control reader does): rows at or before it are not closed.
+        await writePgPosition(db, 'prog', 'g', await nth(140));
+        await insert(10);
+        await same({ progress: 140, published: 160 }, 'position past the open writer');
+        await late.query('COMMIT');
+      } finally {
+        late.release();
+      }
+      await same({ progress: 147, published: 167 }, 'the late rows landed below the position');
+      await insert(33);
+      await writePgPosition(db, 'prog', 'g', await nth(200));
+      await same({ progress: 200, published: 200 }, 'drained');
+      await writePgPosition(db, 'prog', 'g', await nth(10));
+      await same({ progress: 10, published: 200 }, 'position moved back');
     }));
 });

@@ -2,6 +2,7 @@
 // Measurement comes from the database, never from the worker's own report.
 import type { SqlExecutor } from '../system/pubsub/types.ts';
 import type { SqlEngine } from '../system/sql/engine.ts';
+import { pgProgressReader } from '../system/sql/postgres/observation.ts';
 import type { ProgressSample } from './metrics.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 
@@ -18,9 +19,25 @@ export interface SamplerOptions {
   intervalMs: number;
 }
 
+type ReadProgress = (db: SqlExecutor) => ReturnType<SqlEngine['selectProgress']>;
+
+/**
+ * How one poller reads progress: the engine's selectProgress, except on PostgreSQL, where that reading counts
+ * the topic's rows (offsets are not in delivery order there) and a poller carries the counts from reading to
+ * reading instead (pgProgressReader: the same figures; 15-21 ms per reading at a 150,000-row backlog became
+ * ~3 ms for 20,000 rows consumed since the last one).
+ */
+export function progressReaderFor(o: SamplerOptions): ReadProgress {
+  if (o.engine.name === 'postgres') {
+    const reader = pgProgressReader(o);
+    return (db) => reader.read(db);
+  }
+  return (db) => o.engine.selectProgress(db, o);
+}
+
 /** One reading of progress, published and lag (what each means per mode: selectProgress). */
-export async function readSample(db: SqlExecutor, o: SamplerOptions, atMs: number): Promise<ProgressSample> {
-  const r = await o.engine.selectProgress(db, o);
+export async function readSample(db: SqlExecutor, o: SamplerOptions, atMs: number, read: ReadProgress = (d) => o.engine.selectProgress(d, o)): Promise<ProgressSample> {
+  const r = await read(db);
   return { atMs, progress: r.progress, published: r.published, ...(r.lagMs === undefined ? {} : { lagMs: r.lagMs }) };
 }
 
@@ -37,13 +54,14 @@ export interface Sampler {
 export function startSampler(db: SqlExecutor, options: SamplerOptions, now: () => number = () => performance.now()): Sampler {
   const samples: ProgressSample[] = [];
   const listeners = new Set<(s: ProgressSample) => void>();
+  const read = progressReaderFor(options);
   let stopped = false;
   let errors = 0;
   const loop = (async () => {
     while (!stopped) {
       const started = now();
       try {
-        const s = await readSample(db, options, started);
+        const s = await readSample(db, options, started, read);
         samples.push(s);
         for (const l of listeners) l(s);
       } catch {
@@ -57,7 +75,7 @@ export function startSampler(db: SqlExecutor, options: SamplerOptions, now: () =
     samples,
     async latest() {
       const last = samples[samples.length - 1];
-      return last ?? readSample(db, options, now());
+      return last ?? readSample(db, options, now(), read);
     },
     waitFor(predicate, timeoutMs, signal) {
       const last = samples[samples.length - 1];

@@ -31,7 +31,13 @@ export interface SqlCeilingOptions {
  * resolves with the messages consumed; the signal stops it after its current transaction. The database URL
  * (mysql:// or postgres://) travels over the IPC channel, never on a command line.
  */
-export function runSqlConsumeLoopInProcess(databaseUrl: string, o: SqlCeilingOptions): Promise<number> {
+/** What the loop did: messages consumed, and its own process's CPU seconds from its first transaction to its last. */
+export interface SqlLoopResult {
+  consumed: number;
+  cpuS: number;
+}
+
+export function runSqlConsumeLoopInProcess(databaseUrl: string, o: SqlCeilingOptions, onConsumed?: (r: SqlLoopResult) => void): Promise<SqlLoopResult> {
   const { signal, ...options } = o;
   const entry = fileURLToPath(new URL('./sqlCeilingProcess.ts', import.meta.url));
   const child = fork(entry, [], { execArgv: ['--import', import.meta.resolve('tsx')], detached: true, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
@@ -42,10 +48,17 @@ export function runSqlConsumeLoopInProcess(databaseUrl: string, o: SqlCeilingOpt
   const onAbort = () => child.connected && child.send('stop');
   signal?.addEventListener('abort', onAbort);
   child.send({ databaseUrl, options });
-  return new Promise<number>((resolve, reject) => {
-    child.once('message', (m: { consumed?: number; error?: string }) => {
+  return new Promise<SqlLoopResult>((resolve, reject) => {
+    child.once('message', (m: { consumed?: number; cpuS?: number; error?: string }) => {
       if (m.error !== undefined) reject(new Error(`sql ceiling: ${m.error}`));
-      else resolve(m.consumed ?? 0);
+      else {
+        // The loop's session is still open here (the child waits for 'end'): a PostgreSQL backend's CPU is
+        // readable only while it lives, so this is where the caller reads the database's CPU.
+        const r = { consumed: m.consumed ?? 0, cpuS: m.cpuS ?? 0 };
+        onConsumed?.(r);
+        if (child.connected) child.send('end');
+        resolve(r);
+      }
     });
     child.once('error', reject);
     child.once('exit', (code, sig) => reject(new Error(`sql ceiling: process exited (${sig ?? `code ${code}`}) without a result: ${stderr.trim().split('\n').pop() ?? ''}`)));
@@ -58,20 +71,25 @@ export function runSqlConsumeLoopInProcess(databaseUrl: string, o: SqlCeilingOpt
 const START = { sql: 'START TRANSACTION', values: [] };
 const COMMIT = { sql: 'COMMIT', values: [] };
 
-/** Runs the loop until the backlog is consumed, the deadline passes or the signal aborts; returns messages consumed. */
-export async function runSqlConsumeLoop(databaseUrl: string, o: SqlCeilingOptions): Promise<number> {
+/**
+ * Runs the loop until the backlog is consumed, the deadline passes or the signal aborts; returns messages
+ * consumed. `beforeEnd` runs after the last transaction with the connection still open.
+ */
+export async function runSqlConsumeLoop(databaseUrl: string, o: SqlCeilingOptions, beforeEnd?: (r: SqlLoopResult) => Promise<void>): Promise<SqlLoopResult> {
   const database = openDatabase({ url: databaseUrl, connectionLimit: 1, connectTimeoutMs: 5_000, role: 'sql-ceiling', multipleStatements: true });
   database.onIdleError(() => undefined);
   const engine = database.engine;
   const group = { topic: o.topic, consumerGroup: o.consumerGroup };
   const deadline = performance.now() + o.deadlineMs;
   let consumed = 0;
+  let cpuS = 0;
   try {
     await engine.ensureGroup(database.executor(), group);
     const session = await database.session();
     let broken = false;
     try {
       await session.setIsolation(o.isolation);
+      const cpuStart = process.cpuUsage();
       for (;;) {
         if (consumed >= o.untilConsumed || performance.now() > deadline || o.signal?.aborted === true) break;
         try {
@@ -96,12 +114,15 @@ export async function runSqlConsumeLoop(databaseUrl: string, o: SqlCeilingOption
           throw error;
         }
       }
+      const used = process.cpuUsage(cpuStart);
+      cpuS = (used.user + used.system) / 1e6;
     } finally {
       if (broken) session.destroy();
       else session.release();
     }
+    await beforeEnd?.({ consumed, cpuS });
   } finally {
     await database.end();
   }
-  return consumed;
+  return { consumed, cpuS };
 }

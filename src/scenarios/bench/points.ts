@@ -48,7 +48,7 @@ export interface PointResult {
    * the state after the workers stopped, which may be later; the note says so when the two differ.
    */
   drained: boolean | undefined;
-  /** Offset-mode drains: the SQL ceiling's loop over the same backlog just before the workers (runDrain). */
+  /** Offset-mode drains: the SQL ceiling's loop over the same backlog just before the workers (runDrain) and after them (pairSqlCeilingAfter), the higher. */
   pairedSqlCeilingMsgsPerS?: number | undefined;
   /** The run was interrupted while (or before) this point ran: its figures are partial or missing. */
   interrupted: boolean;
@@ -98,6 +98,7 @@ export async function runPoint(ctx: SweepContext, point: Point): Promise<PointRe
         result.gapsPassedByTimeout = gaps.gapsPassedByTimeout - gapsBefore.gapsPassedByTimeout;
       }
       await checkPoint(ctx, result);
+      if (point.kind === 'drain' && point.mode === 'offset' && ctx.signal?.aborted !== true) await pairSqlCeilingAfter(ctx, result);
     }
   } catch (error) {
     result.note = appendNote(result.note, (error as Error).message.split('\n').slice(0, 3).join(' | '));
@@ -215,8 +216,9 @@ async function runDrain(ctx: SweepContext, result: PointResult, children: ChildS
     // ceiling's loop just before the workers consume it again (the consumption is reset in between). On a
     // machine shared with others a ceiling measured minutes earlier was beaten 1.3-2.4x by drains measured in
     // a quieter moment (a standard run of 2026-11-27, batch 1-1000); measured seconds apart, both see the
-    // same machine. The ratio is against the higher of this and the run's sql-ceiling point at the batch size.
-    const ceiling = await runSqlLoop(ctx, p.batchSize ?? 1000, p.isolation ?? defaultIsolation('offset', 'batched', ctx.sut.engine), n);
+    // same machine. A second run follows the drain (pairSqlCeilingAfter); the ratio is against the higher of
+    // the two and the run's sql-ceiling point at the batch size.
+    const ceiling = await runSqlLoop(ctx, p.batchSize ?? 1000, pairedIsolation(ctx, p), n);
     result.pairedSqlCeilingMsgsPerS = ceiling.msgsPerS;
     if (ctx.sut.engine === 'mariadb') await resetConsumption(ctx.sut.db, ctx.options.topic);
     else {
@@ -254,6 +256,28 @@ async function runDrain(ctx: SweepContext, result: PointResult, children: ChildS
   result.drainMsgsPerS = drainRate(sampler.samples, n).perSecond;
 }
 
+function pairedIsolation(ctx: SweepContext, p: Point): IsolationLevel {
+  return p.isolation ?? defaultIsolation('offset', 'batched', ctx.sut.engine);
+}
+
+/**
+ * The paired ceiling's second run, after the drain and its counter check (so the check judges the workers'
+ * consumption, not the loop's): the same backlog published again on emptied tables and consumed by the loop.
+ * The paired figure is the higher of the two runs. Contention on this shared machine only slows a run down,
+ * so the higher reading is the better estimate of a bound, and runs on both sides of the drain see the
+ * machine it saw: PostgreSQL, quick profile, batch 1000, load average ~7, three runs a minute apart with the
+ * ceiling before the drain only: drain/paired 1.39, 0.99, 0.73 (28,683-55,656 msgs/s ceilings).
+ */
+async function pairSqlCeilingAfter(ctx: SweepContext, result: PointResult): Promise<void> {
+  const p = result.point;
+  const n = p.backlogMessages ?? ctx.options.backlogMessages;
+  await resetTables(ctx, 'offset');
+  await publishBacklog(ctx, 'offset', n, makeCounterIds(ctx.options.counters));
+  const after = await runSqlLoop(ctx, p.batchSize ?? 1000, pairedIsolation(ctx, p), n);
+  const runs = [result.pairedSqlCeilingMsgsPerS, after.msgsPerS].filter((r): r is number => r !== undefined);
+  result.pairedSqlCeilingMsgsPerS = runs.length === 0 ? undefined : Math.max(...runs);
+}
+
 function lastLine(text: string): string {
   return text.trim().split('\n').pop()?.slice(0, 200) ?? '';
 }
@@ -261,18 +285,19 @@ function lastLine(text: string): string {
 interface SqlLoopRun {
   msgsPerS: number | undefined;
   consumed: number | undefined;
-  cpuSelfS: number | undefined;
+  /** The loop's process, from its first transaction to its last. */
+  cpuLoopS: number | undefined;
   cpuDbS: number | undefined;
 }
 
 /** The SQL ceiling's loop over a backlog of `n` already in the offset table, from acked offset 0. */
 async function runSqlLoop(ctx: SweepContext, batchSize: number, isolation: IsolationLevel, n: number): Promise<SqlLoopRun> {
   const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: 'offset', topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
-  const cpuSelf = selfCpuSeconds();
   const cpuDb = ctx.sut.dbCpuSeconds();
-  let consumed: number | undefined;
+  let loop: { consumed: number; cpuS: number } | undefined;
+  let cpuDbAfter: number | undefined;
   try {
-    consumed = await runSqlConsumeLoopInProcess(ctx.sut.databaseUrl, {
+    loop = await runSqlConsumeLoopInProcess(ctx.sut.databaseUrl, {
       topic: ctx.options.topic,
       consumerGroup: ctx.options.consumerGroup,
       batchSize,
@@ -280,13 +305,17 @@ async function runSqlLoop(ctx: SweepContext, batchSize: number, isolation: Isola
       untilConsumed: n,
       deadlineMs: ctx.options.drainTimeoutS * 1000,
       signal: ctx.signal,
+    }, () => {
+      // Before the loop's connection closes: PostgreSQL's backend for it is a process, gone (and its CPU with
+      // it) once closed; read after, the ceiling's database CPU was 0.6-1.6 us/msg against the drain's 6.6-7.3.
+      cpuDbAfter = ctx.sut.dbCpuSeconds();
     });
     // One last sample after the loop's final commit, so the end of the drain is seen.
     await new Promise((r) => setTimeout(r, 150));
   } finally {
     await sampler.stop();
   }
-  return { msgsPerS: drainRate(sampler.samples, n).perSecond, consumed, cpuSelfS: cpuDelta(cpuSelf, selfCpuSeconds()), cpuDbS: cpuDelta(cpuDb, ctx.sut.dbCpuSeconds()) };
+  return { msgsPerS: drainRate(sampler.samples, n).perSecond, consumed: loop?.consumed, cpuLoopS: loop?.cpuS, cpuDbS: cpuDelta(cpuDb, cpuDbAfter ?? ctx.sut.dbCpuSeconds()) };
 }
 
 async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<void> {
@@ -296,10 +325,11 @@ async function runSqlCeiling(ctx: SweepContext, result: PointResult): Promise<vo
   result.messagesPublished = n;
   result.resolvedIsolation = p.isolation;
   const run = await runSqlLoop(ctx, p.batchSize ?? 1000, p.isolation ?? defaultIsolation('offset', 'batched', ctx.sut.engine), n);
-  result.cpuWorkerS = run.cpuSelfS;
+  // The loop's process's CPU in the worker column (it does the worker's job), read by the process itself over
+  // its transactions, so a drain's worker CPU per message can be set against the loop's.
+  result.cpuWorkerS = run.cpuLoopS;
   result.cpuDbS = run.cpuDbS;
-  // No loop CPU per message: the loop's thread shares this process's CPU reading with the sampler (a batch-1
-  // ceiling read 1,004 us/msg, mostly the 20 ms sampler's); the database's is comparable with a drain's.
+  result.cpuUsPerMsg.worker = cpuUsPerMessage(result.cpuWorkerS, run.consumed);
   result.cpuUsPerMsg.db = cpuUsPerMessage(result.cpuDbS, run.consumed);
   result.drainMsgsPerS = run.msgsPerS;
 }
