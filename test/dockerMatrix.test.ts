@@ -18,7 +18,7 @@ test('docker cases: exactly-once cases under every container fault, the controls
     const controls = cases.filter((c) => c.expected !== 'valid').map((c) => c.name);
     assert.deepEqual(controls, ['ctl-nonlocking-read', 'ctl-watermill', 'ctl-no-retry-no-dedup'], `${profile} controls`);
     for (const name of ['ctl-nonlocking-read', 'ctl-watermill']) {
-      assert.ok((cases.find((c) => c.name === name)?.requests ?? 0) >= 10_000, `${profile} ${name}: the race needs >= 10,000 on containers`);
+      assert.ok((cases.find((c) => c.name === name)?.requests ?? 0) >= 30_000, `${profile} ${name}: the race needs >= 30,000 on containers`);
     }
     const seed = cases.find((c) => c.name === 'seed-check');
     assert.ok(seed !== undefined);
