@@ -33,6 +33,31 @@ export function parseProcStat(text: string, ticks = clockTicksPerSecond()): numb
   return (utime + stime) / ticks;
 }
 
+/**
+ * cutime and cstime (fields 16 and 17): the CPU seconds of the children `pid` has waited for. A server that forks
+ * a process per connection (PostgreSQL's postmaster) reaps each backend when it exits, so a closed session's CPU
+ * lands here instead of vanishing from the tree.
+ */
+export function parseReapedChildrenCpu(text: string, ticks = clockTicksPerSecond()): number {
+  const close = text.lastIndexOf(')');
+  if (close < 0) throw new Error(`not a /proc/<pid>/stat line: ${text.slice(0, 80)}`);
+  const rest = text.slice(close + 2).trim().split(/\s+/);
+  const cutime = Number(rest[13]);
+  const cstime = Number(rest[14]);
+  if (!Number.isFinite(cutime) || !Number.isFinite(cstime)) throw new Error(`cannot read cutime/cstime from: ${text.slice(0, 80)}`);
+  return (cutime + cstime) / ticks;
+}
+
+/** CPU seconds of `pid` and of the children it has reaped; undefined if the process is gone. */
+function processAndReapedCpuSeconds(pid: number): number | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return parseProcStat(text) + parseReapedChildrenCpu(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** CPU seconds of `pid` so far; undefined if the process is gone (or /proc is not there). */
 export function processCpuSeconds(pid: number): number | undefined {
   try {
@@ -58,13 +83,13 @@ export function childPids(pid: number): number[] {
 }
 
 /**
- * CPU seconds of `pid` and of every live descendant (a database started under a wrapper, a helper it forks);
- * undefined if `pid` itself is gone. /proc/<pid>/stat already counts all threads of a process. A descendant
- * that exited within the window takes its CPU with it (it is not in the tree any more): the servers measured
- * here do not fork per connection, so that loss is nil for them.
+ * CPU seconds of `pid` and of every descendant, live or reaped (a database started under a wrapper, PostgreSQL's
+ * backend per connection); undefined if `pid` itself is gone. /proc/<pid>/stat already counts all threads of a
+ * process, and its cutime/cstime the children it has waited for: without those, a PostgreSQL end-to-end point
+ * read 0 us of database CPU per message once the server's and worker's sessions had closed before the reading.
  */
 export function processTreeCpuSeconds(pid: number): number | undefined {
-  const own = processCpuSeconds(pid);
+  const own = processAndReapedCpuSeconds(pid);
   if (own === undefined) return undefined;
   let total = own;
   const seen = new Set<number>([pid]);
@@ -73,7 +98,7 @@ export function processTreeCpuSeconds(pid: number): number | undefined {
     const child = queue.shift()!;
     if (seen.has(child)) continue;
     seen.add(child);
-    total += processCpuSeconds(child) ?? 0;
+    total += processAndReapedCpuSeconds(child) ?? 0;
     queue.push(...childPids(child));
   }
   return total;
