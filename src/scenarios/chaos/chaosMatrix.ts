@@ -193,18 +193,25 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[], 
       expected: 'valid',
     } : {
       name: 'ctl-watermill',
-      description: 'the watermill handler (SERIALIZABLE, FOR UPDATE offsets, plain read), 32 concurrent publishers, no faults: must show skipped offsets',
+      description:
+        'the watermill handler (SERIALIZABLE, FOR UPDATE offsets, plain read), 32 concurrent HTTP publishers and raw SQL ones, InnoDB allocator stalls: must show skipped offsets',
       mode: 'offset',
       worker: { mode: 'offset', batchSize: 100, handler: 'watermill' },
       workers: 1,
       server: { coalesce: false, poolSize: 32 },
       retry: false,
-      faults: [],
-      perFault: 0,
+      // The watermill read skips an offset only when it runs while that offset's publisher is inside InnoDB's
+      // allocator window (allocated, no row yet, so no lock to wait on). Left to chance, that window is hit
+      // rarely on a quiet machine: 3, 5 and 0 skipped of 1,550 requests in three quick runs here, 57 on a busy
+      // one. db-stall-allocator holds publishers in that window (as ctl-innodb-trx-only does), so the control
+      // shows its bug on every run instead of when the machine is busy.
+      faults: ['db-stall-allocator'],
+      perFault: s.stallControlInjections,
       requests: s.noFaultControlRequests,
       concurrency: 32,
       ratePerSecond: 0,
       counters: 0,
+      raw: { publishers: RAW_PUBLISHERS, requests: s.stallControlRawRequests },
       expected: 'lost',
     },
     {
@@ -317,7 +324,13 @@ export const SEED_CHECK_REQUESTS = 10_000;
  */
 export function dockerMatrix(profile: ChaosProfile, only?: readonly FaultName[]): ChaosCase[] {
   const dockerFaults = only === undefined ? DOCKER_FAULTS : DOCKER_FAULTS.filter((f) => only.includes(f));
-  const cases = chaosMatrix(profile).flatMap((c): ChaosCase[] => {
+  const cases = chaosMatrix(profile).flatMap((matrixCase): ChaosCase[] => {
+    // No debugger in a container: the watermill control runs there as it did before the allocator stall, on the
+    // HTTP publishers alone, and catches the race by volume (below).
+    const c: ChaosCase =
+      matrixCase.name === 'ctl-watermill'
+        ? { ...matrixCase, faults: [], perFault: 0, raw: undefined, description: 'the watermill handler (SERIALIZABLE, FOR UPDATE offsets, plain read), 32 concurrent publishers, no faults: must show skipped offsets' }
+        : matrixCase;
     if (c.expected === 'valid') return [{ ...c, faults: dockerFaults }];
     if (!c.faults.every((f) => DOCKER_FAULTS.includes(f))) return [];
     // On containers the watermill race showed less often: 0 skipped of 1,550 requests in three runs (86 on
