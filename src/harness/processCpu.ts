@@ -19,33 +19,32 @@ export function clockTicksPerSecond(): number {
 }
 
 /**
- * Parses the text of /proc/<pid>/stat: utime and stime are fields 14 and 15. The command name (field 2) may
- * hold spaces and parentheses, so fields are counted from the last ')'.
+ * The sum of two tick counters of a /proc/<pid>/stat line, in seconds; `field` is the first one's number as
+ * proc(5) counts them. The command name (field 2) may hold spaces and parentheses, so fields are counted from
+ * the last ')': what follows it is field 3 onwards.
  */
-export function parseProcStat(text: string, ticks = clockTicksPerSecond()): number {
+function sumOfTwoFields(text: string, field: number, what: string, ticks: number): number {
   const close = text.lastIndexOf(')');
   if (close < 0) throw new Error(`not a /proc/<pid>/stat line: ${text.slice(0, 80)}`);
-  // After ')' come fields 3.. ; utime is field 14, i.e. index 11 of the rest.
   const rest = text.slice(close + 2).trim().split(/\s+/);
-  const utime = Number(rest[11]);
-  const stime = Number(rest[12]);
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`cannot read utime/stime from: ${text.slice(0, 80)}`);
-  return (utime + stime) / ticks;
+  const a = Number(rest[field - 3]);
+  const b = Number(rest[field - 2]);
+  if (!Number.isFinite(a) || !Number.isFinite(b)) throw new Error(`cannot read ${what} from: ${text.slice(0, 80)}`);
+  return (a + b) / ticks;
+}
+
+/** utime + stime (fields 14 and 15) of a /proc/<pid>/stat line: the process's own CPU seconds, all threads. */
+export function parseProcStat(text: string, ticks = clockTicksPerSecond()): number {
+  return sumOfTwoFields(text, 14, 'utime/stime', ticks);
 }
 
 /**
- * cutime and cstime (fields 16 and 17): the CPU seconds of the children `pid` has waited for. A server that forks
+ * cutime + cstime (fields 16 and 17): the CPU seconds of the children `pid` has waited for. A server that forks
  * a process per connection (PostgreSQL's postmaster) reaps each backend when it exits, so a closed session's CPU
  * lands here instead of vanishing from the tree.
  */
 export function parseReapedChildrenCpu(text: string, ticks = clockTicksPerSecond()): number {
-  const close = text.lastIndexOf(')');
-  if (close < 0) throw new Error(`not a /proc/<pid>/stat line: ${text.slice(0, 80)}`);
-  const rest = text.slice(close + 2).trim().split(/\s+/);
-  const cutime = Number(rest[13]);
-  const cstime = Number(rest[14]);
-  if (!Number.isFinite(cutime) || !Number.isFinite(cstime)) throw new Error(`cannot read cutime/cstime from: ${text.slice(0, 80)}`);
-  return (cutime + cstime) / ticks;
+  return sumOfTwoFields(text, 16, 'cutime/cstime', ticks);
 }
 
 /** CPU seconds of `pid` and of the children it has reaped; undefined if the process is gone. */
