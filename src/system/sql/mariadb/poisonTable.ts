@@ -85,10 +85,11 @@ export interface PoisonRow {
   poisonedAt: Date;
 }
 
-interface RawPoisonRow {
+/** A poison-table row as either driver returns it (node-postgres gives a BIGINT offset as a string). */
+export interface RawPoisonRow {
   mode: TopicMode;
   consumer_group: string;
-  offset: number;
+  offset: number | string;
   uuid: string;
   created_at: Date | null;
   payload: string | null;
@@ -131,7 +132,12 @@ export async function selectPoisoned(db: SqlExecutor, topic: string, filter: Poi
      ORDER BY \`poisoned_at\` DESC, \`offset\` DESC LIMIT ?`,
     [...values, filter.limit],
   );
-  return rows.map((r) => ({
+  return rows.map(poisonRowOf);
+}
+
+/** The column names of the poison table mapped to a PoisonRow; both engines' tables have the same columns. */
+export function poisonRowOf(r: RawPoisonRow): PoisonRow {
+  return {
     mode: r.mode,
     consumerGroup: r.consumer_group,
     offset: Number(r.offset),
@@ -143,7 +149,7 @@ export async function selectPoisoned(db: SqlExecutor, topic: string, filter: Poi
     failedDeliveries: Number(r.failed_deliveries),
     timesPoisoned: Number(r.times_poisoned),
     poisonedAt: r.poisoned_at,
-  }));
+  };
 }
 
 /** How many messages were poisoned (0 when the table does not exist): the bench and chaos `poisoned` column. */

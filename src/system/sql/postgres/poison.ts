@@ -1,8 +1,8 @@
 // All SQL on `eob_poison_<topic>` on PostgreSQL: messages the handler kept rejecting, moved out of the way in
 // the transaction that acks them, with the error and the number of failed deliveries. One table per topic
 // serves both modes; `mode` and `consumer_group` say which reader gave up (queue mode: '' for the group).
-import type { SqlExecutor, TopicMode } from '../../pubsub/types.ts';
-import type { PoisonFilter, PoisonRow } from '../mariadb/poisonTable.ts';
+import type { SqlExecutor } from '../../pubsub/types.ts';
+import { poisonRowOf, type PoisonFilter, type PoisonRow, type RawPoisonRow } from '../mariadb/poisonTable.ts';
 import { pgMessagesTable, pgQueueTable, type PgStatement } from './identifiers.ts';
 import { assertTopicName } from '../topicName.ts';
 
@@ -106,25 +106,11 @@ export async function selectPgPoisoned(db: SqlExecutor, topic: string, filter: P
     where.push(`"consumer_group" = $${values.length}`);
   }
   values.push(filter.limit);
-  const rows = await db.query<
-    { mode: TopicMode; consumer_group: string; offset: string; uuid: string; created_at: Date | null; payload: string | null; metadata: string | null; error: string; failed_deliveries: number; times_poisoned: number; poisoned_at: Date }[]
-  >(
+  const rows = await db.query<RawPoisonRow[]>(
     `SELECT "mode", "consumer_group", "offset", "uuid", "created_at", "payload", "metadata", "error", "failed_deliveries", "times_poisoned", "poisoned_at"
      FROM ${pgPoisonTable(topic)} ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`}
      ORDER BY "poisoned_at" DESC, "offset" DESC LIMIT $${values.length}`,
     values,
   );
-  return rows.map((r) => ({
-    mode: r.mode,
-    consumerGroup: r.consumer_group,
-    offset: Number(r.offset),
-    uuid: r.uuid,
-    createdAt: r.created_at,
-    payload: r.payload,
-    metadata: r.metadata,
-    error: r.error,
-    failedDeliveries: Number(r.failed_deliveries),
-    timesPoisoned: Number(r.times_poisoned),
-    poisonedAt: r.poisoned_at,
-  }));
+  return rows.map(poisonRowOf);
 }
