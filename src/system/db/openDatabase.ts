@@ -1,28 +1,18 @@
 // Opens the Database a URL names (mysql:// or postgres://) with one set of pool options, creates its database
 // when missing, and wraps a mysql2 pool a caller already holds (the tests and the harness pass those).
-import { createPool, ensureDatabase, type Pool } from './pool.ts';
+import { createPool, ensureDatabase, type Pool, type PoolOptions } from './pool.ts';
 import { createPgPool, ensurePgDatabase } from './postgres/pool.ts';
 import { mariadbDatabase } from './mariadbDatabase.ts';
 import { postgresDatabase } from './postgres/database.ts';
 import { checkDatabaseUrl } from './databaseUrl.ts';
 import type { Database } from './database.ts';
 
-export interface DatabaseOptions {
-  /** mysql://, mariadb://, postgres:// or postgresql:// */
-  url: string;
-  connectionLimit: number;
-  connectTimeoutMs: number;
-  /** Names the process's sessions (`eob-<role>`) so a fault injector can find them. */
-  role?: string;
-  /** MariaDB: several statements per query (the consume loop's round trips); PostgreSQL sends one at a time. */
-  multipleStatements?: boolean;
-  /** MariaDB: callers waiting for a connection at most (see PoolOptions.queueLimit); PostgreSQL: no bound. */
-  queueLimit?: number;
-  /** A statement waiting this long for a row lock fails (innodb_lock_wait_timeout; PostgreSQL lock_timeout). */
-  lockWaitTimeoutSeconds?: number;
-  /** MariaDB: the pool executor's default per-statement timeout (see PoolOptions.queryTimeoutMs). */
-  queryTimeoutMs?: number;
-}
+/**
+ * The same options as a mysql2 pool's, for either engine. PostgreSQL honours url, connectionLimit,
+ * connectTimeoutMs, role (application_name `eob-<role>`) and lockWaitTimeoutSeconds (lock_timeout); it sends one
+ * statement at a time, has no bound on callers waiting for a connection and no default per-statement timeout.
+ */
+export type DatabaseOptions = PoolOptions;
 
 export function openDatabase(o: DatabaseOptions): Database {
   if (checkDatabaseUrl(o.url) === 'postgres') {
