@@ -6,7 +6,8 @@ import type { Statement } from '../../db/pool.ts';
 import { stringLiteral } from './literal.ts';
 
 export interface MessageRow {
-  offset: number;
+  /** A string where the driver returns BIGINT as text (node-postgres). */
+  offset: number | string;
   uuid: string;
   created_at: Date;
   payload: unknown;
@@ -189,7 +190,8 @@ export function toMessage(row: MessageRow): Message {
   };
 }
 
-// MariaDB's JSON is LONGTEXT, so the driver hands back a string; MySQL's JSON type arrives already parsed.
+// MariaDB's JSON is LONGTEXT, so the driver hands back a string; MySQL's JSON type and node-postgres's JSON
+// arrive already parsed.
 function parseJson(value: unknown): unknown {
   if (typeof value !== 'string') return value;
   try {

@@ -57,6 +57,7 @@
 //   and it holds at either level. At READ COMMITTED the counter upsert waits for a concurrent writer instead of
 //   failing with 40001.
 import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
+import { toMessage } from '../mariadb/messagesTable.ts';
 import { MAX_PARAMETERS, pgMessagesTable, pgOffsetsTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
 
 /** A message as read on PostgreSQL: with the id of the transaction that inserted it (xid8, as a decimal string). */
@@ -240,24 +241,7 @@ export async function selectAllPgMessages(db: SqlExecutor, topic: string): Promi
 }
 
 export function toPgMessage(row: PgMessageRow): PgMessage {
-  return {
-    offset: Number(row.offset),
-    uuid: row.uuid,
-    createdAt: row.created_at,
-    payload: parseJson(row.payload),
-    metadata: (parseJson(row.metadata) ?? {}) as Record<string, string>,
-    transactionId: String(row.transaction_id),
-  };
-}
-
-// node-postgres parses JSON columns itself; a value that arrives as text (another driver, a cast) is parsed here.
-function parseJson(value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  try {
-    return JSON.parse(value);
-  } catch {
-    return value;
-  }
+  return { ...toMessage(row), transactionId: String(row.transaction_id) };
 }
 
 /** The position just after the last message of a batch (what the ack stores). */
