@@ -19,12 +19,12 @@ CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,F
 .PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker wrk
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 	@echo "  bench variables: PROFILE (quick|standard|full), BATCH_SIZES, ISOLATION, MODES, QUEUE_WORKERS, HANDLERS,"
 	@echo "                   POLL_INTERVALS, COALESCE, ACK_MODES, REPETITIONS, DURATION, BACKLOG, CONNECTIONS, RATE, ONLY"
 	@echo "  chaos variables: PROFILE (quick|standard|soak), FAULTS, BACKEND (local|docker), CASES, REQUESTS"
 	@echo "  ENGINE (mariadb|postgres|all) for bench and chaos, mariadb|postgres for db; default mariadb"
-	@echo "  MYSQL_URL=mysql://user@host:port/db uses your server instead of a private one"
+	@echo "  DATABASE_URL=mysql://... or postgres://... (or MYSQL_URL) uses your server instead of a private one"
 
 $(STAMP): package-lock.json
 	npm ci --no-audit --no-fund
