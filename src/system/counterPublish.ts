@@ -14,6 +14,11 @@ import type { SqlPublisher } from './pubsub/sqlPublisher.ts';
 export interface IncrementRequest {
   counterUuid: string;
   requestId: string;
+  /**
+   * The request id was made by the server (a fresh random uuid, the client sent none): it is then unique and
+   * serves as the message's uuid too, saving a second random uuid per request.
+   */
+  requestIdGenerated?: boolean;
   /** Lets the caller give up on a request whose batch has not sent anything yet (see takeForSending). */
   gate?: SendGate;
 }
@@ -60,10 +65,10 @@ export interface PublishLimits {
   acquireTimeoutMs: number;
 }
 
-/** The message the server publishes per request: payload {counter_uuid}, metadata {request_id}; with de-duplication its uuid is the request id, so retries share it. */
+/** The message the server publishes per request: payload {counter_uuid}, metadata {request_id}; with de-duplication its uuid is the request id, so retries share it, and so it is when the server made the request id itself. */
 export function incrementMessage(request: IncrementRequest, uuidFromRequestId: boolean): OutgoingMessage {
   return {
-    uuid: uuidFromRequestId ? request.requestId : randomUUID(),
+    uuid: uuidFromRequestId || request.requestIdGenerated === true ? request.requestId : randomUUID(),
     payload: { counter_uuid: request.counterUuid },
     metadata: { request_id: request.requestId },
   };

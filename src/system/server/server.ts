@@ -144,7 +144,8 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
   const handlePost = (res: ServerResponse, req: IncomingMessage, kind: 'count' | 'noop', id: string): void => {
     const header = req.headers['x-request-id'];
     let requestId: string;
-    if (header === undefined) requestId = randomUUID();
+    const requestIdGenerated = header === undefined;
+    if (requestIdGenerated) requestId = randomUUID();
     else if (typeof header === 'string' && REQUEST_ID_PATTERN.test(header)) requestId = header;
     else {
       sendJson(res, 400, { error: 'X-Request-Id must be 1-128 visible ASCII characters, given once' });
@@ -163,7 +164,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
       return;
     }
     // Counter ids are stored lower-case, so 'ABC…' and 'abc…' count as the same counter.
-    const post = new PendingPost(settle, res, requestId, { counterUuid: id.toLowerCase(), requestId, gate: { sent: false, cancelled: false } });
+    const post = new PendingPost(settle, res, requestId, { counterUuid: id.toLowerCase(), requestId, requestIdGenerated, gate: { sent: false, cancelled: false } });
     inFlight += 1;
     post.timer = setTimeout(onPublishTimeout, options.publishTimeoutMs, post);
     coalescer.enqueue(post.request, post);
