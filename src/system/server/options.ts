@@ -82,10 +82,24 @@ export interface HttpLimits {
  * Earlier, noisier runs (load 6-10): maxBatch 20 and 250/1000 no better than 100 (batches never exceed the
  * 100 client connections anyway), linger 2 ms clearly worse (7,600-13,700).
  *
- * So: linger 1 ms, which halves the INSERTs (commits) for the same throughput and leaves the database more
- * room for the worker, at the price of at most 1 ms added latency when the server is idle; maxBatch 100;
- * pool 16. With --dedup (one transaction per batch: claim ids, INSERT, COMMIT), same defaults: 17,300 req/s
- * publish only, 13,800 end to end (one run each, load ~5).
+ * That chose linger 1 ms and pool 16. Measured again on a quiet machine (load average under 3, the same
+ * 2-core machine, private MariaDB 10.11 with durable settings), the worker consuming, points interleaved with
+ * the order rotated, msgs/s median (range), rows per INSERT:
+ *   wrk 64 connections x 8 s, 4 runs:   pool 16, linger 1 ms   17,579 (15,016-19,953)  28 rows  72.4 us/msg
+ *                                        pool 2, linger 0       19,307 (18,066-20,410)  19 rows  71.6 us/msg
+ *                                        pool 2, linger 1 ms    17,680 (17,484-18,981)  28 rows
+ *                                        pool 3, linger 0       18,752 (18,602-19,168)  16 rows
+ *   autocannon 50 connections, 3 runs, end to end / POST /noop of the same run: pool 16 linger 1 ms 0.42
+ *   (0.38-0.45), pool 2 linger 0 0.48 (0.42-0.49)
+ *   publish only, wrk, 2 runs: pool 16 linger 1 ms 22,499 and 21,880 req/s; pool 2 linger 0 24,966 and 29,518
+ *   publish only with --dedup: pool 16 linger 1 ms 12,660 and 11,744; pool 2 linger 0 10,765 and 12,980;
+ *   pool 4 linger 0 13,456 and 14,571
+ * With 16 slots nearly always free, every batch waited out its linger: in a closed loop of 50-64 clients that
+ * is 1 ms added to every request's turn, with the cores idle meanwhile (a system-wide profile of the pool-16
+ * default showed them 22 % idle at full load). With 2 slots and no linger a batch leaves at once when a slot is
+ * free, and while both are busy the next batch grows behind them: the database's round trip is the linger.
+ * So: pool 2, linger 0 (with --dedup, whose batches take three round trips, --pool-size 4 did better in the
+ * two runs above); maxBatch 100.
  */
 /**
  * node:http limits (node's defaults: headers 60 s, request 300 s checked every 30 s, keep-alive 5 s, no limit
@@ -162,9 +176,9 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'mysqlUrl'> = {
   topicSchema: 'offset',
   coalesce: true,
   coalesceMaxBatch: 100,
-  coalesceLingerMs: 1,
+  coalesceLingerMs: 0,
   dedup: false,
-  poolSize: 16,
+  poolSize: 2,
   maxQueuedPublishes: DEFAULT_MAX_QUEUED_PUBLISHES,
   // Statements of this server take milliseconds (p99 15 ms at 18,000 req/s); 5 s is only ever reached by a
   // hung or overloaded database, and stays under publishTimeoutMs so a hung flush frees its connection.
