@@ -102,12 +102,18 @@ export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler'
   batchSize: DEFAULT_BATCH_SIZE,
   // An empty poll costs one short transaction; 10 ms keeps an idle worker cheap and adds at most 10 ms of lag.
   pollIntervalMs: 10,
-  // End to end (server + worker on one private MariaDB, POST /count by autocannon, 50 connections, 6 s points,
+  // End to end on a loaded machine (load average 11-21; server + worker on one private MariaDB, POST /count by
+  // autocannon, 50 connections, 6 s points,
   // 4-5 interleaved runs, each variant's us/msg fitted to a + b/rate and read at 5,000 msgs/s): 0 ms (read again
   // at once) worker 14-18 us/msg, database 23-28; 10 ms worker 8-11, database 18-20; 20 ms no better than 10.
-  // It adds at most 10 ms of lag while the consumer keeps up; a consumer that is behind reads full batches and
-  // never pauses.
-  caughtUpPauseMs: 10,
+  // On a quiet machine (load average under 3), `eob bench --profile quick --only http-ceiling,end-to-end`, 2
+  // runs each, interleaved: 10 ms worker 9.7 and 11.0 us/msg, lag p99 29 and 33 ms; 25 ms worker 8.7 and 7.8,
+  // lag p99 47 and 43; 40 ms worker 6.7 and 7.4, lag p99 72 and 85 (database 26-32 us/msg in all, no trend).
+  // Under wrk (64 connections, 4 runs): worker 12.2 (10 ms), 8.6 (25 ms), 8.0 (50 ms), and half the SELECTs
+  // per message at 25 ms. So 25 ms: a quarter less worker CPU per message for about 15 ms more lag p99, which
+  // stays well under 100 ms. It adds at most 25 ms of lag while the consumer keeps up; a consumer that is
+  // behind reads full batches and never pauses.
+  caughtUpPauseMs: 25,
   ackMode: 'transactional',
   resendIntervalMs: 100,
   // The counter handler's rejections are deterministic (a payload is as bad on the fifth delivery as on the
