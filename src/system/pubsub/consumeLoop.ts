@@ -103,9 +103,9 @@ export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler'
   // An empty poll costs one short transaction; 10 ms keeps an idle worker cheap and adds at most 10 ms of lag.
   pollIntervalMs: 10,
   // End to end on a loaded machine (load average 11-21; server + worker on one private MariaDB, POST /count by
-  // autocannon, 50 connections, 6 s points,
-  // 4-5 interleaved runs, each variant's us/msg fitted to a + b/rate and read at 5,000 msgs/s): 0 ms (read again
-  // at once) worker 14-18 us/msg, database 23-28; 10 ms worker 8-11, database 18-20; 20 ms no better than 10.
+  // autocannon, 50 connections, 6 s points, 4-5 interleaved runs, each variant's us/msg fitted to a + b/rate and
+  // read at 5,000 msgs/s): 0 ms (read again at once) worker 14-18 us/msg, database 23-28; 10 ms worker 8-11,
+  // database 18-20; 20 ms no better than 10.
   // On a quiet machine (load average under 3), `eob bench --profile quick --only http-ceiling,end-to-end`, 2
   // runs each, interleaved: 10 ms worker 9.7 and 11.0 us/msg, lag p99 29 and 33 ms; 25 ms worker 8.7 and 7.8,
   // lag p99 47 and 43; 40 ms worker 6.7 and 7.4, lag p99 72 and 85 (database 26-32 us/msg in all, no trend).
