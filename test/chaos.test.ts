@@ -66,8 +66,13 @@ test('chaos control: the INNODB_TRX-only gap rule under db-stall-allocator with 
   const r = await runCase(c, run);
   assert.equal(r.error, undefined);
   const stalls = r.faults.filter((f) => f.fault === 'db-stall-allocator');
-  assert.ok(stalls.length >= 1);
-  assert.ok(stalls.every((f) => f.proof !== undefined && f.proof.stalls > 0), `every injection stalled inserts (${stalls.map((f) => f.detail).join('; ')})`);
+  assert.ok(stalls.length >= c.perFault, `${stalls.length} injections, ${c.perFault} planned`);
+  // The planned injections are the ones the load is spread over: each must stall inserts. The nemesis goes on
+  // injecting while the load lasts (here the planned ones take ~5 s against the plan's 6.5, so two more follow),
+  // and the last of those extras can begin as the final inserts finish and find none to stall (seen: 0 of 0,
+  // and 5 of 127 in a passing run).
+  const planned = stalls.slice(0, c.perFault);
+  assert.ok(planned.every((f) => f.proof !== undefined && f.proof.stalls > 0), `every planned injection stalled inserts (${stalls.map((f) => f.detail).join('; ')})`);
   assert.ok(stalls.some((f) => (f.proof?.inWindow ?? 0) > 0), 'at least one stall proven in the allocator window');
   assert.ok(r.verdict !== undefined);
   assert.ok(r.verdict.lost > 0, `the old rule lost messages (${r.verdict.lost}; gaps passed ${r.gapsPassed}; ${stalls.map((f) => f.detail).join("; ")})`);
