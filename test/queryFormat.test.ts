@@ -35,7 +35,7 @@ describe('formatQuery through a pool', () => {
     const pool = createPool({ url: db().url, connectionLimit: 1, connectTimeoutMs: 5_000, role: 'test' });
     try {
       const run = executorOf(pool);
-      const [bound] = await run.query<{ s: string; n: number; d: Date }[]>('SELECT ? AS s, ? AS n, ? AS d', ["it's ? a\\b", 7, new Date(Date.UTC(2026, 0, 2, 3, 4, 5))]);
+      const [bound] = await run.query<{ s: string; n: number; d: string }[]>('SELECT ? AS s, ? AS n, ? AS d', ["it's ? a\\b", 7, new Date(Date.UTC(2026, 0, 2, 3, 4, 5))]);
       assert.deepEqual(bound, { s: "it's ? a\\b", n: 7, d: '2026-01-02 03:04:05.000' });
       const [plain] = await run.query<{ q: string }[]>("SELECT 'a ? b ?? c' AS q");
       assert.deepEqual(plain, { q: 'a ? b ?? c' });

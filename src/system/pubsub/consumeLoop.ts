@@ -110,8 +110,9 @@ export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler'
   // runs each, interleaved: 10 ms worker 9.7 and 11.0 us/msg, lag p99 29 and 33 ms; 25 ms worker 8.7 and 7.8,
   // lag p99 47 and 43; 40 ms worker 6.7 and 7.4, lag p99 72 and 85 (database 26-32 us/msg in all, no trend).
   // Under wrk (64 connections, 4 runs): worker 12.2 (10 ms), 8.6 (25 ms), 8.0 (50 ms), and half the SELECTs
-  // per message at 25 ms. So 25 ms: a quarter less worker CPU per message for about 15 ms more lag p99, which
-  // stays well under 100 ms. It adds at most 25 ms of lag while the consumer keeps up; a consumer that is
+  // per message at 25 ms. Then `--engine postgres` and mariadb once more, 2 runs each against 10 ms: lag p99
+  // 64-66 ms against 35-38 (PostgreSQL), 56-63 against 24-33 (MariaDB). So 25 ms: a quarter less worker CPU per
+  // message for 15-30 ms more lag p99, which stays well under 100 ms. It adds at most 25 ms of lag while the consumer keeps up; a consumer that is
   // behind reads full batches and never pauses.
   caughtUpPauseMs: 25,
   ackMode: 'transactional',
