@@ -106,15 +106,12 @@ export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler'
   // autocannon, 50 connections, 6 s points, 4-5 interleaved runs, each variant's us/msg fitted to a + b/rate and
   // read at 5,000 msgs/s): 0 ms (read again at once) worker 14-18 us/msg, database 23-28; 10 ms worker 8-11,
   // database 18-20; 20 ms no better than 10.
-  // On a quiet machine (load average under 3), `eob bench --profile quick --only http-ceiling,end-to-end`, 2
-  // runs each, interleaved: 10 ms worker 9.7 and 11.0 us/msg, lag p99 29 and 33 ms; 25 ms worker 8.7 and 7.8,
-  // lag p99 47 and 43; 40 ms worker 6.7 and 7.4, lag p99 72 and 85 (database 26-32 us/msg in all, no trend).
-  // Under wrk (64 connections, 4 runs): worker 12.2 (10 ms), 8.6 (25 ms), 8.0 (50 ms), and half the SELECTs
-  // per message at 25 ms. Then `--engine postgres` and mariadb once more, 2 runs each against 10 ms: lag p99
-  // 64-66 ms against 35-38 (PostgreSQL), 56-63 against 24-33 (MariaDB). So 25 ms: a quarter less worker CPU per
-  // message for 15-30 ms more lag p99, which stays well under 100 ms. It adds at most 25 ms of lag while the consumer keeps up; a consumer that is
-  // behind reads full batches and never pauses.
-  caughtUpPauseMs: 25,
+  // 25 ms was tried on a quiet machine (2026-11-27): a quarter less worker CPU per message (wrk, 4 runs: 8.6
+  // against 12.2 us/msg), but lag p99 doubled in `eob bench --profile quick` (offset 53-60 ms against 24-26,
+  // queue 83-87 against 50-54, and 133 ms for queue in a standard run on a slow day), for 2-4 us of the 70-100
+  // a message costs. It adds at most 10 ms of lag while the consumer keeps up; a consumer that is behind reads
+  // full batches and never pauses.
+  caughtUpPauseMs: 10,
   ackMode: 'transactional',
   resendIntervalMs: 100,
   // The counter handler's rejections are deterministic (a payload is as bad on the fifth delivery as on the
