@@ -106,11 +106,11 @@ export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler'
   // autocannon, 50 connections, 6 s points, 4-5 interleaved runs, each variant's us/msg fitted to a + b/rate and
   // read at 5,000 msgs/s): 0 ms (read again at once) worker 14-18 us/msg, database 23-28; 10 ms worker 8-11,
   // database 18-20; 20 ms no better than 10.
-  // 25 ms was tried on a quiet machine (2026-11-27): a quarter less worker CPU per message (wrk, 4 runs: 8.6
-  // against 12.2 us/msg), but lag p99 doubled in `eob bench --profile quick` (offset 53-60 ms against 24-26,
-  // queue 83-87 against 50-54, and 133 ms for queue in a standard run on a slow day), for 2-4 us of the 70-100
-  // a message costs. It adds at most 10 ms of lag while the consumer keeps up; a consumer that is behind reads
-  // full batches and never pauses.
+  // 25 ms was tried on a quiet machine (2026-11-27): a fifth less worker CPU per message (wrk, 4 runs: 8.6
+  // against 10.6 us/msg at 10 ms), but lag p99 doubled in `eob bench --profile quick` (offset 53-60 ms against
+  // 24-26, queue 83-87 against 50-54, and 133 ms for queue in a standard run on a slow day), for 2-4 us of the
+  // 70-100 a message costs. It adds at most 10 ms of lag while the consumer keeps up; a consumer that is behind
+  // reads full batches and never pauses.
   caughtUpPauseMs: 10,
   ackMode: 'transactional',
   resendIntervalMs: 100,
