@@ -23,6 +23,7 @@ import { MAX_MESSAGES_PER_INSERT } from '../src/system/sql/postgres/messages.ts'
 import type { TopicMode } from '../src/system/pubsub/types.ts';
 import { eventually } from './contract/pubsubContract.ts';
 import { findFreePort } from '../src/harness/ports.ts';
+import { checkFrozenReads, FROZEN_READS_OPTIONS } from './support/frozenReads.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -188,6 +189,11 @@ describe('the counter server and worker on PostgreSQL', () => {
       if (status !== 204) await new Promise((r) => setTimeout(r, 200));
     }
     assert.equal(status, 204);
+  });
+
+  test('database hung (SIGSTOP): GET /count beyond the read connections and poolQueueLimit answers 503 at once', async () => {
+    const server = await serve(`readq_${randomUUID().slice(0, 6)}`, FROZEN_READS_OPTIONS);
+    await checkFrozenReads(server.url, () => pgServer().pause(), () => pgServer().resume());
   });
 
   test('database killed: POST, GET and /healthz answer 503 or 504 with a JSON outcome, never 2xx; 204 after the restart', async () => {

@@ -22,6 +22,7 @@ import { startCounterServer } from '../src/system/server/server.ts';
 import type { CounterServer, ServerOptions } from '../src/system/server/options.ts';
 import { countDedupRows } from '../src/system/sql/mariadb/publishDedupTable.ts';
 import { findFreePort } from '../src/harness/ports.ts';
+import { checkFrozenReads, FROZEN_READS_OPTIONS } from './support/frozenReads.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -406,6 +407,11 @@ describe('counter server (private MariaDB)', () => {
     }
     assert.equal(status, 204);
     assert.equal(await messagesWithRequestId(db, 'noconn', 'noconn-1'), 0, 'the cancelled request was left out of its batch');
+  });
+
+  test('database frozen: GET /count beyond the read connections and poolQueueLimit answers 503 at once', async () => {
+    const server = await serve({ topic: 'readqueue', ...FROZEN_READS_OPTIONS });
+    await checkFrozenReads(server.url, () => database.pause(), () => database.resume());
   });
 
   test('database frozen under 2,000 concurrent POSTs: shed at once, 503 only for requests never sent, 204 after the thaw', async () => {

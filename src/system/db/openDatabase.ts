@@ -9,8 +9,9 @@ import type { Database } from './database.ts';
 
 /**
  * The same options as a mysql2 pool's, for either engine. PostgreSQL honours url, connectionLimit,
- * connectTimeoutMs, role (application_name `eob-<role>`) and lockWaitTimeoutSeconds (lock_timeout); it sends one
- * statement at a time, has no bound on callers waiting for a connection and no default per-statement timeout.
+ * connectTimeoutMs, role (application_name `eob-<role>`), lockWaitTimeoutSeconds (lock_timeout) and queueLimit
+ * (checked by postgresDatabase: node-postgres has none); it sends one statement at a time and has no default
+ * per-statement timeout.
  */
 export type DatabaseOptions = PoolOptions;
 
@@ -24,6 +25,7 @@ export function openDatabase(o: DatabaseOptions): Database {
         ...(o.role === undefined ? {} : { role: o.role }),
         ...(o.lockWaitTimeoutSeconds === undefined ? {} : { lockTimeoutMs: o.lockWaitTimeoutSeconds * 1000 }),
       }),
+      o.queueLimit ?? 0,
     );
   }
   return mariadbDatabase(createPool(o));

@@ -36,7 +36,7 @@ const CLOSE_GRACE_MS = 5_000;
 /** A hung database is usually back (or restarted) within seconds; clients that honour it spread their retries. */
 const RETRY_AFTER_SECONDS = '1';
 /** Connections for GET /count and /healthz: light statements, and a bound on what a hung database holds. */
-const READ_POOL_SIZE = 4;
+export const READ_POOL_SIZE = 4;
 
 type PostOutcome = PublishOutcome | { kind: 'failed'; error: unknown };
 

@@ -76,11 +76,34 @@ function pgSession(client: PoolClient): DbSession {
   };
 }
 
-export function postgresDatabase(pool: PgPool): Database {
+/**
+ * node-postgres queues every caller waiting for a connection, without bound; mysql2 refuses one beyond its
+ * queueLimit with "Queue limit reached.". The same bound here, checked before the pool is asked: with
+ * `queueLimit` callers already waiting, the next one fails at once instead of adding to a queue that a hung
+ * database never drains (0 = no bound).
+ */
+function checkQueue(pool: PgPool, queueLimit: number): void {
+  if (queueLimit > 0 && pool.waitingCount >= queueLimit) {
+    throw new Error(`Queue limit reached: ${pool.waitingCount} callers already wait for one of ${pool.totalCount} PostgreSQL connections`);
+  }
+}
+
+export function postgresDatabase(pool: PgPool, queueLimit = 0): Database {
+  const onPool = executorOn(pool);
   return {
     engine: postgresEngine,
-    executor: (queryTimeoutMs) => executorOn(pool, queryTimeoutMs),
+    executor(queryTimeoutMs) {
+      const run = queryTimeoutMs === undefined ? onPool : executorOn(pool, queryTimeoutMs);
+      if (queueLimit === 0) return run;
+      return {
+        query<T>(sql: string, values?: unknown[]): Promise<T> {
+          checkQueue(pool, queueLimit);
+          return run.query<T>(sql, values);
+        },
+      };
+    },
     async session(acquireTimeoutMs) {
+      checkQueue(pool, queueLimit);
       const client = await acquireWithin(pool.connect(), acquireTimeoutMs, (late) => late.release());
       return pgSession(client);
     },
