@@ -56,7 +56,7 @@ async function publishWhileFrozen(url: string, pool: Pool, isolation: IsolationL
   const topic = `freeze_${isolation.replace(/ /g, '_').toLowerCase()}`;
   const db = executorOf(pool);
   await ensureSchema(db, { topic, topicSchema: 'offset', dedup: false });
-  const server = await startCounterServer({ ...DEFAULT_SERVER_OPTIONS, mysqlUrl: url, port: 0, topic }, { log: () => undefined });
+  const server = await startCounterServer({ ...DEFAULT_SERVER_OPTIONS, databaseUrl: url, port: 0, topic }, { log: () => undefined });
   const counter = randomUUID();
   const agent = new http.Agent({ keepAlive: true, maxSockets: PUBLISHERS });
   let entered!: () => void;

@@ -20,7 +20,7 @@ test('a bad scheme, or none, is an error naming the schemes that work, never the
 test('postgres:// passwords are redacted like mysql:// ones, in a URL and inside text', () => {
   assert.equal(redactDatabaseUrl('postgres://postgres:s3cret@127.0.0.1:5433/eob'), 'postgres://postgres:***@127.0.0.1:5433/eob');
   assert.equal(redactDatabaseUrl('postgresql://u:p%40ss@host/db'), 'postgresql://u:***@host/db');
-  const line = 'worker started {"mysqlUrl":"postgres://postgres:s3cret@127.0.0.1:5433/eob"} and mysql://root:other@h/db';
+  const line = 'worker started {"databaseUrl":"postgres://postgres:s3cret@127.0.0.1:5433/eob"} and mysql://root:other@h/db';
   const shown = redactDatabaseUrlsIn(line);
   assert.ok(!shown.includes('s3cret') && !shown.includes('other'), shown);
 });

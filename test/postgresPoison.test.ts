@@ -39,7 +39,7 @@ describe('poison messages on PostgreSQL', () => {
       await publisher.publish(topic, [{ uuid: randomUUID(), payload: { counter_uuid: 'not-a-uuid' }, metadata: {} }]);
       await publisher.publish(topic, good(20));
       const lines: string[] = [];
-      const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: server().url, topic, mode, batchSize: 10, poisonAfterFailures: 2, pollIntervalMs: 5, log: (l) => lines.push(l) });
+      const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: server().url, topic, mode, batchSize: 10, poisonAfterFailures: 2, pollIntervalMs: 5, log: (l) => lines.push(l) });
       try {
         await eventually('the good messages counted and the bad one poisoned', async () =>
           (await db.engine.selectCounterValue(db.executor(), counter)) === 40 && (await countPgPoisoned(db.executor(), topic)) === 1,

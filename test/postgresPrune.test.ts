@@ -30,7 +30,7 @@ describe('prune on PostgreSQL', () => {
   const messages = (n: number) => Array.from({ length: n }, () => ({ uuid: randomUUID(), payload: { counter_uuid: counter }, metadata: {} }));
 
   async function consumeAll(topic: string, mode: TopicMode, expected: number): Promise<void> {
-    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: server().url, topic, mode, pollIntervalMs: 5, log: () => undefined });
+    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: server().url, topic, mode, pollIntervalMs: 5, log: () => undefined });
     try {
       await eventually('the worker to drain', async () => {
         const c = await db.engine.selectConsumption(db.executor(), { mode, topic, consumerGroup: 'counter' });
@@ -75,7 +75,7 @@ describe('prune on PostgreSQL', () => {
     const topic = `pw_${randomUUID().slice(0, 8)}`;
     await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup: false });
     await db.executor().query('TRUNCATE "counter"');
-    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: server().url, topic, pollIntervalMs: 5, pruneEveryS: 1, log: () => undefined });
+    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: server().url, topic, pollIntervalMs: 5, pruneEveryS: 1, log: () => undefined });
     let published = 0;
     try {
       const publisher = new SqlPublisher(db.executor(), db.engine, 'offset');

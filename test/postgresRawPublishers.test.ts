@@ -43,7 +43,7 @@ describe('PostgreSQL: raw publishers and a long transaction (the xmin rule)', ()
     const topic = `raw_${randomUUID().slice(0, 8)}`;
     await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup: false });
     await db.executor().query('TRUNCATE "counter"');
-    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: server().url, topic, gapHandling, handler, pollIntervalMs: 5, log: () => undefined });
+    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: server().url, topic, gapHandling, handler, pollIntervalMs: 5, log: () => undefined });
     if (handler === 'watermill') {
       // watermill-sql's PostgreSQL subscriber: REPEATABLE READ and the xmin rule, unless told otherwise.
       assert.deepEqual(worker.settings, { isolation: 'REPEATABLE READ', gapHandling: 'contiguous' });

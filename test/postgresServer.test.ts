@@ -56,10 +56,10 @@ describe('the counter server and worker on PostgreSQL', () => {
     const topic = `http_${randomUUID().slice(0, 8)}`;
     await db.engine.ensureSchema(db.executor(), { topic, mode, dedup });
     const server = await startCounterServer(
-      validateServerOptions({ ...DEFAULT_SERVER_OPTIONS, mysqlUrl: pgServer().url, port: 0, host: '127.0.0.1', topic, topicSchema: mode, dedup }),
+      validateServerOptions({ ...DEFAULT_SERVER_OPTIONS, databaseUrl: pgServer().url, port: 0, host: '127.0.0.1', topic, topicSchema: mode, dedup }),
       { log: () => undefined },
     );
-    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: pgServer().url, topic, mode, pollIntervalMs: 5, log: () => undefined });
+    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: pgServer().url, topic, mode, pollIntervalMs: 5, log: () => undefined });
     return {
       server,
       worker,
@@ -143,7 +143,7 @@ describe('the counter server and worker on PostgreSQL', () => {
   async function serve(topic: string, extra: Partial<Parameters<typeof validateServerOptions>[0]> = {}, dedup = false): Promise<CounterServer> {
     await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup });
     const server = await startCounterServer(
-      validateServerOptions({ ...DEFAULT_SERVER_OPTIONS, mysqlUrl: pgServer().url, port: 0, host: '127.0.0.1', topic, dedup, ...extra }),
+      validateServerOptions({ ...DEFAULT_SERVER_OPTIONS, databaseUrl: pgServer().url, port: 0, host: '127.0.0.1', topic, dedup, ...extra }),
       { log: () => undefined },
     );
     servers.push(server);
@@ -301,7 +301,7 @@ describe('the counter server and worker on PostgreSQL', () => {
         child.on('exit', (code) => resolve({ code, output }));
       });
     const started = await run(['worker', '--topic', `cli_${randomUUID().slice(0, 8)}`], { DATABASE_URL: pgServer().url }, /worker started/);
-    assert.match(started.output, /worker started .*"mysqlUrl":"postgres:\/\/postgres:\*\*\*@127\.0\.0\.1/, started.output);
+    assert.match(started.output, /worker started .*"databaseUrl":"postgres:\/\/postgres:\*\*\*@127\.0\.0\.1/, started.output);
     assert.ok(!started.output.includes(password), 'the password is not printed');
     const bad = await run(['worker'], { DATABASE_URL: 'redis://127.0.0.1:6379/0' });
     assert.notEqual(bad.code, 0);

@@ -70,7 +70,7 @@ test('an empty spec gives bare argv, and the CLI then parses to the worker defau
 
 test('resolveWorkerSpec gives the settings the worker itself resolves', () => {
   for (const spec of [{}, { mode: 'queue' as const }, { handler: 'watermill' as const }, { isolation: 'SERIALIZABLE' as const, gapHandling: 'none' as const }]) {
-    const own = validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, ...spec, mysqlUrl: 'mysql://u:p@127.0.0.1:1/eob' });
+    const own = validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, ...spec, databaseUrl: 'mysql://u:p@127.0.0.1:1/eob' });
     const resolved = resolveWorkerSpec(spec);
     assert.equal(resolved.isolation, own.isolation, JSON.stringify(spec));
     assert.equal(resolved.gapHandling, own.gapHandling, JSON.stringify(spec));

@@ -149,7 +149,7 @@ describe('prune (private MariaDB)', () => {
 
   test('the worker prunes every --prune-every seconds', async () => {
     const topic = 'prune_worker';
-    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: database().url, topic, pruneEveryS: 1, log: () => undefined });
+    const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: database().url, topic, pruneEveryS: 1, log: () => undefined });
     try {
       await insertMessages(db, topic, Array.from({ length: 200 }, () => message()));
       const deadline = performance.now() + 15_000;

@@ -50,12 +50,12 @@ describe('MySQL pub/sub', () => {
   });
   describe('the worker\'s wiring, offset mode (workerPubSubConfig of the worker\'s defaults)', () => {
     runPubSubContract(async () =>
-      mysqlTarget(pool, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: db().url, mode: 'offset', pollIntervalMs: 5 }))),
+      mysqlTarget(pool, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: db().url, mode: 'offset', pollIntervalMs: 5 }))),
     );
   });
   describe('the worker\'s wiring, queue mode (workerPubSubConfig of the worker\'s defaults)', () => {
     runPubSubContract(async () =>
-      mysqlTarget(pool, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: db().url, mode: 'queue', pollIntervalMs: 5 }))),
+      mysqlTarget(pool, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: db().url, mode: 'queue', pollIntervalMs: 5 }))),
     );
   });
   describe('queue mode, 1 consumer', () => {
@@ -89,12 +89,12 @@ describe('PostgreSQL pub/sub', () => {
   });
   describe('the worker\'s wiring, offset mode (workerPubSubConfig of the worker\'s defaults)', () => {
     runPubSubContract(async () =>
-      postgresTarget(db, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: server().url, mode: 'offset', pollIntervalMs: 5 }))),
+      postgresTarget(db, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: server().url, mode: 'offset', pollIntervalMs: 5 }))),
     );
   });
   describe('the worker\'s wiring, queue mode (workerPubSubConfig of the worker\'s defaults)', () => {
     runPubSubContract(async () =>
-      postgresTarget(db, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, mysqlUrl: server().url, mode: 'queue', pollIntervalMs: 5 }))),
+      postgresTarget(db, workerPubSubConfig(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: server().url, mode: 'queue', pollIntervalMs: 5 }))),
     );
   });
   describe('queue mode, 3 consumers', () => {

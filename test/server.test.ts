@@ -83,7 +83,7 @@ describe('counter server (private MariaDB)', () => {
   const servers: CounterServer[] = [];
 
   async function serve(overrides: Partial<ServerOptions>): Promise<CounterServer> {
-    const options: ServerOptions = { ...DEFAULT_SERVER_OPTIONS, mysqlUrl: database.url, port: 0, ...overrides };
+    const options: ServerOptions = { ...DEFAULT_SERVER_OPTIONS, databaseUrl: database.url, port: 0, ...overrides };
     await ensureSchema(db, { topic: options.topic, topicSchema: options.topicSchema, dedup: options.dedup });
     const server = await startCounterServer(options, { log: () => undefined });
     servers.push(server);
@@ -586,7 +586,7 @@ describe('eob server start-up errors', () => {
   });
 
   test('bad options name the field', () => {
-    const base: ServerOptions = { ...DEFAULT_SERVER_OPTIONS, mysqlUrl: 'mysql://root@127.0.0.1/eob' };
+    const base: ServerOptions = { ...DEFAULT_SERVER_OPTIONS, databaseUrl: 'mysql://root@127.0.0.1/eob' };
     assert.throws(() => validateServerOptions({ ...base, coalesceMaxBatch: 0 }), /server: coalesceMaxBatch must be a whole number from 1/);
     assert.throws(() => validateServerOptions({ ...base, topic: 'a-b' }), /server: topic must be/);
     assert.throws(() => validateServerOptions({ ...base, port: 70_000 }), /server: port/);

@@ -36,7 +36,7 @@ test('server and worker children get the password in their environment, not on t
       assert.ok((await procText(pid, 'environ')).includes(`MYSQL_URL=${sut.mysqlUrl}`), `${child.name} got MYSQL_URL in its environment`);
       assert.ok(!child.outputTail().includes(password), `${child.name} printed the password:\n${child.outputTail()}`);
     }
-    assert.match(worker.outputTail(), /"mysqlUrl":"mysql:\/\/root:\*\*\*@127\.0\.0\.1/);
+    assert.match(worker.outputTail(), /"databaseUrl":"mysql:\/\/root:\*\*\*@127\.0\.0\.1/);
   } finally {
     await sut.close();
   }

@@ -109,12 +109,12 @@ export const command: CommandModule<object, ServerArgs> = {
       }),
   handler: async (args) => {
     const env = readEnvironment();
-    const mysqlUrl = resolveDatabaseUrl(args['database-url'], args['mysql-url']);
+    const databaseUrl = resolveDatabaseUrl(args['database-url'], args['mysql-url']);
     const failpointSpec = args.failpoint !== undefined && args.failpoint.length > 0 ? args.failpoint.join(',') : env.failpoints;
     if (failpointSpec !== undefined) armFailpoints(parseFailpointSpec(failpointSpec));
 
     const options: ServerOptions = validateServerOptions(
-      resolve<ServerOptions>({ ...DEFAULT_SERVER_OPTIONS, mysqlUrl }, {
+      resolve<ServerOptions>({ ...DEFAULT_SERVER_OPTIONS, databaseUrl }, {
         host: args.host,
         port: args.port,
         topic: args.topic,
@@ -141,18 +141,18 @@ export const command: CommandModule<object, ServerArgs> = {
     );
 
     // Waits (bounded) for a database that is still starting or restarting; its error says where and what to do.
-    await waitForDatabase(mysqlUrl, args['start-timeout-ms'], env.quiet ? () => undefined : (line) => process.stderr.write(`server: ${line}\n`));
-    const setup = openDatabase({ url: mysqlUrl, connectionLimit: 1, connectTimeoutMs: options.connectTimeoutMs, role: 'server' });
+    await waitForDatabase(databaseUrl, args['start-timeout-ms'], env.quiet ? () => undefined : (line) => process.stderr.write(`server: ${line}\n`));
+    const setup = openDatabase({ url: databaseUrl, connectionLimit: 1, connectTimeoutMs: options.connectTimeoutMs, role: 'server' });
     try {
       await setup.engine.ensureSchema(setup.executor(), { topic: options.topic, mode: options.topicSchema, dedup: options.dedup });
     } catch (error) {
-      throw new Error(unreachableMessage(setup, mysqlUrl, error));
+      throw new Error(unreachableMessage(setup, databaseUrl, error));
     } finally {
       await setup.end().catch(() => undefined);
     }
 
     const server = await startCounterServer(options, env.quiet ? { log: () => undefined } : {});
-    const shown = { ...options, mysqlUrl: redactMysqlUrl(mysqlUrl), failpoints: failpointSpec ?? 'none' };
+    const shown = { ...options, databaseUrl: redactMysqlUrl(databaseUrl), failpoints: failpointSpec ?? 'none' };
     // One line, always printed (even with EOB_LOG=quiet): harnesses wait for it and read the URL from it.
     process.stdout.write(`server listening on ${server.url} ${JSON.stringify(shown)}\n`);
 

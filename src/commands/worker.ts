@@ -93,7 +93,7 @@ export const command: CommandModule<object, WorkerArgs> = {
     const log = env.quiet ? () => undefined : d.log;
     const handler = resolveHandler(args.handler, args.profile);
     const options = {
-      mysqlUrl: resolveDatabaseUrl(args['database-url'], args['mysql-url']),
+      databaseUrl: resolveDatabaseUrl(args['database-url'], args['mysql-url']),
       mode: args.mode as TopicMode,
       topic: args.topic,
       consumerGroup: args['consumer-group'],
@@ -121,7 +121,7 @@ export const command: CommandModule<object, WorkerArgs> = {
     const { log: _log, onGapPassed: _onGapPassed, ...shown } = options;
     // The harness waits for this line: it is printed even when quiet.
     process.stdout.write(
-      `worker started ${JSON.stringify({ ...shown, mysqlUrl: redactMysqlUrl(options.mysqlUrl), ...worker.settings, gapProof: worker.gapProof ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
+      `worker started ${JSON.stringify({ ...shown, databaseUrl: redactMysqlUrl(options.databaseUrl), ...worker.settings, gapProof: worker.gapProof ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
     );
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

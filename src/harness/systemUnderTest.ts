@@ -304,13 +304,13 @@ export class SystemUnderTest {
     return { service, port, baseUrl };
   }
 
-  /**
-   * Starts a worker; resolves when it printed a line starting `worker started`. `mysqlUrl` overrides the
-   * system's URL for this worker (the chaos harness points it at a TCP proxy in front of the database).
-   */
   /** Gap counts reported by every worker this system started (restarts and replacements included). */
   readonly workerGaps = new WorkerGapCounts();
 
+  /**
+   * Starts a worker; resolves when it printed a line starting `worker started`. `databaseUrl` overrides the
+   * system's URL for this worker (the chaos harness points it at a TCP proxy in front of the database).
+   */
   async startWorker(flags: WorkerFlags = {}, name?: string, databaseUrl: string = this.databaseUrl): Promise<ChildService> {
     this.workerCount += 1;
     const service = this.makeChild(name ?? `worker ${this.workerCount}`, workerArgs(flags), databaseUrl, {

@@ -19,7 +19,7 @@ import type { TopicMode } from './pubsub/types.ts';
 
 export interface WorkerOptions {
   /** The database: mysql:// (MariaDB, MySQL) or postgres:// (PostgreSQL); the scheme picks the engine. */
-  mysqlUrl: string;
+  databaseUrl: string;
   mode: TopicMode;
   topic: string;
   consumerGroup: string;
@@ -57,7 +57,7 @@ export interface WorkerOptions {
   log: (line: string) => void;
 }
 
-export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'mysqlUrl'> = {
+export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'databaseUrl'> = {
   mode: 'offset',
   topic: 'counter',
   consumerGroup: 'counter',
@@ -114,8 +114,8 @@ export interface ResolvedWorkerSettings {
 
 export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & ResolvedWorkerSettings {
   const c = 'worker';
-  nonEmptyString(c, 'mysqlUrl', o.mysqlUrl);
-  const engine = checkDatabaseUrl(o.mysqlUrl);
+  nonEmptyString(c, 'databaseUrl', o.databaseUrl);
+  const engine = checkDatabaseUrl(o.databaseUrl);
   oneOf(c, 'mode', o.mode, TOPIC_MODES);
   nonEmptyString(c, 'consumerGroup', o.consumerGroup);
   validateBatchSize(c, 'batchSize', o.batchSize);
@@ -175,9 +175,9 @@ export interface RunningWorker {
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const o = validateWorkerOptions(options);
-  await waitForDatabase(o.mysqlUrl, o.startTimeoutMs, o.log);
+  await waitForDatabase(o.databaseUrl, o.startTimeoutMs, o.log);
   // One connection per consumer, one for the gap checks' neighbours and schema, a spare, and one for prunes.
-  const db = openDatabase({ url: o.mysqlUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
+  const db = openDatabase({ url: o.databaseUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
   try {
     await db.engine.ensureSchema(db.executor(), { topic: o.topic, mode: o.mode, dedup: false });
     const handler = counterHandler(o.handler, db.engine);

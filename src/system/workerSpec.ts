@@ -7,7 +7,7 @@
 import { DEFAULT_WORKER_OPTIONS, resolveWorkerSettings, type ResolvedWorkerSettings, type WorkerOptions } from './worker.ts';
 
 /** What a parent may set; undefined fields take the worker's defaults. */
-export type WorkerSpec = Partial<Omit<WorkerOptions, 'mysqlUrl' | 'log' | 'onGapPassed' | 'startTimeoutMs'>> & {
+export type WorkerSpec = Partial<Omit<WorkerOptions, 'databaseUrl' | 'log' | 'onGapPassed' | 'startTimeoutMs'>> & {
   /** Failpoints to arm (`name=N`), e.g. to crash the worker at a chosen step. */
   failpoints?: readonly string[];
 };
@@ -59,7 +59,7 @@ export function workerArgv(spec: WorkerSpec): string[] {
 }
 
 /** The options a worker started with `spec` runs with: its defaults, then the spec, then the resolution rules. */
-export function resolveWorkerSpec(spec: WorkerSpec): Omit<WorkerOptions, 'mysqlUrl' | 'log' | 'onGapPassed'> & ResolvedWorkerSettings {
+export function resolveWorkerSpec(spec: WorkerSpec): Omit<WorkerOptions, 'databaseUrl' | 'log' | 'onGapPassed'> & ResolvedWorkerSettings {
   const { failpoints: _failpoints, ...given } = spec;
   const { log: _log, onGapPassed: _onGapPassed, ...defaults } = DEFAULT_WORKER_OPTIONS;
   const options = { ...defaults, ...given };

@@ -6,7 +6,8 @@ import { intInRange, nonEmptyString, oneOf, OptionsError } from '../../validate.
 import type { TopicMode } from '../pubsub/types.ts';
 
 export interface ServerOptions {
-  mysqlUrl: string;
+  /** The database: mysql:// (MariaDB, MySQL) or postgres:// (PostgreSQL); the scheme picks the engine. */
+  databaseUrl: string;
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
@@ -169,7 +170,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
  */
 export const DEFAULT_MAX_QUEUED_PUBLISHES = 2_000;
 
-export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'mysqlUrl'> = {
+export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'databaseUrl'> = {
   host: '127.0.0.1',
   port: 8080,
   topic: 'counter',
@@ -196,7 +197,7 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'mysqlUrl'> = {
 
 export function validateServerOptions(options: ServerOptions): ServerOptions {
   const c = 'server';
-  nonEmptyString(c, 'mysqlUrl', options.mysqlUrl);
+  nonEmptyString(c, 'databaseUrl', options.databaseUrl);
   nonEmptyString(c, 'host', options.host);
   intInRange(c, 'port', options.port, 0, 65_535);
   try {

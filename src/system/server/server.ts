@@ -83,14 +83,14 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
   // Publishing has its own pool, used only by flushes (at most poolSize at once), so reads and health checks
   // hung on a frozen database can never take the connections publishing needs.
   const pool: Database = openDatabase({
-    url: options.mysqlUrl,
+    url: options.databaseUrl,
     connectionLimit: options.poolSize,
     connectTimeoutMs: options.connectTimeoutMs,
     role: 'server',
     lockWaitTimeoutSeconds: options.lockWaitTimeoutSeconds,
   });
   const readPool: Database = openDatabase({
-    url: options.mysqlUrl,
+    url: options.databaseUrl,
     connectionLimit: READ_POOL_SIZE,
     connectTimeoutMs: options.connectTimeoutMs,
     role: 'server',
