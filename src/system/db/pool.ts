@@ -65,7 +65,7 @@ function connectionConfig(url: MysqlUrl, connectTimeoutMs: number) {
     // Offsets are BIGINT: numbers are exact up to 2^53, far beyond any run of this tool.
     supportBigNumbers: true,
     bigNumberStrings: false,
-    // created_at is TIMESTAMP; read as UTC so lag is computed the same way whatever the machine's zone.
+    // TIMESTAMPs (created_at) travel as UTC text: the pool's sessions are set to UTC (createPool).
     timezone: 'Z',
     // mysql2's promise API captures a stack trace per query (for errors' stacks) unless this is off: measured
     // as ~2% of the server's CPU under POST /count load; errors keep the driver's message, code and errno.
@@ -113,13 +113,15 @@ export function createPool(options: PoolOptions): Pool {
     enableKeepAlive: true,
     multipleStatements: options.multipleStatements === true,
   });
-  if (options.lockWaitTimeoutSeconds !== undefined) {
-    const seconds = Math.max(1, Math.floor(options.lockWaitTimeoutSeconds));
-    // mysql2 runs a connection's commands in order, so this SET precedes the first query of any caller.
-    pool.pool.on('connection', (conn) => {
-      conn.query(`SET SESSION innodb_lock_wait_timeout = ${seconds}`, () => undefined);
-    });
-  }
+  // Every session reads and writes TIMESTAMPs in UTC, the zone the driver assumes (`timezone: 'Z'`): in the
+  // server's default zone (SYSTEM), a server whose machine runs at +09:00 handed back created_at nine hours
+  // ahead of the instant it holds. The SET travels once per connection; mysql2 runs a connection's commands in
+  // order, so it precedes the first query of any caller.
+  const lockWait = options.lockWaitTimeoutSeconds === undefined ? '' : `, innodb_lock_wait_timeout = ${Math.max(1, Math.floor(options.lockWaitTimeoutSeconds))}`;
+  const sessionSettings = `SET SESSION time_zone = '+00:00'${lockWait}`;
+  pool.pool.on('connection', (conn) => {
+    conn.query(sessionSettings, () => undefined);
+  });
   if (options.multipleStatements === true) multiStatementPools.add(pool);
   poolQueryTimeouts.set(pool, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS);
   return pool;
