@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TopLevelSpec } from 'vega-lite';
-import { drainChartSpec, endToEndChartSpec, lineSegments, renderSvg, svgToPng, SQL_CEILING_SERIES } from '../src/bench/chart.ts';
+import { drainChartSpec, drainChartsSpec, endToEndChartSpec, lineSegments, renderSvg, svgToPng, SQL_CEILING_SERIES } from '../src/bench/chart.ts';
 import { chartRules, drainChartData, endToEndChartData } from '../src/bench/report.ts';
 import { parseCsv, toCsv } from '../src/bench/csv.ts';
 import { phaseBands, timelineChartSpec } from '../src/scenarios/chaos/timelineChart.ts';
@@ -44,6 +44,29 @@ test('drain chart: msgs/s series only, measured points marked, no line across an
   const svg = await look(spec, 'drain');
   assert.doesNotMatch(svg, /HTTP ceiling/);
   assert.match(svg, /not drained in time/);
+});
+
+test('drain chart of two engines: a panel each, its own colours, its ceiling black and dashed, the same axes', async () => {
+  const rules = chartRules(BENCH_ROWS, 154);
+  const mariadb = drainChartData(BENCH_ROWS);
+  const slower = (p: (typeof mariadb.points)[number]) => ({ ...p, drain_msgs_per_s: p.drain_msgs_per_s / 3 });
+  const postgres = { points: mariadb.points.map(slower), ceiling: mariadb.ceiling.map(slower) };
+  const spec = drainChartsSpec([{ engine: 'mariadb', ...mariadb }, { engine: 'postgres', ...postgres }], rules.drain);
+  assert.deepEqual(drainChartsSpec([{ engine: 'mariadb', ...mariadb }], rules.drain), drainChartSpec(mariadb.points, mariadb.ceiling, rules.drain), 'one engine: the one-panel chart');
+  const panels = (spec as unknown as { vconcat: { title: { text: string }; layer: Layer[] }[] }).vconcat;
+  assert.deepEqual(panels.map((p) => p.title.text), ['mariadb', 'postgres']);
+  const domains = panels.map((panel) => {
+    const marks = panel.layer.find((l) => markType(l) === 'point')!;
+    const color = marks.encoding!.color as unknown as { scale: { domain: string[]; range: string[] } };
+    assert.equal(color.scale.domain.at(-1), SQL_CEILING_SERIES, "the ceiling is the legend's last entry");
+    assert.equal(color.scale.range.at(-1), '#000000', 'and black');
+    assert.equal(new Set(color.scale.range).size, color.scale.range.length, `no colour stands for two series in one panel: ${color.scale.range.join(' ')}`);
+    assert.ok(marks.data!.values.some((v) => v.series === SQL_CEILING_SERIES), 'each panel draws its ceiling');
+    return { x: marks.encoding!.x!.scale!.domain, y: marks.encoding!.y!.scale!.domain, ticks: marks.encoding!.x!.axis!.values };
+  });
+  assert.deepEqual(domains[0], domains[1], 'both panels have the same axes');
+  const svg = await look(spec, 'drain-engines');
+  assert.match(svg, /postgres/);
 });
 
 test('lineSegments: consecutive grid batch sizes share a segment, a skipped one starts a new segment', () => {

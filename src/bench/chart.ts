@@ -130,6 +130,51 @@ export function drainChartSpec(points: readonly DrainPoint[], ceilingLine: reado
   } as TopLevelSpec;
 }
 
+/** One engine's drain series and its own SQL ceiling, for drainChartsSpec. */
+export interface EngineDrain {
+  engine: string;
+  points: readonly DrainPoint[];
+  ceiling: readonly DrainPoint[];
+}
+
+/**
+ * The drain chart of a run: one engine, drainChartSpec; several, one panel each, stacked, with the same axes.
+ * In one panel the engines' configurations would share the ten colours (an ENGINE=all run has 14 series) and
+ * each engine's ceiling would need a colour of its own, so the black dashed line could not be "the" ceiling.
+ */
+export function drainChartsSpec(engines: readonly EngineDrain[], rules: readonly Reference[]): TopLevelSpec {
+  const [only] = engines;
+  if (engines.length === 1 && only !== undefined) return drainChartSpec(only.points, only.ceiling, rules);
+  // Shared domains, so the panels read against each other: the same batch sizes and rates on every one.
+  const all = engines.flatMap((e) => [...e.points, ...e.ceiling]);
+  const batches = [...new Set(all.map((p) => p.batch_size))].sort((a, b) => a - b);
+  const rates = all.map((p) => p.drain_msgs_per_s).filter((r) => r > 0);
+  const rateDomain = [Math.min(...rates, ...rules.map((r) => r.value)) / 1.6, Math.max(...rates) * 1.6];
+  const batchDomain = [(batches[0] ?? 1) / 1.6, (batches[batches.length - 1] ?? 1) * 1.6];
+  const panels = engines.map((e) => {
+    const { $schema: _schema, title: _title, ...panel } = drainChartSpec(e.points, e.ceiling, rules) as unknown as Record<string, unknown> & { layer: Record<string, unknown>[] };
+    for (const layer of panel.layer) {
+      const encoding = layer.encoding as Record<string, { field?: string; scale?: Record<string, unknown>; axis?: Record<string, unknown> }> | undefined;
+      const x = encoding?.x;
+      const y = encoding?.y;
+      if (x?.field === 'batch_size') {
+        x.scale = { ...x.scale, domain: batchDomain };
+        x.axis = { ...x.axis, values: batches };
+      }
+      if (y?.field === 'drain_msgs_per_s') y.scale = { ...y.scale, domain: rateDomain, nice: false };
+    }
+    return { ...panel, title: { text: e.engine, anchor: 'start' } };
+  });
+  return {
+    $schema: SCHEMA,
+    title: { text: 'Drain rate against batch size', subtitle: 'a backlog published beforehand, then drained; each marker is a measured point; one panel per engine, same axes' },
+    vconcat: panels,
+    // Each panel its own colours and legend (the same configuration names recur with other figures).
+    resolve: { scale: { color: 'independent', size: 'independent', shape: 'independent' }, legend: { color: 'independent', size: 'independent', shape: 'independent' } },
+    config: { concat: { spacing: 40 } },
+  } as unknown as TopLevelSpec;
+}
+
 /** One end-to-end point: its rates, request latency and lag (ms), any of which may be missing. */
 export interface EndToEndPoint {
   point: string;

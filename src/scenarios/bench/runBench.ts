@@ -14,7 +14,7 @@ import { createResultsDir, collectVersions } from '../../bench/resultsDir.ts';
 import { projectRoot } from '../../projectRoot.ts';
 import { createProgress } from '../../bench/progress.ts';
 import { toCsv, type CsvRow } from '../../bench/csv.ts';
-import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng, type DrainPoint, type EndToEndPoint } from '../../bench/chart.ts';
+import { drainChartsSpec, endToEndChartSpec, renderSvg, svgToPng, type EngineDrain, type EndToEndPoint } from '../../bench/chart.ts';
 import { writeHtmlReport } from '../../bench/htmlReport.ts';
 import { benchPage } from './benchPage.ts';
 import { engineComparisonTable } from '../../bench/engineComparison.ts';
@@ -216,26 +216,22 @@ function roundRow(row: CsvRow): CsvRow {
   return out;
 }
 
-/** The two charts; with several engines each series (and the SQL ceiling) carries its engine's name. */
+/** The two charts; with several engines the drain chart has a panel per engine and each end-to-end row its engine's name. */
 async function writeCharts(write: (name: string, text: string | Buffer) => string, runs: readonly { engine: EngineName; rows: readonly CsvRow[] }[]): Promise<void> {
   const all = runs.flatMap((r) => r.rows);
   const rules = chartRules(all, PUBLISHED_BASELINE_MSGS_PER_S);
   const named = runs.length > 1;
   const tag = (engine: EngineName, text: string) => (named ? `${engine} ${text}` : text);
-  const points: DrainPoint[] = [];
-  const ceiling: DrainPoint[] = [];
+  const drains: EngineDrain[] = [];
   const bars: EndToEndPoint[] = [];
   for (const run of runs) {
     const drain = drainChartData(run.rows);
-    points.push(...drain.points.map((p) => ({ ...p, series: tag(run.engine, p.series) })));
-    // One dashed ceiling line for one engine; with several, each engine's ceiling is a series of its own,
-    // so two ceilings are not drawn as one line.
-    if (named) points.push(...drain.ceiling.map((p) => ({ ...p, series: tag(run.engine, p.series) })));
-    else ceiling.push(...drain.ceiling);
+    if (drain.points.length + drain.ceiling.length > 0) drains.push({ engine: run.engine, points: drain.points, ceiling: drain.ceiling });
     bars.push(...endToEndChartData(run.rows).map((b) => ({ ...b, point: tag(run.engine, b.point) })));
   }
-  if (points.length + ceiling.length > 0) {
-    const svg = await renderSvg(drainChartSpec(points, ceiling, rules.drain));
+  if (drains.length > 0) {
+    // One engine: one chart; several: one panel per engine, each with its own colours and its black ceiling.
+    const svg = await renderSvg(drainChartsSpec(drains, rules.drain));
     write('drain.svg', svg);
     write('drain.png', svgToPng(svg));
   }
