@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { childPids } from '../src/harness/processCpu.ts';
+import { childPids } from '../src/harness/childPids.ts';
 import { projectRoot } from '../src/projectRoot.ts';
 
 function alive(pid: number): boolean {

@@ -1,7 +1,8 @@
 // CPU seconds (user + system) used by a process, from /proc/<pid>/stat, so the bench can say which process
 // the cores went to: load generator, server, worker, database.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { childPids } from './childPids.ts';
 
 let ticksPerSecond: number | undefined;
 
@@ -63,21 +64,6 @@ export function processCpuSeconds(pid: number): number | undefined {
     return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return undefined;
-  }
-}
-
-/** Pids of the children of `pid` (every thread's), from /proc/<pid>/task/<tid>/children; [] if unreadable. */
-export function childPids(pid: number): number[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
-      try {
-        return readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '').map(Number);
-      } catch {
-        return [];
-      }
-    });
-  } catch {
-    return [];
   }
 }
 

@@ -28,9 +28,10 @@
 // (copy of ~40 MB 1.1-1.3 s of it, CREATE DATABASE and the password most of the rest); SIGKILL with 8 busy
 // sessions, then restart with WAL crash recovery until ready 135-1,782 ms (12 runs); clean restart ~0.1 s.
 import { waitUntilStopped } from '../processStopped.ts';
+import { childPids } from '../childPids.ts';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { access, constants, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -192,24 +193,6 @@ function sendTo(pid: number, signal: NodeJS.Signals): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
-}
-
-/** Pids whose parent is `parent`, from /proc (synchronous: a handful of small files, read while it is stopped). */
-function childrenOf(parent: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    // `pid (comm) state ppid ...`: fields after the last ')'.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === parent) children.push(Number(entry));
-  }
-  return children;
 }
 
 /** The postmaster's pid: the first line of postmaster.pid (the other lines hold the data directory, port, socket...). */
@@ -647,12 +630,12 @@ export class PrivatePostgres {
       return [];
     }
     if (signal === 'SIGCONT') {
-      for (const c of childrenOf(pid)) sendTo(c, 'SIGCONT');
+      for (const c of childPids(pid)) sendTo(c, 'SIGCONT');
       sendTo(pid, 'SIGCONT');
       return [];
     }
     sendTo(pid, 'SIGSTOP');
-    const children = childrenOf(pid);
+    const children = childPids(pid);
     for (const c of children) sendTo(c, signal);
     sendTo(pid, signal);
     return children;
@@ -679,7 +662,7 @@ export async function stopPostgresInDataDirectory(datadir: string, timeoutMs = 6
   const pid = await readPostmasterPid(path.join(path.resolve(datadir), 'postmaster.pid'));
   if (pid === undefined || !(await isLivePostgres(pid))) return false;
   // A paused server would keep the shutdown pending forever.
-  for (const c of childrenOf(pid)) sendTo(c, 'SIGCONT');
+  for (const c of childPids(pid)) sendTo(c, 'SIGCONT');
   sendTo(pid, 'SIGCONT');
   sendTo(pid, 'SIGINT');
   const deadline = performance.now() + timeoutMs;
