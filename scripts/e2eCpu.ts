@@ -17,7 +17,7 @@
 // still in flight when the load stopped.
 // Prints one JSON line per point and a table of medians per variant. A benchmark, not a test.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -382,6 +382,7 @@ try {
 } finally {
   for (const d of dbs.values()) await d.conn.end();
   await privateDb?.remove();
+  rmSync(WRK_SCRIPT, { force: true });
 }
 /**
  * CPU per message falls as the rate rises (per-batch work is shared by more messages), and on a shared machine
