@@ -5,7 +5,6 @@
 // URL: --database-url / DATABASE_URL with postgres://, the password never printed, a bad scheme named.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';
@@ -24,23 +23,10 @@ import type { TopicMode } from '../src/system/pubsub/types.ts';
 import { eventually } from './contract/pubsubContract.ts';
 import { findFreePort } from '../src/harness/ports.ts';
 import { checkFrozenReads, FROZEN_READS_OPTIONS } from './support/frozenReads.ts';
+import { request } from './support/httpRequest.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-function request(url: string, method: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${url}`)));
-    req.end();
-  });
-}
 
 describe('the counter server and worker on PostgreSQL', () => {
   const pgServer = usePrivatePostgres();

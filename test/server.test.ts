@@ -23,40 +23,10 @@ import type { CounterServer, ServerOptions } from '../src/system/server/options.
 import { countDedupRows } from '../src/system/sql/mariadb/publishDedupTable.ts';
 import { findFreePort } from '../src/harness/ports.ts';
 import { checkFrozenReads, FROZEN_READS_OPTIONS } from './support/frozenReads.ts';
+import { request, type Reply } from './support/httpRequest.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  /** From the moment the connection was open to the end of the answer. */
-  sinceConnectMs: number;
-}
-
-/** One request on its own connection; rejects on a socket error (no answer at all). */
-function request(url: string, method: string, headers: http.OutgoingHttpHeaders = {}, body?: string | Buffer, chunked = false): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    let openedAt = Date.now();
-    const req = http.request(url, { method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), sinceConnectMs: Date.now() - openedAt }),
-      );
-      res.on('error', reject);
-    });
-    req.on('socket', (s) => s.once('connect', () => (openedAt = Date.now())));
-    req.on('error', reject);
-    req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${url} within 20 s`)));
-    if (body !== undefined && chunked) {
-      // No Content-Length: the server has to count the bytes itself.
-      req.write(body.slice(0, Math.floor(body.length / 2)));
-      req.end(body.slice(Math.floor(body.length / 2)));
-    } else req.end(body);
-  });
-}
 
 /** MariaDB's JSON is LONGTEXT, MySQL's arrives parsed: accept both. */
 const jsonValue = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);

@@ -2,8 +2,8 @@
 // with the database frozen, `READ_POOL_SIZE` reads hold the connections, `poolQueueLimit` more wait for one, and
 // every read beyond those must answer 503 at once rather than join a queue that a hung database never drains.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { READ_POOL_SIZE } from '../../src/system/server/server.ts';
+import { request } from './httpRequest.ts';
 
 /** What the server must be started with for checkFrozenReads. */
 export const FROZEN_READS_OPTIONS = { poolQueueLimit: 3, publishTimeoutMs: 2_000, queryTimeoutMs: 3_000 } as const;
@@ -14,20 +14,6 @@ interface ReadReply {
   ms: number;
 }
 
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'GET', agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.setTimeout(20_000, () => req.destroy(new Error(`no answer to GET ${url}`)));
-    req.end();
-  });
-}
-
 /**
  * Sends `READ_POOL_SIZE + poolQueueLimit + 5` concurrent GET /count while the database is frozen, and checks
  * that exactly the 5 beyond the bound answered 503 naming the queue limit, before any of the others, which answer
@@ -35,7 +21,7 @@ function get(url: string): Promise<{ status: number; body: string }> {
  */
 export async function checkFrozenReads(serverUrl: string, freeze: () => void, thaw: () => void): Promise<void> {
   const url = `${serverUrl}/count/5b1e6f4c-3f9a-4c2e-9d1a-2f0c8e7b6a51`;
-  assert.equal((await get(url)).status, 200);
+  assert.equal((await request(url, 'GET')).status, 200);
   const beyond = 5;
   const total = READ_POOL_SIZE + FROZEN_READS_OPTIONS.poolQueueLimit + beyond;
   freeze();
@@ -44,7 +30,7 @@ export async function checkFrozenReads(serverUrl: string, freeze: () => void, th
     const started = Date.now();
     replies = await Promise.all(
       Array.from({ length: total }, async () => {
-        const r = await get(url);
+        const r = await request(url, 'GET');
         return { status: r.status, error: String((JSON.parse(r.body) as { error?: unknown }).error), ms: Date.now() - started };
       }),
     );
@@ -61,7 +47,7 @@ export async function checkFrozenReads(serverUrl: string, freeze: () => void, th
   assert.ok(firstWaited >= FROZEN_READS_OPTIONS.publishTimeoutMs - 100, `the others waited for their time to run out (${firstWaited} ms)`);
   let status = 0;
   for (let i = 0; i < 50 && status !== 200; i += 1) {
-    status = (await get(url)).status;
+    status = (await request(url, 'GET')).status;
     if (status !== 200) await new Promise((r) => setTimeout(r, 200));
   }
   assert.equal(status, 200, 'reads answer again after the thaw');
