@@ -271,11 +271,14 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
   // against 29,200-32,700 msgs/s. Why a /noop flood leaves a server slower was not found; a server that first took
   // 8 s of POST /count showed no such cost (3 pairs).
   // E2E_NO_CEILING=1 skips the ceilings.
+  const ceilings = process.env.E2E_NO_CEILING !== '1';
+  const startServer = (port: number): Promise<ChildProcess> =>
+    startChild(process.execPath, [...NODE_ARGS, ...v.nodeArgs, v.eobBin, 'server', '--port', String(port), '--topic', topic, ...v.serverArgs], /server listening/, url);
   let ceilingNoop = NaN;
   let usServerNoop = NaN;
-  if (process.env.E2E_NO_CEILING !== '1') {
+  if (ceilings) {
     const noopPort = await findFreePort();
-    const noopServer = await startChild(process.execPath, [...NODE_ARGS, ...v.nodeArgs, v.eobBin, 'server', '--port', String(noopPort), '--topic', topic, ...v.serverArgs], /server listening/, url);
+    const noopServer = await startServer(noopPort);
     try {
       await new Promise((r) => setTimeout(r, 1_000));
       const cpuBefore = processCpuSeconds(noopServer.pid as number) ?? NaN;
@@ -286,9 +289,9 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
       await stopChild(noopServer);
     }
   }
-  const ceilingPlain = CLIENT === 'wrk' && process.env.E2E_NO_CEILING !== '1' ? await plainCeiling() : undefined;
+  const ceilingPlain = CLIENT === 'wrk' && ceilings ? await plainCeiling() : undefined;
   const port = await findFreePort();
-  const server = await startChild(process.execPath, [...NODE_ARGS, ...v.nodeArgs, v.eobBin, 'server', '--port', String(port), '--topic', topic, ...v.serverArgs], /server listening/, url);
+  const server = await startServer(port);
   const worker = await startChild(process.execPath, [...NODE_ARGS, ...v.nodeArgs, v.eobBin, 'worker', '--topic', topic, ...v.workerArgs], /worker started/, url);
   try {
     const url = `http://127.0.0.1:${port}`;
