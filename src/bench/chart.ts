@@ -59,15 +59,16 @@ export function lineSegments(points: readonly DrainPoint[]): (DrainPoint & { seg
  * One colour per configuration with its measured points marked (shape = drained / not drained / NOT valid);
  * the raw-SQL loop per batch size in black, dashed; `rules` (msgs/s references only, e.g. the published
  * 154 msg/s) as labelled horizontal rules. The x axis runs from the smallest to the largest batch measured,
- * with a tick at each.
+ * with a tick at each. With `sharedAxes` (every panel's points, drainChartsSpec) both axes span those instead, so
+ * panels drawn side by side have the same axes.
  */
-export function drainChartSpec(points: readonly DrainPoint[], ceilingLine: readonly DrainPoint[], rules: readonly Reference[]): TopLevelSpec {
+export function drainChartSpec(points: readonly DrainPoint[], ceilingLine: readonly DrainPoint[], rules: readonly Reference[], sharedAxes?: readonly DrainPoint[]): TopLevelSpec {
   const all = [...points, ...ceilingLine.map((p) => ({ ...p, series: SQL_CEILING_SERIES }))];
   // Flagged points last, so they are drawn on top of a line or marker at the same place.
   const values = lineSegments(all)
     .map((p) => ({ ...p, status: status(p), line: p.series === SQL_CEILING_SERIES ? 'SQL ceiling' : 'configuration' }))
     .sort((a, b) => STATUS.indexOf(a.status) - STATUS.indexOf(b.status));
-  const batches = [...new Set(all.map((p) => p.batch_size))].sort((a, b) => a - b);
+  const batches = [...new Set((sharedAxes ?? all).map((p) => p.batch_size))].sort((a, b) => a - b);
   const lo = batches[0] ?? 1;
   const hi = batches[batches.length - 1] ?? 1;
   // A little room either side (a fifth of a decade) so the edge markers are not cut in half.
@@ -80,7 +81,7 @@ export function drainChartSpec(points: readonly DrainPoint[], ceilingLine: reado
     axis: { values: batches, format: ',d', grid: false },
     title: 'batch size (messages per transaction)',
   } as const;
-  const y = { field: 'drain_msgs_per_s', type: 'quantitative', scale: { type: 'log' }, title: 'drain (msgs/s)' } as const;
+  const y = { field: 'drain_msgs_per_s', type: 'quantitative', scale: sharedAxes === undefined ? { type: 'log' } : { type: 'log', domain: rateDomain(sharedAxes, rules), nice: false }, title: 'drain (msgs/s)' } as const;
   const color = {
     field: 'series',
     type: 'nominal',
@@ -130,6 +131,12 @@ export function drainChartSpec(points: readonly DrainPoint[], ceilingLine: reado
   } as TopLevelSpec;
 }
 
+/** A log-scale rate axis over `points` and the rules, with the same room either side as the batch axis. */
+function rateDomain(points: readonly DrainPoint[], rules: readonly Reference[]): [number, number] {
+  const rates = points.map((p) => p.drain_msgs_per_s).filter((r) => r > 0);
+  return [Math.min(...rates, ...rules.map((r) => r.value)) / 1.6, Math.max(...rates) * 1.6];
+}
+
 /** One engine's drain series and its own SQL ceiling, for drainChartsSpec. */
 export interface EngineDrain {
   engine: string;
@@ -145,24 +152,9 @@ export interface EngineDrain {
 export function drainChartsSpec(engines: readonly EngineDrain[], rules: readonly Reference[]): TopLevelSpec {
   const [only] = engines;
   if (engines.length === 1 && only !== undefined) return drainChartSpec(only.points, only.ceiling, rules);
-  // Shared domains, so the panels read against each other: the same batch sizes and rates on every one.
   const all = engines.flatMap((e) => [...e.points, ...e.ceiling]);
-  const batches = [...new Set(all.map((p) => p.batch_size))].sort((a, b) => a - b);
-  const rates = all.map((p) => p.drain_msgs_per_s).filter((r) => r > 0);
-  const rateDomain = [Math.min(...rates, ...rules.map((r) => r.value)) / 1.6, Math.max(...rates) * 1.6];
-  const batchDomain = [(batches[0] ?? 1) / 1.6, (batches[batches.length - 1] ?? 1) * 1.6];
   const panels = engines.map((e) => {
-    const { $schema: _schema, title: _title, ...panel } = drainChartSpec(e.points, e.ceiling, rules) as unknown as Record<string, unknown> & { layer: Record<string, unknown>[] };
-    for (const layer of panel.layer) {
-      const encoding = layer.encoding as Record<string, { field?: string; scale?: Record<string, unknown>; axis?: Record<string, unknown> }> | undefined;
-      const x = encoding?.x;
-      const y = encoding?.y;
-      if (x?.field === 'batch_size') {
-        x.scale = { ...x.scale, domain: batchDomain };
-        x.axis = { ...x.axis, values: batches };
-      }
-      if (y?.field === 'drain_msgs_per_s') y.scale = { ...y.scale, domain: rateDomain, nice: false };
-    }
+    const { $schema: _schema, title: _title, ...panel } = drainChartSpec(e.points, e.ceiling, rules, all) as unknown as Record<string, unknown>;
     return { ...panel, title: { text: e.engine, anchor: 'start' } };
   });
   return {
