@@ -76,10 +76,10 @@ export async function removeDataDirectory(datadir: string): Promise<void> {
   await rm(datadir, { recursive: true, force: true });
 }
 
-/** The pid in the server's pid file, if there is one. */
+/** The pid in the server's pid file, if there is one: its first line (postmaster.pid's others hold the port, socket...). */
 export async function readPidFile(pidFile: string): Promise<number | undefined> {
   try {
-    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]?.trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;

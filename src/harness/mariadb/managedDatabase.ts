@@ -20,11 +20,8 @@
 // to a private folder, and when this process is root the server runs as the `mysql` system user, so even SQL
 // run as the database's root cannot write files as the machine's root. Its temp files, that folder and its
 // socket live in a run directory with a fresh random name, 0700, owned by the server's OS user.
-import { waitUntilStopped } from '../processStopped.ts';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { access, chown, constants, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
@@ -32,14 +29,13 @@ import { ensureDatabase } from '../../system/db/pool.ts';
 import { findServerBinaries } from './serverBinaries.ts';
 import type { ServerBinaries, ServerFlavor } from './serverBinaries.ts';
 import { basedirArg, createDataDirectory } from './dataDirectory.ts';
-import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, readPidFile, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
+import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
 import { formatMysqlUrl } from '../../system/db/mysqlUrl.ts';
 import { createPrivateSubdirectory, createRunDirectory, defaultCacheDirectory } from '../privateDirectory.ts';
 import { initFileSql } from './rootPassword.ts';
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
-import { isPortFree } from '../ports.ts';
-import { killOnExit } from '../killOnExit.ts';
+import { ensurePortFree, PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
 import { intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
 
 const COMPONENT = 'managed database';
@@ -126,13 +122,21 @@ export function resolveManagedDatabaseOptions(given: Partial<ManagedDatabaseOpti
   return options;
 }
 
-export class PortInUseError extends Error {
-  override readonly name = 'PortInUseError';
-}
 export class DatabaseStartError extends Error {
   override readonly name = 'DatabaseStartError';
 }
-export { DataDirectoryError };
+export { DataDirectoryError, PortInUseError };
+
+const MARIADB: ServerKind = {
+  component: COMPONENT,
+  logPrefix: 'database',
+  stderrPrefix: 'mariadbd',
+  commands: ['mariadbd', 'mysqld'],
+  pidFile: 'mysqld.pid',
+  stopSignal: 'SIGTERM',
+  forks: false,
+  StartError: DatabaseStartError,
+};
 
 export interface DatabaseInfo {
   flavor: ServerFlavor;
@@ -158,49 +162,8 @@ const DURABLE_SETTINGS = [
   '--innodb-buffer-pool-size=256M',
 ];
 
-// Stderr lines kept for the error message of a server that dies on start.
+// Error-log lines quoted in a start failure.
 const TAIL_LINES = 20;
-const PING_INTERVAL_MS = 25;
-
-let setprivPath: Promise<string | undefined> | undefined;
-function findSetpriv(): Promise<string | undefined> {
-  setprivPath ??= (async () => {
-    for (const candidate of ['/usr/bin/setpriv', '/bin/setpriv']) {
-      try {
-        await access(candidate, constants.X_OK);
-        return candidate;
-      } catch {
-        // try the next one
-      }
-    }
-    return undefined;
-  })();
-  return setprivPath;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * True when `pid` is a live mariadbd/mysqld. A zombie does not count: a server killed together with the
- * process that started it stays a zombie until PID 1 reaps it (about a second in a container), and holds no
- * files or ports any more.
- */
-async function isLiveServer(pid: number): Promise<boolean> {
-  let stat: string;
-  try {
-    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return false;
-  }
-  // `pid (comm) state ...`; comm may itself hold spaces or parentheses, so split at the last ')'.
-  const open = stat.indexOf('(');
-  const close = stat.lastIndexOf(')');
-  const comm = stat.slice(open + 1, close);
-  const state = stat.slice(close + 2, close + 3);
-  return (comm === 'mariadbd' || comm === 'mysqld') && state !== 'Z' && state !== 'X';
-}
 
 // Run directories still on disk, deleted when this process exits (remove() deletes its own at once).
 const liveRunDirectories = new Set<string>();
@@ -214,22 +177,17 @@ function deleteOnExit(dir: string): void {
   });
 }
 
-export class ManagedDatabase {
-  readonly options: ManagedDatabaseOptions;
+export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
   private binaries: ServerBinaries | undefined;
   /** Root's password, read from (or made in) the data directory on the first start. */
   private password: string | undefined;
   /** The OS user the server runs as when that is not this process's user. */
   private account: OsUser | undefined;
   private runDir: string | undefined;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> | undefined;
-  private paused = false;
-  private stderrTail: string[] = [];
   private startedOnce = false;
 
   constructor(options: Partial<ManagedDatabaseOptions> = {}) {
-    this.options = resolveManagedDatabaseOptions(options);
+    super(MARIADB, resolveManagedDatabaseOptions(options));
   }
 
   /** Validates the options, prepares the data directory and starts the server; resolves once it is ready. */
@@ -239,12 +197,6 @@ export class ManagedDatabase {
     return db;
   }
 
-  get port(): number {
-    return this.options.port;
-  }
-  get datadir(): string {
-    return this.options.datadir;
-  }
   /** mysql://root:<password>@127.0.0.1:<port>/<database>; known once start() has prepared the data directory. */
   get url(): string {
     return formatMysqlUrl({ user: 'root', password: this.rootPassword, host: '127.0.0.1', port: this.options.port, database: this.options.database });
@@ -257,21 +209,8 @@ export class ManagedDatabase {
   get serverUser(): string {
     return this.account?.name ?? os.userInfo().username;
   }
-  /** The server's pid while it runs. */
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-  get running(): boolean {
-    return this.child !== undefined;
-  }
-  get isPaused(): boolean {
-    return this.paused;
-  }
   get errorLogPath(): string {
     return path.join(this.options.datadir, 'error.log');
-  }
-  get pidFilePath(): string {
-    return path.join(this.options.datadir, 'mysqld.pid');
   }
   /**
    * The server's own temp dir, in its run directory. With the default (/tmp) several servers share one
@@ -307,72 +246,15 @@ export class ManagedDatabase {
    * milliseconds from spawn until it answered a ping.
    */
   async start(): Promise<number> {
-    if (this.child !== undefined) throw new DatabaseStartError(`the server on port ${this.options.port} is already running (pid ${this.child.pid})`);
+    if (this.running) throw new DatabaseStartError(`the server on port ${this.options.port} is already running (pid ${this.pid})`);
     const binaries = await this.findBinaries();
-    if (!(await isPortFree(this.options.port))) {
-      throw new PortInUseError(
-        `port ${this.options.port} on 127.0.0.1 is already in use; pick another with --port (or stop whatever listens there)`,
-      );
-    }
+    await ensurePortFree(this.options.port);
     if (!this.startedOnce) await this.prepareDataDirectory(binaries);
     await this.refuseDataDirectoryInUse();
     if (!this.startedOnce) await this.secure(binaries);
     const restarting = this.startedOnce;
     this.startedOnce = true;
     return this.spawnAndWait(binaries, restarting);
-  }
-
-  /** Sends `signal` (default SIGKILL) and resolves once the server has exited. Resolves at once if it is not running. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (signal === 'SIGSTOP' || signal === 'SIGCONT' || signal === 'SIGTSTP') {
-      throw new Error(`${COMPONENT}: kill(${signal}) would never see the server exit; use pause() / resume()`);
-    }
-    const child = this.child;
-    const exited = this.exited;
-    if (child === undefined || exited === undefined) return;
-    // A stopped process keeps every signal but SIGKILL pending until it continues.
-    if (signal !== 'SIGKILL' && this.paused) this.resume();
-    this.sendSignal(signal);
-    const timedOut = await this.waitFor(exited, this.options.stopTimeoutMs);
-    if (timedOut) {
-      this.options.log(`database: still running ${this.options.stopTimeoutMs} ms after ${signal}; sending SIGKILL`);
-      this.sendSignal('SIGKILL');
-      await exited;
-    }
-  }
-
-  /** Clean shutdown (SIGTERM: InnoDB flushes and closes), SIGKILL after stopTimeoutMs. */
-  async stop(): Promise<void> {
-    await this.kill('SIGTERM');
-  }
-
-  /**
-   * Restarts on the same data directory: `clean` shuts down first, otherwise SIGKILL (crash recovery on the
-   * way up). Resolves with the milliseconds from spawn until ready; a server that was not running is started.
-   */
-  async restart(options: { clean: boolean } = { clean: true }): Promise<number> {
-    await this.kill(options.clean ? 'SIGTERM' : 'SIGKILL');
-    return this.start();
-  }
-
-  /** Resolves when the running server exits, however that happens (at once if none runs). */
-  whenExited(): Promise<void> {
-    return this.child === undefined || this.exited === undefined ? Promise.resolve() : this.exited;
-  }
-
-  /** SIGSTOP: the server stops answering but keeps its connections open (a hung database). */
-  pause(): void {
-    if (this.child === undefined) throw new Error(`${COMPONENT}: pause() while the server is not running`);
-    this.sendSignal('SIGSTOP');
-    this.paused = true;
-    // kill(2) only queues the signal: return once the server has really stopped, or a query may still be answered.
-    if (this.child.pid !== undefined) waitUntilStopped([this.child.pid]);
-  }
-
-  resume(): void {
-    if (this.child === undefined) return;
-    this.sendSignal('SIGCONT');
-    this.paused = false;
   }
 
   /** Stops the server if it runs and deletes its data directory (only one made by this tool). */
@@ -493,9 +375,8 @@ export class ManagedDatabase {
 
   /** Two servers on one data directory would wait on each other's InnoDB locks for minutes, then fail. */
   private async refuseDataDirectoryInUse(): Promise<void> {
-    const pid = await readPidFile(this.pidFilePath);
-    if (pid === undefined || pid === this.child?.pid) return;
-    if (await isLiveServer(pid)) {
+    const pid = await this.otherServerPid();
+    if (pid !== undefined) {
       throw new DatabaseStartError(
         `data directory ${this.options.datadir} is in use by a running server (pid ${pid}); ` +
           `stop it with \`eob db stop --datadir ${this.options.datadir}\` or pick another --datadir`,
@@ -534,80 +415,23 @@ export class ManagedDatabase {
     const args = this.serverArgs(binaries, restarting);
     await writeFile(this.initFilePath, initFileSql(binaries.flavor, this.rootPassword), { mode: 0o600 });
     if (this.account !== undefined) await chown(this.initFilePath, this.account.uid, this.account.gid);
-    const setpriv = await findSetpriv();
-    const [command, commandArgs] =
-      setpriv === undefined ? [binaries.server, args] : [setpriv, ['--pdeathsig', 'KILL', '--', binaries.server, ...args]];
-    this.stderrTail = [];
     this.options.log(
       `database: starting ${binaries.flavor} ${binaries.version} on 127.0.0.1:${this.options.port} as ${this.serverUser}, data directory ${this.options.datadir}`,
     );
-    const started = performance.now();
-    // Switched to the server's user by the spawn itself (no supplementary groups): setpriv's death signal is
-    // set after that, and the kernel clears a death signal when a process changes its own user.
-    const child = spawn(command, commandArgs, {
-      cwd: this.options.datadir,
-      detached: true,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      ...(this.account === undefined ? {} : { uid: this.account.uid, gid: this.account.gid }),
-    });
-    killOnExit(child);
-    this.child = child;
-    this.paused = false;
-    let exitDescription = '';
-    this.exited = new Promise<void>((resolve) => {
-      const onGone = (code: number | null, signal: NodeJS.Signals | null): void => {
-        exitDescription = signal === null ? `exit code ${code}` : `signal ${signal}`;
-        if (this.child === child) {
-          this.child = undefined;
-          this.paused = false;
-        }
-        this.options.log(`database: server pid ${child.pid} exited (${exitDescription})`);
-        resolve();
-      };
-      child.once('exit', onGone);
-      child.once('error', (error) => {
-        this.stderrTail.push(error.message);
-        onGone(null, null);
-      });
-    });
-    let partial = '';
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        this.options.log(`mariadbd: ${line}`);
-        this.stderrTail.push(line);
-        if (this.stderrTail.length > TAIL_LINES) this.stderrTail.shift();
-      }
-    });
-    const exited = this.exited;
-    let dead = false;
-    void exited.then(() => (dead = true));
-    const deadline = started + this.options.startTimeoutMs;
-    for (;;) {
-      const ping = await this.ping();
-      if (ping === 'ok') break;
-      if (ping === 'denied') {
+    const readyMs = await this.spawnUntilReady(
+      { command: binaries.server, args, cwd: this.options.datadir, account: this.account },
+      async () => {
+        const ping = await this.ping();
         // The init file sets the password before the first login is accepted, so a refusal is final.
-        this.sendSignal('SIGKILL');
-        await exited;
-        throw await this.startFailure(
-          `the server refused root's password from ${this.passwordFile}; if the data directory is yours, delete that file and start again (a new password is set)`,
-        );
-      }
-      if (dead) throw await this.startFailure(`the server exited during start (${exitDescription})`);
-      if (performance.now() > deadline) {
-        this.sendSignal('SIGKILL');
-        await exited;
-        throw await this.startFailure(`the server did not answer within ${this.options.startTimeoutMs} ms (killed it)`);
-      }
-      await Promise.race([delay(PING_INTERVAL_MS), exited]);
-    }
-    const readyMs = Math.round(performance.now() - started);
+        if (ping !== 'denied') return ping === 'ok';
+        return `the server refused root's password from ${this.passwordFile}; if the data directory is yours, delete that file and start again (a new password is set)`;
+      },
+      (what) => this.startFailure(what),
+    );
+    const pid = this.pid;
     await rm(this.initFilePath, { force: true });
     await ensureDatabase(this.url);
-    this.options.log(`database: ready on 127.0.0.1:${this.options.port} in ${readyMs} ms (pid ${child.pid})`);
+    this.options.log(`database: ready on 127.0.0.1:${this.options.port} in ${readyMs} ms (pid ${pid})`);
     return readyMs;
   }
 
@@ -627,7 +451,7 @@ export class ManagedDatabase {
   private async startFailure(what: string): Promise<Error> {
     await rm(this.initFilePath, { force: true });
     const logTail = await this.errorLogTail();
-    const stderr = this.stderrTail.join('\n').trim();
+    const stderr = this.tailText.trim();
     let details = [logTail === '' ? '' : `last lines of ${this.errorLogPath}:\n${logTail}`, stderr === '' ? '' : `stderr:\n${stderr}`]
       .filter((s) => s !== '')
       .join('\n');
@@ -635,32 +459,9 @@ export class ManagedDatabase {
     if (this.password !== undefined) details = details.replaceAll(this.password, '***');
     const message = `${COMPONENT} on port ${this.options.port}: ${what}${details === '' ? '' : `\n${details}`}`;
     if (/Address already in use|Bind on TCP\/IP port/i.test(details)) {
-      return new PortInUseError(`${message}\nport ${this.options.port} is taken; pick another with --port`);
+      return portTaken(message, this.options.port);
     }
     return new DatabaseStartError(message);
-  }
-
-  private sendSignal(signal: NodeJS.Signals): void {
-    const pid = this.child?.pid;
-    if (pid === undefined) return;
-    try {
-      process.kill(pid, signal);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-    }
-  }
-
-  /** True when `promise` did not settle within `ms`. */
-  private async waitFor(promise: Promise<void>, ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), ms);
-    });
-    try {
-      return await Promise.race([promise.then(() => false), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }
 
@@ -668,19 +469,6 @@ export class ManagedDatabase {
  * Stops the server whose pid file is in `datadir` (one started by another process, e.g. `eob db start`):
  * SIGTERM, then waits until the process is gone. Resolves false when no server was running there.
  */
-export async function stopServerInDataDirectory(datadir: string, timeoutMs = 60_000): Promise<boolean> {
-  const pidFile = path.join(path.resolve(datadir), 'mysqld.pid');
-  const pid = await readPidFile(pidFile);
-  if (pid === undefined) return false;
-  if (!(await isLiveServer(pid))) return false;
-  process.kill(pid, 'SIGCONT'); // a paused server would keep SIGTERM pending forever
-  process.kill(pid, 'SIGTERM');
-  const deadline = performance.now() + timeoutMs;
-  while (await isLiveServer(pid)) {
-    if (performance.now() > deadline) {
-      throw new Error(`${COMPONENT}: server pid ${pid} in ${datadir} still running ${timeoutMs} ms after SIGTERM; kill -9 ${pid} if it must go`);
-    }
-    await delay(50);
-  }
-  return true;
+export function stopServerInDataDirectory(datadir: string, timeoutMs = 60_000): Promise<boolean> {
+  return stopServerByPidFile(datadir, MARIADB, timeoutMs);
 }

@@ -27,12 +27,8 @@
 // initdb of the template ~0.9 s (once per binary version); a fresh data directory until the URL works 0.6-2.8 s
 // (copy of ~40 MB 1.1-1.3 s of it, CREATE DATABASE and the password most of the rest); SIGKILL with 8 busy
 // sessions, then restart with WAL crash recovery until ready 135-1,782 ms (12 runs); clean restart ~0.1 s.
-import { waitUntilStopped } from '../processStopped.ts';
-import { childPids } from '../childPids.ts';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { access, constants, readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -40,13 +36,12 @@ import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, remo
 import { createRunDirectory, defaultCacheDirectory } from '../privateDirectory.ts';
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
-import { isPortFree } from '../ports.ts';
-import { killOnExit } from '../killOnExit.ts';
+import { ensurePortFree, PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
 import { intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
 import { findPostgresBinaries, type PostgresBinaries } from './postgresBinaries.ts';
 import { createPostgresDataDirectory, SUPERUSER } from './postgresDataDirectory.ts';
 
-export { DataDirectoryError };
+export { DataDirectoryError, PortInUseError };
 
 const COMPONENT = 'private postgres';
 
@@ -116,12 +111,20 @@ export function resolvePrivatePostgresOptions(given: Partial<PrivatePostgresOpti
   return options;
 }
 
-export class PortInUseError extends Error {
-  override readonly name = 'PortInUseError';
-}
 export class PostgresStartError extends Error {
   override readonly name = 'PostgresStartError';
 }
+
+const POSTGRES: ServerKind = {
+  component: COMPONENT,
+  logPrefix: 'postgres',
+  stderrPrefix: 'postgres',
+  commands: ['postgres'],
+  pidFile: 'postmaster.pid',
+  stopSignal: 'SIGINT',
+  forks: true,
+  StartError: PostgresStartError,
+};
 
 export interface PostgresInfo {
   engine: 'postgres';
@@ -150,60 +153,9 @@ const DURABLE_SETTINGS: Readonly<Record<string, string>> = {
   ssl: 'off',
 };
 
-const TAIL_LINES = 20;
-const PING_INTERVAL_MS = 25;
 // SQLSTATEs a starting server answers with until it accepts connections: 57P03 cannot_connect_now ("the
 // database system is starting up" / "is in recovery mode").
 const STARTING_UP = '57P03';
-
-let setprivPath: Promise<string | undefined> | undefined;
-function findSetpriv(): Promise<string | undefined> {
-  setprivPath ??= (async () => {
-    for (const candidate of ['/usr/bin/setpriv', '/bin/setpriv']) {
-      try {
-        await access(candidate, constants.X_OK);
-        return candidate;
-      } catch {
-        // try the next one
-      }
-    }
-    return undefined;
-  })();
-  return setprivPath;
-}
-
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** True when `pid` is a live (not zombie) postgres process. */
-async function isLivePostgres(pid: number): Promise<boolean> {
-  let stat: string;
-  try {
-    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return false;
-  }
-  const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return comm === 'postgres' && state !== 'Z' && state !== 'X';
-}
-
-function sendTo(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
-}
-
-/** The postmaster's pid: the first line of postmaster.pid (the other lines hold the data directory, port, socket...). */
-async function readPostmasterPid(pidFile: string): Promise<number | undefined> {
-  try {
-    const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]?.trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 const liveRunDirectories = new Set<string>();
 let runDirectoryHookInstalled = false;
@@ -223,20 +175,15 @@ interface ClientTarget {
   password?: string;
 }
 
-export class PrivatePostgres {
-  readonly options: PrivatePostgresOptions;
+export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
   private binaries: PostgresBinaries | undefined;
   private password: string | undefined;
   private account: OsUser | undefined;
   private runDir: string | undefined;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> | undefined;
-  private paused = false;
-  private stderrTail: string[] = [];
   private prepared = false;
 
   constructor(options: Partial<PrivatePostgresOptions> = {}) {
-    this.options = resolvePrivatePostgresOptions(options);
+    super(POSTGRES, resolvePrivatePostgresOptions(options));
   }
 
   static async create(options: Partial<PrivatePostgresOptions> = {}): Promise<PrivatePostgres> {
@@ -245,12 +192,6 @@ export class PrivatePostgres {
     return db;
   }
 
-  get port(): number {
-    return this.options.port;
-  }
-  get datadir(): string {
-    return this.options.datadir;
-  }
   /** postgres://postgres:<password>@127.0.0.1:<port>/<database>; known once start() has prepared the data directory. */
   get url(): string {
     return `postgres://${SUPERUSER}:${encodeURIComponent(this.superuserPassword)}@127.0.0.1:${this.options.port}/${this.options.database}`;
@@ -262,23 +203,10 @@ export class PrivatePostgres {
   get serverUser(): string {
     return this.account?.name ?? os.userInfo().username;
   }
-  /** The postmaster's pid while it runs. */
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-  get running(): boolean {
-    return this.child !== undefined;
-  }
-  get isPaused(): boolean {
-    return this.paused;
-  }
   /** The private directory holding the server's unix socket (`.s.PGSQL.<port>`). */
   get socketDirectory(): string {
     if (this.runDir === undefined) throw new Error(`${COMPONENT}: the socket directory exists once start() has been called`);
     return this.runDir;
-  }
-  get pidFilePath(): string {
-    return path.join(this.options.datadir, 'postmaster.pid');
   }
   private get superuserPassword(): string {
     if (this.password === undefined) throw new Error(`${COMPONENT}: the password (and so the URL) is known once start() has prepared the data directory`);
@@ -287,12 +215,10 @@ export class PrivatePostgres {
 
   /** Starts the server (the first time: finds the binaries, prepares the data directory); resolves with ms from spawn to ready. */
   async start(): Promise<number> {
-    if (this.child !== undefined) throw new PostgresStartError(`the server on port ${this.options.port} is already running (pid ${this.child.pid})`);
+    if (this.running) throw new PostgresStartError(`the server on port ${this.options.port} is already running (pid ${this.pid})`);
     this.binaries ??= await findPostgresBinaries(this.options.binDir);
     const binaries = this.binaries;
-    if (!(await isPortFree(this.options.port))) {
-      throw new PortInUseError(`port ${this.options.port} on 127.0.0.1 is already in use; pick another with --port (or stop whatever listens there)`);
-    }
+    await ensurePortFree(this.options.port);
     if (!this.prepared) {
       this.account = await this.chooseServerAccount(binaries);
       await this.prepareDataDirectory(binaries);
@@ -306,69 +232,6 @@ export class PrivatePostgres {
     }
     await this.refuseDataDirectoryInUse();
     return this.spawnAndWait(binaries);
-  }
-
-  /** Sends `signal` and resolves once the server has exited; SIGKILL goes to the postmaster and all its children. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (signal === 'SIGSTOP' || signal === 'SIGCONT' || signal === 'SIGTSTP') {
-      throw new Error(`${COMPONENT}: kill(${signal}) would never see the server exit; use pause() / resume()`);
-    }
-    const exited = this.exited;
-    if (this.child === undefined || exited === undefined) return;
-    if (signal !== 'SIGKILL' && this.paused) this.resume();
-    const killed = this.signal(signal, signal === 'SIGKILL');
-    if (await this.timedOut(exited, this.options.stopTimeoutMs)) {
-      this.options.log(`postgres: still running ${this.options.stopTimeoutMs} ms after ${signal}; sending SIGKILL`);
-      killed.push(...this.signal('SIGKILL', true));
-      await exited;
-    }
-    await this.waitUntilGone(killed);
-  }
-
-  /**
-   * The postmaster's exit can be reported before its SIGKILLed children have finished dying, and a child that
-   * still holds the old shared memory makes the next start fail ("pre-existing shared memory block is still in
-   * use"; seen here under load). So a kill resolves only once each of them is gone (or a zombie, which holds
-   * nothing).
-   */
-  private async waitUntilGone(pids: readonly number[]): Promise<void> {
-    const deadline = performance.now() + this.options.stopTimeoutMs;
-    for (const pid of pids) {
-      while (await isLivePostgres(pid)) {
-        if (performance.now() > deadline) throw new PostgresStartError(`${COMPONENT}: server process ${pid} still running after SIGKILL`);
-        await delay(10);
-      }
-    }
-  }
-
-  /** Clean ("fast") shutdown: SIGINT ends the sessions and writes a checkpoint; SIGKILL after stopTimeoutMs. */
-  async stop(): Promise<void> {
-    await this.kill('SIGINT');
-  }
-
-  /** Restarts on the same data directory: `clean` stops first, otherwise SIGKILL (crash recovery on the way up). */
-  async restart(options: { clean: boolean } = { clean: true }): Promise<number> {
-    await this.kill(options.clean ? 'SIGINT' : 'SIGKILL');
-    return this.start();
-  }
-
-  whenExited(): Promise<void> {
-    return this.child === undefined || this.exited === undefined ? Promise.resolve() : this.exited;
-  }
-
-  /** SIGSTOP to the postmaster and each of its children: it stops answering but keeps its connections open (a hung database). */
-  pause(): void {
-    if (this.child === undefined) throw new Error(`${COMPONENT}: pause() while the server is not running`);
-    const children = this.signal('SIGSTOP', true);
-    this.paused = true;
-    // kill(2) only queues the signal: return once every process has really stopped, or a query may still be answered.
-    waitUntilStopped([...(this.child.pid === undefined ? [] : [this.child.pid]), ...children]);
-  }
-
-  resume(): void {
-    if (this.child === undefined) return;
-    this.signal('SIGCONT', true);
-    this.paused = false;
   }
 
   /** Stops the server if it runs and deletes its data directory (only one made by this tool) and its socket directory. */
@@ -410,7 +273,7 @@ export class PrivatePostgres {
 
   /** The server's last log lines (its stderr). */
   logTail(): string {
-    return this.stderrTail.join('\n');
+    return this.tailText;
   }
 
   private async chooseServerAccount(binaries: PostgresBinaries): Promise<OsUser | undefined> {
@@ -464,9 +327,8 @@ export class PrivatePostgres {
 
   /** A server of another process on this data directory: say so plainly instead of PostgreSQL's lock-file message. */
   private async refuseDataDirectoryInUse(): Promise<void> {
-    const pid = await readPostmasterPid(this.pidFilePath);
-    if (pid === undefined || pid === this.child?.pid) return;
-    if (await isLivePostgres(pid)) {
+    const pid = await this.otherServerPid();
+    if (pid !== undefined) {
       throw new PostgresStartError(
         `data directory ${this.options.datadir} is in use by a running PostgreSQL (pid ${pid}); stop it or pick another --datadir`,
       );
@@ -486,73 +348,23 @@ export class PrivatePostgres {
   }
 
   private async spawnAndWait(binaries: PostgresBinaries): Promise<number> {
-    const args = this.serverArgs();
-    const setpriv = await findSetpriv();
-    const [command, commandArgs] =
-      setpriv === undefined ? [binaries.postgres, args] : [setpriv, ['--pdeathsig', 'KILL', '--', binaries.postgres, ...args]];
-    this.stderrTail = [];
     this.options.log(
       `postgres: starting PostgreSQL ${binaries.version} on 127.0.0.1:${this.options.port} as ${this.serverUser}, data directory ${this.options.datadir}`,
     );
-    const started = performance.now();
-    // Spawned as the server's user (node drops supplementary groups); setpriv's death signal is set after
-    // that, since the kernel clears it when a process changes its user.
-    const child = spawn(command, commandArgs, {
-      cwd: this.options.datadir,
-      detached: true,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
-      ...(this.account === undefined ? {} : { uid: this.account.uid, gid: this.account.gid }),
-    });
-    killOnExit(child);
-    this.child = child;
-    this.paused = false;
-    let exitDescription = '';
-    this.exited = new Promise<void>((resolve) => {
-      const onGone = (code: number | null, signal: NodeJS.Signals | null): void => {
-        exitDescription = signal === null ? `exit code ${code}` : `signal ${signal}`;
-        if (this.child === child) {
-          this.child = undefined;
-          this.paused = false;
-        }
-        this.options.log(`postgres: server pid ${child.pid} exited (${exitDescription})`);
-        resolve();
-      };
-      child.once('exit', onGone);
-      child.once('error', (error) => {
-        this.stderrTail.push(error.message);
-        onGone(null, null);
-      });
-    });
-    let partial = '';
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        this.options.log(`postgres: ${line}`);
-        this.stderrTail.push(line);
-        if (this.stderrTail.length > TAIL_LINES) this.stderrTail.shift();
-      }
-    });
-    const exited = this.exited;
-    let dead = false;
-    void exited.then(() => (dead = true));
-    const deadline = started + this.options.startTimeoutMs;
-    for (;;) {
-      if (await this.socketPing()) break;
-      if (dead) throw this.startFailure(`the server exited during start (${exitDescription})`);
-      if (performance.now() > deadline) {
-        const killed = this.signal('SIGKILL', true);
-        await exited;
-        await this.waitUntilGone(killed);
-        throw this.startFailure(`the server did not answer within ${this.options.startTimeoutMs} ms (killed it)`);
-      }
-      await Promise.race([delay(PING_INTERVAL_MS), exited]);
-    }
-    const readyMs = Math.round(performance.now() - started);
+    const readyMs = await this.spawnUntilReady(
+      {
+        command: binaries.postgres,
+        args: this.serverArgs(),
+        cwd: this.options.datadir,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
+        account: this.account,
+      },
+      () => this.socketPing(),
+      (what) => this.startFailure(what),
+    );
+    const pid = this.pid;
     await this.setPasswordAndDatabase();
-    this.options.log(`postgres: ready on 127.0.0.1:${this.options.port} in ${readyMs} ms (pid ${child.pid})`);
+    this.options.log(`postgres: ready on 127.0.0.1:${this.options.port} in ${readyMs} ms (pid ${pid})`);
     return readyMs;
   }
 
@@ -565,7 +377,7 @@ export class PrivatePostgres {
       const code = (error as { code?: string }).code;
       if (code === STARTING_UP || code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'ECONNRESET') return false;
       // Anything else (out of connections, a broken hba) will not pass by waiting; the loop's deadline still applies.
-      this.stderrTail.push(`ping: ${(error as Error).message}`);
+      this.note(`ping: ${(error as Error).message}`);
       return false;
     }
   }
@@ -609,68 +421,20 @@ export class PrivatePostgres {
   }
 
   private startFailure(what: string): Error {
-    const stderr = this.stderrTail.join('\n').trim();
+    const stderr = this.tailText.trim();
     const message = `${COMPONENT} on port ${this.options.port}: ${what}${stderr === '' ? '' : `\nlast server log lines:\n${stderr}`}`;
     if (/could not bind|Address already in use/i.test(stderr)) {
-      return new PortInUseError(`${message}\nport ${this.options.port} is taken; pick another with --port`);
+      return portTaken(message, this.options.port);
     }
     return new PostgresStartError(message);
   }
 
-  /**
-   * Sends `signal` to the postmaster, or (`all`) to it and every child it has (returned). For SIGKILL and SIGSTOP the
-   * postmaster is stopped first so the set of children cannot change; for SIGCONT the children go first, so the
-   * postmaster never runs while a backend it waits on is still stopped.
-   */
-  private signal(signal: NodeJS.Signals, all: boolean): number[] {
-    const pid = this.child?.pid;
-    if (pid === undefined) return [];
-    if (!all) {
-      sendTo(pid, signal);
-      return [];
-    }
-    if (signal === 'SIGCONT') {
-      for (const c of childPids(pid)) sendTo(c, 'SIGCONT');
-      sendTo(pid, 'SIGCONT');
-      return [];
-    }
-    sendTo(pid, 'SIGSTOP');
-    const children = childPids(pid);
-    for (const c of children) sendTo(c, signal);
-    sendTo(pid, signal);
-    return children;
-  }
-
-  private async timedOut(promise: Promise<void>, ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), ms);
-    });
-    try {
-      return await Promise.race([promise.then(() => false), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
 }
 
 /**
  * Stops the PostgreSQL whose postmaster.pid is in `datadir` (one started by another process): SIGINT (fast
  * shutdown), then waits until it is gone. Resolves false when none was running there.
  */
-export async function stopPostgresInDataDirectory(datadir: string, timeoutMs = 60_000): Promise<boolean> {
-  const pid = await readPostmasterPid(path.join(path.resolve(datadir), 'postmaster.pid'));
-  if (pid === undefined || !(await isLivePostgres(pid))) return false;
-  // A paused server would keep the shutdown pending forever.
-  for (const c of childPids(pid)) sendTo(c, 'SIGCONT');
-  sendTo(pid, 'SIGCONT');
-  sendTo(pid, 'SIGINT');
-  const deadline = performance.now() + timeoutMs;
-  while (await isLivePostgres(pid)) {
-    if (performance.now() > deadline) {
-      throw new Error(`${COMPONENT}: server pid ${pid} in ${datadir} still running ${timeoutMs} ms after SIGINT; kill -9 ${pid} if it must go`);
-    }
-    await delay(50);
-  }
-  return true;
+export function stopPostgresInDataDirectory(datadir: string, timeoutMs = 60_000): Promise<boolean> {
+  return stopServerByPidFile(datadir, POSTGRES, timeoutMs);
 }
