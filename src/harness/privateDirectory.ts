@@ -1,12 +1,14 @@
 // Directories only one OS user may enter, in places everyone can write to (the temp dir): the per-user cache of
 // template data directories, and each private server's run directory (its temp files, the folder
-// `secure_file_priv` points at, its socket and the one-shot init file holding the password).
+// `secure_file_priv` points at, its socket and the one-shot init file holding the password). Those a server
+// leaves behind are deleted when this process exits.
 //
 // A fixed name under /tmp can be created first by someone else, who then reads or swaps what we put there
 // (a swapped template would hand out a data directory with their accounts in it). So a cache directory is
 // used only when it is a real directory owned by us and writable by no one else; a run directory gets a
 // fresh random name (mkdtemp creates it 0700 and fails rather than reuse an existing one).
-import { chmod, chown, lstat, mkdir, mkdtemp } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { chmod, chown, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -61,4 +63,23 @@ export async function createPrivateSubdirectory(dir: string, owner: { uid: numbe
   await mkdir(dir, { mode: 0o700 });
   if (owner !== undefined) await chown(dir, owner.uid, owner.gid);
   return dir;
+}
+
+const deletedOnExit = new Set<string>();
+let exitHookInstalled = false;
+
+/** Deletes `dir` when this process exits, if it is still there. */
+export function deleteOnExit(dir: string): void {
+  deletedOnExit.add(dir);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const d of deletedOnExit) rmSync(d, { recursive: true, force: true });
+  });
+}
+
+/** Deletes `dir` now (and so not again on exit). */
+export async function deleteNow(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  deletedOnExit.delete(dir);
 }

@@ -10,7 +10,6 @@
 // hooks and hands back a getter. A database the test forgets to remove is killed and its directory deleted
 // when the test process exits.
 import { after, before } from 'node:test';
-import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,22 +17,9 @@ import { readEnvironment } from '../../src/config.ts';
 import { ManagedDatabase, PortInUseError } from '../../src/harness/mariadb/managedDatabase.ts';
 import type { ManagedDatabaseOptions } from '../../src/harness/mariadb/managedDatabase.ts';
 import { findFreePort } from '../../src/harness/ports.ts';
+import { deleteOnExit } from '../../src/harness/privateDirectory.ts';
 
 export { ManagedDatabase };
-
-const leftBehind = new Set<string>();
-let exitHookInstalled = false;
-
-function cleanUpOnExit(dir: string): void {
-  leftBehind.add(dir);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // ManagedDatabase's own exit hook SIGKILLs the servers; this one deletes what they leave on disk (a
-  // directory already removed is skipped).
-  process.on('exit', () => {
-    for (const d of leftBehind) rmSync(d, { recursive: true, force: true });
-  });
-}
 
 /** Starts a private database on a free port with a fresh temporary data directory; callers `remove()` it. */
 export async function startPrivateDatabase(overrides: Partial<ManagedDatabaseOptions> = {}): Promise<ManagedDatabase> {
@@ -41,7 +27,8 @@ export async function startPrivateDatabase(overrides: Partial<ManagedDatabaseOpt
   // Another process can take the port between the check and the server's bind: try a few ports.
   for (let attempt = 1; ; attempt += 1) {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'eob-test-db-'));
-    cleanUpOnExit(dir);
+    // ManagedDatabase's own exit hook SIGKILLs a server the test forgot; this deletes what it left on disk.
+    deleteOnExit(dir);
     const db = new ManagedDatabase({
       port: await findFreePort(),
       datadir: dir,

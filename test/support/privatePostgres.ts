@@ -3,32 +3,21 @@
 //
 //   const db = usePrivatePostgres();   // registers before/after hooks; db() is the running server
 import { after, before } from 'node:test';
-import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PortInUseError, PrivatePostgres, type PrivatePostgresOptions } from '../../src/harness/postgres/privatePostgres.ts';
 import { findFreePort } from '../../src/harness/ports.ts';
+import { deleteOnExit } from '../../src/harness/privateDirectory.ts';
 import { readEnvironment } from '../../src/config.ts';
 
 export { PrivatePostgres };
-
-const leftBehind = new Set<string>();
-let exitHookInstalled = false;
-function cleanUpOnExit(dir: string): void {
-  leftBehind.add(dir);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const d of leftBehind) rmSync(d, { recursive: true, force: true });
-  });
-}
 
 /** Starts a private PostgreSQL on a free port with a fresh temporary data directory; callers `remove()` it. */
 export async function startPrivatePostgres(overrides: Partial<PrivatePostgresOptions> = {}): Promise<PrivatePostgres> {
   for (let attempt = 1; ; attempt += 1) {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'eob-test-pg-'));
-    cleanUpOnExit(dir);
+    deleteOnExit(dir);
     const db = new PrivatePostgres({
       port: await findFreePort(),
       datadir: dir,

@@ -20,7 +20,6 @@
 // to a private folder, and when this process is root the server runs as the `mysql` system user, so even SQL
 // run as the database's root cannot write files as the machine's root. Its temp files, that folder and its
 // socket live in a run directory with a fresh random name, 0700, owned by the server's OS user.
-import { rmSync } from 'node:fs';
 import { chown, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,7 +30,7 @@ import type { ServerBinaries, ServerFlavor } from './serverBinaries.ts';
 import { basedirArg, createDataDirectory } from './dataDirectory.ts';
 import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
 import { formatMysqlUrl } from '../../system/db/mysqlUrl.ts';
-import { createPrivateSubdirectory, createRunDirectory, defaultCacheDirectory } from '../privateDirectory.ts';
+import { createPrivateSubdirectory, createRunDirectory, defaultCacheDirectory, deleteNow, deleteOnExit } from '../privateDirectory.ts';
 import { initFileSql } from './rootPassword.ts';
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
@@ -165,18 +164,6 @@ const DURABLE_SETTINGS = [
 // Error-log lines quoted in a start failure.
 const TAIL_LINES = 20;
 
-// Run directories still on disk, deleted when this process exits (remove() deletes its own at once).
-const liveRunDirectories = new Set<string>();
-let runDirectoryHookInstalled = false;
-function deleteOnExit(dir: string): void {
-  liveRunDirectories.add(dir);
-  if (runDirectoryHookInstalled) return;
-  runDirectoryHookInstalled = true;
-  process.on('exit', () => {
-    for (const d of liveRunDirectories) rmSync(d, { recursive: true, force: true });
-  });
-}
-
 export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
   private binaries: ServerBinaries | undefined;
   /** Root's password, read from (or made in) the data directory on the first start. */
@@ -262,8 +249,7 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
     await this.stop();
     await removeDataDirectory(this.options.datadir);
     if (this.runDir !== undefined) {
-      await rm(this.runDir, { recursive: true, force: true });
-      liveRunDirectories.delete(this.runDir);
+      await deleteNow(this.runDir);
       this.runDir = undefined;
     }
   }

@@ -27,13 +27,11 @@
 // initdb of the template ~0.9 s (once per binary version); a fresh data directory until the URL works 0.6-2.8 s
 // (copy of ~40 MB 1.1-1.3 s of it, CREATE DATABASE and the password most of the rest); SIGKILL with 8 busy
 // sessions, then restart with WAL crash recovery until ready 135-1,782 ms (12 runs); clean restart ~0.1 s.
-import { rmSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
-import { createRunDirectory, defaultCacheDirectory } from '../privateDirectory.ts';
+import { createRunDirectory, defaultCacheDirectory, deleteNow, deleteOnExit } from '../privateDirectory.ts';
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
 import { ensurePortFree, PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
@@ -157,17 +155,6 @@ const DURABLE_SETTINGS: Readonly<Record<string, string>> = {
 // database system is starting up" / "is in recovery mode").
 const STARTING_UP = '57P03';
 
-const liveRunDirectories = new Set<string>();
-let runDirectoryHookInstalled = false;
-function deleteOnExit(dir: string): void {
-  liveRunDirectories.add(dir);
-  if (runDirectoryHookInstalled) return;
-  runDirectoryHookInstalled = true;
-  process.on('exit', () => {
-    for (const d of liveRunDirectories) rmSync(d, { recursive: true, force: true });
-  });
-}
-
 interface ClientTarget {
   /** A socket directory or 127.0.0.1. */
   host: string;
@@ -239,8 +226,7 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
     await this.stop();
     await removeDataDirectory(this.options.datadir);
     if (this.runDir !== undefined) {
-      await rm(this.runDir, { recursive: true, force: true });
-      liveRunDirectories.delete(this.runDir);
+      await deleteNow(this.runDir);
       this.runDir = undefined;
       this.prepared = false;
     }
