@@ -1,0 +1,62 @@
+// What the tests' private MariaDB and private PostgreSQL have in common: each starts in a fresh data directory
+// in the temp dir, which is deleted when the test process exits if the test did not remove it, on a free port
+// that is tried again when another process takes it first; and a test file gets one through before/after hooks.
+import { after, before } from 'node:test';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { findFreePort } from '../../src/harness/ports.ts';
+import { deleteOnExit } from '../../src/harness/privateDirectory.ts';
+
+/** What both harness classes offer that starting and removing them needs. */
+export interface PrivateServer {
+  start(): Promise<unknown>;
+  remove(): Promise<void>;
+}
+
+export interface PrivateServerStart<S extends PrivateServer> {
+  /** Begins the temporary data directory's name, so that one left behind says which engine it was. */
+  dirPrefix: string;
+  create(port: number, datadir: string): S;
+  /** The engine's own "port in use" error: the one failure worth another port. */
+  isPortInUse(error: unknown): boolean;
+  /** A port the caller chose is its to keep: a failure to bind it is final. */
+  portChosen: boolean;
+}
+
+/** Starts a server on a free port with a fresh temporary data directory; callers `remove()` it. */
+export async function startPrivateServer<S extends PrivateServer>(how: PrivateServerStart<S>): Promise<S> {
+  // Another process can take the port between the check and the server's bind: try a few ports.
+  for (let attempt = 1; ; attempt += 1) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), how.dirPrefix));
+    // The harness classes' own exit hooks SIGKILL a server the test forgot; this deletes what it left on disk.
+    deleteOnExit(dir);
+    const server = how.create(await findFreePort(), dir);
+    try {
+      await server.start();
+      return server;
+    } catch (error) {
+      await server.remove().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+      if (!how.isPortInUse(error) || attempt >= 3 || how.portChosen) throw error;
+    }
+  }
+}
+
+/**
+ * Registers before/after hooks in the current suite that start and remove a server; the getter throws
+ * `tooEarly` if used before the hook ran.
+ */
+export function usePrivateServer<S extends PrivateServer>(start: () => Promise<S>, tooEarly: string): () => S {
+  let server: S | undefined;
+  before(async () => {
+    server = await start();
+  });
+  after(async () => {
+    await server?.remove();
+  });
+  return () => {
+    if (server === undefined) throw new Error(tooEarly);
+    return server;
+  };
+}
