@@ -2,13 +2,11 @@
 // and queue mode, while messages flow; afterwards every counter equals the number of its messages. The controls
 // (after-commit and before-commit, killed between their two commits) must end above and below, or the check
 // proves nothing. Workers are real `eob worker` processes given the URL in DATABASE_URL.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { usePrivatePostgres } from './support/privatePostgres.ts';
-import { openDatabase } from '../src/system/db/openDatabase.ts';
-import type { Database } from '../src/system/db/database.ts';
+import { usePrivatePostgresDatabase } from './support/privatePostgresDatabase.ts';
 import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
 import { ChildService } from '../src/harness/childService.ts';
 import { workerArgv, type WorkerSpec } from '../src/system/workerSpec.ts';
@@ -19,15 +17,8 @@ import type { TopicMode } from '../src/system/pubsub/types.ts';
 import { eventually } from './contract/pubsubContract.ts';
 
 describe('worker crash safety on PostgreSQL (real processes, private server)', () => {
-  const server = usePrivatePostgres();
-  let db: Database;
+  const { server, db } = usePrivatePostgresDatabase();
   const counters = Array.from({ length: 20 }, () => randomUUID());
-  before(() => {
-    db = openDatabase({ url: server().url, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'test' });
-  });
-  after(async () => {
-    await db.end();
-  });
 
   function worker(spec: WorkerSpec): ChildService {
     return new ChildService({
@@ -42,7 +33,7 @@ describe('worker crash safety on PostgreSQL (real processes, private server)', (
   }
 
   async function publish(topic: string, mode: TopicMode, n: number, pauseMs: number): Promise<void> {
-    const publisher = new SqlPublisher(db.executor(), db.engine, mode);
+    const publisher = new SqlPublisher(db().executor(), db().engine, mode);
     for (let i = 0; i < n; i += 50) {
       const batch = Array.from({ length: Math.min(50, n - i) }, (_, j) => ({ uuid: randomUUID(), payload: { counter_uuid: counters[(i + j) % counters.length] }, metadata: {} }));
       await publisher.publish(topic, batch);
@@ -51,13 +42,13 @@ describe('worker crash safety on PostgreSQL (real processes, private server)', (
   }
 
   async function compare(topic: string, mode: TopicMode): Promise<{ lost: number; duplicated: number; messages: number }> {
-    const { messages } = await db.engine.selectAllMessages(db.executor(), { topic, mode });
+    const { messages } = await db().engine.selectAllMessages(db().executor(), { topic, mode });
     const expected = new Map<string, number>();
     for (const m of messages) {
       const id = (m.payload as { counter_uuid: string }).counter_uuid;
       expected.set(id, (expected.get(id) ?? 0) + 1);
     }
-    const got = await db.engine.selectAllCounters(db.executor());
+    const got = await db().engine.selectAllCounters(db().executor());
     let lost = 0;
     let duplicated = 0;
     for (const id of new Set([...expected.keys(), ...got.keys()])) {
@@ -70,8 +61,8 @@ describe('worker crash safety on PostgreSQL (real processes, private server)', (
 
   async function freshTopic(mode: TopicMode): Promise<string> {
     const topic = `crash_${randomUUID().slice(0, 8)}`;
-    await db.engine.ensureSchema(db.executor(), { topic, mode, dedup: false });
-    await db.executor().query('TRUNCATE "counter"');
+    await db().engine.ensureSchema(db().executor(), { topic, mode, dedup: false });
+    await db().executor().query('TRUNCATE "counter"');
     return topic;
   }
 
@@ -97,7 +88,7 @@ describe('worker crash safety on PostgreSQL (real processes, private server)', (
       await eventually(
         'the worker to consume everything',
         async () => {
-          const c = await db.engine.selectConsumption(db.executor(), { mode, topic, consumerGroup: spec.consumerGroup ?? 'counter' });
+          const c = await db().engine.selectConsumption(db().executor(), { mode, topic, consumerGroup: spec.consumerGroup ?? 'counter' });
           return c.drained && c.published === 3_000;
         },
         90_000,
@@ -126,7 +117,7 @@ describe('worker crash safety on PostgreSQL (real processes, private server)', (
     const topic = await freshTopic('offset');
     const w = worker({ topic, batchSize: 100 });
     await w.start();
-    const publisher = new SqlPublisher(db.executor(), db.engine, 'offset');
+    const publisher = new SqlPublisher(db().executor(), db().engine, 'offset');
     let published = 0;
     let stop = false;
     // An INSERT whose outcome is unknown is not counted; the check compares counters with the table's rows.
@@ -150,7 +141,7 @@ describe('worker crash safety on PostgreSQL (real processes, private server)', (
       stop = true;
       await publishing;
     }
-    await eventually('the worker to consume everything', async () => (await db.engine.selectConsumption(db.executor(), { mode: 'offset', topic, consumerGroup: 'counter' })).drained, 90_000);
+    await eventually('the worker to consume everything', async () => (await db().engine.selectConsumption(db().executor(), { mode: 'offset', topic, consumerGroup: 'counter' })).drained, 90_000);
     assert.equal(w.running, true, `the worker survived the outages: ${w.outputTail()}`);
     await w.stop();
     const result = await compare(topic, 'offset');

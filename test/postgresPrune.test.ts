@@ -1,12 +1,10 @@
 // Retention on PostgreSQL through the engine: offset mode removes what every group's (transaction_id, offset)
 // position has passed and nothing after it, queue mode removes acked rows only, old dedup ids go; and a worker
 // pruning every second while publishers run still counts every message once.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { usePrivatePostgres } from './support/privatePostgres.ts';
-import { openDatabase } from '../src/system/db/openDatabase.ts';
-import type { Database } from '../src/system/db/database.ts';
+import { usePrivatePostgresDatabase } from './support/privatePostgresDatabase.ts';
 import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
 import { DEFAULT_PRUNE_OPTIONS, prune } from '../src/system/prune.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
@@ -17,14 +15,7 @@ import { eventually } from './contract/pubsubContract.ts';
 import type { TopicMode } from '../src/system/pubsub/types.ts';
 
 describe('prune on PostgreSQL', () => {
-  const server = usePrivatePostgres();
-  let db: Database;
-  before(() => {
-    db = openDatabase({ url: server().url, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'test' });
-  });
-  after(async () => {
-    await db.end();
-  });
+  const { server, db } = usePrivatePostgresDatabase();
 
   const counter = randomUUID();
   const messages = (n: number) => Array.from({ length: n }, () => ({ uuid: randomUUID(), payload: { counter_uuid: counter }, metadata: {} }));
@@ -33,7 +24,7 @@ describe('prune on PostgreSQL', () => {
     const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: server().url, topic, mode, pollIntervalMs: 5, log: () => undefined });
     try {
       await eventually('the worker to drain', async () => {
-        const c = await db.engine.selectConsumption(db.executor(), { mode, topic, consumerGroup: 'counter' });
+        const c = await db().engine.selectConsumption(db().executor(), { mode, topic, consumerGroup: 'counter' });
         return c.drained && c.published === expected;
       });
     } finally {
@@ -43,42 +34,42 @@ describe('prune on PostgreSQL', () => {
 
   test('offset mode: removes exactly what the group has passed, in batches; rows after the position stay', async () => {
     const topic = `pr_${randomUUID().slice(0, 8)}`;
-    const publisher = new SqlPublisher(db.executor(), db.engine, 'offset', true);
+    const publisher = new SqlPublisher(db().executor(), db().engine, 'offset', true);
     await publisher.publish(topic, messages(50));
     await consumeAll(topic, 'offset', 50);
     await publisher.publish(topic, messages(7));
-    const result = await prune(db, { ...DEFAULT_PRUNE_OPTIONS, topic, mode: 'offset', batchSize: 20, restRatio: 0 });
+    const result = await prune(db(), { ...DEFAULT_PRUNE_OPTIONS, topic, mode: 'offset', batchSize: 20, restRatio: 0 });
     assert.equal(result.messagesRemoved, 50);
     assert.equal(result.groups, 1);
     assert.equal(result.batches, 3, '20 + 20 + 10');
-    assert.equal(await countPgMessages(db.executor(), topic), 7, 'the unconsumed messages stay');
+    assert.equal(await countPgMessages(db().executor(), topic), 7, 'the unconsumed messages stay');
     assert.equal(result.dedupRowsRemoved, 0, 'no dedup table: nothing to prune, no error');
   });
 
   test('queue mode: removes acked rows only; dedup ids older than the window go', async () => {
     const topic = `pq_${randomUUID().slice(0, 8)}`;
-    await db.engine.ensureSchema(db.executor(), { topic, mode: 'queue', dedup: true });
-    const publisher = new SqlPublisher(db.executor(), db.engine, 'queue');
+    await db().engine.ensureSchema(db().executor(), { topic, mode: 'queue', dedup: true });
+    const publisher = new SqlPublisher(db().executor(), db().engine, 'queue');
     await publisher.publish(topic, messages(30));
     await consumeAll(topic, 'queue', 30);
     await publisher.publish(topic, messages(4));
-    await db.transaction('READ COMMITTED', (tx) => claimPgRequestIds(tx, topic, [{ requestId: 'old', counterUuid: counter }]));
+    await db().transaction('READ COMMITTED', (tx) => claimPgRequestIds(tx, topic, [{ requestId: 'old', counterUuid: counter }]));
     await new Promise((r) => setTimeout(r, 1_200));
-    const result = await prune(db, { ...DEFAULT_PRUNE_OPTIONS, topic, mode: 'queue', batchSize: 8, dedupWindowS: 1, restRatio: 0 });
+    const result = await prune(db(), { ...DEFAULT_PRUNE_OPTIONS, topic, mode: 'queue', batchSize: 8, dedupWindowS: 1, restRatio: 0 });
     assert.equal(result.messagesRemoved, 30);
-    assert.deepEqual(await countPgQueue(db.executor(), topic), { total: 4, acked: 0 });
+    assert.deepEqual(await countPgQueue(db().executor(), topic), { total: 4, acked: 0 });
     assert.equal(result.dedupRowsRemoved, 1);
-    assert.equal(await countPgDedupRows(db.executor(), topic), 0);
+    assert.equal(await countPgDedupRows(db().executor(), topic), 0);
   });
 
   test('a worker pruning every second while 4 publishers run counts every message once', async () => {
     const topic = `pw_${randomUUID().slice(0, 8)}`;
-    await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup: false });
-    await db.executor().query('TRUNCATE "counter"');
+    await db().engine.ensureSchema(db().executor(), { topic, mode: 'offset', dedup: false });
+    await db().executor().query('TRUNCATE "counter"');
     const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: server().url, topic, pollIntervalMs: 5, pruneEveryS: 1, log: () => undefined });
     let published = 0;
     try {
-      const publisher = new SqlPublisher(db.executor(), db.engine, 'offset');
+      const publisher = new SqlPublisher(db().executor(), db().engine, 'offset');
       const until = Date.now() + 3_500;
       await Promise.all(
         Array.from({ length: 4 }, async () => {
@@ -88,13 +79,13 @@ describe('prune on PostgreSQL', () => {
           }
         }),
       );
-      await eventually('every message counted', async () => (await db.engine.selectCounterValue(db.executor(), counter)) === published, 30_000);
+      await eventually('every message counted', async () => (await db().engine.selectCounterValue(db().executor(), counter)) === published, 30_000);
       await new Promise((r) => setTimeout(r, 1_500));
       assert.ok((worker.pruned?.messagesRemoved ?? 0) > 0, `the periodic prune removed messages (${JSON.stringify(worker.pruned)})`);
       assert.equal(worker.pruned?.failures, 0);
     } finally {
       await worker.close();
     }
-    assert.equal(await db.engine.selectCounterValue(db.executor(), counter), published, 'still exactly once after the prunes');
+    assert.equal(await db().engine.selectCounterValue(db().executor(), counter), published, 'still exactly once after the prunes');
   });
 });

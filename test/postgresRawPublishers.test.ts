@@ -3,13 +3,11 @@
 // seconds later, while the worker consumes. With the xmin rule every message is counted exactly once; the same
 // setup with the control reader (the read without the xmin condition, --gap-handling none) loses the long
 // transaction's message, which shows that the rule is what keeps it.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { usePrivatePostgres } from './support/privatePostgres.ts';
-import { openDatabase } from '../src/system/db/openDatabase.ts';
-import type { Database } from '../src/system/db/database.ts';
+import { usePrivatePostgresDatabase } from './support/privatePostgresDatabase.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
 import type { GapHandling } from '../src/system/pubsub/offsetSubscriber.ts';
 import type { HandlerName } from '../src/system/counterHandler.ts';
@@ -20,14 +18,7 @@ const ROWS_EACH = 150;
 const LONG_TX_HOLD_MS = 4_000;
 
 describe('PostgreSQL: raw publishers and a long transaction (the xmin rule)', () => {
-  const server = usePrivatePostgres();
-  let db: Database;
-  before(() => {
-    db = openDatabase({ url: server().url, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'test' });
-  });
-  after(async () => {
-    await db.end();
-  });
+  const { server, db } = usePrivatePostgresDatabase();
 
   /** One raw client per publisher: plain SQL, no transaction id given, autocommit. */
   async function rawInsert(client: pg.Client, topic: string, counter: string): Promise<void> {
@@ -41,8 +32,8 @@ describe('PostgreSQL: raw publishers and a long transaction (the xmin rule)', ()
    */
   async function scenario(gapHandling: GapHandling | undefined, handler: HandlerName = 'batched'): Promise<{ expected: Map<string, number>; counted: Map<string, number>; longCounter: string }> {
     const topic = `raw_${randomUUID().slice(0, 8)}`;
-    await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup: false });
-    await db.executor().query('TRUNCATE "counter"');
+    await db().engine.ensureSchema(db().executor(), { topic, mode: 'offset', dedup: false });
+    await db().executor().query('TRUNCATE "counter"');
     const worker = await startWorker({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: server().url, topic, gapHandling, handler, pollIntervalMs: 5, log: () => undefined });
     if (handler === 'watermill') {
       // watermill-sql's PostgreSQL subscriber: REPEATABLE READ and the xmin rule, unless told otherwise.
@@ -76,7 +67,7 @@ describe('PostgreSQL: raw publishers and a long transaction (the xmin rule)', ()
       await long.query('COMMIT');
       expected.set(longCounter, 1);
       const total = PUBLISHERS * ROWS_EACH + 1;
-      const sum = async (): Promise<number> => [...(await db.engine.selectAllCounters(db.executor())).values()].reduce((a, b) => a + b, 0);
+      const sum = async (): Promise<number> => [...(await db().engine.selectAllCounters(db().executor())).values()].reduce((a, b) => a + b, 0);
       if (gapHandling !== 'none') {
         await eventually('the worker to count every message', async () => (await sum()) >= total, 60_000);
       } else {
@@ -88,7 +79,7 @@ describe('PostgreSQL: raw publishers and a long transaction (the xmin rule)', ()
           now = await sum();
         }
       }
-      return { expected, counted: await db.engine.selectAllCounters(db.executor()), longCounter };
+      return { expected, counted: await db().engine.selectAllCounters(db().executor()), longCounter };
     } finally {
       await worker.close();
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));

@@ -3,15 +3,13 @@
 // counter, concurrent duplicates), a batch over PostgreSQL's parameter cap published whole, the failure answers
 // (refused 503, hung 504, killed 503/504), the publish-after-insert failpoint, and the CLI's one
 // URL: --database-url / DATABASE_URL with postgres://, the password never printed, a bad scheme named.
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { usePrivatePostgres } from './support/privatePostgres.ts';
-import { openDatabase } from '../src/system/db/openDatabase.ts';
-import type { Database } from '../src/system/db/database.ts';
+import { usePrivatePostgresDatabase } from './support/privatePostgresDatabase.ts';
 import { DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../src/system/server/options.ts';
 import { startCounterServer } from '../src/system/server/server.ts';
 import type { CounterServer } from '../src/system/server/options.ts';
@@ -29,18 +27,11 @@ const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 describe('the counter server and worker on PostgreSQL', () => {
-  const pgServer = usePrivatePostgres();
-  let db: Database;
-  before(() => {
-    db = openDatabase({ url: pgServer().url, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'test' });
-  });
-  after(async () => {
-    await db.end();
-  });
+  const { server: pgServer, db } = usePrivatePostgresDatabase();
 
   async function system(mode: TopicMode, dedup: boolean): Promise<{ server: CounterServer; worker: RunningWorker; topic: string; close(): Promise<void> }> {
     const topic = `http_${randomUUID().slice(0, 8)}`;
-    await db.engine.ensureSchema(db.executor(), { topic, mode, dedup });
+    await db().engine.ensureSchema(db().executor(), { topic, mode, dedup });
     const server = await startCounterServer(
       validateServerOptions({ ...DEFAULT_SERVER_OPTIONS, databaseUrl: pgServer().url, port: 0, host: '127.0.0.1', topic, topicSchema: mode, dedup }),
       { log: () => undefined },
@@ -107,7 +98,7 @@ describe('the counter server and worker on PostgreSQL', () => {
       const copies = await Promise.all(Array.from({ length: 20 }, () => request(`${s.server.url}/count/${counter}`, 'POST', { 'X-Request-Id': 'req-2' })));
       assert.deepEqual(copies.map((r) => r.status), Array(20).fill(204));
       assert.equal(copies.filter((r) => r.headers['x-publish-duplicate'] === undefined).length, 1, 'one copy published');
-      assert.equal(await countPgMessages(db.executor(), s.topic), 3);
+      assert.equal(await countPgMessages(db().executor(), s.topic), 3);
       await eventually('the counter to reach 3', async () => JSON.parse((await request(`${s.server.url}/count/${counter}`, 'GET')).body).value === 3);
     } finally {
       await s.close();
@@ -116,18 +107,18 @@ describe('the counter server and worker on PostgreSQL', () => {
 
   test(`a publish of ${MAX_MESSAGES_PER_INSERT + 5} messages (over the 65,535-parameter cap) goes as several INSERTs, all or nothing`, async () => {
     const topic = `big_${randomUUID().slice(0, 8)}`;
-    await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup: false });
+    await db().engine.ensureSchema(db().executor(), { topic, mode: 'offset', dedup: false });
     const messages = Array.from({ length: MAX_MESSAGES_PER_INSERT + 5 }, () => ({ uuid: randomUUID(), payload: {}, metadata: {} }));
-    await db.transaction('READ COMMITTED', (tx) => new SqlPublisher(db.executor(), db.engine).publish(topic, messages, tx));
-    assert.equal(await countPgMessages(db.executor(), topic), messages.length);
+    await db().transaction('READ COMMITTED', (tx) => new SqlPublisher(db().executor(), db().engine).publish(topic, messages, tx));
+    assert.equal(await countPgMessages(db().executor(), topic), messages.length);
     // A failure in the second INSERT takes the first one's rows back with it.
     const bad = [...messages.slice(0, MAX_MESSAGES_PER_INSERT), { uuid: 'x'.repeat(37), payload: {}, metadata: {} }];
-    await assert.rejects(db.transaction('READ COMMITTED', (tx) => new SqlPublisher(db.executor(), db.engine).publish(topic, bad, tx)));
-    assert.equal(await countPgMessages(db.executor(), topic), messages.length);
+    await assert.rejects(db().transaction('READ COMMITTED', (tx) => new SqlPublisher(db().executor(), db().engine).publish(topic, bad, tx)));
+    assert.equal(await countPgMessages(db().executor(), topic), messages.length);
   });
 
   async function serve(topic: string, extra: Partial<Parameters<typeof validateServerOptions>[0]> = {}, dedup = false): Promise<CounterServer> {
-    await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup });
+    await db().engine.ensureSchema(db().executor(), { topic, mode: 'offset', dedup });
     const server = await startCounterServer(
       validateServerOptions({ ...DEFAULT_SERVER_OPTIONS, databaseUrl: pgServer().url, port: 0, host: '127.0.0.1', topic, dedup, ...extra }),
       { log: () => undefined },
@@ -144,12 +135,12 @@ describe('the counter server and worker on PostgreSQL', () => {
     for (const dedup of [false, true]) {
       const topic = `refused_${dedup ? 'd' : 'n'}_${randomUUID().slice(0, 6)}`;
       const server = await serve(topic, {}, dedup);
-      await db.executor().query(`DROP TABLE "watermill_${topic}"`);
+      await db().executor().query(`DROP TABLE "watermill_${topic}"`);
       const reply = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `${topic}-1` });
       assert.equal(reply.status, 503, `dedup ${dedup}: ${reply.body}`);
       assert.equal(JSON.parse(reply.body).outcome, 'not-published');
       assert.match(String(JSON.parse(reply.body).error), /42P01/);
-      await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup });
+      await db().engine.ensureSchema(db().executor(), { topic, mode: 'offset', dedup });
       const again = await request(`${server.url}/count/${randomUUID()}`, 'POST', { 'X-Request-Id': `${topic}-1` });
       assert.equal(again.status, 204, 'with dedup, the refused attempt left no claim behind');
       assert.equal(again.headers['x-publish-duplicate'], undefined);
@@ -213,7 +204,7 @@ describe('the counter server and worker on PostgreSQL', () => {
     const holder = new pg.Client({ connectionString: pgServer().url });
     await holder.connect();
     const published = async (id: string): Promise<number> =>
-      Number((await db.executor().query<{ n: string }[]>(`SELECT COUNT(*) AS n FROM "watermill_${topic}" WHERE "metadata"->>'request_id' = $1`, [id]))[0]?.n);
+      Number((await db().executor().query<{ n: string }[]>(`SELECT COUNT(*) AS n FROM "watermill_${topic}" WHERE "metadata"->>'request_id' = $1`, [id]))[0]?.n);
     try {
       // An uncommitted claim of held-1: any other claim of it waits on the row lock.
       await holder.query('BEGIN');
@@ -240,7 +231,7 @@ describe('the counter server and worker on PostgreSQL', () => {
   test('failpoint publish-after-insert: the client gets no 2xx; the INSERT committed without dedup, rolled back with it', async () => {
     for (const dedup of [false, true]) {
       const topic = `fp_${dedup ? 'd' : 'n'}_${randomUUID().slice(0, 6)}`;
-      await db.engine.ensureSchema(db.executor(), { topic, mode: 'offset', dedup });
+      await db().engine.ensureSchema(db().executor(), { topic, mode: 'offset', dedup });
       const port = await findFreePort();
       const child = spawn(
         process.execPath,
@@ -259,7 +250,7 @@ describe('the counter server and worker on PostgreSQL', () => {
         assert.equal((await request(url, 'POST', { 'X-Request-Id': `${topic}-first` })).status, 204, 'first publish passes the failpoint');
         await assert.rejects(request(url, 'POST', { 'X-Request-Id': `${topic}-second` }), /socket hang up|ECONNRESET/);
         assert.equal(await exited, 'SIGKILL');
-        const rows = await db.executor().query<{ n: string }[]>(`SELECT COUNT(*) AS n FROM "watermill_${topic}" WHERE "metadata"->>'request_id' = $1`, [`${topic}-second`]);
+        const rows = await db().executor().query<{ n: string }[]>(`SELECT COUNT(*) AS n FROM "watermill_${topic}" WHERE "metadata"->>'request_id' = $1`, [`${topic}-second`]);
         assert.equal(Number(rows[0]?.n), dedup ? 0 : 1);
       } finally {
         child.kill('SIGKILL');
