@@ -14,32 +14,12 @@ import { countQueue, selectAllQueueMessages } from '../src/system/sql/mariadb/qu
 import type { FailpointName } from '../src/system/failpoints.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
 import { eventually } from './contract/pubsubContract.ts';
+import { compareCounters, diesAtFailpoint, EXACTLY_ONCE_FAILPOINTS, publishSpread, publishThroughOutages, type CounterComparison } from './support/crashSafety.ts';
 import type { TopicMode } from '../src/system/pubsub/types.ts';
 
-interface CounterComparison {
-  /** Counters whose value is below their number of messages, and by how much in all. */
-  lost: number;
-  /** Counters whose value is above their number of messages, and by how much in all. */
-  duplicated: number;
-  messages: number;
-}
-
-async function compareCounters(db: SqlExecutor, topic: string, mode: TopicMode): Promise<CounterComparison> {
+async function compare(db: SqlExecutor, topic: string, mode: TopicMode): Promise<CounterComparison> {
   const messages = mode === 'offset' ? await selectAllMessages(db, topic) : await selectAllQueueMessages(db, topic);
-  const expected = new Map<string, number>();
-  for (const m of messages) {
-    const id = (m.payload as { counter_uuid: string }).counter_uuid;
-    expected.set(id, (expected.get(id) ?? 0) + 1);
-  }
-  const counters = await selectAllCounters(db);
-  let lost = 0;
-  let duplicated = 0;
-  for (const id of new Set([...expected.keys(), ...counters.keys()])) {
-    const diff = (counters.get(id) ?? 0) - (expected.get(id) ?? 0);
-    if (diff < 0) lost -= diff;
-    else duplicated += diff;
-  }
-  return { lost, duplicated, messages: messages.length };
+  return compareCounters(messages, await selectAllCounters(db));
 }
 
 describe('worker crash safety (real processes, private database)', () => {
@@ -52,20 +32,6 @@ describe('worker crash safety (real processes, private database)', () => {
   after(async () => {
     await sut.close();
   });
-
-  /** Publishes `n` messages in batches of 50, spread over the counters, while the test does its faults. */
-  async function publish(topic: string, mode: TopicMode, n: number, pauseMs = 0): Promise<void> {
-    const publisher = new MysqlPublisher(sut.db, mode);
-    for (let i = 0; i < n; i += 50) {
-      const batch = Array.from({ length: Math.min(50, n - i) }, (_, j) => ({
-        uuid: randomUUID(),
-        payload: { counter_uuid: counters[(i + j) % counters.length] },
-        metadata: {},
-      }));
-      await publisher.publish(topic, batch);
-      if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
-    }
-  }
 
   async function drained(topic: string, mode: TopicMode, group: string): Promise<void> {
     await eventually(
@@ -95,14 +61,10 @@ describe('worker crash safety (real processes, private database)', () => {
    */
   async function crashLoop(topic: string, flags: WorkerFlags, failpoint: FailpointName, times: number, nth: number): Promise<number> {
     let crashes = 0;
-    const publishing = publish(topic, flags.mode ?? 'offset', 3_000, 5);
+    const publishing = publishSpread(new MysqlPublisher(sut.db, flags.mode ?? 'offset'), topic, counters, 3_000, 5);
     for (let i = 0; i < times; i += 1) {
       const worker = await sut.startWorker({ ...flags, topic, failpoints: [`${failpoint}=${nth}`] });
-      const status = await Promise.race([
-        worker.exited(),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${failpoint} not reached in 30 s: ${worker.outputTail()}`)), 30_000)),
-      ]);
-      assert.equal(status.signal, 'SIGKILL', `worker died by its failpoint ${failpoint} (exit ${JSON.stringify(status)}): ${worker.outputTail()}`);
+      await diesAtFailpoint(worker, failpoint, 30_000);
       crashes += 1;
     }
     await publishing;
@@ -112,20 +74,12 @@ describe('worker crash safety (real processes, private database)', () => {
     return crashes;
   }
 
-  const exactlyOncePoints: FailpointName[] = [
-    'consume-after-read',
-    'consume-after-effects',
-    'consume-after-ack',
-    'consume-before-commit',
-    'consume-after-commit',
-  ];
-
   for (const mode of ['offset', 'queue'] as const) {
-    for (const point of exactlyOncePoints) {
+    for (const point of EXACTLY_ONCE_FAILPOINTS) {
       it(`${mode} mode, SIGKILL at ${point} three times: every counter equals its messages`, async () => {
         const topic = await freshTopic(mode);
         const crashes = await crashLoop(topic, { mode, batchSize: 100 }, point, 3, 4);
-        const result = await compareCounters(sut.db, topic, mode);
+        const result = await compare(sut.db, topic, mode);
         assert.equal(crashes, 3);
         assert.equal(result.messages, 3_000);
         assert.deepEqual({ lost: result.lost, duplicated: result.duplicated }, { lost: 0, duplicated: 0 });
@@ -137,32 +91,18 @@ describe('worker crash safety (real processes, private database)', () => {
     const topic = await freshTopic('offset');
     const worker = await sut.startWorker({ topic, batchSize: 100 });
     const db = sut.requireManagedDatabase();
-    const publisher = new MysqlPublisher(sut.db);
-    let published = 0;
-    let stop = false;
-    // The publisher keeps going through the outages; an INSERT whose outcome is unknown is not counted,
-    // which is fine: the check below compares counters with the messages that are in the table.
-    const publishing = (async () => {
-      while (!stop) {
-        const batch = Array.from({ length: 20 }, (_, j) => ({ uuid: randomUUID(), payload: { counter_uuid: counters[j] }, metadata: {} }));
-        await publisher.publish(topic, batch).then(
-          () => (published += batch.length),
-          () => new Promise((r) => setTimeout(r, 50)),
-        );
-      }
-    })();
+    const publishing = publishThroughOutages(new MysqlPublisher(sut.db), topic, counters);
     for (let i = 0; i < 2; i += 1) {
       await new Promise((r) => setTimeout(r, 1_500));
       await db.kill('SIGKILL');
       await db.restart({ clean: false });
     }
     await new Promise((r) => setTimeout(r, 1_000));
-    stop = true;
-    await publishing;
+    const published = await publishing.stop();
     await drained(topic, 'offset', 'counter');
     assert.equal(worker.running, true, `the worker survived the outages: ${worker.outputTail()}`);
     await sut.stopService(worker);
-    const result = await compareCounters(sut.db, topic, 'offset');
+    const result = await compare(sut.db, topic, 'offset');
     assert.ok(published > 500, `messages flowed during the test (${published})`);
     assert.deepEqual({ lost: result.lost, duplicated: result.duplicated }, { lost: 0, duplicated: 0 });
   });
@@ -170,7 +110,7 @@ describe('worker crash safety (real processes, private database)', () => {
   it('control: after-commit, killed between its two commits, ends ABOVE the message count (duplicates)', async () => {
     const topic = await freshTopic('offset');
     await crashLoop(topic, { batchSize: 100, ackMode: 'after-commit' }, 'consume-between-commits', 3, 2);
-    const result = await compareCounters(sut.db, topic, 'offset');
+    const result = await compare(sut.db, topic, 'offset');
     assert.equal(result.lost, 0);
     assert.ok(result.duplicated >= 3, `each crash re-applies a committed batch (duplicated ${result.duplicated})`);
   });
@@ -178,7 +118,7 @@ describe('worker crash safety (real processes, private database)', () => {
   it('control: before-commit, killed between its two commits, ends BELOW the message count (losses)', async () => {
     const topic = await freshTopic('offset');
     await crashLoop(topic, { batchSize: 100, ackMode: 'before-commit' }, 'consume-between-commits', 3, 2);
-    const result = await compareCounters(sut.db, topic, 'offset');
+    const result = await compare(sut.db, topic, 'offset');
     assert.equal(result.duplicated, 0);
     assert.ok(result.lost >= 3, `each crash loses an acked batch (lost ${result.lost})`);
   });

@@ -15,6 +15,7 @@ import { projectRoot } from '../src/projectRoot.ts';
 import type { FailpointName } from '../src/system/failpoints.ts';
 import type { TopicMode } from '../src/system/pubsub/types.ts';
 import { eventually } from './contract/pubsubContract.ts';
+import { compareCounters, diesAtFailpoint, EXACTLY_ONCE_FAILPOINTS, publishSpread, publishThroughOutages, type CounterComparison } from './support/crashSafety.ts';
 
 describe('worker crash safety on PostgreSQL (real processes, private server)', () => {
   const { server, db } = usePrivatePostgresDatabase();
@@ -32,31 +33,9 @@ describe('worker crash safety on PostgreSQL (real processes, private server)', (
     });
   }
 
-  async function publish(topic: string, mode: TopicMode, n: number, pauseMs: number): Promise<void> {
-    const publisher = new SqlPublisher(db().executor(), db().engine, mode);
-    for (let i = 0; i < n; i += 50) {
-      const batch = Array.from({ length: Math.min(50, n - i) }, (_, j) => ({ uuid: randomUUID(), payload: { counter_uuid: counters[(i + j) % counters.length] }, metadata: {} }));
-      await publisher.publish(topic, batch);
-      if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
-    }
-  }
-
-  async function compare(topic: string, mode: TopicMode): Promise<{ lost: number; duplicated: number; messages: number }> {
+  async function compare(topic: string, mode: TopicMode): Promise<CounterComparison> {
     const { messages } = await db().engine.selectAllMessages(db().executor(), { topic, mode });
-    const expected = new Map<string, number>();
-    for (const m of messages) {
-      const id = (m.payload as { counter_uuid: string }).counter_uuid;
-      expected.set(id, (expected.get(id) ?? 0) + 1);
-    }
-    const got = await db().engine.selectAllCounters(db().executor());
-    let lost = 0;
-    let duplicated = 0;
-    for (const id of new Set([...expected.keys(), ...got.keys()])) {
-      const diff = (got.get(id) ?? 0) - (expected.get(id) ?? 0);
-      if (diff < 0) lost -= diff;
-      else duplicated += diff;
-    }
-    return { lost, duplicated, messages: messages.length };
+    return compareCounters(messages, await db().engine.selectAllCounters(db().executor()));
   }
 
   async function freshTopic(mode: TopicMode): Promise<string> {
@@ -70,15 +49,11 @@ describe('worker crash safety on PostgreSQL (real processes, private server)', (
   async function crashLoop(topic: string, spec: WorkerSpec, failpoint: FailpointName, times: number, nth: number): Promise<number> {
     const mode = spec.mode ?? 'offset';
     let crashes = 0;
-    const publishing = publish(topic, mode, 3_000, 5);
+    const publishing = publishSpread(new SqlPublisher(db().executor(), db().engine, mode), topic, counters, 3_000, 5);
     for (let i = 0; i < times; i += 1) {
       const w = worker({ ...spec, topic, failpoints: [`${failpoint}=${nth}`] });
       await w.start();
-      const status = await Promise.race([
-        w.exited(),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${failpoint} not reached in 60 s: ${w.outputTail()}`)), 60_000)),
-      ]);
-      assert.equal(status.signal, 'SIGKILL', `worker died by its failpoint ${failpoint} (exit ${JSON.stringify(status)}): ${w.outputTail()}`);
+      await diesAtFailpoint(w, failpoint, 60_000);
       crashes += 1;
     }
     await publishing;
@@ -99,9 +74,8 @@ describe('worker crash safety on PostgreSQL (real processes, private server)', (
     return crashes;
   }
 
-  const exactlyOncePoints: FailpointName[] = ['consume-after-read', 'consume-after-effects', 'consume-after-ack', 'consume-before-commit', 'consume-after-commit'];
   for (const mode of ['offset', 'queue'] as const) {
-    for (const point of exactlyOncePoints) {
+    for (const point of EXACTLY_ONCE_FAILPOINTS) {
       it(`${mode} mode, SIGKILL at ${point} three times: every counter equals its messages`, async () => {
         const topic = await freshTopic(mode);
         const crashes = await crashLoop(topic, { mode, batchSize: 100 }, point, 3, 4);
@@ -117,19 +91,8 @@ describe('worker crash safety on PostgreSQL (real processes, private server)', (
     const topic = await freshTopic('offset');
     const w = worker({ topic, batchSize: 100 });
     await w.start();
-    const publisher = new SqlPublisher(db().executor(), db().engine, 'offset');
-    let published = 0;
-    let stop = false;
-    // An INSERT whose outcome is unknown is not counted; the check compares counters with the table's rows.
-    const publishing = (async () => {
-      while (!stop) {
-        const batch = Array.from({ length: 20 }, (_, j) => ({ uuid: randomUUID(), payload: { counter_uuid: counters[j] }, metadata: {} }));
-        await publisher.publish(topic, batch).then(
-          () => (published += batch.length),
-          () => new Promise((r) => setTimeout(r, 50)),
-        );
-      }
-    })();
+    const publishing = publishThroughOutages(new SqlPublisher(db().executor(), db().engine, 'offset'), topic, counters);
+    let published: number;
     try {
       for (let i = 0; i < 2; i += 1) {
         await new Promise((r) => setTimeout(r, 1_500));
@@ -138,8 +101,7 @@ describe('worker crash safety on PostgreSQL (real processes, private server)', (
       }
       await new Promise((r) => setTimeout(r, 1_000));
     } finally {
-      stop = true;
-      await publishing;
+      published = await publishing.stop();
     }
     await eventually('the worker to consume everything', async () => (await db().engine.selectConsumption(db().executor(), { mode: 'offset', topic, consumerGroup: 'counter' })).drained, 90_000);
     assert.equal(w.running, true, `the worker survived the outages: ${w.outputTail()}`);
