@@ -19,9 +19,9 @@ import { countPgMessages } from '../src/system/sql/postgres/messages.ts';
 import { MAX_MESSAGES_PER_INSERT } from '../src/system/sql/postgres/messages.ts';
 import type { TopicMode } from '../src/system/pubsub/types.ts';
 import { eventually } from './contract/pubsubContract.ts';
-import { findFreePort } from '../src/harness/ports.ts';
 import { checkFrozenReads, FROZEN_READS_OPTIONS } from './support/frozenReads.ts';
 import { request } from './support/httpRequest.ts';
+import { publishIntoFailpoint } from './support/publishAfterInsert.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -232,29 +232,9 @@ describe('the counter server and worker on PostgreSQL', () => {
     for (const dedup of [false, true]) {
       const topic = `fp_${dedup ? 'd' : 'n'}_${randomUUID().slice(0, 6)}`;
       await db().engine.ensureSchema(db().executor(), { topic, mode: 'offset', dedup });
-      const port = await findFreePort();
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', CLI, 'server', '--port', String(port), '--topic', topic, '--failpoint', 'publish-after-insert=2', ...(dedup ? ['--dedup'] : [])],
-        { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MYSQL_URL: undefined, DATABASE_URL: pgServer().url, EOB_LOG: 'quiet' } },
-      );
-      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-      try {
-        await new Promise<void>((resolve, reject) => {
-          child.stdout.on('data', (d: Buffer) => {
-            if (String(d).includes('server listening')) resolve();
-          });
-          child.on('exit', () => reject(new Error('server exited before listening')));
-        });
-        const url = `http://127.0.0.1:${port}/count/${randomUUID()}`;
-        assert.equal((await request(url, 'POST', { 'X-Request-Id': `${topic}-first` })).status, 204, 'first publish passes the failpoint');
-        await assert.rejects(request(url, 'POST', { 'X-Request-Id': `${topic}-second` }), /socket hang up|ECONNRESET/);
-        assert.equal(await exited, 'SIGKILL');
-        const rows = await db().executor().query<{ n: string }[]>(`SELECT COUNT(*) AS n FROM "watermill_${topic}" WHERE "metadata"->>'request_id' = $1`, [`${topic}-second`]);
-        assert.equal(Number(rows[0]?.n), dedup ? 0 : 1);
-      } finally {
-        child.kill('SIGKILL');
-      }
+      const unanswered = await publishIntoFailpoint(topic, dedup ? ['--dedup'] : [], { MYSQL_URL: undefined, DATABASE_URL: pgServer().url });
+      const rows = await db().executor().query<{ n: string }[]>(`SELECT COUNT(*) AS n FROM "watermill_${topic}" WHERE "metadata"->>'request_id' = $1`, [unanswered]);
+      assert.equal(Number(rows[0]?.n), dedup ? 0 : 1);
     }
   });
 

@@ -24,6 +24,7 @@ import { countDedupRows } from '../src/system/sql/mariadb/publishDedupTable.ts';
 import { findFreePort } from '../src/harness/ports.ts';
 import { checkFrozenReads, FROZEN_READS_OPTIONS } from './support/frozenReads.ts';
 import { request, type Reply } from './support/httpRequest.ts';
+import { publishIntoFailpoint } from './support/publishAfterInsert.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -311,30 +312,10 @@ describe('counter server (private MariaDB)', () => {
     for (const dedup of [false, true]) {
       const topic = dedup ? 'fp_dedup' : 'fp';
       await ensureSchema(db, { topic, topicSchema: 'offset', dedup });
-      const port = await findFreePort();
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', CLI, 'server', '--mysql-url', database.url, '--port', String(port), '--topic', topic, '--failpoint', 'publish-after-insert=2', ...(dedup ? ['--dedup'] : [])],
-        { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EOB_LOG: 'quiet' } },
-      );
-      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-      try {
-        await new Promise<void>((resolve, reject) => {
-          child.stdout.on('data', (d: Buffer) => {
-            if (String(d).includes('server listening')) resolve();
-          });
-          child.on('exit', () => reject(new Error('server exited before listening')));
-        });
-        const url = `http://127.0.0.1:${port}/count/${randomUUID()}`;
-        assert.equal((await request(url, 'POST', { 'X-Request-Id': `${topic}-first` })).status, 204, 'first publish passes the failpoint');
-        await assert.rejects(request(url, 'POST', { 'X-Request-Id': `${topic}-second` }), /socket hang up|ECONNRESET/);
-        assert.equal(await exited, 'SIGKILL');
-        // Without dedup the INSERT autocommitted before the crash (outcome unknown to the client); with dedup
-        // the crash came before COMMIT, so the transaction rolled back.
-        assert.equal(await messagesWithRequestId(db, topic, `${topic}-second`), dedup ? 0 : 1);
-      } finally {
-        child.kill('SIGKILL');
-      }
+      const unanswered = await publishIntoFailpoint(topic, ['--mysql-url', database.url, ...(dedup ? ['--dedup'] : [])], {});
+      // Without dedup the INSERT autocommitted before the crash (outcome unknown to the client); with dedup
+      // the crash came before COMMIT, so the transaction rolled back.
+      assert.equal(await messagesWithRequestId(db, topic, unanswered), dedup ? 0 : 1);
     }
   });
 
