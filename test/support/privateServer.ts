@@ -1,12 +1,12 @@
 // What the tests' private MariaDB and private PostgreSQL have in common: each starts in a fresh data directory
 // in the temp dir, which is deleted when the test process exits if the test did not remove it, on a free port
 // that is tried again when another process takes it first; and a test file gets one through before/after hooks.
-import { after, before } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { findFreePort } from '../../src/harness/ports.ts';
 import { deleteOnExit } from '../../src/harness/privateDirectory.ts';
+import { useSuiteResource } from './suiteResource.ts';
 
 /** What both harness classes offer that starting and removing them needs. */
 export interface PrivateServer {
@@ -48,15 +48,5 @@ export async function startPrivateServer<S extends PrivateServer>(how: PrivateSe
  * `tooEarly` if used before the hook ran.
  */
 export function usePrivateServer<S extends PrivateServer>(start: () => Promise<S>, tooEarly: string): () => S {
-  let server: S | undefined;
-  before(async () => {
-    server = await start();
-  });
-  after(async () => {
-    await server?.remove();
-  });
-  return () => {
-    if (server === undefined) throw new Error(tooEarly);
-    return server;
-  };
+  return useSuiteResource(start, (server) => server.remove(), tooEarly);
 }
