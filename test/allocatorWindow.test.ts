@@ -5,11 +5,11 @@
 // (BEGIN; INSERT; SLEEP; COMMIT) while INNODB_TRX is polled every 40 ms, and consumers at READ COMMITTED and
 // REPEATABLE READ: step 1 must wait the stalled INSERT out and step 2 must then see its row held. Skipped, with
 // the reason, where gdb or ptrace is not available; in CI (CI=true, where gdb is installed) that is a failure.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import mysql from 'mysql2/promise';
-import { executorOf, parseMysqlUrl, type Pool } from '../src/system/db/pool.ts';
+import { executorOf, parseMysqlUrl } from '../src/system/db/pool.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, prepareOffsetTopic, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import type { GapProof } from '../src/system/pubsub/gapTracker.ts';
 import { readEnvironment } from '../src/config.ts';
@@ -19,8 +19,8 @@ import { selectAllMessages, selectMaxOffset } from '../src/system/sql/mariadb/me
 import type { Subscription } from '../src/system/pubsub/types.ts';
 import { DEFAULT_ALLOCATOR_STALL_OPTIONS, startAllocatorStall } from '../src/harness/faults/allocatorStall.ts';
 import { eventually, newTopic } from './contract/pubsubContract.ts';
-import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from './support/contractTargets.ts';
-import { usePrivateDatabase } from './support/privateDatabase.ts';
+import { readSqlEffects, recordSqlEffects } from './support/contractTargets.ts';
+import { useSubscriberDatabase } from './support/subscriberDatabase.ts';
 
 const PUBLISHERS = 16;
 const ROWS_EACH = 150;
@@ -28,21 +28,11 @@ const EXPLICIT_PUBLISHERS = 8;
 const EXPLICIT_ROWS_EACH = 25;
 
 describe('gap proofs under the allocator-window stall (gdb)', () => {
-  const db = usePrivateDatabase();
-  let pool: Pool;
-  const subscriptions: Subscription[] = [];
+  const { db, pool, subscriptions } = useSubscriberDatabase(20);
   const logs: string[] = [];
-  before(async () => {
-    pool = testPool(db().url, 20);
-    await createEffectsTable(pool);
-  });
-  after(async () => {
-    await Promise.all(subscriptions.map((s) => s.close()));
-    await pool.end();
-  });
 
   async function subscribe(topic: string, group: string, gapProof: GapProof, isolation: IsolationLevel = 'READ COMMITTED'): Promise<Subscription> {
-    const sub = await subscribeOffset(pool, {
+    const sub = await subscribeOffset(pool(), {
       ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
       isolation,
       // The worker's defaults: batch 1000, poll 10 ms.
@@ -59,8 +49,8 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
 
   it('16 raw publishers x 150 single-row INSERTs, 300 ms stalls: innodb-trx loses messages, statements loses none', async (t) => {
     const topic = newTopic();
-    await prepareOffsetTopic(pool, topic, 'old');
-    await prepareOffsetTopic(pool, topic, 'new');
+    await prepareOffsetTopic(pool(), topic, 'old');
+    await prepareOffsetTopic(pool(), topic, 'new');
     const oldSub = await subscribe(topic, 'old', 'innodb-trx');
     const newSub = await subscribe(topic, 'new', 'statements');
 
@@ -105,14 +95,14 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
       // Some stalled inserts already hold a real trx id at that point (seen: 41-43 of 120 here); those are
       // visible to INNODB_TRX and are not what this test is about, the others are.
 
-      const max = await selectMaxOffset(executorOf(pool), topic);
+      const max = await selectMaxOffset(executorOf(pool()), topic);
       for (const group of ['old', 'new']) {
-        await eventually(`group ${group} to ack the last offset`, async () => (await selectAckedOffset(executorOf(pool), topic, group)) === max, 60_000);
+        await eventually(`group ${group} to ack the last offset`, async () => (await selectAckedOffset(executorOf(pool()), topic, group)) === max, 60_000);
       }
-      const messages = await selectAllMessages(executorOf(pool), topic);
+      const messages = await selectAllMessages(executorOf(pool()), topic);
       assert.equal(messages.length, PUBLISHERS * ROWS_EACH);
       const outcome = async (group: string) => {
-        const effects = await readSqlEffects(pool, group);
+        const effects = await readSqlEffects(pool(), group);
         const lost = messages.filter((m) => !effects.has(m.uuid));
         return { lost, duplicated: [...effects].filter(([, n]) => n > 1).length };
       };
@@ -136,8 +126,8 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
 
   it('explicit transactions (BEGIN; INSERT stalled after allocation; SLEEP; COMMIT), INNODB_TRX polled every 40 ms: nothing lost at READ COMMITTED or REPEATABLE READ', async (t) => {
     const topic = newTopic();
-    await prepareOffsetTopic(pool, topic, 'rc');
-    await prepareOffsetTopic(pool, topic, 'rr');
+    await prepareOffsetTopic(pool(), topic, 'rc');
+    await prepareOffsetTopic(pool(), topic, 'rr');
     const rc = await subscribe(topic, 'rc', 'statements', 'READ COMMITTED');
     const rr = await subscribe(topic, 'rr', 'statements', 'REPEATABLE READ');
     const u = parseMysqlUrl(db().url);
@@ -187,14 +177,14 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
       process.stdout.write(`# explicit-transaction stall: ${JSON.stringify(counts)}\n`);
       assert.ok(counts.stalls >= 10, `the stall landed on about every 10th of ${EXPLICIT_PUBLISHERS * EXPLICIT_ROWS_EACH} inserts (${counts.stalls})`);
 
-      const max = await selectMaxOffset(executorOf(pool), topic);
+      const max = await selectMaxOffset(executorOf(pool()), topic);
       for (const group of ['rc', 'rr']) {
-        await eventually(`group ${group} to ack the last offset`, async () => (await selectAckedOffset(executorOf(pool), topic, group)) === max, 60_000);
+        await eventually(`group ${group} to ack the last offset`, async () => (await selectAckedOffset(executorOf(pool()), topic, group)) === max, 60_000);
       }
-      const messages = await selectAllMessages(executorOf(pool), topic);
+      const messages = await selectAllMessages(executorOf(pool()), topic);
       assert.equal(messages.length, EXPLICIT_PUBLISHERS * EXPLICIT_ROWS_EACH);
       for (const [group, sub] of [['rc', rc], ['rr', rr]] as const) {
-        const effects = await readSqlEffects(pool, group);
+        const effects = await readSqlEffects(pool(), group);
         const lost = messages.filter((m) => !effects.has(m.uuid)).map((m) => m.offset);
         const report = `${group}: lost ${lost.length} (${lost.join(', ')}); passed holes ${JSON.stringify(pick(sub))}`;
         process.stdout.write(`# ${report}\n`);

@@ -5,18 +5,18 @@
 // an earlier transaction: a proof that trusts "the snapshot shows my connection, so it is fresh" finds no open
 // writer and passes the hole, and the message that commits seconds later is lost. The gap proof must count it
 // exactly once, at READ COMMITTED (the default) and at REPEATABLE READ. No gdb needed.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { executorOf, type Pool, type PoolConnection } from '../src/system/db/pool.ts';
+import { executorOf, type PoolConnection } from '../src/system/db/pool.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, prepareOffsetTopic, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
 import { selectAllMessages, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
 import { readTransactionSnapshot } from '../src/system/sql/mariadb/innodbTrx.ts';
-import type { IsolationLevel, Subscription } from '../src/system/pubsub/types.ts';
+import type { IsolationLevel } from '../src/system/pubsub/types.ts';
 import { eventually, newTopic } from './contract/pubsubContract.ts';
-import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from './support/contractTargets.ts';
-import { usePrivateDatabase } from './support/privateDatabase.ts';
+import { readSqlEffects, recordSqlEffects } from './support/contractTargets.ts';
+import { useSubscriberDatabase } from './support/subscriberDatabase.ts';
 
 const POLL_MS = 40;
 /** How long the explicit transaction stays open after its INSERT: well past the proof's ~100 ms, well below the 10 s bound. */
@@ -26,21 +26,11 @@ const HIGHER = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('a hole held by an explicit transaction, with INNODB_TRX polled every 40 ms', () => {
-  const db = usePrivateDatabase();
-  let pool: Pool;
-  const subscriptions: Subscription[] = [];
-  before(async () => {
-    pool = testPool(db().url, 20);
-    await createEffectsTable(pool);
-  });
-  after(async () => {
-    await Promise.all(subscriptions.map((s) => s.close()));
-    await pool.end();
-  });
+  const { pool, subscriptions } = useSubscriberDatabase(20);
 
   /** Reads INNODB_TRX every POLL_MS on its own connection until stopped. */
   async function startPoller(): Promise<{ reads: () => number; stop: () => Promise<void> }> {
-    const c = await pool.getConnection();
+    const c = await pool().getConnection();
     let stopped = false;
     let reads = 0;
     const loop = (async () => {
@@ -65,11 +55,11 @@ describe('a hole held by an explicit transaction, with INNODB_TRX polled every 4
       const topic = newTopic();
       const group = `g_${isolation.replace(' ', '_').toLowerCase()}`;
       const insert = `INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, ?, '{}')`;
-      await prepareOffsetTopic(pool, topic, group);
+      await prepareOffsetTopic(pool(), topic, group);
       const logs: string[] = [];
       let enteredSlow: () => void = () => undefined;
       const slowEntered = new Promise<void>((resolve) => (enteredSlow = resolve));
-      const sub = await subscribeOffset(pool, {
+      const sub = await subscribeOffset(pool(), {
         ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
         isolation,
         topic,
@@ -88,21 +78,21 @@ describe('a hole held by an explicit transaction, with INNODB_TRX polled every 4
       });
       subscriptions.push(sub);
 
-      await pool.query(insert, [randomUUID(), JSON.stringify({ slow: true })]);
+      await pool().query(insert, [randomUUID(), JSON.stringify({ slow: true })]);
       await slowEntered;
       const poller = await startPoller();
       let held: PoolConnection | undefined;
       try {
-        await eventually('the slow first message to be acked', async () => (await selectAckedOffset(executorOf(pool), topic, group)) === 1);
+        await eventually('the slow first message to be acked', async () => (await selectAckedOffset(executorOf(pool()), topic, group)) === 1);
 
         // The explicit transaction: its offset (2) is allocated and its row written now, committed HOLD_MS later.
-        held = await pool.getConnection();
+        held = await pool().getConnection();
         const heldUuid = randomUUID();
         await held.query('START TRANSACTION');
         await held.query(insert, [heldUuid, '{}']);
         const insertedAt = Date.now();
         for (let i = 0; i < HIGHER; i += 1) {
-          await pool.query(insert, [randomUUID(), '{}']);
+          await pool().query(insert, [randomUUID(), '{}']);
           await sleep(100);
         }
         await sleep(Math.max(0, HOLD_MS - (Date.now() - insertedAt)));
@@ -110,10 +100,10 @@ describe('a hole held by an explicit transaction, with INNODB_TRX polled every 4
         held.release();
         held = undefined;
 
-        const max = await selectMaxOffset(executorOf(pool), topic);
-        await eventually(`group ${group} to ack the last offset ${max}`, async () => (await selectAckedOffset(executorOf(pool), topic, group)) === max, 20_000);
-        const messages = await selectAllMessages(executorOf(pool), topic);
-        const effects = await readSqlEffects(pool, group);
+        const max = await selectMaxOffset(executorOf(pool()), topic);
+        await eventually(`group ${group} to ack the last offset ${max}`, async () => (await selectAckedOffset(executorOf(pool()), topic, group)) === max, 20_000);
+        const messages = await selectAllMessages(executorOf(pool()), topic);
+        const effects = await readSqlEffects(pool(), group);
         const heldOffset = messages.find((m) => m.uuid === heldUuid)?.offset;
         const report = `poller reads ${poller.reads()}; held message at offset ${heldOffset}; log: ${logs.join(' | ') || '(none)'}`;
         process.stdout.write(`# ${isolation}: ${report}\n`);
@@ -135,7 +125,7 @@ describe('a hole held by an explicit transaction, with INNODB_TRX polled every 4
   }
 
   it('INNODB_TRX freshness: a frozen snapshot that holds a row of our connection from an earlier transaction is not fresh', async () => {
-    const c = await pool.getConnection();
+    const c = await pool().getConnection();
     try {
       await sleep(200); // nobody has read INNODB_TRX for 100 ms: the next read refills the cache
       await c.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');

@@ -5,41 +5,36 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { executorOf, type Pool, type PoolConnection } from '../src/system/db/pool.ts';
+import { executorOf, type PoolConnection } from '../src/system/db/pool.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, prepareOffsetTopic, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
 import type { Subscription } from '../src/system/pubsub/types.ts';
 import { eventually, newTopic } from './contract/pubsubContract.ts';
-import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from './support/contractTargets.ts';
-import { usePrivateDatabase } from './support/privateDatabase.ts';
+import { readSqlEffects, recordSqlEffects } from './support/contractTargets.ts';
+import { useSubscriberDatabase } from './support/subscriberDatabase.ts';
 
 const BOUND_MS = 1_500;
 
 describe('gap proof liveness: the bound passes what cannot be proven, and says so', () => {
-  const db = usePrivateDatabase();
-  let pool: Pool;
-  const subscriptions: Subscription[] = [];
   const held: PoolConnection[] = [];
-  before(async () => {
-    pool = testPool(db().url, 20);
-    await createEffectsTable(pool);
-    await pool.query('CREATE TABLE IF NOT EXISTS liveness_other (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB');
-  });
-  after(async () => {
-    await Promise.all(subscriptions.map((s) => s.close()));
+  // Hooks run in the order they are registered: the held connections go before the pool ends.
+  after(() => {
     for (const c of held) c.destroy();
-    await pool.end();
+  });
+  const { pool, subscriptions } = useSubscriberDatabase(20);
+  before(async () => {
+    await pool().query('CREATE TABLE IF NOT EXISTS liveness_other (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB');
   });
 
   /** Offset 1 rolled back, offset 2 committed: a permanent hole below a visible offset. */
   async function rolledBackHole(topic: string): Promise<string> {
     const insert = `INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, '{}', '{}')`;
-    const a = await pool.getConnection();
+    const a = await pool().getConnection();
     try {
       await a.query('START TRANSACTION');
       await a.query(insert, [randomUUID()]);
       const committed = randomUUID();
-      await pool.query(insert, [committed]);
+      await pool().query(insert, [committed]);
       await a.query('ROLLBACK');
       return committed;
     } finally {
@@ -48,11 +43,11 @@ describe('gap proof liveness: the bound passes what cannot be proven, and says s
   }
 
   async function consume(topic: string, group: string): Promise<{ sub: Subscription; logs: string[]; elapsedMs: number }> {
-    await prepareOffsetTopic(pool, topic, group);
+    await prepareOffsetTopic(pool(), topic, group);
     const logs: string[] = [];
     const committed = await rolledBackHole(topic);
     const started = Date.now();
-    const sub = await subscribeOffset(pool, {
+    const sub = await subscribeOffset(pool(), {
       ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
       topic,
       consumerGroup: group,
@@ -61,9 +56,9 @@ describe('gap proof liveness: the bound passes what cannot be proven, and says s
       log: (line) => logs.push(line),
     });
     subscriptions.push(sub);
-    await eventually('the group to ack offset 2', async () => (await selectAckedOffset(executorOf(pool), topic, group)) === 2, 20_000);
+    await eventually('the group to ack offset 2', async () => (await selectAckedOffset(executorOf(pool()), topic, group)) === 2, 20_000);
     const elapsedMs = Date.now() - started;
-    assert.equal((await readSqlEffects(pool, group)).get(committed), 1, 'the committed message was handled once');
+    assert.equal((await readSqlEffects(pool(), group)).get(committed), 1, 'the committed message was handled once');
     return { sub, logs, elapsedMs };
   }
 
@@ -74,7 +69,7 @@ describe('gap proof liveness: the bound passes what cannot be proven, and says s
   });
 
   it('an unrelated SELECT SLEEP that outlives the bound: passed by timeout, recorded', async () => {
-    const sleeper = await pool.getConnection();
+    const sleeper = await pool().getConnection();
     held.push(sleeper);
     const sleeperId = Number(((await sleeper.query('SELECT CONNECTION_ID() AS id')) as unknown as [{ id: number }[]])[0][0]!.id);
     const sleeping = sleeper.query('SELECT SLEEP(20)').catch(() => undefined);
@@ -84,13 +79,13 @@ describe('gap proof liveness: the bound passes what cannot be proven, and says s
     assert.ok(elapsedMs >= BOUND_MS - 50, `not before the bound (${elapsedMs} ms)`);
     assert.match(logs.join('\n'), /offsets 1-1 NOT proven permanent; passed by the 1500 ms bound \(timeout\)/);
     // Closing the socket would not end the statement on the server (it would hold up the next tests' step 1).
-    await pool.query(`KILL ${sleeperId}`);
+    await pool().query(`KILL ${sleeperId}`);
     await sleeping;
     sleeper.destroy();
   });
 
   it('an idle open transaction that has written elsewhere no longer holds the proof up: passed by the proof', async () => {
-    const idle = await pool.getConnection();
+    const idle = await pool().getConnection();
     held.push(idle);
     await idle.query('START TRANSACTION');
     await idle.query('INSERT INTO liveness_other (v) VALUES (1)');
@@ -103,9 +98,9 @@ describe('gap proof liveness: the bound passes what cannot be proven, and says s
 
   it('an XA transaction left PREPARED with a row in the hole: passed by timeout, recorded (a bound, not a proof)', async () => {
     const topic = newTopic();
-    await prepareOffsetTopic(pool, topic, 'xa');
+    await prepareOffsetTopic(pool(), topic, 'xa');
     // Offset 1 is the prepared transaction's row, held until XA COMMIT/ROLLBACK; offset 2 commits.
-    const xa = await pool.getConnection();
+    const xa = await pool().getConnection();
     held.push(xa);
     const xid = `eob-${topic}`;
     await xa.query(`XA START '${xid}'`);
@@ -114,10 +109,10 @@ describe('gap proof liveness: the bound passes what cannot be proven, and says s
     await xa.query(`XA PREPARE '${xid}'`);
     try {
       const committed = randomUUID();
-      await pool.query(`INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, '{}', '{}')`, [committed]);
+      await pool().query(`INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, '{}', '{}')`, [committed]);
       const logs: string[] = [];
       const started = Date.now();
-      const sub = await subscribeOffset(pool, {
+      const sub = await subscribeOffset(pool(), {
         ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
         topic,
         consumerGroup: 'xa',
@@ -126,7 +121,7 @@ describe('gap proof liveness: the bound passes what cannot be proven, and says s
         log: (line) => logs.push(line),
       });
       subscriptions.push(sub);
-      await eventually('the group to ack offset 2', async () => (await selectAckedOffset(executorOf(pool), topic, 'xa')) === 2, 20_000);
+      await eventually('the group to ack offset 2', async () => (await selectAckedOffset(executorOf(pool()), topic, 'xa')) === 2, 20_000);
       const elapsedMs = Date.now() - started;
       assert.equal(sub.stats.gapsPassedByTimeout, 1, logs.join('\n'));
       assert.equal(sub.stats.gapsPassedByStatements, 0);

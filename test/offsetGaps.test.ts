@@ -1,7 +1,7 @@
 // The offset-mode hazard: offsets are allocated at INSERT and become visible at COMMIT, in any
 // order. The default subscriber must lose nothing; the watermill-shaped one and the non-locking read without
 // contiguity must be seen to lose messages, or these tests could not tell the difference.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { executorOf, type Pool } from '../src/system/db/pool.ts';
@@ -17,8 +17,8 @@ import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
 import { selectAllMessages, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
 import type { Message, Subscription } from '../src/system/pubsub/types.ts';
 import { eventually, newTopic, outgoing } from './contract/pubsubContract.ts';
-import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from './support/contractTargets.ts';
-import { usePrivateDatabase } from './support/privateDatabase.ts';
+import { readSqlEffects, recordSqlEffects } from './support/contractTargets.ts';
+import { useSubscriberDatabase } from './support/subscriberDatabase.ts';
 
 function msg(offset: number): Message {
   return { offset, uuid: `u${offset}`, createdAt: new Date(0), payload: null, metadata: {} };
@@ -60,20 +60,10 @@ async function compare(pool: Pool, topic: string, group: string): Promise<Outcom
 }
 
 describe('offset subscriber against out-of-order commits', () => {
-  const db = usePrivateDatabase();
-  let pool: Pool;
-  const subscriptions: Subscription[] = [];
-  before(async () => {
-    pool = testPool(db().url, 40);
-    await createEffectsTable(pool);
-  });
-  after(async () => {
-    await Promise.all(subscriptions.map((s) => s.close()));
-    await pool.end();
-  });
+  const { pool, subscriptions } = useSubscriberDatabase(40);
 
   async function subscribe(topic: string, group: string, overrides: Partial<OffsetSubscriberOptions>): Promise<Subscription> {
-    const sub = await subscribeOffset(pool, {
+    const sub = await subscribeOffset(pool(), {
       ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
       pollIntervalMs: 2,
       topic,
@@ -87,8 +77,8 @@ describe('offset subscriber against out-of-order commits', () => {
 
   /** Five transactions publish in offset order and then commit in reverse order; the middle one rolls back. */
   async function reverseCommits(topic: string): Promise<{ committed: string[]; rolledBack: string }> {
-    const publisher = new MysqlPublisher(executorOf(pool));
-    const conns = await Promise.all(Array.from({ length: 5 }, () => pool.getConnection()));
+    const publisher = new MysqlPublisher(executorOf(pool()));
+    const conns = await Promise.all(Array.from({ length: 5 }, () => pool().getConnection()));
     const sent = outgoing(5, 'reverse');
     try {
       for (const [i, conn] of conns.entries()) {
@@ -109,12 +99,12 @@ describe('offset subscriber against out-of-order commits', () => {
     it(`${isolation}, contiguous: every committed message exactly once, the rolled-back one never`, async () => {
       const topic = newTopic();
       const group = `contiguous-${isolation}`;
-      await prepareOffsetTopic(pool, topic, group);
+      await prepareOffsetTopic(pool(), topic, group);
       await subscribe(topic, group, { isolation });
       const { committed, rolledBack } = await reverseCommits(topic);
-      const max = await selectMaxOffset(executorOf(pool), topic);
-      await eventually('the group to ack the last offset', async () => (await selectAckedOffset(executorOf(pool), topic, group)) === max);
-      const effects = await readSqlEffects(pool, group);
+      const max = await selectMaxOffset(executorOf(pool()), topic);
+      await eventually('the group to ack the last offset', async () => (await selectAckedOffset(executorOf(pool()), topic, group)) === max);
+      const effects = await readSqlEffects(pool(), group);
       for (const uuid of committed) assert.equal(effects.get(uuid), 1, `committed message ${uuid} handled exactly once`);
       assert.equal(effects.has(rolledBack), false, 'the rolled-back message was never handled');
     });
@@ -123,13 +113,13 @@ describe('offset subscriber against out-of-order commits', () => {
   it('control: REPEATABLE READ without contiguity (the non-locking read) loses the late commits', async () => {
     const topic = newTopic();
     const group = 'none-rr';
-    await prepareOffsetTopic(pool, topic, group);
+    await prepareOffsetTopic(pool(), topic, group);
     await subscribe(topic, group, { isolation: 'REPEATABLE READ', gapHandling: 'none' });
     const { committed } = await reverseCommits(topic);
-    const max = await selectMaxOffset(executorOf(pool), topic);
-    await eventually('the group to ack the last offset', async () => (await selectAckedOffset(executorOf(pool), topic, group)) === max);
+    const max = await selectMaxOffset(executorOf(pool()), topic);
+    await eventually('the group to ack the last offset', async () => (await selectAckedOffset(executorOf(pool()), topic, group)) === max);
     await new Promise((r) => setTimeout(r, 200));
-    const effects = await readSqlEffects(pool, group);
+    const effects = await readSqlEffects(pool(), group);
     const handled = committed.filter((uuid) => effects.has(uuid));
     // Offset 5 commits first and is acked; 4, 2 and 1 commit below the acked offset and are never read.
     assert.deepEqual(handled, [committed[committed.length - 1]], 'only the first commit (the highest offset) was handled');
@@ -137,8 +127,8 @@ describe('offset subscriber against out-of-order commits', () => {
 
   it('16 concurrent single-row autocommit publishers for 20 s: defaults lose nothing, the watermill profile loses messages', async () => {
     const topic = newTopic();
-    await prepareOffsetTopic(pool, topic, 'safe');
-    await prepareOffsetTopic(pool, topic, 'watermill');
+    await prepareOffsetTopic(pool(), topic, 'safe');
+    await prepareOffsetTopic(pool(), topic, 'watermill');
     // Both read the same topic while it is written: the default subscriber, and watermill-sql's settings
     // (SERIALIZABLE, FOR UPDATE on the offsets row, ack through the last row read), both at batch 100.
     await subscribe(topic, 'safe', { batchSize: 100 });
@@ -151,17 +141,17 @@ describe('offset subscriber against out-of-order commits', () => {
     await Promise.all(
       Array.from({ length: publishers }, async () => {
         while (Date.now() < deadline) {
-          await pool.query(insert, [randomUUID(), '{"counter_uuid":null}', '{}']);
+          await pool().query(insert, [randomUUID(), '{"counter_uuid":null}', '{}']);
           inserted += 1;
         }
       }),
     );
-    const max = await selectMaxOffset(executorOf(pool), topic);
+    const max = await selectMaxOffset(executorOf(pool()), topic);
     for (const group of ['safe', 'watermill']) {
-      await eventually(`group ${group} to ack the last offset`, async () => (await selectAckedOffset(executorOf(pool), topic, group)) === max, 60_000);
+      await eventually(`group ${group} to ack the last offset`, async () => (await selectAckedOffset(executorOf(pool()), topic, group)) === max, 60_000);
     }
-    const safe = await compare(pool, topic, 'safe');
-    const watermill = await compare(pool, topic, 'watermill');
+    const safe = await compare(pool(), topic, 'safe');
+    const watermill = await compare(pool(), topic, 'watermill');
     const report = `${inserted} messages from ${publishers} publishers; watermill profile lost ${watermill.lost.length} (offsets ${watermill.lostOffsets.slice(0, 20).join(', ')}${watermill.lostOffsets.length > 20 ? ', ...' : ''})`;
     process.stdout.write(`# ${report}\n`);
     assert.ok(inserted >= 4_000, `the publishers wrote a meaningful load (${inserted})`);
