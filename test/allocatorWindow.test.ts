@@ -5,7 +5,7 @@
 // (BEGIN; INSERT; SLEEP; COMMIT) while INNODB_TRX is polled every 40 ms, and consumers at READ COMMITTED and
 // REPEATABLE READ: step 1 must wait the stalled INSERT out and step 2 must then see its row held. Skipped, with
 // the reason, where gdb or ptrace is not available; in CI (CI=true, where gdb is installed) that is a failure.
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import mysql from 'mysql2/promise';
@@ -17,7 +17,7 @@ import type { IsolationLevel } from '../src/system/pubsub/types.ts';
 import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
 import { selectAllMessages, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
 import type { Subscription } from '../src/system/pubsub/types.ts';
-import { DEFAULT_ALLOCATOR_STALL_OPTIONS, startAllocatorStall } from '../src/harness/faults/allocatorStall.ts';
+import { DEFAULT_ALLOCATOR_STALL_OPTIONS, startAllocatorStall, type AllocatorStall } from '../src/harness/faults/allocatorStall.ts';
 import { eventually, newTopic } from './contract/pubsubContract.ts';
 import { readSqlEffects, recordSqlEffects } from './support/contractTargets.ts';
 import { useSubscriberDatabase } from './support/subscriberDatabase.ts';
@@ -47,6 +47,36 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
     return sub;
   }
 
+  /** A raw mysql2 connection, autocommit, one row per statement: a publisher that does not cooperate. */
+  function rawConnection(): Promise<mysql.Connection> {
+    const u = parseMysqlUrl(db().url);
+    return mysql.createConnection({ host: u.host, port: u.port, user: u.user, password: u.password, database: u.database });
+  }
+
+  /**
+   * Stalls every 10th INSERT of `publishers` for 300 ms right after its offset is allocated, checking the
+   * evidence on every `evidenceEvery`th stall; undefined where gdb cannot attach, the test skipped (in CI failed).
+   */
+  async function stallPublishers(t: TestContext, publishers: readonly mysql.Connection[], evidenceEvery: number): Promise<AllocatorStall | undefined> {
+    const ids = await Promise.all(publishers.map(async (c) => Number((await c.query<mysql.RowDataPacket[]>('SELECT CONNECTION_ID() AS id'))[0][0]!.id)));
+    const started = await startAllocatorStall({
+      ...DEFAULT_ALLOCATOR_STALL_OPTIONS,
+      serverPid: db().pid!,
+      mysqlUrl: db().url,
+      // Every 10th, not 20th: with the control's snapshot freshness checked by token, every 20th lost 0-8 of the
+      // raw publishers' 2,400 (0 in 1 of 5 runs), too few for that case's assertion to rely on.
+      every: 10,
+      stallMs: 300,
+      evidenceEvery,
+      onlyConnectionIds: ids,
+    });
+    if (started.kind === 'unavailable') {
+      skipOrFailInCi(t, started.reason);
+      return undefined;
+    }
+    return started.stall;
+  }
+
   it('16 raw publishers x 150 single-row INSERTs, 300 ms stalls: innodb-trx loses messages, statements loses none', async (t) => {
     const topic = newTopic();
     await prepareOffsetTopic(pool(), topic, 'old');
@@ -54,29 +84,11 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
     const oldSub = await subscribe(topic, 'old', 'innodb-trx');
     const newSub = await subscribe(topic, 'new', 'statements');
 
-    // Raw mysql2 connections, autocommit, one row per statement: publishers that do not cooperate.
-    const u = parseMysqlUrl(db().url);
-    const publishers = await Promise.all(
-      Array.from({ length: PUBLISHERS }, () => mysql.createConnection({ host: u.host, port: u.port, user: u.user, password: u.password, database: u.database })),
-    );
+    const publishers = await Promise.all(Array.from({ length: PUBLISHERS }, rawConnection));
     try {
-      const ids = await Promise.all(publishers.map(async (c) => Number((await c.query<mysql.RowDataPacket[]>('SELECT CONNECTION_ID() AS id'))[0][0]!.id)));
-      const started = await startAllocatorStall({
-        ...DEFAULT_ALLOCATOR_STALL_OPTIONS,
-        serverPid: db().pid!,
-        mysqlUrl: db().url,
-        // Every 10th, not 20th: with the control's snapshot freshness checked by token, every 20th lost 0-8 of
-        // 2,400 (0 in 1 of 5 runs), too few for the assertion below to rely on.
-        every: 10,
-        stallMs: 300,
-        // Every check reads INNODB_TRX and so delays the consumers' own reads of it: a sample is enough.
-        evidenceEvery: 10,
-        onlyConnectionIds: ids,
-      });
-      if (started.kind === 'unavailable') {
-        skipOrFailInCi(t, started.reason);
-        return;
-      }
+      // Every check reads INNODB_TRX and so delays the consumers' own reads of it: a sample is enough.
+      const stall = await stallPublishers(t, publishers, 10);
+      if (stall === undefined) return;
       const insert = `INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, ?, ?)`;
       try {
         await Promise.all(
@@ -85,10 +97,10 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
           }),
         );
       } finally {
-        await started.stall.stop();
+        await stall.stop();
       }
-      const counts = started.stall.counts();
-      const stalledUuids = new Set(started.stall.stalls.map((s) => /'([0-9a-f-]{36})'/.exec(s.statement ?? '')?.[1]).filter((x) => x !== undefined));
+      const counts = stall.counts();
+      const stalledUuids = new Set(stall.stalls.map((s) => /'([0-9a-f-]{36})'/.exec(s.statement ?? '')?.[1]).filter((x) => x !== undefined));
       process.stdout.write(`# stall: ${JSON.stringify(counts)}\n`);
       assert.ok(counts.stalls >= 200, `the stall landed on about every 10th of 2,400 inserts (${counts.stalls})`);
       assert.ok(counts.stallsInWindow > 0, `stalls proven in the window: ${counts.stallsInWindow} of ${counts.stalls}`);
@@ -130,10 +142,8 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
     await prepareOffsetTopic(pool(), topic, 'rr');
     const rc = await subscribe(topic, 'rc', 'statements', 'READ COMMITTED');
     const rr = await subscribe(topic, 'rr', 'statements', 'REPEATABLE READ');
-    const u = parseMysqlUrl(db().url);
-    const connect = () => mysql.createConnection({ host: u.host, port: u.port, user: u.user, password: u.password, database: u.database });
-    const publishers = await Promise.all(Array.from({ length: EXPLICIT_PUBLISHERS }, connect));
-    const poller = await connect();
+    const publishers = await Promise.all(Array.from({ length: EXPLICIT_PUBLISHERS }, rawConnection));
+    const poller = await rawConnection();
     let polling = true;
     const polls = (async () => {
       for (let i = 0; i < 5_000 && polling; i += 1) {
@@ -142,21 +152,9 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
       }
     })();
     try {
-      const ids = await Promise.all(publishers.map(async (c) => Number((await c.query<mysql.RowDataPacket[]>('SELECT CONNECTION_ID() AS id'))[0][0]!.id)));
-      const started = await startAllocatorStall({
-        ...DEFAULT_ALLOCATOR_STALL_OPTIONS,
-        serverPid: db().pid!,
-        mysqlUrl: db().url,
-        every: 10,
-        stallMs: 300,
-        // The poller keeps INNODB_TRX from ever being fresh: the evidence could not be read anyway.
-        evidenceEvery: 0,
-        onlyConnectionIds: ids,
-      });
-      if (started.kind === 'unavailable') {
-        skipOrFailInCi(t, started.reason);
-        return;
-      }
+      // The poller keeps INNODB_TRX from ever being fresh: the evidence could not be read anyway.
+      const stall = await stallPublishers(t, publishers, 0);
+      if (stall === undefined) return;
       const insert = `INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, ?, ?)`;
       try {
         await Promise.all(
@@ -171,9 +169,9 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
           }),
         );
       } finally {
-        await started.stall.stop();
+        await stall.stop();
       }
-      const counts = started.stall.counts();
+      const counts = stall.counts();
       process.stdout.write(`# explicit-transaction stall: ${JSON.stringify(counts)}\n`);
       assert.ok(counts.stalls >= 10, `the stall landed on about every 10th of ${EXPLICIT_PUBLISHERS * EXPLICIT_ROWS_EACH} inserts (${counts.stalls})`);
 
