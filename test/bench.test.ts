@@ -11,8 +11,8 @@ import { timestampDirName } from '../src/bench/resultsDir.ts';
 import { planPoints, pointLabel, QUEUE_DRAIN_BACKLOG_MAX, type Point } from '../src/scenarios/bench/plan.ts';
 import { profileOptions } from '../src/scenarios/bench/options.ts';
 import { references, toRow, CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
-import { type PointResult } from '../src/scenarios/bench/points.ts';
 import { sweepOptionsFromArgs } from '../src/commands/bench.ts';
+import { pointResult } from './support/pointResult.ts';
 
 const s = (atMs: number, progress: number, published = 1000, lagMs?: number): ProgressSample => ({ atMs, progress, published, ...(lagMs === undefined ? {} : { lagMs }) });
 
@@ -102,26 +102,16 @@ test('the plan: quick covers the ceilings, the baseline and the best configurati
   assert.equal(planPoints(full).filter((p) => p.kind === 'http-ceiling').length, 3, 'one per repetition');
 });
 
-function result(point: Point, over: Partial<PointResult>): PointResult {
-  return {
-    point, resolvedIsolation: point.isolation, gapHandling: undefined, drainMsgsPerS: undefined, publishReqPerS: undefined, load: undefined,
-    lagP50Ms: undefined, lagP99Ms: undefined, cpuLoadgenS: undefined, cpuServerS: undefined, cpuWorkerS: undefined, cpuDbS: undefined,
-    cpuUsPerMsg: { loadgen: undefined, server: undefined, worker: undefined, db: undefined }, interrupted: false,
-    messagesPublished: undefined, messagesConsumed: undefined, ackedOffset: undefined, maxOffset: undefined, drained: undefined,
-    check: undefined, gapsPassed: undefined, gapsPassedByTimeout: undefined, durationS: 1, note: '', ...over,
-  };
-}
-
 test('rows carry ratios against the run references and every column', () => {
   const o = profileOptions('quick');
   const [http, sql, wm1, wm100, drain] = planPoints(o) as [Point, Point, Point, Point, Point];
   const valid = { verdict: 'valid' as const, lost: 0, duplicated: 0, wrongCounters: [], expectedTotal: 10, countedTotal: 10 };
   const results = [
-    result(http, { publishReqPerS: 20_000 }),
-    result(sql, { drainMsgsPerS: 100_000, check: valid }),
-    result(wm1, { drainMsgsPerS: 300, check: valid }),
-    result(wm100, { drainMsgsPerS: 2_000, check: valid }),
-    result(drain, { drainMsgsPerS: 50_000, check: valid }),
+    pointResult(http, { publishReqPerS: 20_000 }),
+    pointResult(sql, { drainMsgsPerS: 100_000, check: valid }),
+    pointResult(wm1, { drainMsgsPerS: 300, check: valid }),
+    pointResult(wm100, { drainMsgsPerS: 2_000, check: valid }),
+    pointResult(drain, { drainMsgsPerS: 50_000, check: valid }),
   ];
   const refs = references(results);
   assert.equal(refs.watermillProfileMsgsPerS, 2_000);
@@ -135,7 +125,7 @@ test('rows carry ratios against the run references and every column', () => {
   assert.equal(row.db_flush_log_at_trx_commit, 1);
   assert.equal(row.engine, 'mariadb');
   assert.equal(row.server_version, '10.11');
-  const unchecked = toRow(result(drain, {}), refs, o, { engine: 'postgres', server_version: '15.20', db_flush_log_at_trx_commit: undefined });
+  const unchecked = toRow(pointResult(drain, {}), refs, o, { engine: 'postgres', server_version: '15.20', db_flush_log_at_trx_commit: undefined });
   assert.equal(unchecked.engine, 'postgres');
   assert.equal(unchecked.verdict, 'unknown');
 });

@@ -12,10 +12,9 @@ import { processCpuSeconds, processTreeCpuSeconds } from '../src/harness/process
 import { formatDuration, secondsLeft } from '../src/bench/progress.ts';
 import { pointLine, summaryTable } from '../src/bench/report.ts';
 import { createResultsDir } from '../src/bench/resultsDir.ts';
-import { estimatePointSeconds, planPoints, type Point } from '../src/scenarios/bench/plan.ts';
+import { estimatePointSeconds, planPoints } from '../src/scenarios/bench/plan.ts';
 import { profileOptions } from '../src/scenarios/bench/options.ts';
 import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/bench/results.ts';
-import type { PointResult } from '../src/scenarios/bench/points.ts';
 import { ChildService, type ExitCause } from '../src/harness/childService.ts';
 import { caseLine, csvRow, presentVerdict, warmupRequests } from '../src/scenarios/chaos/chaosReport.ts';
 import type { CaseResult } from '../src/scenarios/chaos/caseResult.ts';
@@ -23,6 +22,7 @@ import type { RequestAttempt } from '../src/scenarios/chaos/history.ts';
 import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
 import { estimateCaseSeconds } from '../src/scenarios/chaos/runCase.ts';
 import { check } from '../src/scenarios/chaos/checker.ts';
+import { pointResult } from './support/pointResult.ts';
 
 test('CPU per message: CPU seconds over the window / messages in it; nothing when no message went through', () => {
   assert.equal(cpuUsPerMessage(0.5, 10_000), 50);
@@ -53,16 +53,6 @@ test("time left comes from the plan's estimates: later steps plus what is left o
   assert.ok(total('standard') > 120 && total('standard') < 600, `standard ${total('standard')} s`);
 });
 
-function result(point: Point, over: Partial<PointResult>): PointResult {
-  return {
-    point, resolvedIsolation: point.isolation, gapHandling: undefined, drainMsgsPerS: undefined, publishReqPerS: undefined, load: undefined,
-    lagP50Ms: undefined, lagP99Ms: undefined, cpuLoadgenS: undefined, cpuServerS: undefined, cpuWorkerS: undefined, cpuDbS: undefined,
-    cpuUsPerMsg: { loadgen: undefined, server: undefined, worker: undefined, db: undefined }, interrupted: false,
-    messagesPublished: undefined, messagesConsumed: undefined, ackedOffset: undefined, maxOffset: undefined, drained: undefined,
-    check: undefined, gapsPassed: undefined, gapsPassedByTimeout: undefined, durationS: 1, note: '', ...over,
-  };
-}
-
 const valid = { verdict: 'valid' as const, lost: 0, duplicated: 0, wrongCounters: [], expectedTotal: 10, countedTotal: 10 };
 const db = { engine: 'mariadb', server_version: 'x', db_flush_log_at_trx_commit: 1 };
 
@@ -75,9 +65,9 @@ test('rows: interrupted points say so, CPU per message columns, the SQL ceiling 
   assert.equal(boundedBySqlCeiling(offset), true);
   assert.equal(boundedBySqlCeiling(queue), false);
   const results = [
-    result(sql, { drainMsgsPerS: 100_000, check: valid }),
-    result(offset, { drainMsgsPerS: 90_000, check: valid, drained: true, cpuUsPerMsg: { loadgen: undefined, server: undefined, worker: 3.25, db: 4.5 } }),
-    result(queue, { drainMsgsPerS: 40_000, check: valid, drained: true }),
+    pointResult(sql, { drainMsgsPerS: 100_000, check: valid }),
+    pointResult(offset, { drainMsgsPerS: 90_000, check: valid, drained: true, cpuUsPerMsg: { loadgen: undefined, server: undefined, worker: 3.25, db: 4.5 } }),
+    pointResult(queue, { drainMsgsPerS: 40_000, check: valid, drained: true }),
   ];
   const refs = references(results);
   const rows = results.map((r) => toRow(r, refs, o, db));
@@ -87,7 +77,7 @@ test('rows: interrupted points say so, CPU per message columns, the SQL ceiling 
   assert.equal(rows[1]!.lag_p99_ms, undefined);
   assert.equal(rows[2]!.ratio_vs_sql_ceiling, undefined, 'queue mode runs other statements on several connections');
   // A point that was interrupted is never "valid", even if its counters happened to agree.
-  const cut = toRow(result(offset, { drainMsgsPerS: 5, check: valid, interrupted: true }), refs, o, db);
+  const cut = toRow(pointResult(offset, { drainMsgsPerS: 5, check: valid, interrupted: true }), refs, o, db);
   assert.equal(cut.verdict, 'interrupted');
 });
 
