@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, unlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, stat, symlink, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -17,20 +17,13 @@ import { ensurePrivateDirectory, PrivateDirectoryError } from '../src/harness/pr
 import { lookupUser } from '../src/harness/serverUser.ts';
 import { findFreePort } from '../src/harness/ports.ts';
 import { startPrivateDatabase } from './support/privateDatabase.ts';
+import { useScratchDirectories } from './support/scratchDirectories.ts';
 
 const execFileAsync = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
 const canSwitchUser = isRoot && existsSync('/usr/sbin/runuser');
 
-const scratch: string[] = [];
-async function scratchDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'eob-test-access-'));
-  scratch.push(dir);
-  return dir;
-}
-after(async () => {
-  for (const dir of scratch) await rm(dir, { recursive: true, force: true });
-});
+const scratchDir = useScratchDirectories('eob-test-access-');
 
 function connect(db: ManagedDatabase, password: string): Promise<mysql.Connection> {
   return mysql.createConnection({ host: '127.0.0.1', port: db.port, user: 'root', password, connectTimeout: 5_000 });

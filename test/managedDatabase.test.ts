@@ -4,9 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import {
@@ -21,20 +20,13 @@ import { findFreePort } from '../src/harness/ports.ts';
 import { parseMysqlUrl } from '../src/system/db/mysqlUrl.ts';
 import { OptionsError } from '../src/validate.ts';
 import { startPrivateDatabase } from './support/privateDatabase.ts';
+import { useScratchDirectories } from './support/scratchDirectories.ts';
 
 function connect(db: ManagedDatabase): Promise<mysql.Connection> {
   return mysql.createConnection({ host: '127.0.0.1', port: db.port, user: 'root', password: parseMysqlUrl(db.url).password, database: 'eob', connectTimeout: 2_000 });
 }
 
-const scratchDirs: string[] = [];
-async function scratchDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'eob-test-scratch-'));
-  scratchDirs.push(dir);
-  return dir;
-}
-after(async () => {
-  for (const dir of scratchDirs) await rm(dir, { recursive: true, force: true });
-});
+const scratchDir = useScratchDirectories('eob-test-scratch-');
 
 describe('managed database: a running server', () => {
   let db: ManagedDatabase;
