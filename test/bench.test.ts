@@ -97,9 +97,35 @@ test('the plan: quick covers the ceilings, the baseline and the best configurati
   const drains = standard.filter((p) => p.kind === 'drain' && p.handler === 'batched');
   assert.equal(drains.filter((p) => p.mode === 'offset').length, 5 * 3);
   assert.equal(drains.filter((p) => p.mode === 'queue').length, 5 * 3);
-  assert.equal(standard.filter((p) => p.kind === 'end-to-end').length, 4);
+  // offset and queue, coalescing on and off, at 50 and at 200 connections; an HTTP ceiling at each count.
+  assert.equal(standard.filter((p) => p.kind === 'end-to-end').length, 8);
+  assert.deepEqual(standard.filter((p) => p.kind === 'http-ceiling').map((p) => p.connections), [50, 200]);
   const full = profileOptions('full');
-  assert.equal(planPoints(full).filter((p) => p.kind === 'http-ceiling').length, 3, 'one per repetition');
+  assert.equal(planPoints(full).filter((p) => p.kind === 'http-ceiling').length, 3 * 2, 'one per connection count and repetition');
+});
+
+test('each connection count gets its own HTTP ceiling, and an end-to-end ratio is to the ceiling at its own count', () => {
+  const o = { ...profileOptions('quick'), endToEndConnections: [50, 200] };
+  const points = planPoints(o);
+  const http = points.filter((p) => p.kind === 'http-ceiling');
+  const e2e = points.filter((p) => p.kind === 'end-to-end');
+  assert.deepEqual(http.map((p) => [pointLabel(p), p.connections]), [['http-ceiling (POST /noop)', 50], ['http-ceiling (POST /noop, 200 connections)', 200]]);
+  assert.deepEqual(e2e.map((p) => p.connections), [50, 200]);
+  assert.match(pointLabel(e2e[1] as Point), /coalesce 200 connections$/);
+  assert.doesNotMatch(pointLabel(e2e[0] as Point), /connections/, 'the default count is left unsaid');
+  const results = [
+    result(http[0] as Point, { publishReqPerS: 40_000 }),
+    result(http[1] as Point, { publishReqPerS: 30_000 }),
+    result(e2e[0] as Point, { publishReqPerS: 16_000 }),
+    result(e2e[1] as Point, { publishReqPerS: 18_000 }),
+  ];
+  const refs = references(results);
+  const db = { engine: 'mariadb', server_version: '10.11', db_flush_log_at_trx_commit: 1 };
+  const rows = results.map((r) => toRow(r, refs, o, db));
+  assert.deepEqual(rows.map((r) => [r.connections, r.ratio_vs_http_ceiling]), [[50, 1], [200, 1], [50, 0.4], [200, 0.6]]);
+  // With no ceiling at a point's count there is no ratio, rather than one against another load.
+  const alone = references([results[0] as PointResult]);
+  assert.equal(toRow(results[3] as PointResult, alone, o, db).ratio_vs_http_ceiling, undefined);
 });
 
 test('rows carry ratios against the run references and every column', () => {
@@ -154,6 +180,9 @@ test('bench flags override the profile and bad values are refused with the field
   assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', modes: 'offset,log' }), /modes must be one of offset, queue/);
   assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', 'batch-sizes': '0' }), /batch-sizes must be a whole number from 1/);
   assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', coalesce: 'maybe' }), /--coalesce takes on,off/);
+  assert.deepEqual(sweepOptionsFromArgs({ profile: 'quick', connections: '20, 80' }).endToEndConnections, [20, 80]);
+  assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', connections: '50,many' }), /--connections must be whole numbers/);
+  assert.throws(() => sweepOptionsFromArgs({ profile: 'quick', connections: '50,0' }), /connections must be a whole number from 1/);
 });
 
 test('report: medians over repetitions, one row per point; a point is valid only if every repetition was', () => {

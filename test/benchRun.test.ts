@@ -23,7 +23,7 @@ test('tiny bench run: columns, verdicts, and the lossy control reported as not v
     counters: 50,
     drainTimeoutS: 10,
     endToEndDurationS: 2,
-    endToEndConnections: 10,
+    endToEndConnections: [10],
     httpCeilingDurationS: 1,
     // Fires only in the before-commit point: its 2nd batch is acked, then the worker dies before the effects.
     workerFailpoints: ['consume-between-commits=2'],

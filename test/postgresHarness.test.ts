@@ -27,7 +27,7 @@ test('tiny bench on PostgreSQL: ceiling, drain and end to end, all valid, rows t
     counters: 50,
     drainTimeoutS: 15,
     endToEndDurationS: 2,
-    endToEndConnections: 8,
+    endToEndConnections: [8],
   };
   try {
     const run = await runBench({

@@ -43,10 +43,21 @@ export function endToEndChartData(rows: readonly CsvRow[]): EndToEndPoint[] {
 
 /** The references each chart draws as rules: msgs/s ones on the drain chart, req/s ones on the end-to-end chart. */
 export function chartRules(rows: readonly CsvRow[], baseline: number): { drain: Reference[]; endToEnd: Reference[] } {
-  const http = Math.max(0, ...rows.filter((r) => r.kind === 'http-ceiling').map((r) => num(r.publish_req_per_s) ?? 0));
+  // The best HTTP ceiling at each connection count; the count is named when the run measured more than one.
+  const http = new Map<string, number>();
+  for (const r of rows) {
+    const v = num(r.publish_req_per_s);
+    if (r.kind !== 'http-ceiling' || v === undefined || v <= 0) continue;
+    const key = String(r.connections ?? '');
+    http.set(key, Math.max(http.get(key) ?? 0, v));
+  }
+  const named = http.size > 1;
   return {
     drain: [{ label: `published baseline ${baseline} msg/s`, value: baseline }],
-    endToEnd: http > 0 ? [{ label: `HTTP ceiling ${Math.round(http).toLocaleString('en-US')} req/s`, value: http }] : [],
+    endToEnd: [...http].map(([connections, value]) => ({
+      label: `HTTP ceiling${named ? ` (${connections} connections)` : ''} ${Math.round(value).toLocaleString('en-US')} req/s`,
+      value,
+    })),
   };
 }
 

@@ -38,7 +38,7 @@ interface BenchArgs {
   counters?: number;
   'drain-timeout-s'?: number;
   'duration-s'?: number;
-  connections?: number;
+  connections?: string;
   rate?: number;
   only?: string;
   'worker-failpoint'?: string;
@@ -94,7 +94,7 @@ export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
   if (args.counters !== undefined) o.counters = args.counters;
   if (args['drain-timeout-s'] !== undefined) o.drainTimeoutS = args['drain-timeout-s'];
   if (args['duration-s'] !== undefined) o.endToEndDurationS = args['duration-s'];
-  if (args.connections !== undefined) o.endToEndConnections = args.connections;
+  o.endToEndConnections = numbers('connections', args.connections) ?? o.endToEndConnections;
   if (args.rate !== undefined) o.endToEndRate = args.rate;
   if (args['worker-failpoint'] !== undefined) o.workerFailpoints = list(args['worker-failpoint']) ?? [];
   const only = list(args.only);
@@ -135,7 +135,7 @@ export const command: CommandModule<object, BenchArgs> = {
       .option('counters', { type: 'number', describe: 'distinct counters the messages go to' })
       .option('drain-timeout-s', { type: 'number', describe: 'a drain point ends after this long even if the backlog is not consumed' })
       .option('duration-s', { type: 'number', describe: 'load duration of end-to-end points' })
-      .option('connections', { type: 'number', describe: 'autocannon connections' })
+      .option('connections', { type: 'string', describe: 'autocannon connections, e.g. 50,200: an HTTP ceiling and the end-to-end points at each' })
       .option('rate', { type: 'number', describe: 'fixed offered rate (req/s) for end-to-end points; default: as fast as answered' })
       .option('only', { type: 'string', describe: `run only these kinds: ${POINT_KINDS.join(',')}` })
       .option('worker-failpoint', { type: 'string', describe: 'failpoints armed in every drain worker (name=N,...): the lossy control' })

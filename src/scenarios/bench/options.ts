@@ -49,7 +49,12 @@ export interface SweepOptions {
   drainTimeoutS: number;
   endToEndDurationS: number;
   endToEndBatchSize: number;
-  endToEndConnections: number;
+  /**
+   * Load-generator connections: every value gets an HTTP ceiling and the end-to-end points of its own, and an
+   * end-to-end point's ratio is to the ceiling measured at its own count (a coalescing server's batches, and
+   * so its cost per message, depend on how many requests are in flight).
+   */
+  endToEndConnections: number[];
   /** Offered request rate for end-to-end points; undefined = as fast as the server answers. */
   endToEndRate: number | undefined;
   /** After the load, wait this long at most for the workers to catch up before checking. */
@@ -73,6 +78,9 @@ export const DRAIN_SAMPLE_MS = 20;
  */
 const DRAIN_BATCHES = 2_000;
 
+/** The bench's load-generator connections; a point at another count says so in its label. */
+export const DEFAULT_CONNECTIONS = 50;
+
 /** The worker's own default; a point at another poll interval says so in its label. */
 export const DEFAULT_POLL_INTERVAL_MS = DEFAULT_WORKER_OPTIONS.pollIntervalMs;
 
@@ -93,7 +101,7 @@ const BASE: Omit<SweepOptions, 'profile' | 'grid'> = {
   drainTimeoutS: 8,
   endToEndDurationS: 8,
   endToEndBatchSize: 1000,
-  endToEndConnections: 50,
+  endToEndConnections: [DEFAULT_CONNECTIONS],
   endToEndRate: undefined,
   catchUpTimeoutS: 20,
   httpCeilingDurationS: 4,
@@ -132,6 +140,7 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
         queueWorkers: [1, 2, 4],
         coalesce: [true, false],
       },
+      endToEndConnections: [DEFAULT_CONNECTIONS, 200],
       // 400k: the batch-5000 drain runs ~0.8 s at ~490k msgs/s; with 100k it lasted 0.2 s and read 1.21x the SQL
       // ceiling, a measurement of noise. Smaller batches drain at most 2,000 batches (drainBacklog).
       backlogMessages: 400_000,
@@ -151,6 +160,7 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
       coalesce: [true, false],
       repetitions: 3,
     },
+    endToEndConnections: [DEFAULT_CONNECTIONS, 200],
     backlogMessages: 200_000,
     drainTimeoutS: 15,
     endToEndDurationS: 15,
@@ -180,7 +190,7 @@ export function validateSweepOptions(o: SweepOptions): SweepOptions {
   intInRange(c, 'baseline backlog', o.baselineBacklogMessages, 1, 100_000_000);
   intInRange(c, 'drain-timeout-s', o.drainTimeoutS, 1, 86_400);
   intInRange(c, 'duration-s', o.endToEndDurationS, 1, 86_400);
-  intInRange(c, 'connections', o.endToEndConnections, 1, 10_000);
+  list('connections', o.endToEndConnections, (v) => intInRange(c, 'connections', v, 1, 10_000));
   if (o.endToEndRate !== undefined) intInRange(c, 'rate', o.endToEndRate, 1, 10_000_000);
   return o;
 }

@@ -4,7 +4,7 @@ import type { EngineName } from '../../system/sql/engine.ts';
 import type { IsolationLevel, AckMode } from '../../system/pubsub/types.ts';
 import { defaultIsolation } from '../../system/worker.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
-import { DEFAULT_POLL_INTERVAL_MS, type PointKind, type SweepOptions, drainBacklog } from './options.ts';
+import { DEFAULT_CONNECTIONS, DEFAULT_POLL_INTERVAL_MS, type PointKind, type SweepOptions, drainBacklog } from './options.ts';
 import type { HandlerName } from '../../system/counterHandler.ts';
 
 /** One configuration point of the sweep. */
@@ -18,6 +18,8 @@ export interface Point {
   isolation: IsolationLevel | undefined;
   ackMode: AckMode | undefined;
   coalesce: boolean | undefined;
+  /** Load-generator connections (HTTP ceiling and end-to-end points). */
+  connections: number | undefined;
   backlogMessages: number | undefined;
   repetition: number;
   baseline: boolean;
@@ -35,7 +37,7 @@ export const QUEUE_DRAIN_BACKLOG_MAX = 150_000;
 export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Point[] {
   const g = o.grid;
   const points: Point[] = [];
-  const none = { pollIntervalMs: undefined, ackMode: undefined, coalesce: undefined, baseline: false };
+  const none = { pollIntervalMs: undefined, ackMode: undefined, coalesce: undefined, connections: undefined, baseline: false };
   const seen = new Set<string>();
   const add = (p: Point) => {
     const key = JSON.stringify({ ...p, baseline: false });
@@ -45,7 +47,9 @@ export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Poi
   };
   for (let repetition = 1; repetition <= g.repetitions; repetition += 1) {
     if (o.include.httpCeiling) {
-      add({ ...none, kind: 'http-ceiling', mode: 'offset', workers: 0, handler: 'none', batchSize: undefined, isolation: undefined, coalesce: undefined, backlogMessages: undefined, repetition });
+      for (const connections of o.endToEndConnections) {
+        add({ ...none, kind: 'http-ceiling', mode: 'offset', workers: 0, handler: 'none', batchSize: undefined, isolation: undefined, coalesce: undefined, connections, backlogMessages: undefined, repetition });
+      }
     }
     if (o.include.sqlCeiling) {
       for (const batchSize of g.batchSizes) {
@@ -54,7 +58,7 @@ export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Poi
     }
     if (o.include.baseline) {
       for (const batchSize of o.baselineBatchSizes) {
-        add({ kind: 'drain', mode: 'offset', workers: 1, handler: 'watermill', batchSize, pollIntervalMs: g.pollIntervals[0], isolation: defaultIsolation('offset', 'watermill', engine), ackMode: 'transactional', coalesce: undefined, backlogMessages: o.baselineBacklogMessages, repetition, baseline: true });
+        add({ kind: 'drain', mode: 'offset', workers: 1, handler: 'watermill', batchSize, pollIntervalMs: g.pollIntervals[0], isolation: defaultIsolation('offset', 'watermill', engine), ackMode: 'transactional', coalesce: undefined, connections: undefined, backlogMessages: o.baselineBacklogMessages, repetition, baseline: true });
       }
     }
     if (o.include.drain) {
@@ -76,16 +80,17 @@ export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Poi
                       : mode === 'queue'
                         ? Math.min(drainBacklog(o.backlogMessages, batchSize), QUEUE_DRAIN_BACKLOG_MAX)
                         : drainBacklog(o.backlogMessages, batchSize);
-                  add({ kind: 'drain', mode, workers, handler, batchSize, pollIntervalMs: g.pollIntervals[0], isolation, ackMode, coalesce: undefined, backlogMessages: backlog, repetition, baseline: false });
+                  add({ kind: 'drain', mode, workers, handler, batchSize, pollIntervalMs: g.pollIntervals[0], isolation, ackMode, coalesce: undefined, connections: undefined, backlogMessages: backlog, repetition, baseline: false });
                 }
     }
     if (o.include.endToEnd) {
-      for (const mode of g.modes)
-        for (const coalesce of g.coalesce)
-          for (const pollIntervalMs of g.pollIntervals) {
-            // End to end runs at the worker's default isolation (named, so the label says it).
-            add({ kind: 'end-to-end', mode, workers: 1, handler: 'batched', batchSize: o.endToEndBatchSize, pollIntervalMs, isolation: mode === 'offset' ? defaultIsolation('offset', 'batched', engine) : g.queueIsolations[0], ackMode: 'transactional', coalesce, backlogMessages: undefined, repetition, baseline: false });
-          }
+      for (const connections of o.endToEndConnections)
+        for (const mode of g.modes)
+          for (const coalesce of g.coalesce)
+            for (const pollIntervalMs of g.pollIntervals) {
+              // End to end runs at the worker's default isolation (named, so the label says it).
+              add({ kind: 'end-to-end', mode, workers: 1, handler: 'batched', batchSize: o.endToEndBatchSize, pollIntervalMs, isolation: mode === 'offset' ? defaultIsolation('offset', 'batched', engine) : g.queueIsolations[0], ackMode: 'transactional', coalesce, connections, backlogMessages: undefined, repetition, baseline: false });
+            }
     }
   }
   return points;
@@ -94,7 +99,9 @@ export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Poi
 /** A short name for terminal lines and chart labels. */
 export function pointLabel(p: Point): string {
   const parts: string[] = [p.kind];
-  if (p.kind === 'http-ceiling') return 'http-ceiling (POST /noop)';
+  // Labels name a point uniquely (medians group by them); the default connections are left unsaid.
+  const connections = p.connections !== undefined && p.connections !== DEFAULT_CONNECTIONS ? `${p.connections} connections` : undefined;
+  if (p.kind === 'http-ceiling') return connections === undefined ? 'http-ceiling (POST /noop)' : `http-ceiling (POST /noop, ${connections})`;
   if (p.kind === 'sql-ceiling') return `sql-ceiling batch ${p.batchSize}`;
   parts.push(p.mode === 'queue' ? `queue x${p.workers}` : 'offset');
   if (p.handler !== 'batched') parts.push(p.handler);
@@ -102,7 +109,8 @@ export function pointLabel(p: Point): string {
   if (p.isolation !== undefined) parts.push(p.isolation);
   if (p.ackMode !== undefined && p.ackMode !== 'transactional') parts.push(p.ackMode);
   if (p.kind === 'end-to-end') parts.push(p.coalesce === true ? 'coalesce' : 'no-coalesce');
-  // Labels name a point uniquely (medians group by them); the default poll interval is left unsaid.
+  if (connections !== undefined) parts.push(connections);
+  // The default poll interval is left unsaid too.
   if (p.pollIntervalMs !== undefined && p.pollIntervalMs !== DEFAULT_POLL_INTERVAL_MS) parts.push(`poll ${p.pollIntervalMs} ms`);
   return parts.join(' ');
 }

@@ -16,7 +16,7 @@ import { makeCounterIds, startLoad, type LoadResult } from '../../bench/load.ts'
 import { cpuDelta, selfCpuSeconds } from '../../harness/processCpu.ts';
 import { runSqlConsumeLoopInProcess } from '../../bench/sqlCeiling.ts';
 import type { IsolationLevel, TopicMode } from '../../system/pubsub/types.ts';
-import { DRAIN_SAMPLE_MS, type SweepOptions } from './options.ts';
+import { DEFAULT_CONNECTIONS, DRAIN_SAMPLE_MS, type SweepOptions } from './options.ts';
 import { type Point } from './plan.ts';
 
 /** What one point measured; undefined = does not apply to this kind, or could not be measured. */
@@ -364,7 +364,7 @@ async function measureLoad(ctx: SweepContext, baseUrl: string, route: 'count' | 
     baseUrl,
     route,
     counters: makeCounterIds(ctx.options.counters),
-    connections: ctx.options.endToEndConnections,
+    connections: result.point.connections ?? DEFAULT_CONNECTIONS,
     durationS,
     overallRate: route === 'count' ? ctx.options.endToEndRate : undefined,
     timeoutS: 10,

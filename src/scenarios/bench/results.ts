@@ -8,7 +8,8 @@ import { type PointResult } from './points.ts';
 
 /** Run-wide references the ratio columns are computed against. */
 export interface References {
-  httpCeilingReqPerS: number | undefined;
+  /** The best HTTP ceiling at each load-generator connection count. */
+  httpCeilingByConnections: Map<number, number>;
   sqlCeilingByBatch: Map<number, number>;
   watermillProfileMsgsPerS: number | undefined;
 }
@@ -24,8 +25,13 @@ export function references(results: readonly PointResult[]): References {
     if (r.point.kind !== 'sql-ceiling' || r.drainMsgsPerS === undefined || r.point.batchSize === undefined) continue;
     sqlCeilingByBatch.set(r.point.batchSize, Math.max(sqlCeilingByBatch.get(r.point.batchSize) ?? 0, r.drainMsgsPerS));
   }
+  const httpCeilingByConnections = new Map<number, number>();
+  for (const r of results) {
+    if (r.point.kind !== 'http-ceiling' || r.publishReqPerS === undefined || r.point.connections === undefined) continue;
+    httpCeilingByConnections.set(r.point.connections, Math.max(httpCeilingByConnections.get(r.point.connections) ?? 0, r.publishReqPerS));
+  }
   return {
-    httpCeilingReqPerS: best(results.filter((r) => r.point.kind === 'http-ceiling').map((r) => r.publishReqPerS)),
+    httpCeilingByConnections,
     sqlCeilingByBatch,
     watermillProfileMsgsPerS: best(
       results.filter((r) => r.point.kind === 'drain' && r.point.handler === 'watermill' && r.check?.verdict === 'valid').map((r) => r.drainMsgsPerS),
@@ -86,7 +92,7 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     gap_handling: r.gapHandling,
     ack_mode: p.ackMode,
     coalesce: p.coalesce,
-    connections: isLoad ? o.endToEndConnections : undefined,
+    connections: p.connections,
     offered_rate_req_per_s: p.kind === 'end-to-end' ? o.endToEndRate : undefined,
     duration_s: p.kind === 'end-to-end' ? o.endToEndDurationS : p.kind === 'http-ceiling' ? o.httpCeilingDurationS : undefined,
     backlog_messages: p.backlogMessages,
@@ -122,7 +128,8 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     gaps_passed_by_timeout: r.gapsPassedByTimeout,
     ratio_vs_baseline: ratio(rate, PUBLISHED_BASELINE_MSGS_PER_S),
     ratio_vs_watermill_profile: ratio(rate, refs.watermillProfileMsgsPerS),
-    ratio_vs_http_ceiling: isLoad ? ratio(r.publishReqPerS, refs.httpCeilingReqPerS) : undefined,
+    // Against the ceiling at the point's own connection count: one at another count measures another load.
+    ratio_vs_http_ceiling: isLoad && p.connections !== undefined ? ratio(r.publishReqPerS, refs.httpCeilingByConnections.get(p.connections)) : undefined,
     paired_sql_ceiling_msgs_per_s: r.pairedSqlCeilingMsgsPerS,
     ratio_vs_sql_ceiling: p.kind === 'sql-ceiling' ? undefined : ratio(rate, ceilingSql),
     engine: db.engine,
