@@ -114,18 +114,18 @@ test('each connection count gets its own HTTP ceiling, and an end-to-end ratio i
   assert.match(pointLabel(e2e[1] as Point), /coalesce 200 connections$/);
   assert.doesNotMatch(pointLabel(e2e[0] as Point), /connections/, 'the default count is left unsaid');
   const results = [
-    result(http[0] as Point, { publishReqPerS: 40_000 }),
-    result(http[1] as Point, { publishReqPerS: 30_000 }),
-    result(e2e[0] as Point, { publishReqPerS: 16_000 }),
-    result(e2e[1] as Point, { publishReqPerS: 18_000 }),
+    pointResult(http[0] as Point, { publishReqPerS: 40_000 }),
+    pointResult(http[1] as Point, { publishReqPerS: 30_000 }),
+    pointResult(e2e[0] as Point, { publishReqPerS: 16_000 }),
+    pointResult(e2e[1] as Point, { publishReqPerS: 18_000 }),
   ];
   const refs = references(results);
   const db = { engine: 'mariadb', server_version: '10.11', db_flush_log_at_trx_commit: 1 };
   const rows = results.map((r) => toRow(r, refs, o, db));
   assert.deepEqual(rows.map((r) => [r.connections, r.ratio_vs_http_ceiling]), [[50, 1], [200, 1], [50, 0.4], [200, 0.6]]);
   // With no ceiling at a point's count there is no ratio, rather than one against another load.
-  const alone = references([results[0] as PointResult]);
-  assert.equal(toRow(results[3] as PointResult, alone, o, db).ratio_vs_http_ceiling, undefined);
+  const at200 = pointResult(e2e[1] as Point, { publishReqPerS: 18_000 });
+  assert.equal(toRow(at200, references(results.slice(0, 1)), o, db).ratio_vs_http_ceiling, undefined);
 });
 
 test('rows carry ratios against the run references and every column', () => {
