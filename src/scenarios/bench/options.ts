@@ -50,9 +50,9 @@ export interface SweepOptions {
   endToEndDurationS: number;
   endToEndBatchSize: number;
   /**
-   * Load-generator connections: every value gets an HTTP ceiling and the end-to-end points of its own, and an
-   * end-to-end point's ratio is to the ceiling measured at its own count (a coalescing server's batches, and
-   * so its cost per message, depend on how many requests are in flight).
+   * Load-generator connections: every value gets an HTTP ceiling and the end-to-end points of its own (a
+   * coalescing server's batches, and so its cost per message, depend on how many requests are in flight).
+   * Ratios are to the best HTTP ceiling of the run, at whatever count it was measured.
    */
   endToEndConnections: number[];
   /** Offered request rate for end-to-end points; undefined = as fast as the server answers. */
@@ -140,6 +140,9 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
         queueWorkers: [1, 2, 4],
         coalesce: [true, false],
       },
+      // 200 connections as well as 50: measured on the 2-core machine, quiet, autocannon, 2 interleaved pairs
+      // (scripts/e2eCpu.ts): 50 connections 13,049 and 14,665 msgs/s at 85.9 and 77.6 us/msg (server + worker +
+      // database); 200 connections 22,411 and 19,037 at 50.9 and 61.7. Batches grow with the requests in flight.
       endToEndConnections: [DEFAULT_CONNECTIONS, 200],
       // 400k: the batch-5000 drain runs ~0.8 s at ~490k msgs/s; with 100k it lasted 0.2 s and read 1.21x the SQL
       // ceiling, a measurement of noise. Smaller batches drain at most 2,000 batches (drainBacklog).

@@ -8,8 +8,12 @@ import { type PointResult } from './points.ts';
 
 /** Run-wide references the ratio columns are computed against. */
 export interface References {
-  /** The best HTTP ceiling at each load-generator connection count. */
-  httpCeilingByConnections: Map<number, number>;
+  /**
+   * The best HTTP ceiling of the run, whatever its connection count: the tightest upper bound measured. (At a
+   * count where the load generator itself slows the ceiling down, a ratio to that count's ceiling alone would
+   * flatter the end-to-end points measured there.)
+   */
+  httpCeilingReqPerS: number | undefined;
   sqlCeilingByBatch: Map<number, number>;
   watermillProfileMsgsPerS: number | undefined;
 }
@@ -25,13 +29,8 @@ export function references(results: readonly PointResult[]): References {
     if (r.point.kind !== 'sql-ceiling' || r.drainMsgsPerS === undefined || r.point.batchSize === undefined) continue;
     sqlCeilingByBatch.set(r.point.batchSize, Math.max(sqlCeilingByBatch.get(r.point.batchSize) ?? 0, r.drainMsgsPerS));
   }
-  const httpCeilingByConnections = new Map<number, number>();
-  for (const r of results) {
-    if (r.point.kind !== 'http-ceiling' || r.publishReqPerS === undefined || r.point.connections === undefined) continue;
-    httpCeilingByConnections.set(r.point.connections, Math.max(httpCeilingByConnections.get(r.point.connections) ?? 0, r.publishReqPerS));
-  }
   return {
-    httpCeilingByConnections,
+    httpCeilingReqPerS: best(results.filter((r) => r.point.kind === 'http-ceiling').map((r) => r.publishReqPerS)),
     sqlCeilingByBatch,
     watermillProfileMsgsPerS: best(
       results.filter((r) => r.point.kind === 'drain' && r.point.handler === 'watermill' && r.check?.verdict === 'valid').map((r) => r.drainMsgsPerS),
@@ -128,8 +127,7 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     gaps_passed_by_timeout: r.gapsPassedByTimeout,
     ratio_vs_baseline: ratio(rate, PUBLISHED_BASELINE_MSGS_PER_S),
     ratio_vs_watermill_profile: ratio(rate, refs.watermillProfileMsgsPerS),
-    // Against the ceiling at the point's own connection count: one at another count measures another load.
-    ratio_vs_http_ceiling: isLoad && p.connections !== undefined ? ratio(r.publishReqPerS, refs.httpCeilingByConnections.get(p.connections)) : undefined,
+    ratio_vs_http_ceiling: isLoad ? ratio(r.publishReqPerS, refs.httpCeilingReqPerS) : undefined,
     paired_sql_ceiling_msgs_per_s: r.pairedSqlCeilingMsgsPerS,
     ratio_vs_sql_ceiling: p.kind === 'sql-ceiling' ? undefined : ratio(rate, ceilingSql),
     engine: db.engine,
