@@ -290,7 +290,8 @@ describe('counter server (private MariaDB)', () => {
   });
 
   test('graceful close answers the requests in hand (each 204 committed) and then stops listening', async () => {
-    const server = await serve({ topic: 'closing', coalesceLingerMs: 50 });
+    // The longest linger allowed, so the requests wait in the queue until close() flushes them.
+    const server = await serve({ topic: 'closing', coalesceLingerMs: 1_000 });
     const counter = randomUUID();
     const sent = Array.from({ length: 50 }, (_, i) =>
       request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': `close-${i}` }).then(
@@ -298,12 +299,16 @@ describe('counter server (private MariaDB)', () => {
         () => ({ id: `close-${i}`, status: 0 }),
       ),
     );
-    // Close while requests wait in the 50 ms linger.
-    await sleep(20);
+    // Close once the server holds requests (a fixed sleep closed before any had arrived on a loaded machine).
+    let inHand = 0;
+    for (const deadline = Date.now() + 5_000; inHand === 0 && Date.now() < deadline; await sleep(5)) {
+      inHand = Number((json(await request(`${server.url}/healthz`, 'GET')).queue as { depth: number }).depth);
+    }
+    assert.ok(inHand > 0, 'no request reached the queue within 5 s');
     await server.close();
     const outcomes = await Promise.all(sent);
     const ok = outcomes.filter((o) => o.status === 204);
-    assert.ok(ok.length > 0, 'requests in hand were answered');
+    assert.ok(ok.length >= inHand, `the ${inHand} requests in hand were answered 204 (got ${ok.length})`);
     for (const o of ok) assert.equal(await messagesWithRequestId(db, 'closing', o.id), 1, `${o.id} answered 204 must be committed`);
     await assert.rejects(request(`${server.url}/healthz`, 'GET'), /ECONNREFUSED/);
   });
