@@ -109,7 +109,7 @@ test('each connection count gets its own HTTP ceiling; every ratio is to the bes
   const points = planPoints(o);
   const http = points.filter((p) => p.kind === 'http-ceiling');
   const e2e = points.filter((p) => p.kind === 'end-to-end');
-  assert.deepEqual(http.map((p) => [pointLabel(p), p.connections]), [['http-ceiling (POST /noop)', 50], ['http-ceiling (POST /noop, 200 connections)', 200]]);
+  assert.deepEqual(http.map((p) => [pointLabel(p), p.connections]), [['http-ceiling (POST /noop)', 50], ['http-ceiling (POST /noop) 200 connections', 200]]);
   assert.deepEqual(e2e.map((p) => p.connections), [50, 200]);
   assert.match(pointLabel(e2e[1] as Point), /coalesce 200 connections$/);
   assert.doesNotMatch(pointLabel(e2e[0] as Point), /connections/, 'the default count is left unsaid');

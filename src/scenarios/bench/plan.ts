@@ -101,7 +101,8 @@ export function pointLabel(p: Point): string {
   const parts: string[] = [p.kind];
   // Labels name a point uniquely (medians group by them); the default connections are left unsaid.
   const connections = p.connections !== undefined && p.connections !== DEFAULT_CONNECTIONS ? `${p.connections} connections` : undefined;
-  if (p.kind === 'http-ceiling') return connections === undefined ? 'http-ceiling (POST /noop)' : `http-ceiling (POST /noop, ${connections})`;
+  // No comma in a label: readers that split the CSV on commas would cut it.
+  if (p.kind === 'http-ceiling') return connections === undefined ? 'http-ceiling (POST /noop)' : `http-ceiling (POST /noop) ${connections}`;
   if (p.kind === 'sql-ceiling') return `sql-ceiling batch ${p.batchSize}`;
   parts.push(p.mode === 'queue' ? `queue x${p.workers}` : 'offset');
   if (p.handler !== 'batched') parts.push(p.handler);
