@@ -21,7 +21,8 @@ import { lockAndSelectPgMessagesStatement } from '../src/system/sql/postgres/mes
 import { classifyPgError } from '../src/system/db/postgres/errors.ts';
 import { countPgPoisoned, createPgPoisonTable, poisonPgMessage } from '../src/system/sql/postgres/poison.ts';
 import { selectPgServerVersion, selectPgSessionPids, terminatePgSessions } from '../src/system/sql/postgres/sessions.ts';
-import { pgProgressReader, selectPgProgress } from '../src/system/sql/postgres/observation.ts';
+import type { SqlExecutor } from '../src/system/pubsub/types.ts';
+import { analyzePgTopic, pgProgressReader, selectPgProgress } from '../src/system/sql/postgres/observation.ts';
 
 describe('PostgreSQL SQL modules', () => {
   const server = usePrivatePostgres();
@@ -213,6 +214,36 @@ describe('PostgreSQL SQL modules', () => {
       const text = JSON.stringify(plan);
       assert.match(text, /"Index Cond":"\(\(ROW\(transaction_id, \\"offset\\"\) > ROW/, 'the position is an index condition');
       assert.doesNotMatch(text, /Rows Removed by (Join )?Filter":[1-9]/, 'no row before the position is read and thrown away');
+    }));
+
+  test('a poller\'s reading of a freshly filled topic scans the whole table until analyzePgTopic, then ranges the primary key', () =>
+    withPool(async (pool) => {
+      const db = pgExecutorOf(pool);
+      await createPgMessagesTable(db, 'fresh');
+      await createPgOffsetsTable(db, 'fresh');
+      await ensurePgGroupRow(db, 'fresh', 'g');
+      // Autovacuum off for this table alone, so its statistics come from analyzePgTopic or from nothing.
+      await db.query('ALTER TABLE "watermill_fresh" SET (autovacuum_enabled = false)');
+      await db.query(`INSERT INTO "watermill_fresh" ("uuid", "payload", "metadata") SELECT gen_random_uuid()::text, '{}', '{}' FROM generate_series(1, 50000)`);
+      const reader = pgProgressReader({ mode: 'offset', topic: 'fresh', consumerGroup: 'g' });
+      // The first reading counts every row once by design; what matters is every reading after it.
+      assert.equal((await reader.read(db)).published, 50_000);
+      // The reading's one statement, planned (EXPLAIN) on the statistics it would run with, then run.
+      const plannedReading = async (): Promise<string> => {
+        let plan = '';
+        const explaining: SqlExecutor = {
+          query: async <T>(sql: string, values?: unknown[]): Promise<T> => {
+            plan += JSON.stringify(await db.query(`EXPLAIN (FORMAT JSON) ${sql}`, values));
+            return db.query<T>(sql, values);
+          },
+        };
+        await reader.read(explaining);
+        return plan;
+      };
+      assert.match(await plannedReading(), /"Node Type":"Seq Scan"/, 'never analyzed: a count of the reading scans the table (the cause analyzePgTopic removes)');
+      await analyzePgTopic(db, 'fresh');
+      assert.doesNotMatch(await plannedReading(), /"Node Type":"Seq Scan"/, 'analyzed: every count of the reading is an index range');
+      assert.equal((await reader.read(db)).published, 50_000);
     }));
 
   test('progress for a poller carries its counts and still equals the full reading: rows added, a late commit below the position, the position moved back', () =>
