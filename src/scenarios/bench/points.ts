@@ -389,9 +389,22 @@ async function measureLoad(ctx: SweepContext, baseUrl: string, route: 'count' | 
   }
 }
 
+/**
+ * The pool of the no-coalescing points. One INSERT per request is bound by the commits in flight, one per
+ * connection: the server's default pool (2) suits coalescing and starves this comparison. Measured on the
+ * 2-core machine, `eob bench --profile quick --only end-to-end --coalesce off`, 2 interleaved pairs: pool 16
+ * 3,699 and 4,730 req/s at 187 and 147 us of server CPU per message, pool 2 2,480 and 2,657 at 232 and 214.
+ */
+const NO_COALESCE_POOL_SIZE = 16;
+
 async function runEndToEnd(ctx: SweepContext, result: PointResult, children: ChildService[]): Promise<void> {
   const p = result.point;
-  const server = await ctx.sut.startServer({ topic: ctx.options.topic, topicSchema: p.mode, ...(p.coalesce === undefined ? {} : { coalesce: p.coalesce }) });
+  const server = await ctx.sut.startServer({
+    topic: ctx.options.topic,
+    topicSchema: p.mode,
+    ...(p.coalesce === undefined ? {} : { coalesce: p.coalesce }),
+    ...(p.coalesce === false ? { poolSize: NO_COALESCE_POOL_SIZE } : {}),
+  });
   children.push(server.service);
   const workers = await startWorkers(ctx, result, children, []);
   const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: 250 });
