@@ -128,8 +128,8 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
     return { ...BASE, profile, grid: { ...grid, modes: ['offset'] }, backlogMessages: 150_000, drainTimeoutS: 5, endToEndDurationS: 5, httpCeilingDurationS: 3, baselineBacklogMessages: 1_500 };
   }
   if (profile === 'standard') {
-    // About 5-6 minutes: batch sizes over three decades, three isolation levels, queue with 1/2/4 workers,
-    // coalescing on and off.
+    // About 6-7 minutes: batch sizes over three decades, three isolation levels, queue with 1/2/4 workers,
+    // coalescing on and off, end to end at 50 and 200 connections.
     return {
       ...BASE,
       profile,
