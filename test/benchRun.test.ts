@@ -32,7 +32,7 @@ test('tiny bench run: columns, verdicts, and the lossy control reported as not v
     const lines: string[] = [];
     const run = await runBench({
       sweep,
-      system: { mysqlUrl: undefined, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, handleSignals: false },
+      system: { databaseUrl: undefined, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, handleSignals: false },
       resultsRoot: root,
       ci: true,
       out: (line) => lines.push(line),

@@ -65,7 +65,7 @@ describe('poison messages (private MariaDB)', () => {
   before(async () => {
     sut = await SystemUnderTest.start({ handleSignals: false, quietChildren: false });
     // As the worker's pool: several statements per round trip, so the savepoint travels with the read.
-    pool = createPool({ url: sut.mysqlUrl, connectionLimit: 4, connectTimeoutMs: 5_000, multipleStatements: true });
+    pool = createPool({ url: sut.databaseUrl, connectionLimit: 4, connectTimeoutMs: 5_000, multipleStatements: true });
   });
   after(async () => {
     await pool?.end();
@@ -250,7 +250,7 @@ describe('poison messages (private MariaDB)', () => {
     await drained(topic, 'offset');
     await run.subscription.close();
 
-    const listed = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--topic', topic]);
+    const listed = await eob(['poison', 'list', '--mysql-url', sut.databaseUrl, '--topic', topic]);
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, new RegExp(`1 poisoned message in \`eob_poison_${topic}\``));
     assert.match(listed.stdout, new RegExp(`offset ${offsets[1]}  group counter \\(offset mode\\)`));
@@ -258,24 +258,24 @@ describe('poison messages (private MariaDB)', () => {
     assert.match(listed.stdout, /error: +message \d+ \(.*\): counter_uuid is not a UUID \(got a string: "zz"\)/);
     assert.match(listed.stdout, /payload: +\{"counter_uuid": "zz"\}/);
 
-    const json = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--topic', topic, '--json', '--mode', 'offset', '--consumer-group', 'counter']);
+    const json = await eob(['poison', 'list', '--mysql-url', sut.databaseUrl, '--topic', topic, '--json', '--mode', 'offset', '--consumer-group', 'counter']);
     assert.equal(json.code, 0, json.stderr);
     const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as PoisonRow);
     assert.deepEqual(rows.map((r) => [r.offset, r.payload]), [[offsets[1], '{"counter_uuid": "zz"}']]);
 
-    const none = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--topic', topic, '--mode', 'queue']);
+    const none = await eob(['poison', 'list', '--mysql-url', sut.databaseUrl, '--topic', topic, '--mode', 'queue']);
     assert.equal(none.code, 0, none.stderr);
     assert.match(none.stdout, /no poisoned messages in .* that match the filter/);
-    const noTable = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--topic', 'never_consumed']);
+    const noTable = await eob(['poison', 'list', '--mysql-url', sut.databaseUrl, '--topic', 'never_consumed']);
     assert.match(noTable.stdout, /no poisoned messages: `eob_poison_never_consumed` does not exist/);
 
-    const badLimit = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--limit', '0']);
+    const badLimit = await eob(['poison', 'list', '--mysql-url', sut.databaseUrl, '--limit', '0']);
     assert.equal(badLimit.code, 2);
     assert.match(badLimit.stderr, /--limit must be a whole number from 1 to 100000 \(got 0\)/);
-    const badTopic = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--topic', 'no-dashes']);
+    const badTopic = await eob(['poison', 'list', '--mysql-url', sut.databaseUrl, '--topic', 'no-dashes']);
     assert.equal(badTopic.code, 2);
     assert.match(badTopic.stderr, /--topic must be 1-48 letters, digits or _/);
-    const unknownFlag = await eob(['poison', 'list', '--mysql-url', sut.mysqlUrl, '--colour']);
+    const unknownFlag = await eob(['poison', 'list', '--mysql-url', sut.databaseUrl, '--colour']);
     assert.equal(unknownFlag.code, 2);
     assert.match(unknownFlag.stderr, /Unknown argument: colour/);
     const unreachable = await eob(['poison', 'list', '--mysql-url', 'mysql://root:secret@127.0.0.1:1/eob']);
@@ -283,7 +283,7 @@ describe('poison messages (private MariaDB)', () => {
     assert.match(unreachable.stderr, /cannot reach the database at mysql:\/\/root:\*\*\*@127\.0\.0\.1:1\/eob: ECONNREFUSED.*eob db start/);
     assert.doesNotMatch(unreachable.stderr, /secret/);
 
-    const badWorkerFlag = await eob(['worker', '--mysql-url', sut.mysqlUrl, '--poison-after-failures', '-1']);
+    const badWorkerFlag = await eob(['worker', '--mysql-url', sut.databaseUrl, '--poison-after-failures', '-1']);
     assert.equal(badWorkerFlag.code, 2);
     assert.match(badWorkerFlag.stderr, /worker: poisonAfterFailures must be a whole number from 0 to 1000000 \(got -1\)/);
   });

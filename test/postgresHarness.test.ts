@@ -62,7 +62,7 @@ test('chaos on PostgreSQL: conn-kill (pg_terminate_backend) and db-kill (postmas
   const base = chaosMatrix('quick', undefined, 'postgres').find((c) => c.name === 'eo-queue-b100');
   assert.ok(base !== undefined);
   const c = { ...base, faults: ['conn-kill', 'db-kill'] as const, perFault: 1, requests: 400, raw: { publishers: 4, requests: 100 } };
-  const r = await runCase(c, { engine: 'postgres', mysqlUrl: undefined, postgresBinDir: env.postgresBinDir });
+  const r = await runCase(c, { engine: 'postgres', databaseUrl: undefined, postgresBinDir: env.postgresBinDir });
   assert.equal(r.error, undefined);
   assert.equal(r.engine, 'postgres');
   assert.match(String(r.databaseVersion), /^\d+\.\d+/);

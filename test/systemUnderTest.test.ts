@@ -95,7 +95,7 @@ test('SystemUnderTest: private database, server and workers as children, close()
     searchPath: env.searchPath,
   });
   try {
-    assert.match(sut.mysqlUrl, /^mysql:\/\/root:[^@]+@127\.0\.0\.1:\d+\/eob$/);
+    assert.match(sut.databaseUrl, /^mysql:\/\/root:[^@]+@127\.0\.0\.1:\d+\/eob$/);
     const rows = await sut.db.query<{ one: number }[]>('SELECT 1 AS one');
     assert.equal(rows[0]?.one, 1);
     assert.ok(sut.dbPid !== undefined);
@@ -121,7 +121,7 @@ test('SystemUnderTest: private database, server and workers as children, close()
 test('SystemUnderTest with MYSQL_URL: database faults are refused with a clear message', async () => {
   // Only the URL check and the refusal are exercised: an unreachable URL fails with what to do.
   await assert.rejects(
-    SystemUnderTest.start({ mysqlUrl: 'mysql://root@127.0.0.1:1/eob', handleSignals: false }),
-    /cannot reach the database at MYSQL_URL=.*unset MYSQL_URL/,
+    SystemUnderTest.start({ databaseUrl: 'mysql://root@127.0.0.1:1/eob', handleSignals: false }),
+    /cannot reach the database at mysql:\/\/root@127\.0\.0\.1:1\/eob: .*unset MYSQL_URL and DATABASE_URL/,
   );
 });

@@ -23,7 +23,7 @@ test('server and worker children get the password in their environment, not on t
   const env = readEnvironment();
   const sut = await SystemUnderTest.start({ handleSignals: false, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath });
   try {
-    const password = parseMysqlUrl(sut.mysqlUrl).password;
+    const password = parseMysqlUrl(sut.databaseUrl).password;
     assert.ok(password.length >= 16, 'the private database has a password');
     const server = await sut.startServer({});
     const worker = await sut.startWorker({ batchSize: 10 });
@@ -33,7 +33,7 @@ test('server and worker children get the password in their environment, not on t
       const cmdline = await procText(pid, 'cmdline');
       assert.ok(!cmdline.includes(password), `${child.name}'s command line holds the password: ${cmdline}`);
       assert.doesNotMatch(cmdline, /mysql:\/\//);
-      assert.ok((await procText(pid, 'environ')).includes(`MYSQL_URL=${sut.mysqlUrl}`), `${child.name} got MYSQL_URL in its environment`);
+      assert.ok((await procText(pid, 'environ')).includes(`MYSQL_URL=${sut.databaseUrl}`), `${child.name} got MYSQL_URL in its environment`);
       assert.ok(!child.outputTail().includes(password), `${child.name} printed the password:\n${child.outputTail()}`);
     }
     assert.match(worker.outputTail(), /"databaseUrl":"mysql:\/\/root:\*\*\*@127\.0\.0\.1/);
@@ -51,7 +51,7 @@ test('a bench run given MYSQL_URL with a password writes none of it to options.j
     const lines: string[] = [];
     const run = await runBench({
       sweep: { ...base, include: { httpCeiling: false, sqlCeiling: false, baseline: false, drain: false, endToEnd: false } },
-      system: { mysqlUrl: db.url, handleSignals: false },
+      system: { databaseUrl: db.url, handleSignals: false },
       resultsRoot: root,
       ci: true,
       out: (line) => lines.push(line),

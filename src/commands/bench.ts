@@ -150,7 +150,7 @@ export const command: CommandModule<object, BenchArgs> = {
       sweep,
       engines,
       system: {
-        mysqlUrl: url,
+        databaseUrl: url,
         postgresBinDir: env.postgresBinDir,
         mariadbBinDir: env.mariadbBinDir,
         searchPath: env.searchPath,

@@ -62,15 +62,15 @@ export const command: CommandModule<object, ChaosArgs> = {
     const env = readEnvironment();
     const profile = args.profile as ChaosProfile;
     const only = args.faults === undefined ? undefined : resolveFaults(args.faults).map((f) => f.name);
-    const mysqlUrl = optionalMysqlUrl(args['mysql-url']) ?? env.databaseUrl;
-    if (mysqlUrl !== undefined) checkDatabaseUrl(mysqlUrl);
-    const engines = resolveRunEngines('chaos', args.engine, mysqlUrl);
+    const databaseUrl = optionalMysqlUrl(args['mysql-url']) ?? env.databaseUrl;
+    if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl);
+    const engines = resolveRunEngines('chaos', args.engine, databaseUrl);
     let docker: DockerTarget | undefined;
     if (args.backend === 'docker') {
       if (engines.some((e) => e !== 'mariadb')) {
         throw new Error('chaos --backend docker starts MariaDB containers only (make docker-images builds no PostgreSQL image); use --engine mariadb, or the local backend');
       }
-      if (mysqlUrl !== undefined) {
+      if (databaseUrl !== undefined) {
         throw new Error('chaos --backend docker starts its own database container per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
       }
       docker = {
@@ -115,7 +115,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     const cases = plan.flatMap((p) => p.cases);
     const root = projectRoot();
     const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos', new Date(), { latest: false });
-    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, mysqlUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker };
+    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, databaseUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker };
     const progress = createProgress({ title: 'chaos', unit: 'cases', total: cases.length, ci: env.ci, estimateS: (i) => estimateCaseSeconds(cases[i]!, runOptions) });
     const abort = new AbortController();
     let firstSignalAt = 0;
@@ -165,7 +165,7 @@ export const command: CommandModule<object, ChaosArgs> = {
       skipped: skips,
       backend: args.backend,
       faults: only ?? null,
-      run: { ...shownOptions, mysqlUrl: shownOptions.mysqlUrl === undefined ? undefined : redactMysqlUrl(shownOptions.mysqlUrl) },
+      run: { ...shownOptions, databaseUrl: shownOptions.databaseUrl === undefined ? undefined : redactMysqlUrl(shownOptions.databaseUrl) },
       cases,
       versions: await collectVersions(root),
       database_versions: [...new Set(results.map((r) => r.databaseVersion).filter((v) => v !== undefined))],

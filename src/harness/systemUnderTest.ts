@@ -42,8 +42,6 @@ export interface SystemOptions {
    * are unavailable).
    */
   databaseUrl: string | undefined;
-  /** The same as databaseUrl, under its MariaDB-only name (callers written before PostgreSQL). */
-  mysqlUrl: string | undefined;
   /** Database name on the private server. */
   database: string;
   /** Where to look first for mariadbd (config's mariadbBinDir) and PATH's directories (config's searchPath). */
@@ -69,7 +67,6 @@ export function defaultSystemOptions(): SystemOptions {
   return {
     engine: 'mariadb',
     databaseUrl: undefined,
-    mysqlUrl: undefined,
     database: 'eob',
     mariadbBinDir: undefined,
     postgresBinDir: undefined,
@@ -145,7 +142,7 @@ export class SystemUnderTest {
   /** Starts (or connects to) the database and opens the measurement pool. */
   static async start(given: Partial<SystemOptions> = {}): Promise<SystemUnderTest> {
     const options: SystemOptions = { ...defaultSystemOptions(), ...definedOnly(given) };
-    const givenUrl = options.databaseUrl ?? options.mysqlUrl;
+    const givenUrl = options.databaseUrl;
     let managed: PrivateDatabase | undefined;
     let tempDir: string | undefined;
     let removeOnExit: (() => void) | undefined;
@@ -157,7 +154,7 @@ export class SystemUnderTest {
       if (engine === 'mariadb') {
         parseMysqlUrl(url);
         await ensureDatabase(url).catch((error: Error) => {
-          throw unreachable(options.databaseUrl === undefined ? 'MYSQL_URL' : 'DATABASE_URL', url, error);
+          throw unreachable(url, error);
         });
       }
       options.log(`database: using ${redactUrl(url)} (faults on the database are unavailable)`);
@@ -191,18 +188,13 @@ export class SystemUnderTest {
     }
     if (givenUrl !== undefined && engine === 'postgres') {
       await ensurePgDatabase(url).catch((error: Error) => {
-        throw unreachable('DATABASE_URL', url, error);
+        throw unreachable(url, error);
       });
     }
     const measurement = openMeasurementPool(engine, url);
     const sut = new SystemUnderTest(options, engine, url, managed, measurement, tempDir, removeOnExit);
     if (options.handleSignals) sut.installSignalHandlers();
     return sut;
-  }
-
-  /** The database URL under its MariaDB-era name (the same URL, whichever engine). */
-  get mysqlUrl(): string {
-    return this.databaseUrl;
   }
 
   /** The private database under its MariaDB-era name. */
@@ -398,8 +390,10 @@ export class SystemUnderTest {
   }
 }
 
-function unreachable(variable: string, url: string, error: Error): Error {
-  return new Error(`cannot reach the database at ${variable}=${redactUrl(url)}: ${error.message} (is the server running? unset MYSQL_URL (or DATABASE_URL) to use a private one)`);
+function unreachable(url: string, error: Error): Error {
+  return new Error(
+    `cannot reach the database at ${redactUrl(url)}: ${error.message} (is the server running? leave out --mysql-url and unset MYSQL_URL and DATABASE_URL to use a private one)`,
+  );
 }
 
 /** A pool of the engine's driver, seen only as SQL in and rows out. */

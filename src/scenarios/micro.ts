@@ -70,8 +70,8 @@ export interface MicroResult {
 
 export async function runMicro(options: MicroOptions): Promise<MicroResult> {
   const o = validateMicroOptions(options);
-  const sut = await SystemUnderTest.start({ mysqlUrl: o.mysqlUrl, log: o.log });
-  const pool = createPool({ url: sut.mysqlUrl, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'micro', multipleStatements: true });
+  const sut = await SystemUnderTest.start({ databaseUrl: o.mysqlUrl, log: o.log });
+  const pool = createPool({ url: sut.databaseUrl, connectionLimit: 4, connectTimeoutMs: 5_000, role: 'micro', multipleStatements: true });
   try {
     const db = executorOf(pool);
     const counters = Array.from({ length: 1_000 }, () => randomUUID());

@@ -206,7 +206,7 @@ function notRun(point: Point): PointResult {
 }
 
 function shownUrl(system: Partial<SystemOptions>): string {
-  const url = system.databaseUrl ?? system.mysqlUrl;
+  const url = system.databaseUrl;
   return url === undefined ? 'private database' : redactUrl(url);
 }
 

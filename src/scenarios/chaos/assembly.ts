@@ -40,7 +40,7 @@ export interface CaseSystem {
 export async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promise<CaseSystem> {
   const sut = await SystemUnderTest.start({
     engine: o.engine,
-    mysqlUrl: o.mysqlUrl,
+    databaseUrl: o.databaseUrl,
     mariadbBinDir: o.mariadbBinDir,
     postgresBinDir: o.postgresBinDir,
     searchPath: o.searchPath,

@@ -5,7 +5,8 @@ import type { EngineName } from '../../harness/engines.ts';
 export interface ChaosRunOptions {
   /** The engine of each case's private database (a given URL must speak it). */
   engine: EngineName;
-  mysqlUrl: string | undefined;
+  /** Use this server (either engine) instead of a private one per case. */
+  databaseUrl: string | undefined;
   mariadbBinDir: string | undefined;
   postgresBinDir: string | undefined;
   searchPath: readonly string[];
@@ -35,7 +36,7 @@ export type DockerTarget = Omit<DockerDeploymentOptions, 'log'>;
 
 export const DEFAULT_CHAOS_RUN_OPTIONS: ChaosRunOptions = {
   engine: 'mariadb',
-  mysqlUrl: undefined,
+  databaseUrl: undefined,
   mariadbBinDir: undefined,
   postgresBinDir: undefined,
   searchPath: [],
