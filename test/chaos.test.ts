@@ -9,7 +9,7 @@ import { checkMachineForAllocatorStall } from '../src/harness/faults/allocatorSt
 
 const env = readEnvironment();
 // Always the project's own private database, never MYSQL_URL: the case kills the database.
-const run = { mysqlUrl: undefined, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath };
+const run = { databaseUrl: undefined, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath };
 
 function quickCase(name: string) {
   const c = chaosMatrix('quick').find((x) => x.name === name);

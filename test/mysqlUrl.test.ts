@@ -43,7 +43,7 @@ test('redactMysqlUrlsIn finds URLs inside log lines and error messages', () => {
 
 test('redactMysqlUrlsDeep redacts every string of an options object and keeps the rest', () => {
   const options = {
-    system: { mysqlUrl: 'mysql://root:hunter2@127.0.0.1:3307/eob', quietChildren: true },
+    system: { databaseUrl: 'mysql://root:hunter2@127.0.0.1:3307/eob', quietChildren: true },
     urls: ['mysql://u:p@ss@h/db', 'http://127.0.0.1:8080'],
     n: 3,
     none: null,
@@ -53,13 +53,13 @@ test('redactMysqlUrlsDeep redacts every string of an options object and keeps th
   const text = JSON.stringify(shown);
   assert.ok(!text.includes('hunter2') && !text.includes('p@ss'), text);
   assert.deepEqual(shown, {
-    system: { mysqlUrl: 'mysql://root:***@127.0.0.1:3307/eob', quietChildren: true },
+    system: { databaseUrl: 'mysql://root:***@127.0.0.1:3307/eob', quietChildren: true },
     urls: ['mysql://u:***@h/db', 'http://127.0.0.1:8080'],
     n: 3,
     none: null,
     missing: undefined,
   });
-  assert.equal(options.system.mysqlUrl, 'mysql://root:hunter2@127.0.0.1:3307/eob', 'the original is not changed');
+  assert.equal(options.system.databaseUrl, 'mysql://root:hunter2@127.0.0.1:3307/eob', 'the original is not changed');
 });
 
 test('parseMysqlUrl decodes percent-encoded credentials and its errors never show the password', () => {

@@ -73,12 +73,12 @@ test('results files redact any mysql:// URL in JSON values and text, whatever it
   const root = await mkdtemp(path.join(os.tmpdir(), 'eob-secrecy-test-'));
   try {
     const dir = createResultsDir(root, 'chaos');
-    dir.writeJson('options.json', { run: { mysqlUrl: 'mysql://:p@ss:w0rd@127.0.0.1:3307/eob' }, urls: ['mysql://root:hunter2@h/db'] });
+    dir.writeJson('options.json', { run: { databaseUrl: 'mysql://:p@ss:w0rd@127.0.0.1:3307/eob' }, urls: ['mysql://root:hunter2@h/db'] });
     dir.writeText('results.csv', 'url,n\nmysql://root:hunter2@h/db,1\n');
     const json = await readFile(path.join(dir.path, 'options.json'), 'utf8');
     const csv = await readFile(path.join(dir.path, 'results.csv'), 'utf8');
     for (const text of [json, csv]) assert.ok(!text.includes('hunter2') && !text.includes('p@ss'), text);
-    assert.match(json, /"mysqlUrl": "mysql:\/\/:\*\*\*@127\.0\.0\.1:3307\/eob"/);
+    assert.match(json, /"databaseUrl": "mysql:\/\/:\*\*\*@127\.0\.0\.1:3307\/eob"/);
   } finally {
     await rm(root, { recursive: true, force: true });
   }
