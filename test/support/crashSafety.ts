@@ -3,6 +3,7 @@
 // database die, and the comparison of every counter with the number of its messages in the table.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { checkCounters } from '../../src/bench/counterCheck.ts';
 import type { ChildService } from '../../src/harness/childService.ts';
 import type { FailpointName } from '../../src/system/failpoints.ts';
 import type { OutgoingMessage, Publisher } from '../../src/system/pubsub/types.ts';
@@ -72,19 +73,13 @@ export interface CounterComparison {
   messages: number;
 }
 
-/** Compares each counter's value with the number of `messages` that name it. */
+/** Compares each counter's value with the number of `messages` that name it (the bench's own counter check). */
 export function compareCounters(messages: readonly { payload: unknown }[], counters: ReadonlyMap<string, number>): CounterComparison {
   const expected = new Map<string, number>();
   for (const m of messages) {
     const id = (m.payload as { counter_uuid: string }).counter_uuid;
     expected.set(id, (expected.get(id) ?? 0) + 1);
   }
-  let lost = 0;
-  let duplicated = 0;
-  for (const id of new Set([...expected.keys(), ...counters.keys()])) {
-    const diff = (counters.get(id) ?? 0) - (expected.get(id) ?? 0);
-    if (diff < 0) lost -= diff;
-    else duplicated += diff;
-  }
+  const { lost, duplicated } = checkCounters(expected, counters);
   return { lost, duplicated, messages: messages.length };
 }
