@@ -410,15 +410,18 @@ function fitAt(ps: Point[], key: keyof Point): number {
 }
 const f = (x: number | undefined, d = 1): string => (x === undefined ? '-' : x.toFixed(d));
 process.stdout.write(`\nmedians over ${REPS} interleaved runs, ${CLIENT} ${CONNECTIONS} connections, ${SECONDS} s, ${COUNTERS} counters${RATE > 0 ? `, offered ${RATE} req/s` : ''}\n`);
-process.stdout.write('variant              e2e/s   noop/s  ratio  plain/s ratio  us/msg server worker db   total  (load window: server worker db)  noop-server  counted\n');
+process.stdout.write('variant              e2e/s   noop/s  ratio  plain/s ratio  us/msg server worker db   total  (load window: server worker db)  noop-server  x noop  counted\n');
 for (const v of variants) {
   const ps = points.filter((p) => p.variant === v.name);
   const m = (k: keyof Point): number => median(ps.map((p) => p[k] as number));
   const plain = CLIENT === 'wrk';
+  // The total against what one POST /noop answer cost the server in the same point: the CPU figure that moves
+  // least with the machine's speed (the bench's cpu_vs_http_answer).
+  const timesNoop = median(ps.map((p) => p.usTotal / p.usServerNoop));
   process.stdout.write(
     `${v.name.padEnd(20)} ${f(m('e2e'), 0).padStart(6)} ${f(m('ceilingNoop'), 0).padStart(8)} ${f(m('ratioNoop'), 2).padStart(6)} ${(plain ? f(m('ceilingPlain'), 0) : '-').padStart(8)} ${(plain ? f(m('ratioPlain'), 2) : '-').padStart(5)}  ` +
       `${f(m('usServer')).padStart(13)} ${f(m('usWorker')).padStart(6)} ${f(m('usDb')).padStart(4)} ${f(m('usTotal')).padStart(6)}  ` +
-      `(${f(m('windowUsServer'))} ${f(m('windowUsWorker'))} ${f(m('windowUsDb'))})  ${f(m('usServerNoop'))}  ${ps.every((p) => p.counted) ? 'all' : 'NO'}\n`,
+      `(${f(m('windowUsServer'))} ${f(m('windowUsWorker'))} ${f(m('windowUsDb'))})  ${f(m('usServerNoop'))}  ${f(timesNoop, 2).padStart(6)}  ${ps.every((p) => p.counted) ? 'all' : 'NO'}\n`,
   );
 }
 if (!points.every((p) => p.counted)) {

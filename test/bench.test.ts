@@ -125,6 +125,35 @@ test('each connection count gets its own HTTP ceiling; every ratio is to the bes
   assert.deepEqual(results.map((r) => toRow(r, refs, o, db)).map((r) => [r.connections, r.ratio_vs_http_ceiling]), [[50, 1], [200, 0.75], [50, 0.4], [200, 0.6]]);
 });
 
+test('end to end, CPU per message is also read against what one HTTP answer cost at the same connection count', () => {
+  const quick = profileOptions('quick');
+  const o = { ...quick, endToEndConnections: [50, 200], grid: { ...quick.grid, repetitions: 2 } };
+  const points = planPoints(o);
+  const http = points.filter((p) => p.kind === 'http-ceiling');
+  const e2e = points.filter((p) => p.kind === 'end-to-end' && p.repetition === 1);
+  const cpu = (server: number | undefined, worker?: number, db?: number) => ({ cpuUsPerMsg: { loadgen: 30, server, worker, db } });
+  const at = (connections: number, repetition: number) => http.find((p) => p.connections === connections && p.repetition === repetition) as Point;
+  const results = [
+    // The least answer cost of each count is its reference: 20 at 50 connections, 25 at 200.
+    pointResult(at(50, 1), { publishReqPerS: 40_000, ...cpu(22) }),
+    pointResult(at(50, 2), { publishReqPerS: 39_000, ...cpu(20) }),
+    pointResult(at(200, 1), { publishReqPerS: 30_000, ...cpu(25) }),
+    pointResult(at(200, 2), { publishReqPerS: 31_000, ...cpu(undefined) }),
+    pointResult(e2e.find((p) => p.connections === 50) as Point, { publishReqPerS: 16_000, ...cpu(30, 6, 14) }),
+    pointResult(e2e.find((p) => p.connections === 200) as Point, { publishReqPerS: 24_000, ...cpu(27, 5, 18) }),
+    pointResult(e2e.find((p) => p.connections === 200) as Point, { publishReqPerS: 24_000, ...cpu(27, undefined, 18) }),
+  ];
+  const refs = references(results);
+  assert.deepEqual([...refs.httpAnswerCpuUsByConnections].sort(), [[200, 25], [50, 20]]);
+  const rows = results.map((r) => toRow(r, refs, o, { engine: 'mariadb', server_version: '10.11', db_flush_log_at_trx_commit: 1 }));
+  assert.deepEqual(rows.map((r) => [r.cpu_system_us_per_msg, r.cpu_vs_http_answer]), [
+    [undefined, undefined], [undefined, undefined], [undefined, undefined], [undefined, undefined],
+    [50, 2.5],
+    [50, 2],
+    [undefined, undefined], // a process's CPU not read: no total, rather than a total that leaves it out
+  ]);
+});
+
 test('rows carry ratios against the run references and every column', () => {
   const o = profileOptions('quick');
   const [http, sql, wm1, wm100, drain] = planPoints(o) as [Point, Point, Point, Point, Point];

@@ -85,12 +85,13 @@ test('a finished point in one line: rate, ratios, CPU per message, verdict', () 
   const line = pointLine({
     point: 'end-to-end offset batch 1000', kind: 'end-to-end', publish_req_per_s: 15_814.2, drain_msgs_per_s: 15_856, ratio_vs_http_ceiling: 0.431,
     ratio_vs_sql_ceiling: 0.11, ratio_vs_baseline: 103, cpu_server_us_per_msg: 35.2, cpu_worker_us_per_msg: 10, cpu_db_us_per_msg: 23, cpu_loadgen_us_per_msg: 30,
+    cpu_system_us_per_msg: 68.2, cpu_vs_http_answer: 3.41,
     latency_p99_ms: 8, lag_p99_ms: 16, verdict: 'valid', point_duration_s: 10.04,
   });
   assert.equal(
     line,
     'end-to-end offset batch 1000: 15,814 req/s, 15,856 msgs/s, 0.11 of SQL ceiling, 0.43 of HTTP ceiling, 103.00x 154/s, ' +
-      'CPU us/msg server 35.2, worker 10.0, db 23.0, loadgen 30.0, latency p99 8 ms, lag p99 16 ms, valid, 10.0 s',
+      'CPU us/msg server 35.2, worker 10.0, db 23.0, loadgen 30.0 (system 68.2 = 3.41x an HTTP answer), latency p99 8 ms, lag p99 16 ms, valid, 10.0 s',
   );
   assert.match(pointLine({ point: 'd', kind: 'drain', drain_msgs_per_s: 10, drained: false, verdict: 'valid', note: 'backlog not drained within 6 s' }), /NOT drained in time, valid \(backlog not drained/);
 });

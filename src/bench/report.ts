@@ -88,6 +88,8 @@ const SUMMARY_COLUMNS: [string, string][] = [
   ['cpu_server_us_per_msg', 'srv us/msg'],
   ['cpu_worker_us_per_msg', 'wrk us/msg'],
   ['cpu_db_us_per_msg', 'db us/msg'],
+  ['cpu_system_us_per_msg', 'sys us/msg'],
+  ['cpu_vs_http_answer', 'x http answer'],
   ['cpu_loadgen_us_per_msg', 'gen us/msg'],
   ['drain_msgs_per_s', 'drain/s'],
   ['publish_req_per_s', 'publish/s'],
@@ -99,8 +101,15 @@ const SUMMARY_COLUMNS: [string, string][] = [
 
 function cell(r: CsvRow, c: string): string {
   const v = r[c];
-  if (typeof v === 'number') return c.startsWith('ratio') ? v.toFixed(2) : c.includes('us_per_msg') ? v.toFixed(1) : Math.round(v).toLocaleString('en-US');
+  if (typeof v === 'number') return c.startsWith('ratio') || c === 'cpu_vs_http_answer' ? v.toFixed(2) : c.includes('us_per_msg') ? v.toFixed(1) : Math.round(v).toLocaleString('en-US');
   return formatCell(v);
+}
+
+/** ` (system 52.5 = 2.33x an HTTP answer)`: the end-to-end CPU goal's figure, when the row has it. */
+function systemCpuText(r: CsvRow): string {
+  if (num(r.cpu_system_us_per_msg) === undefined) return '';
+  const times = num(r.cpu_vs_http_answer) === undefined ? '' : ` = ${cell(r, 'cpu_vs_http_answer')}x an HTTP answer`;
+  return ` (system ${cell(r, 'cpu_system_us_per_msg')}${times})`;
 }
 
 /** One finished point in a line: the figures a reader checks first (rate, ratios, CPU per message, verdict). */
@@ -118,7 +127,7 @@ export function pointLine(r: CsvRow): string {
   )
     .filter(([c]) => num(r[c]) !== undefined)
     .map(([c, name]) => `${name} ${cell(r, c)}`);
-  if (cpu.length > 0) parts.push(`CPU us/msg ${cpu.join(', ')}`);
+  if (cpu.length > 0) parts.push(`CPU us/msg ${cpu.join(', ')}${systemCpuText(r)}`);
   if (num(r.latency_p99_ms) !== undefined && r.kind === 'end-to-end') parts.push(`latency p99 ${cell(r, 'latency_p99_ms')} ms`);
   if (num(r.lag_p99_ms) !== undefined) parts.push(`lag p99 ${cell(r, 'lag_p99_ms')} ms`);
   if (r.kind === 'drain' && r.drained === false) parts.push('NOT drained in time');
@@ -183,7 +192,7 @@ function headlines(rows: readonly CsvRow[]): string[] {
     out.push(
       `best end to end: ${bestE2e.point}: ${ratios.join(', ')}; ${cell(bestE2e, 'publish_req_per_s')} req/s published, ` +
         `${cell(bestE2e, 'drain_msgs_per_s')} msgs/s drained, lag p99 ${cell(bestE2e, 'lag_p99_ms') || '-'} ms` +
-        (cpu.length === 0 ? '' : `; CPU us/msg ${cpu.join(', ')}`),
+        (cpu.length === 0 ? '' : `; CPU us/msg ${cpu.join(', ')}${systemCpuText(bestE2e)}`),
     );
   }
   return out;
@@ -206,6 +215,8 @@ const MEASURED_COLUMNS = new Set([
   'cpu_server_us_per_msg',
   'cpu_worker_us_per_msg',
   'cpu_db_us_per_msg',
+  'cpu_system_us_per_msg',
+  'cpu_vs_http_answer',
   'ratio_vs_baseline',
   'ratio_vs_watermill_profile',
   'ratio_vs_http_ceiling',

@@ -15,6 +15,8 @@ const COLUMNS: [string, string][] = [
   ['cpu_server_us_per_msg', 'server µs/msg'],
   ['cpu_worker_us_per_msg', 'worker µs/msg'],
   ['cpu_db_us_per_msg', 'db µs/msg'],
+  ['cpu_system_us_per_msg', 'server+worker+db µs/msg'],
+  ['cpu_vs_http_answer', '× an HTTP answer (CPU)'],
   ['cpu_loadgen_us_per_msg', 'loadgen µs/msg'],
   ['drained', 'drained'],
   ['verdict', 'verdict'],

@@ -14,6 +14,14 @@ export interface References {
    * flatter the end-to-end points measured there.)
    */
   httpCeilingReqPerS: number | undefined;
+  /**
+   * The least server CPU one HTTP answer cost (POST /noop, us per request) among the run's ceilings at each
+   * connection count. What node:http and the kernel charge per request moves with the load pattern (one run:
+   * 19.9 us at 50 autocannon connections, 28.4 at 200) and with the machine's speed (12.6-25 us between days on
+   * the same machine), and so does everything else a message costs; CPU per message divided by it is the
+   * figure that travels between runs and machines, as the rate ratios do.
+   */
+  httpAnswerCpuUsByConnections: Map<number, number>;
   sqlCeilingByBatch: Map<number, number>;
   watermillProfileMsgsPerS: number | undefined;
 }
@@ -29,7 +37,14 @@ export function references(results: readonly PointResult[]): References {
     if (r.point.kind !== 'sql-ceiling' || r.drainMsgsPerS === undefined || r.point.batchSize === undefined) continue;
     sqlCeilingByBatch.set(r.point.batchSize, Math.max(sqlCeilingByBatch.get(r.point.batchSize) ?? 0, r.drainMsgsPerS));
   }
+  const httpAnswerCpuUsByConnections = new Map<number, number>();
+  for (const r of results) {
+    const us = r.cpuUsPerMsg.server;
+    if (r.point.kind !== 'http-ceiling' || us === undefined || r.point.connections === undefined) continue;
+    httpAnswerCpuUsByConnections.set(r.point.connections, Math.min(httpAnswerCpuUsByConnections.get(r.point.connections) ?? Infinity, us));
+  }
   return {
+    httpAnswerCpuUsByConnections,
     httpCeilingReqPerS: best(results.filter((r) => r.point.kind === 'http-ceiling').map((r) => r.publishReqPerS)),
     sqlCeilingByBatch,
     watermillProfileMsgsPerS: best(
@@ -44,7 +59,8 @@ export const CSV_COLUMNS = [
   'drain_msgs_per_s', 'publish_req_per_s', 'requests_2xx', 'requests_non2xx', 'request_errors', 'request_timeouts',
   'latency_p50_ms', 'latency_p99_ms', 'lag_p50_ms', 'lag_p99_ms',
   'cpu_loadgen_s', 'cpu_server_s', 'cpu_worker_s', 'cpu_db_s',
-  'cpu_loadgen_us_per_msg', 'cpu_server_us_per_msg', 'cpu_worker_us_per_msg', 'cpu_db_us_per_msg',
+  'cpu_loadgen_us_per_msg', 'cpu_server_us_per_msg', 'cpu_worker_us_per_msg', 'cpu_db_us_per_msg', 'cpu_system_us_per_msg',
+  'cpu_vs_http_answer',
   'messages_published', 'messages_consumed', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
   'gaps_passed', 'gaps_passed_by_timeout',
   'paired_sql_ceiling_msgs_per_s', 'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
@@ -68,6 +84,15 @@ export function boundedBySqlCeiling(p: Point): boolean {
   return (p.kind === 'drain' || p.kind === 'end-to-end') && p.mode === 'offset';
 }
 
+/**
+ * What the system under test spends per message end to end: server, worker and database together (the load
+ * generator is the harness's). Undefined unless all three were read.
+ */
+function systemCpuUsPerMsg(r: PointResult): number | undefined {
+  const { server, worker, db } = r.cpuUsPerMsg;
+  return r.point.kind !== 'end-to-end' || server === undefined || worker === undefined || db === undefined ? undefined : server + worker + db;
+}
+
 function maxDefined(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined ? b : b === undefined ? a : Math.max(a, b);
 }
@@ -77,6 +102,7 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
   const p = r.point;
   const isLoad = p.kind === 'end-to-end' || p.kind === 'http-ceiling';
   const rate = r.drainMsgsPerS;
+  const systemUs = systemCpuUsPerMsg(r);
   const ceilingSql = p.batchSize === undefined || !boundedBySqlCeiling(p) ? undefined : maxDefined(refs.sqlCeilingByBatch.get(p.batchSize), r.pairedSqlCeilingMsgsPerS);
   return {
     point: pointLabel(p),
@@ -114,6 +140,8 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     cpu_server_us_per_msg: r.cpuUsPerMsg.server,
     cpu_worker_us_per_msg: r.cpuUsPerMsg.worker,
     cpu_db_us_per_msg: r.cpuUsPerMsg.db,
+    cpu_system_us_per_msg: systemUs,
+    cpu_vs_http_answer: systemUs === undefined || p.connections === undefined ? undefined : ratio(systemUs, refs.httpAnswerCpuUsByConnections.get(p.connections)),
     messages_published: r.messagesPublished,
     messages_consumed: r.messagesConsumed,
     acked_offset: r.ackedOffset,
