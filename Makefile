@@ -47,9 +47,9 @@ demo: $(STAMP) ## walk-through: private MariaDB + server + worker, requests, a w
 micro: $(STAMP) ## tinybench per-operation costs (publish, consume at batch 1/100/1000, HTTP round trip) -> results/micro
 	$(EOB) micro
 
-wrk: $(STAMP) ## end to end under wrk (64 connections, or CONNECTIONS=N) against eob server + worker defaults, with a plain 204 server and POST /noop in the same run; CPU per message; fails unless every message is counted
+wrk: $(STAMP) ## end to end under wrk (64 connections, or CONNECTIONS=N; FLOOR=1 adds a bare-socket answerer) against eob server + worker defaults, with a plain 204 server and POST /noop in the same run; CPU per message; fails unless every message is counted
 	@command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
-	node --import tsx scripts/e2eCpu.ts --client wrk --reps $(or $(REPETITIONS),1) $(if $(DURATION),--seconds $(DURATION)) $(if $(CONNECTIONS),--connections $(CONNECTIONS))
+	node --import tsx scripts/e2eCpu.ts --client wrk --reps $(or $(REPETITIONS),1) $(if $(DURATION),--seconds $(DURATION)) $(if $(CONNECTIONS),--connections $(CONNECTIONS)) $(if $(FLOOR),--floor)
 
 db: $(STAMP) ## start a private MariaDB (ENGINE=postgres: PostgreSQL) in the foreground and print its DATABASE_URL (Ctrl-C stops it)
 	$(EOB) db start $(call opt,ENGINE,engine) $(if $(PORT),--port $(PORT))

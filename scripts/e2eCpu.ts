@@ -4,11 +4,12 @@
 // checkouts of the project can be compared in one session):
 //
 //   [MYSQL_URL=...] node --import tsx scripts/e2eCpu.ts [--client autocannon|wrk] [--seconds 8] [--reps 3]
-//       [--connections 50] [--counters 1000] [--rate 0] [--variant 'name|path/to/bin/eob.js|server args|worker args[|mysql url[|node flags]]']...
+//       [--connections 50] [--counters 1000] [--rate 0] [--floor] [--variant 'name|path/to/bin/eob.js|server args|worker args[|mysql url[|node flags]]']...
 //
 // Without MYSQL_URL it starts a private MariaDB of its own. Exits 1 if a point did not count every message.
 // Per point: a fresh topic; the ceilings (POST /noop on an `eob server` of its own, and with wrk also a plain
-// node:http server answering 204); then `eob server` and `eob worker` as child processes (defaults unless the
+// node:http server answering 204, and with --floor a bare TCP socket writing a fixed 204: each one's CPU per answer
+// says what HTTP alone costs on this machine); then `eob server` and `eob worker` as child processes (defaults unless the
 // variant adds arguments), and POST /count/<uuid> over `counters` counters for `seconds`, then waiting until
 // the worker has acked every row. CPU-seconds of each process (from /proc, the bench's processCpu) are taken over
 // the window from load start to fully drained and divided by the messages acknowledged, so a worker that lags
@@ -210,20 +211,43 @@ end
 const load = (url: string, route: string, seconds: number, rate = 0): Promise<LoadResult> =>
   CLIENT === 'wrk' ? wrkLoad(url, route, seconds) : autocannonLoad(url, route, seconds, rate);
 
-/** The ceiling of the issue: a node:http server that answers every request 204, nothing else. */
-async function plainCeiling(): Promise<number> {
+/** A server's answers per second under the load, and the CPU one answer cost it. */
+interface Ceiling {
+  rps: number;
+  usPerRequest: number;
+}
+
+/** Loads a child server that prints "ready" once listening, and reads its CPU over the load. */
+async function childCeiling(source: string): Promise<Ceiling> {
   const port = await findFreePort();
-  const child = await startChild(
-    process.execPath,
-    ['-e', `require('http').createServer((q,s)=>{s.writeHead(204);s.end()}).listen(${port},'127.0.0.1',()=>console.log('ready'))`],
-    /ready/,
-  );
+  const child = await startChild(process.execPath, ['-e', source.replaceAll('PORT', String(port))], /ready/);
   try {
-    return (await load(`http://127.0.0.1:${port}`, 'noop', SECONDS)).rps;
+    const before = processCpuSeconds(child.pid as number) ?? NaN;
+    const r = await load(`http://127.0.0.1:${port}`, 'noop', SECONDS);
+    return { rps: r.rps, usPerRequest: (((processCpuSeconds(child.pid as number) ?? NaN) - before) * 1e6) / r.ok };
   } finally {
     await stopChild(child);
   }
 }
+
+/** The ceiling of the issue: a node:http server that answers every request 204, nothing else. */
+const plainCeiling = (): Promise<Ceiling> =>
+  childCeiling(`require('http').createServer((q,s)=>{s.writeHead(204);s.end()}).listen(PORT,'127.0.0.1',()=>console.log('ready'))`);
+
+/**
+ * With --floor: what an answer costs below node:http, a bare TCP server that writes a fixed 204 for every
+ * request terminator it reads (no parsing, no headers read, no objects per request: not an HTTP server, only a
+ * measure of what the kernel's loopback TCP and libuv charge per request and answer on this machine).
+ */
+const rawSocketCeiling = (): Promise<Ceiling> =>
+  childCeiling(
+    `const A=Buffer.from('HTTP/1.1 204 No Content\\r\\nConnection: keep-alive\\r\\n\\r\\n');` +
+      `require('net').createServer((s)=>{s.setNoDelay(true);let t='';s.on('error',()=>{});s.on('data',(b)=>{const x=t+b.toString('latin1');let n=0,i=0;` +
+      `while((i=x.indexOf('\\r\\n\\r\\n',i))!==-1){n++;i+=4}t=x.slice(-3);if(n>0)s.write(n===1?A:Buffer.concat(Array(n).fill(A)))})})` +
+      `.listen(PORT,'127.0.0.1',()=>console.log('ready'))`,
+  );
+const FLOOR = process.argv.includes('--floor');
+if (FLOOR && CLIENT !== 'wrk') throw new Error('--floor needs --client wrk');
 
 interface Point {
   variant: string;
@@ -246,6 +270,9 @@ interface Point {
   windowUsDb: number;
   /** Server CPU per request of the POST /noop ceiling (HTTP alone). */
   usServerNoop: number;
+  /** CPU per answer of the plain node:http 204 server (wrk), and of the bare socket (--floor). */
+  usPlain: number | undefined;
+  usRawSocket: number | undefined;
   /** SHOW GLOBAL STATUS counters per message over the window. */
   dbPerMsg: Record<string, number>;
   counted: boolean;
@@ -289,7 +316,9 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
       await stopChild(noopServer);
     }
   }
-  const ceilingPlain = CLIENT === 'wrk' && ceilings ? await plainCeiling() : undefined;
+  const plain = CLIENT === 'wrk' && ceilings ? await plainCeiling() : undefined;
+  const ceilingPlain = plain?.rps;
+  const raw = FLOOR && ceilings ? await rawSocketCeiling() : undefined;
   const port = await findFreePort();
   const server = await startServer(port);
   const worker = await startChild(process.execPath, [...NODE_ARGS, ...v.nodeArgs, v.eobBin, 'worker', '--topic', topic, ...v.workerArgs], /worker started/, url);
@@ -348,6 +377,8 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
       windowUsWorker: us(before.worker, atLoadEnd.worker),
       windowUsDb: us(before.db, atLoadEnd.db),
       usServerNoop,
+      usPlain: plain?.usPerRequest,
+      usRawSocket: raw?.usPerRequest,
       dbPerMsg: Object.fromEntries([...statusAfter].map(([k, v]) => [k, Number(((v - (statusBefore.get(k) ?? 0)) / rows).toFixed(4))])),
       counted: r.non2xx === 0 && r.errors === 0 && rows >= r.ok && rows - r.ok <= CONNECTIONS && counterDelta === rows,
     };
@@ -423,6 +454,18 @@ for (const v of variants) {
       `${f(m('usServer')).padStart(13)} ${f(m('usWorker')).padStart(6)} ${f(m('usDb')).padStart(4)} ${f(m('usTotal')).padStart(6)}  ` +
       `(${f(m('windowUsServer'))} ${f(m('windowUsWorker'))} ${f(m('windowUsDb'))})  ${f(m('usServerNoop'))}  ${f(timesNoop, 2).padStart(6)}  ${ps.every((p) => p.counted) ? 'all' : 'NO'}\n`,
   );
+}
+if (CLIENT === 'wrk') {
+  process.stdout.write('\nCPU per answer, us (medians): what HTTP alone costs, under the same wrk load\n');
+  process.stdout.write('variant              eob POST /noop  plain node:http 204  bare socket (--floor)\n');
+  for (const v of variants) {
+    const ps = points.filter((p) => p.variant === v.name);
+    const m = (k: 'usServerNoop' | 'usPlain' | 'usRawSocket'): number | undefined => {
+      const values = ps.map((p) => p[k]).filter((x): x is number => x !== undefined && Number.isFinite(x));
+      return values.length === 0 ? undefined : median(values);
+    };
+    process.stdout.write(`${v.name.padEnd(20)} ${f(m('usServerNoop')).padStart(14)}  ${f(m('usPlain')).padStart(19)}  ${f(m('usRawSocket')).padStart(21)}\n`);
+  }
 }
 if (!points.every((p) => p.counted)) {
   process.stderr.write('some point did not count every message (see NOT COUNTED above)\n');
