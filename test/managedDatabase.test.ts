@@ -1,10 +1,11 @@
 // The private database: start, durability, SIGKILL and restart losing no acknowledged row, clean restart,
-// pause, and the clear errors (port in use, no binary, unwritable or foreign data directory, death on start).
+// pause, and the clear errors (port in use, no binary, unwritable or foreign data directory, death on start);
+// `eob db start`, whose server dies with it, and whose run directory a later start sweeps if it was SIGKILLed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
@@ -17,6 +18,8 @@ import {
 } from '../src/harness/mariadb/managedDatabase.ts';
 import { ServerBinaryNotFoundError } from '../src/harness/mariadb/serverBinaries.ts';
 import { findFreePort } from '../src/harness/ports.ts';
+import { exists, MARKER_FILE } from '../src/harness/dataDirectory.ts';
+import { createRunDirectory, deleteNow } from '../src/harness/privateDirectory.ts';
 import { parseMysqlUrl } from '../src/system/db/mysqlUrl.ts';
 import { OptionsError } from '../src/validate.ts';
 import { startPrivateDatabase } from './support/privateDatabase.ts';
@@ -262,6 +265,24 @@ async function serverState(pid: number): Promise<string> {
   }
 }
 
+/** Resolves once `pid` is gone or a zombie (a zombie holds nothing; PID 1 reaps it when it gets to it); throws after 5 s. */
+async function untilDead(pid: number): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  let state = await serverState(pid);
+  while (state !== 'gone' && state !== 'Z' && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    state = await serverState(pid);
+  }
+  assert.ok(state === 'gone' || state === 'Z', `server pid ${pid} still running (state ${state})`);
+}
+
+/** The run directory `eob db start` printed (secure_file_priv is its files/ folder). */
+function runDirectoryIn(stdout: string): string {
+  const files = /secure_file_priv=(\S+)\/files,/.exec(stdout)?.[1];
+  assert.ok(files !== undefined && /\/eob-db-[A-Za-z0-9]{6}$/.test(files), stdout);
+  return files;
+}
+
 describe('eob db start', () => {
 
   test('prints MYSQL_URL and the durability, and shuts the server down cleanly on SIGTERM', async () => {
@@ -281,23 +302,45 @@ describe('eob db start', () => {
     assert.match(await readFile(path.join(dir, 'db', 'error.log'), 'utf8'), /Shutdown complete/);
   });
 
-  test('the server does not outlive eob when eob is SIGKILLed', async () => {
+  test('the server does not outlive eob when eob is SIGKILLed', async (t) => {
     // The fresh 0700 temp directory itself, so that as root the server runs as the mysql user: a death signal
     // must survive that switch.
     const dir = await scratchDir();
     const { child, stdout, exited } = await eobDbStart(['--port', String(await findFreePort()), '--datadir', dir]);
+    // No exit hook of the killed eob deletes its run directory: the test does.
+    const runDir = runDirectoryIn(stdout());
+    t.after(() => rm(runDir, { recursive: true, force: true }));
     const serverPid = Number(/^pid=(\d+)$/m.exec(stdout())?.[1]);
     assert.ok(serverPid > 0);
     assert.equal(await serverState(serverPid), 'S');
     child.kill('SIGKILL');
     await exited;
     // Killed at once by the parent-death signal; it may linger as a zombie until PID 1 reaps it.
-    const deadline = Date.now() + 5_000;
-    let state = await serverState(serverPid);
-    while (state !== 'gone' && state !== 'Z' && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      state = await serverState(serverPid);
+    await untilDead(serverPid);
+  });
+
+  test('the next start sweeps the run directory a SIGKILLed eob db start left, not a live one nor the --datadir', async (t) => {
+    const dir = await scratchDir();
+    const { child, stdout, exited } = await eobDbStart(['--port', String(await findFreePort()), '--datadir', dir]);
+    const abandoned = runDirectoryIn(stdout());
+    t.after(() => rm(abandoned, { recursive: true, force: true }));
+    child.kill('SIGKILL');
+    await exited;
+    await untilDead(Number(/^pid=(\d+)$/m.exec(stdout())?.[1]));
+    assert.ok(await exists(abandoned), 'a SIGKILLed eob leaves its run directory behind');
+    // Owned by this (live) process, as a concurrent eob's would be.
+    const live = await createRunDirectory('eob-db-', undefined);
+    t.after(() => deleteNow(live));
+
+    const lines: string[] = [];
+    const db = await startPrivateDatabase({ log: (line) => lines.push(line) });
+    try {
+      assert.equal(await exists(abandoned), false, `${abandoned} still there; the start logged:\n${lines.join('\n')}`);
+      assert.ok(lines.some((line) => line.startsWith(`database: removed the abandoned run directory ${abandoned} (pid `)), lines.join('\n'));
+      assert.ok(await exists(live), 'a run directory whose owner runs stays');
+      assert.ok(await exists(path.join(dir, MARKER_FILE)), 'the killed server\'s --datadir stays');
+    } finally {
+      await db.remove();
     }
-    assert.ok(state === 'gone' || state === 'Z', `server pid ${serverPid} still running (state ${state})`);
   });
 });

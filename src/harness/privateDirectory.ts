@@ -1,16 +1,28 @@
 // Directories only one OS user may enter, in places everyone can write to (the temp dir): the per-user cache of
 // template data directories, and each private server's run directory (its temp files, the folder
 // `secure_file_priv` points at, its socket and the one-shot init file holding the password). Those a server
-// leaves behind are deleted when this process exits.
+// leaves behind are deleted when this process exits; those of a process that died without running its exit
+// hooks (SIGKILL, a crash, a power cut) are swept by a later start.
 //
 // A fixed name under /tmp can be created first by someone else, who then reads or swaps what we put there
 // (a swapped template would hand out a data directory with their accounts in it). So a cache directory is
 // used only when it is a real directory owned by us and writable by no one else; a run directory gets a
 // fresh random name (mkdtemp creates it 0700 and fails rather than reuse an existing one).
+//
+// Sweeping. Each run directory holds a record of the processes that use it: the one that made it, then each
+// server started in it (a server can outlive its starter where setpriv is missing). A sweep removes a run
+// directory only when its name is one this module makes, the record is a file of this OS user, it holds no
+// data directory marker (so a --datadir a user chose is never taken for one), and not one recorded process can
+// still be running (pid and start time, so a reused pid is not mistaken for the owner). Run directories
+// without a record (made by older versions, or where /proc is missing) are never swept.
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { chmod, chown, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { MARKER_FILE } from './dataDirectory.ts';
+import { currentProcessContext, mayStillRun, processIdentity, type ProcessContext, type ProcessIdentity } from './processIdentity.ts';
+import { intInRange, nonEmptyString, OptionsError } from '../validate.ts';
 
 export class PrivateDirectoryError extends Error {
   override readonly name = 'PrivateDirectoryError';
@@ -51,11 +63,158 @@ export async function ensurePrivateDirectory(dir: string): Promise<void> {
   if ((s.mode & 0o077) !== 0) await chmod(dir, 0o700);
 }
 
-/** A fresh 0700 directory with a random name under the temp dir, handed to `owner` (the server's OS user). */
-export async function createRunDirectory(prefix: string, owner: { uid: number; gid: number } | undefined): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+/** The names run directories start with; mkdtemp adds six letters and digits. */
+export const RUN_DIRECTORY_PREFIXES = ['eob-db-', 'eob-pg-', 'eob-pg-init-'] as const;
+export type RunDirectoryPrefix = (typeof RUN_DIRECTORY_PREFIXES)[number];
+const RUN_DIRECTORY_NAME = new RegExp(`^(?:${RUN_DIRECTORY_PREFIXES.join('|')})[A-Za-z0-9]{6}$`);
+
+/** In each run directory: who uses it. */
+export const RUN_RECORD_FILE = '.eob-run-owner.json';
+
+/** The processes that use a run directory, the first being the one that made it. */
+export interface RunRecord extends ProcessContext {
+  processes: ProcessIdentity[];
+}
+
+/**
+ * A fresh 0700 directory with a random name under `tempDir`, recording this process as its owner, handed to
+ * `owner` (the server's OS user). The record stays this user's, so no server can forge one.
+ */
+export async function createRunDirectory(
+  prefix: RunDirectoryPrefix,
+  owner: { uid: number; gid: number } | undefined,
+  tempDir: string = os.tmpdir(),
+): Promise<string> {
+  const dir = await mkdtemp(path.join(tempDir, prefix));
+  const context = await currentProcessContext();
+  const self = await processIdentity(process.pid);
+  if (context !== undefined && self !== undefined) await writeRunRecord(dir, { ...context, processes: [self] });
   if (owner !== undefined) await chown(dir, owner.uid, owner.gid);
   return dir;
+}
+
+/**
+ * Adds `pid` (a server, or a helper such as initdb) to the run directory's record, so that no sweep removes
+ * the directory while it runs, even after this process is gone. Drops the earlier users that have exited
+ * (a restarted server's previous process), never the owner. Does nothing to a directory without a record.
+ */
+export async function recordRunDirectoryUser(dir: string, pid: number): Promise<void> {
+  const record = await readRunRecord(dir);
+  const added = await processIdentity(pid);
+  if (record === undefined || added === undefined) return;
+  const current = await currentProcessContext();
+  const [owner, ...others] = record.processes;
+  const running: ProcessIdentity[] = [];
+  for (const p of others) if (await mayStillRun(p, record, current)) running.push(p);
+  await writeRunRecord(dir, { ...record, processes: [...(owner === undefined ? [] : [owner]), ...running, added] });
+}
+
+/** Writes the record whole: a sweep reading it at the same moment sees the old one or the new one. */
+export async function writeRunRecord(dir: string, record: RunRecord): Promise<void> {
+  const temporary = path.join(dir, `${RUN_RECORD_FILE}.${randomBytes(4).toString('hex')}`);
+  await writeFile(temporary, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+  await rename(temporary, path.join(dir, RUN_RECORD_FILE));
+}
+
+function isProcessIdentity(value: unknown): value is ProcessIdentity {
+  if (typeof value !== 'object' || value === null) return false;
+  const { pid, startTicks } = value as Record<string, unknown>;
+  return Number.isSafeInteger(pid) && (pid as number) > 0 && Number.isSafeInteger(startTicks) && (startTicks as number) >= 0;
+}
+
+/** The run directory's record when it is one this user wrote and reads as one; otherwise undefined. */
+export async function readRunRecord(dir: string): Promise<RunRecord | undefined> {
+  const file = path.join(dir, RUN_RECORD_FILE);
+  try {
+    const s = await lstat(file);
+    if (!s.isFile() || s.uid !== currentUid()) return undefined;
+    const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const { bootId, pidNamespace, processes } = parsed as Record<string, unknown>;
+    if (typeof bootId !== 'string' || typeof pidNamespace !== 'string') return undefined;
+    if (!Array.isArray(processes) || processes.length === 0 || !processes.every(isProcessIdentity)) return undefined;
+    return { bootId, pidNamespace, processes };
+  } catch {
+    return undefined;
+  }
+}
+
+export interface RunDirectorySweepOptions {
+  /** Where the run directories are (os.tmpdir(), where createRunDirectory makes them). */
+  tempDir: string;
+  /**
+   * At most this many run directories are looked at per sweep, picked at random when there are more, so a
+   * start stays cheap however many the temp dir holds, and repeated starts still reach every one.
+   */
+  maxExamined: number;
+  /** A line for each directory removed (or that could not be). */
+  log: (line: string) => void;
+}
+
+const SWEEP = 'run directory sweep';
+
+export function resolveRunDirectorySweepOptions(given: Partial<RunDirectorySweepOptions>): RunDirectorySweepOptions {
+  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<RunDirectorySweepOptions>;
+  const options: RunDirectorySweepOptions = { tempDir: os.tmpdir(), maxExamined: 64, log: () => undefined, ...defined };
+  nonEmptyString(SWEEP, 'tempDir', options.tempDir);
+  intInRange(SWEEP, 'maxExamined', options.maxExamined, 1, 10_000);
+  if (typeof options.log !== 'function') throw new OptionsError(`${SWEEP}: log must be a function`);
+  return options;
+}
+
+/** Why `dir` may be removed (every recorded process is gone), or undefined when it must stay. */
+async function abandonment(dir: string, current: ProcessContext): Promise<string | undefined> {
+  const s = await lstat(dir);
+  if (!s.isDirectory() || (currentUid() !== 0 && s.uid !== currentUid())) return undefined;
+  const record = await readRunRecord(dir);
+  if (record === undefined) return undefined;
+  if ((await readdir(dir)).includes(MARKER_FILE)) return undefined;
+  for (const p of record.processes) if (await mayStillRun(p, record, current)) return undefined;
+  const pids = record.processes.map((p) => p.pid).join(', ');
+  return record.bootId === current.bootId ? `pid ${pids} no longer running` : `pid ${pids} from an earlier boot`;
+}
+
+/**
+ * Removes the run directories under tempDir whose recorded processes have all exited (see the top of this
+ * file for what is never removed); resolves with the directories removed.
+ */
+export async function sweepAbandonedRunDirectories(given: Partial<RunDirectorySweepOptions> = {}): Promise<string[]> {
+  const options = resolveRunDirectorySweepOptions(given);
+  const current = await currentProcessContext();
+  if (current === undefined) return [];
+  let names: string[];
+  try {
+    names = (await readdir(options.tempDir)).filter((name) => RUN_DIRECTORY_NAME.test(name));
+  } catch {
+    return [];
+  }
+  if (names.length > options.maxExamined) {
+    for (let i = names.length - 1; i > 0; i -= 1) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [names[i], names[j]] = [names[j]!, names[i]!];
+    }
+    names = names.slice(0, options.maxExamined);
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const dir = path.join(options.tempDir, name);
+    let why: string | undefined;
+    try {
+      why = await abandonment(dir, current);
+    } catch {
+      // Removed by another sweep meanwhile, or unreadable: not ours to judge.
+      continue;
+    }
+    if (why === undefined) continue;
+    try {
+      await rm(dir, { recursive: true, force: true });
+      removed.push(dir);
+      options.log(`removed the abandoned run directory ${dir} (${why})`);
+    } catch (error) {
+      options.log(`could not remove the abandoned run directory ${dir}: ${(error as Error).message}`);
+    }
+  }
+  return removed;
 }
 
 /** A 0700 sub-directory of a run directory, owned like it. */

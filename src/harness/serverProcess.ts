@@ -1,9 +1,10 @@
 // The process of a private database server (mariadbd, or PostgreSQL's postmaster) as its launcher runs it:
 // spawned detached and under `setpriv --pdeathsig KILL` when setpriv exists, so it dies with this process even
-// if this process is SIGKILLed; the tail of its stderr kept for error messages; polled until it answers; stopped
-// with a signal that turns into SIGKILL after a deadline; paused and resumed with SIGSTOP / SIGCONT. The
-// engines' arguments, readiness checks, data directories and SQL stay in their launchers; what differs in how
-// their processes are named and take signals is a ServerKind.
+// if this process is SIGKILLed; recorded in its run directory, so that no later start's sweep removes that
+// directory while it runs (without setpriv it outlives us); the tail of its stderr kept for error messages;
+// polled until it answers; stopped with a signal that turns into SIGKILL after a deadline; paused and resumed
+// with SIGSTOP / SIGCONT. The engines' arguments, readiness checks, data directories and SQL stay in their
+// launchers; what differs in how their processes are named and take signals is a ServerKind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, constants, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { childPids } from './childPids.ts';
 import { readPidFile } from './dataDirectory.ts';
 import { killOnExit } from './killOnExit.ts';
 import { isPortFree } from './ports.ts';
+import { recordRunDirectoryUser } from './privateDirectory.ts';
 import { waitUntilStopped } from './processStopped.ts';
 import type { OsUser } from './serverUser.ts';
 
@@ -46,6 +48,8 @@ export interface ServerCommand {
   env?: NodeJS.ProcessEnv;
   /** The OS user it runs as; undefined runs it as this process's user. */
   account: OsUser | undefined;
+  /** Its run directory (socket, temp files): the server is recorded there, so no sweep removes it while it runs. */
+  runDirectory: string;
 }
 
 export interface ServerOptions {
@@ -272,6 +276,14 @@ export abstract class ServerProcess<Options extends ServerOptions> {
         if (this.tail.length > TAIL_LINES) this.tail.shift();
       }
     });
+    if (child.pid !== undefined) {
+      try {
+        await recordRunDirectoryUser(server.runDirectory, child.pid);
+      } catch (error) {
+        await this.kill('SIGKILL');
+        throw await fail(`could not record the server in its run directory ${server.runDirectory}: ${(error as Error).message}`);
+      }
+    }
     const deadline = started + this.options.startTimeoutMs;
     for (;;) {
       const answered = await answer();

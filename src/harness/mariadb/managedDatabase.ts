@@ -7,7 +7,8 @@
 // process is SIGKILLed, and an 'exit' hook SIGKILLs any server still running when this process exits
 // normally. The server runs in its own process group, so a Ctrl-C on the terminal reaches only this process,
 // which then stops the server cleanly. (pdeathsig follows the thread that spawned the server: start it from
-// the main thread, not from a worker thread that may end first.)
+// the main thread, not from a worker thread that may end first.) No hook runs on a SIGKILL, so the run
+// directory stays behind then; the first start of each instance sweeps those whose processes are all gone.
 //
 // Measured on this machine (2 cores shared with other test runs, MariaDB 10.11.19, durable settings below):
 // fresh data directory (template cache warm) until ready 0.28-0.50 s (median 0.50 s of 6 under load; up to
@@ -30,7 +31,14 @@ import type { ServerBinaries, ServerFlavor } from './serverBinaries.ts';
 import { basedirArg, createDataDirectory } from './dataDirectory.ts';
 import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
 import { formatMysqlUrl } from '../../system/db/mysqlUrl.ts';
-import { createPrivateSubdirectory, createRunDirectory, defaultCacheDirectory, deleteNow, deleteOnExit } from '../privateDirectory.ts';
+import {
+  createPrivateSubdirectory,
+  createRunDirectory,
+  defaultCacheDirectory,
+  deleteNow,
+  deleteOnExit,
+  sweepAbandonedRunDirectories,
+} from '../privateDirectory.ts';
 import { initFileSql } from './rootPassword.ts';
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
@@ -329,6 +337,7 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
     await restrictDataDirectory(this.options.datadir, this.account);
     this.password = await readOrCreatePassword(this.options.datadir);
     if (this.runDir === undefined) {
+      await sweepAbandonedRunDirectories({ log: (line) => this.options.log(`database: ${line}`) });
       const runDir = await createRunDirectory('eob-db-', this.account);
       deleteOnExit(runDir);
       this.runDir = runDir;
@@ -405,7 +414,7 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
       `database: starting ${binaries.flavor} ${binaries.version} on 127.0.0.1:${this.options.port} as ${this.serverUser}, data directory ${this.options.datadir}`,
     );
     const readyMs = await this.spawnUntilReady(
-      { command: binaries.server, args, cwd: this.options.datadir, account: this.account },
+      { command: binaries.server, args, cwd: this.options.datadir, account: this.account, runDirectory: this.runDirectory },
       async () => {
         const ping = await this.ping();
         // The init file sets the password before the first login is accepted, so a refusal is final.

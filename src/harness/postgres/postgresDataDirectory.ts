@@ -16,7 +16,7 @@ import { access, chown, cp, rename, rm, stat, writeFile } from 'node:fs/promises
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { DataDirectoryError, ensureWritableDirectory, MARKER_FILE } from '../dataDirectory.ts';
-import { createRunDirectory, ensurePrivateDirectory } from '../privateDirectory.ts';
+import { createRunDirectory, ensurePrivateDirectory, recordRunDirectoryUser } from '../privateDirectory.ts';
 import type { OsUser } from '../serverUser.ts';
 import type { PostgresBinaries } from './postgresBinaries.ts';
 
@@ -69,7 +69,7 @@ async function initialise(binaries: PostgresBinaries, account: OsUser | undefine
   await writeFile(pwfile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
   if (account !== undefined) await chown(pwfile, account.uid, account.gid);
   try {
-    await execFileAsync(binaries.initdb, [`--pgdata=${datadir}`, `--pwfile=${pwfile}`, ...INITDB_ARGS], {
+    const initdb = execFileAsync(binaries.initdb, [`--pgdata=${datadir}`, `--pwfile=${pwfile}`, ...INITDB_ARGS], {
       timeout: timeoutMs,
       maxBuffer: 16 * 1024 * 1024,
       cwd: work,
@@ -77,6 +77,10 @@ async function initialise(binaries: PostgresBinaries, account: OsUser | undefine
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
       ...(account === undefined ? {} : { uid: account.uid, gid: account.gid }),
     });
+    // initdb outlives a SIGKILL of this process: until it is done, no sweep may take its directory away. A
+    // record that cannot be written only leaves that window open, so initdb goes on.
+    const pid = initdb.child.pid;
+    await Promise.all([initdb, pid === undefined ? undefined : recordRunDirectoryUser(work, pid).catch(() => undefined)]);
     await rm(pwfile, { force: true });
     await writeFile(path.join(datadir, 'pg_hba.conf'), PG_HBA);
     return work;

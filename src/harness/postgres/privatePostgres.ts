@@ -21,7 +21,8 @@
 //
 // Lifetime: callers stop it (`stop()` or `remove()`). As with the private MariaDB, the postmaster runs under
 // `setpriv --pdeathsig KILL` when setpriv exists (its backends follow it when it dies), and an 'exit' hook kills
-// it if this process exits without stopping it.
+// it if this process exits without stopping it. The socket directory a SIGKILLed starter leaves behind is
+// swept by a later start, once its processes are all gone.
 //
 // Measured on this machine (2 cores shared with other engineers' test runs, load average ~9, PostgreSQL 15.20):
 // initdb of the template ~0.9 s (once per binary version); a fresh data directory until the URL works 0.6-2.8 s
@@ -31,7 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
-import { createRunDirectory, defaultCacheDirectory, deleteNow, deleteOnExit } from '../privateDirectory.ts';
+import { createRunDirectory, defaultCacheDirectory, deleteNow, deleteOnExit, sweepAbandonedRunDirectories } from '../privateDirectory.ts';
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
 import { ensurePortFree, PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
@@ -212,6 +213,7 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
       await restrictDataDirectory(this.options.datadir, this.account);
       this.password = await readOrCreatePassword(this.options.datadir);
       if (this.runDir === undefined) {
+        await sweepAbandonedRunDirectories({ log: (line) => this.options.log(`postgres: ${line}`) });
         this.runDir = await createRunDirectory('eob-pg-', this.account);
         deleteOnExit(this.runDir);
       }
@@ -344,6 +346,7 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
         cwd: this.options.datadir,
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
         account: this.account,
+        runDirectory: this.socketDirectory,
       },
       () => this.socketPing(),
       (what) => this.startFailure(what),
