@@ -238,7 +238,9 @@ async function runDrain(ctx: SweepContext, result: PointResult, children: ChildS
       await publishBacklog(ctx, p.mode, n, counters);
     }
   }
-  const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
+  // Awaited: the sampler's baseline (a count of the whole backlog on PostgreSQL) is taken before the workers
+  // start and before the CPU readings, so neither the drain nor its CPU includes it.
+  const sampler = await startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
   try {
     const workers = await startWorkers(ctx, result, children, ctx.options.workerFailpoints);
     const cpuWorkerBefore = sumCpu(workers);
@@ -301,7 +303,9 @@ interface SqlLoopRun {
 
 /** The SQL ceiling's loop over a backlog of `n` already in the offset table, from acked offset 0. */
 async function runSqlLoop(ctx: SweepContext, batchSize: number, isolation: IsolationLevel, n: number): Promise<SqlLoopRun> {
-  const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: 'offset', topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
+  // Awaited: the sampler's baseline (a count of the whole backlog on PostgreSQL) is taken before the database's
+  // CPU is read and the loop starts, so neither the loop's rate nor the database's CPU includes it.
+  const sampler = await startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: 'offset', topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
   const cpuDb = ctx.sut.dbCpuSeconds();
   let loop: { consumed: number; cpuS: number } | undefined;
   let cpuDbAfter: number | undefined;
@@ -412,7 +416,8 @@ async function runEndToEnd(ctx: SweepContext, result: PointResult, children: Chi
   });
   children.push(server.service);
   const workers = await startWorkers(ctx, result, children, []);
-  const sampler = startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: 250 });
+  // Awaited: the baseline the window's consumption is counted from is taken before the load starts.
+  const sampler = await startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: 250 });
   let loadStart = 0;
   let loadEnd = 0;
   try {
