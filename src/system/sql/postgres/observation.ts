@@ -196,8 +196,8 @@ const PRIMING_ROWS = 100;
  * plans each count of a reading (ids at or above a bound) as an index range. Measured here, 400,000 rows
  * written in 1,000-row transactions after the priming, 2,500 more between readings: 0.9-1.2 ms per reading,
  * against 79-103 ms (a parallel seq scan) on the same table never analyzed; an ANALYZE of the empty table left
- * that plan as it was. The priming took 26 ms. The consumers' statements plan the same either way
- * (analyzePgTopic).
+ * that plan as it was. The priming took 26 ms. analyzePgTopic found the consumers' statements planned alike with
+ * statistics and without; with primed ones that was not measured.
  * Leaves the topic's tables and `counter` empty (truncatePgTopic): for a point's preparation, before any of its
  * processes runs.
  */
