@@ -12,7 +12,7 @@ import { processCpuSeconds, processTreeCpuSeconds } from '../src/harness/process
 import { formatDuration, secondsLeft } from '../src/bench/progress.ts';
 import { pointLine, summaryTable } from '../src/bench/report.ts';
 import { createResultsDir } from '../src/bench/resultsDir.ts';
-import { estimatePointSeconds, planPoints } from '../src/scenarios/bench/plan.ts';
+import { estimatePointSeconds, PG_BACKLOG_ANALYZE_S, planPoints } from '../src/scenarios/bench/plan.ts';
 import { profileOptions } from '../src/scenarios/bench/options.ts';
 import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/bench/results.ts';
 import { ChildService, type ExitCause } from '../src/harness/childService.ts';
@@ -51,6 +51,22 @@ test("time left comes from the plan's estimates: later steps plus what is left o
   };
   assert.ok(total('quick') > 20 && total('quick') < 120, `quick ${total('quick')} s`);
   assert.ok(total('standard') > 120 && total('standard') < 600, `standard ${total('standard')} s`);
+  // PostgreSQL's points add the ANALYZE of each offset-mode backlog they write: one for the SQL ceiling, three
+  // for an offset drain (the paired ceiling's before and after the workers, and the workers' own), none where
+  // no such backlog is written; MariaDB's are unchanged.
+  const o = profileOptions('standard');
+  const extra = (kind: string, mode: string) => {
+    const p = planPoints(o, 'postgres').find((x) => x.kind === kind && x.mode === mode)!;
+    assert.equal(estimatePointSeconds(p, o), estimatePointSeconds(p, o, 'mariadb'), 'MariaDB is the default engine');
+    // In analyzed backlogs, so sums of floats compare exactly.
+    return Math.round((estimatePointSeconds(p, o, 'postgres') - estimatePointSeconds(p, o, 'mariadb')) / PG_BACKLOG_ANALYZE_S * 1000) / 1000;
+  };
+  assert.equal(extra('sql-ceiling', 'offset'), 1);
+  assert.equal(extra('drain', 'offset'), 3);
+  assert.equal(extra('drain', 'queue'), 0, 'queue backlogs are not analyzed');
+  assert.equal(extra('end-to-end', 'offset'), 0);
+  assert.equal(extra('http-ceiling', 'offset'), 0);
+  assert.ok(PG_BACKLOG_ANALYZE_S >= 0.1 && PG_BACKLOG_ANALYZE_S <= 0.3, 'the measured 0.1-0.3 s per ANALYZE');
 });
 
 const valid = { verdict: 'valid' as const, lost: 0, duplicated: 0, wrongCounters: [], expectedTotal: 10, countedTotal: 10 };

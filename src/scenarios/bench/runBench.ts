@@ -51,14 +51,14 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const engines = o.engines ?? [o.system.engine ?? 'mariadb'];
   const plans = engines.map((engine) => ({ engine, points: planPoints(o.sweep, engine) }));
   const total = plans.reduce((n, p) => n + p.points.length, 0);
-  const all = plans.flatMap((p) => p.points);
+  const all = plans.flatMap((p) => p.points.map((point) => ({ point, engine: p.engine })));
   const startedAt = new Date();
   const progress = createProgress({
     title: 'bench',
     unit: 'points',
     total,
     ci: o.ci,
-    estimateS: (i) => estimatePointSeconds(all[i]!, o.sweep),
+    estimateS: (i) => estimatePointSeconds(all[i]!.point, o.sweep, all[i]!.engine),
   });
   // Signals are handled from the first moment (the database's start included), SIGTERM as SIGINT: stop after
   // the current step, stop the children, write what was measured, remove the temp data. A second one exits at
