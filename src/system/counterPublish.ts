@@ -8,6 +8,7 @@ import type { Pool } from './db/pool.ts';
 import type { Database, DbSession } from './db/database.ts';
 import { databaseOf } from './db/openDatabase.ts';
 import { describeError } from './db/errors.ts';
+import { jsonString } from './pubsub/messageJson.ts';
 import type { OutgoingMessage, SqlExecutor } from './pubsub/types.ts';
 import type { SqlPublisher } from './pubsub/sqlPublisher.ts';
 
@@ -71,6 +72,11 @@ export function incrementMessage(request: IncrementRequest, uuidFromRequestId: b
     uuid: uuidFromRequestId || request.requestIdGenerated === true ? request.requestId : randomUUID(),
     payload: { counter_uuid: request.counterUuid },
     metadata: { request_id: request.requestId },
+    // The same text JSON.stringify makes of the two objects above (keys in the same order), built without it.
+    json: {
+      payload: `{"counter_uuid":${jsonString(request.counterUuid)}}`,
+      metadata: `{"request_id":${jsonString(request.requestId)}}`,
+    },
   };
 }
 

@@ -4,6 +4,7 @@ import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.t
 import { messagesTable, offsetsTable } from './identifiers.ts';
 import type { Statement } from '../../db/pool.ts';
 import { stringLiteral } from './literal.ts';
+import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
 
 export interface MessageRow {
   /** A string where the driver returns BIGINT as text (node-postgres). */
@@ -34,7 +35,7 @@ export function insertMessagesSql(table: string, messages: readonly OutgoingMess
   let sql = `INSERT INTO ${table} (\`uuid\`, \`payload\`, \`metadata\`) VALUES `;
   for (let i = 0; i < messages.length; i += 1) {
     const m = messages[i] as OutgoingMessage;
-    sql += `${i === 0 ? '' : ', '}(${stringLiteral(m.uuid)}, ${stringLiteral(JSON.stringify(m.payload))}, ${stringLiteral(JSON.stringify(m.metadata))})`;
+    sql += `${i === 0 ? '' : ', '}(${stringLiteral(m.uuid)}, ${stringLiteral(payloadJson(m))}, ${stringLiteral(metadataJson(m))})`;
   }
   return { sql, values: [] };
 }

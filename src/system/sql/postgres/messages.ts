@@ -59,6 +59,7 @@
 import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
 import { toMessage } from '../mariadb/messagesTable.ts';
 import { MAX_PARAMETERS, pgMessagesTable, pgOffsetsTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
+import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
 
 /** A message as read on PostgreSQL: with the id of the transaction that inserted it (xid8, as a decimal string). */
 export interface PgMessage extends Message {
@@ -116,7 +117,7 @@ export function insertPgMessagesStatement(topic: string, messages: readonly Outg
     throw new Error(`insertPgMessagesStatement: ${messages.length} messages exceed ${MAX_MESSAGES_PER_INSERT} per INSERT (65,535 parameters)`);
   }
   const values: unknown[] = [];
-  for (const m of messages) values.push(m.uuid, JSON.stringify(m.payload), JSON.stringify(m.metadata));
+  for (const m of messages) values.push(m.uuid, payloadJson(m), metadataJson(m));
   return {
     sql: `INSERT INTO ${pgMessagesTable(topic)} ("uuid", "payload", "metadata") VALUES ${valuesPlaceholders(messages.length, 3)}`,
     values,

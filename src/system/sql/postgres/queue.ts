@@ -4,6 +4,7 @@
 import type { Message, SqlExecutor } from '../../pubsub/types.ts';
 import { pgQueueTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
 import type { OutgoingMessage } from '../../pubsub/types.ts';
+import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
 
 export interface QueueRow {
   offset: string;
@@ -31,7 +32,7 @@ export async function createPgQueueTable(db: SqlExecutor, topic: string): Promis
 export function insertPgQueueMessagesStatement(topic: string, messages: readonly OutgoingMessage[]): PgStatement {
   if (messages.length === 0) throw new Error('insertPgQueueMessagesStatement: no messages');
   const values: unknown[] = [];
-  for (const m of messages) values.push(m.uuid, JSON.stringify(m.payload), JSON.stringify(m.metadata));
+  for (const m of messages) values.push(m.uuid, payloadJson(m), metadataJson(m));
   return {
     sql: `INSERT INTO ${pgQueueTable(topic)} ("uuid", "payload", "metadata") VALUES ${valuesPlaceholders(messages.length, 3)}`,
     values,
