@@ -217,17 +217,21 @@ interface Ceiling {
   usPerRequest: number;
 }
 
-/** Loads a child server that prints "ready" once listening, and reads its CPU over the load. */
+/** Loads POST /noop on `server` (listening on `port`) and reads its CPU over the load; then stops it. */
+async function ceilingOf(server: ChildProcess, port: number): Promise<Ceiling> {
+  try {
+    const before = processCpuSeconds(server.pid as number) ?? NaN;
+    const r = await load(`http://127.0.0.1:${port}`, 'noop', SECONDS);
+    return { rps: r.rps, usPerRequest: (((processCpuSeconds(server.pid as number) ?? NaN) - before) * 1e6) / r.ok };
+  } finally {
+    await stopChild(server);
+  }
+}
+
+/** The ceiling of a child server given as a script that prints "ready" once listening on PORT. */
 async function childCeiling(source: string): Promise<Ceiling> {
   const port = await findFreePort();
-  const child = await startChild(process.execPath, ['-e', source.replaceAll('PORT', String(port))], /ready/);
-  try {
-    const before = processCpuSeconds(child.pid as number) ?? NaN;
-    const r = await load(`http://127.0.0.1:${port}`, 'noop', SECONDS);
-    return { rps: r.rps, usPerRequest: (((processCpuSeconds(child.pid as number) ?? NaN) - before) * 1e6) / r.ok };
-  } finally {
-    await stopChild(child);
-  }
+  return ceilingOf(await startChild(process.execPath, ['-e', source.replaceAll('PORT', String(port))], /ready/), port);
 }
 
 /** The ceiling of the issue: a node:http server that answers every request 204, nothing else. */
@@ -306,15 +310,10 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
   if (ceilings) {
     const noopPort = await findFreePort();
     const noopServer = await startServer(noopPort);
-    try {
-      await new Promise((r) => setTimeout(r, 1_000));
-      const cpuBefore = processCpuSeconds(noopServer.pid as number) ?? NaN;
-      const noop = await load(`http://127.0.0.1:${noopPort}`, 'noop', SECONDS);
-      ceilingNoop = noop.rps;
-      usServerNoop = (((processCpuSeconds(noopServer.pid as number) ?? NaN) - cpuBefore) * 1e6) / noop.ok;
-    } finally {
-      await stopChild(noopServer);
-    }
+    await new Promise((r) => setTimeout(r, 1_000));
+    const noop = await ceilingOf(noopServer, noopPort);
+    ceilingNoop = noop.rps;
+    usServerNoop = noop.usPerRequest;
   }
   const plain = CLIENT === 'wrk' && ceilings ? await plainCeiling() : undefined;
   const ceilingPlain = plain?.rps;
