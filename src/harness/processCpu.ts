@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { childPids } from './childPids.ts';
+import { statFieldsAfterComm } from './procStat.ts';
 
 let ticksPerSecond: number | undefined;
 
@@ -21,13 +22,11 @@ export function clockTicksPerSecond(): number {
 
 /**
  * The sum of two tick counters of a /proc/<pid>/stat line, in seconds; `field` is the first one's number as
- * proc(5) counts them. The command name (field 2) may hold spaces and parentheses, so fields are counted from
- * the last ')': what follows it is field 3 onwards.
+ * proc(5) counts them.
  */
 function sumOfTwoFields(text: string, field: number, what: string, ticks: number): number {
-  const close = text.lastIndexOf(')');
-  if (close < 0) throw new Error(`not a /proc/<pid>/stat line: ${text.slice(0, 80)}`);
-  const rest = text.slice(close + 2).trim().split(/\s+/);
+  const rest = statFieldsAfterComm(text);
+  if (rest === undefined) throw new Error(`not a /proc/<pid>/stat line: ${text.slice(0, 80)}`);
   const a = Number(rest[field - 3]);
   const b = Number(rest[field - 2]);
   if (!Number.isFinite(a) || !Number.isFinite(b)) throw new Error(`cannot read ${what} from: ${text.slice(0, 80)}`);

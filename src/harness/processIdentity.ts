@@ -5,6 +5,7 @@
 // Linux only (it reads /proc). Where /proc cannot be read, nothing can be told about a recorded process, and
 // every answer leans towards "it may still run".
 import { readFile, readlink } from 'node:fs/promises';
+import { statFieldsAfterComm } from './procStat.ts';
 
 /** One process: its pid and its start time, which together never name another process within a boot. */
 export interface ProcessIdentity {
@@ -21,16 +22,13 @@ export interface ProcessContext {
   pidNamespace: string;
 }
 
-/** `/proc/<pid>/stat` split after the last ')' (comm may hold spaces and parentheses): fields 3 onwards. */
+/** `/proc/<pid>/stat`'s fields 3 onwards (statFieldsAfterComm); undefined when the process is gone. */
 async function statFields(pid: number): Promise<string[] | undefined> {
-  let text: string;
   try {
-    text = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return statFieldsAfterComm(await readFile(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return undefined;
   }
-  const close = text.lastIndexOf(')');
-  return close < 0 ? undefined : text.slice(close + 2).trim().split(' ');
 }
 
 /** The boot and pid namespace this process runs in; undefined where /proc does not say. */

@@ -3,13 +3,13 @@
 // returned (the managed database's pause test saw an answer 3 ms after SIGSTOP on a loaded 2-core machine). A
 // pause is real once every thread of the process reads state T (stopped) in /proc/<pid>/task/<tid>/stat.
 import { readdirSync, readFileSync } from 'node:fs';
+import { statFieldsAfterComm } from './procStat.ts';
 
-/** The state letter of /proc/<pid>/task/<tid>/stat (field 3, counted after the last ')'), or undefined if gone. */
+/** The state letter of each /proc/<pid>/task/<tid>/stat (field 3), or undefined if the process is gone. */
 function threadStates(pid: number): string[] | undefined {
   try {
     return readdirSync(`/proc/${pid}/task`).map((tid) => {
-      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      return text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3);
+      return statFieldsAfterComm(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'))?.[0] ?? '';
     });
   } catch {
     return undefined;
