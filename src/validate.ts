@@ -1,8 +1,16 @@
 // Field validators for options objects: each error names the component, the field and the bad value, and
-// says what is accepted.
+// says what is accepted; and how given options lay over their defaults.
 
 export class OptionsError extends Error {
   override readonly name = 'OptionsError';
+}
+
+/**
+ * The given options without their undefined fields, to spread over the defaults: `{ port: undefined }` from a
+ * flag left out must keep the default, not replace it.
+ */
+export function definedOnly<T extends object>(o: Partial<T>): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 export function intInRange(component: string, field: string, value: unknown, min: number, max: number): number {

@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MARKER_FILE } from './dataDirectory.ts';
 import { currentProcessContext, mayStillRun, processIdentity, type ProcessContext, type ProcessIdentity } from './processIdentity.ts';
-import { intInRange, nonEmptyString, OptionsError } from '../validate.ts';
+import { definedOnly, intInRange, nonEmptyString, OptionsError } from '../validate.ts';
 
 export class PrivateDirectoryError extends Error {
   override readonly name = 'PrivateDirectoryError';
@@ -154,7 +154,7 @@ export interface RunDirectorySweepOptions {
 const SWEEP = 'run directory sweep';
 
 export function resolveRunDirectorySweepOptions(given: Partial<RunDirectorySweepOptions>): RunDirectorySweepOptions {
-  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<RunDirectorySweepOptions>;
+  const defined = definedOnly<RunDirectorySweepOptions>(given);
   const options: RunDirectorySweepOptions = { tempDir: os.tmpdir(), maxExamined: 64, log: () => undefined, ...defined };
   nonEmptyString(SWEEP, 'tempDir', options.tempDir);
   intInRange(SWEEP, 'maxExamined', options.maxExamined, 1, 10_000);

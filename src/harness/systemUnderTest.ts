@@ -22,7 +22,7 @@ import type { Database } from '../system/db/database.ts';
 import { startPrivateDatabase, type PrivateDatabase } from './privateDatabase.ts';
 import { engineOfUrl, type EngineName } from './engines.ts';
 import type { SqlEngine } from '../system/sql/engine.ts';
-import { OptionsError } from '../validate.ts';
+import { definedOnly, OptionsError } from '../validate.ts';
 import { selectDurability } from '../system/sql/mariadb/observation.ts';
 import { selectPgServerVersion } from '../system/sql/postgres/sessions.ts';
 import { PrivatePostgres } from './postgres/privatePostgres.ts';
@@ -433,8 +433,4 @@ function engineOfGivenUrl(url: string, explicit: EngineName | undefined): Engine
 export function redactUrl(url: string): string {
   if (engineOfUrl(url) === 'mariadb') return redactMysqlUrl(url);
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@]*@/i, '$1:***@');
-}
-
-function definedOnly<T extends object>(o: Partial<T>): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -43,7 +43,7 @@ import { initFileSql } from './rootPassword.ts';
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
 import { ensurePortFree, PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
-import { intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
+import { definedOnly, intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
 
 const COMPONENT = 'managed database';
 
@@ -109,7 +109,7 @@ export function defaultManagedDatabaseOptions(cwd: string = process.cwd()): Mana
  */
 export function resolveManagedDatabaseOptions(given: Partial<ManagedDatabaseOptions>, cwd: string = process.cwd()): ManagedDatabaseOptions {
   const defaults = defaultManagedDatabaseOptions(cwd);
-  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<ManagedDatabaseOptions>;
+  const defined = definedOnly<ManagedDatabaseOptions>(given);
   const options: ManagedDatabaseOptions = { ...defaults, ...defined };
   intInRange(COMPONENT, 'port', options.port, 1, 65_535);
   if (given.datadir === undefined) options.datadir = path.join(cwd, '.eob', `db-${options.port}`);

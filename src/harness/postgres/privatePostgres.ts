@@ -36,7 +36,7 @@ import { createRunDirectory, defaultCacheDirectory, deleteNow, deleteOnExit, swe
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
 import { ensurePortFree, PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
-import { intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
+import { definedOnly, intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
 import { findPostgresBinaries, type PostgresBinaries } from './postgresBinaries.ts';
 import { createPostgresDataDirectory, SUPERUSER } from './postgresDataDirectory.ts';
 
@@ -90,7 +90,7 @@ export function defaultPrivatePostgresOptions(cwd: string = process.cwd()): Priv
 const SETTING_NAME = /^[a-z_][a-z0-9_.]*$/;
 
 export function resolvePrivatePostgresOptions(given: Partial<PrivatePostgresOptions>, cwd: string = process.cwd()): PrivatePostgresOptions {
-  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<PrivatePostgresOptions>;
+  const defined = definedOnly<PrivatePostgresOptions>(given);
   const options: PrivatePostgresOptions = { ...defaultPrivatePostgresOptions(cwd), ...defined };
   intInRange(COMPONENT, 'port', options.port, 1, 65_535);
   if (given.datadir === undefined) options.datadir = path.join(cwd, '.eob', `pg-${options.port}`);
