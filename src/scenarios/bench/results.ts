@@ -17,7 +17,7 @@ export interface References {
   /**
    * The least server CPU one HTTP answer cost (POST /noop, us per request) among the run's ceilings at each
    * connection count. What node:http and the kernel charge per request moves with the load pattern (one run:
-   * 19.9 us at 50 autocannon connections, 28.4 at 200) and with the machine's speed (12.6-25 us between days on
+   * 19.9 us at 50 autocannon connections, 28.4 at 200) and with the machine's speed (12.6-34 us between days on
    * the same machine), and so does everything else a message costs; CPU per message divided by it is the
    * figure that travels between runs and machines, as the rate ratios do.
    */
