@@ -25,7 +25,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import mysql from 'mysql2/promise';
 import { mkdtemp } from 'node:fs/promises';
-import { readEnvironment } from '../src/config.ts';
+import { childEnvironment, readEnvironment } from '../src/config.ts';
 import { ManagedDatabase } from '../src/harness/mariadb/managedDatabase.ts';
 import { processCpuSeconds } from '../src/harness/processCpu.ts';
 import { findFreePort } from '../src/harness/ports.ts';
@@ -84,7 +84,7 @@ const variants: Variant[] = (variantSpecs.length > 0 ? variantSpecs : ['current|
   if (name === undefined || name === '' || bin === undefined || bin === '') throw new Error(`--variant 'name|bin|server args|worker args', got "${spec}"`);
   return { name, eobBin: path.resolve(ROOT, bin), serverArgs: words(serverArgs), workerArgs: words(workerArgs), mysqlUrl: mysqlUrl === '' || mysqlUrl === undefined ? undefined : mysqlUrl, nodeArgs: words(nodeArgs) };
 });
-const NODE_ARGS = words(process.env.E2E_NODE_ARGS);
+const NODE_ARGS = environment.e2eNodeArgs;
 
 const counters = Array.from({ length: COUNTERS }, () => randomUUID());
 
@@ -118,7 +118,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 function startChild(command: string, childArgs: string[], readyLine: RegExp, mysqlUrl = MYSQL_URL): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, childArgs, { env: { ...process.env, MYSQL_URL: mysqlUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, childArgs, { env: childEnvironment({ MYSQL_URL: mysqlUrl }), stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
     child.once('exit', () => live.delete(child));
     let output = '';
@@ -302,7 +302,7 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
   // against 29,200-32,700 msgs/s. Why a /noop flood leaves a server slower was not found; a server that first took
   // 8 s of POST /count showed no such cost (3 pairs).
   // E2E_NO_CEILING=1 skips the ceilings.
-  const ceilings = process.env.E2E_NO_CEILING !== '1';
+  const ceilings = !environment.e2eNoCeiling;
   const startServer = (port: number): Promise<ChildProcess> =>
     startChild(process.execPath, [...NODE_ARGS, ...v.nodeArgs, v.eobBin, 'server', '--port', String(port), '--topic', topic, ...v.serverArgs], /server listening/, url);
   let ceilingNoop = NaN;

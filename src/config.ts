@@ -20,6 +20,10 @@ export interface Environment {
   searchPath: string[];
   /** DOCKER_HOST's unix socket path (unix:///path), for the docker backend; undefined when unset or not a socket. */
   dockerSocket: string | undefined;
+  /** E2E_NODE_ARGS, split at spaces: node flags scripts/e2eCpu.ts gives every server and worker it starts. */
+  e2eNodeArgs: string[];
+  /** E2E_NO_CEILING=1: scripts/e2eCpu.ts measures no HTTP ceilings. */
+  e2eNoCeiling: boolean;
 }
 
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
@@ -34,6 +38,8 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
     postgresBinDir: nonEmpty(env.EOB_POSTGRES_BIN_DIR),
     searchPath: (env.PATH ?? '').split(':').filter((dir) => dir !== ''),
     dockerSocket: nonEmpty(env.DOCKER_HOST)?.startsWith('unix://') === true ? nonEmpty(env.DOCKER_HOST)?.slice('unix://'.length) : undefined,
+    e2eNodeArgs: (env.E2E_NODE_ARGS ?? '').split(' ').filter((word) => word !== ''),
+    e2eNoCeiling: env.E2E_NO_CEILING === '1',
   };
 }
 
@@ -64,4 +70,15 @@ export function childEnvironment(
     else result[key] = value;
   }
   return result;
+}
+
+/**
+ * The environment of a program that is to see nothing of this process's environment but PATH (PostgreSQL's
+ * initdb and server): PATH as this process has it (/usr/bin:/bin when unset), with `extra` added.
+ */
+export function pathOnlyEnvironment(
+  extra: Readonly<Record<string, string>> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
+  return { PATH: env.PATH ?? '/usr/bin:/bin', ...extra };
 }

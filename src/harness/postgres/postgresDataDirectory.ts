@@ -15,6 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { access, chown, cp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { pathOnlyEnvironment } from '../../config.ts';
 import { DataDirectoryError, ensureWritableDirectory, MARKER_FILE } from '../dataDirectory.ts';
 import { createRunDirectory, ensurePrivateDirectory, recordRunDirectoryUser } from '../privateDirectory.ts';
 import type { OsUser } from '../serverUser.ts';
@@ -74,7 +75,7 @@ async function initialise(binaries: PostgresBinaries, account: OsUser | undefine
       maxBuffer: 16 * 1024 * 1024,
       cwd: work,
       // LC_ALL keeps initdb's own messages and checks off the caller's locale settings.
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
+      env: pathOnlyEnvironment({ LC_ALL: 'C' }),
       ...(account === undefined ? {} : { uid: account.uid, gid: account.gid }),
     });
     // initdb outlives a SIGKILL of this process: until it is done, no sweep may take its directory away. A

@@ -31,6 +31,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { pathOnlyEnvironment } from '../../config.ts';
 import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
 import { createRunDirectory, defaultCacheDirectory, deleteNow, deleteOnExit, sweepAbandonedRunDirectories } from '../privateDirectory.ts';
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
@@ -344,7 +345,7 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
         command: binaries.postgres,
         args: this.serverArgs(),
         cwd: this.options.datadir,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
+        env: pathOnlyEnvironment({ LC_ALL: 'C' }),
         account: this.account,
         runDirectory: this.socketDirectory,
       },
