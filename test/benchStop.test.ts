@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { childPids } from '../src/harness/childPids.ts';
 import { projectRoot } from '../src/projectRoot.ts';
+import { childEnvironment } from '../src/config.ts';
 
 function alive(pid: number): boolean {
   try {
@@ -41,7 +42,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       const proc = spawn(
         process.execPath,
         [path.join(projectRoot(), 'bin', 'eob.js'), 'bench', '--profile', 'quick', '--only', 'http-ceiling,end-to-end', '--duration-s', '60', '--connections', '4', '--counters', '20', '--results-dir', root],
-        { env: { ...process.env, CI: '1', MYSQL_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+        { env: childEnvironment({ CI: '1', MYSQL_URL: '' }), stdio: ['ignore', 'pipe', 'pipe'] },
       );
       child = proc;
       let output = '';

@@ -19,6 +19,7 @@ import type { ManagedDatabase } from './support/privateDatabase.ts';
 import { createPool, ensureDatabase, executorOf } from '../src/system/db/pool.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { findFreePort } from '../src/harness/ports.ts';
+import { childEnvironment } from '../src/config.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -164,7 +165,7 @@ describe('hostile clients against eob server (private MariaDB, loopback)', () =>
         '--max-requests-per-socket', String(LIMITS.maxRequestsPerSocket),
       ],
       // The URL (with the private database's password) through the environment, not the command line.
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EOB_LOG: 'quiet', MYSQL_URL: database.url } },
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: childEnvironment({ EOB_LOG: 'quiet', MYSQL_URL: database.url }) },
     );
     await new Promise<void>((resolve, reject) => {
       server.stdout?.on('data', (d: Buffer) => {

@@ -25,13 +25,14 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TopicMode } from '../src/system/pubsub/types.ts';
+import { childEnvironment } from '../src/config.ts';
 
 const EOB = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'eob.js');
 
 /** Runs `eob ...` to its end; never rejects, the exit code is part of the answer. */
 function eob(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [EOB, ...args], { env: { ...process.env, MYSQL_URL: '' }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [EOB, ...args], { env: childEnvironment({ MYSQL_URL: '' }), timeout: 60_000 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
       resolve({ code, stdout, stderr });
     });

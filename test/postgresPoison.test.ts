@@ -11,6 +11,7 @@ import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
 import { countPgPoisoned } from '../src/system/sql/postgres/poison.ts';
 import { eventually } from './contract/pubsubContract.ts';
+import { childEnvironment } from '../src/config.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -65,7 +66,7 @@ describe('poison messages on PostgreSQL', () => {
       const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, MYSQL_URL: undefined, DATABASE_URL: server().url },
+        env: childEnvironment({ MYSQL_URL: undefined, DATABASE_URL: server().url }),
       });
       let output = '';
       child.stdout.on('data', (d: Buffer) => (output += String(d)));

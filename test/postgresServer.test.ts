@@ -22,6 +22,7 @@ import { eventually } from './contract/pubsubContract.ts';
 import { checkFrozenReads, FROZEN_READS_OPTIONS } from './support/frozenReads.ts';
 import { request } from './support/httpRequest.ts';
 import { publishIntoFailpoint } from './support/publishAfterInsert.ts';
+import { childEnvironment } from '../src/config.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -246,7 +247,7 @@ describe('the counter server and worker on PostgreSQL', () => {
         const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
           cwd: ROOT,
           stdio: ['ignore', 'pipe', 'pipe'],
-          env: { ...process.env, MYSQL_URL: undefined, DATABASE_URL: undefined, EOB_LOG: 'quiet', ...env },
+          env: childEnvironment({ MYSQL_URL: undefined, DATABASE_URL: undefined, EOB_LOG: 'quiet', ...env }),
         });
         let output = '';
         const onData = (d: Buffer): void => {

@@ -14,6 +14,7 @@ import { findPostgresBinaries, PostgresBinaryNotFoundError } from '../src/harnes
 import { classifyPgError } from '../src/system/db/postgres/errors.ts';
 import { startPrivatePostgres, usePrivatePostgres } from './support/privatePostgres.ts';
 import { findFreePort } from '../src/harness/ports.ts';
+import { pathOnlyEnvironment } from '../src/config.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -69,7 +70,7 @@ describe('private PostgreSQL', () => {
     const run = (host: string) =>
       execFileAsync('runuser', ['-u', 'nobody', '--', psql, '-w', '-h', host, '-p', String(db().port), '-U', 'postgres', '-d', 'eob', '-c', 'SELECT 1'], {
         cwd: '/',
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        env: pathOnlyEnvironment(),
         timeout: 10_000,
       });
     await assert.rejects(run('127.0.0.1'), /password/i);

@@ -26,6 +26,7 @@ import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
 import { selectAllCounters } from '../src/system/sql/mariadb/counterTable.ts';
 import type { TopicMode } from '../src/system/pubsub/types.ts';
+import { childEnvironment } from '../src/config.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -138,7 +139,7 @@ describe('prune (private MariaDB)', () => {
       process.execPath,
       // The URL (with its password) goes through the environment, never the command line.
       ['--import', 'tsx', CLI, 'prune', '--topic', topic, '--batch-size', '2'],
-      { cwd: ROOT, env: { ...process.env, EOB_LOG: 'quiet', MYSQL_URL: database().url } },
+      { cwd: ROOT, env: childEnvironment({ EOB_LOG: 'quiet', MYSQL_URL: database().url }) },
     );
     const line = stdout.split('\n').find((l) => l.startsWith('pruned '));
     assert.ok(line !== undefined, stdout);

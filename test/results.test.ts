@@ -23,6 +23,7 @@ import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
 import { estimateCaseSeconds } from '../src/scenarios/chaos/runCase.ts';
 import { check } from '../src/scenarios/chaos/checker.ts';
 import { pointResult } from './support/pointResult.ts';
+import { pathOnlyEnvironment } from '../src/config.ts';
 
 test('CPU per message: CPU seconds over the window / messages in it; nothing when no message went through', () => {
   assert.equal(cpuUsPerMessage(0.5, 10_000), 50);
@@ -146,7 +147,7 @@ test('latest moves only when asked: a run created with latest false does not tak
 test('a child that dies at a planned failpoint exits "planned", one that dies by itself "unexpected"', async () => {
   const script = "console.log('ready'); setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100)";
   const make = () =>
-    new ChildService({ name: 'stand-in', command: process.execPath, args: ['-e', script], env: { PATH: process.env.PATH ?? '' }, readiness: { kind: 'line', pattern: /^ready/ }, startTimeoutMs: 10_000, stopTimeoutMs: 2_000 });
+    new ChildService({ name: 'stand-in', command: process.execPath, args: ['-e', script], env: pathOnlyEnvironment(), readiness: { kind: 'line', pattern: /^ready/ }, startTimeoutMs: 10_000, stopTimeoutMs: 2_000 });
   const causes: ExitCause[] = [];
   const planned = make();
   planned.expectExit('failpoint consume-between-commits=2 armed');

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import Docker from 'dockerode';
-import { readEnvironment } from '../../src/config.ts';
+import { childEnvironment, readEnvironment } from '../../src/config.ts';
 import { DockerDeployment } from '../../src/harness/dockerDeployment.ts';
 import { DockerBackend } from '../../src/harness/faults/dockerBackend.ts';
 import { createPool, executorOf } from '../../src/system/db/pool.ts';
@@ -116,12 +116,11 @@ test('the containers serve end to end, and every container fault acts on the rea
 
 test('docker-compose.local.yml runs the system from the local images on 127.0.0.1', { timeout: 300_000 }, async () => {
   const project = 'eob-compose-test';
-  const env = {
-    ...process.env,
+  const env = childEnvironment({
     DOCKER_HOST: `unix://${engineSocket()}`,
     EOB_DB_PORT: String(COMPOSE_DB_PORT),
     EOB_SERVER_PORT: String(COMPOSE_SERVER_PORT),
-  };
+  });
   const compose = (...args: string[]) =>
     run('docker-compose', ['-p', project, '-f', 'docker-compose.local.yml', ...args], {
       cwd: projectRoot(),

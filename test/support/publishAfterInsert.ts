@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { findFreePort } from '../../src/harness/ports.ts';
 import { request } from './httpRequest.ts';
+import { childEnvironment } from '../../src/config.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -21,7 +22,7 @@ export async function publishIntoFailpoint(topic: string, args: readonly string[
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', CLI, 'server', ...args, '--port', String(port), '--topic', topic, '--failpoint', 'publish-after-insert=2'],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EOB_LOG: 'quiet', ...env } },
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: childEnvironment({ EOB_LOG: 'quiet', ...env }) },
   );
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
   try {
