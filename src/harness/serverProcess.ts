@@ -13,6 +13,7 @@ import { readPidFile } from './dataDirectory.ts';
 import { killOnExit } from './killOnExit.ts';
 import { isPortFree } from './ports.ts';
 import { recordRunDirectoryUser } from './privateDirectory.ts';
+import { statCommand, statFieldsAfterComm } from './procStat.ts';
 import { waitUntilStopped } from './processStopped.ts';
 import type { OsUser } from './serverUser.ts';
 
@@ -98,11 +99,9 @@ async function isLiveServer(pid: number, kind: ServerKind): Promise<boolean> {
   } catch {
     return false;
   }
-  // `pid (comm) state ...`; comm may itself hold spaces or parentheses, so split at the last ')'.
-  const close = stat.lastIndexOf(')');
-  const comm = stat.slice(stat.indexOf('(') + 1, close);
-  const state = stat.slice(close + 2, close + 3);
-  return kind.commands.includes(comm) && state !== 'Z' && state !== 'X';
+  const command = statCommand(stat);
+  const state = statFieldsAfterComm(stat)?.[0];
+  return command !== undefined && kind.commands.includes(command) && state !== 'Z' && state !== 'X';
 }
 
 function sendTo(pid: number, signal: NodeJS.Signals): void {
