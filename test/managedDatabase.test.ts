@@ -1,6 +1,7 @@
 // The private database: start, durability, SIGKILL and restart losing no acknowledged row, clean restart,
-// pause, and the clear errors (port in use, no binary, unwritable or foreign data directory, death on start);
-// `eob db start`, whose server dies with it, and whose run directory a later start sweeps if it was SIGKILLed.
+// pause, and the clear errors (started twice, port in use, no binary, unwritable or foreign data directory,
+// death on start); `eob db start`, whose server dies with it, and whose run directory a later start sweeps if it
+// was SIGKILLed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -148,6 +149,18 @@ describe('managed database: a running server', () => {
       db.resume();
       await conn.end().catch(() => undefined);
     }
+  });
+
+  test('start() while it runs is refused, and the server goes on', async () => {
+    const pid = db.pid;
+    await assert.rejects(db.start(), (error: Error) => {
+      assert.ok(error instanceof DatabaseStartError, error.message);
+      assert.equal(error.message, `the server on port ${db.port} is already running (pid ${pid})`);
+      return true;
+    });
+    assert.equal(db.pid, pid);
+    const conn = await connect(db);
+    await conn.end();
   });
 
   test('a second server on the same port is refused with the port named', async () => {

@@ -128,6 +128,17 @@ describe('private PostgreSQL', () => {
     }
   });
 
+  test('start() while it runs is refused, and the server goes on', async () => {
+    const pid = db().pid;
+    await assert.rejects(db().start(), (error: Error) => {
+      assert.ok(error instanceof PostgresStartError, error.message);
+      assert.equal(error.message, `the server on port ${db().port} is already running (pid ${pid})`);
+      return true;
+    });
+    assert.equal(db().pid, pid);
+    assert.deepEqual(await query(db().url, 'SELECT 1 AS one'), [{ one: 1 }]);
+  });
+
   test('a second server on a taken port is refused with a clear error', async () => {
     const other = new PrivatePostgres({ port: db().port, datadir: await mkdtemp(path.join(os.tmpdir(), 'eob-test-pg-port-')) });
     await assert.rejects(other.start(), (error: Error) => error instanceof PortInUseError && /--port/.test(error.message));

@@ -1,10 +1,11 @@
 // The process of a private database server (mariadbd, or PostgreSQL's postmaster) as its launcher runs it:
-// spawned detached and under `setpriv --pdeathsig KILL` when setpriv exists, so it dies with this process even
-// if this process is SIGKILLed; recorded in its run directory, so that no later start's sweep removes that
-// directory while it runs (without setpriv it outlives us); the tail of its stderr kept for error messages;
-// polled until it answers; stopped with a signal that turns into SIGKILL after a deadline; paused and resumed
-// with SIGSTOP / SIGCONT. The engines' arguments, readiness checks, data directories and SQL stay in their
-// launchers; what differs in how their processes are named and take signals is a ServerKind.
+// not started while it runs already or its port is taken; spawned detached and under `setpriv --pdeathsig KILL`
+// when setpriv exists, so it dies with this process even if this process is SIGKILLed; recorded in its run
+// directory, so that no later start's sweep removes that directory while it runs (without setpriv it outlives
+// us); the tail of its stderr kept for error messages; polled until it answers; stopped with a signal that
+// turns into SIGKILL after a deadline; paused and resumed with SIGSTOP / SIGCONT. The engines' arguments,
+// readiness checks, data directories and SQL stay in their launchers; what differs in how their processes are
+// named and take signals is a ServerKind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, constants, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -37,7 +38,7 @@ export interface ServerKind {
   stopSignal: NodeJS.Signals;
   /** A process per session whose SIGKILL, SIGSTOP and SIGCONT must reach each of them, not just the parent. */
   forks: boolean;
-  /** The launcher's error for a server that does not start (or whose processes outlive a SIGKILL). */
+  /** The launcher's error for a server that does not start, runs already, or whose processes outlive a SIGKILL. */
   StartError: new (message: string) => Error;
 }
 
@@ -131,13 +132,6 @@ async function liveServerPid(datadir: string, kind: ServerKind): Promise<number 
   return pid !== undefined && (await isLiveServer(pid, kind)) ? pid : undefined;
 }
 
-/** Checked before a start: a server that finds its port taken fails later, with a message less plain than this. */
-export async function ensurePortFree(port: number): Promise<void> {
-  if (!(await isPortFree(port))) {
-    throw new PortInUseError(`port ${port} on 127.0.0.1 is already in use; pick another with --port (or stop whatever listens there)`);
-  }
-}
-
 /** A start failure whose server said its port was taken. */
 export function portTaken(message: string, port: number): PortInUseError {
   return new PortInUseError(`${message}\nport ${port} is taken; pick another with --port`);
@@ -204,6 +198,18 @@ export abstract class ServerProcess<Options extends ServerOptions> {
   /** The last lines of the server's stderr (and why a spawn failed). */
   protected get tailText(): string {
     return this.tail.join('\n');
+  }
+
+  /**
+   * What a start checks before it spawns: this instance's server is not running already (the kind's StartError),
+   * and its port is free (PortInUseError: a server that finds its port taken fails later, with a message less
+   * plain than this one).
+   */
+  protected async refuseRunningOrPortTaken(): Promise<void> {
+    if (this.running) throw new this.kind.StartError(`the server on port ${this.options.port} is already running (pid ${this.pid})`);
+    if (!(await isPortFree(this.options.port))) {
+      throw new PortInUseError(`port ${this.options.port} on 127.0.0.1 is already in use; pick another with --port (or stop whatever listens there)`);
+    }
   }
 
   /** The pid of a live server in the data directory's pid file that is not ours: another process's. */

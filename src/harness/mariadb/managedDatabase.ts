@@ -42,7 +42,7 @@ import {
 import { initFileSql } from './rootPassword.ts';
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
-import { ensurePortFree, PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
+import { PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
 import { definedOnly, intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
 
 const COMPONENT = 'managed database';
@@ -241,9 +241,8 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
    * milliseconds from spawn until it answered a ping.
    */
   async start(): Promise<number> {
-    if (this.running) throw new DatabaseStartError(`the server on port ${this.options.port} is already running (pid ${this.pid})`);
     const binaries = await this.findBinaries();
-    await ensurePortFree(this.options.port);
+    await this.refuseRunningOrPortTaken();
     if (!this.startedOnce) await this.prepareDataDirectory(binaries);
     await this.refuseDataDirectoryInUse();
     if (!this.startedOnce) await this.secure(binaries);

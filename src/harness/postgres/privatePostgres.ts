@@ -36,7 +36,7 @@ import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, remo
 import { createRunDirectory, defaultCacheDirectory, deleteNow, deleteOnExit, sweepAbandonedRunDirectories } from '../privateDirectory.ts';
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
-import { ensurePortFree, PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
+import { PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
 import { definedOnly, intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
 import { findPostgresBinaries, type PostgresBinaries } from './postgresBinaries.ts';
 import { createPostgresDataDirectory, SUPERUSER } from './postgresDataDirectory.ts';
@@ -204,10 +204,9 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
 
   /** Starts the server (the first time: finds the binaries, prepares the data directory); resolves with ms from spawn to ready. */
   async start(): Promise<number> {
-    if (this.running) throw new PostgresStartError(`the server on port ${this.options.port} is already running (pid ${this.pid})`);
     this.binaries ??= await findPostgresBinaries(this.options.binDir);
     const binaries = this.binaries;
-    await ensurePortFree(this.options.port);
+    await this.refuseRunningOrPortTaken();
     if (!this.prepared) {
       this.account = await this.chooseServerAccount(binaries);
       await this.prepareDataDirectory(binaries);
