@@ -1,11 +1,12 @@
 // Scratch directories (the system under test's data directory, the tests' private servers' data directories,
 // the allocator stall's script) carry their maker's record like run directories, and the sweep takes one once
 // its processes are gone: a data directory even though it holds the data directory marker, but never while a
-// recorded server or a process named in one of its pid files runs.
+// recorded server or a process named in one of its pid files runs. End to end: the system under test and the
+// tests' private server support each sweep what a SIGKILLed maker of theirs left.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exists, inspectDataDirectory, MARKER_FILE } from '../src/harness/dataDirectory.ts';
 import {
@@ -20,10 +21,14 @@ import {
   type ScratchDirectoryPrefix,
 } from '../src/harness/privateDirectory.ts';
 import { currentProcessContext, processIdentity, type ProcessIdentity } from '../src/harness/processIdentity.ts';
+import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
+import { readEnvironment } from '../src/config.ts';
+import { startPrivateServer } from './support/privateServer.ts';
 import { useScratchDirectories } from './support/scratchDirectories.ts';
 
 const scratchDir = useScratchDirectories('eob-test-sweep-');
 const SRC = path.join(import.meta.dirname, '..', 'src');
+const SUPPORT = path.join(import.meta.dirname, 'support');
 
 type After = { after: (fn: () => void | Promise<void>) => void };
 
@@ -100,6 +105,18 @@ async function childThatWaits(t: After, script: string, timeoutMs = 60_000): Pro
 async function sigkill(child: ChildProcess, exited: Promise<void>): Promise<void> {
   child.kill('SIGKILL');
   await exited;
+}
+
+/** Resolves once `pid` is gone or a zombie (PID 1 reaps it when it gets to it); throws after 5 s. */
+async function untilDead(pid: number): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+    const state = stat === undefined ? 'gone' : stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (state === 'gone' || state === 'Z') return;
+    assert.ok(Date.now() < deadline, `pid ${pid} still running (state ${state})`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 describe('sweep of abandoned scratch directories', () => {
@@ -191,5 +208,74 @@ describe('sweep of abandoned scratch directories', () => {
     assert.equal(await inspectDataDirectory(dir), 'empty');
     await writeFile(path.join(dir, 'ibdata1'), '');
     assert.equal(await inspectDataDirectory(dir), 'foreign');
+  });
+});
+
+describe('makers of scratch directories sweep what a SIGKILLed maker left', () => {
+  test('the tests\' private server support: a killed test process\'s data directory goes at the next start', async (t) => {
+    // A stand-in server (it only needs start and remove), so no database runs.
+    const { child, line, exited } = await childThatWaits(
+      t,
+      `const { startPrivateServer } = await import(${JSON.stringify(path.join(SUPPORT, 'privateServer.ts'))});` +
+        `let made;` +
+        `await startPrivateServer({ dirPrefix: 'eob-test-db-', isPortInUse: () => false, portChosen: false,` +
+        `  create: (port, datadir) => { made = datadir; return { start: async () => undefined, remove: async () => undefined }; } });` +
+        `process.stdout.write(JSON.stringify(made) + '\\n');`,
+    );
+    const abandoned = line as string;
+    t.after(() => rm(abandoned, { recursive: true, force: true }));
+    await sigkill(child, exited);
+    assert.ok(await exists(abandoned), 'a SIGKILLed test process leaves its data directory behind');
+    let made: string | undefined;
+    await startPrivateServer({
+      dirPrefix: 'eob-test-db-',
+      isPortInUse: () => false,
+      portChosen: false,
+      create: (_port, datadir) => {
+        made = datadir;
+        return { start: async () => undefined, remove: async () => undefined };
+      },
+    });
+    t.after(() => rm(made!, { recursive: true, force: true }));
+    assert.equal(await exists(abandoned), false, `${abandoned} is still there`);
+    assert.equal((await readRunRecord(made!))?.processes[0]?.pid, process.pid, 'the new one records its maker');
+  });
+
+  test('the system under test: a SIGKILLed harness\'s data directory goes at the next start, its server recorded in it until then', { timeout: 180_000 }, async (t) => {
+    const env = readEnvironment();
+    const system = { handleSignals: false, mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath };
+    const { child, line, exited } = await childThatWaits(
+      t,
+      `const { SystemUnderTest } = await import(${JSON.stringify(path.join(SRC, 'harness', 'systemUnderTest.ts'))});` +
+        `const sut = await SystemUnderTest.start(${JSON.stringify(system)});` +
+        `process.stdout.write(JSON.stringify({ datadir: sut.privateDatabase.datadir, serverPid: sut.dbPid }) + '\\n');`,
+      120_000,
+    );
+    const { datadir, serverPid } = line as { datadir: string; serverPid: number };
+    // Removed only once the server is gone: it would go on writing into it.
+    t.after(async () => {
+      await sigkill(child, exited);
+      await untilDead(serverPid);
+      await rm(datadir, { recursive: true, force: true });
+    });
+    assert.match(path.basename(datadir), /^eob-sut-[A-Za-z0-9]{6}$/);
+    assert.deepEqual(
+      (await readRunRecord(datadir))?.processes.map((p) => p.pid),
+      [child.pid, serverPid],
+      'the harness and its database server are recorded in the data directory',
+    );
+    await sigkill(child, exited);
+    // The server dies with the harness (its parent-death signal); it may linger as a zombie a moment.
+    await untilDead(serverPid);
+    assert.ok(await exists(path.join(datadir, MARKER_FILE)), 'a SIGKILLed harness leaves its data directory behind');
+
+    const lines: string[] = [];
+    const sut = await SystemUnderTest.start({ ...system, log: (l) => lines.push(l) });
+    try {
+      assert.equal(await exists(datadir), false, `${datadir} still there; the start logged:\n${lines.join('\n')}`);
+      assert.ok(lines.some((l) => l.startsWith(`database: removed the abandoned data directory ${datadir} (pid `)), lines.join('\n'));
+    } finally {
+      await sut.close();
+    }
   });
 });
