@@ -1,10 +1,14 @@
 // Recognises, restricts and deletes the data directories of private database servers, whatever the engine.
 // Every directory a launcher makes carries a marker file; `remove` and `--fresh` refuse to delete a directory
-// without it, so a mistyped --datadir can never wipe someone's real database.
+// without it, so a mistyped --datadir can never wipe someone's real database. A fresh directory that a process
+// made for a server's data (the system under test's, the tests') carries its maker's record from the start, so
+// that a sweep can take it once its processes are gone; holding only that record, it is still empty.
 import { access, chmod, constants, lchown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export const MARKER_FILE = '.eob-managed';
+/** Who uses a directory eob made (privateDirectory.ts writes and reads it). */
+export const RUN_RECORD_FILE = '.eob-run-owner.json';
 export class DataDirectoryError extends Error {
   override readonly name = 'DataDirectoryError';
 }
@@ -21,7 +25,7 @@ export async function inspectDataDirectory(datadir: string): Promise<DataDirecto
     if (code === 'ENOENT') return 'missing';
     throw unwritable(datadir, error);
   }
-  if (entries.length === 0) return 'empty';
+  if (entries.every((entry) => entry === RUN_RECORD_FILE)) return 'empty';
   return entries.includes(MARKER_FILE) ? 'managed' : 'foreign';
 }
 

@@ -1,27 +1,32 @@
 // Directories only one OS user may enter, in places everyone can write to (the temp dir): the per-user cache of
-// template data directories, and each private server's run directory (its temp files, the folder
-// `secure_file_priv` points at, its socket and the one-shot init file holding the password). Those a server
-// leaves behind are deleted when this process exits; those of a process that died without running its exit
-// hooks (SIGKILL, a crash, a power cut) are swept by a later start.
+// template data directories, each private server's run directory (its temp files, the folder
+// `secure_file_priv` points at, its socket and the one-shot init file holding the password), and the scratch
+// directories a process makes for itself (the system under test's data directory, the integration tests'
+// private servers' data directories, the allocator-stall fault's gdb script). Those a process leaves behind
+// are deleted when it exits; those of a process that died without running its exit hooks (SIGKILL, a crash, a
+// power cut) are swept by a later start or maker.
 //
 // A fixed name under /tmp can be created first by someone else, who then reads or swaps what we put there
 // (a swapped template would hand out a data directory with their accounts in it). So a cache directory is
 // used only when it is a real directory owned by us and writable by no one else; a run directory gets a
 // fresh random name (mkdtemp creates it 0700 and fails rather than reuse an existing one).
 //
-// Sweeping. Each run directory holds a record of the processes that use it: the one that made it, then each
-// server started in it (a server can outlive its starter where setpriv is missing). A sweep removes a run
-// directory only when its name is one this module makes, the record is a file of this OS user, it holds no
-// data directory marker (so a --datadir a user chose is never taken for one), and not one recorded process can
-// still be running (pid and start time, so a reused pid is not mistaken for the owner). Run directories
-// without a record (made by older versions, or where /proc is missing) are never swept.
+// Sweeping. Each run or scratch directory holds a record of the processes that use it: the one that made it,
+// then each server (or helper) started in it (a server can outlive its starter where setpriv is missing). A
+// sweep removes a directory only when its name is one this module makes, the record is a file of this OS user,
+// and not one recorded process can still be running (pid and start time, so a reused pid is not mistaken for
+// the owner). A run or stall directory holding a data directory marker stays (so a --datadir a user chose is
+// never taken for one); a scratch directory that is itself a data directory may go, but not while a pid file
+// in it names a running process (a server started on it that no record names, by an older eob or by hand:
+// a reused pid only keeps the directory longer). Directories without a record (made by older versions, or
+// where /proc is missing) are never swept.
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { MARKER_FILE } from './dataDirectory.ts';
-import { currentProcessContext, mayStillRun, processIdentity, type ProcessContext, type ProcessIdentity } from './processIdentity.ts';
+import { MARKER_FILE, readPidFile, RUN_RECORD_FILE } from './dataDirectory.ts';
+import { currentProcessContext, mayStillRun, pidRuns, processIdentity, type ProcessContext, type ProcessIdentity } from './processIdentity.ts';
 import { definedOnly, intInRange, nonEmptyString, OptionsError } from '../validate.ts';
 
 export class PrivateDirectoryError extends Error {
@@ -66,14 +71,41 @@ export async function ensurePrivateDirectory(dir: string): Promise<void> {
 /** The names run directories start with; mkdtemp adds six letters and digits. */
 export const RUN_DIRECTORY_PREFIXES = ['eob-db-', 'eob-pg-', 'eob-pg-init-'] as const;
 export type RunDirectoryPrefix = (typeof RUN_DIRECTORY_PREFIXES)[number];
-const RUN_DIRECTORY_NAME = new RegExp(`^(?:${RUN_DIRECTORY_PREFIXES.join('|')})[A-Za-z0-9]{6}$`);
 
-/** In each run directory: who uses it. */
-export const RUN_RECORD_FILE = '.eob-run-owner.json';
+/**
+ * The names scratch directories start with: the system under test's data directory, the integration tests'
+ * private MariaDB and PostgreSQL data directories, the allocator stall's gdb script.
+ */
+export const SCRATCH_DIRECTORY_PREFIXES = ['eob-sut-', 'eob-test-db-', 'eob-test-pg-', 'eob-stall-'] as const;
+export type ScratchDirectoryPrefix = (typeof SCRATCH_DIRECTORY_PREFIXES)[number];
 
-/** The processes that use a run directory, the first being the one that made it. */
+type OwnedDirectoryPrefix = RunDirectoryPrefix | ScratchDirectoryPrefix;
+
+/** What a sweep calls each kind of directory, and whether the directory is itself a server's data directory. */
+const KINDS: Record<OwnedDirectoryPrefix, { noun: string; isDataDirectory: boolean }> = {
+  'eob-db-': { noun: 'run directory', isDataDirectory: false },
+  'eob-pg-': { noun: 'run directory', isDataDirectory: false },
+  'eob-pg-init-': { noun: 'run directory', isDataDirectory: false },
+  'eob-sut-': { noun: 'data directory', isDataDirectory: true },
+  'eob-test-db-': { noun: 'data directory', isDataDirectory: true },
+  'eob-test-pg-': { noun: 'data directory', isDataDirectory: true },
+  'eob-stall-': { noun: 'scratch directory', isDataDirectory: false },
+};
+
+export { RUN_RECORD_FILE };
+
+/** The processes that use a run or scratch directory, the first being the one that made it. */
 export interface RunRecord extends ProcessContext {
   processes: ProcessIdentity[];
+}
+
+/** A fresh 0700 directory with a random name under `tempDir`, recording this process as its owner. */
+async function createOwnedDirectory(prefix: OwnedDirectoryPrefix, tempDir: string): Promise<string> {
+  const dir = await mkdtemp(path.join(tempDir, prefix));
+  const context = await currentProcessContext();
+  const self = await processIdentity(process.pid);
+  if (context !== undefined && self !== undefined) await writeRunRecord(dir, { ...context, processes: [self] });
+  return dir;
 }
 
 /**
@@ -85,16 +117,22 @@ export async function createRunDirectory(
   owner: { uid: number; gid: number } | undefined,
   tempDir: string = os.tmpdir(),
 ): Promise<string> {
-  const dir = await mkdtemp(path.join(tempDir, prefix));
-  const context = await currentProcessContext();
-  const self = await processIdentity(process.pid);
-  if (context !== undefined && self !== undefined) await writeRunRecord(dir, { ...context, processes: [self] });
+  const dir = await createOwnedDirectory(prefix, tempDir);
   if (owner !== undefined) await chown(dir, owner.uid, owner.gid);
   return dir;
 }
 
 /**
- * Adds `pid` (a server, or a helper such as initdb) to the run directory's record, so that no sweep removes
+ * A fresh 0700 scratch directory under `tempDir`, recording this process as its owner. A launcher given it as
+ * a data directory takes it as empty, restricts it to the server's OS user but for the record, and records its
+ * server in it, so no sweep takes it while that server runs.
+ */
+export async function createScratchDirectory(prefix: ScratchDirectoryPrefix, tempDir: string = os.tmpdir()): Promise<string> {
+  return createOwnedDirectory(prefix, tempDir);
+}
+
+/**
+ * Adds `pid` (a server, or a helper such as initdb or gdb) to the directory's record, so that no sweep removes
  * the directory while it runs, even after this process is gone. Drops the earlier users that have exited
  * (a restarted server's previous process), never the owner. Does nothing to a directory without a record.
  */
@@ -122,7 +160,7 @@ function isProcessIdentity(value: unknown): value is ProcessIdentity {
   return Number.isSafeInteger(pid) && (pid as number) > 0 && Number.isSafeInteger(startTicks) && (startTicks as number) >= 0;
 }
 
-/** The run directory's record when it is one this user wrote and reads as one; otherwise undefined. */
+/** The directory's record when it is one this user wrote and reads as one; otherwise undefined. */
 export async function readRunRecord(dir: string): Promise<RunRecord | undefined> {
   const file = path.join(dir, RUN_RECORD_FILE);
   try {
@@ -140,18 +178,18 @@ export async function readRunRecord(dir: string): Promise<RunRecord | undefined>
 }
 
 export interface RunDirectorySweepOptions {
-  /** Where the run directories are (os.tmpdir(), where createRunDirectory makes them). */
+  /** Where the directories are (os.tmpdir(), where createRunDirectory and createScratchDirectory make them). */
   tempDir: string;
   /**
-   * At most this many run directories are looked at per sweep, picked at random when there are more, so a
-   * start stays cheap however many the temp dir holds, and repeated starts still reach every one.
+   * At most this many directories are looked at per sweep, picked at random when there are more, so a start
+   * stays cheap however many the temp dir holds, and repeated starts still reach every one.
    */
   maxExamined: number;
   /** A line for each directory removed (or that could not be). */
   log: (line: string) => void;
 }
 
-const SWEEP = 'run directory sweep';
+const SWEEP = 'directory sweep';
 
 export function resolveRunDirectorySweepOptions(given: Partial<RunDirectorySweepOptions>): RunDirectorySweepOptions {
   const defined = definedOnly<RunDirectorySweepOptions>(given);
@@ -162,16 +200,34 @@ export function resolveRunDirectorySweepOptions(given: Partial<RunDirectorySweep
   return options;
 }
 
-/** Why `dir` may be removed (every recorded process is gone), or undefined when it must stay. */
-async function abandonment(dir: string, current: ProcessContext): Promise<string | undefined> {
+/** True when a pid file at the top of `dir` names a process that runs (whoever it is). */
+async function pidFileNamesLiveProcess(dir: string, entries: readonly string[]): Promise<boolean> {
+  for (const entry of entries) {
+    if (!entry.endsWith('.pid')) continue;
+    const pid = await readPidFile(path.join(dir, entry));
+    if (pid !== undefined && (await pidRuns(pid))) return true;
+  }
+  return false;
+}
+
+/** Why `dir` may be removed (every process that uses it is gone), or undefined when it must stay. */
+async function abandonment(dir: string, prefix: OwnedDirectoryPrefix, current: ProcessContext): Promise<string | undefined> {
+  const { isDataDirectory } = KINDS[prefix];
   const s = await lstat(dir);
   if (!s.isDirectory() || (currentUid() !== 0 && s.uid !== currentUid())) return undefined;
   const record = await readRunRecord(dir);
   if (record === undefined) return undefined;
-  if ((await readdir(dir)).includes(MARKER_FILE)) return undefined;
+  const entries = await readdir(dir);
+  if (!isDataDirectory && entries.includes(MARKER_FILE)) return undefined;
   for (const p of record.processes) if (await mayStillRun(p, record, current)) return undefined;
+  if (isDataDirectory && (await pidFileNamesLiveProcess(dir, entries))) return undefined;
   const pids = record.processes.map((p) => p.pid).join(', ');
   return record.bootId === current.bootId ? `pid ${pids} no longer running` : `pid ${pids} from an earlier boot`;
+}
+
+/** `^(prefix|...)` followed by mkdtemp's six letters and digits; the prefix is the first group. */
+function namePattern(prefixes: readonly OwnedDirectoryPrefix[]): RegExp {
+  return new RegExp(`^(${prefixes.join('|')})[A-Za-z0-9]{6}$`);
 }
 
 /**
@@ -179,12 +235,26 @@ async function abandonment(dir: string, current: ProcessContext): Promise<string
  * file for what is never removed); resolves with the directories removed.
  */
 export async function sweepAbandonedRunDirectories(given: Partial<RunDirectorySweepOptions> = {}): Promise<string[]> {
+  return sweep(RUN_DIRECTORY_PREFIXES, given);
+}
+
+/**
+ * Removes the scratch directories under tempDir whose processes have all exited and, for a data directory,
+ * whose server no longer runs; resolves with the directories removed. Each maker of scratch directories calls
+ * it first, as each launcher sweeps run directories, so what a killed process left goes at the next start.
+ */
+export async function sweepAbandonedScratchDirectories(given: Partial<RunDirectorySweepOptions> = {}): Promise<string[]> {
+  return sweep(SCRATCH_DIRECTORY_PREFIXES, given);
+}
+
+async function sweep(prefixes: readonly OwnedDirectoryPrefix[], given: Partial<RunDirectorySweepOptions>): Promise<string[]> {
   const options = resolveRunDirectorySweepOptions(given);
   const current = await currentProcessContext();
   if (current === undefined) return [];
+  const pattern = namePattern(prefixes);
   let names: string[];
   try {
-    names = (await readdir(options.tempDir)).filter((name) => RUN_DIRECTORY_NAME.test(name));
+    names = (await readdir(options.tempDir)).filter((name) => pattern.test(name));
   } catch {
     return [];
   }
@@ -198,9 +268,11 @@ export async function sweepAbandonedRunDirectories(given: Partial<RunDirectorySw
   const removed: string[] = [];
   for (const name of names) {
     const dir = path.join(options.tempDir, name);
+    const prefix = pattern.exec(name)![1] as OwnedDirectoryPrefix;
+    const { noun } = KINDS[prefix];
     let why: string | undefined;
     try {
-      why = await abandonment(dir, current);
+      why = await abandonment(dir, prefix, current);
     } catch {
       // Removed by another sweep meanwhile, or unreadable: not ours to judge.
       continue;
@@ -209,9 +281,9 @@ export async function sweepAbandonedRunDirectories(given: Partial<RunDirectorySw
     try {
       await rm(dir, { recursive: true, force: true });
       removed.push(dir);
-      options.log(`removed the abandoned run directory ${dir} (${why})`);
+      options.log(`removed the abandoned ${noun} ${dir} (${why})`);
     } catch (error) {
-      options.log(`could not remove the abandoned run directory ${dir}: ${(error as Error).message}`);
+      options.log(`could not remove the abandoned ${noun} ${dir}: ${(error as Error).message}`);
     }
   }
   return removed;

@@ -68,6 +68,17 @@ export async function mayStillRun(identity: ProcessIdentity, recorded: ProcessCo
   return Number(fields[19]) === identity.startTicks;
 }
 
+/**
+ * Whether some process, whoever it is, runs with `pid` now (a zombie does not: it holds no files any more).
+ * Where /proc hides it from this user, a pid in use counts as running.
+ */
+export async function pidRuns(pid: number): Promise<boolean> {
+  if (!pidInUse(pid)) return false;
+  const fields = await statFields(pid);
+  if (fields === undefined) return pidInUse(pid);
+  return fields[0] !== 'Z' && fields[0] !== 'X';
+}
+
 /** True while some process has `pid`, whoever it is. */
 function pidInUse(pid: number): boolean {
   try {

@@ -1,11 +1,11 @@
 // The process of a private database server (mariadbd, or PostgreSQL's postmaster) as its launcher runs it:
 // not started while it runs already or its port is taken; spawned detached and under `setpriv --pdeathsig KILL`
 // when setpriv exists, so it dies with this process even if this process is SIGKILLed; recorded in its run
-// directory, so that no later start's sweep removes that directory while it runs (without setpriv it outlives
-// us); the tail of its stderr kept for error messages; polled until it answers; stopped with a signal that
-// turns into SIGKILL after a deadline; paused and resumed with SIGSTOP / SIGCONT. The engines' arguments,
-// readiness checks, data directories and SQL stay in their launchers; what differs in how their processes are
-// named and take signals is a ServerKind.
+// directory, and in its data directory when a process made that one for it, so that no later sweep removes
+// either while it runs (without setpriv it outlives us); the tail of its stderr kept for error messages; polled
+// until it answers; stopped with a signal that turns into SIGKILL after a deadline; paused and resumed with
+// SIGSTOP / SIGCONT. The engines' arguments, readiness checks, data directories and SQL stay in their
+// launchers; what differs in how their processes are named and take signals is a ServerKind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, constants, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -282,11 +282,14 @@ export abstract class ServerProcess<Options extends ServerOptions> {
       }
     });
     if (child.pid !== undefined) {
-      try {
-        await recordRunDirectoryUser(server.runDirectory, child.pid);
-      } catch (error) {
-        await this.kill('SIGKILL');
-        throw await fail(`could not record the server in its run directory ${server.runDirectory}: ${(error as Error).message}`);
+      // A data directory without a record (a --datadir a user chose) is left as it is.
+      for (const [what, dir] of [['run', server.runDirectory], ['data', this.options.datadir]] as const) {
+        try {
+          await recordRunDirectoryUser(dir, child.pid);
+        } catch (error) {
+          await this.kill('SIGKILL');
+          throw await fail(`could not record the server in its ${what} directory ${dir}: ${(error as Error).message}`);
+        }
       }
     }
     const deadline = started + this.options.startTimeoutMs;

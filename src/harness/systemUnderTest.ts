@@ -10,9 +10,8 @@
 //   sut.interrupted                                               // AbortSignal: Ctrl-C / SIGTERM of the harness
 //   await sut.close();                                            // stops every child, then the private db
 import { WorkerGapCounts } from './workerGapCounts.ts';
-import os from 'node:os';
 import path from 'node:path';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { childEnvironment } from '../config.ts';
 import { createPool, ensureDatabase, executorOf, parseMysqlUrl, redactMysqlUrl, type Pool } from '../system/db/pool.ts';
@@ -20,6 +19,7 @@ import { ensurePgDatabase } from '../system/db/postgres/pool.ts';
 import { databaseOf, openDatabase } from '../system/db/openDatabase.ts';
 import type { Database } from '../system/db/database.ts';
 import { startPrivateDatabase, type PrivateDatabase } from './privateDatabase.ts';
+import { createScratchDirectory, sweepAbandonedScratchDirectories } from './privateDirectory.ts';
 import { engineOfUrl, type EngineName } from './engines.ts';
 import type { SqlEngine } from '../system/sql/engine.ts';
 import { definedOnly, OptionsError } from '../validate.ts';
@@ -159,9 +159,11 @@ export class SystemUnderTest {
       }
       options.log(`database: using ${redactUrl(url)} (faults on the database are unavailable)`);
     } else {
-      tempDir = await mkdtemp(path.join(os.tmpdir(), 'eob-sut-'));
+      // One of these left by a SIGKILLed harness holds ~260 MB after a standard bench.
+      await sweepAbandonedScratchDirectories({ log: (line) => options.log(`database: ${line}`) });
+      tempDir = await createScratchDirectory('eob-sut-');
       // A process that exits without close() (a second Ctrl-C, a start that failed) still removes the data
-      // directory (~260 MB after a standard bench); close() removes it normally and drops this hook.
+      // directory; close() removes it normally and drops this hook.
       const dir = tempDir;
       removeOnExit = () => rmSync(dir, { recursive: true, force: true });
       process.on('exit', removeOnExit);

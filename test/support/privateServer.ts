@@ -1,11 +1,10 @@
 // What the tests' private MariaDB and private PostgreSQL have in common: each starts in a fresh data directory
-// in the temp dir, which is deleted when the test process exits if the test did not remove it, on a free port
-// that is tried again when another process takes it first; and a test file gets one through before/after hooks.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+// in the temp dir, which is deleted when the test process exits if the test did not remove it, and swept by a
+// later start when the test process was killed; on a free port that is tried again when another process takes
+// it first; and a test file gets one through before/after hooks.
+import { rm } from 'node:fs/promises';
 import { findFreePort } from '../../src/harness/ports.ts';
-import { deleteOnExit } from '../../src/harness/privateDirectory.ts';
+import { createScratchDirectory, deleteOnExit, sweepAbandonedScratchDirectories, type ScratchDirectoryPrefix } from '../../src/harness/privateDirectory.ts';
 import { useSuiteResource } from './suiteResource.ts';
 
 /** What both harness classes offer that starting and removing them needs. */
@@ -16,7 +15,7 @@ export interface PrivateServer {
 
 export interface PrivateServerStart<S extends PrivateServer> {
   /** Begins the temporary data directory's name, so that one left behind says which engine it was. */
-  dirPrefix: string;
+  dirPrefix: ScratchDirectoryPrefix;
   create(port: number, datadir: string): S;
   /** The engine's own "port in use" error: the one failure worth another port. */
   isPortInUse(error: unknown): boolean;
@@ -26,9 +25,11 @@ export interface PrivateServerStart<S extends PrivateServer> {
 
 /** Starts a server on a free port with a fresh temporary data directory; callers `remove()` it. */
 export async function startPrivateServer<S extends PrivateServer>(how: PrivateServerStart<S>): Promise<S> {
+  // A test process killed by a timeout or by hand runs no exit hook: what it left is taken here.
+  await sweepAbandonedScratchDirectories();
   // Another process can take the port between the check and the server's bind: try a few ports.
   for (let attempt = 1; ; attempt += 1) {
-    const dir = await mkdtemp(path.join(os.tmpdir(), how.dirPrefix));
+    const dir = await createScratchDirectory(how.dirPrefix);
     // The harness classes' own exit hooks SIGKILL a server the test forgot; this deletes what it left on disk.
     deleteOnExit(dir);
     const server = how.create(await findFreePort(), dir);

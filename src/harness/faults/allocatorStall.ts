@@ -11,13 +11,13 @@
 // machine's own service. Needs gdb with Python, ptrace rights over the server, and an x86-64 server; where one
 // is missing, startAllocatorStall answers `unavailable` with the reason, so callers can skip with a message.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { createPool, executorOf, type Pool, type PoolConnection } from '../../system/db/pool.ts';
 import { readTransactionSnapshot, INNODB_TRX_CACHE_IDLE_MS } from '../../system/sql/mariadb/innodbTrx.ts';
 import { intInRange, nonEmptyString } from '../../validate.ts';
+import { createScratchDirectory, deleteNow, deleteOnExit, recordRunDirectoryUser, sweepAbandonedScratchDirectories } from '../privateDirectory.ts';
 
 export interface AllocatorStallOptions {
   /** pid of a private mariadbd (ManagedDatabase.pid). */
@@ -261,7 +261,9 @@ export async function startAllocatorStall(options: AllocatorStallOptions): Promi
   const o = validateAllocatorStallOptions(options);
   const notPrivate = await assertPrivateServer(o.serverPid);
   if (notPrivate !== undefined) return { kind: 'unavailable', reason: notPrivate };
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'eob-stall-'));
+  await sweepAbandonedScratchDirectories({ log: (line) => o.log(`allocator stall: ${line}`) });
+  const dir = await createScratchDirectory('eob-stall-');
+  deleteOnExit(dir);
   const scriptPath = path.join(dir, 'stall.py');
   await writeFile(scriptPath, gdbScript(o), { mode: 0o600 });
   let gdb: ChildProcessWithoutNullStreams;
@@ -273,14 +275,17 @@ export async function startAllocatorStall(options: AllocatorStallOptions): Promi
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
   } catch (error) {
-    await rm(dir, { recursive: true, force: true });
+    await deleteNow(dir);
     return { kind: 'unavailable', reason: `gdb could not be started (${(error as Error).message}); install gdb (apt-get install gdb)` };
   }
+  // gdb can outlive a SIGKILL of this process: until it is gone, no sweep may take its script away. A record
+  // that cannot be written only leaves that window open.
+  if (gdb.pid !== undefined) await recordRunDirectoryUser(dir, gdb.pid).catch(() => undefined);
   let only: number[] | undefined;
   if (o.onlyConnectionIds !== undefined) {
     const resolved = await threadsOf(o.mysqlUrl, o.onlyConnectionIds);
     if (typeof resolved === 'string') {
-      await rm(dir, { recursive: true, force: true });
+      await deleteNow(dir);
       gdb.kill('SIGKILL');
       throw new Error(`allocator stall: ${resolved}`);
     }
@@ -396,7 +401,7 @@ class StallSession implements AllocatorStall {
     const conn = await this.probeConn?.catch(() => undefined);
     conn?.release();
     await this.pool?.end().catch(() => undefined);
-    await rm(this.dir, { recursive: true, force: true });
+    await deleteNow(this.dir);
     return this.counts();
   }
 
