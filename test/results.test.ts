@@ -12,7 +12,7 @@ import { processCpuSeconds, processTreeCpuSeconds } from '../src/harness/process
 import { formatDuration, secondsLeft } from '../src/bench/progress.ts';
 import { pointLine, summaryTable } from '../src/bench/report.ts';
 import { createResultsDir } from '../src/bench/resultsDir.ts';
-import { estimatePointSeconds, PG_BACKLOG_ANALYZE_S, planPoints } from '../src/scenarios/bench/plan.ts';
+import { estimatePointSeconds, PG_BACKLOG_ANALYZE_S, planPoints, planRun, pointLabel } from '../src/scenarios/bench/plan.ts';
 import { profileOptions } from '../src/scenarios/bench/options.ts';
 import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/bench/results.ts';
 import { ChildService, type ExitCause } from '../src/harness/childService.ts';
@@ -67,6 +67,18 @@ test("time left comes from the plan's estimates: later steps plus what is left o
   assert.equal(extra('end-to-end', 'offset'), 0);
   assert.equal(extra('http-ceiling', 'offset'), 0);
   assert.ok(PG_BACKLOG_ANALYZE_S >= 0.1 && PG_BACKLOG_ANALYZE_S <= 0.3, 'the measured 0.1-0.3 s per ANALYZE');
+});
+
+test("a run's time left estimates each point on its own engine: PostgreSQL's steps count their ANALYZE", () => {
+  const o = profileOptions('quick');
+  const plan = planRun(o, ['mariadb', 'postgres']);
+  assert.deepEqual(plan.engines.map((e) => e.engine), ['mariadb', 'postgres']);
+  const steps = plan.engines.flatMap((e) => e.points.map((point) => ({ engine: e.engine, point })));
+  assert.equal(plan.estimatesS.length, steps.length, 'one estimate per point of the run, in the order they run');
+  steps.forEach((s, i) => assert.equal(plan.estimatesS[i], estimatePointSeconds(s.point, o, s.engine), `${s.engine}: ${pointLabel(s.point)}`));
+  // The same offset drain takes longer on PostgreSQL: the estimate the bar would lose with MariaDB's for every point.
+  const drain = (engine: string) => plan.estimatesS[steps.findIndex((s) => s.engine === engine && s.point.kind === 'drain' && s.point.mode === 'offset' && s.point.handler === 'batched')]!;
+  assert.ok(drain('postgres') > drain('mariadb'), `postgres ${drain('postgres')} s, mariadb ${drain('mariadb')} s`);
 });
 
 const valid = { verdict: 'valid' as const, lost: 0, duplicated: 0, wrongCounters: [], expectedTotal: 10, countedTotal: 10 };

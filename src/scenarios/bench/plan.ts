@@ -96,6 +96,18 @@ export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Poi
   return points;
 }
 
+/** A run's plan over its engines, one after the other (runBench): each engine's points, and every step's estimate. */
+export interface RunPlan {
+  engines: { engine: EngineName; points: Point[] }[];
+  /** By step over the whole run: the point's estimated seconds on its own engine (estimatePointSeconds), for the progress bar's time left. */
+  estimatesS: number[];
+}
+
+export function planRun(o: SweepOptions, engines: readonly EngineName[]): RunPlan {
+  const plans = engines.map((engine) => ({ engine, points: planPoints(o, engine) }));
+  return { engines: plans, estimatesS: plans.flatMap((p) => p.points.map((point) => estimatePointSeconds(point, o, p.engine))) };
+}
+
 /** A short name for terminal lines and chart labels. */
 export function pointLabel(p: Point): string {
   const parts: string[] = [p.kind];
