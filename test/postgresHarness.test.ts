@@ -1,5 +1,6 @@
 // The harness on PostgreSQL, end to end and short: a tiny bench run with --engine postgres (SQL ceiling, a
-// drain and an end-to-end point, each checked, every row naming its engine and server version), and one chaos
+// drain and an end-to-end point, each checked, every row naming its engine and server version), an end-to-end
+// point on a topic never analyzed, which must have statistics taken before its load wrote a row, and one chaos
 // case on a private PostgreSQL whose faults are PostgreSQL's own: pg_terminate_backend of the worker's sessions
 // and a SIGKILL of the postmaster with its backends (WAL crash recovery), under HTTP and raw SQL publishers.
 import { test } from 'node:test';
@@ -11,6 +12,10 @@ import { readEnvironment } from '../src/config.ts';
 import { runBench } from '../src/scenarios/bench/runBench.ts';
 import { profileOptions, type SweepOptions } from '../src/scenarios/bench/options.ts';
 import { CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
+import { planPoints } from '../src/scenarios/bench/plan.ts';
+import { runPoint } from '../src/scenarios/bench/points.ts';
+import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
+import { pgMessagesTable } from '../src/system/sql/postgres/identifiers.ts';
 import { runCase } from '../src/scenarios/chaos/runCase.ts';
 import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
 
@@ -55,6 +60,44 @@ test('tiny bench on PostgreSQL: ceiling, drain and end to end, all valid, rows t
     assert.ok(Number(drain.paired_sql_ceiling_msgs_per_s) > 0, 'a ceiling paired with the drain, measured seconds before it');
   } finally {
     await rm(root, { recursive: true, force: true });
+  }
+});
+
+test("an end-to-end point on PostgreSQL primes the topic's statistics before its load", { timeout: 120_000 }, async () => {
+  const base = profileOptions('quick');
+  const sweep: SweepOptions = {
+    ...base,
+    include: { httpCeiling: false, sqlCeiling: false, baseline: false, drain: false, endToEnd: true },
+    counters: 20,
+    endToEndDurationS: 1,
+    endToEndConnections: [4],
+  };
+  const point = planPoints(sweep, 'postgres').find((p) => p.kind === 'end-to-end' && p.mode === 'offset');
+  assert.ok(point !== undefined);
+  const sut = await SystemUnderTest.start({ engine: 'postgres', postgresBinDir: env.postgresBinDir, handleSignals: false });
+  try {
+    // The topic's table exists but was never analyzed (a new server, `eob bench --only end-to-end`), and
+    // autovacuum stays off it: whatever statistics it has after the point, the point took.
+    const table = pgMessagesTable(sweep.topic);
+    await sut.sql.ensureSchema(sut.db, { topic: sweep.topic, mode: 'offset', dedup: false });
+    await sut.db.query(`ALTER TABLE ${table} SET (autovacuum_enabled = false)`);
+    const result = await runPoint({ sut, options: sweep, signal: undefined, log: () => undefined }, point);
+    assert.equal(result.check?.verdict, 'valid', result.note);
+    assert.ok((result.messagesPublished ?? 0) > 0, 'the load wrote rows');
+    const stats = await sut.db.query<{ mcv: string | null; bounds: string | null }[]>(
+      `SELECT "most_common_vals"::text AS "mcv", "histogram_bounds"::text AS "bounds" FROM "pg_stats"
+        WHERE "schemaname" = current_schema() AND "tablename" = $1 AND "attname" = 'transaction_id'`,
+      [table.slice(1, -1)],
+    );
+    assert.equal(stats.length, 1, 'the topic table has statistics of transaction_id');
+    const sampled = [stats[0]!.mcv, stats[0]!.bounds].flatMap((t) => (t === null ? [] : t.replace(/[{}]/g, '').split(',').map(BigInt)));
+    assert.ok(sampled.length > 0, JSON.stringify(stats));
+    const [loaded] = await sut.db.query<{ first: string }[]>(`SELECT MIN("transaction_id")::text AS "first" FROM ${table}`);
+    const newestSampled = sampled.reduce((a, b) => (a > b ? a : b));
+    // Every id the statistics saw is below the load's first: they were taken before the load wrote a row.
+    assert.ok(newestSampled < BigInt(loaded!.first), `statistics saw transaction ${newestSampled}, the load began at ${loaded!.first}`);
+  } finally {
+    await sut.close();
   }
 });
 

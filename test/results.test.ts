@@ -12,7 +12,18 @@ import { processCpuSeconds, processTreeCpuSeconds } from '../src/harness/process
 import { formatDuration, secondsLeft } from '../src/bench/progress.ts';
 import { pointLine, summaryTable } from '../src/bench/report.ts';
 import { createResultsDir } from '../src/bench/resultsDir.ts';
-import { estimatePointSeconds, PG_BACKLOG_ANALYZE_S, planPoints } from '../src/scenarios/bench/plan.ts';
+import {
+  BACKLOG_WRITE_ROWS_PER_S,
+  backlogWrites,
+  estimatePointSeconds,
+  PG_BACKLOG_ANALYZE_S,
+  planPoints,
+  planRun,
+  pointLabel,
+  SQL_LOOP_START_S,
+  sqlLoopRuns,
+} from '../src/scenarios/bench/plan.ts';
+import type { EngineName } from '../src/system/sql/engine.ts';
 import { profileOptions } from '../src/scenarios/bench/options.ts';
 import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/bench/results.ts';
 import { ChildService, type ExitCause } from '../src/harness/childService.ts';
@@ -52,22 +63,63 @@ test("time left comes from the plan's estimates: later steps plus what is left o
   };
   assert.ok(total('quick') > 20 && total('quick') < 120, `quick ${total('quick')} s`);
   assert.ok(total('standard') > 120 && total('standard') < 600, `standard ${total('standard')} s`);
-  // PostgreSQL's points add the ANALYZE of each offset-mode backlog they write: one for the SQL ceiling, three
-  // for an offset drain (the paired ceiling's before and after the workers, and the workers' own), none where
-  // no such backlog is written; MariaDB's are unchanged.
+});
+
+test("a point's estimate counts every backlog it writes and every run of the SQL ceiling's loop, on each engine", () => {
   const o = profileOptions('standard');
-  const extra = (kind: string, mode: string) => {
-    const p = planPoints(o, 'postgres').find((x) => x.kind === kind && x.mode === mode)!;
-    assert.equal(estimatePointSeconds(p, o), estimatePointSeconds(p, o, 'mariadb'), 'MariaDB is the default engine');
-    // In analyzed backlogs, so sums of floats compare exactly.
-    return Math.round((estimatePointSeconds(p, o, 'postgres') - estimatePointSeconds(p, o, 'mariadb')) / PG_BACKLOG_ANALYZE_S * 1000) / 1000;
+  const find = (engine: EngineName, kind: string, mode: string) => planPoints(o, engine).find((x) => x.kind === kind && x.mode === mode && x.handler !== 'watermill')!;
+  const writes = (engine: EngineName, kind: string, mode: string) => backlogWrites(find(engine, kind, mode), engine);
+  // MariaDB's offset drain writes its backlog twice: for the paired ceiling's loop and the workers (the
+  // consumption reset in between), and again for the paired run after the workers; PostgreSQL, which cannot
+  // undo a consumption, writes the workers' own in between.
+  assert.deepEqual(
+    [writes('mariadb', 'sql-ceiling', 'offset'), writes('mariadb', 'drain', 'offset'), writes('mariadb', 'drain', 'queue'), writes('mariadb', 'end-to-end', 'offset'), writes('mariadb', 'http-ceiling', 'offset')],
+    [1, 2, 1, 0, 0],
+  );
+  assert.deepEqual([writes('postgres', 'sql-ceiling', 'offset'), writes('postgres', 'drain', 'offset'), writes('postgres', 'drain', 'queue')], [1, 3, 1]);
+  const baseline = planPoints(o).find((x) => x.baseline)!;
+  assert.deepEqual([baseline.mode, backlogWrites(baseline, 'mariadb'), sqlLoopRuns(baseline)], ['offset', 2, 2], 'the watermill baseline is an offset drain, paired too');
+  assert.deepEqual(['sql-ceiling', 'drain', 'end-to-end', 'http-ceiling'].map((k) => sqlLoopRuns(find('mariadb', k, 'offset'))), [1, 2, 0, 0]);
+  assert.equal(sqlLoopRuns(find('mariadb', 'drain', 'queue')), 0, 'queue drains are not paired');
+
+  // Each write at its engine's rate: with every drain held at the timeout, a backlog larger by n rows adds
+  // n rows per write and nothing else.
+  const capped = { ...o, drainTimeoutS: 1 };
+  const n = 1_200_000;
+  const growth = (engine: EngineName, kind: string, mode: string) => {
+    const p = find(engine, kind, mode);
+    const at = (backlog: number) => estimatePointSeconds({ ...p, backlogMessages: backlog }, capped, engine);
+    return at(2 * n) - at(n);
   };
-  assert.equal(extra('sql-ceiling', 'offset'), 1);
-  assert.equal(extra('drain', 'offset'), 3);
-  assert.equal(extra('drain', 'queue'), 0, 'queue backlogs are not analyzed');
-  assert.equal(extra('end-to-end', 'offset'), 0);
-  assert.equal(extra('http-ceiling', 'offset'), 0);
+  for (const engine of ['mariadb', 'postgres'] as const) {
+    for (const [kind, mode] of [['sql-ceiling', 'offset'], ['drain', 'offset'], ['drain', 'queue']] as const) {
+      const expected = (writes(engine, kind, mode) * n) / BACKLOG_WRITE_ROWS_PER_S[engine];
+      assert.ok(Math.abs(growth(engine, kind, mode) - expected) < 1e-9, `${engine} ${kind} ${mode}: ${growth(engine, kind, mode)} s, ${expected} s expected`);
+    }
+  }
+
+  // Each loop run with its process's start, and PostgreSQL's ANALYZE of each offset-mode backlog: seen at an
+  // empty backlog, where nothing is written or consumed.
+  const empty = (engine: EngineName, kind: string, mode: string) => estimatePointSeconds({ ...find(engine, kind, mode), backlogMessages: 0 }, o, engine);
+  const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-9, `${what}: ${a} against ${b}`);
+  close(empty('mariadb', 'sql-ceiling', 'offset'), 0.5 + SQL_LOOP_START_S, 'SQL ceiling');
+  const queue1 = { ...find('mariadb', 'drain', 'queue'), workers: 1, backlogMessages: 0 };
+  close(empty('mariadb', 'drain', 'offset') - estimatePointSeconds(queue1, o, 'mariadb'), 2 * SQL_LOOP_START_S, 'offset drain over a queue drain of one worker');
+  const analyzes = (kind: string, mode: string) => Math.round(((empty('postgres', kind, mode) - empty('mariadb', kind, mode)) / PG_BACKLOG_ANALYZE_S) * 1000) / 1000;
+  assert.deepEqual([analyzes('sql-ceiling', 'offset'), analyzes('drain', 'offset'), analyzes('drain', 'queue'), analyzes('end-to-end', 'offset')], [1, 3, 0, 0]);
   assert.ok(PG_BACKLOG_ANALYZE_S >= 0.1 && PG_BACKLOG_ANALYZE_S <= 0.3, 'the measured 0.1-0.3 s per ANALYZE');
+});
+
+test("a run's time left estimates each point on its own engine: PostgreSQL's steps count their ANALYZE", () => {
+  const o = profileOptions('quick');
+  const plan = planRun(o, ['mariadb', 'postgres']);
+  assert.deepEqual(plan.engines.map((e) => e.engine), ['mariadb', 'postgres']);
+  const steps = plan.engines.flatMap((e) => e.points.map((point) => ({ engine: e.engine, point })));
+  assert.equal(plan.estimatesS.length, steps.length, 'one estimate per point of the run, in the order they run');
+  steps.forEach((s, i) => assert.equal(plan.estimatesS[i], estimatePointSeconds(s.point, o, s.engine), `${s.engine}: ${pointLabel(s.point)}`));
+  // The same offset drain takes longer on PostgreSQL: the estimate the bar would lose with MariaDB's for every point.
+  const drain = (engine: string) => plan.estimatesS[steps.findIndex((s) => s.engine === engine && s.point.kind === 'drain' && s.point.mode === 'offset' && s.point.handler === 'batched')]!;
+  assert.ok(drain('postgres') > drain('mariadb'), `postgres ${drain('postgres')} s, mariadb ${drain('mariadb')} s`);
 });
 
 const valid = { verdict: 'valid' as const, lost: 0, duplicated: 0, wrongCounters: [], expectedTotal: 10, countedTotal: 10 };

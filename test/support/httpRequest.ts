@@ -1,5 +1,6 @@
 // One HTTP request to a server under test, on a connection of its own, with the whole answer: what the server
-// tests on either engine send (POST /count, GET /count, /healthz).
+// tests on either engine and the hostile-clients suite's ordinary requests send (POST /count, GET /count,
+// /healthz).
 import http from 'node:http';
 
 export interface Reply {

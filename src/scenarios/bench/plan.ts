@@ -1,5 +1,6 @@
-// The bench's plan: which points a run measures, in what order (ceilings and the baseline first), and a short
-// label for each.
+// The bench's plan: which points a run measures, in what order (ceilings and the baseline first), on each of
+// its engines; a short label for each; and the estimate of each point's seconds the progress bar's time left
+// is made of.
 import type { EngineName } from '../../system/sql/engine.ts';
 import type { IsolationLevel, AckMode } from '../../system/pubsub/types.ts';
 import { defaultIsolation } from '../../system/worker.ts';
@@ -96,6 +97,18 @@ export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Poi
   return points;
 }
 
+/** A run's plan over its engines, one after the other (runBench): each engine's points, and every step's estimate. */
+export interface RunPlan {
+  engines: { engine: EngineName; points: Point[] }[];
+  /** By step over the whole run: the point's estimated seconds on its own engine (estimatePointSeconds), for the progress bar's time left. */
+  estimatesS: number[];
+}
+
+export function planRun(o: SweepOptions, engines: readonly EngineName[]): RunPlan {
+  const plans = engines.map((engine) => ({ engine, points: planPoints(o, engine) }));
+  return { engines: plans, estimatesS: plans.flatMap((p) => p.points.map((point) => estimatePointSeconds(point, o, p.engine))) };
+}
+
 /** A short name for terminal lines and chart labels. */
 export function pointLabel(p: Point): string {
   const parts: string[] = [p.kind];
@@ -139,38 +152,67 @@ function drainRateGuess(p: Point): number {
 export const PG_BACKLOG_ANALYZE_S = 0.2;
 
 /**
- * Backlogs a point writes that PostgreSQL analyzes (publishBacklog analyzes offset mode only): the SQL
- * ceiling's one; an offset drain's three, the paired ceiling's before the workers, the workers' own (the
- * table is emptied and written again: no statement undoes a consumption there) and the second paired run's
- * (pairSqlCeilingAfter).
+ * Rows a second publishBacklog writes, by engine. Not timed as the bench writes them on PostgreSQL: both are
+ * the rates measured here with 100-row INSERTs on 8 connections, MariaDB ~124,000 (publishBacklog's
+ * 1000-row statements on fewer connections did as well), PostgreSQL 79,700 with the pg driver at a load
+ * average of 7-9 (the driver comparison in the PostgreSQL pool's module). runDrain's note of ~1 s to empty
+ * a PostgreSQL topic and write 20,000 rows again says a write there can take longer.
  */
-function pgAnalyzedBacklogs(p: Point): number {
+export const BACKLOG_WRITE_ROWS_PER_S: Readonly<Record<EngineName, number>> = { mariadb: 120_000, postgres: 80_000 };
+
+/**
+ * Seconds a run of the SQL ceiling's loop costs besides consuming its backlog: its process's start, timed
+ * here from the fork to its first message (a refused URL, so nothing else in it) at a load average of 3-4:
+ * 1.09, 1.09 and 2.29 s; and the 150 ms runSqlLoop waits for a last sample.
+ */
+export const SQL_LOOP_START_S = 1.25;
+
+/**
+ * The loop's rate over the drain's at the same batch size: offset drains ran at 0.88-0.93 of the SQL ceiling
+ * of the same run at batch 100-5000 in the quiet standard run of 2026-11-27 (MariaDB).
+ */
+const SQL_LOOP_OVER_DRAIN = 1.1;
+
+/**
+ * Backlogs a point writes (publishBacklog) on `engine`. The SQL ceiling's one and a queue drain's one. An
+ * offset drain's two on MariaDB: the first is consumed by the paired ceiling's loop and, after
+ * resetConsumption, by the workers; the second, on emptied tables, by the paired ceiling's run after the
+ * workers (pairSqlCeilingAfter). Three on PostgreSQL, where no statement undoes a consumption: the workers
+ * get a backlog of their own, written between those two.
+ */
+export function backlogWrites(p: Point, engine: EngineName): number {
   if (p.kind === 'sql-ceiling') return 1;
-  if (p.kind === 'drain' && p.mode === 'offset') return 3;
-  return 0;
+  if (p.kind !== 'drain') return 0;
+  if (p.mode === 'queue') return 1;
+  return engine === 'postgres' ? 3 : 2;
+}
+
+/** Runs of the SQL ceiling's loop in a point: the SQL ceiling's one; an offset drain's two, just before its workers (runDrain) and after them (pairSqlCeilingAfter). */
+export function sqlLoopRuns(p: Point): number {
+  if (p.kind === 'sql-ceiling') return 1;
+  return p.kind === 'drain' && p.mode === 'offset' ? 2 : 0;
 }
 
 /**
- * The plan's estimate of a point's seconds on `engine`, for the time left on the progress bar. Fixed costs
- * measured in a quick run here: a child starts in ~1 s (server and worker ~2 s together), a backlog is written
- * at ~120,000 rows/s, the check and the stop take ~0.5 s; on PostgreSQL each analyzed backlog adds its ANALYZE.
+ * The plan's estimate of a point's seconds on `engine`, for the time left on the progress bar: its fixed
+ * costs, each backlog it writes (with PostgreSQL's ANALYZE of an offset-mode one), each run of the SQL
+ * ceiling's loop, and its workers' drain or its load. Fixed costs measured in a quick run here: a child starts
+ * in ~1 s (server and worker ~2 s together), the check and the stop take ~0.5 s.
  */
 export function estimatePointSeconds(p: Point, o: SweepOptions, engine: EngineName = 'mariadb'): number {
-  const analyzeS = engine === 'postgres' ? pgAnalyzedBacklogs(p) * PG_BACKLOG_ANALYZE_S : 0;
-  return pointSecondsBeforeAnalyze(p, o) + analyzeS;
-}
-
-function pointSecondsBeforeAnalyze(p: Point, o: SweepOptions): number {
   const backlog = p.backlogMessages ?? 0;
   const drainS = (rate: number) => Math.min(o.drainTimeoutS, backlog / rate);
+  // publishBacklog analyzes every backlog on PostgreSQL but a queue drain's.
+  const analyzeS = engine === 'postgres' && p.mode === 'offset' ? PG_BACKLOG_ANALYZE_S : 0;
+  const writesS = backlogWrites(p, engine) * (backlog / BACKLOG_WRITE_ROWS_PER_S[engine] + analyzeS);
+  const loopsS = sqlLoopRuns(p) * (SQL_LOOP_START_S + drainS(drainRateGuess({ ...p, handler: 'batched' }) * SQL_LOOP_OVER_DRAIN));
   switch (p.kind) {
     case 'http-ceiling':
       return 1.5 + o.httpCeilingDurationS;
     case 'sql-ceiling':
-      return 0.5 + backlog / 120_000 + drainS(drainRateGuess(p) * 1.1);
+      return 0.5 + writesS + loopsS;
     case 'drain':
-      // Offset mode: the paired SQL ceiling consumes the same backlog first (runDrain).
-      return 1.5 + p.workers * 0.3 + backlog / 120_000 + drainS(drainRateGuess(p)) + (p.mode === 'offset' ? 0.3 + drainS(drainRateGuess({ ...p, handler: 'batched' }) * 1.1) : 0);
+      return 1.5 + p.workers * 0.3 + writesS + loopsS + drainS(drainRateGuess(p));
     case 'end-to-end':
       return 3 + o.endToEndDurationS;
   }

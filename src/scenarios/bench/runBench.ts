@@ -5,7 +5,7 @@ import path from 'node:path';
 import { readdirSync } from 'node:fs';
 import { SystemUnderTest, redactUrl, type SystemOptions } from '../../harness/systemUnderTest.ts';
 import type { EngineName } from '../../harness/engines.ts';
-import { estimatePointSeconds, planPoints, pointLabel, type Point } from './plan.ts';
+import { planRun, pointLabel, type Point } from './plan.ts';
 import { references, toRow, CSV_COLUMNS, type DbColumns } from './results.ts';
 import { runSweep } from './sweep.ts';
 import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
@@ -49,16 +49,16 @@ const DUPLICATE_SIGNAL_MS = 1_000;
 
 export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const engines = o.engines ?? [o.system.engine ?? 'mariadb'];
-  const plans = engines.map((engine) => ({ engine, points: planPoints(o.sweep, engine) }));
-  const total = plans.reduce((n, p) => n + p.points.length, 0);
-  const all = plans.flatMap((p) => p.points.map((point) => ({ point, engine: p.engine })));
+  const plan = planRun(o.sweep, engines);
+  const plans = plan.engines;
+  const total = plan.estimatesS.length;
   const startedAt = new Date();
   const progress = createProgress({
     title: 'bench',
     unit: 'points',
     total,
     ci: o.ci,
-    estimateS: (i) => estimatePointSeconds(all[i]!.point, o.sweep, all[i]!.engine),
+    estimateS: (i) => plan.estimatesS[i]!,
   });
   // Signals are handled from the first moment (the database's start included), SIGTERM as SIGINT: stop after
   // the current step, stop the children, write what was measured, remove the temp data. A second one exits at
