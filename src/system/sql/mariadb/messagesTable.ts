@@ -3,7 +3,6 @@
 import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
 import { messagesTable, offsetsTable } from './identifiers.ts';
 import type { Statement } from '../../db/pool.ts';
-import { stringLiteral } from './literal.ts';
 import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
 
 export interface MessageRow {
@@ -26,23 +25,38 @@ export async function createMessagesTable(db: SqlExecutor, topic: string): Promi
 }
 
 /**
- * Builds one multi-row INSERT: one statement, one commit, offsets allocated consecutively for the rows. The
- * values are written into the text (see literal.ts); `values` is empty, callers pass it on as before.
+ * One multi-row INSERT: one statement, one commit, offsets allocated consecutively for the rows. The values are
+ * placeholders: the publishers send it as a prepared statement (see writeMessages).
  */
-export function insertMessagesSql(table: string, messages: readonly OutgoingMessage[]): { sql: string; values: unknown[] } {
-  if (messages.length === 0) throw new Error('insertMessagesSql: no messages');
+export function insertMessagesStatement(table: string, messages: readonly OutgoingMessage[]): Statement {
+  if (messages.length === 0) throw new Error('insertMessagesStatement: no messages');
   // Column names are listed so that extra columns of a variant table (queue mode's `acked`) take defaults.
-  let sql = `INSERT INTO ${table} (\`uuid\`, \`payload\`, \`metadata\`) VALUES `;
+  let sql = `INSERT INTO ${table} (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, ?, ?)`;
+  const values: string[] = [];
   for (let i = 0; i < messages.length; i += 1) {
     const m = messages[i] as OutgoingMessage;
-    sql += `${i === 0 ? '' : ', '}(${stringLiteral(m.uuid)}, ${stringLiteral(payloadJson(m))}, ${stringLiteral(metadataJson(m))})`;
+    if (i > 0) sql += ', (?, ?, ?)';
+    values.push(m.uuid, payloadJson(m), metadataJson(m));
   }
-  return { sql, values: [] };
+  return { sql, values };
+}
+
+/**
+ * Sends a messages INSERT as a prepared statement where the executor has them (every mysql2 pool and
+ * connection of this project). Measured on the 2-core development machine against the same rows written into
+ * the text (private MariaDB, 2 connections, 5 interleaved rounds, medians): the database's CPU per row fell
+ * from 21.8 to 18.2 us at 20 rows per INSERT, 15.8 to 11.3 at 50 and 12.5 to 8.3 at 200; the client's from
+ * 14.5 to 12.0, 9.3 to 8.3 and 6.5 to 6.0. The server parses no string literals (JSON with quotes in it), and
+ * the values come back exactly as sent whatever the session's sql_mode (NO_BACKSLASH_ESCAPES changes how text
+ * literals read, not bound values). One statement per batch size: see MAX_PREPARED_STATEMENTS_PER_CONNECTION.
+ */
+export async function writeMessages(db: SqlExecutor, statement: Statement): Promise<void> {
+  if (db.execute !== undefined) await db.execute(statement.sql, statement.values);
+  else await db.query(statement.sql, statement.values);
 }
 
 export async function insertMessages(db: SqlExecutor, topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
-  const { sql, values } = insertMessagesSql(messagesTable(topic), messages);
-  await db.query(sql, values);
+  await writeMessages(db, insertMessagesStatement(messagesTable(topic), messages));
 }
 
 /**
