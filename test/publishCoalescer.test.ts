@@ -96,7 +96,9 @@ describe('PublishCoalescer', () => {
     const f = recordingFlush(() => gate.promise);
     const c = new PublishCoalescer<number, number>(options(), f.flush);
     const p = c.submit(7);
-    await sleep(5);
+    // Waits for the flush to start rather than a fixed 5 ms: under a load average of 3 the 5 ms sleep ended
+    // before the flush had started, in 3 runs of 3.
+    for (const deadline = performance.now() + 2_000; f.batches.length === 0 && performance.now() < deadline; ) await sleep(1);
     assert.equal(f.batches.length, 1, 'the batch was flushed');
     assert.equal(await isSettled(p), false, 'but the caller must wait until the flush returns');
     gate.resolve();
