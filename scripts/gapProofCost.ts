@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { readEnvironment } from '../src/config.ts';
 import { executorOf, type Pool } from '../src/system/db/pool.ts';
 import type { Message, Subscription } from '../src/system/pubsub/types.ts';
-import { insertMessagesSql, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
+import { insertMessagesStatement, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
 import { messagesTable } from '../src/system/sql/mariadb/identifiers.ts';
 import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
 import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
@@ -48,12 +48,13 @@ async function fill(pool: Pool, topic: string, holes: boolean): Promise<number> 
   try {
     while (committed < MESSAGES) {
       const rows = Array.from({ length: Math.min(chunk, MESSAGES - committed) }, () => ({ uuid: randomUUID(), payload: { n: committed }, metadata: {} }));
-      const { sql, values } = insertMessagesSql(table, rows);
+      const { sql, values } = insertMessagesStatement(table, rows);
       await c.query(sql, values);
       committed += rows.length;
       if (holes) {
         await c.query('START TRANSACTION');
-        await c.query(insertMessagesSql(table, [{ uuid: randomUUID(), payload: {}, metadata: {} }]).sql, [randomUUID(), '{}', '{}']);
+        const hole = insertMessagesStatement(table, [{ uuid: randomUUID(), payload: {}, metadata: {} }]);
+        await c.query(hole.sql, hole.values);
         await c.query('ROLLBACK');
       }
     }

@@ -13,7 +13,7 @@ import { executorOf, type Pool } from '../src/system/db/pool.ts';
 import type { OutgoingMessage, SqlExecutor } from '../src/system/pubsub/types.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { DEFAULT_PRUNE_OPTIONS, prune } from '../src/system/prune.ts';
-import { insertMessagesSql, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
+import { insertMessagesStatement, selectMaxOffset, writeMessages } from '../src/system/sql/mariadb/messagesTable.ts';
 import { createOffsetsTable, selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
 import { sumCounters } from '../src/system/sql/mariadb/counterTable.ts';
 import { messagesTable, offsetsTable } from '../src/system/sql/mariadb/identifiers.ts';
@@ -43,8 +43,7 @@ async function fill(db: SqlExecutor, n: number, counters: readonly string[]): Pr
       payload: { counter_uuid: counters[(done + i) % counters.length] },
       metadata: {},
     }));
-    const { sql, values } = insertMessagesSql(messagesTable(TOPIC), batch);
-    await db.query(sql, values);
+    await writeMessages(db, insertMessagesStatement(messagesTable(TOPIC), batch));
   }
 }
 
@@ -58,8 +57,7 @@ async function publishUntil(pool: Pool, stop: Promise<void>): Promise<number[]> 
     Array.from({ length: 16 }, async () => {
       while (!stopped) {
         const t = performance.now();
-        const { sql, values } = insertMessagesSql(messagesTable(TOPIC), [{ uuid: randomUUID(), payload: { counter_uuid: 'x' }, metadata: {} }]);
-        await db.query(sql, values);
+        await writeMessages(db, insertMessagesStatement(messagesTable(TOPIC), [{ uuid: randomUUID(), payload: { counter_uuid: 'x' }, metadata: {} }]));
         latencies.push(performance.now() - t);
       }
     }),

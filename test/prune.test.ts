@@ -14,7 +14,7 @@ import { executorOf, type Pool } from '../src/system/db/pool.ts';
 import type { OutgoingMessage, SqlExecutor, Subscription } from '../src/system/pubsub/types.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { DEFAULT_PRUNE_OPTIONS, prune, startPeriodicPrune } from '../src/system/prune.ts';
-import { insertMessages, insertMessagesSql, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
+import { insertMessages, insertMessagesStatement, selectMaxOffset, writeMessages } from '../src/system/sql/mariadb/messagesTable.ts';
 import { createOffsetsTable, selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
 import { countQueue, markAcked } from '../src/system/sql/mariadb/queueTable.ts';
 import { createPublishDedupTable } from '../src/system/sql/mariadb/publishDedupTable.ts';
@@ -182,8 +182,7 @@ describe('prune (private MariaDB)', () => {
           Array.from({ length: 6 }, async (_, p) => {
             for (let i = 0; performance.now() < until; i += 1) {
               const batch = Array.from({ length: 1 + ((i + p) % 5) }, (_, k) => message(counters[(i * 7 + k + p) % counters.length]));
-              const { sql, values } = insertMessagesSql(mode === 'offset' ? messagesTable(topic) : queueTable(topic), batch);
-              await db.query(sql, values);
+              await writeMessages(db, insertMessagesStatement(mode === 'offset' ? messagesTable(topic) : queueTable(topic), batch));
               for (const m of batch) {
                 const id = (m.payload as { counter_uuid: string }).counter_uuid;
                 published.set(id, (published.get(id) ?? 0) + 1);

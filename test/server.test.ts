@@ -97,6 +97,32 @@ describe('counter server (private MariaDB)', () => {
     assert.match((jsonValue(row.metadata) as { request_id: string }).request_id, /^commit-\d+$/);
   });
 
+  test("an X-Request-Id holding quotes and backslashes is published as sent, also under NO_BACKSLASH_ESCAPES", async () => {
+    // A database set to NO_BACKSLASH_ESCAPES reads \' in a text literal as a backslash that ends the string:
+    // with the values written into the INSERT's text, such an id broke its whole batch (a syntax error, so the
+    // other requests of the batch failed too) and let the rest of the id be read as SQL. Bound values are not
+    // read as SQL text.
+    const ids = ["it's", "quote\\'),('x", 'back\\slash', '"dq"', "x'--"];
+    // A pool of its own, ended before the mode is restored: no session of the file's pool takes the mode.
+    const own = createPool({ url: database.url, connectionLimit: 1, connectTimeoutMs: 5_000 });
+    const run = executorOf(own);
+    await run.query("SET GLOBAL sql_mode = 'NO_BACKSLASH_ESCAPES'");
+    try {
+      // The server's pool connects after the change, so its sessions take the global mode.
+      const server = await serve({ topic: 'noescapes', poolSize: 1 });
+      const counter = randomUUID();
+      const plain = Array.from({ length: 20 }, (_, i) => `plain-${i}`);
+      const replies = await Promise.all([...ids, ...plain].map((id) => request(`${server.url}/count/${counter}`, 'POST', { 'X-Request-Id': id })));
+      assert.deepEqual(replies.map((r) => r.status), replies.map(() => 204), replies.map((r) => r.body).join(' | '));
+      const rows = await run.query<{ metadata: unknown }[]>('SELECT `metadata` FROM `watermill_noescapes`');
+      const published = rows.map((r) => (jsonValue(r.metadata) as { request_id: string }).request_id).sort();
+      assert.deepEqual(published, [...ids, ...plain].sort());
+    } finally {
+      await run.query('SET GLOBAL sql_mode = DEFAULT');
+      await own.end();
+    }
+  });
+
   test('a request without X-Request-Id gets a generated one, and an upper-case uuid counts as lower-case', async () => {
     const server = await serve({ topic: 'genid', coalesce: false });
     const counter = randomUUID();

@@ -52,6 +52,9 @@ export const DEFAULT_QUERY_TIMEOUT_MS = 120_000;
 
 const poolQueryTimeouts = new WeakMap<Pool, number>();
 
+/** What mysql2's execute() takes as values (its typings do not export the name). */
+type ExecuteParameters = Parameters<Pool['execute']>[1];
+
 export const DEFAULT_POOL_OPTIONS: Omit<PoolOptions, 'url'> = { connectionLimit: 16, connectTimeoutMs: 5_000 };
 
 function connectionConfig(url: MysqlUrl, connectTimeoutMs: number) {
@@ -101,6 +104,15 @@ export async function ensureDatabase(url: string, connectTimeoutMs = DEFAULT_POO
 
 const multiStatementPools = new WeakSet<Pool>();
 
+/**
+ * Prepared statements a connection keeps (executorOf's execute). The server's coalesced INSERT is one statement
+ * per batch size, 1 to --coalesce-max-batch rows (100 by default), so 128 keeps every size of the defaults;
+ * with more sizes the driver closes the least recently used on the server. That bounds what one connection
+ * takes of the server's max_prepared_stmt_count (16,382 by default, for all sessions together); mysql2's own
+ * default is 16,000 per connection.
+ */
+export const MAX_PREPARED_STATEMENTS_PER_CONNECTION = 128;
+
 export function createPool(options: PoolOptions): Pool {
   const parsed = parseMysqlUrl(options.url);
   const pool = mysql.createPool({
@@ -112,6 +124,7 @@ export function createPool(options: PoolOptions): Pool {
     queueLimit: options.queueLimit ?? 0,
     enableKeepAlive: true,
     multipleStatements: options.multipleStatements === true,
+    maxPreparedStatements: MAX_PREPARED_STATEMENTS_PER_CONNECTION,
   });
   // Every session reads and writes TIMESTAMPs in UTC, the zone the driver assumes (`timezone: 'Z'`): in the
   // server's default zone (SYSTEM), a server whose machine runs at +09:00 handed back created_at nine hours
@@ -151,7 +164,7 @@ export async function runStatements(pool: Pool, conn: PoolConnection, statements
 }
 
 /**
- * Wraps a pool or connection so that `query` returns rows (or the write result header) only. With
+ * Wraps a pool or connection so that `query` and `execute` return rows (or the write result header) only. With
  * `queryTimeoutMs`, a statement with no answer by then fails with PROTOCOL_SEQUENCE_TIMEOUT (class
  * `connection`): mysql2 does not cancel it and its connection stays busy with it. On a pool, mysql2 returns
  * that connection when the late answer arrives (every pool made by createPool has a default timeout); on a
@@ -165,6 +178,12 @@ export function executorOf(target: Pool | PoolConnection, queryTimeoutMs?: numbe
       // No values: the driver then sends the text as it is, without scanning it for placeholders.
       if (values !== undefined && values.length === 0) values = undefined;
       const [rows] = queryTimeoutMs === undefined ? await target.query(sql, values) : await target.query({ sql, timeout: queryTimeoutMs }, values);
+      return rows as T;
+    },
+    async execute<T>(sql: string, values: unknown[]): Promise<T> {
+      // The driver checks each value's type when it binds it; its typings list those types.
+      const bound = values as ExecuteParameters;
+      const [rows] = queryTimeoutMs === undefined ? await target.execute(sql, bound) : await target.execute({ sql, timeout: queryTimeoutMs }, bound);
       return rows as T;
     },
   };

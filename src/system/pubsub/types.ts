@@ -22,6 +22,12 @@
 /** Something SQL can be sent to: a pool or one connection that holds a transaction. */
 export interface SqlExecutor {
   query<T = unknown>(sql: string, values?: unknown[]): Promise<T>;
+  /**
+   * Runs one statement as a server-side prepared statement that the connection keeps, by its text, for its
+   * next uses: the server parses the text once per connection and the values travel as bytes it need not
+   * parse. Absent where the driver offers no such thing; callers then send the statement through query().
+   */
+  execute?<T = unknown>(sql: string, values: unknown[]): Promise<T>;
 }
 
 /**

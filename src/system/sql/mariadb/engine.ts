@@ -15,7 +15,8 @@ import {
   createMessagesTable,
   deleteMessagesInRange,
   insertMessages,
-  insertMessagesSql,
+  insertMessagesStatement,
+  writeMessages,
   lockOffsetRangeNowait,
   selectAllMessages,
   selectMessagesAfterAckedStatement,
@@ -60,8 +61,7 @@ export const mariadbEngine: SqlEngine = {
   maxMessagesPerInsert: MAX_MESSAGES_PER_INSERT,
   publish: async (db, p) => {
     if (p.mode === 'offset') return insertMessages(db, p.topic, p.messages);
-    const { sql, values } = insertMessagesSql(queueTable(p.topic), p.messages);
-    await db.query(sql, values);
+    await writeMessages(db, insertMessagesStatement(queueTable(p.topic), p.messages));
   },
   maxDedupRequestIdLength: MAX_DEDUP_REQUEST_ID_LENGTH,
   claimRequestIds: (tx, p) => claimRequestIds(tx, p.topic, p.claims, p.token),
