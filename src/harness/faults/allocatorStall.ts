@@ -511,7 +511,8 @@ class StallSession implements AllocatorStall {
         continue;
       }
       const own = snapshot.transactions.find((t) => t.connectionId === r.connectionId);
-      if (row.COMMAND !== 'Query') {
+      // `Execute`: a prepared statement (the publishers' INSERT is one) runs under that command.
+      if (row.COMMAND !== 'Query' && row.COMMAND !== 'Execute') {
         r.reason = `its connection ${r.connectionId} is in COMMAND ${row.COMMAND}, not running a statement`;
       } else if (own?.realId === true) {
         r.verdict = 'registered';
