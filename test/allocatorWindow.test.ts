@@ -77,7 +77,9 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
     return started.stall;
   }
 
-  it('16 raw publishers x 150 single-row INSERTs, 300 ms stalls: innodb-trx loses messages, statements loses none', async (t) => {
+  // Text statements (COMMAND Query) and prepared ones (COMMAND Execute, as the server's and the chaos load's
+  // INSERTs are sent): the statements proof must see both.
+  for (const send of ['query', 'execute'] as const) it(`16 raw publishers x 150 single-row INSERTs (${send}), 300 ms stalls: innodb-trx loses messages, statements loses none`, async (t) => {
     const topic = newTopic();
     await prepareOffsetTopic(pool(), topic, 'old');
     await prepareOffsetTopic(pool(), topic, 'new');
@@ -93,7 +95,11 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
       try {
         await Promise.all(
           publishers.map(async (c) => {
-            for (let i = 0; i < ROWS_EACH; i += 1) await c.query(insert, [randomUUID(), '{"counter_uuid":null}', '{}']);
+            for (let i = 0; i < ROWS_EACH; i += 1) {
+              const values = [randomUUID(), '{"counter_uuid":null}', '{}'];
+              if (send === 'query') await c.query(insert, values);
+              else await c.execute(insert, values);
+            }
           }),
         );
       } finally {
@@ -126,7 +132,8 @@ describe('gap proofs under the allocator-window stall (gdb)', () => {
         `statements lost ${now.lost.length}; passed holes: old ${JSON.stringify(pick(oldSub))}, new ${JSON.stringify(pick(newSub))}`;
       process.stdout.write(`# ${report}\n`);
       assert.ok(old.lost.length > 0, `the INNODB_TRX-only rule must be seen to lose messages under the stall: ${report}`);
-      assert.ok(oldLostStalled > 0, `what the old rule lost includes stalled inserts: ${report}`);
+      // A prepared statement's PROCESSLIST.INFO may show its placeholders, not the values: then no stalled uuid is known.
+      if (stalledUuids.size > 0) assert.ok(oldLostStalled > 0, `what the old rule lost includes stalled inserts: ${report}`);
       assert.deepEqual(now.lost.map((m) => m.offset), [], `the statements proof loses nothing: ${report}`);
       assert.equal(now.duplicated, 0);
       assert.equal(old.duplicated, 0);
