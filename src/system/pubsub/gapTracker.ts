@@ -22,7 +22,8 @@
 //  F3 information_schema.PROCESSLIST is read live; QUERY_ID is the server-wide, never reused number of the
 //     statement (or stored-program sub-statement) a connection is running. It changes, and COMMAND becomes
 //     Sleep, only between statements, never inside one write_row call; a connection leaves the list only after
-//     its last statement ended.
+//     its last statement ended. Each execution of a prepared statement is a statement of its own here (COMMAND
+//     Execute, a new QUERY_ID each time: read on 10.11), and the publishers' INSERT is one.
 //  F4 A record written by a transaction that has not ended is locked by that transaction: InnoDB keeps an
 //     implicit exclusive lock (the record's DB_TRX_ID names an active transaction), and a locking read by
 //     another transaction that reaches the record converts it into an explicit lock of the writer and must
