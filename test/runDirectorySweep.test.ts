@@ -4,7 +4,7 @@
 // looks at a bounded number per sweep. The launchers' use of it is in managedDatabase.test.ts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chown, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +22,7 @@ import {
 import { currentProcessContext, processIdentity, type ProcessContext, type ProcessIdentity } from '../src/harness/processIdentity.ts';
 import { OptionsError } from '../src/validate.ts';
 import { useScratchDirectories } from './support/scratchDirectories.ts';
+import { exitedProcess, liveProcess } from './support/sleepingProcess.ts';
 
 const execFileAsync = promisify(execFile);
 const scratchDir = useScratchDirectories('eob-test-sweep-');
@@ -30,29 +31,6 @@ async function context(): Promise<ProcessContext> {
   const c = await currentProcessContext();
   assert.ok(c !== undefined, 'these tests need /proc');
   return c;
-}
-
-/** A `sleep` that runs until the test kills it, and its identity. */
-async function liveProcess(t: { after: (fn: () => void) => void }): Promise<{ identity: ProcessIdentity; end: () => Promise<void> }> {
-  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  t.after(() => child.kill('SIGKILL'));
-  const identity = await processIdentity(child.pid!);
-  assert.ok(identity !== undefined);
-  return {
-    identity,
-    end: async () => {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
-
-/** The identity of a process that has exited and been reaped: its pid is free. */
-async function exitedProcess(t: { after: (fn: () => void) => void }): Promise<ProcessIdentity> {
-  const live = await liveProcess(t);
-  await live.end();
-  return live.identity;
 }
 
 /** A run directory in `tempDir` made by this process, then given `processes` as its record. */

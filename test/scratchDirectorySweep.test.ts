@@ -20,40 +20,16 @@ import {
   writeRunRecord,
   type ScratchDirectoryPrefix,
 } from '../src/harness/privateDirectory.ts';
-import { currentProcessContext, processIdentity, type ProcessIdentity } from '../src/harness/processIdentity.ts';
+import { currentProcessContext, type ProcessIdentity } from '../src/harness/processIdentity.ts';
 import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
 import { readEnvironment } from '../src/config.ts';
 import { startPrivateServer } from './support/privateServer.ts';
 import { useScratchDirectories } from './support/scratchDirectories.ts';
+import { exitedProcess, liveProcess, type After } from './support/sleepingProcess.ts';
 
 const scratchDir = useScratchDirectories('eob-test-sweep-');
 const SRC = path.join(import.meta.dirname, '..', 'src');
 const SUPPORT = path.join(import.meta.dirname, 'support');
-
-type After = { after: (fn: () => void | Promise<void>) => void };
-
-/** A `sleep` that runs until the test kills it, and its identity. */
-async function liveProcess(t: After): Promise<{ identity: ProcessIdentity; end: () => Promise<void> }> {
-  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  t.after(() => void child.kill('SIGKILL'));
-  const identity = await processIdentity(child.pid!);
-  assert.ok(identity !== undefined);
-  return {
-    identity,
-    end: async () => {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
-
-/** The identity of a process that has exited and been reaped. */
-async function exitedProcess(t: After): Promise<ProcessIdentity> {
-  const live = await liveProcess(t);
-  await live.end();
-  return live.identity;
-}
 
 /** A scratch directory in `tempDir` whose only recorded process is `owner`. */
 async function scratchOf(tempDir: string, prefix: ScratchDirectoryPrefix, owner: ProcessIdentity): Promise<string> {
