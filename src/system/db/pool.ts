@@ -79,11 +79,11 @@ function connectionConfig(url: MysqlUrl, connectTimeoutMs: number) {
 }
 
 /**
- * mysql2 formats every query, and with no values still scans the whole text for placeholders: the hot
- * statements carry their values in the text (sql/mariadb/literal.ts), and in a --cpu-prof of the server under
- * POST /count load that scan of each multi-row INSERT was 2.3 % of its CPU. A query with no values is sent as
- * written (what the scan would have produced); any other is formatted as mysql2 itself would (stringifyObjects
- * off, the connection's timezone).
+ * mysql2 formats every query, and with no values still scans the whole text for placeholders: the worker's
+ * counter upsert carries its values in the text (sql/mariadb/literal.ts), and in a --cpu-prof of the server
+ * under POST /count load, when its multi-row INSERT still did too, that scan was 2.3 % of its CPU. A query with
+ * no values is sent as written (what the scan would have produced); any other is formatted as mysql2 itself
+ * would (stringifyObjects off, the connection's timezone).
  */
 export function formatQuery(sql: string, values: unknown, timezone?: string): string {
   if (values === undefined || values === null || (Array.isArray(values) && values.length === 0)) return sql;
