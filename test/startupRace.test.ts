@@ -12,6 +12,9 @@
 //   template and all but one fail with 23505 on pg_database_datname_index.
 // - MariaDB, new database and new topic: FLUSH TABLES WITH READ LOCK holds every DDL statement ("Waiting for
 //   backup lock"); released, the 8 run CREATE DATABASE / CREATE TABLE IF NOT EXISTS at once.
+// Beside them, in-process: the PostgreSQL schema lock (creators behind it never meet the race, today's plain
+// statement does), and what start-up says: a race is retried within the start timeout, a SQL error fails at once
+// naming the statement and SQLSTATE, "cannot reach" only for a connection failure.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -24,8 +27,12 @@ import { ChildService } from '../src/harness/childService.ts';
 import { childEnvironment } from '../src/config.ts';
 import { projectRoot } from '../src/projectRoot.ts';
 import { openDatabase } from '../src/system/db/openDatabase.ts';
+import { waitForDatabase } from '../src/system/db/waitForDatabase.ts';
 import { createPgMessagesTable } from '../src/system/sql/postgres/messages.ts';
+import { postgresEngine } from '../src/system/sql/postgres/engine.ts';
+import { findFreePort } from '../src/harness/ports.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
+import type { SqlEngine } from '../src/system/sql/engine.ts';
 
 const STARTERS = 8;
 /** Node + tsx start in ~1 s here; 8 at once on a loaded 2-core machine take longer. */
@@ -265,6 +272,76 @@ describe('start-up with the overlap forced, PostgreSQL', () => {
     }
   });
 
+  test('start-up retries a race within its timeout, naming the statement and SQLSTATE; with no time left the race is the error', async () => {
+    const url = server().url;
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    const holderPid = await backendPid(holder);
+    try {
+      for (const timeoutMs of [60_000, 0]) {
+        const topic = `retry_${randomUUID().slice(0, 8)}`;
+        await holder.query('BEGIN');
+        await holder.query(PLAIN_CREATE(topic));
+        const log: string[] = [];
+        // The set-up as it was before the schema lock, so the race reaches start-up.
+        const started = waitForDatabase(url, timeoutMs, (line) => log.push(line), { role: 'test', create: (db) => db.query(PLAIN_CREATE(topic)) }).then(
+          () => undefined,
+          (error: unknown) => error as Error,
+        );
+        await until('the set-up to wait', async () => (await lockWaiters('eob', holderPid)) === 1);
+        await holder.query('COMMIT');
+        const error = await started;
+        const named = `\`CREATE TABLE IF NOT EXISTS "watermill_${topic}"\``;
+        if (timeoutMs > 0) {
+          assert.equal(error, undefined);
+          assert.equal(log.length, 1, log.join('\n'));
+          assert.ok(log[0]!.startsWith(`database set-up met another process setting up the same objects (${named}: SQLSTATE 23505: duplicate key`), log[0]);
+        } else {
+          assert.ok(error !== undefined, 'no time left: the race is the error');
+          assert.match(error.message, /^setting up the database at postgres:\/\/postgres:\*\*\*@.* kept meeting other processes setting up the same objects \(still failing after 0 ms: /);
+          assert.ok(error.message.includes(`${named} failed with SQLSTATE 23505: duplicate key value violates unique constraint`), error.message);
+          assert.doesNotMatch(error.message, /cannot reach|password/);
+        }
+      }
+    } finally {
+      await holder.end();
+    }
+  });
+
+  test('a SQL error at start-up fails at once, naming the statement and SQLSTATE; a refused login is not "cannot reach"', async () => {
+    const role = `limited_${randomUUID().slice(0, 8)}`;
+    await withClient('eob', (c) => c.query(`CREATE ROLE ${role} LOGIN PASSWORD 'secret'`));
+    const limited = new URL(server().url);
+    limited.username = role;
+    limited.password = 'secret';
+    const topic = `denied_${randomUUID().slice(0, 8)}`;
+    const log: string[] = [];
+    const create = { role: 'test', create: (db: SqlExecutor) => postgresEngine.ensureSchema(db, { topic, mode: 'offset', dedup: false }) };
+    // PostgreSQL 15 and later: only the database owner may create in schema public.
+    await assert.rejects(waitForDatabase(limited.toString(), 60_000, (line) => log.push(line), create), (error: Error) => {
+      assert.equal(
+        error.message,
+        `SQL error at start-up on the database at postgres://${role}:***@127.0.0.1:${limited.port}/eob: \`CREATE TABLE IF NOT EXISTS "watermill_${topic}"\` failed with SQLSTATE 42501: permission denied for schema public; check the user, password and privileges in the URL`,
+      );
+      return true;
+    });
+    limited.password = 'wrong';
+    await assert.rejects(waitForDatabase(limited.toString(), 60_000, (line) => log.push(line), create), (error: Error) => {
+      assert.match(error.message, /^SQL error at start-up on the database at .*: connecting failed with SQLSTATE 28P01: password authentication failed for user ".*"; check the user, password and privileges in the URL$/);
+      return true;
+    });
+    assert.deepEqual(log, [], 'neither is retried');
+  });
+
+  test('a connection failure is "cannot reach", after retries for the start-up timeout', async () => {
+    const url = `postgres://postgres:secret@127.0.0.1:${await findFreePort()}/eob`;
+    const log: string[] = [];
+    await assert.rejects(waitForDatabase(url, 300, (line) => log.push(line)), (error: Error) => {
+      assert.match(error.message, /^cannot reach the database at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/eob: ECONNREFUSED: .*\(still failing after 300 ms: is the server running\? start one with `eob db start`/);
+      return true;
+    });
+    assert.ok(log.length > 0 && log.every((line) => line.startsWith('database not reachable yet (ECONNREFUSED')), log.join('\n'));
+  });
 });
 
 describe('start-up with the overlap forced, MariaDB', () => {
@@ -291,4 +368,35 @@ describe('start-up with the overlap forced, MariaDB', () => {
       }
     });
   }
+
+  test('a SQL error at start-up fails at once, naming the statement and SQLSTATE; a refused login is not "cannot reach"', async () => {
+    const user = `limited_${randomUUID().slice(0, 8)}`;
+    const admin = await mysql.createConnection({ uri: server().url });
+    try {
+      await admin.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'secret'`);
+      await admin.query(`GRANT SELECT ON \`eob\`.* TO '${user}'@'%'`);
+    } finally {
+      await admin.end();
+    }
+    const limited = new URL(server().url);
+    limited.username = user;
+    limited.password = 'secret';
+    const topic = `denied_${randomUUID().slice(0, 8)}`;
+    const log: string[] = [];
+    const create = { role: 'test', create: (db: SqlExecutor, engine: SqlEngine) => engine.ensureSchema(db, { topic, mode: 'offset', dedup: false }) };
+    await assert.rejects(waitForDatabase(limited.toString(), 60_000, (line) => log.push(line), create), (error: Error) => {
+      assert.match(
+        error.message,
+        // A user without CREATE on the database cannot run CREATE DATABASE IF NOT EXISTS, even when it exists.
+        new RegExp(`^SQL error at start-up on the database at mysql://${user}:\\*\\*\\*@127\\.0\\.0\\.1:${limited.port}/eob: \`CREATE DATABASE IF NOT EXISTS \`eob\`\` failed with SQLSTATE 42000 \\(ER_DBACCESS_DENIED_ERROR 1044\\): Access denied for user .*; check the user, password and privileges in the URL$`),
+      );
+      return true;
+    });
+    limited.password = 'wrong';
+    await assert.rejects(waitForDatabase(limited.toString(), 60_000, (line) => log.push(line), create), (error: Error) => {
+      assert.match(error.message, /^SQL error at start-up on the database at .*: connecting failed with SQLSTATE 28000 \(ER_ACCESS_DENIED_ERROR 1045\): Access denied for user .*; check the user, password and privileges in the URL$/);
+      return true;
+    });
+    assert.deepEqual(log, [], 'neither is retried');
+  });
 });
