@@ -308,6 +308,26 @@ describe('start-up with the overlap forced, PostgreSQL', () => {
     }
   });
 
+  test('a lock held longer than the start-up timeout ends the wait: the race is the error, not a hang', { timeout: 60_000 }, async () => {
+    const url = server().url;
+    const topic = `held_${randomUUID().slice(0, 8)}`;
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      // An eob creator that never commits (a process stopped mid-creation, SIGSTOP): it keeps the schema lock.
+      await holder.query('BEGIN');
+      await createPgMessagesTable(clientExecutor(holder), topic);
+      const create = { role: 'test', create: (db: SqlExecutor) => postgresEngine.ensureSchema(db, { topic, mode: 'offset', dedup: false }) };
+      await assert.rejects(waitForDatabase(url, 1_500, () => undefined, create), (error: Error) => {
+        assert.match(error.message, /kept meeting other processes setting up the same objects \(still failing after 1500 ms: `SELECT pg_advisory_xact_lock\(\d+, -?\d+\)` failed with SQLSTATE 55P03: canceling statement due to lock timeout\)$/);
+        return true;
+      });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+  });
+
   test('a SQL error at start-up fails at once, naming the statement and SQLSTATE; a refused login is not "cannot reach"', async () => {
     const role = `limited_${randomUUID().slice(0, 8)}`;
     await withClient('eob', (c) => c.query(`CREATE ROLE ${role} LOGIN PASSWORD 'secret'`));

@@ -42,7 +42,10 @@ export async function waitForDatabase(url: string, timeoutMs: number, log: (line
       await ensureDatabaseExists(url, undefined, tell);
       if (schema !== undefined) {
         sent = undefined;
-        db = openDatabase({ url, connectionLimit: 1, connectTimeoutMs: 5_000, role: schema.role });
+        // A lock held by another creator (or anyone) for longer than the start-up has left fails the statement
+        // (PostgreSQL's lock_timeout, MariaDB's innodb_lock_wait_timeout), so the deadline below bounds the wait.
+        const lockWaitTimeoutSeconds = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+        db = openDatabase({ url, connectionLimit: 1, connectTimeoutMs: 5_000, role: schema.role, lockWaitTimeoutSeconds });
         await schema.create(naming(db.executor(), tell), db.engine);
       }
       return;
