@@ -2,7 +2,7 @@
 // `eob worker` processes start against a new database or a new topic while this test holds the one lock their
 // first statement needs; once all 8 are seen waiting on it, the test lets go, and all 8 must become ready.
 //
-// How each case holds them, and what today's SQL does when they are released together:
+// How each case holds them, and what the plain statements (without the schema lock) do when released together:
 // - PostgreSQL, new topic: this test's own session runs BEGIN; CREATE TABLE for the topic's messages table and
 //   keeps the transaction open (a creator that is not eob: a migration tool, psql, an older version). A plain
 //   CREATE TABLE IF NOT EXISTS of that name waits on the catalog's unique index and fails with 23505 on
@@ -11,8 +11,9 @@
 //   transaction), which every CREATE DATABASE waits for before its existence check; released, they all copy the
 //   template and all but one fail with 23505 on pg_database_datname_index.
 // - MariaDB, new database and new topic: FLUSH TABLES WITH READ LOCK holds every DDL statement ("Waiting for
-//   backup lock"); released, the 8 run CREATE DATABASE / CREATE TABLE IF NOT EXISTS at once.
-// Beside them, in-process: the PostgreSQL schema lock (creators behind it never meet the race, today's plain
+//   backup lock"); released, the 8 run CREATE DATABASE / CREATE TABLE IF NOT EXISTS at once, and each waits on
+//   the name's metadata lock and then finds it made (this passed before the PostgreSQL fix too).
+// Beside them, in-process: the PostgreSQL schema lock (creators behind it never meet the race, the plain
 // statement does), and what start-up says: a race is retried within the start timeout, a SQL error fails at once
 // naming the statement and SQLSTATE, "cannot reach" only for a connection failure.
 import { describe, test } from 'node:test';
@@ -104,7 +105,7 @@ async function assertTablesExist(databaseUrl: string, topic: string): Promise<vo
   }
 }
 
-/** Today's statement before the schema lock: what every creator ran, and what loses the race. */
+/** A creator's statement without the schema lock (what eob ran before it): the one that loses the race. */
 const PLAIN_CREATE = (topic: string): string => `CREATE TABLE IF NOT EXISTS "watermill_${topic}" ("offset" BIGSERIAL, PRIMARY KEY ("offset"))`;
 
 /** SQL in, rows out, on one client's connection (its open transaction, if any). */
@@ -224,7 +225,7 @@ describe('start-up with the overlap forced, PostgreSQL', () => {
     }
   }
 
-  test('the schema lock: 8 eob creators wait for the one holding its transaction open, and none of their statements fails; today\'s plain CREATE fails with 23505', async () => {
+  test('the schema lock: 8 eob creators wait for the one holding its transaction open, and none of their statements fails; a plain CREATE IF NOT EXISTS beside them fails with 23505', async () => {
     const url = server().url;
     const topic = `lock_${randomUUID().slice(0, 8)}`;
     const holder = new pg.Client({ connectionString: url });
