@@ -81,7 +81,7 @@ export function peerGuarantee(task: PeerTask): string {
 export function peerTaskText(spec: PeerSpec): string {
   if (spec.task === 'noop') return 'noop';
   const per = spec.peer === 'graphile-worker' ? 'per job' : 'per fetched batch';
-  return `${spec.task} (counter upsert ${per})`;
+  return `${spec.task}, one counter upsert ${per}`;
 }
 
 /** A spec checked field by field: a peer the bench knows, a task it knows, and a task the peer can run. */
