@@ -56,6 +56,8 @@ test('a bench run on PostgreSQL measures every peer beside our drain: version, s
       assert.ok(Math.abs(Number(r.ratio_drain_vs_peer) - drainRate / Number(r.drain_msgs_per_s)) < 0.01, `${what}: our drain's rate over the peer's, same run`);
       assert.ok(Number(r.cpu_worker_us_per_msg) > 0 && Number(r.cpu_db_us_per_msg) > 0, `${what}: the peer's process and the database, read apart`);
       assert.equal(r.verdict, String(r.point).endsWith('noop') ? 'n/a' : 'valid', what);
+      // The checker's count of the counters: one per completed job for a counter task, none for a no-op.
+      assert.equal(r.counter_total, r.verdict === 'valid' ? 20_000 : 0, what);
       if (r.verdict === 'valid') assert.deepEqual([r.lost, r.duplicated], [0, 0], what);
     }
     assert.match(lines.join('\n'), /^peers \(same run; ratios first/m, 'the terminal summary has the peers table');

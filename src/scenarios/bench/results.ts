@@ -91,7 +91,7 @@ export const CSV_COLUMNS = [
   'cpu_loadgen_s', 'cpu_server_s', 'cpu_worker_s', 'cpu_db_s',
   'cpu_loadgen_us_per_msg', 'cpu_server_us_per_msg', 'cpu_worker_us_per_msg', 'cpu_db_us_per_msg', 'cpu_system_us_per_msg',
   'cpu_vs_http_answer',
-  'messages_published', 'messages_consumed', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
+  'messages_published', 'messages_consumed', 'counter_total', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
   'gaps_passed', 'gaps_passed_by_timeout',
   'paired_sql_ceiling_msgs_per_s', 'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
   'ratio_drain_vs_peer', 'ratio_peer_cpu_vs_drain', 'reference_drain_point', 'reference_drain_msgs_per_s',
@@ -193,6 +193,8 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     cpu_vs_http_answer: systemUs === undefined || p.connections === undefined ? undefined : ratio(systemUs, refs.httpAnswerCpuUsByConnections.get(p.connections)),
     messages_published: r.messagesPublished,
     messages_consumed: r.messagesConsumed,
+    // The sum of the counters after the point: the messages (or a peer's completed jobs) a check found applied.
+    counter_total: r.check?.countedTotal ?? r.peer?.counterTotal,
     acked_offset: r.ackedOffset,
     max_offset: r.maxOffset,
     drained: r.drained,
