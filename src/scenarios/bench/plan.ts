@@ -89,7 +89,8 @@ export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Poi
                 }
     }
     // The peers run right after the drains they are compared with (the ratio is against the run's default
-    // drain), on PostgreSQL only: they are PostgreSQL job queues.
+    // drain), on PostgreSQL only: they are PostgreSQL job queues. A peer has no topic mode of ours (its row's
+    // mode is empty); 'queue' only fills the field.
     if (o.include.peers && engine === 'postgres') {
       for (const peer of o.peers) {
         add({ ...none, kind: 'peer', mode: 'queue', workers: 1, handler: 'none', batchSize: undefined, isolation: undefined, backlogMessages: drainBacklog(o.backlogMessages, DEFAULT_BATCH_SIZE), repetition, peer });
