@@ -74,7 +74,7 @@ describe('peers on a private PostgreSQL', () => {
 
   function target(spec: PeerDrainTarget['spec'], jobs: number, counters: readonly string[]): PeerDrainTarget {
     const db = pg.db();
-    return { spec, databaseUrl: pg.server().url, db: db.executor(), sql: db.engine, topic: 'counter', counters, jobs };
+    return { spec, databaseUrl: pg.server().url, db: db.executor(), database: db, sql: db.engine, topic: 'counter', counters, jobs };
   }
 
   const timeouts = { startTimeoutMs: 60_000, stopTimeoutMs: 15_000 };

@@ -4,6 +4,7 @@
 // it can be SIGKILLed), a sampler of the jobs it completed read from the peer's tables, and the check of the
 // counters against the jobs completed. Measurement comes from the database, never from the peer's report.
 import { ChildService } from '../../harness/childService.ts';
+import { processCpuSeconds } from '../../harness/processCpu.ts';
 import { startReadingSampler, type Sampler } from '../../bench/sampler.ts';
 import { checkCounters, type CounterCheck } from '../../bench/counterCheck.ts';
 import { PEER_QUEUES } from '../../bench/peers/peers.ts';
@@ -12,13 +13,14 @@ import { enqueuedPerCounter, type PeerQueue, type PrepareOptions } from '../../b
 import type { PeerSpec } from '../../bench/peers/peerSpec.ts';
 import type { SqlExecutor } from '../../system/pubsub/types.ts';
 import type { SqlEngine } from '../../system/sql/engine.ts';
+import type { Database } from '../../system/db/database.ts';
+import { selectPgBackendPid } from '../../system/sql/postgres/sessions.ts';
 
 /**
- * How often the peer's completed jobs are read. One reading counts rows of the peer's job table: 9 ms for
- * graphile-worker's and ~40 ms for pg-boss's at a 150,000-job backlog here, database time that lands in the
- * point's database CPU; every 500 ms that is at most 8 % of a core (our drain's sampler, 3 ms every 20 ms, costs
- * its drain 15 %). The rate is exact between the samples it is read from, so coarse samples cost nothing but
- * the start-up's granularity.
+ * How often the peer's completed jobs are read. One reading counts rows of the peer's job table (9 ms for
+ * graphile-worker's, ~40 ms for pg-boss's at a 150,000-job backlog here); the rate is exact between the samples
+ * it is read from, so coarse samples cost nothing but the start-up's granularity. Their database CPU is taken
+ * out of the peer's (PeerSampler.readingsCpuSeconds).
  */
 export const PEER_SAMPLE_MS = 500;
 
@@ -27,6 +29,8 @@ export interface PeerDrainTarget {
   databaseUrl: string;
   /** The harness's own connections: the counter table, the peer's tables. */
   db: SqlExecutor;
+  /** The pool `db` runs on: the sampler takes a connection of its own from it. */
+  database: Database;
   sql: SqlEngine;
   /** The topic whose tables (and `counter`) are emptied first: `counter` is the effect table ours and the peers' share. */
   topic: string;
@@ -59,10 +63,46 @@ export function peerWorkerChild(t: PeerDrainTarget, timeouts: { startTimeoutMs: 
   return new ChildService({ name, command: c.command, args: c.args, env: c.env, readiness: { kind: 'line', pattern: c.readyPattern }, ...timeouts });
 }
 
-/** Samples the jobs completed (progress) against the backlog (published), every `intervalMs`. */
-export function startPeerSampler(t: PeerDrainTarget, intervalMs = PEER_SAMPLE_MS): Promise<Sampler> {
+/** The sampler of a peer's drain, on a connection of its own. */
+export interface PeerSampler extends Sampler {
+  /** Jobs completed now, read on the sampler's connection (its CPU is counted with the readings'). */
+  countCompleted(): Promise<number>;
+  /**
+   * CPU seconds of the server process behind the sampler's connection so far: the readings' own database time,
+   * which a PostgreSQL backend spends in a process of its own (undefined with a database not on this machine).
+   * A 400,000-job pg-boss table took ~100 ms a reading, half a core at 500 ms; the peer's database CPU is
+   * taken without it. (Our drain's database CPU includes its sampler's, ~3 ms every 20 ms.)
+   */
+  readingsCpuSeconds(): number | undefined;
+}
+
+/** Samples the jobs completed (progress) against the backlog (published), every `intervalMs`, on a connection of its own. */
+export async function startPeerSampler(t: PeerDrainTarget, intervalMs = PEER_SAMPLE_MS): Promise<PeerSampler> {
   const queue = peerQueueOf(t);
-  return startReadingSampler(t.db, async (db, atMs) => ({ atMs, progress: await queue.countCompleted(db, t.jobs), published: t.jobs }), intervalMs);
+  const session = await t.database.session();
+  try {
+    const backendPid = await selectPgBackendPid(session);
+    const sampler = await startReadingSampler(session, async (db, atMs) => ({ atMs, progress: await queue.countCompleted(db, t.jobs), published: t.jobs }), intervalMs);
+    return {
+      get samples() {
+        return sampler.samples;
+      },
+      latest: () => sampler.latest(),
+      waitFor: (predicate, timeoutMs, signal) => sampler.waitFor(predicate, timeoutMs, signal),
+      countCompleted: () => queue.countCompleted(session, t.jobs),
+      readingsCpuSeconds: () => processCpuSeconds(backendPid),
+      async stop() {
+        try {
+          await sampler.stop();
+        } finally {
+          session.release();
+        }
+      },
+    };
+  } catch (error) {
+    session.destroy();
+    throw error;
+  }
 }
 
 /** What a peer's drain left: jobs completed, and the counters against them. */

@@ -31,6 +31,7 @@ export async function runPeerPoint(ctx: SweepContext, result: PointResult): Prom
     spec,
     databaseUrl: ctx.sut.databaseUrl,
     db: ctx.sut.db,
+    database: ctx.sut.database,
     sql: ctx.sut.sql,
     topic: ctx.options.topic,
     counters: makeCounterIds(ctx.options.counters),
@@ -48,8 +49,9 @@ export async function runPeerPoint(ctx: SweepContext, result: PointResult): Prom
       // The CPU window opens once the worker runs (its process's start, module loading included, is left out,
       // as a drain's worker start is) and the jobs counted against it are those completed inside it.
       const cpuWorkerBefore = child.cpuSeconds();
+      const completedBefore = await sampler.countCompleted();
       const cpuDbBefore = ctx.sut.dbCpuSeconds();
-      const completedBefore = await queue.countCompleted(ctx.sut.db, n);
+      const cpuReadingsBefore = sampler.readingsCpuSeconds();
       const crashed = new Promise<string>((resolve) => {
         child.onExit((status, _expected, cause) => {
           if (cause !== 'stopped') resolve(`${child.name} exited (${status.signal ?? `code ${status.code}`}): ${child.outputTail(3).replace(/\n/g, ' | ')}`);
@@ -60,8 +62,11 @@ export async function runPeerPoint(ctx: SweepContext, result: PointResult): Prom
         crashed,
       ]);
       result.cpuWorkerS = cpuDelta(cpuWorkerBefore, child.cpuSeconds());
-      result.cpuDbS = cpuDelta(cpuDbBefore, ctx.sut.dbCpuSeconds());
-      const completedAfter = outcome === 'drained' ? n : await queue.countCompleted(ctx.sut.db, n);
+      // The database's CPU over the window but the sampler's own readings (on a backend of their own).
+      const readings = cpuDelta(cpuReadingsBefore, sampler.readingsCpuSeconds());
+      const db = cpuDelta(cpuDbBefore, ctx.sut.dbCpuSeconds());
+      result.cpuDbS = db === undefined || readings === undefined ? undefined : Math.max(0, db - readings);
+      const completedAfter = outcome === 'drained' ? n : await sampler.countCompleted();
       result.cpuUsPerMsg.worker = cpuUsPerMessage(result.cpuWorkerS, completedAfter - completedBefore);
       result.cpuUsPerMsg.db = cpuUsPerMessage(result.cpuDbS, completedAfter - completedBefore);
       result.drained = outcome === 'drained';

@@ -123,6 +123,7 @@ export async function runDrainKillCase(c: DrainKillCase, options: Partial<ChaosR
         spec: c.drainer.spec,
         databaseUrl: s.databaseUrl,
         db: s.db,
+        database: s.database,
         sql: s.sql,
         topic: TOPIC,
         counters,
