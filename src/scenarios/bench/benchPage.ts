@@ -106,7 +106,8 @@ export function benchPage(i: BenchPageInput): HtmlReport {
     verdicts.push({
       ok: true,
       text: typeof r.ratio_drain_vs_peer === 'number'
-        ? `peer ${r.peer} ${r.peer_version}, task ${r.peer_task}: ${rate} jobs/s; our drain (${r.reference_drain_point}) ${fmt(r.ratio_drain_vs_peer, 2)}× its rate, its CPU per job ${fmt(r.ratio_peer_cpu_vs_drain, 2)}× ours; ${r.guarantee}`
+        ? `our drain ${fmt(r.ratio_drain_vs_peer, 2)}× peer ${r.peer} ${r.peer_version} (task ${r.peer_task}), whose CPU per job is ${fmt(r.ratio_peer_cpu_vs_drain, 2)}× ours: ` +
+          `${rate} jobs/s against ${fmt(r.reference_drain_msgs_per_s)} msgs/s (${r.reference_drain_point}, same run); ${r.guarantee}`
         : `peer ${r.peer} ${r.peer_version}, task ${r.peer_task}: ${rate} jobs/s; no drain of ours at batch 1000 in this run to compare with; ${r.guarantee}`,
     });
   }
