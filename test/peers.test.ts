@@ -43,14 +43,19 @@ test('a backlog of peer jobs goes round-robin over the counters, as ours does', 
   assert.deepEqual(chunks.flat().map((p) => p.counter_uuid), ['a', 'b', 'c', 'a', 'b', 'c', 'a', 'b']);
 });
 
-test('the plan runs the peers on PostgreSQL only, right after the drains, on the default drain\'s backlog', () => {
+test('the plan runs the peers on PostgreSQL only, right after our offset drains at batch 1000, on their backlog', () => {
   const o = profileOptions('standard');
   assert.equal(planPoints(o, 'mariadb').filter((p) => p.kind === 'peer').length, 0);
   const points = planPoints(o, 'postgres');
-  const kinds = points.map((p) => p.kind);
+  const labels = points.map(pointLabel);
   const peers = points.filter((p) => p.kind === 'peer');
   assert.equal(peers.length, 5);
-  assert.ok(kinds.lastIndexOf('drain') < kinds.indexOf('peer') && kinds.lastIndexOf('peer') < kinds.indexOf('end-to-end'));
+  const firstPeer = points.findIndex((p) => p.kind === 'peer');
+  assert.deepEqual(labels.slice(firstPeer - 3, firstPeer), ['drain offset batch 1000 READ COMMITTED', 'drain offset batch 1000 REPEATABLE READ', 'drain offset batch 1000 SERIALIZABLE'], 'the drains they are compared with, just before them');
+  assert.equal(labels[firstPeer + 5], 'drain offset batch 5000 READ COMMITTED');
+  // Without a batch-1000 drain they still run, after the drains.
+  const other = planPoints(sweepOptionsFromArgs({ profile: 'quick', 'batch-sizes': '100' }), 'postgres').map((p) => p.kind);
+  assert.ok(other.lastIndexOf('drain') < other.indexOf('peer') && other.indexOf('peer') < other.indexOf('end-to-end'));
   assert.ok(peers.every((p) => p.backlogMessages === 400_000), 'the batch-1000 drain\'s backlog');
   assert.deepEqual(peers.map(pointLabel), [
     'peer graphile-worker noop',

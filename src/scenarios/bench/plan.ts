@@ -66,11 +66,24 @@ export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Poi
         add({ kind: 'drain', mode: 'offset', workers: 1, handler: 'watermill', batchSize, pollIntervalMs: g.pollIntervals[0], isolation: defaultIsolation('offset', 'watermill', engine), ackMode: 'transactional', coalesce: undefined, connections: undefined, backlogMessages: o.baselineBacklogMessages, repetition, baseline: true });
       }
     }
+    // The peers (PostgreSQL only: they are PostgreSQL job queues) are compared with our offset drains at the
+    // worker's default batch, so they run right after those: on this shared machine a reference measured
+    // minutes earlier saw another machine (a standard run here: our batch-1000 drain at 8,300-10,670 msgs/s
+    // under a load average of 18, the peers ten minutes later at 13). A peer has no topic mode of ours (its
+    // row's mode is empty); 'queue' only fills the field.
+    let peersAdded = false;
+    const addPeers = () => {
+      if (peersAdded || !o.include.peers || engine !== 'postgres') return;
+      peersAdded = true;
+      for (const peer of o.peers) {
+        add({ ...none, kind: 'peer', mode: 'queue', workers: 1, handler: 'none', batchSize: undefined, isolation: undefined, backlogMessages: drainBacklog(o.backlogMessages, DEFAULT_BATCH_SIZE), repetition, peer });
+      }
+    };
     if (o.include.drain) {
       // A drain never polls an empty topic until its backlog is done, so the poll interval is not varied here
       // (end-to-end points vary it: there it sets the lag of an idle worker).
       for (const mode of g.modes)
-        for (const batchSize of g.batchSizes)
+        for (const batchSize of g.batchSizes) {
           // The watermill handler is the reference *offset* consumer; its read-then-write handler under queue
           // mode's parallel READ COMMITTED consumers would be a different (and lossy) design.
           for (const handler of mode === 'offset' ? g.handlers : g.handlers.filter((h) => h === 'batched'))
@@ -87,15 +100,11 @@ export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Poi
                         : drainBacklog(o.backlogMessages, batchSize);
                   add({ kind: 'drain', mode, workers, handler, batchSize, pollIntervalMs: g.pollIntervals[0], isolation, ackMode, coalesce: undefined, connections: undefined, backlogMessages: backlog, repetition, baseline: false });
                 }
+          if (mode === 'offset' && batchSize === DEFAULT_BATCH_SIZE) addPeers();
+        }
     }
-    // The peers run right after the drains they are compared with (the ratio is against the run's default
-    // drain), on PostgreSQL only: they are PostgreSQL job queues. A peer has no topic mode of ours (its row's
-    // mode is empty); 'queue' only fills the field.
-    if (o.include.peers && engine === 'postgres') {
-      for (const peer of o.peers) {
-        add({ ...none, kind: 'peer', mode: 'queue', workers: 1, handler: 'none', batchSize: undefined, isolation: undefined, backlogMessages: drainBacklog(o.backlogMessages, DEFAULT_BATCH_SIZE), repetition, peer });
-      }
-    }
+    // Without an offset drain at the default batch (--only peer, other batch sizes) they run after the drains.
+    addPeers();
     if (o.include.endToEnd) {
       for (const connections of o.endToEndConnections)
         for (const mode of g.modes)
