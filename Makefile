@@ -12,7 +12,8 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
   $(call opt,MODES,modes) $(call opt,QUEUE_WORKERS,queue-workers) $(call opt,HANDLERS,handlers) \
   $(call opt,POLL_INTERVALS,poll-intervals) $(call opt,COALESCE,coalesce) $(call opt,ACK_MODES,ack-modes) \
   $(call opt,REPETITIONS,repetitions) $(call opt,DURATION,duration-s) $(call opt,BACKLOG,backlog) \
-  $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only) $(call opt,ENGINE,engine)
+  $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only) $(call opt,ENGINE,engine) \
+  $(call opt,PEERS,peers)
 CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests)
 
@@ -21,7 +22,8 @@ CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,F
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 	@echo "  bench variables: PROFILE (quick|standard|full), BATCH_SIZES, ISOLATION, MODES, QUEUE_WORKERS, HANDLERS,"
-	@echo "                   POLL_INTERVALS, COALESCE, ACK_MODES, REPETITIONS, DURATION, BACKLOG, CONNECTIONS, RATE, ONLY"
+	@echo "                   POLL_INTERVALS, COALESCE, ACK_MODES, REPETITIONS, DURATION, BACKLOG, CONNECTIONS, RATE, ONLY,"
+	@echo "                   PEERS (peer:task pairs beside the PostgreSQL drain, e.g. graphile-worker:counter,pg-boss:noop)"
 	@echo "  chaos variables: PROFILE (quick|standard|soak), FAULTS, BACKEND (local|docker), CASES, REQUESTS"
 	@echo "  ENGINE (mariadb|postgres|all) for bench and chaos, mariadb|postgres for db; default mariadb"
 	@echo "  DATABASE_URL=mysql://... or postgres://... (or MYSQL_URL) uses your server instead of a private one"

@@ -13,6 +13,7 @@ import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 import { caseFileName, type CaseResult } from './caseResult.ts';
 import type { Verdict } from './checker.ts';
+import { DRAIN_KILL_CSV_COLUMNS, drainKillCsvRow, type DrainKillResult } from './drainKill.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'case',
@@ -189,6 +190,8 @@ function chaosFacts(dir: ResultsDir, options: unknown): [string, string][] {
 export interface ChaosRunSummary {
   profile: string;
   results: CaseResult[];
+  /** The worker-kill drains of ours and of the peers (PostgreSQL), written to drain-kill.csv and the page. */
+  drainKills?: DrainKillResult[];
   passed: boolean;
 }
 
@@ -216,13 +219,15 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
     })),
   });
   dir.writeJson('options.json', options);
+  const drainKills = summary.drainKills ?? [];
+  if (drainKills.length > 0) dir.writeText('drain-kill.csv', toCsv(DRAIN_KILL_CSV_COLUMNS, drainKills.map(drainKillCsvRow)));
   for (const r of summary.results) {
     if (r.timeline.length === 0) continue;
     const svg = await renderSvg(timelineChartSpec(r));
     dir.writeText(`timeline-${caseFileName(r)}.svg`, svg);
     dir.writeText(`timeline-${caseFileName(r)}.png`, svgToPng(svg));
   }
-  writeHtmlReport(dir, chaosPage({ ...summary, rows, facts: chaosFacts(dir, options), files: readdirSync(dir.path) }));
+  writeHtmlReport(dir, chaosPage({ ...summary, drainKills, rows, facts: chaosFacts(dir, options), files: readdirSync(dir.path) }));
 }
 
 /** ok/fail/unknown of the raw SQL INSERTs, or '-' for a case without raw publishers. */
