@@ -81,6 +81,12 @@ export interface ManagedDatabaseOptions {
   serverUser: string | undefined;
   /** Lifecycle lines (starting, ready, exited) and the server's stderr. */
   log: (line: string) => void;
+  /**
+   * Root's password, when several servers must share one (the nodes of a cluster: the worker reaches every node
+   * with the credentials of the one it was given). Kept in the data directory like a password made there; a data
+   * directory that already holds another one is refused. undefined: made once per data directory.
+   */
+  password: string | undefined;
 }
 
 export const DEFAULT_PORT = 3307;
@@ -100,6 +106,7 @@ export function defaultManagedDatabaseOptions(cwd: string = process.cwd()): Mana
     templateCacheDir: defaultCacheDirectory(),
     serverUser: 'mysql',
     log: () => undefined,
+    password: undefined,
   };
 }
 
@@ -334,7 +341,7 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
   private async secure(binaries: ServerBinaries): Promise<void> {
     this.account = await this.chooseServerAccount(binaries);
     await restrictDataDirectory(this.options.datadir, this.account);
-    this.password = await readOrCreatePassword(this.options.datadir);
+    this.password = await readOrCreatePassword(this.options.datadir, this.options.password);
     if (this.runDir === undefined) {
       await sweepAbandonedRunDirectories({ log: (line) => this.options.log(`database: ${line}`) });
       const runDir = await createRunDirectory('eob-db-', this.account);
