@@ -34,6 +34,8 @@ export interface BatchSource {
   ackStatements(messages: readonly Message[]): Statement[];
   /** Outside any transaction, after a `blocked` read was rolled back. */
   unblock?(session: SqlExecutor): Promise<void>;
+  /** When the loop ends: closes what the source opened of its own (a cluster prover's connections). */
+  close?(): Promise<void>;
 }
 
 const START: Statement = { sql: 'START TRANSACTION', values: [] };
@@ -385,13 +387,17 @@ export function startConsumeLoop(options: ConsumeLoopOptions, source: BatchSourc
           stats.retries += 1;
           if (kind === 'connection' || kind === 'server-restarting') consumer.dropConnection();
           pause = backoff.next();
-          options.log(`${options.name}: ${kind} (${options.db.describe(error)}); rolled back, retry ${backoff.attempts} in ${pause} ms`);
+          options.log(
+            kind === 'not-ready'
+              ? `${options.name}: the database node may not serve (${options.db.describe(error)}): it is not a synced member of its cluster's primary component; waiting for it, retry ${backoff.attempts} in ${pause} ms`
+              : `${options.name}: ${kind} (${options.db.describe(error)}); rolled back, retry ${backoff.attempts} in ${pause} ms`,
+          );
         }
       }
       if (pause > 0 && !closing) await sleeper.sleep(pause);
     }
     consumer.release();
-  })();
+  })().finally(() => source.close?.().catch(() => undefined));
   // close() awaits `done`; a loop that died on its own must not become an unhandled rejection meanwhile.
   done.catch(() => undefined);
 
