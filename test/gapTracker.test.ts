@@ -45,7 +45,7 @@ const locked: OffsetRangeLocks = { kind: 'locked', errno: 1205 };
 
 const fresh = (...ids: string[]): OpenWriters => ({ fresh: true, writers: new Set(ids) });
 const stale = (...ids: string[]): OpenWriters => ({ fresh: false, writers: new Set(ids) });
-const running = (...pairs: [number, string][]): RunningStatements => new Map(pairs);
+const running = (...pairs: [number, string][]): RunningStatements => new Map(pairs.map(([id, q]) => [String(id), q]));
 
 /** Calls decide every `stepMs` until it skips or `maxSteps` calls were made. */
 async function drive(g: GapTracker, clock: { t: number }, p: GapProbes, lowestVisible: number, stepMs = 50, maxSteps = 400) {

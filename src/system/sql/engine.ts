@@ -84,6 +84,19 @@ export interface OffsetPrune {
   batches: number;
 }
 
+/** A connection of a gap prover's own to another member of a cluster. */
+export interface PeerConnection {
+  readonly executor: SqlExecutor;
+  close(): Promise<void>;
+}
+
+/** The gap proof's state on a cluster, kept across proofs (the members seen, a connection to each). */
+export interface ClusterGapProver {
+  /** The probes of one proof step; `session` is the consumer's connection to its own node. */
+  probes(session: SqlExecutor): GapProbes;
+  close(): Promise<void>;
+}
+
 export interface SqlEngine {
   readonly name: EngineName;
 
@@ -118,6 +131,11 @@ export interface SqlEngine {
   readonly offsetReadIsGapFree: boolean;
   /** The reads of the gap proof on `session` (engines whose offsets become visible out of order). */
   gapProbes?(session: SqlExecutor, p: TopicParams): GapProbes;
+  /**
+   * When `session`'s server is one node of a multi-primary cluster (MariaDB Galera), a prover whose probes cover
+   * every member (it opens its own connections to them with `connectPeer`); undefined on a server of its own.
+   */
+  clusterGapProver?(session: SqlExecutor, p: TopicParams & { connectPeer: (address: string) => PeerConnection }): Promise<ClusterGapProver | undefined>;
   /** The group's acked offset as stored (0 before the first ack). */
   selectAckedOffset(db: SqlExecutor, p: GroupParams): Promise<number>;
 

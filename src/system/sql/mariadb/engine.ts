@@ -38,6 +38,8 @@ import { countPoisoned, createPoisonTable, poisonMessageStatement, poisonTableEx
 import { addToCountersStatement, selectCounterValue, selectAllCounters, setCounterValue } from './counterTable.ts';
 import { probeOpenWriters, requireProcessPrivilege } from './innodbTrx.ts';
 import { readRunningStatements } from './processlist.ts';
+import { readGaleraStatus } from './galera.ts';
+import { GaleraProver } from './galeraGapProbes.ts';
 import { selectConsumption, selectProgress, selectServerVersion, truncateTopic } from './observation.ts';
 import { ping } from './session.ts';
 
@@ -80,6 +82,7 @@ export const mariadbEngine: SqlEngine = {
     rangeLocks: (from, below) => lockOffsetRangeNowait(session, p.topic, from, below),
     writers: () => probeOpenWriters(session),
   }),
+  clusterGapProver: async (session, p) => ((await readGaleraStatus(session)).enabled ? new GaleraProver(p) : undefined),
   selectAckedOffset: (db, p) => selectAckedOffset(db, p.topic, p.consumerGroup),
   claimUnackedStatement: (p) => claimUnackedStatement(p.topic, p.limit),
   claimedMessages: (rows) => (rows as MessageRow[]).map(toMessage),

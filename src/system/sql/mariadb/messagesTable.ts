@@ -156,6 +156,29 @@ export async function lockOffsetRangeNowait(db: SqlExecutor, topic: string, from
   return found;
 }
 
+/**
+ * On a Galera node, `SET STATEMENT wsrep_sync_wait = 1 FOR` makes one read causal: the node first applies every
+ * write set the cluster had ordered when the read was asked, so the read sees every transaction that had
+ * committed on any node by then. Only that statement waits (the session keeps its own setting); a plain server
+ * has no such variable, so callers ask for it only on a cluster.
+ */
+const CAUSAL = 'SET STATEMENT wsrep_sync_wait = 1 FOR ';
+
+/** Whether the row at `offset` is visible to a fresh read; `causal` (Galera) after the node caught up with the cluster. */
+export async function offsetRowVisible(db: SqlExecutor, topic: string, offset: number, causal: boolean): Promise<boolean> {
+  const rows = await db.query<unknown[]>(`${causal ? CAUSAL : ''}SELECT 1 FROM ${messagesTable(topic)} WHERE \`offset\` = ?`, [offset]);
+  return rows.length > 0;
+}
+
+/** The offsets of the rows with `from <= offset < below` a fresh read sees; `causal` as in offsetRowVisible. */
+export async function selectOffsetsInRange(db: SqlExecutor, topic: string, from: number, below: number, causal: boolean): Promise<number[]> {
+  const rows = await db.query<{ offset: number | string }[]>(
+    `${causal ? CAUSAL : ''}SELECT \`offset\` FROM ${messagesTable(topic)} WHERE \`offset\` >= ? AND \`offset\` < ? ORDER BY \`offset\``,
+    [from, below],
+  );
+  return rows.map((r) => Number(r.offset));
+}
+
 /** The highest offset in the topic, visible to this session (0 for an empty topic). */
 export async function selectMaxOffset(db: SqlExecutor, topic: string): Promise<number> {
   const rows = await db.query<{ max_offset: number | null }[]>(
