@@ -23,7 +23,7 @@ import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { formatMysqlUrl } from '../../system/db/mysqlUrl.ts';
-import { isServing, notServingReason, readGaleraStatus, type GaleraStatus } from '../../system/sql/mariadb/galera.ts';
+import { isServing, notServingReason, readGaleraStatus, setIsolated, type GaleraStatus } from '../../system/sql/mariadb/galera.ts';
 import { definedOnly, intInRange, nonEmptyString, OptionsError } from '../../validate.ts';
 import { isExecutable } from '../executable.ts';
 import { newPassword } from '../password.ts';
@@ -38,6 +38,8 @@ export interface GaleraClusterOptions {
   nodes: number;
   /** Parent of the nodes' data directories (node i in `<datadir>/node-<i>`); default `.eob/galera-<first port>`. */
   datadir: string | undefined;
+  /** The nodes' data directories themselves, one per node (instead of `datadir`; e.g. the tests' scratch directories). */
+  nodeDatadirs: readonly string[] | undefined;
   /** Client ports on 127.0.0.1, one per node; undefined picks free ones. */
   ports: readonly number[] | undefined;
   /** Created once the cluster is formed (DDL replicates to every node). */
@@ -64,6 +66,7 @@ export function defaultGaleraClusterOptions(): GaleraClusterOptions {
   return {
     nodes: 3,
     datadir: undefined,
+    nodeDatadirs: undefined,
     ports: undefined,
     database: 'eob',
     provider: undefined,
@@ -92,6 +95,13 @@ export function resolveGaleraClusterOptions(given: Partial<GaleraClusterOptions>
     if (new Set(o.ports).size !== o.ports.length) throw new OptionsError(`${COMPONENT}: ports must differ (got ${o.ports.join(', ')})`);
   }
   if (o.datadir !== undefined) nonEmptyString(COMPONENT, 'datadir', o.datadir);
+  if (o.nodeDatadirs !== undefined) {
+    if (o.datadir !== undefined) throw new OptionsError(`${COMPONENT}: give datadir or nodeDatadirs, not both`);
+    if (!Array.isArray(o.nodeDatadirs) || o.nodeDatadirs.length !== o.nodes) {
+      throw new OptionsError(`${COMPONENT}: nodeDatadirs must name one data directory per node (${o.nodes})`);
+    }
+    for (const d of o.nodeDatadirs) nonEmptyString(COMPONENT, 'nodeDatadirs', d);
+  }
   if (o.provider !== undefined) nonEmptyString(COMPONENT, 'provider', o.provider);
   intInRange(COMPONENT, 'startTimeoutMs', o.startTimeoutMs, 1_000, 3_600_000);
   intInRange(COMPONENT, 'stopTimeoutMs', o.stopTimeoutMs, 100, 3_600_000);
@@ -185,7 +195,7 @@ export class GaleraCluster {
       ].join(';');
       const server = new ManagedDatabase({
         port: p.client,
-        datadir: path.join(parent, `node-${index}`),
+        datadir: options.nodeDatadirs?.[i] ?? path.join(parent, `node-${index}`),
         database: options.database,
         binDir: options.binDir,
         searchSystemPaths: options.searchSystemPaths,
@@ -275,6 +285,31 @@ export class GaleraCluster {
       if (performance.now() > deadline) {
         throw new DatabaseStartError(`${COMPONENT}: node ${index} is not Synced after ${timeoutMs} ms (${last}); its error log: ${this.node(index).server.errorLogPath}`);
       }
+      await delay(SYNC_POLL_MS);
+    }
+  }
+
+  /**
+   * Cuts the node off from the others' group communication (Galera's own switch, gmcast.isolate, which drops
+   * every message to and from the other nodes; clients still reach the node, which then answers 1047), or joins
+   * it back. The others see it leave once they suspect it (evs.suspect_timeout, 5 s by default).
+   */
+  async isolate(index: number, isolated: boolean): Promise<void> {
+    const conn = await mysql.createConnection({ uri: this.urlOf(index), connectTimeout: 2_000 });
+    try {
+      await setIsolated({ query: async <T>(sql: string) => (await conn.query(sql))[0] as T }, isolated);
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+
+  /** Waits until node `index` counts `size` members in its component (a view change has been seen there). */
+  async waitClusterSize(index: number, size: number, timeoutMs = 60_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const status = await this.status(index).catch(() => undefined);
+      if (status?.clusterSize === size) return;
+      if (performance.now() > deadline) throw new Error(`${COMPONENT}: node ${index} sees ${status?.clusterSize ?? 'no'} members after ${timeoutMs} ms, not ${size}`);
       await delay(SYNC_POLL_MS);
     }
   }

@@ -108,3 +108,12 @@ export function parseIncomingAddresses(text: string): string[] {
     .map((a) => a.trim())
     .filter((a) => a !== '');
 }
+
+/**
+ * Galera's switch that cuts a node off from the group communication of the others (gmcast.isolate=1: every
+ * message to or from them is dropped, as in a network partition of that node alone), or joins it back (0). The
+ * harness's partition fault; the others see the node leave once they suspect it (evs.suspect_timeout).
+ */
+export async function setIsolated(db: SqlExecutor, isolated: boolean): Promise<void> {
+  await db.query(`SET GLOBAL wsrep_provider_options = 'gmcast.isolate=${isolated ? 1 : 0}'`);
+}
