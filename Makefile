@@ -51,8 +51,8 @@ wrk: $(STAMP) ## end to end under wrk (64 connections, or CONNECTIONS=N; FLOOR=1
 	@command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 	node --import tsx scripts/e2eCpu.ts --client wrk --reps $(or $(REPETITIONS),1) $(if $(DURATION),--seconds $(DURATION)) $(if $(CONNECTIONS),--connections $(CONNECTIONS)) $(if $(FLOOR),--floor)
 
-db: $(STAMP) ## start a private MariaDB (ENGINE=postgres: PostgreSQL) in the foreground and print its DATABASE_URL (Ctrl-C stops it)
-	$(EOB) db start $(call opt,ENGINE,engine) $(if $(PORT),--port $(PORT))
+db: $(STAMP) ## start a private MariaDB (ENGINE=postgres: PostgreSQL; TOPOLOGY=galera: a 3-node Galera cluster) in the foreground and print its DATABASE_URL (Ctrl-C stops it)
+	$(EOB) db start $(call opt,ENGINE,engine) $(if $(PORT),--port $(PORT)) $(call opt,TOPOLOGY,topology) $(if $(CLUSTER),--topology $(CLUSTER)) $(call opt,NODES,nodes)
 
 docker-images: $(STAMP) ## build the local images (Debian base via debootstrap, MariaDB, eob) with no registry; cached by input hash
 	docker/build-images.sh
