@@ -84,6 +84,8 @@ export interface ConsumerOptions {
   poisonAfterFailures: number;
   handler: BatchHandler;
   log: (line: string) => void;
+  /** After each conflict retry (see SubscriberStats.conflictRetries), with the subscriber's stats. */
+  onConflictRetry: (stats: SubscriberStats) => void;
 }
 
 /**
@@ -121,6 +123,7 @@ export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler'
   // itself; 5 deliveries at resendIntervalMs (100 ms) hold a group about half a second per poison message.
   poisonAfterFailures: 5,
   log: () => undefined,
+  onConflictRetry: () => undefined,
 };
 
 /** Validates the shared fields; errors name the component and the field. */
@@ -151,6 +154,7 @@ export function emptyStats(): SubscriberStats {
     messages: 0,
     rollbacks: 0,
     retries: 0,
+    conflictRetries: 0,
     gapsPassed: 0,
     gapsPassedByTimeout: 0,
     gapsPassedByStatements: 0,
@@ -385,6 +389,10 @@ export function startConsumeLoop(options: ConsumeLoopOptions, source: BatchSourc
             throw new Error(`${options.name}: consuming a batch failed: ${options.db.describe(error)}`, { cause: error });
           }
           stats.retries += 1;
+          if (kind === 'deadlock') {
+            stats.conflictRetries += 1;
+            options.onConflictRetry(stats);
+          }
           if (kind === 'connection' || kind === 'server-restarting') consumer.dropConnection();
           pause = backoff.next();
           options.log(
