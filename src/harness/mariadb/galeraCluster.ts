@@ -277,7 +277,7 @@ export class GaleraCluster {
     for (;;) {
       try {
         const status = await this.status(index);
-        if (isServing(status) && status.enabled) return;
+        if (isServing(status) && status.enabled && status.localState === 'Synced') return;
         last = notServingReason(status);
       } catch (error) {
         last = (error as Error).message;

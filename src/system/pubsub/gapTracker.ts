@@ -330,7 +330,11 @@ export class GapTracker {
       phase.nextReadAtMs = now + RANGE_LOCK_RETRY_MS;
       return { kind: 'wait' };
     }
-    if (verdict.kind === 'filled') return { kind: 'wait' };
+    if (verdict.kind === 'filled') {
+      // The next consume read takes the row; until then the range is not read again more often than a held one.
+      phase.nextReadAtMs = now + RANGE_LOCK_RETRY_MS;
+      return { kind: 'wait' };
+    }
     if (probes.confirm !== undefined) {
       gap.phase = { kind: 'confirm' };
       return this.stepStatements(gap, lowestVisible, highestVisible, probes);

@@ -124,6 +124,8 @@ class OffsetSource implements BatchSource {
   private readonly group: GroupParams;
   /** Decided at the first hole: the server's own probes, or a prover over every member of its cluster. */
   private prover: { kind: 'server' } | { kind: 'cluster'; prover: ClusterGapProver } | undefined;
+  /** The group's acked offset as the latest read found it. */
+  private lastAcked = 0;
   private lastWaitReason = '';
   private lastWaitLogMs = 0;
 
@@ -145,7 +147,9 @@ class OffsetSource implements BatchSource {
   }
 
   readStatements(batchSize: number): Statement[] {
-    return this.db.engine.offsetReadStatements({ ...this.group, limit: batchSize, visibility: this.visibility() });
+    // A cluster-wide decision is applied by causal reads only (see OffsetReadParams.causal).
+    const causal = this.prover?.kind === 'cluster' && this.passableThrough > this.lastAcked;
+    return this.db.engine.offsetReadStatements({ ...this.group, limit: batchSize, visibility: this.visibility(), causal });
   }
 
   readResult(results: unknown[]): ReadResult {
@@ -154,6 +158,7 @@ class OffsetSource implements BatchSource {
     if (this.o.gapHandling === 'none' || this.db.engine.offsetReadIsGapFree) return { kind: 'messages', messages: rows };
     const acked = ackedOffset;
     if (acked === undefined) throw new Error(`${this.db.engine.name}: an offset read with holes must return the acked offset`);
+    this.lastAcked = acked;
     const taken = contiguousPrefix(rows, acked, this.passableThrough);
     if (taken.length > 0) {
       this.gaps.filled(acked + 1);

@@ -52,6 +52,13 @@ export interface OffsetReadParams extends GroupParams {
    * holes the subscriber's gap handling decides about).
    */
   visibility: 'closed-prefix' | 'committed';
+  /**
+   * The read must see every transaction committed on any node of the cluster before it began (a Galera causal
+   * read). The offset subscriber asks for it while a hole decision made by a cluster-wide proof is not yet
+   * applied: the read that applies it may run on another node than the one that confirmed it (a reconnect
+   * through a proxy), which may not have applied every row the proof found committed.
+   */
+  causal?: boolean;
 }
 /** What an offset-mode read found: the group's acked offset (as stored) and the messages after it, in order. */
 export interface OffsetRead {

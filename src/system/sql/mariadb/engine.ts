@@ -69,7 +69,7 @@ export const mariadbEngine: SqlEngine = {
   claimRequestIds: (tx, p) => claimRequestIds(tx, p.topic, p.claims, p.token),
   // Committed rows in offset order with holes where an allocated offset has not committed (yet): the
   // subscriber's gap handling decides about them, whatever `visibility` asks for.
-  offsetReadStatements: (p) => [lockAckedOffsetStatement(p.topic, p.consumerGroup), selectMessagesAfterAckedStatement(p.topic, p.consumerGroup, p.limit)],
+  offsetReadStatements: (p) => [lockAckedOffsetStatement(p.topic, p.consumerGroup), selectMessagesAfterAckedStatement(p.topic, p.consumerGroup, p.limit, p.causal === true)],
   offsetReadResult: ([lockRows, messageRows], p) => ({
     ackedOffset: ackedOffsetOf(lockRows, p.topic, p.consumerGroup),
     messages: (messageRows as MessageRow[]).map(toMessage),

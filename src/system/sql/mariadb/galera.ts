@@ -25,16 +25,30 @@ export interface GaleraStatus {
   clusterSize: number;
   /** wsrep_cluster_conf_id: changes with every view (membership) change. */
   confId: string;
-  /** wsrep_incoming_addresses: each member's client address (host:port), '' for a member that has none. */
+  /** wsrep_incoming_addresses: the client address (host:port) of each member that has one. */
   incomingAddresses: string[];
+  /**
+   * Members listed without a client address: an arbitrator (garbd) votes in the component but holds no data
+   * and runs no transactions.
+   */
+  membersWithoutAddress: number;
+  /** wsrep_gcomm_uuid: this node's identity in the group (a new one at every start). */
+  gcommUuid: string;
+  /** wsrep_local_index: this node's place among the members (0 .. size-1) in the current view. */
+  localIndex: number;
   /** auto_increment_increment and auto_increment_offset as this node runs them (Galera sets them per view). */
   autoIncrementIncrement: number;
   autoIncrementOffset: number;
 }
 
-/** True when a node in this state may run the statements of a publish or a consume. */
+/**
+ * True when a node in this state may run the statements of a publish or a consume: a member of a primary
+ * component that accepts queries. Not only Synced: a donor (Donor/Desynced, during a backup or a state
+ * transfer) and a node still applying what it missed (Joined) take reads and writes too; what they commit is
+ * certified like any other node's.
+ */
 export function isServing(status: GaleraStatus): boolean {
-  return !status.enabled || (status.ready && status.clusterStatus === 'Primary' && status.localState === 'Synced');
+  return !status.enabled || (status.ready && status.clusterStatus === 'Primary');
 }
 
 /** Why a node may not serve, in words for a log line ('' when it may). */
@@ -50,6 +64,8 @@ const STATUS_VARIABLES = [
   'wsrep_cluster_size',
   'wsrep_cluster_conf_id',
   'wsrep_incoming_addresses',
+  'wsrep_gcomm_uuid',
+  'wsrep_local_index',
 ];
 
 /**
@@ -82,6 +98,9 @@ export async function readGaleraStatus(db: SqlExecutor): Promise<GaleraStatus> {
     clusterSize: Number(value('wsrep_cluster_size')) || 0,
     confId: value('wsrep_cluster_conf_id'),
     incomingAddresses: parseIncomingAddresses(value('wsrep_incoming_addresses')),
+    membersWithoutAddress: value('wsrep_incoming_addresses') === '' ? 0 : value('wsrep_incoming_addresses').split(',').filter((a) => a.trim() === '').length,
+    gcommUuid: value('wsrep_gcomm_uuid'),
+    localIndex: Number(value('wsrep_local_index')),
     autoIncrementIncrement: Number(settings?.inc),
     autoIncrementOffset: Number(settings?.off),
   };
@@ -96,6 +115,9 @@ function plainServer(): GaleraStatus {
     clusterSize: 1,
     confId: '',
     incomingAddresses: [],
+    membersWithoutAddress: 0,
+    gcommUuid: '',
+    localIndex: 0,
     autoIncrementIncrement: 1,
     autoIncrementOffset: 1,
   };
