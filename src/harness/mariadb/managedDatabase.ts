@@ -431,7 +431,10 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
     );
     const pid = this.pid;
     await rm(this.initFilePath, { force: true });
-    await ensureDatabase(this.url);
+    // Once, on the first start: a restart finds the database in its data directory. (A Galera node restarted
+    // after a kill answers connections before it has caught up with the cluster, and refuses statements until
+    // then: creating the database there would fail the restart.)
+    if (!restarting) await ensureDatabase(this.url);
     this.options.log(`database: ready on 127.0.0.1:${this.options.port} in ${readyMs} ms (pid ${pid})`);
     return readyMs;
   }

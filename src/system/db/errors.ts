@@ -39,6 +39,11 @@ export function classifyError(error: unknown): ErrorClass {
   const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
   if (e.errno === 1213 || e.code === 'ER_LOCK_DEADLOCK') return 'deadlock';
   if (e.errno === 1047) return 'not-ready';
+  // 1180, an error during COMMIT (on a Galera node: "provider status: Not connected to Primary Component", the
+  // node left the component while committing): the session lives, but whether the commit took effect elsewhere
+  // is not known, so it is treated like a lost connection: the publish is unknown, the consume transaction is
+  // read again from the group's acked offset.
+  if (e.errno === 1180) return 'connection';
   if (e.errno === 1205 || e.code === 'ER_LOCK_WAIT_TIMEOUT') return 'lock-wait-timeout';
   if (e.errno === 1053 || e.errno === 1927 || e.errno === 1077 || e.code === 'ER_SERVER_SHUTDOWN') {
     return 'server-restarting';
