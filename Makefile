@@ -12,7 +12,7 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
   $(call opt,MODES,modes) $(call opt,QUEUE_WORKERS,queue-workers) $(call opt,HANDLERS,handlers) \
   $(call opt,POLL_INTERVALS,poll-intervals) $(call opt,COALESCE,coalesce) $(call opt,ACK_MODES,ack-modes) \
   $(call opt,REPETITIONS,repetitions) $(call opt,DURATION,duration-s) $(call opt,BACKLOG,backlog) \
-  $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only) $(call opt,ENGINE,engine)
+  $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only) $(call opt,ENGINE,engine) $(call opt,TOPOLOGY,topology)
 CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests) $(call opt,TOPOLOGY,topology)
 
@@ -21,7 +21,7 @@ CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,F
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 	@echo "  bench variables: PROFILE (quick|standard|full), BATCH_SIZES, ISOLATION, MODES, QUEUE_WORKERS, HANDLERS,"
-	@echo "                   POLL_INTERVALS, COALESCE, ACK_MODES, REPETITIONS, DURATION, BACKLOG, CONNECTIONS, RATE, ONLY"
+	@echo "                   POLL_INTERVALS, COALESCE, ACK_MODES, REPETITIONS, DURATION, BACKLOG, CONNECTIONS, RATE, ONLY, TOPOLOGY (single|galera)"
 	@echo "  chaos variables: PROFILE (quick|standard|soak), FAULTS, BACKEND (local|docker), CASES, REQUESTS, TOPOLOGY (single|galera)"
 	@echo "  ENGINE (mariadb|postgres|all) for bench and chaos, mariadb|postgres for db; default mariadb"
 	@echo "  DATABASE_URL=mysql://... or postgres://... (or MYSQL_URL) uses your server instead of a private one"

@@ -40,6 +40,8 @@ export interface BenchPageInput {
   finishedAt: Date;
   interrupted: boolean;
   database: { db_version: string; db_flush_log_at_trx_commit: number | undefined };
+  /** The systems side by side (engines, or one server against a cluster), measured in the same run; undefined with one. */
+  comparison?: string[][] | undefined;
   gitCommit: string | undefined;
   /** Files written into the run folder. */
   files: readonly string[];
@@ -102,7 +104,16 @@ export function benchPage(i: BenchPageInput): HtmlReport {
     outcome,
     verdicts,
     tables: [
-      tableFromRows(i.medians ? 'Every point (median over the repetitions)' : 'Every point', i.rows, COLUMNS, (r) =>
+      ...(i.comparison === undefined || i.comparison.length < 2
+        ? []
+        : [
+            {
+              caption: 'Side by side, measured in the same run (with two systems, the last column is the second over the first)',
+              columns: i.comparison[0]!.map((h, n) => (n === 0 ? 'figure' : h)),
+              rows: i.comparison.slice(1).map((cells) => ({ cells, status: 'neutral' as const })),
+            },
+          ]),
+      tableFromRows(i.medians ? 'Every point (median over the repetitions)' : 'Every point', i.rows, i.comparison === undefined ? COLUMNS : [['engine', 'engine'], ['topology', 'topology'], ...COLUMNS], (r) =>
         r.verdict === 'invalid' && r.ack_mode === 'transactional' ? 'bad' : r.verdict === 'valid' ? 'good' : 'neutral',
       ),
     ],
