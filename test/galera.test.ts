@@ -6,6 +6,8 @@
 //   node 1's PROCESSLIST and its locking read see nothing of it;
 // - a node that has left the primary component: node 3 holds an open transaction, is cut off (gmcast.isolate),
 //   comes back, and then commits it (a node outside the component is no proof that its transactions ended).
+// - the known members outlive the worker: a worker started while a node is away waits for it, because an
+//   earlier worker recorded it in eob_cluster_members;
 // - chaos: galera-eo-offset, small, under node-kill and quorum-loss, with HTTP servers through nodes 2 and 3
 //   and raw publishers on every node, must come out valid; the node-local control beside it must lose.
 // Skipped, saying why, without galera-4 or rsync; in CI (which installs both) that is a failure.
@@ -158,6 +160,45 @@ describe('the gap proof on a Galera cluster', { skip: missing }, () => {
     assert.equal(clusterEffects.get(held), 1, 'the held message, committed after node 3 came back, is counted once');
     for (const n of clusterEffects.values()) assert.equal(n, 1);
     assert.equal((await run.effects('local')).has(held), false, 'the node-local control lost it');
+  });
+
+  it('a worker started while a node is away waits for it, because an earlier worker recorded it', async (t: TestContext) => {
+    const c = cluster();
+    const topic = newTopic();
+    const db: Database = openDatabase({ url: c.urlOf(1), connectionLimit: 4, connectTimeoutMs: 5_000, multipleStatements: true, role: 'test' });
+    t.after(() => db.end());
+    const node1 = await mysql.createConnection({ uri: c.urlOf(1) });
+    t.after(() => node1.end());
+    const insert = () => node1.query(`INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (UUID(), '{}', '{}')`);
+    const subscribe = async (group: string, logs: string[]) => {
+      await prepareOffsetTopic(db, topic, group);
+      return subscribeOffset(db, { ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, topic, consumerGroup: group, gapTimeoutMs: 120_000, handler: async () => undefined, log: (l) => logs.push(l) });
+    };
+    // A first worker proves a hole with all three nodes present, and records them.
+    const firstLogs: string[] = [];
+    const first = await subscribe('first', firstLogs);
+    await insert();
+    await insert();
+    await eventually('the first worker passes a hole', async () => firstLogs.some((l) => /never committed; .*proof: statements\)/.test(l)));
+    await first.close();
+    const [rows] = await node1.query('SELECT `address` FROM `eob_cluster_members` ORDER BY `address`');
+    assert.deepEqual((rows as { address: string }[]).map((r) => r.address).sort(), c.urls.map((u) => new URL(u).host).sort());
+
+    // Node 3 leaves; a new worker, which has never seen node 3 itself, must still wait for it.
+    await c.isolate(3, true);
+    t.after(() => c.isolate(3, false).catch(() => undefined));
+    await c.waitClusterSize(1, 2);
+    const laterLogs: string[] = [];
+    const later = await subscribe('later', laterLogs);
+    t.after(() => later.close());
+    await insert();
+    await insert();
+    const away = new URL(c.urlOf(3)).host;
+    await eventually('the new worker names the absent node', async () => laterLogs.some((l) => l.includes(`node ${away} has left the primary component`) && l.includes(`eob cluster forget ${away}`)));
+    assert.equal(later.stats.gapsPassed, 0, 'no hole is passed while node 3 is away');
+    await c.isolate(3, false);
+    await c.waitClusterSize(1, 3);
+    await eventually('once node 3 is back, the hole is proven', async () => later.stats.gapsPassedByStatements > 0, 30_000);
   });
 });
 

@@ -197,6 +197,8 @@ export class GaleraCluster {
         port: p.client,
         datadir: options.nodeDatadirs?.[i] ?? path.join(parent, `node-${index}`),
         database: options.database,
+        // Node 1 creates it; the joiners receive it with their state transfer (and refuse statements before).
+        createDatabase: index === 1,
         binDir: options.binDir,
         searchSystemPaths: options.searchSystemPaths,
         searchPath: [...options.searchPath],
@@ -283,7 +285,7 @@ export class GaleraCluster {
         last = (error as Error).message;
       }
       if (performance.now() > deadline) {
-        throw new DatabaseStartError(`${COMPONENT}: node ${index} is not Synced after ${timeoutMs} ms (${last}); its error log: ${this.node(index).server.errorLogPath}`);
+        throw new DatabaseStartError(`${COMPONENT}: node ${index} is not Synced after ${timeoutMs} ms (${last}); the last lines of its error log:\n${await this.node(index).server.errorLogTail(30)}`);
       }
       await delay(SYNC_POLL_MS);
     }
@@ -309,7 +311,9 @@ export class GaleraCluster {
     for (;;) {
       const status = await this.status(index).catch(() => undefined);
       if (status?.clusterSize === size) return;
-      if (performance.now() > deadline) throw new Error(`${COMPONENT}: node ${index} sees ${status?.clusterSize ?? 'no'} members after ${timeoutMs} ms, not ${size}`);
+      if (performance.now() > deadline) {
+        throw new Error(`${COMPONENT}: node ${index} sees ${status?.clusterSize ?? 'no'} members after ${timeoutMs} ms, not ${size}; the last lines of its error log:\n${await this.node(index).server.errorLogTail(30)}`);
+      }
       await delay(SYNC_POLL_MS);
     }
   }

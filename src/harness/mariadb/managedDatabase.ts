@@ -60,6 +60,11 @@ export interface ManagedDatabaseOptions {
   searchPath: readonly string[];
   /** Database created once the server answers; the URL names it. */
   database: string;
+  /**
+   * Create `database` on the first start (default). False for a server that receives it from elsewhere: a
+   * Galera joiner gets it from the node it joins, and refuses statements until it has caught up.
+   */
+  createDatabase: boolean;
   /** Deadline for a start or restart to answer a ping (crash recovery included). */
   startTimeoutMs: number;
   /** How long a clean shutdown may take before the server is SIGKILLed. */
@@ -99,6 +104,7 @@ export function defaultManagedDatabaseOptions(cwd: string = process.cwd()): Mana
     searchSystemPaths: true,
     searchPath: [],
     database: 'eob',
+    createDatabase: true,
     startTimeoutMs: 60_000,
     stopTimeoutMs: 60_000,
     serverArgs: [],
@@ -434,7 +440,7 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
     // Once, on the first start: a restart finds the database in its data directory. (A Galera node restarted
     // after a kill answers connections before it has caught up with the cluster, and refuses statements until
     // then: creating the database there would fail the restart.)
-    if (!restarting) await ensureDatabase(this.url);
+    if (!restarting && this.options.createDatabase) await ensureDatabase(this.url);
     this.options.log(`database: ready on 127.0.0.1:${this.options.port} in ${readyMs} ms (pid ${pid})`);
     return readyMs;
   }

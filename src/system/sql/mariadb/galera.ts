@@ -36,6 +36,8 @@ export interface GaleraStatus {
   gcommUuid: string;
   /** wsrep_local_index: this node's place among the members (0 .. size-1) in the current view. */
   localIndex: number;
+  /** wsrep_node_name. */
+  nodeName: string;
   /** auto_increment_increment and auto_increment_offset as this node runs them (Galera sets them per view). */
   autoIncrementIncrement: number;
   autoIncrementOffset: number;
@@ -74,10 +76,10 @@ const STATUS_VARIABLES = [
  * refuses everything else.
  */
 export async function readGaleraStatus(db: SqlExecutor): Promise<GaleraStatus> {
-  let settings: { wsrep_on: unknown; inc: unknown; off: unknown } | undefined;
+  let settings: { wsrep_on: unknown; inc: unknown; off: unknown; node_name: unknown } | undefined;
   try {
-    [settings] = await db.query<{ wsrep_on: unknown; inc: unknown; off: unknown }[]>(
-      'SELECT @@wsrep_on AS wsrep_on, @@auto_increment_increment AS inc, @@auto_increment_offset AS off',
+    [settings] = await db.query<{ wsrep_on: unknown; inc: unknown; off: unknown; node_name: unknown }[]>(
+      'SELECT @@wsrep_on AS wsrep_on, @@auto_increment_increment AS inc, @@auto_increment_offset AS off, @@wsrep_node_name AS node_name',
     );
   } catch (error) {
     // 1193: unknown system variable, a server built without wsrep (MySQL): not a cluster node.
@@ -101,6 +103,7 @@ export async function readGaleraStatus(db: SqlExecutor): Promise<GaleraStatus> {
     membersWithoutAddress: value('wsrep_incoming_addresses') === '' ? 0 : value('wsrep_incoming_addresses').split(',').filter((a) => a.trim() === '').length,
     gcommUuid: value('wsrep_gcomm_uuid'),
     localIndex: Number(value('wsrep_local_index')),
+    nodeName: String(settings?.node_name ?? ''),
     autoIncrementIncrement: Number(settings?.inc),
     autoIncrementOffset: Number(settings?.off),
   };
@@ -118,6 +121,7 @@ function plainServer(): GaleraStatus {
     membersWithoutAddress: 0,
     gcommUuid: '',
     localIndex: 0,
+    nodeName: '',
     autoIncrementIncrement: 1,
     autoIncrementOffset: 1,
   };

@@ -79,6 +79,7 @@ import { isServing, notServingReason, readGaleraStatus, type GaleraStatus } from
 import { lockOffsetRangeNowait, offsetRowVisible, selectOffsetsInRange, type OffsetRangeLocks } from './messagesTable.ts';
 import { readRunningStatements, type RunningStatements } from './processlist.ts';
 import { requireProcessPrivilege } from './innodbTrx.ts';
+import { createClusterMembersTable, recordClusterMembers, selectClusterMembers } from './clusterMembers.ts';
 
 export interface GaleraProverOptions {
   topic: string;
@@ -109,8 +110,13 @@ const wait = (reason: string): ProofStep => ({ kind: 'wait', reason });
 
 export class GaleraProver {
   private readonly peers = new Map<string, Peer>();
-  /** Every member ever seen (G5): a node that left may come back with a transaction still open. */
+  /**
+   * Every member ever seen (G5): a node that left may come back with a transaction still open. Loaded from and
+   * recorded in eob_cluster_members, so a worker restarted while a node is away still waits for it.
+   */
   private readonly known = new Set<string>();
+  /** The configuration id whose members were last recorded in eob_cluster_members. */
+  private recordedConfId: string | undefined;
   private proof: ProofState | undefined;
 
   constructor(private readonly o: GaleraProverOptions) {}
@@ -137,15 +143,18 @@ export class GaleraProver {
   private async fence(session: SqlExecutor, coversBelow: number): Promise<ProofStep> {
     this.proof = undefined;
     const local = await readGaleraStatus(session);
+    if (isServing(local) && local.confId !== this.recordedConfId) await this.loadKnownMembers(session);
     const membership = this.membership(local);
     if (membership.kind !== 'ready') return membership;
     const uuids = new Set<string>();
+    const names: { address: string; nodeName: string }[] = [];
     for (const address of local.incomingAddresses) {
       const status = await this.onMember(address, 'its status', readGaleraStatus);
       if (!isServing(status)) return wait(`member ${address} may not serve: ${notServingReason(status)}`);
       if (status.confId !== local.confId) return wait(`member ${address} is in configuration ${status.confId}, this node in ${local.confId}: a membership change is under way`);
       if (uuids.has(status.gcommUuid)) return wait(`two client addresses of wsrep_incoming_addresses lead to one node (${status.gcommUuid}), so another member cannot be probed: check wsrep_node_incoming_address on each node`);
       uuids.add(status.gcommUuid);
+      names.push({ address, nodeName: status.nodeName });
       await this.requirePrivilege(address);
       if (!(await this.onMember(address, 'the fence read', (db) => offsetRowVisible(db, this.o.topic, coversBelow, true)))) {
         return wait(`member ${address} does not show offset ${coversBelow} yet`);
@@ -154,8 +163,18 @@ export class GaleraProver {
     if (!uuids.has(local.gcommUuid)) {
       return wait(`none of wsrep_incoming_addresses (${local.incomingAddresses.join(', ')}) leads to the consumer's own node: check wsrep_node_incoming_address on each node`);
     }
+    if (local.confId !== this.recordedConfId) {
+      await recordClusterMembers(session, names);
+      this.recordedConfId = local.confId;
+    }
     this.proof = { coversBelow, confId: local.confId, members: [...local.incomingAddresses], committed: undefined };
     return ok;
+  }
+
+  /** Adds the members earlier provers recorded (a table made on first use) to the known set. */
+  private async loadKnownMembers(session: SqlExecutor): Promise<void> {
+    await createClusterMembersTable(session);
+    for (const m of await selectClusterMembers(session)) this.known.add(m.address);
   }
 
   /** Step A: the members the proof must cover, or why it cannot run now. */
@@ -171,7 +190,10 @@ export class GaleraProver {
     for (const address of members) this.known.add(address);
     const missing = [...this.known].filter((a) => !members.includes(a));
     if (missing.length > 0) {
-      return wait(`node ${missing.join(', ')} has left the primary component and may still hold a transaction open that commits when it rejoins`);
+      return wait(
+        `node ${missing.join(', ')} has left the primary component and may still hold a transaction open that commits when it rejoins ` +
+          `(if it is gone for good: eob cluster forget ${missing[0]})`,
+      );
     }
     return ok;
   }
