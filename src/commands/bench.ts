@@ -4,6 +4,7 @@ import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { optionalMysqlUrl } from './sharedOptions.ts';
 import { resolveRunEngines } from '../harness/engines.ts';
+import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
 import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
 
 function checkedDatabaseUrl(url: string | undefined): string | undefined {
@@ -146,6 +147,11 @@ export const command: CommandModule<object, BenchArgs> = {
       .option('only', { type: 'string', describe: `run only these kinds: ${POINT_KINDS.join(',')}` })
       .option('peers', { type: 'string', describe: 'peer job queues measured beside the drain on PostgreSQL, peer:task pairs: graphile-worker:noop,graphile-worker:counter,pg-boss:noop,pg-boss:counter,pg-boss:counter-in-completion' })
       .option('peer-window-s', { type: 'number', describe: 'a peer point ends after this long even if its backlog is not done (its rate is over what was done)' })
+      .option('topology', {
+        choices: TOPOLOGIES,
+        default: 'single',
+        describe: 'single: one private server; galera: MariaDB\'s points on one server, then on a private 3-node Galera cluster, in the same run (rows carry topology; the side-by-side table gives the cluster over the server)',
+      })
       .option('worker-failpoint', { type: 'string', describe: 'failpoints armed in every drain worker (name=N,...): the lossy control' })
       .option('results-dir', { type: 'string', describe: 'root of the results tree (default: results/ of the project)' }),
   handler: async (args) => {
@@ -154,14 +160,19 @@ export const command: CommandModule<object, BenchArgs> = {
     // --mysql-url > MYSQL_URL > DATABASE_URL (either engine); none: a private server per engine.
     const url = optionalMysqlUrl(args['mysql-url']) ?? checkedDatabaseUrl(env.databaseUrl);
     const engines = resolveRunEngines('bench', args.engine, url);
+    const topology = (args as { topology?: string }).topology as Topology | undefined;
+    if (topology === 'galera' && url !== undefined) throw new Error('bench --topology galera starts a private cluster: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+    if (topology === 'galera' && !engines.includes('mariadb')) throw new Error('bench --topology galera runs a MariaDB Galera cluster: use --engine mariadb (the default) or all');
     const result = await runBench({
       sweep,
       engines,
+      topologies: topology === 'galera' ? ['single', 'galera'] : ['single'],
       system: {
         databaseUrl: url,
         postgresBinDir: env.postgresBinDir,
         mariadbBinDir: env.mariadbBinDir,
         searchPath: env.searchPath,
+        galeraProvider: env.galeraProvider,
         quietChildren: true,
       },
       resultsRoot: args['results-dir'] ?? path.join(projectRoot(), 'results'),

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { readEnvironment } from '../config.ts';
 import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, engineSkips, type ChaosCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
 import { resolveRunEngines, type EngineName } from '../harness/engines.ts';
+import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
+import { galeraMatrix } from '../scenarios/chaos/galeraMatrix.ts';
 import type { CaseResult } from '../scenarios/chaos/caseResult.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
 import { DEFAULT_DOCKER_DEPLOYMENT } from '../harness/dockerDeployment.ts';
@@ -24,6 +26,7 @@ import { estimateDrainKillSeconds, runDrainKillCase } from '../scenarios/chaos/r
 
 interface ChaosArgs {
   profile: string;
+  topology: string;
   engine?: string;
   faults?: string;
   cases?: string;
@@ -47,6 +50,11 @@ export const command: CommandModule<object, ChaosArgs> = {
     y
       .option('profile', { choices: CHAOS_PROFILES, default: 'standard', describe: 'quick (about 2 min), standard (about 18 min, make chaos), soak; make adds ~15 s of npm ci the first time' })
       .option('engine', { type: 'string', describe: "mariadb, postgres, or all (the matrix on each, one after the other); default mariadb, or the given URL's engine" })
+      .option('topology', {
+        choices: TOPOLOGIES,
+        default: 'single',
+        describe: 'single: a private server per case; galera: a private 3-node MariaDB Galera cluster per case, with its own cases (servers and publishers on every node) and faults (node-kill, node-pause, node-isolate, quorum-loss)',
+      })
       .option('faults', { type: 'string', describe: `only these faults, comma-separated: ${FAULT_NAMES.join(', ')}` })
       .option('cases', { type: 'string', describe: 'only these cases, comma-separated (--list shows them)' })
       .option('backend', { choices: ['local', 'docker'], default: 'local', describe: 'local child processes, or containers of the local images (dockerode)' })
@@ -85,10 +93,17 @@ export const command: CommandModule<object, ChaosArgs> = {
         readyTimeoutMs: DEFAULT_DOCKER_DEPLOYMENT.readyTimeoutMs,
       };
     }
-    const matrixOf = (engine: EngineName): ChaosCase[] => (docker === undefined ? chaosMatrix(profile, only, engine) : dockerMatrix(profile, only));
+    const topology = args.topology as Topology;
+    if (topology === 'galera') {
+      if (engines.some((e) => e !== 'mariadb')) throw new Error('chaos --topology galera runs a MariaDB Galera cluster: use --engine mariadb (the default)');
+      if (databaseUrl !== undefined) throw new Error('chaos --topology galera starts a private cluster per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+      if (docker !== undefined) throw new Error('chaos --topology galera runs local processes: leave out --backend docker');
+    }
+    const matrixOf = (engine: EngineName): ChaosCase[] =>
+      docker !== undefined ? dockerMatrix(profile, only) : topology === 'galera' ? galeraMatrix(profile, only) : chaosMatrix(profile, only, engine);
     // The worker-kill drains of ours and the peers (PostgreSQL, local backend), after the engine's matrix.
     const drainKillsOf = (engine: EngineName): DrainKillCase[] => {
-      const all = docker === undefined ? drainKillCases(profile, engine, only) : [];
+      const all = docker === undefined && topology === 'single' ? drainKillCases(profile, engine, only) : [];
       return wanted === undefined ? all : all.filter((c) => wanted.includes(c.name));
     };
     const wanted = args.cases?.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -128,7 +143,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     const steps = cases.length + drainKillPlan.length;
     const root = projectRoot();
     const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos', new Date(), { latest: false });
-    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, databaseUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker };
+    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, topology, galeraProvider: env.galeraProvider, databaseUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker };
     const estimates = plan.flatMap((p) => [...p.cases.map((c) => estimateCaseSeconds(c, runOptions)), ...p.drainKills.map(estimateDrainKillSeconds)]);
     const progress = createProgress({ title: 'chaos', unit: 'cases', total: steps, ci: env.ci, estimateS: (i) => estimates[i]! });
     const abort = new AbortController();
@@ -143,7 +158,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    progress.log(`chaos: profile ${profile}, engine ${engines.join(' then ')}, ${steps} case(s), results in ${dir.path}`);
+    progress.log(`chaos: profile ${profile}, engine ${engines.join(' then ')}${topology === 'single' ? '' : `, topology ${topology}`}, ${steps} case(s), results in ${dir.path}`);
     for (const s of skips) progress.log(s);
     const started = Date.now();
     const results: CaseResult[] = [];
@@ -192,6 +207,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     await writeChaosResults(dir, { profile, results, drainKills, passed }, {
       profile,
       engines,
+      topology,
       skipped: skips,
       backend: args.backend,
       faults: only ?? null,

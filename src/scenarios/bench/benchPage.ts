@@ -63,6 +63,8 @@ export interface BenchPageInput {
   finishedAt: Date;
   interrupted: boolean;
   database: { db_version: string; db_flush_log_at_trx_commit: number | undefined };
+  /** The systems side by side (engines, or one server against a cluster), measured in the same run; undefined with one. */
+  comparison?: string[][] | undefined;
   gitCommit: string | undefined;
   /** Files written into the run folder. */
   files: readonly string[];
@@ -142,8 +144,17 @@ export function benchPage(i: BenchPageInput): HtmlReport {
     outcome,
     verdicts,
     tables: [
+      ...(i.comparison === undefined || i.comparison.length < 2
+        ? []
+        : [
+            {
+              caption: 'Side by side, measured in the same run (with two systems, the last column is the second over the first)',
+              columns: i.comparison[0]!.map((h, n) => (n === 0 ? 'figure' : h)),
+              rows: i.comparison.slice(1).map((cells) => ({ cells, status: 'neutral' as const })),
+            },
+          ]),
       ...(peers !== undefined && !peersBesideChart ? [peers] : []),
-      tableFromRows(i.medians ? 'Every point (median over the repetitions)' : 'Every point', i.rows, COLUMNS, (r) =>
+      tableFromRows(i.medians ? 'Every point (median over the repetitions)' : 'Every point', i.rows, i.comparison === undefined ? COLUMNS : [['engine', 'engine'], ['topology', 'topology'], ...COLUMNS], (r) =>
         r.verdict === 'invalid' && r.ack_mode === 'transactional' ? 'bad' : r.verdict === 'valid' ? 'good' : 'neutral',
       ),
     ],

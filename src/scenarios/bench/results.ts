@@ -96,12 +96,14 @@ export const CSV_COLUMNS = [
   'paired_sql_ceiling_msgs_per_s', 'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
   'ratio_drain_vs_peer', 'ratio_peer_cpu_vs_drain', 'reference_drain_point', 'reference_drain_msgs_per_s',
   'peer', 'peer_version', 'peer_task', 'peer_settings', 'guarantee',
-  'engine', 'server_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
+  'engine', 'topology', 'server_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
 ] as const;
 
 /** The database a row was measured on: its engine and version (both engines), MariaDB's flush setting. */
 export interface DbColumns {
   engine: string;
+  /** single, or galera (a private MariaDB Galera cluster: the points' processes on node 1, the nodes' CPU summed). */
+  topology?: string;
   server_version: string;
   db_flush_log_at_trx_commit: number | undefined;
 }
@@ -221,6 +223,7 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     peer_settings: peer?.settings,
     guarantee: peer?.guarantee,
     engine: db.engine,
+    topology: db.topology ?? 'single',
     server_version: db.server_version,
     db_flush_log_at_trx_commit: db.db_flush_log_at_trx_commit,
     point_duration_s: r.durationS,

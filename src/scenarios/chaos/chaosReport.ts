@@ -55,6 +55,7 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'poisoned',
   'gaps_passed',
   'gaps_passed_by_timeout',
+  'conflict_retries',
   'verdict',
   'expected_verdict',
   'passed',
@@ -64,6 +65,7 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'quiesced',
   'case_duration_s',
   'engine',
+  'topology',
   'server_version',
   'why',
 ];
@@ -112,6 +114,7 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     poisoned: r.poisoned,
     gaps_passed: r.gapsPassed,
     gaps_passed_by_timeout: r.gapsPassedByTimeout,
+    conflict_retries: r.conflictRetries,
     verdict: r.interrupted === true ? 'interrupted' : (v?.verdict ?? 'error'),
     expected_verdict: r.expected,
     passed: r.passed,
@@ -120,6 +123,7 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     quiesced: r.quiesced,
     case_duration_s: r.durationMs / 1000,
     engine: r.engine,
+    topology: r.topology ?? 'single',
     server_version: r.databaseVersion,
     why: r.why,
   };
