@@ -17,6 +17,7 @@ const loaders: Record<string, () => Promise<{ command: unknown }>> = {
   chaos: () => import('./commands/chaos.ts'),
   micro: () => import('./commands/micro.ts'),
   poison: () => import('./commands/poison.ts'),
+  cluster: () => import('./commands/cluster.ts'),
 };
 const named = hideBin(process.argv)[0];
 const chosen = named !== undefined && Object.hasOwn(loaders, named) ? [loaders[named] as () => Promise<{ command: unknown }>] : Object.values(loaders);

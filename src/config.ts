@@ -16,6 +16,8 @@ export interface Environment {
   mariadbBinDir: string | undefined;
   /** EOB_POSTGRES_BIN_DIR: the directory holding initdb and postgres (default: the newest /usr/lib/postgresql/<version>/bin). */
   postgresBinDir: string | undefined;
+  /** EOB_GALERA_PROVIDER: Galera's provider library (default: galera-4's libgalera_smm.so where Debian puts it). */
+  galeraProvider: string | undefined;
   /** PATH, split: where else the managed database looks for mariadbd / mysqld. */
   searchPath: string[];
   /** DOCKER_HOST's unix socket path (unix:///path), for the docker backend; undefined when unset or not a socket. */
@@ -36,6 +38,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
     quiet: env.EOB_LOG === 'quiet',
     mariadbBinDir: nonEmpty(env.EOB_MARIADB_BIN_DIR),
     postgresBinDir: nonEmpty(env.EOB_POSTGRES_BIN_DIR),
+    galeraProvider: nonEmpty(env.EOB_GALERA_PROVIDER),
     searchPath: (env.PATH ?? '').split(':').filter((dir) => dir !== ''),
     dockerSocket: nonEmpty(env.DOCKER_HOST)?.startsWith('unix://') === true ? nonEmpty(env.DOCKER_HOST)?.slice('unix://'.length) : undefined,
     e2eNodeArgs: (env.E2E_NODE_ARGS ?? '').split(' ').filter((word) => word !== ''),

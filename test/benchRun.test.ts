@@ -18,7 +18,7 @@ test('tiny bench run: columns, verdicts, and the lossy control reported as not v
   const sweep: SweepOptions = {
     ...base,
     grid: { ...base.grid, batchSizes: [100], ackModes: ['transactional', 'before-commit'] },
-    include: { httpCeiling: true, sqlCeiling: true, baseline: false, drain: true, endToEnd: true },
+    include: { httpCeiling: true, sqlCeiling: true, baseline: false, drain: true, peers: false, endToEnd: true },
     backlogMessages: 3_000,
     counters: 50,
     drainTimeoutS: 10,

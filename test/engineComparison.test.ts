@@ -24,22 +24,39 @@ test('every bench row carries its engine and server version', () => {
   assert.ok(CSV_COLUMNS.includes('server_version'));
 });
 
-test('one column per engine, in the order they ran, each from its own rows', () => {
+test('one column per engine, in the order they ran, each from its own rows, and the second over the first', () => {
   const rows = [ceiling('mariadb', 40_000), drain('mariadb', 36_000), e2e('mariadb', 3_000), ceiling('postgres', 50_000), drain('postgres', 30_000), e2e('postgres', 2_500)];
   assert.deepEqual([...rowsByEngine(rows).keys()], ['mariadb', 'postgres']);
   const table = engineComparisonTable(rows);
   const line = (label: string) => table.split('\n').find((l) => l.startsWith(label))?.split(/\s{2,}/).slice(1);
-  assert.match(table.split('\n')[0]!, /mariadb\s+postgres$/);
-  assert.deepEqual(line('server version'), ['10.11.6-MariaDB', '15.20']);
-  assert.deepEqual(line('SQL ceiling, batch 1000'), ['40000', '50000']);
-  assert.deepEqual(line('drain offset, batch 1000'), ['36000', '30000']);
-  assert.deepEqual(line('drain / SQL ceiling, batch 1000'), ['0.90', '0.60'], "each drain against its own engine's ceiling");
+  assert.match(table.split('\n')[0]!, /mariadb\s+postgres\s+postgres \/ mariadb$/);
+  assert.deepEqual(line('server version'), ['10.11.6-MariaDB', '15.20', '-']);
+  assert.deepEqual(line('SQL ceiling, batch 1000'), ['40000', '50000', '1.25']);
+  assert.deepEqual(line('drain offset, batch 1000'), ['36000', '30000', '0.83']);
+  assert.deepEqual(line('drain / SQL ceiling, batch 1000'), ['0.90', '0.60', '0.67'], "each drain against its own engine's ceiling");
   const withRatio = engineComparisonTable([...rows.slice(0, 1), { ...rows[1]!, ratio_vs_sql_ceiling: 0.5, paired_sql_ceiling_msgs_per_s: 72_000 }, ...rows.slice(2)]);
   assert.match(withRatio, /drain \/ SQL ceiling, batch 1000\s+0\.50\s+0\.60/, "the row's own ratio (against the paired ceiling too) where the bench wrote it");
-  assert.match(withRatio, /paired SQL ceiling, batch 1000 \(msgs\/s\)\s+72000\s+-/);
-  assert.deepEqual(line('drain worker CPU per msg (us)'), ['100', '100']);
-  assert.deepEqual(line('end to end published'), ['3000', '2500']);
-  assert.deepEqual(line('end to end db CPU per msg (us)'), ['200', '200']);
+  assert.match(withRatio, /paired SQL ceiling, batch 1000 \(msgs\/s\)\s+72000\s+-\s+-/);
+  assert.deepEqual(line('drain worker CPU per msg (us)'), ['100', '100', '1.00']);
+  assert.deepEqual(line('end to end published'), ['3000', '2500', '0.83']);
+  assert.deepEqual(line('end to end db CPU per msg (us)'), ['200', '200', '1.00']);
+});
+
+test('a cluster is a system of its own: the same engine on two topologies, the cluster over the single server', () => {
+  const galera = (r: CsvRow): CsvRow => ({ ...r, topology: 'galera' });
+  const rows = [
+    { ...drain('mariadb', 40_000), topology: 'single' },
+    { ...e2e('mariadb', 4_000), topology: 'single' },
+    galera(drain('mariadb', 10_000)),
+    galera(e2e('mariadb', 1_000)),
+  ];
+  assert.deepEqual([...rowsByEngine(rows).keys()], ['mariadb', 'mariadb galera']);
+  const table = engineComparisonTable(rows);
+  assert.match(table.split('\n')[0]!, /mariadb\s+mariadb galera\s+mariadb galera \/ mariadb$/);
+  assert.match(table, /drain offset, batch 1000 \(msgs\/s\)\s+40000\s+10000\s+0\.25/);
+  assert.match(table, /end to end published \(req\/s\)\s+4000\s+1000\s+0\.25/);
+  const three = engineComparisonTable([...rows, drain('postgres', 5_000)]);
+  assert.doesNotMatch(three.split('\n')[0]!, / \/ /, 'no ratio column with three systems');
 });
 
 test('an invalid drain is never the figure shown, and a missing engine figure is a dash', () => {

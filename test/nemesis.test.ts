@@ -1,7 +1,8 @@
 // The fault registry and the nemesis loop, with a recording stand-in backend (no processes, no database).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALLOCATOR_STALL_PLAN, FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis, skipReason } from '../src/scenarios/chaos/nemesis.ts';
+import { ALLOCATOR_STALL_PLAN, CLUSTER_FAULTS, FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis, skipReason } from '../src/scenarios/chaos/nemesis.ts';
+import type { ClusterNodes } from '../src/harness/faults/clusterNodes.ts';
 import { checkMachineForAllocatorStall, unavailableStaller, type AllocatorStaller, type AllocatorStallPlan } from '../src/harness/faults/allocatorStallFault.ts';
 import type { FaultContext } from '../src/scenarios/chaos/nemesis.ts';
 import type { FaultBackend, ServiceRole } from '../src/harness/faults/backend.ts';
@@ -52,9 +53,50 @@ test('an unknown fault name is an error that lists the valid ones', () => {
 
 test('every registered fault has a description and the registry covers the issue list', () => {
   const all = resolveFaults([...FAULT_NAMES]);
-  assert.equal(all.length, 11);
+  assert.equal(all.length, 15);
   assert.ok(FAULT_NAMES.includes('db-stall-allocator'));
   for (const f of all) assert.ok(f.description.length > 10);
+});
+
+/** A stand-in cluster of `size` nodes that records what the cluster faults do to it. */
+function recordingCluster(calls: string[], size = 3): ClusterNodes {
+  const down = new Set<number>();
+  return {
+    size,
+    kill: async (n) => {
+      calls.push(`kill node ${n}`);
+      down.add(n);
+    },
+    start: async (n) => {
+      calls.push(`start node ${n}`);
+      down.delete(n);
+      return 1;
+    },
+    running: (n) => !down.has(n),
+    pause: (n) => calls.push(`pause node ${n}`),
+    resume: (n) => calls.push(`resume node ${n}`),
+    paused: () => false,
+    isolate: async (n, on) => {
+      calls.push(`${on ? 'isolate' : 'rejoin'} node ${n}`);
+    },
+    waitMembers: async () => undefined,
+    waitAllSynced: async () => {
+      calls.push('synced');
+    },
+  };
+}
+
+test('cluster faults need a cluster, act on each node in turn, and quorum-loss restarts its two victims together', async () => {
+  const calls: string[] = [];
+  const [nodeKill, quorumLoss] = resolveFaults('node-kill,quorum-loss');
+  assert.equal(skipReason(nodeKill!, context(calls)), 'needs a private cluster (--topology galera)');
+  const ctx = context(calls, { cluster: recordingCluster(calls) });
+  assert.deepEqual(missingRequirements(nodeKill!, ctx), []);
+  for (const round of [0, 1, 2, 3]) await nodeKill!.run(ctx, round);
+  assert.deepEqual(calls.splice(0), ['kill node 1', 'start node 1', 'kill node 2', 'start node 2', 'kill node 3', 'start node 3', 'kill node 1', 'start node 1']);
+  await quorumLoss!.run(ctx, 1);
+  assert.deepEqual(calls.splice(0), ['kill node 1', 'kill node 3', 'start node 1', 'start node 3', 'synced']);
+  for (const f of CLUSTER_FAULTS) assert.ok(!chaosMatrix('standard').some((c) => c.faults.includes(f)), `${f} is not in the single-server matrix`);
 });
 
 test('requirements: network faults need the proxy, db faults a database process', () => {

@@ -27,7 +27,7 @@ test('tiny bench on PostgreSQL: ceiling, drain and end to end, all valid, rows t
   const sweep: SweepOptions = {
     ...base,
     grid: { ...base.grid, batchSizes: [100] },
-    include: { httpCeiling: false, sqlCeiling: true, baseline: false, drain: true, endToEnd: true },
+    include: { httpCeiling: false, sqlCeiling: true, baseline: false, drain: true, peers: false, endToEnd: true },
     backlogMessages: 2_000,
     counters: 50,
     drainTimeoutS: 15,
@@ -67,7 +67,7 @@ test("an end-to-end point on PostgreSQL primes the topic's statistics before its
   const base = profileOptions('quick');
   const sweep: SweepOptions = {
     ...base,
-    include: { httpCeiling: false, sqlCeiling: false, baseline: false, drain: false, endToEnd: true },
+    include: { httpCeiling: false, sqlCeiling: false, baseline: false, drain: false, peers: false, endToEnd: true },
     counters: 20,
     endToEndDurationS: 1,
     endToEndConnections: [4],

@@ -50,7 +50,7 @@ test('a bench run given MYSQL_URL with a password writes none of it to options.j
     const base = profileOptions('quick');
     const lines: string[] = [];
     const run = await runBench({
-      sweep: { ...base, include: { httpCeiling: false, sqlCeiling: false, baseline: false, drain: false, endToEnd: false } },
+      sweep: { ...base, include: { httpCeiling: false, sqlCeiling: false, baseline: false, drain: false, peers: false, endToEnd: false } },
       system: { databaseUrl: db.url, handleSignals: false },
       resultsRoot: root,
       ci: true,

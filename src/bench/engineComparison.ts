@@ -47,7 +47,11 @@ const LINES: Line[] = [
   { label: 'server version', value: (rows) => String(rows.find((r) => r.server_version !== undefined)?.server_version ?? '-') },
   {
     label: 'points valid / checked',
-    value: (rows) => `${rows.filter((r) => r.verdict === 'valid').length} / ${rows.filter((r) => r.verdict === 'valid' || r.verdict === 'invalid' || r.verdict === 'unknown').length}`,
+    // Ours only: a peer's check is about the peer (PostgreSQL runs have peer points, MariaDB runs none).
+    value: (rows) => {
+      const ours = rows.filter((r) => r.kind !== 'peer');
+      return `${ours.filter((r) => r.verdict === 'valid').length} / ${ours.filter((r) => r.verdict === 'valid' || r.verdict === 'invalid' || r.verdict === 'unknown').length}`;
+    },
   },
   { label: `SQL ceiling, batch ${COMPARISON_BATCH_SIZE} (msgs/s)`, value: (rows) => fixed(num(sqlCeilingAt(rows, COMPARISON_BATCH_SIZE)?.drain_msgs_per_s)) },
   { label: `drain offset, batch ${COMPARISON_BATCH_SIZE} (msgs/s)`, value: (rows) => fixed(num(offsetDrainAt(rows, COMPARISON_BATCH_SIZE)?.drain_msgs_per_s)) },
@@ -95,23 +99,51 @@ const LINES: Line[] = [
   ),
 ];
 
-/** The rows of each engine, in the order the engines first appear. */
+/** What a row ran on: its engine, and its topology where that is not a single server (`mariadb galera`). */
+export function systemOf(r: CsvRow): string {
+  const engine = String(r.engine ?? 'unknown');
+  return r.topology === undefined || r.topology === 'single' ? engine : `${engine} ${String(r.topology)}`;
+}
+
+/** The rows of each system (engine and topology), in the order they first appear. */
 export function rowsByEngine(rows: readonly CsvRow[]): Map<string, CsvRow[]> {
   const out = new Map<string, CsvRow[]>();
   for (const r of rows) {
-    const engine = String(r.engine ?? 'unknown');
-    out.set(engine, [...(out.get(engine) ?? []), r]);
+    const system = systemOf(r);
+    out.set(system, [...(out.get(system) ?? []), r]);
   }
   return out;
 }
 
-/** A plain-text table: one line per figure, one column per engine. */
+/**
+ * A plain-text table: one line per figure, one column per system (engine, or engine and topology). With two
+ * systems a last column gives the second's figure over the first's, where both are numbers: the price of the
+ * second as a same-run ratio (a Galera cluster against one server: what certification costs per commit).
+ */
 export function engineComparisonTable(rows: readonly CsvRow[]): string {
-  const engines = rowsByEngine(rows);
-  const header = ['', ...engines.keys()];
-  const table = [header, ...LINES.map((l) => [l.label, ...[...engines.values()].map((r) => l.value(r))])];
-  const widths = header.map((_, i) => Math.max(...table.map((line) => (line[i] ?? '').length)));
+  const table = engineComparison(rows);
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((line) => (line[i] ?? '').length)));
   const lines = table.map((line) => line.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  '));
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
   return lines.join('\n');
+}
+
+/** The same table as cells: a header line, then one line per figure (the run page shows it as a table). */
+export function engineComparison(rows: readonly CsvRow[]): string[][] {
+  const engines = rowsByEngine(rows);
+  const names = [...engines.keys()];
+  const withRatio = names.length === 2;
+  const header = ['', ...names, ...(withRatio ? [`${names[1]} / ${names[0]}`] : [])];
+  const ratio = (a: string, b: string): string => {
+    const x = Number(a);
+    const y = Number(b);
+    return a === '-' || b === '-' || !Number.isFinite(x) || !Number.isFinite(y) || x === 0 ? '-' : (y / x).toFixed(2);
+  };
+  return [
+    header,
+    ...LINES.map((l) => {
+      const values = [...engines.values()].map((r) => l.value(r));
+      return [l.label, ...values, ...(withRatio ? [ratio(values[0]!, values[1]!)] : [])];
+    }),
+  ];
 }

@@ -23,8 +23,8 @@ export interface HtmlReport {
   /** One line per finding a reader must not miss (best figures, each failed or flagged point or case). */
   verdicts: { ok: boolean; text: string }[];
   tables: ReportTable[];
-  /** PNG files in the run folder, with what each shows. */
-  charts: { file: string; caption: string }[];
+  /** PNG files in the run folder, with what each shows, and a table to read beside it. */
+  charts: { file: string; caption: string; table?: ReportTable }[];
   /** Configuration and machine, as label / value pairs. */
   facts: [string, string][];
   /** Files of the run folder worth opening. */
@@ -81,7 +81,7 @@ td:first-child,th:first-child{text-align:left}tr.bad td{background:#fdecea}tr.go
 tr.bad td:first-child{border-left:4px solid #c62828}
 figure{margin:16px 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:13px}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px}dt{color:#555}dd{margin:0;font-family:ui-monospace,monospace;font-size:13px}
-.scroll{overflow-x:auto}`;
+.scroll{overflow-x:auto}.beside{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.beside figure{flex:1 1 560px}`;
 
 /** The page, as one string of HTML. */
 export function renderHtmlReport(r: HtmlReport): string {
@@ -90,6 +90,10 @@ export function renderHtmlReport(r: HtmlReport): string {
     `<div class="scroll"><table><caption>${e(t.caption)}</caption><thead><tr>${t.columns.map((c) => `<th>${e(c)}</th>`).join('')}</tr></thead><tbody>` +
     t.rows.map((row) => `<tr class="${row.status}">${row.cells.map((c) => `<td>${e(c)}</td>`).join('')}</tr>`).join('\n') +
     `</tbody></table></div>`;
+  const chart = (c: HtmlReport['charts'][number]) => {
+    const figure = `<figure><img src="${localHref(c.file)}" alt="${e(c.caption)}"><figcaption>${e(c.caption)} (<a href="${localHref(c.file)}">${e(c.file)}</a>)</figcaption></figure>`;
+    return c.table === undefined ? figure : `<div class="beside">${figure}${table(c.table)}</div>`;
+  };
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${e(r.title)}</title><style>${STYLE}</style></head>
@@ -101,7 +105,7 @@ export function renderHtmlReport(r: HtmlReport): string {
 <h2>Results</h2>
 ${r.tables.map(table).join('\n')}
 <h2>Charts</h2>
-${r.charts.length === 0 ? '<p>No chart was written for this run.</p>' : r.charts.map((c) => `<figure><img src="${localHref(c.file)}" alt="${e(c.caption)}"><figcaption>${e(c.caption)} (<a href="${localHref(c.file)}">${e(c.file)}</a>)</figcaption></figure>`).join('\n')}
+${r.charts.length === 0 ? '<p>No chart was written for this run.</p>' : r.charts.map(chart).join('\n')}
 <h2>Configuration and machine</h2>
 <dl>${r.facts.map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join('')}</dl>
 <h2>Files</h2>

@@ -118,7 +118,8 @@ export function pointLine(r: CsvRow): string {
   const drain = num(r.drain_msgs_per_s);
   const publish = num(r.publish_req_per_s);
   if (publish !== undefined) parts.push(`${cell(r, 'publish_req_per_s')} req/s`);
-  if (drain !== undefined) parts.push(`${cell(r, 'drain_msgs_per_s')} msgs/s`);
+  if (drain !== undefined) parts.push(`${cell(r, 'drain_msgs_per_s')} ${r.kind === 'peer' ? 'jobs/s' : 'msgs/s'}`);
+  if (num(r.ratio_drain_vs_peer) !== undefined) parts.push(`our drain ${cell(r, 'ratio_drain_vs_peer')}x this`);
   if (num(r.ratio_vs_sql_ceiling) !== undefined) parts.push(`${cell(r, 'ratio_vs_sql_ceiling')} of SQL ceiling`);
   if (num(r.ratio_vs_http_ceiling) !== undefined && r.kind !== 'http-ceiling') parts.push(`${cell(r, 'ratio_vs_http_ceiling')} of HTTP ceiling`);
   if (num(r.ratio_vs_baseline) !== undefined && r.kind !== 'http-ceiling') parts.push(`${cell(r, 'ratio_vs_baseline')}x 154/s`);
@@ -127,7 +128,7 @@ export function pointLine(r: CsvRow): string {
   )
     .filter(([c]) => num(r[c]) !== undefined)
     .map(([c, name]) => `${name} ${cell(r, c)}`);
-  if (cpu.length > 0) parts.push(`CPU us/msg ${cpu.join(', ')}${systemCpuText(r)}`);
+  if (cpu.length > 0) parts.push(`CPU ${r.kind === 'peer' ? 'us/job' : 'us/msg'} ${cpu.join(', ')}${systemCpuText(r)}`);
   if (num(r.latency_p99_ms) !== undefined && r.kind === 'end-to-end') parts.push(`latency p99 ${cell(r, 'latency_p99_ms')} ms`);
   if (num(r.lag_p99_ms) !== undefined) parts.push(`lag p99 ${cell(r, 'lag_p99_ms')} ms`);
   if (r.kind === 'drain' && r.drained === false) parts.push('NOT drained in time');
@@ -152,8 +153,13 @@ export function summaryTable(rows: readonly CsvRow[]): string {
   const lines = table.map((line) => line.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  '));
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
   const out = [...headlines(rows), '', lines.join('\n')];
-  const invalid = rows.filter((r) => r.verdict === 'invalid');
+  const peers = peersTable(rows);
+  if (peers !== undefined) out.push('', 'peers (same run; ratios first: our drain over the peer, the peer\'s CPU per job over ours):', peers);
+  // A peer that loses or doubles a job is a finding about the peer (its guarantee allows duplicates), not ours.
+  const invalid = rows.filter((r) => r.verdict === 'invalid' && r.kind !== 'peer');
   if (invalid.length > 0) out.push(`NOT VALID: ${invalid.map((r) => `${r.point} (lost ${r.lost}, duplicated ${r.duplicated})`).join('; ')}`);
+  const peerFindings = rows.filter((r) => r.verdict === 'invalid' && r.kind === 'peer');
+  if (peerFindings.length > 0) out.push(`peer findings: ${peerFindings.map((r) => `${r.point} (lost ${r.lost ?? '-'}, duplicated ${r.duplicated ?? '-'})`).join('; ')}`);
   const interrupted = rows.filter((r) => r.verdict === 'interrupted');
   if (interrupted.length > 0) out.push(`interrupted: ${interrupted.length} point(s) not measured (or only in part): verdict "interrupted"`);
   return out.join('\n');
@@ -221,6 +227,9 @@ const MEASURED_COLUMNS = new Set([
   'ratio_vs_watermill_profile',
   'ratio_vs_http_ceiling',
   'ratio_vs_sql_ceiling',
+  'ratio_drain_vs_peer',
+  'ratio_peer_cpu_vs_drain',
+  'reference_drain_msgs_per_s',
   'point_duration_s',
 ]);
 
@@ -249,4 +258,81 @@ export function medianRows(rows: readonly CsvRow[]): CsvRow[] {
     }
     return out;
   });
+}
+
+/** One line of the peers table. */
+export interface PeerTableRow {
+  what: string;
+  ratioDrainVsPeer: number | undefined;
+  ratioCpuVsDrain: number | undefined;
+  perSecond: number | undefined;
+  workerUs: number | undefined;
+  dbUs: number | undefined;
+  guarantee: string;
+  check: string;
+  version: string;
+  settings: string;
+}
+
+/**
+ * The peers beside our drain, one line each, ratios first: our drain's rate over the peer's (the number of times
+ * it is the faster) and the peer's CPU per job (worker and database) over ours per message, then the rates, the
+ * CPU, the guarantee and what the check found. The first line is the drain they are compared with.
+ */
+export function peerTableRows(rows: readonly CsvRow[]): PeerTableRow[] {
+  const peers = rows.filter((r) => r.kind === 'peer');
+  if (peers.length === 0) return [];
+  const referenceLabel = peers.map((r) => r.reference_drain_point).find((v) => typeof v === 'string');
+  const reference = rows.find((r) => r.kind === 'drain' && r.point === referenceLabel);
+  const out: PeerTableRow[] = [];
+  if (reference !== undefined) {
+    out.push({
+      what: `ours: ${String(reference.point)}`,
+      ratioDrainVsPeer: 1,
+      ratioCpuVsDrain: 1,
+      perSecond: num(reference.drain_msgs_per_s),
+      workerUs: num(reference.cpu_worker_us_per_msg),
+      dbUs: num(reference.cpu_db_us_per_msg),
+      guarantee: 'exactly-once: the effect and the ack commit in one transaction',
+      check: checkText(reference),
+      version: 'this commit',
+      settings: `batch ${String(reference.batch_size ?? '-')}, ${String(reference.isolation ?? '-')}`,
+    });
+  }
+  for (const r of peers) {
+    out.push({
+      what: `${String(r.peer)} ${String(r.peer_task ?? '')}`.trim(),
+      ratioDrainVsPeer: num(r.ratio_drain_vs_peer),
+      ratioCpuVsDrain: num(r.ratio_peer_cpu_vs_drain),
+      perSecond: num(r.drain_msgs_per_s),
+      workerUs: num(r.cpu_worker_us_per_msg),
+      dbUs: num(r.cpu_db_us_per_msg),
+      guarantee: String(r.guarantee ?? '-'),
+      check: checkText(r),
+      version: String(r.peer_version ?? '-'),
+      settings: String(r.peer_settings ?? '-'),
+    });
+  }
+  return out;
+}
+
+function checkText(r: CsvRow): string {
+  if (r.verdict === 'n/a') return 'no effect to count';
+  if (r.verdict === 'valid') return 'none lost, none doubled';
+  if (r.verdict === 'invalid') return `lost ${String(r.lost ?? '-')}, duplicated ${String(r.duplicated ?? '-')}`;
+  return String(r.verdict ?? 'unknown');
+}
+
+/** The peers table as text, or undefined for a run without peer points. */
+export function peersTable(rows: readonly CsvRow[]): string | undefined {
+  const table = peerTableRows(rows);
+  if (table.length === 0) return undefined;
+  const fixed = (v: number | undefined, digits: number) => (v === undefined ? '-' : v.toFixed(digits));
+  const whole = (v: number | undefined) => (v === undefined ? '-' : Math.round(v).toLocaleString('en-US'));
+  const header = ['', 'ours / peer', 'peer CPU / ours', 'per s', 'worker us', 'db us', 'check', 'guarantee', 'version'];
+  const lines = [header, ...table.map((t) => [t.what, fixed(t.ratioDrainVsPeer, 2), fixed(t.ratioCpuVsDrain, 2), whole(t.perSecond), fixed(t.workerUs, 1), fixed(t.dbUs, 1), t.check, t.guarantee, t.version])];
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  const text = lines.map((l) => l.map((v, i) => (i === 0 || i >= 6 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ').trimEnd());
+  text.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
+  return text.join('\n');
 }

@@ -59,9 +59,22 @@ export interface Sampler {
  * that fails resolves this too, and the next reading is the baseline.
  */
 export async function startSampler(db: SqlExecutor, options: SamplerOptions, now: () => number = () => performance.now()): Promise<Sampler> {
+  const read = progressReaderFor(options);
+  return startReadingSampler(db, (d, atMs) => readSample(d, options, atMs, read), options.intervalMs, now);
+}
+
+/**
+ * The same polling over any reading of progress (a peer job queue's own tables, bench/peers/): `read` takes
+ * one sample at `atMs`; the first is the baseline, as for startSampler.
+ */
+export async function startReadingSampler(
+  db: SqlExecutor,
+  read: (db: SqlExecutor, atMs: number) => Promise<ProgressSample>,
+  intervalMs: number,
+  now: () => number = () => performance.now(),
+): Promise<Sampler> {
   const samples: ProgressSample[] = [];
   const listeners = new Set<(s: ProgressSample) => void>();
-  const read = progressReaderFor(options);
   let stopped = false;
   let errors = 0;
   let baselineTaken: () => void = () => undefined;
@@ -72,14 +85,14 @@ export async function startSampler(db: SqlExecutor, options: SamplerOptions, now
     while (!stopped) {
       const started = now();
       try {
-        const s = await readSample(db, options, started, read);
+        const s = await read(db, started);
         samples.push(s);
         for (const l of listeners) l(s);
       } catch {
         errors += 1;
       }
       baselineTaken();
-      const wait = Math.max(0, options.intervalMs - (now() - started));
+      const wait = Math.max(0, intervalMs - (now() - started));
       if (!stopped) await new Promise((r) => setTimeout(r, wait));
     }
   })();
@@ -88,7 +101,7 @@ export async function startSampler(db: SqlExecutor, options: SamplerOptions, now
     samples,
     async latest() {
       const last = samples[samples.length - 1];
-      return last ?? readSample(db, options, now(), read);
+      return last ?? read(db, now());
     },
     waitFor(predicate, timeoutMs, signal) {
       const last = samples[samples.length - 1];

@@ -4,6 +4,7 @@ import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { optionalMysqlUrl } from './sharedOptions.ts';
 import { resolveRunEngines } from '../harness/engines.ts';
+import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
 import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
 
 function checkedDatabaseUrl(url: string | undefined): string | undefined {
@@ -18,6 +19,7 @@ import { runBench } from '../scenarios/bench/runBench.ts';
 import { projectRoot } from '../projectRoot.ts';
 import path from 'node:path';
 import type { TopicMode } from '../system/pubsub/types.ts';
+import { parsePeerSpecs } from '../bench/peers/peerSpec.ts';
 
 interface BenchArgs {
   profile: string;
@@ -41,6 +43,8 @@ interface BenchArgs {
   connections?: string;
   rate?: number;
   only?: string;
+  peers?: string;
+  'peer-window-s'?: number;
   'worker-failpoint'?: string;
   'results-dir'?: string;
 }
@@ -56,7 +60,7 @@ function numbers(field: string, text: string | undefined): number[] | undefined 
   });
 }
 
-const POINT_KINDS = ['http-ceiling', 'sql-ceiling', 'baseline', 'drain', 'end-to-end'] as const;
+const POINT_KINDS = ['http-ceiling', 'sql-ceiling', 'baseline', 'drain', 'peer', 'end-to-end'] as const;
 
 /** Profile defaults < flags. Exported for tests. */
 export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
@@ -97,6 +101,8 @@ export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
   o.endToEndConnections = numbers('connections', args.connections) ?? o.endToEndConnections;
   if (args.rate !== undefined) o.endToEndRate = args.rate;
   if (args['worker-failpoint'] !== undefined) o.workerFailpoints = list(args['worker-failpoint']) ?? [];
+  if (args.peers !== undefined) o.peers = parsePeerSpecs('bench', args.peers);
+  if (args['peer-window-s'] !== undefined) o.peerWindowS = args['peer-window-s'];
   const only = list(args.only);
   if (only !== undefined) {
     for (const k of only) {
@@ -107,6 +113,7 @@ export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
       sqlCeiling: only.includes('sql-ceiling'),
       baseline: only.includes('baseline'),
       drain: only.includes('drain'),
+      peers: only.includes('peer'),
       endToEnd: only.includes('end-to-end'),
     };
   }
@@ -138,6 +145,13 @@ export const command: CommandModule<object, BenchArgs> = {
       .option('connections', { type: 'string', describe: 'autocannon connections, e.g. 50,200: an HTTP ceiling and the end-to-end points at each' })
       .option('rate', { type: 'number', describe: 'fixed offered rate (req/s) for end-to-end points; default: as fast as answered' })
       .option('only', { type: 'string', describe: `run only these kinds: ${POINT_KINDS.join(',')}` })
+      .option('peers', { type: 'string', describe: 'peer job queues measured beside the drain on PostgreSQL, peer:task pairs: graphile-worker:noop,graphile-worker:counter,pg-boss:noop,pg-boss:counter,pg-boss:counter-in-completion' })
+      .option('peer-window-s', { type: 'number', describe: 'a peer point ends after this long even if its backlog is not done (its rate is over what was done)' })
+      .option('topology', {
+        choices: TOPOLOGIES,
+        default: 'single',
+        describe: 'single: one private server; galera: MariaDB\'s points on one server, then on a private 3-node Galera cluster, in the same run (rows carry topology; the side-by-side table gives the cluster over the server)',
+      })
       .option('worker-failpoint', { type: 'string', describe: 'failpoints armed in every drain worker (name=N,...): the lossy control' })
       .option('results-dir', { type: 'string', describe: 'root of the results tree (default: results/ of the project)' }),
   handler: async (args) => {
@@ -146,21 +160,27 @@ export const command: CommandModule<object, BenchArgs> = {
     // --mysql-url > MYSQL_URL > DATABASE_URL (either engine); none: a private server per engine.
     const url = optionalMysqlUrl(args['mysql-url']) ?? checkedDatabaseUrl(env.databaseUrl);
     const engines = resolveRunEngines('bench', args.engine, url);
+    const topology = (args as { topology?: string }).topology as Topology | undefined;
+    if (topology === 'galera' && url !== undefined) throw new Error('bench --topology galera starts a private cluster: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+    if (topology === 'galera' && !engines.includes('mariadb')) throw new Error('bench --topology galera runs a MariaDB Galera cluster: use --engine mariadb (the default) or all');
     const result = await runBench({
       sweep,
       engines,
+      topologies: topology === 'galera' ? ['single', 'galera'] : ['single'],
       system: {
         databaseUrl: url,
         postgresBinDir: env.postgresBinDir,
         mariadbBinDir: env.mariadbBinDir,
         searchPath: env.searchPath,
+        galeraProvider: env.galeraProvider,
         quietChildren: true,
       },
       resultsRoot: args['results-dir'] ?? path.join(projectRoot(), 'results'),
       ci: env.ci,
       out: (line) => process.stdout.write(`${line}\n`),
     });
-    const invalidExactlyOnce = result.rows.filter((r) => r.verdict === 'invalid' && r.ack_mode === 'transactional' && args['worker-failpoint'] === undefined);
+    // A peer that loses or doubles a job is a finding about the peer, reported on its row, not a failure of ours.
+    const invalidExactlyOnce = result.rows.filter((r) => r.kind !== 'peer' && r.verdict === 'invalid' && r.ack_mode === 'transactional' && args['worker-failpoint'] === undefined);
     process.exitCode = result.interrupted ? 130 : invalidExactlyOnce.length > 0 ? 1 : 0;
   },
 };

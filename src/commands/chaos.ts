@@ -5,6 +5,8 @@ import path from 'node:path';
 import { readEnvironment } from '../config.ts';
 import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, engineSkips, type ChaosCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
 import { resolveRunEngines, type EngineName } from '../harness/engines.ts';
+import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
+import { galeraMatrix } from '../scenarios/chaos/galeraMatrix.ts';
 import type { CaseResult } from '../scenarios/chaos/caseResult.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
 import { DEFAULT_DOCKER_DEPLOYMENT } from '../harness/dockerDeployment.ts';
@@ -19,9 +21,12 @@ import { mysqlUrlOption, optionalMysqlUrl } from './sharedOptions.ts';
 import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
 import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
 import { intInRange } from '../validate.ts';
+import { drainKillCases, drainKillTable, type DrainKillCase, type DrainKillResult } from '../scenarios/chaos/drainKill.ts';
+import { estimateDrainKillSeconds, runDrainKillCase } from '../scenarios/chaos/runDrainKill.ts';
 
 interface ChaosArgs {
   profile: string;
+  topology: string;
   engine?: string;
   faults?: string;
   cases?: string;
@@ -45,6 +50,11 @@ export const command: CommandModule<object, ChaosArgs> = {
     y
       .option('profile', { choices: CHAOS_PROFILES, default: 'standard', describe: 'quick (about 2 min), standard (about 18 min, make chaos), soak; make adds ~15 s of npm ci the first time' })
       .option('engine', { type: 'string', describe: "mariadb, postgres, or all (the matrix on each, one after the other); default mariadb, or the given URL's engine" })
+      .option('topology', {
+        choices: TOPOLOGIES,
+        default: 'single',
+        describe: 'single: a private server per case; galera: a private 3-node MariaDB Galera cluster per case, with its own cases (servers and publishers on every node) and faults (node-kill, node-pause, node-isolate, quorum-loss)',
+      })
       .option('faults', { type: 'string', describe: `only these faults, comma-separated: ${FAULT_NAMES.join(', ')}` })
       .option('cases', { type: 'string', describe: 'only these cases, comma-separated (--list shows them)' })
       .option('backend', { choices: ['local', 'docker'], default: 'local', describe: 'local child processes, or containers of the local images (dockerode)' })
@@ -83,15 +93,28 @@ export const command: CommandModule<object, ChaosArgs> = {
         readyTimeoutMs: DEFAULT_DOCKER_DEPLOYMENT.readyTimeoutMs,
       };
     }
-    const matrixOf = (engine: EngineName): ChaosCase[] => (docker === undefined ? chaosMatrix(profile, only, engine) : dockerMatrix(profile, only));
+    const topology = args.topology as Topology;
+    if (topology === 'galera') {
+      if (engines.some((e) => e !== 'mariadb')) throw new Error('chaos --topology galera runs a MariaDB Galera cluster: use --engine mariadb (the default)');
+      if (databaseUrl !== undefined) throw new Error('chaos --topology galera starts a private cluster per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+      if (docker !== undefined) throw new Error('chaos --topology galera runs local processes: leave out --backend docker');
+    }
+    const matrixOf = (engine: EngineName): ChaosCase[] =>
+      docker !== undefined ? dockerMatrix(profile, only) : topology === 'galera' ? galeraMatrix(profile, only) : chaosMatrix(profile, only, engine);
+    // The worker-kill drains of ours and the peers (PostgreSQL, local backend), after the engine's matrix.
+    const drainKillsOf = (engine: EngineName): DrainKillCase[] => {
+      const all = docker === undefined && topology === 'single' ? drainKillCases(profile, engine, only) : [];
+      return wanted === undefined ? all : all.filter((c) => wanted.includes(c.name));
+    };
     const wanted = args.cases?.split(',').map((s) => s.trim()).filter((s) => s !== '');
     const casesOf = (engine: EngineName): ChaosCase[] => {
       let cases = matrixOf(engine);
       if (wanted !== undefined) {
         const skippedHere = new Set(engineSkips(engine).map((s) => s.what));
-        const unknown = wanted.filter((w) => !cases.some((c) => c.name === w) && !skippedHere.has(w) && !engines.some((e) => matrixOf(e).some((c) => c.name === w)));
+        const known = (e: EngineName) => [...matrixOf(e).map((c) => c.name), ...(docker === undefined ? drainKillCases(profile, e, only).map((c) => c.name) : [])];
+        const unknown = wanted.filter((w) => !skippedHere.has(w) && !engines.some((e) => known(e).includes(w)));
         if (unknown.length > 0) {
-          throw new Error(`unknown case(s) ${unknown.join(', ')} in profile ${profile}; cases: ${cases.map((c) => c.name).join(', ')}`);
+          throw new Error(`unknown case(s) ${unknown.join(', ')} in profile ${profile}; cases: ${known(engine).join(', ')}`);
         }
         cases = cases.filter((c) => wanted.includes(c.name));
       }
@@ -101,22 +124,28 @@ export const command: CommandModule<object, ChaosArgs> = {
       }
       return cases;
     };
-    const plan = engines.map((engine) => ({ engine, cases: casesOf(engine) }));
+    const plan = engines.map((engine) => ({ engine, cases: casesOf(engine), drainKills: drainKillsOf(engine) }));
     const skips = plan.flatMap((p) => engineSkips(p.engine).map((s) => `${p.engine}: ${s.what} not run: ${s.reason}`));
     if (args.list) {
-      for (const { engine, cases } of plan) {
+      for (const { engine, cases, drainKills } of plan) {
         for (const c of cases) {
           process.stdout.write(`${engines.length > 1 ? `${engine.padEnd(9)}` : ''}${c.name.padEnd(24)} expect ${c.expected.padEnd(16)} faults ${c.faults.join(',') || '-'} x${c.perFault}  ${c.description}\n`);
+        }
+        for (const c of drainKills) {
+          process.stdout.write(`${engines.length > 1 ? `${engine.padEnd(9)}` : ''}${c.name.padEnd(24)} expect ${c.expected.padEnd(16)} faults worker-kill x${c.killAt.length}  ${c.description}\n`);
         }
       }
       for (const s of skips) process.stdout.write(`${s}\n`);
       return;
     }
     const cases = plan.flatMap((p) => p.cases);
+    const drainKillPlan = plan.flatMap((p) => p.drainKills);
+    const steps = cases.length + drainKillPlan.length;
     const root = projectRoot();
     const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos', new Date(), { latest: false });
-    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, databaseUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker };
-    const progress = createProgress({ title: 'chaos', unit: 'cases', total: cases.length, ci: env.ci, estimateS: (i) => estimateCaseSeconds(cases[i]!, runOptions) });
+    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, topology, galeraProvider: env.galeraProvider, databaseUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker };
+    const estimates = plan.flatMap((p) => [...p.cases.map((c) => estimateCaseSeconds(c, runOptions)), ...p.drainKills.map(estimateDrainKillSeconds)]);
+    const progress = createProgress({ title: 'chaos', unit: 'cases', total: steps, ci: env.ci, estimateS: (i) => estimates[i]! });
     const abort = new AbortController();
     let firstSignalAt = 0;
     const onSignal = (signal: NodeJS.Signals) => {
@@ -129,14 +158,15 @@ export const command: CommandModule<object, ChaosArgs> = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    progress.log(`chaos: profile ${profile}, engine ${engines.join(' then ')}, ${cases.length} case(s), results in ${dir.path}`);
+    progress.log(`chaos: profile ${profile}, engine ${engines.join(' then ')}${topology === 'single' ? '' : `, topology ${topology}`}, ${steps} case(s), results in ${dir.path}`);
     for (const s of skips) progress.log(s);
     const started = Date.now();
     const results: CaseResult[] = [];
+    const drainKills: DrainKillResult[] = [];
     let current = 0;
-    for (const { engine, cases: engineCases } of plan) {
+    for (const { engine, cases: engineCases, drainKills: engineDrainKills } of plan) {
       if (abort.signal.aborted) break;
-      const done = results.length;
+      const done = results.length + drainKills.length;
       const tag = engines.length > 1 ? `${engine}: ` : '';
       results.push(
         ...(await runChaosCases({
@@ -152,28 +182,46 @@ export const command: CommandModule<object, ChaosArgs> = {
           onPhase: (name, phase) => progress.update(current, `case ${tag}${name}: ${phase}`),
         })),
       );
+      for (const c of engineDrainKills) {
+        if (abort.signal.aborted) break;
+        current = results.length + drainKills.length;
+        progress.update(current, `case ${tag}${c.name} (expect ${c.expected})`);
+        const r = await runDrainKillCase(c, {
+          ...runOptions,
+          engine,
+          signal: abort.signal,
+          log: (line) => progress.log(`${tag}${line}`),
+          onPhase: (name, phase) => progress.update(current, `case ${tag}${name}: ${phase}`),
+        });
+        drainKills.push(r);
+        progress.log(`[${current + 1}/${steps}] ${tag}${c.name}: ${r.passed ? 'PASS' : 'FAIL'} (expected ${c.expected}): ${r.why}, ${Math.round(r.durationMs / 1000)} s`);
+      }
     }
-    progress.update(results.length, 'writing results');
+    progress.update(results.length + drainKills.length, 'writing results');
     progress.stop();
-    const passed = results.length === cases.length && results.every((r) => r.passed);
+    const ranAll = results.length === cases.length && drainKills.length === drainKillPlan.length;
+    const passed = ranAll && results.every((r) => r.passed) && drainKills.every((r) => r.passed);
     // `latest` moves only to a run that ran every case.
-    if (results.length === cases.length) dir.markLatest();
+    if (ranAll) dir.markLatest();
     const { log: _log, signal: _signal, ...shownOptions } = runOptions;
-    await writeChaosResults(dir, { profile, results, passed }, {
+    await writeChaosResults(dir, { profile, results, drainKills, passed }, {
       profile,
       engines,
+      topology,
       skipped: skips,
       backend: args.backend,
       faults: only ?? null,
       run: { ...shownOptions, databaseUrl: shownOptions.databaseUrl === undefined ? undefined : redactMysqlUrl(shownOptions.databaseUrl) },
       cases,
+      drain_kill_cases: drainKillPlan,
       versions: await collectVersions(root),
       database_versions: [...new Set(results.map((r) => r.databaseVersion).filter((v) => v !== undefined))],
       duration_s: (Date.now() - started) / 1000,
     });
-    process.stdout.write(`\n${summaryTable(results)}\n${skips.map((s) => `${s}\n`).join('')}\n`);
+    process.stdout.write(`\n${results.length > 0 ? `${summaryTable(results)}\n` : ''}${skips.map((s) => `${s}\n`).join('')}\n`);
+    if (drainKills.length > 0) process.stdout.write(`a worker SIGKILLed in the middle of a drain (counter task), ours beside the peers:\n${drainKillTable(drainKills)}\n\n`);
     process.stdout.write(
-      `${passed ? 'chaos: PASS' : 'chaos: FAIL'}: ${results.filter((r) => r.passed).length}/${cases.length} case(s) as expected ` +
+      `${passed ? 'chaos: PASS' : 'chaos: FAIL'}: ${results.filter((r) => r.passed).length + drainKills.filter((r) => r.passed).length}/${steps} case(s) as expected ` +
         `in ${Math.round((Date.now() - started) / 1000)} s; results in ${dir.path}\n`,
     );
     // Exit explicitly: once, the standard run stayed alive after writing its results with ~10 fds of closed

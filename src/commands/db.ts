@@ -6,9 +6,12 @@ import type { DatabaseInfo } from '../harness/mariadb/managedDatabase.ts';
 import { DEFAULT_POSTGRES_PORT, PrivatePostgres, stopPostgresInDataDirectory, type PostgresInfo } from '../harness/postgres/privatePostgres.ts';
 import { parseEngineChoice, type EngineName } from '../harness/engines.ts';
 import { describeError } from '../system/db/errors.ts';
+import { GaleraCluster } from '../harness/mariadb/galeraCluster.ts';
 
 interface StartArgs {
   engine: string;
+  topology: string;
+  nodes: number;
   port?: number;
   datadir?: string;
   fresh: boolean;
@@ -71,7 +74,15 @@ const start: CommandModule<object, StartArgs> = {
   builder: (y) =>
     y
       .option('engine', engineOption)
-      .option('port', { type: 'number', describe: `TCP port on 127.0.0.1 (default ${DEFAULT_PORT} for mariadb, ${DEFAULT_POSTGRES_PORT} for postgres)` })
+      .option('topology', {
+        type: 'string',
+        choices: ['single', 'galera'],
+        default: 'single',
+        describe: 'single: one server; galera: a MariaDB Galera cluster of --nodes servers (multi-primary, every node takes writes)',
+      })
+      .option('cluster', { type: 'string', choices: ['galera'], describe: 'the same as --topology galera' })
+      .option('nodes', { type: 'number', default: 3, describe: 'galera: the number of nodes (3 keeps a majority when one fails)' })
+      .option('port', { type: 'number', describe: `TCP port on 127.0.0.1 (default ${DEFAULT_PORT} for mariadb, ${DEFAULT_POSTGRES_PORT} for postgres; galera: node 1's, the others on free ports)` })
       .option('datadir', { type: 'string', describe: 'data directory (default .eob/db-<port>, PostgreSQL .eob/pg-<port>); an existing one made by eob is reused' })
       .option('fresh', { type: 'boolean', default: false, describe: 'delete the data directory first (only one made by eob)' })
       .option('server-arg', { type: 'string', array: true, describe: 'extra mariadbd option, e.g. --server-arg=--innodb-buffer-pool-size=1G (mariadb only)' })
@@ -79,6 +90,12 @@ const start: CommandModule<object, StartArgs> = {
   handler: async (args) => {
     const env = readEnvironment();
     const [engine = 'mariadb'] = parseEngineChoice('db start', args.engine, false);
+    const topology = (args as { cluster?: string }).cluster ?? args.topology;
+    if (topology === 'galera') {
+      if (engine !== 'mariadb') throw new Error('db start: --topology galera is a MariaDB cluster; leave out --engine postgres');
+      await startGalera(args, env);
+      return;
+    }
     const port = args.port ?? defaultPort(engine);
     const log = env.quiet ? () => undefined : (line: string) => process.stderr.write(`${line}\n`);
     if (engine === 'postgres' && (args['server-arg'] ?? []).length > 0) {
@@ -157,6 +174,52 @@ const start: CommandModule<object, StartArgs> = {
     process.exit(1);
   },
 };
+
+/** `db start --topology galera`: forms the cluster, prints one URL per node, stays up until Ctrl-C / SIGTERM. */
+async function startGalera(args: StartArgs, env: ReturnType<typeof readEnvironment>): Promise<void> {
+  const log = env.quiet ? () => undefined : (line: string) => process.stderr.write(`${line}\n`);
+  const port = args.port ?? DEFAULT_PORT;
+  const cluster = await GaleraCluster.create({
+    nodes: args.nodes,
+    ports: [port],
+    datadir: args.datadir ?? `.eob/galera-${port}`,
+    binDir: env.mariadbBinDir,
+    searchPath: env.searchPath,
+    provider: env.galeraProvider,
+    serverArgs: args['server-arg'] ?? [],
+    startTimeoutMs: Math.max(args['start-timeout-ms'], 300_000),
+    log,
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping !== undefined) return;
+    process.stderr.write(`galera cluster: ${signal}: shutting the nodes down cleanly\n`);
+    stopping = cluster.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`eob db start: ${describeError(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const lines = [`DATABASE_URL=${cluster.urlOf(1)}`, ...cluster.nodes.map((n) => `DATABASE_URL_${n.index}=${cluster.urlOf(n.index)}`)];
+  const first = cluster.node(1).server;
+  process.stdout.write(
+    `${lines.join('\n')}\n${describeSettings(await first.info())}\n` +
+      `galera cluster: ${cluster.nodes.length} nodes Synced; they run as ${first.serverUser}, listen on 127.0.0.1 only; one root password for all, in ${first.passwordFile}\n` +
+      `pids=${cluster.nodes.map((n) => n.server.pid).join(',')}\n`,
+  );
+  await Promise.race(cluster.nodes.map((n) => n.server.whenExited()));
+  if (stopping !== undefined) {
+    await stopping;
+    return;
+  }
+  process.stderr.write('eob db start: a node exited on its own; see its error log (error.log in its data directory); stopping the others\n');
+  await cluster.stop().catch(() => undefined);
+  process.exit(1);
+}
 
 const stopCommand: CommandModule<object, StopArgs> = {
   command: 'stop',

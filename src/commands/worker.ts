@@ -69,7 +69,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('gap-proof', {
         choices: GAP_PROOFS,
         default: d.gapProof,
-        describe: 'offset mode: what proves a hole permanent: statements (covers the InnoDB allocator window) or innodb-trx (INNODB_TRX alone; misses the window; a control)',
+        describe: 'offset mode: what proves a hole permanent: statements (covers the InnoDB allocator window; on a Galera node, on every member of the cluster), statements-node-local (on this node only; loses messages published through other Galera nodes; a control) or innodb-trx (INNODB_TRX alone; misses the window; a control)',
       })
       .option('gap-timeout-ms', {
         type: 'number',
@@ -110,6 +110,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       gapTimeoutMs: args['gap-timeout-ms'],
       // Printed even when quiet: the harness sums each process's last line into gaps_passed(_by_timeout).
       onGapPassed: (stats: SubscriberStats) => process.stdout.write(`${WORKER_GAPS_LINE} ${JSON.stringify(gapCounts(stats))}\n`),
+      onConflictRetry: (stats: SubscriberStats) => process.stdout.write(`${WORKER_GAPS_LINE} ${JSON.stringify(gapCounts(stats))}\n`),
       graceful: args.graceful,
       startTimeoutMs: args['start-timeout-ms'],
       pruneEveryS: args['prune-every'],
@@ -118,7 +119,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       log,
     };
     const worker = await startWorker(options);
-    const { log: _log, onGapPassed: _onGapPassed, ...shown } = options;
+    const { log: _log, onGapPassed: _onGapPassed, onConflictRetry: _onConflictRetry, ...shown } = options;
     // The harness waits for this line: it is printed even when quiet.
     process.stdout.write(
       `worker started ${JSON.stringify({ ...shown, databaseUrl: redactMysqlUrl(options.databaseUrl), ...worker.settings, gapProof: worker.gapProof ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,

@@ -14,10 +14,19 @@ export class PasswordFileError extends Error {
   override readonly name = 'PasswordFileError';
 }
 
-/** The password kept in `datadir`, made (and stored 0600) if there is none yet. */
-export async function readOrCreatePassword(datadir: string): Promise<string> {
+/** A new random password of the shape readOrCreatePassword accepts. */
+export function newPassword(): string {
+  return randomBytes(PASSWORD_BYTES).toString('base64url');
+}
+
+/**
+ * The password kept in `datadir`, stored 0600 if there is none yet: `wanted` when given (servers that must share
+ * one), else a new random one. A kept password other than `wanted` is refused.
+ */
+export async function readOrCreatePassword(datadir: string, wanted?: string): Promise<string> {
   const file = path.join(datadir, PASSWORD_FILE);
-  const fresh = randomBytes(PASSWORD_BYTES).toString('base64url');
+  if (wanted !== undefined && !PASSWORD_SHAPE.test(wanted)) throw new PasswordFileError('the password must be 16-128 of A-Z a-z 0-9 _ -');
+  const fresh = wanted ?? newPassword();
   try {
     // 'wx': never follow or overwrite something already there.
     await writeFile(file, `${fresh}\n`, { flag: 'wx', mode: 0o600 });
@@ -31,6 +40,9 @@ export async function readOrCreatePassword(datadir: string): Promise<string> {
   const password = (await readFile(file, 'utf8')).trim();
   if (!PASSWORD_SHAPE.test(password)) {
     throw new PasswordFileError(`${file} does not hold a password made by eob (16-128 of A-Z a-z 0-9 _ -); delete it and start again (a new password is made)`);
+  }
+  if (wanted !== undefined && password !== wanted) {
+    throw new PasswordFileError(`${file} holds another password than the one this server must share; start from a fresh data directory`);
   }
   return password;
 }

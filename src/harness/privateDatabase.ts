@@ -38,7 +38,12 @@ export interface PrivateDatabaseOptions {
   log: (line: string) => void;
 }
 
-const SERVER_LOG_LINE = /^postgres: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/;
+/**
+ * A line of the server's own log: timestamped, or the tab-indented continuation of a statement it logs over
+ * several lines (graphile-worker's first migration check fails on a schema not there yet, and the server logs
+ * that statement whole).
+ */
+const SERVER_LOG_LINE = /^postgres: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|\t)/;
 
 /** Starts a private server of `engine`; resolves once it answers with its URL's credentials. */
 export async function startPrivateDatabase(o: PrivateDatabaseOptions): Promise<PrivateDatabase> {

@@ -11,7 +11,7 @@
 //   await sut.close();                                            // stops every child, then the private db
 import { WorkerGapCounts } from './workerGapCounts.ts';
 import path from 'node:path';
-import { rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { childEnvironment } from '../config.ts';
 import { createPool, ensureDatabase, executorOf, parseMysqlUrl, redactMysqlUrl, type Pool } from '../system/db/pool.ts';
@@ -27,6 +27,7 @@ import { definedOnly, OptionsError } from '../validate.ts';
 import { selectDurability } from '../system/sql/mariadb/observation.ts';
 import { selectPgServerVersion } from '../system/sql/postgres/sessions.ts';
 import { PrivatePostgres } from './postgres/privatePostgres.ts';
+import { GaleraCluster } from './mariadb/galeraCluster.ts';
 import { findFreePort } from './ports.ts';
 import type { SqlExecutor } from '../system/pubsub/types.ts';
 import { ChildService } from './childService.ts';
@@ -35,9 +36,21 @@ import { serverArgv, type ServerSpec } from '../system/server/spec.ts';
 import { processTreeCpuSeconds } from './processCpu.ts';
 import { projectRoot } from '../projectRoot.ts';
 
+/**
+ * How the private database is laid out: one server, or a MariaDB Galera cluster of `nodes` servers (every node
+ * takes writes; the system's URL is node 1's, and servers or workers can be pointed at any node).
+ */
+export type Topology = 'single' | 'galera';
+export const TOPOLOGIES: readonly Topology[] = ['single', 'galera'];
+
 export interface SystemOptions {
   /** The engine of the private database (and what a given URL must speak). */
   engine: EngineName;
+  topology: Topology;
+  /** Nodes of a cluster topology. */
+  nodes: number;
+  /** Galera's provider library (config's galeraProvider); undefined searches the usual places. */
+  galeraProvider: string | undefined;
   /**
    * Use this server (mysql:// or postgres://) instead of starting a private one (then faults on the database
    * are unavailable).
@@ -67,6 +80,9 @@ export interface SystemOptions {
 export function defaultSystemOptions(): SystemOptions {
   return {
     engine: 'mariadb',
+    topology: 'single',
+    nodes: 3,
+    galeraProvider: undefined,
     databaseUrl: undefined,
     database: 'eob',
     mariadbBinDir: undefined,
@@ -132,8 +148,10 @@ export class SystemUnderTest {
     readonly engine: EngineName,
     /** The URL every child and the measurement pool use. */
     readonly databaseUrl: string,
-    /** The private database, or undefined when a URL was given. */
+    /** The private database, or undefined when a URL was given (or the topology is a cluster: see `cluster`). */
     readonly privateDatabase: PrivateDatabase | undefined,
+    /** The private cluster of a `galera` topology. */
+    readonly cluster: GaleraCluster | undefined,
     /** Measurement pool: the sampler and the checker read through it, never through the system's own pools. */
     private readonly measurement: MeasurementPool,
     private readonly tempDir: string | undefined,
@@ -145,10 +163,17 @@ export class SystemUnderTest {
     const options: SystemOptions = { ...defaultSystemOptions(), ...definedOnly(given) };
     const givenUrl = options.databaseUrl;
     let managed: PrivateDatabase | undefined;
+    let cluster: GaleraCluster | undefined;
     let tempDir: string | undefined;
     let removeOnExit: (() => void) | undefined;
     let url: string;
     let engine = options.engine;
+    if (options.topology !== 'single' && givenUrl !== undefined) {
+      throw new OptionsError(`system under test: topology ${options.topology} starts private servers; leave out the database URL (${redactUrl(givenUrl)}) to use it`);
+    }
+    if (options.topology === 'galera' && engine !== 'mariadb') {
+      throw new OptionsError(`system under test: topology galera is a MariaDB cluster; the engine must be mariadb (got ${engine})`);
+    }
     if (givenUrl !== undefined) {
       engine = engineOfGivenUrl(givenUrl, given.engine);
       url = givenUrl;
@@ -171,7 +196,20 @@ export class SystemUnderTest {
       process.on('exit', removeOnExit);
       const port = await findFreePort();
       try {
-        managed = await startPrivateDatabase({
+        if (options.topology === 'galera') {
+          // Each node's data directory inside the scratch directory, which is opened to the nodes' OS user.
+          const nodeDatadirs = await clusterDataDirectories(tempDir, options.nodes);
+          cluster = await GaleraCluster.create({
+            nodes: options.nodes,
+            nodeDatadirs,
+            ports: [port],
+            database: options.database,
+            binDir: options.mariadbBinDir,
+            searchPath: options.searchPath,
+            provider: options.galeraProvider,
+            log: (line) => options.log(line),
+          });
+        } else managed = await startPrivateDatabase({
           engine,
           port,
           // The fresh temp directory itself (not a folder inside it): created 0700, it would keep the server's
@@ -187,8 +225,13 @@ export class SystemUnderTest {
         await rm(tempDir, { recursive: true, force: true });
         throw error;
       }
-      url = managed.url;
-      options.log(`database: private ${engine} on port ${port}, pid ${managed.pid}`);
+      if (cluster !== undefined) {
+        url = cluster.urlOf(1);
+        options.log(`database: private Galera cluster of ${cluster.nodes.length} nodes on ports ${cluster.nodes.map((n) => n.clientPort).join(', ')}`);
+      } else {
+        url = managed!.url;
+        options.log(`database: private ${engine} on port ${port}, pid ${managed!.pid}`);
+      }
     }
     if (givenUrl !== undefined && engine === 'postgres') {
       let sent: string | undefined;
@@ -197,7 +240,7 @@ export class SystemUnderTest {
       });
     }
     const measurement = openMeasurementPool(engine, url);
-    const sut = new SystemUnderTest(options, engine, url, managed, measurement, tempDir, removeOnExit);
+    const sut = new SystemUnderTest(options, engine, url, managed, cluster, measurement, tempDir, removeOnExit);
     if (options.handleSignals) sut.installSignalHandlers();
     return sut;
   }
@@ -273,16 +316,37 @@ export class SystemUnderTest {
     return { engine: 'postgres', version: await selectPgServerVersion(this.db), settings: {} };
   }
 
-  /** The database server's pid (private database only). */
+  /** The database server's pid (private database only; a cluster's node 1). */
   get dbPid(): number | undefined {
-    return this.privateDatabase?.pid;
+    return this.privateDatabase?.pid ?? this.cluster?.node(1).server.pid;
+  }
+
+  /** The topology the database runs as. */
+  get topology(): Topology {
+    return this.cluster === undefined ? 'single' : 'galera';
+  }
+
+  /** Each node's URL (one entry for a single server), node 1 first. */
+  get nodeUrls(): string[] {
+    return this.cluster?.urls ?? [this.databaseUrl];
   }
 
   /**
    * CPU seconds of the database server and any process under it so far (private database only): PostgreSQL's
-   * backends are children of the postmaster, so the tree is what its CPU is.
+   * backends are children of the postmaster, so the tree is what its CPU is. A cluster's is the sum over its
+   * nodes (a node that is down counts what it had when last seen running: nothing, so sums across a node's
+   * restart undercount).
    */
   dbCpuSeconds(): number | undefined {
+    if (this.cluster !== undefined) {
+      let total = 0;
+      for (const node of this.cluster.nodes) {
+        const pid = node.server.pid;
+        if (pid === undefined) return undefined;
+        total += processTreeCpuSeconds(pid) ?? 0;
+      }
+      return total;
+    }
     const pid = this.dbPid;
     return pid === undefined ? undefined : processTreeCpuSeconds(pid);
   }
@@ -292,11 +356,14 @@ export class SystemUnderTest {
     return [...this.children];
   }
 
-  /** Starts the HTTP server on a free port of 127.0.0.1; resolves when GET /healthz answers 200. */
-  async startServer(flags: ServerFlags = {}, name = 'server'): Promise<ServerService> {
+  /**
+   * Starts the HTTP server on a free port of 127.0.0.1; resolves when GET /healthz answers 200. `databaseUrl`
+   * points it at another node of a cluster (or a proxy).
+   */
+  async startServer(flags: ServerFlags = {}, name = 'server', databaseUrl: string = this.databaseUrl): Promise<ServerService> {
     const port = await findFreePort();
     const baseUrl = `http://127.0.0.1:${port}`;
-    const service = this.makeChild(name, serverArgs(port, flags), this.databaseUrl, { kind: 'http', url: `${baseUrl}/healthz` });
+    const service = this.makeChild(name, serverArgs(port, flags), databaseUrl, { kind: 'http', url: `${baseUrl}/healthz` });
     await this.startChild(service);
     return { service, port, baseUrl };
   }
@@ -335,6 +402,7 @@ export class SystemUnderTest {
     this.children.clear();
     await this.measurement.end().catch(() => undefined);
     if (this.privateDatabase !== undefined) await this.privateDatabase.remove().catch((e: Error) => this.options.log(`database: remove failed: ${e.message}`));
+    if (this.cluster !== undefined) await this.cluster.remove().catch((e: Error) => this.options.log(`database: removing the cluster failed: ${e.message}`));
     if (this.tempDir !== undefined) await rm(this.tempDir, { recursive: true, force: true });
     if (this.removeTempDirOnExit !== undefined) process.off('exit', this.removeTempDirOnExit);
     if (this.signalHandler !== undefined) {
@@ -443,4 +511,20 @@ function engineOfGivenUrl(url: string, explicit: EngineName | undefined): Engine
 export function redactUrl(url: string): string {
   if (engineOfUrl(url) === 'mariadb') return redactMysqlUrl(url);
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@]*@/i, '$1:***@');
+}
+
+/**
+ * One data directory per node inside the run's scratch directory (0700, so the nodes' OS user could not enter
+ * it): the scratch directory is opened for traversal only (0711), and each node's directory is handed to that
+ * user by its launcher.
+ */
+async function clusterDataDirectories(scratch: string, nodes: number): Promise<string[]> {
+  await chmod(scratch, 0o711);
+  const dirs: string[] = [];
+  for (let i = 1; i <= nodes; i += 1) {
+    const dir = path.join(scratch, `node-${i}`);
+    await mkdir(dir, { mode: 0o700 });
+    dirs.push(dir);
+  }
+  return dirs;
 }

@@ -7,7 +7,7 @@ import type { ChildService } from './childService.ts';
 export type LineSource = Pick<ChildService, 'onLine'>;
 import { parseGapLine, type GapCounts } from '../system/workerGapLine.ts';
 
-const zero = (): GapCounts => ({ gapsPassed: 0, gapsPassedByTimeout: 0, gapsPassedByStatements: 0, gapsPassedByInnodbTrx: 0 });
+const zero = (): GapCounts => ({ gapsPassed: 0, gapsPassedByTimeout: 0, gapsPassedByStatements: 0, gapsPassedByInnodbTrx: 0, conflictRetries: 0 });
 
 export class WorkerGapCounts {
   /** Totals of processes that have been replaced by a restart. */
@@ -42,5 +42,6 @@ function add(a: GapCounts, b: GapCounts): GapCounts {
     gapsPassedByTimeout: a.gapsPassedByTimeout + b.gapsPassedByTimeout,
     gapsPassedByStatements: a.gapsPassedByStatements + b.gapsPassedByStatements,
     gapsPassedByInnodbTrx: a.gapsPassedByInnodbTrx + b.gapsPassedByInnodbTrx,
+    conflictRetries: a.conflictRetries + b.conflictRetries,
   };
 }

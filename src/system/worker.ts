@@ -44,6 +44,8 @@ export interface WorkerOptions {
   gapTimeoutMs: number;
   /** Offset mode: called after each passed hole with the subscriber's stats. */
   onGapPassed: (stats: SubscriberStats) => void;
+  /** After each consume transaction rolled back by a conflict and retried (either mode), with its stats. */
+  onConflictRetry: (stats: SubscriberStats) => void;
   /** SIGTERM finishes or rolls back the batch in hand; false exits at once. */
   graceful: boolean;
   /** How long start-up retries an unreachable database (it may be restarting) or a race with other processes setting it up, before it fails (ms). */
@@ -74,6 +76,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'databaseUrl'> = {
   gapProof: DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.gapProof,
   gapTimeoutMs: DEFAULT_OFFSET_SUBSCRIBER_OPTIONS.gapTimeoutMs,
   onGapPassed: () => undefined,
+  onConflictRetry: () => undefined,
   graceful: true,
   startTimeoutMs: 30_000,
   // Off: retention is the operator's choice (a new consumer group cannot read what was pruned, and the bench and
@@ -152,7 +155,7 @@ export function resolveWorkerSettings(o: Pick<WorkerOptions, 'mode' | 'handler' 
  * target with this same function (test/pubsubContract.test.ts), so what the suite proves is what runs.
  */
 export function workerPubSubConfig(o: WorkerOptions & ResolvedWorkerSettings): SqlPubSubConfig {
-  const common = { pollIntervalMs: o.pollIntervalMs, caughtUpPauseMs: o.caughtUpPauseMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log };
+  const common = { pollIntervalMs: o.pollIntervalMs, caughtUpPauseMs: o.caughtUpPauseMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log, onConflictRetry: o.onConflictRetry };
   if (o.mode === 'offset') {
     return {
       mode: 'offset',

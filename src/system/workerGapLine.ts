@@ -1,5 +1,5 @@
-// The worker's gap report line, the contract between `eob worker` and the harness: after each passed hole the
-// worker prints `worker gaps {...}` with its cumulative counts, even when quiet, so a harness that reads its
+// The worker's gap report line, the contract between `eob worker` and the harness: after each passed hole (and
+// each conflict retry) the worker prints `worker gaps {...}` with its cumulative counts, even when quiet, so a harness that reads its
 // output knows how many offsets were passed, and how many only by the bound, even if the worker is later
 // killed. Each process counts from zero.
 import type { SubscriberStats } from './pubsub/types.ts';
@@ -11,6 +11,8 @@ export interface GapCounts {
   gapsPassedByTimeout: number;
   gapsPassedByStatements: number;
   gapsPassedByInnodbTrx: number;
+  /** Consume transactions rolled back by a conflict (deadlock, Galera certification) and retried. */
+  conflictRetries: number;
 }
 
 export function gapCounts(s: SubscriberStats): GapCounts {
@@ -19,6 +21,7 @@ export function gapCounts(s: SubscriberStats): GapCounts {
     gapsPassedByTimeout: s.gapsPassedByTimeout,
     gapsPassedByStatements: s.gapsPassedByStatements,
     gapsPassedByInnodbTrx: s.gapsPassedByInnodbTrx,
+    conflictRetries: s.conflictRetries,
   };
 }
 
@@ -28,7 +31,13 @@ export function parseGapLine(line: string): GapCounts | undefined {
   try {
     const v = JSON.parse(line.slice(WORKER_GAPS_LINE.length + 1)) as Partial<GapCounts>;
     const n = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
-    return { gapsPassed: n(v.gapsPassed), gapsPassedByTimeout: n(v.gapsPassedByTimeout), gapsPassedByStatements: n(v.gapsPassedByStatements), gapsPassedByInnodbTrx: n(v.gapsPassedByInnodbTrx) };
+    return {
+      gapsPassed: n(v.gapsPassed),
+      gapsPassedByTimeout: n(v.gapsPassedByTimeout),
+      gapsPassedByStatements: n(v.gapsPassedByStatements),
+      gapsPassedByInnodbTrx: n(v.gapsPassedByInnodbTrx),
+      conflictRetries: n(v.conflictRetries),
+    };
   } catch {
     return undefined;
   }

@@ -7,7 +7,7 @@
 import { DEFAULT_WORKER_OPTIONS, resolveWorkerSettings, type ResolvedWorkerSettings, type WorkerOptions } from './worker.ts';
 
 /** What a parent may set; undefined fields take the worker's defaults. */
-export type WorkerSpec = Partial<Omit<WorkerOptions, 'databaseUrl' | 'log' | 'onGapPassed' | 'startTimeoutMs'>> & {
+export type WorkerSpec = Partial<Omit<WorkerOptions, 'databaseUrl' | 'log' | 'onGapPassed' | 'onConflictRetry' | 'startTimeoutMs'>> & {
   /** Failpoints to arm (`name=N`), e.g. to crash the worker at a chosen step. */
   failpoints?: readonly string[];
 };

@@ -60,6 +60,11 @@ export interface ManagedDatabaseOptions {
   searchPath: readonly string[];
   /** Database created once the server answers; the URL names it. */
   database: string;
+  /**
+   * Create `database` on the first start (default). False for a server that receives it from elsewhere: a
+   * Galera joiner gets it from the node it joins, and refuses statements until it has caught up.
+   */
+  createDatabase: boolean;
   /** Deadline for a start or restart to answer a ping (crash recovery included). */
   startTimeoutMs: number;
   /** How long a clean shutdown may take before the server is SIGKILLed. */
@@ -81,6 +86,12 @@ export interface ManagedDatabaseOptions {
   serverUser: string | undefined;
   /** Lifecycle lines (starting, ready, exited) and the server's stderr. */
   log: (line: string) => void;
+  /**
+   * Root's password, when several servers must share one (the nodes of a cluster: the worker reaches every node
+   * with the credentials of the one it was given). Kept in the data directory like a password made there; a data
+   * directory that already holds another one is refused. undefined: made once per data directory.
+   */
+  password: string | undefined;
 }
 
 export const DEFAULT_PORT = 3307;
@@ -93,6 +104,7 @@ export function defaultManagedDatabaseOptions(cwd: string = process.cwd()): Mana
     searchSystemPaths: true,
     searchPath: [],
     database: 'eob',
+    createDatabase: true,
     startTimeoutMs: 60_000,
     stopTimeoutMs: 60_000,
     serverArgs: [],
@@ -100,6 +112,7 @@ export function defaultManagedDatabaseOptions(cwd: string = process.cwd()): Mana
     templateCacheDir: defaultCacheDirectory(),
     serverUser: 'mysql',
     log: () => undefined,
+    password: undefined,
   };
 }
 
@@ -334,7 +347,7 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
   private async secure(binaries: ServerBinaries): Promise<void> {
     this.account = await this.chooseServerAccount(binaries);
     await restrictDataDirectory(this.options.datadir, this.account);
-    this.password = await readOrCreatePassword(this.options.datadir);
+    this.password = await readOrCreatePassword(this.options.datadir, this.options.password);
     if (this.runDir === undefined) {
       await sweepAbandonedRunDirectories({ log: (line) => this.options.log(`database: ${line}`) });
       const runDir = await createRunDirectory('eob-db-', this.account);
@@ -424,7 +437,10 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
     );
     const pid = this.pid;
     await rm(this.initFilePath, { force: true });
-    await ensureDatabase(this.url);
+    // Once, on the first start: a restart finds the database in its data directory. (A Galera node restarted
+    // after a kill answers connections before it has caught up with the cluster, and refuses statements until
+    // then: creating the database there would fail the restart.)
+    if (!restarting && this.options.createDatabase) await ensureDatabase(this.url);
     this.options.log(`database: ready on 127.0.0.1:${this.options.port} in ${readyMs} ms (pid ${pid})`);
     return readyMs;
   }

@@ -7,13 +7,14 @@ import { DEFAULT_BATCH_SIZE, validateBatchSize } from '../../system/pubsub/consu
 import { intInRange, oneOf, OptionsError } from '../../validate.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
 import type { HandlerName } from '../../system/counterHandler.ts';
+import { validatePeerSpec, type PeerSpec } from '../../bench/peers/peerSpec.ts';
 
 /** The figure the reference design was published with (Watermill example, 2019, one message per transaction). */
 export const PUBLISHED_BASELINE_MSGS_PER_S = 154;
 
 export type BenchProfile = 'quick' | 'standard' | 'full';
 export const BENCH_PROFILES: readonly BenchProfile[] = ['quick', 'standard', 'full'];
-export type PointKind = 'http-ceiling' | 'sql-ceiling' | 'drain' | 'end-to-end';
+export type PointKind = 'http-ceiling' | 'sql-ceiling' | 'drain' | 'peer' | 'end-to-end';
 
 export interface SweepGrid {
   batchSizes: number[];
@@ -35,7 +36,19 @@ export interface SweepGrid {
 export interface SweepOptions {
   profile: BenchProfile;
   grid: SweepGrid;
-  include: { httpCeiling: boolean; sqlCeiling: boolean; baseline: boolean; drain: boolean; endToEnd: boolean };
+  include: { httpCeiling: boolean; sqlCeiling: boolean; baseline: boolean; drain: boolean; peers: boolean; endToEnd: boolean };
+  /**
+   * The peer job queues measured beside the drain on PostgreSQL (bench/peers/): each drains a backlog of the
+   * size of the default drain's (batch 1000) over the same counters.
+   */
+  peers: PeerSpec[];
+  /**
+   * A peer point's window: it ends when the backlog is done or after this long, its rate over what was done.
+   * The peers drain 1,300-15,000 jobs/s here (graphile-worker's counter task at a load average of 14 to
+   * pg-boss's batches), so a backlog sized for our drain takes them 10 s to minutes; a window of seconds holds
+   * tens of thousands of jobs, plenty for a steady rate.
+   */
+  peerWindowS: number;
   topic: string;
   consumerGroup: string;
   /** Distinct counters messages and requests are spread over. */
@@ -89,7 +102,17 @@ export function drainBacklog(backlogMessages: number, batchSize: number | undefi
 }
 
 const BASE: Omit<SweepOptions, 'profile' | 'grid'> = {
-  include: { httpCeiling: true, sqlCeiling: true, baseline: true, drain: true, endToEnd: true },
+  include: { httpCeiling: true, sqlCeiling: true, baseline: true, drain: true, peers: true, endToEnd: true },
+  // Each peer with the no-op task (the queue's own cost) and the counter task (the same effect as ours); pg-boss
+  // also with the effect in its completion's transaction (its transactional worker).
+  peers: [
+    { peer: 'graphile-worker', task: 'noop' },
+    { peer: 'graphile-worker', task: 'counter' },
+    { peer: 'pg-boss', task: 'noop' },
+    { peer: 'pg-boss', task: 'counter' },
+    { peer: 'pg-boss', task: 'counter-in-completion' },
+  ],
+  peerWindowS: 12,
   topic: 'counter',
   consumerGroup: 'counter',
   // 1,000 counters: enough that a batch of 1000 touches hundreds of rows (the aggregated upsert's real cost),
@@ -125,7 +148,20 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
   };
   if (profile === 'quick') {
     // About 30 s (26 s measured on a quiet machine): the best configuration, the baseline profile, both ceilings, one end-to-end point.
-    return { ...BASE, profile, grid: { ...grid, modes: ['offset'] }, backlogMessages: 150_000, drainTimeoutS: 5, endToEndDurationS: 5, httpCeilingDurationS: 3, baselineBacklogMessages: 1_500 };
+    // On PostgreSQL one peer point too: graphile-worker with the counter task, the like-for-like effect beside
+    // our drain (the plan estimates it at 17 s: the 150,000 jobs enqueued and the 8 s window).
+    return {
+      ...BASE,
+      profile,
+      grid: { ...grid, modes: ['offset'] },
+      backlogMessages: 150_000,
+      drainTimeoutS: 5,
+      endToEndDurationS: 5,
+      httpCeilingDurationS: 3,
+      baselineBacklogMessages: 1_500,
+      peers: [{ peer: 'graphile-worker', task: 'counter' }],
+      peerWindowS: 8,
+    };
   }
   if (profile === 'standard') {
     // About 6-7 minutes: batch sizes over three decades, three isolation levels, queue with 1/2/4 workers,
@@ -167,6 +203,7 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
     backlogMessages: 200_000,
     drainTimeoutS: 15,
     endToEndDurationS: 15,
+    peerWindowS: 20,
   };
 }
 
@@ -195,5 +232,7 @@ export function validateSweepOptions(o: SweepOptions): SweepOptions {
   intInRange(c, 'duration-s', o.endToEndDurationS, 1, 86_400);
   list('connections', o.endToEndConnections, (v) => intInRange(c, 'connections', v, 1, 10_000));
   if (o.endToEndRate !== undefined) intInRange(c, 'rate', o.endToEndRate, 1, 10_000_000);
+  o.peers.forEach((p) => validatePeerSpec(c, p));
+  intInRange(c, 'peer-window-s', o.peerWindowS, 1, 86_400);
   return o;
 }

@@ -7,6 +7,8 @@ import { defaultIsolation } from '../../system/worker.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
 import { DEFAULT_CONNECTIONS, DEFAULT_POLL_INTERVAL_MS, type PointKind, type SweepOptions, drainBacklog } from './options.ts';
 import type { HandlerName } from '../../system/counterHandler.ts';
+import { DEFAULT_BATCH_SIZE } from '../../system/pubsub/consumeLoop.ts';
+import { peerSpecLabel, type PeerSpec } from '../../bench/peers/peerSpec.ts';
 
 /** One configuration point of the sweep. */
 export interface Point {
@@ -24,6 +26,8 @@ export interface Point {
   backlogMessages: number | undefined;
   repetition: number;
   baseline: boolean;
+  /** Peer points: the peer job queue and its task (bench/peers/). */
+  peer?: PeerSpec;
 }
 
 /**
@@ -62,11 +66,24 @@ export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Poi
         add({ kind: 'drain', mode: 'offset', workers: 1, handler: 'watermill', batchSize, pollIntervalMs: g.pollIntervals[0], isolation: defaultIsolation('offset', 'watermill', engine), ackMode: 'transactional', coalesce: undefined, connections: undefined, backlogMessages: o.baselineBacklogMessages, repetition, baseline: true });
       }
     }
+    // The peers (PostgreSQL only: they are PostgreSQL job queues) are compared with our offset drains at the
+    // worker's default batch, so they run right after those: on this shared machine a reference measured
+    // minutes earlier saw another machine (a standard run here: our batch-1000 drain at 8,300-10,670 msgs/s
+    // under a load average of 18, the peers ten minutes later at 13). A peer has no topic mode of ours (its
+    // row's mode is empty); 'queue' only fills the field.
+    let peersAdded = false;
+    const addPeers = () => {
+      if (peersAdded || !o.include.peers || engine !== 'postgres') return;
+      peersAdded = true;
+      for (const peer of o.peers) {
+        add({ ...none, kind: 'peer', mode: 'queue', workers: 1, handler: 'none', batchSize: undefined, isolation: undefined, backlogMessages: drainBacklog(o.backlogMessages, DEFAULT_BATCH_SIZE), repetition, peer });
+      }
+    };
     if (o.include.drain) {
       // A drain never polls an empty topic until its backlog is done, so the poll interval is not varied here
       // (end-to-end points vary it: there it sets the lag of an idle worker).
       for (const mode of g.modes)
-        for (const batchSize of g.batchSizes)
+        for (const batchSize of g.batchSizes) {
           // The watermill handler is the reference *offset* consumer; its read-then-write handler under queue
           // mode's parallel READ COMMITTED consumers would be a different (and lossy) design.
           for (const handler of mode === 'offset' ? g.handlers : g.handlers.filter((h) => h === 'batched'))
@@ -83,7 +100,11 @@ export function planPoints(o: SweepOptions, engine: EngineName = 'mariadb'): Poi
                         : drainBacklog(o.backlogMessages, batchSize);
                   add({ kind: 'drain', mode, workers, handler, batchSize, pollIntervalMs: g.pollIntervals[0], isolation, ackMode, coalesce: undefined, connections: undefined, backlogMessages: backlog, repetition, baseline: false });
                 }
+          if (mode === 'offset' && batchSize === DEFAULT_BATCH_SIZE) addPeers();
+        }
     }
+    // Without an offset drain at the default batch (--only peer, other batch sizes) they run after the drains.
+    addPeers();
     if (o.include.endToEnd) {
       for (const connections of o.endToEndConnections)
         for (const mode of g.modes)
@@ -117,6 +138,7 @@ export function pointLabel(p: Point): string {
   // No comma in a label: readers that split the CSV on commas would cut it.
   if (p.kind === 'http-ceiling') return connections === undefined ? 'http-ceiling (POST /noop)' : `http-ceiling (POST /noop) ${connections}`;
   if (p.kind === 'sql-ceiling') return `sql-ceiling batch ${p.batchSize}`;
+  if (p.kind === 'peer') return `peer ${p.peer === undefined ? 'unknown' : peerSpecLabel(p.peer)}`;
   parts.push(p.mode === 'queue' ? `queue x${p.workers}` : 'offset');
   if (p.handler !== 'batched') parts.push(p.handler);
   parts.push(`batch ${p.batchSize}`);
@@ -213,7 +235,27 @@ export function estimatePointSeconds(p: Point, o: SweepOptions, engine: EngineNa
       return 0.5 + writesS + loopsS;
     case 'drain':
       return 1.5 + p.workers * 0.3 + writesS + loopsS + drainS(drainRateGuess(p));
+    case 'peer':
+      // The peer's process starts in ~1 s, its migrations check and the stop and check take ~2 s more;
+      // pg-boss's deleteQueue of a 150,000-job backlog took 1.2-1.5 s.
+      return 3 + backlog / PEER_ENQUEUE_JOBS_PER_S + Math.min(o.peerWindowS, backlog / peerRateGuess(p)) + (p.peer?.peer === 'pg-boss' ? 1.5 : 0);
     case 'end-to-end':
       return 3 + o.endToEndDurationS;
   }
+}
+
+/**
+ * Jobs a second the peers' bulk APIs enqueue, three calls at a time: 150,000 jobs took graphile-worker's
+ * addJobs 4.4-6.3 s and pg-boss's insert 6.4 s here at a load average of 6-10.
+ */
+export const PEER_ENQUEUE_JOBS_PER_S = 25_000;
+
+/**
+ * The peers' rates the time-left estimate assumes (jobs/s), measured here with 50,000 jobs at a load average of
+ * 7-14: graphile-worker 8,863 with the no-op task and 1,284 with the counter task, pg-boss 10,000-12,600 with
+ * either.
+ */
+function peerRateGuess(p: Point): number {
+  if (p.peer?.peer === 'graphile-worker') return p.peer.task === 'noop' ? 9_000 : 1_500;
+  return 11_000;
 }

@@ -1,5 +1,6 @@
 // Runs one point of the bench: a fresh topic, then the runner of the point's kind (http-ceiling, sql-ceiling,
-// drain, end-to-end), then the counter check, which makes every point a correctness run as well.
+// drain, end-to-end; a peer job queue's in peerPoint.ts), then the counter check, which makes every point a
+// correctness run as well.
 import { randomUUID } from 'node:crypto';
 import type { OutgoingMessage } from '../../system/pubsub/types.ts';
 import { resetConsumption } from '../../system/sql/mariadb/observation.ts';
@@ -19,6 +20,7 @@ import { runSqlConsumeLoopInProcess } from '../../bench/sqlCeiling.ts';
 import type { IsolationLevel, TopicMode } from '../../system/pubsub/types.ts';
 import { DEFAULT_CONNECTIONS, DRAIN_SAMPLE_MS, type SweepOptions } from './options.ts';
 import { type Point } from './plan.ts';
+import { runPeerPoint, type PeerFacts } from './peerPoint.ts';
 
 /** What one point measured; undefined = does not apply to this kind, or could not be measured. */
 export interface PointResult {
@@ -61,6 +63,8 @@ export interface PointResult {
   gapsPassedByTimeout: number | undefined;
   durationS: number;
   note: string;
+  /** Peer points: the peer's version, settings, task and guarantee, and what its check counted. */
+  peer?: PeerFacts;
 }
 
 export interface SweepContext {
@@ -85,6 +89,7 @@ export async function runPoint(ctx: SweepContext, point: Point): Promise<PointRe
   const stopChildren = () => Promise.allSettled(children.map((c) => ctx.sut.stopService(c)));
   try {
     if (point.kind === 'http-ceiling') await runHttpCeiling(ctx, result, children);
+    else if (point.kind === 'peer') await runPeerPoint(ctx, result);
     else {
       await resetTables(ctx, point.mode);
       if (point.kind === 'sql-ceiling') await runSqlCeiling(ctx, result);

@@ -5,6 +5,7 @@ import type { CsvRow } from '../../bench/csv.ts';
 import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
 import { pointLabel, type Point } from './plan.ts';
 import { type PointResult } from './points.ts';
+import { DEFAULT_BATCH_SIZE } from '../../system/pubsub/consumeLoop.ts';
 
 /** Run-wide references the ratio columns are computed against. */
 export interface References {
@@ -24,6 +25,34 @@ export interface References {
   httpAnswerCpuUsByConnections: Map<number, number>;
   sqlCeilingByBatch: Map<number, number>;
   watermillProfileMsgsPerS: number | undefined;
+  /** The drain each peer is compared with (defaultDrain). */
+  drainForPeers: DrainReference | undefined;
+}
+
+/** One of our drains as the reference of the peer rows: its label, rate and CPU per message (worker + database). */
+export interface DrainReference {
+  point: string;
+  msgsPerS: number;
+  cpuUsPerMsg: number | undefined;
+}
+
+/**
+ * The drain the peers are compared with: the fastest valid exactly-once offset drain of the run with the
+ * batched handler at the worker's default batch size (1000), what a user of the worker gets without tuning it,
+ * at whichever isolation level went fastest. The peers run with their own documentation's throughput settings,
+ * and the batch size of pg-boss's fetch is the same 1000.
+ */
+export function defaultDrain(results: readonly PointResult[]): DrainReference | undefined {
+  let best: PointResult | undefined;
+  for (const r of results) {
+    const p = r.point;
+    if (p.kind !== 'drain' || p.mode !== 'offset' || p.handler !== 'batched' || p.ackMode !== 'transactional' || p.batchSize !== DEFAULT_BATCH_SIZE) continue;
+    if (r.check?.verdict !== 'valid' || r.drainMsgsPerS === undefined || r.interrupted) continue;
+    if (best === undefined || r.drainMsgsPerS > (best.drainMsgsPerS ?? 0)) best = r;
+  }
+  if (best === undefined || best.drainMsgsPerS === undefined) return undefined;
+  const { worker, db } = best.cpuUsPerMsg;
+  return { point: pointLabel(best.point), msgsPerS: best.drainMsgsPerS, cpuUsPerMsg: worker === undefined || db === undefined ? undefined : worker + db };
 }
 
 /** The best of each reference measured in this run (valid points only). */
@@ -50,6 +79,7 @@ export function references(results: readonly PointResult[]): References {
     watermillProfileMsgsPerS: best(
       results.filter((r) => r.point.kind === 'drain' && r.point.handler === 'watermill' && r.check?.verdict === 'valid').map((r) => r.drainMsgsPerS),
     ),
+    drainForPeers: defaultDrain(results),
   };
 }
 
@@ -61,15 +91,19 @@ export const CSV_COLUMNS = [
   'cpu_loadgen_s', 'cpu_server_s', 'cpu_worker_s', 'cpu_db_s',
   'cpu_loadgen_us_per_msg', 'cpu_server_us_per_msg', 'cpu_worker_us_per_msg', 'cpu_db_us_per_msg', 'cpu_system_us_per_msg',
   'cpu_vs_http_answer',
-  'messages_published', 'messages_consumed', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
+  'messages_published', 'messages_consumed', 'counter_total', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
   'gaps_passed', 'gaps_passed_by_timeout',
   'paired_sql_ceiling_msgs_per_s', 'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
-  'engine', 'server_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
+  'ratio_drain_vs_peer', 'ratio_peer_cpu_vs_drain', 'reference_drain_point', 'reference_drain_msgs_per_s',
+  'peer', 'peer_version', 'peer_task', 'peer_settings', 'guarantee',
+  'engine', 'topology', 'server_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
 ] as const;
 
 /** The database a row was measured on: its engine and version (both engines), MariaDB's flush setting. */
 export interface DbColumns {
   engine: string;
+  /** single, or galera (a private MariaDB Galera cluster: the points' processes on node 1, the nodes' CPU summed). */
+  topology?: string;
   server_version: string;
   db_flush_log_at_trx_commit: number | undefined;
 }
@@ -97,9 +131,26 @@ function maxDefined(a: number | undefined, b: number | undefined): number | unde
   return a === undefined ? b : b === undefined ? a : Math.max(a, b);
 }
 
+/** The check's verdict as the row states it: a peer's no-op task has no effect to count (n/a while the counters stay 0). */
+function verdictOf(r: PointResult): string {
+  const p = r.point;
+  if (r.interrupted) return 'interrupted';
+  if (p.kind === 'http-ceiling') return 'n/a';
+  if (p.kind === 'peer' && p.peer?.task === 'noop') return r.peer?.counterTotal === undefined ? 'unknown' : r.peer.counterTotal === 0 ? 'n/a' : 'invalid';
+  return r.check?.verdict ?? 'unknown';
+}
+
+/** CPU microseconds per message of the worker and the database together, when both were read. */
+function workerAndDbUs(r: PointResult): number | undefined {
+  const { worker, db } = r.cpuUsPerMsg;
+  return worker === undefined || db === undefined ? undefined : worker + db;
+}
+
 /** One CSV row of a point result, with its ratios against the run's references. */
 export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbColumns): CsvRow {
   const p = r.point;
+  const peer = p.kind === 'peer' ? r.peer : undefined;
+  const reference = p.kind === 'peer' ? refs.drainForPeers : undefined;
   const isLoad = p.kind === 'end-to-end' || p.kind === 'http-ceiling';
   const rate = r.drainMsgsPerS;
   const systemUs = systemCpuUsPerMsg(r);
@@ -108,7 +159,7 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     point: pointLabel(p),
     kind: p.kind,
     repetition: p.repetition,
-    mode: p.kind === 'http-ceiling' ? undefined : p.mode,
+    mode: p.kind === 'http-ceiling' || p.kind === 'peer' ? undefined : p.mode,
     workers: p.kind === 'drain' || p.kind === 'end-to-end' ? p.workers : undefined,
     handler_profile: p.handler,
     batch_size: p.batchSize,
@@ -144,21 +195,35 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     cpu_vs_http_answer: systemUs === undefined || p.connections === undefined ? undefined : ratio(systemUs, refs.httpAnswerCpuUsByConnections.get(p.connections)),
     messages_published: r.messagesPublished,
     messages_consumed: r.messagesConsumed,
+    // The sum of the counters after the point: the messages (or a peer's completed jobs) a check found applied.
+    counter_total: r.check?.countedTotal ?? r.peer?.counterTotal,
     acked_offset: r.ackedOffset,
     max_offset: r.maxOffset,
     drained: r.drained,
-    verdict: r.interrupted ? 'interrupted' : p.kind === 'http-ceiling' ? 'n/a' : (r.check?.verdict ?? 'unknown'),
+    verdict: verdictOf(r),
     lost: r.check?.lost,
     duplicated: r.check?.duplicated,
     poisoned: r.poisoned,
     gaps_passed: r.gapsPassed,
     gaps_passed_by_timeout: r.gapsPassedByTimeout,
-    ratio_vs_baseline: ratio(rate, PUBLISHED_BASELINE_MSGS_PER_S),
-    ratio_vs_watermill_profile: ratio(rate, refs.watermillProfileMsgsPerS),
+    ratio_vs_baseline: p.kind === 'peer' ? undefined : ratio(rate, PUBLISHED_BASELINE_MSGS_PER_S),
+    ratio_vs_watermill_profile: p.kind === 'peer' ? undefined : ratio(rate, refs.watermillProfileMsgsPerS),
     ratio_vs_http_ceiling: isLoad ? ratio(r.publishReqPerS, refs.httpCeilingReqPerS) : undefined,
     paired_sql_ceiling_msgs_per_s: r.pairedSqlCeilingMsgsPerS,
     ratio_vs_sql_ceiling: p.kind === 'sql-ceiling' ? undefined : ratio(rate, ceilingSql),
+    // Our drain over the peer: how many times the peer's rate ours is, and the peer's CPU per job (worker and
+    // database) over ours per message.
+    ratio_drain_vs_peer: ratio(reference?.msgsPerS, rate),
+    ratio_peer_cpu_vs_drain: ratio(workerAndDbUs(r), reference?.cpuUsPerMsg),
+    reference_drain_point: reference?.point,
+    reference_drain_msgs_per_s: reference?.msgsPerS,
+    peer: p.peer?.peer,
+    peer_version: peer?.version,
+    peer_task: peer?.task,
+    peer_settings: peer?.settings,
+    guarantee: peer?.guarantee,
     engine: db.engine,
+    topology: db.topology ?? 'single',
     server_version: db.server_version,
     db_flush_log_at_trx_commit: db.db_flush_log_at_trx_commit,
     point_duration_s: r.durationS,

@@ -3,7 +3,7 @@
 // engines engines.txt, the side-by-side table; index.html) even when interrupted.
 import path from 'node:path';
 import { readdirSync } from 'node:fs';
-import { SystemUnderTest, redactUrl, type SystemOptions } from '../../harness/systemUnderTest.ts';
+import { SystemUnderTest, redactUrl, type SystemOptions, type Topology } from '../../harness/systemUnderTest.ts';
 import type { EngineName } from '../../harness/engines.ts';
 import { planRun, pointLabel, type Point } from './plan.ts';
 import { references, toRow, CSV_COLUMNS, type DbColumns } from './results.ts';
@@ -17,7 +17,7 @@ import { toCsv, type CsvRow } from '../../bench/csv.ts';
 import { drainChartsSpec, endToEndChartSpec, renderSvg, svgToPng, type EngineDrain, type EndToEndPoint } from '../../bench/chart.ts';
 import { writeHtmlReport } from '../../bench/htmlReport.ts';
 import { benchPage } from './benchPage.ts';
-import { engineComparisonTable } from '../../bench/engineComparison.ts';
+import { engineComparison, engineComparisonTable } from '../../bench/engineComparison.ts';
 import { chartRules, drainChartData, endToEndChartData, medianRows, pointLine, summaryTable } from '../../bench/report.ts';
 import { round } from '../../bench/metrics.ts';
 
@@ -30,6 +30,12 @@ export interface BenchRunOptions {
    * side-by-side table.
    */
   engines?: readonly EngineName[];
+  /**
+   * Topologies to run MariaDB's points on, one system each, one after the other (default: single). `galera` adds
+   * a private 3-node Galera cluster after the single server, so every point has its 1-node figure in the same
+   * run: rows carry `topology`, and the side-by-side table gives the cluster's figures over the single server's.
+   */
+  topologies?: readonly Topology[];
   /** Folder holding results/<scenario>/...; default <project>/results. */
   resultsRoot: string;
   ci: boolean;
@@ -49,16 +55,23 @@ const DUPLICATE_SIGNAL_MS = 1_000;
 
 export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const engines = o.engines ?? [o.system.engine ?? 'mariadb'];
+  const topologies = o.topologies ?? ['single'];
   const plan = planRun(o.sweep, engines);
-  const plans = plan.engines;
-  const total = plan.estimatesS.length;
+  // Each engine on each topology it has (a cluster is MariaDB's), the single server first.
+  const plans = plan.engines.flatMap((p) => topologies.filter((t) => t === 'single' || p.engine === 'mariadb').map((topology) => ({ ...p, topology })));
+  const estimates = plans.flatMap((p) => {
+    const first = plan.engines.findIndex((e) => e.engine === p.engine);
+    const before = plan.engines.slice(0, first).reduce((n, e) => n + e.points.length, 0);
+    return plan.estimatesS.slice(before, before + p.points.length);
+  });
+  const total = estimates.length;
   const startedAt = new Date();
   const progress = createProgress({
     title: 'bench',
     unit: 'points',
     total,
     ci: o.ci,
-    estimateS: (i) => plan.estimatesS[i]!,
+    estimateS: (i) => estimates[i]!,
   });
   // Signals are handled from the first moment (the database's start included), SIGTERM as SIGINT: stop after
   // the current step, stop the children, write what was measured, remove the temp data. A second one exits at
@@ -82,10 +95,11 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const runs: EngineRun[] = [];
   try {
     let before = 0;
-    for (const { engine, points } of plans) {
-      const run: EngineRun = { engine, points, results: [], dbColumns: { engine, server_version: 'unknown', db_flush_log_at_trx_commit: undefined }, database: undefined };
+    for (const { engine, points, topology } of plans) {
+      const run: EngineRun = { engine, topology, points, results: [], dbColumns: { engine, topology, server_version: 'unknown', db_flush_log_at_trx_commit: undefined }, database: undefined };
       runs.push(run);
-      if (!abort.signal.aborted) await runEngine(o, run, abort.signal, progress, before, total, engines.length > 1 ? `${engine}: ` : '');
+      const label = systemLabel(run);
+      if (!abort.signal.aborted) await runEngine(o, run, abort.signal, progress, before, total, plans.length > 1 ? `${label}: ` : '');
       before += points.length;
     }
   } finally {
@@ -99,7 +113,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
     const results = [...run.results, ...run.points.slice(run.results.length).map(notRun)];
     // Ratios are against this engine's own references: a drain is compared with the SQL ceiling of its engine.
     const refs = references(results);
-    return { engine: run.engine, results, rows: results.map((r) => roundRow(toRow(r, refs, o.sweep, run.dbColumns))) };
+    return { engine: run.engine, label: systemLabel(run), results, rows: results.map((r) => roundRow(toRow(r, refs, o.sweep, run.dbColumns))) };
   });
   const rows = rowsByRun.flatMap((r) => r.rows);
   const measured = rowsByRun.reduce((n, r) => n + r.results.filter((x) => !x.interrupted).length, 0);
@@ -113,17 +127,18 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
     finishedAt: new Date().toISOString(),
     interrupted,
     engines,
+    topologies,
     sweep: o.sweep,
-    points: Object.fromEntries(plans.map((p) => [p.engine, p.points.map(pointLabel)])),
+    points: Object.fromEntries(plans.map((p) => [systemLabel(p), p.points.map(pointLabel)])),
     system: { databaseUrl: shownUrl(o.system), quietChildren: o.system.quietChildren },
     // One entry per engine: its version and durability settings.
-    databases: Object.fromEntries(runs.map((r) => [r.engine, r.database])),
+    databases: Object.fromEntries(runs.map((r) => [systemLabel(r), r.database])),
     versions,
     publishedBaselineMsgsPerS: PUBLISHED_BASELINE_MSGS_PER_S,
   });
   // With repetitions, the charts and the summary show each point's median (per engine); results.csv keeps every run.
   const repeated = rows.some((r) => typeof r.repetition === 'number' && r.repetition > 1);
-  const shownRuns = rowsByRun.map((r) => ({ engine: r.engine, rows: repeated ? medianRows(r.rows) : r.rows }));
+  const shownRuns = rowsByRun.map((r) => ({ engine: r.label, rows: repeated ? medianRows(r.rows) : r.rows }));
   const shown = shownRuns.flatMap((r) => r.rows);
   if (repeated) dir.writeText('medians.csv', toCsv(CSV_COLUMNS, shown));
   await writeCharts(dir.writeText, shownRuns).catch((e: Error) => o.out(`charts not written: ${e.message}`));
@@ -138,7 +153,8 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
       finishedAt: new Date(),
       interrupted,
       // Each engine's version (the page's database line), MariaDB's flush setting where it ran.
-      database: { db_version: runs.map((r) => `${r.engine} ${r.dbColumns.server_version}`).join('; '), db_flush_log_at_trx_commit: mariadbRun?.dbColumns.db_flush_log_at_trx_commit },
+      database: { db_version: runs.map((r) => `${systemLabel(r)} ${r.dbColumns.server_version}`).join('; '), db_flush_log_at_trx_commit: mariadbRun?.dbColumns.db_flush_log_at_trx_commit },
+      comparison: shownRuns.length > 1 ? engineComparison(shown) : undefined,
       gitCommit: versions.gitCommit,
       files: readdirSync(dir.path),
     }),
@@ -147,7 +163,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   if (shownRuns.length > 1) {
     const table = engineComparisonTable(shown);
     dir.writeText('engines.txt', `${table}\n`);
-    parts.push(`== engines side by side (same run) ==\n${table}`);
+    parts.push(`== ${topologies.length > 1 ? 'systems' : 'engines'} side by side (same run) ==\n${table}`);
   }
   const summary = `${repeated ? 'medians over the repetitions (every run: results.csv)\n' : ''}${parts.join('\n\n')}`;
   o.out(summary);
@@ -155,9 +171,10 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   return { dir: dir.path, rows, interrupted, summary };
 }
 
-/** One engine's part of a run: its plan, what was measured, and what it ran on. */
+/** One engine's part of a run on one topology: its plan, what was measured, and what it ran on. */
 interface EngineRun {
   engine: EngineName;
+  topology: Topology;
   points: Point[];
   results: PointResult[];
   dbColumns: DbColumns;
@@ -174,11 +191,11 @@ async function runEngine(
   total: number,
   prefix: string,
 ): Promise<void> {
-  const sut = await SystemUnderTest.start({ ...o.system, engine: run.engine, handleSignals: false, log: (line) => progress.log(`${prefix}${line}`) });
+  const sut = await SystemUnderTest.start({ ...o.system, engine: run.engine, topology: run.topology, handleSignals: false, log: (line) => progress.log(`${prefix}${line}`) });
   try {
     const facts = await sut.serverFacts();
     const flush = facts.settings.innodb_flush_log_at_trx_commit;
-    run.dbColumns = { engine: run.engine, server_version: facts.version, db_flush_log_at_trx_commit: typeof flush === 'number' ? flush : undefined };
+    run.dbColumns = { engine: run.engine, topology: run.topology, server_version: facts.version, db_flush_log_at_trx_commit: typeof flush === 'number' ? flush : undefined };
     run.database = facts;
     const lineOut = o.ci || !process.stderr.isTTY ? o.out : (line: string) => progress.log(line);
     await runSweep({ sut, options: o.sweep, signal, log: (l) => progress.log(`${prefix}${l}`) }, run.points, (done, label, r) => {
@@ -205,6 +222,11 @@ function notRun(point: Point): PointResult {
   };
 }
 
+/** `mariadb`, or `mariadb galera` for a cluster: how the terminal, the charts and the tables name a system. */
+function systemLabel(run: { engine: EngineName; topology: Topology }): string {
+  return run.topology === 'single' ? run.engine : `${run.engine} ${run.topology}`;
+}
+
 function shownUrl(system: Partial<SystemOptions>): string {
   const url = system.databaseUrl;
   return url === undefined ? 'private database' : redactUrl(url);
@@ -217,11 +239,11 @@ function roundRow(row: CsvRow): CsvRow {
 }
 
 /** The two charts; with several engines the drain chart has a panel per engine and each end-to-end row its engine's name. */
-async function writeCharts(write: (name: string, text: string | Buffer) => string, runs: readonly { engine: EngineName; rows: readonly CsvRow[] }[]): Promise<void> {
+async function writeCharts(write: (name: string, text: string | Buffer) => string, runs: readonly { engine: string; rows: readonly CsvRow[] }[]): Promise<void> {
   const all = runs.flatMap((r) => r.rows);
   const rules = chartRules(all, PUBLISHED_BASELINE_MSGS_PER_S);
   const named = runs.length > 1;
-  const tag = (engine: EngineName, text: string) => (named ? `${engine} ${text}` : text);
+  const tag = (engine: string, text: string) => (named ? `${engine} ${text}` : text);
   const drains: EngineDrain[] = [];
   const bars: EndToEndPoint[] = [];
   for (const run of runs) {

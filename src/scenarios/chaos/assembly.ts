@@ -26,7 +26,11 @@ export interface CaseSystem {
   db: SqlExecutor;
   /** The database itself, for the raw SQL publishers (never through the workers' proxy). */
   databaseUrl: string;
+  /** Every node of a cluster, for raw publishers on each (absent: databaseUrl alone). */
+  rawDatabaseUrls?: readonly string[];
   serverBaseUrl: string;
+  /** Every HTTP server of the case, the first being serverBaseUrl (absent: that one alone). */
+  serverBaseUrls?: readonly string[];
   faults: Omit<FaultContext, 'ackMode' | 'holdMs'>;
   databaseVersion: string | undefined;
   /** Everything running again, network faults removed. */

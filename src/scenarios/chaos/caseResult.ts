@@ -40,6 +40,10 @@ export interface CaseResult {
   /** Offset mode: offsets the workers passed as holes, and of those, by the gap timeout (a bound) alone. */
   gapsPassed: number | undefined;
   gapsPassedByTimeout: number | undefined;
+  /** Consume transactions rolled back by a conflict (deadlock, or a certification failure on a cluster) and retried. */
+  conflictRetries?: number | undefined;
+  /** single (the default), or galera (a private cluster; the case names the node of each process). */
+  topology?: string;
   error: string | undefined;
   /** The run was stopped (Ctrl-C, SIGTERM) while this case ran: its load was cut short, so it proves nothing. */
   interrupted?: boolean;

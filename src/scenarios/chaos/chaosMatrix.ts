@@ -1,7 +1,7 @@
 // The cases `make chaos` runs, per profile: the exactly-once configurations under every fault kind, and the
 // controls, each with the violation it must be caught with.
 import type { ServerFlags, WorkerFlags } from '../../harness/systemUnderTest.ts';
-import { FAULT_NAMES, type FaultName } from './nemesis.ts';
+import { CLUSTER_FAULTS, FAULT_NAMES, type FaultName } from './nemesis.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
 import type { EngineName } from '../../harness/engines.ts';
 
@@ -37,6 +37,11 @@ export interface ChaosCase {
   counters: number;
   /** Raw SQL publishers beside the HTTP load (single-row autocommit INSERTs that bypass the server). */
   raw?: RawPublishers;
+  /**
+   * A cluster case (--topology galera): the node each HTTP server publishes through and each worker consumes
+   * on (worker 1 through the workers' proxy), one entry per process. Raw publishers spread over every node.
+   */
+  nodes?: { servers: readonly number[]; workers: readonly number[] };
   expected: Expectation;
   /**
    * The seed's own check: the counters' final sum must equal this, with the drain finished in time (a
@@ -62,8 +67,8 @@ export interface RawPublishers {
  */
 const RAW_PUBLISHERS = 16;
 
-/** Every fault kind except those a case opts out of. */
-const ALL_FAULTS: readonly FaultName[] = FAULT_NAMES;
+/** Every fault kind of a single server (the cluster's are galeraMatrix.ts's). */
+const ALL_FAULTS: readonly FaultName[] = FAULT_NAMES.filter((f) => !CLUSTER_FAULTS.includes(f));
 
 interface Sizes {
   requests: number;
@@ -305,6 +310,14 @@ export const FAULT_SECONDS: Record<FaultName, number> = {
   failpoint: 4,
   // Two attaches (the proven sample, then 3 s of stalls), ~6.5 s an injection in the measured runs.
   'db-stall-allocator': 6.5,
+  // Rejoin with IST and resync, measured on the 3-node loopback cluster: ~3-5 s.
+  'node-kill': 5,
+  // The hold (1 s) and the resync.
+  'node-pause': 3,
+  // NODE_ISOLATE_MS, then ~5-8 s for the node to be seen back and synced.
+  'node-isolate': 15,
+  // Two nodes killed, the hold, both restarted with IST: ~6-10 s.
+  'quorum-loss': 10,
 };
 
 /** The faults a container backend can inject (conn-kill, network faults and failpoints need the local backend). */

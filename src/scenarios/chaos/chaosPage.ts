@@ -3,6 +3,25 @@
 import { machineFacts, tableFromRows, type HtmlReport } from '../../bench/htmlReport.ts';
 import type { CsvRow } from '../../bench/csv.ts';
 import { caseFileName, type CaseResult } from './caseResult.ts';
+import { drainKillCsvRow, type DrainKillResult } from './drainKill.ts';
+
+/** The worker-kill drains side by side: what each drainer's guarantee gave under the same kills. */
+const DRAIN_KILL_COLUMNS: [string, string][] = [
+  ['drainer', 'drainer'],
+  ['version', 'version'],
+  ['duplicated', 'duplicated'],
+  ['lost', 'lost'],
+  ['guarantee', 'guarantee'],
+  ['jobs', 'jobs'],
+  ['kills', 'kills'],
+  ['killed_at_jobs', 'killed at (jobs done)'],
+  ['jobs_freed_by_recovery', 'freed by recovery'],
+  ['jobs_completed', 'completed'],
+  ['counter_total', 'counter total'],
+  ['expected', 'expected'],
+  ['passed', 'passed'],
+  ['why', 'why'],
+];
 
 const COLUMNS: [string, string][] = [
   ['case', 'case'],
@@ -30,23 +49,42 @@ export interface ChaosPageInput {
   profile: string;
   passed: boolean;
   results: readonly CaseResult[];
+  /** The worker-kill drains of ours and of the peers (PostgreSQL runs). */
+  drainKills?: readonly DrainKillResult[];
   rows: readonly CsvRow[];
   facts: [string, string][];
   files: readonly string[];
 }
 
 export function chaosPage(i: ChaosPageInput): HtmlReport {
-  const passedCount = i.results.filter((r) => r.passed).length;
+  const drainKills = i.drainKills ?? [];
+  const passedCount = i.results.filter((r) => r.passed).length + drainKills.filter((r) => r.passed).length;
+  const total = i.results.length + drainKills.length;
   return {
     title: `chaos, ${i.profile} profile`,
     outcome: i.passed
-      ? { ok: true, text: `PASS: ${passedCount}/${i.results.length} case(s) as expected: the exactly-once cases valid under faults, every control caught` }
-      : { ok: false, text: `FAIL: ${i.results.length - passedCount} of ${i.results.length} case(s) not as expected` },
-    verdicts: i.results.map((r) => ({
-      ok: r.passed,
-      text: `${r.passed ? 'PASS' : 'FAIL'} ${r.case.name}: expected ${r.expected}, got ${r.verdict?.verdict ?? 'no verdict'}: ${r.why}`,
-    })),
-    tables: [tableFromRows('One row per case (every column: results.csv)', i.rows, COLUMNS, (row) => (row.passed === true ? 'good' : 'bad'))],
+      ? { ok: true, text: `PASS: ${passedCount}/${total} case(s) as expected: the exactly-once cases valid under faults, every control caught` }
+      : { ok: false, text: `FAIL: ${total - passedCount} of ${total} case(s) not as expected` },
+    verdicts: [
+      ...i.results.map((r) => ({
+        ok: r.passed,
+        text: `${r.passed ? 'PASS' : 'FAIL'} ${r.case.name}: expected ${r.expected}, got ${r.verdict?.verdict ?? 'no verdict'}: ${r.why}`,
+      })),
+      ...drainKills.map((r) => ({ ok: r.passed, text: `${r.passed ? 'PASS' : 'FAIL'} ${r.case.name}: expected ${r.case.expected}: ${r.why}` })),
+    ],
+    tables: [
+      ...(drainKills.length === 0
+        ? []
+        : [
+            tableFromRows(
+              'A worker SIGKILLed in the middle of a drain, the counter task: duplicates of ours and of the peers (every column: drain-kill.csv)',
+              drainKills.map(drainKillCsvRow),
+              DRAIN_KILL_COLUMNS,
+              (row) => (row.passed !== true ? 'bad' : row.duplicated === 0 ? 'good' : 'neutral'),
+            ),
+          ]),
+      tableFromRows('One row per case (every column: results.csv)', i.rows, COLUMNS, (row) => (row.passed === true ? 'good' : 'bad')),
+    ],
     charts: i.results
       .map((r) => `timeline-${caseFileName(r)}.png`)
       .filter((f) => i.files.includes(f))
@@ -58,6 +96,7 @@ export function chaosPage(i: ChaosPageInput): HtmlReport {
     files: (
       [
         ['results.csv', 'one row per case, every column'],
+        ['drain-kill.csv', 'the worker-kill drains of ours and of the peers, one row each'],
         ['verdict.json', "each case's full verdict: reasons, the faults with their recovery times, the phases"],
         ['history.jsonl', 'every request attempt and its outcome (ok / fail / unknown), one JSON object a line'],
         ['options.json', 'the resolved options and cases, versions, the git commit'],

@@ -13,6 +13,7 @@ import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 import { caseFileName, type CaseResult } from './caseResult.ts';
 import type { Verdict } from './checker.ts';
+import { DRAIN_KILL_CSV_COLUMNS, drainKillCsvRow, type DrainKillResult } from './drainKill.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'case',
@@ -54,6 +55,7 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'poisoned',
   'gaps_passed',
   'gaps_passed_by_timeout',
+  'conflict_retries',
   'verdict',
   'expected_verdict',
   'passed',
@@ -63,6 +65,7 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'quiesced',
   'case_duration_s',
   'engine',
+  'topology',
   'server_version',
   'why',
 ];
@@ -111,6 +114,7 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     poisoned: r.poisoned,
     gaps_passed: r.gapsPassed,
     gaps_passed_by_timeout: r.gapsPassedByTimeout,
+    conflict_retries: r.conflictRetries,
     verdict: r.interrupted === true ? 'interrupted' : (v?.verdict ?? 'error'),
     expected_verdict: r.expected,
     passed: r.passed,
@@ -119,6 +123,7 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     quiesced: r.quiesced,
     case_duration_s: r.durationMs / 1000,
     engine: r.engine,
+    topology: r.topology ?? 'single',
     server_version: r.databaseVersion,
     why: r.why,
   };
@@ -189,6 +194,8 @@ function chaosFacts(dir: ResultsDir, options: unknown): [string, string][] {
 export interface ChaosRunSummary {
   profile: string;
   results: CaseResult[];
+  /** The worker-kill drains of ours and of the peers (PostgreSQL), written to drain-kill.csv and the page. */
+  drainKills?: DrainKillResult[];
   passed: boolean;
 }
 
@@ -216,13 +223,15 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
     })),
   });
   dir.writeJson('options.json', options);
+  const drainKills = summary.drainKills ?? [];
+  if (drainKills.length > 0) dir.writeText('drain-kill.csv', toCsv(DRAIN_KILL_CSV_COLUMNS, drainKills.map(drainKillCsvRow)));
   for (const r of summary.results) {
     if (r.timeline.length === 0) continue;
     const svg = await renderSvg(timelineChartSpec(r));
     dir.writeText(`timeline-${caseFileName(r)}.svg`, svg);
     dir.writeText(`timeline-${caseFileName(r)}.png`, svgToPng(svg));
   }
-  writeHtmlReport(dir, chaosPage({ ...summary, rows, facts: chaosFacts(dir, options), files: readdirSync(dir.path) }));
+  writeHtmlReport(dir, chaosPage({ ...summary, drainKills, rows, facts: chaosFacts(dir, options), files: readdirSync(dir.path) }));
 }
 
 /** ok/fail/unknown of the raw SQL INSERTs, or '-' for a case without raw publishers. */

@@ -15,6 +15,11 @@ import { sleep } from '../../system/waiting.ts';
 export interface HistoryLoadOptions {
   /** e.g. http://127.0.0.1:8080 */
   baseUrl: string;
+  /**
+   * More servers of the same system (each through another node of a cluster): request n goes to
+   * [baseUrl, ...alsoBaseUrls][n % count], its retries to the same server. Absent: baseUrl alone.
+   */
+  alsoBaseUrls?: readonly string[];
   /** Request ids are `<caseName>-<n>`. */
   caseName: string;
   requests: number;
@@ -65,6 +70,11 @@ export function validateHistoryLoadOptions(o: HistoryLoadOptions): HistoryLoadOp
   if (!/^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\/?$/.test(o.baseUrl)) {
     throw new Error(`${c}: baseUrl must be http://127.0.0.1:<port> (the harness only talks to this machine; got "${o.baseUrl}")`);
   }
+  for (const u of o.alsoBaseUrls ?? []) {
+    if (!/^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\/?$/.test(u)) {
+      throw new Error(`${c}: alsoBaseUrls must be http://127.0.0.1:<port> (got "${u}")`);
+    }
+  }
   matches(c, 'caseName', o.caseName, CASE_NAME, CASE_NAME_WHAT);
   intInRange(c, 'requests', o.requests, 0, 10_000_000);
   intInRange(c, 'concurrency', o.concurrency, 1, 1_024);
@@ -114,7 +124,7 @@ export interface HistoryLoadResult {
 
 export async function runHistoryLoad(options: HistoryLoadOptions): Promise<HistoryLoadResult> {
   const o = validateHistoryLoadOptions(options);
-  const url = new URL(o.baseUrl);
+  const urls = [o.baseUrl, ...(o.alsoBaseUrls ?? [])].map((u) => new URL(u));
   // Keep-alive like a real client; a stale pooled socket after a server kill fails with ECONNRESET, which is
   // (conservatively) unknown.
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.concurrency });
@@ -132,7 +142,7 @@ export async function runHistoryLoad(options: HistoryLoadOptions): Promise<Histo
   const started = performance.now();
   let next = 0;
 
-  const sendOne = (requestId: string, counterUuid: string, attempt: number): Promise<RequestAttempt> =>
+  const sendOne = (url: URL, requestId: string, counterUuid: string, attempt: number): Promise<RequestAttempt> =>
     new Promise((resolve) => {
       const startMs = performance.now() - o.t0;
       const finish = (result: AttemptResult) => {
@@ -199,7 +209,7 @@ export async function runHistoryLoad(options: HistoryLoadOptions): Promise<Histo
       const counterUuid = counterOf(n);
       let backoff = o.retryBackoffMs;
       for (let attempt = 1; attempt <= (o.retry ? o.maxAttempts : 1); attempt++) {
-        const last = await sendOne(requestId, counterUuid, attempt);
+        const last = await sendOne(urls[n % urls.length]!, requestId, counterUuid, attempt);
         // The retrying client stops at a definite answer: 2xx, or a 4xx rejection. A refused connection is
         // definite for that attempt only; an earlier attempt of the same id may have been published, so the
         // client goes on until the server answers.

@@ -10,6 +10,7 @@ import type { AllocatorStaller, AllocatorStallPlan } from '../../harness/faults/
 import { killSession, selectSessionHosts } from '../../system/sql/mariadb/processlist.ts';
 import { terminatePgSessions } from '../../system/sql/postgres/sessions.ts';
 import type { EngineName } from '../../harness/engines.ts';
+import type { ClusterNodes } from '../../harness/faults/clusterNodes.ts';
 
 export const FAULT_NAMES = [
   'worker-kill',
@@ -23,11 +24,18 @@ export const FAULT_NAMES = [
   'net-reset',
   'failpoint',
   'db-stall-allocator',
+  'node-kill',
+  'node-pause',
+  'node-isolate',
+  'quorum-loss',
 ] as const;
 export type FaultName = (typeof FAULT_NAMES)[number];
 
+/** The faults that act on the nodes of a cluster (--topology galera); a single server has none of them. */
+export const CLUSTER_FAULTS: readonly FaultName[] = ['node-kill', 'node-pause', 'node-isolate', 'quorum-loss'];
+
 /** What a fault needs beyond the backend; a case without it cannot run the fault. */
-export type FaultRequirement = 'database-process' | 'proxy' | 'admin-session' | 'failpoints' | 'allocator-stall';
+export type FaultRequirement = 'database-process' | 'proxy' | 'admin-session' | 'failpoints' | 'allocator-stall' | 'cluster';
 
 export interface FaultContext {
   backend: FaultBackend;
@@ -48,6 +56,8 @@ export interface FaultContext {
   workerPauseMs?: number;
   /** db-stall-allocator's debugger (local backend, private database); undefined elsewhere. */
   allocatorStaller?: AllocatorStaller | undefined;
+  /** The nodes of a private cluster (the cluster faults); undefined on a single server. */
+  cluster?: ClusterNodes | undefined;
 }
 
 /**
@@ -83,6 +93,20 @@ export function failpointsFor(ackMode: AckMode): string[] {
   // The controls' hazard sits between their two commits: the crash there is what they must be caught by.
   return ['consume-between-commits', ...common];
 }
+
+/** The node a cluster fault's `round`-th injection acts on: each node in turn, node 1 (the worker's) first. */
+export function clusterTarget(cluster: ClusterNodes, round: number): number {
+  return (round % cluster.size) + 1;
+}
+
+/**
+ * How long a cut-off node stays cut off (ms): the others notice it after evs.suspect_timeout (5 s by default)
+ * and go on as a component of two; 8 s leaves a few seconds of that before it joins back.
+ */
+export const NODE_ISOLATE_MS = 8_000;
+
+/** How long a cluster fault waits for the nodes to see a change (a node gone, back, synced) before failing (ms). */
+const CLUSTER_CHANGE_TIMEOUT_MS = 60_000;
 
 const FAULTS: Record<FaultName, FaultDefinition> = {
   'worker-kill': {
@@ -210,6 +234,67 @@ const FAULTS: Record<FaultName, FaultDefinition> = {
       return { detail: fired ? `worker died at ${spec}, restarted` : `failpoint ${spec} not reached in 15 s, worker restarted`, healStartedAt: now() };
     },
   },
+  'node-kill': {
+    name: 'node-kill',
+    description: 'SIGKILL one node of the cluster (each in turn), start it again: it rejoins with an incremental state transfer',
+    requires: ['cluster'],
+    async run(ctx, round) {
+      const cluster = required(ctx.cluster, 'node-kill needs a private cluster');
+      const node = clusterTarget(cluster, round);
+      await cluster.kill(node);
+      const healStartedAt = now();
+      const ms = await cluster.start(node);
+      return { detail: `SIGKILL node ${node}, rejoined (synced after ${ms} ms)`, healStartedAt };
+    },
+  },
+  'node-pause': {
+    name: 'node-pause',
+    description: 'SIGSTOP one node of the cluster (each in turn): the group waits for it until it is suspected; SIGCONT after the hold',
+    requires: ['cluster'],
+    async run(ctx, round) {
+      const cluster = required(ctx.cluster, 'node-pause needs a private cluster');
+      const node = clusterTarget(cluster, round);
+      cluster.pause(node);
+      await sleep(ctx.holdMs);
+      const healStartedAt = now();
+      cluster.resume(node);
+      await cluster.waitAllSynced(CLUSTER_CHANGE_TIMEOUT_MS);
+      return { detail: `SIGSTOP node ${node} for ${ctx.holdMs} ms, SIGCONT`, healStartedAt };
+    },
+  },
+  'node-isolate': {
+    name: 'node-isolate',
+    description: `cut one node (each in turn) off from the others' group communication for ${NODE_ISOLATE_MS / 1000} s (it leaves the primary component and refuses work), then join it back`,
+    requires: ['cluster'],
+    async run(ctx, round) {
+      const cluster = required(ctx.cluster, 'node-isolate needs a private cluster');
+      const node = clusterTarget(cluster, round);
+      await cluster.isolate(node, true);
+      await sleep(NODE_ISOLATE_MS);
+      const healStartedAt = now();
+      await cluster.isolate(node, false);
+      await cluster.waitAllSynced(CLUSTER_CHANGE_TIMEOUT_MS);
+      return { detail: `node ${node} cut off for ${NODE_ISOLATE_MS} ms, joined back`, healStartedAt };
+    },
+  },
+  'quorum-loss': {
+    name: 'quorum-loss',
+    description: 'SIGKILL two nodes of three: the survivor loses quorum and refuses work; start both again, the cluster forms anew',
+    requires: ['cluster'],
+    async run(ctx, round) {
+      const cluster = required(ctx.cluster, 'quorum-loss needs a private cluster');
+      const survivor = clusterTarget(cluster, round);
+      const victims = Array.from({ length: cluster.size }, (_, i) => i + 1).filter((n) => n !== survivor).slice(0, Math.ceil(cluster.size / 2));
+      await Promise.all(victims.map((n) => cluster.kill(n)));
+      await sleep(ctx.holdMs);
+      const healStartedAt = now();
+      // Together: the survivor and one restarted node are no majority of the last primary component, so a node
+      // started alone waits (without answering) until the other is back too.
+      await Promise.all(victims.map((n) => cluster.start(n)));
+      await cluster.waitAllSynced(CLUSTER_CHANGE_TIMEOUT_MS);
+      return { detail: `SIGKILL nodes ${victims.join(' and ')} (node ${survivor} without quorum for ${ctx.holdMs} ms), both rejoined`, healStartedAt };
+    },
+  },
   'db-stall-allocator': {
     name: 'db-stall-allocator',
     description:
@@ -257,6 +342,7 @@ export function missingRequirements(fault: FaultDefinition, ctx: FaultContext): 
     if (r === 'proxy') return ctx.proxy === undefined;
     if (r === 'admin-session') return ctx.admin === undefined;
     if (r === 'allocator-stall') return ctx.allocatorStaller === undefined || ctx.allocatorStaller.unavailable !== undefined;
+    if (r === 'cluster') return ctx.cluster === undefined;
     return ctx.crashWorkerAt === undefined;
   });
 }
@@ -265,6 +351,7 @@ export function missingRequirements(fault: FaultDefinition, ctx: FaultContext): 
 export function skipReason(fault: FaultDefinition, ctx: FaultContext): string | undefined {
   const missing = missingRequirements(fault, ctx);
   if (missing.length === 0) return undefined;
+  if (missing.includes('cluster')) return 'needs a private cluster (--topology galera)';
   if (missing.includes('allocator-stall')) {
     return ctx.allocatorStaller?.unavailable ?? 'needs gdb attached to a private database this harness started (local backend, no MYSQL_URL)';
   }

@@ -1,10 +1,16 @@
 // The chaos run's options and their defaults, and the topic and consumer group every case uses.
 import type { DockerDeploymentOptions } from '../../harness/dockerDeployment.ts';
 import type { EngineName } from '../../harness/engines.ts';
+import type { Topology } from '../../harness/systemUnderTest.ts';
 
 export interface ChaosRunOptions {
   /** The engine of each case's private database (a given URL must speak it). */
   engine: EngineName;
+  /** single: one private server per case; galera: a private Galera cluster of `nodes` per case (galeraMatrix.ts). */
+  topology: Topology;
+  nodes: number;
+  /** Galera's provider library (config's galeraProvider). */
+  galeraProvider: string | undefined;
   /** Use this server (either engine) instead of a private one per case. */
   databaseUrl: string | undefined;
   mariadbBinDir: string | undefined;
@@ -36,6 +42,9 @@ export type DockerTarget = Omit<DockerDeploymentOptions, 'log'>;
 
 export const DEFAULT_CHAOS_RUN_OPTIONS: ChaosRunOptions = {
   engine: 'mariadb',
+  topology: 'single',
+  nodes: 3,
+  galeraProvider: undefined,
   databaseUrl: undefined,
   mariadbBinDir: undefined,
   postgresBinDir: undefined,

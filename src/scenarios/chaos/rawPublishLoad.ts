@@ -18,6 +18,11 @@ import { TOPIC_MODES } from '../../system/pubsub/types.ts';
 export interface RawPublishLoadOptions {
   /** The database itself (not the workers' proxy): mysql:// or postgres://user@127.0.0.1:<port>/<db>. */
   mysqlUrl: string;
+  /**
+   * More servers to publish through, each with the same credentials (the other nodes of a cluster): INSERT n
+   * goes to [mysqlUrl, ...alsoUrls][n % count], so every node allocates offsets. Absent: mysqlUrl alone.
+   */
+  alsoUrls?: readonly string[];
   mode: 'offset' | 'queue';
   topic: string;
   /** Request ids are `<caseName>-raw-<n>`, counters are those of case `<caseName>-raw`: none collides with HTTP's. */
@@ -142,8 +147,14 @@ export async function runRawPublishLoad(options: RawPublishLoadOptions): Promise
   const o = validateRawPublishLoadOptions(options);
   const counterCase = `${o.caseName}-raw`;
   // Either engine: the INSERT is the engine's publish statement, as any program sharing the topic would send it.
-  const database = openDatabase({ url: o.mysqlUrl, connectionLimit: o.publishers, connectTimeoutMs: o.connectTimeoutMs, role: 'raw-publisher' });
-  database.onIdleError(() => undefined);
+  const urls = [o.mysqlUrl, ...(o.alsoUrls ?? [])];
+  for (const url of urls.slice(1)) {
+    nonEmptyString('raw publish load', 'alsoUrls', url);
+    checkDatabaseUrl(url);
+  }
+  const databases = urls.map((url) => openDatabase({ url, connectionLimit: Math.ceil(o.publishers / urls.length) + 1, connectTimeoutMs: o.connectTimeoutMs, role: 'raw-publisher' }));
+  for (const d of databases) d.onIdleError(() => undefined);
+  const database = databases[0]!;
   const refused = database.engine.name === 'mariadb' ? mariadbRefused : (error: unknown) => database.refused(error);
   const attempts: RequestAttempt[] = [];
   const started = performance.now();
@@ -168,9 +179,10 @@ export async function runRawPublishLoad(options: RawPublishLoadOptions): Promise
     const requestId = rawRequestId(o.caseName, n);
     const counterUuid = counterUuidFor(counterCase, o.counters === 0 ? n : n % o.counters);
     const startMs = performance.now() - o.t0;
+    const target = databases[n % databases.length]!;
     let conn: DbSession;
     try {
-      conn = await database.session();
+      conn = await target.session();
     } catch (error) {
       record(requestId, counterUuid, startMs, classifySqlAttempt('connect', error, refused));
       return;
@@ -215,7 +227,7 @@ export async function runRawPublishLoad(options: RawPublishLoadOptions): Promise
   try {
     await Promise.all(Array.from({ length: Math.min(o.publishers, Math.max(1, o.requests)) }, () => publisher()));
   } finally {
-    await database.end().catch(() => undefined);
+    await Promise.all(databases.map((d) => d.end().catch(() => undefined)));
   }
   return { attempts, durationMs: performance.now() - started };
 }

@@ -16,6 +16,7 @@ import { DEFAULT_CHAOS_RUN_OPTIONS, type ChaosRunOptions, GROUP, TOPIC } from '.
 import { type CaseResult, type TimelineSample, exactCountMet, expectationMet } from './caseResult.ts';
 import { PROBE_TIMEOUT_MS, quiesce, readProgress, waitRecovered } from './measure.ts';
 import { type CaseSystem, startDockerSystem, startLocalSystem } from './assembly.ts';
+import { startGaleraSystem } from './galeraAssembly.ts';
 import { gapHandlingFor } from '../../system/worker.ts';
 import { readCounterTotal } from './measure.ts';
 
@@ -59,7 +60,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   let sampler: Promise<void> = Promise.resolve();
   try {
     const setup = await clock.run('setup', async () => {
-      system = o.docker === undefined ? await startLocalSystem(c, o) : await startDockerSystem(c, o, o.docker);
+      system = o.docker !== undefined ? await startDockerSystem(c, o, o.docker) : o.topology === 'galera' ? await startGaleraSystem(c, o) : await startLocalSystem(c, o);
       return system;
     });
     databaseVersion = setup.databaseVersion;
@@ -137,6 +138,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
         ? undefined
         : runRawPublishLoad({
             mysqlUrl: setup.databaseUrl,
+            alsoUrls: setup.rawDatabaseUrls?.filter((u) => u !== setup.databaseUrl),
             mode: c.mode,
             topic: TOPIC,
             caseName: c.name,
@@ -157,6 +159,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
           });
       const http = runHistoryLoad({
         baseUrl: setup.serverBaseUrl,
+        alsoBaseUrls: setup.serverBaseUrls?.filter((u) => u !== setup.serverBaseUrl),
         caseName: c.name,
         requests: c.requests,
         concurrency: c.concurrency,
@@ -257,6 +260,8 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     poisoned,
     gapsPassed: gaps?.gapsPassed,
     gapsPassedByTimeout: gaps?.gapsPassedByTimeout,
+    conflictRetries: (system as CaseSystem | undefined)?.gapCounts()?.conflictRetries,
+    topology: o.docker !== undefined ? 'single (docker)' : o.topology,
     error,
   };
 }

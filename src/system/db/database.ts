@@ -46,6 +46,11 @@ export interface Database {
    */
   refused(error: unknown): boolean;
   describe(error: unknown): string;
+  /**
+   * The same credentials and settings on another server (`host:port`), one connection: how a cluster-wide gap
+   * proof reaches the other members of a cluster. Absent where the handle was not opened from a URL.
+   */
+  peer?(address: string): Database;
   /** Listens for errors of idle connections (a restart, a killed session), which would otherwise be thrown. */
   onIdleError(listener: (error: unknown) => void): void;
   end(): Promise<void>;

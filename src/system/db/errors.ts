@@ -1,6 +1,6 @@
 // Which database errors a consume or publish loop may retry, and which it must raise.
 
-export type ErrorClass = 'deadlock' | 'lock-wait-timeout' | 'connection' | 'server-restarting' | 'fatal';
+export type ErrorClass = 'deadlock' | 'lock-wait-timeout' | 'connection' | 'server-restarting' | 'not-ready' | 'fatal';
 
 interface DriverError {
   code?: string;
@@ -28,12 +28,22 @@ const CONNECTION_CODES = new Set([
 
 /**
  * 1213 deadlock and 1205 lock wait timeout roll the transaction back (1205 only the statement, which is why
- * callers roll back explicitly); 2006/2013 and the socket errors mean the session is gone; 1053 and 1927
- * (connection killed) come from a server shutting down or `KILL CONNECTION`.
+ * callers roll back explicitly); on a Galera node 1213 is also a certification conflict: another node's
+ * transaction on the same rows was ordered first, and this one was rolled back. 2006/2013 and the socket errors
+ * mean the session is gone; 1053 and 1927 (connection killed) come from a server shutting down or `KILL
+ * CONNECTION`. 1047 (WSREP has not yet prepared node for application use): a Galera node that is not a synced
+ * member of a primary component (quorum lost, cut off, still joining) refused the statement before running it;
+ * it passes once the node is back.
  */
 export function classifyError(error: unknown): ErrorClass {
   const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
   if (e.errno === 1213 || e.code === 'ER_LOCK_DEADLOCK') return 'deadlock';
+  if (e.errno === 1047) return 'not-ready';
+  // 1180, an error during COMMIT (on a Galera node: "provider status: Not connected to Primary Component", the
+  // node left the component while committing): the session lives, but whether the commit took effect elsewhere
+  // is not known, so it is treated like a lost connection: the publish is unknown, the consume transaction is
+  // read again from the group's acked offset.
+  if (e.errno === 1180) return 'connection';
   if (e.errno === 1205 || e.code === 'ER_LOCK_WAIT_TIMEOUT') return 'lock-wait-timeout';
   if (e.errno === 1053 || e.errno === 1927 || e.errno === 1077 || e.code === 'ER_SERVER_SHUTDOWN') {
     return 'server-restarting';

@@ -22,7 +22,7 @@ function serverRefused(error: unknown): boolean {
   const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
   if (typeof e.errno !== 'number' || typeof e.sqlState !== 'string' || e.fatal === true) return false;
   const kind = classifyError(error);
-  return kind === 'fatal' || kind === 'deadlock' || kind === 'lock-wait-timeout';
+  return kind === 'fatal' || kind === 'deadlock' || kind === 'lock-wait-timeout' || kind === 'not-ready';
 }
 
 function mariadbSession(pool: Pool, conn: PoolConnection): DbSession {

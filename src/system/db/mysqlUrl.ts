@@ -93,3 +93,14 @@ export function redactMysqlUrlsDeep<T>(value: T): T {
   }
   return value;
 }
+
+/**
+ * The same URL on another server: `address` (`host:port`, `[v6]:port`, as a Galera node lists its members'
+ * client addresses) replaces host and port, and a socket path is dropped (the other server is reached by TCP).
+ */
+export function withAddress(url: string, address: string): string {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(address.trim());
+  if (match === null) throw new Error(`not a host:port address: ${JSON.stringify(address)}`);
+  const parsed = parseMysqlUrl(url);
+  return formatMysqlUrl({ ...parsed, host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) });
+}

@@ -5,6 +5,7 @@ import { createPgPool, ensurePgDatabase } from './postgres/pool.ts';
 import { mariadbDatabase } from './mariadbDatabase.ts';
 import { postgresDatabase } from './postgres/database.ts';
 import { checkDatabaseUrl } from './databaseUrl.ts';
+import { withAddress } from './mysqlUrl.ts';
 import type { Database } from './database.ts';
 
 /**
@@ -28,7 +29,7 @@ export function openDatabase(o: DatabaseOptions): Database {
       o.queueLimit ?? 0,
     );
   }
-  return mariadbDatabase(createPool(o));
+  return { ...mariadbDatabase(createPool(o)), peer: (address) => openDatabase({ ...o, url: withAddress(o.url, address), connectionLimit: 1, multipleStatements: false }) };
 }
 
 /** Creates the database the URL names if it does not exist; `sent` is told each statement before it goes. */

@@ -34,6 +34,8 @@ export interface BatchSource {
   ackStatements(messages: readonly Message[]): Statement[];
   /** Outside any transaction, after a `blocked` read was rolled back. */
   unblock?(session: SqlExecutor): Promise<void>;
+  /** When the loop ends: closes what the source opened of its own (a cluster prover's connections). */
+  close?(): Promise<void>;
 }
 
 const START: Statement = { sql: 'START TRANSACTION', values: [] };
@@ -82,6 +84,8 @@ export interface ConsumerOptions {
   poisonAfterFailures: number;
   handler: BatchHandler;
   log: (line: string) => void;
+  /** After each conflict retry (see SubscriberStats.conflictRetries), with the subscriber's stats. */
+  onConflictRetry: (stats: SubscriberStats) => void;
 }
 
 /**
@@ -119,6 +123,7 @@ export const DEFAULT_CONSUMER_OPTIONS: Omit<ConsumerOptions, 'topic' | 'handler'
   // itself; 5 deliveries at resendIntervalMs (100 ms) hold a group about half a second per poison message.
   poisonAfterFailures: 5,
   log: () => undefined,
+  onConflictRetry: () => undefined,
 };
 
 /** Validates the shared fields; errors name the component and the field. */
@@ -149,6 +154,7 @@ export function emptyStats(): SubscriberStats {
     messages: 0,
     rollbacks: 0,
     retries: 0,
+    conflictRetries: 0,
     gapsPassed: 0,
     gapsPassedByTimeout: 0,
     gapsPassedByStatements: 0,
@@ -383,15 +389,23 @@ export function startConsumeLoop(options: ConsumeLoopOptions, source: BatchSourc
             throw new Error(`${options.name}: consuming a batch failed: ${options.db.describe(error)}`, { cause: error });
           }
           stats.retries += 1;
+          if (kind === 'deadlock') {
+            stats.conflictRetries += 1;
+            options.onConflictRetry(stats);
+          }
           if (kind === 'connection' || kind === 'server-restarting') consumer.dropConnection();
           pause = backoff.next();
-          options.log(`${options.name}: ${kind} (${options.db.describe(error)}); rolled back, retry ${backoff.attempts} in ${pause} ms`);
+          options.log(
+            kind === 'not-ready'
+              ? `${options.name}: the database node may not serve (${options.db.describe(error)}): it is not a synced member of its cluster's primary component; waiting for it, retry ${backoff.attempts} in ${pause} ms`
+              : `${options.name}: ${kind} (${options.db.describe(error)}); rolled back, retry ${backoff.attempts} in ${pause} ms`,
+          );
         }
       }
       if (pause > 0 && !closing) await sleeper.sleep(pause);
     }
     consumer.release();
-  })();
+  })().finally(() => source.close?.().catch(() => undefined));
   // close() awaits `done`; a loop that died on its own must not become an unhandled rejection meanwhile.
   done.catch(() => undefined);
 

@@ -113,9 +113,14 @@ import { INNODB_TRX_CACHE_IDLE_MS, type OpenWriters } from '../sql/mariadb/innod
 import type { OffsetRangeLocks } from '../sql/mariadb/messagesTable.ts';
 import type { RunningStatements } from '../sql/mariadb/processlist.ts';
 
-/** How a hole can be proven permanent: `statements` (covers the allocator window) or `innodb-trx` (control). */
-export type GapProof = 'statements' | 'innodb-trx';
-export const GAP_PROOFS: readonly GapProof[] = ['statements', 'innodb-trx'];
+/**
+ * How a hole can be proven permanent: `statements` (covers the allocator window; on a Galera node it runs on every
+ * member of the cluster), `statements-node-local` (the same proof on the consumer's node only, what it was before
+ * it knew clusters: a control, which loses messages published through other nodes) or `innodb-trx` (INNODB_TRX
+ * alone, misses the allocator window: a control).
+ */
+export type GapProof = 'statements' | 'statements-node-local' | 'innodb-trx';
+export const GAP_PROOFS: readonly GapProof[] = ['statements', 'statements-node-local', 'innodb-trx'];
 
 /** What passed a hole: one of the proofs, or the bound. */
 export type GapPassReason = GapProof | 'timeout';
@@ -132,8 +137,34 @@ export interface GapTrackerOptions {
   now?: () => number;
 }
 
+/**
+ * A step of a proof that spans several servers: done (`ready`), not yet (`wait`, with the reason, for the log),
+ * or void because what the proof rested on changed meanwhile (`restart`).
+ */
+export type ProofStep = { kind: 'ready' } | { kind: 'wait'; reason: string } | { kind: 'restart'; reason: string };
+
+/**
+ * Raised by a probe that could not read one of the servers a proof spans (a cluster member that stopped
+ * answering): the proof under way is dropped and starts again from the beginning, and the hole waits meanwhile.
+ */
+export class ProofInterrupted extends Error {
+  override readonly name = 'ProofInterrupted';
+}
+
 /** The reads a proof needs; each runs outside the consuming transaction, on the consumer's connection. */
 export interface GapProbes {
+  /**
+   * Before step 1, where offsets are allocated by more than one server (a Galera cluster: every node has its own
+   * auto-increment counter): `ready` once no server can allocate an offset below `coversBelow` from now on.
+   * Absent on a single server, whose one counter is past every offset it handed out (F1).
+   */
+  fence?(coversBelow: number): Promise<ProofStep>;
+  /**
+   * After step 2 found every offset of [from, below) without a row permanent on every server: `ready` once the
+   * consumer's own server shows every row that any server's step 2 returned, so that the reads that apply the
+   * decision see them. Absent on a single server, where step 2 ran on the consumer's own server.
+   */
+  confirm?(from: number, below: number): Promise<ProofStep>;
   /** Step 1: the connections inside a statement now. */
   statements(): Promise<RunningStatements>;
   /** Before the first proof: fails with 1227 (access denied) without the PROCESS privilege. */
@@ -146,7 +177,8 @@ export interface GapProbes {
 
 /** What the reader should do about a hole that starts at `expected`. */
 export type GapDecision =
-  | { kind: 'wait' }
+  /** `reason`: why a proof that spans servers cannot go on now (a node unreachable, not synced, ...). */
+  | { kind: 'wait'; reason?: string }
   | { kind: 'skip'; from: number; to: number; waitedMs: number; passedBy: GapPassReason };
 
 /** What step 2's locking read says about the holes below `coversBelow` (see the argument above). */
@@ -182,10 +214,14 @@ const RANGE_LOCK_RETRY_MS = 20;
 
 type Phase =
   | { kind: 'delay' }
+  /** Before step 1 on a cluster: until no node can allocate below coversBelow any more. */
+  | { kind: 'fence' }
   /** Step 1: connections inside a statement at P1, with the statement's QUERY_ID, not yet seen to move on. */
   | { kind: 'statements'; running: RunningStatements }
   /** Step 2: the locking read of the range, repeated while a row of it is held. */
   | { kind: 'locks'; nextReadAtMs: number }
+  /** After step 2 on a cluster: until the consumer's node shows every row the nodes' step 2 returned. */
+  | { kind: 'confirm' }
   /** The control: real-id writers of the first fresh snapshot; null until one was read. */
   | { kind: 'writers'; suspects: Set<string> | null };
 
@@ -229,8 +265,12 @@ export class GapTracker {
     if (gap.waitedMs >= this.options.timeoutMs) return this.skip(gap, lowestVisible - 1, 'timeout');
     if (!this.serverReadable || gap.waitedMs < this.options.probeDelayMs) return { kind: 'wait' };
     try {
-      return this.options.proof === 'statements' ? await this.stepStatements(gap, lowestVisible, highestVisible, probes) : await this.stepInnodbTrx(gap, lowestVisible, probes);
+      return this.options.proof === 'innodb-trx' ? await this.stepInnodbTrx(gap, lowestVisible, probes) : await this.stepStatements(gap, lowestVisible, highestVisible, probes);
     } catch (error) {
+      if (error instanceof ProofInterrupted) {
+        gap.phase = { kind: 'delay' };
+        return { kind: 'wait', reason: error.message };
+      }
       const errno = (error as { errno?: number }).errno;
       if (errno !== undefined && ACCESS_DENIED_ERRNOS.has(errno)) {
         this.serverReadable = false; // no PROCESS privilege: only the bound is left
@@ -254,17 +294,32 @@ export class GapTracker {
         await probes.requireProcessPrivilege();
         this.privilegeChecked = true;
       }
-      // P1 runs after the read that saw `highestVisible`: every offset below it was allocated before now.
+      // P1 runs after the read that saw `highestVisible`: every offset below it was allocated before now (on a
+      // cluster, once the fence holds).
       gap.coversBelow = highestVisible;
-      const running = await probes.statements();
-      gap.phase = running.size === 0 ? { kind: 'locks', nextReadAtMs: 0 } : { kind: 'statements', running };
-      return { kind: 'wait' };
+      if (probes.fence !== undefined) {
+        gap.phase = { kind: 'fence' };
+        return this.stepStatements(gap, lowestVisible, highestVisible, probes);
+      }
+      return this.readStatementsAtP1(gap, probes);
+    }
+    if (phase.kind === 'fence') {
+      const step = await probes.fence!(gap.coversBelow);
+      if (step.kind !== 'ready') return { kind: 'wait', reason: step.reason };
+      return this.readStatementsAtP1(gap, probes);
     }
     if (phase.kind === 'statements') {
       const now = await probes.statements();
       for (const [id, queryId] of phase.running) if (now.get(id) !== queryId) phase.running.delete(id);
       if (phase.running.size === 0) gap.phase = { kind: 'locks', nextReadAtMs: 0 };
       return { kind: 'wait' };
+    }
+    if (phase.kind === 'confirm') {
+      const step = await probes.confirm!(gap.offset, gap.coversBelow);
+      if (step.kind === 'ready') return this.skip(gap, gap.coversBelow - 1, this.options.proof);
+      // A membership change voids the proof: a node that joined may hold an allocation step 1 never saw.
+      if (step.kind === 'restart') gap.phase = { kind: 'delay' };
+      return { kind: 'wait', reason: step.reason };
     }
     if (phase.kind !== 'locks') throw new Error(`gap proof statements: unexpected phase ${phase.kind}`);
     // Step 2 only starts after step 1 finished, so its read runs after T1.
@@ -275,8 +330,23 @@ export class GapTracker {
       phase.nextReadAtMs = now + RANGE_LOCK_RETRY_MS;
       return { kind: 'wait' };
     }
-    if (verdict.kind === 'filled') return { kind: 'wait' };
-    return this.skip(gap, gap.coversBelow - 1, 'statements');
+    if (verdict.kind === 'filled') {
+      // The next consume read takes the row; until then the range is not read again more often than a held one.
+      phase.nextReadAtMs = now + RANGE_LOCK_RETRY_MS;
+      return { kind: 'wait' };
+    }
+    if (probes.confirm !== undefined) {
+      gap.phase = { kind: 'confirm' };
+      return this.stepStatements(gap, lowestVisible, highestVisible, probes);
+    }
+    return this.skip(gap, gap.coversBelow - 1, this.options.proof);
+  }
+
+  /** Step 1's first read (P1); straight on to step 2 when no connection is inside a statement. */
+  private async readStatementsAtP1(gap: PendingGap, probes: GapProbes): Promise<GapDecision> {
+    const running = await probes.statements();
+    gap.phase = running.size === 0 ? { kind: 'locks', nextReadAtMs: 0 } : { kind: 'statements', running };
+    return { kind: 'wait' };
   }
 
   /** The control: INNODB_TRX alone, suspects from the first fresh snapshot after first sight. */

@@ -5,9 +5,9 @@
 import type { Pool, Statement } from '../db/pool.ts';
 import type { Database } from '../db/database.ts';
 import { databaseOf } from '../db/openDatabase.ts';
-import type { GroupParams, OffsetReadParams } from '../sql/engine.ts';
+import type { ClusterGapProver, GroupParams, OffsetReadParams, PeerConnection } from '../sql/engine.ts';
 import { intInRange, matches, oneOf } from '../../validate.ts';
-import { GAP_PROOFS, GapTracker, type GapPassReason, type GapProof } from './gapTracker.ts';
+import { GAP_PROOFS, GapTracker, ProofInterrupted, type GapPassReason, type GapProbes, type GapProof } from './gapTracker.ts';
 import {
   createBatchConsumer,
   DEFAULT_CONSUMER_OPTIONS,
@@ -110,6 +110,9 @@ export function contiguousPrefix(rows: readonly Message[], acked: number, passab
   return taken;
 }
 
+/** A proof that waits on the same reason logs it again after this long (ms). */
+const WAIT_REASON_LOG_MS = 5_000;
+
 class OffsetSource implements BatchSource {
   private passableThrough = 0;
   /** What allowed passing holes up to each `through` (ascending), until those holes are counted. */
@@ -119,6 +122,12 @@ class OffsetSource implements BatchSource {
   private headGap: { expected: number; lowestVisible: number; highestVisible: number } | undefined;
   private readonly gaps: GapTracker;
   private readonly group: GroupParams;
+  /** Decided at the first hole: the server's own probes, or a prover over every member of its cluster. */
+  private prover: { kind: 'server' } | { kind: 'cluster'; prover: ClusterGapProver } | undefined;
+  /** The group's acked offset as the latest read found it. */
+  private lastAcked = 0;
+  private lastWaitReason = '';
+  private lastWaitLogMs = 0;
 
   constructor(
     private readonly db: Database,
@@ -138,7 +147,9 @@ class OffsetSource implements BatchSource {
   }
 
   readStatements(batchSize: number): Statement[] {
-    return this.db.engine.offsetReadStatements({ ...this.group, limit: batchSize, visibility: this.visibility() });
+    // A cluster-wide decision is applied by causal reads only (see OffsetReadParams.causal).
+    const causal = this.prover?.kind === 'cluster' && this.passableThrough > this.lastAcked;
+    return this.db.engine.offsetReadStatements({ ...this.group, limit: batchSize, visibility: this.visibility(), causal });
   }
 
   readResult(results: unknown[]): ReadResult {
@@ -147,6 +158,7 @@ class OffsetSource implements BatchSource {
     if (this.o.gapHandling === 'none' || this.db.engine.offsetReadIsGapFree) return { kind: 'messages', messages: rows };
     const acked = ackedOffset;
     if (acked === undefined) throw new Error(`${this.db.engine.name}: an offset read with holes must return the acked offset`);
+    this.lastAcked = acked;
     const taken = contiguousPrefix(rows, acked, this.passableThrough);
     if (taken.length > 0) {
       this.gaps.filled(acked + 1);
@@ -166,9 +178,9 @@ class OffsetSource implements BatchSource {
     const gap = this.headGap;
     if (gap === undefined) return;
     this.headGap = undefined;
-    const probes = this.db.engine.gapProbes?.(session, { topic: this.o.topic });
-    if (probes === undefined) throw new Error(`${this.db.engine.name}: a hole at the head of an offset read, but the engine has no gap proof`);
+    const probes = await this.probes(session);
     const decision = await this.gaps.decide(gap.expected, gap.lowestVisible, gap.highestVisible, probes);
+    if (decision.kind === 'wait' && decision.reason !== undefined) this.logWaitReason(decision.reason);
     if (decision.kind === 'skip' && decision.to > this.passableThrough) {
       // Applied by the next reads, each in a new transaction started after the proof completed.
       this.passableThrough = decision.to;
@@ -176,6 +188,54 @@ class OffsetSource implements BatchSource {
       const what = decision.passedBy === 'timeout' ? `NOT proven permanent; passed by the ${this.o.gapTimeoutMs} ms bound (timeout)` : `never committed; passed after ${decision.waitedMs} ms (proof: ${decision.passedBy})`;
       this.o.log(`${this.o.topic}/${this.o.consumerGroup}: holes in offsets ${decision.from}-${decision.to} ${what}`);
     }
+  }
+
+  /**
+   * The gap proof's reads on `session`. On the first hole the engine says whether the server is one node of a
+   * multi-primary cluster; if so (and the proof is not the node-local control) every later proof covers all
+   * members, through connections of the prover's own.
+   */
+  private async probes(session: SqlExecutor): Promise<GapProbes> {
+    if (this.prover === undefined) {
+      const engine = this.db.engine;
+      const cluster = this.o.gapProof === 'innodb-trx' ? undefined : await engine.clusterGapProver?.(session, { topic: this.o.topic, connectPeer: (address) => this.connectPeer(address) });
+      if (cluster !== undefined && this.o.gapProof === 'statements-node-local') {
+        this.o.log(`${this.o.topic}/${this.o.consumerGroup}: this node is one of a Galera cluster; the gap proof runs on it alone (statements-node-local, a control: holes of rows published through other nodes may be passed before those rows arrive)`);
+        await cluster.close();
+        this.prover = { kind: 'server' };
+      } else if (cluster !== undefined) {
+        this.o.log(`${this.o.topic}/${this.o.consumerGroup}: this node is one of a Galera cluster; every gap proof covers each member of its primary component`);
+        this.prover = { kind: 'cluster', prover: cluster };
+      } else {
+        this.prover = { kind: 'server' };
+      }
+    }
+    if (this.prover.kind === 'cluster') return this.prover.prover.probes(session);
+    const probes = this.db.engine.gapProbes?.(session, { topic: this.o.topic });
+    if (probes === undefined) throw new Error(`${this.db.engine.name}: a hole at the head of an offset read, but the engine has no gap proof`);
+    return probes;
+  }
+
+  private connectPeer(address: string): PeerConnection {
+    const peer = this.db.peer?.(address);
+    if (peer === undefined) {
+      throw new ProofInterrupted(`cannot open a connection to cluster member ${address}: this database handle was not opened from a URL`);
+    }
+    return { executor: peer.executor(), close: () => peer.end() };
+  }
+
+  /** Logs why a proof waits when the reason changes, and again at most every WAIT_REASON_LOG_MS while it lasts. */
+  private logWaitReason(reason: string): void {
+    const now = Date.now();
+    if (reason === this.lastWaitReason && now - this.lastWaitLogMs < WAIT_REASON_LOG_MS) return;
+    this.lastWaitReason = reason;
+    this.lastWaitLogMs = now;
+    this.o.log(`${this.o.topic}/${this.o.consumerGroup}: a hole waits for its proof: ${reason}`);
+  }
+
+  async close(): Promise<void> {
+    if (this.prover?.kind === 'cluster') await this.prover.prover.close();
+    this.prover = undefined;
   }
 
   /** Counts the holes `taken` steps over, each under the decision that allowed it, once. */
@@ -204,7 +264,7 @@ class OffsetSource implements BatchSource {
 function recordPassed(stats: SubscriberStats, passedBy: GapPassReason, offsets: number): void {
   stats.gapsPassed += offsets;
   if (passedBy === 'timeout') stats.gapsPassedByTimeout += offsets;
-  else if (passedBy === 'statements') stats.gapsPassedByStatements += offsets;
+  else if (passedBy === 'statements' || passedBy === 'statements-node-local') stats.gapsPassedByStatements += offsets;
   else stats.gapsPassedByInnodbTrx += offsets;
 }
 

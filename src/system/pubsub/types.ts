@@ -95,6 +95,11 @@ export interface SubscriberStats {
   messages: number;
   rollbacks: number;
   retries: number;
+  /**
+   * Of the retries, those of a transaction rolled back by a conflict: a deadlock, or on a Galera cluster a
+   * certification conflict (another node's transaction on the same rows was ordered first).
+   */
+  conflictRetries: number;
   /** Offsets passed over as holes, offset mode only, whatever passed them. */
   gapsPassed: number;
   /** Of those, offsets passed by the bound (the gap timeout) without proof. */

@@ -52,6 +52,13 @@ export interface OffsetReadParams extends GroupParams {
    * holes the subscriber's gap handling decides about).
    */
   visibility: 'closed-prefix' | 'committed';
+  /**
+   * The read must see every transaction committed on any node of the cluster before it began (a Galera causal
+   * read). The offset subscriber asks for it while a hole decision made by a cluster-wide proof is not yet
+   * applied: the read that applies it may run on another node than the one that confirmed it (a reconnect
+   * through a proxy), which may not have applied every row the proof found committed.
+   */
+  causal?: boolean;
 }
 /** What an offset-mode read found: the group's acked offset (as stored) and the messages after it, in order. */
 export interface OffsetRead {
@@ -82,6 +89,19 @@ export interface OffsetPrune {
   floor: number | undefined;
   groups: number;
   batches: number;
+}
+
+/** A connection of a gap prover's own to another member of a cluster. */
+export interface PeerConnection {
+  readonly executor: SqlExecutor;
+  close(): Promise<void>;
+}
+
+/** The gap proof's state on a cluster, kept across proofs (the members seen, a connection to each). */
+export interface ClusterGapProver {
+  /** The probes of one proof step; `session` is the consumer's connection to its own node. */
+  probes(session: SqlExecutor): GapProbes;
+  close(): Promise<void>;
 }
 
 export interface SqlEngine {
@@ -118,6 +138,11 @@ export interface SqlEngine {
   readonly offsetReadIsGapFree: boolean;
   /** The reads of the gap proof on `session` (engines whose offsets become visible out of order). */
   gapProbes?(session: SqlExecutor, p: TopicParams): GapProbes;
+  /**
+   * When `session`'s server is one node of a multi-primary cluster (MariaDB Galera), a prover whose probes cover
+   * every member (it opens its own connections to them with `connectPeer`); undefined on a server of its own.
+   */
+  clusterGapProver?(session: SqlExecutor, p: TopicParams & { connectPeer: (address: string) => PeerConnection }): Promise<ClusterGapProver | undefined>;
   /** The group's acked offset as stored (0 before the first ack). */
   selectAckedOffset(db: SqlExecutor, p: GroupParams): Promise<number>;
 

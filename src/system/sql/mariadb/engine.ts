@@ -38,6 +38,8 @@ import { countPoisoned, createPoisonTable, poisonMessageStatement, poisonTableEx
 import { addToCountersStatement, selectCounterValue, selectAllCounters, setCounterValue } from './counterTable.ts';
 import { probeOpenWriters, requireProcessPrivilege } from './innodbTrx.ts';
 import { readRunningStatements } from './processlist.ts';
+import { readGaleraStatus } from './galera.ts';
+import { GaleraProver } from './galeraGapProbes.ts';
 import { selectConsumption, selectProgress, selectServerVersion, truncateTopic } from './observation.ts';
 import { ping } from './session.ts';
 
@@ -67,7 +69,7 @@ export const mariadbEngine: SqlEngine = {
   claimRequestIds: (tx, p) => claimRequestIds(tx, p.topic, p.claims, p.token),
   // Committed rows in offset order with holes where an allocated offset has not committed (yet): the
   // subscriber's gap handling decides about them, whatever `visibility` asks for.
-  offsetReadStatements: (p) => [lockAckedOffsetStatement(p.topic, p.consumerGroup), selectMessagesAfterAckedStatement(p.topic, p.consumerGroup, p.limit)],
+  offsetReadStatements: (p) => [lockAckedOffsetStatement(p.topic, p.consumerGroup), selectMessagesAfterAckedStatement(p.topic, p.consumerGroup, p.limit, p.causal === true)],
   offsetReadResult: ([lockRows, messageRows], p) => ({
     ackedOffset: ackedOffsetOf(lockRows, p.topic, p.consumerGroup),
     messages: (messageRows as MessageRow[]).map(toMessage),
@@ -80,6 +82,7 @@ export const mariadbEngine: SqlEngine = {
     rangeLocks: (from, below) => lockOffsetRangeNowait(session, p.topic, from, below),
     writers: () => probeOpenWriters(session),
   }),
+  clusterGapProver: async (session, p) => ((await readGaleraStatus(session)).enabled ? new GaleraProver(p) : undefined),
   selectAckedOffset: (db, p) => selectAckedOffset(db, p.topic, p.consumerGroup),
   claimUnackedStatement: (p) => claimUnackedStatement(p.topic, p.limit),
   claimedMessages: (rows) => (rows as MessageRow[]).map(toMessage),

@@ -88,13 +88,21 @@ export async function selectMessagesAfter(
 }
 
 /**
+ * On a Galera node, `SET STATEMENT wsrep_sync_wait = 1 FOR` makes one read causal: the node first applies every
+ * write set the cluster had ordered when the read was asked, so the read sees every transaction that had
+ * committed on any node by then. Only that statement waits (the session keeps its own setting); a plain server
+ * has no such variable, so callers ask for it only on a cluster.
+ */
+const CAUSAL = 'SET STATEMENT wsrep_sync_wait = 1 FOR ';
+
+/**
  * The same read with the group's acked offset taken from the offsets table in a subquery, so it can travel in
  * one round trip with the `FOR UPDATE` that locks that row: the subquery then reads the value this transaction
  * has just locked (no one else can change it until we commit). Same locking as selectMessagesAfter.
  */
-export function selectMessagesAfterAckedStatement(topic: string, group: string, limit: number): Statement {
+export function selectMessagesAfterAckedStatement(topic: string, group: string, limit: number, causal = false): Statement {
   return {
-    sql: `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${messagesTable(topic)}
+    sql: `${causal ? CAUSAL : ''}SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${messagesTable(topic)}
      WHERE \`offset\` > (SELECT \`offset_acked\` FROM ${offsetsTable(topic)} WHERE \`consumer_group\` = ?)
      ORDER BY \`offset\` ASC LIMIT ?`,
     values: [group, limit],
@@ -154,6 +162,21 @@ export async function lockOffsetRangeNowait(db: SqlExecutor, topic: string, from
   }
   await db.query('ROLLBACK');
   return found;
+}
+
+/** Whether the row at `offset` is visible to a fresh read; `causal` (Galera) after the node caught up with the cluster. */
+export async function offsetRowVisible(db: SqlExecutor, topic: string, offset: number, causal: boolean): Promise<boolean> {
+  const rows = await db.query<unknown[]>(`${causal ? CAUSAL : ''}SELECT 1 FROM ${messagesTable(topic)} WHERE \`offset\` = ?`, [offset]);
+  return rows.length > 0;
+}
+
+/** The offsets of the rows with `from <= offset < below` a fresh read sees; `causal` as in offsetRowVisible. */
+export async function selectOffsetsInRange(db: SqlExecutor, topic: string, from: number, below: number, causal: boolean): Promise<number[]> {
+  const rows = await db.query<{ offset: number | string }[]>(
+    `${causal ? CAUSAL : ''}SELECT \`offset\` FROM ${messagesTable(topic)} WHERE \`offset\` >= ? AND \`offset\` < ? ORDER BY \`offset\``,
+    [from, below],
+  );
+  return rows.map((r) => Number(r.offset));
 }
 
 /** The highest offset in the topic, visible to this session (0 for an empty topic). */

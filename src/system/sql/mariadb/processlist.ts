@@ -3,8 +3,11 @@
 // transaction as a writer (see gapTracker.ts).
 import type { SqlExecutor } from '../../pubsub/types.ts';
 
-/** PROCESSLIST.ID -> PROCESSLIST.QUERY_ID of every connection executing a statement. */
-export type RunningStatements = Map<number, string>;
+/**
+ * A connection -> the QUERY_ID of the statement it is executing, for every connection inside a statement. The key
+ * is PROCESSLIST.ID as text; a probe over several servers (a cluster's nodes) prefixes it with the server.
+ */
+export type RunningStatements = Map<string, string>;
 
 /**
  * MariaDB's information_schema.PROCESSLIST is built live from the server's connection list on every read (no
@@ -28,7 +31,7 @@ export async function readRunningStatements(db: SqlExecutor): Promise<RunningSta
       "AND `COMMAND` NOT IN ('Sleep', 'Binlog Dump', 'Slave_IO', 'Slave_SQL', 'Slave_worker') " +
       "AND NOT (`COMMAND` = 'Daemon' AND `INFO` IS NULL)",
   );
-  return new Map(rows.map((r) => [Number(r.id), String(r.query_id)]));
+  return new Map(rows.map((r) => [String(r.id), String(r.query_id)]));
 }
 
 /** Every session the server sees, with the client's `host:port` (the conn-kill fault picks the worker's by port). */

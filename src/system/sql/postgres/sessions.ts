@@ -32,3 +32,9 @@ export async function selectPgServerVersion(db: SqlExecutor): Promise<string> {
   const rows = await db.query<{ version: string }[]>(`SELECT current_setting('server_version') AS "version"`);
   return String(rows[0]?.version ?? '');
 }
+
+/** The pid of the server process (backend) serving this session, so a harness can read that process's CPU. */
+export async function selectPgBackendPid(db: SqlExecutor): Promise<number> {
+  const rows = await db.query<{ pid: number }[]>('SELECT pg_backend_pid() AS "pid"');
+  return Number(rows[0]?.pid);
+}
