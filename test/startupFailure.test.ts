@@ -45,6 +45,12 @@ test('MariaDB: a refused login is refused, though mysql2 marks it fatal like a l
   assert.equal(startupFailureKind('mariadb', mysqlError('ER_TABLE_EXISTS_ERROR', 1050, '42S01', "Table 'watermill_t' already exists")), 'race');
   assert.equal(startupFailureKind('mariadb', mysqlError('ER_TABLEACCESS_DENIED_ERROR', 1142, '42000', 'CREATE command denied')), 'refused');
   assert.equal(startupFailureKind('mariadb', socketError('ECONNREFUSED')), 'unreachable');
+  const joining = mysqlError('ER_UNKNOWN_COM_ERROR', 1047, '08S01', 'WSREP has not yet prepared node for application use');
+  assert.equal(startupFailureKind('mariadb', joining), 'unreachable', 'a Galera node still joining is waited for');
+  assert.match(
+    startupFailureMessage({ engine: 'mariadb', url: 'mysql://eob@127.0.0.1:3306/eob', kind: 'unreachable', error: joining, sent: undefined, gaveUpAfterMs: 500 }),
+    /^the database at mysql:\/\/eob@127\.0\.0\.1:3306\/eob is not ready: SQLSTATE 08S01 \(ER_UNKNOWN_COM_ERROR 1047\): WSREP has not yet prepared node for application use \(still failing after 500 ms: /,
+  );
   assert.equal(startupFailureKind('mariadb', new Error('topic must be 1-48 letters, digits or _ (got "a-b")')), 'refused');
 });
 

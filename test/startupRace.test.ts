@@ -10,6 +10,9 @@
 // - PostgreSQL, new database: this session holds a lock on template1 (COMMENT ON DATABASE in an open
 //   transaction), which every CREATE DATABASE waits for before its existence check; released, they all copy the
 //   template and all but one fail with 23505 on pg_database_datname_index.
+// - MariaDB Galera (3 nodes), new database and new topic, the 8 spread over two nodes: the third is stopped
+//   (SIGSTOP), which holds the cluster's total order, so every DDL waits; it resumes and they run at once, in
+//   total order (TOI); the group row's INSERT IGNOREs from two nodes may conflict at certification (1213).
 // - MariaDB, new database and new topic: FLUSH TABLES WITH READ LOCK holds every DDL statement ("Waiting for
 //   backup lock"); released, the 8 run CREATE DATABASE / CREATE TABLE IF NOT EXISTS at once, and each waits on
 //   the name's metadata lock and then finds it made (this passed before the PostgreSQL fix too).
@@ -24,6 +27,7 @@ import pg from 'pg';
 import mysql from 'mysql2/promise';
 import { usePrivatePostgres } from './support/privatePostgres.ts';
 import { usePrivateDatabase } from './support/privateDatabase.ts';
+import { galeraMissing, useGaleraCluster } from './support/galeraCluster.ts';
 import { ChildService } from '../src/harness/childService.ts';
 import { childEnvironment } from '../src/config.ts';
 import { projectRoot } from '../src/projectRoot.ts';
@@ -39,10 +43,15 @@ const STARTERS = 8;
 /** Node + tsx start in ~1 s here; 8 at once on a loaded 2-core machine take longer. */
 const START_TIMEOUT_MS = 120_000;
 
-/** Half servers, half workers, all on `topic` in offset mode (so every one's first table is the messages table). */
-function starters(databaseUrl: string, topic: string): ChildService[] {
+/**
+ * Half servers, half workers, all on `topic` in offset mode (so every one's first table is the messages table);
+ * starter i uses databaseUrls[i % length] (a cluster's nodes in turn).
+ */
+function starters(databaseUrls: string | readonly string[], topic: string): ChildService[] {
   const eob = path.join(projectRoot(), 'bin', 'eob.js');
+  const urls = typeof databaseUrls === 'string' ? [databaseUrls] : databaseUrls;
   return Array.from({ length: STARTERS }, (_, i) => {
+    const databaseUrl = urls[i % urls.length]!;
     const server = i % 2 === 0;
     const args = server
       ? ['server', '--port', '0', '--topic', topic, ...(i % 4 === 0 ? ['--dedup'] : []), '--start-timeout-ms', '60000']
@@ -419,5 +428,44 @@ describe('start-up with the overlap forced, MariaDB', () => {
       return true;
     });
     assert.deepEqual(log, [], 'neither is retried');
+  });
+});
+
+const galera = await galeraMissing();
+
+/**
+ * How long the cluster waits for a silent member before it suspects and drops it (5 s by default): longer than
+ * this test holds node 3 stopped, so the node stays a member and the others wait for it.
+ */
+const SUSPECT_TIMEOUT = ['evs.suspect_timeout=PT90S', 'evs.inactive_timeout=PT120S'];
+
+describe('start-up with the overlap forced, MariaDB Galera', { skip: galera }, () => {
+  const cluster = useGaleraCluster(3, SUSPECT_TIMEOUT);
+
+  test(`${STARTERS} servers and workers on 2 of 3 nodes, a new database and topic, released together when the stopped third node resumes`, async () => {
+    const database = `race_${randomUUID().slice(0, 8)}`;
+    const topic = `race_${randomUUID().slice(0, 8)}`;
+    // FLUSH TABLES WITH READ LOCK cannot hold them here: a Galera node under it refuses DDL at once (1047,
+    // "Aborting TOI: Replication paused on node for FTWRL"). A stopped member holds the cluster's total order
+    // instead: every DDL (TOI) waits to be ordered until it answers again.
+    const watchers = await Promise.all([1, 2].map((n) => mysql.createConnection({ uri: cluster().urlOf(n) })));
+    const third = cluster().node(3).server;
+    third.pause();
+    try {
+      const waiting = async (): Promise<number> => {
+        let n = 0;
+        for (const w of watchers) {
+          const [rows] = await w.query(`SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO LIKE 'CREATE DATABASE%' AND ID <> CONNECTION_ID()`);
+          n += Number((rows as { n: number }[])[0]?.n ?? 0);
+        }
+        return n;
+      };
+      const urls = [1, 2].map((n) => withDatabase(cluster().urlOf(n), database));
+      await forceOverlap(starters(urls, topic), waiting, async () => third.resume());
+      for (const n of [1, 2, 3]) await assertTablesExist(withDatabase(cluster().urlOf(n), database), topic);
+    } finally {
+      third.resume();
+      await Promise.all(watchers.map((w) => w.end()));
+    }
   });
 });

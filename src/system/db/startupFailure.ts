@@ -1,7 +1,8 @@
 // What went wrong when a process set up its database at start (db/waitForDatabase.ts), and the message that says
 // so. Three kinds, because each calls for something else:
-// - unreachable: the connection failed or the server is restarting. Retried until the start-up deadline; only
-//   this kind is ever called "cannot reach".
+// - unreachable: the connection failed, or the server answered that it cannot serve yet (restarting, a Galera
+//   node not in a primary component). Retried until the start-up deadline; "cannot reach" when no server
+//   answered, "not ready" when one did.
 // - race: another process was setting up the same database at the same moment (a duplicate catalog row, an
 //   object that appeared after the existence check, a deadlock or lock timeout between creators). Retried until
 //   the deadline: the next attempt finds what the other one created.
@@ -47,7 +48,8 @@ export function startupFailureKind(engine: EngineName, error: unknown): StartupF
   // refused login is the server's answer, and no retry changes it.
   if (isAccessDenied(engine, error)) return 'refused';
   const kind = engine === 'postgres' ? classifyPgError(error) : classifyError(error);
-  if (kind === 'connection' || kind === 'server-restarting') return 'unreachable';
+  // A Galera node outside a primary component (still joining, quorum lost) refuses with 1047 until it is back.
+  if (kind === 'connection' || kind === 'server-restarting' || kind === 'not-ready') return 'unreachable';
   // Creators of the same objects can deadlock or time out on each other's locks; the next attempt finds them made.
   if (kind === 'deadlock' || kind === 'lock-wait-timeout') return 'race';
   return isDuplicateObject(engine, fieldsOf(error)) ? 'race' : 'refused';
@@ -121,6 +123,7 @@ export function startupFailureMessage(f: StartupFailure): string {
   const statement = failedStatement(f.error, f.sent);
   const during = statement === undefined ? 'connecting' : `\`${statement}\``;
   const gaveUp = f.gaveUpAfterMs === undefined ? '' : `still failing after ${f.gaveUpAfterMs} ms: `;
+  if (f.kind === 'unreachable' && sqlStateOf(f.engine, f.error) !== undefined) return `the database at ${at} is not ready: ${what} (${gaveUp}is it starting, restarting or out of its cluster?)`;
   if (f.kind === 'unreachable') {
     return `cannot reach the database at ${at}: ${what} (${gaveUp}is the server running? start one with \`eob db start\` (it prints the URL) or pass --database-url / DATABASE_URL of a running server)`;
   }

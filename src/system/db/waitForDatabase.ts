@@ -4,7 +4,7 @@
 // for a bounded time; any other error fails at once. Each message says which of these it was (startupFailure.ts).
 import { ensureDatabaseExists, openDatabase } from './openDatabase.ts';
 import { checkDatabaseUrl } from './databaseUrl.ts';
-import { describeStartupError, failedStatement, startupFailureKind, startupFailureMessage } from './startupFailure.ts';
+import { describeStartupError, failedStatement, sqlStateOf, startupFailureKind, startupFailureMessage } from './startupFailure.ts';
 import type { Database } from './database.ts';
 import type { SqlExecutor } from '../pubsub/types.ts';
 import type { SqlEngine } from '../sql/engine.ts';
@@ -59,7 +59,7 @@ export async function waitForDatabase(url: string, timeoutMs: number, log: (line
       const statement = failedStatement(error, sent);
       log(
         kind === 'unreachable'
-          ? `database not reachable yet (${what}); retry in ${pause} ms`
+          ? `database not ${sqlStateOf(engine, error) === undefined ? 'reachable' : 'ready'} yet (${what}); retry in ${pause} ms`
           : `database set-up met another process setting up the same objects (${statement === undefined ? '' : `\`${statement}\`: `}${what}); retry in ${pause} ms`,
       );
       await new Promise((r) => setTimeout(r, pause));

@@ -7,9 +7,11 @@
 // and then finds the table; the group row is INSERT IGNORE on its key. 8 servers and workers released at once
 // from FLUSH TABLES WITH READ LOCK, on a new database and on a new topic, never failed (test/startupRace.test.ts).
 // GET_LOCK would add nothing, and on a Galera cluster it is local to one node. What a Galera cluster changes: DDL
-// runs there in total order on every node (TOI), so concurrent CREATE ... IF NOT EXISTS from two nodes are still
-// applied one after the other; but two nodes' INSERT IGNOREs of one group row can conflict at certification, and
-// the loser gets a deadlock error (1213), which start-up retries (db/waitForDatabase.ts).
+// runs there in total order on every node (TOI), so concurrent CREATE ... IF NOT EXISTS from several nodes are
+// still applied one after the other; but two nodes' INSERT IGNOREs of one group row conflict at certification,
+// and the loser gets a deadlock error (1213) that no local lock prevents. Start-up retries it
+// (db/waitForDatabase.ts): with 8 starters on two of three nodes released together, a worker died of it in 2 of
+// 2 runs before that retry, and 1 of 3 runs met and retried it after (test/startupRace.test.ts).
 import type { SqlExecutor } from '../../pubsub/types.ts';
 
 import { createMessagesTable } from './messagesTable.ts';
