@@ -46,6 +46,14 @@ describe('prune on PostgreSQL', () => {
     assert.equal(result.dedupRowsRemoved, 0, 'no dedup table: nothing to prune, no error');
   });
 
+  test('a topic no server or worker has created yet: nothing to prune, not an error', async () => {
+    const topic = `pn_${randomUUID().slice(0, 8)}`;
+    const offset = await prune(db(), { ...DEFAULT_PRUNE_OPTIONS, topic, mode: 'offset' });
+    assert.deepEqual([offset.messagesRemoved, offset.groups, offset.dedupRowsRemoved], [0, 0, 0]);
+    const queue = await prune(db(), { ...DEFAULT_PRUNE_OPTIONS, topic, mode: 'queue' });
+    assert.deepEqual([queue.messagesRemoved, queue.dedupRowsRemoved], [0, 0]);
+  });
+
   test('queue mode: removes acked rows only; dedup ids older than the window go', async () => {
     const topic = `pq_${randomUUID().slice(0, 8)}`;
     await db().engine.ensureSchema(db().executor(), { topic, mode: 'queue', dedup: true });

@@ -129,6 +129,14 @@ describe('prune (private MariaDB)', () => {
     assert.deepEqual(left.sort(), [...fresh].sort());
   });
 
+  test('a topic no server or worker has created yet: nothing to prune, not an error', async () => {
+    const topic = `prune_new_${randomUUID().slice(0, 8)}`;
+    const offset = await prune(pool, opts(topic, 'offset'));
+    assert.deepEqual([offset.messagesRemoved, offset.groups, offset.dedupRowsRemoved], [0, 0, 0]);
+    const queue = await prune(pool, opts(topic, 'queue'));
+    assert.deepEqual([queue.messagesRemoved, queue.dedupRowsRemoved], [0, 0]);
+  });
+
   test('`eob prune` prints what it removed', async () => {
     const topic = 'prune_cli';
     await ensureSchema(db, { topic, topicSchema: 'offset', dedup: false });

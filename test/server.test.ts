@@ -547,7 +547,7 @@ describe('eob server start-up errors', () => {
     const url = `mysql://root@127.0.0.1:${port}/eob`;
     const { code, stderr } = await runCli(['--mysql-url', url, '--port', '0', '--start-timeout-ms', '500']);
     assert.notEqual(code, 0);
-    assert.match(stderr, new RegExp(`cannot use the database at ${url.replace(/[.]/g, '\\.')}`));
+    assert.match(stderr, new RegExp(`cannot reach the database at ${url.replace(/[.]/g, '\\.')}: ECONNREFUSED`));
     assert.match(stderr, /still failing after 500 ms/);
     assert.match(stderr, /eob db start/);
   });

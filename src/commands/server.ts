@@ -4,8 +4,6 @@ import type { CommandModule } from 'yargs';
 import { readEnvironment, resolve } from '../config.ts';
 import { databaseUrlOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
 import { redactMysqlUrl } from '../system/db/pool.ts';
-import { openDatabase } from '../system/db/openDatabase.ts';
-import type { Database } from '../system/db/database.ts';
 import { waitForDatabase } from '../system/db/waitForDatabase.ts';
 import { describeError } from '../system/db/errors.ts';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../system/server/options.ts';
@@ -40,16 +38,6 @@ interface ServerArgs {
   'socket-idle-timeout-ms'?: number;
   'start-timeout-ms': number;
   failpoint?: string[];
-}
-
-/** Says which URL could not be reached and what to do, instead of a bare ECONNREFUSED. */
-function unreachableMessage(db: Database, url: string, error: unknown): string {
-  const kind = db.classify(error);
-  const hint =
-    kind === 'connection' || kind === 'server-restarting'
-      ? 'start one with `eob db start` (it prints the URL) or pass --database-url / DATABASE_URL of a running server'
-      : 'check the user, password and privileges in the URL';
-  return `cannot reach the database at ${redactMysqlUrl(url)}: ${db.describe(error)}; ${hint}`;
 }
 
 export const command: CommandModule<object, ServerArgs> = {
@@ -101,7 +89,7 @@ export const command: CommandModule<object, ServerArgs> = {
       .option('max-header-size', { type: 'number', describe: `bytes of request line + headers; more answer 431 [default: ${DEFAULT_HTTP_LIMITS.maxHeaderSize}]` })
       .option('max-connections', { type: 'number', describe: `open connections at most; more are closed at once [default: ${DEFAULT_HTTP_LIMITS.maxConnections}]` })
       .option('socket-idle-timeout-ms', { type: 'number', describe: `a connection with no traffic is closed after [default: ${DEFAULT_HTTP_LIMITS.socketIdleTimeoutMs}]` })
-      .option('start-timeout-ms', { type: 'number', default: 30_000, describe: 'how long to wait for an unreachable database at start (it may be starting or restarting)' })
+      .option('start-timeout-ms', { type: 'number', default: 30_000, describe: 'how long start-up retries an unreachable database (it may be starting or restarting) or a race with workers setting it up at the same moment' })
       .option('failpoint', {
         type: 'string',
         array: true,
@@ -140,16 +128,12 @@ export const command: CommandModule<object, ServerArgs> = {
       }),
     );
 
-    // Waits (bounded) for a database that is still starting or restarting; its error says where and what to do.
-    await waitForDatabase(databaseUrl, args['start-timeout-ms'], env.quiet ? () => undefined : (line) => process.stderr.write(`server: ${line}\n`));
-    const setup = openDatabase({ url: databaseUrl, connectionLimit: 1, connectTimeoutMs: options.connectTimeoutMs, role: 'server' });
-    try {
-      await setup.engine.ensureSchema(setup.executor(), { topic: options.topic, mode: options.topicSchema, dedup: options.dedup });
-    } catch (error) {
-      throw new Error(unreachableMessage(setup, databaseUrl, error));
-    } finally {
-      await setup.end().catch(() => undefined);
-    }
+    // Waits (bounded) for a database that is still starting or restarting, or that workers are setting up at the
+    // same moment; its error says which, where and what to do.
+    await waitForDatabase(databaseUrl, args['start-timeout-ms'], env.quiet ? () => undefined : (line) => process.stderr.write(`server: ${line}\n`), {
+      role: 'server',
+      create: (db, engine) => engine.ensureSchema(db, { topic: options.topic, mode: options.topicSchema, dedup: options.dedup }),
+    });
 
     const server = await startCounterServer(options, env.quiet ? { log: () => undefined } : {});
     const shown = { ...options, databaseUrl: redactMysqlUrl(databaseUrl), failpoints: failpointSpec ?? 'none' };

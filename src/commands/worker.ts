@@ -77,7 +77,7 @@ export const command: CommandModule<object, WorkerArgs> = {
         describe: 'offset mode: a BOUND, not a proof: a hole waited this long is passed without proof and counted as gapsPassedByTimeout (lost if it commits later)',
       })
       .option('graceful', { type: 'boolean', default: d.graceful, describe: 'on SIGTERM finish the batch in hand; --no-graceful exits at once' })
-      .option('start-timeout-ms', { type: 'number', default: d.startTimeoutMs, describe: 'how long to wait for an unreachable database at start' })
+      .option('start-timeout-ms', { type: 'number', default: d.startTimeoutMs, describe: 'how long start-up retries an unreachable database or a race with other processes setting it up at the same moment' })
       .option('prune-every', { type: 'number', default: d.pruneEveryS, describe: 'run `eob prune` every so many seconds (0: never): removes acked messages and old dedup rows' })
       .option('prune-batch-size', { type: 'number', default: d.pruneBatchSize, describe: 'rows per DELETE of those prunes' })
       .option('dedup-window-s', { type: 'number', default: d.pruneDedupWindowS, describe: 'prunes remove publish-dedup ids older than this; a retry older than the window publishes again' })

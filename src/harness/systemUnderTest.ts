@@ -16,6 +16,7 @@ import { rmSync } from 'node:fs';
 import { childEnvironment } from '../config.ts';
 import { createPool, ensureDatabase, executorOf, parseMysqlUrl, redactMysqlUrl, type Pool } from '../system/db/pool.ts';
 import { ensurePgDatabase } from '../system/db/postgres/pool.ts';
+import { startupFailureKind, startupFailureMessage } from '../system/db/startupFailure.ts';
 import { databaseOf, openDatabase } from '../system/db/openDatabase.ts';
 import type { Database } from '../system/db/database.ts';
 import { startPrivateDatabase, type PrivateDatabase } from './privateDatabase.ts';
@@ -178,8 +179,9 @@ export class SystemUnderTest {
       url = givenUrl;
       if (engine === 'mariadb') {
         parseMysqlUrl(url);
-        await ensureDatabase(url).catch((error: Error) => {
-          throw unreachable(url, error);
+        let sent: string | undefined;
+        await ensureDatabase(url, undefined, (sql) => (sent = sql)).catch((error: Error) => {
+          throw unreachable(url, error, sent);
         });
       }
       options.log(`database: using ${redactUrl(url)} (faults on the database are unavailable)`);
@@ -232,8 +234,9 @@ export class SystemUnderTest {
       }
     }
     if (givenUrl !== undefined && engine === 'postgres') {
-      await ensurePgDatabase(url).catch((error: Error) => {
-        throw unreachable(url, error);
+      let sent: string | undefined;
+      await ensurePgDatabase(url, undefined, (sql) => (sent = sql)).catch((error: Error) => {
+        throw unreachable(url, error, sent);
       });
     }
     const measurement = openMeasurementPool(engine, url);
@@ -460,9 +463,14 @@ export class SystemUnderTest {
   }
 }
 
-function unreachable(url: string, error: Error): Error {
+/** "cannot reach" for a connection failure only; any other error names the statement and SQLSTATE. */
+function unreachable(url: string, error: Error, sent: string | undefined): Error {
+  const engine = engineOfUrl(url) ?? 'mariadb';
+  const kind = startupFailureKind(engine, error);
+  if (kind !== 'unreachable') return new Error(startupFailureMessage({ engine, url, kind, error, sent, gaveUpAfterMs: undefined }), { cause: error });
   return new Error(
     `cannot reach the database at ${redactUrl(url)}: ${error.message} (is the server running? leave out --mysql-url and unset MYSQL_URL and DATABASE_URL to use a private one)`,
+    { cause: error },
   );
 }
 

@@ -5,7 +5,7 @@ import type { Pool } from './db/pool.ts';
 import type { Database } from './db/database.ts';
 import { databaseOf } from './db/openDatabase.ts';
 import type { SqlExecutor } from './pubsub/types.ts';
-import type { SqlEngine } from './sql/engine.ts';
+import type { OffsetPrune, SqlEngine } from './sql/engine.ts';
 import { Sleeper } from './pubsub/backoff.ts';
 import { assertTopicName } from './sql/topicName.ts';
 import { intInRange, oneOf, OptionsError } from '../validate.ts';
@@ -100,7 +100,16 @@ export async function prune(target: Database | Pool, options: PruneOptions): Pro
 }
 
 async function pruneOffsetTopic(engine: SqlEngine, db: SqlExecutor, o: PruneOptions, result: PruneResult): Promise<void> {
-  const pruned = await engine.pruneOffsetTopic(db, { topic: o.topic, batchSize: o.batchSize, maxBatches: o.maxBatches }, (step) => rested(o, step));
+  let pruned: OffsetPrune;
+  try {
+    pruned = await engine.pruneOffsetTopic(db, { topic: o.topic, batchSize: o.batchSize, maxBatches: o.maxBatches }, (step) => rested(o, step));
+  } catch (error) {
+    // A prune started before any server or worker created the topic (they may all be starting now): no group
+    // has consumed anything, so nothing is removed.
+    if (!engine.isMissingTable(error)) throw error;
+    result.groups = 0;
+    return;
+  }
   result.floor = pruned.floor;
   result.groups = pruned.groups;
   result.messagesRemoved += pruned.removed;
@@ -109,7 +118,14 @@ async function pruneOffsetTopic(engine: SqlEngine, db: SqlExecutor, o: PruneOpti
 
 async function pruneQueueTopic(engine: SqlEngine, db: SqlExecutor, o: PruneOptions, result: PruneResult): Promise<void> {
   for (let n = 0; n < o.maxBatches; n += 1) {
-    const removed = await rested(o, () => engine.deleteAckedQueueRows(db, { topic: o.topic, limit: o.batchSize }));
+    let removed: number;
+    try {
+      removed = await rested(o, () => engine.deleteAckedQueueRows(db, { topic: o.topic, limit: o.batchSize }));
+    } catch (error) {
+      // The queue table does not exist before a server or worker created the topic: nothing is acked yet.
+      if (engine.isMissingTable(error) && n === 0) return;
+      throw error;
+    }
     result.messagesRemoved += removed;
     result.batches += 1;
     if (removed < o.batchSize) return;

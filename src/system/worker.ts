@@ -48,7 +48,7 @@ export interface WorkerOptions {
   onConflictRetry: (stats: SubscriberStats) => void;
   /** SIGTERM finishes or rolls back the batch in hand; false exits at once. */
   graceful: boolean;
-  /** How long start-up waits for an unreachable database (it may be restarting) before it fails (ms). */
+  /** How long start-up retries an unreachable database (it may be restarting) or a race with other processes setting it up, before it fails (ms). */
   startTimeoutMs: number;
   /** Run `eob prune` on this topic every so many seconds; 0: never. */
   pruneEveryS: number;
@@ -178,11 +178,19 @@ export interface RunningWorker {
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const o = validateWorkerOptions(options);
-  await waitForDatabase(o.databaseUrl, o.startTimeoutMs, o.log);
+  // The schema the subscription needs, created under start-up's retries: the server and other workers may be
+  // creating the same tables at this moment (subscribe's own ensureGroup / ensureQueue then finds them).
+  await waitForDatabase(o.databaseUrl, o.startTimeoutMs, o.log, {
+    role: 'worker',
+    create: async (db, engine) => {
+      await engine.ensureSchema(db, { topic: o.topic, mode: o.mode, dedup: false });
+      if (o.mode === 'offset') await engine.ensureGroup(db, { topic: o.topic, consumerGroup: o.consumerGroup });
+      else await engine.ensureQueue(db, { topic: o.topic });
+    },
+  });
   // One connection per consumer, one for the gap checks' neighbours and schema, a spare, and one for prunes.
   const db = openDatabase({ url: o.databaseUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
   try {
-    await db.engine.ensureSchema(db.executor(), { topic: o.topic, mode: o.mode, dedup: false });
     const handler = counterHandler(o.handler, db.engine);
     const pubsub = new SqlPubSub(db, workerPubSubConfig(o));
     const subscription = await pubsub.subscribe({ topic: o.topic, consumerGroup: o.consumerGroup, batchSize: o.batchSize, handler });

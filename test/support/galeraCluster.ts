@@ -20,7 +20,8 @@ export async function galeraMissing(): Promise<string | undefined> {
   }
 }
 
-export async function startTestCluster(nodes = 3): Promise<GaleraCluster> {
+/** `providerOptions`: extra wsrep_provider_options, `key=value` each (e.g. `evs.suspect_timeout=PT60S`). */
+export async function startTestCluster(nodes = 3, providerOptions: readonly string[] = []): Promise<GaleraCluster> {
   await sweepAbandonedScratchDirectories();
   const env = readEnvironment();
   const nodeDatadirs: string[] = [];
@@ -29,10 +30,10 @@ export async function startTestCluster(nodes = 3): Promise<GaleraCluster> {
     deleteOnExit(dir);
     nodeDatadirs.push(dir);
   }
-  return GaleraCluster.create({ nodes, nodeDatadirs, binDir: env.mariadbBinDir, searchPath: env.searchPath, provider: env.galeraProvider });
+  return GaleraCluster.create({ nodes, nodeDatadirs, binDir: env.mariadbBinDir, searchPath: env.searchPath, provider: env.galeraProvider, providerOptions: [...providerOptions] });
 }
 
 /** Registers before/after hooks that form and remove a cluster; the getter throws if used before the hook ran. */
-export function useGaleraCluster(nodes = 3): () => GaleraCluster {
-  return useSuiteResource(() => startTestCluster(nodes), (cluster) => cluster.remove(), 'useGaleraCluster: the cluster is formed in a before() hook; use it inside tests');
+export function useGaleraCluster(nodes = 3, providerOptions: readonly string[] = []): () => GaleraCluster {
+  return useSuiteResource(() => startTestCluster(nodes, providerOptions), (cluster) => cluster.remove(), 'useGaleraCluster: the cluster is formed in a before() hook; use it inside tests');
 }

@@ -5,7 +5,6 @@ import { createPool, executorOf } from '../../system/db/pool.ts';
 import { selectServerVersion } from '../../system/sql/mariadb/observation.ts';
 import type { SqlExecutor } from '../../system/pubsub/types.ts';
 import { SystemUnderTest } from '../../harness/systemUnderTest.ts';
-import type { ChildService } from '../../harness/childService.ts';
 import { TcpProxy } from '../../harness/faults/tcpProxy.ts';
 import { LocalBackend } from '../../harness/faults/localBackend.ts';
 import { DockerBackend } from '../../harness/faults/dockerBackend.ts';
@@ -62,9 +61,12 @@ export async function startLocalSystem(c: ChaosCase, o: ChaosRunOptions): Promis
     via.hostname = '127.0.0.1';
     via.port = String(tcp.port);
     const workerUrl = via.toString();
-    const server = await sut.startServer(c.server);
-    const workers: ChildService[] = [];
-    for (let i = 0; i < c.workers; i++) workers.push(await sut.startWorker(c.worker, `worker ${i + 1}`, workerUrl));
+    // Server and workers start at the same instant on the new database, as a process manager or compose starts
+    // them: every case begins with their schema set-up racing (each must find what the others created).
+    const [server, ...workers] = await Promise.all([
+      sut.startServer(c.server),
+      ...Array.from({ length: c.workers }, (_, i) => sut.startWorker(c.worker, `worker ${i + 1}`, workerUrl)),
+    ]);
     const backend = new LocalBackend(sut, server, workers, { workerFlags: c.worker, workerMysqlUrl: workerUrl });
     const databaseVersion = (await sut.serverFacts()).version;
     // Only cases that inject it pay for the debugger's first attach.

@@ -32,10 +32,10 @@ export function openDatabase(o: DatabaseOptions): Database {
   return { ...mariadbDatabase(createPool(o)), peer: (address) => openDatabase({ ...o, url: withAddress(o.url, address), connectionLimit: 1, multipleStatements: false }) };
 }
 
-/** Creates the database the URL names if it does not exist. */
-export async function ensureDatabaseExists(url: string, connectTimeoutMs?: number): Promise<void> {
-  if (checkDatabaseUrl(url) === 'postgres') await ensurePgDatabase(url, connectTimeoutMs);
-  else await ensureDatabase(url, connectTimeoutMs);
+/** Creates the database the URL names if it does not exist; `sent` is told each statement before it goes. */
+export async function ensureDatabaseExists(url: string, connectTimeoutMs?: number, sent?: (sql: string) => void): Promise<void> {
+  if (checkDatabaseUrl(url) === 'postgres') await ensurePgDatabase(url, connectTimeoutMs, sent);
+  else await ensureDatabase(url, connectTimeoutMs, sent);
 }
 
 function isDatabase(target: Database | Pool): target is Database {

@@ -91,12 +91,19 @@ export function formatQuery(sql: string, values: unknown, timezone?: string): st
 }
 const formatWithValues = mysql.format as unknown as (sql: string, values: unknown, stringifyObjects: boolean, timezone: string | undefined) => string;
 
-/** Creates the database named in the URL if it does not exist (a fresh private server has only `test`). */
-export async function ensureDatabase(url: string, connectTimeoutMs = DEFAULT_POOL_OPTIONS.connectTimeoutMs): Promise<void> {
+/**
+ * Creates the database named in the URL if it does not exist (a fresh private server has only `test`). `sent`
+ * is told the statement before it goes, so a start-up failure can name it. Concurrent creators need nothing
+ * more: a metadata lock on the name serializes them, and each later one finds the database (8 released at once
+ * from FLUSH TABLES WITH READ LOCK never failed; test/startupRace.test.ts).
+ */
+export async function ensureDatabase(url: string, connectTimeoutMs = DEFAULT_POOL_OPTIONS.connectTimeoutMs, sent: (sql: string) => void = () => undefined): Promise<void> {
   const parsed = parseMysqlUrl(url);
   const conn = await mysql.createConnection(connectionConfig(parsed, connectTimeoutMs));
   try {
-    await conn.query(`CREATE DATABASE IF NOT EXISTS \`${parsed.database}\``);
+    const sql = `CREATE DATABASE IF NOT EXISTS \`${parsed.database}\``;
+    sent(sql);
+    await conn.query(sql);
   } finally {
     await conn.end().catch(() => undefined);
   }

@@ -13,6 +13,7 @@
 // uses (the MariaDB pool), errors carry the SQLSTATE in `code`, and it is what graphile-worker and pg-boss run on.
 import pg from 'pg';
 import type { IsolationLevel, SqlExecutor } from '../../pubsub/types.ts';
+import { pgSchemaLockKey } from '../../sql/postgres/schemaLock.ts';
 
 export type PgPool = pg.Pool;
 export type PgClient = pg.PoolClient;
@@ -121,9 +122,10 @@ export function redactPgUrl(url: string): string {
 
 /**
  * Creates the database named in the URL if it does not exist (a fresh private server has `postgres` only), by
- * way of the `postgres` maintenance database on the same server. 3D000 = invalid_catalog_name.
+ * way of the `postgres` maintenance database on the same server. 3D000 = invalid_catalog_name. `sent` is told
+ * each statement before it goes, so a start-up failure can name it.
  */
-export async function ensurePgDatabase(url: string, connectTimeoutMs = DEFAULT_PG_POOL_OPTIONS.connectTimeoutMs): Promise<void> {
+export async function ensurePgDatabase(url: string, connectTimeoutMs = DEFAULT_PG_POOL_OPTIONS.connectTimeoutMs, sent: (sql: string) => void = () => undefined): Promise<void> {
   const probe = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs });
   probe.on('error', () => undefined);
   try {
@@ -140,12 +142,26 @@ export async function ensurePgDatabase(url: string, connectTimeoutMs = DEFAULT_P
   target.pathname = '/postgres';
   const admin = new pg.Client({ connectionString: target.toString(), connectionTimeoutMillis: connectTimeoutMs });
   admin.on('error', () => undefined);
+  const run = (sql: string, values?: unknown[]): Promise<pg.QueryResult> => {
+    sent(sql);
+    return admin.query(sql, values);
+  };
   try {
     await admin.connect();
-    // CREATE DATABASE has no IF NOT EXISTS; a concurrent creator makes this fail with 42P04, which is success.
-    await admin.query(`CREATE DATABASE "${database}"`).catch((error: unknown) => {
-      if ((error as { code?: unknown }).code !== '42P04') throw error;
-    });
+    // CREATE DATABASE checks the name before it copies the template and only then inserts the catalog row, so
+    // concurrent creators all pass the check and all but one fail with 23505 on pg_database_datname_index (7 of
+    // 8 did, released together). A session-level advisory lock (CREATE DATABASE cannot run in a transaction, so
+    // not a transaction-scoped one; it goes with the session at end()) serializes eob's creators, and each looks
+    // again under it. A creator that is not eob can still win: its 42P04 or 23505 means the database exists.
+    await run('SELECT pg_advisory_lock($1, $2)', [...pgSchemaLockKey(`database ${database}`)]);
+    const found = await run('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (found.rowCount === 0) {
+      await run(`CREATE DATABASE "${database}"`).catch((error: unknown) => {
+        const e = error as { code?: unknown; constraint?: unknown };
+        if (e.code === '42P04' || (e.code === '23505' && e.constraint === 'pg_database_datname_index')) return;
+        throw error;
+      });
+    }
   } finally {
     await admin.end().catch(() => undefined);
   }

@@ -1,13 +1,16 @@
 // All SQL on `counter` on PostgreSQL, the effect table of the counter service.
 import type { SqlExecutor } from '../../pubsub/types.ts';
 import { valuesPlaceholders, type PgStatement } from './identifiers.ts';
+import { createUnderSchemaLock } from './schemaLock.ts';
 
 /** COLLATE "C": ids compare byte for byte (uuids are ASCII; no locale rules in the key). */
 export async function createPgCounterTable(db: SqlExecutor): Promise<void> {
-  await db.query(`CREATE TABLE IF NOT EXISTS "counter" (
-    "id" VARCHAR(36) COLLATE "C" NOT NULL PRIMARY KEY,
-    "value" BIGINT NOT NULL
-  )`);
+  await createUnderSchemaLock(db, '"counter"', [
+    `CREATE TABLE IF NOT EXISTS "counter" (
+      "id" VARCHAR(36) COLLATE "C" NOT NULL PRIMARY KEY,
+      "value" BIGINT NOT NULL
+    )`,
+  ]);
 }
 
 /**

@@ -3,6 +3,7 @@
 // watermill-sql's DDL.
 import type { SqlExecutor } from '../../pubsub/types.ts';
 import { pgDedupTable, valuesPlaceholders } from './identifiers.ts';
+import { createUnderSchemaLock } from './schemaLock.ts';
 
 /** Request ids become message uuids when de-duplication is on, so they share the uuid column's width. */
 export const MAX_PG_DEDUP_REQUEST_ID_LENGTH = 36;
@@ -14,11 +15,14 @@ export const MAX_PG_DEDUP_REQUEST_ID_LENGTH = 36;
  * a prune drop old ids: a retry older than that window publishes again.
  */
 export async function createPgDedupTable(db: SqlExecutor, topic: string): Promise<void> {
-  await db.query(`CREATE TABLE IF NOT EXISTS ${pgDedupTable(topic)} (
-    "request_id" VARCHAR(${MAX_PG_DEDUP_REQUEST_ID_LENGTH}) COLLATE "C" NOT NULL PRIMARY KEY,
-    "counter_uuid" VARCHAR(36) COLLATE "C" NOT NULL,
-    "created_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
-  )`);
+  const table = pgDedupTable(topic);
+  await createUnderSchemaLock(db, table, [
+    `CREATE TABLE IF NOT EXISTS ${table} (
+      "request_id" VARCHAR(${MAX_PG_DEDUP_REQUEST_ID_LENGTH}) COLLATE "C" NOT NULL PRIMARY KEY,
+      "counter_uuid" VARCHAR(36) COLLATE "C" NOT NULL,
+      "created_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+    )`,
+  ]);
 }
 
 export interface PgDedupClaim {

@@ -60,6 +60,7 @@ import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.t
 import { toMessage } from '../mariadb/messagesTable.ts';
 import { MAX_PARAMETERS, pgMessagesTable, pgOffsetsTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
 import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
+import { createUnderSchemaLock } from './schemaLock.ts';
 
 /** A message as read on PostgreSQL: with the id of the transaction that inserted it (xid8, as a decimal string). */
 export interface PgMessage extends Message {
@@ -93,15 +94,18 @@ const COLUMNS = `"offset", "uuid", "created_at", "payload", "metadata", "transac
  * read filters and orders on it first. BIGSERIAL: a bench run can pass 2^31 offsets.
  */
 export async function createPgMessagesTable(db: SqlExecutor, topic: string): Promise<void> {
-  await db.query(`CREATE TABLE IF NOT EXISTS ${pgMessagesTable(topic)} (
-    "offset" BIGSERIAL,
-    "uuid" VARCHAR(36) NOT NULL,
-    "created_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    "payload" JSON DEFAULT NULL,
-    "metadata" JSON DEFAULT NULL,
-    "transaction_id" xid8 NOT NULL DEFAULT pg_current_xact_id(),
-    PRIMARY KEY ("transaction_id", "offset")
-  )`);
+  const table = pgMessagesTable(topic);
+  await createUnderSchemaLock(db, table, [
+    `CREATE TABLE IF NOT EXISTS ${table} (
+      "offset" BIGSERIAL,
+      "uuid" VARCHAR(36) NOT NULL,
+      "created_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+      "payload" JSON DEFAULT NULL,
+      "metadata" JSON DEFAULT NULL,
+      "transaction_id" xid8 NOT NULL DEFAULT pg_current_xact_id(),
+      PRIMARY KEY ("transaction_id", "offset")
+    )`,
+  ]);
 }
 
 /** Rows per multi-row INSERT the protocol allows (three parameters each). */

@@ -4,14 +4,18 @@
 import type { SqlExecutor } from '../../pubsub/types.ts';
 import { pgOffsetsTable, type PgStatement } from './identifiers.ts';
 import type { PgPosition } from './messages.ts';
+import { createUnderSchemaLock } from './schemaLock.ts';
 
 export async function createPgOffsetsTable(db: SqlExecutor, topic: string): Promise<void> {
-  await db.query(`CREATE TABLE IF NOT EXISTS ${pgOffsetsTable(topic)} (
-    "consumer_group" VARCHAR(255) NOT NULL,
-    "offset_acked" BIGINT,
-    "last_processed_transaction_id" xid8 NOT NULL,
-    PRIMARY KEY ("consumer_group")
-  )`);
+  const table = pgOffsetsTable(topic);
+  await createUnderSchemaLock(db, table, [
+    `CREATE TABLE IF NOT EXISTS ${table} (
+      "consumer_group" VARCHAR(255) NOT NULL,
+      "offset_acked" BIGINT,
+      "last_processed_transaction_id" xid8 NOT NULL,
+      PRIMARY KEY ("consumer_group")
+    )`,
+  ]);
 }
 
 /**

@@ -5,6 +5,7 @@ import type { SqlExecutor } from '../../pubsub/types.ts';
 import { poisonRowOf, type PoisonFilter, type PoisonRow, type RawPoisonRow } from '../mariadb/poisonTable.ts';
 import { pgMessagesTable, pgQueueTable, type PgStatement } from './identifiers.ts';
 import { assertTopicName } from '../topicName.ts';
+import { createUnderSchemaLock } from './schemaLock.ts';
 
 export type PgPoisonMode = 'offset' | 'queue';
 
@@ -20,21 +21,23 @@ export function pgPoisonTable(topic: string): string {
  */
 export async function createPgPoisonTable(db: SqlExecutor, topic: string): Promise<void> {
   const table = pgPoisonTable(topic);
-  await db.query(`CREATE TABLE IF NOT EXISTS ${table} (
-    "mode" VARCHAR(8) NOT NULL,
-    "consumer_group" VARCHAR(255) NOT NULL,
-    "offset" BIGINT NOT NULL,
-    "uuid" VARCHAR(36) NOT NULL,
-    "created_at" TIMESTAMP NULL DEFAULT NULL,
-    "payload" TEXT DEFAULT NULL,
-    "metadata" TEXT DEFAULT NULL,
-    "error" TEXT NOT NULL,
-    "failed_deliveries" INT NOT NULL,
-    "times_poisoned" INT NOT NULL DEFAULT 1,
-    "poisoned_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY ("mode", "consumer_group", "offset")
-  )`);
-  await db.query(`CREATE INDEX IF NOT EXISTS ${table.replace(/"$/, '_poisoned_at"')} ON ${table} ("poisoned_at")`);
+  await createUnderSchemaLock(db, table, [
+    `CREATE TABLE IF NOT EXISTS ${table} (
+      "mode" VARCHAR(8) NOT NULL,
+      "consumer_group" VARCHAR(255) NOT NULL,
+      "offset" BIGINT NOT NULL,
+      "uuid" VARCHAR(36) NOT NULL,
+      "created_at" TIMESTAMP NULL DEFAULT NULL,
+      "payload" TEXT DEFAULT NULL,
+      "metadata" TEXT DEFAULT NULL,
+      "error" TEXT NOT NULL,
+      "failed_deliveries" INT NOT NULL,
+      "times_poisoned" INT NOT NULL DEFAULT 1,
+      "poisoned_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+      PRIMARY KEY ("mode", "consumer_group", "offset")
+    )`,
+    `CREATE INDEX IF NOT EXISTS ${table.replace(/"$/, '_poisoned_at"')} ON ${table} ("poisoned_at")`,
+  ]);
 }
 
 export interface PgPoisonOrigin {

@@ -5,6 +5,7 @@ import type { Message, SqlExecutor } from '../../pubsub/types.ts';
 import { pgQueueTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
 import type { OutgoingMessage } from '../../pubsub/types.ts';
 import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
+import { createUnderSchemaLock } from './schemaLock.ts';
 
 export interface QueueRow {
   offset: string;
@@ -17,15 +18,17 @@ export interface QueueRow {
 /** The partial index holds only unacked rows, so a claim walks exactly the work left, in offset order. */
 export async function createPgQueueTable(db: SqlExecutor, topic: string): Promise<void> {
   const table = pgQueueTable(topic);
-  await db.query(`CREATE TABLE IF NOT EXISTS ${table} (
-    "offset" BIGSERIAL PRIMARY KEY,
-    "uuid" VARCHAR(36) NOT NULL,
-    "created_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    "payload" JSON DEFAULT NULL,
-    "metadata" JSON DEFAULT NULL,
-    "acked" BOOLEAN NOT NULL DEFAULT FALSE
-  )`);
-  await db.query(`CREATE INDEX IF NOT EXISTS ${table.replace(/"$/, '_unacked"')} ON ${table} ("offset") WHERE NOT "acked"`);
+  await createUnderSchemaLock(db, table, [
+    `CREATE TABLE IF NOT EXISTS ${table} (
+      "offset" BIGSERIAL PRIMARY KEY,
+      "uuid" VARCHAR(36) NOT NULL,
+      "created_at" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+      "payload" JSON DEFAULT NULL,
+      "metadata" JSON DEFAULT NULL,
+      "acked" BOOLEAN NOT NULL DEFAULT FALSE
+    )`,
+    `CREATE INDEX IF NOT EXISTS ${table.replace(/"$/, '_unacked"')} ON ${table} ("offset") WHERE NOT "acked"`,
+  ]);
 }
 
 /** One multi-row INSERT into the queue (at most MAX_MESSAGES_PER_INSERT of messages.ts rows: 3 parameters each). */
