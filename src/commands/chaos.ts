@@ -7,6 +7,9 @@ import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, engineSkips, type ChaosCase,
 import { resolveRunEngines, type EngineName } from '../harness/engines.ts';
 import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
 import { galeraMatrix } from '../scenarios/chaos/galeraMatrix.ts';
+import { replicationMatrix, replicationSkips } from '../scenarios/chaos/replicationMatrix.ts';
+import { REPLICATION_LEVELS, type ReplicationLevel } from '../harness/replication/replicaPair.ts';
+import { checkReplicationLevel } from '../harness/replication/startReplicaPair.ts';
 import type { CaseResult } from '../scenarios/chaos/caseResult.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
 import { DEFAULT_DOCKER_DEPLOYMENT } from '../harness/dockerDeployment.ts';
@@ -27,6 +30,7 @@ import { estimateDrainKillSeconds, runDrainKillCase } from '../scenarios/chaos/r
 interface ChaosArgs {
   profile: string;
   topology: string;
+  replication?: string;
   engine?: string;
   faults?: string;
   cases?: string;
@@ -53,7 +57,13 @@ export const command: CommandModule<object, ChaosArgs> = {
       .option('topology', {
         choices: TOPOLOGIES,
         default: 'single',
-        describe: 'single: a private server per case; galera: a private 3-node MariaDB Galera cluster per case, with its own cases (servers and publishers on every node) and faults (node-kill, node-pause, node-isolate, quorum-loss)',
+        describe:
+          'single: a private server per case; galera: a private 3-node MariaDB Galera cluster per case, with its own cases (servers and publishers on every node) and faults (node-kill, node-pause, node-isolate, quorum-loss); ' +
+          'primary-replica: a private primary and replica per case behind a virtual address, under primary-failover (the synchronous level stays valid across repeated failovers, the asynchronous control and semi-sync\'s fallback must lose acknowledged publishes)',
+      })
+      .option('replication', {
+        choices: REPLICATION_LEVELS,
+        describe: 'primary-replica: only the cases of this level (async, semi-sync on MariaDB, sync on PostgreSQL)',
       })
       .option('faults', { type: 'string', describe: `only these faults, comma-separated: ${FAULT_NAMES.join(', ')}` })
       .option('cases', { type: 'string', describe: 'only these cases, comma-separated (--list shows them)' })
@@ -99,8 +109,23 @@ export const command: CommandModule<object, ChaosArgs> = {
       if (databaseUrl !== undefined) throw new Error('chaos --topology galera starts a private cluster per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
       if (docker !== undefined) throw new Error('chaos --topology galera runs local processes: leave out --backend docker');
     }
+    if (topology === 'primary-replica') {
+      if (databaseUrl !== undefined) throw new Error('chaos --topology primary-replica starts a private primary and replica per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+      if (docker !== undefined) throw new Error('chaos --topology primary-replica runs local processes: leave out --backend docker');
+    } else if (args.replication !== undefined) {
+      throw new Error(`chaos --replication applies to --topology primary-replica (topology is ${topology})`);
+    }
+    const level = args.replication as ReplicationLevel | undefined;
+    if (level !== undefined) for (const e of engines) checkReplicationLevel(`chaos --engine ${e}`, e, level);
     const matrixOf = (engine: EngineName): ChaosCase[] =>
-      docker !== undefined ? dockerMatrix(profile, only) : topology === 'galera' ? galeraMatrix(profile, only) : chaosMatrix(profile, only, engine);
+      docker !== undefined
+        ? dockerMatrix(profile, only)
+        : topology === 'galera'
+          ? galeraMatrix(profile, only)
+          : topology === 'primary-replica'
+            ? replicationMatrix(profile, engine, only).filter((c) => level === undefined || c.replication?.level === level)
+            : chaosMatrix(profile, only, engine);
+    const skipsOf = (engine: EngineName) => (topology === 'primary-replica' ? replicationSkips(engine) : topology === 'galera' ? [] : engineSkips(engine));
     // The worker-kill drains of ours and the peers (PostgreSQL, local backend), after the engine's matrix.
     const drainKillsOf = (engine: EngineName): DrainKillCase[] => {
       const all = docker === undefined && topology === 'single' ? drainKillCases(profile, engine, only) : [];
@@ -110,7 +135,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     const casesOf = (engine: EngineName): ChaosCase[] => {
       let cases = matrixOf(engine);
       if (wanted !== undefined) {
-        const skippedHere = new Set(engineSkips(engine).map((s) => s.what));
+        const skippedHere = new Set(skipsOf(engine).map((s) => s.what));
         const known = (e: EngineName) => [...matrixOf(e).map((c) => c.name), ...(docker === undefined ? drainKillCases(profile, e, only).map((c) => c.name) : [])];
         const unknown = wanted.filter((w) => !skippedHere.has(w) && !engines.some((e) => known(e).includes(w)));
         if (unknown.length > 0) {
@@ -125,7 +150,7 @@ export const command: CommandModule<object, ChaosArgs> = {
       return cases;
     };
     const plan = engines.map((engine) => ({ engine, cases: casesOf(engine), drainKills: drainKillsOf(engine) }));
-    const skips = plan.flatMap((p) => engineSkips(p.engine).map((s) => `${p.engine}: ${s.what} not run: ${s.reason}`));
+    const skips = plan.flatMap((p) => skipsOf(p.engine).map((s) => `${p.engine}: ${s.what} not run: ${s.reason}`));
     if (args.list) {
       for (const { engine, cases, drainKills } of plan) {
         for (const c of cases) {

@@ -57,6 +57,10 @@ export function expectationMet(expected: Expectation, v: Verdict): { passed: boo
       return { passed: v.duplicated > 0, why: v.duplicated > 0 ? `detected ${v.duplicated} duplicated` : 'control came out clean: no duplicate detected' };
     case 'lost':
       return { passed: v.lost > 0, why: v.lost > 0 ? `detected ${v.lost} lost` : 'control came out clean: no loss detected' };
+    case 'acknowledged-lost': {
+      const n = v.lostRequests.length;
+      return { passed: n > 0, why: n > 0 ? `detected ${n}${n >= 100 ? '+' : ''} acknowledged publish(es) lost (lost ${v.lost} in all)` : 'control came out clean: no acknowledged publish lost' };
+    }
     case 'unknown-outcomes': {
       const workerClean = v.lost === 0 && v.duplicated === 0;
       if (v.requests.unknown === 0) return { passed: false, why: 'control came out clean: no unknown outcome' };

@@ -1,19 +1,21 @@
 // The cases `make chaos` runs, per profile: the exactly-once configurations under every fault kind, and the
 // controls, each with the violation it must be caught with.
 import type { ServerFlags, WorkerFlags } from '../../harness/systemUnderTest.ts';
-import { CLUSTER_FAULTS, FAULT_NAMES, type FaultName } from './nemesis.ts';
+import { CLUSTER_FAULTS, FAULT_NAMES, REPLICATION_FAULTS, type FaultName } from './nemesis.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
 import type { EngineName } from '../../harness/engines.ts';
+import type { ReplicationLevel } from '../../harness/replication/replicaPair.ts';
 
 export const CHAOS_PROFILES = ['quick', 'standard', 'soak'] as const;
 export type ChaosProfile = (typeof CHAOS_PROFILES)[number];
 
 /**
  * What a case must show. `valid`: the checker's verdict is valid. The others are controls: `duplicated` /
- * `lost` must be detected; `unknown-outcomes`: the client saw unknown outcomes, nothing was lost or applied
+ * `lost` must be detected; `acknowledged-lost`: requests answered 2xx whose messages are not in the topic at
+ * the end (a failover to a replica that lacked them); `unknown-outcomes`: the client saw unknown outcomes, nothing was lost or applied
  * twice by the worker, and any publish duplicates are attributed to publishing.
  */
-export type Expectation = 'valid' | 'duplicated' | 'lost' | 'unknown-outcomes';
+export type Expectation = 'valid' | 'duplicated' | 'lost' | 'unknown-outcomes' | 'acknowledged-lost';
 
 export interface ChaosCase {
   name: string;
@@ -42,6 +44,12 @@ export interface ChaosCase {
    * on (worker 1 through the workers' proxy), one entry per process. Raw publishers spread over every node.
    */
   nodes?: { servers: readonly number[]; workers: readonly number[] };
+  /**
+   * A primary/replica case (--topology primary-replica): the replication level, how long the replica is held
+   * back before each primary-failover's kill (the asynchronous control), and MariaDB semi-sync's fallback timeout
+   * (undefined: never falls back).
+   */
+  replication?: { level: ReplicationLevel; holdReplicaMs?: number; semiSyncTimeoutMs?: number };
   expected: Expectation;
   /**
    * The seed's own check: the counters' final sum must equal this, with the drain finished in time (a
@@ -68,7 +76,7 @@ export interface RawPublishers {
 const RAW_PUBLISHERS = 16;
 
 /** Every fault kind of a single server (the cluster's are galeraMatrix.ts's). */
-const ALL_FAULTS: readonly FaultName[] = FAULT_NAMES.filter((f) => !CLUSTER_FAULTS.includes(f));
+const ALL_FAULTS: readonly FaultName[] = FAULT_NAMES.filter((f) => !CLUSTER_FAULTS.includes(f) && !REPLICATION_FAULTS.includes(f));
 
 interface Sizes {
   requests: number;
@@ -318,6 +326,8 @@ export const FAULT_SECONDS: Record<FaultName, number> = {
   'node-isolate': 15,
   // Two nodes killed, the hold, both restarted with IST: ~6-10 s.
   'quorum-loss': 10,
+  // The hold (if any), the promotion (~0.1 s) and a fresh replica catching up from the binary log: ~2-5 s here.
+  'primary-failover': 5,
 };
 
 /** The faults a container backend can inject (conn-kill, network faults and failpoints need the local backend). */

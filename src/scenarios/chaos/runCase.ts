@@ -17,6 +17,7 @@ import { type CaseResult, type TimelineSample, exactCountMet, expectationMet } f
 import { PROBE_TIMEOUT_MS, quiesce, readProgress, waitRecovered } from './measure.ts';
 import { type CaseSystem, startDockerSystem, startLocalSystem } from './assembly.ts';
 import { startGaleraSystem } from './galeraAssembly.ts';
+import { startReplicationSystem } from './replicationAssembly.ts';
 import { gapHandlingFor } from '../../system/worker.ts';
 import { readCounterTotal } from './measure.ts';
 
@@ -60,7 +61,14 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   let sampler: Promise<void> = Promise.resolve();
   try {
     const setup = await clock.run('setup', async () => {
-      system = o.docker !== undefined ? await startDockerSystem(c, o, o.docker) : o.topology === 'galera' ? await startGaleraSystem(c, o) : await startLocalSystem(c, o);
+      system =
+        o.docker !== undefined
+          ? await startDockerSystem(c, o, o.docker)
+          : o.topology === 'galera'
+            ? await startGaleraSystem(c, o)
+            : o.topology === 'primary-replica'
+              ? await startReplicationSystem(c, o)
+              : await startLocalSystem(c, o);
       return system;
     });
     databaseVersion = setup.databaseVersion;
@@ -261,7 +269,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     gapsPassed: gaps?.gapsPassed,
     gapsPassedByTimeout: gaps?.gapsPassedByTimeout,
     conflictRetries: (system as CaseSystem | undefined)?.gapCounts()?.conflictRetries,
-    topology: o.docker !== undefined ? 'single (docker)' : o.topology,
+    topology: o.docker !== undefined ? 'single (docker)' : o.topology === 'primary-replica' ? `primary-replica (${c.replication?.level ?? '?'})` : o.topology,
     error,
   };
 }
