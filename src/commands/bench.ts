@@ -5,6 +5,8 @@ import { readEnvironment } from '../config.ts';
 import { optionalMysqlUrl } from './sharedOptions.ts';
 import { resolveRunEngines } from '../harness/engines.ts';
 import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
+import { REPLICATION_LEVELS, type ReplicationLevel } from '../harness/replication/replicaPair.ts';
+import { checkReplicationLevel, requireReplicaPairFactory } from '../harness/replication/startReplicaPair.ts';
 import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
 
 function checkedDatabaseUrl(url: string | undefined): string | undefined {
@@ -150,8 +152,11 @@ export const command: CommandModule<object, BenchArgs> = {
       .option('topology', {
         choices: TOPOLOGIES,
         default: 'single',
-        describe: 'single: one private server; galera: MariaDB\'s points on one server, then on a private 3-node Galera cluster, in the same run (rows carry topology; the side-by-side table gives the cluster over the server)',
+        describe:
+          'single: one private server; galera: MariaDB\'s points on one server, then on a private 3-node Galera cluster, in the same run (rows carry topology; the side-by-side table gives the cluster over the server); ' +
+          'primary-replica: the points on one server, then on a primary and a replica at each replication level (--replication: only that one), in the same run (the side-by-side table gives each level over the single server)',
       })
+      .option('replication', { choices: REPLICATION_LEVELS, describe: 'primary-replica: only this replication level (async, semi-sync on MariaDB, sync on PostgreSQL)' })
       .option('worker-failpoint', { type: 'string', describe: 'failpoints armed in every drain worker (name=N,...): the lossy control' })
       .option('results-dir', { type: 'string', describe: 'root of the results tree (default: results/ of the project)' }),
   handler: async (args) => {
@@ -163,10 +168,21 @@ export const command: CommandModule<object, BenchArgs> = {
     const topology = (args as { topology?: string }).topology as Topology | undefined;
     if (topology === 'galera' && url !== undefined) throw new Error('bench --topology galera starts a private cluster: unset MYSQL_URL / DATABASE_URL / --mysql-url');
     if (topology === 'galera' && !engines.includes('mariadb')) throw new Error('bench --topology galera runs a MariaDB Galera cluster: use --engine mariadb (the default) or all');
+    const replication = (args as { replication?: string }).replication as ReplicationLevel | undefined;
+    if (topology === 'primary-replica') {
+      if (url !== undefined) throw new Error('bench --topology primary-replica starts a private primary and replica: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+      for (const e of engines) {
+        requireReplicaPairFactory(e);
+        if (replication !== undefined) checkReplicationLevel(`bench --engine ${e}`, e, replication);
+      }
+    } else if (replication !== undefined) {
+      throw new Error(`bench --replication applies to --topology primary-replica (topology is ${topology ?? 'single'})`);
+    }
     const result = await runBench({
       sweep,
       engines,
-      topologies: topology === 'galera' ? ['single', 'galera'] : ['single'],
+      topologies: topology === 'galera' ? ['single', 'galera'] : topology === 'primary-replica' ? ['single', 'primary-replica'] : ['single'],
+      ...(replication === undefined ? {} : { replicationLevels: [replication] }),
       system: {
         databaseUrl: url,
         postgresBinDir: env.postgresBinDir,

@@ -59,9 +59,14 @@ export function checkReplicationLevel(component: string, engine: EngineName, lev
   return level as ReplicationLevel;
 }
 
+/** The launcher of `engine`'s pairs, or the error that says it has none (checked by commands before a run starts). */
+export function requireReplicaPairFactory(engine: EngineName): Factory {
+  const factory = FACTORIES[engine];
+  if (factory === undefined) throw new OptionsError(`primary-replica on ${engine} is not available yet; use --engine mariadb`);
+  return factory;
+}
+
 export async function startReplicaPair(o: ReplicaPairStartOptions): Promise<ReplicaPair> {
   checkReplicationLevel('replica pair', o.engine, o.level);
-  const factory = FACTORIES[o.engine];
-  if (factory === undefined) throw new OptionsError(`primary-replica on ${o.engine} is not available yet; use --engine mariadb`);
-  return factory(o);
+  return requireReplicaPairFactory(o.engine)(o);
 }
