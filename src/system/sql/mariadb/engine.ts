@@ -37,7 +37,7 @@ import { claimRequestIds, deleteDedupRowsOlderThan, MAX_DEDUP_REQUEST_ID_LENGTH 
 import { countPoisoned, createPoisonTable, poisonMessageStatement, poisonTableExists, selectPoisoned } from './poisonTable.ts';
 import { addToCountersStatement, selectCounterValue, selectAllCounters, setCounterValue } from './counterTable.ts';
 import { probeOpenWriters, requireProcessPrivilege } from './innodbTrx.ts';
-import { readRunningStatements } from './processlist.ts';
+import { readReplicationApplying, readRunningStatements } from './processlist.ts';
 import { readGaleraStatus } from './galera.ts';
 import { GaleraProver } from './galeraGapProbes.ts';
 import { selectConsumption, selectProgress, selectServerVersion, truncateTopic } from './observation.ts';
@@ -78,6 +78,7 @@ export const mariadbEngine: SqlEngine = {
   offsetReadIsGapFree: false,
   gapProbes: (session, p) => ({
     statements: () => readRunningStatements(session),
+    replicating: () => readReplicationApplying(session),
     requireProcessPrivilege: () => requireProcessPrivilege(session),
     rangeLocks: (from, below) => lockOffsetRangeNowait(session, p.topic, from, below),
     writers: () => probeOpenWriters(session),
