@@ -12,7 +12,8 @@ import { countOutcomes, summarizeRequests, writeHistoryJsonl } from './history.t
 import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 import { caseFileName, type CaseResult } from './caseResult.ts';
-import type { Verdict } from './checker.ts';
+import { ANOMALY_KINDS, anomalyColumn, type Verdict } from './checker.ts';
+import { illegalKinds } from './chaosMatrix.ts';
 import { DRAIN_KILL_CSV_COLUMNS, drainKillCsvRow, type DrainKillResult } from './drainKill.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
@@ -52,6 +53,10 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'lost',
   'duplicated',
   'publish_duplicated',
+  ...ANOMALY_KINDS.map(anomalyColumn),
+  'tolerated_kinds',
+  'illegal_kinds',
+  'consumer_event_log',
   'poisoned',
   'gaps_passed',
   'gaps_passed_by_timeout',
@@ -111,6 +116,9 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     lost: v?.lost,
     duplicated: v?.duplicated,
     publish_duplicated: v?.publishDuplicated,
+    tolerated_kinds: c.tolerates.join(' '),
+    illegal_kinds: illegalKinds(c).join(' '),
+    consumer_event_log: v?.consumerEvidence,
     poisoned: r.poisoned,
     gaps_passed: r.gapsPassed,
     gaps_passed_by_timeout: r.gapsPassedByTimeout,
@@ -127,6 +135,7 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     server_version: r.databaseVersion,
     why: r.why,
   };
+  for (const k of ANOMALY_KINDS) row[anomalyColumn(k)] = v?.anomalies[k];
   for (const f of FAULT_NAMES) {
     const key = f.replace(/-/g, '_');
     const events = r.faults.filter((e) => e.fault === f);

@@ -19,6 +19,10 @@ import { type CaseSystem, startDockerSystem, startLocalSystem } from './assembly
 import { startGaleraSystem } from './galeraAssembly.ts';
 import { gapHandlingFor } from '../../system/worker.ts';
 import { readCounterTotal } from './measure.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { deliveredOffsets, readEventLog, type EventLogLine } from './consumerEventLog.ts';
 
 /**
  * The plan's estimate of a case's seconds, for the time left on the progress bar: the fault schedule as the
@@ -58,9 +62,17 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   let system: CaseSystem | undefined;
   let sampling = true;
   let sampler: Promise<void> = Promise.resolve();
+  // The workers' event log (local children only: a container writes inside itself): what they read and when,
+  // and the holes they passed, for the checker to tell a skip from a message read and not counted.
+  const eventDir = o.docker === undefined ? mkdtempSync(path.join(os.tmpdir(), 'eob-events-')) : undefined;
+  const eventLog = eventDir === undefined ? undefined : path.join(eventDir, 'events.jsonl');
+  const withLog: ChaosCase = eventLog === undefined ? c : { ...c, worker: { ...c.worker, eventLog } };
+  let consumerEvents: EventLogLine[] | undefined;
+  // The case clock in wall-clock time: the event log's times are Date.now() of the worker processes.
+  const startedAtMs = Math.round(Date.now() - (performance.now() - clock.t0));
   try {
     const setup = await clock.run('setup', async () => {
-      system = o.docker !== undefined ? await startDockerSystem(c, o, o.docker) : o.topology === 'galera' ? await startGaleraSystem(c, o) : await startLocalSystem(c, o);
+      system = o.docker !== undefined ? await startDockerSystem(c, o, o.docker) : o.topology === 'galera' ? await startGaleraSystem(withLog, o) : await startLocalSystem(withLog, o);
       return system;
     });
     databaseVersion = setup.databaseVersion;
@@ -208,7 +220,9 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     poisoned = await countPoisonedMessages(db, setup.sql, TOPIC);
     // The load's requests all go to counter 0 of the case (counters: 1); the warmup's have counters of their own.
     if (c.exactTotal !== undefined) exactCount = snapshot.counters.get(counterUuidFor(c.name, 0)) ?? 0;
-    verdict = await clock.run('check', async () => check(history, snapshot, { endToEnd: c.retry && c.server.dedup === true }));
+    consumerEvents = eventLog === undefined ? undefined : readEventLog(eventLog);
+    const delivered = consumerEvents === undefined ? undefined : deliveredOffsets(consumerEvents);
+    verdict = await clock.run('check', async () => check(history, snapshot, { endToEnd: c.retry && c.server.dedup === true, delivered }));
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
     o.log(`${c.name}: ${error}`);
@@ -216,11 +230,12 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     sampling = false;
     await sampler.catch(() => undefined);
     await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
+    if (eventDir !== undefined) rmSync(eventDir, { recursive: true, force: true });
   }
   // Only a worker that handles gaps passes them; the others step over holes without counting them.
   const handlesGaps = o.engine === 'mariadb' && gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling, o.engine) === 'contiguous';
   const gaps = handlesGaps ? (system as CaseSystem | undefined)?.gapCounts() : undefined;
-  const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
+  const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c, verdict);
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
   if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${o.recoveryTimeoutMs} ms`;
   if (!quiesced && verdict !== undefined) met.why += `; not quiesced within ${o.quiesceTimeoutMs} ms`;
@@ -263,5 +278,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     conflictRetries: (system as CaseSystem | undefined)?.gapCounts()?.conflictRetries,
     topology: o.docker !== undefined ? 'single (docker)' : o.topology,
     error,
+    startedAtMs,
+    consumerEvents,
   };
 }
