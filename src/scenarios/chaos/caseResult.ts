@@ -7,6 +7,9 @@ import { type PhaseTiming } from './phases.ts';
 import { illegalKinds, type ChaosCase, type Expectation } from './chaosMatrix.ts';
 import type { EngineName } from '../../harness/engines.ts';
 import type { EventLogLine } from './consumerEventLog.ts';
+import type { DbSnapshot } from '../../bench/observation.ts';
+import type { Witness } from './witnesses.ts';
+import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 
 export interface TimelineSample {
   tMs: number;
@@ -52,6 +55,66 @@ export interface CaseResult {
   startedAtMs?: number;
   /** Every worker's event log lines (batches read and committed, holes passed); undefined: no log (containers). */
   consumerEvents?: EventLogLine[] | undefined;
+  /** What the checker judged: the topic and the counters after the run quiesced. */
+  snapshot?: DbSnapshot | undefined;
+  /** The harness's facts beside the verdict that decide `passed` (judgeCase). */
+  facts?: CaseFacts;
+  /** One per anomaly the checker found. */
+  witnesses?: Witness[];
+  /** The seed the case's fault schedule was drawn from (undefined: the fixed round-robin schedule). */
+  seed?: number | undefined;
+}
+
+/** What the harness saw beside the verdict: enough, with the verdict, to decide a case again (eob check). */
+export interface CaseFacts {
+  error: string | undefined;
+  interrupted: boolean;
+  quiesced: boolean;
+  quiesceTimeoutMs: number;
+  recoveryTimeoutMs: number;
+  faults: readonly FaultEvent[];
+  /** The seed's check: the case counter's final value. */
+  exactCount?: number;
+}
+
+/** The case's result from its verdict and the harness's facts: the one rule for a run and for eob check. */
+export function judgeCase(c: Pick<ChaosCase, 'expected' | 'tolerates' | 'exactTotal'>, verdict: Verdict | undefined, f: CaseFacts): { passed: boolean; why: string } {
+  const met = verdict === undefined ? { passed: false, why: `no verdict: ${f.error ?? 'unknown error'}` } : expectationMet(c, verdict);
+  const notRecovered = f.faults.filter((x) => x.recoveryMs === undefined).length;
+  if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${f.recoveryTimeoutMs} ms`;
+  if (!f.quiesced && verdict !== undefined) met.why += `; not quiesced within ${f.quiesceTimeoutMs} ms`;
+  if (c.exactTotal !== undefined) {
+    const exact = exactCountMet(c.exactTotal, f.exactCount, f.quiesced);
+    met.passed = met.passed && exact.passed;
+    met.why += `; ${exact.why}`;
+  }
+  const stallProofs = f.faults.flatMap((x) => (x.proof === undefined ? [] : [x.proof]));
+  const stalls = stallProofs.reduce((n, p) => n + p.stalls, 0);
+  if (stalls > 0) {
+    const inWindow = stallProofs.reduce((n, p) => n + p.inWindow, 0);
+    met.why += inWindow > 0
+      ? `; db-stall-allocator: ${stalls} stalls, ${inWindow} checked and proven in the allocator window`
+      : `; db-stall-allocator: ${stalls} stalls, none proven in the allocator window (the checks found no fresh INNODB_TRX read)`;
+  }
+  return {
+    passed: met.passed && f.error === undefined && !f.interrupted,
+    why: f.interrupted ? `interrupted: the run was stopped during this case (${met.why})` : f.error === undefined ? met.why : `error: ${f.error}`,
+  };
+}
+
+/** How a case's consumer reads, in words, for the witnesses of what it skipped or counted. */
+export function consumerDescription(c: Pick<ChaosCase, 'mode' | 'worker'>, engine: EngineName): string {
+  const handler = c.worker.handler ?? 'batched';
+  const gap = gapHandlingFor(c.mode, handler, c.worker.gapHandling, engine);
+  const parts = [
+    `${c.mode} mode`,
+    `batch ${c.worker.batchSize ?? 1000}`,
+    c.worker.isolation ?? defaultIsolation(c.mode, handler, engine),
+    handler === 'watermill' ? 'the watermill handler' : undefined,
+    gap === undefined ? undefined : gap === 'none' ? 'gap handling none' : engine === 'mariadb' ? `contiguous offsets, gap proof ${c.worker.gapProof ?? 'statements'}` : 'the xmin rule',
+    `${c.worker.ackMode ?? 'transactional'} acks`,
+  ];
+  return parts.filter((p): p is string => p !== undefined).join(', ');
 }
 
 /**

@@ -1,7 +1,7 @@
 // The cases `make chaos` runs, per profile: the exactly-once configurations under every fault kind, and the
 // controls, each with the violation it must be caught with.
 import type { ServerFlags, WorkerFlags } from '../../harness/systemUnderTest.ts';
-import { CLUSTER_FAULTS, FAULT_NAMES, type FaultName } from './nemesis.ts';
+import { CLUSTER_FAULTS, FAULT_NAMES, mulberry32, type FaultName } from './nemesis.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
 import type { EngineName } from '../../harness/engines.ts';
 import { ANOMALY_KINDS, type AnomalyKind } from './checker.ts';
@@ -54,6 +54,8 @@ export interface ChaosCase {
   expected: Expectation;
   /** Anomaly kinds that may appear without failing the case; every other kind (but `expected`) is illegal. */
   tolerates: readonly AnomalyKind[];
+  /** The seed of this case's fault schedule (soak cases); undefined: the run's --seed, or the fixed schedule. */
+  seed?: number;
   /**
    * The seed's own check: the counters' final sum must equal this, with the drain finished in time (a
    * timeout fails the case instead of passing it).
@@ -398,4 +400,57 @@ export function dockerMatrix(profile: ChaosProfile, only?: readonly FaultName[])
     exactTotal: SEED_CHECK_REQUESTS,
   };
   return [...cases, seedCheck];
+}
+
+/**
+ * What a soak schedule may draw from: every single-server fault but worker-pause, whose 12 s hold alone is
+ * longer than a soak schedule (the standard profile runs it), and those the engine leaves out.
+ */
+export function soakFaults(engine: EngineName): FaultName[] {
+  const skipped = new Set(engineSkips(engine).map((s) => s.what));
+  return ALL_FAULTS.filter((f) => f !== 'worker-pause' && !skipped.has(f));
+}
+
+/** HTTP requests and raw INSERTs of one soak schedule: a few seconds of load around one to three injections. */
+export const SOAK_REQUESTS = 300;
+export const SOAK_RAW_REQUESTS = 100;
+
+/**
+ * `runs` random schedules (`make chaos PROFILE=soak RUNS=N`): run i draws, from seed baseSeed + i, its mode,
+ * batch size, one to three fault kinds of soakFaults and, in the nemesis, their order, pauses and targets. Each
+ * is an exactly-once case and must stay valid; a failing one is reproduced with `--seed <its seed> --runs 1`.
+ */
+export function soakCases(engine: EngineName, runs: number, baseSeed: number): ChaosCase[] {
+  const allowed = soakFaults(engine);
+  return Array.from({ length: runs }, (_, i): ChaosCase => {
+    const seed = (baseSeed + i) >>> 0;
+    const random = mulberry32(seed ^ 0x5eed);
+    const mode: TopicMode = random() < 0.5 ? 'offset' : 'queue';
+    const batchSize = [100, 1000][Math.floor(random() * 2)]!;
+    const pool = [...allowed];
+    const kinds: FaultName[] = [];
+    const n = 1 + Math.floor(random() * Math.min(3, pool.length));
+    while (kinds.length < n) kinds.push(pool.splice(Math.floor(random() * pool.length), 1)[0]!);
+    // In registry order, so the same draw always lists the same way (the nemesis shuffles them anyway).
+    kinds.sort((a, b) => FAULT_NAMES.indexOf(a) - FAULT_NAMES.indexOf(b));
+    return {
+      name: `soak-${seed}`,
+      description: `seed ${seed}: ${mode} mode, batch ${batchSize}, faults ${kinds.join(', ')} in a drawn order and timing; must stay valid`,
+      mode,
+      worker: mode === 'queue' ? { mode, batchSize, concurrency: 2 } : { mode, batchSize },
+      workers: mode === 'queue' ? 2 : 1,
+      server: { topicSchema: mode },
+      retry: false,
+      faults: kinds,
+      perFault: 1,
+      requests: SOAK_REQUESTS,
+      concurrency: 16,
+      ratePerSecond: 0,
+      counters: 0,
+      raw: { publishers: 8, requests: SOAK_RAW_REQUESTS, hold: { every: 50, ms: 100 } },
+      expected: 'valid',
+      tolerates: EXACTLY_ONCE_TOLERATES,
+      seed,
+    };
+  });
 }
