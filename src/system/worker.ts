@@ -1,5 +1,6 @@
 // The counter worker: one subscription (offset or queue mode) whose handler increments counters in the
 // transaction that acks the messages.
+import { ISOLATION_LEVELS, TOPIC_MODES, type IsolationLevel, type TopicMode } from './types.ts';
 import { openDatabase } from './db/openDatabase.ts';
 import { checkDatabaseUrl } from './db/databaseUrl.ts';
 import { waitForDatabase } from './db/waitForDatabase.ts';
@@ -10,11 +11,9 @@ import { SqlPubSub, type SqlPubSubConfig } from './pubsub/sqlPubSub.ts';
 import { GAP_PROOFS, type GapProof } from './pubsub/gapTracker.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS } from './pubsub/queueSubscriber.ts';
 import { DEFAULT_CONSUMER_OPTIONS, validateBatchSize } from './pubsub/consumeLoop.ts';
-import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type SubscriberStats, type Subscription } from './pubsub/types.ts';
+import { ACK_MODES, type AckMode, type SubscriberStats, type Subscription } from './pubsub/types.ts';
 import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
-import { TOPIC_MODES } from './pubsub/types.ts';
-import type { TopicMode } from './pubsub/types.ts';
 
 
 export interface WorkerOptions {

@@ -1,8 +1,9 @@
 // mysql2 pools and the one way this project sends SQL: `SqlExecutor.query` returns the rows (or the result
 // header for writes), never the [rows, fields] pair, so SQL modules do not depend on the driver's shape.
+import type { Statement } from '../types.ts';
+import type { IsolationLevel, SqlExecutor } from '../types.ts';
 import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection } from 'mysql2/promise';
-import type { IsolationLevel, SqlExecutor } from '../pubsub/types.ts';
 import { parseMysqlUrl, redactMysqlUrl, type MysqlUrl } from './mysqlUrl.ts';
 
 export type { Pool, PoolConnection };
@@ -145,11 +146,6 @@ export function createPool(options: PoolOptions): Pool {
   if (options.multipleStatements === true) multiStatementPools.add(pool);
   poolQueryTimeouts.set(pool, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS);
   return pool;
-}
-
-export interface Statement {
-  sql: string;
-  values: unknown[];
 }
 
 /**

@@ -2,11 +2,11 @@
 // being set up by other processes at the same moment (server and workers started together): creates the
 // database and the schema the process needs, retrying connection failures and races with those other processes
 // for a bounded time; any other error fails at once. Each message says which of these it was (startupFailure.ts).
+import type { SqlExecutor } from '../types.ts';
 import { ensureDatabaseExists, openDatabase } from './openDatabase.ts';
 import { checkDatabaseUrl } from './databaseUrl.ts';
 import { describeStartupError, failedStatement, sqlStateOf, startupFailureKind, startupFailureMessage } from './startupFailure.ts';
 import type { Database } from './database.ts';
-import type { SqlExecutor } from '../pubsub/types.ts';
 import type { SqlEngine } from '../sql/engine.ts';
 import { Backoff } from '../pubsub/backoff.ts';
 

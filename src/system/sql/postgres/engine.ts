@@ -2,7 +2,7 @@
 // table's SQL (this file holds none). What differs from MariaDB is offset mode: a group's position is the pair
 // (transaction_id, offset) and the read takes only rows below the snapshot's xmin (messages.ts says why that
 // never steps over a message), so the subscriber needs no gap proof and no timeout here.
-import type { Message } from '../../pubsub/types.ts';
+import type { Message } from '../../types.ts';
 import type { SqlEngine } from '../engine.ts';
 import { createPgMessagesTable, deletePgMessagesUpTo, insertPgMessagesStatement, lockAndSelectPgMessagesStatement, MAX_MESSAGES_PER_INSERT, selectAllPgMessages, toPgMessage, type PgMessage, type PgMessageRow } from './messages.ts';
 import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, selectPgPosition, writePgPositionStatement } from './offsets.ts';

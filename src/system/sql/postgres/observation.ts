@@ -4,9 +4,8 @@
 // progress and consumption count rows at or before the position instead of comparing offsets. Also what readies
 // a topic for those reads between bench points: its statistics (analyzePgTopic, primePgTopicStatistics) and its
 // emptying (truncatePgTopic).
+import type { Consumption, ProgressTarget, SqlExecutor } from '../../types.ts';
 import { randomUUID } from 'node:crypto';
-import type { SqlExecutor } from '../../pubsub/types.ts';
-import type { Consumption, ProgressTarget } from '../mariadb/observation.ts';
 import { pgDedupTable, pgMessagesTable, pgOffsetsTable, pgQueueTable } from './identifiers.ts';
 import { insertPgMessages } from './messages.ts';
 
