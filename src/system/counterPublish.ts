@@ -9,7 +9,7 @@ import type { Pool } from './db/pool.ts';
 import type { Database, DbSession } from './db/database.ts';
 import { databaseOf } from './db/openDatabase.ts';
 import { describeError } from './db/errors.ts';
-import { jsonString } from './pubsub/messageJson.ts';
+import { jsonString } from './messageJson.ts';
 import type { SqlPublisher } from './pubsub/sqlPublisher.ts';
 
 export interface IncrementRequest {

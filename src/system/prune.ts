@@ -6,7 +6,7 @@ import type { Pool } from './db/pool.ts';
 import type { Database } from './db/database.ts';
 import { databaseOf } from './db/openDatabase.ts';
 import type { OffsetPrune, SqlEngine } from './sql/engine.ts';
-import { Sleeper } from './pubsub/backoff.ts';
+import { Sleeper } from './backoff.ts';
 import { assertTopicName } from './sql/topicName.ts';
 import { intInRange, oneOf, OptionsError } from '../validate.ts';
 

@@ -8,7 +8,7 @@ import { checkDatabaseUrl } from './databaseUrl.ts';
 import { describeStartupError, failedStatement, sqlStateOf, startupFailureKind, startupFailureMessage } from './startupFailure.ts';
 import type { Database } from './database.ts';
 import type { SqlEngine } from '../sql/engine.ts';
-import { Backoff } from '../pubsub/backoff.ts';
+import { Backoff } from '../backoff.ts';
 
 /** What a process creates at start, on a connection of its own, before it serves. */
 export interface StartupSchema {

@@ -5,7 +5,7 @@
 import { ISOLATION_LEVELS, type IsolationLevel, type Message, type PoisonEntry, type PoisonOrigin, type SqlExecutor, type Statement } from '../types.ts';
 import type { Database, DbSession } from '../db/database.ts';
 import { failpoint, failpointsArmed, type FailpointName } from '../failpoints.ts';
-import { Backoff, Sleeper } from './backoff.ts';
+import { Backoff, Sleeper } from '../backoff.ts';
 import { ACK_MODES } from './types.ts';
 import type { AckMode, BatchHandler, ConsumeTx, SubscriberStats, Subscription } from './types.ts';
 import { assertTopicName } from '../sql/topicName.ts';

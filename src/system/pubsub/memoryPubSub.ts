@@ -2,7 +2,7 @@
 // suite itself. One process, no durability: it promises order, batches, redelivery after a handler error with
 // no staged effect kept, and independent consumer groups, nothing about crashes.
 import type { Message, OutgoingMessage, SqlExecutor } from '../types.ts';
-import { Sleeper } from './backoff.ts';
+import { Sleeper } from '../backoff.ts';
 import { emptyStats } from './consumeLoop.ts';
 import type { ConsumeTx, PubSub, SubscribeOptions, Subscription } from './types.ts';
 

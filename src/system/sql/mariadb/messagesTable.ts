@@ -4,7 +4,7 @@ import type { OffsetRangeLocks } from '../gapProbes.ts';
 import { toMessage, type MessageRow } from '../rows.ts';
 import type { Message, OutgoingMessage, SqlExecutor, Statement } from '../../types.ts';
 import { messagesTable, offsetsTable } from './identifiers.ts';
-import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
+import { metadataJson, payloadJson } from '../../messageJson.ts';
 
 export async function createMessagesTable(db: SqlExecutor, topic: string): Promise<void> {
   await db.query(`CREATE TABLE IF NOT EXISTS ${messagesTable(topic)} (

@@ -59,7 +59,7 @@
 import type { Message, OutgoingMessage, SqlExecutor } from '../../types.ts';
 import { toMessage } from '../rows.ts';
 import { MAX_PARAMETERS, pgMessagesTable, pgOffsetsTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
-import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
+import { metadataJson, payloadJson } from '../../messageJson.ts';
 import { createUnderSchemaLock } from './schemaLock.ts';
 
 /** A message as read on PostgreSQL: with the id of the transaction that inserted it (xid8, as a decimal string). */

@@ -3,7 +3,7 @@
 // high-water mark to step over anything.
 import type { Message, OutgoingMessage, SqlExecutor } from '../../types.ts';
 import { pgQueueTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
-import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
+import { metadataJson, payloadJson } from '../../messageJson.ts';
 import { createUnderSchemaLock } from './schemaLock.ts';
 
 export interface QueueRow {

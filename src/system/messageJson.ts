@@ -3,7 +3,7 @@
 // POST /count load, building the multi-row INSERT was its largest own cost (2.3 us per message), and the two
 // JSON.stringify calls per row most of it: 1.2-1.9 us per row against 0.3-0.5 with the text built by the
 // producer, in a loop over 64-row INSERTs.
-import type { OutgoingMessage } from '../types.ts';
+import type { OutgoingMessage } from './types.ts';
 
 /** Printable ASCII but `"` and `\`: the strings JSON writes between quotes unchanged. */
 const PLAIN_JSON_STRING = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
