@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { Bench, type Task } from 'tinybench';
 import { SystemUnderTest } from '../harness/systemUnderTest.ts';
-import { MysqlPublisher } from '../system/pubsub/mysqlPublisher.ts';
+import { SqlPublisher } from '../system/pubsub/sqlPublisher.ts';
 import { validateBatchSize } from '../system/pubsub/consumeLoop.ts';
 import { createOffsetBatchConsumer, DEFAULT_OFFSET_SUBSCRIBER_OPTIONS } from '../system/pubsub/offsetSubscriber.ts';
 import { counterHandler } from '../system/counterHandler.ts';
@@ -75,7 +75,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult> {
   try {
     const db = executorOf(pool);
     const counters = Array.from({ length: 1_000 }, () => randomUUID());
-    const publisher = new MysqlPublisher(db);
+    const publisher = new SqlPublisher(db, mariadbEngine);
     const bench = new Bench({ time: o.timeMs, iterations: o.minIterations, warmupIterations: 5 });
     const perOp = new Map<string, number>();
 

@@ -1,7 +1,7 @@
 // The HTTP server's options: what each means, the defaults with the measurements that chose them, the
 // validation that names a bad field, and the server's public types (stats, the running server, hooks).
 import type { TopicMode } from '../types.ts';
-import { assertTopicName } from '../sql/mariadb/identifiers.ts';
+import { assertTopicName } from '../sql/topicName.ts';
 import type { CoalescerStats } from '../publishCoalescer.ts';
 import { intInRange, nonEmptyString, oneOf, OptionsError } from '../../validate.ts';
 
