@@ -9,7 +9,7 @@ import { createOffsetBatchConsumer, DEFAULT_OFFSET_SUBSCRIBER_OPTIONS } from '..
 import { counterHandler } from '../system/counterHandler.ts';
 import { mariadbEngine } from '../system/sql/mariadb/engine.ts';
 import { createPool, executorOf } from '../system/db/pool.ts';
-import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
+import { redactDatabaseUrl } from '../system/db/urlRedaction.ts';
 import { ensureSchema } from '../system/sql/mariadb/schema.ts';
 import type { OutgoingMessage } from '../system/pubsub/types.ts';
 import { toCsv, type CsvRow } from '../bench/csv.ts';
@@ -149,7 +149,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult> {
     });
     const dir = createResultsDir(o.resultsRoot, 'micro');
     dir.writeText('results.csv', toCsv(COLUMNS, rows));
-    dir.writeJson('options.json', { options: { ...o, mysqlUrl: o.mysqlUrl === undefined ? undefined : redactMysqlUrl(o.mysqlUrl), log: undefined }, versions: await collectVersions(projectRoot()), database: info });
+    dir.writeJson('options.json', { options: { ...o, mysqlUrl: o.mysqlUrl === undefined ? undefined : redactDatabaseUrl(o.mysqlUrl), log: undefined }, versions: await collectVersions(projectRoot()), database: info });
     return { path: dir.path, rows };
   } finally {
     await pool.end().catch(() => undefined);

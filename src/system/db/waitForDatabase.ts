@@ -4,7 +4,7 @@
 // for a bounded time; any other error fails at once. Each message says which of these it was (startupFailure.ts).
 import type { SqlExecutor } from '../types.ts';
 import { ensureDatabaseExists, openDatabase } from './openDatabase.ts';
-import { checkDatabaseUrl } from './databaseUrl.ts';
+import { databaseUrlOf, type DatabaseUrl } from './databaseUrl.ts';
 import { describeStartupError, failedStatement, sqlStateOf, startupFailureKind, startupFailureMessage } from './startupFailure.ts';
 import type { Database } from './database.ts';
 import type { SqlEngine } from '../sql/engine.ts';
@@ -28,8 +28,9 @@ function naming(db: SqlExecutor, sent: (sql: string) => void): SqlExecutor {
   };
 }
 
-export async function waitForDatabase(url: string, timeoutMs: number, log: (line: string) => void, schema?: StartupSchema): Promise<void> {
-  const engine = checkDatabaseUrl(url);
+export async function waitForDatabase(given: string | DatabaseUrl, timeoutMs: number, log: (line: string) => void, schema?: StartupSchema): Promise<void> {
+  const url = databaseUrlOf(given);
+  const engine = url.engine;
   const deadline = Date.now() + timeoutMs;
   const backoff = new Backoff({ initialMs: 100, maxMs: 2_000 });
   for (;;) {
@@ -51,7 +52,7 @@ export async function waitForDatabase(url: string, timeoutMs: number, log: (line
       return;
     } catch (error) {
       const kind = startupFailureKind(engine, error);
-      const failure = { engine, url, kind, error, sent, gaveUpAfterMs: undefined as number | undefined };
+      const failure = { engine, url: url.url, kind, error, sent, gaveUpAfterMs: undefined as number | undefined };
       if (kind === 'refused') throw new Error(startupFailureMessage(failure), { cause: error });
       if (Date.now() >= deadline) throw new Error(startupFailureMessage({ ...failure, gaveUpAfterMs: timeoutMs }), { cause: error });
       const pause = backoff.next();

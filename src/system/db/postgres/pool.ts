@@ -115,11 +115,6 @@ export async function inPgTransaction<T>(pool: PgPool, isolation: IsolationLevel
   }
 }
 
-/** Shows a postgres:// URL with its password replaced by `***`. */
-export function redactPgUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
-}
-
 /**
  * Creates the database named in the URL if it does not exist (a fresh private server has `postgres` only), by
  * way of the `postgres` maintenance database on the same server. 3D000 = invalid_catalog_name. `sent` is told
