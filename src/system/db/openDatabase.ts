@@ -2,7 +2,7 @@
 // when missing, and wraps a mysql2 pool a caller already holds (the tests and the harness pass those).
 import { createPool, ensureDatabase, type Pool, type PoolOptions } from './pool.ts';
 import { createPgPool, ensurePgDatabase } from './postgres/pool.ts';
-import { mariadbDatabase } from './mariadbDatabase.ts';
+import { mariadbDatabase } from './mariadb/database.ts';
 import { postgresDatabase } from './postgres/database.ts';
 import { databaseUrlOf, type DatabaseUrl } from './databaseUrl.ts';
 import { withAddress } from './mysqlUrl.ts';

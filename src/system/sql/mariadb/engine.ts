@@ -22,7 +22,7 @@ import {
   selectAckedQueueOffsets,
 } from './queueTable.ts';
 import { poisonTable, queueTable } from './identifiers.ts';
-import { claimRequestIds, deleteDedupRowsOlderThan, MAX_DEDUP_REQUEST_ID_LENGTH } from './publishDedupTable.ts';
+import { claimRequestIds, deleteDedupRowsOlderThan, MAX_DEDUP_REQUEST_ID_LENGTH } from './dedupTable.ts';
 import { countPoisoned, createPoisonTable, poisonMessageStatement, poisonTableExists, selectPoisoned } from './poisonTable.ts';
 import { addToCountersStatement, selectCounterValue, selectAllCounters, setCounterValue } from './counterTable.ts';
 import { INNODB_TRX_CACHE_IDLE_MS, probeOpenWriters, requireProcessPrivilege } from './innodbTrx.ts';
@@ -30,7 +30,7 @@ import { readRunningStatements } from './processlist.ts';
 import { readGaleraStatus } from './galera.ts';
 import { GaleraProver } from './galeraGapProbes.ts';
 import { selectConsumption, selectProgress, selectServerVersion, truncateTopic } from './observation.ts';
-import { ping } from './session.ts';
+import { ping } from './sessions.ts';
 
 /** mysql2 puts the values into the statement's text itself: no parameter cap, only max_allowed_packet. */
 const MAX_MESSAGES_PER_INSERT = Number.POSITIVE_INFINITY;

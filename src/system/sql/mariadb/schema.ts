@@ -17,7 +17,7 @@ import type { SqlExecutor, TopicMode } from '../../types.ts';
 import { createMessagesTable } from './messagesTable.ts';
 import { createQueueTable } from './queueTable.ts';
 import { createCounterTable } from './counterTable.ts';
-import { createPublishDedupTable } from './publishDedupTable.ts';
+import { createPublishDedupTable } from './dedupTable.ts';
 import { assertTopicName } from './identifiers.ts';
 
 export interface SchemaOptions {

@@ -7,7 +7,7 @@
 import type { Consumption, ProgressTarget, SqlExecutor } from '../../types.ts';
 import { randomUUID } from 'node:crypto';
 import { pgDedupTable, pgMessagesTable, pgOffsetsTable, pgQueueTable } from './identifiers.ts';
-import { insertPgMessages } from './messages.ts';
+import { insertPgMessages } from './messagesTable.ts';
 
 /** The group's position as a row `p` (position 0 when the group has no row yet), for the reads below. */
 function positionRow(topic: string): string {

@@ -3,7 +3,7 @@
 // walks the topic in (transaction_id, offset) order (see messages.ts for the visibility rule).
 import type { SqlExecutor } from '../../types.ts';
 import { pgOffsetsTable, type PgStatement } from './identifiers.ts';
-import type { PgPosition } from './messages.ts';
+import type { PgPosition } from './messagesTable.ts';
 import { createUnderSchemaLock } from './schemaLock.ts';
 
 export async function createPgOffsetsTable(db: SqlExecutor, topic: string): Promise<void> {
