@@ -9,7 +9,6 @@ import { ACK_MODES, parseIsolationLevel, type AckMode, type SubscriberStats } fr
 import { gapCounts, WORKER_GAPS_LINE } from '../system/workerGapLine.ts';
 import { armFailpointsFrom, databaseUrlOption, failpointOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
 import { describeError } from '../system/db/errors.ts';
-import { redactMysqlUrl } from '../system/db/pool.ts';
 import { TOPIC_MODES } from '../system/pubsub/types.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 
@@ -94,8 +93,9 @@ export const command: CommandModule<object, WorkerArgs> = {
     }
     const log = env.quiet ? () => undefined : d.log;
     const handler = resolveHandler(args.handler, args.profile);
+    const databaseUrl = resolveDatabaseUrl(args['database-url'], args['mysql-url']);
     const options = {
-      databaseUrl: resolveDatabaseUrl(args['database-url'], args['mysql-url']),
+      databaseUrl,
       mode: args.mode as TopicMode,
       topic: args.topic,
       consumerGroup: args['consumer-group'],
@@ -125,7 +125,7 @@ export const command: CommandModule<object, WorkerArgs> = {
     const { log: _log, onGapPassed: _onGapPassed, onConflictRetry: _onConflictRetry, ...shown } = options;
     // The harness waits for this line: it is printed even when quiet.
     process.stdout.write(
-      `worker started ${JSON.stringify({ ...shown, databaseUrl: redactMysqlUrl(options.databaseUrl), ...worker.settings, gapProof: worker.gapProof ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
+      `worker started ${JSON.stringify({ ...shown, databaseUrl: databaseUrl.redacted, ...worker.settings, gapProof: worker.gapProof ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
     );
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

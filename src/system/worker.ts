@@ -1,7 +1,8 @@
 // The counter worker: one subscription (offset or queue mode) whose handler increments counters in the
 // transaction that acks the messages.
+import { ISOLATION_LEVELS, TOPIC_MODES, type IsolationLevel, type TopicMode } from './types.ts';
 import { openDatabase } from './db/openDatabase.ts';
-import { checkDatabaseUrl } from './db/databaseUrl.ts';
+import { databaseUrlOf, type DatabaseUrl } from './db/databaseUrl.ts';
 import { waitForDatabase } from './db/waitForDatabase.ts';
 import type { EngineName } from './sql/engine.ts';
 import { counterHandler, HANDLER_NAMES, type HandlerName } from './counterHandler.ts';
@@ -10,18 +11,18 @@ import { SqlPubSub, type SqlPubSubConfig } from './pubsub/sqlPubSub.ts';
 import { GAP_PROOFS, type GapProof } from './pubsub/gapTracker.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS } from './pubsub/queueSubscriber.ts';
 import { DEFAULT_CONSUMER_OPTIONS, validateBatchSize } from './pubsub/consumeLoop.ts';
-import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type SubscriberStats, type Subscription } from './pubsub/types.ts';
+import { ACK_MODES, type AckMode, type SubscriberStats, type Subscription } from './pubsub/types.ts';
 import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
-import { TOPIC_MODES } from './pubsub/types.ts';
-import type { TopicMode } from './pubsub/types.ts';
 import { openEventLog } from './workerEventLog.ts';
 import type { ConsumerEventSink } from './pubsub/consumerEvents.ts';
 
-
 export interface WorkerOptions {
-  /** The database: mysql:// (MariaDB, MySQL) or postgres:// (PostgreSQL); the scheme picks the engine. */
-  databaseUrl: string;
+  /**
+   * The database: mysql:// (MariaDB, MySQL) or postgres:// (PostgreSQL); the scheme picks the engine. The
+   * command passes the URL it parsed at its start; a string is parsed once, by validateWorkerOptions.
+   */
+  databaseUrl: string | DatabaseUrl;
   mode: TopicMode;
   topic: string;
   consumerGroup: string;
@@ -123,10 +124,11 @@ export interface ResolvedWorkerSettings {
   gapHandling: GapHandling | undefined;
 }
 
-export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & ResolvedWorkerSettings {
+export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & ResolvedWorkerSettings & { databaseUrl: DatabaseUrl } {
   const c = 'worker';
-  nonEmptyString(c, 'databaseUrl', o.databaseUrl);
-  const engine = checkDatabaseUrl(o.databaseUrl);
+  if (typeof o.databaseUrl === 'string') nonEmptyString(c, 'databaseUrl', o.databaseUrl);
+  const databaseUrl = databaseUrlOf(o.databaseUrl);
+  const engine = databaseUrl.engine;
   oneOf(c, 'mode', o.mode, TOPIC_MODES);
   nonEmptyString(c, 'consumerGroup', o.consumerGroup);
   validateBatchSize(c, 'batchSize', o.batchSize);
@@ -151,7 +153,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   if (o.mode === 'queue' && o.gapHandling !== undefined) {
     throw new Error('worker: gapHandling applies to offset mode only; queue mode has no high-water mark');
   }
-  return { ...o, ...resolveWorkerSettings(o, engine) };
+  return { ...o, databaseUrl, ...resolveWorkerSettings(o, engine) };
 }
 
 /** The isolation and gap handling a worker with these options runs with (the CLI's rule and the harness's). */
