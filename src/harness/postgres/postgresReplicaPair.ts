@@ -158,12 +158,11 @@ export class PostgresReplicaPair implements ReplicaPair {
       // A pair is made for one failover: an old pair's half-promoted state is never reused.
       fresh: true,
     };
-    const sync: Record<string, string> = o.level === 'sync' ? { synchronous_standby_names: `FIRST 1 (${STANDBY_NAME})`, synchronous_commit: 'on' } : {};
     const primary = new PrivatePostgres({
       ...common,
       port: ports[0],
       datadir: primaryDir,
-      settings: { ...o.settings, ...sync },
+      settings: o.settings,
       replication: { role: 'primary', user: REPLICATION_USER, password },
       log: (line) => o.log(`primary: ${line}`),
     });
@@ -179,7 +178,8 @@ export class PostgresReplicaPair implements ReplicaPair {
     try {
       await primary.start();
       await replica.start();
-      await pair.waitUntilStreaming();
+      await pair.waitUntilStreaming('async');
+      if (o.level === 'sync') await pair.requireSynchronousStandby();
     } catch (error) {
       await primary.remove().catch(() => undefined);
       await replica.remove().catch(() => undefined);
@@ -235,7 +235,7 @@ export class PostgresReplicaPair implements ReplicaPair {
       await client.query('SELECT pg_reload_conf()');
     });
     this.heldConninfo = undefined;
-    await this.waitUntilStreaming();
+    await this.waitUntilStreaming(this.level);
     this.options.log('pair: replica released (streaming again)');
   }
 
@@ -304,8 +304,22 @@ export class PostgresReplicaPair implements ReplicaPair {
     if (this.killed || this.promoted) throw new ReplicaPairError(`${COMPONENT}: ${what} needs the original pair; the primary has been killed`);
   }
 
-  private async waitUntilStreaming(): Promise<void> {
-    const wanted = this.level === 'sync' ? 'sync' : 'async';
+  /**
+   * From now on every commit on the primary waits until the standby has flushed it (synchronous_commit is on
+   * already: a durable setting of every private server). Set once the standby streams,
+   * not at the primary's start: the start's own commits (the password, the database, the replication role) would
+   * wait for a standby that cannot exist before them. ALTER SYSTEM keeps it in the primary's postgresql.auto.conf
+   * alone: the standby's copy was taken before.
+   */
+  private async requireSynchronousStandby(): Promise<void> {
+    await withClient(this.primaryServer.url, async (client) => {
+      await client.query(`ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (${STANDBY_NAME})'`);
+      await client.query('SELECT pg_reload_conf()');
+    });
+    await this.waitUntilStreaming('sync');
+  }
+
+  private async waitUntilStreaming(wanted: 'sync' | 'async'): Promise<void> {
     await this.waitFor(`the replica to stream (${wanted})`, async () => {
       const row = await queryOne<{ state: string; sync_state: string }>(
         this.primaryServer.url,
