@@ -17,7 +17,7 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
 CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests) $(call opt,TOPOLOGY,topology)
 
-.PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker wrk
+.PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker wrk docs-figures
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ docker-images: $(STAMP) ## build the local images (Debian base via debootstrap, 
 
 test-docker: $(STAMP) ## private dockerd + images + real-engine tests + quick docker chaos (installs nothing; .ci/run does with EOB_DOCKER=1)
 	docker/test-docker.sh
+
+docs-figures: $(STAMP) ## rebuild the generated tables of README.md and docs/ from the named run each cites in docs/results/ (RUN=<name>: cite that run instead)
+	node --import tsx scripts/docsFigures.ts $(if $(RUN),--cite '$(RUN)')
 
 typecheck: $(STAMP) ## strict TypeScript check of src/ and test/
 	npx tsc --noEmit -p .

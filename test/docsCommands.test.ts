@@ -1,0 +1,101 @@
+// Every shell block of the README and docs marked runnable (a fence opened with ```sh runnable) runs as written
+// and exits 0: the walk-through against a private MariaDB it starts itself, `make demo`, the help. Each block
+// runs in bash -e from the project root, in a process group of its own, bounded in time; the ports a block
+// reads from DB_PORT / HTTP_PORT are free ones, and no DATABASE_URL of the caller reaches it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { childEnvironment } from '../src/config.ts';
+import { findFreePort } from '../src/harness/ports.ts';
+import { projectRoot } from '../src/projectRoot.ts';
+
+const root = projectRoot();
+/** Room for `make demo` (about 30 s on two free cores) on a loaded 2-core CI machine. */
+const BLOCK_LIMIT_MS = 240_000;
+
+interface Block {
+  file: string;
+  line: number;
+  script: string;
+}
+
+/** The fenced blocks opened with ```sh runnable (or ```bash runnable), with the line each starts on. */
+export function runnableBlocks(file: string, text: string): Block[] {
+  const blocks: Block[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^```(sh|bash) runnable\s*$/.test(lines[i]!)) continue;
+    const end = lines.findIndex((l, j) => j > i && /^```\s*$/.test(l));
+    if (end < 0) throw new Error(`${file}:${i + 1}: a runnable block is not closed`);
+    blocks.push({ file, line: i + 1, script: lines.slice(i + 1, end).join('\n') });
+    i = end;
+  }
+  return blocks;
+}
+
+function documents(): string[] {
+  const docs = join(root, 'docs');
+  return [join(root, 'README.md'), ...readdirSync(docs).filter((f) => f.endsWith('.md')).map((f) => join(docs, f))];
+}
+
+async function run(block: Block): Promise<{ code: number | null; output: string; timedOut: boolean }> {
+  const dbPort = await findFreePort();
+  // The walk-through keeps its data directory, .eob/db-<port>, as a user would want; a test run does not.
+  const dataDir = join(root, '.eob', `db-${dbPort}`);
+  const leftBefore = existsSync(dataDir);
+  const env = childEnvironment({
+    DB_PORT: String(dbPort),
+    HTTP_PORT: String(await findFreePort()),
+    DATABASE_URL: undefined,
+    MYSQL_URL: undefined,
+  });
+  const child = spawn('bash', ['-e', '-c', block.script], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    // The whole group: a block's background servers are in it. SIGTERM lets them stop cleanly first.
+    try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* already gone */ }
+    setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ } }, 5_000).unref();
+  }, BLOCK_LIMIT_MS);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(timer);
+  if (!leftBefore) rmSync(dataDir, { recursive: true, force: true });
+  return { code, output, timedOut };
+}
+
+test('runnable blocks are found with their lines, and only those', () => {
+  const text = 'intro\n```sh runnable\necho a\necho b\n```\n```sh\nnot me\n```\n```bash runnable\ntrue\n```\n';
+  assert.deepEqual(runnableBlocks('x.md', text), [
+    { file: 'x.md', line: 2, script: 'echo a\necho b' },
+    { file: 'x.md', line: 9, script: 'true' },
+  ]);
+  assert.throws(() => runnableBlocks('x.md', '```sh runnable\necho a\n'), /x\.md:1: a runnable block is not closed/);
+});
+
+test('a failing command fails its block (the control)', async () => {
+  const result = await run({ file: 'control', line: 1, script: 'true\nfalse\necho never' });
+  assert.notEqual(result.code, 0);
+  assert.doesNotMatch(result.output, /never/);
+});
+
+const blocks = documents().flatMap((file) => runnableBlocks(relative(root, file), readFileSync(file, 'utf8')));
+
+test('the README has runnable blocks, the walk-through and make demo among them', () => {
+  const readme = blocks.filter((b) => b.file === 'README.md');
+  assert.ok(readme.some((b) => b.script.includes('make demo')), 'make demo is runnable');
+  assert.ok(readme.some((b) => b.script.includes('eob.js server')), 'the walk-through is runnable');
+});
+
+for (const block of blocks) {
+  const first = block.script.split('\n')[0]!.slice(0, 60);
+  test(`${block.file}:${block.line} runs: ${first}`, async () => {
+    const result = await run(block);
+    assert.equal(result.timedOut, false, `timed out after ${BLOCK_LIMIT_MS / 1000} s; output:\n${result.output.slice(-3000)}`);
+    assert.equal(result.code, 0, `exit code ${result.code}; output:\n${result.output.slice(-3000)}`);
+  });
+}
