@@ -83,6 +83,57 @@ test('a failing command fails its block (the control)', async () => {
   assert.doesNotMatch(result.output, /never/);
 });
 
+/** Every line of every fenced block (runnable or not), with where it is. */
+function fencedLines(file: string, text: string): { where: string; line: string }[] {
+  const out: { where: string; line: string }[] = [];
+  let inside = false;
+  text.split('\n').forEach((line, i) => {
+    if (/^ {0,3}```/.test(line)) inside = !inside;
+    else if (inside) out.push({ where: `${file}:${i + 1}`, line: line.trim() });
+  });
+  return out;
+}
+
+/** The make invocations on a line (`make a B=1 && make c`), without the comment. */
+function makeCalls(line: string): string[][] {
+  const code = line.replace(/\s#.*$/, '');
+  return code.split(/&&|;/).map((part) => part.trim().split(/\s+/)).filter((words) => words[0] === 'make').map((words) => words.slice(1));
+}
+
+// The blocks too long or too heavy to run (a standard bench, a cluster) are still checked against what exists:
+// every make target and variable a doc names is one the Makefile has, every eob command one the CLI has.
+function unknownNames(file: string, text: string, makefile: string, cli: string): string[] {
+  const targets = new Set([...makefile.matchAll(/^([a-z][a-z-]*):/gm)].map((m) => m[1]!));
+  const variables = new Set([...makefile.matchAll(/\$\(call opt,([A-Z_]+),|\$\(([A-Z_]+)\)/g)].map((m) => m[1] ?? m[2]!));
+  const commands = new Set([...cli.matchAll(/^ {2}([a-z]+): \(\) => import\(/gm)].map((m) => m[1]!));
+  const wrong: string[] = [];
+  for (const { where, line } of fencedLines(file, text)) {
+    for (const words of makeCalls(line)) {
+      for (const word of words) {
+        const variable = /^([A-Z_]+)=/.exec(word)?.[1];
+        if (variable !== undefined ? !variables.has(variable) : !targets.has(word)) wrong.push(`${where}: make ${word}`);
+      }
+    }
+    for (const m of line.matchAll(/(?:node bin\/eob\.js|^eob) ([a-z]+)/g)) {
+      if (!commands.has(m[1]!)) wrong.push(`${where}: eob ${m[1]}`);
+    }
+  }
+  return wrong;
+}
+
+const makefile = readFileSync(join(root, 'Makefile'), 'utf8');
+const cli = readFileSync(join(root, 'src', 'cli.ts'), 'utf8');
+
+test('every make target and variable, and every eob command, the docs name exists', () => {
+  const wrong = documents().flatMap((file) => unknownNames(relative(root, file), readFileSync(file, 'utf8'), makefile, cli));
+  assert.deepEqual(wrong, []);
+});
+
+test('a target, a variable or a command that does not exist is reported (the control)', () => {
+  const doc = '```\nmake bench PROFILE=quick && make nonsense\nmake chaos NOSUCH=1   # comment make x\nnode bin/eob.js frobnicate\n```\n';
+  assert.deepEqual(unknownNames('x.md', doc, makefile, cli), ['x.md:2: make nonsense', 'x.md:3: make NOSUCH=1', 'x.md:4: eob frobnicate']);
+});
+
 const blocks = documents().flatMap((file) => runnableBlocks(relative(root, file), readFileSync(file, 'utf8')));
 
 test('the README has runnable blocks, the walk-through and make demo among them', () => {
