@@ -50,6 +50,9 @@ async function run(block: Block): Promise<{ code: number | null; output: string;
     HTTP_PORT: String(await findFreePort()),
     DATABASE_URL: undefined,
     MYSQL_URL: undefined,
+    // The commands as written, not npm: where node_modules is an install other checkouts share, an npm ci
+    // started by make would rebuild it under them. Installing is what CI's own npm ci shows.
+    NO_INSTALL: '1',
   });
   const child = spawn('bash', ['-e', '-c', block.script], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
