@@ -20,7 +20,7 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
 CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests) $(call opt,TOPOLOGY,topology)
 
-.PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker wrk docs-figures
+.PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker wrk docs-figures docs-run
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -65,6 +65,10 @@ docker-images: $(NEEDS) ## build the local images (Debian base via debootstrap, 
 
 test-docker: $(NEEDS) ## private dockerd + images + real-engine tests + quick docker chaos (installs nothing; .ci/run does with EOB_DOCKER=1)
 	docker/test-docker.sh
+
+docs-run: $(NEEDS) ## save results/bench/latest and results/chaos/latest as the named run docs/results/NAME (NAME=..., LOAD="the load average"), then cite it: make docs-figures RUN=NAME
+	@test -n "$(NAME)" || { echo "make docs-run needs NAME=<run name>"; exit 1; }
+	node --import tsx scripts/docsFigures.ts --save '$(NAME)' $(if $(LOAD),--load '$(LOAD)')
 
 docs-figures: $(NEEDS) ## rebuild the generated tables of README.md and docs/ from the named run each cites in docs/results/ (RUN=<name>: cite that run instead)
 	node --import tsx scripts/docsFigures.ts $(if $(RUN),--cite '$(RUN)')

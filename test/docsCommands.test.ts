@@ -100,7 +100,8 @@ function fencedLines(file: string, text: string): { where: string; line: string 
 /** The make invocations on a line (`make a B=1 && make c`), without the comment. */
 function makeCalls(line: string): string[][] {
   const code = line.replace(/\s#.*$/, '');
-  return code.split(/&&|;/).map((part) => part.trim().split(/\s+/)).filter((words) => words[0] === 'make').map((words) => words.slice(1));
+  const words = (part: string) => part.trim().match(/(?:[^\s"']|"[^"]*"|'[^']*')+/g) ?? [];
+  return code.split(/&&|;/).map(words).filter((w) => w[0] === 'make').map((w) => w.slice(1));
 }
 
 // The blocks too long or too heavy to run (a standard bench, a cluster) are still checked against what exists:
@@ -133,8 +134,8 @@ test('every make target and variable, and every eob command, the docs name exist
 });
 
 test('a target, a variable or a command that does not exist is reported (the control)', () => {
-  const doc = '```\nmake bench PROFILE=quick && make nonsense\nmake chaos NOSUCH=1   # comment make x\nnode bin/eob.js frobnicate\n```\n';
-  assert.deepEqual(unknownNames('x.md', doc, makefile, cli), ['x.md:2: make nonsense', 'x.md:3: make NOSUCH=1', 'x.md:4: eob frobnicate']);
+  const doc = '```\nmake bench PROFILE=quick && make nonsense\nmake chaos NOSUCH=1 ALSO_NOT="a b" PROFILE=quick   # comment make x\nnode bin/eob.js frobnicate\n```\n';
+  assert.deepEqual(unknownNames('x.md', doc, makefile, cli), ['x.md:2: make nonsense', 'x.md:3: make NOSUCH=1', 'x.md:3: make ALSO_NOT="a b"', 'x.md:4: eob frobnicate']);
 });
 
 const blocks = documents().flatMap((file) => runnableBlocks(relative(root, file), readFileSync(file, 'utf8')));
