@@ -71,7 +71,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'databaseUrl'> = {
   mode: 'offset',
   topic: 'counter',
   consumerGroup: 'counter',
-  // Batch 1000 drained fastest in the bench (results/bench, see README); 100 is the watermill v4 default.
+  // Batch 1000 drained fastest in the bench (docs/tuning.md); 100 is the watermill v4 default.
   batchSize: DEFAULT_CONSUMER_OPTIONS.batchSize,
   pollIntervalMs: 10,
   caughtUpPauseMs: DEFAULT_CONSUMER_OPTIONS.caughtUpPauseMs,
