@@ -50,6 +50,8 @@ class PendingPost implements Settler<PublishOutcome> {
   constructor(
     readonly settle: (post: PendingPost, outcome: PostOutcome) => void,
     readonly res: ServerResponse,
+    /** The unanswered publishes of this request's connection, this one included until it is answered. */
+    readonly held: ConnectionPublishes,
     readonly requestId: string,
     readonly request: IncrementRequest,
   ) {}
@@ -59,6 +61,11 @@ class PendingPost implements Settler<PublishOutcome> {
   reject(error: unknown): void {
     this.settle(this, { kind: 'failed', error });
   }
+}
+
+/** Publishes of one connection not answered yet (one object per connection, found through a WeakMap). */
+interface ConnectionPublishes {
+  held: number;
 }
 
 /** Logs the first error of a kind at once, then at most one summary line per interval. */
@@ -122,7 +129,9 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
     flushBatch,
   );
 
-  const stats: ServerStats = { published: 0, duplicates: 0, conflicts: 0, notPublished: 0, unknownOutcomes: 0, coalescer: coalescer.stats };
+  const stats: ServerStats = { published: 0, duplicates: 0, conflicts: 0, notPublished: 0, connectionShed: 0, unknownOutcomes: 0, coalescer: coalescer.stats };
+  const publishesOf = new WeakMap<object, ConnectionPublishes>();
+  const perConnection = options.maxPublishesPerConnection;
   let closing = false;
   let inFlight = 0;
 
@@ -163,8 +172,26 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
       sendEmpty(res, 204, { 'X-Request-Id': requestId });
       return;
     }
+    let held = publishesOf.get(req.socket);
+    if (held === undefined) {
+      held = { held: 0 };
+      publishesOf.set(req.socket, held);
+    }
+    if (held.held >= perConnection) {
+      // Fairness: a connection past its share is refused before it takes a place in the shared queue.
+      stats.connectionShed += 1;
+      stats.notPublished += 1;
+      sendJson(
+        res,
+        503,
+        { error: `not published: this connection already has ${perConnection} publishes waiting for their answers; wait for them (or spread requests over connections); nothing was recorded, retrying is safe`, outcome: 'not-published' },
+        { 'X-Request-Id': requestId, 'Retry-After': RETRY_AFTER_SECONDS },
+      );
+      return;
+    }
+    held.held += 1;
     // Counter ids are stored lower-case, so 'ABC…' and 'abc…' count as the same counter.
-    const post = new PendingPost(settle, res, requestId, { counterUuid: id.toLowerCase(), requestId, requestIdGenerated, gate: { sent: false, cancelled: false } });
+    const post = new PendingPost(settle, res, held, requestId, { counterUuid: id.toLowerCase(), requestId, requestIdGenerated, gate: { sent: false, cancelled: false } });
     inFlight += 1;
     post.timer = setTimeout(onPublishTimeout, options.publishTimeoutMs, post);
     coalescer.enqueue(post.request, post);
@@ -198,6 +225,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
   }
   function onPublishTimeout(post: PendingPost): void {
     post.answered = true;
+    post.held.held -= 1;
     const gate = post.request.gate as SendGate;
     // Still queued: it leaves the queue. In a batch that has sent nothing yet (waiting for a connection): it is
     // left out of it. Either way it is never sent. Otherwise its batch is at the database.
@@ -211,6 +239,7 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
   function settle(post: PendingPost, outcome: PostOutcome): void {
     if (post.answered) return;
     post.answered = true;
+    post.held.held -= 1;
     clearTimeout(post.timer);
     inFlight -= 1;
     const res = post.res;
