@@ -47,6 +47,8 @@ export interface ServerOptions {
   publishTimeoutMs: number;
   healthTimeoutMs: number;
   connectTimeoutMs: number;
+  /** GET /metrics (Prometheus text); off, the request path skips its clock readings and observations. */
+  metrics: boolean;
   /** node:http limits, see DEFAULT_HTTP_LIMITS for what each one bounds and why its value. */
   http: HttpLimits;
 }
@@ -217,6 +219,7 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'databaseUrl'> = {
   publishTimeoutMs: 10_000,
   healthTimeoutMs: 2_000,
   connectTimeoutMs: 5_000,
+  metrics: true,
   http: DEFAULT_HTTP_LIMITS,
 };
 
@@ -267,7 +270,7 @@ export function validateServerOptions(options: ServerOptions): ServerOptions {
       `${c}: http.socketIdleTimeoutMs (${h.socketIdleTimeoutMs}) must exceed publishTimeoutMs (${options.publishTimeoutMs}): a connection waiting for its answer is idle meanwhile`,
     );
   }
-  for (const field of ['coalesce', 'dedup'] as const) {
+  for (const field of ['coalesce', 'dedup', 'metrics'] as const) {
     if (typeof options[field] !== 'boolean') {
       throw new OptionsError(`${c}: ${field} must be true or false (got ${JSON.stringify(options[field])})`);
     }
