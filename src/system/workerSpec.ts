@@ -33,6 +33,7 @@ export const WORKER_FLAGS: { [K in keyof WorkerSpec]-?: FlagOf<K> } = {
   consumerGroup: valueFlag('--consumer-group'),
   ackMode: valueFlag('--ack-mode'),
   concurrency: valueFlag('--concurrency'),
+  eventLog: valueFlag('--event-log'),
   handler: valueFlag('--handler'),
   gapHandling: valueFlag('--gap-handling'),
   poisonAfterFailures: valueFlag('--poison-after-failures'),
@@ -43,6 +44,7 @@ export const WORKER_FLAGS: { [K in keyof WorkerSpec]-?: FlagOf<K> } = {
   pruneEveryS: (v) => (v > 0 ? ['--prune-every', String(v)] : []),
   pruneBatchSize: valueFlag('--prune-batch-size'),
   pruneDedupWindowS: valueFlag('--dedup-window-s'),
+  metricsPort: valueFlag('--metrics-port'),
   // The worker takes one `name=N[,name=N]` value (the server takes the flag repeated).
   failpoints: (v) => (v.length > 0 ? ['--failpoint', v.join(',')] : []),
 };

@@ -3,8 +3,9 @@
 // engines engines.txt, the side-by-side table; index.html) even when interrupted.
 import path from 'node:path';
 import { readdirSync } from 'node:fs';
-import { SystemUnderTest, redactUrl, type SystemOptions, type Topology } from '../../harness/systemUnderTest.ts';
+import { SystemUnderTest, type SystemOptions, type Topology } from '../../harness/systemUnderTest.ts';
 import { LEVELS_OF_ENGINE, type ReplicationLevel } from '../../harness/replication/replicaPair.ts';
+import { redactDatabaseUrl } from '../../system/db/urlRedaction.ts';
 import type { EngineName } from '../../harness/engines.ts';
 import { planRun, pointLabel, type Point } from './plan.ts';
 import { references, toRow, CSV_COLUMNS, type DbColumns } from './results.ts';
@@ -252,7 +253,7 @@ function topologyColumn(topology: Topology, replication: ReplicationLevel | unde
 
 function shownUrl(system: Partial<SystemOptions>): string {
   const url = system.databaseUrl;
-  return url === undefined ? 'private database' : redactUrl(url);
+  return url === undefined ? 'private database' : redactDatabaseUrl(url);
 }
 
 function roundRow(row: CsvRow): CsvRow {
