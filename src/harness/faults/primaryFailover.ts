@@ -38,6 +38,10 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export async function failOver(target: FailoverTarget): Promise<FailoverResult> {
   const { pair, vip, plan } = target;
   const steps: string[] = [];
+  // Checked before anything is done: killing the only server would leave no primary to promote.
+  if (!pair.nodes.some((n) => n.role === 'replica')) {
+    throw new Error(`primary-failover: the pair has no replica to promote (roles: ${pair.nodes.map((n) => n.role).join(', ')}); a pair that cannot rebuild one fails over once`);
+  }
   if (plan.holdReplicaMs !== undefined) {
     await pair.holdReplica();
     await sleep(plan.holdReplicaMs);
