@@ -21,8 +21,9 @@ function quickCase(name: string) {
 
 describe('exactly-once across a failover (MariaDB primary and replica)', () => {
   const env = readEnvironment();
+  const logs: string[] = [];
   const run = (name: string) =>
-    runCase(quickCase(name), { engine: 'mariadb', topology: 'primary-replica', mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath });
+    runCase(quickCase(name), { engine: 'mariadb', topology: 'primary-replica', mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, log: (line) => logs.push(line) });
 
   it('semi-sync: valid across two failovers, nothing acknowledged lost, server and worker reconnect by themselves', async () => {
     const r = await run('failover-eo-offset-semi-sync');
@@ -44,6 +45,8 @@ describe('exactly-once across a failover (MariaDB primary and replica)', () => {
       'HTTP publishes succeeded after the first failover',
     );
     assert.equal(r.topology, 'primary-replica (semi-sync)');
+    // Nothing restarted them: a child that died would be logged as exited unexpectedly (and started again by the heal).
+    assert.deepEqual(logs.filter((l) => /exited unexpectedly/.test(l)), [], 'the server and the worker stayed up through the failovers');
   });
 
   it('async, the control: the replica held back at the kill, acknowledged publishes are caught lost', async () => {
