@@ -224,6 +224,8 @@ async function failoverScenario(pair: PostgresReplicaPair, hold: boolean): Promi
     const lastAckedXidBeforeKill = publishers.acknowledged.slice(0, beforeKill).reduce((max, p) => (p.xid > max ? p.xid : max), 0n);
     await pair.promoteReplica();
     address.retarget(pair.nodes[1]!.port);
+    // Under sync the promoted node's commits wait for a standby of its own: a fresh one, as the fault does.
+    await pair.rebuildReplica();
     const promoted = await connect(replicaUrl);
     const promotedXmin = BigInt((await promoted.query<{ xmin: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin')).rows[0]!.xmin);
     await sleep(1_500);
