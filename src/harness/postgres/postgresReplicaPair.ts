@@ -47,12 +47,12 @@ export const POSTGRES_REPLICATION_LEVELS: readonly PostgresReplicationLevel[] = 
 
 export interface PostgresReplicaPairOptions {
   level: PostgresReplicationLevel;
-  /** Ports on 127.0.0.1 of the primary and the standby; undefined picks free ones. */
-  ports: readonly [number, number] | undefined;
+  /** Ports on 127.0.0.1 of the primary and then the standby; missing ones are picked free. */
+  ports: readonly number[] | undefined;
   /** Parent of the two data directories (`primary`, `replica`); default `.eob/pg-pair-<primary port>`. */
   datadir: string | undefined;
   /** The two data directories themselves (instead of `datadir`; e.g. the tests' scratch directories). */
-  nodeDatadirs: readonly [string, string] | undefined;
+  nodeDatadirs: readonly string[] | undefined;
   database: string;
   binDir: string | undefined;
   /** Deadline for each server to start (the standby's base backup included) and for the standby to stream. */
@@ -88,9 +88,9 @@ export function resolvePostgresReplicaPairOptions(given: Partial<PostgresReplica
     throw new OptionsError(`${COMPONENT}: level must be one of ${POSTGRES_REPLICATION_LEVELS.join(', ')} on PostgreSQL (got ${JSON.stringify(o.level)})`);
   }
   if (o.ports !== undefined) {
-    if (o.ports.length !== 2) throw new OptionsError(`${COMPONENT}: ports must be two ports, the primary's and the replica's`);
+    if (o.ports.length > 2) throw new OptionsError(`${COMPONENT}: ports are at most two, the primary's and the replica's (got ${o.ports.length})`);
     for (const port of o.ports) intInRange(COMPONENT, 'ports', port, 1, 65_535);
-    if (o.ports[0] === o.ports[1]) throw new OptionsError(`${COMPONENT}: ports must differ (got ${o.ports[0]} twice)`);
+    if (o.ports.length === 2 && o.ports[0] === o.ports[1]) throw new OptionsError(`${COMPONENT}: ports must differ (got ${o.ports[0]} twice)`);
   }
   if (o.datadir !== undefined) nonEmptyString(COMPONENT, 'datadir', o.datadir);
   if (o.nodeDatadirs !== undefined) {
@@ -150,10 +150,11 @@ export class PostgresReplicaPair implements ReplicaPair {
   /** Starts the primary, makes the standby from a base backup of it, and resolves once the standby streams. */
   static async start(given: Partial<PostgresReplicaPairOptions> = {}): Promise<PostgresReplicaPair> {
     const o = resolvePostgresReplicaPairOptions(given);
-    const ports: [number, number] = o.ports === undefined ? [await findFreePort(), await findFreePort()] : [o.ports[0], o.ports[1]];
-    while (ports[0] === ports[1]) ports[1] = await findFreePort();
+    const ports: [number, number] = [o.ports?.[0] ?? (await findFreePort()), o.ports?.[1] ?? (await findFreePort())];
+    while (ports[0] === ports[1] && o.ports?.[1] === undefined) ports[1] = await findFreePort();
     const parent = path.resolve(o.datadir ?? path.join('.eob', `pg-pair-${ports[0]}`));
-    const [primaryDir, replicaDir] = o.nodeDatadirs ?? [path.join(parent, 'primary'), path.join(parent, 'replica')];
+    const primaryDir = o.nodeDatadirs?.[0] ?? path.join(parent, 'primary');
+    const replicaDir = o.nodeDatadirs?.[1] ?? path.join(parent, 'replica');
     const password = newPassword();
     const pair = new PostgresReplicaPair(o.level, [], password, o);
     const primary: Slot = { server: pair.makeServer(0, ports[0], primaryDir, undefined), role: 'primary' };
