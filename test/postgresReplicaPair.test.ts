@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { startTestPostgresPair, type PostgresReplicaPair } from './support/postgresReplicaPair.ts';
+import { resolvePostgresReplicaPairOptions } from '../src/harness/postgres/postgresReplicaPair.ts';
 
 async function connect(url: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
@@ -63,6 +64,15 @@ async function withPair(level: 'async' | 'sync', use: (pair: PostgresReplicaPair
     await pair.remove();
   }
 }
+
+describe('PostgreSQL pair options', () => {
+  it('name the bad field: a level PostgreSQL lacks, equal ports, a wrong number of data directories', () => {
+    assert.throws(() => resolvePostgresReplicaPairOptions({ level: 'semi-sync' as never }), /level must be one of async, sync on PostgreSQL \(got "semi-sync"\)/);
+    assert.throws(() => resolvePostgresReplicaPairOptions({ ports: [5440, 5440] }), /ports must differ/);
+    assert.throws(() => resolvePostgresReplicaPairOptions({ nodeDatadirs: ['/tmp/a'] }), /nodeDatadirs must be two directories/);
+    assert.equal(resolvePostgresReplicaPairOptions({ ports: [5440] }).ports?.length, 1, 'a missing replica port is picked at start');
+  });
+});
 
 describe('a PostgreSQL primary/standby pair across a failover', () => {
   it('async, standby held: the promoted node lacks exactly the commits acknowledged after the hold (the control)', async () => {
