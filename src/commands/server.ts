@@ -3,7 +3,6 @@
 import type { CommandModule } from 'yargs';
 import { readEnvironment, resolve } from '../config.ts';
 import { databaseUrlOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
-import { redactMysqlUrl } from '../system/db/pool.ts';
 import { waitForDatabase } from '../system/db/waitForDatabase.ts';
 import { describeError } from '../system/db/errors.ts';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../system/server/options.ts';
@@ -148,7 +147,7 @@ export const command: CommandModule<object, ServerArgs> = {
     });
 
     const server = await startCounterServer(options, env.quiet ? { log: () => undefined } : {});
-    const shown = { ...options, databaseUrl: redactMysqlUrl(databaseUrl), failpoints: failpointSpec ?? 'none' };
+    const shown = { ...options, databaseUrl: databaseUrl.redacted, failpoints: failpointSpec ?? 'none' };
     // One line, always printed (even with EOB_LOG=quiet): harnesses wait for it and read the URL from it.
     process.stdout.write(`server listening on ${server.url} ${JSON.stringify(shown)}\n`);
 

@@ -9,7 +9,6 @@ import { ACK_MODES, parseIsolationLevel, type AckMode, type SubscriberStats } fr
 import { gapCounts, WORKER_GAPS_LINE } from '../system/workerGapLine.ts';
 import { armFailpointsFrom, databaseUrlOption, failpointOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
 import { describeError } from '../system/db/errors.ts';
-import { redactMysqlUrl } from '../system/db/pool.ts';
 import { TOPIC_MODES } from '../system/pubsub/types.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 
@@ -25,6 +24,7 @@ interface WorkerArgs {
   isolation?: string;
   'ack-mode': string;
   concurrency: number;
+  'event-log'?: string;
   handler?: string;
   /** Deprecated alias of --handler, kept for one release ("profile" now means only the run size). */
   profile?: string;
@@ -59,6 +59,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: READ-COMMITTED; with --handler watermill SERIALIZABLE on MariaDB, REPEATABLE-READ on PostgreSQL)' })
       .option('ack-mode', { choices: ACK_MODES, default: d.ackMode, describe: 'transactional (exactly-once); after-commit / before-commit are the controls' })
       .option('concurrency', { type: 'number', default: d.concurrency, describe: 'queue mode: consumers in this process' })
+      .option('event-log', { type: 'string', describe: 'append a JSON line per batch read / committed / rolled back and per hole passed to this file (the chaos checker\'s evidence; one write a batch)' })
       .option('handler', { choices: HANDLER_NAMES, describe: `batched: one aggregated upsert per batch; watermill: the reference consumer [default: ${d.handler}]` })
       .option('profile', { choices: HANDLER_NAMES, deprecated: 'use --handler', describe: 'the old name of --handler' })
       .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default; on PostgreSQL the xmin rule) or none (watermill-sql on MySQL; on PostgreSQL the read without the xmin rule; loses messages)' })
@@ -94,8 +95,9 @@ export const command: CommandModule<object, WorkerArgs> = {
     }
     const log = env.quiet ? () => undefined : d.log;
     const handler = resolveHandler(args.handler, args.profile);
+    const databaseUrl = resolveDatabaseUrl(args['database-url'], args['mysql-url']);
     const options = {
-      databaseUrl: resolveDatabaseUrl(args['database-url'], args['mysql-url']),
+      databaseUrl,
       mode: args.mode as TopicMode,
       topic: args.topic,
       consumerGroup: args['consumer-group'],
@@ -105,6 +107,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       isolation,
       ackMode: args['ack-mode'] as AckMode,
       concurrency: args.concurrency,
+      eventLog: args['event-log'],
       handler,
       gapHandling: args['gap-handling'] as GapHandling | undefined,
       poisonAfterFailures: args['poison-after-failures'],
@@ -125,7 +128,7 @@ export const command: CommandModule<object, WorkerArgs> = {
     const { log: _log, onGapPassed: _onGapPassed, onConflictRetry: _onConflictRetry, ...shown } = options;
     // The harness waits for this line: it is printed even when quiet.
     process.stdout.write(
-      `worker started ${JSON.stringify({ ...shown, databaseUrl: redactMysqlUrl(options.databaseUrl), ...worker.settings, gapProof: worker.gapProof ?? null, metricsUrl: worker.metricsUrl ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
+      `worker started ${JSON.stringify({ ...shown, databaseUrl: databaseUrl.redacted, ...worker.settings, gapProof: worker.gapProof ?? null, metricsUrl: worker.metricsUrl ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
     );
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

@@ -3,13 +3,13 @@
 // Every failure says whether anything can have been committed: `not-published` when the statement that commits
 // (the INSERT in autocommit, or COMMIT) was never sent or the server answered it with an error, `unknown` when
 // it was sent and no answer came (connection lost, query timeout).
+import type { OutgoingMessage, SqlExecutor } from './types.ts';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from './db/pool.ts';
 import type { Database, DbSession } from './db/database.ts';
 import { databaseOf } from './db/openDatabase.ts';
 import { describeError } from './db/errors.ts';
-import { jsonString } from './pubsub/messageJson.ts';
-import type { OutgoingMessage, SqlExecutor } from './pubsub/types.ts';
+import { jsonString } from './messageJson.ts';
 import type { SqlPublisher } from './pubsub/sqlPublisher.ts';
 
 export interface IncrementRequest {

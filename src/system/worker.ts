@@ -1,7 +1,8 @@
 // The counter worker: one subscription (offset or queue mode) whose handler increments counters in the
 // transaction that acks the messages.
+import { ISOLATION_LEVELS, TOPIC_MODES, type IsolationLevel, type TopicMode } from './types.ts';
 import { openDatabase } from './db/openDatabase.ts';
-import { checkDatabaseUrl } from './db/databaseUrl.ts';
+import { databaseUrlOf, type DatabaseUrl } from './db/databaseUrl.ts';
 import { waitForDatabase } from './db/waitForDatabase.ts';
 import type { EngineName } from './sql/engine.ts';
 import { counterHandler, HANDLER_NAMES, type HandlerName } from './counterHandler.ts';
@@ -10,9 +11,11 @@ import { SqlPubSub, type SqlPubSubConfig } from './pubsub/sqlPubSub.ts';
 import { GAP_PROOFS, type GapProof } from './pubsub/gapTracker.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS } from './pubsub/queueSubscriber.ts';
 import { DEFAULT_CONSUMER_OPTIONS, validateBatchSize } from './pubsub/consumeLoop.ts';
-import { ACK_MODES, ISOLATION_LEVELS, type AckMode, type IsolationLevel, type SubscriberStats, type Subscription } from './pubsub/types.ts';
+import { ACK_MODES, type AckMode, type SubscriberStats, type Subscription } from './pubsub/types.ts';
 import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
+import { openEventLog } from './workerEventLog.ts';
+import type { ConsumerEventSink } from './pubsub/consumerEvents.ts';
 import { workerMetrics } from './metrics/workerMetrics.ts';
 import { listenForMetrics } from './metrics/metricsListener.ts';
 
@@ -20,13 +23,13 @@ import { listenForMetrics } from './metrics/metricsListener.ts';
 const METRICS_QUERY_TIMEOUT_MS = 2_000;
 /** Before the subscription exists (a scrape during start-up). */
 const NO_STATS: SubscriberStats = { batches: 0, messages: 0, rollbacks: 0, retries: 0, conflictRetries: 0, gapsPassed: 0, gapsPassedByTimeout: 0, gapsPassedByStatements: 0, gapsPassedByInnodbTrx: 0, poisoned: 0 };
-import { TOPIC_MODES } from './pubsub/types.ts';
-import type { TopicMode } from './pubsub/types.ts';
-
 
 export interface WorkerOptions {
-  /** The database: mysql:// (MariaDB, MySQL) or postgres:// (PostgreSQL); the scheme picks the engine. */
-  databaseUrl: string;
+  /**
+   * The database: mysql:// (MariaDB, MySQL) or postgres:// (PostgreSQL); the scheme picks the engine. The
+   * command passes the URL it parsed at its start; a string is parsed once, by validateWorkerOptions.
+   */
+  databaseUrl: string | DatabaseUrl;
   mode: TopicMode;
   topic: string;
   consumerGroup: string;
@@ -39,6 +42,11 @@ export interface WorkerOptions {
   ackMode: AckMode;
   /** Queue mode: consumers in this process. */
   concurrency: number;
+  /**
+   * Append a JSON line per batch read, committed or rolled back and per hole passed to this file (a checker's
+   * evidence of what was consumed when); undefined: none.
+   */
+  eventLog: string | undefined;
   /** The handler run on each batch (--handler). */
   handler: HandlerName;
   /** undefined: `contiguous`, or `none` with the watermill handler (that is the reference design). */
@@ -72,13 +80,14 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'databaseUrl'> = {
   mode: 'offset',
   topic: 'counter',
   consumerGroup: 'counter',
-  // Batch 1000 drained fastest in the bench (results/bench, see README); 100 is the watermill v4 default.
+  // Batch 1000 drained fastest in the bench (docs/tuning.md); 100 is the watermill v4 default.
   batchSize: DEFAULT_CONSUMER_OPTIONS.batchSize,
   pollIntervalMs: 10,
   caughtUpPauseMs: DEFAULT_CONSUMER_OPTIONS.caughtUpPauseMs,
   isolation: undefined,
   ackMode: 'transactional',
   concurrency: 1,
+  eventLog: undefined,
   handler: 'batched',
   gapHandling: undefined,
   poisonAfterFailures: DEFAULT_CONSUMER_OPTIONS.poisonAfterFailures,
@@ -125,10 +134,11 @@ export interface ResolvedWorkerSettings {
   gapHandling: GapHandling | undefined;
 }
 
-export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & ResolvedWorkerSettings {
+export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & ResolvedWorkerSettings & { databaseUrl: DatabaseUrl } {
   const c = 'worker';
-  nonEmptyString(c, 'databaseUrl', o.databaseUrl);
-  const engine = checkDatabaseUrl(o.databaseUrl);
+  if (typeof o.databaseUrl === 'string') nonEmptyString(c, 'databaseUrl', o.databaseUrl);
+  const databaseUrl = databaseUrlOf(o.databaseUrl);
+  const engine = databaseUrl.engine;
   oneOf(c, 'mode', o.mode, TOPIC_MODES);
   nonEmptyString(c, 'consumerGroup', o.consumerGroup);
   validateBatchSize(c, 'batchSize', o.batchSize);
@@ -137,6 +147,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   if (o.isolation !== undefined) oneOf(c, 'isolation', o.isolation, ISOLATION_LEVELS);
   oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
   intInRange(c, 'concurrency', o.concurrency, 1, 256);
+  if (o.eventLog !== undefined) nonEmptyString(c, 'eventLog', o.eventLog);
   intInRange(c, 'startTimeoutMs', o.startTimeoutMs, 0, 3_600_000);
   intInRange(c, 'pruneEveryS', o.pruneEveryS, 0, 86_400);
   intInRange(c, 'pruneBatchSize', o.pruneBatchSize, 1, 1_000_000);
@@ -153,7 +164,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   if (o.mode === 'queue' && o.gapHandling !== undefined) {
     throw new Error('worker: gapHandling applies to offset mode only; queue mode has no high-water mark');
   }
-  return { ...o, ...resolveWorkerSettings(o, engine) };
+  return { ...o, databaseUrl, ...resolveWorkerSettings(o, engine) };
 }
 
 /** The isolation and gap handling a worker with these options runs with (the CLI's rule and the harness's). */
@@ -165,8 +176,8 @@ export function resolveWorkerSettings(o: Pick<WorkerOptions, 'mode' | 'handler' 
  * The pub/sub the worker consumes through, from its resolved options. The contract suite builds its worker
  * target with this same function (test/pubsubContract.test.ts), so what the suite proves is what runs.
  */
-export function workerPubSubConfig(o: WorkerOptions & ResolvedWorkerSettings): SqlPubSubConfig {
-  const common = { pollIntervalMs: o.pollIntervalMs, caughtUpPauseMs: o.caughtUpPauseMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log, onConflictRetry: o.onConflictRetry };
+export function workerPubSubConfig(o: WorkerOptions & ResolvedWorkerSettings, onEvent?: ConsumerEventSink): SqlPubSubConfig {
+  const common = { pollIntervalMs: o.pollIntervalMs, caughtUpPauseMs: o.caughtUpPauseMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log, onConflictRetry: o.onConflictRetry, onEvent };
   if (o.mode === 'offset') {
     return {
       mode: 'offset',
@@ -203,6 +214,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   });
   // One connection per consumer, one for the gap checks' neighbours and schema, a spare, and one for prunes.
   const db = openDatabase({ url: o.databaseUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
+  const events = o.eventLog === undefined ? undefined : openEventLog(o.eventLog);
   try {
     let subscription: Subscription | undefined;
     const metrics =
@@ -217,7 +229,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           });
     const plain = counterHandler(o.handler, db.engine);
     const handler = metrics === undefined ? plain : metrics.observing(plain);
-    const pubsub = new SqlPubSub(db, workerPubSubConfig(o));
+    const pubsub = new SqlPubSub(db, workerPubSubConfig(o, events?.write));
     subscription = await pubsub.subscribe({ topic: o.topic, consumerGroup: o.consumerGroup, batchSize: o.batchSize, handler });
     const running = subscription;
     const listener = metrics === undefined ? undefined : await listenForMetrics(metrics.registry, o.metricsPort as number).catch(async (error: unknown) => {
@@ -244,9 +256,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         await pruner?.stop();
         await running.close();
         await db.end();
+        events?.close();
       },
     };
   } catch (error) {
+    events?.close();
     await db.end().catch(() => undefined);
     throw error;
   }

@@ -1,13 +1,17 @@
 // The HTTP server's options: what each means, the defaults with the measurements that chose them, the
 // validation that names a bad field, and the server's public types (stats, the running server, hooks).
-import { assertTopicName } from '../sql/mariadb/identifiers.ts';
+import type { TopicMode } from '../types.ts';
+import { assertTopicName } from '../sql/topicName.ts';
+import { databaseUrlOf, type DatabaseUrl } from '../db/databaseUrl.ts';
 import type { CoalescerStats } from '../publishCoalescer.ts';
 import { intInRange, nonEmptyString, oneOf, OptionsError } from '../../validate.ts';
-import type { TopicMode } from '../pubsub/types.ts';
 
 export interface ServerOptions {
-  /** The database: mysql:// (MariaDB, MySQL) or postgres:// (PostgreSQL); the scheme picks the engine. */
-  databaseUrl: string;
+  /**
+   * The database: mysql:// (MariaDB, MySQL) or postgres:// (PostgreSQL); the scheme picks the engine. The
+   * command passes the URL it parsed at its start; a string is parsed once, by validateServerOptions.
+   */
+  databaseUrl: string | DatabaseUrl;
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
@@ -223,9 +227,10 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'databaseUrl'> = {
   http: DEFAULT_HTTP_LIMITS,
 };
 
-export function validateServerOptions(options: ServerOptions): ServerOptions {
+export function validateServerOptions(options: ServerOptions): ServerOptions & { databaseUrl: DatabaseUrl } {
   const c = 'server';
-  nonEmptyString(c, 'databaseUrl', options.databaseUrl);
+  if (typeof options.databaseUrl === 'string') nonEmptyString(c, 'databaseUrl', options.databaseUrl);
+  const databaseUrl = databaseUrlOf(options.databaseUrl);
   nonEmptyString(c, 'host', options.host);
   intInRange(c, 'port', options.port, 0, 65_535);
   try {
@@ -275,7 +280,7 @@ export function validateServerOptions(options: ServerOptions): ServerOptions {
       throw new OptionsError(`${c}: ${field} must be true or false (got ${JSON.stringify(options[field])})`);
     }
   }
-  return options;
+  return { ...options, databaseUrl };
 }
 
 export interface ServerStats {
