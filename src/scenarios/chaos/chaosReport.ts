@@ -194,12 +194,20 @@ function sumProof(r: CaseResult, key: 'stalls' | 'inWindow'): number | undefined
 
 /** Run facts for the page, from what options.json records. */
 function chaosFacts(dir: ResultsDir, options: unknown): [string, string][] {
-  const o = (options ?? {}) as { backend?: string; faults?: string[] | null; duration_s?: number; database_versions?: string[]; versions?: { gitCommit?: string } };
+  const o = (options ?? {}) as { backend?: string; faults?: string[] | null; duration_s?: number; database_versions?: string[]; versions?: { gitCommit?: string }; seed?: number | null; runs?: number | null };
   return [
     ['started', dir.startedAt.toISOString()],
     ['duration', o.duration_s === undefined ? '?' : `${Math.round(o.duration_s)} s`],
     ['backend', o.backend ?? '?'],
     ['faults', o.faults === null || o.faults === undefined ? "each case's own list" : o.faults.join(', ')],
+    [
+      'fault schedules',
+      o.seed === null || o.seed === undefined
+        ? 'the fixed round-robin (no seed)'
+        : o.runs !== null && o.runs !== undefined
+          ? `${o.runs} random schedule(s) from seed ${o.seed} (run i: seed ${o.seed} + i)`
+          : `drawn from seed ${o.seed}`,
+    ],
     ['database', (o.database_versions ?? []).join(', ') || '?'],
     ['git commit', o.versions?.gitCommit ?? 'unknown'],
   ];
