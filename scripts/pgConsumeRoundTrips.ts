@@ -20,8 +20,8 @@ import { openDatabase } from '../src/system/db/openDatabase.ts';
 import { createOffsetBatchConsumer, DEFAULT_OFFSET_SUBSCRIBER_OPTIONS } from '../src/system/pubsub/offsetSubscriber.ts';
 import { counterHandler } from '../src/system/counterHandler.ts';
 import { postgresEngine } from '../src/system/sql/postgres/engine.ts';
-import { lockAndSelectPgMessagesStatement } from '../src/system/sql/postgres/messages.ts';
-import { addToPgCountersStatement } from '../src/system/sql/postgres/counter.ts';
+import { lockAndSelectPgMessagesStatement } from '../src/system/sql/postgres/messagesTable.ts';
+import { addToPgCountersStatement } from '../src/system/sql/postgres/counterTable.ts';
 
 const SECONDS = Number(process.argv[2] ?? 3);
 const BACKLOG = 600_000;

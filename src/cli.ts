@@ -3,7 +3,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { CommandModule } from 'yargs';
 import { OptionsError } from './validate.ts';
-import { redactMysqlUrlsIn } from './system/db/mysqlUrl.ts';
+import { redactDatabaseUrlsIn } from './system/db/urlRedaction.ts';
 
 // Each command's module is imported only when that command runs: the bench and chaos modules pull in dockerode,
 // grpc and autocannon, about 1 s of CPU that `eob server` and `eob worker` need not pay at start. Without a known
@@ -38,11 +38,11 @@ await yargs(hideBin(process.argv))
     // running exits 1 with what went wrong.
     if (error === undefined || error === null || error instanceof OptionsError) {
       if (error === undefined || error === null) y.showHelp('error');
-      process.stderr.write(`\neob: ${redactMysqlUrlsIn(error?.message ?? message)}\n`);
+      process.stderr.write(`\neob: ${redactDatabaseUrlsIn(error?.message ?? message)}\n`);
       process.exit(2);
     }
     // Messages name the database by a redacted URL already; this catches one that came from elsewhere.
-    process.stderr.write(`eob: ${redactMysqlUrlsIn(error.message)}\n`);
+    process.stderr.write(`eob: ${redactDatabaseUrlsIn(error.message)}\n`);
     process.exit(1);
   })
   .parseAsync();

@@ -5,7 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { SystemUnderTest, type WorkerFlags } from '../src/harness/systemUnderTest.ts';
-import { MysqlPublisher } from '../src/system/pubsub/mysqlPublisher.ts';
+import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
+import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { selectAllCounters } from '../src/system/sql/mariadb/counterTable.ts';
 import { selectAllMessages, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
@@ -61,7 +62,7 @@ describe('worker crash safety (real processes, private database)', () => {
    */
   async function crashLoop(topic: string, flags: WorkerFlags, failpoint: FailpointName, times: number, nth: number): Promise<number> {
     let crashes = 0;
-    const publishing = publishSpread(new MysqlPublisher(sut.db, flags.mode ?? 'offset'), topic, counters, 3_000, 5);
+    const publishing = publishSpread(new SqlPublisher(sut.db, mariadbEngine, flags.mode ?? 'offset'), topic, counters, 3_000, 5);
     for (let i = 0; i < times; i += 1) {
       const worker = await sut.startWorker({ ...flags, topic, failpoints: [`${failpoint}=${nth}`] });
       await diesAtFailpoint(worker, failpoint, 30_000);
@@ -91,7 +92,7 @@ describe('worker crash safety (real processes, private database)', () => {
     const topic = await freshTopic('offset');
     const worker = await sut.startWorker({ topic, batchSize: 100 });
     const db = sut.requireManagedDatabase();
-    const publishing = publishThroughOutages(new MysqlPublisher(sut.db), topic, counters);
+    const publishing = publishThroughOutages(new SqlPublisher(sut.db, mariadbEngine), topic, counters);
     for (let i = 0; i < 2; i += 1) {
       await new Promise((r) => setTimeout(r, 1_500));
       await db.kill('SIGKILL');

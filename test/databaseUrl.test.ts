@@ -1,8 +1,10 @@
 // One URL for either engine: the scheme picks the engine, a bad scheme is an error that names the ones that
-// work, and a postgres:// URL's password is hidden by the same redaction as a mysql:// one. No database needed.
+// work, a URL parsed once carries its engine, connection and redacted form down (and is not parsed again), and a
+// postgres:// URL's password is hidden by the same redaction as a mysql:// one. No database needed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkDatabaseUrl, engineNameOfUrl, redactDatabaseUrl, redactDatabaseUrlsIn } from '../src/system/db/databaseUrl.ts';
+import { checkDatabaseUrl, databaseUrlOf, engineNameOfUrl, parseDatabaseUrl, redactDatabaseUrl, redactDatabaseUrlsIn } from '../src/system/db/databaseUrl.ts';
+import { validateWorkerOptions, DEFAULT_WORKER_OPTIONS } from '../src/system/worker.ts';
 
 test('the scheme picks the engine', () => {
   assert.equal(engineNameOfUrl('mysql://root@127.0.0.1:3306/eob'), 'mariadb');
@@ -23,4 +25,24 @@ test('postgres:// passwords are redacted like mysql:// ones, in a URL and inside
   const line = 'worker started {"databaseUrl":"postgres://postgres:s3cret@127.0.0.1:5433/eob"} and mysql://root:other@h/db';
   const shown = redactDatabaseUrlsIn(line);
   assert.ok(!shown.includes('s3cret') && !shown.includes('other'), shown);
+});
+
+test('a URL parsed once carries its engine, what the driver connects with and the form to show', () => {
+  const mysql = parseDatabaseUrl('mysql://root:s3cret@127.0.0.1:3307/eob');
+  assert.deepEqual(mysql, {
+    engine: 'mariadb',
+    url: 'mysql://root:s3cret@127.0.0.1:3307/eob',
+    redacted: 'mysql://root:***@127.0.0.1:3307/eob',
+    connection: { host: '127.0.0.1', port: 3307, user: 'root', password: 's3cret', database: 'eob' },
+  });
+  const pg = parseDatabaseUrl('postgres://postgres:s3cret@127.0.0.1:5433/eob');
+  assert.deepEqual(pg, { engine: 'postgres', url: 'postgres://postgres:s3cret@127.0.0.1:5433/eob', redacted: 'postgres://postgres:***@127.0.0.1:5433/eob', connection: { database: 'eob' } });
+  assert.throws(() => parseDatabaseUrl('mysql://root:s3cret@127.0.0.1/bad-name'), (e: Error) => /database/.test(e.message) && !e.message.includes('s3cret'));
+});
+
+test('a parsed URL handed down is the same value, not parsed again; a string is parsed where it enters', () => {
+  const parsed = parseDatabaseUrl('postgres://postgres:pw@127.0.0.1:5433/eob');
+  assert.equal(databaseUrlOf(parsed), parsed);
+  assert.equal(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: parsed }).databaseUrl, parsed);
+  assert.deepEqual(validateWorkerOptions({ ...DEFAULT_WORKER_OPTIONS, databaseUrl: parsed.url }).databaseUrl, parsed);
 });

@@ -2,10 +2,9 @@
 // fixtures, no db).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { GapTracker, judgeRangeLocks, type GapProbes, type GapProof } from '../src/system/pubsub/gapTracker.ts';
-import type { OpenWriters } from '../src/system/sql/mariadb/innodbTrx.ts';
-import type { OffsetRangeLocks } from '../src/system/sql/mariadb/messagesTable.ts';
-import type { RunningStatements } from '../src/system/sql/mariadb/processlist.ts';
+import { GapTracker, judgeRangeLocks, type GapProof } from '../src/system/pubsub/gapTracker.ts';
+import type { GapProbes, OffsetRangeLocks, OpenWriters, RunningStatements } from '../src/system/sql/gapProbes.ts';
+import { INNODB_TRX_CACHE_IDLE_MS } from '../src/system/sql/mariadb/innodbTrx.ts';
 
 function tracker(clock: { t: number }, proof: GapProof, timeoutMs = 5_000) {
   return new GapTracker({ proof, probeDelayMs: 20, timeoutMs, now: () => clock.t });
@@ -36,6 +35,7 @@ function probes(script: { statements?: RunningStatements[]; writers?: OpenWriter
       log.push('writers');
       return list[Math.min(w++, list.length - 1)]!;
     },
+    writersCacheIdleMs: INNODB_TRX_CACHE_IDLE_MS,
   };
   return { p, log, ranges };
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { jsonString, metadataJson, payloadJson } from '../src/system/pubsub/messageJson.ts';
+import { jsonString, metadataJson, payloadJson } from '../src/system/messageJson.ts';
 import { incrementMessage } from '../src/system/counterPublish.ts';
 import { insertMessagesStatement } from '../src/system/sql/mariadb/messagesTable.ts';
 import type { OutgoingMessage } from '../src/system/pubsub/types.ts';

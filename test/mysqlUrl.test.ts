@@ -5,10 +5,8 @@ import assert from 'node:assert/strict';
 import {
   formatMysqlUrl,
   parseMysqlUrl,
-  redactMysqlUrl,
-  redactMysqlUrlsDeep,
-  redactMysqlUrlsIn,
 } from '../src/system/db/mysqlUrl.ts';
+import { redactDatabaseUrl, redactDatabaseUrlsDeep, redactDatabaseUrlsIn } from '../src/system/db/urlRedaction.ts';
 
 const cases: { url: string; redacted: string; secret?: string }[] = [
   { url: 'mysql://root:s3cret@127.0.0.1:3307/eob', redacted: 'mysql://root:***@127.0.0.1:3307/eob', secret: 's3cret' },
@@ -27,21 +25,21 @@ const cases: { url: string; redacted: string; secret?: string }[] = [
   { url: 'not a url', redacted: 'not a url' },
 ];
 
-test('redactMysqlUrl hides the password of every URL shape and leaves password-less URLs alone', () => {
+test('redactDatabaseUrl hides the password of every URL shape and leaves password-less URLs alone', () => {
   for (const c of cases) {
-    const shown = redactMysqlUrl(c.url);
+    const shown = redactDatabaseUrl(c.url);
     assert.equal(shown, c.redacted, c.url);
     if (c.secret !== undefined) assert.ok(!shown.includes(c.secret), `${c.url} -> ${shown}`);
   }
 });
 
-test('redactMysqlUrlsIn finds URLs inside log lines and error messages', () => {
+test('redactDatabaseUrlsIn finds URLs inside log lines and error messages', () => {
   const line = 'cannot reach mysql://:p@ss@127.0.0.1:1/eob (ECONNREFUSED); also tried mysql://root@127.0.0.1:2/eob';
-  assert.equal(redactMysqlUrlsIn(line), 'cannot reach mysql://:***@127.0.0.1:1/eob (ECONNREFUSED); also tried mysql://root@127.0.0.1:2/eob');
-  assert.equal(redactMysqlUrlsIn('no url here'), 'no url here');
+  assert.equal(redactDatabaseUrlsIn(line), 'cannot reach mysql://:***@127.0.0.1:1/eob (ECONNREFUSED); also tried mysql://root@127.0.0.1:2/eob');
+  assert.equal(redactDatabaseUrlsIn('no url here'), 'no url here');
 });
 
-test('redactMysqlUrlsDeep redacts every string of an options object and keeps the rest', () => {
+test('redactDatabaseUrlsDeep redacts every string of an options object and keeps the rest', () => {
   const options = {
     system: { databaseUrl: 'mysql://root:hunter2@127.0.0.1:3307/eob', quietChildren: true },
     urls: ['mysql://u:p@ss@h/db', 'http://127.0.0.1:8080'],
@@ -49,7 +47,7 @@ test('redactMysqlUrlsDeep redacts every string of an options object and keeps th
     none: null,
     missing: undefined,
   };
-  const shown = redactMysqlUrlsDeep(options);
+  const shown = redactDatabaseUrlsDeep(options);
   const text = JSON.stringify(shown);
   assert.ok(!text.includes('hunter2') && !text.includes('p@ss'), text);
   assert.deepEqual(shown, {
@@ -77,6 +75,6 @@ test('formatMysqlUrl round-trips through parseMysqlUrl whatever the password hol
     const parsed = parseMysqlUrl(url);
     assert.equal(parsed.password, password, url);
     assert.equal(parsed.user, 'root');
-    if (password !== '') assert.ok(!redactMysqlUrl(url).includes(encodeURIComponent(password)), url);
+    if (password !== '') assert.ok(!redactDatabaseUrl(url).includes(encodeURIComponent(password)), url);
   }
 });

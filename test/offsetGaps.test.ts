@@ -5,7 +5,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { executorOf, type Pool } from '../src/system/db/pool.ts';
-import { MysqlPublisher } from '../src/system/pubsub/mysqlPublisher.ts';
+import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
+import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
 import {
   DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
   contiguousPrefix,
@@ -77,7 +78,7 @@ describe('offset subscriber against out-of-order commits', () => {
 
   /** Five transactions publish in offset order and then commit in reverse order; the middle one rolls back. */
   async function reverseCommits(topic: string): Promise<{ committed: string[]; rolledBack: string }> {
-    const publisher = new MysqlPublisher(executorOf(pool()));
+    const publisher = new SqlPublisher(executorOf(pool()), mariadbEngine);
     const conns = await Promise.all(Array.from({ length: 5 }, () => pool().getConnection()));
     const sent = outgoing(5, 'reverse');
     try {

@@ -12,7 +12,7 @@ import { readEnvironment } from '../src/config.ts';
 import { runBench } from '../src/scenarios/bench/runBench.ts';
 import { profileOptions, type SweepOptions } from '../src/scenarios/bench/options.ts';
 import { peerVersion } from '../src/bench/peers/peerSpec.ts';
-import { addToPgCounters } from '../src/system/sql/postgres/counter.ts';
+import { addToPgCounters } from '../src/system/sql/postgres/counterTable.ts';
 import { checkPeerDrain, peerQueueOf, peerWorkerChild, preparePeerBacklog, startPeerSampler, type PeerDrainTarget } from '../src/scenarios/bench/peerDrain.ts';
 import { drainKillCases } from '../src/scenarios/chaos/drainKill.ts';
 import { runDrainKillCase } from '../src/scenarios/chaos/runDrainKill.ts';

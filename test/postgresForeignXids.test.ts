@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { startPrivatePostgres, type PrivatePostgres } from './support/privatePostgres.ts';
-import { createPgMessagesTable, lockAndSelectPgMessages, positionOf } from '../src/system/sql/postgres/messages.ts';
-import { createPgOffsetsTable, ensurePgGroupRow, writePgPosition } from '../src/system/sql/postgres/offsets.ts';
+import { createPgMessagesTable, lockAndSelectPgMessages, positionOf } from '../src/system/sql/postgres/messagesTable.ts';
+import { createPgOffsetsTable, ensurePgGroupRow, writePgPosition } from '../src/system/sql/postgres/offsetsTable.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
 
 const TOPIC = 'replicated';

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { usePrivatePostgresDatabase } from './support/privatePostgresDatabase.ts';
 import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
-import { countPgPoisoned } from '../src/system/sql/postgres/poison.ts';
+import { countPgPoisoned } from '../src/system/sql/postgres/poisonTable.ts';
 import { eventually } from './contract/pubsubContract.ts';
 import { childEnvironment } from '../src/config.ts';
 

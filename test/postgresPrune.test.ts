@@ -8,9 +8,9 @@ import { usePrivatePostgresDatabase } from './support/privatePostgresDatabase.ts
 import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
 import { DEFAULT_PRUNE_OPTIONS, prune } from '../src/system/prune.ts';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
-import { countPgMessages } from '../src/system/sql/postgres/messages.ts';
-import { countPgQueue } from '../src/system/sql/postgres/queue.ts';
-import { claimPgRequestIds, countPgDedupRows } from '../src/system/sql/postgres/dedup.ts';
+import { countPgMessages } from '../src/system/sql/postgres/messagesTable.ts';
+import { countPgQueue } from '../src/system/sql/postgres/queueTable.ts';
+import { claimPgRequestIds, countPgDedupRows } from '../src/system/sql/postgres/dedupTable.ts';
 import { eventually } from './contract/pubsubContract.ts';
 import type { TopicMode } from '../src/system/pubsub/types.ts';
 

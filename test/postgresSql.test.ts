@@ -6,20 +6,20 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { usePrivatePostgres } from './support/privatePostgres.ts';
 import { createPgPool, inPgTransaction, pgExecutorOf, type PgPool } from '../src/system/db/postgres/pool.ts';
-import { claimPgUnacked, countPgQueue, createPgQueueTable, deletePgAckedQueueRows, markPgAcked } from '../src/system/sql/postgres/queue.ts';
-import { claimPgRequestIds, createPgDedupTable, countPgDedupRows } from '../src/system/sql/postgres/dedup.ts';
-import { addToPgCounters, createPgCounterTable, selectAllPgCounters } from '../src/system/sql/postgres/counter.ts';
+import { claimPgUnacked, countPgQueue, createPgQueueTable, deletePgAckedQueueRows, markPgAcked } from '../src/system/sql/postgres/queueTable.ts';
+import { claimPgRequestIds, createPgDedupTable, countPgDedupRows } from '../src/system/sql/postgres/dedupTable.ts';
+import { addToPgCounters, createPgCounterTable, selectAllPgCounters } from '../src/system/sql/postgres/counterTable.ts';
 import {
   countPgMessages,
   createPgMessagesTable,
   deletePgMessagesUpTo,
   insertPgMessages,
   selectAllPgMessages,
-} from '../src/system/sql/postgres/messages.ts';
-import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, writePgPosition } from '../src/system/sql/postgres/offsets.ts';
-import { lockAndSelectPgMessagesStatement } from '../src/system/sql/postgres/messages.ts';
+} from '../src/system/sql/postgres/messagesTable.ts';
+import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, writePgPosition } from '../src/system/sql/postgres/offsetsTable.ts';
+import { lockAndSelectPgMessagesStatement } from '../src/system/sql/postgres/messagesTable.ts';
 import { classifyPgError } from '../src/system/db/postgres/errors.ts';
-import { countPgPoisoned, createPgPoisonTable, poisonPgMessage } from '../src/system/sql/postgres/poison.ts';
+import { countPgPoisoned, createPgPoisonTable, poisonPgMessage } from '../src/system/sql/postgres/poisonTable.ts';
 import { selectPgServerVersion, selectPgSessionPids, terminatePgSessions } from '../src/system/sql/postgres/sessions.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
 import { analyzePgTopic, pgProgressReader, primePgTopicStatistics, selectPgProgress } from '../src/system/sql/postgres/observation.ts';

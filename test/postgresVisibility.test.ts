@@ -19,9 +19,9 @@ import {
   selectPgMessagesAfter,
   selectPgMessagesAfterWithoutXminRule,
   type PgMessage,
-} from '../src/system/sql/postgres/messages.ts';
-import { createPgOffsetsTable, ensurePgGroupRow, lockPgPosition, selectPgPosition, writePgPosition } from '../src/system/sql/postgres/offsets.ts';
-import { addToPgCounters, createPgCounterTable, selectAllPgCounters, sumPgCounters } from '../src/system/sql/postgres/counter.ts';
+} from '../src/system/sql/postgres/messagesTable.ts';
+import { createPgOffsetsTable, ensurePgGroupRow, lockPgPosition, selectPgPosition, writePgPosition } from '../src/system/sql/postgres/offsetsTable.ts';
+import { addToPgCounters, createPgCounterTable, selectAllPgCounters, sumPgCounters } from '../src/system/sql/postgres/counterTable.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
 
 const GROUP = 'g';

@@ -8,8 +8,8 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { usePrivatePostgres } from './support/privatePostgres.ts';
 import { createPgPool, inPgTransaction, pgExecutorOf, type PgPool } from '../src/system/db/postgres/pool.ts';
-import { createPgMessagesTable, lockAndSelectPgMessages, positionOf, selectPgMessagesAfter, type PgMessage } from '../src/system/sql/postgres/messages.ts';
-import { createPgOffsetsTable, ensurePgGroupRow, lockPgPosition, writePgPosition } from '../src/system/sql/postgres/offsets.ts';
+import { createPgMessagesTable, lockAndSelectPgMessages, positionOf, selectPgMessagesAfter, type PgMessage } from '../src/system/sql/postgres/messagesTable.ts';
+import { createPgOffsetsTable, ensurePgGroupRow, lockPgPosition, writePgPosition } from '../src/system/sql/postgres/offsetsTable.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
 
 const GROUP = 'g';

@@ -17,7 +17,7 @@ import { DEFAULT_PRUNE_OPTIONS, prune, startPeriodicPrune } from '../src/system/
 import { insertMessages, insertMessagesStatement, selectMaxOffset, writeMessages } from '../src/system/sql/mariadb/messagesTable.ts';
 import { createOffsetsTable, selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
 import { countQueue, markAcked } from '../src/system/sql/mariadb/queueTable.ts';
-import { createPublishDedupTable } from '../src/system/sql/mariadb/publishDedupTable.ts';
+import { createPublishDedupTable } from '../src/system/sql/mariadb/dedupTable.ts';
 import { dedupTable, messagesTable, offsetsTable, queueTable } from '../src/system/sql/mariadb/identifiers.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue } from '../src/system/pubsub/queueSubscriber.ts';

@@ -1,11 +1,12 @@
 // Unit tests of the publish coalescer, with no database: the flush is a fake that records what it was given,
-// and, for the last tests, the real MysqlPublisher over a fake executor that records the SQL it is sent.
+// and, for the last tests, the real SqlPublisher on MariaDB's SQL over a fake executor that records the SQL it is sent.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoalescerClosedError, PublishCoalescer, QueueFullError, WithdrawnError } from '../src/system/publishCoalescer.ts';
 import type { CoalescerOptions } from '../src/system/publishCoalescer.ts';
-import { MysqlPublisher } from '../src/system/pubsub/mysqlPublisher.ts';
+import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
+import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
 import { PublishError, publishIncrements } from '../src/system/counterPublish.ts';
 import type { Pool } from '../src/system/db/pool.ts';
@@ -262,7 +263,7 @@ describe('PublishCoalescer with the MySQL publisher (fake executor)', () => {
 
   test('200 concurrent requests become a few multi-row INSERTs, one row per request', async () => {
     const db = new FakeExecutor();
-    const publisher = new MysqlPublisher(db);
+    const publisher = new SqlPublisher(db, mariadbEngine);
     const c = new PublishCoalescer<IncrementRequest, PublishOutcome>({ maxBatch: 50, lingerMs: 0, maxInFlight: 2, maxQueued: 1_000 }, (items) =>
       publishIncrements(fakePool(db), publisher, 'counter', items, LIMITS),
     );
@@ -285,7 +286,7 @@ describe('PublishCoalescer with the MySQL publisher (fake executor)', () => {
   test('a request cancelled while its batch waits for a connection is left out of the INSERT; the others are marked sent', async () => {
     const db = new FakeExecutor();
     const ready = deferred();
-    const publisher = new MysqlPublisher(db);
+    const publisher = new SqlPublisher(db, mariadbEngine);
     const requests = ['keep-1', 'drop-1', 'keep-2'].map((requestId) => ({ counterUuid: counter, requestId, gate: { sent: false, cancelled: false } }));
     const flushed = publishIncrements(fakePool(db, ready.promise), publisher, 'counter', requests, LIMITS);
     await sleep(5);
@@ -302,7 +303,7 @@ describe('PublishCoalescer with the MySQL publisher (fake executor)', () => {
   test('an INSERT that fails rejects the requests it carried and no others', async () => {
     const db = new FakeExecutor();
     db.failOn = 'req-poison';
-    const publisher = new MysqlPublisher(db);
+    const publisher = new SqlPublisher(db, mariadbEngine);
     const c = new PublishCoalescer<IncrementRequest, PublishOutcome>({ maxBatch: 10, lingerMs: 0, maxInFlight: 1, maxQueued: 1_000 }, (items) =>
       publishIncrements(fakePool(db), publisher, 'counter', items, LIMITS),
     );

@@ -20,7 +20,7 @@ import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../src/system/server/options.ts';
 import { startCounterServer } from '../src/system/server/server.ts';
 import type { CounterServer, ServerOptions } from '../src/system/server/options.ts';
-import { countDedupRows } from '../src/system/sql/mariadb/publishDedupTable.ts';
+import { countDedupRows } from '../src/system/sql/mariadb/dedupTable.ts';
 import { findFreePort } from '../src/harness/ports.ts';
 import { checkFrozenReads, FROZEN_READS_OPTIONS } from './support/frozenReads.ts';
 import { request, type Reply } from './support/httpRequest.ts';

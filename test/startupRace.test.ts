@@ -33,7 +33,7 @@ import { childEnvironment } from '../src/config.ts';
 import { projectRoot } from '../src/projectRoot.ts';
 import { openDatabase } from '../src/system/db/openDatabase.ts';
 import { waitForDatabase } from '../src/system/db/waitForDatabase.ts';
-import { createPgMessagesTable } from '../src/system/sql/postgres/messages.ts';
+import { createPgMessagesTable } from '../src/system/sql/postgres/messagesTable.ts';
 import { postgresEngine } from '../src/system/sql/postgres/engine.ts';
 import { findFreePort } from '../src/harness/ports.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';

@@ -7,7 +7,7 @@
 import type { Message, SqlExecutor, TopicMode } from '../system/pubsub/types.ts';
 import type { Consumption, ProgressTarget, SqlEngine } from '../system/sql/engine.ts';
 import { sumCounters } from '../system/sql/mariadb/counterTable.ts';
-import { sumPgCounters } from '../system/sql/postgres/counter.ts';
+import { sumPgCounters } from '../system/sql/postgres/counterTable.ts';
 import { checkCounters, type CounterCheck } from './counterCheck.ts';
 
 export type { ProgressTarget, SqlEngine };

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, unlinkSyn
 import { join, relative } from 'node:path';
 import type { SqlExecutor } from '../system/pubsub/types.ts';
 import { selectDurability } from '../system/sql/mariadb/observation.ts';
-import { redactMysqlUrlsDeep, redactMysqlUrlsIn } from '../system/db/mysqlUrl.ts';
+import { redactDatabaseUrlsDeep, redactDatabaseUrlsIn } from '../system/db/urlRedaction.ts';
 
 export interface ResultsDir {
   path: string;
@@ -39,12 +39,12 @@ export function createResultsDir(root: string, scenario: string, at = new Date()
     startedAt: at,
     writeText(name, text) {
       const file = join(path, name);
-      writeFileSync(file, typeof text === 'string' ? redactMysqlUrlsIn(text) : text);
+      writeFileSync(file, typeof text === 'string' ? redactDatabaseUrlsIn(text) : text);
       return file;
     },
     writeJson(name, value) {
       const file = join(path, name);
-      writeFileSync(file, `${JSON.stringify(redactMysqlUrlsDeep(value), null, 2)}\n`);
+      writeFileSync(file, `${JSON.stringify(redactDatabaseUrlsDeep(value), null, 2)}\n`);
       return file;
     },
     markLatest() {

@@ -18,7 +18,7 @@ import { createResultsDir, collectVersions } from '../bench/resultsDir.ts';
 import { projectRoot } from '../projectRoot.ts';
 import { createProgress } from '../bench/progress.ts';
 import { mysqlUrlOption, optionalMysqlUrl } from './sharedOptions.ts';
-import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
+import { redactDatabaseUrl } from '../system/db/urlRedaction.ts';
 import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
 import { intInRange } from '../validate.ts';
 import { drainKillCases, drainKillTable, type DrainKillCase, type DrainKillResult } from '../scenarios/chaos/drainKill.ts';
@@ -230,7 +230,7 @@ export const command: CommandModule<object, ChaosArgs> = {
       faults: only ?? null,
       seed: baseSeed ?? seed ?? null,
       runs: runs ?? null,
-      run: { ...shownOptions, databaseUrl: shownOptions.databaseUrl === undefined ? undefined : redactMysqlUrl(shownOptions.databaseUrl) },
+      run: { ...shownOptions, databaseUrl: shownOptions.databaseUrl === undefined ? undefined : redactDatabaseUrl(shownOptions.databaseUrl) },
       cases,
       drain_kill_cases: drainKillPlan,
       versions: await collectVersions(root),

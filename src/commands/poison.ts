@@ -1,7 +1,6 @@
 // eob poison list: shows the messages a worker moved to eob_poison_<topic> because its handler kept rejecting
 // them, with the error, so an operator can see what was set aside and why.
 import type { Argv, CommandModule } from 'yargs';
-import { redactMysqlUrl } from '../system/db/pool.ts';
 import { openDatabase } from '../system/db/openDatabase.ts';
 import type { PoisonRow } from '../system/sql/engine.ts';
 import { intInRange, matches, OptionsError } from '../validate.ts';
@@ -71,7 +70,7 @@ const list: CommandModule<object, ListArgs> = {
       } catch (error) {
         if (pool.classify(error) === 'connection' || pool.classify(error) === 'server-restarting') {
           throw new Error(
-            `cannot reach the database at ${redactMysqlUrl(url)}: ${pool.describe(error)}. Is it running? Start one with \`eob db start\`, or check --database-url / DATABASE_URL.`,
+            `cannot reach the database at ${url.redacted}: ${pool.describe(error)}. Is it running? Start one with \`eob db start\`, or check --database-url / DATABASE_URL.`,
             { cause: error },
           );
         }

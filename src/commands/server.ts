@@ -3,7 +3,6 @@
 import type { CommandModule } from 'yargs';
 import { readEnvironment, resolve } from '../config.ts';
 import { databaseUrlOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
-import { redactMysqlUrl } from '../system/db/pool.ts';
 import { waitForDatabase } from '../system/db/waitForDatabase.ts';
 import { describeError } from '../system/db/errors.ts';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../system/server/options.ts';
@@ -26,6 +25,8 @@ interface ServerArgs {
   dedup?: boolean;
   'pool-size'?: number;
   'max-queued-publishes'?: number;
+  'max-publishes-per-connection'?: number;
+  metrics?: boolean;
   'publish-timeout-ms'?: number;
   'query-timeout-ms'?: number;
   'lock-wait-timeout-s'?: number;
@@ -73,6 +74,14 @@ export const command: CommandModule<object, ServerArgs> = {
         type: 'number',
         describe: `requests waiting for the database at most; more answer 503 + Retry-After at once [default: ${DEFAULT_SERVER_OPTIONS.maxQueuedPublishes}]`,
       })
+      .option('max-publishes-per-connection', {
+        type: 'number',
+        describe: `unanswered publishes one connection may have (pipelining); more on it answer 503 + Retry-After at once [default: ${DEFAULT_SERVER_OPTIONS.maxPublishesPerConnection}]`,
+      })
+      .option('metrics', {
+        type: 'boolean',
+        describe: `GET /metrics in Prometheus text format on the server's port (--no-metrics: off, 404) [default: ${DEFAULT_SERVER_OPTIONS.metrics}]`,
+      })
       .option('publish-timeout-ms', {
         type: 'number',
         describe: `a publish not answered by then: 503 if still queued (never sent), 504 if sent (outcome unknown) [default: ${DEFAULT_SERVER_OPTIONS.publishTimeoutMs}]`,
@@ -113,6 +122,8 @@ export const command: CommandModule<object, ServerArgs> = {
         dedup: args.dedup,
         poolSize: args['pool-size'],
         maxQueuedPublishes: args['max-queued-publishes'],
+        maxPublishesPerConnection: args['max-publishes-per-connection'],
+        metrics: args.metrics,
         publishTimeoutMs: args['publish-timeout-ms'],
         queryTimeoutMs: args['query-timeout-ms'],
         lockWaitTimeoutSeconds: args['lock-wait-timeout-s'],
@@ -136,7 +147,7 @@ export const command: CommandModule<object, ServerArgs> = {
     });
 
     const server = await startCounterServer(options, env.quiet ? { log: () => undefined } : {});
-    const shown = { ...options, databaseUrl: redactMysqlUrl(databaseUrl), failpoints: failpointSpec ?? 'none' };
+    const shown = { ...options, databaseUrl: databaseUrl.redacted, failpoints: failpointSpec ?? 'none' };
     // One line, always printed (even with EOB_LOG=quiet): harnesses wait for it and read the URL from it.
     process.stdout.write(`server listening on ${server.url} ${JSON.stringify(shown)}\n`);
 

@@ -3,7 +3,7 @@ import type { Options } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { armFailpoints, parseFailpointSpec, FAILPOINTS } from '../system/failpoints.ts';
 import { parseMysqlUrl } from '../system/db/pool.ts';
-import { checkDatabaseUrl, redactDatabaseUrl } from '../system/db/databaseUrl.ts';
+import { parseDatabaseUrl, redactDatabaseUrl, type DatabaseUrl } from '../system/db/databaseUrl.ts';
 
 export const mysqlUrlOption = {
   type: 'string',
@@ -43,11 +43,12 @@ export function resolveMysqlUrl(flag: string | undefined): string {
 
 /**
  * The database of the server and the worker, of either engine: --database-url > --mysql-url > DATABASE_URL >
- * MYSQL_URL, checked (a scheme other than mysql:// or postgres:// is an error that says which work). Two flags,
+ * MYSQL_URL, parsed here once into the typed value the process hands down (a scheme other than mysql:// or
+ * postgres:// is an error that says which work). Two flags,
  * or two variables, naming different URLs is an error rather than a silent choice (a harness that sets
  * MYSQL_URL for its child must not be overridden by a DATABASE_URL the user exported).
  */
-export function resolveDatabaseUrl(databaseFlag: string | undefined, mysqlFlag: string | undefined): string {
+export function resolveDatabaseUrl(databaseFlag: string | undefined, mysqlFlag: string | undefined): DatabaseUrl {
   if (databaseFlag !== undefined && mysqlFlag !== undefined && databaseFlag !== mysqlFlag) {
     throw new Error(`--database-url (${redactDatabaseUrl(databaseFlag)}) and --mysql-url (${redactDatabaseUrl(mysqlFlag)}) name different databases; pass one`);
   }
@@ -61,8 +62,7 @@ export function resolveDatabaseUrl(databaseFlag: string | undefined, mysqlFlag: 
       'no database given: pass --database-url mysql://user@host:port/db (or postgres://user@host:port/db), or set DATABASE_URL (start a private one with `eob db start`)',
     );
   }
-  checkDatabaseUrl(url);
-  return url;
+  return parseDatabaseUrl(url);
 }
 
 /** Flag (repeatable) > EOB_FAILPOINTS. Returns the spec that was armed, for the start-up log line. */

@@ -9,7 +9,6 @@ import { ACK_MODES, parseIsolationLevel, type AckMode, type SubscriberStats } fr
 import { gapCounts, WORKER_GAPS_LINE } from '../system/workerGapLine.ts';
 import { armFailpointsFrom, databaseUrlOption, failpointOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
 import { describeError } from '../system/db/errors.ts';
-import { redactMysqlUrl } from '../system/db/pool.ts';
 import { TOPIC_MODES } from '../system/pubsub/types.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 
@@ -38,6 +37,7 @@ interface WorkerArgs {
   'prune-every': number;
   'prune-batch-size': number;
   'dedup-window-s': number;
+  'metrics-port'?: number;
   failpoint?: string | string[];
 }
 
@@ -83,6 +83,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('prune-every', { type: 'number', default: d.pruneEveryS, describe: 'run `eob prune` every so many seconds (0: never): removes acked messages and old dedup rows' })
       .option('prune-batch-size', { type: 'number', default: d.pruneBatchSize, describe: 'rows per DELETE of those prunes' })
       .option('dedup-window-s', { type: 'number', default: d.pruneDedupWindowS, describe: 'prunes remove publish-dedup ids older than this; a retry older than the window publishes again' })
+      .option('metrics-port', { type: 'number', describe: 'serve GET /metrics (Prometheus text, docs/metrics.md) on 127.0.0.1 at this port; 0 picks a free one (printed in the started line) [default: off]' })
       .option('failpoint', failpointOption),
   handler: async (args) => {
     const env = readEnvironment();
@@ -94,8 +95,9 @@ export const command: CommandModule<object, WorkerArgs> = {
     }
     const log = env.quiet ? () => undefined : d.log;
     const handler = resolveHandler(args.handler, args.profile);
+    const databaseUrl = resolveDatabaseUrl(args['database-url'], args['mysql-url']);
     const options = {
-      databaseUrl: resolveDatabaseUrl(args['database-url'], args['mysql-url']),
+      databaseUrl,
       mode: args.mode as TopicMode,
       topic: args.topic,
       consumerGroup: args['consumer-group'],
@@ -119,13 +121,14 @@ export const command: CommandModule<object, WorkerArgs> = {
       pruneEveryS: args['prune-every'],
       pruneBatchSize: args['prune-batch-size'],
       pruneDedupWindowS: args['dedup-window-s'],
+      metricsPort: args['metrics-port'],
       log,
     };
     const worker = await startWorker(options);
     const { log: _log, onGapPassed: _onGapPassed, onConflictRetry: _onConflictRetry, ...shown } = options;
     // The harness waits for this line: it is printed even when quiet.
     process.stdout.write(
-      `worker started ${JSON.stringify({ ...shown, databaseUrl: redactMysqlUrl(options.databaseUrl), ...worker.settings, gapProof: worker.gapProof ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
+      `worker started ${JSON.stringify({ ...shown, databaseUrl: databaseUrl.redacted, ...worker.settings, gapProof: worker.gapProof ?? null, metricsUrl: worker.metricsUrl ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
     );
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

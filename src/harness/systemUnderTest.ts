@@ -14,7 +14,8 @@ import path from 'node:path';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { childEnvironment } from '../config.ts';
-import { createPool, ensureDatabase, executorOf, parseMysqlUrl, redactMysqlUrl, type Pool } from '../system/db/pool.ts';
+import { createPool, ensureDatabase, executorOf, parseMysqlUrl, type Pool } from '../system/db/pool.ts';
+import { redactDatabaseUrl } from '../system/db/urlRedaction.ts';
 import { ensurePgDatabase } from '../system/db/postgres/pool.ts';
 import { startupFailureKind, startupFailureMessage } from '../system/db/startupFailure.ts';
 import { databaseOf, openDatabase } from '../system/db/openDatabase.ts';
@@ -169,7 +170,7 @@ export class SystemUnderTest {
     let url: string;
     let engine = options.engine;
     if (options.topology !== 'single' && givenUrl !== undefined) {
-      throw new OptionsError(`system under test: topology ${options.topology} starts private servers; leave out the database URL (${redactUrl(givenUrl)}) to use it`);
+      throw new OptionsError(`system under test: topology ${options.topology} starts private servers; leave out the database URL (${redactDatabaseUrl(givenUrl)}) to use it`);
     }
     if (options.topology === 'galera' && engine !== 'mariadb') {
       throw new OptionsError(`system under test: topology galera is a MariaDB cluster; the engine must be mariadb (got ${engine})`);
@@ -184,7 +185,7 @@ export class SystemUnderTest {
           throw unreachable(url, error, sent);
         });
       }
-      options.log(`database: using ${redactUrl(url)} (faults on the database are unavailable)`);
+      options.log(`database: using ${redactDatabaseUrl(url)} (faults on the database are unavailable)`);
     } else {
       // One of these left by a SIGKILLed harness holds ~260 MB after a standard bench.
       await sweepAbandonedScratchDirectories({ log: (line) => options.log(`database: ${line}`) });
@@ -280,7 +281,7 @@ export class SystemUnderTest {
   requirePrivateDatabase(): PrivateDatabase {
     if (this.privateDatabase === undefined) {
       throw new DatabaseFaultUnavailableError(
-        `faults on the database need the private database, but a database URL was given (${redactUrl(this.databaseUrl)}); unset MYSQL_URL / DATABASE_URL to use them`,
+        `faults on the database need the private database, but a database URL was given (${redactDatabaseUrl(this.databaseUrl)}); unset MYSQL_URL / DATABASE_URL to use them`,
       );
     }
     return this.privateDatabase;
@@ -469,7 +470,7 @@ function unreachable(url: string, error: Error, sent: string | undefined): Error
   const kind = startupFailureKind(engine, error);
   if (kind !== 'unreachable') return new Error(startupFailureMessage({ engine, url, kind, error, sent, gaveUpAfterMs: undefined }), { cause: error });
   return new Error(
-    `cannot reach the database at ${redactUrl(url)}: ${error.message} (is the server running? leave out --mysql-url and unset MYSQL_URL and DATABASE_URL to use a private one)`,
+    `cannot reach the database at ${redactDatabaseUrl(url)}: ${error.message} (is the server running? leave out --mysql-url and unset MYSQL_URL and DATABASE_URL to use a private one)`,
     { cause: error },
   );
 }
@@ -499,19 +500,14 @@ function openMeasurementPool(engine: EngineName, url: string): MeasurementPool {
 function engineOfGivenUrl(url: string, explicit: EngineName | undefined): EngineName {
   const engine = engineOfUrl(url);
   if (engine === undefined) {
-    throw new OptionsError(`system under test: the database URL must start with mysql:// or postgres:// (got ${redactUrl(url)})`);
+    throw new OptionsError(`system under test: the database URL must start with mysql:// or postgres:// (got ${redactDatabaseUrl(url)})`);
   }
   if (explicit !== undefined && explicit !== engine) {
-    throw new OptionsError(`system under test: engine is ${explicit} but the database URL ${redactUrl(url)} is a ${engine} URL; give one or the other`);
+    throw new OptionsError(`system under test: engine is ${explicit} but the database URL ${redactDatabaseUrl(url)} is a ${engine} URL; give one or the other`);
   }
   return engine;
 }
 
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  if (engineOfUrl(url) === 'mariadb') return redactMysqlUrl(url);
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@]*@/i, '$1:***@');
-}
 
 /**
  * One data directory per node inside the run's scratch directory (0700, so the nodes' OS user could not enter

@@ -3,13 +3,13 @@
 import { randomUUID } from 'node:crypto';
 import { Bench, type Task } from 'tinybench';
 import { SystemUnderTest } from '../harness/systemUnderTest.ts';
-import { MysqlPublisher } from '../system/pubsub/mysqlPublisher.ts';
+import { SqlPublisher } from '../system/pubsub/sqlPublisher.ts';
 import { validateBatchSize } from '../system/pubsub/consumeLoop.ts';
 import { createOffsetBatchConsumer, DEFAULT_OFFSET_SUBSCRIBER_OPTIONS } from '../system/pubsub/offsetSubscriber.ts';
 import { counterHandler } from '../system/counterHandler.ts';
 import { mariadbEngine } from '../system/sql/mariadb/engine.ts';
 import { createPool, executorOf } from '../system/db/pool.ts';
-import { redactMysqlUrl } from '../system/db/mysqlUrl.ts';
+import { redactDatabaseUrl } from '../system/db/urlRedaction.ts';
 import { ensureSchema } from '../system/sql/mariadb/schema.ts';
 import type { OutgoingMessage } from '../system/pubsub/types.ts';
 import { toCsv, type CsvRow } from '../bench/csv.ts';
@@ -75,7 +75,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult> {
   try {
     const db = executorOf(pool);
     const counters = Array.from({ length: 1_000 }, () => randomUUID());
-    const publisher = new MysqlPublisher(db);
+    const publisher = new SqlPublisher(db, mariadbEngine);
     const bench = new Bench({ time: o.timeMs, iterations: o.minIterations, warmupIterations: 5 });
     const perOp = new Map<string, number>();
 
@@ -149,7 +149,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroResult> {
     });
     const dir = createResultsDir(o.resultsRoot, 'micro');
     dir.writeText('results.csv', toCsv(COLUMNS, rows));
-    dir.writeJson('options.json', { options: { ...o, mysqlUrl: o.mysqlUrl === undefined ? undefined : redactMysqlUrl(o.mysqlUrl), log: undefined }, versions: await collectVersions(projectRoot()), database: info });
+    dir.writeJson('options.json', { options: { ...o, mysqlUrl: o.mysqlUrl === undefined ? undefined : redactDatabaseUrl(o.mysqlUrl), log: undefined }, versions: await collectVersions(projectRoot()), database: info });
     return { path: dir.path, rows };
   } finally {
     await pool.end().catch(() => undefined);

@@ -1,6 +1,7 @@
 // The counter service's effect: each message `{"counter_uuid": "<uuid>"}` adds one to that counter, written
 // through the consuming transaction so it commits or rolls back with the ack.
-import type { BatchHandler, ConsumeTx, Message } from './pubsub/types.ts';
+import type { Message } from './types.ts';
+import type { BatchHandler, ConsumeTx } from './pubsub/types.ts';
 import type { SqlEngine } from './sql/engine.ts';
 
 /**

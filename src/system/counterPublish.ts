@@ -3,13 +3,13 @@
 // Every failure says whether anything can have been committed: `not-published` when the statement that commits
 // (the INSERT in autocommit, or COMMIT) was never sent or the server answered it with an error, `unknown` when
 // it was sent and no answer came (connection lost, query timeout).
+import type { OutgoingMessage, SqlExecutor } from './types.ts';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from './db/pool.ts';
 import type { Database, DbSession } from './db/database.ts';
 import { databaseOf } from './db/openDatabase.ts';
 import { describeError } from './db/errors.ts';
-import { jsonString } from './pubsub/messageJson.ts';
-import type { OutgoingMessage, SqlExecutor } from './pubsub/types.ts';
+import { jsonString } from './messageJson.ts';
 import type { SqlPublisher } from './pubsub/sqlPublisher.ts';
 
 export interface IncrementRequest {
@@ -178,6 +178,7 @@ export async function publishIncrementsOnce(
   topic: string,
   requests: readonly IncrementRequest[],
   limits: PublishLimits,
+  onDeadlockRetry: () => void = () => undefined,
 ): Promise<PublishOutcome[]> {
   const db = databaseOf(target);
   const conn = await connect(db, limits.acquireTimeoutMs);
@@ -186,7 +187,7 @@ export async function publishIncrementsOnce(
     const live = takeForSending(requests);
     if (live.length === 0) return spread(requests, live, []);
     try {
-      return spread(requests, live, await withDeadlockRetry(db, () => dedupTransaction(db, conn, session, publisher, topic, live, limits)));
+      return spread(requests, live, await withDeadlockRetry(db, onDeadlockRetry, () => dedupTransaction(db, conn, session, publisher, topic, live, limits)));
     } catch (error) {
       if (!(error instanceof PublishError) || error.outcome !== 'not-published' || session.broken) throw error;
       if (live.length === 1 || db.classify(error.cause) !== 'lock-wait-timeout') throw error;
@@ -199,7 +200,7 @@ export async function publishIncrementsOnce(
         continue;
       }
       try {
-        const [one] = await withDeadlockRetry(db, () => dedupTransaction(db, conn, session, publisher, topic, [request], limits));
+        const [one] = await withDeadlockRetry(db, onDeadlockRetry, () => dedupTransaction(db, conn, session, publisher, topic, [request], limits));
         outcomes.push(one as PublishOutcome);
       } catch (error) {
         if (!(error instanceof PublishError)) throw error;
@@ -213,13 +214,14 @@ export async function publishIncrementsOnce(
   }
 }
 
-async function withDeadlockRetry<T>(db: Database, run: () => Promise<T>): Promise<T> {
+async function withDeadlockRetry<T>(db: Database, onRetry: () => void, run: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
       return await run();
     } catch (error) {
       const retry = error instanceof PublishError && error.outcome === 'not-published' && db.classify(error.cause) === 'deadlock';
       if (!retry || attempt >= DEDUP_ATTEMPTS) throw error;
+      onRetry();
     }
   }
 }

@@ -1,16 +1,14 @@
 // Retention: removes what no one will read again, in small autocommit batches that publishers never wait for.
 // Offset mode: the messages at or below the lowest acked offset of every consumer group; queue mode: acked
 // rows; both: publish-dedup rows older than the dedup window (a retry older than that publishes again).
+import { TOPIC_MODES, type SqlExecutor, type TopicMode } from './types.ts';
 import type { Pool } from './db/pool.ts';
 import type { Database } from './db/database.ts';
 import { databaseOf } from './db/openDatabase.ts';
-import type { SqlExecutor } from './pubsub/types.ts';
 import type { OffsetPrune, SqlEngine } from './sql/engine.ts';
-import { Sleeper } from './pubsub/backoff.ts';
+import { Sleeper } from './backoff.ts';
 import { assertTopicName } from './sql/topicName.ts';
 import { intInRange, oneOf, OptionsError } from '../validate.ts';
-import { TOPIC_MODES } from './pubsub/types.ts';
-import type { TopicMode } from './pubsub/types.ts';
 
 
 export interface PruneOptions {

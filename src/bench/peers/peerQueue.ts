@@ -3,7 +3,7 @@
 // process, peerProcess.ts), and read from the peer's own tables how many jobs it completed, per counter too.
 // Measurement comes from the database, never from the peer's own report.
 import type { SqlExecutor } from '../../system/pubsub/types.ts';
-import { addToPgCountersStatement } from '../../system/sql/postgres/counter.ts';
+import { addToPgCountersStatement } from '../../system/sql/postgres/counterTable.ts';
 import type { PeerName, PeerTask } from './peerSpec.ts';
 
 export interface PrepareOptions {

@@ -3,7 +3,8 @@
 // engines engines.txt, the side-by-side table; index.html) even when interrupted.
 import path from 'node:path';
 import { readdirSync } from 'node:fs';
-import { SystemUnderTest, redactUrl, type SystemOptions, type Topology } from '../../harness/systemUnderTest.ts';
+import { SystemUnderTest, type SystemOptions, type Topology } from '../../harness/systemUnderTest.ts';
+import { redactDatabaseUrl } from '../../system/db/urlRedaction.ts';
 import type { EngineName } from '../../harness/engines.ts';
 import { planRun, pointLabel, type Point } from './plan.ts';
 import { references, toRow, CSV_COLUMNS, type DbColumns } from './results.ts';
@@ -229,7 +230,7 @@ function systemLabel(run: { engine: EngineName; topology: Topology }): string {
 
 function shownUrl(system: Partial<SystemOptions>): string {
   const url = system.databaseUrl;
-  return url === undefined ? 'private database' : redactUrl(url);
+  return url === undefined ? 'private database' : redactDatabaseUrl(url);
 }
 
 function roundRow(row: CsvRow): CsvRow {

@@ -3,10 +3,9 @@
 // transactions at an isolation level. The pub/sub, the server's publish path, the worker and retention use only
 // this interface, so they do not know which driver runs underneath. mariadbDatabase.ts and
 // postgres/database.ts implement it; openDatabase picks one from the URL's scheme.
-import type { IsolationLevel, SqlExecutor } from '../pubsub/types.ts';
+import type { IsolationLevel, SqlExecutor, Statement } from '../types.ts';
 import type { SqlEngine } from '../sql/engine.ts';
 import type { ErrorClass } from './errors.ts';
-import type { Statement } from './pool.ts';
 
 /** One connection held by its user until release() or destroy(). */
 export interface DbSession extends SqlExecutor {

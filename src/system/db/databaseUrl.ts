@@ -1,10 +1,17 @@
-// One URL for either engine (--database-url, DATABASE_URL; --mysql-url and MYSQL_URL too): which engine its
-// scheme names, and the check that it can be used, with errors that never show the password. Redaction is
-// mysqlUrl.ts's, which covers postgres:// URLs as well.
+// One URL for either engine (--database-url, DATABASE_URL; --mysql-url and MYSQL_URL too), checked once: a
+// command parses it at its start into a DatabaseUrl (the engine its scheme names, what the driver connects
+// with, the form safe to show) and hands that value down, so nothing below parses or checks it again. Errors
+// never show the password; urlRedaction.ts is the one redaction.
 import type { EngineName } from '../sql/engine.ts';
-import { parseMysqlUrl, redactMysqlUrl } from './mysqlUrl.ts';
+import { parseMysqlUrl, type MysqlUrl } from './mysqlUrl.ts';
+import { redactDatabaseUrl } from './urlRedaction.ts';
 
-export { redactMysqlUrl as redactDatabaseUrl, redactMysqlUrlsIn as redactDatabaseUrlsIn } from './mysqlUrl.ts';
+export { redactDatabaseUrl, redactDatabaseUrlsDeep, redactDatabaseUrlsIn } from './urlRedaction.ts';
+
+/** A database URL checked once: which engine, what its driver connects with, and how to show it. */
+export type DatabaseUrl =
+  | { readonly engine: 'mariadb'; readonly url: string; readonly redacted: string; readonly connection: MysqlUrl }
+  | { readonly engine: 'postgres'; readonly url: string; readonly redacted: string; readonly connection: { readonly database: string } };
 
 /**
  * The engine a database URL names: mysql:// and mariadb:// are MariaDB (or MySQL), postgres:// and
@@ -26,20 +33,29 @@ export function parsePostgresUrl(url: string): { database: string } {
     parsed = new URL(url);
   } catch {
     throw new Error(
-      `database URL is not a URL: "${redactMysqlUrl(url)}" (expected postgres://user:password@host:port/database; percent-encode @ : / ? # in the password)`,
+      `database URL is not a URL: "${redactDatabaseUrl(url)}" (expected postgres://user:password@host:port/database; percent-encode @ : / ? # in the password)`,
     );
   }
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
   if (database === '' || !/^[A-Za-z0-9_]+$/.test(database)) {
-    throw new Error(`database URL must name a database made of letters, digits and _ (got "${database}" in ${redactMysqlUrl(url)})`);
+    throw new Error(`database URL must name a database made of letters, digits and _ (got "${database}" in ${redactDatabaseUrl(url)})`);
   }
   return { database };
 }
 
+/** Parses and checks a URL of either engine, once. */
+export function parseDatabaseUrl(url: string): DatabaseUrl {
+  const redacted = redactDatabaseUrl(url);
+  if (engineNameOfUrl(url) === 'mariadb') return { engine: 'mariadb', url, redacted, connection: parseMysqlUrl(url) };
+  return { engine: 'postgres', url, redacted, connection: parsePostgresUrl(url) };
+}
+
+/** A URL parsed before, as it is; a string (a test's, a harness's), parsed now. */
+export function databaseUrlOf(url: string | DatabaseUrl): DatabaseUrl {
+  return typeof url === 'string' ? parseDatabaseUrl(url) : url;
+}
+
 /** Checks a URL of either engine; returns its engine. */
 export function checkDatabaseUrl(url: string): EngineName {
-  const engine = engineNameOfUrl(url);
-  if (engine === 'mariadb') parseMysqlUrl(url);
-  else parsePostgresUrl(url);
-  return engine;
+  return parseDatabaseUrl(url).engine;
 }

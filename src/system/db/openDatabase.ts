@@ -2,9 +2,9 @@
 // when missing, and wraps a mysql2 pool a caller already holds (the tests and the harness pass those).
 import { createPool, ensureDatabase, type Pool, type PoolOptions } from './pool.ts';
 import { createPgPool, ensurePgDatabase } from './postgres/pool.ts';
-import { mariadbDatabase } from './mariadbDatabase.ts';
+import { mariadbDatabase } from './mariadb/database.ts';
 import { postgresDatabase } from './postgres/database.ts';
-import { checkDatabaseUrl } from './databaseUrl.ts';
+import { databaseUrlOf, type DatabaseUrl } from './databaseUrl.ts';
 import { withAddress } from './mysqlUrl.ts';
 import type { Database } from './database.ts';
 
@@ -14,13 +14,14 @@ import type { Database } from './database.ts';
  * (checked by postgresDatabase: node-postgres has none); it sends one statement at a time and has no default
  * per-statement timeout.
  */
-export type DatabaseOptions = PoolOptions;
+export type DatabaseOptions = Omit<PoolOptions, 'url'> & { url: string | DatabaseUrl };
 
 export function openDatabase(o: DatabaseOptions): Database {
-  if (checkDatabaseUrl(o.url) === 'postgres') {
+  const target = databaseUrlOf(o.url);
+  if (target.engine === 'postgres') {
     return postgresDatabase(
       createPgPool({
-        url: o.url,
+        url: target.url,
         connectionLimit: o.connectionLimit,
         connectTimeoutMs: o.connectTimeoutMs,
         ...(o.role === undefined ? {} : { role: o.role }),
@@ -29,13 +30,14 @@ export function openDatabase(o: DatabaseOptions): Database {
       o.queueLimit ?? 0,
     );
   }
-  return { ...mariadbDatabase(createPool(o)), peer: (address) => openDatabase({ ...o, url: withAddress(o.url, address), connectionLimit: 1, multipleStatements: false }) };
+  return { ...mariadbDatabase(createPool({ ...o, url: target })), peer: (address) => openDatabase({ ...o, url: withAddress(target.url, address), connectionLimit: 1, multipleStatements: false }) };
 }
 
 /** Creates the database the URL names if it does not exist; `sent` is told each statement before it goes. */
-export async function ensureDatabaseExists(url: string, connectTimeoutMs?: number, sent?: (sql: string) => void): Promise<void> {
-  if (checkDatabaseUrl(url) === 'postgres') await ensurePgDatabase(url, connectTimeoutMs, sent);
-  else await ensureDatabase(url, connectTimeoutMs, sent);
+export async function ensureDatabaseExists(url: string | DatabaseUrl, connectTimeoutMs?: number, sent?: (sql: string) => void): Promise<void> {
+  const target = databaseUrlOf(url);
+  if (target.engine === 'postgres') await ensurePgDatabase(target.url, connectTimeoutMs, sent);
+  else await ensureDatabase(target, connectTimeoutMs, sent);
 }
 
 function isDatabase(target: Database | Pool): target is Database {

@@ -1,16 +1,19 @@
 // mysql2 pools and the one way this project sends SQL: `SqlExecutor.query` returns the rows (or the result
 // header for writes), never the [rows, fields] pair, so SQL modules do not depend on the driver's shape.
+import type { Statement } from '../types.ts';
+import type { IsolationLevel, SqlExecutor } from '../types.ts';
 import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection } from 'mysql2/promise';
-import type { IsolationLevel, SqlExecutor } from '../pubsub/types.ts';
-import { parseMysqlUrl, redactMysqlUrl, type MysqlUrl } from './mysqlUrl.ts';
+import { parseMysqlUrl, type MysqlUrl } from './mysqlUrl.ts';
+import type { DatabaseUrl } from './databaseUrl.ts';
 
 export type { Pool, PoolConnection };
-// URL parsing and redaction live in mysqlUrl.ts; re-exported for the callers that open pools.
-export { parseMysqlUrl, redactMysqlUrl, type MysqlUrl };
+// URL parsing lives in mysqlUrl.ts; re-exported for the callers that open pools.
+export { parseMysqlUrl, type MysqlUrl };
 
 export interface PoolOptions {
-  url: string;
+  /** A mysql:// URL, or one parsed already (the command's, handed down): then it is not parsed again. */
+  url: string | DatabaseUrl;
   /** Connections kept open; the server's coalescer and each consumer hold one each while they work. */
   connectionLimit: number;
   /** How long a connect may take before the caller sees an error (ms). */
@@ -97,8 +100,8 @@ const formatWithValues = mysql.format as unknown as (sql: string, values: unknow
  * more: a metadata lock on the name serializes them, and each later one finds the database (8 released at once
  * from FLUSH TABLES WITH READ LOCK never failed; test/startupRace.test.ts).
  */
-export async function ensureDatabase(url: string, connectTimeoutMs = DEFAULT_POOL_OPTIONS.connectTimeoutMs, sent: (sql: string) => void = () => undefined): Promise<void> {
-  const parsed = parseMysqlUrl(url);
+export async function ensureDatabase(url: string | DatabaseUrl, connectTimeoutMs = DEFAULT_POOL_OPTIONS.connectTimeoutMs, sent: (sql: string) => void = () => undefined): Promise<void> {
+  const parsed = mysqlConnectionOf(url);
   const conn = await mysql.createConnection(connectionConfig(parsed, connectTimeoutMs));
   try {
     const sql = `CREATE DATABASE IF NOT EXISTS \`${parsed.database}\``;
@@ -120,8 +123,15 @@ const multiStatementPools = new WeakSet<Pool>();
  */
 export const MAX_PREPARED_STATEMENTS_PER_CONNECTION = 128;
 
+/** What mysql2 connects with: from a parsed URL as it is, from a string by parsing it. */
+function mysqlConnectionOf(url: string | DatabaseUrl): MysqlUrl {
+  if (typeof url === 'string') return parseMysqlUrl(url);
+  if (url.engine !== 'mariadb') throw new Error(`a MariaDB pool cannot open ${url.redacted}: it is a ${url.engine} URL`);
+  return url.connection;
+}
+
 export function createPool(options: PoolOptions): Pool {
-  const parsed = parseMysqlUrl(options.url);
+  const parsed = mysqlConnectionOf(options.url);
   const pool = mysql.createPool({
     ...connectionConfig(parsed, options.connectTimeoutMs),
     database: parsed.database,
@@ -145,11 +155,6 @@ export function createPool(options: PoolOptions): Pool {
   if (options.multipleStatements === true) multiStatementPools.add(pool);
   poolQueryTimeouts.set(pool, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS);
   return pool;
-}
-
-export interface Statement {
-  sql: string;
-  values: unknown[];
 }
 
 /**

@@ -11,7 +11,7 @@
 import type { EngineName } from '../sql/engine.ts';
 import { classifyError } from './errors.ts';
 import { classifyPgError } from './postgres/errors.ts';
-import { redactMysqlUrl } from './mysqlUrl.ts';
+import { redactDatabaseUrl } from './urlRedaction.ts';
 
 export type StartupFailureKind = 'unreachable' | 'race' | 'refused';
 
@@ -118,7 +118,7 @@ export interface StartupFailure {
 
 /** The message a start-up that failed ends with: where, what, and what to do. */
 export function startupFailureMessage(f: StartupFailure): string {
-  const at = redactMysqlUrl(f.url);
+  const at = redactDatabaseUrl(f.url);
   const what = describeStartupError(f.engine, f.error);
   const statement = failedStatement(f.error, f.sent);
   const during = statement === undefined ? 'connecting' : `\`${statement}\``;

@@ -2,13 +2,13 @@
 // being set up by other processes at the same moment (server and workers started together): creates the
 // database and the schema the process needs, retrying connection failures and races with those other processes
 // for a bounded time; any other error fails at once. Each message says which of these it was (startupFailure.ts).
+import type { SqlExecutor } from '../types.ts';
 import { ensureDatabaseExists, openDatabase } from './openDatabase.ts';
-import { checkDatabaseUrl } from './databaseUrl.ts';
+import { databaseUrlOf, type DatabaseUrl } from './databaseUrl.ts';
 import { describeStartupError, failedStatement, sqlStateOf, startupFailureKind, startupFailureMessage } from './startupFailure.ts';
 import type { Database } from './database.ts';
-import type { SqlExecutor } from '../pubsub/types.ts';
 import type { SqlEngine } from '../sql/engine.ts';
-import { Backoff } from '../pubsub/backoff.ts';
+import { Backoff } from '../backoff.ts';
 
 /** What a process creates at start, on a connection of its own, before it serves. */
 export interface StartupSchema {
@@ -28,8 +28,9 @@ function naming(db: SqlExecutor, sent: (sql: string) => void): SqlExecutor {
   };
 }
 
-export async function waitForDatabase(url: string, timeoutMs: number, log: (line: string) => void, schema?: StartupSchema): Promise<void> {
-  const engine = checkDatabaseUrl(url);
+export async function waitForDatabase(given: string | DatabaseUrl, timeoutMs: number, log: (line: string) => void, schema?: StartupSchema): Promise<void> {
+  const url = databaseUrlOf(given);
+  const engine = url.engine;
   const deadline = Date.now() + timeoutMs;
   const backoff = new Backoff({ initialMs: 100, maxMs: 2_000 });
   for (;;) {
@@ -51,7 +52,7 @@ export async function waitForDatabase(url: string, timeoutMs: number, log: (line
       return;
     } catch (error) {
       const kind = startupFailureKind(engine, error);
-      const failure = { engine, url, kind, error, sent, gaveUpAfterMs: undefined as number | undefined };
+      const failure = { engine, url: url.url, kind, error, sent, gaveUpAfterMs: undefined as number | undefined };
       if (kind === 'refused') throw new Error(startupFailureMessage(failure), { cause: error });
       if (Date.now() >= deadline) throw new Error(startupFailureMessage({ ...failure, gaveUpAfterMs: timeoutMs }), { cause: error });
       const pause = backoff.next();

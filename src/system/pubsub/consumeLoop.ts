@@ -2,14 +2,13 @@
 // batch, the three ack modes, retries of expected errors, and poison messages: a message the handler keeps
 // rejecting is found inside its batch and, after `poisonAfterFailures` failed deliveries, moved to the poison
 // table in the transaction that acks its batch. What is read and how it is acked is the BatchSource's job.
-import type { Statement } from '../db/pool.ts';
+import { ISOLATION_LEVELS, type IsolationLevel, type Message, type PoisonEntry, type PoisonOrigin, type SqlExecutor, type Statement } from '../types.ts';
 import type { Database, DbSession } from '../db/database.ts';
 import { failpoint, failpointsArmed, type FailpointName } from '../failpoints.ts';
-import { Backoff, Sleeper } from './backoff.ts';
-import { ACK_MODES, ISOLATION_LEVELS } from './types.ts';
-import type { AckMode, BatchHandler, ConsumeTx, IsolationLevel, Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
+import { Backoff, Sleeper } from '../backoff.ts';
+import { ACK_MODES } from './types.ts';
+import type { AckMode, BatchHandler, ConsumeTx, SubscriberStats, Subscription } from './types.ts';
 import { assertTopicName } from '../sql/topicName.ts';
-import type { PoisonEntry, PoisonOrigin } from '../sql/engine.ts';
 import { DeliveryFailures } from './deliveryFailures.ts';
 import { isolateFailures, type FailedMessage } from './failureIsolation.ts';
 import { intInRange, oneOf, OptionsError } from '../../validate.ts';

@@ -1,7 +1,7 @@
 // Finds which messages of a failed batch make the handler fail, by bisection, so the rest of the batch can
 // still be handled in the same transaction. Pure: the caller's `attempt` runs the handler on a subset (under a
 // savepoint it rolls back to on failure), so this file is tested without a database.
-import type { Message } from './types.ts';
+import type { Message } from '../types.ts';
 
 /** What one attempt on a subset gave: undefined = handled (its effects stay), else the handler's error. */
 export type Attempt = (messages: readonly Message[]) => Promise<Error | undefined>;

@@ -109,9 +109,7 @@
 // MAX_COUNTED_STEP_MS between two looks (a frozen database or consumer) counts as that much, so a freeze of
 // the whole system does not age a hole past the bound at once. Without the PROCESS privilege (PROCESSLIST then
 // shows only the user's own connections, which proves nothing) only the bound applies.
-import { INNODB_TRX_CACHE_IDLE_MS, type OpenWriters } from '../sql/mariadb/innodbTrx.ts';
-import type { OffsetRangeLocks } from '../sql/mariadb/messagesTable.ts';
-import type { RunningStatements } from '../sql/mariadb/processlist.ts';
+import { ProofInterrupted, type GapProbes, type OffsetRangeLocks, type RunningStatements } from '../sql/gapProbes.ts';
 
 /**
  * How a hole can be proven permanent: `statements` (covers the allocator window; on a Galera node it runs on every
@@ -135,44 +133,6 @@ export interface GapTrackerOptions {
   /** The bound: a hole that has waited this long is passed without proof, recorded as `timeout` (ms). */
   timeoutMs: number;
   now?: () => number;
-}
-
-/**
- * A step of a proof that spans several servers: done (`ready`), not yet (`wait`, with the reason, for the log),
- * or void because what the proof rested on changed meanwhile (`restart`).
- */
-export type ProofStep = { kind: 'ready' } | { kind: 'wait'; reason: string } | { kind: 'restart'; reason: string };
-
-/**
- * Raised by a probe that could not read one of the servers a proof spans (a cluster member that stopped
- * answering): the proof under way is dropped and starts again from the beginning, and the hole waits meanwhile.
- */
-export class ProofInterrupted extends Error {
-  override readonly name = 'ProofInterrupted';
-}
-
-/** The reads a proof needs; each runs outside the consuming transaction, on the consumer's connection. */
-export interface GapProbes {
-  /**
-   * Before step 1, where offsets are allocated by more than one server (a Galera cluster: every node has its own
-   * auto-increment counter): `ready` once no server can allocate an offset below `coversBelow` from now on.
-   * Absent on a single server, whose one counter is past every offset it handed out (F1).
-   */
-  fence?(coversBelow: number): Promise<ProofStep>;
-  /**
-   * After step 2 found every offset of [from, below) without a row permanent on every server: `ready` once the
-   * consumer's own server shows every row that any server's step 2 returned, so that the reads that apply the
-   * decision see them. Absent on a single server, where step 2 ran on the consumer's own server.
-   */
-  confirm?(from: number, below: number): Promise<ProofStep>;
-  /** Step 1: the connections inside a statement now. */
-  statements(): Promise<RunningStatements>;
-  /** Before the first proof: fails with 1227 (access denied) without the PROCESS privilege. */
-  requireProcessPrivilege(): Promise<void>;
-  /** Step 2: a NOWAIT locking read of the rows with `from <= offset < below`, in a transaction of its own. */
-  rangeLocks(from: number, below: number): Promise<OffsetRangeLocks>;
-  /** The `innodb-trx` control only. */
-  writers(): Promise<OpenWriters>;
 }
 
 /** What the reader should do about a hole that starts at `expected`. */
@@ -360,7 +320,7 @@ export class GapTracker {
   private async narrowWriters(phase: { kind: 'writers'; suspects: Set<string> | null }, probes: GapProbes): Promise<boolean> {
     const now = this.now();
     if (now < this.nextWritersReadAtMs) return false;
-    this.nextWritersReadAtMs = now + INNODB_TRX_CACHE_IDLE_MS + 10;
+    this.nextWritersReadAtMs = now + probes.writersCacheIdleMs + 10;
     const snapshot = await probes.writers();
     if (!snapshot.fresh) return false; // an old cached snapshot proves nothing; read again later
     if (phase.suspects === null) {

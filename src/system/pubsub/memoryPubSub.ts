@@ -1,9 +1,10 @@
 // An in-memory pub/sub with the same contract as the MySQL ones, for tests of handlers and of the contract
 // suite itself. One process, no durability: it promises order, batches, redelivery after a handler error with
 // no staged effect kept, and independent consumer groups, nothing about crashes.
-import { Sleeper } from './backoff.ts';
+import type { Message, OutgoingMessage, SqlExecutor } from '../types.ts';
+import { Sleeper } from '../backoff.ts';
 import { emptyStats } from './consumeLoop.ts';
-import type { ConsumeTx, Message, OutgoingMessage, PubSub, SqlExecutor, SubscribeOptions, Subscription } from './types.ts';
+import type { ConsumeTx, PubSub, SubscribeOptions, Subscription } from './types.ts';
 
 /** The memory pub/sub's transaction: effects are staged and applied only if the handler succeeds. */
 export interface MemoryConsumeTx extends ConsumeTx {

@@ -2,12 +2,14 @@
 // same transaction as the handler's effects. What is read and how holes are treated is the engine's: on MariaDB
 // a contiguous prefix with holes passed by the gap proof, on PostgreSQL a closed prefix (the xmin rule) with no
 // holes to handle.
-import type { Pool, Statement } from '../db/pool.ts';
+import type { Message, SqlExecutor, Statement } from '../types.ts';
+import { ProofInterrupted, type GapProbes } from '../sql/gapProbes.ts';
+import type { Pool } from '../db/pool.ts';
 import type { Database } from '../db/database.ts';
 import { databaseOf } from '../db/openDatabase.ts';
 import type { ClusterGapProver, GroupParams, OffsetReadParams, PeerConnection } from '../sql/engine.ts';
 import { intInRange, matches, oneOf } from '../../validate.ts';
-import { GAP_PROOFS, GapTracker, ProofInterrupted, type GapPassReason, type GapProbes, type GapProof } from './gapTracker.ts';
+import { GAP_PROOFS, GapTracker, type GapPassReason, type GapProof } from './gapTracker.ts';
 import {
   createBatchConsumer,
   DEFAULT_CONSUMER_OPTIONS,
@@ -20,7 +22,7 @@ import {
   type ConsumerOptions,
   type ReadResult,
 } from './consumeLoop.ts';
-import type { Message, SqlExecutor, SubscriberStats, Subscription } from './types.ts';
+import type { SubscriberStats, Subscription } from './types.ts';
 
 /**
  * - contiguous: ack only through offsets seen without holes; pass a hole once it is proven permanent

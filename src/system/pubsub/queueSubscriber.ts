@@ -1,13 +1,14 @@
 // Queue mode: N consumers share one topic; each claims unacked rows with FOR UPDATE SKIP LOCKED
 // and acks exactly the rows it handled, in the transaction of its effects. There is no high-water mark, so a
 // row that commits late is simply claimed later: the offset-mode gap hazard does not exist here.
-import type { Pool, Statement } from '../db/pool.ts';
+import type { Message, Statement } from '../types.ts';
+import type { Pool } from '../db/pool.ts';
 import type { Database } from '../db/database.ts';
 import { databaseOf } from '../db/openDatabase.ts';
 import { intInRange } from '../../validate.ts';
 import { DeliveryFailures } from './deliveryFailures.ts';
 import { DEFAULT_CONSUMER_OPTIONS, emptyStats, startConsumeLoop, validateConsumerOptions, type BatchSource, type ConsumerOptions, type ReadResult } from './consumeLoop.ts';
-import type { Message, SubscriberStats, Subscription } from './types.ts';
+import type { SubscriberStats, Subscription } from './types.ts';
 
 /** `isolation`: READ COMMITTED by default: the claiming read then takes record locks only, no gap locks on publishers. */
 export interface QueueSubscriberOptions extends ConsumerOptions {

@@ -1,12 +1,13 @@
 // The SQL pub/sub as one object (publisher + subscriber of one mode) on a Database of either engine, for the
 // contract suite and for callers that want the PubSub interface rather than the parts.
+import type { OutgoingMessage, SqlExecutor } from '../types.ts';
 import type { Pool } from '../db/pool.ts';
 import type { Database } from '../db/database.ts';
 import { databaseOf } from '../db/openDatabase.ts';
 import { SqlPublisher } from './sqlPublisher.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset, type OffsetSubscriberOptions } from './offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue, type QueueSubscriberOptions } from './queueSubscriber.ts';
-import type { OutgoingMessage, PubSub, SqlExecutor, SubscribeOptions, Subscription } from './types.ts';
+import type { PubSub, SubscribeOptions, Subscription } from './types.ts';
 
 export type SqlPubSubConfig =
   | { mode: 'offset'; subscriber?: Partial<Omit<OffsetSubscriberOptions, 'topic' | 'consumerGroup' | 'batchSize' | 'handler'>> }

@@ -1,7 +1,8 @@
 // Publishes into a topic's table (offset mode: `watermill_<topic>`; queue mode: `eob_queue_<topic>`) with one
 // multi-row INSERT per call, in the engine's SQL. Passing a transaction's executor makes the publish part of the
 // caller's transaction (an outbox): the messages commit or roll back with the caller's own writes.
-import type { OutgoingMessage, Publisher, SqlExecutor, TopicMode } from './types.ts';
+import type { OutgoingMessage, SqlExecutor, TopicMode } from '../types.ts';
+import type { Publisher } from './types.ts';
 import type { SqlEngine } from '../sql/engine.ts';
 import { failpoint } from '../failpoints.ts';
 

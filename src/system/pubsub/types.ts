@@ -18,43 +18,12 @@
 // - handler: the code run on a batch; the counter worker has two (batched: one aggregated upsert per batch;
 //   watermill: the reference consumer's read-then-write per message). "profile" means only a run's size.
 // - isolation: the consume transaction's isolation level; ack mode: when the ack commits relative to effects.
-
-/** Something SQL can be sent to: a pool or one connection that holds a transaction. */
-export interface SqlExecutor {
-  query<T = unknown>(sql: string, values?: unknown[]): Promise<T>;
-  /**
-   * Runs one statement as a server-side prepared statement that the connection keeps, by its text, for its
-   * next uses: the server parses the text once per connection and the values travel as bytes it need not
-   * parse. Absent where the driver offers no such thing; callers then send the statement through query().
-   */
-  execute?<T = unknown>(sql: string, values: unknown[]): Promise<T>;
-}
-
-/**
- * How a topic is consumed, which also decides its table: offset (watermill_<topic>, one consumer group reads
- * in order and keeps a high-water mark) or queue (eob_queue_<topic>, rows acked one by one, any number of
- * workers in parallel).
- */
-export type TopicMode = 'offset' | 'queue';
-export const TOPIC_MODES: readonly TopicMode[] = ['offset', 'queue'];
-
-/** A message as it is published: the offset is assigned by the topic. */
-export interface OutgoingMessage {
-  uuid: string;
-  payload: unknown;
-  metadata: Record<string, string>;
-  /**
-   * The payload and metadata as JSON text, exactly what JSON.stringify makes of them, when the producer built
-   * them itself more cheaply (messageJson.ts); publishers write these instead of serializing again.
-   */
-  json?: { payload: string; metadata: string };
-}
-
-/** A message as it is delivered, with its position in the topic. */
-export interface Message extends OutgoingMessage {
-  offset: number;
-  createdAt: Date;
-}
+//
+// The primitives under this vocabulary (a SQL executor, a message, a topic mode, an isolation level) live in
+// ../types.ts, at the bottom of the system; they are named again here for the callers of the pub/sub.
+import type { Message, OutgoingMessage, SqlExecutor } from '../types.ts';
+export type { IsolationLevel, Message, OutgoingMessage, SqlExecutor, TopicMode } from '../types.ts';
+export { ISOLATION_LEVELS, parseIsolationLevel, TOPIC_MODES } from '../types.ts';
 
 /**
  * The transaction a batch is consumed in. Handlers write their effects through it, so the effects commit or
@@ -74,20 +43,6 @@ export type BatchHandler = (messages: readonly Message[], tx: ConsumeTx) => Prom
  */
 export type AckMode = 'transactional' | 'after-commit' | 'before-commit';
 export const ACK_MODES: readonly AckMode[] = ['transactional', 'after-commit', 'before-commit'];
-
-export type IsolationLevel = 'READ UNCOMMITTED' | 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
-export const ISOLATION_LEVELS: readonly IsolationLevel[] = [
-  'READ UNCOMMITTED',
-  'READ COMMITTED',
-  'REPEATABLE READ',
-  'SERIALIZABLE',
-];
-
-/** Accepts `REPEATABLE-READ`, `repeatable_read` and `REPEATABLE READ` alike; returns undefined if none fits. */
-export function parseIsolationLevel(text: string): IsolationLevel | undefined {
-  const normalized = text.trim().toUpperCase().replace(/[-_\s]+/g, ' ');
-  return ISOLATION_LEVELS.find((level) => level === normalized);
-}
 
 /** Counts a subscriber keeps, for logs and for the bench. */
 export interface SubscriberStats {

@@ -18,12 +18,8 @@
 //   engine whose read returns only a closed prefix (PostgreSQL's xmin rule) sets `offsetReadIsGapFree`.
 // - Observation: progress, consumption per counter, and server facts, read from the tables (never from a
 //   process's own report), for the bench's sampler and counter check and the chaos snapshot.
-import type { Message, OutgoingMessage, SqlExecutor, TopicMode } from '../pubsub/types.ts';
-import type { Statement } from '../db/pool.ts';
-import type { Consumption, ProgressTarget } from './mariadb/observation.ts';
-import type { PoisonEntry, PoisonFilter, PoisonOrigin, PoisonRow } from './mariadb/poisonTable.ts';
-import type { ClaimedId, DedupClaim } from './mariadb/publishDedupTable.ts';
-import type { GapProbes } from '../pubsub/gapTracker.ts';
+import type { ClaimedId, Consumption, DedupClaim, Message, OutgoingMessage, PoisonEntry, PoisonFilter, PoisonOrigin, PoisonRow, ProgressTarget, SqlExecutor, Statement, TopicMode } from '../types.ts';
+import type { GapProbes } from './gapProbes.ts';
 
 export type EngineName = 'mariadb' | 'postgres';
 export const ENGINE_NAMES: readonly EngineName[] = ['mariadb', 'postgres'];

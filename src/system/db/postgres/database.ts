@@ -10,9 +10,9 @@
 // (1.47x and 0.61x, 120-195 msgs/s). A few percent at the worker's default batch does not pay for inlining
 // values into SQL text, so every value stays bound and each text is one statement.
 
+import type { IsolationLevel, SqlExecutor } from '../../types.ts';
 import type { PoolClient } from 'pg';
 import { acquireWithin, type Database, type DbSession } from '../database.ts';
-import type { IsolationLevel, SqlExecutor } from '../../pubsub/types.ts';
 import { postgresEngine } from '../../sql/postgres/engine.ts';
 import { inPgTransaction, type PgPool } from './pool.ts';
 import { classifyPgError, describePgError } from './errors.ts';

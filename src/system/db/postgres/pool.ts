@@ -11,8 +11,8 @@
 // A tie within the noise of the machine (single samples ranged 2x). node-postgres was kept: its
 // `query(text, values)` and checked-out client per transaction are the shape the rest of the project already
 // uses (the MariaDB pool), errors carry the SQLSTATE in `code`, and it is what graphile-worker and pg-boss run on.
+import type { IsolationLevel, SqlExecutor } from '../../types.ts';
 import pg from 'pg';
-import type { IsolationLevel, SqlExecutor } from '../../pubsub/types.ts';
 import { pgSchemaLockKey } from '../../sql/postgres/schemaLock.ts';
 
 export type PgPool = pg.Pool;
@@ -113,11 +113,6 @@ export async function inPgTransaction<T>(pool: PgPool, isolation: IsolationLevel
     client.off('error', onError);
     client.release(broken);
   }
-}
-
-/** Shows a postgres:// URL with its password replaced by `***`. */
-export function redactPgUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
 }
 
 /**

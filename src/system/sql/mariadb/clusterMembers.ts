@@ -3,7 +3,7 @@
 // so the cluster-wide gap proof waits while any node of this table is not a member. Kept in the database (it
 // replicates like any InnoDB table) so that a restarted worker does not forget a node that was away when it
 // started. A node removed for good is taken out by hand: `eob cluster forget <address>`.
-import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { SqlExecutor } from '../../types.ts';
 
 const TABLE = '`eob_cluster_members`';
 

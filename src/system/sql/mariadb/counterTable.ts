@@ -1,6 +1,5 @@
 // All SQL on `counter`, the effect table of the counter service.
-import type { SqlExecutor } from '../../pubsub/types.ts';
-import type { Statement } from '../../db/pool.ts';
+import type { SqlExecutor, Statement } from '../../types.ts';
 import { integerLiteral, stringLiteral } from './literal.ts';
 
 export async function createCounterTable(db: SqlExecutor): Promise<void> {

@@ -1,5 +1,6 @@
 // The MariaDB (and MySQL) engine behind the seam in ../engine.ts: each operation delegates to the module that
 // owns the table's SQL, so this file holds no SQL of its own.
+import { toMessage, type MessageRow } from '../rows.ts';
 import type { SqlEngine } from '../engine.ts';
 import { ensureSchema } from './schema.ts';
 import {
@@ -11,19 +12,7 @@ import {
   selectAckedOffset,
   selectLowestAckedOffset,
 } from './offsetsTable.ts';
-import {
-  createMessagesTable,
-  deleteMessagesInRange,
-  insertMessages,
-  insertMessagesStatement,
-  writeMessages,
-  lockOffsetRangeNowait,
-  selectAllMessages,
-  selectMessagesAfterAckedStatement,
-  selectMinOffset,
-  toMessage,
-  type MessageRow,
-} from './messagesTable.ts';
+import { createMessagesTable, deleteMessagesInRange, insertMessages, insertMessagesStatement, writeMessages, lockOffsetRangeNowait, selectAllMessages, selectMessagesAfterAckedStatement, selectMinOffset } from './messagesTable.ts';
 import {
   claimUnackedStatement,
   createQueueTable,
@@ -33,15 +22,15 @@ import {
   selectAckedQueueOffsets,
 } from './queueTable.ts';
 import { poisonTable, queueTable } from './identifiers.ts';
-import { claimRequestIds, deleteDedupRowsOlderThan, MAX_DEDUP_REQUEST_ID_LENGTH } from './publishDedupTable.ts';
+import { claimRequestIds, deleteDedupRowsOlderThan, MAX_DEDUP_REQUEST_ID_LENGTH } from './dedupTable.ts';
 import { countPoisoned, createPoisonTable, poisonMessageStatement, poisonTableExists, selectPoisoned } from './poisonTable.ts';
 import { addToCountersStatement, selectCounterValue, selectAllCounters, setCounterValue } from './counterTable.ts';
-import { probeOpenWriters, requireProcessPrivilege } from './innodbTrx.ts';
+import { INNODB_TRX_CACHE_IDLE_MS, probeOpenWriters, requireProcessPrivilege } from './innodbTrx.ts';
 import { readRunningStatements } from './processlist.ts';
 import { readGaleraStatus } from './galera.ts';
 import { GaleraProver } from './galeraGapProbes.ts';
 import { selectConsumption, selectProgress, selectServerVersion, truncateTopic } from './observation.ts';
-import { ping } from './session.ts';
+import { ping } from './sessions.ts';
 
 /** mysql2 puts the values into the statement's text itself: no parameter cap, only max_allowed_packet. */
 const MAX_MESSAGES_PER_INSERT = Number.POSITIVE_INFINITY;
@@ -81,6 +70,7 @@ export const mariadbEngine: SqlEngine = {
     requireProcessPrivilege: () => requireProcessPrivilege(session),
     rangeLocks: (from, below) => lockOffsetRangeNowait(session, p.topic, from, below),
     writers: () => probeOpenWriters(session),
+    writersCacheIdleMs: INNODB_TRX_CACHE_IDLE_MS,
   }),
   clusterGapProver: async (session, p) => ((await readGaleraStatus(session)).enabled ? new GaleraProver(p) : undefined),
   selectAckedOffset: (db, p) => selectAckedOffset(db, p.topic, p.consumerGroup),

@@ -7,7 +7,7 @@
 // outside it (lost quorum, still joining, cut off) answers 1047 "WSREP has not yet prepared node for
 // application use" to almost every statement. The *configuration id* (wsrep_cluster_conf_id) changes with
 // every view change, so two reads with the same id saw the same membership.
-import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { SqlExecutor } from '../../types.ts';
 
 /** MariaDB's error for a statement on a node that is not a synced member of a primary component. */
 export const WSREP_NOT_READY_ERRNO = 1047;

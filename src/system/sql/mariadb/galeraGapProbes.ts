@@ -72,13 +72,13 @@
 // five or six short reads per node and proof, against the node-local proof's two or three; one proof covers
 // every hole below M. Holes are the normal case on a cluster (each node skips the offsets its counter passed
 // while applying others' rows), so proofs run often: one per batch at most.
-import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { SqlExecutor } from '../../types.ts';
+import { ProofInterrupted, type GapProbes, type OffsetRangeLocks, type ProofStep, type RunningStatements } from '../gapProbes.ts';
 import type { PeerConnection } from '../engine.ts';
-import { ProofInterrupted, type GapProbes, type ProofStep } from '../../pubsub/gapTracker.ts';
 import { isServing, notServingReason, readGaleraStatus, type GaleraStatus } from './galera.ts';
-import { lockOffsetRangeNowait, offsetRowVisible, selectOffsetsInRange, type OffsetRangeLocks } from './messagesTable.ts';
-import { readRunningStatements, type RunningStatements } from './processlist.ts';
-import { requireProcessPrivilege } from './innodbTrx.ts';
+import { lockOffsetRangeNowait, offsetRowVisible, selectOffsetsInRange } from './messagesTable.ts';
+import { readRunningStatements } from './processlist.ts';
+import { INNODB_TRX_CACHE_IDLE_MS, requireProcessPrivilege } from './innodbTrx.ts';
 import { createClusterMembersTable, recordClusterMembers, selectClusterMembers } from './clusterMembers.ts';
 
 export interface GaleraProverOptions {
@@ -131,6 +131,7 @@ export class GaleraProver {
       rangeLocks: (from, below) => this.rangeLocks(from, below),
       confirm: (from, below) => this.confirm(session, from, below),
       writers: () => Promise.reject(new Error('the innodb-trx control does not run on a Galera cluster')),
+      writersCacheIdleMs: INNODB_TRX_CACHE_IDLE_MS,
     };
   }
 

@@ -2,7 +2,8 @@
 // Used by the `innodb-trx` gap rule (the control) and by the allocator-stall fault's evidence; the default gap
 // proof does not read it (see gapTracker.ts).
 import { randomUUID } from 'node:crypto';
-import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { SqlExecutor } from '../../types.ts';
+import type { OpenWriters } from '../gapProbes.ts';
 
 /**
  * InnoDB serves INNODB_TRX from a cache that is refreshed only when nobody has read it for 100 ms
@@ -23,13 +24,6 @@ export const INNODB_TRX_CACHE_IDLE_MS = 100;
  * trx_t address | max_trx_id + 1). A transaction that allocated an offset has inserted, so it has a real id.
  */
 const FIRST_PSEUDO_TRX_ID = 2n ** 48n;
-
-export interface OpenWriters {
-  /** True when the snapshot was taken during this call (see readTransactionSnapshot). */
-  fresh: boolean;
-  /** Real ids of open transactions, the probe's own excluded. */
-  writers: Set<string>;
-}
 
 /** One row of INNODB_TRX: a transaction and the connection that runs it. */
 export interface OpenTransaction {

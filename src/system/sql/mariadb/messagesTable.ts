@@ -1,18 +1,10 @@
 // All SQL on `watermill_<topic>`, the topic log of offset mode. The DDL is watermill-sql's default MySQL
 // schema, so a real Watermill deployment's tables can be read and written by this tool and vice versa.
-import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
+import type { OffsetRangeLocks } from '../gapProbes.ts';
+import { toMessage, type MessageRow } from '../rows.ts';
+import type { Message, OutgoingMessage, SqlExecutor, Statement } from '../../types.ts';
 import { messagesTable, offsetsTable } from './identifiers.ts';
-import type { Statement } from '../../db/pool.ts';
-import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
-
-export interface MessageRow {
-  /** A string where the driver returns BIGINT as text (node-postgres). */
-  offset: number | string;
-  uuid: string;
-  created_at: Date;
-  payload: unknown;
-  metadata: unknown;
-}
+import { metadataJson, payloadJson } from '../../messageJson.ts';
 
 export async function createMessagesTable(db: SqlExecutor, topic: string): Promise<void> {
   await db.query(`CREATE TABLE IF NOT EXISTS ${messagesTable(topic)} (
@@ -108,13 +100,6 @@ export function selectMessagesAfterAckedStatement(topic: string, group: string, 
     values: [group, limit],
   };
 }
-
-/** What a locking read of a range of offsets found (see lockOffsetRangeNowait). */
-export type OffsetRangeLocks =
-  /** Another transaction holds a lock the read needed: a row in the range is still being written or removed. */
-  | { kind: 'locked'; errno: number }
-  /** The offsets of the committed rows in the range (every other offset of the range has no row, and no writer). */
-  | { kind: 'rows'; offsets: number[] };
 
 /**
  * MariaDB reports a NOWAIT read that met a lock (a record lock, a table lock, or a metadata lock) as a lock wait
@@ -221,25 +206,4 @@ export async function selectAllMessages(db: SqlExecutor, topic: string): Promise
     `SELECT \`offset\`, \`uuid\`, \`created_at\`, \`payload\`, \`metadata\` FROM ${messagesTable(topic)} ORDER BY \`offset\``,
   );
   return rows.map(toMessage);
-}
-
-export function toMessage(row: MessageRow): Message {
-  return {
-    offset: Number(row.offset),
-    uuid: row.uuid,
-    createdAt: row.created_at,
-    payload: parseJson(row.payload),
-    metadata: (parseJson(row.metadata) ?? {}) as Record<string, string>,
-  };
-}
-
-// MariaDB's JSON is LONGTEXT, so the driver hands back a string; MySQL's JSON type and node-postgres's JSON
-// arrive already parsed.
-function parseJson(value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  try {
-    return JSON.parse(value);
-  } catch {
-    return value;
-  }
 }

@@ -2,15 +2,9 @@
 // consumption got, how much was published, the lag), consumption per counter (what the counter check compares
 // `counter` against), topic and server facts. None of these runs inside the system; they sit here so that all
 // SQL text lives under src/system/sql/ and another engine provides the same reads.
-import type { SqlExecutor, TopicMode } from '../../pubsub/types.ts';
+import type { Consumption, ProgressTarget } from '../../types.ts';
+import type { SqlExecutor, TopicMode } from '../../types.ts';
 import { messagesTable, offsetsTable, queueTable, dedupTable } from './identifiers.ts';
-
-export interface ProgressTarget {
-  mode: TopicMode;
-  topic: string;
-  /** The consumer group whose acked offset is progress (offset mode). */
-  consumerGroup: string;
-}
 
 /**
  * One reading in a single statement (4 small queries a second at the sampler's 250 ms stay negligible).
@@ -44,18 +38,6 @@ export async function selectProgress(db: SqlExecutor, o: ProgressTarget): Promis
     published: Number(r?.published ?? 0),
     lagMs: r?.lag_us === null || r?.lag_us === undefined ? 0 : Number(r.lag_us) / 1000,
   };
-}
-
-export interface Consumption {
-  /** Offset mode: the group's acked offset; queue mode: undefined. */
-  ackedOffset: number | undefined;
-  maxOffset: number;
-  /** Rows in the topic table. */
-  published: number;
-  /** Everything published has been consumed (acked offset at the max; every queue row acked). */
-  drained: boolean;
-  /** Counter id -> messages consumed for it (offset mode: offsets up to the acked one; queue mode: acked rows). */
-  consumedPerCounter: Map<string, number>;
 }
 
 /**

@@ -1,6 +1,5 @@
 // All SQL on `watermill_offsets_<topic>`: one row per consumer group, watermill-sql's default MySQL schema.
-import type { SqlExecutor } from '../../pubsub/types.ts';
-import type { Statement } from '../../db/pool.ts';
+import type { SqlExecutor, Statement } from '../../types.ts';
 import { offsetsTable } from './identifiers.ts';
 
 export async function createOffsetsTable(db: SqlExecutor, topic: string): Promise<void> {

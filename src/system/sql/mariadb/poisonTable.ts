@@ -3,19 +3,9 @@
 // both modes; `mode` and `consumer_group` say which reader gave up on the message (offset mode: the group;
 // queue mode: '' since a queue row is acked for every worker). The name is not `watermill_...` because
 // Watermill has no such table: its PoisonQueue middleware publishes to a poison topic instead.
-import type { SqlExecutor } from '../../pubsub/types.ts';
-import type { Statement } from '../../db/pool.ts';
+import type { PoisonEntry, PoisonFilter, PoisonOrigin, PoisonRow, SqlExecutor, Statement } from '../../types.ts';
+import { poisonRowOf, type RawPoisonRow } from '../rows.ts';
 import { messagesTable, poisonTable, queueTable } from './identifiers.ts';
-import type { TopicMode } from '../../pubsub/types.ts';
-
-
-/** Which topic table a poisoned message was read from, and by whom. */
-export interface PoisonOrigin {
-  topic: string;
-  mode: TopicMode;
-  /** Offset mode: the consumer group; queue mode: ''. */
-  consumerGroup: string;
-}
 
 export async function createPoisonTable(db: SqlExecutor, topic: string): Promise<void> {
   // payload and metadata are LONGTEXT, not JSON: a message is often poison because its payload is not valid
@@ -36,13 +26,6 @@ export async function createPoisonTable(db: SqlExecutor, topic: string): Promise
     PRIMARY KEY (\`mode\`, \`consumer_group\`, \`offset\`),
     KEY \`poisoned_at\` (\`poisoned_at\`)
   ) ENGINE=InnoDB`);
-}
-
-/** What the consume loop knows about a message it gives up on. */
-export interface PoisonEntry {
-  offset: number;
-  error: string;
-  failedDeliveries: number;
 }
 
 /** Errors can be long (a stack, a dump of the payload); the table keeps the first 4,000 characters. */
@@ -71,42 +54,6 @@ export function poisonMessageStatement(origin: PoisonOrigin, entry: PoisonEntry)
   };
 }
 
-export interface PoisonRow {
-  mode: TopicMode;
-  consumerGroup: string;
-  offset: number;
-  uuid: string;
-  createdAt: Date | null;
-  payload: string | null;
-  metadata: string | null;
-  error: string;
-  failedDeliveries: number;
-  timesPoisoned: number;
-  poisonedAt: Date;
-}
-
-/** A poison-table row as either driver returns it (node-postgres gives a BIGINT offset as a string). */
-export interface RawPoisonRow {
-  mode: TopicMode;
-  consumer_group: string;
-  offset: number | string;
-  uuid: string;
-  created_at: Date | null;
-  payload: string | null;
-  metadata: string | null;
-  error: string;
-  failed_deliveries: number;
-  times_poisoned: number;
-  poisoned_at: Date;
-}
-
-export interface PoisonFilter {
-  mode?: TopicMode;
-  consumerGroup?: string;
-  /** At most this many rows, newest first. */
-  limit: number;
-}
-
 /** False when no worker has created the table yet (nothing was ever poisoned on this topic). */
 export async function poisonTableExists(db: SqlExecutor, topic: string): Promise<boolean> {
   const rows = await db.query<unknown[]>('SHOW TABLES LIKE ?', [poisonTable(topic).replace(/`/g, '')]);
@@ -133,23 +80,6 @@ export async function selectPoisoned(db: SqlExecutor, topic: string, filter: Poi
     [...values, filter.limit],
   );
   return rows.map(poisonRowOf);
-}
-
-/** The column names of the poison table mapped to a PoisonRow; both engines' tables have the same columns. */
-export function poisonRowOf(r: RawPoisonRow): PoisonRow {
-  return {
-    mode: r.mode,
-    consumerGroup: r.consumer_group,
-    offset: Number(r.offset),
-    uuid: r.uuid,
-    createdAt: r.created_at,
-    payload: r.payload,
-    metadata: r.metadata,
-    error: r.error,
-    failedDeliveries: Number(r.failed_deliveries),
-    timesPoisoned: Number(r.times_poisoned),
-    poisonedAt: r.poisoned_at,
-  };
 }
 
 /** How many messages were poisoned (0 when the table does not exist): the bench and chaos `poisoned` column. */

@@ -1,13 +1,8 @@
 // The one query on information_schema.PROCESSLIST: which connections are inside a statement right now. The
 // offset subscriber's gap proof uses it to wait out an offset allocator that has not yet registered its
 // transaction as a writer (see gapTracker.ts).
-import type { SqlExecutor } from '../../pubsub/types.ts';
-
-/**
- * A connection -> the QUERY_ID of the statement it is executing, for every connection inside a statement. The key
- * is PROCESSLIST.ID as text; a probe over several servers (a cluster's nodes) prefixes it with the server.
- */
-export type RunningStatements = Map<string, string>;
+import type { SqlExecutor } from '../../types.ts';
+import type { RunningStatements } from '../gapProbes.ts';
 
 /**
  * MariaDB's information_schema.PROCESSLIST is built live from the server's connection list on every read (no

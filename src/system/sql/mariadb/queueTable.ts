@@ -1,10 +1,9 @@
 // All SQL on `eob_queue_<topic>`, the topic table of queue mode: watermill_<topic>'s columns plus
 // an `acked` flag, so several workers can share one topic with row acks and no high-water mark. A Watermill
 // publisher names its columns, so it can publish into this table too (`acked` takes its default).
-import type { Message, SqlExecutor } from '../../pubsub/types.ts';
+import type { Message, SqlExecutor, Statement } from '../../types.ts';
+import { toMessage, type MessageRow } from '../rows.ts';
 import { queueTable } from './identifiers.ts';
-import type { Statement } from '../../db/pool.ts';
-import { toMessage, type MessageRow } from './messagesTable.ts';
 
 export async function createQueueTable(db: SqlExecutor, topic: string): Promise<void> {
   // (acked, offset) lets the consume read walk only unacked rows in offset order instead of the whole log.

@@ -12,14 +12,13 @@
 // and the loser gets a deadlock error (1213) that no local lock prevents. Start-up retries it
 // (db/waitForDatabase.ts): with 8 starters on two of three nodes released together, a worker died of it in 2 of
 // 2 runs before that retry, and 1 of 3 runs met and retried it after (test/startupRace.test.ts).
-import type { SqlExecutor } from '../../pubsub/types.ts';
 
+import type { SqlExecutor, TopicMode } from '../../types.ts';
 import { createMessagesTable } from './messagesTable.ts';
 import { createQueueTable } from './queueTable.ts';
 import { createCounterTable } from './counterTable.ts';
-import { createPublishDedupTable } from './publishDedupTable.ts';
+import { createPublishDedupTable } from './dedupTable.ts';
 import { assertTopicName } from './identifiers.ts';
-import type { TopicMode } from '../../pubsub/types.ts';
 
 export interface SchemaOptions {
   topic: string;

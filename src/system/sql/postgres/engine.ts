@@ -2,14 +2,14 @@
 // table's SQL (this file holds none). What differs from MariaDB is offset mode: a group's position is the pair
 // (transaction_id, offset) and the read takes only rows below the snapshot's xmin (messages.ts says why that
 // never steps over a message), so the subscriber needs no gap proof and no timeout here.
-import type { Message } from '../../pubsub/types.ts';
+import type { Message } from '../../types.ts';
 import type { SqlEngine } from '../engine.ts';
-import { createPgMessagesTable, deletePgMessagesUpTo, insertPgMessagesStatement, lockAndSelectPgMessagesStatement, MAX_MESSAGES_PER_INSERT, selectAllPgMessages, toPgMessage, type PgMessage, type PgMessageRow } from './messages.ts';
-import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, selectPgPosition, writePgPositionStatement } from './offsets.ts';
-import { claimPgUnackedStatement, createPgQueueTable, deletePgAckedQueueRows, insertPgQueueMessagesStatement, markPgAckedStatement, selectAllPgQueueMessages, toQueueMessages, type QueueRow } from './queue.ts';
-import { claimPgRequestIds, createPgDedupTable, deletePgDedupRowsOlderThan, MAX_PG_DEDUP_REQUEST_ID_LENGTH } from './dedup.ts';
-import { countPgPoisoned, createPgPoisonTable, pgPoisonTable, poisonPgMessageStatement, selectPgPoisoned } from './poison.ts';
-import { addToPgCountersStatement, createPgCounterTable, selectAllPgCounters, selectPgCounterValue, setPgCounterValue } from './counter.ts';
+import { createPgMessagesTable, deletePgMessagesUpTo, insertPgMessagesStatement, lockAndSelectPgMessagesStatement, MAX_MESSAGES_PER_INSERT, selectAllPgMessages, toPgMessage, type PgMessage, type PgMessageRow } from './messagesTable.ts';
+import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, selectPgPosition, writePgPositionStatement } from './offsetsTable.ts';
+import { claimPgUnackedStatement, createPgQueueTable, deletePgAckedQueueRows, insertPgQueueMessagesStatement, markPgAckedStatement, selectAllPgQueueMessages, toQueueMessages, type QueueRow } from './queueTable.ts';
+import { claimPgRequestIds, createPgDedupTable, deletePgDedupRowsOlderThan, MAX_PG_DEDUP_REQUEST_ID_LENGTH } from './dedupTable.ts';
+import { countPgPoisoned, createPgPoisonTable, pgPoisonTable, poisonPgMessageStatement, selectPgPoisoned } from './poisonTable.ts';
+import { addToPgCountersStatement, createPgCounterTable, selectAllPgCounters, selectPgCounterValue, setPgCounterValue } from './counterTable.ts';
 import { selectPgServerVersion } from './sessions.ts';
 import { selectPgConsumption, selectPgProgress, truncatePgTopic } from './observation.ts';
 import { assertTopicName } from '../topicName.ts';

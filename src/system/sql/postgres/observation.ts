@@ -4,11 +4,10 @@
 // progress and consumption count rows at or before the position instead of comparing offsets. Also what readies
 // a topic for those reads between bench points: its statistics (analyzePgTopic, primePgTopicStatistics) and its
 // emptying (truncatePgTopic).
+import type { Consumption, ProgressTarget, SqlExecutor } from '../../types.ts';
 import { randomUUID } from 'node:crypto';
-import type { SqlExecutor } from '../../pubsub/types.ts';
-import type { Consumption, ProgressTarget } from '../mariadb/observation.ts';
 import { pgDedupTable, pgMessagesTable, pgOffsetsTable, pgQueueTable } from './identifiers.ts';
-import { insertPgMessages } from './messages.ts';
+import { insertPgMessages } from './messagesTable.ts';
 
 /** The group's position as a row `p` (position 0 when the group has no row yet), for the reads below. */
 function positionRow(topic: string): string {

@@ -6,8 +6,8 @@
 // waits on the catalog's unique index until the first commits, and fails with 23505 (pg_type_typname_nsp_index,
 // or pg_class_relname_nsp_index) or 42P07. With 8 sessions released against one creator's open transaction, all
 // 8 failed so; a synchronous standby, which slows every commit, widens the window enough to hit it by chance.
+import type { SqlExecutor } from '../../types.ts';
 import { createHash } from 'node:crypto';
-import type { SqlExecutor } from '../../pubsub/types.ts';
 
 /**
  * The first half of every key this project takes (ASCII "eob"), so its locks stay apart from the one-key

@@ -1,7 +1,7 @@
 // SQL on PostgreSQL's sessions (pg_stat_activity): which sessions a process of this tool holds, and ending
 // them, for the chaos harness's connection-kill fault. Pools name their sessions `eob-<role>` (application_name,
 // see db/postgres/pool.ts), so a fault can end exactly one role's connections.
-import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { SqlExecutor } from '../../types.ts';
 
 /** Backend pids of the sessions named `applicationName` in this database, the caller's own excluded. */
 export async function selectPgSessionPids(db: SqlExecutor, applicationName: string): Promise<number[]> {

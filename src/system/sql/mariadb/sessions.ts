@@ -1,5 +1,5 @@
 // Statements about the connection itself rather than a table.
-import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { SqlExecutor } from '../../types.ts';
 
 /**
  * The cheapest statement that proves the server answers and may serve (the HTTP server's /healthz). A Galera

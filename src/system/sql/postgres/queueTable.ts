@@ -1,10 +1,9 @@
 // All SQL on `eob_queue_<topic>` on PostgreSQL, the topic table of queue mode: watermill_<topic>'s columns
 // (without transaction_id) plus an `acked` flag, so several workers share one topic with row acks and no
 // high-water mark to step over anything.
-import type { Message, SqlExecutor } from '../../pubsub/types.ts';
+import type { Message, OutgoingMessage, SqlExecutor } from '../../types.ts';
 import { pgQueueTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
-import type { OutgoingMessage } from '../../pubsub/types.ts';
-import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
+import { metadataJson, payloadJson } from '../../messageJson.ts';
 import { createUnderSchemaLock } from './schemaLock.ts';
 
 export interface QueueRow {

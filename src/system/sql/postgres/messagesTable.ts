@@ -56,10 +56,10 @@
 //   once 727 committed). So each read below is one statement that computes xmin and scans under one snapshot,
 //   and it holds at either level. At READ COMMITTED the counter upsert waits for a concurrent writer instead of
 //   failing with 40001.
-import type { Message, OutgoingMessage, SqlExecutor } from '../../pubsub/types.ts';
-import { toMessage } from '../mariadb/messagesTable.ts';
+import type { Message, OutgoingMessage, SqlExecutor } from '../../types.ts';
+import { toMessage } from '../rows.ts';
 import { MAX_PARAMETERS, pgMessagesTable, pgOffsetsTable, valuesPlaceholders, type PgStatement } from './identifiers.ts';
-import { metadataJson, payloadJson } from '../../pubsub/messageJson.ts';
+import { metadataJson, payloadJson } from '../../messageJson.ts';
 import { createUnderSchemaLock } from './schemaLock.ts';
 
 /** A message as read on PostgreSQL: with the id of the transaction that inserted it (xid8, as a decimal string). */

@@ -1,7 +1,8 @@
 // All SQL on `eob_publish_dedup_<topic>`, the server's optional publish de-duplication (--dedup). A side
 // table keyed by request id, written in the same transaction as the message INSERT, so the watermill tables
 // keep watermill-sql's exact DDL and stay readable by a real Watermill deployment.
-import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { ClaimedId, DedupClaim } from '../../types.ts';
+import type { SqlExecutor } from '../../types.ts';
 import { dedupTable } from './identifiers.ts';
 
 /** Request ids become message uuids when de-duplication is on, so they share the uuid column's width. */
@@ -49,19 +50,6 @@ async function migrateDedupTable(db: SqlExecutor, topic: string): Promise<void> 
   }
   if (!byName.has('counter_uuid')) changes.push('ADD COLUMN `counter_uuid` CHAR(36) CHARACTER SET ascii NULL AFTER `request_id`');
   if (changes.length > 0) await db.query(`ALTER TABLE ${dedupTable(topic)} ${changes.join(', ')}`);
-}
-
-export interface DedupClaim {
-  requestId: string;
-  counterUuid: string;
-}
-
-/** What the table says about one request id after claimRequestIds. */
-export interface ClaimedId {
-  /** This transaction inserted the row: publish the id's message. */
-  mine: boolean;
-  /** The counter the id is bound to; undefined for rows from before the binding existed (any counter). */
-  counterUuid: string | undefined;
 }
 
 /** VARBINARY comes back as a Buffer; ids are visible ASCII, so latin1 maps each byte to itself. */

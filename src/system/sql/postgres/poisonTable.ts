@@ -1,8 +1,8 @@
 // All SQL on `eob_poison_<topic>` on PostgreSQL: messages the handler kept rejecting, moved out of the way in
 // the transaction that acks them, with the error and the number of failed deliveries. One table per topic
 // serves both modes; `mode` and `consumer_group` say which reader gave up (queue mode: '' for the group).
-import type { SqlExecutor } from '../../pubsub/types.ts';
-import { poisonRowOf, type PoisonFilter, type PoisonRow, type RawPoisonRow } from '../mariadb/poisonTable.ts';
+import type { PoisonFilter, PoisonRow, SqlExecutor } from '../../types.ts';
+import { poisonRowOf, type RawPoisonRow } from '../rows.ts';
 import { pgMessagesTable, pgQueueTable, type PgStatement } from './identifiers.ts';
 import { assertTopicName } from '../topicName.ts';
 import { createUnderSchemaLock } from './schemaLock.ts';

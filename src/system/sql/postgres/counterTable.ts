@@ -1,5 +1,5 @@
 // All SQL on `counter` on PostgreSQL, the effect table of the counter service.
-import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { SqlExecutor } from '../../types.ts';
 import { valuesPlaceholders, type PgStatement } from './identifiers.ts';
 import { createUnderSchemaLock } from './schemaLock.ts';
 

@@ -1,7 +1,7 @@
 // All SQL on `eob_publish_dedup_<topic>` on PostgreSQL: the server's optional publish de-duplication. A side
 // table keyed by request id, written in the same transaction as the message INSERT, so the watermill tables keep
 // watermill-sql's DDL.
-import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { SqlExecutor } from '../../types.ts';
 import { pgDedupTable, valuesPlaceholders } from './identifiers.ts';
 import { createUnderSchemaLock } from './schemaLock.ts';
 

@@ -1,9 +1,9 @@
 // All SQL on `watermill_offsets_<topic>` on PostgreSQL: one row per consumer group, watermill-sql's PostgreSQL
 // offsets schema. The acked position is a pair (last_processed_transaction_id, offset_acked), because the read
 // walks the topic in (transaction_id, offset) order (see messages.ts for the visibility rule).
-import type { SqlExecutor } from '../../pubsub/types.ts';
+import type { SqlExecutor } from '../../types.ts';
 import { pgOffsetsTable, type PgStatement } from './identifiers.ts';
-import type { PgPosition } from './messages.ts';
+import type { PgPosition } from './messagesTable.ts';
 import { createUnderSchemaLock } from './schemaLock.ts';
 
 export async function createPgOffsetsTable(db: SqlExecutor, topic: string): Promise<void> {
