@@ -235,7 +235,7 @@ test('chaos: warm-up requests counted apart so requests + warm-up = ok + fail + 
   assert.equal(shown.endToEnd.checked, false);
   assert.equal(shown.endToEnd.holds, undefined, 'no bare holds: false beside a valid verdict');
   assert.match(shown.endToEnd.why ?? '', /not checked/);
-  assert.match(caseLine(r, 1, 8), /^\[1\/8\] \S+: PASS \(expected valid, verdict valid\), requests ok\/fail\/unknown 4\/1\/0 \(warm-up 2 of them\), lost 0, dup 0, no faults, 12 s$/);
+  assert.match(caseLine(r, 1, 8), /^\[1\/8\] \S+: PASS \(expected valid, verdict valid\), requests ok\/fail\/unknown 4\/1\/0 \(warm-up 2 of them\), lost 0, dup 0, anomalies: none, no faults, 12 s$/);
 });
 
 test('chaos: the quick profile is estimated at under 3 minutes, as --help says', () => {
