@@ -41,6 +41,7 @@ interface BenchArgs {
   backlog?: number;
   counters?: number;
   'drain-timeout-s'?: number;
+  'drain-rounds'?: number;
   'duration-s'?: number;
   connections?: string;
   rate?: number;
@@ -99,6 +100,7 @@ export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
   if (args.backlog !== undefined) o.backlogMessages = args.backlog;
   if (args.counters !== undefined) o.counters = args.counters;
   if (args['drain-timeout-s'] !== undefined) o.drainTimeoutS = args['drain-timeout-s'];
+  if (args['drain-rounds'] !== undefined) o.drainRounds = args['drain-rounds'];
   if (args['duration-s'] !== undefined) o.endToEndDurationS = args['duration-s'];
   o.endToEndConnections = numbers('connections', args.connections) ?? o.endToEndConnections;
   if (args.rate !== undefined) o.endToEndRate = args.rate;
@@ -143,6 +145,7 @@ export const command: CommandModule<object, BenchArgs> = {
       .option('backlog', { type: 'number', describe: 'messages published before each drain point' })
       .option('counters', { type: 'number', describe: 'distinct counters the messages go to' })
       .option('drain-timeout-s', { type: 'number', describe: 'a drain point ends after this long even if the backlog is not consumed' })
+      .option('drain-rounds', { type: 'number', describe: 'offset drains: rounds of [SQL ceiling loop, workers] on the same backlog; the ratio is the median of the rounds\' (min-max printed)' })
       .option('duration-s', { type: 'number', describe: 'load duration of end-to-end points' })
       .option('connections', { type: 'string', describe: 'autocannon connections, e.g. 50,200: an HTTP ceiling and the end-to-end points at each' })
       .option('rate', { type: 'number', describe: 'fixed offered rate (req/s) for end-to-end points; default: as fast as answered' })

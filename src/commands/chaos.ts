@@ -3,7 +3,7 @@
 import type { CommandModule } from 'yargs';
 import path from 'node:path';
 import { readEnvironment } from '../config.ts';
-import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, engineSkips, soakCases, type ChaosCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
+import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, engineSkips, soakCases, soakFaults, type ChaosCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
 import { resolveRunEngines, type EngineName } from '../harness/engines.ts';
 import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
 import { galeraMatrix } from '../scenarios/chaos/galeraMatrix.ts';
@@ -163,7 +163,11 @@ export const command: CommandModule<object, ChaosArgs> = {
       return cases;
     };
     const plan = engines.map((engine) => ({ engine, cases: casesOf(engine), drainKills: drainKillsOf(engine) }));
-    const skips = plan.flatMap((p) => skipsOf(p.engine).map((s) => `${p.engine}: ${s.what} not run: ${s.reason}`));
+    // Random schedules run no control: they say which faults each engine's draws come from instead.
+    const skips =
+      runs !== undefined
+        ? plan.map((p) => `${p.engine}: ${runs} random schedule(s) drawn from ${soakFaults(p.engine).join(', ')}; no control runs in them (the matrix profiles run every control)`)
+        : plan.flatMap((p) => skipsOf(p.engine).map((s) => `${p.engine}: ${s.what} not run: ${s.reason}`));
     if (args.list) {
       for (const { engine, cases, drainKills } of plan) {
         for (const c of cases) {
