@@ -153,7 +153,7 @@ test('the check catches an upward import, a bench <-> harness import and a type-
 test('the system check catches an upward import, an engine importing another, and the pub/sub naming an engine', () => {
   const files = new Map([
     ['system/sql/engine.ts', "import type { GapProbes } from '../pubsub/gapTracker.ts';"],
-    ['system/sql/postgres/messages.ts', "import { toMessage } from '../mariadb/messagesTable.ts';"],
+    ['system/sql/postgres/messagesTable.ts', "import { toMessage } from '../mariadb/messagesTable.ts';"],
     ['system/db/postgres/pool.ts', "import type { Pool } from '../pool.ts';\nimport { x } from '../mariadb/pool.ts';"],
     ['system/pubsub/gapTracker.ts', "import type { OpenWriters } from '../sql/mariadb/innodbTrx.ts';"],
     ['system/server/options.ts', "import { assertTopicName } from '../sql/mariadb/identifiers.ts';"],
@@ -165,7 +165,7 @@ test('the system check catches an upward import, an engine importing another, an
   ]);
   assert.deepEqual(systemViolations(files), [
     'src/system/sql/engine.ts (seam) imports ../pubsub/gapTracker.ts (pubsub): seam may import only tiers up to its own',
-    'src/system/sql/postgres/messages.ts (postgres) imports ../mariadb/messagesTable.ts (mariadb): one engine may not import another\'s modules',
+    'src/system/sql/postgres/messagesTable.ts (postgres) imports ../mariadb/messagesTable.ts (mariadb): one engine may not import another\'s modules',
     'src/system/db/postgres/pool.ts (postgres) imports ../mariadb/pool.ts (mariadb): one engine may not import another\'s modules',
     "src/system/pubsub/gapTracker.ts (pubsub) imports ../sql/mariadb/innodbTrx.ts (mariadb): only db/ chooses an engine; pubsub knows only the engine's interface",
     "src/system/server/options.ts (service) imports ../sql/mariadb/identifiers.ts (mariadb): only db/ chooses an engine; service knows only the engine's interface",

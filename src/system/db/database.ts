@@ -1,7 +1,7 @@
 // The one way the system talks to a database of either engine: a Database (a pool plus its engine's SQL and
 // error rules) hands out executors, sessions (one connection held for a consume loop or a publish) and
 // transactions at an isolation level. The pub/sub, the server's publish path, the worker and retention use only
-// this interface, so they do not know which driver runs underneath. mariadbDatabase.ts and
+// this interface, so they do not know which driver runs underneath. mariadb/database.ts and
 // postgres/database.ts implement it; openDatabase picks one from the URL's scheme.
 import type { IsolationLevel, SqlExecutor, Statement } from '../types.ts';
 import type { SqlEngine } from '../sql/engine.ts';

@@ -1,6 +1,6 @@
 // The PostgreSQL engine behind the seam in ../engine.ts: each operation delegates to the module that owns the
 // table's SQL (this file holds none). What differs from MariaDB is offset mode: a group's position is the pair
-// (transaction_id, offset) and the read takes only rows below the snapshot's xmin (messages.ts says why that
+// (transaction_id, offset) and the read takes only rows below the snapshot's xmin (messagesTable.ts says why that
 // never steps over a message), so the subscriber needs no gap proof and no timeout here.
 import type { Message } from '../../types.ts';
 import type { SqlEngine } from '../engine.ts';
