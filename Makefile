@@ -15,7 +15,7 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
   $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only) $(call opt,ENGINE,engine) \
   $(call opt,PEERS,peers) $(call opt,TOPOLOGY,topology)
 CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
-  $(call opt,CASES,cases) $(call opt,REQUESTS,requests) $(call opt,TOPOLOGY,topology)
+  $(call opt,CASES,cases) $(call opt,REQUESTS,requests) $(call opt,TOPOLOGY,topology) $(call opt,SEED,seed) $(call opt,RUNS,runs)
 
 .PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker wrk
 
@@ -24,7 +24,8 @@ help: ## list the targets
 	@echo "  bench variables: PROFILE (quick|standard|full), BATCH_SIZES, ISOLATION, MODES, QUEUE_WORKERS, HANDLERS,"
 	@echo "                   POLL_INTERVALS, COALESCE, ACK_MODES, REPETITIONS, DURATION, BACKLOG, CONNECTIONS, RATE, ONLY, TOPOLOGY (single|galera),"
 	@echo "                   PEERS (peer:task pairs beside the PostgreSQL drain, e.g. graphile-worker:counter,pg-boss:noop)"
-	@echo "  chaos variables: PROFILE (quick|standard|soak), FAULTS, BACKEND (local|docker), CASES, REQUESTS, TOPOLOGY (single|galera)"
+	@echo "  chaos variables: PROFILE (quick|standard|soak), FAULTS, BACKEND (local|docker), CASES, REQUESTS, TOPOLOGY (single|galera),"
+	@echo "                   SEED (the fault schedules' seed), RUNS (PROFILE=soak: this many random schedules)"
 	@echo "  ENGINE (mariadb|postgres|all) for bench and chaos, mariadb|postgres for db; default mariadb"
 	@echo "  DATABASE_URL=mysql://... or postgres://... (or MYSQL_URL) uses your server instead of a private one"
 

@@ -15,6 +15,7 @@ const loaders: Record<string, () => Promise<{ command: unknown }>> = {
   prune: () => import('./commands/prune.ts'),
   bench: () => import('./commands/bench.ts'),
   chaos: () => import('./commands/chaos.ts'),
+  check: () => import('./commands/check.ts'),
   micro: () => import('./commands/micro.ts'),
   poison: () => import('./commands/poison.ts'),
   cluster: () => import('./commands/cluster.ts'),

@@ -51,6 +51,8 @@ test('chaos control: after-commit acks with a crash between the commits are caug
   assert.ok(r.verdict.duplicated > 0, `duplicates detected (${r.verdict.duplicated})`);
   assert.equal(r.verdict.publishDuplicated, 0, 'the worker, not the publisher, is blamed');
   assert.ok(r.verdict.counterViolations.every((v) => v.kind === 'duplicated' && v.offsets.length > 0));
+  assert.ok(r.verdict.anomalies['counted-twice'] > 0, 'in the taxonomy: counted twice');
+  assert.equal(r.verdict.anomalies['never-counted'] + r.verdict.anomalies.skipped, 0);
   assert.equal(r.passed, true);
 });
 
@@ -77,5 +79,9 @@ test('chaos control: the INNODB_TRX-only gap rule under db-stall-allocator with 
   assert.ok(r.verdict !== undefined);
   assert.ok(r.verdict.lost > 0, `the old rule lost messages (${r.verdict.lost}; gaps passed ${r.gapsPassed}; ${stalls.map((f) => f.detail).join("; ")})`);
   assert.ok((r.gapsPassed ?? 0) > 0, 'the worker reported the holes it passed');
+  // The worker's event log tells the skip apart: messages acknowledged by the group that it never read.
+  assert.equal(r.verdict.consumerEvidence, true);
+  assert.ok(r.verdict.anomalies.skipped > 0, `skipped ${r.verdict.anomalies.skipped}, never-counted ${r.verdict.anomalies['never-counted']}`);
+  assert.ok((r.consumerEvents ?? []).some((e) => e.e === 'pass' && e.by === 'innodb-trx'), 'the log names the passes and their proof');
   assert.equal(r.passed, true);
 });

@@ -190,3 +190,62 @@ test('outcome classification: a refused connection or a 503 proves nothing was p
   assert.equal(classifyAttempt(undefined, 'ECONNRESET').outcome, 'unknown');
   assert.equal(classifyAttempt(undefined, 'ETIMEDOUT').outcome, 'unknown');
 });
+
+// The taxonomy: each anomaly gets one kind, counted in its CSV column; a case's declaration decides with them.
+test('taxonomy: an acknowledged publish missing from the topic is ack-publish-lost, not a consumer loss', () => {
+  const history = [attempt('c-1', A, 'ok'), attempt('c-2', B, 'ok')];
+  const v = check(history, snapshot([msg(1, 'c-1', A)], { [A]: 1 }), { delivered: new Set([1]) });
+  assert.equal(v.anomalies['ack-publish-lost'], 1);
+  assert.equal(v.anomalies['never-counted'] + v.anomalies.skipped, 0);
+  assert.deepEqual(v.findings, [{ kind: 'ack-publish-lost', requestId: 'c-2', counterUuid: B, offsets: [], amount: 1, exact: true }]);
+});
+
+test('taxonomy: a short counter is skipped when the consumer never read its message, never-counted when it did', () => {
+  // c-2 (offset 2) was never read: passed as a hole; c-3 (offset 3) was read, acked, and its effect lost.
+  const C = 'cccccccc-0000-4000-8000-000000000003';
+  const history = [attempt('c-1', A, 'ok'), attempt('c-2', B, 'ok'), attempt('c-3', C, 'ok')];
+  const snap = { ...snapshot([msg(1, 'c-1', A), msg(2, 'c-2', B), msg(3, 'c-3', C)], { [A]: 1 }), ackedOffset: 3 };
+  const v = check(history, snap, { delivered: new Set([1, 3]) });
+  assert.equal(v.verdict, 'invalid');
+  assert.equal(v.consumerEvidence, true);
+  assert.equal(v.anomalies.skipped, 1);
+  assert.equal(v.anomalies['never-counted'], 1);
+  assert.deepEqual(v.findings.map((f) => [f.kind, f.requestId, f.offsets]), [['skipped', 'c-2', [2]], ['never-counted', 'c-3', [3]]]);
+  // Without the consumer's account the two cannot be told apart: both are never-counted, and the verdict says why.
+  const blind = check(history, snap);
+  assert.equal(blind.consumerEvidence, false);
+  assert.equal(blind.anomalies.skipped, 0);
+  assert.equal(blind.anomalies['never-counted'], 2);
+  assert.match(blind.reasons.join('\n'), /no account of what the consumer read/);
+});
+
+test('taxonomy: counted twice, published twice and unknown outcomes each have their kind', () => {
+  const history = [attempt('c-1', A, 'ok'), attempt('c-2', B, 'unknown', 1), attempt('c-2', B, 'ok', 2), attempt('c-3', A, 'unknown')];
+  const v = check(history, snapshot([msg(1, 'c-1', A), msg(2, 'c-2', B), msg(3, 'c-2', B)], { [A]: 2, [B]: 2 }), { delivered: new Set([1, 2, 3]) });
+  assert.equal(v.anomalies['counted-twice'], 1, 'A holds 2 for one message');
+  assert.equal(v.anomalies['published-twice'], 1, 'c-2 is in the topic twice');
+  assert.equal(v.anomalies['unknown-outcome'], 1, 'c-3 never got a definite answer');
+  assert.equal(v.anomalies['ack-publish-lost'], 0);
+});
+
+test('a case declaration: illegal kinds fail it, a control needs its own kind, tolerated kinds pass', async () => {
+  const { expectationMet } = await import('../src/scenarios/chaos/caseResult.ts');
+  const { illegalKinds, EXACTLY_ONCE_TOLERATES } = await import('../src/scenarios/chaos/chaosMatrix.ts');
+  const history = [attempt('c-1', A, 'ok'), attempt('c-2', B, 'unknown')];
+  const clean = check(history, snapshot([msg(1, 'c-1', A)], { [A]: 1 }), { delivered: new Set([1]) });
+  const eo = { expected: 'valid' as const, tolerates: EXACTLY_ONCE_TOLERATES };
+  assert.deepEqual(illegalKinds(eo), ['ack-publish-lost', 'never-counted', 'skipped', 'counted-twice', 'published-twice']);
+  assert.equal(expectationMet(eo, clean).passed, true, 'an unknown outcome is tolerated');
+  assert.equal(expectationMet({ expected: 'valid', tolerates: [] }, clean).passed, false, 'and illegal where not declared');
+  // A control of skips: caught only with a skip, and a loss of another kind beside it fails it.
+  const skip = { expected: 'skipped' as const, tolerates: EXACTLY_ONCE_TOLERATES };
+  assert.equal(expectationMet(skip, clean).passed, false);
+  const skipped = check([attempt('c-1', A, 'ok')], { ...snapshot([msg(1, 'c-1', A)], {}), ackedOffset: 1 }, { delivered: new Set() });
+  assert.equal(expectationMet(skip, skipped).passed, true);
+  assert.equal(expectationMet({ expected: 'never-counted', tolerates: [] }, skipped).passed, false, 'a skip is not a lost effect');
+  // Without an event log a skip shows as never-counted, which a control of skips accepts and says so.
+  const blind = check([attempt('c-1', A, 'ok')], { ...snapshot([msg(1, 'c-1', A)], {}), ackedOffset: 1 });
+  const met = expectationMet(skip, blind);
+  assert.equal(met.passed, true);
+  assert.match(met.why, /as never-counted/);
+});

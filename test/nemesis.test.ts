@@ -251,7 +251,7 @@ test('ctl-innodb-trx-only: the old gap rule under db-stall-allocator with raw pu
   for (const p of CHAOS_PROFILES) {
     const c = chaosMatrix(p).find((x) => x.name === 'ctl-innodb-trx-only');
     assert.ok(c !== undefined, `${p} has ctl-innodb-trx-only`);
-    assert.equal(c.expected, 'lost');
+    assert.equal(c.expected, 'skipped');
     assert.equal(c.worker.gapProof, 'innodb-trx');
     assert.deepEqual(c.faults, ['db-stall-allocator']);
     assert.ok(c.raw !== undefined && c.raw.publishers >= 16, 'raw publishers: the stall matters for publishers that do not wait');
@@ -280,4 +280,51 @@ test('on PostgreSQL: the MariaDB-only fault and control are left out with their 
   const quickOffset = chaosMatrix('quick', undefined, 'postgres').find((c) => c.name === 'eo-offset-b1000');
   assert.deepEqual(quickOffset?.faults, ['worker-kill', 'db-kill', 'db-restart']);
   assert.deepEqual(chaosMatrix('quick'), chaosMatrix('quick', undefined, 'mariadb'), 'MariaDB keeps its matrix');
+});
+
+test('a seeded schedule: the same seed gives the same kinds, order, pauses and targets; another seed another', async () => {
+  const { FaultSchedule } = await import('../src/scenarios/chaos/nemesis.ts');
+  const kinds = ['worker-kill', 'db-kill', 'net-delay', 'failpoint'] as const;
+  // 12 planned injections and 8 past the plan (the load outlasted it): all of them reproduce.
+  const steps = (seed: number | undefined) => {
+    const s = new FaultSchedule(kinds, 3, 500, seed, 1_000);
+    return { initialDelayMs: s.initialDelayMs, steps: Array.from({ length: 20 }, (_, i) => s.step(i)) };
+  };
+  assert.deepEqual(steps(42), steps(42));
+  assert.notDeepEqual(steps(42).steps, steps(43).steps);
+  const drawn = steps(42).steps;
+  // The planned part holds each kind exactly perFault times, and rounds count each kind's injections.
+  const plannedKinds = drawn.slice(0, 12).map((s) => s.fault);
+  for (const k of kinds) assert.equal(plannedKinds.filter((f) => f === k).length, 3);
+  assert.notDeepEqual(plannedKinds, Array.from({ length: 12 }, (_, i) => kinds[i % 4]), 'shuffled, not round-robin');
+  assert.ok(drawn.every((s) => s.gapMs >= 125 && s.gapMs <= 875), 'pauses within a quarter and 1.75 times the interval');
+  const firstDb = drawn.filter((s) => s.fault === 'db-kill').map((s) => s.round);
+  assert.deepEqual(firstDb.slice(0, 3), [0, 1, 2]);
+  // Without a seed: the fixed round-robin, the variant being the round.
+  const fixed = steps(undefined);
+  assert.equal(fixed.initialDelayMs, 1_000);
+  assert.deepEqual(fixed.steps.slice(0, 5).map((s) => [s.fault, s.round, s.variant, s.gapMs]), [
+    ['worker-kill', 0, 0, 500], ['db-kill', 0, 0, 500], ['net-delay', 0, 0, 500], ['failpoint', 0, 0, 500], ['worker-kill', 1, 1, 500],
+  ]);
+  // A control keeps its targets (the failpoint's hazard first); order and pauses are still drawn.
+  const control = new FaultSchedule(kinds, 3, 500, 42, 1_000, false);
+  assert.ok(Array.from({ length: 12 }, (_, i) => control.step(i)).every((s) => s.variant === s.round));
+});
+
+test('soak: run i draws its case from seed base + i, reproducibly, within the faults a soak allows', async () => {
+  const { soakCases, soakFaults } = await import('../src/scenarios/chaos/chaosMatrix.ts');
+  const a = soakCases('mariadb', 20, 1000);
+  assert.deepEqual(a, soakCases('mariadb', 20, 1000));
+  assert.deepEqual(soakCases('mariadb', 1, 1007)[0], a[7], 'one run from a failing seed is that run');
+  assert.deepEqual(a.map((c) => c.seed), Array.from({ length: 20 }, (_, i) => 1000 + i));
+  assert.ok(new Set(a.map((c) => c.faults.join(','))).size > 3, 'the fault sets vary');
+  for (const engine of ['mariadb', 'postgres'] as const) {
+    const allowed = soakFaults(engine);
+    for (const c of soakCases(engine, 30, 7)) {
+      assert.ok(c.faults.length >= 1 && c.faults.length <= 3);
+      assert.ok(c.faults.every((f) => allowed.includes(f)), `${c.name}: ${c.faults.join(',')}`);
+      assert.equal(c.expected, 'valid');
+    }
+  }
+  assert.ok(!soakFaults('postgres').includes('db-stall-allocator'));
 });

@@ -25,6 +25,7 @@ const FULL: Required<WorkerSpec> = {
   consumerGroup: 'g1',
   ackMode: 'after-commit',
   concurrency: 3,
+  eventLog: '/tmp/eob-events.jsonl',
   handler: 'watermill',
   gapHandling: 'none',
   poisonAfterFailures: 9,
@@ -47,6 +48,7 @@ test('every field of the spec has a flag the worker CLI defines, and the CLI par
   assert.equal(parsed['consumer-group'], 'g1');
   assert.equal(parsed['ack-mode'], 'after-commit');
   assert.equal(parsed.concurrency, 3);
+  assert.equal(parsed['event-log'], '/tmp/eob-events.jsonl');
   assert.equal(parsed.handler, 'watermill');
   assert.equal(parsed['gap-handling'], 'none');
   assert.equal(parsed['poison-after-failures'], 9);

@@ -42,6 +42,8 @@ export interface SnapshotMessage {
   /** payload.counter_uuid (undefined when the payload has none). */
   counterUuid: string | undefined;
   acked: boolean;
+  /** PostgreSQL: the id of the inserting transaction (the first key of delivery order); absent on MariaDB. */
+  transactionId?: string;
 }
 
 export interface DbSnapshot {
@@ -85,7 +87,7 @@ function deliveryOrder(a: Message & WithTransactionId, b: Message & WithTransact
   return a.offset - b.offset;
 }
 
-function toSnapshotMessage(m: Message, acked: boolean): SnapshotMessage {
+function toSnapshotMessage(m: Message & WithTransactionId, acked: boolean): SnapshotMessage {
   const payload = m.payload as { counter_uuid?: unknown } | null;
   const requestId = m.metadata.request_id;
   return {
@@ -93,6 +95,7 @@ function toSnapshotMessage(m: Message, acked: boolean): SnapshotMessage {
     requestId: typeof requestId === 'string' ? requestId : undefined,
     counterUuid: payload !== null && typeof payload === 'object' && typeof payload.counter_uuid === 'string' ? payload.counter_uuid : undefined,
     acked,
+    ...(m.transactionId === undefined ? {} : { transactionId: String(m.transactionId) }),
   };
 }
 

@@ -3,7 +3,7 @@
 import type { CommandModule } from 'yargs';
 import path from 'node:path';
 import { readEnvironment } from '../config.ts';
-import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, engineSkips, type ChaosCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
+import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, engineSkips, soakCases, type ChaosCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
 import { resolveRunEngines, type EngineName } from '../harness/engines.ts';
 import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
 import { galeraMatrix } from '../scenarios/chaos/galeraMatrix.ts';
@@ -35,6 +35,8 @@ interface ChaosArgs {
   'mysql-url'?: string;
   list: boolean;
   requests?: number;
+  seed?: number;
+  runs?: number;
   'docker-project': string;
   'docker-socket'?: string;
   'docker-app-image': string;
@@ -61,6 +63,8 @@ export const command: CommandModule<object, ChaosArgs> = {
       .option('results-dir', { type: 'string', default: 'results', describe: 'results go to <dir>/chaos/<timestamp>/' })
       .option('mysql-url', { ...mysqlUrlOption, describe: 'use this server instead of a private one per case (database faults are then skipped)' })
       .option('requests', { type: 'number', describe: "requests per case (overrides the profile's)" })
+      .option('seed', { type: 'number', describe: "draw each case's fault schedule (order, pauses, targets) from this seed; the same seed injects the same schedule. With --runs: the first schedule's seed (default: drawn, and printed)" })
+      .option('runs', { type: 'number', describe: 'with --profile soak: this many random schedules (seed, seed+1, ...), each a short exactly-once case that must stay valid; the seed of any that fails is printed' })
       .option('docker-project', { type: 'string', default: DEFAULT_DOCKER_DEPLOYMENT.project, describe: "docker backend: the containers' project label and name prefix" })
       .option('docker-socket', { type: 'string', describe: 'docker backend: the Engine API socket (default: DOCKER_HOST unix://..., else /var/run/docker.sock)' })
       .option('docker-app-image', { type: 'string', default: DEFAULT_DOCKER_DEPLOYMENT.appImage, describe: 'docker backend: the eob image (make docker-images)' })
@@ -99,11 +103,20 @@ export const command: CommandModule<object, ChaosArgs> = {
       if (databaseUrl !== undefined) throw new Error('chaos --topology galera starts a private cluster per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
       if (docker !== undefined) throw new Error('chaos --topology galera runs local processes: leave out --backend docker');
     }
+    const seed = args.seed === undefined ? undefined : intInRange('chaos', 'seed', args.seed, 0, 4_294_967_295);
+    const runs = args.runs === undefined ? undefined : intInRange('chaos', 'runs', args.runs, 1, 100_000);
+    if (runs !== undefined && (profile !== 'soak' || docker !== undefined || topology !== 'single')) {
+      throw new Error('chaos --runs draws random schedules of the soak profile on local processes and one server: use --profile soak, without --backend docker or --topology galera');
+    }
+    // Drawn when not given, and printed: a failing schedule is reproduced from its seed.
+    const baseSeed = runs === undefined ? undefined : (seed ?? Math.floor(Math.random() * 1_000_000));
     const matrixOf = (engine: EngineName): ChaosCase[] =>
-      docker !== undefined ? dockerMatrix(profile, only) : topology === 'galera' ? galeraMatrix(profile, only) : chaosMatrix(profile, only, engine);
+      baseSeed !== undefined && runs !== undefined
+        ? soakCases(engine, runs, baseSeed)
+        : docker !== undefined ? dockerMatrix(profile, only) : topology === 'galera' ? galeraMatrix(profile, only) : chaosMatrix(profile, only, engine);
     // The worker-kill drains of ours and the peers (PostgreSQL, local backend), after the engine's matrix.
     const drainKillsOf = (engine: EngineName): DrainKillCase[] => {
-      const all = docker === undefined && topology === 'single' ? drainKillCases(profile, engine, only) : [];
+      const all = docker === undefined && topology === 'single' && runs === undefined ? drainKillCases(profile, engine, only) : [];
       return wanted === undefined ? all : all.filter((c) => wanted.includes(c.name));
     };
     const wanted = args.cases?.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -143,7 +156,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     const steps = cases.length + drainKillPlan.length;
     const root = projectRoot();
     const dir = createResultsDir(path.resolve(args['results-dir']), 'chaos', new Date(), { latest: false });
-    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, topology, galeraProvider: env.galeraProvider, databaseUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker };
+    const runOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, topology, galeraProvider: env.galeraProvider, databaseUrl, mariadbBinDir: env.mariadbBinDir, postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, docker, seed };
     const estimates = plan.flatMap((p) => [...p.cases.map((c) => estimateCaseSeconds(c, runOptions)), ...p.drainKills.map(estimateDrainKillSeconds)]);
     const progress = createProgress({ title: 'chaos', unit: 'cases', total: steps, ci: env.ci, estimateS: (i) => estimates[i]! });
     const abort = new AbortController();
@@ -158,7 +171,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    progress.log(`chaos: profile ${profile}, engine ${engines.join(' then ')}${topology === 'single' ? '' : `, topology ${topology}`}, ${steps} case(s), results in ${dir.path}`);
+    progress.log(`chaos: profile ${profile}, engine ${engines.join(' then ')}${topology === 'single' ? '' : `, topology ${topology}`}, ${steps} case(s)${baseSeed !== undefined ? `, random schedules from seed ${baseSeed}` : seed !== undefined ? `, schedules from seed ${seed}` : ''}, results in ${dir.path}`);
     for (const s of skips) progress.log(s);
     const started = Date.now();
     const results: CaseResult[] = [];
@@ -211,6 +224,8 @@ export const command: CommandModule<object, ChaosArgs> = {
       skipped: skips,
       backend: args.backend,
       faults: only ?? null,
+      seed: baseSeed ?? seed ?? null,
+      runs: runs ?? null,
       run: { ...shownOptions, databaseUrl: shownOptions.databaseUrl === undefined ? undefined : redactDatabaseUrl(shownOptions.databaseUrl) },
       cases,
       drain_kill_cases: drainKillPlan,
@@ -220,6 +235,10 @@ export const command: CommandModule<object, ChaosArgs> = {
     });
     process.stdout.write(`\n${results.length > 0 ? `${summaryTable(results)}\n` : ''}${skips.map((s) => `${s}\n`).join('')}\n`);
     if (drainKills.length > 0) process.stdout.write(`a worker SIGKILLed in the middle of a drain (counter task), ours beside the peers:\n${drainKillTable(drainKills)}\n\n`);
+    const failedSeeds = results.filter((r) => !r.passed && r.seed !== undefined);
+    for (const r of failedSeeds) {
+      process.stdout.write(`failing schedule: seed ${r.seed} (${r.engine} ${r.case.name}): ${r.why}\n  reproduce: eob chaos --engine ${r.engine} ${runs !== undefined ? `--profile soak --runs 1 --seed ${r.seed}` : `--profile ${profile} --cases ${r.case.name} --seed ${r.seed}`}\n`);
+    }
     process.stdout.write(
       `${passed ? 'chaos: PASS' : 'chaos: FAIL'}: ${results.filter((r) => r.passed).length + drainKills.filter((r) => r.passed).length}/${steps} case(s) as expected ` +
         `in ${Math.round((Date.now() - started) / 1000)} s; results in ${dir.path}\n`,

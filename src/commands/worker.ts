@@ -24,6 +24,7 @@ interface WorkerArgs {
   isolation?: string;
   'ack-mode': string;
   concurrency: number;
+  'event-log'?: string;
   handler?: string;
   /** Deprecated alias of --handler, kept for one release ("profile" now means only the run size). */
   profile?: string;
@@ -57,6 +58,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('isolation', { type: 'string', describe: 'READ-UNCOMMITTED | READ-COMMITTED | REPEATABLE-READ | SERIALIZABLE (default: READ-COMMITTED; with --handler watermill SERIALIZABLE on MariaDB, REPEATABLE-READ on PostgreSQL)' })
       .option('ack-mode', { choices: ACK_MODES, default: d.ackMode, describe: 'transactional (exactly-once); after-commit / before-commit are the controls' })
       .option('concurrency', { type: 'number', default: d.concurrency, describe: 'queue mode: consumers in this process' })
+      .option('event-log', { type: 'string', describe: 'append a JSON line per batch read / committed / rolled back and per hole passed to this file (the chaos checker\'s evidence; one write a batch)' })
       .option('handler', { choices: HANDLER_NAMES, describe: `batched: one aggregated upsert per batch; watermill: the reference consumer [default: ${d.handler}]` })
       .option('profile', { choices: HANDLER_NAMES, deprecated: 'use --handler', describe: 'the old name of --handler' })
       .option('gap-handling', { choices: GAP_HANDLINGS, describe: 'offset mode: contiguous (safe; default; on PostgreSQL the xmin rule) or none (watermill-sql on MySQL; on PostgreSQL the read without the xmin rule; loses messages)' })
@@ -103,6 +105,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       isolation,
       ackMode: args['ack-mode'] as AckMode,
       concurrency: args.concurrency,
+      eventLog: args['event-log'],
       handler,
       gapHandling: args['gap-handling'] as GapHandling | undefined,
       poisonAfterFailures: args['poison-after-failures'],

@@ -14,6 +14,8 @@ import { DEFAULT_CONSUMER_OPTIONS, validateBatchSize } from './pubsub/consumeLoo
 import { ACK_MODES, type AckMode, type SubscriberStats, type Subscription } from './pubsub/types.ts';
 import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from './prune.ts';
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
+import { openEventLog } from './workerEventLog.ts';
+import type { ConsumerEventSink } from './pubsub/consumerEvents.ts';
 
 export interface WorkerOptions {
   /**
@@ -33,6 +35,11 @@ export interface WorkerOptions {
   ackMode: AckMode;
   /** Queue mode: consumers in this process. */
   concurrency: number;
+  /**
+   * Append a JSON line per batch read, committed or rolled back and per hole passed to this file (a checker's
+   * evidence of what was consumed when); undefined: none.
+   */
+  eventLog: string | undefined;
   /** The handler run on each batch (--handler). */
   handler: HandlerName;
   /** undefined: `contiguous`, or `none` with the watermill handler (that is the reference design). */
@@ -71,6 +78,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'databaseUrl'> = {
   isolation: undefined,
   ackMode: 'transactional',
   concurrency: 1,
+  eventLog: undefined,
   handler: 'batched',
   gapHandling: undefined,
   poisonAfterFailures: DEFAULT_CONSUMER_OPTIONS.poisonAfterFailures,
@@ -129,6 +137,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   if (o.isolation !== undefined) oneOf(c, 'isolation', o.isolation, ISOLATION_LEVELS);
   oneOf(c, 'ackMode', o.ackMode, ACK_MODES);
   intInRange(c, 'concurrency', o.concurrency, 1, 256);
+  if (o.eventLog !== undefined) nonEmptyString(c, 'eventLog', o.eventLog);
   intInRange(c, 'startTimeoutMs', o.startTimeoutMs, 0, 3_600_000);
   intInRange(c, 'pruneEveryS', o.pruneEveryS, 0, 86_400);
   intInRange(c, 'pruneBatchSize', o.pruneBatchSize, 1, 1_000_000);
@@ -156,8 +165,8 @@ export function resolveWorkerSettings(o: Pick<WorkerOptions, 'mode' | 'handler' 
  * The pub/sub the worker consumes through, from its resolved options. The contract suite builds its worker
  * target with this same function (test/pubsubContract.test.ts), so what the suite proves is what runs.
  */
-export function workerPubSubConfig(o: WorkerOptions & ResolvedWorkerSettings): SqlPubSubConfig {
-  const common = { pollIntervalMs: o.pollIntervalMs, caughtUpPauseMs: o.caughtUpPauseMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log, onConflictRetry: o.onConflictRetry };
+export function workerPubSubConfig(o: WorkerOptions & ResolvedWorkerSettings, onEvent?: ConsumerEventSink): SqlPubSubConfig {
+  const common = { pollIntervalMs: o.pollIntervalMs, caughtUpPauseMs: o.caughtUpPauseMs, isolation: o.isolation, ackMode: o.ackMode, poisonAfterFailures: o.poisonAfterFailures, log: o.log, onConflictRetry: o.onConflictRetry, onEvent };
   if (o.mode === 'offset') {
     return {
       mode: 'offset',
@@ -192,9 +201,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   });
   // One connection per consumer, one for the gap checks' neighbours and schema, a spare, and one for prunes.
   const db = openDatabase({ url: o.databaseUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
+  const events = o.eventLog === undefined ? undefined : openEventLog(o.eventLog);
   try {
     const handler = counterHandler(o.handler, db.engine);
-    const pubsub = new SqlPubSub(db, workerPubSubConfig(o));
+    const pubsub = new SqlPubSub(db, workerPubSubConfig(o, events?.write));
     const subscription = await pubsub.subscribe({ topic: o.topic, consumerGroup: o.consumerGroup, batchSize: o.batchSize, handler });
     const pruner: PeriodicPrune | undefined =
       o.pruneEveryS > 0
@@ -214,9 +224,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         await pruner?.stop();
         await subscription.close();
         await db.end();
+        events?.close();
       },
     };
   } catch (error) {
+    events?.close();
     await db.end().catch(() => undefined);
     throw error;
   }

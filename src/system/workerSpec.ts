@@ -33,6 +33,7 @@ export const WORKER_FLAGS: { [K in keyof WorkerSpec]-?: FlagOf<K> } = {
   consumerGroup: valueFlag('--consumer-group'),
   ackMode: valueFlag('--ack-mode'),
   concurrency: valueFlag('--concurrency'),
+  eventLog: valueFlag('--event-log'),
   handler: valueFlag('--handler'),
   gapHandling: valueFlag('--gap-handling'),
   poisonAfterFailures: valueFlag('--poison-after-failures'),

@@ -1,19 +1,28 @@
 // The cases `make chaos` runs, per profile: the exactly-once configurations under every fault kind, and the
 // controls, each with the violation it must be caught with.
 import type { ServerFlags, WorkerFlags } from '../../harness/systemUnderTest.ts';
-import { CLUSTER_FAULTS, FAULT_NAMES, type FaultName } from './nemesis.ts';
+import { CLUSTER_FAULTS, FAULT_NAMES, mulberry32, type FaultName } from './nemesis.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
 import type { EngineName } from '../../harness/engines.ts';
+import { ANOMALY_KINDS, type AnomalyKind } from './checker.ts';
 
 export const CHAOS_PROFILES = ['quick', 'standard', 'soak'] as const;
 export type ChaosProfile = (typeof CHAOS_PROFILES)[number];
 
 /**
- * What a case must show. `valid`: the checker's verdict is valid. The others are controls: `duplicated` /
- * `lost` must be detected; `unknown-outcomes`: the client saw unknown outcomes, nothing was lost or applied
- * twice by the worker, and any publish duplicates are attributed to publishing.
+ * What a case must show. `valid`: the checker's verdict is valid. A control names the anomaly kind (the
+ * checker's taxonomy) it must be caught with: at least one of it. Either way no kind outside the case's
+ * `tolerates` (and a control's own kind) may appear: those are the case's illegal kinds.
  */
-export type Expectation = 'valid' | 'duplicated' | 'lost' | 'unknown-outcomes';
+export type Expectation = 'valid' | AnomalyKind;
+
+/** What an exactly-once case without a retrying client tolerates: an answer that never came says nothing. */
+export const EXACTLY_ONCE_TOLERATES: readonly AnomalyKind[] = ['unknown-outcome'];
+
+/** The kinds a case does not allow: every kind it neither tolerates nor must show. */
+export function illegalKinds(c: Pick<ChaosCase, 'expected' | 'tolerates'>): AnomalyKind[] {
+  return ANOMALY_KINDS.filter((k) => k !== c.expected && !c.tolerates.includes(k));
+}
 
 export interface ChaosCase {
   name: string;
@@ -43,6 +52,10 @@ export interface ChaosCase {
    */
   nodes?: { servers: readonly number[]; workers: readonly number[] };
   expected: Expectation;
+  /** Anomaly kinds that may appear without failing the case; every other kind (but `expected`) is illegal. */
+  tolerates: readonly AnomalyKind[];
+  /** The seed of this case's fault schedule (soak cases); undefined: the run's --seed, or the fixed schedule. */
+  seed?: number;
   /**
    * The Watermill example's own check: the counters' final sum must equal this, with the drain finished in time (a
    * timeout fails the case instead of passing it).
@@ -137,6 +150,7 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[], 
     counters: 0,
     raw: { publishers: RAW_PUBLISHERS, requests: s.rawRequests, hold: { every: 50, ms: 100 } },
     expected: 'valid',
+    tolerates: EXACTLY_ONCE_TOLERATES,
   });
   const ackControl = (ackMode: 'after-commit' | 'before-commit'): ChaosCase => ({
     name: `ctl-${ackMode}`,
@@ -152,7 +166,9 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[], 
     concurrency: 16,
     ratePerSecond: 0,
     counters: 0,
-    expected: ackMode === 'after-commit' ? 'duplicated' : 'lost',
+    // before-commit acks a batch, then dies before its effects commit: read, acknowledged, never counted.
+    expected: ackMode === 'after-commit' ? 'counted-twice' : 'never-counted',
+    tolerates: EXACTLY_ONCE_TOLERATES,
   });
 
   const controls: ChaosCase[] = [
@@ -177,7 +193,8 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[], 
       // 3,050 in a third). Raw publishers holding some transactions open make it show every time: 8 x 600
       // INSERTs with every 20th held 50 ms skipped 11 and 47; with every 10th held 100 ms, 56, 59 and 60.
       raw: { publishers: 8, requests: s.rawRequests, hold: { every: 10, ms: 100 } },
-      expected: 'lost',
+      expected: 'skipped',
+      tolerates: EXACTLY_ONCE_TOLERATES,
     },
     engine === 'postgres' ? {
       // watermill-sql's PostgreSQL subscriber reads only transaction ids below the snapshot's xmin, the rule
@@ -196,6 +213,7 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[], 
       ratePerSecond: 0,
       counters: 0,
       expected: 'valid',
+      tolerates: EXACTLY_ONCE_TOLERATES,
     } : {
       name: 'ctl-watermill',
       description:
@@ -217,7 +235,8 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[], 
       ratePerSecond: 0,
       counters: 0,
       raw: { publishers: RAW_PUBLISHERS, requests: s.stallControlRawRequests },
-      expected: 'lost',
+      expected: 'skipped',
+      tolerates: EXACTLY_ONCE_TOLERATES,
     },
     {
       name: 'ctl-innodb-trx-only',
@@ -237,7 +256,8 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[], 
       // The stall only matters for publishers that do not wait for the worker: single-row INSERTs, ~185 a
       // second over the schedule, so each 3 s injection stops ~50 of them in the window.
       raw: { publishers: RAW_PUBLISHERS, requests: s.stallControlRawRequests },
-      expected: 'lost',
+      expected: 'skipped',
+      tolerates: EXACTLY_ONCE_TOLERATES,
     },
     {
       name: 'ctl-no-retry-no-dedup',
@@ -253,7 +273,10 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[], 
       concurrency: 16,
       ratePerSecond: 0,
       counters: 0,
-      expected: 'unknown-outcomes',
+      // Without de-duplication or retries a request cut off by the kill may still have published: a duplicate
+      // there belongs to publishing, and is tolerated; a worker-side loss or duplicate is not.
+      expected: 'unknown-outcome',
+      tolerates: ['published-twice'],
     },
   ];
 
@@ -290,7 +313,10 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[], 
       concurrency: 16,
       ratePerSecond: 0,
       counters: 0,
+      // The retrying client resends an unknown outcome until it is definite; one left after 30 attempts says
+      // nothing about exactly-once, and the end-to-end count then makes the verdict unknown, not valid.
       expected: 'valid',
+      tolerates: EXACTLY_ONCE_TOLERATES,
     },
     ...controls,
   ]);
@@ -370,7 +396,61 @@ export function dockerMatrix(profile: ChaosProfile, only?: readonly FaultName[])
     ratePerSecond: 0,
     counters: 1,
     expected: 'valid',
+    tolerates: EXACTLY_ONCE_TOLERATES,
     exactTotal: SEED_CHECK_REQUESTS,
   };
   return [...cases, seedCheck];
+}
+
+/**
+ * What a soak schedule may draw from: every single-server fault but worker-pause, whose 12 s hold alone is
+ * longer than a soak schedule (the standard profile runs it), and those the engine leaves out.
+ */
+export function soakFaults(engine: EngineName): FaultName[] {
+  const skipped = new Set(engineSkips(engine).map((s) => s.what));
+  return ALL_FAULTS.filter((f) => f !== 'worker-pause' && !skipped.has(f));
+}
+
+/** HTTP requests and raw INSERTs of one soak schedule: a few seconds of load around one to three injections. */
+export const SOAK_REQUESTS = 300;
+export const SOAK_RAW_REQUESTS = 100;
+
+/**
+ * `runs` random schedules (`make chaos PROFILE=soak RUNS=N`): run i draws, from seed baseSeed + i, its mode,
+ * batch size, one to three fault kinds of soakFaults and, in the nemesis, their order, pauses and targets. Each
+ * is an exactly-once case and must stay valid; a failing one is reproduced with `--seed <its seed> --runs 1`.
+ */
+export function soakCases(engine: EngineName, runs: number, baseSeed: number): ChaosCase[] {
+  const allowed = soakFaults(engine);
+  return Array.from({ length: runs }, (_, i): ChaosCase => {
+    const seed = (baseSeed + i) >>> 0;
+    const random = mulberry32(seed ^ 0x5eed);
+    const mode: TopicMode = random() < 0.5 ? 'offset' : 'queue';
+    const batchSize = [100, 1000][Math.floor(random() * 2)]!;
+    const pool = [...allowed];
+    const kinds: FaultName[] = [];
+    const n = 1 + Math.floor(random() * Math.min(3, pool.length));
+    while (kinds.length < n) kinds.push(pool.splice(Math.floor(random() * pool.length), 1)[0]!);
+    // In registry order, so the same draw always lists the same way (the nemesis shuffles them anyway).
+    kinds.sort((a, b) => FAULT_NAMES.indexOf(a) - FAULT_NAMES.indexOf(b));
+    return {
+      name: `soak-${seed}`,
+      description: `seed ${seed}: ${mode} mode, batch ${batchSize}, faults ${kinds.join(', ')} in a drawn order and timing; must stay valid`,
+      mode,
+      worker: mode === 'queue' ? { mode, batchSize, concurrency: 2 } : { mode, batchSize },
+      workers: mode === 'queue' ? 2 : 1,
+      server: { topicSchema: mode },
+      retry: false,
+      faults: kinds,
+      perFault: 1,
+      requests: SOAK_REQUESTS,
+      concurrency: 16,
+      ratePerSecond: 0,
+      counters: 0,
+      raw: { publishers: 8, requests: SOAK_RAW_REQUESTS, hold: { every: 50, ms: 100 } },
+      expected: 'valid',
+      tolerates: EXACTLY_ONCE_TOLERATES,
+      seed,
+    };
+  });
 }

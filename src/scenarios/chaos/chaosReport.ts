@@ -12,7 +12,9 @@ import { countOutcomes, summarizeRequests, writeHistoryJsonl } from './history.t
 import { FAULT_NAMES } from './nemesis.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 import { caseFileName, type CaseResult } from './caseResult.ts';
-import type { Verdict } from './checker.ts';
+import { ANOMALY_KINDS, anomalyColumn, type Verdict } from './checker.ts';
+import { illegalKinds } from './chaosMatrix.ts';
+import { writeCaseRecord } from './caseRecord.ts';
 import { DRAIN_KILL_CSV_COLUMNS, drainKillCsvRow, type DrainKillResult } from './drainKill.ts';
 
 export const CHAOS_CSV_COLUMNS: readonly string[] = [
@@ -52,6 +54,10 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'lost',
   'duplicated',
   'publish_duplicated',
+  ...ANOMALY_KINDS.map(anomalyColumn),
+  'tolerated_kinds',
+  'illegal_kinds',
+  'consumer_event_log',
   'poisoned',
   'gaps_passed',
   'gaps_passed_by_timeout',
@@ -67,6 +73,7 @@ export const CHAOS_CSV_COLUMNS: readonly string[] = [
   'engine',
   'topology',
   'server_version',
+  'seed',
   'why',
 ];
 
@@ -111,6 +118,9 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     lost: v?.lost,
     duplicated: v?.duplicated,
     publish_duplicated: v?.publishDuplicated,
+    tolerated_kinds: c.tolerates.join(' '),
+    illegal_kinds: illegalKinds(c).join(' '),
+    consumer_event_log: v?.consumerEvidence,
     poisoned: r.poisoned,
     gaps_passed: r.gapsPassed,
     gaps_passed_by_timeout: r.gapsPassedByTimeout,
@@ -125,8 +135,10 @@ export function csvRow(r: CaseResult, profile: string): CsvRow {
     engine: r.engine,
     topology: r.topology ?? 'single',
     server_version: r.databaseVersion,
+    seed: r.seed,
     why: r.why,
   };
+  for (const k of ANOMALY_KINDS) row[anomalyColumn(k)] = v?.anomalies[k];
   for (const f of FAULT_NAMES) {
     const key = f.replace(/-/g, '_');
     const events = r.faults.filter((e) => e.fault === f);
@@ -169,7 +181,9 @@ export function presentVerdict(v: Verdict | undefined): unknown {
           distinctRequestIds: e.distinctRequestIds,
           total: e.total,
         };
-  return { ...v, endToEnd };
+  // The findings are the witnesses' source; each case's anomalies.jsonl has them, explained.
+  const { findings: _findings, ...shown } = v;
+  return { ...shown, endToEnd };
 }
 
 /** db-stall-allocator's stalls (or those proven in the window) over the case; empty when it did not run. */
@@ -223,6 +237,7 @@ export async function writeChaosResults(dir: ResultsDir, summary: ChaosRunSummar
     })),
   });
   dir.writeJson('options.json', options);
+  for (const r of summary.results) await writeCaseRecord(dir.path, r);
   const drainKills = summary.drainKills ?? [];
   if (drainKills.length > 0) dir.writeText('drain-kill.csv', toCsv(DRAIN_KILL_CSV_COLUMNS, drainKills.map(drainKillCsvRow)));
   for (const r of summary.results) {
@@ -252,6 +267,7 @@ export function caseLine(r: CaseResult, index: number, total: number): string {
     v === undefined ? undefined : `lost ${v.lost}, dup ${v.duplicated}`,
     r.faults.length === 0 ? 'no faults' : `${r.faults.length} fault(s), recovery p50/max ${Math.round(percentile(rec, 50) ?? 0)}/${rec.length === 0 ? '-' : Math.max(...rec)} ms`,
     `${Math.round(r.durationMs / 1000)} s`,
+    r.seed === undefined ? undefined : `seed ${r.seed}`,
   ].filter((x): x is string => x !== undefined);
   return `[${index}/${total}] ${r.engine === 'mariadb' ? '' : `${r.engine} `}${r.case.name}: ${parts.join(', ')}${r.passed ? '' : `: ${r.why}`}`;
 }

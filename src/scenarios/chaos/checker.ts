@@ -10,6 +10,11 @@
 //    not yet acked when the snapshot was taken make the verdict `unknown`, never `valid`;
 // 3. Jepsen's counter bound `ok <= total <= ok + unknown` as a cross-check of the two above;
 // 4. end to end (publish de-duplication + retrying client): total == number of distinct request ids.
+//
+// Every anomaly found is also given one kind of a single taxonomy (ANOMALY_KINDS), counted per kind and listed
+// one finding at a time, so that a case can say which kinds it tolerates and a control which one it must show.
+// Telling a message the consumer skipped from one it consumed without counting needs the consumer's own
+// account of what it read (its event log, CheckOptions.delivered); without one, both are `never-counted`.
 import { countOutcomes, summarizeRequests } from './history.ts';
 import type { RequestAttempt, RequestOutcome, RequestSummary } from './history.ts';
 import type { DbSnapshot, SnapshotMessage } from '../../bench/observation.ts';
@@ -24,9 +29,58 @@ export interface CheckOptions {
   endToEnd: boolean;
   /** How many entries each "where" list keeps (the counts are always complete). */
   maxListed: number;
+  /**
+   * Offsets the consumer read in a batch at least once (from the workers' event logs); undefined when there is
+   * no such account (docker backend, a worker without --event-log): skipped and never-counted are not told apart.
+   */
+  delivered?: ReadonlySet<number> | undefined;
 }
 
 export const DEFAULT_CHECK_OPTIONS: CheckOptions = { endToEnd: false, maxListed: 100 };
+
+/**
+ * The taxonomy, one CSV column each (the kind with `_` for `-`):
+ * - ack-publish-lost: a request answered 2xx (history `ok`) whose message is not in the topic at the end;
+ * - never-counted: in the topic, acknowledged by the consumer group (or read by it), its counter short;
+ * - skipped: in the topic, acknowledged by the group but never read by the consumer (passed as a hole, or the
+ *   read went past it while it was not yet visible), its counter short;
+ * - counted-twice: a counter above its messages (the worker applied an effect more than once);
+ * - published-twice: one request id more than once in the topic (the publish side, not the worker);
+ * - unknown-outcome: a request id whose every attempt ended without a definite answer (timeout, reset, 5xx
+ *   other than 503). Not a violation by itself: a case that promises nothing about it tolerates it.
+ */
+export const ANOMALY_KINDS = ['ack-publish-lost', 'never-counted', 'skipped', 'counted-twice', 'published-twice', 'unknown-outcome'] as const;
+export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
+
+/** How each kind reads in a sentence and a table. */
+export const ANOMALY_LABELS: Record<AnomalyKind, string> = {
+  'ack-publish-lost': 'acknowledged publish lost',
+  'never-counted': 'acknowledged but never counted',
+  skipped: 'published but skipped by the consumer',
+  'counted-twice': 'counted twice',
+  'published-twice': 'published twice',
+  'unknown-outcome': 'unknown outcome',
+};
+
+/** A kind's CSV column: ack_publish_lost, never_counted, skipped, counted_twice, published_twice, unknown_outcome. */
+export function anomalyColumn(kind: AnomalyKind): string {
+  return kind.replace(/-/g, '_');
+}
+
+/**
+ * One anomaly: what it is, whose, and which messages. `amount` is how many of its kind it accounts for (a
+ * counter short by 2 with 5 messages is one finding of amount 2 whose `offsets` are the 5 candidates, `exact`
+ * false); with a counter per request every finding is exact.
+ */
+export interface Finding {
+  kind: AnomalyKind;
+  requestId: string | undefined;
+  counterUuid: string | undefined;
+  /** The messages concerned (none for an acknowledged publish that never reached the topic). */
+  offsets: number[];
+  amount: number;
+  exact: boolean;
+}
 
 export interface CounterViolation {
   counterUuid: string;
@@ -79,6 +133,12 @@ export interface Verdict {
   unavailableButPublished: { requestId: string; offsets: number[]; attempts503: number }[];
   /** Messages with no request id of the history, or a counter other than the one the request named. */
   foreignMessages: { offset: number; requestId: string | undefined; counterUuid: string | undefined; why: string }[];
+  /** How many of each kind (complete). */
+  anomalies: Record<AnomalyKind, number>;
+  /** Every anomaly, one finding each (not capped: the witnesses are written from it). */
+  findings: Finding[];
+  /** Whether the consumer's account of what it read was given (CheckOptions.delivered). */
+  consumerEvidence: boolean;
 }
 
 export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, options: Partial<CheckOptions> = {}): Verdict {
@@ -114,6 +174,9 @@ export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, 
     if (m.counterUuid !== undefined) push(byCounter, m.counterUuid, m);
   }
 
+  const findings: Finding[] = [];
+  const delivered = opts.delivered;
+
   // 1. publishing
   const lostRequests: Verdict['lostRequests'] = [];
   const publishDuplicates: PublishDuplicate[] = [];
@@ -140,11 +203,16 @@ export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, 
     if (s.outcome === 'ok' && found.length === 0) {
       lostRequestCount += 1;
       cap(lostRequests, { requestId: s.requestId, counterUuid: s.counterUuid });
+      findings.push({ kind: 'ack-publish-lost', requestId: s.requestId, counterUuid: s.counterUuid, offsets: [], amount: 1, exact: true });
+    }
+    if (s.outcome === 'unknown') {
+      findings.push({ kind: 'unknown-outcome', requestId: s.requestId, counterUuid: s.counterUuid, offsets: found.map((m) => m.offset), amount: 1, exact: true });
     }
     if (found.length > 1) {
       publishDuplicated += found.length - 1;
       publishDuplicatedIds += 1;
       cap(publishDuplicates, { requestId: s.requestId, outcome: s.outcome, offsets: found.map((m) => m.offset) });
+      findings.push({ kind: 'published-twice', requestId: s.requestId, counterUuid: s.counterUuid, offsets: found.map((m) => m.offset), amount: found.length - 1, exact: true });
     }
     if (s.outcome === 'fail' && found.length > 0) {
       failedButPublishedCount += 1;
@@ -198,10 +266,20 @@ export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, 
       kind = 'lost';
       amount = acked - value;
       lostEffects += amount;
+      findings.push(...shortFindings(id, msgs.filter((m) => m.acked), amount, delivered));
     } else if (value > acked + pending) {
       kind = 'duplicated';
       amount = value - acked - pending;
       duplicated += amount;
+      const requestIds = new Set(msgs.map((m) => m.requestId));
+      findings.push({
+        kind: 'counted-twice',
+        requestId: requestIds.size === 1 ? msgs[0]?.requestId : undefined,
+        counterUuid: id,
+        offsets: msgs.map((m) => m.offset),
+        amount,
+        exact: msgs.length === 1,
+      });
     }
     if (kind !== undefined) {
       cap(counterViolations, {
@@ -271,6 +349,12 @@ export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, 
   if (otherViolations > 0 || unexplainedBound || endToEndBroken) verdict = 'invalid';
   else if (pendingTotal > 0 || (opts.endToEnd && !endToEndHolds)) verdict = 'unknown';
 
+  const anomalies = Object.fromEntries(ANOMALY_KINDS.map((k) => [k, 0])) as Record<AnomalyKind, number>;
+  for (const f of findings) anomalies[f.kind] += f.amount;
+  if (delivered === undefined && anomalies['never-counted'] > 0) {
+    reasons.push('no account of what the consumer read (event log): messages it skipped are counted as never-counted');
+  }
+
   return {
     verdict,
     reasons,
@@ -294,7 +378,35 @@ export function check(history: readonly RequestAttempt[], snapshot: DbSnapshot, 
     failedButPublished,
     unavailableButPublished,
     foreignMessages,
+    anomalies,
+    findings,
+    consumerEvidence: delivered !== undefined,
   };
+}
+
+/**
+ * A counter `amount` short of its acked messages `acked`: the ones the consumer never read are skipped (as many
+ * as the shortfall allows), the rest never-counted; without the consumer's account all are never-counted. A
+ * finding per message when the candidates are exactly the shortfall, else one for the counter.
+ */
+function shortFindings(counterUuid: string, acked: readonly SnapshotMessage[], amount: number, delivered: ReadonlySet<number> | undefined): Finding[] {
+  const unread = delivered === undefined ? [] : acked.filter((m) => !delivered.has(m.offset));
+  const read = delivered === undefined ? [...acked] : acked.filter((m) => delivered.has(m.offset));
+  const skipped = Math.min(amount, unread.length);
+  const groups: [AnomalyKind, readonly SnapshotMessage[], number][] = [
+    ['skipped', unread, skipped],
+    ['never-counted', skipped === amount ? [] : read.length > 0 ? read : unread, amount - skipped],
+  ];
+  const out: Finding[] = [];
+  for (const [kind, candidates, n] of groups) {
+    if (n <= 0) continue;
+    if (candidates.length === n) {
+      for (const m of candidates) out.push({ kind, requestId: m.requestId, counterUuid, offsets: [m.offset], amount: 1, exact: true });
+    } else {
+      out.push({ kind, requestId: undefined, counterUuid, offsets: candidates.map((m) => m.offset), amount: n, exact: false });
+    }
+  }
+  return out;
 }
 
 /** The summaries the checker used, for reports that list outcomes per request. */

@@ -1,7 +1,7 @@
 // The cases `make chaos TOPOLOGY=galera` runs on a private 3-node MariaDB Galera cluster: exactly-once in both
 // modes with HTTP servers and raw SQL publishers on every node under the cluster's faults, and the controls
 // (shortcuts the design rules out) that must be caught losing messages.
-import type { ChaosCase, ChaosProfile } from './chaosMatrix.ts';
+import { EXACTLY_ONCE_TOLERATES, type ChaosCase, type ChaosProfile } from './chaosMatrix.ts';
 import type { FaultName } from './nemesis.ts';
 
 interface Sizes {
@@ -36,6 +36,7 @@ export function galeraMatrix(profile: ChaosProfile, only?: readonly FaultName[])
     concurrency: 16,
     ratePerSecond: 0,
     counters: 0,
+    tolerates: EXACTLY_ONCE_TOLERATES,
   } as const;
   return [
     {
@@ -77,9 +78,13 @@ export function galeraMatrix(profile: ChaosProfile, only?: readonly FaultName[])
       faults: [],
       perFault: 0,
       requests: s.controlRequests,
-      raw: { publishers: RAW_PUBLISHERS, requests: s.controlRawRequests },
+      // Held transactions on nodes 2 and 3 make the loss certain rather than a matter of timing: each holds an
+      // offset that node 1 cannot see (not in its PROCESSLIST, INNODB_TRX or locks) while node 1 commits above
+      // it. Without them the control came out clean in one of two quick runs on a loaded 2-core machine; with
+      // every 20th INSERT held 2 s it lost 6 of 4,550.
+      raw: { publishers: RAW_PUBLISHERS, requests: s.controlRawRequests, hold: { every: 20, ms: 2000 } },
       nodes: { servers: [2, 3], workers: [1] },
-      expected: 'lost',
+      expected: 'skipped',
     },
     {
       ...base,
@@ -94,7 +99,7 @@ export function galeraMatrix(profile: ChaosProfile, only?: readonly FaultName[])
       requests: s.controlRequests,
       raw: { publishers: RAW_PUBLISHERS, requests: s.controlRawRequests },
       nodes: { servers: [2, 3], workers: [1] },
-      expected: 'lost',
+      expected: 'skipped',
     },
   ];
 }

@@ -402,10 +402,102 @@ export interface FaultEvent {
   /** db-stall-allocator: stalls, and how many were proven to sit in the allocator window. */
   proof?: { stalls: number; inWindow: number };
   error?: string;
+  /** A seeded schedule: the target drawn for this injection (the `round` its run() got). */
+  variant?: number;
+}
+
+/** One injection of a schedule: which fault, its variant (the `round` its run() gets), and the pause before it. */
+export interface ScheduleStep {
+  fault: FaultName;
+  /** This fault's injections before this one, from 0. */
+  round: number;
+  /** What the fault's run() is given as its round: it picks the failpoint, the delay, the node. */
+  variant: number;
+  /** Pause before the injection, after the previous one recovered (ms). */
+  gapMs: number;
+}
+
+/**
+ * A fault schedule: the order of injections, each one's variant (its target: which failpoint, which delay, which
+ * node) and the pauses between them. Without a seed it is the fixed round-robin (worker-kill, db-kill,
+ * worker-kill, ...; variant = round; pauses of intervalMs). With a seed every choice is drawn from a PRNG seeded
+ * with it: the planned injections shuffled, pauses between a quarter and 1.75 times intervalMs, variants and the
+ * initial delay drawn too; injections past the planned ones (the load outlasted the schedule) continue the same
+ * stream. The same seed and faults always give the same schedule.
+ */
+export class FaultSchedule {
+  readonly initialDelayMs: number;
+  private readonly steps: ScheduleStep[] = [];
+  private readonly random: (() => number) | undefined;
+  private readonly rounds = new Map<FaultName, number>();
+
+  constructor(
+    readonly faults: readonly FaultName[],
+    readonly perFault: number,
+    private readonly intervalMs: number,
+    readonly seed: number | undefined,
+    initialDelayMs: number,
+    /** false: variants stay the round (a control's failpoint must hit its hazard first); order and pauses are still drawn. */
+    private readonly drawVariants = true,
+  ) {
+    if (seed === undefined) {
+      this.initialDelayMs = initialDelayMs;
+      return;
+    }
+    const random = mulberry32(seed);
+    this.random = random;
+    this.initialDelayMs = Math.round(initialDelayMs * (0.5 + random()));
+    const planned = faults.flatMap((f) => Array.from({ length: perFault }, () => f));
+    for (let i = planned.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [planned[i], planned[j]] = [planned[j]!, planned[i]!];
+    }
+    for (const f of planned) this.steps.push(this.draw(f));
+  }
+
+  /** How many injections the plan holds (more follow while the load lasts). */
+  get planned(): number {
+    return this.faults.length * this.perFault;
+  }
+
+  /** The i-th injection (0-based); past the plan, the stream goes on (round-robin, or drawn from the seed). */
+  step(i: number): ScheduleStep {
+    if (this.faults.length === 0) throw new Error('fault schedule: no faults to schedule');
+    if (this.random === undefined) {
+      const round = Math.floor(i / this.faults.length);
+      return { fault: this.faults[i % this.faults.length]!, round, variant: round, gapMs: this.intervalMs };
+    }
+    while (this.steps.length <= i) this.steps.push(this.draw(this.faults[Math.floor(this.random() * this.faults.length)]!));
+    return this.steps[i]!;
+  }
+
+  private draw(fault: FaultName): ScheduleStep {
+    const random = this.random!;
+    const round = this.rounds.get(fault) ?? 0;
+    this.rounds.set(fault, round + 1);
+    const variant = Math.floor(random() * 1_000);
+    return { fault, round, variant: this.drawVariants ? variant : round, gapMs: Math.round(this.intervalMs * (0.25 + 1.5 * random())) };
+  }
+}
+
+/** A small, fast, well-mixed 32-bit PRNG: the same seed gives the same stream on every machine. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
 }
 
 export interface NemesisOptions {
   faults: readonly FaultDefinition[];
+  /** Draws the schedule from this seed (FaultSchedule); undefined: the fixed round-robin. */
+  seed?: number | undefined;
+  /** With a seed: draw each injection's target too (default), or keep it the round (controls). */
+  drawVariants?: boolean;
   /** Injections of each fault. */
   perFault: number;
   /** Time between the end of one fault's recovery and the next injection (ms). */
@@ -433,19 +525,25 @@ export interface NemesisOptions {
  */
 export async function runNemesis(ctx: FaultContext, o: NemesisOptions, signal: AbortSignal): Promise<FaultEvent[]> {
   const events: FaultEvent[] = [];
-  const planned = o.perFault * o.faults.length;
+  const byName = new Map(o.faults.map((f) => [f.name, f]));
+  const schedule = new FaultSchedule(o.faults.map((f) => f.name), o.perFault, o.intervalMs, o.seed, o.initialDelayMs, o.drawVariants ?? true);
+  const planned = schedule.planned;
   const at = (t: number) => Math.round(t - o.t0);
-  await abortableSleep(o.initialDelayMs, signal);
+  await abortableSleep(schedule.initialDelayMs, signal);
   for (let i = 0; o.faults.length > 0; i++) {
     if (signal.aborted) break;
     if (i >= planned && o.continueWhile?.() !== true) break;
-    const fault = o.faults[i % o.faults.length]!;
-    const round = Math.floor(i / o.faults.length);
+    const step = schedule.step(i);
+    // The first injection follows the initial delay; each later one its own pause after the previous recovery.
+    if (i > 0) await abortableSleep(step.gapMs, signal);
+    if (signal.aborted) break;
+    const fault = byName.get(step.fault)!;
+    const round = step.round;
     const start = now();
     let run: FaultRun | undefined;
     let error: string | undefined;
     try {
-      run = await fault.run(ctx, round);
+      run = await fault.run(ctx, step.variant);
     } catch (e) {
       error = e instanceof Error ? e.message : String(e);
       o.log(`fault ${fault.name} #${round + 1} failed: ${error}`);
@@ -471,12 +569,12 @@ export async function runNemesis(ctx: FaultContext, o: NemesisOptions, signal: A
       recoveredMs: recoveredAt === undefined ? undefined : at(recoveredAt),
       recoveryMs: recoveredAt === undefined ? undefined : Math.round(recoveredAt - healStart),
       detail: run?.detail ?? 'failed',
+      ...(o.seed === undefined ? {} : { variant: step.variant }),
       ...(run?.proof === undefined ? {} : { proof: run.proof }),
       ...(error === undefined ? {} : { error }),
     };
     events.push(event);
     o.log(`fault ${fault.name} #${round + 1} at ${event.startMs} ms: ${event.detail}; recovery ${event.recoveryMs ?? 'none'} ms`);
-    await abortableSleep(o.intervalMs, signal);
   }
   return events;
 }

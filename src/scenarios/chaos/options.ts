@@ -35,6 +35,8 @@ export interface ChaosRunOptions {
   signal: AbortSignal | undefined;
   /** Run each case on containers (BACKEND=docker) instead of local children. */
   docker: DockerTarget | undefined;
+  /** Draw every case's fault schedule from this seed (a case's own seed wins); undefined: the fixed round-robin. */
+  seed?: number | undefined;
 }
 
 /** The docker backend: where the engine is, and the images and ports of the containers each case starts. */

@@ -13,12 +13,19 @@ import { PhaseClock } from './phases.ts';
 import { FAULT_SECONDS, type ChaosCase } from './chaosMatrix.ts';
 import { sleep, withTimeout } from '../../system/waiting.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type ChaosRunOptions, GROUP, TOPIC } from './options.ts';
-import { type CaseResult, type TimelineSample, exactCountMet, expectationMet } from './caseResult.ts';
+import { type CaseFacts, type CaseResult, type TimelineSample, consumerDescription, judgeCase } from './caseResult.ts';
+import { buildWitnesses } from './witnesses.ts';
+import type { DbSnapshot } from '../../bench/observation.ts';
 import { PROBE_TIMEOUT_MS, quiesce, readProgress, waitRecovered } from './measure.ts';
 import { type CaseSystem, startDockerSystem, startLocalSystem } from './assembly.ts';
 import { startGaleraSystem } from './galeraAssembly.ts';
 import { gapHandlingFor } from '../../system/worker.ts';
 import { readCounterTotal } from './measure.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readEventLog, type EventLogLine } from './consumerEventLog.ts';
+import { checkOptionsFor } from './caseRecord.ts';
 
 /**
  * The plan's estimate of a case's seconds, for the time left on the progress bar: the fault schedule as the
@@ -44,6 +51,7 @@ const COUNTER_TOTAL_EVERY = 4;
 /** Runs one case on a fresh system; never throws for a failure of the system (that is a result), only for bugs. */
 export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = {}): Promise<CaseResult> {
   const o: ChaosRunOptions = { ...DEFAULT_CHAOS_RUN_OPTIONS, ...options };
+  const seed = c.seed ?? o.seed;
   const clock = new PhaseClock((phase) => (o.onPhase === undefined ? o.log(`${c.name}: ${phase}`) : o.onPhase(c.name, phase)));
   const history: RequestAttempt[] = [];
   const timeline: TimelineSample[] = [];
@@ -58,9 +66,18 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   let system: CaseSystem | undefined;
   let sampling = true;
   let sampler: Promise<void> = Promise.resolve();
+  // The workers' event log (local children only: a container writes inside itself): what they read and when,
+  // and the holes they passed, for the checker to tell a skip from a message read and not counted.
+  const eventDir = o.docker === undefined ? mkdtempSync(path.join(os.tmpdir(), 'eob-events-')) : undefined;
+  const eventLog = eventDir === undefined ? undefined : path.join(eventDir, 'events.jsonl');
+  const withLog: ChaosCase = eventLog === undefined ? c : { ...c, worker: { ...c.worker, eventLog } };
+  let consumerEvents: EventLogLine[] | undefined;
+  let snapshot: DbSnapshot | undefined;
+  // The case clock in wall-clock time: the event log's times are Date.now() of the worker processes.
+  const startedAtMs = Math.round(Date.now() - (performance.now() - clock.t0));
   try {
     const setup = await clock.run('setup', async () => {
-      system = o.docker !== undefined ? await startDockerSystem(c, o, o.docker) : o.topology === 'galera' ? await startGaleraSystem(c, o) : await startLocalSystem(c, o);
+      system = o.docker !== undefined ? await startDockerSystem(c, o, o.docker) : o.topology === 'galera' ? await startGaleraSystem(withLog, o) : await startLocalSystem(withLog, o);
       return system;
     });
     databaseVersion = setup.databaseVersion;
@@ -123,6 +140,9 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
         ctx,
         {
           faults: definitions,
+          seed,
+          // A control's failpoint must reach its hazard first: only order and pauses are drawn for it.
+          drawVariants: c.expected === 'valid',
           perFault: c.perFault,
           intervalMs: o.intervalMs,
           initialDelayMs,
@@ -204,11 +224,13 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     sampling = false;
     await sampler;
 
-    const snapshot = await clock.run('snapshot', () => takeSnapshot(db, setup.sql, { mode: c.mode, topic: TOPIC, consumerGroup: GROUP }));
+    snapshot = await clock.run('snapshot', () => takeSnapshot(db, setup.sql, { mode: c.mode, topic: TOPIC, consumerGroup: GROUP }));
     poisoned = await countPoisonedMessages(db, setup.sql, TOPIC);
     // The load's requests all go to counter 0 of the case (counters: 1); the warmup's have counters of their own.
     if (c.exactTotal !== undefined) exactCount = snapshot.counters.get(counterUuidFor(c.name, 0)) ?? 0;
-    verdict = await clock.run('check', async () => check(history, snapshot, { endToEnd: c.retry && c.server.dedup === true }));
+    consumerEvents = eventLog === undefined ? undefined : readEventLog(eventLog);
+    const taken = snapshot;
+    verdict = await clock.run('check', async () => check(history, taken, checkOptionsFor(c, consumerEvents)));
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
     o.log(`${c.name}: ${error}`);
@@ -216,36 +238,34 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     sampling = false;
     await sampler.catch(() => undefined);
     await (system as CaseSystem | undefined)?.close().catch((e: Error) => o.log(`${c.name}: close failed: ${e.message}`));
+    if (eventDir !== undefined) rmSync(eventDir, { recursive: true, force: true });
   }
   // Only a worker that handles gaps passes them; the others step over holes without counting them.
   const handlesGaps = o.engine === 'mariadb' && gapHandlingFor(c.mode, c.worker.handler ?? 'batched', c.worker.gapHandling, o.engine) === 'contiguous';
   const gaps = handlesGaps ? (system as CaseSystem | undefined)?.gapCounts() : undefined;
-  const met = verdict === undefined ? { passed: false, why: `no verdict: ${error ?? 'unknown error'}` } : expectationMet(c.expected, verdict);
-  const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
-  if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${o.recoveryTimeoutMs} ms`;
-  if (!quiesced && verdict !== undefined) met.why += `; not quiesced within ${o.quiesceTimeoutMs} ms`;
-  if (c.exactTotal !== undefined) {
-    const exact = exactCountMet(c.exactTotal, exactCount, quiesced);
-    met.passed = met.passed && exact.passed;
-    met.why += `; ${exact.why}`;
-  }
-  const stallProofs = faults.flatMap((f) => (f.proof === undefined ? [] : [f.proof]));
-  const stalls = stallProofs.reduce((n, p) => n + p.stalls, 0);
-  if (stalls > 0) {
-    const inWindow = stallProofs.reduce((n, p) => n + p.inWindow, 0);
-    met.why += inWindow > 0
-      ? `; db-stall-allocator: ${stalls} stalls, ${inWindow} checked and proven in the allocator window`
-      : `; db-stall-allocator: ${stalls} stalls, none proven in the allocator window (the checks found no fresh INNODB_TRX read)`;
-  }
-  const loadPhase = clock.timings.find((t) => t.phase === 'load');
   const interrupted = o.signal?.aborted === true;
+  const facts: CaseFacts = {
+    error,
+    interrupted,
+    quiesced,
+    quiesceTimeoutMs: o.quiesceTimeoutMs,
+    recoveryTimeoutMs: o.recoveryTimeoutMs,
+    faults,
+    ...(exactCount === undefined ? {} : { exactCount }),
+  };
+  const judged = judgeCase(c, verdict, facts);
+  const witnesses =
+    verdict === undefined || snapshot === undefined
+      ? []
+      : buildWitnesses({ findings: verdict.findings, history, messages: snapshot.messages, events: consumerEvents, startedAtMs, faults, consumer: consumerDescription(c, o.engine) });
+  const loadPhase = clock.timings.find((t) => t.phase === 'load');
   return {
     case: c,
     engine: o.engine,
     verdict,
     expected: c.expected,
-    passed: met.passed && error === undefined && !interrupted,
-    why: interrupted ? `interrupted: the run was stopped during this case (${met.why})` : error === undefined ? met.why : `error: ${error}`,
+    passed: judged.passed,
+    why: judged.why,
     interrupted,
     faults,
     skippedFaults,
@@ -263,5 +283,11 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     conflictRetries: (system as CaseSystem | undefined)?.gapCounts()?.conflictRetries,
     topology: o.docker !== undefined ? 'single (docker)' : o.topology,
     error,
+    startedAtMs,
+    consumerEvents,
+    snapshot,
+    facts,
+    witnesses,
+    seed,
   };
 }

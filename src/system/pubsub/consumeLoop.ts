@@ -12,6 +12,7 @@ import { assertTopicName } from '../sql/topicName.ts';
 import { DeliveryFailures } from './deliveryFailures.ts';
 import { isolateFailures, type FailedMessage } from './failureIsolation.ts';
 import { intInRange, oneOf, OptionsError } from '../../validate.ts';
+import { offsetRanges, type ConsumerEventSink } from './consumerEvents.ts';
 
 export type ReadResult =
   | { kind: 'messages'; messages: Message[] }
@@ -85,6 +86,8 @@ export interface ConsumerOptions {
   log: (line: string) => void;
   /** After each conflict retry (see SubscriberStats.conflictRetries), with the subscriber's stats. */
   onConflictRetry: (stats: SubscriberStats) => void;
+  /** Each batch read, committed or rolled back, and each hole passed (the worker's --event-log); absent: none. */
+  onEvent?: ConsumerEventSink | undefined;
 }
 
 /**
@@ -178,6 +181,8 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
   const failures = options.failures ?? new DeliveryFailures();
   // before-commit runs the handler after the ack has committed: nothing is redelivered there to count.
   const poisoning = options.poisonAfterFailures > 0 && options.ackMode !== 'before-commit';
+  const emit = options.onEvent;
+  let batchSeq = 0;
 
   async function connection(): Promise<DbSession> {
     if (conn !== undefined) return conn;
@@ -308,6 +313,8 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
       return read.retryInMs;
     }
     const handled = read.messages;
+    const batch = ++batchSeq;
+    emit?.({ e: 'read', batch, offsets: offsetRanges(handled.map((m) => m.offset)) });
     let poison: PoisonEntryOf[] = [];
     const ackAndPoison = (): Statement[] => [
       ...source.ackStatements(handled),
@@ -317,14 +324,17 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
       failpoint('consume-after-read');
       if (options.ackMode === 'before-commit') {
         await commitWith(c, source.ackStatements(handled), ['consume-after-ack', 'consume-before-commit']);
+        emit?.({ e: 'commit', batch, what: 'ack' });
       } else {
         const failed = await handleIsolating(c, handled, tx);
         if (failed.length > 0) poison = poisonOrHold(failed, handled.length);
         failpoint('consume-after-effects');
         const ack = options.ackMode === 'transactional' ? ackAndPoison() : [];
         await commitWith(c, ack, ack.length > 0 ? ['consume-after-ack', 'consume-before-commit'] : ['consume-before-commit']);
+        emit?.({ e: 'commit', batch, what: ack.length > 0 ? 'effects+ack' : 'effects' });
       }
     } catch (error) {
+      emit?.({ e: 'rollback', batch });
       await rollback(c);
       throw error;
     }
@@ -334,12 +344,15 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
       try {
         if (options.ackMode === 'after-commit') {
           await run(c, [START, ...ackAndPoison(), COMMIT]);
+          emit?.({ e: 'commit', batch, what: 'ack' });
         } else {
           await c.query('START TRANSACTION');
           await runHandler(handled, tx);
           await c.query('COMMIT');
+          emit?.({ e: 'commit', batch, what: 'effects' });
         }
       } catch (error) {
+        emit?.({ e: 'rollback', batch });
         await rollback(c);
         throw error;
       }

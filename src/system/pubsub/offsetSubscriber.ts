@@ -187,6 +187,7 @@ class OffsetSource implements BatchSource {
       // Applied by the next reads, each in a new transaction started after the proof completed.
       this.passableThrough = decision.to;
       this.passes.push({ through: decision.to, by: decision.passedBy });
+      this.o.onEvent?.({ e: 'pass', from: decision.from, to: decision.to, by: decision.passedBy, waitedMs: decision.waitedMs });
       const what = decision.passedBy === 'timeout' ? `NOT proven permanent; passed by the ${this.o.gapTimeoutMs} ms bound (timeout)` : `never committed; passed after ${decision.waitedMs} ms (proof: ${decision.passedBy})`;
       this.o.log(`${this.o.topic}/${this.o.consumerGroup}: holes in offsets ${decision.from}-${decision.to} ${what}`);
     }
