@@ -12,7 +12,7 @@ import { chartRules, drainChartData, endToEndChartData } from '../src/bench/repo
 import { renderHtmlReport, tableFromRows } from '../src/bench/htmlReport.ts';
 import { toCsv } from '../src/bench/csv.ts';
 import { benchPage } from '../src/scenarios/throughput/benchPage.ts';
-import { profileOptions } from '../src/scenarios/throughput/options.ts';
+import { profileOptions } from '../src/scenarios/throughput/sweepOptions.ts';
 import { chaosPage } from '../src/scenarios/chaos/chaosPage.ts';
 import { csvRow } from '../src/scenarios/chaos/chaosReport.ts';
 import { timelineChartSpec } from '../src/scenarios/chaos/timelineChart.ts';

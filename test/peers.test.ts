@@ -7,7 +7,7 @@ import { enqueuedPerCounter, jobPayloadChunks } from '../src/bench/peers/peerQue
 import { checkCounters } from '../src/bench/counterCheck.ts';
 import { peersTable } from '../src/bench/report.ts';
 import { planPoints, pointLabel, type Point } from '../src/scenarios/throughput/plan.ts';
-import { profileOptions } from '../src/scenarios/throughput/options.ts';
+import { profileOptions } from '../src/scenarios/throughput/sweepOptions.ts';
 import { defaultDrain, references, toRow } from '../src/scenarios/throughput/results.ts';
 import { peersReportTable } from '../src/scenarios/throughput/benchPage.ts';
 import { sweepOptionsFromArgs } from '../src/commands/bench.ts';

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readEnvironment } from '../src/config.ts';
 import { runBench } from '../src/scenarios/throughput/runBench.ts';
-import { profileOptions, type SweepOptions } from '../src/scenarios/throughput/options.ts';
+import { profileOptions, type SweepOptions } from '../src/scenarios/throughput/sweepOptions.ts';
 import { peerVersion } from '../src/bench/peers/peerSpec.ts';
 import { addToPgCounters } from '../src/system/sql/postgres/counterTable.ts';
 import { checkPeerDrain, peerQueueOf, peerWorkerChild, preparePeerBacklog, startPeerSampler, type PeerDrainTarget } from '../src/scenarios/throughput/peerDrain.ts';

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readEnvironment } from '../src/config.ts';
 import { runBench } from '../src/scenarios/throughput/runBench.ts';
-import { profileOptions, type SweepOptions } from '../src/scenarios/throughput/options.ts';
+import { profileOptions, type SweepOptions } from '../src/scenarios/throughput/sweepOptions.ts';
 import { CSV_COLUMNS } from '../src/scenarios/throughput/results.ts';
 import { planPoints } from '../src/scenarios/throughput/plan.ts';
 import { runPoint } from '../src/scenarios/throughput/points.ts';

@@ -24,7 +24,7 @@ import {
   sqlLoopRuns,
 } from '../src/scenarios/throughput/plan.ts';
 import type { EngineName } from '../src/system/sql/engine.ts';
-import { profileOptions } from '../src/scenarios/throughput/options.ts';
+import { profileOptions } from '../src/scenarios/throughput/sweepOptions.ts';
 import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/throughput/results.ts';
 import { ChildService, type ExitCause } from '../src/harness/childService.ts';
 import { caseLine, csvRow, presentVerdict, warmupRequests } from '../src/scenarios/chaos/chaosReport.ts';

@@ -10,7 +10,7 @@ import { readEnvironment } from '../src/config.ts';
 import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
 import { httpStatus } from '../src/harness/childService.ts';
 import { runBench } from '../src/scenarios/throughput/runBench.ts';
-import { profileOptions } from '../src/scenarios/throughput/options.ts';
+import { profileOptions } from '../src/scenarios/throughput/sweepOptions.ts';
 import { createResultsDir } from '../src/bench/resultsDir.ts';
 import { parseMysqlUrl } from '../src/system/db/mysqlUrl.ts';
 import { startPrivateDatabase } from './support/privateDatabase.ts';

@@ -13,7 +13,7 @@ function checkedDatabaseUrl(url: string | undefined): string | undefined {
 }
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
-import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions } from '../scenarios/throughput/options.ts';
+import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions } from '../scenarios/throughput/sweepOptions.ts';
 import type { HandlerName } from '../system/counterHandler.ts';
 import { runBench } from '../scenarios/throughput/runBench.ts';
 import { projectRoot } from '../projectRoot.ts';
