@@ -175,6 +175,8 @@ export interface SqlEngine {
   /** Messages consumed per counter and the topic's extent, as the counter check reads them. */
   selectConsumption(db: SqlExecutor, p: ProgressTarget): Promise<Consumption>;
   selectAllCounters(db: SqlExecutor): Promise<Map<string, number>>;
+  /** The sum of every counter: what a harness watches for quiescence (it stops moving once the workers are done). */
+  sumCounters(db: SqlExecutor): Promise<number>;
   /** Every message of the topic (the chaos snapshot); queue mode with its acked flag in `ackedOffsets`. */
   selectAllMessages(db: SqlExecutor, p: TopicParams & { mode: TopicMode }): Promise<{ messages: Message[]; ackedOffsets?: Set<number> }>;
   /** Empties the topic's tables and `counter` between bench points; offsets start again at 1. */

@@ -9,7 +9,7 @@ import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, selectP
 import { claimPgUnackedStatement, createPgQueueTable, deletePgAckedQueueRows, insertPgQueueMessagesStatement, markPgAckedStatement, selectAllPgQueueMessages, toQueueMessages, type QueueRow } from './queueTable.ts';
 import { claimPgRequestIds, createPgDedupTable, deletePgDedupRowsOlderThan, MAX_PG_DEDUP_REQUEST_ID_LENGTH } from './dedupTable.ts';
 import { countPgPoisoned, createPgPoisonTable, pgPoisonTable, poisonPgMessageStatement, selectPgPoisoned } from './poisonTable.ts';
-import { addToPgCountersStatement, createPgCounterTable, selectAllPgCounters, selectPgCounterValue, setPgCounterValue } from './counterTable.ts';
+import { addToPgCountersStatement, createPgCounterTable, selectAllPgCounters, selectPgCounterValue, setPgCounterValue, sumPgCounters } from './counterTable.ts';
 import { selectPgServerVersion } from './sessions.ts';
 import { selectPgConsumption, selectPgProgress, truncatePgTopic } from './observation.ts';
 import { assertTopicName } from '../topicName.ts';
@@ -102,6 +102,7 @@ export const postgresEngine: SqlEngine = {
   selectProgress: selectPgProgress,
   selectConsumption: selectPgConsumption,
   selectAllCounters: selectAllPgCounters,
+  sumCounters: sumPgCounters,
   selectAllMessages: async (db, p) => (p.mode === 'offset' ? { messages: await selectAllPgMessages(db, p.topic) } : selectAllPgQueueMessages(db, p.topic)),
   truncateTopic: (db, p) => truncatePgTopic(db, p.topic),
   selectServerVersion: selectPgServerVersion,
