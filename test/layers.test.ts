@@ -136,14 +136,14 @@ test('every module of src/system imports only from its own tier or below, and ea
 
 test('the check catches an upward import, a bench <-> harness import and a type-only one', () => {
   const files = new Map([
-    ['system/worker.ts', "import { runSweep } from '../scenarios/bench/sweep.ts';"],
+    ['system/worker.ts', "import { runSweep } from '../scenarios/throughput/sweep.ts';"],
     ['harness/childService.ts', "import { processCpuSeconds } from '../bench/processCpu.ts';"],
     ['bench/sampler.ts', "import type { SystemUnderTest } from '../harness/systemUnderTest.ts';"],
     ['scenarios/chaos/chaos.ts', "const m = await import('../../commands/chaos.ts');"],
     ['scenarios/micro.ts', "import { createPool } from '../system/db/pool.ts';"],
   ]);
   assert.deepEqual(layerViolations(files), [
-    'src/system/worker.ts (system) imports ../scenarios/bench/sweep.ts (scenarios): system may import only layers below it',
+    'src/system/worker.ts (system) imports ../scenarios/throughput/sweep.ts (scenarios): system may import only layers below it',
     'src/harness/childService.ts (harness) imports ../bench/processCpu.ts (bench): harness may import only layers below it',
     'src/bench/sampler.ts (bench) imports ../harness/systemUnderTest.ts (harness): bench may import only layers below it',
     'src/scenarios/chaos/chaos.ts (scenarios) imports ../../commands/chaos.ts (commands): scenarios may import only layers below it',
