@@ -2,15 +2,9 @@
 // overridden with a comma-separated list.
 import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
-import { optionalMysqlUrl } from './sharedOptions.ts';
+import { databaseUrlOption, optionalDatabaseUrl } from './sharedOptions.ts';
 import { resolveRunEngines } from '../harness/engines.ts';
 import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
-import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
-
-function checkedDatabaseUrl(url: string | undefined): string | undefined {
-  if (url !== undefined) checkDatabaseUrl(url);
-  return url;
-}
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
 import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions } from '../scenarios/throughput/sweepOptions.ts';
@@ -24,6 +18,7 @@ import { parsePeerSpecs } from '../bench/peers/peerSpec.ts';
 interface BenchArgs {
   profile: string;
   engine?: string;
+  'database-url'?: string;
   'mysql-url'?: string;
   'batch-sizes'?: string;
   isolation?: string;
@@ -127,7 +122,8 @@ export const command: CommandModule<object, BenchArgs> = {
     y
       .option('profile', { type: 'string', default: 'standard', describe: 'quick (about 30 s), standard (about 6-7 min, make bench), full (about 65 min, estimated); a busy machine takes up to twice as long; make adds ~15 s of npm ci the first time' })
       .option('engine', { type: 'string', describe: "mariadb, postgres, or all (both in one run, side by side); default mariadb, or the given URL's engine" })
-      .option('mysql-url', { type: 'string', describe: 'use this server instead of a private one (default: $MYSQL_URL; database faults are then unavailable)' })
+      .option('database-url', { ...databaseUrlOption, describe: `use this server instead of a private one (database faults are then unavailable); ${databaseUrlOption.describe}` })
+      .option('mysql-url', { type: 'string', describe: 'the same as --database-url (kept for MariaDB URLs; default: $MYSQL_URL)' })
       .option('batch-sizes', { type: 'string', describe: 'e.g. 1,100,1000' })
       .option('isolation', { type: 'string', describe: 'e.g. SERIALIZABLE,READ-COMMITTED (offset mode; also queue mode when given)' })
       .option('modes', { type: 'string', describe: 'offset,queue' })
@@ -157,11 +153,11 @@ export const command: CommandModule<object, BenchArgs> = {
   handler: async (args) => {
     const env = readEnvironment();
     const sweep = sweepOptionsFromArgs(args);
-    // --mysql-url > MYSQL_URL > DATABASE_URL (either engine); none: a private server per engine.
-    const url = optionalMysqlUrl(args['mysql-url']) ?? checkedDatabaseUrl(env.databaseUrl);
+    // --database-url > --mysql-url > DATABASE_URL > MYSQL_URL, as the server and the worker; none: a private server per engine.
+    const url = optionalDatabaseUrl(args['database-url'], args['mysql-url'])?.url;
     const engines = resolveRunEngines('bench', args.engine, url);
     const topology = (args as { topology?: string }).topology as Topology | undefined;
-    if (topology === 'galera' && url !== undefined) throw new Error('bench --topology galera starts a private cluster: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+    if (topology === 'galera' && url !== undefined) throw new Error('bench --topology galera starts a private cluster: unset MYSQL_URL / DATABASE_URL / --database-url');
     if (topology === 'galera' && !engines.includes('mariadb')) throw new Error('bench --topology galera runs a MariaDB Galera cluster: use --engine mariadb (the default) or all');
     const result = await runBench({
       sweep,
