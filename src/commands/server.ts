@@ -4,7 +4,7 @@ import type { CommandModule } from 'yargs';
 import { readEnvironment, resolve } from '../config.ts';
 import { databaseUrlOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
 import { waitForDatabase } from '../system/db/waitForDatabase.ts';
-import { describeError } from '../system/db/errors.ts';
+import { describeError } from '../system/db/database.ts';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../system/server/options.ts';
 import { startCounterServer } from '../system/server/server.ts';
 import type { HttpLimits, ServerOptions } from '../system/server/options.ts';

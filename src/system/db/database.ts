@@ -5,7 +5,21 @@
 // postgres/database.ts implement it; openDatabase picks one from the URL's scheme.
 import type { IsolationLevel, SqlExecutor, Statement } from '../types.ts';
 import type { SqlEngine } from '../sql/engine.ts';
-import type { ErrorClass } from './errors.ts';
+
+/** What kind of failure a database error is; one retry policy serves both engines (each classifies its own). */
+export type ErrorClass = 'deadlock' | 'lock-wait-timeout' | 'connection' | 'server-restarting' | 'not-ready' | 'fatal';
+
+/**
+ * An error as a log line shows it, for either driver: `code (errno): message` for a mysql2 error, `SQLSTATE:
+ * message` for a node-postgres one, the message alone for any other.
+ */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const e = error as Error & { code?: string; errno?: number };
+    return e.code === undefined ? e.message : `${e.code}${e.errno === undefined ? '' : ` (${e.errno})`}: ${e.message}`;
+  }
+  return String(error);
+}
 
 /** One connection held by its user until release() or destroy(). */
 export interface DbSession extends SqlExecutor {

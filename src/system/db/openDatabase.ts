@@ -40,11 +40,17 @@ export async function ensureDatabaseExists(url: string | DatabaseUrl, connectTim
   else await ensureDatabase(target, connectTimeoutMs, sent);
 }
 
-function isDatabase(target: Database | Pool): target is Database {
+/**
+ * What the pub/sub, the publish path and retention accept: a Database, or a mysql2 pool a caller already holds
+ * (the tests and the harness), which databaseOf wraps as MariaDB. They name this type, not the driver's.
+ */
+export type DatabaseTarget = Database | Pool;
+
+function isDatabase(target: DatabaseTarget): target is Database {
   return typeof (target as Partial<Database>).session === 'function' && (target as Partial<Database>).engine !== undefined;
 }
 
 /** A Database as it is, or a mysql2 pool as a MariaDB Database. */
-export function databaseOf(target: Database | Pool): Database {
+export function databaseOf(target: DatabaseTarget): Database {
   return isDatabase(target) ? target : mariadbDatabase(target);
 }

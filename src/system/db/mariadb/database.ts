@@ -3,8 +3,8 @@
 import type { IsolationLevel, SqlExecutor } from '../../types.ts';
 import type { Pool, PoolConnection } from '../pool.ts';
 import { beginTransaction, executorOf, runStatements } from '../pool.ts';
-import { classifyError, describeError, isDatabaseError } from '../errors.ts';
-import { acquireWithin, type Database, type DbSession } from '../database.ts';
+import { classifyError, isDatabaseError } from '../errors.ts';
+import { acquireWithin, describeError, type Database, type DbSession } from '../database.ts';
 import { mariadbEngine } from '../../sql/mariadb/engine.ts';
 
 interface DriverError {
