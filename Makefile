@@ -5,6 +5,9 @@ SHELL := /bin/bash
 EOB := node bin/eob.js
 # npm writes node_modules/.package-lock.json on every install: newer than the lock file means up to date.
 STAMP := node_modules/.package-lock.json
+# What the targets need installed first. NO_INSTALL=1 takes node_modules as it is: a shared install other
+# checkouts link to, which an npm ci would delete and rebuild under them (the docs' command test sets it).
+NEEDS := $(if $(NO_INSTALL),,$(STAMP))
 
 # Optional overrides, passed on only when given: make bench PROFILE=quick BATCH_SIZES=1,100,1000
 opt = $(if $($(1)),--$(2) '$($(1))')
@@ -17,7 +20,7 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
 CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
   $(call opt,CASES,cases) $(call opt,REQUESTS,requests) $(call opt,TOPOLOGY,topology) $(call opt,SEED,seed) $(call opt,RUNS,runs)
 
-.PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker wrk
+.PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker wrk docs-figures docs-run
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -28,6 +31,7 @@ help: ## list the targets
 	@echo "                   SEED (the fault schedules' seed), RUNS (PROFILE=soak: this many random schedules)"
 	@echo "  ENGINE (mariadb|postgres|all) for bench and chaos, mariadb|postgres for db; default mariadb"
 	@echo "  DATABASE_URL=mysql://... or postgres://... (or MYSQL_URL) uses your server instead of a private one"
+	@echo "  NO_INSTALL=1 uses node_modules as it is (no npm ci when package-lock.json is newer)"
 
 $(STAMP): package-lock.json
 	npm ci --no-audit --no-fund
@@ -35,35 +39,42 @@ $(STAMP): package-lock.json
 
 install: $(STAMP) ## install the npm dependencies (the other targets do it when needed)
 
-test: $(STAMP) ## run the test suite (unit + integration against private MariaDB and PostgreSQL servers it starts itself)
+test: $(NEEDS) ## run the test suite (unit + integration against private MariaDB and PostgreSQL servers it starts itself)
 	npm test
 
-bench: $(STAMP) ## throughput sweep: drain and end-to-end msgs/s vs the 154 msg/s baseline -> results/bench/latest
+bench: $(NEEDS) ## throughput sweep: drain and end-to-end msgs/s vs the 154 msg/s baseline -> results/bench/latest
 	$(EOB) bench $(BENCH_FLAGS)
 
-chaos: $(STAMP) ## fault injection + checker: proves exactly-once, catches the controls -> results/chaos/latest
+chaos: $(NEEDS) ## fault injection + checker: proves exactly-once, catches the controls -> results/chaos/latest
 	$(EOB) chaos $(CHAOS_FLAGS)
 
-demo: $(STAMP) ## walk-through: private MariaDB + server + worker, requests, a worker SIGKILL, the exact count, next steps
+demo: $(NEEDS) ## walk-through: private MariaDB + server + worker, requests, a worker SIGKILL, the exact count, next steps
 	bash scripts/demo.sh
 
-micro: $(STAMP) ## tinybench per-operation costs (publish, consume at batch 1/100/1000, HTTP round trip) -> results/micro
+micro: $(NEEDS) ## tinybench per-operation costs (publish, consume at batch 1/100/1000, HTTP round trip) -> results/micro
 	$(EOB) micro
 
-wrk: $(STAMP) ## end to end under wrk (64 connections, or CONNECTIONS=N; FLOOR=1 adds a bare-socket answerer) against eob server + worker defaults, with a plain 204 server and POST /noop in the same run; CPU per message; fails unless every message is counted
+wrk: $(NEEDS) ## end to end under wrk (64 connections, or CONNECTIONS=N; FLOOR=1 adds a bare-socket answerer) against eob server + worker defaults, with a plain 204 server and POST /noop in the same run; CPU per message; fails unless every message is counted
 	@command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 	node --import tsx scripts/e2eCpu.ts --client wrk --reps $(or $(REPETITIONS),1) $(if $(DURATION),--seconds $(DURATION)) $(if $(CONNECTIONS),--connections $(CONNECTIONS)) $(if $(FLOOR),--floor)
 
-db: $(STAMP) ## start a private MariaDB (ENGINE=postgres: PostgreSQL; TOPOLOGY=galera: a 3-node Galera cluster) in the foreground and print its DATABASE_URL (Ctrl-C stops it)
+db: $(NEEDS) ## start a private MariaDB (ENGINE=postgres: PostgreSQL; TOPOLOGY=galera: a 3-node Galera cluster) in the foreground and print its DATABASE_URL (Ctrl-C stops it)
 	$(EOB) db start $(call opt,ENGINE,engine) $(if $(PORT),--port $(PORT)) $(call opt,TOPOLOGY,topology) $(if $(CLUSTER),--topology $(CLUSTER)) $(call opt,NODES,nodes)
 
-docker-images: $(STAMP) ## build the local images (Debian base via debootstrap, MariaDB, eob) with no registry; cached by input hash
+docker-images: $(NEEDS) ## build the local images (Debian base via debootstrap, MariaDB, eob) with no registry; cached by input hash
 	docker/build-images.sh
 
-test-docker: $(STAMP) ## private dockerd + images + real-engine tests + quick docker chaos (installs nothing; .ci/run does with EOB_DOCKER=1)
+test-docker: $(NEEDS) ## private dockerd + images + real-engine tests + quick docker chaos (installs nothing; .ci/run does with EOB_DOCKER=1)
 	docker/test-docker.sh
 
-typecheck: $(STAMP) ## strict TypeScript check of src/ and test/
+docs-run: $(NEEDS) ## save results/bench/latest and results/chaos/latest as the named run docs/results/NAME (NAME=..., LOAD="the load average"), then cite it: make docs-figures RUN=NAME
+	@test -n "$(NAME)" || { echo "make docs-run needs NAME=<run name>"; exit 1; }
+	node --import tsx scripts/docsFigures.ts --save '$(NAME)' $(if $(LOAD),--load '$(LOAD)')
+
+docs-figures: $(NEEDS) ## rebuild the generated tables of README.md and docs/ from the named run each cites in docs/results/ (RUN=<name>: cite that run instead)
+	node --import tsx scripts/docsFigures.ts $(if $(RUN),--cite '$(RUN)')
+
+typecheck: $(NEEDS) ## strict TypeScript check of src/ and test/
 	npx tsc --noEmit -p .
 
 clean: ## remove results/ and the private databases' data under .eob/

@@ -91,5 +91,5 @@ What to try next:
   make chaos PROFILE=quick     the fault matrix and the checker: exactly-once cases valid, controls caught (~3 min);
                                open results/chaos/latest/index.html
   node bin/eob.js worker --help    the worker's flags (batch size, isolation, the ack-mode controls)
-  README.md "A 60-second walk-through" does the same by hand, one command at a time
+  README.md "A walk-through" does the same by hand, one command at a time; docs/ has a page per subject
 NEXT

@@ -35,6 +35,7 @@ const FULL: Required<WorkerSpec> = {
   pruneEveryS: 60,
   pruneBatchSize: 500,
   pruneDedupWindowS: 3600,
+  metricsPort: 9464,
   failpoints: ['consume-after-ack=2', 'consume-after-read=5'],
 };
 
@@ -58,6 +59,7 @@ test('every field of the spec has a flag the worker CLI defines, and the CLI par
   assert.equal(parsed['prune-every'], 60);
   assert.equal(parsed['prune-batch-size'], 500);
   assert.equal(parsed['dedup-window-s'], 3600);
+  assert.equal(parsed['metrics-port'], 9464);
   assert.equal(parsed.failpoint, 'consume-after-ack=2,consume-after-read=5');
   assert.deepEqual(Object.keys(WORKER_FLAGS).sort(), Object.keys(FULL).sort(), 'the table covers every field of the spec');
 });
@@ -86,7 +88,7 @@ test('resolveWorkerSpec gives the settings the worker itself resolves', () => {
 
 test('every field of the server spec has a flag the server CLI defines, and the CLI parses argv back to the spec', () => {
   const full: Required<ServerSpec> = {
-    topic: 'orders', topicSchema: 'queue', coalesce: false, coalesceMaxBatch: 500, coalesceLingerMs: 3, dedup: true, poolSize: 9,
+    topic: 'orders', topicSchema: 'queue', coalesce: false, coalesceMaxBatch: 500, coalesceLingerMs: 3, dedup: true, poolSize: 9, metrics: false,
     failpoints: ['publish-after-insert=3', 'publish-before-commit=4'],
   };
   const argv = serverArgv(8081, full);
@@ -103,6 +105,7 @@ test('every field of the server spec has a flag the server CLI defines, and the 
   assert.equal(parsed['coalesce-linger-ms'], 3);
   assert.equal(parsed.dedup, true);
   assert.equal(parsed['pool-size'], 9);
+  assert.equal(parsed.metrics, false);
   assert.deepEqual(parsed.failpoint, ['publish-after-insert=3', 'publish-before-commit=4']);
   assert.deepEqual(Object.keys(SERVER_FLAGS).sort(), Object.keys(full).sort(), 'the table covers every field of the spec');
 });

@@ -56,7 +56,7 @@ test("time left comes from the plan's estimates: later steps plus what is left o
   assert.equal(formatDuration(45.4), '45 s');
   assert.equal(formatDuration(185), '3 min 05 s');
   assert.equal(formatDuration(3720), '1 h 02 min');
-  // The profiles' estimates agree with what --help and the README say of them.
+  // The profiles' estimates agree with what --help and docs/bench.md say of them.
   const total = (profile: 'quick' | 'standard') => {
     const o = profileOptions(profile);
     return planPoints(o).reduce((sum, p) => sum + estimatePointSeconds(p, o), 0);

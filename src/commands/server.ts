@@ -26,6 +26,8 @@ interface ServerArgs {
   dedup?: boolean;
   'pool-size'?: number;
   'max-queued-publishes'?: number;
+  'max-publishes-per-connection'?: number;
+  metrics?: boolean;
   'publish-timeout-ms'?: number;
   'query-timeout-ms'?: number;
   'lock-wait-timeout-s'?: number;
@@ -74,6 +76,14 @@ export const command: CommandModule<object, ServerArgs> = {
         type: 'number',
         describe: `requests waiting for the database at most; more answer 503 + Retry-After at once [default: ${DEFAULT_SERVER_OPTIONS.maxQueuedPublishes}]`,
       })
+      .option('max-publishes-per-connection', {
+        type: 'number',
+        describe: `unanswered publishes one connection may have (pipelining); more on it answer 503 + Retry-After at once [default: ${DEFAULT_SERVER_OPTIONS.maxPublishesPerConnection}]`,
+      })
+      .option('metrics', {
+        type: 'boolean',
+        describe: `GET /metrics in Prometheus text format on the server's port (--no-metrics: off, 404) [default: ${DEFAULT_SERVER_OPTIONS.metrics}]`,
+      })
       .option('publish-timeout-ms', {
         type: 'number',
         describe: `a publish not answered by then: 503 if still queued (never sent), 504 if sent (outcome unknown) [default: ${DEFAULT_SERVER_OPTIONS.publishTimeoutMs}]`,
@@ -118,6 +128,8 @@ export const command: CommandModule<object, ServerArgs> = {
         dedup: args.dedup,
         poolSize: args['pool-size'],
         maxQueuedPublishes: args['max-queued-publishes'],
+        maxPublishesPerConnection: args['max-publishes-per-connection'],
+        metrics: args.metrics,
         publishTimeoutMs: args['publish-timeout-ms'],
         queryTimeoutMs: args['query-timeout-ms'],
         lockWaitTimeoutSeconds: args['lock-wait-timeout-s'],

@@ -37,6 +37,7 @@ interface WorkerArgs {
   'prune-every': number;
   'prune-batch-size': number;
   'dedup-window-s': number;
+  'metrics-port'?: number;
   failpoint?: string | string[];
 }
 
@@ -82,6 +83,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('prune-every', { type: 'number', default: d.pruneEveryS, describe: 'run `eob prune` every so many seconds (0: never): removes acked messages and old dedup rows' })
       .option('prune-batch-size', { type: 'number', default: d.pruneBatchSize, describe: 'rows per DELETE of those prunes' })
       .option('dedup-window-s', { type: 'number', default: d.pruneDedupWindowS, describe: 'prunes remove publish-dedup ids older than this; a retry older than the window publishes again' })
+      .option('metrics-port', { type: 'number', describe: 'serve GET /metrics (Prometheus text, docs/metrics.md) on 127.0.0.1 at this port; 0 picks a free one (printed in the started line) [default: off]' })
       .option('failpoint', failpointOption),
   handler: async (args) => {
     const env = readEnvironment();
@@ -119,13 +121,14 @@ export const command: CommandModule<object, WorkerArgs> = {
       pruneEveryS: args['prune-every'],
       pruneBatchSize: args['prune-batch-size'],
       pruneDedupWindowS: args['dedup-window-s'],
+      metricsPort: args['metrics-port'],
       log,
     };
     const worker = await startWorker(options);
     const { log: _log, onGapPassed: _onGapPassed, onConflictRetry: _onConflictRetry, ...shown } = options;
     // The harness waits for this line: it is printed even when quiet.
     process.stdout.write(
-      `worker started ${JSON.stringify({ ...shown, databaseUrl: databaseUrl.redacted, ...worker.settings, gapProof: worker.gapProof ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
+      `worker started ${JSON.stringify({ ...shown, databaseUrl: databaseUrl.redacted, ...worker.settings, gapProof: worker.gapProof ?? null, metricsUrl: worker.metricsUrl ?? null, failpoints: failpoints ?? null, pid: process.pid })}\n`,
     );
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

@@ -176,6 +176,7 @@ export async function publishIncrementsOnce(
   topic: string,
   requests: readonly IncrementRequest[],
   limits: PublishLimits,
+  onDeadlockRetry: () => void = () => undefined,
 ): Promise<PublishOutcome[]> {
   const db = databaseOf(target);
   const conn = await connect(db, limits.acquireTimeoutMs);
@@ -184,7 +185,7 @@ export async function publishIncrementsOnce(
     const live = takeForSending(requests);
     if (live.length === 0) return spread(requests, live, []);
     try {
-      return spread(requests, live, await withDeadlockRetry(db, () => dedupTransaction(db, conn, session, publisher, topic, live, limits)));
+      return spread(requests, live, await withDeadlockRetry(db, onDeadlockRetry, () => dedupTransaction(db, conn, session, publisher, topic, live, limits)));
     } catch (error) {
       if (!(error instanceof PublishError) || error.outcome !== 'not-published' || session.broken) throw error;
       if (live.length === 1 || db.classify(error.cause) !== 'lock-wait-timeout') throw error;
@@ -197,7 +198,7 @@ export async function publishIncrementsOnce(
         continue;
       }
       try {
-        const [one] = await withDeadlockRetry(db, () => dedupTransaction(db, conn, session, publisher, topic, [request], limits));
+        const [one] = await withDeadlockRetry(db, onDeadlockRetry, () => dedupTransaction(db, conn, session, publisher, topic, [request], limits));
         outcomes.push(one as PublishOutcome);
       } catch (error) {
         if (!(error instanceof PublishError)) throw error;
@@ -211,13 +212,14 @@ export async function publishIncrementsOnce(
   }
 }
 
-async function withDeadlockRetry<T>(db: Database, run: () => Promise<T>): Promise<T> {
+async function withDeadlockRetry<T>(db: Database, onRetry: () => void, run: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
       return await run();
     } catch (error) {
       const retry = error instanceof PublishError && error.outcome === 'not-published' && db.classify(error.cause) === 'deadlock';
       if (!retry || attempt >= DEDUP_ATTEMPTS) throw error;
+      onRetry();
     }
   }
 }

@@ -16,6 +16,13 @@ import { DEFAULT_PRUNE_OPTIONS, startPeriodicPrune, type PeriodicPrune } from '.
 import { intInRange, nonEmptyString, oneOf } from '../validate.ts';
 import { openEventLog } from './workerEventLog.ts';
 import type { ConsumerEventSink } from './pubsub/consumerEvents.ts';
+import { workerMetrics } from './metrics/workerMetrics.ts';
+import { listenForMetrics } from './metrics/metricsListener.ts';
+
+/** A scrape's lag statement gives up after this: a hung database must not hold the scrape (lag reads NaN). */
+const METRICS_QUERY_TIMEOUT_MS = 2_000;
+/** Before the subscription exists (a scrape during start-up). */
+const NO_STATS: SubscriberStats = { batches: 0, messages: 0, rollbacks: 0, retries: 0, conflictRetries: 0, gapsPassed: 0, gapsPassedByTimeout: 0, gapsPassedByStatements: 0, gapsPassedByInnodbTrx: 0, poisoned: 0 };
 
 export interface WorkerOptions {
   /**
@@ -60,6 +67,8 @@ export interface WorkerOptions {
   startTimeoutMs: number;
   /** Run `eob prune` on this topic every so many seconds; 0: never. */
   pruneEveryS: number;
+  /** GET /metrics (Prometheus text) on 127.0.0.1 at this port, 0 any free one; undefined: no metrics. */
+  metricsPort: number | undefined;
   /** Rows per DELETE of those prunes. */
   pruneBatchSize: number;
   /** Publish-dedup rows older than this go (s). */
@@ -71,7 +80,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'databaseUrl'> = {
   mode: 'offset',
   topic: 'counter',
   consumerGroup: 'counter',
-  // Batch 1000 drained fastest in the bench (results/bench, see README); 100 is the watermill v4 default.
+  // Batch 1000 drained fastest in the bench (docs/tuning.md); 100 is the watermill v4 default.
   batchSize: DEFAULT_CONSUMER_OPTIONS.batchSize,
   pollIntervalMs: 10,
   caughtUpPauseMs: DEFAULT_CONSUMER_OPTIONS.caughtUpPauseMs,
@@ -91,6 +100,7 @@ export const DEFAULT_WORKER_OPTIONS: Omit<WorkerOptions, 'databaseUrl'> = {
   // Off: retention is the operator's choice (a new consumer group cannot read what was pruned, and the bench and
   // chaos checkers count the topic's rows).
   pruneEveryS: 0,
+  metricsPort: undefined,
   pruneBatchSize: DEFAULT_PRUNE_OPTIONS.batchSize,
   pruneDedupWindowS: DEFAULT_PRUNE_OPTIONS.dedupWindowS,
   log: (line) => process.stdout.write(`${line}\n`),
@@ -142,6 +152,7 @@ export function validateWorkerOptions(o: WorkerOptions): WorkerOptions & Resolve
   intInRange(c, 'pruneEveryS', o.pruneEveryS, 0, 86_400);
   intInRange(c, 'pruneBatchSize', o.pruneBatchSize, 1, 1_000_000);
   intInRange(c, 'pruneDedupWindowS', o.pruneDedupWindowS, 1, 10 * 365 * 86_400);
+  if (o.metricsPort !== undefined) intInRange(c, 'metricsPort', o.metricsPort, 0, 65_535);
   intInRange(c, 'poisonAfterFailures', o.poisonAfterFailures, 0, 1_000_000);
   oneOf(c, 'handler', o.handler, HANDLER_NAMES);
   if (o.gapHandling !== undefined) oneOf(c, 'gapHandling', o.gapHandling, GAP_HANDLINGS);
@@ -181,6 +192,8 @@ export interface RunningWorker {
   /** Totals of the periodic prunes; undefined when they are off. */
   readonly pruned: PeriodicPrune['totals'] | undefined;
   readonly settings: ResolvedWorkerSettings;
+  /** http://127.0.0.1:port/metrics, when metricsPort was given. */
+  readonly metricsUrl: string | undefined;
   /** The proof that passes holes; undefined when there are none to pass (queue mode, gap handling none, PostgreSQL). */
   readonly gapProof: GapProof | undefined;
   /** Graceful: the batch in hand commits or rolls back, then the pool closes. */
@@ -203,9 +216,26 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const db = openDatabase({ url: o.databaseUrl, connectionLimit: o.concurrency + (o.pruneEveryS > 0 ? 3 : 2), connectTimeoutMs: 5_000, role: 'worker', multipleStatements: true });
   const events = o.eventLog === undefined ? undefined : openEventLog(o.eventLog);
   try {
-    const handler = counterHandler(o.handler, db.engine);
+    let subscription: Subscription | undefined;
+    const metrics =
+      o.metricsPort === undefined
+        ? undefined
+        : workerMetrics({
+            stats: () => subscription?.stats ?? NO_STATS,
+            lag: async () => {
+              const p = await db.engine.selectProgress(db.executor(METRICS_QUERY_TIMEOUT_MS), { mode: o.mode, topic: o.topic, consumerGroup: o.consumerGroup });
+              return { offsets: o.mode === 'offset' ? Math.max(0, p.published - p.progress) : undefined, seconds: p.lagMs === undefined ? undefined : p.lagMs / 1000 };
+            },
+          });
+    const plain = counterHandler(o.handler, db.engine);
+    const handler = metrics === undefined ? plain : metrics.observing(plain);
     const pubsub = new SqlPubSub(db, workerPubSubConfig(o, events?.write));
-    const subscription = await pubsub.subscribe({ topic: o.topic, consumerGroup: o.consumerGroup, batchSize: o.batchSize, handler });
+    subscription = await pubsub.subscribe({ topic: o.topic, consumerGroup: o.consumerGroup, batchSize: o.batchSize, handler });
+    const running = subscription;
+    const listener = metrics === undefined ? undefined : await listenForMetrics(metrics.registry, o.metricsPort as number).catch(async (error: unknown) => {
+      await running.close();
+      throw error;
+    });
     const pruner: PeriodicPrune | undefined =
       o.pruneEveryS > 0
         ? startPeriodicPrune(
@@ -216,13 +246,15 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           )
         : undefined;
     return {
-      subscription,
+      subscription: running,
       pruned: pruner?.totals,
       settings: { isolation: o.isolation, gapHandling: o.gapHandling },
       gapProof: o.gapHandling === 'contiguous' && !db.engine.offsetReadIsGapFree ? o.gapProof : undefined,
+      metricsUrl: listener?.url,
       async close() {
+        await listener?.close();
         await pruner?.stop();
-        await subscription.close();
+        await running.close();
         await db.end();
         events?.close();
       },

@@ -44,6 +44,7 @@ export const WORKER_FLAGS: { [K in keyof WorkerSpec]-?: FlagOf<K> } = {
   pruneEveryS: (v) => (v > 0 ? ['--prune-every', String(v)] : []),
   pruneBatchSize: valueFlag('--prune-batch-size'),
   pruneDedupWindowS: valueFlag('--dedup-window-s'),
+  metricsPort: valueFlag('--metrics-port'),
   // The worker takes one `name=N[,name=N]` value (the server takes the flag repeated).
   failpoints: (v) => (v.length > 0 ? ['--failpoint', v.join(',')] : []),
 };

@@ -12,7 +12,7 @@
 // without it.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { access, chown, cp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, appendFile, chown, cp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { pathOnlyEnvironment } from '../../config.ts';
@@ -172,4 +172,17 @@ export async function createPostgresDataDirectory(options: CreatePostgresDataDir
     path.join(datadir, MARKER_FILE),
     `${JSON.stringify({ createdBy: 'exactly-once-bench', createdAt: new Date().toISOString(), server: binaries.versionLine })}\n`,
   );
+}
+
+/**
+ * Lets `user` open a replication connection (a standby's WAL stream, a base backup) from 127.0.0.1 with its
+ * password: one pg_hba.conf line, added once. The role itself is made by the running server
+ * (privatePostgres.ts). The line is copied into a standby's base backup, so a promoted standby accepts one too.
+ */
+export async function allowReplicationLogin(datadir: string, user: string): Promise<void> {
+  const file = path.join(datadir, 'pg_hba.conf');
+  const line = `host    replication   ${user}   127.0.0.1/32   scram-sha-256`;
+  const current = await readFile(file, 'utf8');
+  if (current.split('\n').includes(line)) return;
+  await appendFile(file, `# Streaming replication of a private primary/standby pair, over loopback only.\n${line}\n`);
 }

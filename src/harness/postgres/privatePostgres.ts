@@ -24,6 +24,14 @@
 // it if this process exits without stopping it. The socket directory a SIGKILLed starter leaves behind is
 // swept by a later start, once its processes are all gone.
 //
+// Replication. With `replication` set, the server is one half of a streaming pair (postgresReplicaPair.ts
+// drives both): a primary lets a REPLICATION role connect from 127.0.0.1 with its password (one pg_hba line,
+// the role made at each start), and hands eob's own files at the top of its data directory to the server's
+// user, because a base backup is read by the server itself and would fail on a file it cannot open (that user
+// owns every byte of the data already, so the password file tells it nothing new). A standby's data directory
+// is a base backup of its primary (postgresBaseBackup.ts), and it starts as a read-only hot standby: the start
+// writes nothing through it (roles and databases arrive from the primary).
+//
 // Measured on this machine (2 cores shared with other engineers' test runs, load average ~9, PostgreSQL 15.20):
 // initdb of the template ~0.9 s (once per binary version); a fresh data directory until the URL works 0.6-2.8 s
 // (copy of ~40 MB 1.1-1.3 s of it, CREATE DATABASE and the password most of the rest); SIGKILL with 8 busy
@@ -33,13 +41,15 @@ import path from 'node:path';
 import pg from 'pg';
 import { pathOnlyEnvironment } from '../../config.ts';
 import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
+import { chown, readdir } from 'node:fs/promises';
 import { createRunDirectory, defaultCacheDirectory, deleteNow, deleteOnExit, sweepAbandonedRunDirectories } from '../privateDirectory.ts';
 import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
 import { PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
 import { definedOnly, intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
 import { findPostgresBinaries, type PostgresBinaries } from './postgresBinaries.ts';
-import { createPostgresDataDirectory, SUPERUSER } from './postgresDataDirectory.ts';
+import { allowReplicationLogin, createPostgresDataDirectory, SUPERUSER } from './postgresDataDirectory.ts';
+import { createStandbyDataDirectory, type BaseBackupSource } from './postgresBaseBackup.ts';
 
 export { DataDirectoryError, PortInUseError };
 
@@ -68,7 +78,17 @@ export interface PrivatePostgresOptions {
   serverUser: string;
   /** Lifecycle lines and the server's log. */
   log: (line: string) => void;
+  /** One half of a streaming-replication pair; undefined: a standalone server. */
+  replication: PostgresReplication | undefined;
 }
+
+/**
+ * - primary: lets `user` (made at each start with REPLICATION LOGIN and `password`) stream WAL from 127.0.0.1.
+ * - standby: a new data directory is a base backup of the primary described by `source`, and the server
+ *   starts as a hot standby streaming from it. An existing one is reused as it is (a standby, or a standby
+ *   promoted since).
+ */
+export type PostgresReplication = { role: 'primary'; user: string; password: string } | ({ role: 'standby' } & BaseBackupSource);
 
 export const DEFAULT_POSTGRES_PORT = 5433;
 
@@ -85,6 +105,7 @@ export function defaultPrivatePostgresOptions(cwd: string = process.cwd()): Priv
     templateCacheDir: defaultCacheDirectory(),
     serverUser: 'postgres',
     log: () => undefined,
+    replication: undefined,
   };
 }
 
@@ -108,8 +129,34 @@ export function resolvePrivatePostgresOptions(given: Partial<PrivatePostgresOpti
     }
   }
   if (typeof options.log !== 'function') throw new OptionsError(`${COMPONENT}: log must be a function`);
+  if (options.replication !== undefined) validateReplication(options.replication);
   return options;
 }
+
+function validateReplication(r: PostgresReplication): void {
+  const c = `${COMPONENT} replication`;
+  if (r.role !== 'primary' && r.role !== 'standby') throw new OptionsError(`${c}: role must be primary or standby (got ${JSON.stringify((r as { role: unknown }).role)})`);
+  // Unquoted identifiers and conninfo values: no quoting or escaping needed anywhere they are written.
+  matches(c, 'user', r.user, /^[a-z_][a-z0-9_]{0,62}$/, 'a role name of lower-case letters, digits and _');
+  matches(c, 'password', r.password, /^[A-Za-z0-9_-]{16,128}$/, '16-128 of A-Z a-z 0-9 _ -');
+  if (r.role === 'standby') {
+    intInRange(c, 'primaryPort', r.primaryPort, 1, 65_535);
+    matches(c, 'slot', r.slot, /^[a-z0-9_]{1,63}$/, 'a slot name of lower-case letters, digits and _');
+    matches(c, 'applicationName', r.applicationName, /^[a-z0-9_]{1,63}$/, 'a name of lower-case letters, digits and _');
+  }
+}
+
+/**
+ * What either half of a pair needs on top of the durable settings: WAL with enough detail for a standby
+ * (wal_level=replica, on the standby too, so that once promoted it can feed one), senders and slots for it, and
+ * a standby that answers reads while it replays (hot_standby). Before the caller's settings, which may override them.
+ */
+const REPLICATION_SETTINGS: Readonly<Record<string, string>> = {
+  wal_level: 'replica',
+  max_wal_senders: '8',
+  max_replication_slots: '8',
+  hot_standby: 'on',
+};
 
 export class PostgresStartError extends Error {
   override readonly name = 'PostgresStartError';
@@ -210,6 +257,8 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
     if (!this.prepared) {
       this.account = await this.chooseServerAccount(binaries);
       await this.prepareDataDirectory(binaries);
+      const replication = this.options.replication;
+      if (replication?.role === 'primary') await allowReplicationLogin(this.options.datadir, replication.user);
       await restrictDataDirectory(this.options.datadir, this.account);
       this.password = await readOrCreatePassword(this.options.datadir);
       if (this.runDir === undefined) {
@@ -303,6 +352,12 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
       return;
     }
     const started = performance.now();
+    const replication = this.options.replication;
+    if (replication?.role === 'standby') {
+      await createStandbyDataDirectory({ binaries, datadir, source: replication, account: this.account, timeoutMs: this.options.startTimeoutMs });
+      this.options.log(`postgres: base backup of the primary on port ${replication.primaryPort} into ${datadir} in ${Math.round(performance.now() - started)} ms`);
+      return;
+    }
     await createPostgresDataDirectory({
       binaries,
       datadir,
@@ -330,6 +385,7 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
       unix_socket_directories: this.socketDirectory,
       unix_socket_permissions: '0700',
       ...DURABLE_SETTINGS,
+      ...(this.options.replication === undefined ? {} : REPLICATION_SETTINGS),
       ...this.options.settings,
     };
     return ['-D', this.options.datadir, ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`])];
@@ -377,7 +433,11 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
    */
   private async setPasswordAndDatabase(): Promise<void> {
     const password = this.superuserPassword;
+    const replication = this.options.replication;
     await this.withClient({ host: this.socketDirectory, database: 'postgres' }, async (client) => {
+      // A standby is read-only; its roles, passwords and databases are the primary's, replayed.
+      const standby = (await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')).rows[0]?.standby === true;
+      if (standby) return;
       // The password's alphabet ([A-Za-z0-9_-], checked by readOrCreatePassword) needs no quoting; ALTER ROLE
       // takes no parameters. password_encryption is scram-sha-256, so only its SCRAM verifier is stored.
       await client.query(`ALTER ROLE ${SUPERUSER} PASSWORD '${password}'`);
@@ -386,8 +446,23 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
       // blocks into the WAL (the 15 default): that took ~0.8 s of a start here.
       const strategy = (this.binaries?.major ?? 0) >= 15 ? ' STRATEGY = FILE_COPY' : '';
       if (found.rowCount === 0) await client.query(`CREATE DATABASE ${this.options.database}${strategy}`);
+      if (replication?.role === 'primary') {
+        // The name and password were checked against [a-z0-9_] and [A-Za-z0-9_-] by the options.
+        const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [replication.user]);
+        await client.query(`${exists.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE ${replication.user} WITH REPLICATION LOGIN PASSWORD '${replication.password}'`);
+        await this.shareEobFilesWithServer();
+      }
     });
     await this.withClient({ host: '127.0.0.1', database: this.options.database, password }, (client) => client.query('SELECT 1'));
+  }
+
+  /** A base backup is read by the server: eob's files at the top of its data directory must be readable by it. */
+  private async shareEobFilesWithServer(): Promise<void> {
+    const account = this.account;
+    if (account === undefined) return;
+    for (const entry of await readdir(this.options.datadir)) {
+      if (entry.startsWith('.eob-')) await chown(path.join(this.options.datadir, entry), account.uid, account.gid);
+    }
   }
 
   private async withClient<T>(target: ClientTarget, use: (client: pg.Client) => Promise<T>): Promise<T> {

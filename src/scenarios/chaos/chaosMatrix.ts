@@ -293,7 +293,7 @@ export function chaosMatrix(profile: ChaosProfile, only?: readonly FaultName[], 
     ]);
   }
 
-  // The worker's default batch (1000) and the fastest in the bench (5000: results/bench, README), per mode.
+  // The worker's default batch (1000) and the fastest in the bench (5000: docs/bench.md), per mode.
   return kept([
     exactlyOnce('offset', 1000, ALL_FAULTS),
     exactlyOnce('offset', 5000, ALL_FAULTS),

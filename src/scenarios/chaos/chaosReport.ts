@@ -274,7 +274,7 @@ export function caseLine(r: CaseResult, index: number, total: number): string {
 
 export { caseFileName };
 
-/** The table printed at the end of a run (and pasted in the README); an engine column when the run had several. */
+/** The table printed at the end of a run; an engine column when the run had several. */
 export function summaryTable(results: readonly CaseResult[]): string {
   const engines = new Set(results.map((r) => r.engine));
   const withEngine = engines.size > 1 || !engines.has('mariadb');

@@ -5,7 +5,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { CaseResult } from './caseResult.ts';
 import type { CasePhase } from './phases.ts';
 
-/** The phases a reader cares about, under the names the README uses; the others are too short to draw. */
+/** The phases a reader cares about, under the names docs/chaos.md uses; the others are too short to draw. */
 const SHOWN_PHASES: Partial<Record<CasePhase, string>> = {
   warmup: 'warm-up',
   load: 'load + faults',

@@ -30,6 +30,12 @@ export interface ServerOptions {
    * + Retry-After at once.
    */
   maxQueuedPublishes: number;
+  /**
+   * Publishes one connection may have unanswered (queued or in flight) at once; more on that connection answer
+   * 503 + Retry-After at once, so a client pipelining thousands of requests on one socket fills its own share
+   * of the queue, not everyone's. A client that waits for each answer (HTTP/1.1 without pipelining) holds one.
+   */
+  maxPublishesPerConnection: number;
   /** mysql2's per-statement timeout on the server's pool; a publish statement past it answers 504. */
   queryTimeoutMs: number;
   /** innodb_lock_wait_timeout of the server's sessions: how long a contested dedup id may wait (seconds). */
@@ -45,6 +51,8 @@ export interface ServerOptions {
   publishTimeoutMs: number;
   healthTimeoutMs: number;
   connectTimeoutMs: number;
+  /** GET /metrics (Prometheus text); off, the request path skips its clock readings and observations. */
+  metrics: boolean;
   /** node:http limits, see DEFAULT_HTTP_LIMITS for what each one bounds and why its value. */
   http: HttpLimits;
 }
@@ -174,6 +182,24 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
  */
 export const DEFAULT_MAX_QUEUED_PUBLISHES = 2_000;
 
+/**
+ * Publishes one connection may hold (see ServerOptions.maxPublishesPerConnection). Measured in one process
+ * with the other defaults (pool 2, 100 rows per INSERT, queue 2,000) on a private MariaDB, load average 15-17
+ * from other work: one socket pipelines 20,000 POST /count while 100 ordinary POSTs (20 at a time, one per
+ * connection) are sent; two runs per bound:
+ *
+ *   bound    ordinary POSTs           ordinary p50 / max      pipeline answered 204 (the rest 503)
+ *   10       100 x 204, 100 x 204     84 / 1,001, 119 / 232   360, 360
+ *   100      100 x 204, 100 x 204     54 / 155, 134 / 318     3,600, 3,600
+ *   500      100 x 204, 100 x 204     72 / 124, 43 / 68       10,099, 12,602
+ *   2,200    95 x 204 + 5 x 503 both  333 / 437, 384 / 482    16,812, 17,017   (no bound: queue + in flight)
+ *
+ * Every bound up to 500 kept the ordinary clients whole; the bound is then about how many pipelining clients
+ * it takes to fill the shared queue: at 100 (one full INSERT's worth) it takes 20, at 500 only 4. Clients that
+ * wait for each answer (the bench's autocannon and wrk connections) hold one publish and never reach it.
+ */
+export const DEFAULT_MAX_PUBLISHES_PER_CONNECTION = 100;
+
 export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'databaseUrl'> = {
   host: '127.0.0.1',
   port: 8080,
@@ -185,6 +211,7 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'databaseUrl'> = {
   dedup: false,
   poolSize: 2,
   maxQueuedPublishes: DEFAULT_MAX_QUEUED_PUBLISHES,
+  maxPublishesPerConnection: DEFAULT_MAX_PUBLISHES_PER_CONNECTION,
   // Statements of this server take milliseconds (p99 15 ms at 18,000 req/s); 5 s is only ever reached by a
   // hung or overloaded database, and stays under publishTimeoutMs so a hung flush frees its connection.
   queryTimeoutMs: 5_000,
@@ -196,6 +223,7 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'databaseUrl'> = {
   publishTimeoutMs: 10_000,
   healthTimeoutMs: 2_000,
   connectTimeoutMs: 5_000,
+  metrics: true,
   http: DEFAULT_HTTP_LIMITS,
 };
 
@@ -219,6 +247,12 @@ export function validateServerOptions(options: ServerOptions): ServerOptions & {
   intInRange(c, 'healthTimeoutMs', options.healthTimeoutMs, 1, 600_000);
   intInRange(c, 'connectTimeoutMs', options.connectTimeoutMs, 1, 600_000);
   intInRange(c, 'maxQueuedPublishes', options.maxQueuedPublishes, 1, 10_000_000);
+  intInRange(c, 'maxPublishesPerConnection', options.maxPublishesPerConnection, 1, 10_000_000);
+  if (options.maxPublishesPerConnection > options.maxQueuedPublishes + options.poolSize * options.coalesceMaxBatch) {
+    throw new OptionsError(
+      `${c}: maxPublishesPerConnection (${options.maxPublishesPerConnection}) must not exceed what the queue and the flushes in flight hold (maxQueuedPublishes + poolSize x coalesceMaxBatch = ${options.maxQueuedPublishes + options.poolSize * options.coalesceMaxBatch}): one connection could then fill the queue by itself`,
+    );
+  }
   intInRange(c, 'queryTimeoutMs', options.queryTimeoutMs, 1, 600_000);
   intInRange(c, 'lockWaitTimeoutSeconds', options.lockWaitTimeoutSeconds, 1, 3_600);
   intInRange(c, 'poolQueueLimit', options.poolQueueLimit, 0, 10_000_000);
@@ -241,7 +275,7 @@ export function validateServerOptions(options: ServerOptions): ServerOptions & {
       `${c}: http.socketIdleTimeoutMs (${h.socketIdleTimeoutMs}) must exceed publishTimeoutMs (${options.publishTimeoutMs}): a connection waiting for its answer is idle meanwhile`,
     );
   }
-  for (const field of ['coalesce', 'dedup'] as const) {
+  for (const field of ['coalesce', 'dedup', 'metrics'] as const) {
     if (typeof options[field] !== 'boolean') {
       throw new OptionsError(`${c}: ${field} must be true or false (got ${JSON.stringify(options[field])})`);
     }
@@ -256,6 +290,8 @@ export interface ServerStats {
   conflicts: number;
   /** 503 not-published (queue full included). */
   notPublished: number;
+  /** 503 because the request's connection already had maxPublishesPerConnection unanswered publishes. */
+  connectionShed: number;
   /** 504 unknown outcome. */
   unknownOutcomes: number;
   coalescer: CoalescerStats;

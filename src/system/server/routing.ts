@@ -5,14 +5,16 @@ import type { IncomingMessage } from 'node:http';
 export type Route =
   | { kind: 'count'; id: string }
   | { kind: 'noop'; id: string }
-  | { kind: 'healthz' };
+  | { kind: 'healthz' }
+  | { kind: 'metrics' };
 
-export const ALLOWED: Record<Route['kind'], string> = { count: 'GET, POST', noop: 'POST', healthz: 'GET' };
+export const ALLOWED: Record<Route['kind'], string> = { count: 'GET, POST', noop: 'POST', healthz: 'GET', metrics: 'GET' };
 
 export function route(rawUrl: string): Route | undefined {
   const q = rawUrl.indexOf('?');
   const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
   if (path === '/healthz') return { kind: 'healthz' };
+  if (path === '/metrics') return { kind: 'metrics' };
   for (const kind of ['count', 'noop'] as const) {
     const prefix = `/${kind}/`;
     if (path.startsWith(prefix)) {

@@ -3,6 +3,7 @@
 //   POST /count/{counterUuid}  publishes one increment message; 204 only after its INSERT committed
 //   GET  /count/{counterUuid}  {"counter_uuid", "value"} (0 for a counter never incremented)
 //   GET  /healthz              200 when the database answers `SELECT 1`, else 503
+//   GET  /metrics              Prometheus text format (docs/metrics.md); 404 with --no-metrics
 //   POST /noop/{counterUuid}   the same parsing and validation as POST /count, then 204 with no database work:
 //                              the HTTP ceiling of this server and the load generator on this machine
 //
@@ -27,6 +28,8 @@ import type { IncrementRequest, PublishOutcome, SendGate } from '../counterPubli
 import { withTimeout } from '../waiting.ts';
 import { UUID_PATTERN } from '../counterHandler.ts';
 import { type CounterServer, type ServerHooks, type ServerOptions, type ServerStats, validateServerOptions } from './options.ts';
+import { serverMetrics, type ServerMetrics } from '../metrics/serverMetrics.ts';
+import { answerMetrics } from '../metrics/metricsListener.ts';
 import { ALLOWED, type BodyCheck, type Route, checkBody, route } from './routing.ts';
 
 /** Visible ASCII only: the id goes into JSON metadata and logs, and, with dedup, into a VARCHAR key. */
@@ -47,9 +50,13 @@ type PostOutcome = PublishOutcome | { kind: 'failed'; error: unknown };
 class PendingPost implements Settler<PublishOutcome> {
   answered = false;
   timer: NodeJS.Timeout | undefined = undefined;
+  /** performance.now() at arrival, for the latency histogram (0 without metrics). */
+  startedAt = 0;
   constructor(
     readonly settle: (post: PendingPost, outcome: PostOutcome) => void,
     readonly res: ServerResponse,
+    /** The unanswered publishes of this request's connection, this one included until it is answered. */
+    readonly held: ConnectionPublishes,
     readonly requestId: string,
     readonly request: IncrementRequest,
   ) {}
@@ -59,6 +66,11 @@ class PendingPost implements Settler<PublishOutcome> {
   reject(error: unknown): void {
     this.settle(this, { kind: 'failed', error });
   }
+}
+
+/** Publishes of one connection not answered yet (one object per connection, found through a WeakMap). */
+interface ConnectionPublishes {
+  held: number;
 }
 
 /** Logs the first error of a kind at once, then at most one summary line per interval. */
@@ -107,10 +119,30 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
   const describeError = (error: unknown): string => pool.describe(error);
   const limits = { queryTimeoutMs: options.queryTimeoutMs, acquireTimeoutMs: options.connectTimeoutMs };
 
-  const flushBatch = (requests: readonly IncrementRequest[]): Promise<PublishOutcome[]> =>
+  let metrics: ServerMetrics | undefined;
+  /**
+   * When the last flush settled: every request of a batch is answered in the same turn right after it, so one
+   * clock reading serves the whole batch's latencies.
+   */
+  let batchSettledAt = 0;
+  const noteSettled = <T>(results: T): T => {
+    batchSettledAt = performance.now();
+    return results;
+  };
+  const noteDeadlock = (): void => metrics?.deadlockRetried();
+  const publishBatch = (requests: readonly IncrementRequest[]): Promise<PublishOutcome[]> =>
     options.dedup
-      ? publishIncrementsOnce(pool, publisher, options.topic, requests, limits)
+      ? publishIncrementsOnce(pool, publisher, options.topic, requests, limits, noteDeadlock)
       : publishIncrements(pool, publisher, options.topic, requests, limits);
+  const flushBatch = options.metrics
+    ? (requests: readonly IncrementRequest[]): Promise<PublishOutcome[]> => {
+        metrics?.observeBatch(requests.length);
+        return publishBatch(requests).then(noteSettled, (error: unknown) => {
+          batchSettledAt = performance.now();
+          throw error;
+        });
+      }
+    : publishBatch;
   // Without coalescing, batches of one: the queue bound and the withdrawal of timed-out requests still apply.
   const coalescer = new PublishCoalescer<IncrementRequest, PublishOutcome>(
     {
@@ -122,7 +154,12 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
     flushBatch,
   );
 
-  const stats: ServerStats = { published: 0, duplicates: 0, conflicts: 0, notPublished: 0, unknownOutcomes: 0, coalescer: coalescer.stats };
+  const stats: ServerStats = { published: 0, duplicates: 0, conflicts: 0, notPublished: 0, connectionShed: 0, unknownOutcomes: 0, coalescer: coalescer.stats };
+  const publishesOf = new WeakMap<object, ConnectionPublishes>();
+  const perConnection = options.maxPublishesPerConnection;
+  if (options.metrics) {
+    metrics = serverMetrics({ stats, queued: () => coalescer.queued, inFlight: () => coalescer.inFlightItems, queueBound: coalescer.bound });
+  }
   let closing = false;
   let inFlight = 0;
 
@@ -163,8 +200,27 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
       sendEmpty(res, 204, { 'X-Request-Id': requestId });
       return;
     }
+    let held = publishesOf.get(req.socket);
+    if (held === undefined) {
+      held = { held: 0 };
+      publishesOf.set(req.socket, held);
+    }
+    if (held.held >= perConnection) {
+      // Fairness: a connection past its share is refused before it takes a place in the shared queue.
+      stats.connectionShed += 1;
+      stats.notPublished += 1;
+      sendJson(
+        res,
+        503,
+        { error: `not published: this connection already has ${perConnection} publishes waiting for their answers; wait for them (or spread requests over connections); nothing was recorded, retrying is safe`, outcome: 'not-published' },
+        { 'X-Request-Id': requestId, 'Retry-After': RETRY_AFTER_SECONDS },
+      );
+      return;
+    }
+    held.held += 1;
     // Counter ids are stored lower-case, so 'ABC…' and 'abc…' count as the same counter.
-    const post = new PendingPost(settle, res, requestId, { counterUuid: id.toLowerCase(), requestId, requestIdGenerated, gate: { sent: false, cancelled: false } });
+    const post = new PendingPost(settle, res, held, requestId, { counterUuid: id.toLowerCase(), requestId, requestIdGenerated, gate: { sent: false, cancelled: false } });
+    if (metrics !== undefined) post.startedAt = performance.now();
     inFlight += 1;
     post.timer = setTimeout(onPublishTimeout, options.publishTimeoutMs, post);
     coalescer.enqueue(post.request, post);
@@ -198,6 +254,8 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
   }
   function onPublishTimeout(post: PendingPost): void {
     post.answered = true;
+    post.held.held -= 1;
+    metrics?.observeLatency(options.publishTimeoutMs / 1000);
     const gate = post.request.gate as SendGate;
     // Still queued: it leaves the queue. In a batch that has sent nothing yet (waiting for a connection): it is
     // left out of it. Either way it is never sent. Otherwise its batch is at the database.
@@ -211,8 +269,11 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
   function settle(post: PendingPost, outcome: PostOutcome): void {
     if (post.answered) return;
     post.answered = true;
+    post.held.held -= 1;
     clearTimeout(post.timer);
     inFlight -= 1;
+    // A request refused at once (queue full, closing) is settled inside enqueue, before any batch: latency 0.
+    if (metrics !== undefined) metrics.observeLatency(batchSettledAt > post.startedAt ? (batchSettledAt - post.startedAt) / 1000 : 0);
     const res = post.res;
     switch (outcome.kind) {
       case 'published':
@@ -284,6 +345,10 @@ export async function startCounterServer(options: ServerOptions, hooks: ServerHo
     if (target.kind === 'healthz') {
       if (method === 'GET') handleHealth(res);
       else sendJson(res, 405, { error: `${method} is not allowed on /healthz` }, { Allow: ALLOWED.healthz });
+    } else if (target.kind === 'metrics') {
+      if (metrics === undefined) sendJson(res, 404, { error: 'metrics are off (the server was started with --no-metrics)' });
+      else if (method === 'GET') answerMetrics(metrics.registry, res);
+      else sendJson(res, 405, { error: `${method} is not allowed on /metrics` }, { Allow: ALLOWED.metrics });
     } else if (method === 'POST') {
       handlePost(res, req, target.kind, target.id);
     } else if (method === 'GET' && target.kind === 'count') {

@@ -5,7 +5,7 @@
 import type { ServerOptions } from './options.ts';
 
 /** What a parent may set; undefined fields take the server's defaults. */
-export type ServerSpec = Partial<Pick<ServerOptions, 'topic' | 'topicSchema' | 'coalesce' | 'coalesceMaxBatch' | 'coalesceLingerMs' | 'dedup' | 'poolSize'>> & {
+export type ServerSpec = Partial<Pick<ServerOptions, 'topic' | 'topicSchema' | 'coalesce' | 'coalesceMaxBatch' | 'coalesceLingerMs' | 'dedup' | 'poolSize' | 'metrics'>> & {
   /** Failpoints to arm (`name=N`), one --failpoint each. */
   failpoints?: readonly string[];
 };
@@ -22,6 +22,8 @@ export const SERVER_FLAGS: { [K in keyof ServerSpec]-?: FlagOf<K> } = {
   // Off is the default: said only when on.
   dedup: (v) => (v ? ['--dedup'] : []),
   poolSize: (v) => ['--pool-size', String(v)],
+  // On is the default: said only when off.
+  metrics: (v) => (v ? [] : ['--no-metrics']),
   // The server takes the flag repeated (the worker takes one comma-separated value).
   failpoints: (v) => v.flatMap((fp) => ['--failpoint', fp]),
 };

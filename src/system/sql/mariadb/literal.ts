@@ -1,7 +1,7 @@
 // Values written into MariaDB statement text instead of placeholders, for the worker's multi-row counter upsert,
 // whose values are validated uuids and integers: the driver's placeholder formatting scans the whole statement
 // and escapes each value (in a --cpu-prof of the server under POST /count load, when its INSERT was written
-// this way too, ~5% of its CPU went there; see the README's tuning table). Text from clients (request ids)
+// this way too, ~5% of its CPU went there; see docs/tuning.md). Text from clients (request ids)
 // never comes here: the messages INSERT binds its values (messagesTable.ts, writeMessages).
 import mysql from 'mysql2';
 

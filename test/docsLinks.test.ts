@@ -1,0 +1,35 @@
+// Every relative link of the README and docs leads to a file or folder that exists: a page, a source file or
+// a named run moved or renamed without its links fails here. Unit test: no database.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { projectRoot } from '../src/projectRoot.ts';
+
+const root = projectRoot();
+
+/** The relative targets of markdown links and images in `text` (no scheme, no pure #anchor), anchors dropped. */
+export function relativeLinks(text: string): string[] {
+  const withoutCode = text.replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '');
+  return [...withoutCode.matchAll(/\]\(([^)\s]+)\)/g)]
+    .map((m) => m[1]!)
+    .filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target) && !target.startsWith('#'))
+    .map((target) => target.replace(/#.*$/, ''));
+}
+
+function documents(): string[] {
+  const pages = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? pages(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : []);
+  return [join(root, 'README.md'), join(root, 'CHANGELOG.md'), ...pages(join(root, 'docs'))];
+}
+
+test('links are found, external ones and anchors left out (the control included)', () => {
+  assert.deepEqual(relativeLinks('[a](docs/a.md) [b](https://x.org/b) [c](#top) ![d](img/d.svg#x) `[e](no.md)`'), ['docs/a.md', 'img/d.svg']);
+});
+
+test('every relative link of the README and docs exists', () => {
+  const broken = documents().flatMap((file) => relativeLinks(readFileSync(file, 'utf8'))
+    .filter((target) => !existsSync(join(dirname(file), target)))
+    .map((target) => `${relative(root, file)}: ${target}`));
+  assert.deepEqual(broken, []);
+});
