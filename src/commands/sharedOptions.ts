@@ -2,7 +2,7 @@
 import type { Options } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { armFailpoints, parseFailpointSpec, FAILPOINTS } from '../system/failpoints.ts';
-import { parseMysqlUrl } from '../system/db/pool.ts';
+import { parseMysqlUrl } from '../system/db/mariadb/pool.ts';
 import { parseDatabaseUrl, redactDatabaseUrl, type DatabaseUrl } from '../system/db/databaseUrl.ts';
 
 export const mysqlUrlOption = {

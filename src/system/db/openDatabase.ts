@@ -1,11 +1,11 @@
 // Opens the Database a URL names (mysql:// or postgres://) with one set of pool options, creates its database
 // when missing, and wraps a mysql2 pool a caller already holds (the tests and the harness pass those).
-import { createPool, ensureDatabase, type Pool, type PoolOptions } from './pool.ts';
+import { createPool, ensureDatabase, type Pool, type PoolOptions } from './mariadb/pool.ts';
 import { createPgPool, ensurePgDatabase } from './postgres/pool.ts';
 import { mariadbDatabase } from './mariadb/database.ts';
 import { postgresDatabase } from './postgres/database.ts';
 import { databaseUrlOf, type DatabaseUrl } from './databaseUrl.ts';
-import { withAddress } from './mysqlUrl.ts';
+import { withAddress } from './mariadb/mysqlUrl.ts';
 import type { Database } from './database.ts';
 
 /**

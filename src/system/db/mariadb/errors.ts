@@ -1,6 +1,6 @@
 // Which database errors a consume or publish loop may retry, and which it must raise.
 
-import type { ErrorClass } from './database.ts';
+import type { ErrorClass } from '../database.ts';
 
 export type { ErrorClass };
 
