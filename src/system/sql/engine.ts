@@ -172,6 +172,11 @@ export interface SqlEngine {
   ping(db: SqlExecutor): Promise<void>;
   /** Progress, published and lag, as the sampler reads them. */
   selectProgress(db: SqlExecutor, p: ProgressTarget): Promise<{ progress: number; published: number; lagMs: number | undefined }>;
+  /**
+   * The same reading for a poller that reads again and again (the sampler): an engine may carry counts from one
+   * reading to the next (PostgreSQL counts rows, which would cost a scan each time); the figures are the same.
+   */
+  progressReader(p: ProgressTarget): (db: SqlExecutor) => Promise<{ progress: number; published: number; lagMs: number | undefined }>;
   /** Messages consumed per counter and the topic's extent, as the counter check reads them. */
   selectConsumption(db: SqlExecutor, p: ProgressTarget): Promise<Consumption>;
   selectAllCounters(db: SqlExecutor): Promise<Map<string, number>>;

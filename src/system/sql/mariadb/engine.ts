@@ -104,6 +104,7 @@ export const mariadbEngine: SqlEngine = {
   isMissingTable: (error) => (error as { errno?: number }).errno === 1146,
   ping,
   selectProgress,
+  progressReader: (p) => (db) => selectProgress(db, p),
   selectConsumption,
   selectAllCounters,
   sumCounters,

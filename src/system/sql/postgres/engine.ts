@@ -11,7 +11,7 @@ import { claimPgRequestIds, createPgDedupTable, deletePgDedupRowsOlderThan, MAX_
 import { countPgPoisoned, createPgPoisonTable, pgPoisonTable, poisonPgMessageStatement, selectPgPoisoned } from './poisonTable.ts';
 import { addToPgCountersStatement, createPgCounterTable, selectAllPgCounters, selectPgCounterValue, setPgCounterValue, sumPgCounters } from './counterTable.ts';
 import { selectPgServerVersion } from './sessions.ts';
-import { selectPgConsumption, selectPgProgress, truncatePgTopic } from './observation.ts';
+import { pgProgressReader, selectPgConsumption, selectPgProgress, truncatePgTopic } from './observation.ts';
 import { assertTopicName } from '../topicName.ts';
 
 function transactionIdOf(message: Message): string {
@@ -100,6 +100,10 @@ export const postgresEngine: SqlEngine = {
     await db.query('SELECT 1');
   },
   selectProgress: selectPgProgress,
+  progressReader: (p) => {
+    const reader = pgProgressReader(p);
+    return (db) => reader.read(db);
+  },
   selectConsumption: selectPgConsumption,
   selectAllCounters: selectAllPgCounters,
   sumCounters: sumPgCounters,
