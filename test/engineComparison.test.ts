@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { engineComparisonTable, rowsByEngine } from '../src/bench/engineComparison.ts';
-import { CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
+import { CSV_COLUMNS } from '../src/scenarios/throughput/results.ts';
 import type { CsvRow } from '../src/bench/csv.ts';
 import { CHAOS_CSV_COLUMNS, caseFileName, csvRow, summaryTable } from '../src/scenarios/chaos/chaosReport.ts';
 import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';

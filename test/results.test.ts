@@ -22,10 +22,10 @@ import {
   pointLabel,
   SQL_LOOP_START_S,
   sqlLoopRuns,
-} from '../src/scenarios/bench/plan.ts';
+} from '../src/scenarios/throughput/plan.ts';
 import type { EngineName } from '../src/system/sql/engine.ts';
-import { profileOptions } from '../src/scenarios/bench/options.ts';
-import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/bench/results.ts';
+import { profileOptions } from '../src/scenarios/throughput/sweepOptions.ts';
+import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/throughput/results.ts';
 import { ChildService, type ExitCause } from '../src/harness/childService.ts';
 import { caseLine, csvRow, presentVerdict, warmupRequests } from '../src/scenarios/chaos/chaosReport.ts';
 import type { CaseResult } from '../src/scenarios/chaos/caseResult.ts';

@@ -20,9 +20,8 @@ import { resolveFaults, FAULT_NAMES } from '../scenarios/chaos/nemesis.ts';
 import { createResultsDir, collectVersions } from '../bench/resultsDir.ts';
 import { projectRoot } from '../projectRoot.ts';
 import { createProgress } from '../bench/progress.ts';
-import { mysqlUrlOption, optionalMysqlUrl } from './sharedOptions.ts';
+import { databaseUrlOption, mysqlUrlOption, optionalDatabaseUrl } from './sharedOptions.ts';
 import { redactDatabaseUrl } from '../system/db/urlRedaction.ts';
-import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
 import { intInRange } from '../validate.ts';
 import { drainKillCases, drainKillTable, type DrainKillCase, type DrainKillResult } from '../scenarios/chaos/drainKill.ts';
 import { estimateDrainKillSeconds, runDrainKillCase } from '../scenarios/chaos/runDrainKill.ts';
@@ -36,6 +35,7 @@ interface ChaosArgs {
   cases?: string;
   backend: string;
   'results-dir': string;
+  'database-url'?: string;
   'mysql-url'?: string;
   list: boolean;
   requests?: number;
@@ -71,7 +71,8 @@ export const command: CommandModule<object, ChaosArgs> = {
       .option('cases', { type: 'string', describe: 'only these cases, comma-separated (--list shows them)' })
       .option('backend', { choices: ['local', 'docker'], default: 'local', describe: 'local child processes, or containers of the local images (dockerode)' })
       .option('results-dir', { type: 'string', default: 'results', describe: 'results go to <dir>/chaos/<timestamp>/' })
-      .option('mysql-url', { ...mysqlUrlOption, describe: 'use this server instead of a private one per case (database faults are then skipped)' })
+      .option('database-url', { ...databaseUrlOption, describe: `use this server instead of a private one per case (database faults are then skipped); ${databaseUrlOption.describe}` })
+      .option('mysql-url', { ...mysqlUrlOption, describe: 'the same as --database-url (kept for MariaDB URLs; default: $MYSQL_URL)' })
       .option('requests', { type: 'number', describe: "requests per case (overrides the profile's)" })
       .option('seed', { type: 'number', describe: "draw each case's fault schedule (order, pauses, targets) from this seed; the same seed injects the same schedule. With --runs: the first schedule's seed (default: drawn, and printed)" })
       .option('runs', { type: 'number', describe: 'with --profile soak: this many random schedules (seed, seed+1, ...), each a short exactly-once case that must stay valid; the seed of any that fails is printed' })
@@ -86,8 +87,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     const env = readEnvironment();
     const profile = args.profile as ChaosProfile;
     const only = args.faults === undefined ? undefined : resolveFaults(args.faults).map((f) => f.name);
-    const databaseUrl = optionalMysqlUrl(args['mysql-url']) ?? env.databaseUrl;
-    if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl);
+    const databaseUrl = optionalDatabaseUrl(args['database-url'], args['mysql-url'])?.url;
     const engines = resolveRunEngines('chaos', args.engine, databaseUrl);
     let docker: DockerTarget | undefined;
     if (args.backend === 'docker') {
@@ -95,7 +95,7 @@ export const command: CommandModule<object, ChaosArgs> = {
         throw new Error('chaos --backend docker starts MariaDB containers only (make docker-images builds no PostgreSQL image); use --engine mariadb, or the local backend');
       }
       if (databaseUrl !== undefined) {
-        throw new Error('chaos --backend docker starts its own database container per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+        throw new Error('chaos --backend docker starts its own database container per case: unset MYSQL_URL / DATABASE_URL / --database-url');
       }
       docker = {
         project: args['docker-project'],
@@ -110,7 +110,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     const topology = args.topology as Topology;
     if (topology === 'galera') {
       if (engines.some((e) => e !== 'mariadb')) throw new Error('chaos --topology galera runs a MariaDB Galera cluster: use --engine mariadb (the default)');
-      if (databaseUrl !== undefined) throw new Error('chaos --topology galera starts a private cluster per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+      if (databaseUrl !== undefined) throw new Error('chaos --topology galera starts a private cluster per case: unset MYSQL_URL / DATABASE_URL / --database-url');
       if (docker !== undefined) throw new Error('chaos --topology galera runs local processes: leave out --backend docker');
     }
     if (topology === 'primary-replica') {

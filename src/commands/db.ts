@@ -5,7 +5,7 @@ import { DEFAULT_PORT, ManagedDatabase, stopServerInDataDirectory } from '../har
 import type { DatabaseInfo } from '../harness/mariadb/managedDatabase.ts';
 import { DEFAULT_POSTGRES_PORT, PrivatePostgres, stopPostgresInDataDirectory, type PostgresInfo } from '../harness/postgres/privatePostgres.ts';
 import { parseEngineChoice, type EngineName } from '../harness/engines.ts';
-import { describeError } from '../system/db/errors.ts';
+import { describeError } from '../system/db/database.ts';
 import { GaleraCluster } from '../harness/mariadb/galeraCluster.ts';
 import { REPLICATION_LEVELS } from '../harness/replication/replicaPair.ts';
 import { checkReplicationLevel, defaultReplicationLevel, startReplicaPair } from '../harness/replication/startReplicaPair.ts';

@@ -8,7 +8,7 @@ import { GAP_PROOFS, type GapProof } from '../system/pubsub/gapTracker.ts';
 import { ACK_MODES, parseIsolationLevel, type AckMode, type SubscriberStats } from '../system/pubsub/types.ts';
 import { gapCounts, WORKER_GAPS_LINE } from '../system/workerGapLine.ts';
 import { armFailpointsFrom, databaseUrlOption, failpointOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
-import { describeError } from '../system/db/errors.ts';
+import { describeError } from '../system/db/database.ts';
 import { TOPIC_MODES } from '../system/pubsub/types.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { childEnvironment } from '../config.ts';
-import { createPool, ensureDatabase, executorOf, parseMysqlUrl, type Pool } from '../system/db/pool.ts';
+import { createPool, ensureDatabase, executorOf, parseMysqlUrl, type Pool } from '../system/db/mariadb/pool.ts';
 import { redactDatabaseUrl } from '../system/db/urlRedaction.ts';
 import { ensurePgDatabase } from '../system/db/postgres/pool.ts';
 import { startupFailureKind, startupFailureMessage } from '../system/db/startupFailure.ts';

@@ -27,7 +27,7 @@
 // old primary (commits it made that the replica never received) therefore cannot rejoin: its data is gone.
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { formatMysqlUrl } from '../../system/db/mysqlUrl.ts';
+import { formatMysqlUrl } from '../../system/db/mariadb/mysqlUrl.ts';
 import { definedOnly, intInRange, nonEmptyString, OptionsError } from '../../validate.ts';
 import { newPassword } from '../password.ts';
 import { findFreePort } from '../ports.ts';

@@ -64,7 +64,7 @@ export interface ChaosCase {
   /** The seed of this case's fault schedule (soak cases); undefined: the run's --seed, or the fixed schedule. */
   seed?: number;
   /**
-   * The seed's own check: the counters' final sum must equal this, with the drain finished in time (a
+   * The Watermill example's own check: the counters' final sum must equal this, with the drain finished in time (a
    * timeout fails the case instead of passing it).
    */
   exactTotal?: number;
@@ -360,15 +360,15 @@ export const DOCKER_FAULTS: readonly FaultName[] = ['worker-kill', 'worker-stop'
 
 const DOCKER_NO_FAULT_CONTROL_REQUESTS = 30_000;
 
-/** The seed system's own check, as its program runs it against `docker-compose up`. */
+/** The Watermill example's own check, as its program runs it against `docker-compose up`. */
 export const SEED_CHECK_REQUESTS = 10_000;
 
 /**
  * The docker backend's cases: the profile's exactly-once cases under every container fault (or `only` of
  * them), the controls whose faults a container backend can inject (the ack and INNODB_TRX controls need a
- * failpoint or the debugger, so they stay with the local backend), and the seed's check: 10,000 requests to
- * one counter while the worker and database containers are restarted three times each; the count must be
- * exactly 10,000.
+ * failpoint or the debugger, so they stay with the local backend), and the Watermill example's check: 10,000
+ * requests to one counter while the worker and database containers are restarted three times each; the count
+ * must be exactly 10,000.
  */
 export function dockerMatrix(profile: ChaosProfile, only?: readonly FaultName[]): ChaosCase[] {
   const dockerFaults = only === undefined ? DOCKER_FAULTS : DOCKER_FAULTS.filter((f) => only.includes(f));
@@ -391,7 +391,7 @@ export function dockerMatrix(profile: ChaosProfile, only?: readonly FaultName[])
   const restarts: readonly FaultName[] = ['worker-stop', 'db-restart'];
   const seedCheck: ChaosCase = {
     name: 'seed-check',
-    description: `the seed's check: ${SEED_CHECK_REQUESTS} requests to one counter while the worker and database containers restart; the count must equal ${SEED_CHECK_REQUESTS}`,
+    description: `the Watermill example's check: ${SEED_CHECK_REQUESTS} requests to one counter while the worker and database containers restart; the count must equal ${SEED_CHECK_REQUESTS}`,
     mode: 'offset',
     worker: { mode: 'offset', batchSize: 1000 },
     workers: 1,

@@ -24,7 +24,7 @@ import {
 import { poisonTable, queueTable } from './identifiers.ts';
 import { claimRequestIds, deleteDedupRowsOlderThan, MAX_DEDUP_REQUEST_ID_LENGTH } from './dedupTable.ts';
 import { countPoisoned, createPoisonTable, poisonMessageStatement, poisonTableExists, selectPoisoned } from './poisonTable.ts';
-import { addToCountersStatement, selectCounterValue, selectAllCounters, setCounterValue } from './counterTable.ts';
+import { addToCountersStatement, selectCounterValue, selectAllCounters, setCounterValue, sumCounters } from './counterTable.ts';
 import { INNODB_TRX_CACHE_IDLE_MS, probeOpenWriters, requireProcessPrivilege } from './innodbTrx.ts';
 import { readReplicationApplying, readRunningStatements } from './processlist.ts';
 import { readGaleraStatus } from './galera.ts';
@@ -105,8 +105,10 @@ export const mariadbEngine: SqlEngine = {
   isMissingTable: (error) => (error as { errno?: number }).errno === 1146,
   ping,
   selectProgress,
+  progressReader: (p) => (db) => selectProgress(db, p),
   selectConsumption,
   selectAllCounters,
+  sumCounters,
   selectAllMessages: async (db, p) => {
     if (p.mode === 'offset') return { messages: await selectAllMessages(db, p.topic) };
     const [messages, ackedOffsets] = await Promise.all([selectAllQueueMessages(db, p.topic), selectAckedQueueOffsets(db, p.topic)]);

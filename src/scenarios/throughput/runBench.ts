@@ -10,7 +10,7 @@ import type { EngineName } from '../../harness/engines.ts';
 import { planRun, pointLabel, type Point } from './plan.ts';
 import { references, toRow, CSV_COLUMNS, type DbColumns } from './results.ts';
 import { runSweep } from './sweep.ts';
-import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
+import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './sweepOptions.ts';
 import { type PointResult } from './points.ts';
 import { createResultsDir, collectVersions } from '../../bench/resultsDir.ts';
 import { projectRoot } from '../../projectRoot.ts';
