@@ -22,7 +22,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
 import { openDatabase } from '../src/system/db/openDatabase.ts';
-import { selectPgMessagesAfter, type PgPosition } from '../src/system/sql/postgres/messages.ts';
+import { selectPgMessagesAfter, type PgPosition } from '../src/system/sql/postgres/messagesTable.ts';
 import { eventually } from './contract/pubsubContract.ts';
 import { startTestPostgresPair, type PostgresReplicaPair } from './support/postgresReplicaPair.ts';
 
