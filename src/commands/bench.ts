@@ -127,7 +127,7 @@ export const command: CommandModule<object, BenchArgs> = {
   describe: 'throughput sweep: drain and end-to-end rates against 154 msg/s, the watermill handler and this machine\'s ceilings',
   builder: (y) =>
     y
-      .option('profile', { type: 'string', default: 'standard', describe: 'quick (about 30 s), standard (about 6-7 min, make bench), full (about 65 min, estimated); a busy machine takes up to twice as long; make adds ~15 s of npm ci the first time' })
+      .option('profile', { type: 'string', default: 'standard', describe: 'quick (about 1 min: its drain runs 3 paired rounds), standard (about 6-7 min, make bench), full (about 65 min, estimated); a busy machine takes up to twice as long; make adds ~15 s of npm ci the first time' })
       .option('engine', { type: 'string', describe: "mariadb, postgres, or all (both in one run, side by side); default mariadb, or the given URL's engine" })
       .option('mysql-url', { type: 'string', describe: 'use this server instead of a private one (default: $MYSQL_URL; database faults are then unavailable)' })
       .option('batch-sizes', { type: 'string', describe: 'e.g. 1,100,1000' })
