@@ -56,8 +56,9 @@ export interface PointResult {
   /** Offset-mode drains: each round's drain over its paired ceiling (SweepOptions.drainRounds). */
   drainRatios?: number[];
   /**
-   * The same rounds' CPU per message (workers + database) over the ceiling's (its loop + database): a figure
-   * that holds still where rates do not, since contention slows a process without adding to its CPU time.
+   * The same rounds' CPU per message (workers + database) over the ceiling's (its loop + database): what the
+   * pub/sub layer costs beyond the raw loop, read from CPU time rather than from a rate the machine's other
+   * users set (three quick runs at load 16-20: 1.10, 1.10, 0.90, while the rounds' rate ratios ran 0.65-1.46).
    */
   drainCpuRatios?: number[];
   /** The run was interrupted while (or before) this point ran: its figures are partial or missing. */
