@@ -93,7 +93,12 @@ function record(name: string, dir: string, load: string | undefined, chaosStarte
   }
   if (bench?.databases === undefined) row('databases', (chaos?.database_versions ?? []).join(', '));
   row('npm packages', v?.packages === undefined ? undefined : Object.entries(v.packages).map(([p, ver]) => `${p} ${ver}`).join(', '));
-  row('source', v?.gitCommit === undefined ? undefined : `commit ${v.gitCommit}${v.gitDirty ? ' (with uncommitted changes)' : ''}`);
+  const source = (o: RunOptions | undefined) => o?.versions?.gitCommit === undefined ? undefined : `commit ${o.versions.gitCommit}${o.versions.gitDirty ? ' (with uncommitted changes)' : ''}`;
+  if (source(bench) === source(chaos) || bench === undefined || chaos === undefined) row('source', source(bench) ?? source(chaos));
+  else {
+    row('source of the bench', source(bench));
+    row('source of the chaos run', source(chaos));
+  }
   return `${lines.join('\n')}\n`;
 }
 

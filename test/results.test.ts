@@ -22,10 +22,10 @@ import {
   pointLabel,
   SQL_LOOP_START_S,
   sqlLoopRuns,
-} from '../src/scenarios/bench/plan.ts';
+} from '../src/scenarios/throughput/plan.ts';
 import type { EngineName } from '../src/system/sql/engine.ts';
-import { profileOptions } from '../src/scenarios/bench/options.ts';
-import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/bench/results.ts';
+import { profileOptions } from '../src/scenarios/throughput/sweepOptions.ts';
+import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/throughput/results.ts';
 import { ChildService, type ExitCause } from '../src/harness/childService.ts';
 import { caseLine, csvRow, presentVerdict, warmupRequests } from '../src/scenarios/chaos/chaosReport.ts';
 import type { CaseResult } from '../src/scenarios/chaos/caseResult.ts';
@@ -235,7 +235,7 @@ test('chaos: warm-up requests counted apart so requests + warm-up = ok + fail + 
   assert.equal(shown.endToEnd.checked, false);
   assert.equal(shown.endToEnd.holds, undefined, 'no bare holds: false beside a valid verdict');
   assert.match(shown.endToEnd.why ?? '', /not checked/);
-  assert.match(caseLine(r, 1, 8), /^\[1\/8\] \S+: PASS \(expected valid, verdict valid\), requests ok\/fail\/unknown 4\/1\/0 \(warm-up 2 of them\), lost 0, dup 0, no faults, 12 s$/);
+  assert.match(caseLine(r, 1, 8), /^\[1\/8\] \S+: PASS \(expected valid, verdict valid\), requests ok\/fail\/unknown 4\/1\/0 \(warm-up 2 of them\), lost 0, dup 0, anomalies: none, no faults, 12 s$/);
 });
 
 test('chaos: the quick profile is estimated at under 3 minutes, as --help says', () => {

@@ -5,7 +5,7 @@ import type { EngineName } from '../../system/sql/engine.ts';
 import type { IsolationLevel, AckMode } from '../../system/pubsub/types.ts';
 import { defaultIsolation } from '../../system/worker.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
-import { DEFAULT_CONNECTIONS, DEFAULT_POLL_INTERVAL_MS, type PointKind, type SweepOptions, drainBacklog } from './options.ts';
+import { DEFAULT_CONNECTIONS, DEFAULT_POLL_INTERVAL_MS, type PointKind, type SweepOptions, drainBacklog } from './sweepOptions.ts';
 import type { HandlerName } from '../../system/counterHandler.ts';
 import { DEFAULT_BATCH_SIZE } from '../../system/pubsub/consumeLoop.ts';
 import { peerSpecLabel, type PeerSpec } from '../../bench/peers/peerSpec.ts';

@@ -18,7 +18,7 @@ import { makeCounterIds, startLoad, type LoadResult } from '../../bench/load.ts'
 import { cpuDelta, selfCpuSeconds } from '../../harness/processCpu.ts';
 import { runSqlConsumeLoopInProcess } from '../../bench/sqlCeiling.ts';
 import type { IsolationLevel, TopicMode } from '../../system/pubsub/types.ts';
-import { DEFAULT_CONNECTIONS, DRAIN_SAMPLE_MS, type SweepOptions } from './options.ts';
+import { DEFAULT_CONNECTIONS, DRAIN_SAMPLE_MS, type SweepOptions } from './sweepOptions.ts';
 import { drainRoundsOf, type Point } from './plan.ts';
 import { runPeerPoint, type PeerFacts } from './peerPoint.ts';
 

@@ -2,7 +2,7 @@
 // per point.
 import { ratio } from '../../bench/metrics.ts';
 import type { CsvRow } from '../../bench/csv.ts';
-import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
+import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './sweepOptions.ts';
 import { pointLabel, type Point } from './plan.ts';
 import { type PointResult } from './points.ts';
 import { DEFAULT_BATCH_SIZE } from '../../system/pubsub/consumeLoop.ts';
