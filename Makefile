@@ -16,19 +16,21 @@ BENCH_FLAGS = $(call opt,PROFILE,profile) $(call opt,BATCH_SIZES,batch-sizes) $(
   $(call opt,POLL_INTERVALS,poll-intervals) $(call opt,COALESCE,coalesce) $(call opt,ACK_MODES,ack-modes) \
   $(call opt,REPETITIONS,repetitions) $(call opt,DURATION,duration-s) $(call opt,BACKLOG,backlog) \
   $(call opt,CONNECTIONS,connections) $(call opt,RATE,rate) $(call opt,ONLY,only) $(call opt,ENGINE,engine) \
-  $(call opt,PEERS,peers) $(call opt,TOPOLOGY,topology)
+  $(call opt,PEERS,peers) $(call opt,TOPOLOGY,topology) $(call opt,REPLICATION,replication)
 CHAOS_FLAGS = $(call opt,ENGINE,engine) $(call opt,PROFILE,profile) $(call opt,FAULTS,faults) $(call opt,BACKEND,backend) \
-  $(call opt,CASES,cases) $(call opt,REQUESTS,requests) $(call opt,TOPOLOGY,topology) $(call opt,SEED,seed) $(call opt,RUNS,runs)
+  $(call opt,CASES,cases) $(call opt,REQUESTS,requests) $(call opt,TOPOLOGY,topology) $(call opt,SEED,seed) $(call opt,RUNS,runs) \
+  $(call opt,REPLICATION,replication)
 
 .PHONY: help install test bench chaos micro db demo typecheck clean docker-images test-docker wrk docs-figures docs-run
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 	@echo "  bench variables: PROFILE (quick|standard|full), BATCH_SIZES, ISOLATION, MODES, QUEUE_WORKERS, HANDLERS,"
-	@echo "                   POLL_INTERVALS, COALESCE, ACK_MODES, REPETITIONS, DURATION, BACKLOG, CONNECTIONS, RATE, ONLY, TOPOLOGY (single|galera),"
+	@echo "                   POLL_INTERVALS, COALESCE, ACK_MODES, REPETITIONS, DURATION, BACKLOG, CONNECTIONS, RATE, ONLY, TOPOLOGY (single|galera|primary-replica),"
 	@echo "                   PEERS (peer:task pairs beside the PostgreSQL drain, e.g. graphile-worker:counter,pg-boss:noop)"
-	@echo "  chaos variables: PROFILE (quick|standard|soak), FAULTS, BACKEND (local|docker), CASES, REQUESTS, TOPOLOGY (single|galera),"
+	@echo "  chaos variables: PROFILE (quick|standard|soak), FAULTS, BACKEND (local|docker), CASES, REQUESTS, TOPOLOGY (single|galera|primary-replica),"
 	@echo "                   SEED (the fault schedules' seed), RUNS (PROFILE=soak: this many random schedules)"
+	@echo "  REPLICATION (async|semi-sync|sync) with TOPOLOGY=primary-replica: bench and chaos only that level, db its level"
 	@echo "  ENGINE (mariadb|postgres|all) for bench and chaos, mariadb|postgres for db; default mariadb"
 	@echo "  DATABASE_URL=mysql://... or postgres://... (or MYSQL_URL) uses your server instead of a private one"
 	@echo "  NO_INSTALL=1 uses node_modules as it is (no npm ci when package-lock.json is newer)"
@@ -58,8 +60,8 @@ wrk: $(NEEDS) ## end to end under wrk (64 connections, or CONNECTIONS=N; FLOOR=1
 	@command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 	node --import tsx scripts/e2eCpu.ts --client wrk --reps $(or $(REPETITIONS),1) $(if $(DURATION),--seconds $(DURATION)) $(if $(CONNECTIONS),--connections $(CONNECTIONS)) $(if $(FLOOR),--floor)
 
-db: $(NEEDS) ## start a private MariaDB (ENGINE=postgres: PostgreSQL; TOPOLOGY=galera: a 3-node Galera cluster) in the foreground and print its DATABASE_URL (Ctrl-C stops it)
-	$(EOB) db start $(call opt,ENGINE,engine) $(if $(PORT),--port $(PORT)) $(call opt,TOPOLOGY,topology) $(if $(CLUSTER),--topology $(CLUSTER)) $(call opt,NODES,nodes)
+db: $(NEEDS) ## start a private MariaDB (ENGINE=postgres: PostgreSQL; TOPOLOGY=galera: a 3-node Galera cluster; TOPOLOGY=primary-replica: a primary and a replica, REPLICATION=level) in the foreground and print its DATABASE_URL (Ctrl-C stops it)
+	$(EOB) db start $(call opt,ENGINE,engine) $(if $(PORT),--port $(PORT)) $(call opt,TOPOLOGY,topology) $(if $(CLUSTER),--topology $(CLUSTER)) $(call opt,NODES,nodes) $(call opt,REPLICATION,replication)
 
 docker-images: $(NEEDS) ## build the local images (Debian base via debootstrap, MariaDB, eob) with no registry; cached by input hash
 	docker/build-images.sh

@@ -4,7 +4,9 @@
 // checkouts of the project can be compared in one session):
 //
 //   [MYSQL_URL=...] node --import tsx scripts/e2eCpu.ts [--client autocannon|wrk] [--seconds 8] [--reps 3]
-//       [--connections 50] [--counters 1000] [--rate 0] [--floor] [--variant 'name|path/to/bin/eob.js|server args|worker args[|mysql url[|node flags]]']...
+//       [--connections 50] [--counters 1000] [--rate 0] [--floor]
+//       [--variant 'name|path/to/bin/eob.js|server args|worker args[|mysql url[|node flags[|server command]]]']...
+//   (server command: another runtime for the server, e.g. 'bun src/cli.ts'; the worker stays on node)
 //
 // Without MYSQL_URL it starts a private MariaDB of its own. Exits 1 if a point did not count every message.
 // Per point: a fresh topic; the ceilings (POST /noop on an `eob server` of its own, and with wrk also a plain
@@ -39,6 +41,11 @@ interface Variant {
   mysqlUrl: string | undefined;
   /** Node flags for this variant's server and worker (after E2E_NODE_ARGS). */
   nodeArgs: string[];
+  /**
+   * Another runtime for the server, e.g. `bun src/cli.ts` (the command before `server`; Bun runs the TypeScript
+   * itself, so no node flags and no bin/eob.js); undefined: node with the flags above and bin/eob.js.
+   */
+  serverCommand: string[] | undefined;
 }
 
 function arg(name: string, fallback: string): string {
@@ -80,9 +87,9 @@ const DRAIN_TIMEOUT_S = 120;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const variantSpecs = args('variant');
 const variants: Variant[] = (variantSpecs.length > 0 ? variantSpecs : ['current|bin/eob.js||']).map((spec) => {
-  const [name, bin, serverArgs, workerArgs, mysqlUrl, nodeArgs] = spec.split('|');
+  const [name, bin, serverArgs, workerArgs, mysqlUrl, nodeArgs, serverCommand] = spec.split('|');
   if (name === undefined || name === '' || bin === undefined || bin === '') throw new Error(`--variant 'name|bin|server args|worker args', got "${spec}"`);
-  return { name, eobBin: path.resolve(ROOT, bin), serverArgs: words(serverArgs), workerArgs: words(workerArgs), mysqlUrl: mysqlUrl === '' || mysqlUrl === undefined ? undefined : mysqlUrl, nodeArgs: words(nodeArgs) };
+  return { name, eobBin: path.resolve(ROOT, bin), serverArgs: words(serverArgs), workerArgs: words(workerArgs), mysqlUrl: mysqlUrl === '' || mysqlUrl === undefined ? undefined : mysqlUrl, nodeArgs: words(nodeArgs), serverCommand: words(serverCommand).length > 0 ? words(serverCommand) : undefined };
 });
 const NODE_ARGS = environment.e2eNodeArgs;
 
@@ -304,7 +311,9 @@ async function runPoint(v: Variant, rep: number, dbPid: number, db: mysql.Connec
   // E2E_NO_CEILING=1 skips the ceilings.
   const ceilings = !environment.e2eNoCeiling;
   const startServer = (port: number): Promise<ChildProcess> =>
-    startChild(process.execPath, [...NODE_ARGS, ...v.nodeArgs, v.eobBin, 'server', '--port', String(port), '--topic', topic, ...v.serverArgs], /server listening/, url);
+    v.serverCommand === undefined
+      ? startChild(process.execPath, [...NODE_ARGS, ...v.nodeArgs, v.eobBin, 'server', '--port', String(port), '--topic', topic, ...v.serverArgs], /server listening/, url)
+      : startChild(v.serverCommand[0] as string, [...v.serverCommand.slice(1), 'server', '--port', String(port), '--topic', topic, ...v.serverArgs], /server listening/, url);
   let ceilingNoop = NaN;
   let usServerNoop = NaN;
   if (ceilings) {

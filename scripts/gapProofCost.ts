@@ -12,7 +12,7 @@
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { readEnvironment } from '../src/config.ts';
-import { executorOf, type Pool } from '../src/system/db/pool.ts';
+import { executorOf, type Pool } from '../src/system/db/mariadb/pool.ts';
 import type { Message, Subscription } from '../src/system/pubsub/types.ts';
 import { insertMessagesStatement, selectMaxOffset } from '../src/system/sql/mariadb/messagesTable.ts';
 import { messagesTable } from '../src/system/sql/mariadb/identifiers.ts';

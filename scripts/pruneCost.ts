@@ -9,7 +9,7 @@
 // on/off point checks that every message was counted exactly once.
 import { randomUUID } from 'node:crypto';
 import { readEnvironment } from '../src/config.ts';
-import { executorOf, type Pool } from '../src/system/db/pool.ts';
+import { executorOf, type Pool } from '../src/system/db/mariadb/pool.ts';
 import type { OutgoingMessage, SqlExecutor } from '../src/system/pubsub/types.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { DEFAULT_PRUNE_OPTIONS, prune } from '../src/system/prune.ts';

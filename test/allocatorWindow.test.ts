@@ -9,7 +9,7 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import mysql from 'mysql2/promise';
-import { executorOf, parseMysqlUrl } from '../src/system/db/pool.ts';
+import { executorOf, parseMysqlUrl } from '../src/system/db/mariadb/pool.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, prepareOffsetTopic, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import type { GapProof } from '../src/system/pubsub/gapTracker.ts';
 import { readEnvironment } from '../src/config.ts';

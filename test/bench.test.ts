@@ -8,9 +8,9 @@ import { toCsv } from '../src/bench/csv.ts';
 import { parseProcStat } from '../src/harness/processCpu.ts';
 import { bestRow, drainChartData, medianRows, summaryTable } from '../src/bench/report.ts';
 import { timestampDirName } from '../src/bench/resultsDir.ts';
-import { planPoints, pointLabel, QUEUE_DRAIN_BACKLOG_MAX, type Point } from '../src/scenarios/bench/plan.ts';
-import { profileOptions } from '../src/scenarios/bench/options.ts';
-import { references, toRow, CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
+import { planPoints, pointLabel, QUEUE_DRAIN_BACKLOG_MAX, type Point } from '../src/scenarios/throughput/plan.ts';
+import { profileOptions } from '../src/scenarios/throughput/sweepOptions.ts';
+import { references, toRow, CSV_COLUMNS } from '../src/scenarios/throughput/results.ts';
 import { sweepOptionsFromArgs } from '../src/commands/bench.ts';
 import { pointResult } from './support/pointResult.ts';
 

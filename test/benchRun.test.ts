@@ -7,9 +7,9 @@ import { mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readEnvironment } from '../src/config.ts';
-import { runBench } from '../src/scenarios/bench/runBench.ts';
-import { profileOptions, type SweepOptions } from '../src/scenarios/bench/options.ts';
-import { CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
+import { runBench } from '../src/scenarios/throughput/runBench.ts';
+import { profileOptions, type SweepOptions } from '../src/scenarios/throughput/sweepOptions.ts';
+import { CSV_COLUMNS } from '../src/scenarios/throughput/results.ts';
 
 test('tiny bench run: columns, verdicts, and the lossy control reported as not valid', { timeout: 240_000 }, async () => {
   const env = readEnvironment();

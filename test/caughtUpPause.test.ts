@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { usePrivateDatabase } from './support/privateDatabase.ts';
 import { testPool } from './support/contractTargets.ts';
-import { executorOf } from '../src/system/db/pool.ts';
+import { executorOf } from '../src/system/db/mariadb/pool.ts';
 import { insertMessages } from '../src/system/sql/mariadb/messagesTable.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { usePrivateDatabase } from './support/privateDatabase.ts';
 import { testPool } from './support/contractTargets.ts';
-import { executorOf, type Pool } from '../src/system/db/pool.ts';
+import { executorOf, type Pool } from '../src/system/db/mariadb/pool.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { DEFAULT_SERVER_OPTIONS } from '../src/system/server/options.ts';
 import { startCounterServer } from '../src/system/server/server.ts';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { ManagedDatabase } from '../src/harness/mariadb/managedDatabase.ts';
-import { parseMysqlUrl } from '../src/system/db/mysqlUrl.ts';
+import { parseMysqlUrl } from '../src/system/db/mariadb/mysqlUrl.ts';
 import { ensurePrivateDirectory, PrivateDirectoryError } from '../src/harness/privateDirectory.ts';
 import { lookupUser } from '../src/harness/serverUser.ts';
 import { findFreePort } from '../src/harness/ports.ts';

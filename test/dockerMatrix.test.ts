@@ -1,11 +1,11 @@
-// The docker backend's cases and the seed's exact-count rule, with no engine: which cases run on containers,
-// with which faults, and that a wrong count or a timed-out drain fails the seed's check instead of passing it.
+// The docker backend's cases and the Watermill example's exact-count rule, with no engine: which cases run on containers,
+// with which faults, and that a wrong count or a timed-out drain fails the Watermill example's check instead of passing it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DOCKER_FAULTS, SEED_CHECK_REQUESTS, chaosMatrix, dockerMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
 import { exactCountMet } from '../src/scenarios/chaos/caseResult.ts';
 
-test('docker cases: exactly-once cases under every container fault, the controls a container can carry, the seed check', () => {
+test("docker cases: exactly-once cases under every container fault, the controls a container can carry, the Watermill example's check", () => {
   for (const profile of ['quick', 'standard'] as const) {
     const cases = dockerMatrix(profile);
     const local = chaosMatrix(profile);
@@ -24,14 +24,14 @@ test('docker cases: exactly-once cases under every container fault, the controls
     assert.ok(seed !== undefined);
     assert.equal(seed.requests, SEED_CHECK_REQUESTS);
     assert.equal(seed.exactTotal, SEED_CHECK_REQUESTS);
-    assert.equal(seed.counters, 1, 'one counter, as the seed counts');
+    assert.equal(seed.counters, 1, 'one counter, as the Watermill example counts');
     assert.deepEqual([...seed.faults].sort(), ['db-restart', 'worker-stop']);
     assert.ok(seed.perFault >= 3, 'restarted a few times');
   }
-  assert.deepEqual(dockerMatrix('quick', ['db-kill']).find((c) => c.name === 'seed-check')?.faults, [], 'FAULTS= narrows the seed check too');
+  assert.deepEqual(dockerMatrix('quick', ['db-kill']).find((c) => c.name === 'seed-check')?.faults, [], "FAULTS= narrows the Watermill example's check too");
 });
 
-test("the seed's rule: the exact count, reached in time", () => {
+test("the Watermill example's rule: the exact count, reached in time", () => {
   assert.equal(exactCountMet(10_000, 10_000, true).passed, true);
   assert.equal(exactCountMet(10_000, 9_999, true).passed, false, 'one lost');
   assert.equal(exactCountMet(10_000, 10_001, true).passed, false, 'one counted twice');

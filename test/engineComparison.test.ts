@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { engineComparisonTable, rowsByEngine } from '../src/bench/engineComparison.ts';
-import { CSV_COLUMNS } from '../src/scenarios/bench/results.ts';
+import { CSV_COLUMNS } from '../src/scenarios/throughput/results.ts';
 import type { CsvRow } from '../src/bench/csv.ts';
 import { CHAOS_CSV_COLUMNS, caseFileName, csvRow, summaryTable } from '../src/scenarios/chaos/chaosReport.ts';
 import { chaosMatrix } from '../src/scenarios/chaos/chaosMatrix.ts';
@@ -42,7 +42,7 @@ test('one column per engine, in the order they ran, each from its own rows, and 
   assert.deepEqual(line('end to end db CPU per msg (us)'), ['200', '200', '1.00']);
 });
 
-test('a cluster is a system of its own: the same engine on two topologies, the cluster over the single server', () => {
+test('a cluster or a replicated pair is a system of its own: the same engine on several topologies, each over the single server', () => {
   const galera = (r: CsvRow): CsvRow => ({ ...r, topology: 'galera' });
   const rows = [
     { ...drain('mariadb', 40_000), topology: 'single' },
@@ -55,8 +55,11 @@ test('a cluster is a system of its own: the same engine on two topologies, the c
   assert.match(table.split('\n')[0]!, /mariadb\s+mariadb galera\s+mariadb galera \/ mariadb$/);
   assert.match(table, /drain offset, batch 1000 \(msgs\/s\)\s+40000\s+10000\s+0\.25/);
   assert.match(table, /end to end published \(req\/s\)\s+4000\s+1000\s+0\.25/);
-  const three = engineComparisonTable([...rows, drain('postgres', 5_000)]);
-  assert.doesNotMatch(three.split('\n')[0]!, / \/ /, 'no ratio column with three systems');
+  // Three systems (single, then each replication level of a pair): each later one over the first.
+  const pair = (level: string, r: CsvRow): CsvRow => ({ ...r, topology: `primary-replica ${level}` });
+  const three = engineComparisonTable([rows[0]!, pair('async', drain('mariadb', 30_000)), pair('semi-sync', drain('mariadb', 20_000))]);
+  assert.match(three.split('\n')[0]!, /mariadb primary-replica async \/ mariadb\s+mariadb primary-replica semi-sync \/ mariadb$/);
+  assert.match(three, /drain offset, batch 1000 \(msgs\/s\)\s+40000\s+30000\s+20000\s+0\.75\s+0\.50/);
 });
 
 test('an invalid drain is never the figure shown, and a missing engine figure is a dash', () => {

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { executorOf, type PoolConnection } from '../src/system/db/pool.ts';
+import { executorOf, type PoolConnection } from '../src/system/db/mariadb/pool.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, prepareOffsetTopic, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
 import { selectAckedOffset } from '../src/system/sql/mariadb/offsetsTable.ts';
 import type { Subscription } from '../src/system/pubsub/types.ts';

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startPrivateDatabase } from './support/privateDatabase.ts';
 import type { ManagedDatabase } from './support/privateDatabase.ts';
-import { createPool, ensureDatabase, executorOf } from '../src/system/db/pool.ts';
+import { createPool, ensureDatabase, executorOf } from '../src/system/db/mariadb/pool.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { findFreePort } from '../src/harness/ports.ts';
 import { childEnvironment } from '../src/config.ts';

@@ -11,8 +11,8 @@ import { drainChartSpec, endToEndChartSpec, renderSvg, svgToPng } from '../src/b
 import { chartRules, drainChartData, endToEndChartData } from '../src/bench/report.ts';
 import { renderHtmlReport, tableFromRows } from '../src/bench/htmlReport.ts';
 import { toCsv } from '../src/bench/csv.ts';
-import { benchPage } from '../src/scenarios/bench/benchPage.ts';
-import { profileOptions } from '../src/scenarios/bench/options.ts';
+import { benchPage } from '../src/scenarios/throughput/benchPage.ts';
+import { profileOptions } from '../src/scenarios/throughput/sweepOptions.ts';
 import { chaosPage } from '../src/scenarios/chaos/chaosPage.ts';
 import { csvRow } from '../src/scenarios/chaos/chaosReport.ts';
 import { timelineChartSpec } from '../src/scenarios/chaos/timelineChart.ts';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { usePrivateDatabase } from './support/privateDatabase.ts';
 import { testPool } from './support/contractTargets.ts';
-import { executorOf, MAX_PREPARED_STATEMENTS_PER_CONNECTION } from '../src/system/db/pool.ts';
+import { executorOf, MAX_PREPARED_STATEMENTS_PER_CONNECTION } from '../src/system/db/mariadb/pool.ts';
 import type { OutgoingMessage, SqlExecutor } from '../src/system/pubsub/types.ts';
 import { createMessagesTable, insertMessages, insertMessagesStatement, selectAllMessages, writeMessages } from '../src/system/sql/mariadb/messagesTable.ts';
 import { messagesTable } from '../src/system/sql/mariadb/identifiers.ts';

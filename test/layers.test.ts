@@ -136,14 +136,14 @@ test('every module of src/system imports only from its own tier or below, and ea
 
 test('the check catches an upward import, a bench <-> harness import and a type-only one', () => {
   const files = new Map([
-    ['system/worker.ts', "import { runSweep } from '../scenarios/bench/sweep.ts';"],
+    ['system/worker.ts', "import { runSweep } from '../scenarios/throughput/sweep.ts';"],
     ['harness/childService.ts', "import { processCpuSeconds } from '../bench/processCpu.ts';"],
     ['bench/sampler.ts', "import type { SystemUnderTest } from '../harness/systemUnderTest.ts';"],
     ['scenarios/chaos/chaos.ts', "const m = await import('../../commands/chaos.ts');"],
     ['scenarios/micro.ts', "import { createPool } from '../system/db/pool.ts';"],
   ]);
   assert.deepEqual(layerViolations(files), [
-    'src/system/worker.ts (system) imports ../scenarios/bench/sweep.ts (scenarios): system may import only layers below it',
+    'src/system/worker.ts (system) imports ../scenarios/throughput/sweep.ts (scenarios): system may import only layers below it',
     'src/harness/childService.ts (harness) imports ../bench/processCpu.ts (bench): harness may import only layers below it',
     'src/bench/sampler.ts (bench) imports ../harness/systemUnderTest.ts (harness): bench may import only layers below it',
     'src/scenarios/chaos/chaos.ts (scenarios) imports ../../commands/chaos.ts (commands): scenarios may import only layers below it',
@@ -153,7 +153,7 @@ test('the check catches an upward import, a bench <-> harness import and a type-
 test('the system check catches an upward import, an engine importing another, and the pub/sub naming an engine', () => {
   const files = new Map([
     ['system/sql/engine.ts', "import type { GapProbes } from '../pubsub/gapTracker.ts';"],
-    ['system/sql/postgres/messages.ts', "import { toMessage } from '../mariadb/messagesTable.ts';"],
+    ['system/sql/postgres/messagesTable.ts', "import { toMessage } from '../mariadb/messagesTable.ts';"],
     ['system/db/postgres/pool.ts', "import type { Pool } from '../pool.ts';\nimport { x } from '../mariadb/pool.ts';"],
     ['system/pubsub/gapTracker.ts', "import type { OpenWriters } from '../sql/mariadb/innodbTrx.ts';"],
     ['system/server/options.ts', "import { assertTopicName } from '../sql/mariadb/identifiers.ts';"],
@@ -165,7 +165,7 @@ test('the system check catches an upward import, an engine importing another, an
   ]);
   assert.deepEqual(systemViolations(files), [
     'src/system/sql/engine.ts (seam) imports ../pubsub/gapTracker.ts (pubsub): seam may import only tiers up to its own',
-    'src/system/sql/postgres/messages.ts (postgres) imports ../mariadb/messagesTable.ts (mariadb): one engine may not import another\'s modules',
+    'src/system/sql/postgres/messagesTable.ts (postgres) imports ../mariadb/messagesTable.ts (mariadb): one engine may not import another\'s modules',
     'src/system/db/postgres/pool.ts (postgres) imports ../mariadb/pool.ts (mariadb): one engine may not import another\'s modules',
     "src/system/pubsub/gapTracker.ts (pubsub) imports ../sql/mariadb/innodbTrx.ts (mariadb): only db/ chooses an engine; pubsub knows only the engine's interface",
     "src/system/server/options.ts (service) imports ../sql/mariadb/identifiers.ts (mariadb): only db/ chooses an engine; service knows only the engine's interface",

@@ -21,7 +21,7 @@ import { ServerBinaryNotFoundError } from '../src/harness/mariadb/serverBinaries
 import { findFreePort } from '../src/harness/ports.ts';
 import { exists, MARKER_FILE } from '../src/harness/dataDirectory.ts';
 import { createRunDirectory, deleteNow } from '../src/harness/privateDirectory.ts';
-import { parseMysqlUrl } from '../src/system/db/mysqlUrl.ts';
+import { parseMysqlUrl } from '../src/system/db/mariadb/mysqlUrl.ts';
 import { OptionsError } from '../src/validate.ts';
 import { startPrivateDatabase } from './support/privateDatabase.ts';
 import { useScratchDirectories } from './support/scratchDirectories.ts';

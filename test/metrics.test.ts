@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startPrivateDatabase } from './support/privateDatabase.ts';
 import type { ManagedDatabase } from './support/privateDatabase.ts';
-import { ensureDatabase } from '../src/system/db/pool.ts';
+import { ensureDatabase } from '../src/system/db/mariadb/pool.ts';
 import { DEFAULT_SERVER_OPTIONS } from '../src/system/server/options.ts';
 import { startCounterServer } from '../src/system/server/server.ts';
 import type { CounterServer } from '../src/system/server/options.ts';

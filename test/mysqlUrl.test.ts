@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import {
   formatMysqlUrl,
   parseMysqlUrl,
-} from '../src/system/db/mysqlUrl.ts';
+} from '../src/system/db/mariadb/mysqlUrl.ts';
 import { redactDatabaseUrl, redactDatabaseUrlsDeep, redactDatabaseUrlsIn } from '../src/system/db/urlRedaction.ts';
 
 const cases: { url: string; redacted: string; secret?: string }[] = [

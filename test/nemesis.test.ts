@@ -1,8 +1,10 @@
 // The fault registry and the nemesis loop, with a recording stand-in backend (no processes, no database).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALLOCATOR_STALL_PLAN, CLUSTER_FAULTS, FAULT_NAMES, failpointsFor, missingRequirements, resolveFaults, runNemesis, skipReason } from '../src/scenarios/chaos/nemesis.ts';
+import { ALLOCATOR_STALL_PLAN, CLUSTER_FAULTS, FAULT_NAMES, REPLICATION_FAULTS, failpointsFor, missingRequirements, resolveFaults, runNemesis, skipReason } from '../src/scenarios/chaos/nemesis.ts';
 import type { ClusterNodes } from '../src/harness/faults/clusterNodes.ts';
+import type { ReplicaPair } from '../src/harness/replication/replicaPair.ts';
+import { TcpProxy } from '../src/harness/faults/tcpProxy.ts';
 import { checkMachineForAllocatorStall, unavailableStaller, type AllocatorStaller, type AllocatorStallPlan } from '../src/harness/faults/allocatorStallFault.ts';
 import type { FaultContext } from '../src/scenarios/chaos/nemesis.ts';
 import type { FaultBackend, ServiceRole } from '../src/harness/faults/backend.ts';
@@ -53,8 +55,9 @@ test('an unknown fault name is an error that lists the valid ones', () => {
 
 test('every registered fault has a description and the registry covers the issue list', () => {
   const all = resolveFaults([...FAULT_NAMES]);
-  assert.equal(all.length, 15);
+  assert.equal(all.length, 16);
   assert.ok(FAULT_NAMES.includes('db-stall-allocator'));
+  assert.ok(FAULT_NAMES.includes('primary-failover'));
   for (const f of all) assert.ok(f.description.length > 10);
 });
 
@@ -97,6 +100,7 @@ test('cluster faults need a cluster, act on each node in turn, and quorum-loss r
   await quorumLoss!.run(ctx, 1);
   assert.deepEqual(calls.splice(0), ['kill node 1', 'kill node 3', 'start node 1', 'start node 3', 'synced']);
   for (const f of CLUSTER_FAULTS) assert.ok(!chaosMatrix('standard').some((c) => c.faults.includes(f)), `${f} is not in the single-server matrix`);
+  for (const f of REPLICATION_FAULTS) assert.ok(!chaosMatrix('standard').some((c) => c.faults.includes(f)), `${f} is not in the single-server matrix`);
 });
 
 test('requirements: network faults need the proxy, db faults a database process', () => {
@@ -280,6 +284,55 @@ test('on PostgreSQL: the MariaDB-only fault and control are left out with their 
   const quickOffset = chaosMatrix('quick', undefined, 'postgres').find((c) => c.name === 'eo-offset-b1000');
   assert.deepEqual(quickOffset?.faults, ['worker-kill', 'db-kill', 'db-restart']);
   assert.deepEqual(chaosMatrix('quick'), chaosMatrix('quick', undefined, 'mariadb'), 'MariaDB keeps its matrix');
+});
+
+test('primary-failover holds the replica first (when planned), kills, promotes, moves the virtual address to the promoted node, rebuilds', async () => {
+  const calls: string[] = [];
+  const roles: ('primary' | 'replica' | 'down')[] = ['primary', 'replica'];
+  const ports = [41001, 41002];
+  const pair: ReplicaPair = {
+    engine: 'mariadb',
+    level: 'async',
+    get nodes() {
+      return roles.map((role, i) => ({ url: `mysql://root:x@127.0.0.1:${ports[i]}/eob`, port: ports[i]!, pid: role === 'down' ? undefined : 100 + i, role }));
+    },
+    get primary() {
+      return this.nodes.find((n) => n.role === 'primary');
+    },
+    holdReplica: async () => void calls.push('hold'),
+    releaseReplica: async () => void calls.push('release'),
+    killPrimary: async () => {
+      calls.push('kill');
+      roles[roles.indexOf('primary')] = 'down';
+    },
+    promoteReplica: async () => {
+      calls.push('promote');
+      roles[roles.indexOf('replica')] = 'primary';
+    },
+    rebuildReplica: async () => {
+      calls.push('rebuild');
+      const i = roles.indexOf('down');
+      roles[i] = 'replica';
+      ports[i] = 41003;
+      return 5;
+    },
+    stop: async () => undefined,
+    remove: async () => undefined,
+  };
+  const vip = await TcpProxy.start({ targetPort: 41001 });
+  try {
+    const ctx = { ...context([]), failover: { pair, vip, plan: { holdReplicaMs: 20, rebuild: true } } };
+    const [fault] = resolveFaults('primary-failover');
+    assert.deepEqual(missingRequirements(fault!, ctx), []);
+    assert.match(skipReason(fault!, context([])) ?? '', /primary\/replica pair \(--topology primary-replica\)/);
+    const run = await fault!.run(ctx, 0);
+    assert.deepEqual(calls, ['hold', 'kill', 'promote', 'rebuild']);
+    assert.deepEqual(vip.target, { host: '127.0.0.1', port: 41002 });
+    assert.match(run.detail, /replica held 20 ms; SIGKILL primary :41001, promoted :41002/);
+    assert.match(run.detail, /fresh replica :41003/);
+  } finally {
+    await vip.close();
+  }
 });
 
 test('a seeded schedule: the same seed gives the same kinds, order, pauses and targets; another seed another', async () => {

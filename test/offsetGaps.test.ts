@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { executorOf, type Pool } from '../src/system/db/pool.ts';
+import { executorOf, type Pool } from '../src/system/db/mariadb/pool.ts';
 import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
 import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
 import {

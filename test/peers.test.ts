@@ -6,10 +6,10 @@ import { parsePeerSpecs, peerGuarantee, peerSettingsText, peerVersion, validateP
 import { enqueuedPerCounter, jobPayloadChunks } from '../src/bench/peers/peerQueue.ts';
 import { checkCounters } from '../src/bench/counterCheck.ts';
 import { peersTable } from '../src/bench/report.ts';
-import { planPoints, pointLabel, type Point } from '../src/scenarios/bench/plan.ts';
-import { profileOptions } from '../src/scenarios/bench/options.ts';
-import { defaultDrain, references, toRow } from '../src/scenarios/bench/results.ts';
-import { peersReportTable } from '../src/scenarios/bench/benchPage.ts';
+import { planPoints, pointLabel, type Point } from '../src/scenarios/throughput/plan.ts';
+import { profileOptions } from '../src/scenarios/throughput/sweepOptions.ts';
+import { defaultDrain, references, toRow } from '../src/scenarios/throughput/results.ts';
+import { peersReportTable } from '../src/scenarios/throughput/benchPage.ts';
 import { sweepOptionsFromArgs } from '../src/commands/bench.ts';
 import { drainKillCases, drainKillMet } from '../src/scenarios/chaos/drainKill.ts';
 import { pointResult } from './support/pointResult.ts';

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
-import { createPool, type Pool } from '../src/system/db/pool.ts';
+import { createPool, type Pool } from '../src/system/db/mariadb/pool.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { counterHandler, type HandlerName } from '../src/system/counterHandler.ts';
 import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';

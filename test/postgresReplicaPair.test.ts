@@ -5,12 +5,14 @@
 // - sync (synchronous_commit=on, the standby named in synchronous_standby_names): 16 writers, the primary killed
 //   mid-stream without warning, and every acknowledged commit is on the promoted node. With the standby held, a
 //   commit waits (SyncRep) instead of being acknowledged, and the kill turns it into an error, never a success.
-// - the old primary stays down, a promotion while it runs is refused, and the promoted node takes writes at once
-//   (it does not inherit the wait for a standby).
+// - the old primary stays down and a promotion while it runs is refused. Under sync the promoted node's commits
+//   wait until a fresh standby (rebuilt from it in the dead node's place) streams; a second failover then loses
+//   nothing either. Under async the promoted node takes writes at once.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { startTestPostgresPair, type PostgresReplicaPair } from './support/postgresReplicaPair.ts';
+import { resolvePostgresReplicaPairOptions } from '../src/harness/postgres/postgresReplicaPair.ts';
 
 async function connect(url: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
@@ -39,6 +41,21 @@ async function insertEach(client: pg.Client, from: number, to: number): Promise<
   return acknowledged;
 }
 
+/** Resolves once session `pid` waits for its synchronous standby; fails if its commit was answered first. */
+async function waitForSyncRep(url: string, pid: number, answered: () => boolean): Promise<void> {
+  const client = await connect(url);
+  try {
+    for (;;) {
+      const row = (await client.query<{ wait_event: string | null }>('SELECT wait_event FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0];
+      if (row?.wait_event === 'SyncRep') return;
+      assert.equal(answered(), false, 'the commit was answered before it waited for a standby');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await client.end();
+  }
+}
+
 async function withPair(level: 'async' | 'sync', use: (pair: PostgresReplicaPair) => Promise<void>): Promise<void> {
   const pair = await startTestPostgresPair(level);
   try {
@@ -47,6 +64,15 @@ async function withPair(level: 'async' | 'sync', use: (pair: PostgresReplicaPair
     await pair.remove();
   }
 }
+
+describe('PostgreSQL pair options', () => {
+  it('name the bad field: a level PostgreSQL lacks, equal ports, a wrong number of data directories', () => {
+    assert.throws(() => resolvePostgresReplicaPairOptions({ level: 'semi-sync' as never }), /level must be one of async, sync on PostgreSQL \(got "semi-sync"\)/);
+    assert.throws(() => resolvePostgresReplicaPairOptions({ ports: [5440, 5440] }), /ports must differ/);
+    assert.throws(() => resolvePostgresReplicaPairOptions({ nodeDatadirs: ['/tmp/a'] }), /nodeDatadirs must be two directories/);
+    assert.equal(resolvePostgresReplicaPairOptions({ ports: [5440] }).ports?.length, 1, 'a missing replica port is picked at start');
+  });
+});
 
 describe('a PostgreSQL primary/standby pair across a failover', () => {
   it('async, standby held: the promoted node lacks exactly the commits acknowledged after the hold (the control)', async () => {
@@ -108,10 +134,22 @@ describe('a PostgreSQL primary/standby pair across a failover', () => {
       const lost = acknowledged.filter((id) => !survived.has(id));
       assert.deepEqual(lost, [], `acknowledged commits lost: ${lost.length} of ${acknowledged.length}`);
       assert.ok(failed.length > 0, 'the kill came while writers were committing');
-      // Not inherited: the promoted node has no standby to wait for, and its commits are answered.
+      // The promise outlives the failover: the promoted node's commits wait for a standby of its own...
       const promoted = await connect(pair.nodes[1]!.url);
-      await promoted.query('INSERT INTO acked (id) VALUES (-1)');
-      await promoted.end();
+      const pid = (await promoted.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      let answered = false;
+      const commit = promoted.query('INSERT INTO acked (id) VALUES (-1)').then(() => (answered = true));
+      await waitForSyncRep(pair.nodes[1]!.url, pid, () => answered);
+      // ...which a fresh standby, made from the promoted node in the dead one's place, provides.
+      await pair.rebuildReplica();
+      await commit;
+      assert.deepEqual(pair.nodes.map((n) => n.role), ['replica', 'primary']);
+      // A second failover: the rebuilt standby has every acknowledged commit, the one just made included.
+      await pair.killPrimary();
+      await pair.promoteReplica();
+      const second = new Set(await ids(pair.nodes[0]!.url));
+      assert.deepEqual([...acknowledged, -1].filter((id) => !second.has(id)), [], 'nothing acknowledged lost after two failovers');
+      await promoted.end().catch(() => undefined);
     });
   });
 
@@ -128,12 +166,7 @@ describe('a PostgreSQL primary/standby pair across a failover', () => {
         () => (answered = 'acknowledged'),
         () => (answered = 'failed'),
       );
-      for (;;) {
-        const row = (await primary.query<{ wait_event: string | null }>('SELECT wait_event FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0];
-        if (row?.wait_event === 'SyncRep') break;
-        assert.equal(answered, undefined, 'the commit was answered before it waited for the standby');
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await waitForSyncRep(pair.nodes[0]!.url, pid, () => answered !== undefined);
       assert.equal(answered, undefined);
       await assert.rejects(pair.promoteReplica(), /still runs/, 'a promotion beside a live primary is refused');
       await pair.killPrimary();

@@ -9,6 +9,7 @@ import { createPgPool, inPgTransaction, pgExecutorOf, type PgPool } from '../src
 import { claimPgUnacked, countPgQueue, createPgQueueTable, deletePgAckedQueueRows, markPgAcked } from '../src/system/sql/postgres/queueTable.ts';
 import { claimPgRequestIds, createPgDedupTable, countPgDedupRows } from '../src/system/sql/postgres/dedupTable.ts';
 import { addToPgCounters, createPgCounterTable, selectAllPgCounters } from '../src/system/sql/postgres/counterTable.ts';
+import { postgresEngine } from '../src/system/sql/postgres/engine.ts';
 import {
   countPgMessages,
   createPgMessagesTable,
@@ -119,6 +120,7 @@ describe('PostgreSQL SQL modules', () => {
         /handler failed/,
       );
       assert.deepEqual(Object.fromEntries(await selectAllPgCounters(db)), { a: 10, b: 25, c: cAdded });
+      assert.equal(await postgresEngine.sumCounters(db), 10 + 25 + cAdded, 'the engine sums what the rows hold');
     }));
 
   test('prune removes exactly the messages every group has passed', () =>

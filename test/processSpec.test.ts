@@ -96,7 +96,10 @@ test('every field of the server spec has a flag the server CLI defines, and the 
   const parsed = builder(yargs().exitProcess(false).strict()).parseSync(argv.slice(1)) as Record<string, unknown>;
   assert.equal(parsed.port, 8081);
   assert.equal(parsed.topic, 'orders');
-  assert.equal(parsed['topic-schema'], 'queue');
+  assert.equal(parsed.mode, 'queue');
+  // The old spelling still parses (a deprecated alias of --mode).
+  const old = builder(yargs().exitProcess(false).strict()).parseSync(['--topic-schema', 'queue']) as Record<string, unknown>;
+  assert.equal(old['topic-schema'], 'queue');
   assert.equal(parsed.coalesce, false);
   assert.equal(parsed['coalesce-max-batch'], 500);
   assert.equal(parsed['coalesce-linger-ms'], 3);

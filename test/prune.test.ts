@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { usePrivateDatabase } from './support/privateDatabase.ts';
 import { testPool } from './support/contractTargets.ts';
-import { executorOf, type Pool } from '../src/system/db/pool.ts';
+import { executorOf, type Pool } from '../src/system/db/mariadb/pool.ts';
 import type { OutgoingMessage, SqlExecutor, Subscription } from '../src/system/pubsub/types.ts';
 import { ensureSchema } from '../src/system/sql/mariadb/schema.ts';
 import { DEFAULT_PRUNE_OPTIONS, prune, startPeriodicPrune } from '../src/system/prune.ts';

@@ -9,7 +9,7 @@ import { SqlPublisher } from '../src/system/pubsub/sqlPublisher.ts';
 import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
 import { PublishError, publishIncrements } from '../src/system/counterPublish.ts';
-import type { Pool } from '../src/system/db/pool.ts';
+import type { Pool } from '../src/system/db/mariadb/pool.ts';
 import type { IncrementRequest, PublishOutcome } from '../src/system/counterPublish.ts';
 
 interface Deferred {

@@ -6,7 +6,7 @@ import { createEffectsTable, createPgEffectsTable, memoryTarget, mysqlTarget, po
 import { usePrivateDatabase } from './support/privateDatabase.ts';
 import { usePrivatePostgres } from './support/privatePostgres.ts';
 import type { Database } from '../src/system/db/database.ts';
-import type { Pool } from '../src/system/db/pool.ts';
+import type { Pool } from '../src/system/db/mariadb/pool.ts';
 import { DEFAULT_WORKER_OPTIONS, validateWorkerOptions, workerPubSubConfig } from '../src/system/worker.ts';
 
 describe('memory pub/sub', () => {

@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
-import { createPool, executorOf, formatQuery } from '../src/system/db/pool.ts';
+import { createPool, executorOf, formatQuery } from '../src/system/db/mariadb/pool.ts';
 import { usePrivateDatabase } from './support/privateDatabase.ts';
 
 const mysql2Format = mysql.format as unknown as (sql: string, values: unknown, stringifyObjects: boolean, timezone: string) => string;

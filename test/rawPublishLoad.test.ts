@@ -7,7 +7,7 @@ import { classifySqlAttempt, rawRequestId, runRawPublishLoad, validateRawPublish
 import { check } from '../src/scenarios/chaos/checker.ts';
 import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
 import { takeSnapshot } from '../src/bench/observation.ts';
-import { createPool, executorOf } from '../src/system/db/pool.ts';
+import { createPool, executorOf } from '../src/system/db/mariadb/pool.ts';
 import { createMessagesTable } from '../src/system/sql/mariadb/messagesTable.ts';
 import { messagesTable } from '../src/system/sql/mariadb/identifiers.ts';
 import { createOffsetsTable } from '../src/system/sql/mariadb/offsetsTable.ts';

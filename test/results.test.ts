@@ -22,10 +22,10 @@ import {
   pointLabel,
   SQL_LOOP_START_S,
   sqlLoopRuns,
-} from '../src/scenarios/bench/plan.ts';
+} from '../src/scenarios/throughput/plan.ts';
 import type { EngineName } from '../src/system/sql/engine.ts';
-import { profileOptions } from '../src/scenarios/bench/options.ts';
-import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/bench/results.ts';
+import { profileOptions } from '../src/scenarios/throughput/sweepOptions.ts';
+import { boundedBySqlCeiling, references, toRow } from '../src/scenarios/throughput/results.ts';
 import { ChildService, type ExitCause } from '../src/harness/childService.ts';
 import { caseLine, csvRow, presentVerdict, warmupRequests } from '../src/scenarios/chaos/chaosReport.ts';
 import type { CaseResult } from '../src/scenarios/chaos/caseResult.ts';
@@ -68,19 +68,19 @@ test("time left comes from the plan's estimates: later steps plus what is left o
 test("a point's estimate counts every backlog it writes and every run of the SQL ceiling's loop, on each engine", () => {
   const o = profileOptions('standard');
   const find = (engine: EngineName, kind: string, mode: string) => planPoints(o, engine).find((x) => x.kind === kind && x.mode === mode && x.handler !== 'watermill')!;
-  const writes = (engine: EngineName, kind: string, mode: string) => backlogWrites(find(engine, kind, mode), engine);
-  // MariaDB's offset drain writes its backlog twice: for the paired ceiling's loop and the workers (the
-  // consumption reset in between), and again for the paired run after the workers; PostgreSQL, which cannot
-  // undo a consumption, writes the workers' own in between.
+  const writes = (engine: EngineName, kind: string, mode: string) => backlogWrites(find(engine, kind, mode), engine, o);
+  // MariaDB's offset drain writes its backlog once: each round's ceiling loop and workers consume it in turn
+  // (the consumption reset in between); PostgreSQL, which cannot undo a consumption, writes one for each run.
+  assert.equal(o.drainRounds, 3);
   assert.deepEqual(
     [writes('mariadb', 'sql-ceiling', 'offset'), writes('mariadb', 'drain', 'offset'), writes('mariadb', 'drain', 'queue'), writes('mariadb', 'end-to-end', 'offset'), writes('mariadb', 'http-ceiling', 'offset')],
-    [1, 2, 1, 0, 0],
+    [1, 1, 1, 0, 0],
   );
-  assert.deepEqual([writes('postgres', 'sql-ceiling', 'offset'), writes('postgres', 'drain', 'offset'), writes('postgres', 'drain', 'queue')], [1, 3, 1]);
+  assert.deepEqual([writes('postgres', 'sql-ceiling', 'offset'), writes('postgres', 'drain', 'offset'), writes('postgres', 'drain', 'queue')], [1, 6, 1]);
   const baseline = planPoints(o).find((x) => x.baseline)!;
-  assert.deepEqual([baseline.mode, backlogWrites(baseline, 'mariadb'), sqlLoopRuns(baseline)], ['offset', 2, 2], 'the watermill baseline is an offset drain, paired too');
-  assert.deepEqual(['sql-ceiling', 'drain', 'end-to-end', 'http-ceiling'].map((k) => sqlLoopRuns(find('mariadb', k, 'offset'))), [1, 2, 0, 0]);
-  assert.equal(sqlLoopRuns(find('mariadb', 'drain', 'queue')), 0, 'queue drains are not paired');
+  assert.deepEqual([baseline.mode, backlogWrites(baseline, 'mariadb', o), sqlLoopRuns(baseline, o)], ['offset', 1, 1], 'the watermill baseline is an offset drain, paired too, in one round');
+  assert.deepEqual(['sql-ceiling', 'drain', 'end-to-end', 'http-ceiling'].map((k) => sqlLoopRuns(find('mariadb', k, 'offset'), o)), [1, 3, 0, 0]);
+  assert.equal(sqlLoopRuns(find('mariadb', 'drain', 'queue'), o), 0, 'queue drains are not paired');
 
   // Each write at its engine's rate: with every drain held at the timeout, a backlog larger by n rows adds
   // n rows per write and nothing else.
@@ -104,9 +104,12 @@ test("a point's estimate counts every backlog it writes and every run of the SQL
   const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-9, `${what}: ${a} against ${b}`);
   close(empty('mariadb', 'sql-ceiling', 'offset'), 0.5 + SQL_LOOP_START_S, 'SQL ceiling');
   const queue1 = { ...find('mariadb', 'drain', 'queue'), workers: 1, backlogMessages: 0 };
-  close(empty('mariadb', 'drain', 'offset') - estimatePointSeconds(queue1, o, 'mariadb'), 2 * SQL_LOOP_START_S, 'offset drain over a queue drain of one worker');
+  // Each round starts its worker again (1.5 s + 0.3 s a worker) and runs the loop once.
+  const offset1 = find('mariadb', 'drain', 'offset');
+  assert.equal(offset1.workers, 1);
+  close(empty('mariadb', 'drain', 'offset') - estimatePointSeconds(queue1, o, 'mariadb'), (o.drainRounds - 1) * (1.5 + 0.3) + o.drainRounds * SQL_LOOP_START_S, 'offset drain over a queue drain of one worker');
   const analyzes = (kind: string, mode: string) => Math.round(((empty('postgres', kind, mode) - empty('mariadb', kind, mode)) / PG_BACKLOG_ANALYZE_S) * 1000) / 1000;
-  assert.deepEqual([analyzes('sql-ceiling', 'offset'), analyzes('drain', 'offset'), analyzes('drain', 'queue'), analyzes('end-to-end', 'offset')], [1, 3, 0, 0]);
+  assert.deepEqual([analyzes('sql-ceiling', 'offset'), analyzes('drain', 'offset'), analyzes('drain', 'queue'), analyzes('end-to-end', 'offset')], [1, 2 * o.drainRounds, 0, 0]);
   assert.ok(PG_BACKLOG_ANALYZE_S >= 0.1 && PG_BACKLOG_ANALYZE_S <= 0.3, 'the measured 0.1-0.3 s per ANALYZE');
 });
 
@@ -232,7 +235,7 @@ test('chaos: warm-up requests counted apart so requests + warm-up = ok + fail + 
   assert.equal(shown.endToEnd.checked, false);
   assert.equal(shown.endToEnd.holds, undefined, 'no bare holds: false beside a valid verdict');
   assert.match(shown.endToEnd.why ?? '', /not checked/);
-  assert.match(caseLine(r, 1, 8), /^\[1\/8\] \S+: PASS \(expected valid, verdict valid\), requests ok\/fail\/unknown 4\/1\/0 \(warm-up 2 of them\), lost 0, dup 0, no faults, 12 s$/);
+  assert.match(caseLine(r, 1, 8), /^\[1\/8\] \S+: PASS \(expected valid, verdict valid\), requests ok\/fail\/unknown 4\/1\/0 \(warm-up 2 of them\), lost 0, dup 0, anomalies: none, no faults, 12 s$/);
 });
 
 test('chaos: the quick profile is estimated at under 3 minutes, as --help says', () => {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { startSampler, type SamplerOptions } from '../src/bench/sampler.ts';
 import type { SqlExecutor } from '../src/system/pubsub/types.ts';
 import type { EngineName } from '../src/system/sql/engine.ts';
+import { postgresEngine } from '../src/system/sql/postgres/engine.ts';
 
 /** How long the fake's first reading takes: the baseline's full count, long against the readings after it. */
 const BASELINE_MS = 40;
@@ -38,14 +39,13 @@ function fakeTarget(engine: EngineName, failFirst = false) {
       return [row] as T;
     },
   };
+  const selectProgress = async () => {
+    await reading();
+    return { progress: 0, published: 400_000, lagMs: 0 };
+  };
   const options: SamplerOptions = {
-    engine: {
-      name: engine,
-      selectProgress: async () => {
-        await reading();
-        return { progress: 0, published: 400_000, lagMs: 0 };
-      },
-    },
+    // PostgreSQL's poller is the engine's own, over the fake executor's rows.
+    engine: { name: engine, selectProgress, progressReader: engine === 'postgres' ? postgresEngine.progressReader : () => () => selectProgress() },
     mode: 'offset',
     topic: 't',
     consumerGroup: 'g',

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPrivateDatabase, type ManagedDatabase } from './support/privateDatabase.ts';
-import { createPool, executorOf } from '../src/system/db/pool.ts';
+import { createPool, executorOf } from '../src/system/db/mariadb/pool.ts';
 import { createMessagesTable, insertMessages, selectAllMessages } from '../src/system/sql/mariadb/messagesTable.ts';
 
 describe('a MariaDB server at +09:00', () => {

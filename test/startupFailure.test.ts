@@ -4,7 +4,7 @@
 // integration tests in startupRace.test.ts meet the real ones).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyError } from '../src/system/db/errors.ts';
+import { classifyError } from '../src/system/db/mariadb/errors.ts';
 import { failedStatement, startupFailureKind, startupFailureMessage } from '../src/system/db/startupFailure.ts';
 
 function pgError(code: string, message: string, more: Record<string, string> = {}): Error {

@@ -122,3 +122,28 @@ test('reset sends RST to both sides of every live connection and refuses new one
     await echo.close();
   }
 });
+
+test('retarget resets live connections and sends new ones to the other server (the virtual address of a failover)', async () => {
+  const first = await echoServer();
+  const second = await echoServer();
+  const proxy = await TcpProxy.start({ targetPort: first.port });
+  try {
+    const a = await connect(proxy.port);
+    await roundTrip(a, 'a');
+    assert.equal(first.sockets.size, 1);
+    const error = once(a, 'error');
+    assert.equal(proxy.retarget(second.port), 1);
+    const [e] = (await error) as [NodeJS.ErrnoException];
+    assert.equal(e.code, 'ECONNRESET');
+    assert.deepEqual(proxy.target, { host: '127.0.0.1', port: second.port });
+    const b = await connect(proxy.port);
+    assert.equal((await roundTrip(b, 'to the second')).reply, 'to the second');
+    assert.equal(second.sockets.size, 1);
+    assert.throws(() => proxy.retarget(0), /targetPort must be a port number/);
+    b.destroy();
+  } finally {
+    await proxy.close();
+    await first.close();
+    await second.close();
+  }
+});

@@ -9,10 +9,10 @@ import path from 'node:path';
 import { readEnvironment } from '../src/config.ts';
 import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
 import { httpStatus } from '../src/harness/childService.ts';
-import { runBench } from '../src/scenarios/bench/runBench.ts';
-import { profileOptions } from '../src/scenarios/bench/options.ts';
+import { runBench } from '../src/scenarios/throughput/runBench.ts';
+import { profileOptions } from '../src/scenarios/throughput/sweepOptions.ts';
 import { createResultsDir } from '../src/bench/resultsDir.ts';
-import { parseMysqlUrl } from '../src/system/db/mysqlUrl.ts';
+import { parseMysqlUrl } from '../src/system/db/mariadb/mysqlUrl.ts';
 import { startPrivateDatabase } from './support/privateDatabase.ts';
 
 async function procText(pid: number, file: 'cmdline' | 'environ'): Promise<string> {

@@ -114,3 +114,14 @@ test('a saved case re-checks without a database to the verdict, result and witne
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the page shows a case\'s own kind first: a control\'s witnesses before its tolerated unknown outcomes', async () => {
+  const { pageWitnesses, WITNESSES_SHOWN } = await import('../src/scenarios/chaos/chaosPage.ts');
+  const c = chaosMatrix('quick').find((x) => x.name === 'ctl-nonlocking-read');
+  assert.ok(c !== undefined);
+  const w = (kind: 'unknown-outcome' | 'skipped', i: number) => ({ kind, sentence: `${kind} ${i}` }) as unknown as ReturnType<typeof buildWitnesses>[number];
+  const witnesses = [w('unknown-outcome', 1), w('unknown-outcome', 2), w('unknown-outcome', 3), w('skipped', 4), w('skipped', 5)];
+  const shown = pageWitnesses({ case: c, witnesses } as unknown as CaseResult);
+  assert.equal(shown.length, WITNESSES_SHOWN);
+  assert.deepEqual(shown.map((x) => x.sentence), ['skipped 4', 'skipped 5', 'unknown-outcome 1']);
+});

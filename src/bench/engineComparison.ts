@@ -117,8 +117,9 @@ export function rowsByEngine(rows: readonly CsvRow[]): Map<string, CsvRow[]> {
 
 /**
  * A plain-text table: one line per figure, one column per system (engine, or engine and topology). With two
- * systems a last column gives the second's figure over the first's, where both are numbers: the price of the
- * second as a same-run ratio (a Galera cluster against one server: what certification costs per commit).
+ * or more, a column for each later system gives its figure over the first's, where both are numbers: its price
+ * as a same-run ratio (a Galera cluster against one server: what certification costs per commit; each
+ * replication level of a primary/replica pair against one server).
  */
 export function engineComparisonTable(rows: readonly CsvRow[]): string {
   const table = engineComparison(rows);
@@ -132,8 +133,9 @@ export function engineComparisonTable(rows: readonly CsvRow[]): string {
 export function engineComparison(rows: readonly CsvRow[]): string[][] {
   const engines = rowsByEngine(rows);
   const names = [...engines.keys()];
-  const withRatio = names.length === 2;
-  const header = ['', ...names, ...(withRatio ? [`${names[1]} / ${names[0]}`] : [])];
+  // Every system after the first over the first (a cluster, or each replication level, against one server).
+  const others = names.slice(1);
+  const header = ['', ...names, ...others.map((n) => `${n} / ${names[0]}`)];
   const ratio = (a: string, b: string): string => {
     const x = Number(a);
     const y = Number(b);
@@ -143,7 +145,7 @@ export function engineComparison(rows: readonly CsvRow[]): string[][] {
     header,
     ...LINES.map((l) => {
       const values = [...engines.values()].map((r) => l.value(r));
-      return [l.label, ...values, ...(withRatio ? [ratio(values[0]!, values[1]!)] : [])];
+      return [l.label, ...values, ...values.slice(1).map((v) => ratio(values[0]!, v))];
     }),
   ];
 }

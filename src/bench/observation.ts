@@ -6,8 +6,6 @@
 // seam (system/sql/engine.ts), so the same code measures MariaDB and PostgreSQL.
 import type { Message, SqlExecutor, TopicMode } from '../system/pubsub/types.ts';
 import type { Consumption, ProgressTarget, SqlEngine } from '../system/sql/engine.ts';
-import { sumCounters } from '../system/sql/mariadb/counterTable.ts';
-import { sumPgCounters } from '../system/sql/postgres/counterTable.ts';
 import { checkCounters, type CounterCheck } from './counterCheck.ts';
 
 export type { ProgressTarget, SqlEngine };
@@ -113,7 +111,7 @@ export function countPoisonedMessages(db: SqlExecutor, engine: SqlEngine, topic:
 
 /** The sum of every counter: what quiescence watches (it stops moving once the workers are done). */
 export function sumAllCounters(db: SqlExecutor, engine: SqlEngine): Promise<number> {
-  return engine.name === 'postgres' ? sumPgCounters(db) : sumCounters(db);
+  return engine.sumCounters(db);
 }
 
 export type { TopicMode };

@@ -120,7 +120,11 @@ export function pointLine(r: CsvRow): string {
   if (publish !== undefined) parts.push(`${cell(r, 'publish_req_per_s')} req/s`);
   if (drain !== undefined) parts.push(`${cell(r, 'drain_msgs_per_s')} ${r.kind === 'peer' ? 'jobs/s' : 'msgs/s'}`);
   if (num(r.ratio_drain_vs_peer) !== undefined) parts.push(`our drain ${cell(r, 'ratio_drain_vs_peer')}x this`);
-  if (num(r.ratio_vs_sql_ceiling) !== undefined) parts.push(`${cell(r, 'ratio_vs_sql_ceiling')} of SQL ceiling`);
+  if (num(r.ratio_vs_sql_ceiling) !== undefined) {
+    const rounds = num(r.drain_rounds);
+    const spread = rounds !== undefined && rounds > 1 ? ` (median of ${rounds} paired rounds, ${cell(r, 'ratio_vs_sql_ceiling_min')}-${cell(r, 'ratio_vs_sql_ceiling_max')}, spread ${((num(r.ratio_vs_sql_ceiling_max) ?? 0) - (num(r.ratio_vs_sql_ceiling_min) ?? 0)).toFixed(2)})` : '';
+    parts.push(`${cell(r, 'ratio_vs_sql_ceiling')} of SQL ceiling${spread}`);
+  }
   if (num(r.ratio_vs_http_ceiling) !== undefined && r.kind !== 'http-ceiling') parts.push(`${cell(r, 'ratio_vs_http_ceiling')} of HTTP ceiling`);
   if (num(r.ratio_vs_baseline) !== undefined && r.kind !== 'http-ceiling') parts.push(`${cell(r, 'ratio_vs_baseline')}x 154/s`);
   const cpu = (

@@ -2,13 +2,12 @@
 // Measurement comes from the database, never from the worker's own report.
 import type { SqlExecutor } from '../system/pubsub/types.ts';
 import type { SqlEngine } from '../system/sql/engine.ts';
-import { pgProgressReader } from '../system/sql/postgres/observation.ts';
 import type { ProgressSample } from './metrics.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 
 export interface SamplerOptions {
   /** The engine whose tables are read (selectProgress). */
-  engine: Pick<SqlEngine, 'name' | 'selectProgress'>;
+  engine: Pick<SqlEngine, 'name' | 'selectProgress' | 'progressReader'>;
   mode: TopicMode;
   topic: string;
   consumerGroup: string;
@@ -22,17 +21,13 @@ export interface SamplerOptions {
 type ReadProgress = (db: SqlExecutor) => ReturnType<SqlEngine['selectProgress']>;
 
 /**
- * How one poller reads progress: the engine's selectProgress, except on PostgreSQL, where that reading counts
- * the topic's rows (offsets are not in delivery order there) and a poller carries the counts from reading to
- * reading instead (pgProgressReader: the same figures; 15-21 ms per reading at a 150,000-row backlog became
- * ~3 ms for 20,000 rows consumed since the last one).
+ * How one poller reads progress: the engine's progressReader. On PostgreSQL selectProgress counts the topic's
+ * rows (offsets are not in delivery order there), so its poller carries the counts from reading to reading
+ * (the same figures; 15-21 ms per reading at a 150,000-row backlog became ~3 ms for 20,000 rows consumed since
+ * the last one).
  */
 export function progressReaderFor(o: SamplerOptions): ReadProgress {
-  if (o.engine.name === 'postgres') {
-    const reader = pgProgressReader(o);
-    return (db) => reader.read(db);
-  }
-  return (db) => o.engine.selectProgress(db, o);
+  return o.engine.progressReader(o);
 }
 
 /** One reading of progress, published and lag (what each means per mode: selectProgress). */

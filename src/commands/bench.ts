@@ -2,20 +2,16 @@
 // overridden with a comma-separated list.
 import type { CommandModule } from 'yargs';
 import { readEnvironment } from '../config.ts';
-import { optionalMysqlUrl } from './sharedOptions.ts';
+import { databaseUrlOption, optionalDatabaseUrl } from './sharedOptions.ts';
 import { resolveRunEngines } from '../harness/engines.ts';
 import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
-import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
-
-function checkedDatabaseUrl(url: string | undefined): string | undefined {
-  if (url !== undefined) checkDatabaseUrl(url);
-  return url;
-}
+import { REPLICATION_LEVELS, type ReplicationLevel } from '../harness/replication/replicaPair.ts';
+import { checkReplicationLevel, requireReplicaPairFactory } from '../harness/replication/startReplicaPair.ts';
 import { parseIsolationLevel, type IsolationLevel, type AckMode } from '../system/pubsub/types.ts';
 import { OptionsError } from '../validate.ts';
-import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions } from '../scenarios/bench/options.ts';
+import { profileOptions, validateSweepOptions, BENCH_PROFILES, type BenchProfile, type SweepOptions } from '../scenarios/throughput/sweepOptions.ts';
 import type { HandlerName } from '../system/counterHandler.ts';
-import { runBench } from '../scenarios/bench/runBench.ts';
+import { runBench } from '../scenarios/throughput/runBench.ts';
 import { projectRoot } from '../projectRoot.ts';
 import path from 'node:path';
 import type { TopicMode } from '../system/pubsub/types.ts';
@@ -24,6 +20,7 @@ import { parsePeerSpecs } from '../bench/peers/peerSpec.ts';
 interface BenchArgs {
   profile: string;
   engine?: string;
+  'database-url'?: string;
   'mysql-url'?: string;
   'batch-sizes'?: string;
   isolation?: string;
@@ -39,6 +36,7 @@ interface BenchArgs {
   backlog?: number;
   counters?: number;
   'drain-timeout-s'?: number;
+  'drain-rounds'?: number;
   'duration-s'?: number;
   connections?: string;
   rate?: number;
@@ -97,6 +95,7 @@ export function sweepOptionsFromArgs(args: BenchArgs): SweepOptions {
   if (args.backlog !== undefined) o.backlogMessages = args.backlog;
   if (args.counters !== undefined) o.counters = args.counters;
   if (args['drain-timeout-s'] !== undefined) o.drainTimeoutS = args['drain-timeout-s'];
+  if (args['drain-rounds'] !== undefined) o.drainRounds = args['drain-rounds'];
   if (args['duration-s'] !== undefined) o.endToEndDurationS = args['duration-s'];
   o.endToEndConnections = numbers('connections', args.connections) ?? o.endToEndConnections;
   if (args.rate !== undefined) o.endToEndRate = args.rate;
@@ -127,7 +126,8 @@ export const command: CommandModule<object, BenchArgs> = {
     y
       .option('profile', { type: 'string', default: 'standard', describe: 'quick (about 30 s), standard (about 6-7 min, make bench), full (about 65 min, estimated); a busy machine takes up to twice as long; make adds ~15 s of npm ci the first time' })
       .option('engine', { type: 'string', describe: "mariadb, postgres, or all (both in one run, side by side); default mariadb, or the given URL's engine" })
-      .option('mysql-url', { type: 'string', describe: 'use this server instead of a private one (default: $MYSQL_URL; database faults are then unavailable)' })
+      .option('database-url', { ...databaseUrlOption, describe: `use this server instead of a private one (database faults are then unavailable); ${databaseUrlOption.describe}` })
+      .option('mysql-url', { type: 'string', describe: 'the same as --database-url (kept for MariaDB URLs; default: $MYSQL_URL)' })
       .option('batch-sizes', { type: 'string', describe: 'e.g. 1,100,1000' })
       .option('isolation', { type: 'string', describe: 'e.g. SERIALIZABLE,READ-COMMITTED (offset mode; also queue mode when given)' })
       .option('modes', { type: 'string', describe: 'offset,queue' })
@@ -141,6 +141,7 @@ export const command: CommandModule<object, BenchArgs> = {
       .option('backlog', { type: 'number', describe: 'messages published before each drain point' })
       .option('counters', { type: 'number', describe: 'distinct counters the messages go to' })
       .option('drain-timeout-s', { type: 'number', describe: 'a drain point ends after this long even if the backlog is not consumed' })
+      .option('drain-rounds', { type: 'number', describe: 'offset drains: rounds of [SQL ceiling loop, workers] on the same backlog; the ratio is the median of the rounds\' (min-max printed)' })
       .option('duration-s', { type: 'number', describe: 'load duration of end-to-end points' })
       .option('connections', { type: 'string', describe: 'autocannon connections, e.g. 50,200: an HTTP ceiling and the end-to-end points at each' })
       .option('rate', { type: 'number', describe: 'fixed offered rate (req/s) for end-to-end points; default: as fast as answered' })
@@ -150,23 +151,37 @@ export const command: CommandModule<object, BenchArgs> = {
       .option('topology', {
         choices: TOPOLOGIES,
         default: 'single',
-        describe: 'single: one private server; galera: MariaDB\'s points on one server, then on a private 3-node Galera cluster, in the same run (rows carry topology; the side-by-side table gives the cluster over the server)',
+        describe:
+          'single: one private server; galera: MariaDB\'s points on one server, then on a private 3-node Galera cluster, in the same run (rows carry topology; the side-by-side table gives the cluster over the server); ' +
+          'primary-replica: the points on one server, then on a primary and a replica at each replication level (--replication: only that one), in the same run (the side-by-side table gives each level over the single server)',
       })
+      .option('replication', { choices: REPLICATION_LEVELS, describe: 'primary-replica: only this replication level (async, semi-sync on MariaDB, sync on PostgreSQL)' })
       .option('worker-failpoint', { type: 'string', describe: 'failpoints armed in every drain worker (name=N,...): the lossy control' })
       .option('results-dir', { type: 'string', describe: 'root of the results tree (default: results/ of the project)' }),
   handler: async (args) => {
     const env = readEnvironment();
     const sweep = sweepOptionsFromArgs(args);
-    // --mysql-url > MYSQL_URL > DATABASE_URL (either engine); none: a private server per engine.
-    const url = optionalMysqlUrl(args['mysql-url']) ?? checkedDatabaseUrl(env.databaseUrl);
+    // --database-url > --mysql-url > DATABASE_URL > MYSQL_URL, as the server and the worker; none: a private server per engine.
+    const url = optionalDatabaseUrl(args['database-url'], args['mysql-url'])?.url;
     const engines = resolveRunEngines('bench', args.engine, url);
     const topology = (args as { topology?: string }).topology as Topology | undefined;
-    if (topology === 'galera' && url !== undefined) throw new Error('bench --topology galera starts a private cluster: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+    if (topology === 'galera' && url !== undefined) throw new Error('bench --topology galera starts a private cluster: unset MYSQL_URL / DATABASE_URL / --database-url');
     if (topology === 'galera' && !engines.includes('mariadb')) throw new Error('bench --topology galera runs a MariaDB Galera cluster: use --engine mariadb (the default) or all');
+    const replication = (args as { replication?: string }).replication as ReplicationLevel | undefined;
+    if (topology === 'primary-replica') {
+      if (url !== undefined) throw new Error('bench --topology primary-replica starts a private primary and replica: unset MYSQL_URL / DATABASE_URL / --database-url');
+      for (const e of engines) {
+        requireReplicaPairFactory(e);
+        if (replication !== undefined) checkReplicationLevel(`bench --engine ${e}`, e, replication);
+      }
+    } else if (replication !== undefined) {
+      throw new Error(`bench --replication applies to --topology primary-replica (topology is ${topology ?? 'single'})`);
+    }
     const result = await runBench({
       sweep,
       engines,
-      topologies: topology === 'galera' ? ['single', 'galera'] : ['single'],
+      topologies: topology === 'galera' ? ['single', 'galera'] : topology === 'primary-replica' ? ['single', 'primary-replica'] : ['single'],
+      ...(replication === undefined ? {} : { replicationLevels: [replication] }),
       system: {
         databaseUrl: url,
         postgresBinDir: env.postgresBinDir,

@@ -3,10 +3,13 @@
 import type { CommandModule } from 'yargs';
 import path from 'node:path';
 import { readEnvironment } from '../config.ts';
-import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, engineSkips, soakCases, type ChaosCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
+import { CHAOS_PROFILES, chaosMatrix, dockerMatrix, engineSkips, soakCases, soakFaults, type ChaosCase, type ChaosProfile } from '../scenarios/chaos/chaosMatrix.ts';
 import { resolveRunEngines, type EngineName } from '../harness/engines.ts';
 import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
 import { galeraMatrix } from '../scenarios/chaos/galeraMatrix.ts';
+import { replicationMatrix, replicationSkips } from '../scenarios/chaos/replicationMatrix.ts';
+import { REPLICATION_LEVELS, type ReplicationLevel } from '../harness/replication/replicaPair.ts';
+import { checkReplicationLevel } from '../harness/replication/startReplicaPair.ts';
 import type { CaseResult } from '../scenarios/chaos/caseResult.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
 import { DEFAULT_DOCKER_DEPLOYMENT } from '../harness/dockerDeployment.ts';
@@ -17,9 +20,8 @@ import { resolveFaults, FAULT_NAMES } from '../scenarios/chaos/nemesis.ts';
 import { createResultsDir, collectVersions } from '../bench/resultsDir.ts';
 import { projectRoot } from '../projectRoot.ts';
 import { createProgress } from '../bench/progress.ts';
-import { mysqlUrlOption, optionalMysqlUrl } from './sharedOptions.ts';
+import { databaseUrlOption, mysqlUrlOption, optionalDatabaseUrl } from './sharedOptions.ts';
 import { redactDatabaseUrl } from '../system/db/urlRedaction.ts';
-import { checkDatabaseUrl } from '../system/db/databaseUrl.ts';
 import { intInRange } from '../validate.ts';
 import { drainKillCases, drainKillTable, type DrainKillCase, type DrainKillResult } from '../scenarios/chaos/drainKill.ts';
 import { estimateDrainKillSeconds, runDrainKillCase } from '../scenarios/chaos/runDrainKill.ts';
@@ -27,11 +29,13 @@ import { estimateDrainKillSeconds, runDrainKillCase } from '../scenarios/chaos/r
 interface ChaosArgs {
   profile: string;
   topology: string;
+  replication?: string;
   engine?: string;
   faults?: string;
   cases?: string;
   backend: string;
   'results-dir': string;
+  'database-url'?: string;
   'mysql-url'?: string;
   list: boolean;
   requests?: number;
@@ -55,13 +59,20 @@ export const command: CommandModule<object, ChaosArgs> = {
       .option('topology', {
         choices: TOPOLOGIES,
         default: 'single',
-        describe: 'single: a private server per case; galera: a private 3-node MariaDB Galera cluster per case, with its own cases (servers and publishers on every node) and faults (node-kill, node-pause, node-isolate, quorum-loss)',
+        describe:
+          'single: a private server per case; galera: a private 3-node MariaDB Galera cluster per case, with its own cases (servers and publishers on every node) and faults (node-kill, node-pause, node-isolate, quorum-loss); ' +
+          'primary-replica: a private primary and replica per case behind a virtual address, under primary-failover (the synchronous level stays valid across repeated failovers, the asynchronous control and semi-sync\'s fallback must lose acknowledged publishes)',
+      })
+      .option('replication', {
+        choices: REPLICATION_LEVELS,
+        describe: 'primary-replica: only the cases of this level (async, semi-sync on MariaDB, sync on PostgreSQL)',
       })
       .option('faults', { type: 'string', describe: `only these faults, comma-separated: ${FAULT_NAMES.join(', ')}` })
       .option('cases', { type: 'string', describe: 'only these cases, comma-separated (--list shows them)' })
       .option('backend', { choices: ['local', 'docker'], default: 'local', describe: 'local child processes, or containers of the local images (dockerode)' })
       .option('results-dir', { type: 'string', default: 'results', describe: 'results go to <dir>/chaos/<timestamp>/' })
-      .option('mysql-url', { ...mysqlUrlOption, describe: 'use this server instead of a private one per case (database faults are then skipped)' })
+      .option('database-url', { ...databaseUrlOption, describe: `use this server instead of a private one per case (database faults are then skipped); ${databaseUrlOption.describe}` })
+      .option('mysql-url', { ...mysqlUrlOption, describe: 'the same as --database-url (kept for MariaDB URLs; default: $MYSQL_URL)' })
       .option('requests', { type: 'number', describe: "requests per case (overrides the profile's)" })
       .option('seed', { type: 'number', describe: "draw each case's fault schedule (order, pauses, targets) from this seed; the same seed injects the same schedule. With --runs: the first schedule's seed (default: drawn, and printed)" })
       .option('runs', { type: 'number', describe: 'with --profile soak: this many random schedules (seed, seed+1, ...), each a short exactly-once case that must stay valid; the seed of any that fails is printed' })
@@ -76,8 +87,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     const env = readEnvironment();
     const profile = args.profile as ChaosProfile;
     const only = args.faults === undefined ? undefined : resolveFaults(args.faults).map((f) => f.name);
-    const databaseUrl = optionalMysqlUrl(args['mysql-url']) ?? env.databaseUrl;
-    if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl);
+    const databaseUrl = optionalDatabaseUrl(args['database-url'], args['mysql-url'])?.url;
     const engines = resolveRunEngines('chaos', args.engine, databaseUrl);
     let docker: DockerTarget | undefined;
     if (args.backend === 'docker') {
@@ -85,7 +95,7 @@ export const command: CommandModule<object, ChaosArgs> = {
         throw new Error('chaos --backend docker starts MariaDB containers only (make docker-images builds no PostgreSQL image); use --engine mariadb, or the local backend');
       }
       if (databaseUrl !== undefined) {
-        throw new Error('chaos --backend docker starts its own database container per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+        throw new Error('chaos --backend docker starts its own database container per case: unset MYSQL_URL / DATABASE_URL / --database-url');
       }
       docker = {
         project: args['docker-project'],
@@ -100,20 +110,35 @@ export const command: CommandModule<object, ChaosArgs> = {
     const topology = args.topology as Topology;
     if (topology === 'galera') {
       if (engines.some((e) => e !== 'mariadb')) throw new Error('chaos --topology galera runs a MariaDB Galera cluster: use --engine mariadb (the default)');
-      if (databaseUrl !== undefined) throw new Error('chaos --topology galera starts a private cluster per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+      if (databaseUrl !== undefined) throw new Error('chaos --topology galera starts a private cluster per case: unset MYSQL_URL / DATABASE_URL / --database-url');
       if (docker !== undefined) throw new Error('chaos --topology galera runs local processes: leave out --backend docker');
     }
+    if (topology === 'primary-replica') {
+      if (databaseUrl !== undefined) throw new Error('chaos --topology primary-replica starts a private primary and replica per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
+      if (docker !== undefined) throw new Error('chaos --topology primary-replica runs local processes: leave out --backend docker');
+    } else if (args.replication !== undefined) {
+      throw new Error(`chaos --replication applies to --topology primary-replica (topology is ${topology})`);
+    }
+    const level = args.replication as ReplicationLevel | undefined;
+    if (level !== undefined) for (const e of engines) checkReplicationLevel(`chaos --engine ${e}`, e, level);
     const seed = args.seed === undefined ? undefined : intInRange('chaos', 'seed', args.seed, 0, 4_294_967_295);
     const runs = args.runs === undefined ? undefined : intInRange('chaos', 'runs', args.runs, 1, 100_000);
     if (runs !== undefined && (profile !== 'soak' || docker !== undefined || topology !== 'single')) {
-      throw new Error('chaos --runs draws random schedules of the soak profile on local processes and one server: use --profile soak, without --backend docker or --topology galera');
+      throw new Error('chaos --runs draws random schedules of the soak profile on local processes and one server: use --profile soak, without --backend docker or --topology galera / primary-replica');
     }
     // Drawn when not given, and printed: a failing schedule is reproduced from its seed.
     const baseSeed = runs === undefined ? undefined : (seed ?? Math.floor(Math.random() * 1_000_000));
     const matrixOf = (engine: EngineName): ChaosCase[] =>
       baseSeed !== undefined && runs !== undefined
         ? soakCases(engine, runs, baseSeed)
-        : docker !== undefined ? dockerMatrix(profile, only) : topology === 'galera' ? galeraMatrix(profile, only) : chaosMatrix(profile, only, engine);
+        : docker !== undefined
+          ? dockerMatrix(profile, only)
+          : topology === 'galera'
+            ? galeraMatrix(profile, only)
+            : topology === 'primary-replica'
+              ? replicationMatrix(profile, engine, only).filter((c) => level === undefined || c.replication?.level === level)
+              : chaosMatrix(profile, only, engine);
+    const skipsOf = (engine: EngineName) => (topology === 'primary-replica' ? replicationSkips(engine) : topology === 'galera' ? [] : engineSkips(engine));
     // The worker-kill drains of ours and the peers (PostgreSQL, local backend), after the engine's matrix.
     const drainKillsOf = (engine: EngineName): DrainKillCase[] => {
       const all = docker === undefined && topology === 'single' && runs === undefined ? drainKillCases(profile, engine, only) : [];
@@ -123,7 +148,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     const casesOf = (engine: EngineName): ChaosCase[] => {
       let cases = matrixOf(engine);
       if (wanted !== undefined) {
-        const skippedHere = new Set(engineSkips(engine).map((s) => s.what));
+        const skippedHere = new Set(skipsOf(engine).map((s) => s.what));
         const known = (e: EngineName) => [...matrixOf(e).map((c) => c.name), ...(docker === undefined ? drainKillCases(profile, e, only).map((c) => c.name) : [])];
         const unknown = wanted.filter((w) => !skippedHere.has(w) && !engines.some((e) => known(e).includes(w)));
         if (unknown.length > 0) {
@@ -138,7 +163,11 @@ export const command: CommandModule<object, ChaosArgs> = {
       return cases;
     };
     const plan = engines.map((engine) => ({ engine, cases: casesOf(engine), drainKills: drainKillsOf(engine) }));
-    const skips = plan.flatMap((p) => engineSkips(p.engine).map((s) => `${p.engine}: ${s.what} not run: ${s.reason}`));
+    // Random schedules run no control: they say which faults each engine's draws come from instead.
+    const skips =
+      runs !== undefined
+        ? plan.map((p) => `${p.engine}: ${runs} random schedule(s) drawn from ${soakFaults(p.engine).join(', ')}; no control runs in them (the matrix profiles run every control)`)
+        : plan.flatMap((p) => skipsOf(p.engine).map((s) => `${p.engine}: ${s.what} not run: ${s.reason}`));
     if (args.list) {
       for (const { engine, cases, drainKills } of plan) {
         for (const c of cases) {

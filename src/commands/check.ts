@@ -3,7 +3,7 @@
 // said. docs/history.md describes the files; docs/results.md how to read a verdict.
 import type { CommandModule } from 'yargs';
 import path from 'node:path';
-import { caseDirectories, readCaseRecord, recheckCase } from '../scenarios/chaos/caseRecord.ts';
+import { caseDirectories, NoSnapshotError, readCaseRecord, recheckCase } from '../scenarios/chaos/caseRecord.ts';
 import { ANOMALY_KINDS } from '../scenarios/chaos/checker.ts';
 import { intInRange } from '../validate.ts';
 
@@ -25,7 +25,17 @@ export const command: CommandModule<object, CheckArgs> = {
     let disagreements = 0;
     let failed = 0;
     for (const dir of dirs) {
-      const record = await readCaseRecord(dir);
+      let record;
+      try {
+        record = await readCaseRecord(dir);
+      } catch (error) {
+        if (!(error instanceof NoSnapshotError)) throw error;
+        // Nothing to judge again: the run had no verdict either, and that is what it said.
+        failed += 1;
+        if (error.head.run.verdict !== 'error' && error.head.run.verdict !== 'interrupted') disagreements += 1;
+        process.stdout.write(`FAIL ${error.head.case.name}: not re-checkable, ${error.message}\n`);
+        continue;
+      }
       const c = record.head.case;
       const r = recheckCase(record);
       const counts = ANOMALY_KINDS.filter((k) => r.verdict.anomalies[k] > 0).map((k) => `${k} ${r.verdict.anomalies[k]}`);

@@ -5,12 +5,17 @@ import { DEFAULT_PORT, ManagedDatabase, stopServerInDataDirectory } from '../har
 import type { DatabaseInfo } from '../harness/mariadb/managedDatabase.ts';
 import { DEFAULT_POSTGRES_PORT, PrivatePostgres, stopPostgresInDataDirectory, type PostgresInfo } from '../harness/postgres/privatePostgres.ts';
 import { parseEngineChoice, type EngineName } from '../harness/engines.ts';
-import { describeError } from '../system/db/errors.ts';
+import { describeError } from '../system/db/database.ts';
 import { GaleraCluster } from '../harness/mariadb/galeraCluster.ts';
+import { REPLICATION_LEVELS } from '../harness/replication/replicaPair.ts';
+import { checkReplicationLevel, defaultReplicationLevel, startReplicaPair } from '../harness/replication/startReplicaPair.ts';
+import { TcpProxy } from '../harness/faults/tcpProxy.ts';
+import { throughAddress } from '../harness/systemUnderTest.ts';
 
 interface StartArgs {
   engine: string;
   topology: string;
+  replication?: string;
   nodes: number;
   port?: number;
   datadir?: string;
@@ -76,9 +81,16 @@ const start: CommandModule<object, StartArgs> = {
       .option('engine', engineOption)
       .option('topology', {
         type: 'string',
-        choices: ['single', 'galera'],
+        choices: ['single', 'galera', 'primary-replica'],
         default: 'single',
-        describe: 'single: one server; galera: a MariaDB Galera cluster of --nodes servers (multi-primary, every node takes writes)',
+        describe:
+          'single: one server; galera: a MariaDB Galera cluster of --nodes servers (multi-primary, every node takes writes); ' +
+          'primary-replica: a primary and a replica (--replication) behind a virtual address (DATABASE_URL), fresh data directories each time',
+      })
+      .option('replication', {
+        type: 'string',
+        choices: REPLICATION_LEVELS,
+        describe: "primary-replica: async, semi-sync (MariaDB, AFTER_SYNC, never falls back) or sync (PostgreSQL); default the engine's synchronous level",
       })
       .option('cluster', { type: 'string', choices: ['galera'], describe: 'the same as --topology galera' })
       .option('nodes', { type: 'number', default: 3, describe: 'galera: the number of nodes (3 keeps a majority when one fails)' })
@@ -96,6 +108,11 @@ const start: CommandModule<object, StartArgs> = {
       await startGalera(args, env);
       return;
     }
+    if (topology === 'primary-replica') {
+      await startPair(engine, args, env);
+      return;
+    }
+    if (args.replication !== undefined) throw new Error(`db start: --replication applies to --topology primary-replica (topology is ${topology})`);
     const port = args.port ?? defaultPort(engine);
     const log = env.quiet ? () => undefined : (line: string) => process.stderr.write(`${line}\n`);
     if (engine === 'postgres' && (args['server-arg'] ?? []).length > 0) {
@@ -174,6 +191,59 @@ const start: CommandModule<object, StartArgs> = {
     process.exit(1);
   },
 };
+
+/**
+ * `db start --topology primary-replica`: starts the pair and a virtual address in front of its primary (a TCP
+ * proxy in this process), prints the address's URL and each server's, stays up until Ctrl-C / SIGTERM.
+ */
+async function startPair(engine: EngineName, args: StartArgs, env: ReturnType<typeof readEnvironment>): Promise<void> {
+  const log = env.quiet ? () => undefined : (line: string) => process.stderr.write(`${line}\n`);
+  if ((args['server-arg'] ?? []).length > 0) throw new Error('db start: --server-arg is not passed to a primary-replica pair');
+  const level = checkReplicationLevel('db start', engine, args.replication ?? defaultReplicationLevel(engine));
+  const port = args.port ?? defaultPort(engine);
+  const pair = await startReplicaPair({
+    engine,
+    level,
+    nodeDatadirs: undefined,
+    datadir: args.datadir ?? `.eob/pair-${port}`,
+    ports: [port],
+    database: 'eob',
+    mariadbBinDir: env.mariadbBinDir,
+    postgresBinDir: env.postgresBinDir,
+    searchPath: env.searchPath,
+    semiSyncTimeoutMs: undefined,
+    log,
+  });
+  const primary = pair.primary;
+  if (primary === undefined) throw new Error('db start: the pair started without a primary');
+  const vip = await TcpProxy.start({ targetPort: primary.port });
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping !== undefined) return;
+    process.stderr.write(`replica pair: ${signal}: shutting both servers down cleanly\n`);
+    stopping = vip
+      .close()
+      .then(() => pair.stop())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          process.stderr.write(`eob db start: ${describeError(error)}\n`);
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const [first, second] = pair.nodes;
+  process.stdout.write(
+    `DATABASE_URL=${throughAddress(primary.url, vip.port)}\n` +
+      `DATABASE_URL_PRIMARY=${first?.url ?? ''}\nDATABASE_URL_REPLICA=${second?.url ?? ''}\n` +
+      `replica pair: ${engine} primary on 127.0.0.1:${first?.port}, ${level} replica on 127.0.0.1:${second?.port}, the virtual address 127.0.0.1:${vip.port} (DATABASE_URL) in front of the primary; both listen on 127.0.0.1 only\n` +
+      `pids=${pair.nodes.map((n) => n.pid).join(',')}\n`,
+  );
+  // Stay up until a signal (stop() exits the process).
+  await new Promise<never>(() => undefined);
+}
 
 /** `db start --topology galera`: forms the cluster, prints one URL per node, stays up until Ctrl-C / SIGTERM. */
 async function startGalera(args: StartArgs, env: ReturnType<typeof readEnvironment>): Promise<void> {

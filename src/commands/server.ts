@@ -4,7 +4,7 @@ import type { CommandModule } from 'yargs';
 import { readEnvironment, resolve } from '../config.ts';
 import { databaseUrlOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
 import { waitForDatabase } from '../system/db/waitForDatabase.ts';
-import { describeError } from '../system/db/errors.ts';
+import { describeError } from '../system/db/database.ts';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_SERVER_OPTIONS, validateServerOptions } from '../system/server/options.ts';
 import { startCounterServer } from '../system/server/server.ts';
 import type { HttpLimits, ServerOptions } from '../system/server/options.ts';
@@ -18,6 +18,7 @@ interface ServerArgs {
   host?: string;
   port?: number;
   topic?: string;
+  mode?: string;
   'topic-schema'?: string;
   coalesce?: boolean;
   'coalesce-max-batch'?: number;
@@ -51,11 +52,12 @@ export const command: CommandModule<object, ServerArgs> = {
       .option('host', { type: 'string', describe: `address to listen on [default: ${DEFAULT_SERVER_OPTIONS.host}]` })
       .option('port', { type: 'number', describe: `port to listen on, 0 = any free one [default: ${DEFAULT_SERVER_OPTIONS.port}]` })
       .option('topic', { type: 'string', describe: `topic to publish to [default: ${DEFAULT_SERVER_OPTIONS.topic}]` })
-      .option('topic-schema', {
+      .option('mode', {
         type: 'string',
         choices: ['offset', 'queue'],
-        describe: `offset: watermill_<topic>; queue: eob_queue_<topic> [default: ${DEFAULT_SERVER_OPTIONS.topicSchema}]`,
+        describe: `offset: watermill_<topic>; queue: eob_queue_<topic>, as the worker's --mode [default: ${DEFAULT_SERVER_OPTIONS.topicSchema}]`,
       })
+      .option('topic-schema', { type: 'string', choices: ['offset', 'queue'], deprecated: 'use --mode', describe: 'the old name of --mode' })
       .option('coalesce', {
         type: 'boolean',
         describe: `gather concurrent publishes into one multi-row INSERT (--no-coalesce: one INSERT per request) [default: ${DEFAULT_SERVER_OPTIONS.coalesce}]`,
@@ -107,6 +109,10 @@ export const command: CommandModule<object, ServerArgs> = {
   handler: async (args) => {
     const env = readEnvironment();
     const databaseUrl = resolveDatabaseUrl(args['database-url'], args['mysql-url']);
+    if (args.mode !== undefined && args['topic-schema'] !== undefined && args.mode !== args['topic-schema']) {
+      throw new Error(`server: --mode ${args.mode} and --topic-schema ${args['topic-schema']} disagree: --topic-schema is the old name of --mode; give only --mode`);
+    }
+    if (args['topic-schema'] !== undefined) process.stderr.write('server: --topic-schema is deprecated; use --mode (the same name as the worker\'s)\n');
     const failpointSpec = args.failpoint !== undefined && args.failpoint.length > 0 ? args.failpoint.join(',') : env.failpoints;
     if (failpointSpec !== undefined) armFailpoints(parseFailpointSpec(failpointSpec));
 
@@ -115,7 +121,7 @@ export const command: CommandModule<object, ServerArgs> = {
         host: args.host,
         port: args.port,
         topic: args.topic,
-        topicSchema: args['topic-schema'] as TopicMode | undefined,
+        topicSchema: (args.mode ?? args['topic-schema']) as TopicMode | undefined,
         coalesce: args.coalesce,
         coalesceMaxBatch: args['coalesce-max-batch'],
         coalesceLingerMs: args['coalesce-linger-ms'],

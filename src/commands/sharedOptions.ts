@@ -2,7 +2,7 @@
 import type { Options } from 'yargs';
 import { readEnvironment } from '../config.ts';
 import { armFailpoints, parseFailpointSpec, FAILPOINTS } from '../system/failpoints.ts';
-import { parseMysqlUrl } from '../system/db/pool.ts';
+import { parseMysqlUrl } from '../system/db/mariadb/pool.ts';
 import { parseDatabaseUrl, redactDatabaseUrl, type DatabaseUrl } from '../system/db/databaseUrl.ts';
 
 export const mysqlUrlOption = {
@@ -30,17 +30,6 @@ export function optionalMysqlUrl(flag: string | undefined): string | undefined {
   return url;
 }
 
-/** The same for commands that need a database (server, worker, prune, poison): with neither, an error that says how to get one. */
-export function resolveMysqlUrl(flag: string | undefined): string {
-  const url = optionalMysqlUrl(flag);
-  if (url === undefined) {
-    throw new Error(
-      'no database given: pass --mysql-url mysql://user@host:port/db or set MYSQL_URL (start a private one with `eob db start`)',
-    );
-  }
-  return url;
-}
-
 /**
  * The database of the server and the worker, of either engine: --database-url > --mysql-url > DATABASE_URL >
  * MYSQL_URL, parsed here once into the typed value the process hands down (a scheme other than mysql:// or
@@ -49,6 +38,17 @@ export function resolveMysqlUrl(flag: string | undefined): string {
  * MYSQL_URL for its child must not be overridden by a DATABASE_URL the user exported).
  */
 export function resolveDatabaseUrl(databaseFlag: string | undefined, mysqlFlag: string | undefined): DatabaseUrl {
+  const url = optionalDatabaseUrl(databaseFlag, mysqlFlag);
+  if (url === undefined) {
+    throw new Error(
+      'no database given: pass --database-url mysql://user@host:port/db (or postgres://user@host:port/db), or set DATABASE_URL (start a private one with `eob db start`)',
+    );
+  }
+  return url;
+}
+
+/** The same resolution for commands that start a private database when none is given (bench, chaos). */
+export function optionalDatabaseUrl(databaseFlag: string | undefined, mysqlFlag: string | undefined): DatabaseUrl | undefined {
   if (databaseFlag !== undefined && mysqlFlag !== undefined && databaseFlag !== mysqlFlag) {
     throw new Error(`--database-url (${redactDatabaseUrl(databaseFlag)}) and --mysql-url (${redactDatabaseUrl(mysqlFlag)}) name different databases; pass one`);
   }
@@ -57,12 +57,7 @@ export function resolveDatabaseUrl(databaseFlag: string | undefined, mysqlFlag: 
     throw new Error(`DATABASE_URL (${redactDatabaseUrl(env.databaseUrl)}) and MYSQL_URL (${redactDatabaseUrl(env.mysqlUrl)}) name different databases; unset one, or pass --database-url`);
   }
   const url = databaseFlag ?? mysqlFlag ?? env.databaseUrl ?? env.mysqlUrl;
-  if (url === undefined) {
-    throw new Error(
-      'no database given: pass --database-url mysql://user@host:port/db (or postgres://user@host:port/db), or set DATABASE_URL (start a private one with `eob db start`)',
-    );
-  }
-  return parseDatabaseUrl(url);
+  return url === undefined ? undefined : parseDatabaseUrl(url);
 }
 
 /** Flag (repeatable) > EOB_FAILPOINTS. Returns the spec that was armed, for the start-up log line. */

@@ -8,7 +8,7 @@ import { GAP_PROOFS, type GapProof } from '../system/pubsub/gapTracker.ts';
 import { ACK_MODES, parseIsolationLevel, type AckMode, type SubscriberStats } from '../system/pubsub/types.ts';
 import { gapCounts, WORKER_GAPS_LINE } from '../system/workerGapLine.ts';
 import { armFailpointsFrom, databaseUrlOption, failpointOption, mysqlUrlOption, resolveDatabaseUrl } from './sharedOptions.ts';
-import { describeError } from '../system/db/errors.ts';
+import { describeError } from '../system/db/database.ts';
 import { TOPIC_MODES } from '../system/pubsub/types.ts';
 import type { TopicMode } from '../system/pubsub/types.ts';
 
@@ -71,7 +71,7 @@ export const command: CommandModule<object, WorkerArgs> = {
       .option('gap-proof', {
         choices: GAP_PROOFS,
         default: d.gapProof,
-        describe: 'offset mode: what proves a hole permanent: statements (covers the InnoDB allocator window; on a Galera node, on every member of the cluster), statements-node-local (on this node only; loses messages published through other Galera nodes; a control) or innodb-trx (INNODB_TRX alone; misses the window; a control)',
+        describe: 'offset mode: what proves a hole permanent: statements (covers the InnoDB allocator window; on a Galera node, on every member of the cluster), statements-node-local (on this node only; loses messages published through other Galera nodes, and on a replica those its applier brings in late; a control). On a replica the default waits instead of proving (only --gap-timeout-ms passes a hole there) or innodb-trx (INNODB_TRX alone; misses the window; a control)',
       })
       .option('gap-timeout-ms', {
         type: 'number',

@@ -5,7 +5,7 @@
 // Compose gives its services, so DockerBackend (faults/dockerBackend.ts) finds them by service exactly as it
 // finds a Compose deployment's.
 import Docker from 'dockerode';
-import { createPool, executorOf } from '../system/db/pool.ts';
+import { createPool, executorOf } from '../system/db/mariadb/pool.ts';
 import { sleep } from '../system/waiting.ts';
 import { httpStatus } from './childService.ts';
 import { DEFAULT_DOCKER_OPTIONS } from './faults/dockerBackend.ts';

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { childEnvironment } from '../config.ts';
-import { createPool, ensureDatabase, executorOf, parseMysqlUrl, type Pool } from '../system/db/pool.ts';
+import { createPool, ensureDatabase, executorOf, parseMysqlUrl, type Pool } from '../system/db/mariadb/pool.ts';
 import { redactDatabaseUrl } from '../system/db/urlRedaction.ts';
 import { ensurePgDatabase } from '../system/db/postgres/pool.ts';
 import { startupFailureKind, startupFailureMessage } from '../system/db/startupFailure.ts';
@@ -29,6 +29,9 @@ import { selectDurability } from '../system/sql/mariadb/observation.ts';
 import { selectPgServerVersion } from '../system/sql/postgres/sessions.ts';
 import { PrivatePostgres } from './postgres/privatePostgres.ts';
 import { GaleraCluster } from './mariadb/galeraCluster.ts';
+import { TcpProxy } from './faults/tcpProxy.ts';
+import type { ReplicaPair, ReplicationLevel } from './replication/replicaPair.ts';
+import { checkReplicationLevel, defaultReplicationLevel, startReplicaPair } from './replication/startReplicaPair.ts';
 import { findFreePort } from './ports.ts';
 import type { SqlExecutor } from '../system/pubsub/types.ts';
 import { ChildService } from './childService.ts';
@@ -38,11 +41,13 @@ import { processTreeCpuSeconds } from './processCpu.ts';
 import { projectRoot } from '../projectRoot.ts';
 
 /**
- * How the private database is laid out: one server, or a MariaDB Galera cluster of `nodes` servers (every node
- * takes writes; the system's URL is node 1's, and servers or workers can be pointed at any node).
+ * How the private database is laid out: one server; a MariaDB Galera cluster of `nodes` servers (every node
+ * takes writes; the system's URL is node 1's, and servers or workers can be pointed at any node); or a primary
+ * and a replica (`replication` level) behind a virtual address (a TCP proxy) that a failover points at the
+ * promoted replica: the system's URL is the virtual address's.
  */
-export type Topology = 'single' | 'galera';
-export const TOPOLOGIES: readonly Topology[] = ['single', 'galera'];
+export type Topology = 'single' | 'galera' | 'primary-replica';
+export const TOPOLOGIES: readonly Topology[] = ['single', 'galera', 'primary-replica'];
 
 export interface SystemOptions {
   /** The engine of the private database (and what a given URL must speak). */
@@ -52,6 +57,10 @@ export interface SystemOptions {
   nodes: number;
   /** Galera's provider library (config's galeraProvider); undefined searches the usual places. */
   galeraProvider: string | undefined;
+  /** primary-replica: how far a commit travels before it is answered; undefined: the engine's synchronous level. */
+  replication: ReplicationLevel | undefined;
+  /** primary-replica, MariaDB semi-sync: fall back to async after this long (undefined: never; see mariadbReplicaPair.ts). */
+  semiSyncTimeoutMs: number | undefined;
   /**
    * Use this server (mysql:// or postgres://) instead of starting a private one (then faults on the database
    * are unavailable).
@@ -84,6 +93,8 @@ export function defaultSystemOptions(): SystemOptions {
     topology: 'single',
     nodes: 3,
     galeraProvider: undefined,
+    replication: undefined,
+    semiSyncTimeoutMs: undefined,
     databaseUrl: undefined,
     database: 'eob',
     mariadbBinDir: undefined,
@@ -125,6 +136,13 @@ export interface ServerService {
   baseUrl: string;
 }
 
+/** A primary/replica pair and the virtual address in front of its primary. */
+export interface ReplicatedDatabase {
+  pair: ReplicaPair;
+  /** The virtual address: every child and the measurement pool connect through it. */
+  vip: TcpProxy;
+}
+
 /** What serverFacts() reports. */
 export interface ServerFacts {
   engine: EngineName;
@@ -153,6 +171,8 @@ export class SystemUnderTest {
     readonly privateDatabase: PrivateDatabase | undefined,
     /** The private cluster of a `galera` topology. */
     readonly cluster: GaleraCluster | undefined,
+    /** The pair and its virtual address of a `primary-replica` topology. */
+    readonly replicated: ReplicatedDatabase | undefined,
     /** Measurement pool: the sampler and the checker read through it, never through the system's own pools. */
     private readonly measurement: MeasurementPool,
     private readonly tempDir: string | undefined,
@@ -165,6 +185,7 @@ export class SystemUnderTest {
     const givenUrl = options.databaseUrl;
     let managed: PrivateDatabase | undefined;
     let cluster: GaleraCluster | undefined;
+    let replicated: ReplicatedDatabase | undefined;
     let tempDir: string | undefined;
     let removeOnExit: (() => void) | undefined;
     let url: string;
@@ -172,9 +193,16 @@ export class SystemUnderTest {
     if (options.topology !== 'single' && givenUrl !== undefined) {
       throw new OptionsError(`system under test: topology ${options.topology} starts private servers; leave out the database URL (${redactDatabaseUrl(givenUrl)}) to use it`);
     }
+    if (!(TOPOLOGIES as readonly string[]).includes(options.topology)) {
+      throw new OptionsError(`system under test: topology must be one of ${TOPOLOGIES.join(', ')} (got ${JSON.stringify(options.topology)})`);
+    }
     if (options.topology === 'galera' && engine !== 'mariadb') {
       throw new OptionsError(`system under test: topology galera is a MariaDB cluster; the engine must be mariadb (got ${engine})`);
     }
+    if (options.topology !== 'primary-replica' && (options.replication !== undefined || options.semiSyncTimeoutMs !== undefined)) {
+      throw new OptionsError(`system under test: replication and semiSyncTimeoutMs apply to topology primary-replica (topology is ${options.topology})`);
+    }
+    const level = options.topology === 'primary-replica' ? checkReplicationLevel('system under test', engine, options.replication ?? defaultReplicationLevel(engine)) : undefined;
     if (givenUrl !== undefined) {
       engine = engineOfGivenUrl(givenUrl, given.engine);
       url = givenUrl;
@@ -210,6 +238,26 @@ export class SystemUnderTest {
             provider: options.galeraProvider,
             log: (line) => options.log(line),
           });
+        } else if (level !== undefined) {
+          const pair = await startReplicaPair({
+            engine,
+            level,
+            nodeDatadirs: await clusterDataDirectories(tempDir, 2),
+            datadir: undefined,
+            ports: [port],
+            database: options.database,
+            mariadbBinDir: options.mariadbBinDir,
+            postgresBinDir: options.postgresBinDir,
+            searchPath: options.searchPath,
+            semiSyncTimeoutMs: options.semiSyncTimeoutMs,
+            log: (line) => options.log(line),
+          });
+          try {
+            replicated = { pair, vip: await TcpProxy.start({ targetPort: requirePrimary(pair).port }) };
+          } catch (error) {
+            await pair.remove().catch(() => undefined);
+            throw error;
+          }
         } else managed = await startPrivateDatabase({
           engine,
           port,
@@ -226,7 +274,12 @@ export class SystemUnderTest {
         await rm(tempDir, { recursive: true, force: true });
         throw error;
       }
-      if (cluster !== undefined) {
+      if (replicated !== undefined) {
+        url = throughAddress(requirePrimary(replicated.pair).url, replicated.vip.port);
+        options.log(
+          `database: private ${engine} primary (port ${replicated.pair.nodes[0]?.port}) and ${replicated.pair.level} replica (port ${replicated.pair.nodes[1]?.port}) behind the virtual address 127.0.0.1:${replicated.vip.port}`,
+        );
+      } else if (cluster !== undefined) {
         url = cluster.urlOf(1);
         options.log(`database: private Galera cluster of ${cluster.nodes.length} nodes on ports ${cluster.nodes.map((n) => n.clientPort).join(', ')}`);
       } else {
@@ -241,7 +294,7 @@ export class SystemUnderTest {
       });
     }
     const measurement = openMeasurementPool(engine, url);
-    const sut = new SystemUnderTest(options, engine, url, managed, cluster, measurement, tempDir, removeOnExit);
+    const sut = new SystemUnderTest(options, engine, url, managed, cluster, replicated, measurement, tempDir, removeOnExit);
     if (options.handleSignals) sut.installSignalHandlers();
     return sut;
   }
@@ -317,19 +370,24 @@ export class SystemUnderTest {
     return { engine: 'postgres', version: await selectPgServerVersion(this.db), settings: {} };
   }
 
-  /** The database server's pid (private database only; a cluster's node 1). */
+  /** The database server's pid (private database only; a cluster's node 1; a pair's current primary). */
   get dbPid(): number | undefined {
-    return this.privateDatabase?.pid ?? this.cluster?.node(1).server.pid;
+    return this.privateDatabase?.pid ?? this.cluster?.node(1).server.pid ?? this.replicated?.pair.primary?.pid;
   }
 
   /** The topology the database runs as. */
   get topology(): Topology {
-    return this.cluster === undefined ? 'single' : 'galera';
+    return this.cluster !== undefined ? 'galera' : this.replicated !== undefined ? 'primary-replica' : 'single';
   }
 
-  /** Each node's URL (one entry for a single server), node 1 first. */
+  /** primary-replica: the replication level; undefined on the other topologies. */
+  get replication(): ReplicationLevel | undefined {
+    return this.replicated?.pair.level;
+  }
+
+  /** Each node's URL (one entry for a single server), node 1 first; a pair's are direct, not through the virtual address. */
   get nodeUrls(): string[] {
-    return this.cluster?.urls ?? [this.databaseUrl];
+    return this.cluster?.urls ?? this.replicated?.pair.nodes.map((n) => n.url) ?? [this.databaseUrl];
   }
 
   /**
@@ -339,6 +397,12 @@ export class SystemUnderTest {
    * restart undercount).
    */
   dbCpuSeconds(): number | undefined {
+    if (this.replicated !== undefined) {
+      // The servers running now: a primary killed by a failover counts nothing from then on (an undercount).
+      let total = 0;
+      for (const node of this.replicated.pair.nodes) if (node.pid !== undefined) total += processTreeCpuSeconds(node.pid) ?? 0;
+      return total;
+    }
     if (this.cluster !== undefined) {
       let total = 0;
       for (const node of this.cluster.nodes) {
@@ -404,6 +468,10 @@ export class SystemUnderTest {
     await this.measurement.end().catch(() => undefined);
     if (this.privateDatabase !== undefined) await this.privateDatabase.remove().catch((e: Error) => this.options.log(`database: remove failed: ${e.message}`));
     if (this.cluster !== undefined) await this.cluster.remove().catch((e: Error) => this.options.log(`database: removing the cluster failed: ${e.message}`));
+    if (this.replicated !== undefined) {
+      await this.replicated.vip.close().catch(() => undefined);
+      await this.replicated.pair.remove().catch((e: Error) => this.options.log(`database: removing the primary/replica pair failed: ${e.message}`));
+    }
     if (this.tempDir !== undefined) await rm(this.tempDir, { recursive: true, force: true });
     if (this.removeTempDirOnExit !== undefined) process.off('exit', this.removeTempDirOnExit);
     if (this.signalHandler !== undefined) {
@@ -508,6 +576,20 @@ function engineOfGivenUrl(url: string, explicit: EngineName | undefined): Engine
   return engine;
 }
 
+
+function requirePrimary(pair: ReplicaPair): { url: string; port: number } {
+  const primary = pair.primary;
+  if (primary === undefined) throw new Error('system under test: the replica pair has no primary');
+  return primary;
+}
+
+/** `url` with its host and port replaced by the virtual address's (user, password and database unchanged). */
+export function throughAddress(url: string, port: number, host = '127.0.0.1'): string {
+  const via = new URL(url);
+  via.hostname = host;
+  via.port = String(port);
+  return via.toString();
+}
 
 /**
  * One data directory per node inside the run's scratch directory (0700, so the nodes' OS user could not enter

@@ -8,7 +8,7 @@ import { validateBatchSize } from '../system/pubsub/consumeLoop.ts';
 import { createOffsetBatchConsumer, DEFAULT_OFFSET_SUBSCRIBER_OPTIONS } from '../system/pubsub/offsetSubscriber.ts';
 import { counterHandler } from '../system/counterHandler.ts';
 import { mariadbEngine } from '../system/sql/mariadb/engine.ts';
-import { createPool, executorOf } from '../system/db/pool.ts';
+import { createPool, executorOf } from '../system/db/mariadb/pool.ts';
 import { redactDatabaseUrl } from '../system/db/urlRedaction.ts';
 import { ensureSchema } from '../system/sql/mariadb/schema.ts';
 import type { OutgoingMessage } from '../system/pubsub/types.ts';

@@ -5,10 +5,8 @@
 // it was sent and no answer came (connection lost, query timeout).
 import type { OutgoingMessage, SqlExecutor } from './types.ts';
 import { randomUUID } from 'node:crypto';
-import type { Pool } from './db/pool.ts';
-import type { Database, DbSession } from './db/database.ts';
-import { databaseOf } from './db/openDatabase.ts';
-import { describeError } from './db/errors.ts';
+import { describeError, type Database, type DbSession } from './db/database.ts';
+import { databaseOf, type DatabaseTarget } from './db/openDatabase.ts';
 import { jsonString } from './messageJson.ts';
 import type { SqlPublisher } from './pubsub/sqlPublisher.ts';
 
@@ -122,7 +120,7 @@ async function connect(db: Database, acquireTimeoutMs: number): Promise<DbSessio
  * INSERT may carry (PostgreSQL's parameter cap) goes as several INSERTs in one transaction, so it stays atomic.
  */
 export async function publishIncrements(
-  target: Database | Pool,
+  target: DatabaseTarget,
   publisher: SqlPublisher,
   topic: string,
   requests: readonly IncrementRequest[],
@@ -173,7 +171,7 @@ const DEDUP_ATTEMPTS = 3;
  * request fails; the others are published.
  */
 export async function publishIncrementsOnce(
-  target: Database | Pool,
+  target: DatabaseTarget,
   publisher: SqlPublisher,
   topic: string,
   requests: readonly IncrementRequest[],

@@ -2,9 +2,7 @@
 // Offset mode: the messages at or below the lowest acked offset of every consumer group; queue mode: acked
 // rows; both: publish-dedup rows older than the dedup window (a retry older than that publishes again).
 import { TOPIC_MODES, type SqlExecutor, type TopicMode } from './types.ts';
-import type { Pool } from './db/pool.ts';
-import type { Database } from './db/database.ts';
-import { databaseOf } from './db/openDatabase.ts';
+import { databaseOf, type DatabaseTarget } from './db/openDatabase.ts';
 import type { OffsetPrune, SqlEngine } from './sql/engine.ts';
 import { Sleeper } from './backoff.ts';
 import { assertTopicName } from './sql/topicName.ts';
@@ -75,7 +73,7 @@ export interface PruneResult {
 }
 
 /** Runs one prune on a connection of its own; the connection is closed afterwards (its session level was set). */
-export async function prune(target: Database | Pool, options: PruneOptions): Promise<PruneResult> {
+export async function prune(target: DatabaseTarget, options: PruneOptions): Promise<PruneResult> {
   const o = validatePruneOptions(options);
   const database = databaseOf(target);
   const engine = database.engine;
@@ -162,7 +160,7 @@ export interface PeriodicPrune {
   stop(): Promise<void>;
 }
 
-export function startPeriodicPrune(target: Database | Pool, options: PruneOptions, everyMs: number, log: (line: string) => void): PeriodicPrune {
+export function startPeriodicPrune(target: DatabaseTarget, options: PruneOptions, everyMs: number, log: (line: string) => void): PeriodicPrune {
   const o = validatePruneOptions(options);
   const db = databaseOf(target);
   const sleeper = new Sleeper();

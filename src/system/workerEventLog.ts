@@ -1,8 +1,10 @@
 // The worker's event log (--event-log FILE): one JSON line per consumer event (consumerEvents.ts) with the
 // wall-clock time and the process id, appended with one write(2) each. Synchronous on purpose: a worker killed
 // with SIGKILL right after reading a batch must still have told the log it read it, and a buffered stream
-// would lose exactly those lines. One small write per batch (not per message) keeps it cheap; several workers
-// may append to one file, each line going in whole (O_APPEND).
+// would lose exactly those lines. Writes per batch, not per message: measured here, 4-6 us a line (100,000
+// JSON lines of a read event, load average ~11-14), two lines a batch, so under 0.02 us a message at batch 1000
+// and ~12 us at batch 1, against the 70-100 us a message costs end to end. Several workers may append to one
+// file, each line going in whole (O_APPEND).
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { ConsumerEvent } from './pubsub/consumerEvents.ts';
 

@@ -11,7 +11,7 @@ import Docker from 'dockerode';
 import { childEnvironment, readEnvironment } from '../../src/config.ts';
 import { DockerDeployment } from '../../src/harness/dockerDeployment.ts';
 import { DockerBackend } from '../../src/harness/faults/dockerBackend.ts';
-import { createPool, executorOf } from '../../src/system/db/pool.ts';
+import { createPool, executorOf } from '../../src/system/db/mariadb/pool.ts';
 import { httpStatus } from '../../src/harness/childService.ts';
 import { projectRoot } from '../../src/projectRoot.ts';
 

@@ -1,5 +1,5 @@
 // Contract targets: the in-memory pub/sub and the SQL pub/sub on MariaDB and PostgreSQL in offset and queue mode.
-import { createPool, executorOf, type Pool } from '../../src/system/db/pool.ts';
+import { createPool, executorOf, type Pool } from '../../src/system/db/mariadb/pool.ts';
 import { openDatabase } from '../../src/system/db/openDatabase.ts';
 import type { Database } from '../../src/system/db/database.ts';
 import { MemoryPubSub, isMemoryTx } from '../../src/system/pubsub/memoryPubSub.ts';

@@ -1,7 +1,7 @@
 // A bench point's result for the tests of rows and reports: every measurement blank unless the test gives it,
 // so that each test names only the numbers it is about.
-import type { Point } from '../../src/scenarios/bench/plan.ts';
-import type { PointResult } from '../../src/scenarios/bench/points.ts';
+import type { Point } from '../../src/scenarios/throughput/plan.ts';
+import type { PointResult } from '../../src/scenarios/throughput/points.ts';
 
 export function pointResult(point: Point, over: Partial<PointResult>): PointResult {
   return {

@@ -1,7 +1,7 @@
 // A private MariaDB with a test pool and the effects table on it, for the test files that run offset
 // subscribers directly and count what each group handled: the subscriptions a test leaves open are closed
 // before the pool ends.
-import type { Pool } from '../../src/system/db/pool.ts';
+import type { Pool } from '../../src/system/db/mariadb/pool.ts';
 import type { Subscription } from '../../src/system/pubsub/types.ts';
 import { createEffectsTable, testPool } from './contractTargets.ts';
 import { usePrivateDatabase, type ManagedDatabase } from './privateDatabase.ts';

@@ -14,7 +14,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { createPool, executorOf, type Pool, type PoolConnection } from '../../system/db/pool.ts';
+import { createPool, executorOf, type Pool, type PoolConnection } from '../../system/db/mariadb/pool.ts';
 import { readTransactionSnapshot, INNODB_TRX_CACHE_IDLE_MS } from '../../system/sql/mariadb/innodbTrx.ts';
 import { intInRange, nonEmptyString } from '../../validate.ts';
 import { createScratchDirectory, deleteNow, deleteOnExit, recordRunDirectoryUser, sweepAbandonedScratchDirectories } from '../privateDirectory.ts';

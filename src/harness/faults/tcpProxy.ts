@@ -1,6 +1,7 @@
 // A TCP proxy between a worker and its database, for the net-delay and net-reset faults. The worker is given
 // the proxy's port instead of the database's, and the harness turns latency on and off, or resets every live
-// connection, without touching either process.
+// connection, without touching either process. In front of a primary/replica pair it is the virtual address
+// (what HAProxy, ProxySQL or a floating IP would be): `retarget` points it at the promoted node.
 import net from 'node:net';
 import { once } from 'node:events';
 
@@ -82,7 +83,7 @@ export class TcpProxy {
   /** Connections accepted and reset since start, for the fault log. */
   readonly stats = { accepted: 0, reset: 0 };
 
-  private constructor(private readonly options: TcpProxyOptions) {
+  private constructor(private options: TcpProxyOptions) {
     this.server = net.createServer((client) => this.accept(client));
   }
 
@@ -117,6 +118,27 @@ export class TcpProxy {
     const ports: number[] = [];
     for (const conn of this.live) if (conn.upstream.localPort !== undefined) ports.push(conn.upstream.localPort);
     return ports;
+  }
+
+  /** Where new connections go. */
+  get target(): { host: string; port: number } {
+    return { host: this.options.targetHost, port: this.options.targetPort };
+  }
+
+  /**
+   * Sends new connections to another server from now on, and resets every live one (with a RST, as a floating
+   * address moving to another machine does: a session with the old server cannot go on with the new one).
+   * Returns how many connections were reset.
+   */
+  retarget(targetPort: number, targetHost: string = this.options.targetHost): number {
+    if (!Number.isInteger(targetPort) || targetPort < 1 || targetPort > 65535) {
+      throw new Error(`tcp proxy: targetPort must be a port number 1-65535 (got ${targetPort})`);
+    }
+    this.options = { ...this.options, targetHost, targetPort };
+    const count = this.live.size;
+    for (const conn of [...this.live]) this.resetConnection(conn);
+    this.stats.reset += count;
+    return count;
   }
 
   get currentDelayMs(): number {

@@ -22,7 +22,7 @@
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { formatMysqlUrl } from '../../system/db/mysqlUrl.ts';
+import { formatMysqlUrl } from '../../system/db/mariadb/mysqlUrl.ts';
 import { isServing, notServingReason, readGaleraStatus, setIsolated, type GaleraStatus } from '../../system/sql/mariadb/galera.ts';
 import { definedOnly, intInRange, nonEmptyString, OptionsError } from '../../validate.ts';
 import { isExecutable } from '../executable.ts';

@@ -25,12 +25,12 @@ import { chown, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { ensureDatabase } from '../../system/db/pool.ts';
+import { ensureDatabase } from '../../system/db/mariadb/pool.ts';
 import { findServerBinaries } from './serverBinaries.ts';
 import type { ServerBinaries, ServerFlavor } from './serverBinaries.ts';
 import { basedirArg, createDataDirectory } from './dataDirectory.ts';
 import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
-import { formatMysqlUrl } from '../../system/db/mysqlUrl.ts';
+import { formatMysqlUrl } from '../../system/db/mariadb/mysqlUrl.ts';
 import {
   createPrivateSubdirectory,
   createRunDirectory,

@@ -14,16 +14,19 @@
 //   standby has FLUSHED its WAL. Not remote_apply: a promotion replays every WAL record the standby has flushed
 //   before it accepts a write, so "flushed" is already all a failover needs; remote_apply also waits for the
 //   replay, which only matters to a reader of the standby (nobody here reads a standby) and costs every commit
-//   the replay's latency. Only the primary gets the setting: the promoted standby has no standby of its own,
-//   and would otherwise wait for one forever at every commit. After a failover the pair is one server: a
-//   commit on it is on its own disk only, whatever the level was.
+//   the replay's latency. The setting is turned on once the standby streams (the primary's start commits before
+//   any standby can exist), and again on a promoted standby: a 204 keeps meaning two copies after a failover,
+//   so the new primary's commits wait until a fresh standby (rebuildReplica) streams. That is the choice the
+//   MariaDB pair makes too (semi-sync with no fallback); the other one, a promoted node answering alone, is
+//   the asynchronous level's promise.
 //
 // holdReplica clears the standby's primary_conninfo and reloads: its WAL receiver exits and no new WAL arrives
 // (SIGSTOP is not enough: the WAL sent meanwhile waits in the socket buffer and is read on SIGCONT). Under
 // async, the primary goes on answering commits the standby will never have; under sync, commits wait.
 // killPrimary SIGKILLs the postmaster and every backend; the old primary is never started again (a writer that
-// came back beside the promoted standby would be a second primary). promoteReplica refuses while the old
-// primary runs, for the same reason.
+// came back beside the promoted standby would be a second primary, and its data may hold commits the promoted
+// node never received). promoteReplica refuses while the old primary runs, for the same reason; rebuildReplica
+// deletes the dead node's data directory and makes a fresh base backup of the new primary in its place.
 import path from 'node:path';
 import pg from 'pg';
 import { definedOnly, intInRange, nonEmptyString, OptionsError } from '../../validate.ts';
@@ -44,12 +47,12 @@ export const POSTGRES_REPLICATION_LEVELS: readonly PostgresReplicationLevel[] = 
 
 export interface PostgresReplicaPairOptions {
   level: PostgresReplicationLevel;
-  /** Ports on 127.0.0.1 of the primary and the standby; undefined picks free ones. */
-  ports: readonly [number, number] | undefined;
+  /** Ports on 127.0.0.1 of the primary and then the standby; missing ones are picked free. */
+  ports: readonly number[] | undefined;
   /** Parent of the two data directories (`primary`, `replica`); default `.eob/pg-pair-<primary port>`. */
   datadir: string | undefined;
   /** The two data directories themselves (instead of `datadir`; e.g. the tests' scratch directories). */
-  nodeDatadirs: readonly [string, string] | undefined;
+  nodeDatadirs: readonly string[] | undefined;
   database: string;
   binDir: string | undefined;
   /** Deadline for each server to start (the standby's base backup included) and for the standby to stream. */
@@ -85,9 +88,9 @@ export function resolvePostgresReplicaPairOptions(given: Partial<PostgresReplica
     throw new OptionsError(`${COMPONENT}: level must be one of ${POSTGRES_REPLICATION_LEVELS.join(', ')} on PostgreSQL (got ${JSON.stringify(o.level)})`);
   }
   if (o.ports !== undefined) {
-    if (o.ports.length !== 2) throw new OptionsError(`${COMPONENT}: ports must be two ports, the primary's and the replica's`);
+    if (o.ports.length > 2) throw new OptionsError(`${COMPONENT}: ports are at most two, the primary's and the replica's (got ${o.ports.length})`);
     for (const port of o.ports) intInRange(COMPONENT, 'ports', port, 1, 65_535);
-    if (o.ports[0] === o.ports[1]) throw new OptionsError(`${COMPONENT}: ports must differ (got ${o.ports[0]} twice)`);
+    if (o.ports.length === 2 && o.ports[0] === o.ports[1]) throw new OptionsError(`${COMPONENT}: ports must differ (got ${o.ports[0]} twice)`);
   }
   if (o.datadir !== undefined) nonEmptyString(COMPONENT, 'datadir', o.datadir);
   if (o.nodeDatadirs !== undefined) {
@@ -126,90 +129,108 @@ async function queryOne<T>(url: string, sql: string, values: unknown[] = []): Pr
   return withClient(url, async (client) => (await client.query(sql, values)).rows[0] as T | undefined);
 }
 
+interface Slot {
+  server: PrivatePostgres;
+  role: ReplicaRole;
+}
+
 export class PostgresReplicaPair implements ReplicaPair {
   readonly engine = 'postgres' as const;
-  private killed = false;
-  private promoted = false;
   /** The standby's primary_conninfo while it is held (it holds the replication password: memory only). */
   private heldConninfo: string | undefined;
 
   private constructor(
     readonly level: PostgresReplicationLevel,
-    private readonly primaryServer: PrivatePostgres,
-    private readonly replicaServer: PrivatePostgres,
+    /** The original primary's slot first; a rebuilt replica takes the slot of the node that died. */
+    private readonly slots: Slot[],
+    private readonly password: string,
     private readonly options: PostgresReplicaPairOptions,
   ) {}
 
   /** Starts the primary, makes the standby from a base backup of it, and resolves once the standby streams. */
   static async start(given: Partial<PostgresReplicaPairOptions> = {}): Promise<PostgresReplicaPair> {
     const o = resolvePostgresReplicaPairOptions(given);
-    const ports: [number, number] = o.ports === undefined ? [await findFreePort(), await findFreePort()] : [o.ports[0], o.ports[1]];
-    while (ports[0] === ports[1]) ports[1] = await findFreePort();
+    const ports: [number, number] = [o.ports?.[0] ?? (await findFreePort()), o.ports?.[1] ?? (await findFreePort())];
+    while (ports[0] === ports[1] && o.ports?.[1] === undefined) ports[1] = await findFreePort();
     const parent = path.resolve(o.datadir ?? path.join('.eob', `pg-pair-${ports[0]}`));
-    const [primaryDir, replicaDir] = o.nodeDatadirs ?? [path.join(parent, 'primary'), path.join(parent, 'replica')];
+    const primaryDir = o.nodeDatadirs?.[0] ?? path.join(parent, 'primary');
+    const replicaDir = o.nodeDatadirs?.[1] ?? path.join(parent, 'replica');
     const password = newPassword();
-    const common = {
-      binDir: o.binDir,
-      database: o.database,
-      startTimeoutMs: o.startTimeoutMs,
-      stopTimeoutMs: o.stopTimeoutMs,
-      serverUser: o.serverUser,
-      templateCacheDir: o.templateCacheDir,
-      // A pair is made for one failover: an old pair's half-promoted state is never reused.
-      fresh: true,
-    };
-    const primary = new PrivatePostgres({
-      ...common,
-      port: ports[0],
-      datadir: primaryDir,
-      settings: o.settings,
-      replication: { role: 'primary', user: REPLICATION_USER, password },
-      log: (line) => o.log(`primary: ${line}`),
-    });
-    const replica = new PrivatePostgres({
-      ...common,
-      port: ports[1],
-      datadir: replicaDir,
-      settings: o.settings,
-      replication: { role: 'standby', primaryPort: ports[0], user: REPLICATION_USER, password, slot: STANDBY_NAME, applicationName: STANDBY_NAME },
-      log: (line) => o.log(`replica: ${line}`),
-    });
-    const pair = new PostgresReplicaPair(o.level, primary, replica, o);
+    const pair = new PostgresReplicaPair(o.level, [], password, o);
+    const primary: Slot = { server: pair.makeServer(0, ports[0], primaryDir, undefined), role: 'primary' };
+    pair.slots.push(primary);
     try {
-      await primary.start();
-      await replica.start();
+      await primary.server.start();
+      const replica: Slot = { server: pair.makeServer(1, ports[1], replicaDir, ports[0]), role: 'replica' };
+      pair.slots.push(replica);
+      await replica.server.start();
       await pair.waitUntilStreaming('async');
-      if (o.level === 'sync') await pair.requireSynchronousStandby();
+      if (o.level === 'sync') {
+        await pair.requireSynchronousStandby(primary);
+        await pair.waitUntilStreaming('sync');
+      }
     } catch (error) {
-      await primary.remove().catch(() => undefined);
-      await replica.remove().catch(() => undefined);
+      await pair.remove().catch(() => undefined);
       throw error;
     }
     o.log(`pair: ${o.level} replication from 127.0.0.1:${ports[0]} to 127.0.0.1:${ports[1]}`);
     return pair;
   }
 
+  /** A server for slot `index`: the primary (`primaryPort` undefined) or a standby made from the primary on `primaryPort`. */
+  private makeServer(index: number, port: number, datadir: string, primaryPort: number | undefined): PrivatePostgres {
+    const o = this.options;
+    const name = index === 0 ? 'node 1' : 'node 2';
+    return new PrivatePostgres({
+      binDir: o.binDir,
+      database: o.database,
+      startTimeoutMs: o.startTimeoutMs,
+      stopTimeoutMs: o.stopTimeoutMs,
+      serverUser: o.serverUser,
+      templateCacheDir: o.templateCacheDir,
+      // A pair is made for failovers: an old pair's half-promoted state is never reused.
+      fresh: true,
+      port,
+      datadir,
+      settings: o.settings,
+      replication:
+        primaryPort === undefined
+          ? { role: 'primary', user: REPLICATION_USER, password: this.password }
+          : { role: 'standby', primaryPort, user: REPLICATION_USER, password: this.password, slot: STANDBY_NAME, applicationName: STANDBY_NAME },
+      log: (line) => o.log(`${name}: ${line}`),
+    });
+  }
+
   get nodes(): readonly ReplicaPairNode[] {
-    return [this.node(this.primaryServer, this.killed ? 'down' : 'primary'), this.node(this.replicaServer, this.promoted ? 'primary' : 'replica')];
+    return this.slots.map((s) => this.nodeOf(s));
   }
 
   get primary(): ReplicaPairNode | undefined {
-    return this.nodes.find((n) => n.role === 'primary');
+    const slot = this.slots.find((s) => s.role === 'primary');
+    return slot === undefined ? undefined : this.nodeOf(slot);
   }
 
-  /** The replica's node (the original standby, promoted or not). */
-  get replica(): ReplicaPairNode {
-    return this.nodes[1]!;
+  /** The replica's node, if one runs. */
+  get replica(): ReplicaPairNode | undefined {
+    const slot = this.slots.find((s) => s.role === 'replica');
+    return slot === undefined ? undefined : this.nodeOf(slot);
   }
 
-  private node(server: PrivatePostgres, role: ReplicaRole): ReplicaPairNode {
-    return { url: server.url, port: server.port, pid: server.pid, role: server.running ? role : 'down' };
+  private nodeOf(slot: Slot): ReplicaPairNode {
+    const { server } = slot;
+    return { url: server.url, port: server.port, pid: server.pid, role: server.running ? slot.role : 'down' };
+  }
+
+  private requireSlot(role: 'primary' | 'replica', what: string): Slot {
+    const slot = this.slots.find((s) => s.role === role && s.server.running);
+    if (slot === undefined) throw new ReplicaPairError(`${COMPONENT}: ${what} needs a running ${role}, and the pair has none (roles: ${this.nodes.map((n) => n.role).join(', ')})`);
+    return slot;
   }
 
   async holdReplica(): Promise<void> {
-    this.refuseAfterFailover('holdReplica');
+    const replica = this.requireSlot('replica', 'holdReplica');
     if (this.heldConninfo !== undefined) return;
-    const url = this.replicaServer.url;
+    const url = replica.server.url;
     const row = await queryOne<{ conninfo: string }>(url, `SELECT current_setting('primary_conninfo') AS conninfo`);
     const conninfo = row?.conninfo ?? '';
     if (conninfo === '') throw new ReplicaPairError(`${COMPONENT}: the replica has no primary_conninfo to hold`);
@@ -227,8 +248,8 @@ export class PostgresReplicaPair implements ReplicaPair {
   async releaseReplica(): Promise<void> {
     const conninfo = this.heldConninfo;
     if (conninfo === undefined) return;
-    this.refuseAfterFailover('releaseReplica');
-    await withClient(this.replicaServer.url, async (client) => {
+    const replica = this.requireSlot('replica', 'releaseReplica');
+    await withClient(replica.server.url, async (client) => {
       // ALTER SYSTEM takes no parameters: format's %L quotes the value as a literal.
       const statement = (await client.query<{ sql: string }>(`SELECT format('ALTER SYSTEM SET primary_conninfo = %L', $1::text) AS sql`, [conninfo])).rows[0]!.sql;
       await client.query(statement);
@@ -240,36 +261,71 @@ export class PostgresReplicaPair implements ReplicaPair {
   }
 
   async killPrimary(): Promise<void> {
-    if (this.promoted) {
-      await this.replicaServer.kill('SIGKILL');
-      return;
-    }
-    await this.primaryServer.kill('SIGKILL');
-    this.killed = true;
-    this.options.log(`pair: primary on port ${this.primaryServer.port} SIGKILLed; it stays down`);
+    const primary = this.requireSlot('primary', 'killPrimary');
+    await primary.server.kill('SIGKILL');
+    primary.role = 'down';
+    this.options.log(`pair: primary on port ${primary.server.port} SIGKILLed; it stays down`);
   }
 
+  /**
+   * pg_promote(wait => true), then waits until a transaction can take an id. Under sync the promoted node at
+   * once requires a synchronous standby of its own (the next one: rebuildReplica), so that no commit is ever
+   * answered from one copy: until a standby streams, commits wait.
+   */
   async promoteReplica(): Promise<void> {
-    if (this.promoted) return;
-    if (this.primaryServer.running) {
-      throw new ReplicaPairError(`${COMPONENT}: the primary on port ${this.primaryServer.port} still runs; promoting the replica now would make two writers (killPrimary first)`);
+    const live = this.slots.find((s) => s.role === 'primary' && s.server.running);
+    if (live !== undefined) {
+      throw new ReplicaPairError(`${COMPONENT}: the primary on port ${live.server.port} still runs; promoting the replica now would make two writers (killPrimary first)`);
     }
-    const url = this.replicaServer.url;
+    const replica = this.requireSlot('replica', 'promoteReplica');
+    const url = replica.server.url;
     const started = performance.now();
     const row = await queryOne<{ promoted: boolean }>(url, 'SELECT pg_promote(wait => true, wait_seconds => $1) AS promoted', [Math.ceil(this.options.startTimeoutMs / 1000)]);
     if (row?.promoted !== true) throw new ReplicaPairError(`${COMPONENT}: pg_promote() did not finish within ${this.options.startTimeoutMs} ms`);
-    // Out of recovery is not yet writable for every session: wait until a transaction can take an id.
+    // Out of recovery is not yet writable for every session: wait until a transaction can take an id. Its commit
+    // is local: a standby rebuilt from an earlier promoted node carries synchronous_standby_names along.
     await this.waitFor('the promoted replica to accept writes', async () => {
       try {
-        await queryOne(url, 'SELECT pg_current_xact_id()');
+        await withClient(url, async (client) => {
+          await client.query('SET synchronous_commit = local');
+          await client.query('SELECT pg_current_xact_id()');
+        });
         return true;
       } catch {
         return false;
       }
     });
-    this.promoted = true;
+    replica.role = 'primary';
     this.heldConninfo = undefined;
-    this.options.log(`pair: replica on port ${this.replicaServer.port} promoted in ${Math.round(performance.now() - started)} ms`);
+    if (this.level === 'sync') await this.requireSynchronousStandby(replica);
+    this.options.log(`pair: replica on port ${replica.server.port} promoted in ${Math.round(performance.now() - started)} ms`);
+  }
+
+  /**
+   * Replaces the node that is down with a fresh standby of the current primary: its data directory is deleted
+   * (never rejoined: it may hold commits the new primary never had) and a new base backup of the primary takes
+   * its place, on a new port; resolves once it streams (under sync, as the synchronous standby) with the ms it took.
+   */
+  async rebuildReplica(): Promise<number> {
+    const started = performance.now();
+    const primary = this.requireSlot('primary', 'rebuildReplica');
+    const index = this.slots.findIndex((s) => s.role === 'down' || !s.server.running);
+    if (index < 0) throw new ReplicaPairError(`${COMPONENT}: rebuildReplica needs a node that is down (the pair has a primary and a replica already)`);
+    const old = this.slots[index]!;
+    await old.server.remove();
+    let port = await findFreePort();
+    while (port === primary.server.port) port = await findFreePort();
+    const fresh: Slot = { server: this.makeServer(index, port, old.server.datadir, primary.server.port), role: 'replica' };
+    this.slots[index] = fresh;
+    // The primary's slot for the dead standby (if it was made from this primary) would keep WAL for nobody.
+    await withClient(primary.server.url, (client) =>
+      client.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [STANDBY_NAME]),
+    );
+    await fresh.server.start();
+    await this.waitUntilStreaming(this.level);
+    const ms = Math.round(performance.now() - started);
+    this.options.log(`pair: fresh replica on 127.0.0.1:${port} streaming in ${ms} ms`);
+    return ms;
   }
 
   /**
@@ -277,52 +333,49 @@ export class PostgresReplicaPair implements ReplicaPair {
    * answered before then survives a failover, whatever the level.
    */
   async waitForReplicaCaughtUp(): Promise<void> {
-    this.refuseAfterFailover('waitForReplicaCaughtUp');
-    const row = await queryOne<{ lsn: string }>(this.primaryServer.url, 'SELECT pg_current_wal_flush_lsn()::text AS lsn');
+    const primary = this.requireSlot('primary', 'waitForReplicaCaughtUp');
+    const replica = this.requireSlot('replica', 'waitForReplicaCaughtUp');
+    const row = await queryOne<{ lsn: string }>(primary.server.url, 'SELECT pg_current_wal_flush_lsn()::text AS lsn');
     const target = row?.lsn;
     if (target === undefined) throw new ReplicaPairError(`${COMPONENT}: the primary reported no WAL position`);
     await this.waitFor(`the replica to replay up to ${target}`, async () => {
-      const r = await queryOne<{ done: boolean }>(this.replicaServer.url, 'SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done', [target]);
+      const r = await queryOne<{ done: boolean }>(replica.server.url, 'SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done', [target]);
       return r?.done === true;
     });
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.primaryServer.stop(), this.replicaServer.stop()]);
+    await Promise.all(this.slots.map((s) => s.server.stop()));
   }
 
   async remove(): Promise<void> {
-    await Promise.all([this.primaryServer.remove(), this.replicaServer.remove()]);
+    await Promise.all(this.slots.map((s) => s.server.remove()));
   }
 
   /** The last lines of each server's log, for a failure message. */
-  logTails(): { primary: string; replica: string } {
-    return { primary: this.primaryServer.logTail(), replica: this.replicaServer.logTail() };
-  }
-
-  private refuseAfterFailover(what: string): void {
-    if (this.killed || this.promoted) throw new ReplicaPairError(`${COMPONENT}: ${what} needs the original pair; the primary has been killed`);
+  logTails(): string[] {
+    return this.slots.map((s) => s.server.logTail());
   }
 
   /**
-   * From now on every commit on the primary waits until the standby has flushed it (synchronous_commit is on
-   * already: a durable setting of every private server). Set once the standby streams,
-   * not at the primary's start: the start's own commits (the password, the database, the replication role) would
-   * wait for a standby that cannot exist before them. ALTER SYSTEM keeps it in the primary's postgresql.auto.conf
-   * alone: the standby's copy was taken before.
+   * From now on every commit on `primary` waits until the standby has flushed it (synchronous_commit is on
+   * already: a durable setting of every private server). Set once the standby streams, not at the first
+   * primary's start: the start's own commits (the password, the database, the replication role) would wait for
+   * a standby that cannot exist before them. ALTER SYSTEM keeps it in the primary's postgresql.auto.conf, which
+   * the first standby's base backup predates; a rebuilt standby inherits it, and requires a standby once promoted.
    */
-  private async requireSynchronousStandby(): Promise<void> {
-    await withClient(this.primaryServer.url, async (client) => {
+  private async requireSynchronousStandby(primary: Slot): Promise<void> {
+    await withClient(primary.server.url, async (client) => {
       await client.query(`ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (${STANDBY_NAME})'`);
       await client.query('SELECT pg_reload_conf()');
     });
-    await this.waitUntilStreaming('sync');
   }
 
   private async waitUntilStreaming(wanted: 'sync' | 'async'): Promise<void> {
+    const primary = this.requireSlot('primary', 'waitUntilStreaming');
     await this.waitFor(`the replica to stream (${wanted})`, async () => {
       const row = await queryOne<{ state: string; sync_state: string }>(
-        this.primaryServer.url,
+        primary.server.url,
         'SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1',
         [STANDBY_NAME],
       );
@@ -334,8 +387,8 @@ export class PostgresReplicaPair implements ReplicaPair {
     const deadline = performance.now() + this.options.startTimeoutMs;
     while (!(await done())) {
       if (performance.now() > deadline) {
-        const tails = this.logTails();
-        throw new ReplicaPairError(`${COMPONENT}: gave up waiting for ${what} after ${this.options.startTimeoutMs} ms\nprimary log:\n${tails.primary}\nreplica log:\n${tails.replica}`);
+        const tails = this.logTails().map((tail, i) => `node ${i + 1} log:\n${tail}`).join('\n');
+        throw new ReplicaPairError(`${COMPONENT}: gave up waiting for ${what} after ${this.options.startTimeoutMs} ms\n${tails}`);
       }
       await delay(POLL_MS);
     }

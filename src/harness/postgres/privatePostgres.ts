@@ -26,9 +26,10 @@
 //
 // Replication. With `replication` set, the server is one half of a streaming pair (postgresReplicaPair.ts
 // drives both): a primary lets a REPLICATION role connect from 127.0.0.1 with its password (one pg_hba line,
-// the role made at each start), and hands eob's own files at the top of its data directory to the server's
-// user, because a base backup is read by the server itself and would fail on a file it cannot open (that user
-// owns every byte of the data already, so the password file tells it nothing new). A standby's data directory
+// the role made at each start). Either half hands eob's own files at the top of its data directory to the
+// server's user, because a base backup (of a primary, or of a standby once promoted) is read by the server
+// itself and would fail on a file it cannot open (that user owns every byte of the data already, so the
+// password file tells it nothing new). A standby's data directory
 // is a base backup of its primary (postgresBaseBackup.ts), and it starts as a read-only hot standby: the start
 // writes nothing through it (roles and databases arrive from the primary).
 //
@@ -450,9 +451,10 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
         // The name and password were checked against [a-z0-9_] and [A-Za-z0-9_-] by the options.
         const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [replication.user]);
         await client.query(`${exists.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE ${replication.user} WITH REPLICATION LOGIN PASSWORD '${replication.password}'`);
-        await this.shareEobFilesWithServer();
       }
     });
+    // A standby too: once promoted, the next standby is a base backup of it.
+    if (replication !== undefined) await this.shareEobFilesWithServer();
     await this.withClient({ host: '127.0.0.1', database: this.options.database, password }, (client) => client.query('SELECT 1'));
   }
 

@@ -49,6 +49,12 @@ export interface ReplicaPair {
   killPrimary(): Promise<void>;
   /** Makes the replica a writable primary; resolves once it accepts writes. */
   promoteReplica(): Promise<void>;
+  /**
+   * Optional (repeated failovers): replaces the node that is down with a fresh replica of the current primary,
+   * copied from scratch (never the old primary's data, which may hold commits the new primary lacks); resolves
+   * once it has caught up and, at a synchronous level, acknowledges commits, with the milliseconds it took.
+   */
+  rebuildReplica?(): Promise<number>;
   /** Stops both servers (data directories kept for inspection until `remove`). */
   stop(): Promise<void>;
   remove(): Promise<void>;

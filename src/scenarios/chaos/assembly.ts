@@ -1,7 +1,7 @@
 // Assembles the system a chaos case runs against: local children (private database, server, workers behind a
 // TCP proxy) or containers (docker backend), with the fault context the nemesis acts through.
 import type { GapCounts } from '../../system/workerGapLine.ts';
-import { createPool, executorOf } from '../../system/db/pool.ts';
+import { createPool, executorOf } from '../../system/db/mariadb/pool.ts';
 import { selectServerVersion } from '../../system/sql/mariadb/observation.ts';
 import type { SqlExecutor } from '../../system/pubsub/types.ts';
 import { SystemUnderTest } from '../../harness/systemUnderTest.ts';

@@ -22,6 +22,17 @@ import type { EngineName } from '../../harness/engines.ts';
 
 export const CASES_DIR = 'cases';
 
+/** A case that ended before its snapshot (an error, an interrupted run): its record has nothing to re-check. */
+export class NoSnapshotError extends Error {
+  override readonly name = 'NoSnapshotError';
+  constructor(
+    message: string,
+    readonly head: CaseRecordHead,
+  ) {
+    super(message);
+  }
+}
+
 /** What case.json holds. */
 export interface CaseRecordHead {
   format: 1;
@@ -92,7 +103,7 @@ export async function readCaseRecord(dir: string): Promise<CaseRecord> {
     throw new Error(`${path.join(dir, 'case.json')}: not a case record of format 1 (written by eob chaos)`);
   }
   const snapFile = path.join(dir, 'snapshot.json');
-  if (!existsSync(snapFile)) throw new Error(`${snapFile}: missing; the case ended before its snapshot (${head.run.why}), so there is nothing to re-check`);
+  if (!existsSync(snapFile)) throw new NoSnapshotError(`${snapFile}: missing; the case ended before its snapshot (${head.run.why}), so there is nothing to re-check`, head);
   const raw = readJson(snapFile) as { ackedOffset: number | null; counters: Record<string, number>; messages: SnapshotMessage[] };
   if (!Array.isArray(raw.messages) || raw.counters === null || typeof raw.counters !== 'object') throw new Error(`${snapFile}: needs messages (an array) and counters (an object)`);
   const snapshot: DbSnapshot = {

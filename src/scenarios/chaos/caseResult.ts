@@ -148,7 +148,7 @@ export function expectationMet(c: Pick<ChaosCase, 'expected' | 'tolerates'>, v: 
 }
 
 /**
- * The seed's rule (a case's exactTotal): the counter reads exactly the requests sent, and the drain finished in
+ * The Watermill example's rule (a case's exactTotal): the counter reads exactly the requests sent, and the drain finished in
  * time; a timeout fails the case whatever had been counted by then, it never passes it.
  */
 export function exactCountMet(expected: number, count: number | undefined, quiesced: boolean): { passed: boolean; why: string } {

@@ -1,9 +1,10 @@
 // The cases `make chaos` runs, per profile: the exactly-once configurations under every fault kind, and the
 // controls, each with the violation it must be caught with.
 import type { ServerFlags, WorkerFlags } from '../../harness/systemUnderTest.ts';
-import { CLUSTER_FAULTS, FAULT_NAMES, mulberry32, type FaultName } from './nemesis.ts';
+import { CLUSTER_FAULTS, FAULT_NAMES, REPLICATION_FAULTS, mulberry32, type FaultName } from './nemesis.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
 import type { EngineName } from '../../harness/engines.ts';
+import type { ReplicationLevel } from '../../harness/replication/replicaPair.ts';
 import { ANOMALY_KINDS, type AnomalyKind } from './checker.ts';
 
 export const CHAOS_PROFILES = ['quick', 'standard', 'soak'] as const;
@@ -51,13 +52,19 @@ export interface ChaosCase {
    * on (worker 1 through the workers' proxy), one entry per process. Raw publishers spread over every node.
    */
   nodes?: { servers: readonly number[]; workers: readonly number[] };
+  /**
+   * A primary/replica case (--topology primary-replica): the replication level, how long the replica is held
+   * back before each primary-failover's kill (the asynchronous control), and MariaDB semi-sync's fallback timeout
+   * (undefined: never falls back).
+   */
+  replication?: { level: ReplicationLevel; holdReplicaMs?: number; semiSyncTimeoutMs?: number };
   expected: Expectation;
   /** Anomaly kinds that may appear without failing the case; every other kind (but `expected`) is illegal. */
   tolerates: readonly AnomalyKind[];
   /** The seed of this case's fault schedule (soak cases); undefined: the run's --seed, or the fixed schedule. */
   seed?: number;
   /**
-   * The seed's own check: the counters' final sum must equal this, with the drain finished in time (a
+   * The Watermill example's own check: the counters' final sum must equal this, with the drain finished in time (a
    * timeout fails the case instead of passing it).
    */
   exactTotal?: number;
@@ -81,7 +88,7 @@ export interface RawPublishers {
 const RAW_PUBLISHERS = 16;
 
 /** Every fault kind of a single server (the cluster's are galeraMatrix.ts's). */
-const ALL_FAULTS: readonly FaultName[] = FAULT_NAMES.filter((f) => !CLUSTER_FAULTS.includes(f));
+const ALL_FAULTS: readonly FaultName[] = FAULT_NAMES.filter((f) => !CLUSTER_FAULTS.includes(f) && !REPLICATION_FAULTS.includes(f));
 
 interface Sizes {
   requests: number;
@@ -344,6 +351,8 @@ export const FAULT_SECONDS: Record<FaultName, number> = {
   'node-isolate': 15,
   // Two nodes killed, the hold, both restarted with IST: ~6-10 s.
   'quorum-loss': 10,
+  // The hold (if any), the promotion (~0.1 s) and a fresh replica catching up from the binary log: ~2-5 s here.
+  'primary-failover': 5,
 };
 
 /** The faults a container backend can inject (conn-kill, network faults and failpoints need the local backend). */
@@ -351,15 +360,15 @@ export const DOCKER_FAULTS: readonly FaultName[] = ['worker-kill', 'worker-stop'
 
 const DOCKER_NO_FAULT_CONTROL_REQUESTS = 30_000;
 
-/** The seed system's own check, as its program runs it against `docker-compose up`. */
+/** The Watermill example's own check, as its program runs it against `docker-compose up`. */
 export const SEED_CHECK_REQUESTS = 10_000;
 
 /**
  * The docker backend's cases: the profile's exactly-once cases under every container fault (or `only` of
  * them), the controls whose faults a container backend can inject (the ack and INNODB_TRX controls need a
- * failpoint or the debugger, so they stay with the local backend), and the seed's check: 10,000 requests to
- * one counter while the worker and database containers are restarted three times each; the count must be
- * exactly 10,000.
+ * failpoint or the debugger, so they stay with the local backend), and the Watermill example's check: 10,000
+ * requests to one counter while the worker and database containers are restarted three times each; the count
+ * must be exactly 10,000.
  */
 export function dockerMatrix(profile: ChaosProfile, only?: readonly FaultName[]): ChaosCase[] {
   const dockerFaults = only === undefined ? DOCKER_FAULTS : DOCKER_FAULTS.filter((f) => only.includes(f));
@@ -382,7 +391,7 @@ export function dockerMatrix(profile: ChaosProfile, only?: readonly FaultName[])
   const restarts: readonly FaultName[] = ['worker-stop', 'db-restart'];
   const seedCheck: ChaosCase = {
     name: 'seed-check',
-    description: `the seed's check: ${SEED_CHECK_REQUESTS} requests to one counter while the worker and database containers restart; the count must equal ${SEED_CHECK_REQUESTS}`,
+    description: `the Watermill example's check: ${SEED_CHECK_REQUESTS} requests to one counter while the worker and database containers restart; the count must equal ${SEED_CHECK_REQUESTS}`,
     mode: 'offset',
     worker: { mode: 'offset', batchSize: 1000 },
     workers: 1,

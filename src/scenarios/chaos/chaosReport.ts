@@ -194,12 +194,20 @@ function sumProof(r: CaseResult, key: 'stalls' | 'inWindow'): number | undefined
 
 /** Run facts for the page, from what options.json records. */
 function chaosFacts(dir: ResultsDir, options: unknown): [string, string][] {
-  const o = (options ?? {}) as { backend?: string; faults?: string[] | null; duration_s?: number; database_versions?: string[]; versions?: { gitCommit?: string } };
+  const o = (options ?? {}) as { backend?: string; faults?: string[] | null; duration_s?: number; database_versions?: string[]; versions?: { gitCommit?: string }; seed?: number | null; runs?: number | null };
   return [
     ['started', dir.startedAt.toISOString()],
     ['duration', o.duration_s === undefined ? '?' : `${Math.round(o.duration_s)} s`],
     ['backend', o.backend ?? '?'],
     ['faults', o.faults === null || o.faults === undefined ? "each case's own list" : o.faults.join(', ')],
+    [
+      'fault schedules',
+      o.seed === null || o.seed === undefined
+        ? 'the fixed round-robin (no seed)'
+        : o.runs !== null && o.runs !== undefined
+          ? `${o.runs} random schedule(s) from seed ${o.seed} (run i: seed ${o.seed} + i)`
+          : `drawn from seed ${o.seed}`,
+    ],
     ['database', (o.database_versions ?? []).join(', ') || '?'],
     ['git commit', o.versions?.gitCommit ?? 'unknown'],
   ];
@@ -257,6 +265,12 @@ function rawCell(r: CaseResult): string {
   return `${n.ok}/${n.fail}/${n.unknown}`;
 }
 
+/** The kinds found, e.g. "skipped 35, unknown-outcome 2", or "none". */
+export function anomalyCell(v: Verdict): string {
+  const found = ANOMALY_KINDS.filter((k) => v.anomalies[k] > 0).map((k) => `${k} ${v.anomalies[k]}`);
+  return found.length === 0 ? 'none' : found.join(', ');
+}
+
 /** One finished case in a line, for the terminal: result, verdict, counts that reconcile, recovery, time. */
 export function caseLine(r: CaseResult, index: number, total: number): string {
   const v = r.verdict;
@@ -265,6 +279,7 @@ export function caseLine(r: CaseResult, index: number, total: number): string {
     `${r.passed ? 'PASS' : 'FAIL'} (expected ${r.expected}, verdict ${r.interrupted === true ? 'interrupted' : (v?.verdict ?? 'error')})`,
     v === undefined ? undefined : `requests ok/fail/unknown ${v.requests.ok}/${v.requests.fail}/${v.requests.unknown} (warm-up ${warmupRequests(r)} of them)`,
     v === undefined ? undefined : `lost ${v.lost}, dup ${v.duplicated}`,
+    v === undefined ? undefined : `anomalies: ${anomalyCell(v)}`,
     r.faults.length === 0 ? 'no faults' : `${r.faults.length} fault(s), recovery p50/max ${Math.round(percentile(rec, 50) ?? 0)}/${rec.length === 0 ? '-' : Math.max(...rec)} ms`,
     `${Math.round(r.durationMs / 1000)} s`,
     r.seed === undefined ? undefined : `seed ${r.seed}`,
@@ -278,7 +293,7 @@ export { caseFileName };
 export function summaryTable(results: readonly CaseResult[]): string {
   const engines = new Set(results.map((r) => r.engine));
   const withEngine = engines.size > 1 || !engines.has('mariadb');
-  const header = [...(withEngine ? ['engine'] : []), 'case', 'expected', 'verdict', 'ok/fail/unknown', 'of which warm-up', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'gaps passed (timeout)', 'faults', 'recovery p50/max ms', 'result'];
+  const header = [...(withEngine ? ['engine'] : []), 'case', 'expected', 'verdict', 'ok/fail/unknown', 'of which warm-up', 'of which raw sql', 'msgs', 'total', 'lost', 'dup', 'pub_dup', 'anomalies', 'gaps passed (timeout)', 'faults', 'recovery p50/max ms', 'result'];
   const rows = results.map((r) => {
     const v = r.verdict;
     const rec = r.faults.map((f) => f.recoveryMs).filter((x): x is number => x !== undefined);
@@ -295,6 +310,7 @@ export function summaryTable(results: readonly CaseResult[]): string {
       String(v?.lost ?? '-'),
       String(v?.duplicated ?? '-'),
       String(v?.publishDuplicated ?? '-'),
+      v === undefined ? '-' : anomalyCell(v),
       r.gapsPassed === undefined ? '-' : `${r.gapsPassed} (${r.gapsPassedByTimeout ?? 0})`,
       String(r.faults.length),
       rec.length === 0 ? '-' : `${Math.round(percentile(rec, 50) ?? 0)}/${Math.max(...rec)}`,

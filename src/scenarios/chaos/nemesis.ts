@@ -11,6 +11,7 @@ import { killSession, selectSessionHosts } from '../../system/sql/mariadb/proces
 import { terminatePgSessions } from '../../system/sql/postgres/sessions.ts';
 import type { EngineName } from '../../harness/engines.ts';
 import type { ClusterNodes } from '../../harness/faults/clusterNodes.ts';
+import { failOver, type FailoverTarget } from '../../harness/faults/primaryFailover.ts';
 
 export const FAULT_NAMES = [
   'worker-kill',
@@ -28,14 +29,18 @@ export const FAULT_NAMES = [
   'node-pause',
   'node-isolate',
   'quorum-loss',
+  'primary-failover',
 ] as const;
 export type FaultName = (typeof FAULT_NAMES)[number];
 
 /** The faults that act on the nodes of a cluster (--topology galera); a single server has none of them. */
 export const CLUSTER_FAULTS: readonly FaultName[] = ['node-kill', 'node-pause', 'node-isolate', 'quorum-loss'];
 
+/** The faults that act on a primary/replica pair (--topology primary-replica); a single server has none of them. */
+export const REPLICATION_FAULTS: readonly FaultName[] = ['primary-failover'];
+
 /** What a fault needs beyond the backend; a case without it cannot run the fault. */
-export type FaultRequirement = 'database-process' | 'proxy' | 'admin-session' | 'failpoints' | 'allocator-stall' | 'cluster';
+export type FaultRequirement = 'database-process' | 'proxy' | 'admin-session' | 'failpoints' | 'allocator-stall' | 'cluster' | 'replica-pair';
 
 export interface FaultContext {
   backend: FaultBackend;
@@ -58,6 +63,8 @@ export interface FaultContext {
   allocatorStaller?: AllocatorStaller | undefined;
   /** The nodes of a private cluster (the cluster faults); undefined on a single server. */
   cluster?: ClusterNodes | undefined;
+  /** A primary/replica pair, its virtual address and the case's failover plan; undefined on the other topologies. */
+  failover?: FailoverTarget | undefined;
 }
 
 /**
@@ -295,6 +302,17 @@ const FAULTS: Record<FaultName, FaultDefinition> = {
       return { detail: `SIGKILL nodes ${victims.join(' and ')} (node ${survivor} without quorum for ${ctx.holdMs} ms), both rejoined`, healStartedAt };
     },
   },
+  'primary-failover': {
+    name: 'primary-failover',
+    description:
+      'SIGKILL the primary under load (optionally after holding the replica back), promote the replica once it has applied what it received, point the virtual address at it, rebuild a fresh replica; the old primary never comes back',
+    requires: ['replica-pair'],
+    async run(ctx) {
+      const target = required(ctx.failover, 'primary-failover needs a primary/replica pair');
+      const result = await failOver(target);
+      return { detail: result.detail, healStartedAt: result.healStartedAt };
+    },
+  },
   'db-stall-allocator': {
     name: 'db-stall-allocator',
     description:
@@ -343,6 +361,7 @@ export function missingRequirements(fault: FaultDefinition, ctx: FaultContext): 
     if (r === 'admin-session') return ctx.admin === undefined;
     if (r === 'allocator-stall') return ctx.allocatorStaller === undefined || ctx.allocatorStaller.unavailable !== undefined;
     if (r === 'cluster') return ctx.cluster === undefined;
+    if (r === 'replica-pair') return ctx.failover === undefined;
     return ctx.crashWorkerAt === undefined;
   });
 }
@@ -352,6 +371,7 @@ export function skipReason(fault: FaultDefinition, ctx: FaultContext): string | 
   const missing = missingRequirements(fault, ctx);
   if (missing.length === 0) return undefined;
   if (missing.includes('cluster')) return 'needs a private cluster (--topology galera)';
+  if (missing.includes('replica-pair')) return 'needs a primary/replica pair (--topology primary-replica)';
   if (missing.includes('allocator-stall')) {
     return ctx.allocatorStaller?.unavailable ?? 'needs gdb attached to a private database this harness started (local backend, no MYSQL_URL)';
   }

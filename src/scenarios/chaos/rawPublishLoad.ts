@@ -4,7 +4,7 @@
 // offset consumer's gap proof must cope with. Each INSERT is the message the server publishes (payload
 // counter_uuid, metadata request_id), with its own request id and counter, and is recorded in the history like
 // an HTTP request, so the checker covers both kinds of publisher the same way.
-import { classifyError } from '../../system/db/errors.ts';
+import { classifyError } from '../../system/db/mariadb/errors.ts';
 import { openDatabase } from '../../system/db/openDatabase.ts';
 import { checkDatabaseUrl, redactDatabaseUrl } from '../../system/db/databaseUrl.ts';
 import type { DbSession } from '../../system/db/database.ts';

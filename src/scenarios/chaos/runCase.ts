@@ -19,6 +19,7 @@ import type { DbSnapshot } from '../../bench/observation.ts';
 import { PROBE_TIMEOUT_MS, quiesce, readProgress, waitRecovered } from './measure.ts';
 import { type CaseSystem, startDockerSystem, startLocalSystem } from './assembly.ts';
 import { startGaleraSystem } from './galeraAssembly.ts';
+import { startReplicationSystem } from './replicationAssembly.ts';
 import { gapHandlingFor } from '../../system/worker.ts';
 import { readCounterTotal } from './measure.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -77,7 +78,14 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
   const startedAtMs = Math.round(Date.now() - (performance.now() - clock.t0));
   try {
     const setup = await clock.run('setup', async () => {
-      system = o.docker !== undefined ? await startDockerSystem(c, o, o.docker) : o.topology === 'galera' ? await startGaleraSystem(withLog, o) : await startLocalSystem(withLog, o);
+      system =
+        o.docker !== undefined
+          ? await startDockerSystem(c, o, o.docker)
+          : o.topology === 'galera'
+            ? await startGaleraSystem(withLog, o)
+            : o.topology === 'primary-replica'
+              ? await startReplicationSystem(withLog, o)
+              : await startLocalSystem(withLog, o);
       return system;
     });
     databaseVersion = setup.databaseVersion;
@@ -281,7 +289,7 @@ export async function runCase(c: ChaosCase, options: Partial<ChaosRunOptions> = 
     gapsPassed: gaps?.gapsPassed,
     gapsPassedByTimeout: gaps?.gapsPassedByTimeout,
     conflictRetries: (system as CaseSystem | undefined)?.gapCounts()?.conflictRetries,
-    topology: o.docker !== undefined ? 'single (docker)' : o.topology,
+    topology: o.docker !== undefined ? 'single (docker)' : o.topology === 'primary-replica' ? `primary-replica (${c.replication?.level ?? '?'})` : o.topology,
     error,
     startedAtMs,
     consumerEvents,

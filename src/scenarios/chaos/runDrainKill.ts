@@ -11,7 +11,7 @@ import { makeCounterIds } from '../../bench/load.ts';
 import { peerGuarantee, peerVersion } from '../../bench/peers/peerSpec.ts';
 import { analyzePgTopic } from '../../system/sql/postgres/observation.ts';
 import type { OutgoingMessage } from '../../system/pubsub/types.ts';
-import { checkPeerDrain, peerQueueOf, peerWorkerChild, preparePeerBacklog, startPeerSampler, type PeerDrainTarget } from '../bench/peerDrain.ts';
+import { checkPeerDrain, peerQueueOf, peerWorkerChild, preparePeerBacklog, startPeerSampler, type PeerDrainTarget } from '../throughput/peerDrain.ts';
 import { drainKillMet, PEER_CLAIM_TIMEOUT_S, type DrainKill, type DrainKillCase, type DrainKillResult } from './drainKill.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type ChaosRunOptions, GROUP, TOPIC } from './options.ts';
 

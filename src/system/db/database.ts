@@ -1,11 +1,25 @@
 // The one way the system talks to a database of either engine: a Database (a pool plus its engine's SQL and
 // error rules) hands out executors, sessions (one connection held for a consume loop or a publish) and
 // transactions at an isolation level. The pub/sub, the server's publish path, the worker and retention use only
-// this interface, so they do not know which driver runs underneath. mariadbDatabase.ts and
+// this interface, so they do not know which driver runs underneath. mariadb/database.ts and
 // postgres/database.ts implement it; openDatabase picks one from the URL's scheme.
 import type { IsolationLevel, SqlExecutor, Statement } from '../types.ts';
 import type { SqlEngine } from '../sql/engine.ts';
-import type { ErrorClass } from './errors.ts';
+
+/** What kind of failure a database error is; one retry policy serves both engines (each classifies its own). */
+export type ErrorClass = 'deadlock' | 'lock-wait-timeout' | 'connection' | 'server-restarting' | 'not-ready' | 'fatal';
+
+/**
+ * An error as a log line shows it, for either driver: `code (errno): message` for a mysql2 error, `SQLSTATE:
+ * message` for a node-postgres one, the message alone for any other.
+ */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const e = error as Error & { code?: string; errno?: number };
+    return e.code === undefined ? e.message : `${e.code}${e.errno === undefined ? '' : ` (${e.errno})`}: ${e.message}`;
+  }
+  return String(error);
+}
 
 /** One connection held by its user until release() or destroy(). */
 export interface DbSession extends SqlExecutor {

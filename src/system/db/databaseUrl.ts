@@ -3,7 +3,7 @@
 // with, the form safe to show) and hands that value down, so nothing below parses or checks it again. Errors
 // never show the password; urlRedaction.ts is the one redaction.
 import type { EngineName } from '../sql/engine.ts';
-import { parseMysqlUrl, type MysqlUrl } from './mysqlUrl.ts';
+import { parseMysqlUrl, type MysqlUrl } from './mariadb/mysqlUrl.ts';
 import { redactDatabaseUrl } from './urlRedaction.ts';
 
 export { redactDatabaseUrl, redactDatabaseUrlsDeep, redactDatabaseUrlsIn } from './urlRedaction.ts';

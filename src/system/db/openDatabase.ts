@@ -1,11 +1,11 @@
 // Opens the Database a URL names (mysql:// or postgres://) with one set of pool options, creates its database
 // when missing, and wraps a mysql2 pool a caller already holds (the tests and the harness pass those).
-import { createPool, ensureDatabase, type Pool, type PoolOptions } from './pool.ts';
+import { createPool, ensureDatabase, type Pool, type PoolOptions } from './mariadb/pool.ts';
 import { createPgPool, ensurePgDatabase } from './postgres/pool.ts';
 import { mariadbDatabase } from './mariadb/database.ts';
 import { postgresDatabase } from './postgres/database.ts';
 import { databaseUrlOf, type DatabaseUrl } from './databaseUrl.ts';
-import { withAddress } from './mysqlUrl.ts';
+import { withAddress } from './mariadb/mysqlUrl.ts';
 import type { Database } from './database.ts';
 
 /**
@@ -40,11 +40,17 @@ export async function ensureDatabaseExists(url: string | DatabaseUrl, connectTim
   else await ensureDatabase(target, connectTimeoutMs, sent);
 }
 
-function isDatabase(target: Database | Pool): target is Database {
+/**
+ * What the pub/sub, the publish path and retention accept: a Database, or a mysql2 pool a caller already holds
+ * (the tests and the harness), which databaseOf wraps as MariaDB. They name this type, not the driver's.
+ */
+export type DatabaseTarget = Database | Pool;
+
+function isDatabase(target: DatabaseTarget): target is Database {
   return typeof (target as Partial<Database>).session === 'function' && (target as Partial<Database>).engine !== undefined;
 }
 
 /** A Database as it is, or a mysql2 pool as a MariaDB Database. */
-export function databaseOf(target: Database | Pool): Database {
+export function databaseOf(target: DatabaseTarget): Database {
   return isDatabase(target) ? target : mariadbDatabase(target);
 }

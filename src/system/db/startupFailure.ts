@@ -9,7 +9,7 @@
 // - refused: the server answered a statement with any other error (a missing privilege, a bad password, a
 //   syntax error) or the set-up itself failed. Fatal at once; the message names the statement and its SQLSTATE.
 import type { EngineName } from '../sql/engine.ts';
-import { classifyError } from './errors.ts';
+import { classifyError } from './mariadb/errors.ts';
 import { classifyPgError } from './postgres/errors.ts';
 import { redactDatabaseUrl } from './urlRedaction.ts';
 

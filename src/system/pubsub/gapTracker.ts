@@ -90,7 +90,12 @@
 // handed out again; no step reads a clock (the bound's clock jumps count at most MAX_COUNTED_STEP_MS per look).
 //
 // NOT covered (named, not proven): an INSERT or UPDATE that writes an explicit offset below the counter (not an
-// allocation: it may appear at any time); replication appliers (explicit offsets); Galera; the PROCESS privilege
+// allocation: it may appear at any time); replication appliers (explicit offsets, in the primary's commit order):
+// on a server whose applier runs, the proof `statements` refuses to start (REPLICA_REFUSAL; measured: the same
+// proof without that check, on a replica, passed a hole that the primary's open transaction filled later, and
+// lost it), but a replica whose applier is stopped is not recognised; a decision made before a failover is still
+// applied after it (the worker keeps it across the reconnect; safe when every row the old primary showed is on
+// the promoted node, as under semi-sync, not after an asynchronous failover that lost rows); Galera; the PROCESS privilege
 // granted or revoked after the consumer's first proof; the counter moved back (TRUNCATE, ALTER TABLE ... AUTO_INCREMENT)
 // while consumers run; an event-scheduler statement whose PROCESSLIST row shows COMMAND Daemon with no text.
 // Bounds, not proofs (see THE BOUND): an XA transaction left PREPARED (for example by a client that
@@ -196,6 +201,10 @@ interface PendingGap {
 
 const ACCESS_DENIED_ERRNOS = new Set([1227, 1044, 1142]);
 
+/** Why a hole waits on a replica (logged). */
+export const REPLICA_REFUSAL =
+  "this server is a replica (a replication applier is running): its holes may be filled by transactions still open on the primary, so none is proven here; the hole waits (only the bound passes it). Consume on the primary";
+
 export class GapTracker {
   private pending: PendingGap | undefined;
   private serverReadable = true;
@@ -253,6 +262,11 @@ export class GapTracker {
       if (!this.privilegeChecked) {
         await probes.requireProcessPrivilege();
         this.privilegeChecked = true;
+      }
+      // Asked at the start of every proof: a replica promoted since is then proven on like any primary (its
+      // applier has stopped, and its counter is above every offset it applied).
+      if (this.options.proof === 'statements' && probes.replicating !== undefined && (await probes.replicating())) {
+        return { kind: 'wait', reason: REPLICA_REFUSAL };
       }
       // P1 runs after the read that saw `highestVisible`: every offset below it was allocated before now (on a
       // cluster, once the fence holds).

@@ -4,9 +4,8 @@
 // holes to handle.
 import type { Message, SqlExecutor, Statement } from '../types.ts';
 import { ProofInterrupted, type GapProbes } from '../sql/gapProbes.ts';
-import type { Pool } from '../db/pool.ts';
 import type { Database } from '../db/database.ts';
-import { databaseOf } from '../db/openDatabase.ts';
+import { databaseOf, type DatabaseTarget } from '../db/openDatabase.ts';
 import type { ClusterGapProver, GroupParams, OffsetReadParams, PeerConnection } from '../sql/engine.ts';
 import { intInRange, matches, oneOf } from '../../validate.ts';
 import { GAP_PROOFS, GapTracker, type GapPassReason, type GapProof } from './gapTracker.ts';
@@ -92,7 +91,7 @@ export function validateOffsetSubscriberOptions(o: OffsetSubscriberOptions): Off
 }
 
 /** Creates the topic's tables and the group's offsets row if missing. */
-export async function prepareOffsetTopic(target: Database | Pool, topic: string, group: string): Promise<void> {
+export async function prepareOffsetTopic(target: DatabaseTarget, topic: string, group: string): Promise<void> {
   const db = databaseOf(target);
   await db.engine.ensureGroup(db.executor(), { topic, consumerGroup: group });
 }
@@ -276,7 +275,7 @@ function loopOptions(db: Database, o: OffsetSubscriberOptions): ConsumeLoopOptio
 }
 
 /** One batch at a time, with no loop around it: for the micro-benchmarks of one consume transaction. */
-export async function createOffsetBatchConsumer(target: Database | Pool, options: OffsetSubscriberOptions): Promise<BatchConsumer> {
+export async function createOffsetBatchConsumer(target: DatabaseTarget, options: OffsetSubscriberOptions): Promise<BatchConsumer> {
   const o = validateOffsetSubscriberOptions(options);
   const db = databaseOf(target);
   await prepareOffsetTopic(db, o.topic, o.consumerGroup);
@@ -285,7 +284,7 @@ export async function createOffsetBatchConsumer(target: Database | Pool, options
 }
 
 /** `target`: a Database of either engine, or a mysql2 pool (MariaDB). */
-export async function subscribeOffset(target: Database | Pool, options: OffsetSubscriberOptions): Promise<Subscription> {
+export async function subscribeOffset(target: DatabaseTarget, options: OffsetSubscriberOptions): Promise<Subscription> {
   const o = validateOffsetSubscriberOptions(options);
   const db = databaseOf(target);
   await prepareOffsetTopic(db, o.topic, o.consumerGroup);

@@ -2,9 +2,8 @@
 // and acks exactly the rows it handled, in the transaction of its effects. There is no high-water mark, so a
 // row that commits late is simply claimed later: the offset-mode gap hazard does not exist here.
 import type { Message, Statement } from '../types.ts';
-import type { Pool } from '../db/pool.ts';
 import type { Database } from '../db/database.ts';
-import { databaseOf } from '../db/openDatabase.ts';
+import { databaseOf, type DatabaseTarget } from '../db/openDatabase.ts';
 import { intInRange } from '../../validate.ts';
 import { DeliveryFailures } from './deliveryFailures.ts';
 import { DEFAULT_CONSUMER_OPTIONS, emptyStats, startConsumeLoop, validateConsumerOptions, type BatchSource, type ConsumerOptions, type ReadResult } from './consumeLoop.ts';
@@ -50,7 +49,7 @@ class QueueSource implements BatchSource {
 }
 
 /** Starts `concurrency` consumers; the returned subscription closes them all and sums their stats. */
-export async function subscribeQueue(target: Database | Pool, options: QueueSubscriberOptions): Promise<Subscription> {
+export async function subscribeQueue(target: DatabaseTarget, options: QueueSubscriberOptions): Promise<Subscription> {
   const o = validateQueueSubscriberOptions(options);
   const db = databaseOf(target);
   await db.engine.ensureQueue(db.executor(), { topic: o.topic });

@@ -1,9 +1,8 @@
 // The SQL pub/sub as one object (publisher + subscriber of one mode) on a Database of either engine, for the
 // contract suite and for callers that want the PubSub interface rather than the parts.
 import type { OutgoingMessage, SqlExecutor } from '../types.ts';
-import type { Pool } from '../db/pool.ts';
 import type { Database } from '../db/database.ts';
-import { databaseOf } from '../db/openDatabase.ts';
+import { databaseOf, type DatabaseTarget } from '../db/openDatabase.ts';
 import { SqlPublisher } from './sqlPublisher.ts';
 import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, subscribeOffset, type OffsetSubscriberOptions } from './offsetSubscriber.ts';
 import { DEFAULT_QUEUE_SUBSCRIBER_OPTIONS, subscribeQueue, type QueueSubscriberOptions } from './queueSubscriber.ts';
@@ -19,7 +18,7 @@ export class SqlPubSub implements PubSub {
 
   /** `target`: a Database of either engine, or a mysql2 pool (MariaDB). */
   constructor(
-    target: Database | Pool,
+    target: DatabaseTarget,
     private readonly config: SqlPubSubConfig,
   ) {
     this.db = databaseOf(target);

@@ -15,7 +15,7 @@ type FlagOf<K extends keyof ServerSpec> = (value: NonNullable<ServerSpec[K]>) =>
 /** Each field's flag on `eob server`, in the order argv lists them (test/processSpec.test.ts checks the CLI has them). */
 export const SERVER_FLAGS: { [K in keyof ServerSpec]-?: FlagOf<K> } = {
   topic: (v) => ['--topic', v],
-  topicSchema: (v) => ['--topic-schema', v],
+  topicSchema: (v) => ['--mode', v],
   coalesce: (v) => [v ? '--coalesce' : '--no-coalesce'],
   coalesceMaxBatch: (v) => ['--coalesce-max-batch', String(v)],
   coalesceLingerMs: (v) => ['--coalesce-linger-ms', String(v)],

@@ -172,9 +172,16 @@ export interface SqlEngine {
   ping(db: SqlExecutor): Promise<void>;
   /** Progress, published and lag, as the sampler reads them. */
   selectProgress(db: SqlExecutor, p: ProgressTarget): Promise<{ progress: number; published: number; lagMs: number | undefined }>;
+  /**
+   * The same reading for a poller that reads again and again (the sampler): an engine may carry counts from one
+   * reading to the next (PostgreSQL counts rows, which would cost a scan each time); the figures are the same.
+   */
+  progressReader(p: ProgressTarget): (db: SqlExecutor) => Promise<{ progress: number; published: number; lagMs: number | undefined }>;
   /** Messages consumed per counter and the topic's extent, as the counter check reads them. */
   selectConsumption(db: SqlExecutor, p: ProgressTarget): Promise<Consumption>;
   selectAllCounters(db: SqlExecutor): Promise<Map<string, number>>;
+  /** The sum of every counter: what a harness watches for quiescence (it stops moving once the workers are done). */
+  sumCounters(db: SqlExecutor): Promise<number>;
   /** Every message of the topic (the chaos snapshot); queue mode with its acked flag in `ackedOffsets`. */
   selectAllMessages(db: SqlExecutor, p: TopicParams & { mode: TopicMode }): Promise<{ messages: Message[]; ackedOffsets?: Set<number> }>;
   /** Empties the topic's tables and `counter` between bench points; offsets start again at 1. */

@@ -53,6 +53,12 @@ export interface GapProbes {
   confirm?(from: number, below: number): Promise<ProofStep>;
   /** Step 1: the connections inside a statement now. */
   statements(): Promise<RunningStatements>;
+  /**
+   * Before step 1: whether the server is a replica whose applier writes rows now (see the MariaDB processlist
+   * reads). The proof `statements` refuses to start there (the hole waits; only the bound can pass it): a hole on
+   * a replica may be filled by a transaction still open on its primary. Absent where there is no such thing.
+   */
+  replicating?(): Promise<boolean>;
   /** Before the first proof: fails with 1227 (access denied) without the PROCESS privilege. */
   requireProcessPrivilege(): Promise<void>;
   /** Step 2: a NOWAIT locking read of the rows with `from <= offset < below`, in a transaction of its own. */

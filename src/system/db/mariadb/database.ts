@@ -1,10 +1,10 @@
 // The Database of a mysql2 pool (MariaDB, MySQL): sessions on pool connections, statements merged into one
 // round trip where the pool allows several statements per query, and mysql2's error codes.
 import type { IsolationLevel, SqlExecutor } from '../../types.ts';
-import type { Pool, PoolConnection } from '../pool.ts';
-import { beginTransaction, executorOf, runStatements } from '../pool.ts';
-import { classifyError, describeError, isDatabaseError } from '../errors.ts';
-import { acquireWithin, type Database, type DbSession } from '../database.ts';
+import type { Pool, PoolConnection } from './pool.ts';
+import { beginTransaction, executorOf, runStatements } from './pool.ts';
+import { classifyError, isDatabaseError } from './errors.ts';
+import { acquireWithin, describeError, type Database, type DbSession } from '../database.ts';
 import { mariadbEngine } from '../../sql/mariadb/engine.ts';
 
 interface DriverError {

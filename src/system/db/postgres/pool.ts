@@ -77,7 +77,7 @@ export function pgExecutorOf(target: PgPool | PgClient): SqlExecutor {
 /**
  * Starts a transaction at `isolation` on this client. PostgreSQL has no READ UNCOMMITTED of its own (it runs
  * as READ COMMITTED). The offset read is correct at READ COMMITTED and REPEATABLE READ alike (see
- * sql/postgres/messages.ts); REPEATABLE READ makes conflicting counter upserts fail with 40001 (retried).
+ * sql/postgres/messagesTable.ts); REPEATABLE READ makes conflicting counter upserts fail with 40001 (retried).
  */
 export async function beginPgTransaction(client: PgClient, isolation: IsolationLevel): Promise<void> {
   await client.query(`BEGIN ISOLATION LEVEL ${isolation}`);

@@ -24,9 +24,9 @@ import {
 import { poisonTable, queueTable } from './identifiers.ts';
 import { claimRequestIds, deleteDedupRowsOlderThan, MAX_DEDUP_REQUEST_ID_LENGTH } from './dedupTable.ts';
 import { countPoisoned, createPoisonTable, poisonMessageStatement, poisonTableExists, selectPoisoned } from './poisonTable.ts';
-import { addToCountersStatement, selectCounterValue, selectAllCounters, setCounterValue } from './counterTable.ts';
+import { addToCountersStatement, selectCounterValue, selectAllCounters, setCounterValue, sumCounters } from './counterTable.ts';
 import { INNODB_TRX_CACHE_IDLE_MS, probeOpenWriters, requireProcessPrivilege } from './innodbTrx.ts';
-import { readRunningStatements } from './processlist.ts';
+import { readReplicationApplying, readRunningStatements } from './processlist.ts';
 import { readGaleraStatus } from './galera.ts';
 import { GaleraProver } from './galeraGapProbes.ts';
 import { selectConsumption, selectProgress, selectServerVersion, truncateTopic } from './observation.ts';
@@ -67,6 +67,7 @@ export const mariadbEngine: SqlEngine = {
   offsetReadIsGapFree: false,
   gapProbes: (session, p) => ({
     statements: () => readRunningStatements(session),
+    replicating: () => readReplicationApplying(session),
     requireProcessPrivilege: () => requireProcessPrivilege(session),
     rangeLocks: (from, below) => lockOffsetRangeNowait(session, p.topic, from, below),
     writers: () => probeOpenWriters(session),
@@ -104,8 +105,10 @@ export const mariadbEngine: SqlEngine = {
   isMissingTable: (error) => (error as { errno?: number }).errno === 1146,
   ping,
   selectProgress,
+  progressReader: (p) => (db) => selectProgress(db, p),
   selectConsumption,
   selectAllCounters,
+  sumCounters,
   selectAllMessages: async (db, p) => {
     if (p.mode === 'offset') return { messages: await selectAllMessages(db, p.topic) };
     const [messages, ackedOffsets] = await Promise.all([selectAllQueueMessages(db, p.topic), selectAckedQueueOffsets(db, p.topic)]);

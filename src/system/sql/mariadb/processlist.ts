@@ -29,6 +29,20 @@ export async function readRunningStatements(db: SqlExecutor): Promise<RunningSta
   return new Map(rows.map((r) => [String(r.id), String(r.query_id)]));
 }
 
+/**
+ * Whether this server is a replica applying another server's changes now: a replication SQL thread (or a parallel
+ * applier's worker) is listed. Its rows carry offsets the primary allocated, and arrive in the primary's commit
+ * order, which is not offset order: a hole here may be filled by a transaction still open on the primary, which no
+ * read of this server can see. (A replica whose applier is stopped lists none; its relay log is applied when it
+ * starts again: named in gapTracker.ts, not covered.)
+ */
+export async function readReplicationApplying(db: SqlExecutor): Promise<boolean> {
+  const rows = await db.query<{ n: number | string }[]>(
+    "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE `COMMAND` IN ('Slave_SQL', 'Slave_worker')",
+  );
+  return Number(rows[0]?.n ?? 0) > 0;
+}
+
 /** Every session the server sees, with the client's `host:port` (the conn-kill fault picks the worker's by port). */
 export async function selectSessionHosts(db: SqlExecutor): Promise<{ id: number; host: string }[]> {
   const rows = await db.query<{ ID: number; HOST: string | null }[]>('SELECT `ID`, `HOST` FROM information_schema.PROCESSLIST');

@@ -1,6 +1,6 @@
 // The PostgreSQL engine behind the seam in ../engine.ts: each operation delegates to the module that owns the
 // table's SQL (this file holds none). What differs from MariaDB is offset mode: a group's position is the pair
-// (transaction_id, offset) and the read takes only rows below the snapshot's xmin (messages.ts says why that
+// (transaction_id, offset) and the read takes only rows below the snapshot's xmin (messagesTable.ts says why that
 // never steps over a message), so the subscriber needs no gap proof and no timeout here.
 import type { Message } from '../../types.ts';
 import type { SqlEngine } from '../engine.ts';
@@ -9,9 +9,9 @@ import { createPgOffsetsTable, ensurePgGroupRow, selectLowestPgPosition, selectP
 import { claimPgUnackedStatement, createPgQueueTable, deletePgAckedQueueRows, insertPgQueueMessagesStatement, markPgAckedStatement, selectAllPgQueueMessages, toQueueMessages, type QueueRow } from './queueTable.ts';
 import { claimPgRequestIds, createPgDedupTable, deletePgDedupRowsOlderThan, MAX_PG_DEDUP_REQUEST_ID_LENGTH } from './dedupTable.ts';
 import { countPgPoisoned, createPgPoisonTable, pgPoisonTable, poisonPgMessageStatement, selectPgPoisoned } from './poisonTable.ts';
-import { addToPgCountersStatement, createPgCounterTable, selectAllPgCounters, selectPgCounterValue, setPgCounterValue } from './counterTable.ts';
+import { addToPgCountersStatement, createPgCounterTable, selectAllPgCounters, selectPgCounterValue, setPgCounterValue, sumPgCounters } from './counterTable.ts';
 import { selectPgServerVersion } from './sessions.ts';
-import { selectPgConsumption, selectPgProgress, truncatePgTopic } from './observation.ts';
+import { pgProgressReader, selectPgConsumption, selectPgProgress, truncatePgTopic } from './observation.ts';
 import { assertTopicName } from '../topicName.ts';
 
 function transactionIdOf(message: Message): string {
@@ -100,8 +100,13 @@ export const postgresEngine: SqlEngine = {
     await db.query('SELECT 1');
   },
   selectProgress: selectPgProgress,
+  progressReader: (p) => {
+    const reader = pgProgressReader(p);
+    return (db) => reader.read(db);
+  },
   selectConsumption: selectPgConsumption,
   selectAllCounters: selectAllPgCounters,
+  sumCounters: sumPgCounters,
   selectAllMessages: async (db, p) => (p.mode === 'offset' ? { messages: await selectAllPgMessages(db, p.topic) } : selectAllPgQueueMessages(db, p.topic)),
   truncateTopic: (db, p) => truncatePgTopic(db, p.topic),
   selectServerVersion: selectPgServerVersion,

@@ -49,6 +49,15 @@
 //   rows that arrive with ids from another cluster (a logical-replication subscriber, a restore, a copy); a
 //   server before 13 (no xid8). test/postgresForeignXids.test.ts shows the loss on a subscriber.
 //
+//   A promoted streaming standby is the same cluster, and the rule holds on it: it hands out ids above every id
+//   in the WAL it replayed, and a transaction in flight at the primary's death is aborted there (its rows never
+//   visible, its id not holding xmin back). The group's position is a row of the replicated database, acked
+//   after the rows it covers, and the WAL the standby replays is a prefix of the primary's: the position it has
+//   covers only rows it has, and is below every id it will hand out. What does NOT hold: ids the old primary
+//   assigned but never shipped are handed out again, so a position carried over from the old primary (kept in
+//   memory or anywhere outside this database) can stand above new rows, which are then never read
+//   (test/postgresPromotion.test.ts measures both).
+//
 //   The rule needs xmin to come from a snapshot no later than the one the scan reads through (the same
 //   snapshot is sufficient). At REPEATABLE
 //   READ (watermill-sql's level) that is the transaction's snapshot; at READ COMMITTED it is the statement's

@@ -4,7 +4,7 @@
 import type { CsvRow } from '../../bench/csv.ts';
 import { bestRow, peerTableRows } from '../../bench/report.ts';
 import { machineFacts, tableFromRows, type HtmlReport, type ReportTable } from '../../bench/htmlReport.ts';
-import type { SweepOptions } from './options.ts';
+import type { SweepOptions } from './sweepOptions.ts';
 
 /** Columns of the page's table; a column empty in every row is left out (e.g. CPU per message before it existed). */
 const COLUMNS: [string, string][] = [

@@ -5,7 +5,7 @@ import type { EngineName } from '../../system/sql/engine.ts';
 import type { IsolationLevel, AckMode } from '../../system/pubsub/types.ts';
 import { defaultIsolation } from '../../system/worker.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';
-import { DEFAULT_CONNECTIONS, DEFAULT_POLL_INTERVAL_MS, type PointKind, type SweepOptions, drainBacklog } from './options.ts';
+import { DEFAULT_CONNECTIONS, DEFAULT_POLL_INTERVAL_MS, type PointKind, type SweepOptions, drainBacklog } from './sweepOptions.ts';
 import type { HandlerName } from '../../system/counterHandler.ts';
 import { DEFAULT_BATCH_SIZE } from '../../system/pubsub/consumeLoop.ts';
 import { peerSpecLabel, type PeerSpec } from '../../bench/peers/peerSpec.ts';
@@ -196,23 +196,31 @@ export const SQL_LOOP_START_S = 1.25;
 const SQL_LOOP_OVER_DRAIN = 1.1;
 
 /**
- * Backlogs a point writes (publishBacklog) on `engine`. The SQL ceiling's one and a queue drain's one. An
- * offset drain's two on MariaDB: the first is consumed by the paired ceiling's loop and, after
- * resetConsumption, by the workers; the second, on emptied tables, by the paired ceiling's run after the
- * workers (pairSqlCeilingAfter). Three on PostgreSQL, where no statement undoes a consumption: the workers
- * get a backlog of their own, written between those two.
+ * Rounds of [the SQL ceiling's loop, the workers] an offset drain runs on its backlog (runDrain): the sweep's
+ * drainRounds, but one for the watermill handler's baseline, which drains ~100x slower and whose ratio to the
+ * SQL ceiling is not a goal.
  */
-export function backlogWrites(p: Point, engine: EngineName): number {
+export function drainRoundsOf(p: Point, o: Pick<SweepOptions, 'drainRounds'>): number {
+  if (p.kind !== 'drain' || p.mode !== 'offset') return 0;
+  return p.handler === 'watermill' ? 1 : o.drainRounds;
+}
+
+/**
+ * Backlogs a point writes (publishBacklog) on `engine`. The SQL ceiling's one and a queue drain's one. An
+ * offset drain's one on MariaDB, consumed by each round's ceiling loop and workers in turn (resetConsumption in
+ * between). On PostgreSQL, where no statement undoes a consumption, one for each of those runs.
+ */
+export function backlogWrites(p: Point, engine: EngineName, o: Pick<SweepOptions, 'drainRounds'>): number {
   if (p.kind === 'sql-ceiling') return 1;
   if (p.kind !== 'drain') return 0;
   if (p.mode === 'queue') return 1;
-  return engine === 'postgres' ? 3 : 2;
+  return engine === 'postgres' ? 2 * drainRoundsOf(p, o) : 1;
 }
 
-/** Runs of the SQL ceiling's loop in a point: the SQL ceiling's one; an offset drain's two, just before its workers (runDrain) and after them (pairSqlCeilingAfter). */
-export function sqlLoopRuns(p: Point): number {
+/** Runs of the SQL ceiling's loop in a point: the SQL ceiling's one; an offset drain's one per round. */
+export function sqlLoopRuns(p: Point, o: Pick<SweepOptions, 'drainRounds'>): number {
   if (p.kind === 'sql-ceiling') return 1;
-  return p.kind === 'drain' && p.mode === 'offset' ? 2 : 0;
+  return drainRoundsOf(p, o);
 }
 
 /**
@@ -226,15 +234,15 @@ export function estimatePointSeconds(p: Point, o: SweepOptions, engine: EngineNa
   const drainS = (rate: number) => Math.min(o.drainTimeoutS, backlog / rate);
   // publishBacklog analyzes every backlog on PostgreSQL but a queue drain's.
   const analyzeS = engine === 'postgres' && p.mode === 'offset' ? PG_BACKLOG_ANALYZE_S : 0;
-  const writesS = backlogWrites(p, engine) * (backlog / BACKLOG_WRITE_ROWS_PER_S[engine] + analyzeS);
-  const loopsS = sqlLoopRuns(p) * (SQL_LOOP_START_S + drainS(drainRateGuess({ ...p, handler: 'batched' }) * SQL_LOOP_OVER_DRAIN));
+  const writesS = backlogWrites(p, engine, o) * (backlog / BACKLOG_WRITE_ROWS_PER_S[engine] + analyzeS);
+  const loopsS = sqlLoopRuns(p, o) * (SQL_LOOP_START_S + drainS(drainRateGuess({ ...p, handler: 'batched' }) * SQL_LOOP_OVER_DRAIN));
   switch (p.kind) {
     case 'http-ceiling':
       return 1.5 + o.httpCeilingDurationS;
     case 'sql-ceiling':
       return 0.5 + writesS + loopsS;
     case 'drain':
-      return 1.5 + p.workers * 0.3 + writesS + loopsS + drainS(drainRateGuess(p));
+      return Math.max(1, drainRoundsOf(p, o)) * (1.5 + p.workers * 0.3 + drainS(drainRateGuess(p))) + writesS + loopsS;
     case 'peer':
       // The peer's process starts in ~1 s, its migrations check and the stop and check take ~2 s more;
       // pg-boss's deleteQueue of a 150,000-job backlog took 1.2-1.5 s.

@@ -1,6 +1,6 @@
 // A MariaDB URL: parsing `mysql://user:password@host:port/database` into what the driver connects with, and
 // building one. Hiding its password is urlRedaction.ts's, the one redaction of every engine's URL.
-import { redactDatabaseUrl } from './urlRedaction.ts';
+import { redactDatabaseUrl } from '../urlRedaction.ts';
 
 export interface MysqlUrl {
   host: string;

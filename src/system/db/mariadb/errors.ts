@@ -1,6 +1,8 @@
 // Which database errors a consume or publish loop may retry, and which it must raise.
 
-export type ErrorClass = 'deadlock' | 'lock-wait-timeout' | 'connection' | 'server-restarting' | 'not-ready' | 'fatal';
+import type { ErrorClass } from '../database.ts';
+
+export type { ErrorClass };
 
 interface DriverError {
   code?: string;
@@ -64,12 +66,4 @@ export function isDatabaseError(error: unknown): boolean {
 
 export function isRetryable(error: unknown): boolean {
   return classifyError(error) !== 'fatal';
-}
-
-export function describeError(error: unknown): string {
-  if (error instanceof Error) {
-    const e = error as Error & DriverError;
-    return e.code === undefined ? e.message : `${e.code}${e.errno === undefined ? '' : ` (${e.errno})`}: ${e.message}`;
-  }
-  return String(error);
 }

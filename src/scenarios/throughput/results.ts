@@ -2,7 +2,7 @@
 // per point.
 import { ratio } from '../../bench/metrics.ts';
 import type { CsvRow } from '../../bench/csv.ts';
-import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
+import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './sweepOptions.ts';
 import { pointLabel, type Point } from './plan.ts';
 import { type PointResult } from './points.ts';
 import { DEFAULT_BATCH_SIZE } from '../../system/pubsub/consumeLoop.ts';
@@ -94,6 +94,7 @@ export const CSV_COLUMNS = [
   'messages_published', 'messages_consumed', 'counter_total', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
   'gaps_passed', 'gaps_passed_by_timeout',
   'paired_sql_ceiling_msgs_per_s', 'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
+  'drain_rounds', 'ratio_vs_sql_ceiling_min', 'ratio_vs_sql_ceiling_max',
   'ratio_drain_vs_peer', 'ratio_peer_cpu_vs_drain', 'reference_drain_point', 'reference_drain_msgs_per_s',
   'peer', 'peer_version', 'peer_task', 'peer_settings', 'guarantee',
   'engine', 'topology', 'server_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
@@ -146,6 +147,12 @@ function workerAndDbUs(r: PointResult): number | undefined {
   return worker === undefined || db === undefined ? undefined : worker + db;
 }
 
+function medianOf(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
 /** One CSV row of a point result, with its ratios against the run's references. */
 export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbColumns): CsvRow {
   const p = r.point;
@@ -155,6 +162,10 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
   const rate = r.drainMsgsPerS;
   const systemUs = systemCpuUsPerMsg(r);
   const ceilingSql = p.batchSize === undefined || !boundedBySqlCeiling(p) ? undefined : maxDefined(refs.sqlCeilingByBatch.get(p.batchSize), r.pairedSqlCeilingMsgsPerS);
+  // An offset drain with paired rounds: the median of its rounds' ratios (each drain over the ceiling measured
+  // seconds before it on the same backlog), not the median drain over the best ceiling of the run.
+  const rounds = r.drainRatios !== undefined && r.drainRatios.length > 0 ? r.drainRatios : undefined;
+  const ratioVsSql = p.kind === 'sql-ceiling' ? undefined : rounds !== undefined ? medianOf(rounds) : ratio(rate, ceilingSql);
   return {
     point: pointLabel(p),
     kind: p.kind,
@@ -210,7 +221,10 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     ratio_vs_watermill_profile: p.kind === 'peer' ? undefined : ratio(rate, refs.watermillProfileMsgsPerS),
     ratio_vs_http_ceiling: isLoad ? ratio(r.publishReqPerS, refs.httpCeilingReqPerS) : undefined,
     paired_sql_ceiling_msgs_per_s: r.pairedSqlCeilingMsgsPerS,
-    ratio_vs_sql_ceiling: p.kind === 'sql-ceiling' ? undefined : ratio(rate, ceilingSql),
+    ratio_vs_sql_ceiling: ratioVsSql,
+    drain_rounds: rounds?.length,
+    ratio_vs_sql_ceiling_min: rounds === undefined ? undefined : Math.min(...rounds),
+    ratio_vs_sql_ceiling_max: rounds === undefined ? undefined : Math.max(...rounds),
     // Our drain over the peer: how many times the peer's rate ours is, and the peer's CPU per job (worker and
     // database) over ours per message.
     ratio_drain_vs_peer: ratio(reference?.msgsPerS, rate),

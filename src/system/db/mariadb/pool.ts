@@ -1,11 +1,11 @@
 // mysql2 pools and the one way this project sends SQL: `SqlExecutor.query` returns the rows (or the result
 // header for writes), never the [rows, fields] pair, so SQL modules do not depend on the driver's shape.
-import type { Statement } from '../types.ts';
-import type { IsolationLevel, SqlExecutor } from '../types.ts';
+import type { Statement } from '../../types.ts';
+import type { IsolationLevel, SqlExecutor } from '../../types.ts';
 import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import { parseMysqlUrl, type MysqlUrl } from './mysqlUrl.ts';
-import type { DatabaseUrl } from './databaseUrl.ts';
+import type { DatabaseUrl } from '../databaseUrl.ts';
 
 export type { Pool, PoolConnection };
 // URL parsing lives in mysqlUrl.ts; re-exported for the callers that open pools.

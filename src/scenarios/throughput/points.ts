@@ -18,8 +18,8 @@ import { makeCounterIds, startLoad, type LoadResult } from '../../bench/load.ts'
 import { cpuDelta, selfCpuSeconds } from '../../harness/processCpu.ts';
 import { runSqlConsumeLoopInProcess } from '../../bench/sqlCeiling.ts';
 import type { IsolationLevel, TopicMode } from '../../system/pubsub/types.ts';
-import { DEFAULT_CONNECTIONS, DRAIN_SAMPLE_MS, type SweepOptions } from './options.ts';
-import { type Point } from './plan.ts';
+import { DEFAULT_CONNECTIONS, DRAIN_SAMPLE_MS, type SweepOptions } from './sweepOptions.ts';
+import { drainRoundsOf, type Point } from './plan.ts';
 import { runPeerPoint, type PeerFacts } from './peerPoint.ts';
 
 /** What one point measured; undefined = does not apply to this kind, or could not be measured. */
@@ -51,8 +51,10 @@ export interface PointResult {
    * the state after the workers stopped, which may be later; the note says so when the two differ.
    */
   drained: boolean | undefined;
-  /** Offset-mode drains: the SQL ceiling's loop over the same backlog just before the workers (runDrain) and after them (pairSqlCeilingAfter), the higher. */
+  /** Offset-mode drains: the median of the SQL ceiling's loop over the same backlog, once before each round's workers (runDrain). */
   pairedSqlCeilingMsgsPerS?: number | undefined;
+  /** Offset-mode drains: each round's drain over its paired ceiling (SweepOptions.drainRounds). */
+  drainRatios?: number[];
   /** The run was interrupted while (or before) this point ran: its figures are partial or missing. */
   interrupted: boolean;
   check: CounterCheck | undefined;
@@ -104,7 +106,6 @@ export async function runPoint(ctx: SweepContext, point: Point): Promise<PointRe
         result.gapsPassedByTimeout = gaps.gapsPassedByTimeout - gapsBefore.gapsPassedByTimeout;
       }
       await checkPoint(ctx, result);
-      if (point.kind === 'drain' && point.mode === 'offset' && ctx.signal?.aborted !== true) await pairSqlCeilingAfter(ctx, result);
     }
   } catch (error) {
     result.note = appendNote(result.note, (error as Error).message.split('\n').slice(0, 3).join(' | '));
@@ -225,24 +226,64 @@ async function runDrain(ctx: SweepContext, result: PointResult, children: ChildS
   const counters = makeCounterIds(ctx.options.counters);
   await publishBacklog(ctx, p.mode, n, counters);
   result.messagesPublished = n;
-  if (p.mode === 'offset') {
-    // The SQL ceiling paired with this drain: the same backlog, batch size and isolation, consumed by the
-    // ceiling's loop just before the workers consume it again (the consumption is reset in between). On a
-    // machine shared with others a ceiling measured minutes earlier was beaten 1.3-2.4x by drains measured in
-    // a quieter moment (a standard run of 2026-11-27, batch 1-1000); measured seconds apart, both see the
-    // same machine. A second run follows the drain (pairSqlCeilingAfter); the ratio is against the higher of
-    // the two and the run's sql-ceiling point at the batch size.
+  if (p.mode !== 'offset') {
+    await drainOnce(ctx, result, children, n);
+    return;
+  }
+  // Offset mode: rounds of the SQL ceiling's loop and the workers on the same backlog, seconds apart, each
+  // round a pair, the ratio the median of the pairs' ratios (see SweepOptions.drainRounds for the measurement
+  // that chose this over one drain against the best of several ceilings).
+  const rounds = drainRoundsOf(p, ctx.options);
+  const drains: number[] = [];
+  const ceilings: number[] = [];
+  const ratios: number[] = [];
+  for (let round = 0; round < rounds && ctx.signal?.aborted !== true; round += 1) {
+    if (round > 0) await consumeAgain(ctx, p.mode, n, counters);
     const ceiling = await runSqlLoop(ctx, p.batchSize ?? 1000, pairedIsolation(ctx, p), n);
-    result.pairedSqlCeilingMsgsPerS = ceiling.msgsPerS;
-    if (ctx.sut.engine === 'mariadb') await resetConsumption(ctx.sut.db, ctx.options.topic);
-    else {
-      // No statement behind the engine seam undoes a consumption on PostgreSQL (the position is a transaction
-      // id and an offset): the topic is emptied and the same backlog published again, fresh rows for the
-      // workers as for the ceiling's loop (~1 s for 20,000 rows here).
-      await resetTables(ctx, p.mode);
-      await publishBacklog(ctx, p.mode, n, counters);
+    await consumeAgain(ctx, p.mode, n, counters);
+    const drain = await drainOnce(ctx, result, children, n);
+    if (ceiling.msgsPerS !== undefined) ceilings.push(ceiling.msgsPerS);
+    if (drain !== undefined) drains.push(drain);
+    if (ceiling.msgsPerS !== undefined && drain !== undefined) ratios.push(drain / ceiling.msgsPerS);
+    // The workers of every round but the last stop here; the last round's consumption is the one the point's
+    // counter check judges (runPoint stops them).
+    if (round < rounds - 1) {
+      await Promise.allSettled(children.splice(0).map((c) => ctx.sut.stopService(c)));
+      await checkPoint(ctx, result);
+      if (result.check?.verdict === 'invalid') break;
     }
   }
+  result.drainMsgsPerS = median(drains);
+  result.pairedSqlCeilingMsgsPerS = median(ceilings);
+  result.drainRatios = ratios;
+}
+
+function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/**
+ * Makes the backlog unconsumed again: on MariaDB the group's position and the counters are emptied; no
+ * statement behind the engine seam undoes a consumption on PostgreSQL (the position is a transaction id and
+ * an offset), so there the topic is emptied and the same backlog published again (~1 s for 20,000 rows here).
+ */
+async function consumeAgain(ctx: SweepContext, mode: TopicMode, n: number, counters: readonly string[]): Promise<void> {
+  if (ctx.sut.engine === 'mariadb') await resetConsumption(ctx.sut.db, ctx.options.topic);
+  else {
+    await resetTables(ctx, mode);
+    await publishBacklog(ctx, mode, n, counters);
+  }
+}
+
+/**
+ * One drain of the backlog by freshly started workers; its rate (msgs/s) or undefined. CPU and the drained flag
+ * add up over the rounds of a point (a round that ran out of time marks the point not drained).
+ */
+async function drainOnce(ctx: SweepContext, result: PointResult, children: ChildService[], n: number): Promise<number | undefined> {
+  const p = result.point;
   // Awaited: the sampler's baseline (a count of the whole backlog on PostgreSQL) is taken before the workers
   // start and before the CPU readings, so neither the drain nor its CPU includes it.
   const sampler = await startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
@@ -255,13 +296,16 @@ async function runDrain(ctx: SweepContext, result: PointResult, children: ChildS
       sampler.waitFor((s) => s.progress >= n, ctx.options.drainTimeoutS * 1000, ctx.signal).then((done) => (done ? 'drained' : 'timeout')),
       crashed.then((w) => `${w.name} exited (${w.exitStatus?.signal ?? `code ${w.exitStatus?.code}`}): ${lastLine(w.outputTail())}`),
     ]);
-    result.cpuWorkerS = cpuDelta(cpuWorkerBefore, sumCpu(workers));
-    result.cpuDbS = cpuDelta(cpuDbBefore, ctx.sut.dbCpuSeconds());
+    const cpuWorkerS = cpuDelta(cpuWorkerBefore, sumCpu(workers));
+    const cpuDbS = cpuDelta(cpuDbBefore, ctx.sut.dbCpuSeconds());
     // Messages consumed in the same window as the CPU readings (the backlog was published before it began).
     const consumed = outcome === 'drained' ? n : sampler.samples[sampler.samples.length - 1]?.progress;
-    result.cpuUsPerMsg.worker = cpuUsPerMessage(result.cpuWorkerS, consumed);
-    result.cpuUsPerMsg.db = cpuUsPerMessage(result.cpuDbS, consumed);
-    result.drained = outcome === 'drained';
+    result.cpuWorkerS = addDefined(result.cpuWorkerS, cpuWorkerS);
+    result.cpuDbS = addDefined(result.cpuDbS, cpuDbS);
+    drainConsumed.set(result, (drainConsumed.get(result) ?? 0) + (consumed ?? 0));
+    result.cpuUsPerMsg.worker = cpuUsPerMessage(result.cpuWorkerS, drainConsumed.get(result));
+    result.cpuUsPerMsg.db = cpuUsPerMessage(result.cpuDbS, drainConsumed.get(result));
+    result.drained = result.drained !== false && outcome === 'drained';
     if (outcome === 'timeout' && ctx.signal?.aborted !== true) result.note = appendNote(result.note, `backlog not drained within ${ctx.options.drainTimeoutS} s: rate over what was consumed`);
     else if (outcome !== 'drained' && outcome !== 'timeout') result.note = appendNote(result.note, outcome);
   } finally {
@@ -269,29 +313,20 @@ async function runDrain(ctx: SweepContext, result: PointResult, children: ChildS
   }
   // No lag for a drain: every message was published before the workers started, so "now minus created_at of
   // the last acked message" is the backlog's age (seconds), not how far the consumer trails the publishers.
-  result.drainMsgsPerS = drainRate(sampler.samples, n).perSecond;
+  const rate = drainRate(sampler.samples, n).perSecond;
+  if (p.mode !== 'offset') result.drainMsgsPerS = rate;
+  return rate;
+}
+
+/** Messages the drain rounds of a point consumed, for CPU per message over all of them. */
+const drainConsumed = new WeakMap<PointResult, number>();
+
+function addDefined(a: number | undefined, b: number | undefined): number | undefined {
+  return b === undefined ? a : (a ?? 0) + b;
 }
 
 function pairedIsolation(ctx: SweepContext, p: Point): IsolationLevel {
   return p.isolation ?? defaultIsolation('offset', 'batched', ctx.sut.engine);
-}
-
-/**
- * The paired ceiling's second run, after the drain and its counter check (so the check judges the workers'
- * consumption, not the loop's): the same backlog published again on emptied tables and consumed by the loop.
- * The paired figure is the higher of the two runs. Contention on this shared machine only slows a run down,
- * so the higher reading is the better estimate of a bound, and runs on both sides of the drain see the
- * machine it saw: PostgreSQL, quick profile, batch 1000, load average ~7, three runs a minute apart with the
- * ceiling before the drain only: drain/paired 1.39, 0.99, 0.73 (28,683-55,656 msgs/s ceilings).
- */
-async function pairSqlCeilingAfter(ctx: SweepContext, result: PointResult): Promise<void> {
-  const p = result.point;
-  const n = p.backlogMessages ?? ctx.options.backlogMessages;
-  await resetTables(ctx, 'offset');
-  await publishBacklog(ctx, 'offset', n, makeCounterIds(ctx.options.counters));
-  const after = await runSqlLoop(ctx, p.batchSize ?? 1000, pairedIsolation(ctx, p), n);
-  const runs = [result.pairedSqlCeilingMsgsPerS, after.msgsPerS].filter((r): r is number => r !== undefined);
-  result.pairedSqlCeilingMsgsPerS = runs.length === 0 ? undefined : Math.max(...runs);
 }
 
 function lastLine(text: string): string {
@@ -493,7 +528,9 @@ async function checkPoint(ctx: SweepContext, result: PointResult): Promise<void>
   }
   const expected = consumption.consumedPerCounter;
   const actual = await engine.selectAllCounters(db);
-  result.check = checkCounters(expected, actual);
+  // A drain's rounds are checked one by one: a wrong round stays the point's verdict.
+  const earlier = result.check;
+  result.check = earlier?.verdict === 'invalid' ? earlier : checkCounters(expected, actual);
   result.poisoned = await countPoisonedMessages(db, engine, topic);
   result.messagesConsumed = result.check.expectedTotal;
   if (result.check.verdict === 'invalid') {

@@ -4,12 +4,13 @@
 import path from 'node:path';
 import { readdirSync } from 'node:fs';
 import { SystemUnderTest, type SystemOptions, type Topology } from '../../harness/systemUnderTest.ts';
+import { LEVELS_OF_ENGINE, type ReplicationLevel } from '../../harness/replication/replicaPair.ts';
 import { redactDatabaseUrl } from '../../system/db/urlRedaction.ts';
 import type { EngineName } from '../../harness/engines.ts';
 import { planRun, pointLabel, type Point } from './plan.ts';
 import { references, toRow, CSV_COLUMNS, type DbColumns } from './results.ts';
 import { runSweep } from './sweep.ts';
-import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './options.ts';
+import { PUBLISHED_BASELINE_MSGS_PER_S, type SweepOptions } from './sweepOptions.ts';
 import { type PointResult } from './points.ts';
 import { createResultsDir, collectVersions } from '../../bench/resultsDir.ts';
 import { projectRoot } from '../../projectRoot.ts';
@@ -37,6 +38,11 @@ export interface BenchRunOptions {
    * run: rows carry `topology`, and the side-by-side table gives the cluster's figures over the single server's.
    */
   topologies?: readonly Topology[];
+  /**
+   * With topology primary-replica: the replication levels to run, one system each, after the single server
+   * (default: every level of the engine). Rows carry `topology` as `primary-replica <level>`.
+   */
+  replicationLevels?: readonly ReplicationLevel[];
   /** Folder holding results/<scenario>/...; default <project>/results. */
   resultsRoot: string;
   ci: boolean;
@@ -59,7 +65,16 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const topologies = o.topologies ?? ['single'];
   const plan = planRun(o.sweep, engines);
   // Each engine on each topology it has (a cluster is MariaDB's), the single server first.
-  const plans = plan.engines.flatMap((p) => topologies.filter((t) => t === 'single' || p.engine === 'mariadb').map((topology) => ({ ...p, topology })));
+  // A primary/replica pair once per replication level, each level a system of its own.
+  const plans = plan.engines.flatMap((p) =>
+    topologies
+      .filter((t) => t !== 'galera' || p.engine === 'mariadb')
+      .flatMap((topology): { engine: EngineName; points: Point[]; topology: Topology; replication?: ReplicationLevel }[] =>
+        topology !== 'primary-replica'
+          ? [{ ...p, topology }]
+          : LEVELS_OF_ENGINE[p.engine].filter((l) => o.replicationLevels === undefined || o.replicationLevels.includes(l)).map((replication) => ({ ...p, topology, replication })),
+      ),
+  );
   const estimates = plans.flatMap((p) => {
     const first = plan.engines.findIndex((e) => e.engine === p.engine);
     const before = plan.engines.slice(0, first).reduce((n, e) => n + e.points.length, 0);
@@ -96,8 +111,9 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
   const runs: EngineRun[] = [];
   try {
     let before = 0;
-    for (const { engine, points, topology } of plans) {
-      const run: EngineRun = { engine, topology, points, results: [], dbColumns: { engine, topology, server_version: 'unknown', db_flush_log_at_trx_commit: undefined }, database: undefined };
+    for (const { engine, points, topology, replication } of plans) {
+      const shownTopology = topologyColumn(topology, replication);
+      const run: EngineRun = { engine, topology, replication, points, results: [], dbColumns: { engine, topology: shownTopology, server_version: 'unknown', db_flush_log_at_trx_commit: undefined }, database: undefined };
       runs.push(run);
       const label = systemLabel(run);
       if (!abort.signal.aborted) await runEngine(o, run, abort.signal, progress, before, total, plans.length > 1 ? `${label}: ` : '');
@@ -176,6 +192,8 @@ export async function runBench(o: BenchRunOptions): Promise<BenchRunResult> {
 interface EngineRun {
   engine: EngineName;
   topology: Topology;
+  /** primary-replica: the level this system replicates at. */
+  replication: ReplicationLevel | undefined;
   points: Point[];
   results: PointResult[];
   dbColumns: DbColumns;
@@ -192,11 +210,11 @@ async function runEngine(
   total: number,
   prefix: string,
 ): Promise<void> {
-  const sut = await SystemUnderTest.start({ ...o.system, engine: run.engine, topology: run.topology, handleSignals: false, log: (line) => progress.log(`${prefix}${line}`) });
+  const sut = await SystemUnderTest.start({ ...o.system, engine: run.engine, topology: run.topology, replication: run.replication, handleSignals: false, log: (line) => progress.log(`${prefix}${line}`) });
   try {
     const facts = await sut.serverFacts();
     const flush = facts.settings.innodb_flush_log_at_trx_commit;
-    run.dbColumns = { engine: run.engine, topology: run.topology, server_version: facts.version, db_flush_log_at_trx_commit: typeof flush === 'number' ? flush : undefined };
+    run.dbColumns = { engine: run.engine, topology: topologyColumn(run.topology, run.replication), server_version: facts.version, db_flush_log_at_trx_commit: typeof flush === 'number' ? flush : undefined };
     run.database = facts;
     const lineOut = o.ci || !process.stderr.isTTY ? o.out : (line: string) => progress.log(line);
     await runSweep({ sut, options: o.sweep, signal, log: (l) => progress.log(`${prefix}${l}`) }, run.points, (done, label, r) => {
@@ -223,9 +241,14 @@ function notRun(point: Point): PointResult {
   };
 }
 
-/** `mariadb`, or `mariadb galera` for a cluster: how the terminal, the charts and the tables name a system. */
-function systemLabel(run: { engine: EngineName; topology: Topology }): string {
-  return run.topology === 'single' ? run.engine : `${run.engine} ${run.topology}`;
+/** `mariadb`, `mariadb galera` for a cluster, `mariadb primary-replica semi-sync`: how the terminal, the charts and the tables name a system. */
+function systemLabel(run: { engine: EngineName; topology: Topology; replication?: ReplicationLevel | undefined }): string {
+  return run.topology === 'single' ? run.engine : `${run.engine} ${topologyColumn(run.topology, run.replication)}`;
+}
+
+/** The `topology` column: the topology, and a pair's replication level beside it. */
+function topologyColumn(topology: Topology, replication: ReplicationLevel | undefined): string {
+  return replication === undefined ? topology : `${topology} ${replication}`;
 }
 
 function shownUrl(system: Partial<SystemOptions>): string {

@@ -1,0 +1,129 @@
+// The offset consumer on a MariaDB replica, and on the replica once it is promoted.
+//
+// A replica applies the primary's row events with the offsets the primary allocated, one transaction at a time in
+// the primary's COMMIT order, which is not offset order. So a hole on a replica may be filled later by a
+// transaction that is still open on the primary, and nothing on the replica shows it: its PROCESSLIST has no
+// statement holding the offset (the allocator runs on the primary), and the range's locking read finds no row and
+// no lock. Two consumer groups read the replica at the same time: `statements` (the default, which refuses to
+// prove a hole while a replication applier runs) and `statements-node-local` (the same proof without that check:
+// the control). The primary holds a transaction open with offset 1 while offset 2 commits and reaches the replica,
+// then commits: the control passes the hole and loses offset 1; the default waits and counts both.
+//
+// Then the replica is promoted (the applier has applied everything it received, and stopped): a hole there is
+// proven and passed like on any primary, and a row published after the promotion is consumed.
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { openDatabase } from '../src/system/db/openDatabase.ts';
+import type { Database } from '../src/system/db/database.ts';
+import { DEFAULT_OFFSET_SUBSCRIBER_OPTIONS, prepareOffsetTopic, subscribeOffset } from '../src/system/pubsub/offsetSubscriber.ts';
+import type { Subscription } from '../src/system/pubsub/types.ts';
+import { REPLICA_REFUSAL } from '../src/system/pubsub/gapTracker.ts';
+import { eventually, newTopic } from './contract/pubsubContract.ts';
+import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from './support/contractTargets.ts';
+import { startTestPair, type MariadbReplicaPair } from './support/replicaPair.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('the offset consumer on a MariaDB replica', () => {
+  let pair: MariadbReplicaPair | undefined;
+  const closers: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+    await pair?.remove();
+  });
+
+  async function insert(conn: mysql.Connection, topic: string, uuid: string): Promise<number> {
+    const [result] = await conn.query(`INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, '{}', '{}')`, [uuid]);
+    return Number((result as { insertId: number }).insertId);
+  }
+
+  it('refuses to prove a hole while the applier runs (the control passes it and loses the row); proves again once promoted', async () => {
+    pair = await startTestPair({ level: 'async' });
+    const topic = newTopic();
+    const groups = { safe: `${topic}_safe`, control: `${topic}_ctl` };
+    // Every table is made on the primary and reaches the replica by replication (made on the replica, the
+    // primary's CREATE would stop its applier).
+    const primaryDb: Database = openDatabase({ url: pair.primary!.url, connectionLimit: 2, connectTimeoutMs: 5_000, role: 'test' });
+    closers.push(() => primaryDb.end());
+    for (const g of Object.values(groups)) await prepareOffsetTopic(primaryDb, topic, g);
+    const primaryPool = testPool(pair.primary!.url, 2);
+    closers.push(() => primaryPool.end());
+    await createEffectsTable(primaryPool);
+    const replicaUrl = pair.replica!.url;
+    const replicaPool = testPool(replicaUrl, 2);
+    closers.push(() => replicaPool.end());
+    await eventually('the tables on the replica', async () => {
+      const [rows] = await replicaPool.query(`SELECT COUNT(*) AS n FROM \`watermill_offsets_${topic}\``);
+      return Number((rows as { n: number }[])[0]?.n) === 2;
+    });
+    await eventually('the effects table on the replica', async () => (await replicaPool.query("SHOW TABLES LIKE 'contract_effects'").then(([r]) => (r as unknown[]).length)) === 1);
+
+    // The consumers ack on the replica: its own writes, binary-logged under gtid_strict_mode, would take GTIDs of
+    // the primary's domain and stop the applier at the primary's next event. A domain of its own keeps them apart.
+    await replicaPool.query('SET GLOBAL gtid_domain_id = 2');
+    // The consumers read the replica (through a Database opened from its URL, as a worker pointed there would).
+    const replicaDb: Database = openDatabase({ url: replicaUrl, connectionLimit: 4, connectTimeoutMs: 5_000, multipleStatements: true, role: 'test' });
+    closers.push(() => replicaDb.end());
+    const logs: string[] = [];
+    const subs: Subscription[] = [];
+    for (const [kind, gapProof] of [['safe', 'statements'], ['control', 'statements-node-local']] as const) {
+      subs.push(
+        await subscribeOffset(replicaDb, {
+          ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
+          topic,
+          consumerGroup: groups[kind],
+          gapProof,
+          handler: (messages, tx) => recordSqlEffects(tx, groups[kind], messages),
+          log: (line) => logs.push(`${kind}: ${line}`),
+        }),
+      );
+    }
+    closers.push(async () => {
+      for (const s of subs) await s.close();
+    });
+
+    const held = await mysql.createConnection({ uri: pair.primary!.url });
+    const other = await mysql.createConnection({ uri: pair.primary!.url });
+    closers.push(async () => {
+      held.destroy();
+      other.destroy();
+    });
+    const first = randomUUID();
+    const second = randomUUID();
+    await held.query('BEGIN');
+    const firstOffset = await insert(held, topic, first);
+    const secondOffset = await insert(other, topic, second);
+    assert.ok(firstOffset < secondOffset, 'the held transaction holds the lower offset');
+    // The control steps over the hole as soon as offset 2 reaches the replica.
+    await eventually('the control consuming the higher offset over the hole', async () => (await readSqlEffects(replicaPool, groups.control)).has(second));
+    assert.equal((await readSqlEffects(replicaPool, groups.safe)).size, 0, 'the default waits at the hole');
+    await held.query('COMMIT');
+    await eventually('the default consuming both', async () => {
+      const e = await readSqlEffects(replicaPool, groups.safe);
+      return e.has(first) && e.has(second);
+    });
+    // The held row is on the replica now; give the control every chance to have read it.
+    await eventually('the held row on the replica', async () => {
+      const [rows] = await replicaPool.query(`SELECT COUNT(*) AS n FROM \`watermill_${topic}\` WHERE \`offset\` = ?`, [firstOffset]);
+      return Number((rows as { n: number }[])[0]?.n) === 1;
+    });
+    await sleep(500);
+    const control = await readSqlEffects(replicaPool, groups.control);
+    assert.deepEqual([...control.keys()], [second], 'the control lost the row the held transaction committed (it acked past its offset)');
+    assert.ok(logs.some((l) => l.startsWith('safe:') && l.includes(REPLICA_REFUSAL)), 'the default said why it waited');
+
+    // Promotion: the applier is gone, so a hole is proven again (here a rolled-back insert's offset).
+    await pair.killPrimary();
+    await pair.promoteReplica();
+    const onPromoted = await mysql.createConnection({ uri: replicaUrl });
+    closers.push(async () => onPromoted.destroy());
+    await onPromoted.query('BEGIN');
+    await insert(onPromoted, topic, randomUUID());
+    await onPromoted.query('ROLLBACK');
+    const later = randomUUID();
+    await insert(onPromoted, topic, later);
+    await eventually('the default passing the rolled-back hole on the promoted node', async () => (await readSqlEffects(replicaPool, groups.safe)).has(later));
+  });
+});
