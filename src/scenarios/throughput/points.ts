@@ -6,7 +6,7 @@ import type { OutgoingMessage } from '../../system/pubsub/types.ts';
 import { resetConsumption } from '../../system/sql/mariadb/observation.ts';
 import { truncatePoisonTable } from '../../system/sql/mariadb/poisonTable.ts';
 import { analyzePgTopic, primePgTopicStatistics } from '../../system/sql/postgres/observation.ts';
-import { countPoisonedMessages, readDrainPosition } from '../../bench/observation.ts';
+import { countPoisonedMessages, readDrainPosition } from '../../bench/tableReads.ts';
 import type { ChildService } from '../../harness/childService.ts';
 import { defaultIsolation } from '../../system/worker.ts';
 import type { SystemUnderTest, WorkerFlags } from '../../harness/systemUnderTest.ts';
