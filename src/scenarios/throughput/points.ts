@@ -58,7 +58,7 @@ export interface PointResult {
   /**
    * The same rounds' CPU per message (workers + database) over the ceiling's (its loop + database): what the
    * pub/sub layer costs beyond the raw loop, read from CPU time rather than from a rate the machine's other
-   * users set (three quick runs at load 16-20: 1.10, 1.10, 0.90, while the rounds' rate ratios ran 0.65-1.46).
+   * users set (three quick runs at load 16-20: 1.1, 1.1, 0.9, while the rounds' rate ratios ran 0.65-1.46).
    */
   drainCpuRatios?: number[];
   /** The run was interrupted while (or before) this point ran: its figures are partial or missing. */
