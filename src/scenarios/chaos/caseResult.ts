@@ -7,7 +7,7 @@ import { type PhaseTiming } from './phases.ts';
 import { illegalKinds, type ChaosCase, type Expectation } from './chaosMatrix.ts';
 import type { EngineName } from '../../harness/engines.ts';
 import type { EventLogLine } from './consumerEventLog.ts';
-import type { DbSnapshot } from '../../bench/observation.ts';
+import type { DbSnapshot } from '../../bench/tableReads.ts';
 import type { Witness } from './witnesses.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 
