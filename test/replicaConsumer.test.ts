@@ -25,7 +25,7 @@ import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from '
 import { startTestPair, type MariadbReplicaPair } from './support/replicaPair.ts';
 import { TcpProxy } from '../src/harness/faults/tcpProxy.ts';
 import { throughAddress } from '../src/harness/systemUnderTest.ts';
-import type { Pool } from '../src/system/db/pool.ts';
+import type { Pool } from '../src/system/db/mariadb/pool.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
