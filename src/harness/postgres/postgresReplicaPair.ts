@@ -27,6 +27,7 @@
 // came back beside the promoted standby would be a second primary, and its data may hold commits the promoted
 // node never received). promoteReplica refuses while the old primary runs, for the same reason; rebuildReplica
 // deletes the dead node's data directory and makes a fresh base backup of the new primary in its place.
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { definedOnly, intInRange, nonEmptyString, OptionsError } from '../../validate.ts';
@@ -153,6 +154,8 @@ export class PostgresReplicaPair implements ReplicaPair {
     const ports: [number, number] = [o.ports?.[0] ?? (await findFreePort()), o.ports?.[1] ?? (await findFreePort())];
     while (ports[0] === ports[1] && o.ports?.[1] === undefined) ports[1] = await findFreePort();
     const parent = path.resolve(o.datadir ?? path.join('.eob', `pg-pair-${ports[0]}`));
+    // The server's OS user (under root) must be able to pass through the parent to reach its data directory.
+    if (o.nodeDatadirs === undefined) await mkdir(parent, { recursive: true, mode: 0o755 });
     const primaryDir = o.nodeDatadirs?.[0] ?? path.join(parent, 'primary');
     const replicaDir = o.nodeDatadirs?.[1] ?? path.join(parent, 'replica');
     const password = newPassword();
