@@ -221,7 +221,24 @@ export class PostgresReplicaPair implements ReplicaPair {
 
   private nodeOf(slot: Slot): ReplicaPairNode {
     const { server } = slot;
-    return { url: server.url, port: server.port, pid: server.pid, role: server.running ? slot.role : 'down' };
+    return { url: this.urlOf(server), port: server.port, pid: server.pid, role: server.running ? slot.role : 'down' };
+  }
+
+  /**
+   * A server's URL. A standby being rebuilt does not know its password until its base backup is in place, and
+   * observers (the harness's samplers) may ask meanwhile: every node's is the first primary's (pg_authid is
+   * replicated, and its password file comes with each base backup), so its URL with the node's port is the same.
+   */
+  private urlOf(server: PrivatePostgres): string {
+    try {
+      return server.url;
+    } catch {
+      const first = this.slots.find((s) => s.server !== server)?.server.url;
+      if (first === undefined) throw new ReplicaPairError(`${COMPONENT}: no node knows the password yet`);
+      const url = new URL(first);
+      url.port = String(server.port);
+      return url.toString();
+    }
   }
 
   private requireSlot(role: 'primary' | 'replica', what: string): Slot {

@@ -387,6 +387,8 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
       unix_socket_permissions: '0700',
       ...DURABLE_SETTINGS,
       ...(this.options.replication === undefined ? {} : REPLICATION_SETTINGS),
+      // A WAL receiver whose primary_conninfo names no application_name streams under the cluster_name.
+      ...(this.options.replication?.role === 'standby' ? { cluster_name: this.options.replication.applicationName } : {}),
       ...this.options.settings,
     };
     return ['-D', this.options.datadir, ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`])];
