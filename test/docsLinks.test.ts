@@ -1,5 +1,6 @@
-// Every relative link of the README and docs leads to a file or folder that exists: a page, a source file or
-// a named run moved or renamed without its links fails here. Unit test: no database.
+// Every relative link of the README and docs leads to a file or folder that exists, and every repository path
+// they name in backticks exists: a page, a source file or a named run moved or renamed without its mentions
+// fails here. Unit test: no database.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -17,6 +18,16 @@ export function relativeLinks(text: string): string[] {
     .map((target) => target.replace(/#.*$/, ''));
 }
 
+/**
+ * The repository paths a text names in backticks (`src/...`, `test/...`, `scripts/...`, `docker/...`,
+ * `docs/...`, `bin/...`), placeholders left out (`<case>`, `*`, an all-capitals part such as `RUN`).
+ */
+export function namedPaths(text: string): string[] {
+  return [...text.matchAll(/`((?:src|test|scripts|docker|docs|bin)\/[A-Za-z0-9_./<>*-]+)`/g)]
+    .map((m) => m[1]!)
+    .filter((path) => !/[<*]/.test(path) && !path.split('/').some((part) => /^[A-Z_]+$/.test(part)));
+}
+
 function documents(): string[] {
   const pages = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory() ? pages(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : []);
@@ -32,4 +43,15 @@ test('every relative link of the README and docs exists', () => {
     .filter((target) => !existsSync(join(dirname(file), target)))
     .map((target) => `${relative(root, file)}: ${target}`));
   assert.deepEqual(broken, []);
+});
+
+test('named paths are found, placeholders left out (the control included)', () => {
+  assert.deepEqual(namedPaths('`src/a.ts` and `test/x.test.ts`, not `results/x` or `docs/results/RUN/` or `cases/<case>/` or `src/*.ts`'), ['src/a.ts', 'test/x.test.ts']);
+});
+
+test('every repository path the README and docs name in backticks exists', () => {
+  const missing = documents().flatMap((file) => namedPaths(readFileSync(file, 'utf8'))
+    .filter((path) => !existsSync(join(root, path)))
+    .map((path) => `${relative(root, file)}: ${path}`));
+  assert.deepEqual(missing, []);
 });

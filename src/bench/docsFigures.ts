@@ -219,14 +219,23 @@ function chaosTable(all: readonly CsvRow[]): string {
     whole(r['total']),
     whole(r['lost']),
     whole(r['duplicated']),
+    anomalies(r),
     r['gaps_passed'] === undefined ? '' : `${whole(r['gaps_passed'])} (${whole(r['gaps_passed_by_timeout'])})`,
     whole(r['faults_total']),
   ]);
   return table(
-    ['engine', 'case', 'expected', 'verdict', 'as expected', 'ok / fail / unknown', 'messages', 'counted', 'lost', 'dup', 'holes passed (by bound)', 'faults'],
-    ['l', 'l', 'l', 'l', 'l', 'l', 'r', 'r', 'r', 'r', 'l', 'r'],
+    ['engine', 'case', 'expected', 'verdict', 'as expected', 'ok / fail / unknown', 'messages', 'counted', 'lost', 'dup', 'anomalies by kind', 'holes passed (by bound)', 'faults'],
+    ['l', 'l', 'l', 'l', 'l', 'l', 'r', 'r', 'r', 'r', 'l', 'l', 'r'],
     body,
   );
+}
+
+// The checker's taxonomy, as its CSV columns name the kinds (a run from before the taxonomy has none of them).
+const ANOMALY_COLUMNS = ['ack_publish_lost', 'never_counted', 'skipped', 'counted_twice', 'published_twice', 'unknown_outcome'];
+
+/** The kinds a case showed, with their counts: `skipped 58, unknown-outcome 4`. */
+function anomalies(r: CsvRow): string {
+  return ANOMALY_COLUMNS.filter((c) => (num(r[c]) ?? 0) > 0).map((c) => `${c.replace(/_/g, '-')} ${whole(r[c])}`).join(', ');
 }
 
 function enginesTable(all: readonly CsvRow[]): string {
