@@ -110,6 +110,9 @@ export class ReplicaPairError extends Error {
 
 const POLL_MS = 20;
 
+/** A line of a server's own log: timestamped, or the tab-indented continuation of one. */
+const SERVER_LOG_LINE = /^postgres: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|\t)/;
+
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -200,7 +203,11 @@ export class PostgresReplicaPair implements ReplicaPair {
         primaryPort === undefined
           ? { role: 'primary', user: REPLICATION_USER, password: this.password }
           : { role: 'standby', primaryPort, user: REPLICATION_USER, password: this.password, slot: STANDBY_NAME, applicationName: STANDBY_NAME },
-      log: (line) => o.log(`${name}: ${line}`),
+      // The servers' own log lines (timestamped; every session refused while a standby starts is one) stay in
+      // each server's log tail, which a failure here quotes; the caller's log gets the lifecycle lines.
+      log: (line) => {
+        if (!SERVER_LOG_LINE.test(line)) o.log(`${name}: ${line}`);
+      },
     });
   }
 
