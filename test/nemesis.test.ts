@@ -381,3 +381,21 @@ test('soak: run i draws its case from seed base + i, reproducibly, within the fa
   }
   assert.ok(!soakFaults('postgres').includes('db-stall-allocator'));
 });
+
+test('the primary-replica matrix: the synchronous level of each engine must stay valid, the controls must lose acknowledged publishes', async () => {
+  const { replicationMatrix, replicationSkips } = await import('../src/scenarios/chaos/replicationMatrix.ts');
+  for (const profile of CHAOS_PROFILES) {
+    const mariadb = replicationMatrix(profile, 'mariadb');
+    assert.deepEqual(mariadb.map((c) => c.name), ['failover-eo-offset-semi-sync', 'failover-eo-semi-sync-held', 'failover-ctl-async', 'failover-ctl-semi-sync-fallback']);
+    assert.deepEqual(replicationMatrix(profile, 'postgres').map((c) => c.replication?.level), ['sync', 'sync', 'async']);
+    for (const c of [...mariadb, ...replicationMatrix(profile, 'postgres')]) {
+      assert.deepEqual(c.faults, ['primary-failover']);
+      assert.equal(c.expected, c.name.includes('-ctl-') ? 'ack-publish-lost' : 'valid', c.name);
+      if (c.expected === 'ack-publish-lost') assert.ok(c.replication?.holdReplicaMs !== undefined, `${c.name} holds the replica, so its loss is certain`);
+    }
+    // Repeated failovers even in the CI-sized profile.
+    assert.ok(mariadb[0]!.perFault >= 2);
+  }
+  assert.deepEqual(replicationMatrix('quick', 'mariadb', ['worker-kill']), [], 'FAULTS without primary-failover leaves no case');
+  assert.deepEqual(replicationSkips('postgres').map((s) => s.what), ['failover-ctl-semi-sync-fallback']);
+});

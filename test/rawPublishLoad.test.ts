@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { classifySqlAttempt, rawRequestId, runRawPublishLoad, validateRawPublishLoadOptions, DEFAULT_RAW_PUBLISH_LOAD_OPTIONS } from '../src/scenarios/chaos/rawPublishLoad.ts';
 import { check } from '../src/scenarios/chaos/checker.ts';
 import { mariadbEngine } from '../src/system/sql/mariadb/engine.ts';
-import { takeSnapshot } from '../src/bench/observation.ts';
+import { takeSnapshot } from '../src/bench/tableReads.ts';
 import { createPool, executorOf } from '../src/system/db/mariadb/pool.ts';
 import { createMessagesTable } from '../src/system/sql/mariadb/messagesTable.ts';
 import { messagesTable } from '../src/system/sql/mariadb/identifiers.ts';

@@ -23,14 +23,30 @@ import { REPLICA_REFUSAL } from '../src/system/pubsub/gapTracker.ts';
 import { eventually, newTopic } from './contract/pubsubContract.ts';
 import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from './support/contractTargets.ts';
 import { startTestPair, type MariadbReplicaPair } from './support/replicaPair.ts';
+import { TcpProxy } from '../src/harness/faults/tcpProxy.ts';
+import { throughAddress } from '../src/harness/systemUnderTest.ts';
+import type { Pool } from '../src/system/db/mariadb/pool.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A pool on the pair's current primary, one per primary, closed with the pair. */
+const primaryPools = new Map<string, Pool>();
+function primaryPool2(p: MariadbReplicaPair): Pool {
+  const url = p.primary!.url;
+  let pool = primaryPools.get(url);
+  if (pool === undefined) {
+    pool = testPool(url, 2);
+    primaryPools.set(url, pool);
+  }
+  return pool;
+}
 
 describe('the offset consumer on a MariaDB replica', () => {
   let pair: MariadbReplicaPair | undefined;
   const closers: (() => Promise<void>)[] = [];
   after(async () => {
     for (const c of closers.reverse()) await c().catch(() => undefined);
+    for (const pool of primaryPools.values()) await pool.end().catch(() => undefined);
     await pair?.remove();
   });
 
@@ -125,5 +141,88 @@ describe('the offset consumer on a MariaDB replica', () => {
     const later = randomUUID();
     await insert(onPromoted, topic, later);
     await eventually('the default passing the rolled-back hole on the promoted node', async () => (await readSqlEffects(replicaPool, groups.safe)).has(later));
+  });
+
+  it('after an asynchronous failover, a gap decision made on the old primary is forgotten (the control keeps it and loses a row)', async () => {
+    const p = await startTestPair({ level: 'async' });
+    closers.push(() => p.remove());
+    const topic = newTopic();
+    const groups = { safe: `${topic}_safe`, control: `${topic}_ctl` };
+    const primaryDb: Database = openDatabase({ url: p.primary!.url, connectionLimit: 2, connectTimeoutMs: 5_000, role: 'test' });
+    closers.push(() => primaryDb.end());
+    for (const g of Object.values(groups)) await prepareOffsetTopic(primaryDb, topic, g);
+    const primaryPool = testPool(p.primary!.url, 2);
+    closers.push(() => primaryPool.end());
+    await createEffectsTable(primaryPool);
+    const replicaPool = testPool(p.replica!.url, 2);
+    closers.push(() => replicaPool.end());
+    await eventually('the tables on the replica', async () => (await replicaPool.query("SHOW TABLES LIKE 'contract_effects'").then(([r]) => (r as unknown[]).length)) === 1);
+    // The consumers reach the database through a virtual address, as the worker does.
+    const vip = await TcpProxy.start({ targetPort: p.primary!.port });
+    closers.push(() => vip.close());
+    const viaVip = throughAddress(p.primary!.url, vip.port);
+    const vipDb: Database = openDatabase({ url: viaVip, connectionLimit: 4, connectTimeoutMs: 5_000, multipleStatements: true, role: 'test' });
+    closers.push(() => vipDb.end());
+    const logs: string[] = [];
+    const subs: Subscription[] = [];
+    for (const [kind, keep] of [['safe', false], ['control', true]] as const) {
+      subs.push(
+        await subscribeOffset(vipDb, {
+          ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
+          topic,
+          consumerGroup: groups[kind],
+          keepGapDecisionsAcrossSessions: keep,
+          handler: (messages, tx) => recordSqlEffects(tx, groups[kind], messages),
+          log: (line) => logs.push(`${kind}: ${line}`),
+        }),
+      );
+    }
+    closers.push(async () => {
+      for (const s of subs) await s.close();
+    });
+
+    // The replica stops receiving; on the primary a rolled-back offset below ten committed rows: both groups prove
+    // the hole permanent there and consume the rows, which the replica never gets.
+    await p.holdReplica();
+    const oldPrimary = await mysql.createConnection({ uri: p.primary!.url });
+    await oldPrimary.query('BEGIN');
+    await insert(oldPrimary, topic, randomUUID());
+    await oldPrimary.query('ROLLBACK');
+    // In one transaction, so that the consumers' first read sees all ten above the hole and one proof covers them.
+    await oldPrimary.query('BEGIN');
+    for (let i = 0; i < 10; i += 1) await insert(oldPrimary, topic, randomUUID());
+    await oldPrimary.query('COMMIT');
+    oldPrimary.destroy();
+    for (const kind of ['safe', 'control'] as const) {
+      await eventually(`${kind} consuming on the old primary`, async () => (await readSqlEffects(primaryPool, groups[kind])).size === 10);
+    }
+    assert.ok(logs.some((l) => l.startsWith('control:') && l.includes('never committed')), 'the control proved the hole on the old primary');
+
+    // Failover: the promoted node has none of those rows (its acked offsets are 0), and its counter starts at 1.
+    await p.killPrimary();
+    await p.promoteReplica();
+    vip.retarget(p.primary!.port);
+    const held = await mysql.createConnection({ uri: p.primary!.url });
+    const other = await mysql.createConnection({ uri: p.primary!.url });
+    closers.push(async () => {
+      held.destroy();
+      other.destroy();
+    });
+    await held.query('BEGIN');
+    const heldId = randomUUID();
+    const heldOffset = await insert(held, topic, heldId);
+    const laterId = randomUUID();
+    const laterOffset = await insert(other, topic, laterId);
+    assert.ok(heldOffset < laterOffset && laterOffset <= 10, `the new rows take offsets the old decision covered (${heldOffset}, ${laterOffset})`);
+    await eventually('the control consuming over the held offset with the old decision', async () => (await readSqlEffects(primaryPool2(p), groups.control)).has(laterId), 30_000);
+    assert.equal((await readSqlEffects(primaryPool2(p), groups.safe)).size, 0, 'the default waits at the hole on the new primary');
+    await held.query('COMMIT');
+    await eventually('the default consuming both', async () => {
+      const e = await readSqlEffects(primaryPool2(p), groups.safe);
+      return e.has(heldId) && e.has(laterId);
+    });
+    await sleep(500);
+    const control = await readSqlEffects(primaryPool2(p), groups.control);
+    assert.deepEqual([...control.keys()], [laterId], 'the control lost the held row: its acked offset had gone past it');
   });
 });

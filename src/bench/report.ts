@@ -101,7 +101,7 @@ const SUMMARY_COLUMNS: [string, string][] = [
 
 function cell(r: CsvRow, c: string): string {
   const v = r[c];
-  if (typeof v === 'number') return c.startsWith('ratio') || c === 'cpu_vs_http_answer' ? v.toFixed(2) : c.includes('us_per_msg') ? v.toFixed(1) : Math.round(v).toLocaleString('en-US');
+  if (typeof v === 'number') return c.startsWith('ratio') || c === 'cpu_vs_http_answer' || c === 'cpu_vs_sql_ceiling' ? v.toFixed(2) : c.includes('us_per_msg') ? v.toFixed(1) : Math.round(v).toLocaleString('en-US');
   return formatCell(v);
 }
 
@@ -124,6 +124,7 @@ export function pointLine(r: CsvRow): string {
     const rounds = num(r.drain_rounds);
     const spread = rounds !== undefined && rounds > 1 ? ` (median of ${rounds} paired rounds, ${cell(r, 'ratio_vs_sql_ceiling_min')}-${cell(r, 'ratio_vs_sql_ceiling_max')}, spread ${((num(r.ratio_vs_sql_ceiling_max) ?? 0) - (num(r.ratio_vs_sql_ceiling_min) ?? 0)).toFixed(2)})` : '';
     parts.push(`${cell(r, 'ratio_vs_sql_ceiling')} of SQL ceiling${spread}`);
+    if (num(r.cpu_vs_sql_ceiling) !== undefined) parts.push(`CPU per message ${cell(r, 'cpu_vs_sql_ceiling')}x the ceiling's`);
   }
   if (num(r.ratio_vs_http_ceiling) !== undefined && r.kind !== 'http-ceiling') parts.push(`${cell(r, 'ratio_vs_http_ceiling')} of HTTP ceiling`);
   if (num(r.ratio_vs_baseline) !== undefined && r.kind !== 'http-ceiling') parts.push(`${cell(r, 'ratio_vs_baseline')}x 154/s`);

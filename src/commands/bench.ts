@@ -124,7 +124,7 @@ export const command: CommandModule<object, BenchArgs> = {
   describe: 'throughput sweep: drain and end-to-end rates against 154 msg/s, the watermill handler and this machine\'s ceilings',
   builder: (y) =>
     y
-      .option('profile', { type: 'string', default: 'standard', describe: 'quick (about 30 s), standard (about 6-7 min, make bench), full (about 65 min, estimated); a busy machine takes up to twice as long; make adds ~15 s of npm ci the first time' })
+      .option('profile', { type: 'string', default: 'standard', describe: 'quick (about 1 min: its drain runs 3 paired rounds), standard (about 6-7 min, make bench), full (about 65 min, estimated); a busy machine takes up to twice as long; make adds ~15 s of npm ci the first time' })
       .option('engine', { type: 'string', describe: "mariadb, postgres, or all (both in one run, side by side); default mariadb, or the given URL's engine" })
       .option('database-url', { ...databaseUrlOption, describe: `use this server instead of a private one (database faults are then unavailable); ${databaseUrlOption.describe}` })
       .option('mysql-url', { type: 'string', describe: 'the same as --database-url (kept for MariaDB URLs; default: $MYSQL_URL)' })

@@ -9,7 +9,7 @@ import { TOPOLOGIES, type Topology } from '../harness/systemUnderTest.ts';
 import { galeraMatrix } from '../scenarios/chaos/galeraMatrix.ts';
 import { replicationMatrix, replicationSkips } from '../scenarios/chaos/replicationMatrix.ts';
 import { REPLICATION_LEVELS, type ReplicationLevel } from '../harness/replication/replicaPair.ts';
-import { checkReplicationLevel } from '../harness/replication/startReplicaPair.ts';
+import { checkReplicationLevel, requireReplicaPairFactory } from '../harness/replication/startReplicaPair.ts';
 import type { CaseResult } from '../scenarios/chaos/caseResult.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type DockerTarget } from '../scenarios/chaos/options.ts';
 import { DEFAULT_DOCKER_DEPLOYMENT } from '../harness/dockerDeployment.ts';
@@ -116,6 +116,7 @@ export const command: CommandModule<object, ChaosArgs> = {
     if (topology === 'primary-replica') {
       if (databaseUrl !== undefined) throw new Error('chaos --topology primary-replica starts a private primary and replica per case: unset MYSQL_URL / DATABASE_URL / --mysql-url');
       if (docker !== undefined) throw new Error('chaos --topology primary-replica runs local processes: leave out --backend docker');
+      for (const e of engines) requireReplicaPairFactory(e);
     } else if (args.replication !== undefined) {
       throw new Error(`chaos --replication applies to --topology primary-replica (topology is ${topology})`);
     }

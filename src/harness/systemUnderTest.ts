@@ -356,7 +356,12 @@ export class SystemUnderTest {
       return {
         engine: 'mariadb',
         version: d.version,
-        settings: { innodb_flush_log_at_trx_commit: d.flushLogAtTrxCommit, sync_binlog: d.syncBinlog, log_bin: d.logBin },
+        settings: {
+          innodb_flush_log_at_trx_commit: d.flushLogAtTrxCommit,
+          sync_binlog: d.syncBinlog,
+          log_bin: d.logBin,
+          ...(this.replication === undefined ? {} : { replication: this.replication }),
+        },
       };
     }
     if (this.privateDatabase instanceof PrivatePostgres) {

@@ -3,6 +3,7 @@
 // primary-replica` start pairs through it).
 import type { EngineName } from '../engines.ts';
 import { MariadbReplicaPair } from '../mariadb/mariadbReplicaPair.ts';
+import { startPostgresReplicaPair, type PostgresReplicationLevel } from '../postgres/postgresReplicaPair.ts';
 import { OptionsError } from '../../validate.ts';
 import { LEVELS_OF_ENGINE, type ReplicaPair, type ReplicationLevel } from './replicaPair.ts';
 
@@ -42,8 +43,22 @@ const FACTORIES: Readonly<Record<EngineName, Factory | undefined>> = {
       searchPath: o.searchPath,
       log: o.log,
     }),
-  postgres: undefined,
+  postgres: (o) =>
+    startPostgresReplicaPair({
+      level: postgresLevel(o.level),
+      nodeDatadirs: o.nodeDatadirs,
+      datadir: o.datadir,
+      ports: o.ports,
+      database: o.database,
+      binDir: o.postgresBinDir,
+      log: o.log,
+    }),
 };
+
+function postgresLevel(level: ReplicationLevel): PostgresReplicationLevel {
+  if (level === 'semi-sync') throw new OptionsError(`replica pair: semi-sync is MariaDB's; PostgreSQL offers ${LEVELS_OF_ENGINE.postgres.join(', ')}`);
+  return level;
+}
 
 /** The level a pair of `engine` runs when none is asked for: the synchronous one, the level that keeps a 204's promise. */
 export function defaultReplicationLevel(engine: EngineName): ReplicationLevel {

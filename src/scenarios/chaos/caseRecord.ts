@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import path from 'node:path';
 import { readHistoryJsonl, writeHistoryJsonl, type RequestAttempt } from './history.ts';
 import { check, type AnomalyKind, type Verdict } from './checker.ts';
-import type { DbSnapshot, SnapshotMessage } from '../../bench/observation.ts';
+import type { DbSnapshot, SnapshotMessage } from '../../bench/tableReads.ts';
 import { deliveredOffsets, parseEventLog, type EventLogLine } from './consumerEventLog.ts';
 import type { FaultEvent } from './nemesis.ts';
 import { buildWitnesses, type Witness } from './witnesses.ts';

@@ -7,7 +7,7 @@ import { type PhaseTiming } from './phases.ts';
 import { illegalKinds, type ChaosCase, type Expectation } from './chaosMatrix.ts';
 import type { EngineName } from '../../harness/engines.ts';
 import type { EventLogLine } from './consumerEventLog.ts';
-import type { DbSnapshot } from '../../bench/observation.ts';
+import type { DbSnapshot } from '../../bench/tableReads.ts';
 import type { Witness } from './witnesses.ts';
 import { defaultIsolation, gapHandlingFor } from '../../system/worker.ts';
 
@@ -111,7 +111,11 @@ export function consumerDescription(c: Pick<ChaosCase, 'mode' | 'worker'>, engin
     `batch ${c.worker.batchSize ?? 1000}`,
     c.worker.isolation ?? defaultIsolation(c.mode, handler, engine),
     handler === 'watermill' ? 'the watermill handler' : undefined,
-    gap === undefined ? undefined : gap === 'none' ? 'gap handling none' : engine === 'mariadb' ? `contiguous offsets, gap proof ${c.worker.gapProof ?? 'statements'}` : 'the xmin rule',
+    gap === undefined
+      ? undefined
+      : gap === 'none'
+        ? engine === 'mariadb' ? 'gap handling none' : 'gap handling none (the read without the xmin rule)'
+        : engine === 'mariadb' ? `contiguous offsets, gap proof ${c.worker.gapProof ?? 'statements'}` : 'the xmin rule',
     `${c.worker.ackMode ?? 'transactional'} acks`,
   ];
   return parts.filter((p): p is string => p !== undefined).join(', ');

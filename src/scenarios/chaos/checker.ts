@@ -17,7 +17,7 @@
 // account of what it read (its event log, CheckOptions.delivered); without one, both are `never-counted`.
 import { countOutcomes, summarizeRequests } from './history.ts';
 import type { RequestAttempt, RequestOutcome, RequestSummary } from './history.ts';
-import type { DbSnapshot, SnapshotMessage } from '../../bench/observation.ts';
+import type { DbSnapshot, SnapshotMessage } from '../../bench/tableReads.ts';
 import type { VerdictKind } from '../../bench/counterCheck.ts';
 
 export type { VerdictKind };

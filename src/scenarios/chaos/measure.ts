@@ -1,6 +1,6 @@
 // What a chaos case reads from the database while it runs, through the shared observation layer: the drain
 // position, recovery after healing, quiescence.
-import { readDrainPosition, sumAllCounters, type DrainPosition, type SqlEngine } from '../../bench/observation.ts';
+import { readDrainPosition, sumAllCounters, type DrainPosition, type SqlEngine } from '../../bench/tableReads.ts';
 import type { SqlExecutor } from '../../system/pubsub/types.ts';
 import { httpStatus } from '../../harness/childService.ts';
 import type { TopicMode } from '../../system/pubsub/types.ts';

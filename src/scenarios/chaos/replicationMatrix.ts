@@ -4,7 +4,6 @@
 // allowed to fall back to asynchronous, both of which must be caught losing acknowledged publishes.
 import type { EngineName } from '../../harness/engines.ts';
 import { EXACTLY_ONCE_TOLERATES, type ChaosCase, type ChaosProfile, type EngineSkip } from './chaosMatrix.ts';
-import type { AnomalyKind } from './checker.ts';
 import type { FaultName } from './nemesis.ts';
 
 interface Sizes {
@@ -35,13 +34,6 @@ export const CONTROL_HOLD_MS = 1_500;
  * within it and acknowledges the rest of the hold alone.
  */
 export const FALLBACK_TIMEOUT_MS = 500;
-
-/**
- * What the controls tolerate beside the acknowledged publishes they must lose: answers that never came, and the
- * consumer's view of a topic that lost rows under it (a worker's gap decision made on the old primary is still
- * applied on the promoted node: see docs/failover.md).
- */
-const CONTROL_TOLERATES: readonly AnomalyKind[] = ['unknown-outcome', 'never-counted', 'skipped'];
 
 /** The synchronous level of each engine: the one whose 204 survives a failover. */
 function syncLevel(engine: EngineName): 'semi-sync' | 'sync' {
@@ -93,7 +85,7 @@ export function replicationMatrix(profile: ChaosProfile, engine: EngineName = 'm
       requests: s.controlRequests,
       replication: { level: 'async', holdReplicaMs: CONTROL_HOLD_MS },
       expected: 'ack-publish-lost',
-      tolerates: CONTROL_TOLERATES,
+      tolerates: EXACTLY_ONCE_TOLERATES,
     },
   ];
   if (engine === 'mariadb') {
@@ -105,7 +97,7 @@ export function replicationMatrix(profile: ChaosProfile, engine: EngineName = 'm
       requests: s.controlRequests,
       replication: { level: 'semi-sync', holdReplicaMs: CONTROL_HOLD_MS, semiSyncTimeoutMs: FALLBACK_TIMEOUT_MS },
       expected: 'ack-publish-lost',
-      tolerates: CONTROL_TOLERATES,
+      tolerates: EXACTLY_ONCE_TOLERATES,
     });
   }
   return cases;

@@ -1,7 +1,7 @@
 // Runs one chaos case on a fresh system, phase by phase (phases.ts): start the system (assembly.ts), the load
 // that records every attempt's outcome and the nemesis on its own timer, heal, wait until recovered,
 // quiesce, snapshot, check. A failure of the system is a result; only a bug throws.
-import { countPoisonedMessages, takeSnapshot } from '../../bench/observation.ts';
+import { countPoisonedMessages, takeSnapshot } from '../../bench/tableReads.ts';
 import { drainDuringFaults, rateOver } from '../../bench/metrics.ts';
 import { httpStatus } from '../../harness/childService.ts';
 import { resolveFaults, runNemesis, skipReason, type FaultContext, type FaultEvent } from './nemesis.ts';
@@ -15,7 +15,7 @@ import { sleep, withTimeout } from '../../system/waiting.ts';
 import { DEFAULT_CHAOS_RUN_OPTIONS, type ChaosRunOptions, GROUP, TOPIC } from './options.ts';
 import { type CaseFacts, type CaseResult, type TimelineSample, consumerDescription, judgeCase } from './caseResult.ts';
 import { buildWitnesses } from './witnesses.ts';
-import type { DbSnapshot } from '../../bench/observation.ts';
+import type { DbSnapshot } from '../../bench/tableReads.ts';
 import { PROBE_TIMEOUT_MS, quiesce, readProgress, waitRecovered } from './measure.ts';
 import { type CaseSystem, startDockerSystem, startLocalSystem } from './assembly.ts';
 import { startGaleraSystem } from './galeraAssembly.ts';

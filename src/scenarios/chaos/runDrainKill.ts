@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { SystemUnderTest } from '../../harness/systemUnderTest.ts';
 import type { ChildService } from '../../harness/childService.ts';
 import { startSampler, type Sampler } from '../../bench/sampler.ts';
-import { checkConsumption } from '../../bench/observation.ts';
+import { checkConsumption } from '../../bench/tableReads.ts';
 import { makeCounterIds } from '../../bench/load.ts';
 import { peerGuarantee, peerVersion } from '../../bench/peers/peerSpec.ts';
 import { analyzePgTopic } from '../../system/sql/postgres/observation.ts';

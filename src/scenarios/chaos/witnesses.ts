@@ -6,7 +6,7 @@
 import type { Finding, AnomalyKind } from './checker.ts';
 import { ANOMALY_LABELS } from './checker.ts';
 import type { RequestAttempt } from './history.ts';
-import type { SnapshotMessage } from '../../bench/observation.ts';
+import type { SnapshotMessage } from '../../bench/tableReads.ts';
 import type { EventLogLine } from './consumerEventLog.ts';
 import type { FaultEvent } from './nemesis.ts';
 

@@ -6,7 +6,7 @@ import type { OutgoingMessage } from '../../system/pubsub/types.ts';
 import { resetConsumption } from '../../system/sql/mariadb/observation.ts';
 import { truncatePoisonTable } from '../../system/sql/mariadb/poisonTable.ts';
 import { analyzePgTopic, primePgTopicStatistics } from '../../system/sql/postgres/observation.ts';
-import { countPoisonedMessages, readDrainPosition } from '../../bench/observation.ts';
+import { countPoisonedMessages, readDrainPosition } from '../../bench/tableReads.ts';
 import type { ChildService } from '../../harness/childService.ts';
 import { defaultIsolation } from '../../system/worker.ts';
 import type { SystemUnderTest, WorkerFlags } from '../../harness/systemUnderTest.ts';
@@ -55,6 +55,12 @@ export interface PointResult {
   pairedSqlCeilingMsgsPerS?: number | undefined;
   /** Offset-mode drains: each round's drain over its paired ceiling (SweepOptions.drainRounds). */
   drainRatios?: number[];
+  /**
+   * The same rounds' CPU per message (workers + database) over the ceiling's (its loop + database): what the
+   * pub/sub layer costs beyond the raw loop, read from CPU time rather than from a rate the machine's other
+   * users set (three quick runs at load 16-20: 1.1, 1.1, 0.9, while the rounds' rate ratios ran 0.65-1.46).
+   */
+  drainCpuRatios?: number[];
   /** The run was interrupted while (or before) this point ran: its figures are partial or missing. */
   interrupted: boolean;
   check: CounterCheck | undefined;
@@ -237,14 +243,18 @@ async function runDrain(ctx: SweepContext, result: PointResult, children: ChildS
   const drains: number[] = [];
   const ceilings: number[] = [];
   const ratios: number[] = [];
+  const cpuRatios: number[] = [];
   for (let round = 0; round < rounds && ctx.signal?.aborted !== true; round += 1) {
     if (round > 0) await consumeAgain(ctx, p.mode, n, counters);
     const ceiling = await runSqlLoop(ctx, p.batchSize ?? 1000, pairedIsolation(ctx, p), n);
     await consumeAgain(ctx, p.mode, n, counters);
-    const drain = await drainOnce(ctx, result, children, n);
+    const run = await drainOnce(ctx, result, children, n);
+    const drain = run.msgsPerS;
     if (ceiling.msgsPerS !== undefined) ceilings.push(ceiling.msgsPerS);
     if (drain !== undefined) drains.push(drain);
     if (ceiling.msgsPerS !== undefined && drain !== undefined) ratios.push(drain / ceiling.msgsPerS);
+    const ceilingCpu = ceiling.cpuLoopS === undefined || ceiling.cpuDbS === undefined ? undefined : cpuUsPerMessage(ceiling.cpuLoopS + ceiling.cpuDbS, ceiling.consumed);
+    if (ceilingCpu !== undefined && run.cpuUsPerMsg !== undefined && ceilingCpu > 0) cpuRatios.push(run.cpuUsPerMsg / ceilingCpu);
     // The workers of every round but the last stop here; the last round's consumption is the one the point's
     // counter check judges (runPoint stops them).
     if (round < rounds - 1) {
@@ -256,6 +266,7 @@ async function runDrain(ctx: SweepContext, result: PointResult, children: ChildS
   result.drainMsgsPerS = median(drains);
   result.pairedSqlCeilingMsgsPerS = median(ceilings);
   result.drainRatios = ratios;
+  result.drainCpuRatios = cpuRatios;
 }
 
 function median(values: readonly number[]): number | undefined {
@@ -282,11 +293,12 @@ async function consumeAgain(ctx: SweepContext, mode: TopicMode, n: number, count
  * One drain of the backlog by freshly started workers; its rate (msgs/s) or undefined. CPU and the drained flag
  * add up over the rounds of a point (a round that ran out of time marks the point not drained).
  */
-async function drainOnce(ctx: SweepContext, result: PointResult, children: ChildService[], n: number): Promise<number | undefined> {
+async function drainOnce(ctx: SweepContext, result: PointResult, children: ChildService[], n: number): Promise<DrainRun> {
   const p = result.point;
   // Awaited: the sampler's baseline (a count of the whole backlog on PostgreSQL) is taken before the workers
   // start and before the CPU readings, so neither the drain nor its CPU includes it.
   const sampler = await startSampler(ctx.sut.db, { engine: ctx.sut.sql, mode: p.mode, topic: ctx.options.topic, consumerGroup: ctx.options.consumerGroup, intervalMs: DRAIN_SAMPLE_MS });
+  let cpuUsPerMsg: number | undefined;
   try {
     const workers = await startWorkers(ctx, result, children, ctx.options.workerFailpoints);
     const cpuWorkerBefore = sumCpu(workers);
@@ -303,6 +315,7 @@ async function drainOnce(ctx: SweepContext, result: PointResult, children: Child
     result.cpuWorkerS = addDefined(result.cpuWorkerS, cpuWorkerS);
     result.cpuDbS = addDefined(result.cpuDbS, cpuDbS);
     drainConsumed.set(result, (drainConsumed.get(result) ?? 0) + (consumed ?? 0));
+    cpuUsPerMsg = cpuWorkerS === undefined || cpuDbS === undefined ? undefined : cpuUsPerMessage(cpuWorkerS + cpuDbS, consumed);
     result.cpuUsPerMsg.worker = cpuUsPerMessage(result.cpuWorkerS, drainConsumed.get(result));
     result.cpuUsPerMsg.db = cpuUsPerMessage(result.cpuDbS, drainConsumed.get(result));
     result.drained = result.drained !== false && outcome === 'drained';
@@ -315,7 +328,13 @@ async function drainOnce(ctx: SweepContext, result: PointResult, children: Child
   // the last acked message" is the backlog's age (seconds), not how far the consumer trails the publishers.
   const rate = drainRate(sampler.samples, n).perSecond;
   if (p.mode !== 'offset') result.drainMsgsPerS = rate;
-  return rate;
+  return { msgsPerS: rate, cpuUsPerMsg };
+}
+
+interface DrainRun {
+  msgsPerS: number | undefined;
+  /** The workers' and the database's CPU per message over the drain. */
+  cpuUsPerMsg: number | undefined;
 }
 
 /** Messages the drain rounds of a point consumed, for CPU per message over all of them. */

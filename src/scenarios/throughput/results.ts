@@ -94,7 +94,7 @@ export const CSV_COLUMNS = [
   'messages_published', 'messages_consumed', 'counter_total', 'acked_offset', 'max_offset', 'drained', 'verdict', 'lost', 'duplicated', 'poisoned',
   'gaps_passed', 'gaps_passed_by_timeout',
   'paired_sql_ceiling_msgs_per_s', 'ratio_vs_baseline', 'ratio_vs_watermill_profile', 'ratio_vs_http_ceiling', 'ratio_vs_sql_ceiling',
-  'drain_rounds', 'ratio_vs_sql_ceiling_min', 'ratio_vs_sql_ceiling_max',
+  'drain_rounds', 'ratio_vs_sql_ceiling_min', 'ratio_vs_sql_ceiling_max', 'cpu_vs_sql_ceiling',
   'ratio_drain_vs_peer', 'ratio_peer_cpu_vs_drain', 'reference_drain_point', 'reference_drain_msgs_per_s',
   'peer', 'peer_version', 'peer_task', 'peer_settings', 'guarantee',
   'engine', 'topology', 'server_version', 'db_flush_log_at_trx_commit', 'point_duration_s', 'note',
@@ -223,6 +223,7 @@ export function toRow(r: PointResult, refs: References, o: SweepOptions, db: DbC
     paired_sql_ceiling_msgs_per_s: r.pairedSqlCeilingMsgsPerS,
     ratio_vs_sql_ceiling: ratioVsSql,
     drain_rounds: rounds?.length,
+    cpu_vs_sql_ceiling: r.drainCpuRatios !== undefined && r.drainCpuRatios.length > 0 ? medianOf(r.drainCpuRatios) : undefined,
     ratio_vs_sql_ceiling_min: rounds === undefined ? undefined : Math.min(...rounds),
     ratio_vs_sql_ceiling_max: rounds === undefined ? undefined : Math.max(...rounds),
     // Our drain over the peer: how many times the peer's rate ours is, and the peer's CPU per job (worker and

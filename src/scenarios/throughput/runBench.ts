@@ -256,9 +256,10 @@ function shownUrl(system: Partial<SystemOptions>): string {
   return url === undefined ? 'private database' : redactDatabaseUrl(url);
 }
 
+/** Ratios (`ratio_*`, `cpu_vs_*`) keep 3 decimals: a goal such as 2.0x of an HTTP answer is read at the second; the rest 1. */
 function roundRow(row: CsvRow): CsvRow {
   const out: CsvRow = {};
-  for (const [k, v] of Object.entries(row)) out[k] = typeof v === 'number' ? round(v, k.startsWith('ratio') ? 3 : 1) : v;
+  for (const [k, v] of Object.entries(row)) out[k] = typeof v === 'number' ? round(v, k.startsWith('ratio') || k.startsWith('cpu_vs_') ? 3 : 1) : v;
   return out;
 }
 

@@ -160,7 +160,7 @@ export function profileOptions(profile: BenchProfile): SweepOptions {
     repetitions: 1,
   };
   if (profile === 'quick') {
-    // About 30 s (26 s measured on a quiet machine): the best configuration, the baseline profile, both ceilings, one end-to-end point.
+    // About 1 min (26 s measured on a quiet machine before the drain ran 3 paired rounds; the plan estimates 49 s): the best configuration, the baseline profile, both ceilings, one end-to-end point.
     // On PostgreSQL one peer point too: graphile-worker with the counter task, the like-for-like effect beside
     // our drain (the plan estimates it at 17 s: the 150,000 jobs enqueued and the 8 s window).
     return {

@@ -34,6 +34,8 @@ export interface BatchSource {
   ackStatements(messages: readonly Message[]): Statement[];
   /** Outside any transaction, after a `blocked` read was rolled back. */
   unblock?(session: SqlExecutor): Promise<void>;
+  /** A new connection replaces one that failed (maybe to another server: a failover moved the address). */
+  sessionOpened?(): void;
   /** When the loop ends: closes what the source opened of its own (a cluster prover's connections). */
   close?(): Promise<void>;
 }
@@ -195,6 +197,7 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
       throw error;
     }
     conn = fresh;
+    source.sessionOpened?.();
     return fresh;
   }
 

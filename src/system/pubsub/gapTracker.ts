@@ -93,9 +93,11 @@
 // allocation: it may appear at any time); replication appliers (explicit offsets, in the primary's commit order):
 // on a server whose applier runs, the proof `statements` refuses to start (REPLICA_REFUSAL; measured: the same
 // proof without that check, on a replica, passed a hole that the primary's open transaction filled later, and
-// lost it), but a replica whose applier is stopped is not recognised; a decision made before a failover is still
-// applied after it (the worker keeps it across the reconnect; safe when every row the old primary showed is on
-// the promoted node, as under semi-sync, not after an asynchronous failover that lost rows); Galera; the PROCESS privilege
+// lost it), but a replica whose applier is stopped is not recognised; a decision (and a proof under way) lives only
+// as long as the connection it was made on: the offset subscriber forgets it when its connection is replaced,
+// which a failover always does (measured: kept across an asynchronous failover, a decision covering offsets
+// 1-10 made on the old primary passed a hole on the promoted node, whose counter had restarted at 1, and lost
+// the row that filled it later; keepGapDecisionsAcrossSessions is that control); Galera; the PROCESS privilege
 // granted or revoked after the consumer's first proof; the counter moved back (TRUNCATE, ALTER TABLE ... AUTO_INCREMENT)
 // while consumers run; an event-scheduler statement whose PROCESSLIST row shows COMMAND Daemon with no text.
 // Bounds, not proofs (see THE BOUND): an XA transaction left PREPARED (for example by a client that
@@ -247,6 +249,11 @@ export class GapTracker {
       }
       throw error;
     }
+  }
+
+  /** Drops the proof under way (its reads were made on a connection that is gone, maybe to another server). */
+  forget(): void {
+    this.pending = undefined;
   }
 
   /** The reader got past `expected` without help: forget the hole. */

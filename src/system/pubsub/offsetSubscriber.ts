@@ -7,7 +7,7 @@ import { ProofInterrupted, type GapProbes } from '../sql/gapProbes.ts';
 import type { Database } from '../db/database.ts';
 import { databaseOf, type DatabaseTarget } from '../db/openDatabase.ts';
 import type { ClusterGapProver, GroupParams, OffsetReadParams, PeerConnection } from '../sql/engine.ts';
-import { intInRange, matches, oneOf } from '../../validate.ts';
+import { intInRange, matches, oneOf, OptionsError } from '../../validate.ts';
 import { GAP_PROOFS, GapTracker, type GapPassReason, type GapProof } from './gapTracker.ts';
 import {
   createBatchConsumer,
@@ -51,6 +51,13 @@ export interface OffsetSubscriberOptions extends ConsumerOptions {
   gapProbeDelayMs: number;
   /** Called after each passed hole with the subscriber's stats (the worker reports them to the harness). */
   onGapPassed: (stats: SubscriberStats) => void;
+  /**
+   * A control: keep the holes proven permanent, and the proof under way, when the connection is replaced. The
+   * default forgets them: the new connection may reach another server (a failover moved the address), where a
+   * decision proven on the old primary is not true (after an asynchronous failover the promoted node's counter
+   * may be below the offsets it covered, and publishes in flight there fill them later).
+   */
+  keepGapDecisionsAcrossSessions: boolean;
 }
 
 export const DEFAULT_OFFSET_SUBSCRIBER_OPTIONS: Omit<OffsetSubscriberOptions, 'handler' | 'topic'> = {
@@ -76,6 +83,7 @@ export const DEFAULT_OFFSET_SUBSCRIBER_OPTIONS: Omit<OffsetSubscriberOptions, 'h
   // worth a probe; correctness does not depend on it, only how soon a rolled-back offset is passed.
   gapProbeDelayMs: 20,
   onGapPassed: () => undefined,
+  keepGapDecisionsAcrossSessions: false,
 };
 
 export function validateOffsetSubscriberOptions(o: OffsetSubscriberOptions): OffsetSubscriberOptions {
@@ -87,6 +95,7 @@ export function validateOffsetSubscriberOptions(o: OffsetSubscriberOptions): Off
   intInRange(c, 'gapTimeoutMs', o.gapTimeoutMs, 0, 86_400_000);
   intInRange(c, 'gapRecheckMs', o.gapRecheckMs, 0, 60_000);
   intInRange(c, 'gapProbeDelayMs', o.gapProbeDelayMs, 0, 60_000);
+  if (typeof o.keepGapDecisionsAcrossSessions !== 'boolean') throw new OptionsError(`${c}: keepGapDecisionsAcrossSessions must be true or false (got ${JSON.stringify(o.keepGapDecisionsAcrossSessions)})`);
   return o;
 }
 
@@ -173,6 +182,15 @@ class OffsetSource implements BatchSource {
   ackStatements(messages: readonly Message[]): Statement[] {
     const last = messages[messages.length - 1];
     return last === undefined ? [] : [this.db.engine.offsetAckStatement(this.group, last)];
+  }
+
+  sessionOpened(): void {
+    if (this.o.keepGapDecisionsAcrossSessions) return;
+    // Holes already stepped over were counted when they were taken; the rest must be proven again, here.
+    this.passableThrough = 0;
+    this.passes = [];
+    this.headGap = undefined;
+    this.gaps.forget();
   }
 
   async unblock(session: SqlExecutor): Promise<void> {
