@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { check } from '../src/scenarios/chaos/checker.ts';
 import type { DbSnapshot, SnapshotMessage } from '../src/scenarios/chaos/checker.ts';
 import type { RequestAttempt, RequestOutcome } from '../src/scenarios/chaos/history.ts';
+import type { FaultEvent } from '../src/scenarios/chaos/nemesis.ts';
 
 const A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const B = 'bbbbbbbb-0000-4000-8000-000000000002';
@@ -248,4 +249,26 @@ test('a case declaration: illegal kinds fail it, a control needs its own kind, t
   const met = expectationMet(skip, blind);
   assert.equal(met.passed, true);
   assert.match(met.why, /as never-counted/);
+});
+
+test('a case whose faults did not all happen and heal fails, whatever the verdict: an error, no recovery, fewer injections than planned', async () => {
+  const { judgeCase } = await import('../src/scenarios/chaos/caseResult.ts');
+  const { EXACTLY_ONCE_TOLERATES } = await import('../src/scenarios/chaos/chaosMatrix.ts');
+  const valid = check([attempt('c-1', A, 'ok')], snapshot([msg(1, 'c-1', A)], { [A]: 1 }), { delivered: new Set([1]) });
+  const c = { expected: 'valid' as const, tolerates: EXACTLY_ONCE_TOLERATES, faults: ['primary-failover' as const], perFault: 2 };
+  const healed = (round: number): FaultEvent => ({ fault: 'primary-failover' as const, round, startMs: 1_000 * round, healStartMs: 1_000 * round + 100, recoveredMs: 1_000 * round + 300, recoveryMs: 200, detail: 'failed over' });
+  const facts = (faults: FaultEvent[]) => ({ error: undefined, interrupted: false, quiesced: true, quiesceTimeoutMs: 1_000, recoveryTimeoutMs: 1_000, faults });
+  assert.equal(judgeCase(c, valid, facts([healed(0), healed(1)])).passed, true, 'both planned failovers ran and healed');
+  const errored = judgeCase(c, valid, facts([healed(0), { ...healed(1), error: 'promotion refused' }]));
+  assert.equal(errored.passed, false);
+  assert.match(errored.why, /1 fault\(s\) failed: primary-failover #2: promotion refused/);
+  const unrecovered = judgeCase(c, valid, facts([healed(0), { ...healed(1), recoveredMs: undefined, recoveryMs: undefined }]));
+  assert.equal(unrecovered.passed, false);
+  assert.match(unrecovered.why, /did not recover/);
+  const short = judgeCase(c, valid, facts([healed(0)]));
+  assert.equal(short.passed, false);
+  assert.match(short.why, /only 1 of 2 planned fault injections ran/);
+  const skipped = judgeCase(c, valid, facts([]));
+  assert.equal(skipped.passed, false, 'a case whose fault was skipped never failed over');
+  assert.equal(judgeCase({ ...c, faults: [], perFault: 0 }, valid, facts([])).passed, true, 'a case without faults plans none');
 });

@@ -217,6 +217,22 @@ describe('GapTracker, statements proof (the default)', () => {
     assert.deepEqual(r.decision, { kind: 'skip', from: 5, to: 8, waitedMs: 2_000, passedBy: 'timeout' });
   });
 
+  it('a commit waiting for a semi-sync acknowledgement keeps the bound from passing the hole; it passes once none waits', async () => {
+    // The row held at COMMIT by an absent replica is locked (step 2 waits) and may commit any time later.
+    const clock = { t: 0 };
+    const g = tracker(clock, 'statements', 2_000);
+    const s = probes({ statements: [running()], locks: [locked] });
+    let awaiting = 1;
+    let asked = 0;
+    const p: GapProbes = { ...s.p, commitsAwaitingReplica: async () => { asked += 1; return awaiting; } };
+    const held = await drive(g, clock, p, 9, 50, 200); // 10 s of looks, five times the bound
+    assert.equal(held.decision.kind, 'wait');
+    assert.ok(asked >= 4, `asked at each bound: ${asked}`);
+    awaiting = 0;
+    const r = await drive(g, clock, p, 9);
+    assert.deepEqual(r.decision, { kind: 'skip', from: 5, to: 8, waitedMs: 2_000, passedBy: 'timeout' });
+  });
+
   it('an idle open transaction that holds no row of the range does not hold the proof up', async () => {
     // The previous step 2 waited for every writer in INNODB_TRX, on any table; the locking read meets only the
     // range's own rows, so the scripted INNODB_TRX writer 55 is irrelevant and never read.

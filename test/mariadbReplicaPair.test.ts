@@ -5,13 +5,15 @@
 //   SIGKILLed, the replica promoted: every row acknowledged after the hold is gone;
 // - semi-sync (AFTER_SYNC, no fallback): rows written by 8 connections while the primary is SIGKILLed, promoted,
 //   a fresh replica rebuilt, the same again: no acknowledged row is lost in either failover; with the replica
-//   held, commits are not acknowledged at all (so none can be lost);
+//   held for 12 s (longer than MariaDB's default 10 s fallback), commits are not acknowledged at all (so none can be
+//   lost), the fallback timeout is the maximum, and semi-sync is still on with no commit answered alone;
 // - semi-sync with the fallback (rpl_semi_sync_master_timeout 300 ms): the held replica makes the primary go on
 //   alone, and the rows it then acknowledges are lost like async's.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
 import { startTestPair, type MariadbReplicaPair } from './support/replicaPair.ts';
+import { MAX_SEMI_SYNC_TIMEOUT_MS } from '../src/harness/mariadb/mariadbReplicaPair.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -145,10 +147,21 @@ describe('a MariaDB primary and a GTID replica', () => {
 
   it('semi-sync without fallback: with the replica held, a commit is not acknowledged, so the failover loses nothing acknowledged', async () => {
     const p = await pair({ level: 'semi-sync' });
+    const c = await connect(p.primary!.url);
+    const [vars] = await c.query('SELECT @@rpl_semi_sync_master_timeout AS timeoutMs, @@rpl_semi_sync_master_wait_no_slave AS waitNoSlave');
+    await c.end();
+    const v = (vars as { timeoutMs: number | string; waitNoSlave: number | string }[])[0]!;
+    assert.equal(Number(v.timeoutMs), MAX_SEMI_SYNC_TIMEOUT_MS, 'the fallback timeout is the maximum');
+    assert.equal(Number(v.waitNoSlave), 1, 'a commit waits even with no replica connected');
     const before = await writeUntil(p.primary!.url, 1, counter(1), stopAfter(10));
     await p.holdReplica();
-    const held = await writeUntil(p.primary!.url, 1, counter(1_000), stopAfter(5), 2_000);
+    // Longer than MariaDB's default fallback (rpl_semi_sync_master_timeout 10 s), which would answer the commit
+    // at 10 s, acknowledged by the primary alone.
+    const held = await writeUntil(p.primary!.url, 1, counter(1_000), stopAfter(5), 12_000);
     assert.deepEqual(held, [], 'no commit is answered without the replica');
+    const s = await p.semiSyncStatus();
+    assert.equal(s.active, true, 'semi-sync is still on after the held period (no fallback)');
+    assert.equal(s.noTx, 0, 'no commit was answered without an acknowledgement');
     await p.killPrimary();
     await p.promoteReplica();
     assert.deepEqual(lostOf(before, await idsOn(p.primary!.url)), []);

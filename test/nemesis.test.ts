@@ -320,13 +320,20 @@ test('primary-failover holds the replica first (when planned), kills, promotes, 
     remove: async () => undefined,
   };
   const vip = await TcpProxy.start({ targetPort: 41001 });
+  // The address moves only to a node already promoted: before that, clients would write to a replica (or to
+  // nothing); the order of the calls, not only the final target, is what the fault must get right.
+  const retarget = vip.retarget.bind(vip);
+  vip.retarget = (port: number, host?: string) => {
+    calls.push(`retarget :${port} (${roles[ports.indexOf(port)]})`);
+    return retarget(port, host);
+  };
   try {
     const ctx = { ...context([]), failover: { pair, vip, plan: { holdReplicaMs: 20, rebuild: true } } };
     const [fault] = resolveFaults('primary-failover');
     assert.deepEqual(missingRequirements(fault!, ctx), []);
     assert.match(skipReason(fault!, context([])) ?? '', /primary\/replica pair \(--topology primary-replica\)/);
     const run = await fault!.run(ctx, 0);
-    assert.deepEqual(calls, ['hold', 'kill', 'promote', 'rebuild']);
+    assert.deepEqual(calls, ['hold', 'kill', 'promote', 'retarget :41002 (primary)', 'rebuild']);
     assert.deepEqual(vip.target, { host: '127.0.0.1', port: 41002 });
     assert.match(run.detail, /replica held 20 ms; SIGKILL primary :41001, promoted :41002/);
     assert.match(run.detail, /fresh replica :41003/);

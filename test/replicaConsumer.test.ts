@@ -226,3 +226,68 @@ describe('the offset consumer on a MariaDB replica', () => {
     assert.deepEqual([...control.keys()], [laterId], 'the control lost the held row: its acked offset had gone past it');
   });
 });
+
+// Semi-sync with no fallback: a publisher's COMMIT waits for the replica's acknowledgement as long as the replica
+// is away, holding its offset, invisible. The bound (gapTimeoutMs, short here) would pass that hole and lose the
+// row once the replica returns and the COMMIT completes; while a commit waits for an acknowledgement, it does not.
+describe('the offset consumer on a semi-sync primary whose replica is away', () => {
+  let pair: MariadbReplicaPair | undefined;
+  const closers: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+    await pair?.remove();
+  });
+
+  it('does not pass a hole by the bound while a commit waits for the replica, and counts that row once it commits', async () => {
+    pair = await startTestPair({ level: 'semi-sync' });
+    const url = pair.primary!.url;
+    const topic = newTopic();
+    const group = `${topic}_g`;
+    const gapTimeoutMs = 2_000;
+    const db: Database = openDatabase({ url, connectionLimit: 4, connectTimeoutMs: 5_000, multipleStatements: true, role: 'test' });
+    closers.push(() => db.end());
+    await prepareOffsetTopic(db, topic, group);
+    const pool = testPool(url, 2);
+    closers.push(() => pool.end());
+    await createEffectsTable(pool);
+    const logs: string[] = [];
+    const sub: Subscription = await subscribeOffset(db, {
+      ...DEFAULT_OFFSET_SUBSCRIBER_OPTIONS,
+      topic,
+      consumerGroup: group,
+      gapTimeoutMs,
+      handler: (messages, tx) => recordSqlEffects(tx, group, messages),
+      log: (line) => logs.push(line),
+    });
+    closers.push(() => sub.close());
+    const held = await mysql.createConnection({ uri: url });
+    const other = await mysql.createConnection({ uri: url });
+    closers.push(async () => {
+      held.destroy();
+      other.destroy();
+    });
+    const heldId = randomUUID();
+    const laterId = randomUUID();
+    await held.query('BEGIN');
+    const heldOffset = (async () => {
+      const [result] = await held.query(`INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, '{}', '{}')`, [heldId]);
+      return Number((result as { insertId: number }).insertId);
+    })();
+    const first = await heldOffset;
+    const [later] = await other.query(`INSERT INTO \`watermill_${topic}\` (\`uuid\`, \`payload\`, \`metadata\`) VALUES (?, '{}', '{}')`, [laterId]);
+    assert.ok(first < Number((later as { insertId: number }).insertId), 'the held transaction has the lower offset');
+    await pair.holdReplica();
+    const commit = held.query('COMMIT'); // waits for an acknowledgement that does not come while the replica is held
+    commit.catch(() => undefined);
+    await sleep(gapTimeoutMs * 2.5);
+    assert.equal((await readSqlEffects(pool, group)).size, 0, 'the consumer waits at the hole');
+    await pair.releaseReplica();
+    await commit;
+    await eventually('both rows counted', async () => {
+      const e = await readSqlEffects(pool, group);
+      return e.has(heldId) && e.has(laterId);
+    });
+    assert.ok(!logs.some((l) => l.includes('(timeout)')), `the bound passed no hole: ${JSON.stringify(logs)}`);
+    assert.ok(logs.some((l) => l.includes("semi-sync acknowledgement")), `the wait was logged with its reason: ${JSON.stringify(logs)}`);
+  });
+});

@@ -83,6 +83,8 @@ test('the event log parser keeps whole lines only: a line cut by a SIGKILL is le
 test('a saved case re-checks without a database to the verdict, result and witnesses of the run', async () => {
   const c = chaosMatrix('quick').find((x) => x.name === 'ctl-innodb-trx-only');
   assert.ok(c !== undefined);
+  // Every planned injection ran (the case plans perFault of its one fault), the later one after the anomaly.
+  const stalls = Array.from({ length: c.perFault }, (_, i): FaultEvent => ({ ...stall, round: i, startMs: stall.startMs + i * 4_000, healStartMs: stall.healStartMs + i * 4_000, recoveredMs: stall.recoveredMs! + i * 4_000 }));
   const history = [ok('r-1', A, 12_100), ok('r-2', B, 12_620, 'sql')];
   const events: EventLogLine[] = [
     { t: T0 + 12_200, p: 7, e: 'read', batch: 1, offsets: [[1, 1]] },
@@ -90,12 +92,12 @@ test('a saved case re-checks without a database to the verdict, result and witne
   ];
   const s = snap([msg(1, 'r-1', A), msg(2, 'r-2', B)], { [A]: 1 }, 2);
   const verdict = check(history, s, { delivered: deliveredOffsets(events) });
-  const facts = { error: undefined, interrupted: false, quiesced: true, quiesceTimeoutMs: 120_000, recoveryTimeoutMs: 20_000, faults: [stall] };
+  const facts = { error: undefined, interrupted: false, quiesced: true, quiesceTimeoutMs: 120_000, recoveryTimeoutMs: 20_000, faults: stalls };
   const judged = judgeCase(c, verdict, facts);
   assert.equal(judged.passed, true, judged.why);
-  const witnesses = buildWitnesses({ findings: verdict.findings, history, messages: s.messages, events, startedAtMs: T0, faults: [stall], consumer: 'x' });
+  const witnesses = buildWitnesses({ findings: verdict.findings, history, messages: s.messages, events, startedAtMs: T0, faults: stalls, consumer: 'x' });
   const r = {
-    case: c, engine: 'mariadb', verdict, expected: c.expected, passed: judged.passed, why: judged.why, faults: [stall], skippedFaults: [], history, timeline: [], phases: [],
+    case: c, engine: 'mariadb', verdict, expected: c.expected, passed: judged.passed, why: judged.why, faults: stalls, skippedFaults: [], history, timeline: [], phases: [],
     quiesced: true, drainMsgsPerS: undefined, drainDuringFaultsMsgsPerS: undefined, durationMs: 1, databaseVersion: undefined, poisoned: 0, gapsPassed: 1, gapsPassedByTimeout: 0,
     error: undefined, startedAtMs: T0, consumerEvents: events, snapshot: s, facts, witnesses,
   } satisfies CaseResult;

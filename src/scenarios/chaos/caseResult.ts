@@ -78,10 +78,26 @@ export interface CaseFacts {
 }
 
 /** The case's result from its verdict and the harness's facts: the one rule for a run and for eob check. */
-export function judgeCase(c: Pick<ChaosCase, 'expected' | 'tolerates' | 'exactTotal'>, verdict: Verdict | undefined, f: CaseFacts): { passed: boolean; why: string } {
+export function judgeCase(c: Pick<ChaosCase, 'expected' | 'tolerates' | 'exactTotal' | 'faults' | 'perFault'>, verdict: Verdict | undefined, f: CaseFacts): { passed: boolean; why: string } {
   const met = verdict === undefined ? { passed: false, why: `no verdict: ${f.error ?? 'unknown error'}` } : expectationMet(c, verdict);
+  // A case proves what it claims only about the faults that actually happened and healed: a fault that failed,
+  // did not recover, or was skipped (fewer injections than planned) leaves the case short of its claim (a
+  // failover case that never failed over would otherwise pass as valid).
   const notRecovered = f.faults.filter((x) => x.recoveryMs === undefined).length;
-  if (notRecovered > 0) met.why += `; ${notRecovered} fault(s) did not recover within ${f.recoveryTimeoutMs} ms`;
+  if (notRecovered > 0) {
+    met.passed = false;
+    met.why += `; ${notRecovered} fault(s) did not recover within ${f.recoveryTimeoutMs} ms`;
+  }
+  const failed = f.faults.filter((x) => x.error !== undefined);
+  if (failed.length > 0) {
+    met.passed = false;
+    met.why += `; ${failed.length} fault(s) failed: ${failed.map((x) => `${x.fault} #${x.round + 1}: ${x.error}`).join('; ')}`;
+  }
+  const planned = new Set(c.faults).size * c.perFault;
+  if (f.faults.length < planned) {
+    met.passed = false;
+    met.why += `; only ${f.faults.length} of ${planned} planned fault injections ran`;
+  }
   if (!f.quiesced && verdict !== undefined) met.why += `; not quiesced within ${f.quiesceTimeoutMs} ms`;
   if (c.exactTotal !== undefined) {
     const exact = exactCountMet(c.exactTotal, f.exactCount, f.quiesced);

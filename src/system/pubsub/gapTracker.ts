@@ -114,7 +114,12 @@
 // passed WITHOUT proof, and recorded as passed by timeout. If its allocator commits later, that message is
 // lost: this is a bound, not a proof. Waiting time counts the consumer's own waiting only; a pause of over
 // MAX_COUNTED_STEP_MS between two looks (a frozen database or consumer) counts as that much, so a freeze of
-// the whole system does not age a hole past the bound at once. Without the PROCESS privilege (PROCESSLIST then
+// the whole system does not age a hole past the bound at once. A commit that waits for a replica's semi-sync
+// acknowledgement (commitsAwaitingReplica) holds its offset, invisible, for as long as the replica is away (no
+// fallback to asynchronous replication): while any does when the bound comes due, the hole is not passed and
+// its clock restarts (measured: without this, a COMMIT held 6 s by an absent replica was passed by a 3 s bound
+// and its row, committed when the replica came back, was never consumed). A commit that enters that wait in the
+// instant after the read is not seen: a bound, not a proof. Without the PROCESS privilege (PROCESSLIST then
 // shows only the user's own connections, which proves nothing) only the bound applies.
 import { ProofInterrupted, type GapProbes, type OffsetRangeLocks, type RunningStatements } from '../sql/gapProbes.ts';
 
@@ -207,6 +212,11 @@ const ACCESS_DENIED_ERRNOS = new Set([1227, 1044, 1142]);
 export const REPLICA_REFUSAL =
   "this server is a replica (a replication applier is running): its holes may be filled by transactions still open on the primary, so none is proven here; the hole waits (only the bound passes it). Consume on the primary";
 
+/** Why the bound did not pass a hole (logged). */
+export function semiSyncHold(awaiting: number, timeoutMs: number): string {
+  return `${awaiting} commit(s) on this server wait for a replica's semi-sync acknowledgement and one may fill this hole, so the ${timeoutMs} ms bound does not pass it: its clock restarts (the hole waits as long as the replica is away)`;
+}
+
 export class GapTracker {
   private pending: PendingGap | undefined;
   private serverReadable = true;
@@ -233,7 +243,16 @@ export class GapTracker {
     const gap = this.pending;
     gap.waitedMs += Math.min(Math.max(0, now - gap.lastLookMs), MAX_COUNTED_STEP_MS);
     gap.lastLookMs = now;
-    if (gap.waitedMs >= this.options.timeoutMs) return this.skip(gap, lowestVisible - 1, 'timeout');
+    if (gap.waitedMs >= this.options.timeoutMs) {
+      // A commit waiting for a replica's acknowledgement may be the hole's allocator: it becomes visible when the
+      // acknowledgement comes, however late (no fallback), so passing the hole now would lose it.
+      const awaiting = probes.commitsAwaitingReplica === undefined ? 0 : await probes.commitsAwaitingReplica();
+      if (awaiting > 0) {
+        gap.waitedMs = 0;
+        return { kind: 'wait', reason: semiSyncHold(awaiting, this.options.timeoutMs) };
+      }
+      return this.skip(gap, lowestVisible - 1, 'timeout');
+    }
     if (!this.serverReadable || gap.waitedMs < this.options.probeDelayMs) return { kind: 'wait' };
     try {
       return this.options.proof === 'innodb-trx' ? await this.stepInnodbTrx(gap, lowestVisible, probes) : await this.stepStatements(gap, lowestVisible, highestVisible, probes);

@@ -43,6 +43,7 @@ export interface OffsetSubscriberOptions extends ConsumerOptions {
   /**
    * The bound: a hole that has waited this long is passed WITHOUT proof and counted as passed by timeout (a
    * message whose allocator commits later is then lost). Also the only rule without the PROCESS privilege.
+   * Not while a commit on the server waits for a replica's semi-sync acknowledgement: the hole's clock restarts.
    */
   gapTimeoutMs: number;
   /** How soon a blocked read (a hole at the head) is tried again (ms). */

@@ -59,6 +59,13 @@ export interface GapProbes {
    * a replica may be filled by a transaction still open on its primary. Absent where there is no such thing.
    */
   replicating?(): Promise<boolean>;
+  /**
+   * Before the bound passes a hole: how many commits on this server wait for a replica's semi-synchronous
+   * acknowledgement now (MariaDB: Rpl_semi_sync_master_wait_sessions). Such a commit has its offset and is not
+   * visible until the acknowledgement comes, which with no fallback may be any time later; so while one waits,
+   * the bound does not pass the hole. Absent where commits never wait for a replica.
+   */
+  commitsAwaitingReplica?(): Promise<number>;
   /** Before the first proof: fails with 1227 (access denied) without the PROCESS privilege. */
   requireProcessPrivilege(): Promise<void>;
   /** Step 2: a NOWAIT locking read of the rows with `from <= offset < below`, in a transaction of its own. */

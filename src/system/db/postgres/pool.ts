@@ -54,7 +54,11 @@ export function createPgPool(options: PgPoolOptions): PgPool {
     max: options.connectionLimit,
     connectionTimeoutMillis: options.connectTimeoutMs,
     application_name: `eob-${options.role ?? 'client'}`,
-    options: `-c TimeZone=UTC${options.lockTimeoutMs === undefined ? '' : ` -c lock_timeout=${Math.max(1, Math.floor(options.lockTimeoutMs))}`}`,
+    // synchronous_commit=on: a commit is answered only once durable (and, where the primary names a synchronous
+    // standby, once the standby has flushed it), whatever an ALTER ROLE / ALTER DATABASE ... SET says; a lower
+    // setting there would silently turn a publish's 204 into a single copy a failover can lose. A startup option
+    // outranks those (a SET in the session still wins: only the harness's own sessions use one).
+    options: `-c TimeZone=UTC -c synchronous_commit=on${options.lockTimeoutMs === undefined ? '' : ` -c lock_timeout=${Math.max(1, Math.floor(options.lockTimeoutMs))}`}`,
     keepAlive: true,
     types,
   });

@@ -27,6 +27,7 @@ import { countPoisoned, createPoisonTable, poisonMessageStatement, poisonTableEx
 import { addToCountersStatement, selectCounterValue, selectAllCounters, setCounterValue, sumCounters } from './counterTable.ts';
 import { INNODB_TRX_CACHE_IDLE_MS, probeOpenWriters, requireProcessPrivilege } from './innodbTrx.ts';
 import { readReplicationApplying, readRunningStatements } from './processlist.ts';
+import { readSemiSyncCommitWaits } from './semiSyncWaits.ts';
 import { readGaleraStatus } from './galera.ts';
 import { GaleraProver } from './galeraGapProbes.ts';
 import { selectConsumption, selectProgress, selectServerVersion, truncateTopic } from './observation.ts';
@@ -68,6 +69,7 @@ export const mariadbEngine: SqlEngine = {
   gapProbes: (session, p) => ({
     statements: () => readRunningStatements(session),
     replicating: () => readReplicationApplying(session),
+    commitsAwaitingReplica: () => readSemiSyncCommitWaits(session),
     requireProcessPrivilege: () => requireProcessPrivilege(session),
     rangeLocks: (from, below) => lockOffsetRangeNowait(session, p.topic, from, below),
     writers: () => probeOpenWriters(session),
