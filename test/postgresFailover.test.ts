@@ -50,8 +50,8 @@ describe('exactly-once across a failover (PostgreSQL primary and standby)', () =
     const r = await run('failover-ctl-async');
     assert.equal(r.error, undefined, r.why);
     assert.ok(r.passed, r.why);
-    const lost = r.verdict?.lostRequests.length ?? 0;
-    t.diagnostic(`acknowledged publishes lost: ${lost}`);
-    assert.ok(lost > 0, r.why);
+    // lostRequests is a capped list of examples; `lost` counts them all (and lost effects, none here).
+    t.diagnostic(`lost: ${r.verdict?.lost} of ${r.verdict?.requests.ok} acknowledged`);
+    assert.ok((r.verdict?.lostRequests.length ?? 0) > 0, r.why);
   });
 });

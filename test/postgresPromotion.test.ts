@@ -1,5 +1,5 @@
-// The PostgreSQL offset consumer across a promotion: our real worker consumes through one address (a forwarder
-// standing in for the virtual address) while publishers write; the primary is SIGKILLed mid-stream, the standby
+// The PostgreSQL offset consumer across a promotion: our real worker consumes through one address (the
+// harness's TCP proxy as the virtual address) while publishers write; the primary is SIGKILLed mid-stream, the standby
 // promoted, the address pointed at it, and publishing and consumption go on there.
 //
 // What the xmin rule needs from the promoted node, checked here:
@@ -18,9 +18,9 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import pg from 'pg';
 import { DEFAULT_WORKER_OPTIONS, startWorker } from '../src/system/worker.ts';
+import { TcpProxy } from '../src/harness/faults/tcpProxy.ts';
 import { openDatabase } from '../src/system/db/openDatabase.ts';
 import { selectPgMessagesAfter, type PgPosition } from '../src/system/sql/postgres/messagesTable.ts';
 import { eventually } from './contract/pubsubContract.ts';
@@ -29,52 +29,6 @@ import { startTestPostgresPair, type PostgresReplicaPair } from './support/postg
 const PUBLISHERS = 8;
 const COUNTERS = 16;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** One address whose target can be switched; a switch drops every connection to the old one. */
-class Forwarder {
-  private readonly sockets = new Set<net.Socket>();
-  private constructor(
-    private readonly server: net.Server,
-    private target: number,
-  ) {}
-
-  static async start(target: number): Promise<Forwarder> {
-    const server = net.createServer();
-    const forwarder = new Forwarder(server, target);
-    server.on('connection', (client) => forwarder.accept(client));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return forwarder;
-  }
-
-  get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
-  }
-
-  retarget(port: number): void {
-    this.target = port;
-    for (const s of this.sockets) s.destroy();
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-
-  private accept(client: net.Socket): void {
-    const upstream = net.connect(this.target, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      this.sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => {
-        this.sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  }
-}
 
 function viaPort(url: string, port: number): string {
   const u = new URL(url);
@@ -193,7 +147,7 @@ async function failoverScenario(pair: PostgresReplicaPair, hold: boolean): Promi
   const topic = `failover_${randomUUID().slice(0, 8)}`;
   const primaryUrl = pair.nodes[0]!.url;
   const replicaUrl = pair.nodes[1]!.url;
-  const address = await Forwarder.start(pair.nodes[0]!.port);
+  const address = await TcpProxy.start({ targetPort: pair.nodes[0]!.port });
   const url = viaPort(primaryUrl, address.port);
   const setup = openDatabase({ url: primaryUrl, connectionLimit: 1, connectTimeoutMs: 5_000, role: 'worker', multipleStatements: false });
   await setup.engine.ensureSchema(setup.executor(), { topic, mode: 'offset', dedup: false });

@@ -29,7 +29,12 @@ export interface BaseBackupSource {
   password: string;
   /** The physical replication slot created on the primary for this standby. */
   slot: string;
-  /** The name the standby streams under (what synchronous_standby_names refers to). */
+  /**
+   * The name the standby streams under (what synchronous_standby_names refers to). It is the standby's
+   * cluster_name (privatePostgres.ts), not part of primary_conninfo: the base backup's own WAL stream connects
+   * as pg_basebackup, so under sync it is never taken for the standby, and commits made while a standby is
+   * rebuilt wait for the standby itself rather than being acknowledged on a backup still in the making.
+   */
   applicationName: string;
 }
 
@@ -55,7 +60,7 @@ export async function createStandbyDataDirectory(options: CreateStandbyDataDirec
   await mkdir(work, { mode: 0o700 });
   if (account !== undefined) await chown(work, account.uid, account.gid);
   const target = path.join(work, 'data');
-  const conninfo = `host=127.0.0.1 port=${source.primaryPort} user=${source.user} application_name=${source.applicationName}`;
+  const conninfo = `host=127.0.0.1 port=${source.primaryPort} user=${source.user}`;
   try {
     await execFileAsync(pgBasebackup, ['-D', target, '-d', conninfo, '-R', '-X', 'stream', '-C', '-S', source.slot, '--checkpoint=fast', '--no-password'], {
       timeout: options.timeoutMs,

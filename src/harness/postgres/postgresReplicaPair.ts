@@ -110,6 +110,9 @@ export class ReplicaPairError extends Error {
 
 const POLL_MS = 20;
 
+/** A line of a server's own log: timestamped, or the tab-indented continuation of one. */
+const SERVER_LOG_LINE = /^postgres: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|\t)/;
+
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -200,7 +203,11 @@ export class PostgresReplicaPair implements ReplicaPair {
         primaryPort === undefined
           ? { role: 'primary', user: REPLICATION_USER, password: this.password }
           : { role: 'standby', primaryPort, user: REPLICATION_USER, password: this.password, slot: STANDBY_NAME, applicationName: STANDBY_NAME },
-      log: (line) => o.log(`${name}: ${line}`),
+      // The servers' own log lines (timestamped; every session refused while a standby starts is one) stay in
+      // each server's log tail, which a failure here quotes; the caller's log gets the lifecycle lines.
+      log: (line) => {
+        if (!SERVER_LOG_LINE.test(line)) o.log(`${name}: ${line}`);
+      },
     });
   }
 
@@ -221,7 +228,24 @@ export class PostgresReplicaPair implements ReplicaPair {
 
   private nodeOf(slot: Slot): ReplicaPairNode {
     const { server } = slot;
-    return { url: server.url, port: server.port, pid: server.pid, role: server.running ? slot.role : 'down' };
+    return { url: this.urlOf(server), port: server.port, pid: server.pid, role: server.running ? slot.role : 'down' };
+  }
+
+  /**
+   * A server's URL. A standby being rebuilt does not know its password until its base backup is in place, and
+   * observers (the harness's samplers) may ask meanwhile: every node's is the first primary's (pg_authid is
+   * replicated, and its password file comes with each base backup), so its URL with the node's port is the same.
+   */
+  private urlOf(server: PrivatePostgres): string {
+    try {
+      return server.url;
+    } catch {
+      const first = this.slots.find((s) => s.server !== server)?.server.url;
+      if (first === undefined) throw new ReplicaPairError(`${COMPONENT}: no node knows the password yet`);
+      const url = new URL(first);
+      url.port = String(server.port);
+      return url.toString();
+    }
   }
 
   private requireSlot(role: 'primary' | 'replica', what: string): Slot {

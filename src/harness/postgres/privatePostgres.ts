@@ -29,9 +29,9 @@
 // the role made at each start). Either half hands eob's own files at the top of its data directory to the
 // server's user, because a base backup (of a primary, or of a standby once promoted) is read by the server
 // itself and would fail on a file it cannot open (that user owns every byte of the data already, so the
-// password file tells it nothing new). A standby's data directory
-// is a base backup of its primary (postgresBaseBackup.ts), and it starts as a read-only hot standby: the start
-// writes nothing through it (roles and databases arrive from the primary).
+// password file tells it nothing new). A standby's data directory is a base backup of its primary
+// (postgresBaseBackup.ts), and it starts as a read-only hot standby: the start writes nothing through it (roles
+// and databases arrive from the primary); it streams under its cluster_name.
 //
 // Measured on this machine (2 cores shared with other engineers' test runs, load average ~9, PostgreSQL 15.20):
 // initdb of the template ~0.9 s (once per binary version); a fresh data directory until the URL works 0.6-2.8 s
@@ -319,6 +319,8 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions, Postg
       unix_socket_permissions: '0700',
       ...DURABLE_SETTINGS,
       ...(this.options.replication === undefined ? {} : REPLICATION_SETTINGS),
+      // A WAL receiver whose primary_conninfo names no application_name streams under the cluster_name.
+      ...(this.options.replication?.role === 'standby' ? { cluster_name: this.options.replication.applicationName } : {}),
       ...this.options.settings,
     };
     return ['-D', this.options.datadir, ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`])];

@@ -424,6 +424,8 @@ export interface FaultEvent {
   error?: string;
   /** A seeded schedule: the target drawn for this injection (the `round` its run() got). */
   variant?: number;
+  /** A seeded schedule: the drawn pause before it (the initial delay for the first, else after the previous recovery). */
+  pauseBeforeMs?: number;
 }
 
 /** One injection of a schedule: which fault, its variant (the `round` its run() gets), and the pause before it. */
@@ -589,7 +591,7 @@ export async function runNemesis(ctx: FaultContext, o: NemesisOptions, signal: A
       recoveredMs: recoveredAt === undefined ? undefined : at(recoveredAt),
       recoveryMs: recoveredAt === undefined ? undefined : Math.round(recoveredAt - healStart),
       detail: run?.detail ?? 'failed',
-      ...(o.seed === undefined ? {} : { variant: step.variant }),
+      ...(o.seed === undefined ? {} : { variant: step.variant, pauseBeforeMs: i === 0 ? schedule.initialDelayMs : step.gapMs }),
       ...(run?.proof === undefined ? {} : { proof: run.proof }),
       ...(error === undefined ? {} : { error }),
     };
