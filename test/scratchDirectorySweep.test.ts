@@ -194,8 +194,8 @@ describe('makers of scratch directories sweep what a SIGKILLed maker left', () =
       t,
       `const { startPrivateServer } = await import(${JSON.stringify(path.join(SUPPORT, 'privateServer.ts'))});` +
         `let made;` +
-        `await startPrivateServer({ dirPrefix: 'eob-test-db-', isPortInUse: () => false, portChosen: false,` +
-        `  create: (port, datadir) => { made = datadir; return { start: async () => undefined, remove: async () => undefined }; } });` +
+        `await startPrivateServer('eob-test-db-',` +
+        `  (port, datadir) => { made = datadir; return { start: async () => undefined, remove: async () => undefined }; }, {});` +
         `process.stdout.write(JSON.stringify(made) + '\\n');`,
     );
     const abandoned = line as string;
@@ -203,15 +203,14 @@ describe('makers of scratch directories sweep what a SIGKILLed maker left', () =
     await sigkill(child, exited);
     assert.ok(await exists(abandoned), 'a SIGKILLed test process leaves its data directory behind');
     let made: string | undefined;
-    await startPrivateServer({
-      dirPrefix: 'eob-test-db-',
-      isPortInUse: () => false,
-      portChosen: false,
-      create: (_port, datadir) => {
+    await startPrivateServer(
+      'eob-test-db-',
+      (_port, datadir) => {
         made = datadir;
         return { start: async () => undefined, remove: async () => undefined };
       },
-    });
+      {},
+    );
     t.after(() => rm(made!, { recursive: true, force: true }));
     assert.equal(await exists(abandoned), false, `${abandoned} is still there`);
     assert.equal((await readRunRecord(made!))?.processes[0]?.pid, process.pid, 'the new one records its maker');

@@ -4,16 +4,22 @@
 // directory, and in its data directory when a process made that one for it, so that no later sweep removes
 // either while it runs (without setpriv it outlives us); the tail of its stderr kept for error messages; polled
 // until it answers; stopped with a signal that turns into SIGKILL after a deadline; paused and resumed with
-// SIGSTOP / SIGCONT. The engines' arguments, readiness checks, data directories and SQL stay in their
-// launchers; what differs in how their processes are named and take signals is a ServerKind.
+// SIGSTOP / SIGCONT. Around the process, the private server's lifecycle both launchers share: the options every
+// launcher validates alike, the data directory prepared once (refused when not ours, reused, or made fresh), the
+// run directory made once, the superuser's password and OS user, removal. The engines' arguments, readiness
+// checks, how a data directory is made, and SQL stay in their launchers; what differs in how their processes
+// are named and take signals is a ServerKind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, constants, readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { childPids } from './childPids.ts';
-import { readPidFile } from './dataDirectory.ts';
+import { ensureWritableDirectory, inspectDataDirectory, readPidFile, removeDataDirectory, DataDirectoryError } from './dataDirectory.ts';
 import { killOnExit } from './killOnExit.ts';
 import { isPortFree } from './ports.ts';
-import { recordRunDirectoryUser } from './privateDirectory.ts';
+import { createRunDirectory, defaultCacheDirectory, deleteNow, deleteOnExit, recordRunDirectoryUser, sweepAbandonedRunDirectories } from './privateDirectory.ts';
+import { PASSWORD_FILE } from './password.ts';
+import { intInRange, nonEmptyString, OptionsError } from '../validate.ts';
 import { statCommand, statFieldsAfterComm } from './procStat.ts';
 import { waitUntilStopped } from './processStopped.ts';
 import type { OsUser } from './serverUser.ts';
@@ -40,6 +46,10 @@ export interface ServerKind {
   forks: boolean;
   /** The launcher's error for a server that does not start, runs already, or whose processes outlive a SIGKILL. */
   StartError: new (message: string) => Error;
+  /** The server as a message names it (a data directory "in use by a running <serverName>"). */
+  serverName: string;
+  /** What a data directory in use by another live server is told to do about it. */
+  inUseAdvice(datadir: string): string;
 }
 
 export interface ServerCommand {
@@ -64,6 +74,41 @@ export interface ServerOptions {
   startTimeoutMs: number;
   /** How long a clean shutdown may take before the server is SIGKILLed. */
   stopTimeoutMs: number;
+  /** Delete an existing data directory of ours and start from a fresh one; otherwise an existing one is reused. */
+  fresh: boolean;
+  /** A directory holding the engine's binaries; undefined searches for them. */
+  binDir: string | undefined;
+  /** Where a fresh data directory's template is cached (undefined: no cache, every one made from scratch). */
+  templateCacheDir: string | undefined;
+}
+
+/** The defaults every launcher shares; the data directory follows the port (`.eob/<dirPrefix>-<port>`). */
+export function defaultServerOptions(dirPrefix: string, port: number, cwd: string): ServerOptions {
+  return {
+    port,
+    datadir: path.join(cwd, '.eob', `${dirPrefix}-${port}`),
+    binDir: undefined,
+    startTimeoutMs: 60_000,
+    stopTimeoutMs: 60_000,
+    fresh: false,
+    templateCacheDir: defaultCacheDirectory(),
+    log: () => undefined,
+  };
+}
+
+/**
+ * The checks every launcher's options share, in place: a port, a data directory (left out, it follows the port:
+ * `.eob/<dirPrefix>-<port>`, so two servers on two ports never share one by accident), the start and stop
+ * deadlines, the binaries' directory and the log.
+ */
+export function resolveServerOptions(component: string, options: ServerOptions, datadirGiven: boolean, dirPrefix: string, cwd: string): void {
+  intInRange(component, 'port', options.port, 1, 65_535);
+  if (!datadirGiven) options.datadir = path.join(cwd, '.eob', `${dirPrefix}-${options.port}`);
+  options.datadir = path.resolve(cwd, nonEmptyString(component, 'datadir', options.datadir));
+  intInRange(component, 'startTimeoutMs', options.startTimeoutMs, 100, 3_600_000);
+  intInRange(component, 'stopTimeoutMs', options.stopTimeoutMs, 100, 3_600_000);
+  if (options.binDir !== undefined) nonEmptyString(component, 'binDir', options.binDir);
+  if (typeof options.log !== 'function') throw new OptionsError(`${component}: log must be a function`);
 }
 
 // Stderr lines kept for the error message of a server that dies on start.
@@ -162,22 +207,125 @@ export async function stopServerByPidFile(datadir: string, kind: ServerKind, tim
  * The lifecycle both launchers share; each spawns its own server in start(). One process at a time: a start
  * spawns a new one after the last has exited.
  */
-export abstract class ServerProcess<Options extends ServerOptions> {
+export abstract class ServerProcess<Options extends ServerOptions, Binaries = unknown> {
   private child: ChildProcess | undefined;
   private exited: Promise<void> | undefined;
   private paused = false;
   private tail: string[] = [];
+  /** The OS user the server runs as when that is not this process's user; chosen before the first start. */
+  protected account: OsUser | undefined;
+  /** The superuser's password, read from (or made in) the data directory before the first start. */
+  protected password: string | undefined;
+  /** The run directory (socket, temp files), made before the first start. */
+  protected runDir: string | undefined;
+  /** The engine's binaries, once found (the first start looks for them). */
+  protected binaries: Binaries | undefined;
 
   protected constructor(
     private readonly kind: ServerKind,
     readonly options: Options,
   ) {}
 
+  /** Validates the options, prepares the data directory and starts the server; resolves once it is ready. */
+  static async create<S extends { start(): Promise<number> }, O>(this: new (options?: O) => S, options?: O): Promise<S> {
+    const server = new this(options);
+    await server.start();
+    return server;
+  }
+
   /** Starts the server (the first time: finds the binaries, prepares the data directory); resolves with ms from spawn to ready. */
   abstract start(): Promise<number>;
 
+  /** The engine's part: where its binaries are and what they are. */
+  protected abstract locateBinaries(): Promise<Binaries>;
+
+  /** The binaries, looked for on the first call only. */
+  protected async findBinaries(): Promise<Binaries> {
+    this.binaries ??= await this.locateBinaries();
+    return this.binaries;
+  }
+
   get port(): number {
     return this.options.port;
+  }
+  /** The 0600 file in the data directory that keeps the superuser's password. */
+  get passwordFile(): string {
+    return path.join(this.options.datadir, PASSWORD_FILE);
+  }
+  /** The OS user the server runs as. */
+  get serverUser(): string {
+    return this.account?.name ?? os.userInfo().username;
+  }
+  /** The superuser's password; known once start() has prepared the data directory. */
+  protected get superuserPassword(): string {
+    if (this.password === undefined) throw new Error(`${this.kind.component}: the password (and so the URL) is known once start() has prepared the data directory`);
+    return this.password;
+  }
+  /** The run directory; it exists once start() has been called. */
+  protected get runDirectory(): string {
+    if (this.runDir === undefined) throw new Error(`${this.kind.component}: the run directory exists once start() has been called`);
+    return this.runDir;
+  }
+
+  /** Stops the server if it runs and deletes its data directory (only one made by this tool) and its run directory. */
+  async remove(): Promise<void> {
+    await this.stop();
+    await removeDataDirectory(this.options.datadir);
+    if (this.runDir !== undefined) {
+      await deleteNow(this.runDir);
+      this.runDir = undefined;
+      this.removed();
+    }
+  }
+
+  /** Called once remove() has deleted the directories: what the launcher must prepare again on its next start. */
+  protected removed(): void {}
+
+  /**
+   * Before the first start: a data directory this tool did not make is refused; one of ours is reused (or, with
+   * `fresh`, removed first, unless a server runs on it); a missing one is made by `create`, the engine's part,
+   * which returns what it did for the log.
+   */
+  protected async prepareDataDirectory(create: () => Promise<string>): Promise<void> {
+    const { datadir } = this.options;
+    let state = await inspectDataDirectory(datadir);
+    if (state === 'foreign') {
+      throw new DataDirectoryError(`data directory ${datadir} is not empty and was not created by eob; pick another one with --datadir (or empty it yourself)`);
+    }
+    if (state === 'managed' && this.options.fresh) {
+      await this.refuseDataDirectoryInUse();
+      await removeDataDirectory(datadir);
+      state = 'missing';
+    }
+    if (state === 'managed') {
+      await ensureWritableDirectory(datadir);
+      this.options.log(`${this.kind.logPrefix}: reusing data directory ${datadir}`);
+      return;
+    }
+    const started = performance.now();
+    const what = await create();
+    this.options.log(`${this.kind.logPrefix}: ${what} in ${Math.round(performance.now() - started)} ms`);
+  }
+
+  /** Once per instance: sweeps the run directories killed processes left, then makes this server's own. */
+  protected async makeRunDirectory(prefix: 'eob-db-' | 'eob-pg-'): Promise<string> {
+    if (this.runDir !== undefined) return this.runDir;
+    await sweepAbandonedRunDirectories({ log: (line) => this.options.log(`${this.kind.logPrefix}: ${line}`) });
+    const runDir = await createRunDirectory(prefix, this.account);
+    deleteOnExit(runDir);
+    this.runDir = runDir;
+    return runDir;
+  }
+
+  /**
+   * Another live server on this data directory (two MariaDB servers would wait on each other's InnoDB locks for
+   * minutes, then fail; PostgreSQL's lock-file message is less plain): say so before spawning.
+   */
+  protected async refuseDataDirectoryInUse(): Promise<void> {
+    const pid = await this.otherServerPid();
+    if (pid !== undefined) {
+      throw new this.kind.StartError(`data directory ${this.options.datadir} is in use by a running ${this.kind.serverName} (pid ${pid}); ${this.kind.inUseAdvice(this.options.datadir)}`);
+    }
   }
   get datadir(): string {
     return this.options.datadir;

@@ -10,7 +10,7 @@
 // hooks and hands back a getter. A database the test forgets to remove is killed and its directory deleted
 // when the test process exits.
 import { readEnvironment } from '../../src/config.ts';
-import { ManagedDatabase, PortInUseError } from '../../src/harness/mariadb/managedDatabase.ts';
+import { ManagedDatabase } from '../../src/harness/mariadb/managedDatabase.ts';
 import type { ManagedDatabaseOptions } from '../../src/harness/mariadb/managedDatabase.ts';
 import { startPrivateServer, usePrivateServer } from './privateServer.ts';
 
@@ -19,13 +19,8 @@ export { ManagedDatabase };
 /** Starts a private database on a free port with a fresh temporary data directory; callers `remove()` it. */
 export async function startPrivateDatabase(overrides: Partial<ManagedDatabaseOptions> = {}): Promise<ManagedDatabase> {
   const env = readEnvironment();
-  return startPrivateServer({
-    dirPrefix: 'eob-test-db-',
-    create: (port, datadir) =>
-      new ManagedDatabase({ port, datadir, binDir: env.mariadbBinDir, searchPath: env.searchPath, startTimeoutMs: 60_000, ...overrides }),
-    isPortInUse: (error) => error instanceof PortInUseError,
-    portChosen: overrides.port !== undefined,
-  });
+  const create = (port: number, datadir: string) => new ManagedDatabase({ port, datadir, binDir: env.mariadbBinDir, searchPath: env.searchPath, startTimeoutMs: 60_000, ...overrides });
+  return startPrivateServer('eob-test-db-', create, overrides);
 }
 
 /** Registers before/after hooks in the current suite; the getter throws if used before the hook ran. */

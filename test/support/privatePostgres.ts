@@ -2,7 +2,7 @@
 // `postgres` user when the tests run as root), a free port, durable settings.
 //
 //   const db = usePrivatePostgres();   // registers before/after hooks; db() is the running server
-import { PortInUseError, PrivatePostgres, type PrivatePostgresOptions } from '../../src/harness/postgres/privatePostgres.ts';
+import { PrivatePostgres, type PrivatePostgresOptions } from '../../src/harness/postgres/privatePostgres.ts';
 import { readEnvironment } from '../../src/config.ts';
 import { startPrivateServer, usePrivateServer } from './privateServer.ts';
 
@@ -10,12 +10,8 @@ export { PrivatePostgres };
 
 /** Starts a private PostgreSQL on a free port with a fresh temporary data directory; callers `remove()` it. */
 export async function startPrivatePostgres(overrides: Partial<PrivatePostgresOptions> = {}): Promise<PrivatePostgres> {
-  return startPrivateServer({
-    dirPrefix: 'eob-test-pg-',
-    create: (port, datadir) => new PrivatePostgres({ port, datadir, binDir: readEnvironment().postgresBinDir, startTimeoutMs: 60_000, ...overrides }),
-    isPortInUse: (error) => error instanceof PortInUseError,
-    portChosen: overrides.port !== undefined,
-  });
+  const create = (port: number, datadir: string) => new PrivatePostgres({ port, datadir, binDir: readEnvironment().postgresBinDir, startTimeoutMs: 60_000, ...overrides });
+  return startPrivateServer('eob-test-pg-', create, overrides);
 }
 
 export function usePrivatePostgres(overrides: Partial<PrivatePostgresOptions> = {}): () => PrivatePostgres {

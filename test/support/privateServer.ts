@@ -4,6 +4,7 @@
 // it first; and a test file gets one through before/after hooks.
 import { rm } from 'node:fs/promises';
 import { findFreePort } from '../../src/harness/ports.ts';
+import { PortInUseError } from '../../src/harness/serverProcess.ts';
 import { createScratchDirectory, deleteOnExit, sweepAbandonedScratchDirectories, type ScratchDirectoryPrefix } from '../../src/harness/privateDirectory.ts';
 import { useSuiteResource } from './suiteResource.ts';
 
@@ -13,33 +14,31 @@ export interface PrivateServer {
   remove(): Promise<void>;
 }
 
-export interface PrivateServerStart<S extends PrivateServer> {
-  /** Begins the temporary data directory's name, so that one left behind says which engine it was. */
-  dirPrefix: ScratchDirectoryPrefix;
-  create(port: number, datadir: string): S;
-  /** The engine's own "port in use" error: the one failure worth another port. */
-  isPortInUse(error: unknown): boolean;
-  /** A port the caller chose is its to keep: a failure to bind it is final. */
-  portChosen: boolean;
-}
-
-/** Starts a server on a free port with a fresh temporary data directory; callers `remove()` it. */
-export async function startPrivateServer<S extends PrivateServer>(how: PrivateServerStart<S>): Promise<S> {
+/**
+ * Starts a server on a free port with a fresh temporary data directory (its name begun by `dirPrefix`, so that
+ * one left behind says which engine it was); callers `remove()` it. A port in `overrides` is the caller's to
+ * keep: a failure to bind it is final; otherwise a port taken meanwhile (PortInUseError) is worth another.
+ */
+export async function startPrivateServer<S extends PrivateServer>(
+  dirPrefix: ScratchDirectoryPrefix,
+  create: (port: number, datadir: string) => S,
+  overrides: { port?: number },
+): Promise<S> {
   // A test process killed by a timeout or by hand runs no exit hook: what it left is taken here.
   await sweepAbandonedScratchDirectories();
   // Another process can take the port between the check and the server's bind: try a few ports.
   for (let attempt = 1; ; attempt += 1) {
-    const dir = await createScratchDirectory(how.dirPrefix);
+    const dir = await createScratchDirectory(dirPrefix);
     // The harness classes' own exit hooks SIGKILL a server the test forgot; this deletes what it left on disk.
     deleteOnExit(dir);
-    const server = how.create(await findFreePort(), dir);
+    const server = create(await findFreePort(), dir);
     try {
       await server.start();
       return server;
     } catch (error) {
       await server.remove().catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
-      if (!how.isPortInUse(error) || attempt >= 3 || how.portChosen) throw error;
+      if (!(error instanceof PortInUseError) || attempt >= 3 || overrides.port !== undefined) throw error;
     }
   }
 }

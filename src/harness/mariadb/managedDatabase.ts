@@ -22,28 +22,20 @@
 // run as the database's root cannot write files as the machine's root. Its temp files, that folder and its
 // socket live in a run directory with a fresh random name, 0700, owned by the server's OS user.
 import { chown, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { ensureDatabase } from '../../system/db/mariadb/pool.ts';
 import { findServerBinaries } from './serverBinaries.ts';
 import type { ServerBinaries, ServerFlavor } from './serverBinaries.ts';
 import { basedirArg, createDataDirectory } from './dataDirectory.ts';
-import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
+import { DataDirectoryError, restrictDataDirectory } from '../dataDirectory.ts';
 import { formatMysqlUrl } from '../../system/db/mariadb/mysqlUrl.ts';
-import {
-  createPrivateSubdirectory,
-  createRunDirectory,
-  defaultCacheDirectory,
-  deleteNow,
-  deleteOnExit,
-  sweepAbandonedRunDirectories,
-} from '../privateDirectory.ts';
+import { createPrivateSubdirectory } from '../privateDirectory.ts';
 import { initFileSql } from './rootPassword.ts';
-import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
+import { readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
-import { PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
-import { definedOnly, intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
+import { defaultServerOptions, PortInUseError, portTaken, resolveServerOptions, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
+import { definedOnly, matches, OptionsError } from '../../validate.ts';
 
 const COMPONENT = 'managed database';
 
@@ -98,20 +90,13 @@ export const DEFAULT_PORT = 3307;
 
 export function defaultManagedDatabaseOptions(cwd: string = process.cwd()): ManagedDatabaseOptions {
   return {
-    port: DEFAULT_PORT,
-    datadir: path.join(cwd, '.eob', `db-${DEFAULT_PORT}`),
-    binDir: undefined,
+    ...defaultServerOptions('db', DEFAULT_PORT, cwd),
     searchSystemPaths: true,
     searchPath: [],
     database: 'eob',
     createDatabase: true,
-    startTimeoutMs: 60_000,
-    stopTimeoutMs: 60_000,
     serverArgs: [],
-    fresh: false,
-    templateCacheDir: defaultCacheDirectory(),
     serverUser: 'mysql',
-    log: () => undefined,
     password: undefined,
   };
 }
@@ -124,13 +109,8 @@ export function resolveManagedDatabaseOptions(given: Partial<ManagedDatabaseOpti
   const defaults = defaultManagedDatabaseOptions(cwd);
   const defined = definedOnly<ManagedDatabaseOptions>(given);
   const options: ManagedDatabaseOptions = { ...defaults, ...defined };
-  intInRange(COMPONENT, 'port', options.port, 1, 65_535);
-  if (given.datadir === undefined) options.datadir = path.join(cwd, '.eob', `db-${options.port}`);
-  options.datadir = path.resolve(cwd, nonEmptyString(COMPONENT, 'datadir', options.datadir));
+  resolveServerOptions(COMPONENT, options, given.datadir !== undefined, 'db', cwd);
   matches(COMPONENT, 'database', options.database, /^[A-Za-z0-9_$]{1,64}$/, 'a database name of letters, digits and _');
-  intInRange(COMPONENT, 'startTimeoutMs', options.startTimeoutMs, 100, 3_600_000);
-  intInRange(COMPONENT, 'stopTimeoutMs', options.stopTimeoutMs, 100, 3_600_000);
-  if (options.binDir !== undefined) nonEmptyString(COMPONENT, 'binDir', options.binDir);
   if (options.serverUser !== undefined) matches(COMPONENT, 'serverUser', options.serverUser, /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/, 'an OS user name');
   if (!options.searchSystemPaths && options.binDir === undefined) {
     throw new OptionsError(`${COMPONENT}: searchSystemPaths is false, so binDir must name the directory holding mariadbd`);
@@ -138,7 +118,6 @@ export function resolveManagedDatabaseOptions(given: Partial<ManagedDatabaseOpti
   if (!Array.isArray(options.serverArgs) || options.serverArgs.some((a) => typeof a !== 'string' || !a.startsWith('--'))) {
     throw new OptionsError(`${COMPONENT}: serverArgs must be options starting with -- (got ${JSON.stringify(options.serverArgs)})`);
   }
-  if (typeof options.log !== 'function') throw new OptionsError(`${COMPONENT}: log must be a function`);
   return options;
 }
 
@@ -156,6 +135,8 @@ const MARIADB: ServerKind = {
   stopSignal: 'SIGTERM',
   forks: false,
   StartError: DatabaseStartError,
+  serverName: 'server',
+  inUseAdvice: (datadir) => `stop it with \`eob db stop --datadir ${datadir}\` or pick another --datadir`,
 };
 
 export interface DatabaseInfo {
@@ -185,37 +166,16 @@ const DURABLE_SETTINGS = [
 // Error-log lines quoted in a start failure.
 const TAIL_LINES = 20;
 
-export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
-  private binaries: ServerBinaries | undefined;
-  /** Root's password, read from (or made in) the data directory on the first start. */
-  private password: string | undefined;
-  /** The OS user the server runs as when that is not this process's user. */
-  private account: OsUser | undefined;
-  private runDir: string | undefined;
+export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions, ServerBinaries> {
   private startedOnce = false;
 
   constructor(options: Partial<ManagedDatabaseOptions> = {}) {
     super(MARIADB, resolveManagedDatabaseOptions(options));
   }
 
-  /** Validates the options, prepares the data directory and starts the server; resolves once it is ready. */
-  static async create(options: Partial<ManagedDatabaseOptions> = {}): Promise<ManagedDatabase> {
-    const db = new ManagedDatabase(options);
-    await db.start();
-    return db;
-  }
-
   /** mysql://root:<password>@127.0.0.1:<port>/<database>; known once start() has prepared the data directory. */
   get url(): string {
     return formatMysqlUrl({ user: 'root', password: this.rootPassword, host: '127.0.0.1', port: this.options.port, database: this.options.database });
-  }
-  /** The 0600 file in the data directory that keeps root's password. */
-  get passwordFile(): string {
-    return path.join(this.options.datadir, PASSWORD_FILE);
-  }
-  /** The OS user the server runs as. */
-  get serverUser(): string {
-    return this.account?.name ?? os.userInfo().username;
   }
   get errorLogPath(): string {
     return path.join(this.options.datadir, 'error.log');
@@ -240,13 +200,9 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
   private get initFilePath(): string {
     return path.join(this.runDirectory, 'init.sql');
   }
-  private get runDirectory(): string {
-    if (this.runDir === undefined) throw new Error(`${COMPONENT}: the run directory exists once start() has been called`);
-    return this.runDir;
-  }
+  /** Root's password, read from (or made in) the data directory on the first start. */
   private get rootPassword(): string {
-    if (this.password === undefined) throw new Error(`${COMPONENT}: the password (and so the URL) is known once start() has prepared the data directory`);
-    return this.password;
+    return this.superuserPassword;
   }
 
   /**
@@ -256,22 +212,12 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
   async start(): Promise<number> {
     const binaries = await this.findBinaries();
     await this.refuseRunningOrPortTaken();
-    if (!this.startedOnce) await this.prepareDataDirectory(binaries);
+    if (!this.startedOnce) await this.prepareDataDirectory(() => this.createDataDirectory(binaries));
     await this.refuseDataDirectoryInUse();
     if (!this.startedOnce) await this.secure(binaries);
     const restarting = this.startedOnce;
     this.startedOnce = true;
     return this.spawnAndWait(binaries, restarting);
-  }
-
-  /** Stops the server if it runs and deletes its data directory (only one made by this tool). */
-  async remove(): Promise<void> {
-    await this.stop();
-    await removeDataDirectory(this.options.datadir);
-    if (this.runDir !== undefined) {
-      await deleteNow(this.runDir);
-      this.runDir = undefined;
-    }
   }
 
   /** Version and the durability settings the server actually runs with, for results and logs. */
@@ -308,36 +254,15 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
     }
   }
 
-  private async findBinaries(): Promise<ServerBinaries> {
-    this.binaries ??= await findServerBinaries({
-      binDir: this.options.binDir,
-      searchSystemPaths: this.options.searchSystemPaths,
-      searchPath: this.options.searchPath,
-    });
-    return this.binaries;
+  protected locateBinaries(): Promise<ServerBinaries> {
+    return findServerBinaries({ binDir: this.options.binDir, searchSystemPaths: this.options.searchSystemPaths, searchPath: this.options.searchPath });
   }
 
-  private async prepareDataDirectory(binaries: ServerBinaries): Promise<void> {
+  /** The engine's part of preparing a data directory: a new one, copied from the template cache when it can be. */
+  private async createDataDirectory(binaries: ServerBinaries): Promise<string> {
     const { datadir } = this.options;
-    let state = await inspectDataDirectory(datadir);
-    if (state === 'foreign') {
-      throw new DataDirectoryError(
-        `data directory ${datadir} is not empty and was not created by eob; pick another one with --datadir (or empty it yourself)`,
-      );
-    }
-    if (state === 'managed' && this.options.fresh) {
-      await this.refuseDataDirectoryInUse();
-      await removeDataDirectory(datadir);
-      state = 'missing';
-    }
-    if (state === 'managed') {
-      await ensureWritableDirectory(datadir);
-      this.options.log(`database: reusing data directory ${datadir}`);
-      return;
-    }
-    const started = performance.now();
     await createDataDirectory({ binaries, datadir, templateCacheDir: this.options.templateCacheDir, timeoutMs: this.options.startTimeoutMs });
-    this.options.log(`database: created data directory ${datadir} in ${Math.round(performance.now() - started)} ms`);
+    return `created data directory ${datadir}`;
   }
 
   /**
@@ -349,10 +274,7 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
     await restrictDataDirectory(this.options.datadir, this.account);
     this.password = await readOrCreatePassword(this.options.datadir, this.options.password);
     if (this.runDir === undefined) {
-      await sweepAbandonedRunDirectories({ log: (line) => this.options.log(`database: ${line}`) });
-      const runDir = await createRunDirectory('eob-db-', this.account);
-      deleteOnExit(runDir);
-      this.runDir = runDir;
+      await this.makeRunDirectory('eob-db-');
       await createPrivateSubdirectory(this.tmpDir, this.account);
       await createPrivateSubdirectory(this.secureFileDir, this.account);
     }
@@ -378,17 +300,6 @@ export class ManagedDatabase extends ServerProcess<ManagedDatabaseOptions> {
       }
     }
     return user;
-  }
-
-  /** Two servers on one data directory would wait on each other's InnoDB locks for minutes, then fail. */
-  private async refuseDataDirectoryInUse(): Promise<void> {
-    const pid = await this.otherServerPid();
-    if (pid !== undefined) {
-      throw new DatabaseStartError(
-        `data directory ${this.options.datadir} is in use by a running server (pid ${pid}); ` +
-          `stop it with \`eob db stop --datadir ${this.options.datadir}\` or pick another --datadir`,
-      );
-    }
   }
 
   private serverArgs(binaries: ServerBinaries, restarting: boolean): string[] {

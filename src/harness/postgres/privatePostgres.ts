@@ -37,17 +37,15 @@
 // initdb of the template ~0.9 s (once per binary version); a fresh data directory until the URL works 0.6-2.8 s
 // (copy of ~40 MB 1.1-1.3 s of it, CREATE DATABASE and the password most of the rest); SIGKILL with 8 busy
 // sessions, then restart with WAL crash recovery until ready 135-1,782 ms (12 runs); clean restart ~0.1 s.
-import { chown, readdir } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { pathOnlyEnvironment } from '../../config.ts';
-import { DataDirectoryError, ensureWritableDirectory, inspectDataDirectory, removeDataDirectory, restrictDataDirectory } from '../dataDirectory.ts';
-import { createRunDirectory, defaultCacheDirectory, deleteNow, deleteOnExit, sweepAbandonedRunDirectories } from '../privateDirectory.ts';
-import { PASSWORD_FILE, readOrCreatePassword } from '../password.ts';
+import { DataDirectoryError, restrictDataDirectory } from '../dataDirectory.ts';
+import { chown, readdir } from 'node:fs/promises';
+import { readOrCreatePassword } from '../password.ts';
 import { firstBlockedDirectory, lookupUser, type OsUser } from '../serverUser.ts';
-import { PortInUseError, portTaken, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
-import { definedOnly, intInRange, matches, nonEmptyString, OptionsError } from '../../validate.ts';
+import { defaultServerOptions, PortInUseError, portTaken, resolveServerOptions, ServerProcess, stopServerByPidFile, type ServerKind } from '../serverProcess.ts';
+import { definedOnly, intInRange, matches, OptionsError } from '../../validate.ts';
 import { findPostgresBinaries, type PostgresBinaries } from './postgresBinaries.ts';
 import { allowReplicationLogin, createPostgresDataDirectory, SUPERUSER } from './postgresDataDirectory.ts';
 import { createStandbyDataDirectory, type BaseBackupSource } from './postgresBaseBackup.ts';
@@ -95,17 +93,10 @@ export const DEFAULT_POSTGRES_PORT = 5433;
 
 export function defaultPrivatePostgresOptions(cwd: string = process.cwd()): PrivatePostgresOptions {
   return {
-    port: DEFAULT_POSTGRES_PORT,
-    datadir: path.join(cwd, '.eob', `pg-${DEFAULT_POSTGRES_PORT}`),
-    binDir: undefined,
+    ...defaultServerOptions('pg', DEFAULT_POSTGRES_PORT, cwd),
     database: 'eob',
-    startTimeoutMs: 60_000,
-    stopTimeoutMs: 60_000,
     settings: {},
-    fresh: false,
-    templateCacheDir: defaultCacheDirectory(),
     serverUser: 'postgres',
-    log: () => undefined,
     replication: undefined,
   };
 }
@@ -115,21 +106,15 @@ const SETTING_NAME = /^[a-z_][a-z0-9_.]*$/;
 export function resolvePrivatePostgresOptions(given: Partial<PrivatePostgresOptions>, cwd: string = process.cwd()): PrivatePostgresOptions {
   const defined = definedOnly<PrivatePostgresOptions>(given);
   const options: PrivatePostgresOptions = { ...defaultPrivatePostgresOptions(cwd), ...defined };
-  intInRange(COMPONENT, 'port', options.port, 1, 65_535);
-  if (given.datadir === undefined) options.datadir = path.join(cwd, '.eob', `pg-${options.port}`);
-  options.datadir = path.resolve(cwd, nonEmptyString(COMPONENT, 'datadir', options.datadir));
+  resolveServerOptions(COMPONENT, options, given.datadir !== undefined, 'pg', cwd);
   // Lower case: an unquoted name, so CREATE DATABASE needs no quoting and the URL no encoding.
   matches(COMPONENT, 'database', options.database, /^[a-z_][a-z0-9_]{0,62}$/, 'a database name of lower-case letters, digits and _');
-  intInRange(COMPONENT, 'startTimeoutMs', options.startTimeoutMs, 100, 3_600_000);
-  intInRange(COMPONENT, 'stopTimeoutMs', options.stopTimeoutMs, 100, 3_600_000);
-  if (options.binDir !== undefined) nonEmptyString(COMPONENT, 'binDir', options.binDir);
   matches(COMPONENT, 'serverUser', options.serverUser, /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/, 'an OS user name');
   for (const [name, value] of Object.entries(options.settings)) {
     if (!SETTING_NAME.test(name) || typeof value !== 'string') {
       throw new OptionsError(`${COMPONENT}: settings must map setting names (e.g. shared_buffers) to string values (got ${JSON.stringify(name)})`);
     }
   }
-  if (typeof options.log !== 'function') throw new OptionsError(`${COMPONENT}: log must be a function`);
   if (options.replication !== undefined) validateReplication(options.replication);
   return options;
 }
@@ -172,6 +157,8 @@ const POSTGRES: ServerKind = {
   stopSignal: 'SIGINT',
   forks: true,
   StartError: PostgresStartError,
+  serverName: 'PostgreSQL',
+  inUseAdvice: () => 'stop it or pick another --datadir',
 };
 
 export interface PostgresInfo {
@@ -212,76 +199,46 @@ interface ClientTarget {
   password?: string;
 }
 
-export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
-  private binaries: PostgresBinaries | undefined;
-  private password: string | undefined;
-  private account: OsUser | undefined;
-  private runDir: string | undefined;
+export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions, PostgresBinaries> {
   private prepared = false;
 
   constructor(options: Partial<PrivatePostgresOptions> = {}) {
     super(POSTGRES, resolvePrivatePostgresOptions(options));
   }
 
-  static async create(options: Partial<PrivatePostgresOptions> = {}): Promise<PrivatePostgres> {
-    const db = new PrivatePostgres(options);
-    await db.start();
-    return db;
-  }
-
   /** postgres://postgres:<password>@127.0.0.1:<port>/<database>; known once start() has prepared the data directory. */
   get url(): string {
     return `postgres://${SUPERUSER}:${encodeURIComponent(this.superuserPassword)}@127.0.0.1:${this.options.port}/${this.options.database}`;
   }
-  /** The 0600 file in the data directory that keeps the superuser's password. */
-  get passwordFile(): string {
-    return path.join(this.options.datadir, PASSWORD_FILE);
-  }
-  get serverUser(): string {
-    return this.account?.name ?? os.userInfo().username;
-  }
   /** The private directory holding the server's unix socket (`.s.PGSQL.<port>`). */
   get socketDirectory(): string {
-    if (this.runDir === undefined) throw new Error(`${COMPONENT}: the socket directory exists once start() has been called`);
-    return this.runDir;
-  }
-  private get superuserPassword(): string {
-    if (this.password === undefined) throw new Error(`${COMPONENT}: the password (and so the URL) is known once start() has prepared the data directory`);
-    return this.password;
+    return this.runDirectory;
   }
 
   /** Starts the server (the first time: finds the binaries, prepares the data directory); resolves with ms from spawn to ready. */
   async start(): Promise<number> {
-    this.binaries ??= await findPostgresBinaries(this.options.binDir);
-    const binaries = this.binaries;
+    const binaries = await this.findBinaries();
     await this.refuseRunningOrPortTaken();
     if (!this.prepared) {
       this.account = await this.chooseServerAccount(binaries);
-      await this.prepareDataDirectory(binaries);
+      await this.prepareDataDirectory(() => this.createDataDirectory(binaries));
       const replication = this.options.replication;
       if (replication?.role === 'primary') await allowReplicationLogin(this.options.datadir, replication.user);
       await restrictDataDirectory(this.options.datadir, this.account);
       this.password = await readOrCreatePassword(this.options.datadir);
-      if (this.runDir === undefined) {
-        await sweepAbandonedRunDirectories({ log: (line) => this.options.log(`postgres: ${line}`) });
-        this.runDir = await createRunDirectory('eob-pg-', this.account);
-        deleteOnExit(this.runDir);
-      }
+      await this.makeRunDirectory('eob-pg-');
       this.prepared = true;
     }
     await this.refuseDataDirectoryInUse();
     return this.spawnAndWait(binaries);
   }
 
-  /** Stops the server if it runs and deletes its data directory (only one made by this tool) and its socket directory. */
-  async remove(): Promise<void> {
-    await this.stop();
-    await removeDataDirectory(this.options.datadir);
-    if (this.runDir !== undefined) {
-      await deleteNow(this.runDir);
-      this.runDir = undefined;
-      this.prepared = false;
-    }
+  protected locateBinaries(): Promise<PostgresBinaries> {
+    return findPostgresBinaries(this.options.binDir);
+  }
+
+  protected override removed(): void {
+    this.prepared = false;
   }
 
   /** Version and the durability settings the server actually runs with, for results and logs. */
@@ -336,28 +293,13 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
     return user;
   }
 
-  private async prepareDataDirectory(binaries: PostgresBinaries): Promise<void> {
+  /** The engine's part of preparing a data directory: a standby's base backup of its primary, or a new one. */
+  private async createDataDirectory(binaries: PostgresBinaries): Promise<string> {
     const { datadir } = this.options;
-    let state = await inspectDataDirectory(datadir);
-    if (state === 'foreign') {
-      throw new DataDirectoryError(`data directory ${datadir} is not empty and was not created by eob; pick another one with --datadir (or empty it yourself)`);
-    }
-    if (state === 'managed' && this.options.fresh) {
-      await this.refuseDataDirectoryInUse();
-      await removeDataDirectory(datadir);
-      state = 'missing';
-    }
-    if (state === 'managed') {
-      await ensureWritableDirectory(datadir);
-      this.options.log(`postgres: reusing data directory ${datadir}`);
-      return;
-    }
-    const started = performance.now();
     const replication = this.options.replication;
     if (replication?.role === 'standby') {
       await createStandbyDataDirectory({ binaries, datadir, source: replication, account: this.account, timeoutMs: this.options.startTimeoutMs });
-      this.options.log(`postgres: base backup of the primary on port ${replication.primaryPort} into ${datadir} in ${Math.round(performance.now() - started)} ms`);
-      return;
+      return `base backup of the primary on port ${replication.primaryPort} into ${datadir}`;
     }
     await createPostgresDataDirectory({
       binaries,
@@ -366,17 +308,7 @@ export class PrivatePostgres extends ServerProcess<PrivatePostgresOptions> {
       account: this.account,
       timeoutMs: this.options.startTimeoutMs,
     });
-    this.options.log(`postgres: created data directory ${datadir} in ${Math.round(performance.now() - started)} ms`);
-  }
-
-  /** A server of another process on this data directory: say so plainly instead of PostgreSQL's lock-file message. */
-  private async refuseDataDirectoryInUse(): Promise<void> {
-    const pid = await this.otherServerPid();
-    if (pid !== undefined) {
-      throw new PostgresStartError(
-        `data directory ${this.options.datadir} is in use by a running PostgreSQL (pid ${pid}); stop it or pick another --datadir`,
-      );
-    }
+    return `created data directory ${datadir}`;
   }
 
   private serverArgs(): string[] {
