@@ -138,6 +138,18 @@ test('a target, a variable or a command that does not exist is reported (the con
   assert.deepEqual(unknownNames('x.md', doc, makefile, cli), ['x.md:2: make nonsense', 'x.md:3: make NOSUCH=1', 'x.md:3: make ALSO_NOT="a b"', 'x.md:4: eob frobnicate']);
 });
 
+/** The make targets the Makefile documents (`target: ... ## what`) that the README's table of targets lacks. */
+function targetsMissingFromReadme(makefileText: string, readme: string): string[] {
+  const documented = [...makefileText.matchAll(/^([a-z][a-z-]*):.*## /gm)].map((m) => m[1]!).filter((t) => t !== 'help');
+  return documented.filter((t) => !readme.includes(`| \`make ${t}\` |`));
+}
+
+test('the README lists every make target the Makefile documents', () => {
+  assert.deepEqual(targetsMissingFromReadme(makefile, readFileSync(join(root, 'README.md'), 'utf8')), []);
+  // The control: a target added to the Makefile and not to the README is reported.
+  assert.deepEqual(targetsMissingFromReadme(`${makefile}\nnewthing: ## does a new thing\n`, readFileSync(join(root, 'README.md'), 'utf8')), ['newthing']);
+});
+
 const blocks = documents().flatMap((file) => runnableBlocks(relative(root, file), readFileSync(file, 'utf8')));
 
 test('the README has runnable blocks, the walk-through and make demo among them', () => {
