@@ -25,27 +25,21 @@
 // starts a fresh server in its place that copies everything from the new primary's binary log (which holds the
 // whole history: every node logs from its first start, and log_slave_updates logs what it applied). A diverged
 // old primary (commits it made that the replica never received) therefore cannot rejoin: its data is gone.
-import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { formatMysqlUrl } from '../../system/db/mariadb/mysqlUrl.ts';
-import { definedOnly, intInRange, nonEmptyString, OptionsError } from '../../validate.ts';
+import { definedOnly, intInRange, OptionsError } from '../../validate.ts';
 import { newPassword } from '../password.ts';
-import { findFreePort } from '../ports.ts';
 import { defaultCacheDirectory } from '../privateDirectory.ts';
 import type { ReplicaPair, ReplicaPairNode, ReplicaRole, ReplicationLevel } from '../replication/replicaPair.ts';
 import { LEVELS_OF_ENGINE } from '../replication/replicaPair.ts';
+import { checkPairPlacement, freePortOtherThan, PairSlots, placePair, type PairPlacement } from '../replication/pairPlacement.ts';
 import { DatabaseStartError, ManagedDatabase } from './managedDatabase.ts';
 
 const COMPONENT = 'mariadb replica pair';
 
-export interface MariadbReplicaPairOptions {
+/** Placement (PairPlacement): the parent folder defaults to `.eob/pair-<primary port>`, with `node-1` and `node-2`. */
+export interface MariadbReplicaPairOptions extends PairPlacement {
   level: ReplicationLevel;
-  /** The two servers' data directories (e.g. the tests' scratch directories); default `<datadir>/node-1`, `node-2`. */
-  nodeDatadirs: readonly string[] | undefined;
-  /** Parent of the nodes' data directories when nodeDatadirs is not given; default `.eob/pair-<first port>`. */
-  datadir: string | undefined;
-  /** The two client ports on 127.0.0.1 (primary first); missing ones are picked free. */
-  ports: readonly number[] | undefined;
   database: string;
   /**
    * semi-sync only. undefined (the default): never fall back to asynchronous replication; a commit waits for a
@@ -91,17 +85,7 @@ export function resolveMariadbReplicaPairOptions(given: Partial<MariadbReplicaPa
   if (!levels.includes(o.level)) {
     throw new OptionsError(`${COMPONENT}: level must be one of ${levels.join(', ')} on MariaDB (got ${JSON.stringify(o.level)}; 'sync' is PostgreSQL's synchronous_standby_names)`);
   }
-  if (o.nodeDatadirs !== undefined) {
-    if (o.datadir !== undefined) throw new OptionsError(`${COMPONENT}: give datadir or nodeDatadirs, not both`);
-    if (!Array.isArray(o.nodeDatadirs) || o.nodeDatadirs.length !== 2) throw new OptionsError(`${COMPONENT}: nodeDatadirs must name two data directories (primary, replica)`);
-    for (const d of o.nodeDatadirs) nonEmptyString(COMPONENT, 'nodeDatadirs', d);
-  }
-  if (o.datadir !== undefined) nonEmptyString(COMPONENT, 'datadir', o.datadir);
-  if (o.ports !== undefined) {
-    if (!Array.isArray(o.ports) || o.ports.length > 2) throw new OptionsError(`${COMPONENT}: ports must name at most two ports (got ${JSON.stringify(o.ports)})`);
-    for (const p of o.ports) intInRange(COMPONENT, 'ports', p, 1, 65_535);
-    if (new Set(o.ports).size !== o.ports.length) throw new OptionsError(`${COMPONENT}: ports must differ (got ${o.ports.join(', ')})`);
-  }
+  checkPairPlacement(COMPONENT, o);
   if (o.semiSyncTimeoutMs !== undefined) {
     if (o.level !== 'semi-sync') throw new OptionsError(`${COMPONENT}: semiSyncTimeoutMs applies to level semi-sync only (level is ${o.level})`);
     intInRange(COMPONENT, 'semiSyncTimeoutMs', o.semiSyncTimeoutMs, 1, MAX_SEMI_SYNC_TIMEOUT_MS);
@@ -137,7 +121,7 @@ const POLL_MS = 20;
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 type Row = Record<string, unknown>;
 
-export class MariadbReplicaPair implements ReplicaPair {
+export class MariadbReplicaPair extends PairSlots<Slot> implements ReplicaPair {
   readonly engine = 'mariadb' as const;
   private nextServerId = 1;
   /** ms the last promotion waited for the replica's SQL thread to apply its relay log. */
@@ -145,10 +129,12 @@ export class MariadbReplicaPair implements ReplicaPair {
 
   private constructor(
     readonly options: MariadbReplicaPairOptions,
-    private readonly slots: Slot[],
+    protected readonly slots: Slot[],
     private readonly password: string,
     private readonly replication: { user: string; password: string },
-  ) {}
+  ) {
+    super();
+  }
 
   get level(): ReplicationLevel {
     return this.options.level;
@@ -157,13 +143,11 @@ export class MariadbReplicaPair implements ReplicaPair {
   /** Starts both servers and the replication; resolves once the replica has caught up (and, semi-sync, acknowledges). */
   static async create(given: Partial<MariadbReplicaPairOptions> = {}): Promise<MariadbReplicaPair> {
     const options = resolveMariadbReplicaPairOptions(given);
-    const ports = [options.ports?.[0] ?? (await findFreePort()), options.ports?.[1] ?? (await freePortOtherThan(options.ports?.[0]))];
-    const parent = path.resolve(options.datadir ?? path.join('.eob', `pair-${ports[0]}`));
-    const datadirs = options.nodeDatadirs ?? [path.join(parent, 'node-1'), path.join(parent, 'node-2')];
+    const { ports, datadirs } = await placePair(options, 'pair', ['node-1', 'node-2']);
     const pair = new MariadbReplicaPair(options, [], newPassword(), { user: 'eob_repl', password: newPassword() });
     try {
-      const primary = pair.makeSlot(0, ports[0]!, datadirs[0]!, 'primary');
-      const replica = pair.makeSlot(1, ports[1]!, datadirs[1]!, 'replica');
+      const primary = pair.makeSlot(0, ports[0], datadirs[0], 'primary');
+      const replica = pair.makeSlot(1, ports[1], datadirs[1], 'replica');
       pair.slots.push(primary, replica);
       await primary.server.start();
       await pair.withNode(primary, async (c) => {
@@ -179,21 +163,6 @@ export class MariadbReplicaPair implements ReplicaPair {
     }
     options.log(`${COMPONENT}: ${options.level} primary on 127.0.0.1:${ports[0]}, replica on 127.0.0.1:${ports[1]}`);
     return pair;
-  }
-
-  get nodes(): readonly ReplicaPairNode[] {
-    return this.slots.map((s) => this.nodeOf(s));
-  }
-
-  get primary(): ReplicaPairNode | undefined {
-    const slot = this.slots.find((s) => s.role === 'primary');
-    return slot === undefined ? undefined : this.nodeOf(slot);
-  }
-
-  /** The replica's node, if one is running. */
-  get replica(): ReplicaPairNode | undefined {
-    const slot = this.slots.find((s) => s.role === 'replica');
-    return slot === undefined ? undefined : this.nodeOf(slot);
   }
 
   /** Both servers, original primary first (the launchers, for CPU and logs). */
@@ -287,7 +256,7 @@ export class MariadbReplicaPair implements ReplicaPair {
     return formatMysqlUrl({ user: 'root', password: this.password, host: '127.0.0.1', port, database: this.options.database });
   }
 
-  private nodeOf(slot: Slot): ReplicaPairNode {
+  protected nodeOf(slot: Slot): ReplicaPairNode {
     return { url: this.urlOfPort(slot.server.port), port: slot.server.port, pid: slot.server.pid, role: slot.role };
   }
 
@@ -431,9 +400,3 @@ async function slaveStatus(c: mysql.Connection): Promise<Row | undefined> {
   return (rows as Row[])[0];
 }
 
-async function freePortOtherThan(port: number | undefined): Promise<number> {
-  for (;;) {
-    const p = await findFreePort();
-    if (p !== port) return p;
-  }
-}

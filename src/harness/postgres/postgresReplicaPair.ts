@@ -28,11 +28,10 @@
 // node never received). promoteReplica refuses while the old primary runs, for the same reason; rebuildReplica
 // deletes the dead node's data directory and makes a fresh base backup of the new primary in its place.
 import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import pg from 'pg';
-import { definedOnly, intInRange, nonEmptyString, OptionsError } from '../../validate.ts';
+import { definedOnly, intInRange, OptionsError } from '../../validate.ts';
 import { newPassword } from '../password.ts';
-import { findFreePort } from '../ports.ts';
+import { checkPairPlacement, freePortOtherThan, PairSlots, placePair, type PairPlacement } from '../replication/pairPlacement.ts';
 import { defaultCacheDirectory } from '../privateDirectory.ts';
 import type { ReplicaPair, ReplicaPairNode, ReplicaRole, ReplicationLevel } from '../replication/replicaPair.ts';
 import { PrivatePostgres } from './privatePostgres.ts';
@@ -46,14 +45,9 @@ const STANDBY_NAME = 'eob_replica';
 export type PostgresReplicationLevel = Extract<ReplicationLevel, 'async' | 'sync'>;
 export const POSTGRES_REPLICATION_LEVELS: readonly PostgresReplicationLevel[] = ['async', 'sync'];
 
-export interface PostgresReplicaPairOptions {
+/** Placement (PairPlacement): the parent folder defaults to `.eob/pg-pair-<primary port>`, with `primary` and `replica`. */
+export interface PostgresReplicaPairOptions extends PairPlacement {
   level: PostgresReplicationLevel;
-  /** Ports on 127.0.0.1 of the primary and then the standby; missing ones are picked free. */
-  ports: readonly number[] | undefined;
-  /** Parent of the two data directories (`primary`, `replica`); default `.eob/pg-pair-<primary port>`. */
-  datadir: string | undefined;
-  /** The two data directories themselves (instead of `datadir`; e.g. the tests' scratch directories). */
-  nodeDatadirs: readonly string[] | undefined;
   database: string;
   binDir: string | undefined;
   /** Deadline for each server to start (the standby's base backup included) and for the standby to stream. */
@@ -88,16 +82,7 @@ export function resolvePostgresReplicaPairOptions(given: Partial<PostgresReplica
   if (!(POSTGRES_REPLICATION_LEVELS as readonly string[]).includes(o.level)) {
     throw new OptionsError(`${COMPONENT}: level must be one of ${POSTGRES_REPLICATION_LEVELS.join(', ')} on PostgreSQL (got ${JSON.stringify(o.level)})`);
   }
-  if (o.ports !== undefined) {
-    if (o.ports.length > 2) throw new OptionsError(`${COMPONENT}: ports are at most two, the primary's and the replica's (got ${o.ports.length})`);
-    for (const port of o.ports) intInRange(COMPONENT, 'ports', port, 1, 65_535);
-    if (o.ports.length === 2 && o.ports[0] === o.ports[1]) throw new OptionsError(`${COMPONENT}: ports must differ (got ${o.ports[0]} twice)`);
-  }
-  if (o.datadir !== undefined) nonEmptyString(COMPONENT, 'datadir', o.datadir);
-  if (o.nodeDatadirs !== undefined) {
-    if (o.datadir !== undefined) throw new OptionsError(`${COMPONENT}: give datadir or nodeDatadirs, not both`);
-    if (o.nodeDatadirs.length !== 2) throw new OptionsError(`${COMPONENT}: nodeDatadirs must be two directories, the primary's and the replica's`);
-  }
+  checkPairPlacement(COMPONENT, o);
   intInRange(COMPONENT, 'startTimeoutMs', o.startTimeoutMs, 100, 3_600_000);
   intInRange(COMPONENT, 'stopTimeoutMs', o.stopTimeoutMs, 100, 3_600_000);
   if (typeof o.log !== 'function') throw new OptionsError(`${COMPONENT}: log must be a function`);
@@ -138,7 +123,7 @@ interface Slot {
   role: ReplicaRole;
 }
 
-export class PostgresReplicaPair implements ReplicaPair {
+export class PostgresReplicaPair extends PairSlots<Slot> implements ReplicaPair {
   readonly engine = 'postgres' as const;
   /** The standby's primary_conninfo while it is held (it holds the replication password: memory only). */
   private heldConninfo: string | undefined;
@@ -146,21 +131,20 @@ export class PostgresReplicaPair implements ReplicaPair {
   private constructor(
     readonly level: PostgresReplicationLevel,
     /** The original primary's slot first; a rebuilt replica takes the slot of the node that died. */
-    private readonly slots: Slot[],
+    protected readonly slots: Slot[],
     private readonly password: string,
     private readonly options: PostgresReplicaPairOptions,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Starts the primary, makes the standby from a base backup of it, and resolves once the standby streams. */
   static async start(given: Partial<PostgresReplicaPairOptions> = {}): Promise<PostgresReplicaPair> {
     const o = resolvePostgresReplicaPairOptions(given);
-    const ports: [number, number] = [o.ports?.[0] ?? (await findFreePort()), o.ports?.[1] ?? (await findFreePort())];
-    while (ports[0] === ports[1] && o.ports?.[1] === undefined) ports[1] = await findFreePort();
-    const parent = path.resolve(o.datadir ?? path.join('.eob', `pg-pair-${ports[0]}`));
+    const { ports, parent, datadirs } = await placePair(o, 'pg-pair', ['primary', 'replica']);
     // The server's OS user (under root) must be able to pass through the parent to reach its data directory.
     if (o.nodeDatadirs === undefined) await mkdir(parent, { recursive: true, mode: 0o755 });
-    const primaryDir = o.nodeDatadirs?.[0] ?? path.join(parent, 'primary');
-    const replicaDir = o.nodeDatadirs?.[1] ?? path.join(parent, 'replica');
+    const [primaryDir, replicaDir] = datadirs;
     const password = newPassword();
     const pair = new PostgresReplicaPair(o.level, [], password, o);
     const primary: Slot = { server: pair.makeServer(0, ports[0], primaryDir, undefined), role: 'primary' };
@@ -211,22 +195,7 @@ export class PostgresReplicaPair implements ReplicaPair {
     });
   }
 
-  get nodes(): readonly ReplicaPairNode[] {
-    return this.slots.map((s) => this.nodeOf(s));
-  }
-
-  get primary(): ReplicaPairNode | undefined {
-    const slot = this.slots.find((s) => s.role === 'primary');
-    return slot === undefined ? undefined : this.nodeOf(slot);
-  }
-
-  /** The replica's node, if one runs. */
-  get replica(): ReplicaPairNode | undefined {
-    const slot = this.slots.find((s) => s.role === 'replica');
-    return slot === undefined ? undefined : this.nodeOf(slot);
-  }
-
-  private nodeOf(slot: Slot): ReplicaPairNode {
+  protected nodeOf(slot: Slot): ReplicaPairNode {
     const { server } = slot;
     return { url: this.urlOf(server), port: server.port, pid: server.pid, role: server.running ? slot.role : 'down' };
   }
@@ -340,8 +309,7 @@ export class PostgresReplicaPair implements ReplicaPair {
     if (index < 0) throw new ReplicaPairError(`${COMPONENT}: rebuildReplica needs a node that is down (the pair has a primary and a replica already)`);
     const old = this.slots[index]!;
     await old.server.remove();
-    let port = await findFreePort();
-    while (port === primary.server.port) port = await findFreePort();
+    const port = await freePortOtherThan(primary.server.port);
     const fresh: Slot = { server: this.makeServer(index, port, old.server.datadir, primary.server.port), role: 'replica' };
     this.slots[index] = fresh;
     // The primary's slot for the dead standby (if it was made from this primary) would keep WAL for nobody.
