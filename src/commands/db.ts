@@ -217,23 +217,10 @@ async function startPair(engine: EngineName, args: StartArgs, env: ReturnType<ty
   const primary = pair.primary;
   if (primary === undefined) throw new Error('db start: the pair started without a primary');
   const vip = await TcpProxy.start({ targetPort: primary.port });
-  let stopping: Promise<void> | undefined;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping !== undefined) return;
-    process.stderr.write(`replica pair: ${signal}: shutting both servers down cleanly\n`);
-    stopping = vip
-      .close()
-      .then(() => pair.stop())
-      .then(
-        () => process.exit(0),
-        (error: unknown) => {
-          process.stderr.write(`eob db start: ${describeError(error)}\n`);
-          process.exit(1);
-        },
-      );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  stopOnSignal('replica pair: {signal}: shutting both servers down cleanly', async () => {
+    await vip.close();
+    await pair.stop();
+  });
   const [first, second] = pair.nodes;
   process.stdout.write(
     `DATABASE_URL=${throughAddress(primary.url, vip.port)}\n` +
@@ -260,20 +247,7 @@ async function startGalera(args: StartArgs, env: ReturnType<typeof readEnvironme
     startTimeoutMs: Math.max(args['start-timeout-ms'], 300_000),
     log,
   });
-  let stopping: Promise<void> | undefined;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping !== undefined) return;
-    process.stderr.write(`galera cluster: ${signal}: shutting the nodes down cleanly\n`);
-    stopping = cluster.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        process.stderr.write(`eob db start: ${describeError(error)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  const stopping = stopOnSignal('galera cluster: {signal}: shutting the nodes down cleanly', () => cluster.stop());
   const lines = [`DATABASE_URL=${cluster.urlOf(1)}`, ...cluster.nodes.map((n) => `DATABASE_URL_${n.index}=${cluster.urlOf(n.index)}`)];
   const first = cluster.node(1).server;
   process.stdout.write(
@@ -282,8 +256,9 @@ async function startGalera(args: StartArgs, env: ReturnType<typeof readEnvironme
       `pids=${cluster.nodes.map((n) => n.server.pid).join(',')}\n`,
   );
   await Promise.race(cluster.nodes.map((n) => n.server.whenExited()));
-  if (stopping !== undefined) {
-    await stopping;
+  const stopUnderWay = stopping();
+  if (stopUnderWay !== undefined) {
+    await stopUnderWay;
     return;
   }
   process.stderr.write('eob db start: a node exited on its own; see its error log (error.log in its data directory); stopping the others\n');
@@ -306,6 +281,29 @@ const stopCommand: CommandModule<object, StopArgs> = {
     process.stdout.write(stopped ? `database in ${datadir} stopped\n` : `no database running in ${datadir}\n`);
   },
 };
+
+/**
+ * On the first SIGINT or SIGTERM, says `line` ({signal} replaced) and runs `stop` once, then exits: 0 once it is
+ * done, 1 with the error. For servers started whole before the handlers are set (a pair, a cluster). Returns the
+ * stop under way, if a signal came.
+ */
+function stopOnSignal(line: string, stop: () => Promise<void>): () => Promise<void> | undefined {
+  let stopping: Promise<void> | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping !== undefined) return;
+    process.stderr.write(`${line.replace('{signal}', signal)}\n`);
+    stopping = stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`eob db start: ${describeError(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => stopping;
+}
 
 export const command: CommandModule<object, object> = {
   command: 'db <command>',
