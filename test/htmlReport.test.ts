@@ -78,7 +78,7 @@ test('chaos page: FAIL outcome and the failed case first-class, timeline loaded;
     const opened = openInChromium(binary, path.join(dir, 'index.html'));
     const shown = text(opened.dom);
     assert.match(shown, /FAIL: 1 of 2 case\(s\) not as expected/);
-    assert.match(shown, /PASS ctl-before-commit: expected lost, got invalid: detected 100 lost/);
+    assert.match(shown, /PASS ctl-before-commit: expected never-counted, got invalid: detected 100 lost/);
     assert.match(shown, /FAIL eo-offset-b1000: expected valid/);
     assert.equal((opened.dom.match(/<tr class="bad">/g) ?? []).length, 1, 'the failed case is marked');
     const widths = Object.fromEntries(opened.images.map((i) => [i.src, i.width]));
