@@ -48,6 +48,8 @@ interface Published {
   uuid: string;
   counter: string;
   xid: bigint;
+  /** Sent after the address was pointed at the promoted node: only those can have been answered by it. */
+  sentAfterRetarget: boolean;
 }
 
 /** Publishers through the address: raw autocommit INSERTs, reconnecting after a failure; records what was acknowledged. */
@@ -55,6 +57,7 @@ function startPublishers(url: string, topic: string) {
   const acknowledged: Published[] = [];
   let failed = 0;
   let stop = false;
+  let retargeted = false;
   const counters = Array.from({ length: COUNTERS }, () => randomUUID());
   const one = async (i: number): Promise<void> => {
     let client: pg.Client | undefined;
@@ -63,11 +66,12 @@ function startPublishers(url: string, topic: string) {
         client ??= await connect(url);
         const counter = counters[(i + n) % COUNTERS]!;
         const uuid = randomUUID();
+        const sentAfterRetarget = retargeted;
         const { rows } = await client.query<{ xid: string }>(
           `INSERT INTO "watermill_${topic}" ("uuid", "payload", "metadata") VALUES ($1, json_build_object('counter_uuid', $2::text), '{}') RETURNING "transaction_id"::text AS xid`,
           [uuid, counter],
         );
-        acknowledged.push({ uuid, counter, xid: BigInt(rows[0]!.xid) });
+        acknowledged.push({ uuid, counter, xid: BigInt(rows[0]!.xid), sentAfterRetarget });
       } catch {
         failed += 1;
         await client?.end().catch(() => undefined);
@@ -80,6 +84,10 @@ function startPublishers(url: string, topic: string) {
   const running = Promise.all(Array.from({ length: PUBLISHERS }, (_, i) => one(i)));
   return {
     acknowledged,
+    /** From now on the address leads to the promoted node. */
+    retargeted() {
+      retargeted = true;
+    },
     get failed() {
       return failed;
     },
@@ -173,10 +181,10 @@ async function failoverScenario(pair: PostgresReplicaPair, hold: boolean): Promi
     );
     const inFlightXid = BigInt(rows[0]!.xid);
     await sleep(200);
-    const beforeKill = publishers.acknowledged.length;
     await pair.killPrimary();
-    const lastAckedXidBeforeKill = publishers.acknowledged.slice(0, beforeKill).reduce((max, p) => (p.xid > max ? p.xid : max), 0n);
     await pair.promoteReplica();
+    // Told before the address moves, so no publish sent to the promoted node is taken for one of the old primary's.
+    publishers.retargeted();
     address.retarget(pair.nodes[1]!.port);
     // Under sync the promoted node's commits wait for a standby of its own: a fresh one, as the fault does.
     await pair.rebuildReplica();
@@ -184,7 +192,12 @@ async function failoverScenario(pair: PostgresReplicaPair, hold: boolean): Promi
     const promotedXmin = BigInt((await promoted.query<{ xmin: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin')).rows[0]!.xmin);
     await sleep(1_500);
     await publishers.stop();
-    const afterPromotion = publishers.acknowledged.slice(beforeKill);
+    // Split by where each publish was sent, not by when its answer came: answers from the old primary kept
+    // arriving while the kill was under way, some with ids below ones acknowledged before them (ids are taken at
+    // the INSERT, answers come in commit order), so a split by arrival time saw ids "reused" that never were.
+    const beforeKill = publishers.acknowledged.filter((p) => !p.sentAfterRetarget);
+    const lastAckedXidBeforeKill = beforeKill.reduce((max, p) => (p.xid > max ? p.xid : max), 0n);
+    const afterPromotion = publishers.acknowledged.filter((p) => p.sentAfterRetarget);
     const firstXidAfterPromotion = afterPromotion.reduce((min, p) => (p.xid < min ? p.xid : min), afterPromotion[0]?.xid ?? 0n);
 
     const db = openDatabase({ url: replicaUrl, connectionLimit: 2, connectTimeoutMs: 5_000, role: 'worker', multipleStatements: false });
