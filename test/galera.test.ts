@@ -25,6 +25,7 @@ import { createEffectsTable, readSqlEffects, recordSqlEffects, testPool } from '
 import { galeraMissing, useGaleraCluster, type GaleraCluster } from './support/galeraCluster.ts';
 import { runCase } from '../src/scenarios/chaos/runCase.ts';
 import { galeraMatrix } from '../src/scenarios/chaos/galeraMatrix.ts';
+import { claimUnackedStatement, createQueueTable, markAckedStatement } from '../src/system/sql/mariadb/queueTable.ts';
 
 const HOLD_MS = 3_000;
 const HIGHER = 20;
@@ -118,6 +119,76 @@ describe('the gap proof on a Galera cluster', { skip: missing }, () => {
     assert.equal(local.has(held), false, 'the node-local control lost the held message');
     assert.equal(local.size, 1 + HIGHER);
     assert.ok(run.logs.some((l) => l.startsWith('local: ') && /never committed; .*proof: statements-node-local/.test(l)), 'the control logged the hole as never committed');
+  });
+
+  // Queue mode's ack on a cluster. Two workers on two nodes can claim the same rows (the claim's lock is
+  // node-local), so the ack must not trust the claim: here node 2's claim is a plain read (standing in for a claim
+  // lock that did not hold), node 1 handles and acks the same rows first, and node 2 then applies its effects and
+  // acks. The unguarded ack (the rule before: `SET acked = 1 WHERE offset IN (...)`) commits and counts the rows
+  // twice; the guarded one fails with 1213 and its effects roll back with it.
+  it('queue ack on a cluster: an ack that trusts the claim counts twice, the guarded ack rolls back', async (t: TestContext) => {
+    const c = cluster();
+    const topic = newTopic();
+    const node1 = await mysql.createConnection({ uri: c.urlOf(1), multipleStatements: true });
+    const node2 = await mysql.createConnection({ uri: c.urlOf(2), multipleStatements: true });
+    // Node 2 seen from outside the transaction that races there.
+    const watch2 = await mysql.createConnection({ uri: c.urlOf(2), multipleStatements: true });
+    const db1 = { query: async <T>(sql: string, values?: unknown[]) => (await node1.query(sql, values))[0] as T };
+    await createQueueTable(db1, topic);
+    const counters = `eob_test_counts_${topic}`;
+    await node1.query(`CREATE TABLE \`${counters}\` (\`rule\` VARCHAR(16) PRIMARY KEY, \`n\` BIGINT NOT NULL) ENGINE=InnoDB`);
+    t.after(async () => {
+      await node1.query(`DROP TABLE IF EXISTS \`${counters}\``);
+      await Promise.all([node1.end(), node2.end(), watch2.end()]);
+    });
+    const table = `eob_queue_${topic}`;
+    const onNode2 = async <T>(sql: string): Promise<T> => (await watch2.query(`SET SESSION wsrep_sync_wait = 1; ${sql}`))[0] as T;
+
+    const race = async (rule: 'unguarded' | 'guarded'): Promise<{ counted: number; error: string | undefined }> => {
+      const [inserted] = await node1.query(`INSERT INTO \`${table}\` (\`uuid\`) VALUES (?), (?)`, [randomUUID(), randomUUID()]);
+      const first = Number((inserted as { insertId: number }).insertId);
+      // Galera hands out auto-increment values in steps of the cluster size: the two rows' offsets are read back.
+      const [rows] = await node1.query(`SELECT \`offset\` FROM \`${table}\` WHERE \`offset\` >= ? AND \`acked\` = 0 ORDER BY \`offset\``, [first]);
+      const offsets = (rows as { offset: number }[]).map((r) => Number(r.offset));
+      assert.equal(offsets.length, 2);
+      await eventually('node 2 has the rows', async () => (Number((await onNode2<{ n: number }[][]>(`SELECT COUNT(*) AS n FROM \`${table}\` WHERE \`offset\` IN (${offsets.join(',')})`))[1]![0]!.n)) === 2);
+
+      // Node 2 "claims" with a plain read; node 1 claims for real, counts and acks the same rows, and commits.
+      await node2.query('START TRANSACTION');
+      const [seen] = await node2.query(`SELECT \`offset\` FROM \`${table}\` WHERE \`offset\` IN (?) AND \`acked\` = 0`, [offsets]);
+      assert.equal((seen as unknown[]).length, 2, 'node 2 read both rows as unacked');
+      const claim = claimUnackedStatement(topic, 100);
+      const ack1 = markAckedStatement(topic, offsets);
+      await node1.query('START TRANSACTION');
+      const [claimed] = await node1.query(claim.sql, claim.values);
+      assert.deepEqual((claimed as { offset: number }[]).map((r) => Number(r.offset)), offsets, 'node 1 claims the same rows');
+      await node1.query(`INSERT INTO \`${counters}\` (\`rule\`, \`n\`) VALUES (?, 2) ON DUPLICATE KEY UPDATE \`n\` = \`n\` + 2`, [rule]);
+      await node1.query(`${ack1.sql};\nCOMMIT`, ack1.values);
+      await eventually("node 1's ack has reached node 2", async () => (Number((await onNode2<{ n: number }[][]>(`SELECT SUM(\`acked\`) AS n FROM \`${table}\` WHERE \`offset\` IN (${offsets.join(',')})`))[1]![0]!.n)) === 2);
+
+      // Node 2 now applies its effects and acks in its own transaction.
+      let error: string | undefined;
+      try {
+        await node2.query(`INSERT INTO \`${counters}\` (\`rule\`, \`n\`) VALUES (?, 2) ON DUPLICATE KEY UPDATE \`n\` = \`n\` + 2`, [rule]);
+        const ack2 = rule === 'guarded'
+          ? markAckedStatement(topic, offsets)
+          : { sql: `UPDATE \`${table}\` SET \`acked\` = 1 WHERE \`offset\` IN (${offsets.map(() => '?').join(', ')})`, values: offsets };
+        await node2.query(`${ack2.sql};\nCOMMIT`, ack2.values);
+      } catch (e) {
+        error = `${(e as { errno?: number }).errno}: ${(e as Error).message}`;
+        await node2.query('ROLLBACK');
+      }
+      const counted = await onNode2<{ n: number }[][]>(`SELECT \`n\` FROM \`${counters}\` WHERE \`rule\` = '${rule}'`);
+      return { counted: Number(counted[1]![0]!.n), error };
+    };
+
+    const unguarded = await race('unguarded');
+    const guarded = await race('guarded');
+    t.diagnostic(`unguarded ack: counted ${unguarded.counted} for 2 messages (${unguarded.error ?? 'committed'}); guarded ack: counted ${guarded.counted} (${guarded.error ?? 'committed'})`);
+    assert.equal(unguarded.error, undefined, 'the control: the unguarded ack commits');
+    assert.equal(unguarded.counted, 4, 'the control: two messages counted twice');
+    assert.match(guarded.error ?? '', /^1213: queue ack: a claimed row was acked by another transaction/);
+    assert.equal(guarded.counted, 2, 'the guarded ack rolled its effects back: each message counted once');
   });
 
   it('a node that left the primary component keeps the hole waiting until it is back, and its commit is counted once', async (t: TestContext) => {

@@ -38,19 +38,42 @@ export async function claimUnacked(db: SqlExecutor, topic: string, limit: number
   return (await db.query<MessageRow[]>(sql, values)).map(toMessage);
 }
 
-/** Acks exactly the rows handled, by offset; the row stays in the log so a checker can still read it. */
+/**
+ * Acks exactly the rows handled, by offset; the row stays in the log so a checker can still read it.
+ *
+ * The ack does not trust the claim's lock: it moves only rows that are still unacked, and if any claimed row
+ * is acked already it fails with 1213 (SQLSTATE 40001, a serialization failure), so the batch's effects roll
+ * back with it and the batch is claimed afresh. On one server the claim's FOR UPDATE lock makes that
+ * impossible and the check never fires. On a Galera cluster the claim's lock is node-local: two workers on two
+ * nodes can claim the same rows, and the cluster must then abort one of them (certification, or the applier's
+ * brute-force abort of the local lock holder). A quick chaos run once counted two messages twice with both
+ * transactions committing, no fault active, with the unguarded UPDATE; the guarded one turns every such pair
+ * into a write-write conflict on the same rows (each moves them 0 -> 1, or finds them moved and rolls back),
+ * the conflict Galera orders most plainly. With CLIENT_FOUND_ROWS (mysql2's default) ROW_COUNT() counts matched
+ * rows; with `acked = 0` in the WHERE, matched rows are changed rows either way.
+ *
+ * One statement (an anonymous block), so the ack and COMMIT still travel in one round trip: a failing block
+ * stops the multi-statement packet before its COMMIT.
+ */
 export function markAckedStatement(topic: string, offsets: readonly number[]): Statement {
   if (offsets.length === 0) throw new Error('markAckedStatement: no offsets');
   return {
-    sql: `UPDATE ${queueTable(topic)} SET \`acked\` = 1 WHERE \`offset\` IN (${offsets.map(() => '?').join(', ')})`,
-    values: [...offsets],
+    sql: `BEGIN NOT ATOMIC
+      UPDATE ${queueTable(topic)} SET \`acked\` = 1 WHERE \`offset\` IN (${offsets.map(() => '?').join(', ')}) AND \`acked\` = 0;
+      IF ROW_COUNT() <> ? THEN
+        SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'queue ack: a claimed row was acked by another transaction meanwhile (its claim lock did not hold); the batch rolls back';
+      END IF;
+    END`,
+    values: [...offsets, offsets.length],
   };
 }
 
+/** Acks `offsets` (all still unacked, or none: see markAckedStatement); resolves with how many were acked. */
 export async function markAcked(db: SqlExecutor, topic: string, offsets: readonly number[]): Promise<number> {
   if (offsets.length === 0) return 0;
   const { sql, values } = markAckedStatement(topic, offsets);
-  return (await db.query<{ affectedRows: number }>(sql, values)).affectedRows;
+  await db.query(sql, values);
+  return offsets.length;
 }
 
 export async function countQueue(db: SqlExecutor, topic: string): Promise<{ total: number; acked: number }> {
