@@ -107,7 +107,7 @@ export interface SqlEngine {
   ensureSchema(db: SqlExecutor, p: SchemaParams): Promise<void>;
   /** Offset mode: creates the messages, offsets and poison tables and the group's row (position 0) if missing. */
   ensureGroup(db: SqlExecutor, p: GroupParams): Promise<void>;
-  /** Queue mode: creates the queue and poison tables if missing. */
+  /** Queue mode, before a consumer starts: checks the server can run its ack, creates the queue and poison tables if missing. */
   ensureQueue(db: SqlExecutor, p: TopicParams): Promise<void>;
   /** Creates the topic table of `mode` only (a publisher's auto-initialization). */
   ensureTopicTable(db: SqlExecutor, p: TopicParams & { mode: TopicMode }): Promise<void>;

@@ -14,6 +14,7 @@ import {
 } from './offsetsTable.ts';
 import { createMessagesTable, deleteMessagesInRange, insertMessages, insertMessagesStatement, writeMessages, lockOffsetRangeNowait, selectAllMessages, selectMessagesAfterAckedStatement, selectMinOffset } from './messagesTable.ts';
 import {
+  assertQueueAckSupported,
   claimUnackedStatement,
   createQueueTable,
   deleteAckedQueueRows,
@@ -46,6 +47,7 @@ export const mariadbEngine: SqlEngine = {
     await createPoisonTable(db, p.topic);
   },
   ensureQueue: async (db, p) => {
+    await assertQueueAckSupported(db);
     await createQueueTable(db, p.topic);
     await createPoisonTable(db, p.topic);
   },

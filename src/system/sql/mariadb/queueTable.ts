@@ -76,6 +76,21 @@ export async function markAcked(db: SqlExecutor, topic: string, offsets: readonl
   return offsets.length;
 }
 
+/**
+ * Queue consumers need MariaDB: their ack is an anonymous block (BEGIN NOT ATOMIC, MariaDB 10.1 and later),
+ * which MySQL does not have. Checked once when a consumer starts, so that a MySQL server gets this sentence
+ * rather than a syntax error at the first ack.
+ */
+export async function assertQueueAckSupported(db: SqlExecutor): Promise<void> {
+  const rows = await db.query<{ v: string }[]>('SELECT VERSION() AS v');
+  const version = String(rows[0]?.v ?? '');
+  if (!/mariadb/i.test(version)) {
+    throw new Error(
+      `queue mode needs MariaDB: its ack is a MariaDB anonymous block (BEGIN NOT ATOMIC), and this server is ${version || 'of an unknown version'}; use offset mode (--mode offset) on MySQL`,
+    );
+  }
+}
+
 export async function countQueue(db: SqlExecutor, topic: string): Promise<{ total: number; acked: number }> {
   const rows = await db.query<{ total: number; acked: number | null }[]>(
     `SELECT COUNT(*) AS total, SUM(\`acked\`) AS acked FROM ${queueTable(topic)}`,
