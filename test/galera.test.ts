@@ -8,6 +8,8 @@
 //   comes back, and then commits it (a node outside the component is no proof that its transactions ended).
 // - the known members outlive the worker: a worker started while a node is away waits for it, because an
 //   earlier worker recorded it in eob_cluster_members;
+// - queue mode's ack: a claim on node 2 is aborted when node 1's ack for the same rows is applied there; a
+//   claim whose lock did not hold makes the unguarded ack count twice, while the guarded ack rolls back;
 // - chaos: galera-eo-offset, small, under node-kill and quorum-loss, with HTTP servers through nodes 2 and 3
 //   and raw publishers on every node, must come out valid; the node-local control beside it must lose.
 // Skipped, saying why, without galera-4 or rsync; in CI (which installs both) that is a failure.
@@ -122,15 +124,17 @@ describe('the gap proof on a Galera cluster', { skip: missing }, () => {
   });
 
   // Queue mode's ack on a cluster. Two workers on two nodes can claim the same rows (the claim's lock is
-  // node-local), so the ack must not trust the claim: here node 2's claim is a plain read (standing in for a claim
-  // lock that did not hold), node 1 handles and acks the same rows first, and node 2 then applies its effects and
-  // acks. The unguarded ack (the rule before: `SET acked = 1 WHERE offset IN (...)`) commits and counts the rows
-  // twice; the guarded one fails with 1213 and its effects roll back with it.
-  it('queue ack on a cluster: an ack that trusts the claim counts twice, the guarded ack rolls back', async (t: TestContext) => {
+  // node-local), and node 1 handles and acks them first. With a real claim on node 2 (FOR UPDATE SKIP LOCKED), the
+  // applier of node 1's ack aborts node 2's transaction, under either ack rule. With a claim whose lock did not
+  // hold (here a plain read stands in for it), the unguarded ack (the rule before: `SET acked = 1 WHERE offset IN
+  // (...)`) commits and counts the rows twice; the guarded one fails with 1213 and its effects roll back with it.
+  it('queue ack on a cluster: a real claim is aborted; without its lock the unguarded ack counts twice, the guarded ack rolls back', async (t: TestContext) => {
     const c = cluster();
     const topic = newTopic();
     const node1 = await mysql.createConnection({ uri: c.urlOf(1), multipleStatements: true });
     const node2 = await mysql.createConnection({ uri: c.urlOf(2), multipleStatements: true });
+    // The consumers' level: the claim then locks the rows it returns and no gap.
+    await node2.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
     // Node 2 seen from outside the transaction that races there.
     const watch2 = await mysql.createConnection({ uri: c.urlOf(2), multipleStatements: true });
     const db1 = { query: async <T>(sql: string, values?: unknown[]) => (await node1.query(sql, values))[0] as T };
@@ -144,7 +148,7 @@ describe('the gap proof on a Galera cluster', { skip: missing }, () => {
     const table = `eob_queue_${topic}`;
     const onNode2 = async <T>(sql: string): Promise<T> => (await watch2.query(`SET SESSION wsrep_sync_wait = 1; ${sql}`))[0] as T;
 
-    const race = async (rule: 'unguarded' | 'guarded'): Promise<{ counted: number; error: string | undefined }> => {
+    const race = async (rule: 'real-claim' | 'unguarded' | 'guarded'): Promise<{ counted: number; error: string | undefined }> => {
       const [inserted] = await node1.query(`INSERT INTO \`${table}\` (\`uuid\`) VALUES (?), (?)`, [randomUUID(), randomUUID()]);
       const first = Number((inserted as { insertId: number }).insertId);
       // Galera hands out auto-increment values in steps of the cluster size: the two rows' offsets are read back.
@@ -153,11 +157,14 @@ describe('the gap proof on a Galera cluster', { skip: missing }, () => {
       assert.equal(offsets.length, 2);
       await eventually('node 2 has the rows', async () => (Number((await onNode2<{ n: number }[][]>(`SELECT COUNT(*) AS n FROM \`${table}\` WHERE \`offset\` IN (${offsets.join(',')})`))[1]![0]!.n)) === 2);
 
-      // Node 2 "claims" with a plain read; node 1 claims for real, counts and acks the same rows, and commits.
-      await node2.query('START TRANSACTION');
-      const [seen] = await node2.query(`SELECT \`offset\` FROM \`${table}\` WHERE \`offset\` IN (?) AND \`acked\` = 0`, [offsets]);
-      assert.equal((seen as unknown[]).length, 2, 'node 2 read both rows as unacked');
+      // Node 2 claims (for real, or with a plain read); node 1 claims the same rows for real, counts and acks
+      // them, and commits.
       const claim = claimUnackedStatement(topic, 100);
+      await node2.query('START TRANSACTION');
+      const [seen] = rule === 'real-claim'
+        ? await node2.query(claim.sql, claim.values)
+        : await node2.query(`SELECT \`offset\` FROM \`${table}\` WHERE \`offset\` IN (?) AND \`acked\` = 0`, [offsets]);
+      assert.deepEqual((seen as { offset: number }[]).map((r) => Number(r.offset)), offsets, 'node 2 read both rows as unacked');
       const ack1 = markAckedStatement(topic, offsets);
       await node1.query('START TRANSACTION');
       const [claimed] = await node1.query(claim.sql, claim.values);
@@ -170,7 +177,7 @@ describe('the gap proof on a Galera cluster', { skip: missing }, () => {
       let error: string | undefined;
       try {
         await node2.query(`INSERT INTO \`${counters}\` (\`rule\`, \`n\`) VALUES (?, 2) ON DUPLICATE KEY UPDATE \`n\` = \`n\` + 2`, [rule]);
-        const ack2 = rule === 'guarded'
+        const ack2 = rule !== 'unguarded'
           ? markAckedStatement(topic, offsets)
           : { sql: `UPDATE \`${table}\` SET \`acked\` = 1 WHERE \`offset\` IN (${offsets.map(() => '?').join(', ')})`, values: offsets };
         await node2.query(`${ack2.sql};\nCOMMIT`, ack2.values);
@@ -182,9 +189,15 @@ describe('the gap proof on a Galera cluster', { skip: missing }, () => {
       return { counted: Number(counted[1]![0]!.n), error };
     };
 
+    const realClaim = await race('real-claim');
     const unguarded = await race('unguarded');
     const guarded = await race('guarded');
-    t.diagnostic(`unguarded ack: counted ${unguarded.counted} for 2 messages (${unguarded.error ?? 'committed'}); guarded ack: counted ${guarded.counted} (${guarded.error ?? 'committed'})`);
+    t.diagnostic(
+      `real claim on node 2: counted ${realClaim.counted} for 2 messages (${realClaim.error ?? 'committed'}); without the claim's lock, unguarded ack: ` +
+        `counted ${unguarded.counted} (${unguarded.error ?? 'committed'}); guarded ack: counted ${guarded.counted} (${guarded.error ?? 'committed'})`,
+    );
+    assert.match(realClaim.error ?? '', /^1213: /, "node 1's ack, applied on node 2, aborted node 2's claim");
+    assert.equal(realClaim.counted, 2, 'the real claim: each message counted once');
     assert.equal(unguarded.error, undefined, 'the control: the unguarded ack commits');
     assert.equal(unguarded.counted, 4, 'the control: two messages counted twice');
     assert.match(guarded.error ?? '', /^1213: queue ack: a claimed row was acked by another transaction/);

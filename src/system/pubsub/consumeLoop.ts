@@ -206,8 +206,15 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
 
   async function rollback(c: DbSession): Promise<void> {
     stats.rollbacks += 1;
-    // A rollback on a dead connection fails too; the error that matters is the first one.
-    await c.query('ROLLBACK').catch(() => undefined);
+    try {
+      await c.query('ROLLBACK');
+    } catch {
+      // A rollback on a dead connection fails too; the error that matters is the first one. The connection
+      // goes either way: kept, a transaction whose ROLLBACK did not run would be committed by the next
+      // START TRANSACTION (an implicit commit), effects without their ack or an ack without its effects.
+      c.destroy();
+      if (conn === c) conn = undefined;
+    }
   }
 
   /**

@@ -42,21 +42,33 @@ export async function claimUnacked(db: SqlExecutor, topic: string, limit: number
  * Acks exactly the rows handled, by offset; the row stays in the log so a checker can still read it.
  *
  * The ack does not trust the claim's lock: it moves only rows that are still unacked, and if any claimed row
- * is acked already it fails with 1213 (SQLSTATE 40001, a serialization failure), so the batch's effects roll
- * back with it and the batch is claimed afresh. On one server the claim's FOR UPDATE lock makes that
- * impossible and the check never fires. On a Galera cluster the claim's lock is node-local: two workers on two
- * nodes can claim the same rows, and the cluster must then abort one of them (certification, or the applier's
- * brute-force abort of the local lock holder). A quick chaos run once counted two messages twice with both
- * transactions committing, no fault active, with the unguarded UPDATE; the guarded one turns every such pair
- * into a write-write conflict on the same rows (each moves them 0 -> 1, or finds them moved and rolls back),
- * the conflict Galera orders most plainly. With CLIENT_FOUND_ROWS (mysql2's default) ROW_COUNT() counts matched
- * rows; with `acked = 0` in the WHERE, matched rows are changed rows either way.
+ * is acked already it fails with 1213 (SQLSTATE 40001, a serialization failure). The SIGNAL itself rolls
+ * nothing back: the consume loop's ROLLBACK undoes the batch's effects, and the batch is claimed afresh.
  *
- * One statement (an anonymous block), so the ack and COMMIT still travel in one round trip: a failing block
- * stops the multi-statement packet before its COMMIT.
+ * In a consume transaction on one server the claim's FOR UPDATE lock makes the check pass always. On a Galera
+ * cluster the claim's lock is node-local: workers on two nodes can claim the same rows, and the cluster must
+ * abort one of them. If the other's ack is committed and applied on this node before this UPDATE runs, the
+ * applier should already have aborted this transaction (brute force, for the claim's lock); should that abort
+ * not happen, an unguarded UPDATE would change nothing, its writeset would carry no key of these rows, and
+ * certification, which compares only with writesets this node had not applied yet, would let both commit. The
+ * check closes that case here, on this node, without relying on Galera. The other interleavings (the other ack
+ * arriving after this UPDATE moved the rows) are write-write conflicts on the same rows either way, and rest on
+ * certification and brute-force aborts, as they did before. A quick chaos run once counted two messages twice
+ * with the unguarded UPDATE, both transactions committing, no fault active; which interleaving that was is
+ * not known.
+ *
+ * With --ack-mode after-commit (a control) the ack runs in a transaction of its own, with no claim lock: there
+ * the check fails whenever another consumer acked the rows first, and the batch goes round again, adding to
+ * the duplicates that control exists to show.
+ *
+ * With CLIENT_FOUND_ROWS (mysql2's default) ROW_COUNT() counts matched rows; with `acked = 0` in the WHERE,
+ * matched rows are changed rows either way. One statement (an anonymous block, MariaDB only), so the ack and
+ * COMMIT still travel in one round trip: a failing block stops the multi-statement packet before its COMMIT.
  */
 export function markAckedStatement(topic: string, offsets: readonly number[]): Statement {
   if (offsets.length === 0) throw new Error('markAckedStatement: no offsets');
+  // A repeated offset would be matched once and counted against twice: the check would fail every time.
+  if (new Set(offsets).size !== offsets.length) throw new Error('markAckedStatement: repeated offsets');
   return {
     sql: `BEGIN NOT ATOMIC
       UPDATE ${queueTable(topic)} SET \`acked\` = 1 WHERE \`offset\` IN (${offsets.map(() => '?').join(', ')}) AND \`acked\` = 0;
@@ -68,7 +80,10 @@ export function markAckedStatement(topic: string, offsets: readonly number[]): S
   };
 }
 
-/** Acks `offsets` (all still unacked, or none: see markAckedStatement); resolves with how many were acked. */
+/**
+ * Acks `offsets`, which must all be unacked (see markAckedStatement); resolves with how many were acked. Outside a
+ * transaction a failure leaves the rows the UPDATE moved acked: call it inside one to get all or none.
+ */
 export async function markAcked(db: SqlExecutor, topic: string, offsets: readonly number[]): Promise<number> {
   if (offsets.length === 0) return 0;
   const { sql, values } = markAckedStatement(topic, offsets);
