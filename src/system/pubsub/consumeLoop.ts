@@ -12,7 +12,7 @@ import { assertTopicName } from '../sql/topicName.ts';
 import { DeliveryFailures } from './deliveryFailures.ts';
 import { isolateFailures, type FailedMessage } from './failureIsolation.ts';
 import { intInRange, oneOf, OptionsError } from '../../validate.ts';
-import { offsetRanges, type ConsumerEventSink } from './consumerEvents.ts';
+import { nextBatchNumber, offsetRanges, type ConsumerEventSink } from './consumerEvents.ts';
 
 export type ReadResult =
   | { kind: 'messages'; messages: Message[] }
@@ -184,7 +184,6 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
   // before-commit runs the handler after the ack has committed: nothing is redelivered there to count.
   const poisoning = options.poisonAfterFailures > 0 && options.ackMode !== 'before-commit';
   const emit = options.onEvent;
-  let batchSeq = 0;
 
   async function connection(): Promise<DbSession> {
     if (conn !== undefined) return conn;
@@ -323,7 +322,7 @@ export function createBatchConsumer(options: ConsumeLoopOptions, source: BatchSo
       return read.retryInMs;
     }
     const handled = read.messages;
-    const batch = ++batchSeq;
+    const batch = nextBatchNumber();
     emit?.({ e: 'read', batch, offsets: offsetRanges(handled.map((m) => m.offset)) });
     let poison: PoisonEntryOf[] = [];
     const ackAndPoison = (): Statement[] => [

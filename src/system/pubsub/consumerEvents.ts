@@ -18,6 +18,18 @@ export type ConsumerEvent =
 
 export type ConsumerEventSink = (event: ConsumerEvent) => void;
 
+let lastBatch = 0;
+
+/**
+ * A batch's number, unique in this process: a worker runs several consumers (queue mode's --concurrency), and
+ * an event log names a batch by (process, batch), so per-consumer numbers would let one consumer's rollback be
+ * read as another's.
+ */
+export function nextBatchNumber(): number {
+  lastBatch += 1;
+  return lastBatch;
+}
+
 export function offsetRanges(offsets: readonly number[]): OffsetRanges {
   const sorted = [...offsets].sort((a, b) => a - b);
   const ranges: OffsetRanges = [];
