@@ -63,9 +63,16 @@ test('chaos control: the INNODB_TRX-only gap rule under db-stall-allocator with 
     return;
   }
   // The quick case as it is: one injection of 600 HTTP + 1,200 raw lost 0 in 2 of 5 runs with 300 ms stalls;
-  // the quick size with 500 ms stalls lost 34-61 in every run made.
+  // the quick size with 500 ms stalls lost 34-61 in every run made. In one full-suite run on an idle machine it
+  // still came out clean (0 lost, no hole passed at all, every stall proven), and 3 runs of it alone right after
+  // lost messages: a clean run of a control is the race not happening, not the rule holding, so a clean first
+  // attempt gets one more.
   const c = quickCase('ctl-innodb-trx-only');
-  const r = await runCase(c, run);
+  let r = await runCase(c, run);
+  if (r.error === undefined && r.verdict !== undefined && r.verdict.lost === 0) {
+    t.diagnostic(`first attempt came out clean (gaps passed ${r.gapsPassed}); one more`);
+    r = await runCase(c, run);
+  }
   assert.equal(r.error, undefined);
   const stalls = r.faults.filter((f) => f.fault === 'db-stall-allocator');
   assert.ok(stalls.length >= c.perFault, `${stalls.length} injections, ${c.perFault} planned`);
