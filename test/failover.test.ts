@@ -8,22 +8,12 @@
 // whose pair is not available are refused with errors that say so.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCase } from '../src/scenarios/chaos/runCase.ts';
-import { replicationMatrix } from '../src/scenarios/chaos/replicationMatrix.ts';
 import { SystemUnderTest } from '../src/harness/systemUnderTest.ts';
-import { readEnvironment } from '../src/config.ts';
-
-function quickCase(name: string) {
-  const c = replicationMatrix('quick', 'mariadb').find((x) => x.name === name);
-  if (c === undefined) throw new Error(`no case ${name}`);
-  return c;
-}
+import { failoverCaseRunner } from './support/failoverCase.ts';
 
 describe('exactly-once across a failover (MariaDB primary and replica)', () => {
-  const env = readEnvironment();
   const logs: string[] = [];
-  const run = (name: string) =>
-    runCase(quickCase(name), { engine: 'mariadb', topology: 'primary-replica', mariadbBinDir: env.mariadbBinDir, searchPath: env.searchPath, log: (line) => logs.push(line) });
+  const run = failoverCaseRunner('mariadb', logs);
 
   it('semi-sync: valid across two failovers, nothing acknowledged lost, server and worker reconnect by themselves', async () => {
     const r = await run('failover-eo-offset-semi-sync');

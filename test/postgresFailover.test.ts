@@ -8,21 +8,11 @@
 //   acknowledged publishes.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCase } from '../src/scenarios/chaos/runCase.ts';
-import { replicationMatrix } from '../src/scenarios/chaos/replicationMatrix.ts';
-import { readEnvironment } from '../src/config.ts';
-
-function quickCase(name: string) {
-  const c = replicationMatrix('quick', 'postgres').find((x) => x.name === name);
-  if (c === undefined) throw new Error(`no case ${name}`);
-  return c;
-}
+import { failoverCaseRunner } from './support/failoverCase.ts';
 
 describe('exactly-once across a failover (PostgreSQL primary and standby)', () => {
-  const env = readEnvironment();
   const logs: string[] = [];
-  const run = (name: string) =>
-    runCase(quickCase(name), { engine: 'postgres', topology: 'primary-replica', postgresBinDir: env.postgresBinDir, searchPath: env.searchPath, log: (line) => logs.push(line) });
+  const run = failoverCaseRunner('postgres', logs);
 
   it('sync: valid across two failovers, nothing acknowledged lost, server and worker reconnect by themselves', async (t) => {
     const r = await run('failover-eo-offset-sync');
